@@ -1,0 +1,208 @@
+//! Executor: applies a plan to a root directory, all or nothing. Every file it replaces or removes is
+//! backed up first; when any step fails, every step already done is undone in reverse order. os.conf
+//! is removed last, only once everything else has succeeded.
+
+mod durable;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::plan::{FileOp, LiveAction, Mode, Plan};
+use crate::platform;
+use durable::{Meta, Saved};
+
+/// Where backups go, below the root: one directory per run, named by its UTC time.
+pub const BACKUP_DIR: &str = "var/lib/osconf/backup";
+
+#[derive(Debug)]
+pub struct Options {
+    pub live: bool,
+    /// os.conf, removed after success; a host path (it may sit on another partition than the root).
+    pub config_file: Option<PathBuf>,
+    /// UTC time stamp naming this run's backup directory.
+    pub stamp: String,
+}
+
+/// A failed step, named, and what went wrong while undoing (ideally nothing).
+#[derive(Debug)]
+pub struct ExecError {
+    pub step: String,
+    pub error: io::Error,
+    pub rollback_failures: Vec<String>,
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.step, self.error)?;
+        for failure in &self.rollback_failures {
+            write!(f, "\nrollback: {failure}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What applying did, for the log.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub backup_dir: Option<PathBuf>,
+    pub steps: Vec<String>,
+}
+
+enum Undo {
+    Restore(PathBuf, Saved),
+    Delete(PathBuf),
+    RemoveDir(PathBuf),
+    Hostname(String),
+}
+
+struct Executor<'a> {
+    root: &'a Path,
+    stamp: &'a str,
+    undo: Vec<Undo>,
+    report: Report,
+}
+
+pub fn apply(plan: &Plan, root: &Path, opts: &Options) -> Result<Report, ExecError> {
+    let mut ex = Executor {
+        root,
+        stamp: &opts.stamp,
+        undo: Vec::new(),
+        report: Report::default(),
+    };
+    match ex.run(plan, opts) {
+        Ok(()) => Ok(ex.report),
+        Err((step, error)) => {
+            let rollback_failures = ex.rollback();
+            Err(ExecError {
+                step,
+                error,
+                rollback_failures,
+            })
+        }
+    }
+}
+
+type StepError = (String, io::Error);
+
+impl Executor<'_> {
+    fn run(&mut self, plan: &Plan, opts: &Options) -> Result<(), StepError> {
+        for op in &plan.ops {
+            let step = describe(op);
+            self.file_op(op).map_err(|e| (step.clone(), e))?;
+            self.report.steps.push(step);
+        }
+        if opts.live {
+            for action in &plan.live {
+                let step = format!("live: {}", crate::plan::describe_live(action));
+                self.live(action).map_err(|e| (step.clone(), e))?;
+                self.report.steps.push(step);
+            }
+        }
+        if let Some(conf) = &opts.config_file {
+            let step = format!("removing {}", conf.display());
+            durable::remove(conf).map_err(|e| (step.clone(), e))?;
+            self.report.steps.push(step);
+        }
+        Ok(())
+    }
+
+    fn host(&self, path: &str) -> PathBuf {
+        self.root.join(path.trim_start_matches('/'))
+    }
+
+    fn file_op(&mut self, op: &FileOp) -> io::Result<()> {
+        let path = self.host(op.path());
+        let saved = durable::save(&path)?;
+        if let Some(saved) = &saved {
+            self.backup(op.path(), saved)?;
+        }
+        if !matches!(op, FileOp::Remove { .. }) {
+            let made = durable::create_parents(&path)?;
+            self.undo.extend(made.into_iter().map(Undo::RemoveDir));
+        }
+        let meta = match (op, &saved) {
+            (
+                FileOp::Write {
+                    mode: Mode::Default(_),
+                    ..
+                },
+                Some(Saved::File { meta, .. }),
+            ) => meta.clone(),
+            (
+                FileOp::Write {
+                    mode: Mode::Exact(m), ..
+                },
+                Some(Saved::File { meta, .. }),
+            ) => Meta {
+                mode: *m,
+                ..meta.clone()
+            },
+            (
+                FileOp::Write {
+                    mode: Mode::Default(m) | Mode::Exact(m),
+                    ..
+                },
+                _,
+            ) => Meta::new(*m),
+            _ => Meta::new(0o644),
+        };
+        let result = match op {
+            FileOp::Write { contents, .. } => durable::write_atomic(&path, contents, &meta),
+            FileOp::Symlink { target, .. } => durable::replace_with_link(&path, Path::new(target)),
+            FileOp::Remove { .. } => durable::remove(&path),
+        };
+        result?;
+        self.undo.push(match saved {
+            Some(saved) => Undo::Restore(path, saved),
+            None => Undo::Delete(path),
+        });
+        Ok(())
+    }
+
+    /// Copies the original into this run's backup directory, created on first use.
+    fn backup(&mut self, path: &str, saved: &Saved) -> io::Result<()> {
+        let dir = self.root.join(BACKUP_DIR).join(self.stamp);
+        let dest = dir.join(path.trim_start_matches('/'));
+        let made = durable::create_parents(&dest)?;
+        self.undo.extend(made.into_iter().map(Undo::RemoveDir));
+        if self.report.backup_dir.is_none() {
+            self.report.backup_dir = Some(dir);
+        }
+        durable::restore(&dest, saved)?;
+        self.undo.push(Undo::Delete(dest));
+        Ok(())
+    }
+
+    fn live(&mut self, action: &LiveAction) -> io::Result<()> {
+        if let LiveAction::SetHostname(_) = action {
+            self.undo.push(Undo::Hostname(platform::hostname()?));
+        }
+        platform::apply(action)
+    }
+
+    /// Undoes every step in reverse; returns what could not be undone.
+    fn rollback(&mut self) -> Vec<String> {
+        let mut failures = Vec::new();
+        while let Some(undo) = self.undo.pop() {
+            let (what, result) = match &undo {
+                Undo::Restore(path, saved) => (path.display().to_string(), durable::restore(path, saved)),
+                Undo::Delete(path) => (path.display().to_string(), durable::remove(path)),
+                Undo::RemoveDir(path) => (path.display().to_string(), std::fs::remove_dir(path)),
+                Undo::Hostname(name) => (format!("host name {name}"), platform::set_hostname(name)),
+            };
+            if let Err(e) = result {
+                failures.push(format!("{what}: {e}"));
+            }
+        }
+        failures
+    }
+}
+
+fn describe(op: &FileOp) -> String {
+    match op {
+        FileOp::Write { path, .. } => format!("writing {path}"),
+        FileOp::Symlink { path, target } => format!("linking {path} to {target}"),
+        FileOp::Remove { path } => format!("removing {path}"),
+    }
+}

@@ -1,0 +1,16 @@
+//! osconf: the first-boot agent for "Customized Linux" images on Alibaba Cloud ECS.
+//!
+//! Pipeline: `reader` (os.conf bytes → raw entries) → `model` (validated config) → `plan` (pure data,
+//! built by the `render` stacks against a read-only `system` view) → `exec` (applies a plan to a root,
+//! atomically, with rollback). Only `exec` and `platform` change anything.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod exec;
+pub mod model;
+pub mod plan;
+pub mod platform;
+pub mod reader;
+pub mod render;
+pub mod system;

@@ -1,0 +1,230 @@
+//! Field parsers: one function per kind of os.conf value, each returning a message that quotes the
+//! offending text. They judge a single value; rules across keys live in `validate`.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+use base64::Engine as _;
+
+/// A NIC hardware address, shown as lower-case `aa:bb:cc:dd:ee:ff` whatever form os.conf used.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl fmt::Debug for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The decoded root password. Its `Debug` never shows it, so it cannot leak through a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+pub fn hostname(v: &str) -> Result<String, String> {
+    if v.len() > 253 {
+        return Err(format!("is {} characters long; at most 253 are allowed", v.len()));
+    }
+    for label in v.split('.') {
+        let ok_chars = label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if label.is_empty() || label.len() > 63 || !ok_chars {
+            return Err(format!(
+                "{v:?} is not a valid host name (labels of 1-63 letters, digits or '-', separated by '.')"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "{v:?} is not a valid host name (a label starts or ends with '-')"
+            ));
+        }
+    }
+    Ok(v.to_owned())
+}
+
+/// Base64 (standard alphabet, padding optional) → UTF-8, trailing newlines stripped as `$(…)` does.
+pub fn password(v: &str) -> Result<Password, String> {
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let bytes = engine
+        .decode(v)
+        .map_err(|e| format!("is not valid base64 ({e})"))?;
+    let text = String::from_utf8(bytes).map_err(|_| "does not decode to UTF-8 text".to_owned())?;
+    let text = text.trim_end_matches('\n');
+    if text.is_empty() {
+        return Err("decodes to an empty password".into());
+    }
+    if text.contains(['\0', '\n', '\r']) {
+        return Err("decodes to a password holding a NUL, newline or carriage return".into());
+    }
+    Ok(Password(text.to_owned()))
+}
+
+/// Strict dotted quad: four decimal octets, no leading zeros (which some tools read as octal).
+pub fn ipv4(v: &str) -> Result<Ipv4Addr, String> {
+    v.parse::<Ipv4Addr>()
+        .map_err(|_| format!("{v:?} is not an IPv4 address"))
+}
+
+/// An address a NIC may hold or route through: not 0.0.0.0, loopback, multicast or broadcast.
+pub fn unicast_ipv4(v: &str) -> Result<Ipv4Addr, String> {
+    let ip = ipv4(v)?;
+    if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || ip.is_broadcast() {
+        return Err(format!("{v:?} is not a usable unicast address"));
+    }
+    Ok(ip)
+}
+
+/// A contiguous dotted netmask → its prefix length (1..=32).
+pub fn netmask(v: &str) -> Result<u8, String> {
+    let bits = u32::from(ipv4(v).map_err(|_| format!("{v:?} is not a netmask"))?);
+    let len = bits.leading_ones();
+    if bits.checked_shl(len).unwrap_or(0) != 0 {
+        return Err(format!("{v:?} is not a contiguous netmask"));
+    }
+    if len == 0 {
+        return Err(format!("{v:?} leaves no network part"));
+    }
+    Ok(len as u8)
+}
+
+/// Six octets separated by `:` or `-`, any case; must be a unicast, non-zero NIC address.
+pub fn mac(v: &str) -> Result<Mac, String> {
+    let bad = || format!("{v:?} is not a MAC address (six hex octets separated by ':' or '-')");
+    let sep = if v.contains('-') { '-' } else { ':' };
+    let parts: Vec<&str> = v.split(sep).collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 6];
+    for (slot, part) in out.iter_mut().zip(&parts) {
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        *slot = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if out == [0; 6] || out[0] & 1 == 1 {
+        return Err(format!("{v:?} is not a unicast NIC address"));
+    }
+    Ok(Mac(out))
+}
+
+/// Space-separated IPv4 or IPv6 addresses.
+pub fn nameservers(v: &str) -> Result<Vec<IpAddr>, String> {
+    v.split_ascii_whitespace()
+        .map(|s| match s.parse::<IpAddr>() {
+            Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => Ok(ip),
+            _ => Err(format!("{s:?} is not a name server address")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netmasks() {
+        assert_eq!(netmask("255.255.255.0"), Ok(24));
+        assert_eq!(netmask("255.255.255.255"), Ok(32));
+        assert_eq!(netmask("128.0.0.0"), Ok(1));
+        assert!(
+            netmask("255.0.255.0")
+                .unwrap_err()
+                .contains("not a contiguous netmask")
+        );
+        assert!(netmask("0.0.0.0").unwrap_err().contains("no network part"));
+        assert!(netmask("255.255.255").unwrap_err().contains("not a netmask"));
+        assert!(netmask("24").is_err());
+    }
+
+    #[test]
+    fn macs() {
+        assert_eq!(mac("00:8C:fa:5e:14:23").unwrap().to_string(), "00:8c:fa:5e:14:23");
+        assert_eq!(mac("00-8c-fa-5e-14-23").unwrap().to_string(), "00:8c:fa:5e:14:23");
+        for bad in [
+            "00:8c:fa:5e:14",
+            "00:8c:fa:5e:14:23:11",
+            "00:8c:fa:5e:14:2g",
+            "008cfa5e1423",
+        ] {
+            assert!(mac(bad).unwrap_err().contains("not a MAC address"), "{bad}");
+        }
+        assert!(mac("00:8c-fa:5e:14:23").is_err());
+        assert!(mac("01:00:5e:00:00:01").unwrap_err().contains("unicast"));
+        assert!(mac("00:00:00:00:00:00").unwrap_err().contains("unicast"));
+    }
+
+    #[test]
+    fn passwords() {
+        assert_eq!(password("cXdlcjEyMzQK").unwrap().expose(), "qwer1234");
+        assert_eq!(
+            password("cXdlcjEyMzQ").unwrap().expose(),
+            "qwer1234",
+            "padding is optional"
+        );
+        assert_eq!(password("YQoKCg==").unwrap().expose(), "a");
+        assert!(password("!!!").unwrap_err().contains("not valid base64"));
+        assert!(password("Cg==").unwrap_err().contains("empty"));
+        assert!(password("YQpi").unwrap_err().contains("newline"));
+        assert!(password("YQ1i").unwrap_err().contains("carriage return"));
+        assert!(password("YQBi").unwrap_err().contains("NUL"));
+        assert!(password("/w==").unwrap_err().contains("UTF-8"));
+        assert_eq!(
+            format!("{:?}", password("cXdlcjEyMzQK").unwrap()),
+            "Password(<redacted>)"
+        );
+    }
+
+    #[test]
+    fn hostnames() {
+        for ok in ["iZ23r29djmjZ", "a", "web-1.example.com", &"a".repeat(63)] {
+            assert_eq!(hostname(ok).as_deref(), Ok(ok));
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a..b",
+            "a.",
+            "$(reboot)",
+            "a b",
+            "a_b",
+            &"a".repeat(64),
+        ] {
+            assert!(hostname(bad).is_err(), "{bad:?}");
+        }
+        let long = vec!["a".repeat(50); 6].join(".");
+        assert!(hostname(&long).unwrap_err().contains("at most 253"));
+    }
+
+    #[test]
+    fn addresses() {
+        assert!(ipv4("999.1.1.1").is_err());
+        assert!(ipv4("010.1.1.1").is_err());
+        assert!(unicast_ipv4("127.0.0.1").is_err());
+        assert!(unicast_ipv4("224.0.0.1").is_err());
+        assert_eq!(nameservers(" 7.7.7.7\t2001:db8::1 ").unwrap().len(), 2);
+        assert!(nameservers("8.8.8.8 nope").unwrap_err().contains("\"nope\""));
+    }
+}

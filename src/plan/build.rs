@@ -1,0 +1,101 @@
+//! Builds a plan: the stack's files, the files every system shares (hosts, shadow, the record of what
+//! was applied) and the live actions; operations that would change nothing are dropped.
+
+use std::collections::BTreeMap;
+
+use super::{FileOp, LiveAction, LiveNic, Plan};
+use std::net::Ipv4Addr;
+
+use crate::model::{Config, Ipv4Net};
+use crate::render::common::{self, shadow};
+use crate::render::{Input, Stack};
+use crate::system::System;
+
+/// Where the applied configuration (without the password) is recorded.
+pub const LAST_APPLIED: &str = "/var/lib/osconf/last-applied.conf";
+
+/// What a plan needs from outside the model, passed in so that planning stays pure and testable.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub salt: [u8; shadow::SALT_BYTES],
+    /// Days since 1970-01-01, for the shadow "last change" field.
+    pub today: u64,
+}
+
+pub fn build(
+    config: &Config,
+    sys: &System,
+    stack: &Stack,
+    ifnames: &BTreeMap<u32, String>,
+    env: &Env,
+) -> Result<Plan, String> {
+    let input = Input { config, sys, ifnames };
+    let rendered = (stack.render)(&input);
+    let mut ops = rendered.ops;
+    ops.extend(common::hosts::render(config, sys));
+    if let Some(password) = &config.password {
+        ops.push(shadow::render(password, sys, &env.salt, env.today)?);
+    }
+    let record = format!("{}{}", common::HEADER, config.to_conf_without_password());
+    ops.push(FileOp::write(LAST_APPLIED, record));
+    ops.retain(|op| changes_something(op, sys));
+
+    let mut notes = rendered.notes;
+    let unmatched: Vec<String> = config
+        .nics
+        .iter()
+        .filter(|n| n.mac.is_none())
+        .map(|n| n.name())
+        .collect();
+    if !unmatched.is_empty() {
+        notes.push(format!(
+            "{} given without a MAC: matched by name only",
+            unmatched.join(", ")
+        ));
+    }
+    Ok(Plan {
+        stack: stack.name.to_owned(),
+        ops,
+        live: live_actions(&input),
+        notes,
+    })
+}
+
+fn changes_something(op: &FileOp, sys: &System) -> bool {
+    match op {
+        FileOp::Write { path, contents, .. } => {
+            sys.link_target(path).is_some() || sys.read(path).as_ref() != Some(contents)
+        }
+        FileOp::Symlink { path, target } => sys
+            .link_target(path)
+            .is_none_or(|t| t.as_os_str() != target.as_str()),
+        FileOp::Remove { path } => sys.exists(path),
+    }
+}
+
+fn live_actions(input: &Input) -> Vec<LiveAction> {
+    let config = input.config;
+    let mut live: Vec<LiveAction> = config
+        .hostname
+        .iter()
+        .cloned()
+        .map(LiveAction::SetHostname)
+        .collect();
+    for nic in &config.nics {
+        let default = Ipv4Net {
+            addr: Ipv4Addr::UNSPECIFIED,
+            len: 0,
+        };
+        let mut routes: Vec<_> = nic.default_gateway.map(|gw| (default, gw)).into_iter().collect();
+        routes.extend(nic.routes.iter().map(|r| (r.dest, r.via)));
+        live.push(LiveAction::ConfigureNic(LiveNic {
+            name: input.ifname(nic),
+            mac: nic.mac,
+            address: nic.address,
+            prefix_len: nic.prefix_len,
+            on_link: common::on_link_gateways(nic),
+            routes,
+        }));
+    }
+    live
+}

@@ -1,0 +1,97 @@
+//! Plan: pure data saying what applying os.conf will do — file writes, removals, links and live
+//! actions — built from the model and the detected system. Building a plan never touches the system.
+
+mod build;
+mod show;
+
+pub use build::{Env, build};
+pub use show::{describe_live, show};
+
+use std::net::Ipv4Addr;
+
+use crate::model::{Ipv4Net, Mac};
+
+/// Permissions a written file gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Used for a new file; a replaced file keeps its own mode.
+    Default(u32),
+    /// Always this mode: the consumer refuses other modes (NetworkManager keyfiles, netplan YAML).
+    Exact(u32),
+}
+
+/// One change to a file in the target root. Paths are absolute within the target (`/etc/hosts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOp {
+    Write {
+        path: String,
+        contents: Vec<u8>,
+        mode: Mode,
+        secret: bool,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+    Remove {
+        path: String,
+    },
+}
+
+impl FileOp {
+    pub fn path(&self) -> &str {
+        match self {
+            FileOp::Write { path, .. } | FileOp::Symlink { path, .. } | FileOp::Remove { path } => path,
+        }
+    }
+
+    /// A world-readable text file, the common case.
+    pub fn write(path: &str, contents: impl Into<Vec<u8>>) -> FileOp {
+        FileOp::Write {
+            path: path.to_owned(),
+            contents: contents.into(),
+            mode: Mode::Default(0o644),
+            secret: false,
+        }
+    }
+
+    /// A file readable only by root, whatever it was before.
+    pub fn write_private(path: &str, contents: impl Into<Vec<u8>>) -> FileOp {
+        FileOp::Write {
+            path: path.to_owned(),
+            contents: contents.into(),
+            mode: Mode::Exact(0o600),
+            secret: false,
+        }
+    }
+}
+
+/// A change to the running kernel, done only with `--live`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveAction {
+    SetHostname(String),
+    /// Give the NIC with this MAC (or, without one, this name) its address and routes now.
+    ConfigureNic(LiveNic),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveNic {
+    pub name: String,
+    pub mac: Option<Mac>,
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    /// Gateways outside the subnet, reached by a device route first.
+    pub on_link: Vec<Ipv4Addr>,
+    /// `(destination, gateway)`, the default route as `0.0.0.0/0`.
+    pub routes: Vec<(Ipv4Net, Ipv4Addr)>,
+}
+
+/// Everything `apply` will do, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub stack: String,
+    pub ops: Vec<FileOp>,
+    pub live: Vec<LiveAction>,
+    /// Choices a person should know about: what was detected, what was neutralised, what cannot be said.
+    pub notes: Vec<String>,
+}

@@ -1,0 +1,83 @@
+//! Shows a plan to a person: a unified diff per file against what is on disk, then links, removals,
+//! live actions and notes. Secret files are masked before diffing so no hash or password is printed.
+
+use std::fmt::Write as _;
+
+use super::{FileOp, LiveAction, Plan};
+use crate::render::common::shadow;
+use crate::system::System;
+
+pub fn show(plan: &Plan, sys: &System) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "stack: {}", plan.stack);
+    for note in &plan.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    if plan.ops.is_empty() {
+        out.push_str("files: nothing to change\n");
+    }
+    for op in &plan.ops {
+        match op {
+            FileOp::Write {
+                path,
+                contents,
+                secret,
+                ..
+            } => {
+                let old = match sys.link_target(path) {
+                    Some(t) => format!("(symbolic link to {}, replaced by a file)\n", t.display()),
+                    None => String::from_utf8_lossy(&sys.read(path).unwrap_or_default()).into_owned(),
+                };
+                let new = String::from_utf8_lossy(contents).into_owned();
+                let (old, new) = if *secret {
+                    (shadow::mask(&old), shadow::mask(&new))
+                } else {
+                    (old, new)
+                };
+                let label = if sys.exists(path) {
+                    path.clone()
+                } else {
+                    "/dev/null".to_owned()
+                };
+                let diff = similar::TextDiff::from_lines(&old, &new);
+                let _ = write!(
+                    out,
+                    "{}",
+                    diff.unified_diff().context_radius(3).header(&label, path)
+                );
+                if !new.ends_with('\n') && !new.is_empty() {
+                    out.push_str("\n\\ No newline at end of file\n");
+                }
+            }
+            FileOp::Symlink { path, target } => {
+                let _ = writeln!(out, "link {path} -> {target}");
+            }
+            FileOp::Remove { path } => {
+                let _ = writeln!(out, "remove {path}");
+            }
+        }
+    }
+    for action in &plan.live {
+        let _ = writeln!(out, "live: {}", describe_live(action));
+    }
+    out
+}
+
+pub fn describe_live(action: &LiveAction) -> String {
+    match action {
+        LiveAction::SetHostname(name) => format!("set the kernel host name to {name}"),
+        LiveAction::ConfigureNic(nic) => {
+            let who = nic
+                .mac
+                .map_or(nic.name.clone(), |m| format!("{} (MAC {m})", nic.name));
+            let mut s = format!("configure {who}: {}/{}", nic.address, nic.prefix_len);
+            for gw in &nic.on_link {
+                let _ = write!(s, "; on-link {gw}");
+            }
+            for (dest, via) in &nic.routes {
+                let _ = write!(s, "; {dest} via {via}");
+            }
+            s
+        }
+    }
+}

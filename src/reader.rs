@@ -1,0 +1,276 @@
+//! Reader: turns the bytes of os.conf into raw `key = value` entries with line numbers.
+//!
+//! It accepts only the shell-assignment subset ECS writes and never expands anything: `$`, backticks
+//! and backslashes are kept as plain data for the validator to judge. It must never run or interpret
+//! the file as shell.
+
+use std::fmt;
+use std::io::Read;
+
+/// os.conf is a handful of lines; anything larger is not what ECS wrote.
+pub const MAX_SIZE: usize = 64 * 1024;
+
+/// One `key=value` line as written, value unquoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub line: usize,
+    pub key: String,
+    pub value: String,
+}
+
+/// A problem found in os.conf, located by line and (where known) key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfError {
+    /// 1-based line; 0 when the problem concerns the whole file.
+    pub line: usize,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl ConfError {
+    pub fn new(line: usize, key: Option<&str>, message: impl Into<String>) -> Self {
+        ConfError {
+            line,
+            key: key.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: ", self.line)?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, "{key}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Entries in file order, plus the lines that were dropped as harmless (warnings).
+#[derive(Debug, Default)]
+pub struct RawConf {
+    pub entries: Vec<Entry>,
+    pub warnings: Vec<ConfError>,
+}
+
+/// Reads at most [`MAX_SIZE`] bytes and parses them; every bad line is reported, not just the first.
+pub fn read(mut input: impl Read) -> Result<RawConf, Vec<ConfError>> {
+    let mut bytes = Vec::new();
+    let limit = MAX_SIZE as u64 + 1;
+    if let Err(e) = input.by_ref().take(limit).read_to_end(&mut bytes) {
+        return Err(vec![ConfError::new(0, None, format!("cannot read: {e}"))]);
+    }
+    if bytes.len() > MAX_SIZE {
+        let msg = format!("file is larger than {MAX_SIZE} bytes; refusing to read it");
+        return Err(vec![ConfError::new(0, None, msg)]);
+    }
+    parse(&bytes)
+}
+
+/// Parses a whole file already in memory.
+pub fn parse(bytes: &[u8]) -> Result<RawConf, Vec<ConfError>> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut conf = RawConf::default();
+    let mut errors = Vec::new();
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    for (index, raw) in lines.into_iter().enumerate() {
+        let line_no = index + 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.contains(&0) {
+            errors.push(ConfError::new(line_no, key_of(raw), "contains a NUL byte"));
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(raw) else {
+            errors.push(ConfError::new(line_no, key_of(raw), "is not valid UTF-8"));
+            continue;
+        };
+        match parse_line(text) {
+            Ok(None) => {}
+            Ok(Some((key, value))) => {
+                if let Some(first) = conf.entries.iter().find(|e| e.key == key) {
+                    let msg = format!("given twice (first on line {})", first.line);
+                    errors.push(ConfError::new(line_no, Some(key), msg));
+                } else {
+                    let (key, value) = (key.to_owned(), value);
+                    conf.entries.push(Entry {
+                        line: line_no,
+                        key,
+                        value,
+                    });
+                }
+            }
+            Err((key, message)) => errors.push(ConfError::new(line_no, key, message)),
+        }
+    }
+    if errors.is_empty() { Ok(conf) } else { Err(errors) }
+}
+
+/// The key of a line that cannot be parsed as text, so that its error can still name it.
+fn key_of(raw: &[u8]) -> Option<&str> {
+    let end = raw.iter().position(|&b| b == b'=')?;
+    let key = std::str::from_utf8(&raw[..end])
+        .ok()?
+        .trim_start_matches(is_blank);
+    is_valid_key(key).then_some(key)
+}
+
+type LineError<'a> = (Option<&'a str>, String);
+
+/// Parses one line: `None` for blank and comment lines.
+fn parse_line(text: &str) -> Result<Option<(&str, String)>, LineError<'_>> {
+    let text = text.trim_matches(is_blank);
+    if text.is_empty() || text.starts_with('#') {
+        return Ok(None);
+    }
+    let Some((key, rest)) = text.split_once('=') else {
+        return Err((None, format!("expected key=value, found {text:?}")));
+    };
+    if !is_valid_key(key) {
+        let what = if key.ends_with(is_blank) {
+            "blank before '='"
+        } else {
+            "not a valid key name"
+        };
+        return Err((None, format!("{key:?}: {what}")));
+    }
+    let value = parse_value(rest).map_err(|m| (Some(key), m))?;
+    Ok(Some((key, value)))
+}
+
+/// Unquotes a value. No escapes exist: a quote ends at the next quote of its kind.
+fn parse_value(rest: &str) -> Result<String, String> {
+    let (value, after) = match rest.chars().next() {
+        Some(q @ ('"' | '\'')) => {
+            let body = &rest[1..];
+            let Some(end) = body.find(q) else {
+                return Err(format!("unterminated {q} quote"));
+            };
+            (&body[..end], &body[end + 1..])
+        }
+        _ => match rest.find(is_blank) {
+            Some(end) => (&rest[..end], &rest[end..]),
+            None => (rest, ""),
+        },
+    };
+    let after = after.trim_start_matches(is_blank);
+    if !(after.is_empty() || after.starts_with('#')) {
+        return Err(format!(
+            "unexpected text after the value: {after:?} (quote values that hold blanks)"
+        ));
+    }
+    if (after.starts_with('#') || value.is_empty()) && rest.starts_with(is_blank) {
+        return Err("blank after '=' (quote values that hold blanks)".into());
+    }
+    Ok(value.to_owned())
+}
+
+fn is_blank(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// Shell variable names: a letter or `_`, then letters, digits or `_`.
+fn is_valid_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(line: &str) -> Result<Option<(String, String)>, String> {
+        parse_line(line)
+            .map(|o| o.map(|(k, v)| (k.to_owned(), v)))
+            .map_err(|(_, m)| m)
+    }
+
+    #[test]
+    fn accepted_lines() {
+        let table: &[(&str, Option<(&str, &str)>)] = &[
+            ("", None),
+            ("   ", None),
+            ("# comment", None),
+            ("  # indented comment", None),
+            ("hostname=web1", Some(("hostname", "web1"))),
+            ("  hostname=web1  ", Some(("hostname", "web1"))),
+            ("hostname=\"web1\"", Some(("hostname", "web1"))),
+            ("hostname='web1'", Some(("hostname", "web1"))),
+            ("eth0_route=\"a b;c d\"", Some(("eth0_route", "a b;c d"))),
+            ("x=\"$(reboot)\"", Some(("x", "$(reboot)"))),
+            ("x='`id`\\'", Some(("x", "`id`\\"))),
+            ("x=", Some(("x", ""))),
+            ("x=\"\"", Some(("x", ""))),
+            ("x=v # trailing comment", Some(("x", "v"))),
+            ("x=\"v\"\t# trailing comment", Some(("x", "v"))),
+            ("x=a#b", Some(("x", "a#b"))),
+            ("_k2=v", Some(("_k2", "v"))),
+        ];
+        for (line, want) in table {
+            let got = one(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            let want = want.map(|(k, v)| (k.to_owned(), v.to_owned()));
+            assert_eq!(got, want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn rejected_lines() {
+        let table: &[(&str, &str)] = &[
+            ("hostname", "expected key=value"),
+            ("host name=x", "not a valid key name"),
+            ("hostname =x", "blank before '='"),
+            ("2x=y", "not a valid key name"),
+            ("x=a b", "unexpected text after the value"),
+            ("x= b", "unexpected text after the value"),
+            ("x= # c", "blank after '='"),
+            ("x=\"abc", "unterminated \" quote"),
+            ("x='abc", "unterminated ' quote"),
+            ("x=\"a\"b", "unexpected text after the value"),
+            ("x=\"a\";reboot", "unexpected text after the value"),
+        ];
+        for (line, want) in table {
+            let err = one(line).expect_err(line);
+            assert!(err.contains(want), "{line:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn file_level_rules() {
+        let conf = parse(b"\xEF\xBB\xBFhostname=a\r\n\r\npassword=b\r\n").unwrap();
+        assert_eq!(conf.entries.len(), 2);
+        assert_eq!(
+            conf.entries[1],
+            Entry {
+                line: 3,
+                key: "password".into(),
+                value: "b".into()
+            }
+        );
+
+        let errs = parse(b"a=1\nb=\"x\nc=2\na=3\nd=\xff\ne=\0\n").unwrap_err();
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "line 2: b: unterminated \" quote",
+                "line 4: a: given twice (first on line 1)",
+                "line 5: d: is not valid UTF-8",
+                "line 6: e: contains a NUL byte",
+            ]
+        );
+    }
+
+    #[test]
+    fn size_limit() {
+        let big = vec![b'#'; MAX_SIZE + 1];
+        let errs = read(&big[..]).unwrap_err();
+        assert!(errs[0].to_string().contains("larger than 65536 bytes"));
+        assert!(read(&big[..MAX_SIZE]).is_ok());
+    }
+}

@@ -1,0 +1,139 @@
+//! DNS: where name servers go on this system. A plain /etc/resolv.conf is edited in place; a
+//! resolv.conf that is a link belongs to a resolver manager, which gets the servers in its own
+//! configuration instead, so that it does not overwrite them at its next start.
+
+use std::net::IpAddr;
+
+use super::HEADER;
+use crate::plan::FileOp;
+use crate::render::Rendered;
+use crate::system::System;
+
+/// Who owns /etc/resolv.conf on the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolvOwner {
+    /// A regular file (or none): edit its `nameserver` lines.
+    File,
+    /// A link into systemd-resolved's runtime directory.
+    Resolved,
+    /// A link into resolvconf's runtime directory (Debian's resolvconf).
+    Resolvconf,
+    /// A link into NetworkManager's runtime directory: the stack's NM settings carry DNS.
+    NetworkManager,
+    /// A link to somewhere osconf does not know.
+    Unknown(String),
+}
+
+pub fn resolv_owner(sys: &System) -> ResolvOwner {
+    let Some(target) = sys.link_target("/etc/resolv.conf") else {
+        return ResolvOwner::File;
+    };
+    let t = target.to_string_lossy().into_owned();
+    if t.contains("systemd/resolve") {
+        ResolvOwner::Resolved
+    } else if t.contains("resolvconf") {
+        ResolvOwner::Resolvconf
+    } else if t.contains("NetworkManager") {
+        ResolvOwner::NetworkManager
+    } else {
+        ResolvOwner::Unknown(t)
+    }
+}
+
+/// The path of osconf's systemd-resolved drop-in.
+pub const RESOLVED_DROP_IN: &str = "/etc/systemd/resolved.conf.d/50-osconf.conf";
+
+/// Writes the servers where the owner of resolv.conf reads them. `NetworkManager` and `Unknown`
+/// write nothing here and say so: the stack's own files must carry DNS for those.
+pub fn render(servers: &[IpAddr], sys: &System) -> Rendered {
+    let mut out = Rendered::default();
+    if servers.is_empty() {
+        return out;
+    }
+    match resolv_owner(sys) {
+        ResolvOwner::File => {
+            let old = sys.read("/etc/resolv.conf").unwrap_or_default();
+            out.ops.push(FileOp::write("/etc/resolv.conf", set_nameservers(&old, servers)));
+            if servers.len() > 3 {
+                out.notes.push("resolv.conf: the C library reads only the first 3 name servers".into());
+            }
+        }
+        ResolvOwner::Resolved => {
+            out.ops.push(resolved_drop_in(servers));
+            out.notes.push(format!(
+                "DNS: /etc/resolv.conf links to systemd-resolved; servers go to {RESOLVED_DROP_IN}"
+            ));
+        }
+        ResolvOwner::Resolvconf => {
+            let path = "/etc/resolvconf/resolv.conf.d/base";
+            let old = sys.read(path).unwrap_or_default();
+            out.ops.push(FileOp::write(path, set_nameservers(&old, servers)));
+            out.notes.push(format!("DNS: /etc/resolv.conf is managed by resolvconf; servers go to {path}"));
+        }
+        ResolvOwner::NetworkManager => out
+            .notes
+            .push("DNS: /etc/resolv.conf is NetworkManager's; servers go into the connection settings".into()),
+        ResolvOwner::Unknown(t) => out.notes.push(format!(
+            "DNS: /etc/resolv.conf links to {t}, which osconf does not know; left alone, servers only in the network stack's files"
+        )),
+    }
+    out
+}
+
+pub fn resolved_drop_in(servers: &[IpAddr]) -> FileOp {
+    let list: Vec<String> = servers.iter().map(ToString::to_string).collect();
+    FileOp::write(
+        RESOLVED_DROP_IN,
+        format!("{HEADER}[Resolve]\nDNS={}\n", list.join(" ")),
+    )
+}
+
+/// Replaces every `nameserver` line, putting the new ones where the first old one stood (or at the
+/// end); `search`, `options`, comments and unknown lines are kept byte for byte.
+pub fn set_nameservers(old: &[u8], servers: &[IpAddr]) -> Vec<u8> {
+    let new: String = servers.iter().map(|s| format!("nameserver {s}\n")).collect();
+    let mut out = Vec::with_capacity(old.len() + new.len());
+    let mut placed = false;
+    for line in old.split_inclusive(|&b| b == b'\n') {
+        let is_ns = line
+            .trim_ascii_start()
+            .strip_prefix(b"nameserver")
+            .is_some_and(|r| r.first().is_some_and(u8::is_ascii_whitespace));
+        if is_ns {
+            if !placed {
+                out.extend_from_slice(new.as_bytes());
+                placed = true;
+            }
+            continue;
+        }
+        out.extend_from_slice(line);
+        if !line.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+    }
+    if !placed {
+        out.extend_from_slice(new.as_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nameservers_replaced_in_place() {
+        let servers: Vec<IpAddr> = vec!["7.7.7.7".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+        let old =
+            b"# generated\nsearch example.com\nnameserver 1.1.1.1\noptions rotate\nnameserver 2.2.2.2\n";
+        let got = set_nameservers(old, &servers);
+        let want =
+            "# generated\nsearch example.com\nnameserver 7.7.7.7\nnameserver 2001:db8::1\noptions rotate\n";
+        assert_eq!(String::from_utf8(got).unwrap(), want);
+        let got = set_nameservers(b"search a\nnameservers_x y", &servers[..1]);
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            "search a\nnameservers_x y\nnameserver 7.7.7.7\n"
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! Root password: a SHA-512 crypt (`$6$`) hash in the root line of /etc/shadow, with the
+//! "last change" day updated and every other field and line kept.
+
+use base64ct::{Base64ShaCrypt, Encoding as _};
+
+use crate::model::Password;
+use crate::plan::{FileOp, Mode};
+use crate::system::System;
+
+/// glibc's default; an explicit `rounds=` would only lengthen the line.
+const ROUNDS: u32 = 5000;
+
+/// Bytes of randomness in a salt: 12 bytes encode to the 16 characters SHA-crypt uses.
+pub const SALT_BYTES: usize = 12;
+
+/// The byte order in which SHA-512 crypt encodes its digest (Drepper's specification, step 22).
+const ORDER: [usize; 64] = [
+    42, 21, 0, 1, 43, 22, 23, 2, 44, 45, 24, 3, 4, 46, 25, 26, 5, 47, 48, 27, 6, 7, 49, 28, 29, 8, 50, 51,
+    30, 9, 10, 52, 31, 32, 11, 53, 54, 33, 12, 13, 55, 34, 35, 14, 56, 57, 36, 15, 16, 58, 37, 38, 17, 59,
+    60, 39, 18, 19, 61, 40, 41, 20, 62, 63,
+];
+
+/// `$6$<salt>$<hash>` for a password and random salt bytes.
+pub fn sha512_crypt(password: &str, salt: &[u8; SALT_BYTES]) -> String {
+    let mut salt_text = [0u8; 16];
+    let salt_text = Base64ShaCrypt::encode(salt, &mut salt_text).expect("16 bytes hold 12 encoded");
+    let params = sha_crypt::Params::new(ROUNDS).expect("5000 rounds is in range");
+    let digest = sha_crypt::sha512_crypt(password.as_bytes(), salt_text.as_bytes(), params);
+    let ordered: Vec<u8> = ORDER.iter().map(|&i| digest[i]).collect();
+    let mut hash = [0u8; 86];
+    let hash = Base64ShaCrypt::encode(&ordered, &mut hash).expect("86 bytes hold 64 encoded");
+    format!("$6${salt_text}${hash}")
+}
+
+/// Sets root's hash and last-change day in /etc/shadow.
+pub fn render(
+    password: &Password,
+    sys: &System,
+    salt: &[u8; SALT_BYTES],
+    today: u64,
+) -> Result<FileOp, String> {
+    let old = sys
+        .read("/etc/shadow")
+        .ok_or("cannot set the root password: /etc/shadow is missing")?;
+    let hash = sha512_crypt(password.expose(), salt);
+    let contents = set_root_hash(&old, &hash, today)
+        .ok_or("cannot set the root password: /etc/shadow has no root line")?;
+    Ok(FileOp::Write {
+        path: "/etc/shadow".into(),
+        contents,
+        mode: Mode::Default(0o640),
+        secret: true,
+    })
+}
+
+fn set_root_hash(old: &[u8], hash: &str, today: u64) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(old.len() + hash.len());
+    let mut found = false;
+    for line in old.split_inclusive(|&b| b == b'\n') {
+        if !found && line.starts_with(b"root:") {
+            found = true;
+            let body = line.strip_suffix(b"\n").unwrap_or(line);
+            let mut fields: Vec<&[u8]> = body.split(|&b| b == b':').collect();
+            fields.resize(fields.len().max(9), b"");
+            let day = today.to_string();
+            fields[1] = hash.as_bytes();
+            fields[2] = day.as_bytes();
+            out.extend_from_slice(&fields.join(&b':'));
+            out.push(b'\n');
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    found.then_some(out)
+}
+
+/// Hides password hashes in a shadow file's text for display: only the fact of a change shows.
+pub fn mask(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(':').collect();
+            if f.len() > 1 && f[1].starts_with('$') {
+                f[1] = "<hash>";
+            }
+            f.join(":") + "\n"
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_glibc_reference_hash() {
+        // From python3 -c "import crypt; print(crypt.crypt('qwer1234', '$6$abcdefghijklmnop'))"
+        // with salt bytes chosen so that they encode to that salt text.
+        let mut salt = [0u8; SALT_BYTES];
+        Base64ShaCrypt::decode("abcdefghijklmnop", &mut salt).unwrap();
+        let got = sha512_crypt("qwer1234", &salt);
+        let want = "$6$abcdefghijklmnop$lOF7E6bBvJg1qwdgdw4z5bJroodGsc8nh8amh6XcCgDsbwqdnqyQfWgmUEuCXniUruLb9E9oki925kt9C.HbO0";
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn only_root_line_changes() {
+        let old = b"root:!:18000:0:99999:7:::\nbin:*:18000:0:99999:7:::\nroot2:x:1::::::\n";
+        let got = set_root_hash(old, "$6$s$h", 20000).unwrap();
+        assert_eq!(
+            got,
+            b"root:$6$s$h:20000:0:99999:7:::\nbin:*:18000:0:99999:7:::\nroot2:x:1::::::\n"
+        );
+        assert!(set_root_hash(b"bin:*:1::::::\n", "$6$s$h", 1).is_none());
+        assert_eq!(mask("root:$6$s$h:1::\nbin:*:1\n"), "root:<hash>:1::\nbin:*:1\n");
+    }
+}

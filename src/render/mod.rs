@@ -1,0 +1,95 @@
+//! Renderers: pure functions from the model and the detected system to file operations, one module per
+//! network stack, registered in `STACKS` with the probe that detects it. A renderer reads the target
+//! only through `System` and never writes: the executor does that.
+
+pub mod common;
+mod sysconfig;
+
+use std::collections::BTreeMap;
+
+use crate::model::{Config, Nic};
+use crate::plan::FileOp;
+use crate::system::System;
+
+/// What a renderer is given.
+pub struct Input<'a> {
+    pub config: &'a Config,
+    pub sys: &'a System,
+    /// `--ifname ethN=NAME` overrides, by N.
+    pub ifnames: &'a BTreeMap<u32, String>,
+}
+
+impl Input<'_> {
+    /// The interface name to write for a NIC: the override, else os.conf's `ethN`.
+    pub fn ifname(&self, nic: &Nic) -> String {
+        self.ifnames
+            .get(&nic.index)
+            .cloned()
+            .unwrap_or_else(|| nic.name())
+    }
+}
+
+/// A renderer's output: file operations plus notes for `plan`.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pub ops: Vec<FileOp>,
+    pub notes: Vec<String>,
+}
+
+impl Rendered {
+    pub fn add(&mut self, other: Rendered) {
+        self.ops.extend(other.ops);
+        self.notes.extend(other.notes);
+    }
+}
+
+/// A network stack osconf can write for.
+pub struct Stack {
+    pub name: &'static str,
+    /// The systems it serves, for `--help` and `detect`.
+    pub systems: &'static str,
+    /// `Some(evidence)` when this stack is the one the target enables.
+    pub detect: fn(&System) -> Option<String>,
+    pub render: fn(&Input) -> Rendered,
+}
+
+/// Every stack, in detection order: the first whose probe matches is chosen.
+pub static STACKS: &[Stack] = &[sysconfig::STACK];
+
+pub fn find(name: &str) -> Option<&'static Stack> {
+    STACKS.iter().find(|s| s.name == name)
+}
+
+pub fn names() -> Vec<&'static str> {
+    STACKS.iter().map(|s| s.name).collect()
+}
+
+/// The outcome of probing: the chosen stack with why, and every other stack that also matched.
+pub struct Detection {
+    pub stack: &'static Stack,
+    pub evidence: String,
+    pub also_matched: Vec<(&'static str, String)>,
+}
+
+/// Picks the stack the target enables; the error lists what was probed.
+pub fn detect(sys: &System) -> Result<Detection, String> {
+    let mut matches = STACKS.iter().filter_map(|s| (s.detect)(sys).map(|e| (s, e)));
+    let Some((stack, evidence)) = matches.next() else {
+        let os = if sys.os.id.is_empty() {
+            "no os-release".to_owned()
+        } else {
+            format!("ID={}", sys.os.id)
+        };
+        return Err(format!(
+            "no known network stack found under {} ({os}); probed: {}; choose one with --stack",
+            sys.root().display(),
+            names().join(", ")
+        ));
+    };
+    let also_matched = matches.map(|(s, e)| (s.name, e)).collect();
+    Ok(Detection {
+        stack,
+        evidence,
+        also_matched,
+    })
+}

@@ -1,0 +1,107 @@
+//! `sysconfig`: RHEL-family network-scripts (`ifcfg-ethN`, `route-ethN`, `/etc/sysconfig/network`),
+//! read by initscripts and by NetworkManager's ifcfg-rh plugin alike.
+
+use std::fmt::Write as _;
+
+use super::common::{self, HEADER};
+use super::{Input, Rendered, Stack};
+use crate::model::Nic;
+use crate::plan::FileOp;
+use crate::system::System;
+
+pub const STACK: Stack = Stack {
+    name: "sysconfig",
+    systems: "CentOS 6/7/8, RHEL <= 8, AlmaLinux, Rocky, Anolis, Alibaba Cloud Linux, Fedora with network-scripts",
+    detect,
+    render,
+};
+
+const DIR: &str = "/etc/sysconfig/network-scripts";
+
+fn detect(sys: &System) -> Option<String> {
+    sys.is_dir(DIR).then(|| format!("{DIR} exists"))
+}
+
+fn render(input: &Input) -> Rendered {
+    let config = input.config;
+    let mut out = Rendered::default();
+    let mut owned = Vec::new();
+    for nic in &config.nics {
+        let name = input.ifname(nic);
+        let is_primary = config.primary_nic() == Some(nic);
+        let dns = if is_primary {
+            config.nameservers.as_slice()
+        } else {
+            &[]
+        };
+        let ifcfg = format!("{DIR}/ifcfg-{name}");
+        out.ops.push(FileOp::write(&ifcfg, ifcfg_text(nic, &name, dns)));
+        owned.push(ifcfg);
+        if let Some(routes) = route_text(nic, &name) {
+            let path = format!("{DIR}/route-{name}");
+            out.ops.push(FileOp::write(&path, routes));
+            owned.push(path);
+        }
+    }
+    out.ops.extend(common::stale_own_files(input.sys, DIR, &owned));
+    if !config.nics.is_empty() || config.hostname.is_some() {
+        out.ops.push(network_file(input));
+    }
+    out.ops.extend(common::hostname_file(input, "/etc/hostname"));
+    out.add(common::dns::render(&config.nameservers, input.sys));
+    out
+}
+
+fn ifcfg_text(nic: &Nic, name: &str, dns: &[std::net::IpAddr]) -> String {
+    let mut t = String::from(HEADER);
+    let _ = writeln!(t, "DEVICE={name}");
+    if let Some(mac) = nic.mac {
+        let _ = writeln!(t, "HWADDR={mac}");
+    }
+    t.push_str("TYPE=Ethernet\nONBOOT=yes\nBOOTPROTO=none\n");
+    let _ = writeln!(t, "IPADDR={}\nPREFIX={}", nic.address, nic.prefix_len);
+    match nic.default_gateway {
+        // An on-link gateway cannot be GATEWAY= (ifup would fail to add it); route-ethN carries it.
+        Some(gw) if !nic.is_on_link(gw) => {
+            let _ = writeln!(t, "GATEWAY={gw}\nDEFROUTE=yes");
+        }
+        Some(_) => t.push_str("DEFROUTE=yes\n"),
+        None => t.push_str("DEFROUTE=no\n"),
+    }
+    for (i, server) in dns.iter().enumerate() {
+        let _ = writeln!(t, "DNS{}={server}", i + 1);
+    }
+    t
+}
+
+/// `ip route` argument lines: on-link gateways first (as device routes), then every route once.
+fn route_text(nic: &Nic, name: &str) -> Option<String> {
+    let mut t = String::new();
+    for gw in common::on_link_gateways(nic) {
+        let _ = writeln!(t, "{gw}/32 dev {name} scope link");
+    }
+    if let Some(gw) = nic.default_gateway.filter(|&gw| nic.is_on_link(gw)) {
+        let _ = writeln!(t, "default via {gw} dev {name}");
+    }
+    for r in &nic.routes {
+        let _ = writeln!(t, "{} via {} dev {name}", r.dest, r.via);
+    }
+    (!t.is_empty()).then(|| format!("{HEADER}{t}"))
+}
+
+/// /etc/sysconfig/network: NETWORKING=yes; the default gateway now lives in ifcfg, so a global
+/// GATEWAY would contradict it; HOSTNAME= only where the file already has one (CentOS 6).
+fn network_file(input: &Input) -> FileOp {
+    let path = "/etc/sysconfig/network";
+    let old = input.sys.read_text(path).unwrap_or_default();
+    let has_hostname = old.lines().any(|l| l.trim_start().starts_with("HOSTNAME="));
+    let hostname = input.config.hostname.clone().filter(|_| has_hostname);
+    let mut vars = vec![("NETWORKING", Some("yes".to_owned()))];
+    if !input.config.nics.is_empty() {
+        vars.extend([("GATEWAY", None), ("GATEWAYDEV", None)]);
+    }
+    if hostname.is_some() {
+        vars.push(("HOSTNAME", hostname));
+    }
+    FileOp::write(path, common::set_shell_vars(&old, &vars))
+}
