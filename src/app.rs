@@ -136,7 +136,7 @@ fn plan_or_apply(target: &Target, apply: bool) -> u8 {
         Err(code) => return code,
     };
     let sys = System::probe(&target.root);
-    let plan = match make_plan(&config, &sys, target) {
+    let plan = match fresh_env().and_then(|env| make_plan(&config, &sys, target, &env)) {
         Ok(p) => p,
         Err(e) => {
             say(format!(
@@ -181,7 +181,16 @@ fn plan_or_apply(target: &Target, apply: bool) -> u8 {
     }
 }
 
-fn make_plan(config: &Config, sys: &System, target: &Target) -> Result<Plan, String> {
+/// A fresh salt and today's date: what a real run plans with.
+fn fresh_env() -> Result<Env, String> {
+    let mut salt = [0u8; render::common::shadow::SALT_BYTES];
+    rustix::rand::getrandom(&mut salt, rustix::rand::GetRandomFlags::empty())
+        .map_err(|e| format!("getrandom: {e}"))?;
+    Ok(Env { salt, today: crate::clock::today() })
+}
+
+/// Chooses the stack (`--stack` or detection) and builds the plan, with the choice in its notes.
+pub fn make_plan(config: &Config, sys: &System, target: &Target, env: &Env) -> Result<Plan, String> {
     let (stack, mut notes) = match &target.stack {
         Some(name) => {
             let stack = render::find(name)
@@ -199,14 +208,7 @@ fn make_plan(config: &Config, sys: &System, target: &Target) -> Result<Plan, Str
             (d.stack, notes)
         }
     };
-    let mut salt = [0u8; render::common::shadow::SALT_BYTES];
-    rustix::rand::getrandom(&mut salt, rustix::rand::GetRandomFlags::empty())
-        .map_err(|e| format!("getrandom: {e}"))?;
-    let env = Env {
-        salt,
-        today: crate::clock::today(),
-    };
-    let mut plan = plan::build(config, sys, stack, &target.ifnames, &env)?;
+    let mut plan = plan::build(config, sys, stack, &target.ifnames, env)?;
     notes.append(&mut plan.notes);
     plan.notes = notes;
     Ok(plan)

@@ -1,0 +1,54 @@
+//! Helpers shared by the integration tests: copying trees and describing them as text.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+/// Copies a tree (files, directories and symbolic links as links).
+pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            symlink(fs::read_link(&src)?, &dst)?;
+        } else if kind.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// A tree as text: every file with its content, every link with its target, sorted by path.
+/// Comparing two snapshots compares the trees byte for byte, and a diff of them reads well.
+pub fn snapshot(root: &Path) -> String {
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out.concat()
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        let kind = entry.file_type().unwrap();
+        if kind.is_symlink() {
+            out.push(format!("== {rel} -> {}\n", fs::read_link(&path).unwrap().display()));
+        } else if kind.is_dir() {
+            out.push(format!("== {rel}/\n"));
+            walk(root, &path, out);
+        } else {
+            let bytes = fs::read(&path).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            let end = if text.ends_with('\n') || text.is_empty() { "" } else { "\n\\ no newline at end\n" };
+            out.push(format!("== {rel}\n{text}{end}"));
+        }
+    }
+}

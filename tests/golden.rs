@@ -1,0 +1,93 @@
+//! Golden trees: each `tests/cases/<name>/` applies an os.conf to a scratch copy of an example root and
+//! compares the whole resulting tree with `expected/`. `OSCONF_BLESS=1` rewrites `expected/` for a
+//! person to review with `git diff`.
+//!
+//! A case directory holds `case.conf` (in os.conf syntax, read with osconf's own reader):
+//! `rootfs=<examples/rootfs name>`, `conf=<examples name, e.g. classic>` or an `os.conf` beside it,
+//! and optionally `stack=`, `ifname="eth0=ens3 …"`, `reapply=<examples name>` (a second os.conf
+//! applied after the first, for re-apply cases).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use osconf::cli::Target;
+use osconf::exec::{self, Options};
+use osconf::plan::Env;
+use osconf::system::System;
+
+mod common;
+use common::{copy_tree, snapshot};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fixed inputs, so that the shadow hash and backup directory are the same at every run.
+fn test_env() -> Env {
+    Env { salt: *b"osconf-tests", today: 20_000 }
+}
+
+fn case_settings(dir: &Path) -> BTreeMap<String, String> {
+    let text = fs::read(dir.join("case.conf")).expect("case.conf");
+    let raw = osconf::reader::parse(&text).expect("case.conf parses");
+    raw.entries.into_iter().map(|e| (e.key, e.value)).collect()
+}
+
+fn apply_conf(root: &Path, conf: &Path, settings: &BTreeMap<String, String>, stamp: &str) {
+    let raw = osconf::reader::parse(&fs::read(conf).unwrap()).unwrap();
+    let config = osconf::model::validate(&raw).unwrap_or_else(|e| panic!("{e:?}")).config;
+    let mut target = Target { root: root.to_owned(), stack: settings.get("stack").cloned(), ..Target::default() };
+    for pair in settings.get("ifname").map(String::as_str).unwrap_or("").split_whitespace() {
+        let (eth, name) = pair.split_once('=').unwrap();
+        target.ifnames.insert(eth.trim_start_matches("eth").parse().unwrap(), name.to_owned());
+    }
+    let sys = System::probe(root);
+    let plan = osconf::app::make_plan(&config, &sys, &target, &test_env()).unwrap();
+    let opts = Options { live: false, config_file: None, stamp: stamp.to_owned() };
+    exec::apply(&plan, root, &opts).unwrap();
+}
+
+fn conf_path(case: &Path, name: Option<&String>) -> PathBuf {
+    match name {
+        Some(n) => repo().join("examples").join(n).join("os.conf"),
+        None => case.join("os.conf"),
+    }
+}
+
+fn run_case(case: &Path) -> Result<(), String> {
+    let settings = case_settings(case);
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("root");
+    copy_tree(&repo().join("examples/rootfs").join(&settings["rootfs"]), &root).unwrap();
+    apply_conf(&root, &conf_path(case, settings.get("conf")), &settings, "19700101T000000Z");
+    if let Some(second) = settings.get("reapply") {
+        apply_conf(&root, &conf_path(case, Some(second)), &settings, "19700102T000000Z");
+    }
+    let expected = case.join("expected");
+    if std::env::var_os("OSCONF_BLESS").is_some() {
+        let _ = fs::remove_dir_all(&expected);
+        copy_tree(&root, &expected).unwrap();
+        return Ok(());
+    }
+    let (got, want) = (snapshot(&root), snapshot(&expected));
+    if got == want {
+        return Ok(());
+    }
+    let diff = similar::TextDiff::from_lines(&want, &got);
+    Err(format!(
+        "{}: tree differs from expected/ (- expected, + got):\n{}",
+        case.display(),
+        diff.unified_diff().context_radius(2)
+    ))
+}
+
+#[test]
+fn golden_trees() {
+    let mut cases: Vec<PathBuf> =
+        fs::read_dir(repo().join("tests/cases")).unwrap().map(|e| e.unwrap().path()).collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no golden cases found");
+    let failures: Vec<String> = cases.iter().filter_map(|c| run_case(c).err()).collect();
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
