@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: copying trees and describing them as text.
 #![allow(dead_code)]
 
+pub mod real;
+
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;

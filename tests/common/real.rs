@@ -1,0 +1,139 @@
+//! Harness for the real-consumer tests: network namespaces holding veth NICs with os.conf's MACs, and
+//! the rule for tests that cannot run here (say so loudly; fail instead under `CI=true`).
+//!
+//! Everything happens inside namespaces the test creates: both ends of every veth pair live in the
+//! test's namespace, so no traffic reaches the host or any other address.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Call when a real test cannot run: under CI it fails the test, elsewhere it prints why.
+pub fn cannot_run(test: &str, why: &str) {
+    if is_ci() {
+        panic!("{test}: cannot run under CI=true: {why}");
+    }
+    eprintln!("\n*** SKIPPED {test}: {why} (set up the machine as .ci/run does, or run as root) ***\n");
+}
+
+/// `Err(reason)` unless running as root with `ip netns` and every program in `programs`.
+pub fn check_prerequisites(programs: &[&str]) -> Result<(), String> {
+    if !rustix::process::geteuid().is_root() {
+        return Err("needs root (network namespaces, mounts)".into());
+    }
+    for p in ["ip", "unshare"].iter().chain(programs) {
+        if !is_program(p) {
+            return Err(format!("{p} is not installed"));
+        }
+    }
+    Ok(())
+}
+
+fn is_program(p: &str) -> bool {
+    if p.contains('/') {
+        return Path::new(p).exists();
+    }
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|d| d.join(p).is_file()))
+        .unwrap_or(false)
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A network namespace, deleted (with its NICs) on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("osconf-{tag}-{}-{n}", std::process::id());
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name };
+        run(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
+        ns
+    }
+
+    /// Adds NIC `ifname` with `mac`; its veth peer stays in the same namespace, down, unused.
+    pub fn add_nic(&self, ifname: &str, mac: &str) {
+        let peer = format!("peer-{ifname}");
+        run(Command::new("ip").args(["-n", &self.name, "link", "add", ifname, "address", mac, "type", "veth", "peer", "name", &peer]));
+        // The peer must be up for the NIC to have carrier, which networkd and NetworkManager wait for.
+        run(Command::new("ip").args(["-n", &self.name, "link", "set", &peer, "up"]));
+    }
+
+    /// Runs `sh -ec script` inside the namespace, in a private mount namespace (`ip netns exec`
+    /// gives one, with mounts not propagating back to the host).
+    pub fn sh(&self, script: &str) -> Output {
+        run(Command::new("ip").args(["netns", "exec", &self.name, "sh", "-ec", script]))
+    }
+
+    /// Like `sh` but returns the output whatever the status.
+    pub fn sh_unchecked(&self, script: &str) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.name, "sh", "-ec", script]).output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = run(Command::new("ip").args(["-n", &self.name, "-j"]).args(args));
+        serde_json::from_slice(&out.stdout).expect("ip -j prints JSON")
+    }
+
+    /// IPv4 addresses of a NIC as `a.b.c.d/len`.
+    pub fn ipv4_addrs(&self, ifname: &str) -> Vec<String> {
+        let v = self.json(&["-4", "addr", "show", "dev", ifname]);
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|link| link["addr_info"].as_array().cloned().unwrap_or_default())
+            .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+            .collect()
+    }
+
+    /// IPv4 routes of the main table as `dst via gw dev ifname` (`dst dev ifname` without gateway),
+    /// kernel-made subnet routes left out.
+    pub fn ipv4_routes(&self) -> Vec<String> {
+        let v = self.json(&["-4", "route", "show", "table", "main"]);
+        let mut routes: Vec<String> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["protocol"] != "kernel")
+            .map(|r| {
+                let dst = r["dst"].as_str().unwrap();
+                let dev = r["dev"].as_str().unwrap_or("?");
+                match r["gateway"].as_str() {
+                    Some(gw) => format!("{dst} via {gw} dev {dev}"),
+                    None => format!("{dst} dev {dev}"),
+                }
+            })
+            .collect();
+        routes.sort();
+        routes
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
