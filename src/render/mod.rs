@@ -53,8 +53,13 @@ pub struct Stack {
     pub render: fn(&Input) -> Rendered,
 }
 
-/// Every stack, in detection order: the first whose probe matches is chosen.
-pub static STACKS: &[Stack] = &[sysconfig::STACK];
+/// Every stack, in detection order: the first whose probe matches is chosen, so a stack that sits on
+/// top of another (netplan over networkd or NetworkManager; RHEL 8's NetworkManager reading ifcfg
+/// files) comes before it. Order: openwrt, freebsd, slackware, netifrc, busybox, netplan, wicked,
+/// sysconfig, networkmanager, networkd, ifupdown.
+pub static STACKS: &[Stack] = &[
+    sysconfig::STACK,
+];
 
 pub fn find(name: &str) -> Option<&'static Stack> {
     STACKS.iter().find(|s| s.name == name)
