@@ -30,12 +30,12 @@ pub fn build(
     env: &Env,
 ) -> Result<Plan, String> {
     let input = Input { config, sys, ifnames };
-    let rendered = (stack.render)(&input);
-    let mut ops = rendered.ops;
-    ops.extend(common::hosts::render(config, sys));
+    let mut rendered = (stack.render)(&input);
+    rendered.ops.extend(common::hosts::render(config, sys));
     if let Some(password) = &config.password {
-        ops.push(shadow::render(password, sys, &env.salt, env.today)?);
+        rendered.add(shadow::render(password, sys, &env.salt, env.today)?);
     }
+    let mut ops = rendered.ops;
     let record = format!("{}{}", common::HEADER, config.to_conf_without_password());
     ops.push(FileOp::write(LAST_APPLIED, record));
     ops.retain(|op| changes_something(op, sys));

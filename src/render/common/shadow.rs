@@ -5,6 +5,7 @@ use base64ct::{Base64ShaCrypt, Encoding as _};
 
 use crate::model::Password;
 use crate::plan::{FileOp, Mode};
+use crate::render::Rendered;
 use crate::system::System;
 
 /// glibc's default; an explicit `rounds=` would only lengthen the line.
@@ -32,39 +33,53 @@ pub fn sha512_crypt(password: &str, salt: &[u8; SALT_BYTES]) -> String {
     format!("$6${salt_text}${hash}")
 }
 
-/// Sets root's hash and last-change day in /etc/shadow.
+/// Sets root's hash: in /etc/shadow (with the last-change day), or where a system has no shadow file
+/// but a BSD /etc/master.passwd, there (its third field is the uid, so no day is written).
 pub fn render(
     password: &Password,
     sys: &System,
     salt: &[u8; SALT_BYTES],
     today: u64,
-) -> Result<FileOp, String> {
-    let old = sys
-        .read("/etc/shadow")
-        .ok_or("cannot set the root password: /etc/shadow is missing")?;
+) -> Result<Rendered, String> {
     let hash = sha512_crypt(password.expose(), salt);
-    let contents = set_root_hash(&old, &hash, today)
-        .ok_or("cannot set the root password: /etc/shadow has no root line")?;
-    Ok(FileOp::Write {
-        path: "/etc/shadow".into(),
+    let mut out = Rendered::default();
+    let (path, day) = if sys.exists("/etc/shadow") || !sys.exists("/etc/master.passwd") {
+        ("/etc/shadow", Some(today))
+    } else {
+        out.notes.push(
+            "password: set in /etc/master.passwd; FreeBSD reads it only after `pwd.mkdb -p /etc/master.passwd`"
+                .into(),
+        );
+        ("/etc/master.passwd", None)
+    };
+    let old = sys
+        .read(path)
+        .ok_or_else(|| format!("cannot set the root password: {path} is missing"))?;
+    let contents = set_root_hash(&old, &hash, day)
+        .ok_or_else(|| format!("cannot set the root password: {path} has no root line"))?;
+    out.ops.push(FileOp::Write {
+        path: path.into(),
         contents,
-        mode: Mode::Default(0o640),
+        mode: Mode::Default(0o600),
         secret: true,
-    })
+    });
+    Ok(out)
 }
 
-fn set_root_hash(old: &[u8], hash: &str, today: u64) -> Option<Vec<u8>> {
+/// Replaces the second field of the first `root:` line, and the third with `day` when given.
+fn set_root_hash(old: &[u8], hash: &str, day: Option<u64>) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(old.len() + hash.len());
     let mut found = false;
     for line in old.split_inclusive(|&b| b == b'\n') {
         if !found && line.starts_with(b"root:") {
             found = true;
             let body = line.strip_suffix(b"\n").unwrap_or(line);
-            let mut fields: Vec<&[u8]> = body.split(|&b| b == b':').collect();
-            fields.resize(fields.len().max(9), b"");
-            let day = today.to_string();
-            fields[1] = hash.as_bytes();
-            fields[2] = day.as_bytes();
+            let mut fields: Vec<Vec<u8>> = body.split(|&b| b == b':').map(<[u8]>::to_vec).collect();
+            fields.resize(fields.len().max(3), Vec::new());
+            fields[1] = hash.as_bytes().to_vec();
+            if let Some(day) = day {
+                fields[2] = day.to_string().into_bytes();
+            }
             out.extend_from_slice(&fields.join(&b':'));
             out.push(b'\n');
         } else {
@@ -105,12 +120,18 @@ mod tests {
     #[test]
     fn only_root_line_changes() {
         let old = b"root:!:18000:0:99999:7:::\nbin:*:18000:0:99999:7:::\nroot2:x:1::::::\n";
-        let got = set_root_hash(old, "$6$s$h", 20000).unwrap();
+        let got = set_root_hash(old, "$6$s$h", Some(20000)).unwrap();
         assert_eq!(
             got,
             b"root:$6$s$h:20000:0:99999:7:::\nbin:*:18000:0:99999:7:::\nroot2:x:1::::::\n"
         );
-        assert!(set_root_hash(b"bin:*:1::::::\n", "$6$s$h", 1).is_none());
+        assert!(set_root_hash(b"bin:*:1::::::\n", "$6$s$h", Some(1)).is_none());
+        let bsd = b"# $FreeBSD$\nroot:$1$x$y:0:0::0:0:Charlie &:/root:/bin/sh\n";
+        let got = set_root_hash(bsd, "$6$s$h", None).unwrap();
+        assert_eq!(
+            got,
+            b"# $FreeBSD$\nroot:$6$s$h:0:0::0:0:Charlie &:/root:/bin/sh\n"
+        );
         assert_eq!(mask("root:$6$s$h:1::\nbin:*:1\n"), "root:<hash>:1::\nbin:*:1\n");
     }
 }
