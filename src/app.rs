@@ -186,7 +186,10 @@ fn fresh_env() -> Result<Env, String> {
     let mut salt = [0u8; render::common::shadow::SALT_BYTES];
     rustix::rand::getrandom(&mut salt, rustix::rand::GetRandomFlags::empty())
         .map_err(|e| format!("getrandom: {e}"))?;
-    Ok(Env { salt, today: crate::clock::today() })
+    Ok(Env {
+        salt,
+        today: crate::clock::today(),
+    })
 }
 
 /// Chooses the stack (`--stack` or detection) and builds the plan, with the choice in its notes.

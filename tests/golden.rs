@@ -25,7 +25,10 @@ fn repo() -> PathBuf {
 
 /// Fixed inputs, so that the shadow hash and backup directory are the same at every run.
 fn test_env() -> Env {
-    Env { salt: *b"osconf-tests", today: 20_000 }
+    Env {
+        salt: *b"osconf-tests",
+        today: 20_000,
+    }
 }
 
 fn case_settings(dir: &Path) -> BTreeMap<String, String> {
@@ -36,15 +39,32 @@ fn case_settings(dir: &Path) -> BTreeMap<String, String> {
 
 fn apply_conf(root: &Path, conf: &Path, settings: &BTreeMap<String, String>, stamp: &str) {
     let raw = osconf::reader::parse(&fs::read(conf).unwrap()).unwrap();
-    let config = osconf::model::validate(&raw).unwrap_or_else(|e| panic!("{e:?}")).config;
-    let mut target = Target { root: root.to_owned(), stack: settings.get("stack").cloned(), ..Target::default() };
-    for pair in settings.get("ifname").map(String::as_str).unwrap_or("").split_whitespace() {
+    let config = osconf::model::validate(&raw)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .config;
+    let mut target = Target {
+        root: root.to_owned(),
+        stack: settings.get("stack").cloned(),
+        ..Target::default()
+    };
+    for pair in settings
+        .get("ifname")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split_whitespace()
+    {
         let (eth, name) = pair.split_once('=').unwrap();
-        target.ifnames.insert(eth.trim_start_matches("eth").parse().unwrap(), name.to_owned());
+        target
+            .ifnames
+            .insert(eth.trim_start_matches("eth").parse().unwrap(), name.to_owned());
     }
     let sys = System::probe(root);
     let plan = osconf::app::make_plan(&config, &sys, &target, &test_env()).unwrap();
-    let opts = Options { live: false, config_file: None, stamp: stamp.to_owned() };
+    let opts = Options {
+        live: false,
+        config_file: None,
+        stamp: stamp.to_owned(),
+    };
     exec::apply(&plan, root, &opts).unwrap();
 }
 
@@ -60,9 +80,19 @@ fn run_case(case: &Path) -> Result<(), String> {
     let scratch = tempfile::tempdir().unwrap();
     let root = scratch.path().join("root");
     copy_tree(&repo().join("examples/rootfs").join(&settings["rootfs"]), &root).unwrap();
-    apply_conf(&root, &conf_path(case, settings.get("conf")), &settings, "19700101T000000Z");
+    apply_conf(
+        &root,
+        &conf_path(case, settings.get("conf")),
+        &settings,
+        "19700101T000000Z",
+    );
     if let Some(second) = settings.get("reapply") {
-        apply_conf(&root, &conf_path(case, Some(second)), &settings, "19700102T000000Z");
+        apply_conf(
+            &root,
+            &conf_path(case, Some(second)),
+            &settings,
+            "19700102T000000Z",
+        );
     }
     let expected = case.join("expected");
     if std::env::var_os("OSCONF_BLESS").is_some() {
@@ -84,10 +114,18 @@ fn run_case(case: &Path) -> Result<(), String> {
 
 #[test]
 fn golden_trees() {
-    let mut cases: Vec<PathBuf> =
-        fs::read_dir(repo().join("tests/cases")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut cases: Vec<PathBuf> = fs::read_dir(repo().join("tests/cases"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
     assert!(!cases.is_empty(), "no golden cases found");
     let failures: Vec<String> = cases.iter().filter_map(|c| run_case(c).err()).collect();
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

@@ -42,14 +42,21 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         let rel = path.strip_prefix(root).unwrap().display().to_string();
         let kind = entry.file_type().unwrap();
         if kind.is_symlink() {
-            out.push(format!("== {rel} -> {}\n", fs::read_link(&path).unwrap().display()));
+            out.push(format!(
+                "== {rel} -> {}\n",
+                fs::read_link(&path).unwrap().display()
+            ));
         } else if kind.is_dir() {
             out.push(format!("== {rel}/\n"));
             walk(root, &path, out);
         } else {
             let bytes = fs::read(&path).unwrap();
             let text = String::from_utf8_lossy(&bytes);
-            let end = if text.ends_with('\n') || text.is_empty() { "" } else { "\n\\ no newline at end\n" };
+            let end = if text.ends_with('\n') || text.is_empty() {
+                ""
+            } else {
+                "\n\\ no newline at end\n"
+            };
             out.push(format!("== {rel}\n{text}{end}"));
         }
     }

@@ -77,7 +77,9 @@ impl Netns {
     /// Adds NIC `ifname` with `mac`; its veth peer stays in the same namespace, down, unused.
     pub fn add_nic(&self, ifname: &str, mac: &str) {
         let peer = format!("peer-{ifname}");
-        run(Command::new("ip").args(["-n", &self.name, "link", "add", ifname, "address", mac, "type", "veth", "peer", "name", &peer]));
+        run(Command::new("ip").args([
+            "-n", &self.name, "link", "add", ifname, "address", mac, "type", "veth", "peer", "name", &peer,
+        ]));
         // The peer must be up for the NIC to have carrier, which networkd and NetworkManager wait for.
         run(Command::new("ip").args(["-n", &self.name, "link", "set", &peer, "up"]));
     }
@@ -90,7 +92,10 @@ impl Netns {
 
     /// Like `sh` but returns the output whatever the status.
     pub fn sh_unchecked(&self, script: &str) -> Output {
-        Command::new("ip").args(["netns", "exec", &self.name, "sh", "-ec", script]).output().unwrap()
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, "sh", "-ec", script])
+            .output()
+            .unwrap()
     }
 
     fn json(&self, args: &[&str]) -> Value {
