@@ -1,0 +1,129 @@
+//! The root password hash is checked by an implementation other than ours: glibc's (libxcrypt's)
+//! crypt(3), called from Python through ctypes. A hash that glibc does not reproduce would lock root out.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use osconf::render::common::shadow::{SALT_BYTES, sha512_crypt};
+
+/// Reads `password\thash` lines; prints `ok` or `BAD <hash>` for each, per crypt(3).
+const VERIFY: &str = r#"
+import ctypes, ctypes.util, sys
+lib = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
+lib.crypt.restype = ctypes.c_char_p
+lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+for line in sys.stdin.buffer.read().split(b"\n"):
+    if not line:
+        continue
+    password, hashed = line.split(b"\t")
+    print("ok" if lib.crypt(password, hashed) == hashed else "BAD " + hashed.decode())
+"#;
+
+#[test]
+fn sha512_crypt_verifies_with_glibc_crypt() {
+    if Command::new("python3")
+        .arg("-c")
+        .arg("import ctypes")
+        .output()
+        .is_err()
+    {
+        return common::real::cannot_run(
+            "sha512_crypt_verifies_with_glibc_crypt",
+            "python3 is not installed",
+        );
+    }
+    let passwords = [
+        "qwer1234",
+        "a",
+        "pässwörd with spaces",
+        "x:y$z\\`$(id)`",
+        &"long".repeat(40),
+    ];
+    let mut input = String::new();
+    for (i, password) in passwords.iter().enumerate() {
+        let mut salt = [0u8; SALT_BYTES];
+        rustix::rand::getrandom(&mut salt, rustix::rand::GetRandomFlags::empty()).unwrap();
+        salt[0] = i as u8; // salts differ even if the random source were stuck
+        let hash = sha512_crypt(password, &salt);
+        assert!(hash.starts_with("$6$") && !hash.contains(password), "{hash}");
+        input.push_str(&format!("{password}\t{hash}\n"));
+    }
+    // A wrong password must not verify, or the check above proves nothing.
+    let wrong = sha512_crypt("qwer1234", &[7; SALT_BYTES]);
+    input.push_str(&format!("qwer12345\t{wrong}\n"));
+
+    let mut child = Command::new("python3")
+        .args(["-c", VERIFY])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python3 crypt check failed");
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), passwords.len() + 1);
+    assert!(lines[..passwords.len()].iter().all(|l| l == "ok"), "{lines:?}");
+    assert!(
+        lines[passwords.len()].starts_with("BAD"),
+        "a wrong password verified: {lines:?}"
+    );
+}
+
+#[test]
+fn applied_shadow_verifies_against_decoded_password() {
+    if Command::new("python3")
+        .arg("-c")
+        .arg("import ctypes")
+        .output()
+        .is_err()
+    {
+        let why = "python3 is not installed";
+        return common::real::cannot_run("applied_shadow_verifies_against_decoded_password", why);
+    }
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path();
+    common::copy_tree(&repo.join("examples/rootfs/centos7"), root).unwrap();
+    std::fs::create_dir_all(root.join("boot/aliyun_custom_image")).unwrap();
+    std::fs::copy(
+        repo.join("examples/vpc/os.conf"),
+        root.join("boot/aliyun_custom_image/os.conf"),
+    )
+    .unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(["apply", "--no-live", "--root"])
+        .arg(root)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let shadow = std::fs::read_to_string(root.join("etc/shadow")).unwrap();
+    let hash = shadow
+        .lines()
+        .find_map(|l| l.strip_prefix("root:"))
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap();
+    // examples/vpc/os.conf has password=cXdlcjEyMzQK: "qwer1234" and a newline, which is stripped.
+    let input = format!("qwer1234\t{hash}\nqwer123\t{hash}\n");
+    let mut child = Command::new("python3")
+        .args(["-c", VERIFY])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0], "ok", "the decoded password does not verify");
+    assert!(lines[1].starts_with("BAD"), "a wrong password verified");
+}
