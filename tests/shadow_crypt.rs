@@ -47,7 +47,7 @@ fn sha512_crypt_verifies_with_glibc_crypt() {
         rustix::rand::getrandom(&mut salt, rustix::rand::GetRandomFlags::empty()).unwrap();
         salt[0] = i as u8; // salts differ even if the random source were stuck
         let hash = sha512_crypt(password, &salt);
-        assert!(hash.starts_with("$6$") && !hash.contains(password), "{hash}");
+        assert!(hash.starts_with("$6$") && (password.len() < 4 || !hash.contains(password)), "{hash}");
         input.push_str(&format!("{password}\t{hash}\n"));
     }
     // A wrong password must not verify, or the check above proves nothing.
