@@ -1,0 +1,82 @@
+//! Live actions on a real kernel: `osconf apply --live` inside a network namespace (and a UTS namespace
+//! for the host name) configures NICs found by MAC under other names, and a live failure rolls back
+//! the files and the host name.
+
+mod common;
+
+use std::path::Path;
+
+use common::real::{Netns, cannot_run, check_prerequisites};
+use common::{copy_tree, snapshot};
+
+const OSCONF: &str = env!("CARGO_BIN_EXE_osconf");
+
+fn scratch_root(sample: &str) -> tempfile::TempDir {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&repo.join("examples/rootfs/centos7"), dir.path()).unwrap();
+    let conf_dir = dir.path().join("boot/aliyun_custom_image");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::fs::copy(
+        repo.join("examples").join(sample).join("os.conf"),
+        conf_dir.join("os.conf"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn live_apply_configures_nics_by_mac_and_sets_hostname() {
+    if let Err(why) = check_prerequisites(&[]) {
+        return cannot_run("live_apply_configures_nics_by_mac_and_sets_hostname", &why);
+    }
+    let root = scratch_root("classic");
+    let ns = Netns::new("live");
+    // Kernel names differ from os.conf's: the NICs must be found by MAC.
+    ns.add_nic("ens5", "00:8c:fa:5e:14:23");
+    ns.add_nic("ens6", "00:8c:fa:5e:14:24");
+    let out = ns.sh(&format!(
+        "unshare -u sh -ec '{OSCONF} apply --live --root {} 2>&1; hostname'",
+        root.path().display()
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().last(), Some("iZ23r29djmjZ"), "{text}");
+    assert_eq!(ns.ipv4_addrs("ens5"), ["10.171.254.123/24"]);
+    assert_eq!(ns.ipv4_addrs("ens6"), ["42.120.74.105/24"]);
+    assert_eq!(
+        ns.ipv4_routes(),
+        [
+            "10.0.0.0/8 via 10.171.254.1 dev ens5",
+            "172.16.0.0/12 via 10.171.254.1 dev ens5",
+            "default via 42.120.74.1 dev ens6",
+        ]
+    );
+    assert!(!root.path().join("boot/aliyun_custom_image/os.conf").exists());
+}
+
+#[test]
+fn live_failure_rolls_back_files_and_hostname() {
+    if let Err(why) = check_prerequisites(&[]) {
+        return cannot_run("live_failure_rolls_back_files_and_hostname", &why);
+    }
+    let root = scratch_root("vpc");
+    let before = snapshot(root.path());
+    let ns = Netns::new("livefail");
+    ns.add_nic("eth0", "02:00:00:00:00:99"); // not os.conf's MAC
+    let script = format!(
+        "unshare -u sh -c 'hostname before-osconf; {OSCONF} apply --live --root {}; echo status=$?; hostname'",
+        root.path().display()
+    );
+    let out = ns.sh_unchecked(&script);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("status=1"), "{stdout}{stderr}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("before-osconf"),
+        "host name not restored"
+    );
+    assert!(stderr.contains("no NIC with MAC 00:8c:fa:5e:14:23"), "{stderr}");
+    assert_eq!(snapshot(root.path()), before, "files not rolled back");
+    assert!(ns.ipv4_addrs("eth0").is_empty());
+}
