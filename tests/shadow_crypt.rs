@@ -21,6 +21,24 @@ for line in sys.stdin.buffer.read().split(b"\n"):
     print("ok" if lib.crypt(password, hashed) == hashed else "BAD " + hashed.decode())
 "#;
 
+/// Runs VERIFY over `password\thash` lines; one verdict per line.
+fn verify(input: &str) -> Vec<String> {
+    let mut child = Command::new("python3")
+        .args(["-c", VERIFY])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python3 crypt check failed");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 #[test]
 fn sha512_crypt_verifies_with_glibc_crypt() {
     if Command::new("python3")
@@ -47,7 +65,10 @@ fn sha512_crypt_verifies_with_glibc_crypt() {
         rustix::rand::getrandom(&mut salt, rustix::rand::GetRandomFlags::empty()).unwrap();
         salt[0] = i as u8; // salts differ even if the random source were stuck
         let hash = sha512_crypt(password, &salt);
-        assert!(hash.starts_with("$6$") && (password.len() < 4 || !hash.contains(password)), "{hash}");
+        assert!(
+            hash.starts_with("$6$") && (password.len() < 4 || !hash.contains(password)),
+            "{hash}"
+        );
         input.push_str(&format!("{password}\t{hash}\n"));
     }
     // A wrong password must not verify, or the check above proves nothing.
@@ -114,16 +135,8 @@ fn applied_shadow_verifies_against_decoded_password() {
         .unwrap();
     // examples/vpc/os.conf has password=cXdlcjEyMzQK: "qwer1234" and a newline, which is stripped.
     let input = format!("qwer1234\t{hash}\nqwer123\t{hash}\n");
-    let mut child = Command::new("python3")
-        .args(["-c", VERIFY])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
+    let lines = verify(&input);
+    assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0], "ok", "the decoded password does not verify");
     assert!(lines[1].starts_with("BAD"), "a wrong password verified");
 }
