@@ -86,6 +86,11 @@ pub fn parse(bytes: &[u8]) -> Result<RawConf, Vec<ConfError>> {
             errors.push(ConfError::new(line_no, key_of(raw), "contains a NUL byte"));
             continue;
         }
+        // A lone CR would hide the rest of a line (a comment could swallow a whole CR-ended file).
+        if raw.contains(&b'\r') {
+            errors.push(ConfError::new(line_no, key_of(raw), "contains a carriage return"));
+            continue;
+        }
         let Ok(text) = std::str::from_utf8(raw) else {
             errors.push(ConfError::new(line_no, key_of(raw), "is not valid UTF-8"));
             continue;
@@ -128,8 +133,9 @@ fn parse_line(text: &str) -> Result<Option<(&str, String)>, LineError<'_>> {
     if text.is_empty() || text.starts_with('#') {
         return Ok(None);
     }
+    // The line is not quoted back: it may be a piece of the password cut off by a stray newline.
     let Some((key, rest)) = text.split_once('=') else {
-        return Err((None, format!("expected key=value, found {text:?}")));
+        return Err((None, "expected key=value".into()));
     };
     if !is_valid_key(key) {
         let what = if key.ends_with(is_blank) {
@@ -139,12 +145,13 @@ fn parse_line(text: &str) -> Result<Option<(&str, String)>, LineError<'_>> {
         };
         return Err((None, format!("{key:?}: {what}")));
     }
-    let value = parse_value(rest).map_err(|m| (Some(key), m))?;
+    let value = parse_value(rest, key == "password").map_err(|m| (Some(key), m))?;
     Ok(Some((key, value)))
 }
 
-/// Unquotes a value. No escapes exist: a quote ends at the next quote of its kind.
-fn parse_value(rest: &str) -> Result<String, String> {
+/// Unquotes a value. No escapes exist: a quote ends at the next quote of its kind. A `secret` value's
+/// text is never quoted in an error.
+fn parse_value(rest: &str, secret: bool) -> Result<String, String> {
     let (value, after) = match rest.chars().next() {
         Some(q @ ('"' | '\'')) => {
             let body = &rest[1..];
@@ -160,8 +167,13 @@ fn parse_value(rest: &str) -> Result<String, String> {
     };
     let after = after.trim_start_matches(is_blank);
     if !(after.is_empty() || after.starts_with('#')) {
+        let shown = if secret {
+            "(not shown)".to_owned()
+        } else {
+            format!("{after:?}")
+        };
         return Err(format!(
-            "unexpected text after the value: {after:?} (quote values that hold blanks)"
+            "unexpected text after the value: {shown} (quote values that hold blanks)"
         ));
     }
     if (after.starts_with('#') || value.is_empty()) && rest.starts_with(is_blank) {

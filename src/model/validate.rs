@@ -78,6 +78,12 @@ pub fn validate(raw: &RawConf) -> Result<Validated, Vec<ConfError>> {
             by_key.insert(entry.key.as_str(), entry);
         }
     }
+    // A truncated or garbled file must not pass for "configure nothing": that would still remove the
+    // files osconf wrote before and then delete os.conf.
+    if by_key.is_empty() {
+        let msg = "no settings found (only comments, empty values or unknown keys); nothing to apply";
+        return Err(vec![ConfError::new(0, None, msg)]);
+    }
     let mut c = Checker {
         errors: Vec::new(),
         by_key,
