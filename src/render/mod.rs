@@ -3,7 +3,9 @@
 //! only through `System` and never writes: the executor does that.
 
 pub mod common;
+mod netifrc;
 mod sysconfig;
+mod wicked;
 
 use std::collections::BTreeMap;
 
@@ -58,6 +60,8 @@ pub struct Stack {
 /// files) comes before it. Order: openwrt, freebsd, slackware, netifrc, busybox, netplan, wicked,
 /// sysconfig, networkmanager, networkd, ifupdown.
 pub static STACKS: &[Stack] = &[
+    netifrc::STACK,
+    wicked::STACK,
     sysconfig::STACK,
 ];
 

@@ -1,0 +1,308 @@
+//! `netifrc`: Gentoo's network scripts under OpenRC (`/etc/conf.d/net`, one `net.IFACE -> net.lo`
+//! service per interface). osconf owns one marked block of /etc/conf.d/net and keeps every other
+//! byte; it never touches a running service (the executor only writes files).
+//!
+//! netifrc finds an interface by name only, so the NIC os.conf calls ethN is configured as
+//! `input.ifname(nic)` and a note says so.
+
+use std::fmt::Write as _;
+
+use super::common;
+use super::{Input, Rendered, Stack};
+use crate::model::Nic;
+use crate::plan::FileOp;
+use crate::system::System;
+
+pub const STACK: Stack = Stack {
+    name: "netifrc",
+    systems: "Gentoo and other OpenRC systems with netifrc (not Alpine)",
+    detect,
+    render,
+};
+
+const NET: &str = "/etc/conf.d/net";
+const INIT_D: &str = "/etc/init.d";
+const RUNLEVELS: &str = "/etc/runlevels";
+
+/// First and last line of osconf's block in a file it shares with others.
+pub(super) const BEGIN: &str =
+    "# BEGIN osconf: from aliyun_custom_image/os.conf; replaced at the next change\n";
+pub(super) const END: &str = "# END osconf\n";
+/// Prefix of a line osconf turned into a comment so that its own configuration wins.
+pub(super) const DISABLED: &str = "# disabled by osconf: ";
+
+/// The per-interface variables that would fight osconf's (address, routes, DNS, DHCP fallback).
+const CONFLICTING: &[&str] = &["config", "routes", "fallback", "fallback_routes", "dns_servers"];
+
+fn detect(sys: &System) -> Option<String> {
+    if !sys.exists("/etc/init.d/net.lo") || sys.os.is_like(&["alpine"]) {
+        return None;
+    }
+    let openrc = ["/sbin/openrc", "/usr/sbin/openrc", RUNLEVELS]
+        .into_iter()
+        .find(|p| sys.exists(p))?;
+    Some(format!("/etc/init.d/net.lo (netifrc) and {openrc} (OpenRC)"))
+}
+
+fn render(input: &Input) -> Rendered {
+    let config = input.config;
+    let sys = input.sys;
+    let mut out = Rendered::default();
+    let old = sys.read_text(NET).unwrap_or_default();
+    let names: Vec<String> = config.nics.iter().map(|n| input.ifname(n)).collect();
+    let vars: Vec<String> = names.iter().map(|n| shell_var(n)).collect();
+
+    let (kept, disabled) = disable_assignments(&old, &vars);
+    for line in &disabled {
+        out.notes.push(format!(
+            "{NET}: commented out `{line}` so that osconf's static configuration wins"
+        ));
+    }
+    let block = block_text(input);
+    let text = replace_block(&kept, &block);
+    if text != old {
+        out.ops.push(FileOp::write(NET, text));
+    }
+
+    for (nic, name) in config.nics.iter().zip(&names) {
+        let service = format!("{INIT_D}/net.{name}");
+        out.ops.push(FileOp::Symlink {
+            path: service.clone(),
+            target: "net.lo".into(),
+        });
+        out.ops.push(FileOp::Symlink {
+            path: format!("{RUNLEVELS}/default/net.{name}"),
+            target: service,
+        });
+        if let Some(mac) = nic.mac {
+            out.notes.push(format!(
+                "netifrc matches interfaces by name only: {name} is configured for the NIC with MAC {mac}; \
+                 if the kernel names it otherwise, use --ifname {}=NAME",
+                nic.name()
+            ));
+        }
+    }
+    out.ops.extend(stale_services(sys, &old, &names));
+
+    if let Some(hostname) = &config.hostname {
+        let path = "/etc/conf.d/hostname";
+        let old = sys.read_text(path).unwrap_or_default();
+        let vars = [("hostname", Some(format!("\"{hostname}\"")))];
+        out.ops
+            .push(FileOp::write(path, common::set_shell_vars(&old, &vars)));
+        if sys.exists("/etc/hostname") {
+            out.ops.extend(common::hostname_file(input, "/etc/hostname"));
+        }
+    }
+    out.add(common::dns::render(&config.nameservers, sys));
+    out
+}
+
+/// netifrc's variable suffix for an interface: every character but letters and digits becomes `_`
+/// (its `shell_var`), so `eth0.100` is configured as `config_eth0_100`.
+fn shell_var(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// osconf's block: address, routes (default first; `onlink` for gateways outside the subnet, which
+/// netifrc hands to `ip route append` as they are) and, on the primary NIC, the name servers.
+fn block_text(input: &Input) -> String {
+    let config = input.config;
+    let mut t = String::new();
+    for nic in &config.nics {
+        let var = shell_var(&input.ifname(nic));
+        let _ = writeln!(t, "config_{var}=\"{}/{}\"", nic.address, nic.prefix_len);
+        let routes = route_lines(nic);
+        if !routes.is_empty() {
+            let _ = writeln!(t, "routes_{var}=\"{}\"", routes.join("\n"));
+        }
+        if config.primary_nic() == Some(nic) && !config.nameservers.is_empty() {
+            let servers: Vec<String> = config.nameservers.iter().map(ToString::to_string).collect();
+            let _ = writeln!(t, "dns_servers_{var}=\"{}\"", servers.join(" "));
+        }
+    }
+    t
+}
+
+fn route_lines(nic: &Nic) -> Vec<String> {
+    let onlink = |gw| if nic.is_on_link(gw) { " onlink" } else { "" };
+    let default = nic
+        .default_gateway
+        .map(|gw| format!("default via {gw}{}", onlink(gw)));
+    let others = nic
+        .routes
+        .iter()
+        .map(|r| format!("{} via {}{}", r.dest, r.via, onlink(r.via)));
+    default.into_iter().chain(others).collect()
+}
+
+/// Replaces osconf's marked block in `text` with `block` (where the old one stood, else at the end);
+/// an empty `block` just removes it. Everything outside the block is kept byte for byte.
+pub(super) fn replace_block(text: &str, block: &str) -> String {
+    let new = if block.is_empty() {
+        String::new()
+    } else {
+        format!("{BEGIN}{block}{END}")
+    };
+    let mut out = String::new();
+    let mut placed = false;
+    let mut inside = false;
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches('\n');
+        if !inside && bare == BEGIN.trim_end() {
+            inside = true;
+            if !placed {
+                out.push_str(&new);
+                placed = true;
+            }
+        } else if inside {
+            inside = bare != END.trim_end();
+        } else {
+            out.push_str(line);
+        }
+    }
+    if !placed && !new.is_empty() {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        if !out.is_empty() && !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out.push_str(&new);
+    }
+    out
+}
+
+/// The lines inside osconf's block (empty when there is none).
+fn block_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .skip_while(|l| *l != BEGIN.trim_end())
+        .skip(1)
+        .take_while(|l| *l != END.trim_end())
+        .collect()
+}
+
+/// Comments out, outside osconf's block, every assignment of a [`CONFLICTING`] variable of these
+/// interfaces, including the continuation lines of a quoted multi-line value. Returns the new text
+/// and the first line of each assignment disabled.
+fn disable_assignments(text: &str, vars: &[String]) -> (String, Vec<String>) {
+    let targets: Vec<String> = vars
+        .iter()
+        .flat_map(|v| CONFLICTING.iter().map(move |c| format!("{c}_{v}=")))
+        .collect();
+    let mut out = String::new();
+    let mut disabled = Vec::new();
+    let mut inside_block = false;
+    let mut open_quote: Option<char> = None;
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches('\n');
+        if let Some(q) = open_quote {
+            out.push_str(DISABLED);
+            out.push_str(line);
+            if bare.contains(q) {
+                open_quote = None;
+            }
+            continue;
+        }
+        if bare == BEGIN.trim_end() {
+            inside_block = true;
+        } else if bare == END.trim_end() {
+            inside_block = false;
+        }
+        let assignment = bare.trim_start();
+        if inside_block || !targets.iter().any(|t| assignment.starts_with(t.as_str())) {
+            out.push_str(line);
+            continue;
+        }
+        out.push_str(DISABLED);
+        out.push_str(line);
+        disabled.push(bare.to_owned());
+        open_quote = unclosed_quote(assignment.split_once('=').map_or("", |(_, v)| v));
+    }
+    (out, disabled)
+}
+
+/// The quote character left open at the end of a shell value, if any (`"a` → `"`).
+fn unclosed_quote(value: &str) -> Option<char> {
+    let mut open = None;
+    for c in value.chars() {
+        match open {
+            None if c == '"' || c == '\'' => open = Some(c),
+            Some(q) if c == q => open = None,
+            _ => {}
+        }
+    }
+    open
+}
+
+/// Service links for interfaces osconf configured before (`config_X` in its old block) that it no
+/// longer configures: `net.X -> net.lo` in /etc/init.d and every runlevel's link to it.
+fn stale_services(sys: &System, old: &str, names: &[String]) -> Vec<FileOp> {
+    let before: Vec<&str> = block_lines(old)
+        .into_iter()
+        .filter_map(|l| l.strip_prefix("config_")?.split_once('=').map(|(v, _)| v))
+        .collect();
+    let mut ops = Vec::new();
+    for entry in sys.list(INIT_D) {
+        let Some(name) = entry.strip_prefix("net.") else {
+            continue;
+        };
+        let path = format!("{INIT_D}/{entry}");
+        let is_ours = sys.link_target(&path).is_some_and(|t| t.as_os_str() == "net.lo");
+        if name == "lo" || !is_ours || names.iter().any(|n| n == name) {
+            continue;
+        }
+        if !before.contains(&shell_var(name).as_str()) {
+            continue;
+        }
+        for level in sys.list(RUNLEVELS) {
+            let link = format!("{RUNLEVELS}/{level}/{entry}");
+            if sys.link_target(&link).is_some() {
+                ops.push(FileOp::Remove { path: link });
+            }
+        }
+        ops.push(FileOp::Remove { path });
+    }
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_replaced_in_place_and_appended() {
+        let old = format!("# mine\nmtu_eth0=\"1400\"\n{BEGIN}config_eth0=\"1.2.3.4/24\"\n{END}# after\n");
+        assert_eq!(
+            replace_block(&old, "config_eth0=\"5.6.7.8/24\"\n"),
+            format!("# mine\nmtu_eth0=\"1400\"\n{BEGIN}config_eth0=\"5.6.7.8/24\"\n{END}# after\n")
+        );
+        assert_eq!(replace_block(&old, ""), "# mine\nmtu_eth0=\"1400\"\n# after\n");
+        assert_eq!(replace_block("a=1", "b=2\n"), format!("a=1\n\n{BEGIN}b=2\n{END}"));
+        assert_eq!(replace_block("", "b=2\n"), format!("{BEGIN}b=2\n{END}"));
+    }
+
+    #[test]
+    fn conflicting_assignments_disabled_with_continuations() {
+        let old = "config_eth0=\"dhcp\"\nroutes_eth0=\"default via 1.1.1.1\n  10.0.0.0/8 via 1.1.1.2\"\nmtu_eth0=\"1400\"\nconfig_eth10=\"dhcp\"\n";
+        let (text, disabled) = disable_assignments(old, &["eth0".into()]);
+        assert_eq!(
+            text,
+            format!(
+                "{DISABLED}config_eth0=\"dhcp\"\n{DISABLED}routes_eth0=\"default via 1.1.1.1\n{DISABLED}  10.0.0.0/8 via 1.1.1.2\"\nmtu_eth0=\"1400\"\nconfig_eth10=\"dhcp\"\n"
+            )
+        );
+        assert_eq!(
+            disabled,
+            ["config_eth0=\"dhcp\"", "routes_eth0=\"default via 1.1.1.1"]
+        );
+    }
+
+    #[test]
+    fn shell_var_like_netifrc() {
+        assert_eq!(shell_var("eth0.100"), "eth0_100");
+        assert_eq!(shell_var("ens3"), "ens3");
+    }
+}
