@@ -61,3 +61,46 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         }
     }
 }
+
+/// Like [`snapshot`] but exact for any bytes and with the metadata a rollback must also restore:
+/// kind, permission bits, owner and extended attributes of every entry (directories included).
+pub fn fingerprint(root: &Path) -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).unwrap().map(Result::unwrap) {
+            let path = entry.path();
+            let md = path.symlink_metadata().unwrap();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let head = format!("== {rel} {:o} {}:{}", md.mode(), md.uid(), md.gid());
+            let body = if md.file_type().is_symlink() {
+                format!(" -> {}", fs::read_link(&path).unwrap().display())
+            } else if md.is_dir() {
+                dirs.push(path.clone());
+                String::new()
+            } else {
+                let bytes = fs::read(&path).unwrap();
+                let lines: Vec<String> = bytes
+                    .split(|&b| b == b'\n')
+                    .map(|l| l.escape_ascii().to_string())
+                    .collect();
+                format!("\n{}", lines.join("\n"))
+            };
+            let mut xattrs = String::new();
+            if !md.file_type().is_symlink() {
+                let mut names = vec![0u8; 4096];
+                let len = rustix::fs::listxattr(&path, &mut names).unwrap_or(0);
+                for name in names[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+                    let name = String::from_utf8_lossy(name).into_owned();
+                    let mut value = vec![0u8; 4096];
+                    let vlen = rustix::fs::getxattr(&path, name.as_str(), &mut value).unwrap_or(0);
+                    xattrs.push_str(&format!(" [{name}={}]", value[..vlen].escape_ascii()));
+                }
+            }
+            out.push(format!("{head}{xattrs}{body}\n"));
+        }
+    }
+    out.sort();
+    out.concat()
+}

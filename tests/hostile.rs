@@ -1,0 +1,240 @@
+//! Hostile os.conf files against the real binary: each must be refused with exit code 2, an error that
+//! names the key (and the line), and not one byte, link, mode or owner of the target changed — os.conf
+//! included, which stays for a person to read.
+//!
+//! The files are `tests/hostile/NN-what.conf`, each starting with `# expect: <key> (line N)`; those
+//! that cannot live in git as text (NUL bytes, invalid UTF-8, 1 MiB, UTF-16, links) are made here.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+mod common;
+use common::{copy_tree, fingerprint};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn osconf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// What the error output must hold: the key (or message) named by `# expect:`, on a line that also
+/// says `line N:` when the problem has a line.
+struct Expect {
+    key: String,
+    line: Option<usize>,
+}
+
+impl Expect {
+    fn from_header(name: &str, bytes: &[u8]) -> Expect {
+        let first = bytes.split(|&b| b == b'\n').next().unwrap();
+        let text = std::str::from_utf8(first).unwrap();
+        let spec = text
+            .strip_prefix("# expect: ")
+            .unwrap_or_else(|| panic!("{name}: first line must be `# expect: <key>`"));
+        match spec.strip_suffix(')').and_then(|s| s.split_once(" (line ")) {
+            Some((key, line)) => Expect {
+                key: key.to_owned(),
+                line: Some(line.parse().unwrap()),
+            },
+            None => Expect {
+                key: spec.to_owned(),
+                line: None,
+            },
+        }
+    }
+
+    /// `Err(why)` unless `stderr` names the key, on the expected line when there is one.
+    fn check(&self, stderr: &str) -> Result<(), String> {
+        let located = |l: &&str| self.line.is_none_or(|n| l.contains(&format!("line {n}: ")));
+        if stderr.lines().filter(located).any(|l| l.contains(&self.key)) {
+            return Ok(());
+        }
+        let at = self.line.map(|n| format!(" on line {n}")).unwrap_or_default();
+        Err(format!("does not name {:?}{at}", self.key))
+    }
+}
+
+/// How os.conf is put in place: as a file with these bytes, or as something stranger.
+enum Conf {
+    Bytes(Vec<u8>),
+    LinkTo(&'static str),
+    Directory,
+}
+
+/// Runs apply, plan and check on one hostile os.conf in a scratch copy of the centos7 root.
+fn run_case(name: &str, conf: &Conf, expect: &Expect) -> Result<(), String> {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("root");
+    copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
+    let dir = root.join("boot/aliyun_custom_image");
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("os.conf");
+    match conf {
+        Conf::Bytes(bytes) => fs::write(&path, bytes).unwrap(),
+        Conf::LinkTo(target) => symlink(target, &path).unwrap(),
+        Conf::Directory => fs::create_dir(&path).unwrap(),
+    }
+    let before = fingerprint(&root);
+    let root_arg = root.to_str().unwrap();
+    let runs = [
+        ("apply", osconf(&["apply", "--root", root_arg, "--no-live"])),
+        ("plan", osconf(&["plan", "--root", root_arg])),
+        ("check", osconf(&["check", path.to_str().unwrap()])),
+    ];
+    let mut problems = Vec::new();
+    for (command, out) in &runs {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let mut say = |what: String| problems.push(format!("{command}: {what}"));
+        if out.status.code() != Some(2) {
+            say(format!("{} instead of exit status 2", out.status));
+        }
+        if let Err(why) = expect.check(&stderr) {
+            say(why);
+        }
+        if *command != "check" && !stderr.contains("nothing was changed") {
+            say("does not say that nothing was changed".into());
+        }
+        if !out.stdout.is_empty() {
+            say(format!(
+                "printed to stdout: {:?}",
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
+        for secret in ["$6$", "oldsalt", "qwer1234", "cXdlcjEyMzQK"] {
+            if stderr.contains(secret) {
+                say(format!("shows {secret:?}"));
+            }
+        }
+    }
+    if path.symlink_metadata().is_err() {
+        problems.push("os.conf was removed".into());
+    }
+    let after = fingerprint(&root);
+    if after != before {
+        let diff = similar::TextDiff::from_lines(&before, &after);
+        problems.push(format!(
+            "the tree changed:\n{}",
+            diff.unified_diff().context_radius(1)
+        ));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&runs[0].1.stderr);
+    Err(format!(
+        "{name}:\n  {}\n  apply's stderr:\n{stderr}",
+        problems.join("\n  ")
+    ))
+}
+
+fn run_all(cases: Vec<(String, Conf, Expect)>) {
+    assert!(!cases.is_empty());
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|(name, conf, expect)| run_case(name, conf, expect).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} hostile os.conf files were not refused cleanly:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn hostile_files_are_refused_and_change_nothing() {
+    let mut files: Vec<PathBuf> = fs::read_dir(repo().join("tests/hostile"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "only {} hostile files", files.len());
+    let cases = files
+        .iter()
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let bytes = fs::read(path).unwrap();
+            let expect = Expect::from_header(&name, &bytes);
+            (name, Conf::Bytes(bytes), expect)
+        })
+        .collect();
+    run_all(cases);
+}
+
+/// The VPC example with `hostname=` replaced by `line`, on line 1.
+fn vpc_with_hostname_line(line: &[u8]) -> Vec<u8> {
+    let example = fs::read_to_string(repo().join("examples/vpc/os.conf")).unwrap();
+    let rest = example.split_once('\n').unwrap().1;
+    [line, b"\n", rest.as_bytes()].concat()
+}
+
+fn expect(key: &str, line: Option<usize>) -> Expect {
+    Expect {
+        key: key.to_owned(),
+        line,
+    }
+}
+
+#[test]
+fn generated_hostile_files_are_refused_and_change_nothing() {
+    let mut one_mib = fs::read(repo().join("examples/vpc/os.conf")).unwrap();
+    while one_mib.len() < 1 << 20 {
+        one_mib.extend_from_slice(b"# padding padding padding padding padding padding padding padding\n");
+    }
+    let utf16: Vec<u8> = "hostname=web1\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let cases = vec![
+        (
+            "NUL byte in the host name".to_owned(),
+            Conf::Bytes(vpc_with_hostname_line(b"hostname=web1\0reboot")),
+            expect("hostname", Some(1)),
+        ),
+        (
+            "invalid UTF-8 in the host name".to_owned(),
+            Conf::Bytes(vpc_with_hostname_line(b"hostname=web\xc3\x281")),
+            expect("hostname", Some(1)),
+        ),
+        (
+            "Latin-1 host name".to_owned(),
+            Conf::Bytes(vpc_with_hostname_line(b"hostname=caf\xe9")),
+            expect("hostname", Some(1)),
+        ),
+        (
+            "1 MiB: a valid os.conf padded with comments".to_owned(),
+            Conf::Bytes(one_mib),
+            expect("larger than 65536 bytes", None),
+        ),
+        (
+            "UTF-16 (an editor's \"Unicode\")".to_owned(),
+            Conf::Bytes([&b"\xff\xfe"[..], &utf16].concat()),
+            expect("NUL byte", Some(1)),
+        ),
+        (
+            "os.conf is a link to /etc/shadow".to_owned(),
+            Conf::LinkTo("../../etc/shadow"),
+            expect("expected key=value", Some(1)),
+        ),
+        (
+            "os.conf is a link to an endless device".to_owned(),
+            Conf::LinkTo("/dev/zero"),
+            expect("larger than 65536 bytes", None),
+        ),
+        (
+            "os.conf is a directory".to_owned(),
+            Conf::Directory,
+            expect("Is a directory", None),
+        ),
+    ];
+    run_all(cases);
+}
