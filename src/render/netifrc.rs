@@ -301,6 +301,30 @@ mod tests {
     }
 
     #[test]
+    fn detects_netifrc_under_openrc_but_not_on_alpine() {
+        let root = |id: &str, runlevels: bool| {
+            let dir = tempfile::tempdir().unwrap();
+            let etc = dir.path().join("etc");
+            std::fs::create_dir_all(etc.join("init.d")).unwrap();
+            std::fs::write(etc.join("os-release"), format!("ID={id}\n")).unwrap();
+            std::fs::write(etc.join("init.d/net.lo"), "#!/sbin/openrc-run\n").unwrap();
+            if runlevels {
+                std::fs::create_dir_all(etc.join("runlevels/default")).unwrap();
+            }
+            dir
+        };
+        assert!(detect(&System::probe(root("gentoo", true).path())).is_some());
+        assert!(
+            detect(&System::probe(root("gentoo", false).path())).is_none(),
+            "no OpenRC"
+        );
+        assert!(
+            detect(&System::probe(root("alpine", true).path())).is_none(),
+            "busybox owns Alpine"
+        );
+    }
+
+    #[test]
     fn shell_var_like_netifrc() {
         assert_eq!(shell_var("eth0.100"), "eth0_100");
         assert_eq!(shell_var("ens3"), "ens3");

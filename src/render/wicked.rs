@@ -229,6 +229,52 @@ fn udev_rules(input: &Input) -> Rendered {
 mod tests {
     use super::*;
 
+    fn root_with(files: &[(&str, &str)], links: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        for (path, target) in links {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, p).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn detects_enabled_wicked_only() {
+        let leap = (
+            "etc/os-release",
+            "ID=\"opensuse-leap\"\nID_LIKE=\"suse opensuse\"\n",
+        );
+        let cfg = ("etc/sysconfig/network/config", "");
+        let wicked = "/usr/lib/systemd/system/wicked.service";
+        let enabled = root_with(
+            &[leap, cfg],
+            &[(
+                "etc/systemd/system/multi-user.target.wants/wicked.service",
+                wicked,
+            )],
+        );
+        assert!(detect(&System::probe(enabled.path())).is_some());
+        let alias = root_with(&[leap, cfg], &[("etc/systemd/system/network.service", wicked)]);
+        assert!(detect(&System::probe(alias.path())).is_some());
+        let nm = "/usr/lib/systemd/system/NetworkManager.service";
+        let with_nm = root_with(&[leap, cfg], &[("etc/systemd/system/network.service", nm)]);
+        assert!(
+            detect(&System::probe(with_nm.path())).is_none(),
+            "NetworkManager on SUSE"
+        );
+        let debian = root_with(
+            &[("etc/os-release", "ID=debian\n"), cfg],
+            &[("etc/systemd/system/network.service", wicked)],
+        );
+        assert!(detect(&System::probe(debian.path())).is_none(), "not SUSE");
+    }
+
     #[test]
     fn default_route_lines() {
         for yes in [
