@@ -148,7 +148,8 @@ fn routes_file(input: &Input, notes: &mut Vec<String>) -> Option<FileOp> {
     if old.is_none() && nic.is_none() {
         return None;
     }
-    let old = old.unwrap_or_else(|| HEADER.to_owned());
+    // osconf's own old block goes first, so that only foreign default routes are reported.
+    let old = replace_block(&old.unwrap_or_else(|| HEADER.to_owned()), "");
     let mut kept = String::new();
     for line in old.split_inclusive('\n') {
         if is_default_route(line) {
