@@ -73,15 +73,29 @@ fn temp_path(path: &Path) -> io::Result<PathBuf> {
     Ok(path.with_file_name(tmp))
 }
 
+/// Runs `create` on the temp path; a leftover of a run that crashed before its rename (boot-time pids
+/// repeat, so it may bear ours) is removed and `create` tried once more.
+fn create_temp<T>(tmp: &Path, create: impl Fn(&Path) -> io::Result<T>) -> io::Result<T> {
+    match create(tmp) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(tmp)?;
+            create(tmp)
+        }
+        other => other,
+    }
+}
+
 /// Replaces `path` with `bytes`, giving the new file `meta`.
 pub fn write_atomic(path: &Path, bytes: &[u8], meta: &Meta) -> io::Result<()> {
     let tmp = temp_path(path)?;
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut file = create_temp(&tmp, |t| {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(t)
+        })?;
         file.write_all(bytes)?;
         apply_meta(&file, meta)?;
         file.sync_all()?;
@@ -97,7 +111,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], meta: &Meta) -> io::Result<()> {
 /// Replaces whatever is at `path` with a symbolic link to `target`.
 pub fn replace_with_link(path: &Path, target: &Path) -> io::Result<()> {
     let tmp = temp_path(path)?;
-    symlink(target, &tmp)?;
+    create_temp(&tmp, |t| symlink(target, t))?;
     let result = fs::rename(&tmp, path).and_then(|()| sync_parent(path));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
