@@ -59,11 +59,7 @@ pub struct Stack {
 /// top of another (netplan over networkd or NetworkManager; RHEL 8's NetworkManager reading ifcfg
 /// files) comes before it. Order: openwrt, freebsd, slackware, netifrc, busybox, netplan, wicked,
 /// sysconfig, networkmanager, networkd, ifupdown.
-pub static STACKS: &[Stack] = &[
-    netifrc::STACK,
-    wicked::STACK,
-    sysconfig::STACK,
-];
+pub static STACKS: &[Stack] = &[netifrc::STACK, wicked::STACK, sysconfig::STACK];
 
 pub fn find(name: &str) -> Option<&'static Stack> {
     STACKS.iter().find(|s| s.name == name)
