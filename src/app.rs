@@ -119,12 +119,13 @@ fn detect(root: &Path) -> u8 {
 
 fn plan_or_apply(target: &Target, apply: bool) -> u8 {
     let Some(conf_path) = find_config(target) else {
-        let looked = target
-            .config
-            .iter()
-            .cloned()
-            .chain(CONFIG_PATHS.iter().map(|p| target.root.join(p)));
-        let looked: Vec<String> = looked.map(|p| p.display().to_string()).collect();
+        let looked: Vec<String> = match &target.config {
+            Some(path) => vec![path.display().to_string()],
+            None => CONFIG_PATHS
+                .iter()
+                .map(|p| target.root.join(p).display().to_string())
+                .collect(),
+        };
         say(format!(
             "no os.conf found (looked at {}); nothing to do",
             looked.join(", ")

@@ -104,7 +104,12 @@ fn parse_inner(args: impl IntoIterator<Item = String>) -> Result<Command, lexopt
                 t.config = Some(p.value()?.into())
             }
             Long("stack") if matches!(command.as_str(), "apply" | "plan") => {
-                t.stack = Some(p.value()?.string()?)
+                let name = p.value()?.string()?;
+                if crate::render::find(&name).is_none() {
+                    let known = crate::render::names().join(", ");
+                    return Err(format!("--stack {name:?}: unknown stack; known: {known}").into());
+                }
+                t.stack = Some(name)
             }
             Long("ifname") if matches!(command.as_str(), "apply" | "plan") => {
                 let (index, name) = ifname(&p.value()?.string()?)?;
@@ -182,6 +187,7 @@ mod tests {
             "apply --ifname eth0",
             "apply --ifname eth0=a/b",
             "apply --root",
+            "plan --stack nosuchstack",
         ] {
             assert!(parse_str(bad).is_err(), "{bad}");
         }

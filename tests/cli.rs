@@ -1,0 +1,326 @@
+//! The command-line contract that image builders script against: commands, exit codes (0 applied or
+//! nothing to do, 1 failed and rolled back, 2 invalid os.conf or command line), what goes to stdout
+//! and stderr, and that the root password — plain, base64 or hashed — never appears in either.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+use common::{copy_tree, fingerprint};
+
+const CONF: &str = "boot/aliyun_custom_image/os.conf";
+const PASSWORD: &str = "qwer1234";
+const PASSWORD_BASE64: &str = "cXdlcjEyMzQK";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn osconf<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A scratch centos7 root, with `conf` (bytes of an os.conf) in place when given.
+struct Scratch {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Scratch {
+    fn new(conf: Option<&[u8]>) -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
+        if let Some(bytes) = conf {
+            let path = root.join(CONF);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, bytes).unwrap();
+        }
+        Scratch { _dir: dir, root }
+    }
+
+    fn example(name: &str) -> Scratch {
+        Scratch::new(Some(
+            &fs::read(repo().join("examples").join(name).join("os.conf")).unwrap(),
+        ))
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.root.join(CONF)
+    }
+
+    fn run(&self, command: &str, extra: &[&str]) -> Output {
+        let mut args = vec![command, "--root", self.root.to_str().unwrap()];
+        if command == "apply" {
+            args.push("--no-live");
+        }
+        args.extend_from_slice(extra);
+        osconf(&args)
+    }
+
+    /// The root's hash in /etc/shadow.
+    fn root_hash(&self) -> String {
+        let shadow = fs::read_to_string(self.root.join("etc/shadow")).unwrap();
+        let line = shadow.lines().find(|l| l.starts_with("root:")).unwrap();
+        line.split(':').nth(1).unwrap().to_owned()
+    }
+}
+
+#[test]
+fn apply_without_os_conf_says_so_in_one_line_and_exits_0() {
+    for command in ["apply", "plan"] {
+        let s = Scratch::new(None);
+        let before = fingerprint(&s.root);
+        let out = s.run(command, &[]);
+        assert_eq!(out.status.code(), Some(0), "{command}: {}", stderr(&out));
+        let lines: Vec<String> = stderr(&out).lines().map(str::to_owned).collect();
+        assert_eq!(lines.len(), 1, "{command}: {lines:?}");
+        assert!(
+            lines[0].starts_with("osconf: no os.conf found (looked at "),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[0].contains(&s.root.join(CONF).display().to_string()),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].ends_with("nothing to do"), "{}", lines[0]);
+        assert_eq!(stdout(&out), "", "{command}");
+        assert_eq!(fingerprint(&s.root), before, "{command} changed the tree");
+    }
+    // An explicit --config that is missing: the message names only that file.
+    let s = Scratch::new(None);
+    let out = s.run("apply", &["--config", "/nonexistent/os.conf"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stderr(&out),
+        "osconf: no os.conf found (looked at /nonexistent/os.conf); nothing to do\n"
+    );
+}
+
+#[test]
+fn apply_configures_removes_os_conf_and_records_without_password() {
+    let s = Scratch::example("classic");
+    let old_hash = s.root_hash();
+    let out = s.run("apply", &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(stdout(&out), "");
+    assert!(!s.conf().exists(), "os.conf must be removed after success");
+    assert!(
+        err.lines().last().unwrap().starts_with("osconf: applied "),
+        "{err}"
+    );
+    assert!(err.contains("originals backed up in "), "{err}");
+    let record = fs::read_to_string(s.root.join("var/lib/osconf/last-applied.conf")).unwrap();
+    assert!(record.contains("hostname=\"iZ23r29djmjZ\""), "{record}");
+    assert!(!record.lines().any(|l| l.starts_with("password")), "{record}");
+    assert!(
+        !record.contains(PASSWORD_BASE64) && !record.contains(PASSWORD),
+        "{record}"
+    );
+    assert_ne!(s.root_hash(), old_hash, "the password was not set");
+    // A second run finds nothing to do.
+    let again = s.run("apply", &[]);
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(stderr(&again).lines().count(), 1);
+}
+
+#[test]
+fn plan_changes_nothing_and_prints_a_diff() {
+    let s = Scratch::example("classic");
+    let before = fingerprint(&s.root);
+    let out = s.run("plan", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fingerprint(&s.root), before, "plan changed the tree");
+    let text = stdout(&out);
+    assert!(text.starts_with("stack: sysconfig\n"), "{text}");
+    for expected in [
+        "--- /etc/hostname\n+++ /etc/hostname\n",
+        "-localhost.localdomain\n+iZ23r29djmjZ\n",
+        "--- /dev/null\n+++ /etc/sysconfig/network-scripts/ifcfg-eth1\n",
+        "+IPADDR=42.120.74.105\n",
+        "--- /etc/shadow\n+++ /etc/shadow\n",
+        "live: set the kernel host name to iZ23r29djmjZ\n",
+    ] {
+        assert!(text.contains(expected), "plan output lacks {expected:?}:\n{text}");
+    }
+    // --live and --no-live are accepted and change nothing either.
+    for flag in ["--live", "--no-live"] {
+        let out = s.run("plan", &[flag]);
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(fingerprint(&s.root), before, "plan {flag} changed the tree");
+    }
+}
+
+#[test]
+fn check_exit_codes() {
+    let valid = repo().join("examples/vpc/os.conf");
+    let out = osconf(&[Path::new("check"), &valid]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{}: valid\n", valid.display()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let invalid = dir.path().join("os.conf");
+    fs::write(&invalid, "hostname=-x\neth0_ip_addr=10.0.0.5\n").unwrap();
+    let out = osconf(&[Path::new("check"), &invalid]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    let shown = invalid.display();
+    assert!(
+        err.contains(&format!("osconf: {shown}: line 1: hostname: ")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("osconf: {shown}: line 2: eth0_ip_addr: ")),
+        "{err}"
+    );
+    assert!(err.contains("(2 errors); nothing was changed"), "{err}");
+
+    for missing in [dir.path().join("absent"), dir.path().to_owned()] {
+        let out = osconf(&[Path::new("check"), &missing]);
+        assert_eq!(out.status.code(), Some(2), "check {}", missing.display());
+        assert!(stderr(&out).contains(&missing.display().to_string()));
+    }
+    // Warnings alone do not make a file invalid.
+    fs::write(&invalid, "hostname=web1\nfuture_key=1\n").unwrap();
+    let out = osconf(&[Path::new("check"), &invalid]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("line 2: future_key: unknown key, ignored"));
+}
+
+#[test]
+fn help_works_on_every_command() {
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "Usage:"),
+        (&["--help"], "Usage:"),
+        (&["-h"], "Usage:"),
+        (&["apply", "--help"], "osconf apply"),
+        (&["apply", "-h"], "osconf apply"),
+        (&["apply", "--root", "/nonexistent", "--help"], "osconf apply"),
+        (&["plan", "--help"], "osconf plan"),
+        (&["check", "--help"], "osconf check FILE"),
+        (&["detect", "--help"], "osconf detect"),
+    ];
+    for (args, expected) in cases {
+        let out = osconf(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(stdout(&out).contains(expected), "{args:?}: {}", stdout(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+    let out = osconf(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), format!("osconf {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn misuse_exits_2_and_changes_nothing() {
+    let s = Scratch::example("vpc");
+    let root = s.root.to_str().unwrap();
+    let before = fingerprint(&s.root);
+    let cases: &[&[&str]] = &[
+        &["frobnicate"],
+        &["--frobnicate"],
+        &["apply", "--root", root, "--frobnicate"],
+        &["apply", "--root", root, "extra"],
+        &["apply", "--root", root, "--stack", "nosuchstack"],
+        &["apply", "--root", root, "--ifname", "eth0"],
+        &["apply", "--root", root, "--ifname", "eth0=a/b"],
+        &["apply", "--root", root, "--ifname", "eth0=waytoolongname00"],
+        &["apply", "--root"],
+        &["plan", "--root", root, "--frobnicate"],
+        &["check"],
+        &["check", "a", "b"],
+        &["check", "--root", root],
+        &["detect", "--config", "x"],
+    ];
+    for args in cases {
+        let out = osconf(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("osconf: ") && err.contains("Usage:"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        fingerprint(&s.root),
+        before,
+        "a refused command line changed the tree"
+    );
+}
+
+/// Every output of every run, for the password checks.
+fn outputs(runs: &[Output]) -> String {
+    runs.iter()
+        .map(|o| format!("{}{}", stdout(o), stderr(o)))
+        .collect()
+}
+
+#[test]
+fn password_never_appears_in_any_output() {
+    let mut runs = Vec::new();
+    // Success: check, plan (shadow diff masked), apply.
+    let s = Scratch::example("classic");
+    runs.push(osconf(&[Path::new("check"), &s.conf()]));
+    runs.push(s.run("plan", &[]));
+    runs.push(s.run("apply", &[]));
+    assert_eq!(runs.last().unwrap().status.code(), Some(0));
+    let new_hash = s.root_hash();
+    assert!(new_hash.starts_with("$6$"), "{new_hash}");
+    // Re-planning on the applied system compares against the new hash.
+    fs::write(s.conf(), fs::read(repo().join("examples/vpc/os.conf")).unwrap()).unwrap();
+    runs.push(s.run("plan", &[]));
+
+    // Invalid files with the password on a malformed line, or valid next to another error.
+    for conf in [
+        "password= cXdlcjEyMzQK\nhostname=web1\n",
+        "password cXdlcjEyMzQK\nhostname=web1\n",
+        "password=cXdlcjEyMzQK extra\nhostname=web1\n",
+        "password=\"cXdl\ncjEyMzQK\"\nhostname=web1\n",
+        "password=cXdlcjEyMzQK\nhostname=-bad\n",
+        "password=cXdlcjEyMzQK\npassword=cXdlcjEyMzQK\n",
+        "password=cXdlcjEyMzQK!\n",
+    ] {
+        let s = Scratch::new(Some(conf.as_bytes()));
+        runs.push(osconf(&[Path::new("check"), &s.conf()]));
+        runs.push(s.run("plan", &[]));
+        runs.push(s.run("apply", &[]));
+        assert_eq!(runs.last().unwrap().status.code(), Some(2), "{conf:?}");
+    }
+
+    // Failing after planning: an unknown stack, and a write that fails and is rolled back.
+    let s = Scratch::example("vpc");
+    runs.push(s.run("plan", &["--stack", "nosuchstack"]));
+    fs::remove_file(s.root.join("etc/hostname")).unwrap();
+    fs::create_dir(s.root.join("etc/hostname")).unwrap();
+    runs.push(s.run("apply", &[]));
+    assert_eq!(runs.last().unwrap().status.code(), Some(1));
+    // Planning fails: no root line in /etc/shadow.
+    let s = Scratch::example("vpc");
+    fs::write(s.root.join("etc/shadow"), "bin:*:18353:0:99999:7:::\n").unwrap();
+    fs::set_permissions(s.root.join("etc/shadow"), fs::Permissions::from_mode(0o000)).unwrap();
+    runs.push(s.run("apply", &[]));
+    assert_eq!(runs.last().unwrap().status.code(), Some(1));
+
+    let all = outputs(&runs);
+    for secret in [PASSWORD, PASSWORD_BASE64, "cjEyMzQK", &new_hash, "$6$", "oldsalt"] {
+        assert!(!all.contains(secret), "{secret:?} appears in the output:\n{all}");
+    }
+}
