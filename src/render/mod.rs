@@ -3,7 +3,10 @@
 //! only through `System` and never writes: the executor does that.
 
 pub mod common;
+mod freebsd;
 mod netifrc;
+mod openwrt;
+mod slackware;
 mod sysconfig;
 mod wicked;
 
@@ -59,7 +62,14 @@ pub struct Stack {
 /// top of another (netplan over networkd or NetworkManager; RHEL 8's NetworkManager reading ifcfg
 /// files) comes before it. Order: openwrt, freebsd, slackware, netifrc, busybox, netplan, wicked,
 /// sysconfig, networkmanager, networkd, ifupdown.
-pub static STACKS: &[Stack] = &[netifrc::STACK, wicked::STACK, sysconfig::STACK];
+pub static STACKS: &[Stack] = &[
+    openwrt::STACK,
+    freebsd::STACK,
+    slackware::STACK,
+    netifrc::STACK,
+    wicked::STACK,
+    sysconfig::STACK,
+];
 
 pub fn find(name: &str) -> Option<&'static Stack> {
     STACKS.iter().find(|s| s.name == name)

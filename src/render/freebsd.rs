@@ -1,0 +1,173 @@
+//! `freebsd`: FreeBSD 14's /etc/rc.conf — `hostname`, `ifconfig_<if>`, `defaultrouter`,
+//! `static_routes` with `route_osconf<N>` — edited in place with every other line kept byte for
+//! byte; DNS in /etc/resolv.conf and, where openresolv is configured, /etc/resolvconf.conf.
+//!
+//! FreeBSD names NICs by driver (`vtnet0` for virtio on ECS) and rc.conf has no way to pick a NIC
+//! by MAC (`ifconfig_<if>_name` renames by name too): os.conf's ethN is written as `vtnetN` unless
+//! `--ifname ethN=NAME` says otherwise, and the plan says so.
+
+use super::common;
+use super::slackware::{Stale, comment_out, set_marked_vars, shell_value};
+use super::{Input, Rendered, Stack};
+use crate::model::Nic;
+use crate::plan::FileOp;
+use crate::system::System;
+
+pub const STACK: Stack = Stack {
+    name: "freebsd",
+    systems: "FreeBSD 13/14 (rc.conf)",
+    detect,
+    render,
+};
+
+const RC_CONF: &str = "/etc/rc.conf";
+const RESOLVCONF_CONF: &str = "/etc/resolvconf.conf";
+
+/// Prefix of the `static_routes` entries osconf owns.
+const ROUTE_PREFIX: &str = "osconf";
+
+fn detect(sys: &System) -> Option<String> {
+    if sys.os.id == "freebsd" {
+        Some("os-release ID=freebsd".into())
+    } else {
+        (sys.exists(RC_CONF) && sys.is_dir("/boot/kernel")).then(|| "/etc/rc.conf and /boot/kernel".into())
+    }
+}
+
+/// The interface name: the `--ifname` override, else the virtio driver's `vtnetN`.
+fn ifname(input: &Input, nic: &Nic) -> String {
+    input
+        .ifnames
+        .get(&nic.index)
+        .cloned()
+        .unwrap_or_else(|| format!("vtnet{}", nic.index))
+}
+
+fn render(input: &Input) -> Rendered {
+    let config = input.config;
+    let mut out = Rendered::default();
+    if !config.nics.is_empty() || config.hostname.is_some() {
+        out.add(rc_conf(input));
+    }
+    let guessed: Vec<String> = config
+        .nics
+        .iter()
+        .filter(|n| !input.ifnames.contains_key(&n.index))
+        .map(|n| format!("{} as {}", n.name(), ifname(input, n)))
+        .collect();
+    if !guessed.is_empty() {
+        out.notes.push(format!(
+            "rc.conf names interfaces, not MACs: wrote {} (virtio on ECS); give --ifname ethN=NAME for another driver",
+            guessed.join(", ")
+        ));
+    }
+    out.add(common::dns::render(&config.nameservers, input.sys));
+    if !config.nameservers.is_empty() && input.sys.exists(RESOLVCONF_CONF) {
+        let old = input.sys.read_text(RESOLVCONF_CONF).unwrap_or_default();
+        let list: Vec<String> = config.nameservers.iter().map(ToString::to_string).collect();
+        let vars = [("name_servers".to_owned(), list.join(" "))];
+        out.ops.push(FileOp::write(
+            RESOLVCONF_CONF,
+            set_marked_vars(&old, &vars, Stale::Drop, |lines, _| lines.len()),
+        ));
+        out.notes.push(format!(
+            "DNS: {RESOLVCONF_CONF} exists, so resolvconf(8) gets name_servers= too"
+        ));
+    }
+    out
+}
+
+/// rc.conf: the keys osconf owns set (marked `# osconf`), its stale ones dropped, other settings
+/// for the same interfaces (aliases, renames) commented out.
+fn rc_conf(input: &Input) -> Rendered {
+    let config = input.config;
+    let mut out = Rendered::default();
+    let old = input.sys.read_text(RC_CONF).unwrap_or_default();
+    let mut vars: Vec<(String, String)> = Vec::new();
+    if let Some(h) = &config.hostname {
+        vars.push(("hostname".into(), h.clone()));
+    }
+    let names: Vec<String> = config.nics.iter().map(|n| ifname(input, n)).collect();
+    for (nic, name) in config.nics.iter().zip(&names) {
+        vars.push((
+            format!("ifconfig_{name}"),
+            format!("inet {} netmask {}", nic.address, nic.netmask()),
+        ));
+    }
+    if !config.nics.is_empty() {
+        let gw = config.default_nic().and_then(|n| n.default_gateway);
+        vars.push(("defaultrouter".into(), gw.map_or("NO".into(), |g| g.to_string())));
+        let routes = route_vars(input);
+        let theirs: Vec<String> = shell_value(&old, "static_routes")
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter(|r| !r.starts_with(ROUTE_PREFIX))
+            .map(str::to_owned)
+            .collect();
+        let all: Vec<String> = theirs
+            .iter()
+            .cloned()
+            .chain(routes.iter().map(|(n, _)| n.clone()))
+            .collect();
+        if !routes.is_empty() || !theirs.is_empty() {
+            vars.push(("static_routes".into(), all.join(" ")));
+        }
+        vars.extend(routes.into_iter().map(|(n, args)| (format!("route_{n}"), args)));
+    }
+
+    let mut disabled = Vec::new();
+    let text = comment_out(&old, |key| {
+        let hit = names.iter().any(|n| {
+            key.starts_with(&format!("ifconfig_{n}_alias"))
+                || key == format!("ifconfig_{n}_name")
+                || key == format!("ipv4_addrs_{n}")
+        });
+        if hit {
+            disabled.push(key.to_owned());
+        }
+        hit
+    });
+    if !disabled.is_empty() {
+        out.notes.push(format!(
+            "{RC_CONF}: commented out {}: they configured the same interfaces",
+            disabled.join(", ")
+        ));
+    }
+    let was: Vec<String> = names
+        .iter()
+        .filter_map(|n| {
+            shell_value(&old, &format!("ifconfig_{n}")).filter(|v| v.to_uppercase().contains("DHCP"))
+        })
+        .collect();
+    if !was.is_empty() {
+        out.notes.push(format!(
+            "{RC_CONF}: DHCP replaced by static addresses on the NICs os.conf gives"
+        ));
+    }
+    out.ops.push(FileOp::write(
+        RC_CONF,
+        set_marked_vars(&text, &vars, Stale::Drop, |lines, _| lines.len()),
+    ));
+    out
+}
+
+/// `(name, route(8) arguments)` for `static_routes`: each on-link gateway as a host route on its
+/// interface first (rc.d/routing adds `defaultrouter` after every static route), then the routes.
+fn route_vars(input: &Input) -> Vec<(String, String)> {
+    let mut args = Vec::new();
+    for nic in &input.config.nics {
+        let name = ifname(input, nic);
+        for gw in common::on_link_gateways(nic) {
+            args.push(format!("-host {gw} -interface {name}"));
+        }
+    }
+    for nic in &input.config.nics {
+        for r in &nic.routes {
+            args.push(format!("-net {} {}", r.dest, r.via));
+        }
+    }
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| (format!("{ROUTE_PREFIX}{i}"), a))
+        .collect()
+}

@@ -1,0 +1,368 @@
+//! `openwrt`: OpenWrt 23's netifd — UCI sections in /etc/config/network (`config interface` per
+//! NIC with `option device`, `config route` per route) and the host name in /etc/config/system.
+//!
+//! `uci commit` rewrites these files without comments, so osconf marks what it owns with an option
+//! netifd ignores, `option osconf 'ethN'`, which survives. A NIC takes over the logical interface
+//! that already used its device (usually `lan` or `wan`), so firewall zones keep applying; other
+//! IPv4 interfaces on that device get `option auto '0'`. netifd cannot pick a device by MAC
+//! (`config device`'s `macaddr` sets one), so os.conf's ethN is the device name, as the plan says.
+
+use std::net::Ipv4Addr;
+
+use super::{Input, Rendered, Stack};
+use crate::model::Nic;
+use crate::plan::FileOp;
+use crate::system::System;
+
+pub const STACK: Stack = Stack {
+    name: "openwrt",
+    systems: "OpenWrt 21.02+/23.05 (netifd, UCI)",
+    detect,
+    render,
+};
+
+const NETWORK: &str = "/etc/config/network";
+const SYSTEM: &str = "/etc/config/system";
+const MARK_OPTION: &str = "osconf";
+
+fn detect(sys: &System) -> Option<String> {
+    if sys.exists("/etc/openwrt_release") {
+        Some("/etc/openwrt_release exists".into())
+    } else {
+        (sys.os.id == "openwrt").then(|| "os-release ID=openwrt".into())
+    }
+}
+
+fn render(input: &Input) -> Rendered {
+    let mut out = Rendered::default();
+    if !input.config.nics.is_empty() {
+        out.add(network(input));
+        out.notes.push(
+            "netifd cannot match a NIC by MAC: os.conf's ethN is written as device ethN (--ifname renames)"
+                .into(),
+        );
+    }
+    if let Some(name) = &input.config.hostname {
+        let old = input.sys.read_text(SYSTEM).unwrap_or_default();
+        out.ops.push(FileOp::write(SYSTEM, set_hostname(&old, name)));
+    }
+    out
+}
+
+/// One UCI section: its `config` line, then its option lines (with any blank lines after it).
+#[derive(Debug, Clone)]
+struct Section {
+    kind: String,
+    name: Option<String>,
+    lines: Vec<String>,
+}
+
+impl Section {
+    fn new(kind: &str, name: Option<&str>) -> Section {
+        let header = match name {
+            Some(n) => format!("config {kind} '{n}'"),
+            None => format!("config {kind}"),
+        };
+        // The blank line uci itself writes after every section.
+        Section {
+            kind: kind.into(),
+            name: name.map(Into::into),
+            lines: vec![header, String::new()],
+        }
+    }
+
+    fn values(&self, verb: &str, key: &str) -> Vec<String> {
+        self.lines
+            .iter()
+            .map(|l| words(l))
+            .filter(|w| w.len() >= 3 && w[0] == verb && w[1] == key)
+            .map(|w| w[2].clone())
+            .collect()
+    }
+
+    fn option(&self, key: &str) -> Option<String> {
+        self.values("option", key).pop()
+    }
+
+    /// Adds a line after the last non-blank one.
+    fn push(&mut self, verb: &str, key: &str, value: impl std::fmt::Display) {
+        let end = self
+            .lines
+            .iter()
+            .rposition(|l| !l.trim().is_empty())
+            .map_or(0, |i| i + 1);
+        self.lines.insert(end, format!("\t{verb} {key} '{value}'"));
+    }
+
+    /// Replaces every `option key` line with one (placed where the first stood, else at the end).
+    fn set_option(&mut self, key: &str, value: &str) {
+        let is_key = |l: &String| {
+            let w = words(l);
+            w.len() >= 2 && w[0] == "option" && w[1] == key
+        };
+        match self.lines.iter().position(is_key) {
+            Some(i) => {
+                self.lines[i] = format!("\toption {key} '{value}'");
+                let mut n = 0;
+                self.lines.retain(|l| {
+                    !(is_key(l) && {
+                        n += 1;
+                        n > 1
+                    })
+                });
+            }
+            None => self.push("option", key, value),
+        }
+    }
+
+    /// Drops `list key 'value'` lines.
+    fn remove_list_value(&mut self, key: &str, value: &str) {
+        self.lines.retain(|l| {
+            let w = words(l);
+            !(w.len() >= 3 && w[0] == "list" && w[1] == key && w[2] == value)
+        });
+    }
+
+    fn marked(&self) -> Option<String> {
+        self.option(MARK_OPTION)
+    }
+}
+
+/// Splits a UCI line into words, honouring '…' and "…" quoting; a `#` outside quotes ends it.
+fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.get_or_insert_default().push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.get_or_insert_default();
+            }
+            (None, '#') => break,
+            (None, c) if c.is_whitespace() => out.extend(cur.take()),
+            (None, c) => cur.get_or_insert_default().push(c),
+        }
+    }
+    out.extend(cur);
+    out
+}
+
+/// The file as lines before the first section, then its sections.
+fn parse(text: &str) -> (Vec<String>, Vec<Section>) {
+    let mut head = Vec::new();
+    let mut sections: Vec<Section> = Vec::new();
+    for line in text.lines() {
+        let w = words(line);
+        if w.first().is_some_and(|w| w == "config") && w.len() >= 2 {
+            sections.push(Section {
+                kind: w[1].clone(),
+                name: w.get(2).cloned(),
+                lines: vec![line.to_owned()],
+            });
+        } else if let Some(s) = sections.last_mut() {
+            s.lines.push(line.to_owned());
+        } else {
+            head.push(line.to_owned());
+        }
+    }
+    (head, sections)
+}
+
+fn unparse(head: &[String], sections: &[Section]) -> String {
+    let mut out: String = head.iter().map(|l| format!("{l}\n")).collect();
+    for s in sections {
+        let last_line_blank = out.is_empty() || out == "\n" || out.ends_with("\n\n");
+        if !last_line_blank {
+            out.push('\n');
+        }
+        for l in &s.lines {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The devices an interface section uses: its `device` (or pre-21.02 `ifname`), and the ports of a
+/// bridge device it names.
+fn uses_device(iface: &Section, sections: &[Section], dev: &str) -> bool {
+    let mut used: Vec<String> = iface.values("option", "device");
+    used.extend(
+        iface
+            .values("option", "ifname")
+            .iter()
+            .flat_map(|v| v.split_whitespace().map(str::to_owned)),
+    );
+    used.iter().any(|u| {
+        u == dev || bridge_of(sections, u).is_some_and(|b| b.values("list", "ports").iter().any(|p| p == dev))
+    })
+}
+
+fn bridge_of<'a>(sections: &'a [Section], name: &str) -> Option<&'a Section> {
+    sections.iter().find(|s| {
+        s.kind == "device"
+            && s.option("name").as_deref() == Some(name)
+            && s.option("type").as_deref() == Some("bridge")
+    })
+}
+
+/// An interface that carries IPv4 (a `dhcpv6` one does not race with a static IPv4 address).
+fn is_ipv4(s: &Section) -> bool {
+    s.kind == "interface"
+        && s.option("proto").as_deref() != Some("dhcpv6")
+        && s.name.as_deref() != Some("loopback")
+}
+
+fn network(input: &Input) -> Rendered {
+    let config = input.config;
+    let mut out = Rendered::default();
+    let old = input.sys.read_text(NETWORK).unwrap_or_default();
+    let (head, mut sections) = parse(&old);
+    let wanted: Vec<String> = config.nics.iter().map(Nic::name).collect();
+    // Sections of a NIC that left os.conf, and every route osconf wrote: rewritten below.
+    sections.retain(|s| match s.marked() {
+        Some(eth) => s.kind == "interface" && wanted.contains(&eth),
+        None => true,
+    });
+
+    let mut routes = Vec::new();
+    for nic in &config.nics {
+        let dev = input.ifname(nic);
+        let own = sections
+            .iter()
+            .position(|s| s.marked().as_deref() == Some(nic.name().as_str()))
+            .or_else(|| {
+                sections
+                    .iter()
+                    .position(|s| is_ipv4(s) && uses_device(s, &sections, &dev))
+            });
+        let name = own
+            .and_then(|i| sections[i].name.clone())
+            .unwrap_or_else(|| nic.name());
+        if own.is_some_and(|i| sections[i].marked().is_none()) {
+            out.notes.push(format!(
+                "{NETWORK}: interface '{name}' now configures {dev} from os.conf"
+            ));
+        }
+        for s in sections.iter_mut() {
+            if s.kind == "device"
+                && s.option("type").as_deref() == Some("bridge")
+                && s.values("list", "ports").contains(&dev)
+            {
+                s.remove_list_value("ports", &dev);
+                out.notes.push(format!(
+                    "{NETWORK}: {dev} left bridge {}",
+                    s.option("name").unwrap_or_default()
+                ));
+            }
+        }
+        let snapshot = sections.clone();
+        for (i, s) in sections.iter_mut().enumerate() {
+            if Some(i) != own
+                && s.marked().is_none()
+                && is_ipv4(s)
+                && uses_device(s, &snapshot, &dev)
+                && s.option("auto").as_deref() != Some("0")
+            {
+                s.set_option("auto", "0");
+                out.notes.push(format!(
+                    "{NETWORK}: interface '{}' also used {dev}: set auto '0'",
+                    s.name.clone().unwrap_or_default()
+                ));
+            }
+        }
+        let section = interface(input, nic, &dev, &name);
+        match own {
+            Some(i) => sections[i] = section,
+            None => sections.push(section),
+        }
+        routes.extend(route_sections(nic, &name));
+    }
+    sections.extend(routes);
+    out.ops.push(FileOp::write(NETWORK, unparse(&head, &sections)));
+    out
+}
+
+fn interface(input: &Input, nic: &Nic, dev: &str, name: &str) -> Section {
+    let mut s = Section::new("interface", Some(name));
+    s.push("option", MARK_OPTION, nic.name());
+    s.push("option", "device", dev);
+    s.push("option", "proto", "static");
+    s.push("option", "ipaddr", nic.address);
+    s.push("option", "netmask", nic.netmask());
+    // An on-link default gateway goes in a route with `onlink`: netifd would reject it here.
+    if let Some(gw) = nic.default_gateway.filter(|&gw| !nic.is_on_link(gw)) {
+        s.push("option", "gateway", gw);
+    }
+    if input.config.primary_nic() == Some(nic) {
+        for server in &input.config.nameservers {
+            s.push("list", "dns", server);
+        }
+    }
+    s
+}
+
+fn route_sections(nic: &Nic, iface: &str) -> Vec<Section> {
+    let default = nic
+        .default_gateway
+        .filter(|&gw| nic.is_on_link(gw))
+        .map(|gw| (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, gw));
+    let routes = nic.routes.iter().map(|r| (r.dest.addr, r.dest.netmask(), r.via));
+    default
+        .into_iter()
+        .chain(routes)
+        .map(|(target, netmask, gw)| {
+            let mut s = Section::new("route", None);
+            s.push("option", MARK_OPTION, nic.name());
+            s.push("option", "interface", iface);
+            s.push("option", "target", target);
+            s.push("option", "netmask", netmask);
+            s.push("option", "gateway", gw);
+            if nic.is_on_link(gw) {
+                s.push("option", "onlink", "1");
+            }
+            s
+        })
+        .collect()
+}
+
+/// /etc/config/system: `option hostname` in the `config system` section (added if missing).
+fn set_hostname(old: &str, name: &str) -> String {
+    let (head, mut sections) = parse(old);
+    match sections.iter_mut().find(|s| s.kind == "system") {
+        Some(s) => s.set_option("hostname", name),
+        None => {
+            let mut s = Section::new("system", None);
+            s.push("option", "hostname", name);
+            sections.insert(0, s);
+        }
+    }
+    unparse(&head, &sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_and_quotes() {
+        assert_eq!(
+            words("\toption ipaddr '10.0.0.1' # c"),
+            ["option", "ipaddr", "10.0.0.1"]
+        );
+        assert_eq!(words("config interface \"wan\""), ["config", "interface", "wan"]);
+        assert_eq!(words("\tlist dns ''"), ["list", "dns", ""]);
+    }
+
+    #[test]
+    fn hostname_replaced_in_system_section() {
+        let old = "\nconfig system\n\toption hostname 'OpenWrt'\n\toption timezone 'UTC'\n\nconfig timeserver 'ntp'\n\tlist server '0.openwrt.pool.ntp.org'\n";
+        let want = "\nconfig system\n\toption hostname 'host1'\n\toption timezone 'UTC'\n\nconfig timeserver 'ntp'\n\tlist server '0.openwrt.pool.ntp.org'\n";
+        assert_eq!(set_hostname(old, "host1"), want);
+        assert_eq!(set_hostname(want, "host1"), want, "re-applying changes nothing");
+        assert_eq!(set_hostname("", "h"), "config system\n\toption hostname 'h'\n\n");
+    }
+}

@@ -1,0 +1,445 @@
+//! `slackware`: Slackware 15's rc.inet1 — `IPADDRS[n]`/`IFNAME[n]`/`GATEWAY` in
+//! /etc/rc.d/rc.inet1.conf (edited in place, every other line kept), a udev rule that gives each
+//! os.conf MAC its name, static routes in a marked block of /etc/rc.d/rc.local, /etc/HOSTNAME.
+//!
+//! rc.inet1.conf is a bash file people edit: osconf marks the assignments it writes with `# osconf`
+//! and drops its own marked lines that a new os.conf no longer needs. [`set_marked_vars`] does this
+//! for any shell-variable file (FreeBSD's rc.conf uses it too).
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use super::common::{self, HEADER};
+use super::{Input, Rendered, Stack};
+use crate::model::Nic;
+use crate::plan::{FileOp, Mode};
+use crate::system::System;
+
+pub const STACK: Stack = Stack {
+    name: "slackware",
+    systems: "Slackware 15.0 (rc.inet1)",
+    detect,
+    render,
+};
+
+const CONF: &str = "/etc/rc.d/rc.inet1.conf";
+const RC_LOCAL: &str = "/etc/rc.d/rc.local";
+const RULES_DIR: &str = "/etc/udev/rules.d";
+const RULES: &str = "/etc/udev/rules.d/70-osconf-net.rules";
+
+/// Ends every line osconf writes into a shell-variable file it shares with people.
+pub(super) const MARK: &str = "# osconf";
+
+/// Prefix of a line osconf turned into a comment because it configured the same NIC.
+pub(super) const DISABLED: &str = "# Disabled by osconf: ";
+
+const BLOCK_BEGIN: &str = "# osconf begin: routes from os.conf (rc.inet1.conf has no route settings)";
+const BLOCK_END: &str = "# osconf end";
+
+fn detect(sys: &System) -> Option<String> {
+    if sys.exists("/etc/slackware-version") {
+        Some("/etc/slackware-version exists".into())
+    } else {
+        (sys.os.id == "slackware").then(|| "os-release ID=slackware".into())
+    }
+}
+
+fn render(input: &Input) -> Rendered {
+    let config = input.config;
+    let mut out = Rendered::default();
+    if !config.nics.is_empty() {
+        out.add(inet1_conf(input));
+        out.add(rc_local(input));
+        let rules = udev_rules(input);
+        let keep: Vec<String> = rules.iter().map(|op| op.path().to_owned()).collect();
+        out.ops.extend(rules);
+        out.ops
+            .extend(common::stale_own_files(input.sys, RULES_DIR, &keep));
+        out.notes.push(format!(
+            "rc.inet1 configures interfaces by name: {RULES} names each os.conf MAC's NIC (NAME:=), \
+             so IPADDRS[n] reaches the right NIC"
+        ));
+    }
+    out.ops.extend(common::hostname_file(input, "/etc/HOSTNAME"));
+    if input.sys.exists("/etc/hostname") {
+        out.ops.extend(common::hostname_file(input, "/etc/hostname"));
+    }
+    out.add(common::dns::render(&config.nameservers, input.sys));
+    out
+}
+
+/// rc.inet1.conf: for each NIC `IFNAME[n]`, `IPADDRS[n]`, `USE_DHCP[n]="no"`; legacy and bridge
+/// keys of the same index cleared; `HWADDR[n]` (which would overwrite the MAC ECS assigned) and
+/// other indexes naming the same interface commented out; `GATEWAY` for the one default route.
+fn inet1_conf(input: &Input) -> Rendered {
+    let config = input.config;
+    let mut out = Rendered::default();
+    let old = input.sys.read_text(CONF).unwrap_or_default();
+    let names: Vec<String> = config.nics.iter().map(|n| input.ifname(n)).collect();
+    let ours: BTreeSet<String> = config.nics.iter().map(|n| n.index.to_string()).collect();
+    let mut vars = Vec::new();
+    for (nic, name) in config.nics.iter().zip(&names) {
+        let n = nic.index;
+        vars.push((format!("IFNAME[{n}]"), name.clone()));
+        vars.push((
+            format!("IPADDRS[{n}]"),
+            format!("{}/{}", nic.address, nic.prefix_len),
+        ));
+        vars.push((format!("USE_DHCP[{n}]"), "no".into()));
+        // rc.inet1 adds IPADDR/NETMASK and IPALIASES to IPADDRS, and builds a bridge from BRNICS.
+        for legacy in ["IPADDR", "NETMASK", "IPALIASES", "BRNICS"] {
+            let key = format!("{legacy}[{n}]");
+            if assignments(&old).any(|(k, v, _)| k == key && !v.is_empty()) {
+                vars.push((key, String::new()));
+            }
+        }
+    }
+    let gateway = config
+        .default_nic()
+        .and_then(|nic| nic.default_gateway.filter(|&gw| !nic.is_on_link(gw)));
+    vars.push((
+        "GATEWAY".into(),
+        gateway.map(|g| g.to_string()).unwrap_or_default(),
+    ));
+
+    let mut disabled = Vec::new();
+    let other_index_names: Vec<String> = assignments(&old)
+        .filter_map(|(k, v, _)| {
+            let idx = k.strip_prefix("IFNAME[")?.strip_suffix(']')?;
+            (!ours.contains(idx) && names.contains(&v)).then(|| idx.to_owned())
+        })
+        .collect();
+    let text = comment_out(&old, |key| {
+        let Some((base, idx)) = key.strip_suffix(']').and_then(|k| k.split_once('[')) else {
+            return false;
+        };
+        let hit = (base == "HWADDR" && ours.contains(idx)) || other_index_names.iter().any(|i| i == idx);
+        if hit {
+            disabled.push(key.to_owned());
+        }
+        hit
+    });
+    if !disabled.is_empty() {
+        out.notes.push(format!(
+            "{CONF}: commented out {} (HWADDR would replace the MAC ECS assigned; other entries named the same interface)",
+            disabled.join(", ")
+        ));
+    }
+    if has_dhcp(&old, &ours) {
+        out.notes.push(format!(
+            "{CONF}: DHCP turned off for the NICs os.conf configures statically"
+        ));
+    }
+    out.ops.push(FileOp::write(
+        CONF,
+        set_marked_vars(&text, &vars, Stale::Empty, place_in_block),
+    ));
+    out
+}
+
+fn has_dhcp(text: &str, ours: &BTreeSet<String>) -> bool {
+    assignments(text).any(|(k, v, _)| ours.iter().any(|i| k == format!("USE_DHCP[{i}]")) && v == "yes")
+}
+
+/// Where a missing `KEY[n]` goes: after the last assignment of index n, else before the gateway
+/// section, else at the end.
+fn place_in_block(lines: &[String], key: &str) -> usize {
+    let index = key.find('[').map(|i| &key[i..]);
+    if let Some(idx) = index {
+        let last = lines
+            .iter()
+            .rposition(|l| split_assignment(l).is_some_and(|(k, _)| k.ends_with(idx)));
+        if let Some(i) = last {
+            return i + 1;
+        }
+        let gateway = lines.iter().position(|l| {
+            l.starts_with("# Default gateway") || l.starts_with("# Gateway") || l.starts_with("GATEWAY=")
+        });
+        if let Some(i) = gateway {
+            return i;
+        }
+    }
+    lines.len()
+}
+
+/// /etc/rc.d/rc.local (run by rc.M after rc.inet1): a marked block of `ip route replace` lines
+/// for the routes and on-link gateways rc.inet1.conf cannot express.
+fn rc_local(input: &Input) -> Rendered {
+    let mut out = Rendered::default();
+    let mut lines = String::new();
+    for nic in &input.config.nics {
+        lines.push_str(&route_lines(nic, &input.ifname(nic)));
+    }
+    let old = input.sys.read_text(RC_LOCAL);
+    let base = old.clone().unwrap_or_else(|| "#!/bin/bash\n".into());
+    let block = (!lines.is_empty()).then(|| format!("{BLOCK_BEGIN}\n{lines}{BLOCK_END}\n"));
+    if old.is_none() && block.is_none() {
+        return out;
+    }
+    let text = replace_block(&base, block.as_deref());
+    out.ops.push(FileOp::Write {
+        path: RC_LOCAL.into(),
+        contents: text.into_bytes(),
+        mode: Mode::Default(0o755),
+        secret: false,
+    });
+    if block.is_some() {
+        out.notes.push(format!(
+            "static routes go to {RC_LOCAL} (rc.M runs it after rc.inet1 at boot; `rc.inet1 restart` does not re-add them)"
+        ));
+    }
+    out
+}
+
+fn route_lines(nic: &Nic, name: &str) -> String {
+    let mut t = String::new();
+    for gw in common::on_link_gateways(nic) {
+        let _ = writeln!(t, "/sbin/ip route replace {gw} dev {name} scope link");
+    }
+    if let Some(gw) = nic.default_gateway.filter(|&gw| nic.is_on_link(gw)) {
+        let _ = writeln!(t, "/sbin/ip route replace default via {gw} dev {name}");
+    }
+    for r in &nic.routes {
+        let _ = writeln!(t, "/sbin/ip route replace {} via {} dev {name}", r.dest, r.via);
+    }
+    t
+}
+
+/// Replaces the marked block (or appends it; `None` removes it), keeping every other line.
+fn replace_block(text: &str, block: Option<&str>) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    let mut placed = false;
+    for line in text.lines() {
+        if line == BLOCK_BEGIN {
+            inside = true;
+            continue;
+        }
+        if inside {
+            if line == BLOCK_END {
+                inside = false;
+                if let (Some(b), false) = (block, placed) {
+                    out.push_str(b);
+                    placed = true;
+                }
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if let (Some(b), false) = (block, placed) {
+        out.push_str(b);
+    }
+    out
+}
+
+/// One udev rule per NIC with a MAC: the NIC with that address gets the name rc.inet1.conf uses,
+/// finally (`NAME:=`), before Slackware's persistent-net generator could pick another.
+fn udev_rules(input: &Input) -> Option<FileOp> {
+    let mut t = String::from(HEADER);
+    let mut any = false;
+    for nic in &input.config.nics {
+        if let Some(mac) = nic.mac {
+            any = true;
+            let _ = writeln!(
+                t,
+                "SUBSYSTEM==\"net\", ACTION==\"add\", ATTR{{address}}==\"{mac}\", ATTR{{type}}==\"1\", NAME:=\"{}\"",
+                input.ifname(nic)
+            );
+        }
+    }
+    any.then(|| FileOp::write(RULES, t))
+}
+
+/// `(key, unquoted value, line)` for every active `KEY=value` line.
+fn assignments(text: &str) -> impl Iterator<Item = (String, String, &str)> {
+    text.lines().filter_map(|line| {
+        let (k, v) = split_assignment(line)?;
+        Some((k.to_owned(), unquote(v), line))
+    })
+}
+
+/// `KEY=value` → (key, raw value with any trailing comment); `None` for comments and other lines.
+fn split_assignment(line: &str) -> Option<(&str, &str)> {
+    let (key, value) = line.trim_start().split_once('=')?;
+    let valid = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '[' | ']'))
+        && !key.starts_with(|c: char| c.is_ascii_digit() || c == '[');
+    valid.then_some((key, value))
+}
+
+/// The value of `"v"`, `'v'` or `v`, ignoring a trailing ` # comment`.
+pub(super) fn unquote(raw: &str) -> String {
+    let raw = raw.trim();
+    for q in ['"', '\''] {
+        if let Some(rest) = raw.strip_prefix(q) {
+            return rest.split(q).next().unwrap_or("").to_owned();
+        }
+    }
+    raw.split(" #").next().unwrap_or("").trim().to_owned()
+}
+
+/// The value a shell-variable file gives `key` (its last active assignment).
+pub(super) fn shell_value(text: &str, key: &str) -> Option<String> {
+    assignments(text)
+        .filter(|(k, _, _)| k == key)
+        .map(|(_, v, _)| v)
+        .last()
+}
+
+/// Comments out (with [`DISABLED`]) every active assignment whose key `hit` accepts.
+pub(super) fn comment_out(text: &str, mut hit: impl FnMut(&str) -> bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        match split_assignment(line) {
+            Some((key, _)) if hit(key) => {
+                out.push_str(DISABLED);
+            }
+            _ => {}
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// What becomes of a line osconf marked before whose key a new os.conf no longer sets (a NIC that
+/// left os.conf).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stale {
+    /// Removed.
+    Drop,
+    /// Kept as `KEY=""`, unmarked: a file whose template lists every key keeps its shape.
+    Empty,
+}
+
+/// Sets `KEY="value" # osconf` assignments in a shell-variable file, keeping every other line:
+/// the first assignment of each key is replaced and later ones dropped; lines osconf marked before
+/// whose key is no longer set are handled as `stale` says; a key not yet in the file is inserted at
+/// `place(lines, key)`. Values are double-quoted: they are addresses and host names.
+pub(super) fn set_marked_vars(
+    text: &str,
+    vars: &[(String, String)],
+    stale: Stale,
+    place: impl Fn(&[String], &str) -> usize,
+) -> String {
+    let assign = |k: &str, v: &str| format!("{k}=\"{v}\" {MARK}");
+    let mut lines: Vec<String> = Vec::new();
+    let mut done: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let Some((key, _)) = split_assignment(line) else {
+            lines.push(line.to_owned());
+            continue;
+        };
+        match vars.iter().find(|(k, _)| k == key) {
+            Some((k, v)) => {
+                if !done.contains(&k.as_str()) {
+                    lines.push(assign(k, v));
+                    done.push(k);
+                }
+            }
+            None if line.trim_end().ends_with(MARK) => {
+                if stale == Stale::Empty {
+                    lines.push(format!("{key}=\"\""));
+                }
+            }
+            None => lines.push(line.to_owned()),
+        }
+    }
+    for (k, v) in vars {
+        if !done.contains(&k.as_str()) {
+            let at = place(&lines, k).min(lines.len());
+            lines.insert(at, assign(k, v));
+        }
+    }
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn marked_vars_replace_insert_and_drop_stale() {
+        let old = "# eth0\nIPADDRS[0]=\"\"\nUSE_DHCP[0]=\"yes\"\n\n# eth1\nIPADDRS[1]=\"1.1.1.1/8\" # osconf\n\
+                   IFNAME[1]=\"eth1\" # osconf\n#IPADDRS[4]=\"\"\n# Default gateway IP address:\nGATEWAY=\"\"\n";
+        let got = set_marked_vars(
+            old,
+            &vars(&[
+                ("IPADDRS[0]", "10.0.0.2/24"),
+                ("IFNAME[0]", "eth0"),
+                ("USE_DHCP[0]", "no"),
+                ("GATEWAY", "10.0.0.1"),
+            ]),
+            Stale::Empty,
+            place_in_block,
+        );
+        let want = "# eth0\nIPADDRS[0]=\"10.0.0.2/24\" # osconf\nUSE_DHCP[0]=\"no\" # osconf\nIFNAME[0]=\"eth0\" # osconf\n\n\
+                    # eth1\nIPADDRS[1]=\"\"\nIFNAME[1]=\"\"\n#IPADDRS[4]=\"\"\n# Default gateway IP address:\nGATEWAY=\"10.0.0.1\" # osconf\n";
+        assert_eq!(got, want);
+        let again = set_marked_vars(
+            &got,
+            &vars(&[
+                ("IPADDRS[0]", "10.0.0.2/24"),
+                ("IFNAME[0]", "eth0"),
+                ("USE_DHCP[0]", "no"),
+                ("GATEWAY", "10.0.0.1"),
+            ]),
+            Stale::Empty,
+            place_in_block,
+        );
+        assert_eq!(again, got, "re-applying changes nothing");
+    }
+
+    #[test]
+    fn new_index_goes_before_the_gateway() {
+        let old = "IPADDRS[0]=\"\"\n\n# Default gateway IP address:\nGATEWAY=\"\"\n";
+        let got = set_marked_vars(
+            old,
+            &vars(&[("IFNAME[3]", "eth3"), ("IPADDRS[3]", "1.2.3.4/24")]),
+            Stale::Drop,
+            place_in_block,
+        );
+        assert_eq!(
+            got,
+            "IPADDRS[0]=\"\"\n\nIFNAME[3]=\"eth3\" # osconf\nIPADDRS[3]=\"1.2.3.4/24\" # osconf\n# Default gateway IP address:\nGATEWAY=\"\"\n"
+        );
+    }
+
+    #[test]
+    fn block_replaced_appended_and_removed() {
+        let block = format!("{BLOCK_BEGIN}\nroute a\n{BLOCK_END}\n");
+        let with = replace_block("#!/bin/bash\n# local\n", Some(&block));
+        assert_eq!(with, format!("#!/bin/bash\n# local\n{block}"));
+        let new = format!("{BLOCK_BEGIN}\nroute b\n{BLOCK_END}\n");
+        assert_eq!(
+            replace_block(&format!("{with}echo hi\n"), Some(&new)),
+            format!("#!/bin/bash\n# local\n{new}echo hi\n")
+        );
+        assert_eq!(replace_block(&with, None), "#!/bin/bash\n# local\n");
+    }
+
+    #[test]
+    fn values_and_comments() {
+        assert_eq!(unquote("\"a b\" # osconf"), "a b");
+        assert_eq!(unquote("'x'"), "x");
+        assert_eq!(unquote("yes # c"), "yes");
+        let text = "HWADDR[0]=\"00:11:22:33:44:55\"\n#HWADDR[1]=\"x\"\nA=1\n";
+        let got = comment_out(text, |k| k.starts_with("HWADDR"));
+        assert_eq!(
+            got,
+            format!("{DISABLED}HWADDR[0]=\"00:11:22:33:44:55\"\n#HWADDR[1]=\"x\"\nA=1\n")
+        );
+        assert_eq!(shell_value("A=1\nA='2'\n", "A").as_deref(), Some("2"));
+    }
+}
