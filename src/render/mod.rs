@@ -3,7 +3,9 @@
 //! only through `System` and never writes: the executor does that.
 
 pub mod common;
+mod busybox;
 mod freebsd;
+mod ifupdown;
 mod netifrc;
 mod openwrt;
 mod slackware;
@@ -67,8 +69,10 @@ pub static STACKS: &[Stack] = &[
     freebsd::STACK,
     slackware::STACK,
     netifrc::STACK,
+    busybox::STACK,
     wicked::STACK,
     sysconfig::STACK,
+    ifupdown::STACK,
 ];
 
 pub fn find(name: &str) -> Option<&'static Stack> {

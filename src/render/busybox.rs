@@ -1,0 +1,114 @@
+//! `busybox`: `/etc/network/interfaces` as busybox's `ifup` and Alpine's ifupdown-ng read it.
+//!
+//! Busybox's `ifup` takes no glob in `source` (1.35 fails on `interfaces.d/*`) and older ones have no
+//! `source` at all, so osconf's stanzas go into /etc/network/interfaces itself, between its header line
+//! and an end line, replaced as a block at each apply. Every other line of the file is kept; other
+//! stanzas for the same NICs are commented out (busybox refuses an interface declared `auto` twice).
+
+use super::common::{self, HEADER, dns};
+use super::ifupdown::{self, INTERFACES, LOOPBACK};
+use super::{Input, Rendered, Stack};
+use crate::plan::FileOp;
+use crate::system::System;
+
+pub const STACK: Stack = Stack {
+    name: "busybox",
+    systems: "Alpine (ifupdown-ng or busybox ifup), embedded systems run by busybox",
+    detect,
+    render,
+};
+
+/// The line that closes osconf's block; the block opens with [`HEADER`].
+const END: &str = "# End of osconf's stanzas.\n";
+
+fn detect(sys: &System) -> Option<String> {
+    if sys.os.id == "alpine" {
+        return Some("ID=alpine in os-release".into());
+    }
+    if !sys.exists("/bin/busybox") {
+        return None;
+    }
+    // Busybox-only: `ifup` (or init itself) is busybox. /bin/busybox alone is not enough: Debian and
+    // Ubuntu install it beside their own network stacks.
+    ["/sbin/ifup", "/usr/sbin/ifup", "/bin/ifup", "/sbin/init"]
+        .into_iter()
+        .find(|p| sys.link_target(p).is_some_and(|t| t.ends_with("busybox")))
+        .map(|p| format!("{p} is busybox"))
+}
+
+fn render(input: &Input) -> Rendered {
+    let (config, sys) = (input.config, input.sys);
+    let mut out = Rendered::default();
+    let old = sys.read_text(INTERFACES);
+    let text = old.clone().unwrap_or_else(|| LOOPBACK.to_owned());
+    let (before, after) = without_block(&text);
+    let names: Vec<String> = config.nics.iter().map(|n| input.ifname(n)).collect();
+    let instead = "is configured in osconf's stanzas of this file";
+    let mut disabled = Vec::new();
+    let mut neutralised = |part: &str| match ifupdown::neutralise(part, &names, instead) {
+        Some((new, names)) => {
+            for name in names {
+                if !disabled.contains(&name) {
+                    disabled.push(name);
+                }
+            }
+            new
+        }
+        None => part.to_owned(),
+    };
+    let mut new = neutralised(before);
+    let after = neutralised(after);
+    if !config.nics.is_empty() {
+        if !new.is_empty() && !new.ends_with('\n') {
+            new.push('\n');
+        }
+        if !new.is_empty() && !new.ends_with("\n\n") {
+            new.push('\n');
+        }
+        new.push_str(HEADER);
+        new.push_str(&ifupdown::stanzas(input, &[]));
+        new.push_str(END);
+    }
+    new.push_str(&after);
+    if !disabled.is_empty() {
+        out.notes.push(ifupdown::disabled_note(&disabled, INTERFACES));
+    }
+    if old.as_ref() != Some(&new) {
+        out.ops.push(FileOp::write(INTERFACES, new));
+    }
+    out.notes.extend(ifupdown::by_name_note(input, "busybox ifup"));
+    out.ops.extend(common::hostname_file(input, "/etc/hostname"));
+    out.add(dns::render(&config.nameservers, sys));
+    out
+}
+
+/// The text before and after osconf's block (header line to end line); all of it when there is none.
+fn without_block(text: &str) -> (&str, &str) {
+    let mut offset = 0;
+    let mut start = None;
+    for line in text.split_inclusive('\n') {
+        if line == HEADER {
+            start = Some(offset);
+        } else if line == END
+            && let Some(s) = start
+        {
+            return (&text[..s], &text[offset + line.len()..]);
+        }
+        offset += line.len();
+    }
+    (text, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_is_found_between_header_and_end() {
+        let text = format!("auto lo\n\n{HEADER}\nauto eth0\n{END}auto eth1\n");
+        assert_eq!(without_block(&text), ("auto lo\n\n", "auto eth1\n"));
+        // Without its end line a header is not a block: the text is kept whole.
+        let open = format!("auto lo\n{HEADER}auto eth0\n");
+        assert_eq!(without_block(&open), (open.as_str(), ""));
+    }
+}

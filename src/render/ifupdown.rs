@@ -1,0 +1,440 @@
+//! `ifupdown`: Debian's ifupdown (`/etc/network/interfaces` plus `interfaces.d/`), on Debian <= 11,
+//! Ubuntu <= 16.04 and Devuan. Also home of the interfaces(5) stanza writer and of the neutraliser that
+//! the `busybox` stack shares.
+//!
+//! osconf owns only `/etc/network/interfaces.d/50-osconf`. In the files it does not own it never
+//! deletes a line: another stanza for the same NIC is commented out, and a missing `source` line for
+//! its file is added.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use super::common::dns::{self, ResolvOwner};
+use super::common::{self, HEADER};
+use super::{Input, Rendered, Stack};
+use crate::model::Nic;
+use crate::plan::FileOp;
+use crate::system::System;
+
+pub const STACK: Stack = Stack {
+    name: "ifupdown",
+    systems: "Debian <= 11, Ubuntu <= 16.04, Devuan, any system run by ifupdown",
+    detect,
+    render,
+};
+
+pub(super) const INTERFACES: &str = "/etc/network/interfaces";
+const DIR: &str = "/etc/network/interfaces.d";
+/// A name `source-directory` accepts too (only letters, digits, `_` and `-`).
+const FILE: &str = "/etc/network/interfaces.d/50-osconf";
+
+/// What a new interfaces file starts with: the loopback stanza every ifupdown system has.
+pub(super) const LOOPBACK: &str = "auto lo\niface lo inet loopback\n";
+
+fn detect(sys: &System) -> Option<String> {
+    if !sys.exists(INTERFACES) || sys.systemd_unit_enabled("systemd-networkd.service") {
+        return None;
+    }
+    let why = if sys.systemd_unit_enabled("networking.service") {
+        "networking.service is enabled".to_owned()
+    } else {
+        format!("{} starts networking", init_link(sys)?)
+    };
+    Some(format!("{why} and {INTERFACES} exists"))
+}
+
+/// A sysvinit start link (`/etc/rcS.d/S01networking`) or an OpenRC runlevel link
+/// (`/etc/runlevels/boot/networking`) for the `networking` init script.
+fn init_link(sys: &System) -> Option<String> {
+    let sysv = ["rcS.d", "rc2.d", "rc3.d", "rc4.d", "rc5.d"].map(|d| format!("/etc/{d}"));
+    for dir in &sysv {
+        let is_start = |n: &String| {
+            n.strip_prefix('S')
+                .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
+                == Some("networking")
+        };
+        if let Some(name) = sys.list(dir).into_iter().find(is_start) {
+            return Some(format!("{dir}/{name}"));
+        }
+    }
+    sys.list("/etc/runlevels")
+        .into_iter()
+        .map(|level| format!("/etc/runlevels/{level}/networking"))
+        .find(|link| sys.exists(link))
+}
+
+fn render(input: &Input) -> Rendered {
+    let (config, sys) = (input.config, input.sys);
+    let mut out = Rendered::default();
+    // Debian's resolvconf reads `dns-nameservers` from the stanzas; elsewhere that option is inert.
+    let resolvconf = dns::resolv_owner(sys) == ResolvOwner::Resolvconf;
+    let stanza_dns = if resolvconf && !config.nics.is_empty() {
+        config.nameservers.as_slice()
+    } else {
+        &[]
+    };
+    let mut owned = Vec::new();
+    if !config.nics.is_empty() {
+        let text = format!("{HEADER}{}", stanzas(input, stanza_dns));
+        out.ops.push(FileOp::write(FILE, text));
+        owned.push(FILE.to_owned());
+    }
+    out.ops.extend(common::stale_own_files(sys, DIR, &owned));
+
+    let names: Vec<String> = config.nics.iter().map(|n| input.ifname(n)).collect();
+    let instead = format!("is configured in {FILE}");
+    let old = sys.read_text(INTERFACES);
+    let mut text = old.clone().unwrap_or_else(|| LOOPBACK.to_owned());
+    if let Some((new, disabled)) = neutralise(&text, &names, &instead) {
+        out.notes.push(disabled_note(&disabled, INTERFACES));
+        text = new;
+    }
+    if !owned.is_empty() && !sources_file(&text) {
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "\n# Added by osconf: the configuration from os.conf.\nsource {FILE}\n"
+        ));
+        out.notes.push(format!(
+            "{INTERFACES} did not read {FILE}: a `source` line was added"
+        ));
+    }
+    if old.as_ref() != Some(&text) {
+        out.ops.push(FileOp::write(INTERFACES, text));
+    }
+    for name in sys.list(DIR) {
+        let path = format!("{DIR}/{name}");
+        let Some(other) = sys.read_text(&path).filter(|t| !t.starts_with(HEADER)) else {
+            continue;
+        };
+        if let Some((new, disabled)) = neutralise(&other, &names, &instead) {
+            out.notes.push(disabled_note(&disabled, &path));
+            out.ops.push(FileOp::write(&path, new));
+        }
+    }
+
+    out.notes.extend(by_name_note(input, "ifupdown"));
+    out.ops.extend(common::hostname_file(input, "/etc/hostname"));
+    if stanza_dns.is_empty() {
+        out.add(dns::render(&config.nameservers, sys));
+    } else {
+        out.notes.push(format!(
+            "DNS: /etc/resolv.conf is managed by resolvconf; servers go to dns-nameservers in {FILE}"
+        ));
+    }
+    out
+}
+
+/// Every NIC's stanza as both Debian's ifupdown and busybox's `ifup` read them: `address` with
+/// `netmask` (busybox wants the mask apart), `gateway` only for THE default route and only when it is
+/// on the subnet, every other route as `up ip route replace …` (so a second `ifup` does not fail) with
+/// a matching `down ip route del …` in reverse order. An off-subnet gateway first gets a device route.
+/// `dns` goes to `dns-nameservers` of the primary NIC when not empty.
+pub(super) fn stanzas(input: &Input, dns: &[IpAddr]) -> String {
+    let config = input.config;
+    let mut t = String::new();
+    for nic in &config.nics {
+        let name = input.ifname(nic);
+        let _ = write!(
+            t,
+            "\nauto {name}\niface {name} inet static\n    address {}\n    netmask {}\n",
+            nic.address,
+            nic.netmask()
+        );
+        if let Some(gw) = nic.default_gateway.filter(|&gw| !nic.is_on_link(gw)) {
+            let _ = writeln!(t, "    gateway {gw}");
+        }
+        if !dns.is_empty() && config.primary_nic() == Some(nic) {
+            let list: Vec<String> = dns.iter().map(ToString::to_string).collect();
+            let _ = writeln!(t, "    dns-nameservers {}", list.join(" "));
+        }
+        let routes = route_args(nic, &name);
+        for r in &routes {
+            let _ = writeln!(t, "    up ip route replace {r}");
+        }
+        // `|| true`: busybox's ifdown stops at a failing command and would leave the NIC up.
+        for r in routes.iter().rev() {
+            let _ = writeln!(t, "    down ip route del {r} || true");
+        }
+    }
+    t
+}
+
+/// `ip route` arguments for a NIC: device routes to off-subnet gateways, the default route when its
+/// gateway is off-subnet (`gateway` cannot add it), then every other route.
+fn route_args(nic: &Nic, name: &str) -> Vec<String> {
+    let mut args: Vec<String> = common::on_link_gateways(nic)
+        .iter()
+        .map(|gw| format!("{gw}/32 dev {name} scope link"))
+        .collect();
+    if let Some(gw) = nic.default_gateway.filter(|&gw| nic.is_on_link(gw)) {
+        args.push(format!("default via {gw} dev {name}"));
+    }
+    args.extend(
+        nic.routes
+            .iter()
+            .map(|r| format!("{} via {} dev {name}", r.dest, r.via)),
+    );
+    args
+}
+
+/// The note for NICs written by name: these stacks cannot match a MAC.
+pub(super) fn by_name_note(input: &Input, stack: &str) -> Option<String> {
+    let named: Vec<String> = input
+        .config
+        .nics
+        .iter()
+        .filter_map(|n| Some(format!("{} (MAC {})", input.ifname(n), n.mac?)))
+        .collect();
+    (!named.is_empty()).then(|| {
+        format!(
+            "{stack} cannot match a NIC by MAC: {} written by name; if the kernel names a NIC otherwise, use --ifname ethN=NAME",
+            named.join(", ")
+        )
+    })
+}
+
+pub(super) fn disabled_note(names: &[String], path: &str) -> String {
+    format!(
+        "commented out the existing configuration of {} in {path}: osconf's static stanza replaces it",
+        names.join(", ")
+    )
+}
+
+/// Words that start a new stanza in interfaces(5) (ifupdown, busybox and ifupdown-ng alike).
+fn starts_stanza(word: &str) -> bool {
+    matches!(
+        word,
+        "iface" | "mapping" | "auto" | "source" | "source-directory" | "rename" | "template"
+    ) || word.starts_with("allow-")
+        || word.starts_with("no-")
+}
+
+/// Comments out (never deletes) what brings one of `names` up for IPv4 in an interfaces(5) text:
+/// `iface NAME inet …` stanzas with their options, and `auto` / `allow-*` lines naming it (a line
+/// that also names other interfaces is kept for those on a new line). A comment saying why heads each
+/// run of disabled lines. IPv6 stanzas are left alone. `None` when nothing needed disabling; else the
+/// new text and the names disabled.
+pub(super) fn neutralise(text: &str, names: &[String], instead: &str) -> Option<(String, Vec<String>)> {
+    let mut out = String::with_capacity(text.len() + 200);
+    let mut disabled: Vec<String> = Vec::new();
+    let mut in_stanza = false;
+    let mut stanza_name = "";
+    // Set while a line continues (trailing `\`): whether that line was disabled.
+    let mut continued: Option<bool> = None;
+    let mut noted = false;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let words: Vec<&str> = body.split_whitespace().collect();
+        let mut mine: Vec<&str> = Vec::new();
+        let mut keep_for_others = None;
+        let disable = match (continued, words.first()) {
+            (Some(was), _) => was,
+            (None, None) => false,
+            (None, Some(w)) if w.starts_with('#') => false,
+            (None, Some(&"iface")) => {
+                let ours = words.get(1).filter(|n| names.iter().any(|m| m == *n));
+                in_stanza = ours.is_some() && words.get(2) != Some(&"inet6");
+                mine.extend(ours.filter(|_| in_stanza));
+                stanza_name = mine.first().copied().unwrap_or_default();
+                in_stanza
+            }
+            (None, Some(&w)) if w == "auto" || w.starts_with("allow-") => {
+                in_stanza = false;
+                let (ours, others): (Vec<&str>, Vec<&str>) =
+                    words[1..].iter().partition(|n| names.iter().any(|m| m == *n));
+                if !ours.is_empty() && !others.is_empty() {
+                    keep_for_others = Some(format!("{w} {}\n", others.join(" ")));
+                }
+                mine = ours;
+                !mine.is_empty()
+            }
+            (None, Some(&w)) if starts_stanza(w) => {
+                in_stanza = false;
+                false
+            }
+            (None, Some(_)) => in_stanza,
+        };
+        continued = body.ends_with('\\').then_some(disable);
+        let about = if mine.is_empty() {
+            stanza_name.to_owned()
+        } else {
+            mine.join(", ")
+        };
+        for name in mine {
+            if !disabled.iter().any(|d| d == name) {
+                disabled.push(name.to_owned());
+            }
+        }
+        if !disable {
+            noted &= words.is_empty();
+            out.push_str(line);
+            continue;
+        }
+        if !noted {
+            let _ = writeln!(out, "# Disabled by osconf: {about} {instead}.");
+            noted = true;
+        }
+        out.push_str("# ");
+        out.push_str(line);
+        if !line.ends_with('\n') {
+            out.push('\n');
+        }
+        if let Some(rest) = keep_for_others {
+            out.push_str(&rest);
+            noted = false;
+        }
+    }
+    (!disabled.is_empty()).then_some((out, disabled))
+}
+
+/// True when an interfaces text reads osconf's file: a `source` glob matching it or a
+/// `source-directory` of its directory (relative paths are relative to /etc/network).
+fn sources_file(text: &str) -> bool {
+    text.lines().any(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let absolute = |p: &str| {
+            if p.starts_with('/') {
+                p.to_owned()
+            } else {
+                format!("/etc/network/{p}")
+            }
+        };
+        match words.as_slice() {
+            ["source", pattern] => glob_match(absolute(pattern).as_bytes(), FILE.as_bytes()),
+            ["source-directory", d] => {
+                glob_match(absolute(d.trim_end_matches('/')).as_bytes(), DIR.as_bytes())
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Shell glob matching as wordexp(3) does for a path: `*` and `?` never match `/`, `[…]` (with `!`
+/// or `^` to negate, and ranges) matches one character.
+fn glob_match(pattern: &[u8], path: &[u8]) -> bool {
+    match (pattern.first(), path.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            glob_match(&pattern[1..], path)
+                || (path.first().is_some_and(|&c| c != b'/') && glob_match(pattern, &path[1..]))
+        }
+        (Some(b'?'), Some(&c)) => c != b'/' && glob_match(&pattern[1..], &path[1..]),
+        (Some(b'['), Some(&c)) => match class_match(&pattern[1..], c) {
+            Some((true, rest)) => glob_match(rest, &path[1..]),
+            Some((false, _)) => false,
+            // No closing bracket: a literal `[`.
+            None => c == b'[' && glob_match(&pattern[1..], &path[1..]),
+        },
+        (Some(&p), Some(&c)) => p == c && glob_match(&pattern[1..], &path[1..]),
+        _ => false,
+    }
+}
+
+/// Matches `c` against a bracket class whose `[` is already consumed; returns the result and the
+/// pattern after the closing `]`, or `None` when the class is not closed.
+fn class_match(class: &[u8], c: u8) -> Option<(bool, &[u8])> {
+    let (negate, body) = match class.first() {
+        Some(b'!' | b'^') => (true, &class[1..]),
+        _ => (false, class),
+    };
+    // A `]` first in the class is literal.
+    let end = 1 + body.get(1..)?.iter().position(|&b| b == b']')?;
+    let set = &body[..end];
+    let mut hit = false;
+    let mut i = 0;
+    while i < set.len() {
+        if i + 2 < set.len() && set[i + 1] == b'-' {
+            hit |= (set[i]..=set[i + 2]).contains(&c);
+            i += 3;
+        } else {
+            hit |= set[i] == c;
+            i += 1;
+        }
+    }
+    Some((hit != negate && c != b'/', &body[end + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn neutralise_comments_out_stanzas_and_auto_lines() {
+        let cases: &[(&str, &str)] = &[
+            // Debian's installer stanza.
+            (
+                "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\nallow-hotplug eth0\niface eth0 inet dhcp\n",
+                "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\n# Disabled by osconf: eth0 X.\n# allow-hotplug eth0\n# iface eth0 inet dhcp\n",
+            ),
+            // A shared auto line keeps the other names; IPv6 and other NICs stay; options follow
+            // their stanza across blank lines, and the next stanza ends it.
+            (
+                "auto lo eth0 eth2\niface eth0 inet static\n    address 1.2.3.4\n\n    netmask 255.0.0.0\niface eth0 inet6 auto\niface eth2 inet dhcp\n",
+                "# Disabled by osconf: eth0 X.\n# auto lo eth0 eth2\nauto lo eth2\n# Disabled by osconf: eth0 X.\n# iface eth0 inet static\n#     address 1.2.3.4\n\n#     netmask 255.0.0.0\niface eth0 inet6 auto\niface eth2 inet dhcp\n",
+            ),
+            // Continued lines go with their line; no final newline is fine.
+            (
+                "iface eth1 inet static \\\n  address 5.6.7.8\nmapping eth1\n  script x",
+                "# Disabled by osconf: eth1 X.\n# iface eth1 inet static \\\n#   address 5.6.7.8\nmapping eth1\n  script x",
+            ),
+        ];
+        for (input, want) in cases {
+            let (got, _) = neutralise(input, &names(&["eth0", "eth1"]), "X").expect(input);
+            assert_eq!(&got, want, "input:\n{input}");
+            // A second pass finds nothing left to disable.
+            assert_eq!(neutralise(&got, &names(&["eth0", "eth1"]), "X"), None);
+        }
+        let (_, disabled) = neutralise(cases[1].0, &names(&["eth1", "eth0"]), "X").unwrap();
+        assert_eq!(disabled, ["eth0"]);
+        assert_eq!(
+            neutralise("iface eth0 inet6 auto\nauto lo\n", &names(&["eth0"]), "X"),
+            None
+        );
+    }
+
+    #[test]
+    fn sources_file_follows_source_and_source_directory() {
+        let cases = [
+            ("source /etc/network/interfaces.d/*\n", true),
+            ("source interfaces.d/*\n", true),
+            ("  source /etc/network/interfaces.d/[0-9]*\n", true),
+            ("source-directory /etc/network/interfaces.d\n", true),
+            ("source-directory interfaces.d/\n", true),
+            ("source /etc/network/interfaces.d/*.cfg\n", false),
+            ("source /etc/network/*\n", false),
+            ("# source /etc/network/interfaces.d/*\n", false),
+            ("source-directory /etc/network\n", false),
+        ];
+        for (text, want) in cases {
+            assert_eq!(sources_file(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn glob_matching() {
+        let cases = [
+            ("/a/*", "/a/50-osconf", true),
+            ("/a/*", "/a/b/c", false),
+            ("/a/?0-*", "/a/50-osconf", true),
+            ("/a/[!0-4]0*", "/a/50-osconf", true),
+            ("/a/[^5]0*", "/a/50-osconf", false),
+            ("/a/[]5]0*", "/a/50-osconf", true),
+            ("/a/[5", "/a/[5", true),
+            ("/a/*f", "/a/50-osconf", true),
+            ("/a/*x", "/a/50-osconf", false),
+        ];
+        for (pattern, path, want) in cases {
+            assert_eq!(
+                glob_match(pattern.as_bytes(), path.as_bytes()),
+                want,
+                "{pattern} {path}"
+            );
+        }
+    }
+}

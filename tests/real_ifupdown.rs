@@ -1,0 +1,239 @@
+//! Real consumers of the `ifupdown` and `busybox` renderings: osconf applies os.conf to a scratch copy
+//! of the debian11 or alpine3 example root, then Debian's `ifup -a` or busybox's `ifup -a` (with
+//! busybox's own `ip`) brings up veth NICs carrying the os.conf MACs in a network namespace, from the
+//! scratch /etc/network bind-mounted over /etc/network. Addresses and routes are read back from the
+//! kernel; then `ifdown -a` must run every `down` line without an error and leave nothing behind.
+//!
+//! The host's files are never touched: /etc/network, /etc/resolv.conf and /run are bind-mounted from
+//! the scratch directory inside the namespace's private mount namespace.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use common::copy_tree;
+use common::real::{Netns, cannot_run, check_prerequisites};
+
+const OSCONF: &str = env!("CARGO_BIN_EXE_osconf");
+
+/// An os.conf with an off-subnet gateway: it needs a device route before it can be used.
+const ON_LINK: &str = "hostname=onlink\n\
+eth0_ip_addr=10.171.254.123\n\
+eth0_mac_addr=00:8c:fa:5e:14:23\n\
+eth0_netmask=255.255.255.0\n\
+eth0_gateway=10.171.0.1\n\
+eth0_route=\"0.0.0.0/0 10.171.0.1;192.168.0.0/16 10.171.0.1\"\n";
+
+struct Sample {
+    name: &'static str,
+    conf: String,
+    eth0: &'static [&'static str],
+    eth1: &'static [&'static str],
+    /// Every route of the main table but the kernel's subnet routes, sorted.
+    routes: &'static [&'static str],
+    /// What the `down` lines delete (a `gateway` option's default route is ifdown's own business).
+    deleted: &'static [&'static str],
+}
+
+fn samples() -> Vec<Sample> {
+    let example = |n: &str| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(n)
+            .join("os.conf");
+        fs::read_to_string(path).unwrap()
+    };
+    vec![
+        Sample {
+            name: "vpc",
+            conf: example("vpc"),
+            eth0: &["10.171.254.123/24"],
+            eth1: &[],
+            routes: &["default via 10.171.254.1 dev eth0"],
+            deleted: &[],
+        },
+        Sample {
+            name: "classic",
+            conf: example("classic"),
+            eth0: &["10.171.254.123/24"],
+            eth1: &["42.120.74.105/24"],
+            routes: &[
+                "10.0.0.0/8 via 10.171.254.1 dev eth0",
+                "172.16.0.0/12 via 10.171.254.1 dev eth0",
+                "default via 42.120.74.1 dev eth1",
+            ],
+            deleted: &[
+                "10.0.0.0/8 via 10.171.254.1 dev eth0",
+                "172.16.0.0/12 via 10.171.254.1 dev eth0",
+            ],
+        },
+        Sample {
+            name: "on-link gateway",
+            conf: ON_LINK.to_owned(),
+            eth0: &["10.171.254.123/24"],
+            eth1: &[],
+            routes: &[
+                "10.171.0.1 dev eth0",
+                "192.168.0.0/16 via 10.171.0.1 dev eth0",
+                "default via 10.171.0.1 dev eth0",
+            ],
+            deleted: &[
+                "10.171.0.1/32 dev eth0 scope link",
+                "default via 10.171.0.1 dev eth0",
+                "192.168.0.0/16 via 10.171.0.1 dev eth0",
+            ],
+        },
+    ]
+}
+
+/// Which ifup runs: Debian's on the debian11 root, busybox's on the alpine3 root.
+#[derive(Clone, Copy)]
+enum Consumer {
+    Debian,
+    Busybox,
+}
+
+impl Consumer {
+    fn rootfs(self) -> &'static str {
+        match self {
+            Consumer::Debian => "debian11",
+            Consumer::Busybox => "alpine3",
+        }
+    }
+
+    /// The command for `ifup -a` / `ifdown -a`, verbose so that the log shows each command run.
+    fn command(self, verb: &str) -> String {
+        match self {
+            Consumer::Debian => format!("{verb} -v -a"),
+            Consumer::Busybox => format!("busybox {verb} -v -a"),
+        }
+    }
+}
+
+/// A scratch root with os.conf applied by the real binary, plus the /run and resolv.conf to mount.
+fn applied_root(consumer: Consumer, conf: &str) -> tempfile::TempDir {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    copy_tree(&repo.join("examples/rootfs").join(consumer.rootfs()), &root).unwrap();
+    let conf_dir = root.join("boot/aliyun_custom_image");
+    fs::create_dir_all(&conf_dir).unwrap();
+    fs::write(conf_dir.join("os.conf"), conf).unwrap();
+    let out = std::process::Command::new(OSCONF)
+        .args(["apply", "--no-live", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "osconf apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The hook directories both ifups run (run-parts), empty as on a fresh system.
+    for hooks in ["if-pre-up.d", "if-up.d", "if-down.d", "if-post-down.d"] {
+        fs::create_dir_all(root.join("etc/network").join(hooks)).unwrap();
+    }
+    fs::create_dir_all(dir.path().join("run/network")).unwrap();
+    fs::write(dir.path().join("resolv.conf"), "").unwrap();
+    // Busybox's own `ip` applet, as on a busybox-only system.
+    fs::create_dir_all(dir.path().join("bin")).unwrap();
+    symlink(busybox(), dir.path().join("bin/ip")).unwrap();
+    dir
+}
+
+fn busybox() -> String {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("busybox")
+        .to_owned()
+}
+
+/// Runs `ifup -a` or `ifdown -a` in the namespace with the scratch files mounted; returns its log.
+fn run_ifupdown(ns: &Netns, consumer: Consumer, scratch: &Path, verb: &str) -> String {
+    let s = scratch.display();
+    let path = match consumer {
+        Consumer::Debian => String::new(),
+        Consumer::Busybox => format!("export PATH={s}/bin:$PATH\n"),
+    };
+    let script = format!(
+        "mount --bind {s}/run /run\n\
+         mount --bind {s}/root/etc/network /etc/network\n\
+         mount --bind {s}/resolv.conf /etc/resolv.conf\n\
+         {path}{} 2>&1",
+        consumer.command(verb)
+    );
+    let out = ns.sh(&script);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// True when an `ip` command in the log complained (iproute2 or busybox's applet).
+fn failed(log: &str) -> bool {
+    ["RTNETLINK", "Error:", "ip: ", "Cannot find"]
+        .iter()
+        .any(|e| log.contains(e))
+}
+
+fn check(consumer: Consumer, test: &str) {
+    let needed: &[&str] = match consumer {
+        Consumer::Debian => &["ifup", "ifdown", "run-parts", "mount"],
+        Consumer::Busybox => &["busybox", "run-parts", "mount"],
+    };
+    if let Err(why) = check_prerequisites(needed) {
+        return cannot_run(test, &why);
+    }
+    for sample in samples() {
+        let scratch = applied_root(consumer, &sample.conf);
+        let ns = Netns::new("ifupdown");
+        ns.add_nic("eth0", "00:8c:fa:5e:14:23");
+        ns.add_nic("eth1", "00:8c:fa:5e:14:24");
+        if let Consumer::Busybox = consumer {
+            // As at boot: busybox's loopback method adds 127.0.0.1 itself and fails if it is there.
+            ns.sh("ip addr flush dev lo; ip link set lo down");
+        }
+        let what = format!("{test}, {} sample", sample.name);
+
+        let log = run_ifupdown(&ns, consumer, scratch.path(), "ifup");
+        assert!(!failed(&log), "{what}: ifup reported an error:\n{log}");
+        assert_eq!(ns.ipv4_addrs("eth0"), sample.eth0, "{what}: eth0\n{log}");
+        assert_eq!(ns.ipv4_addrs("eth1"), sample.eth1, "{what}: eth1\n{log}");
+        assert_eq!(ns.ipv4_routes(), sample.routes, "{what}: routes\n{log}");
+
+        // Each `down` line deletes a route that `up` added: run, and without an error.
+        let log = run_ifupdown(&ns, consumer, scratch.path(), "ifdown");
+        assert!(!failed(&log), "{what}: ifdown reported an error:\n{log}");
+        for route in sample.deleted {
+            assert!(
+                log.contains(&format!("ip route del {route}")),
+                "{what}: no down line for {route}:\n{log}"
+            );
+        }
+        assert_eq!(
+            ns.ipv4_addrs("eth0"),
+            [] as [&str; 0],
+            "{what}: eth0 after ifdown\n{log}"
+        );
+        assert_eq!(
+            ns.ipv4_addrs("eth1"),
+            [] as [&str; 0],
+            "{what}: eth1 after ifdown\n{log}"
+        );
+        assert_eq!(
+            ns.ipv4_routes(),
+            [] as [&str; 0],
+            "{what}: routes after ifdown\n{log}"
+        );
+    }
+}
+
+#[test]
+fn debian_ifup_brings_up_ifupdown_stanzas() {
+    check(Consumer::Debian, "debian_ifup_brings_up_ifupdown_stanzas");
+}
+
+#[test]
+fn busybox_ifup_brings_up_busybox_stanzas() {
+    check(Consumer::Busybox, "busybox_ifup_brings_up_busybox_stanzas");
+}
