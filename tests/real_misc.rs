@@ -185,9 +185,12 @@ fn freebsd_rc_conf_as_sh_reads_it() {
     }
 }
 
+/// `(type, name, [(option|list, key, value)])`.
+type UciSection = (String, Option<String>, Vec<(String, String, String)>);
+
 /// A strict reading of UCI: every line is blank, a comment, `config TYPE ['NAME']`,
 /// `option KEY 'VALUE'` or `list KEY 'VALUE'` with single-quoted values and valid identifiers.
-fn parse_uci(text: &str) -> Vec<(String, Option<String>, Vec<(String, String, String)>)> {
+fn parse_uci(text: &str) -> Vec<UciSection> {
     let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     let quoted = |s: &str| {
         s.strip_prefix('\'')
@@ -236,9 +239,8 @@ fn openwrt_network_is_strict_uci_with_one_default_route() {
         let sections = parse_uci(&text);
         let get = |s: &[(String, String, String)], k: &str| {
             s.iter()
-                .filter(|(v, key, _)| v == "option" && key == k)
+                .rfind(|(v, key, _)| v == "option" && key == k)
                 .map(|(_, _, x)| x.clone())
-                .last()
         };
         let ifaces: Vec<_> = sections.iter().filter(|(k, _, _)| k == "interface").collect();
         let names: Vec<String> = ifaces.iter().filter_map(|(_, n, _)| n.clone()).collect();
