@@ -9,6 +9,7 @@ mod ifupdown;
 mod netifrc;
 mod openwrt;
 mod slackware;
+mod networkmanager;
 mod sysconfig;
 mod wicked;
 
@@ -72,6 +73,7 @@ pub static STACKS: &[Stack] = &[
     busybox::STACK,
     wicked::STACK,
     sysconfig::STACK,
+    networkmanager::STACK,
     ifupdown::STACK,
 ];
 

@@ -18,8 +18,20 @@ pub const STACK: Stack = Stack {
 
 const DIR: &str = "/etc/sysconfig/network-scripts";
 
+/// ifcfg files for a NIC, or initscripts' network service enabled. The directory alone proves
+/// nothing: RHEL 9 keeps it with only a readme while NetworkManager reads keyfiles.
 fn detect(sys: &System) -> Option<String> {
-    sys.is_dir(DIR).then(|| format!("{DIR} exists"))
+    let names = sys.list(DIR);
+    if let Some(ifcfg) = names.iter().find(|n| n.starts_with("ifcfg-") && *n != "ifcfg-lo") {
+        return Some(format!("{DIR}/{ifcfg} exists"));
+    }
+    let sysv = ["/etc/rc.d/rc3.d", "/etc/rc3.d"].iter().any(|dir| {
+        sys.list(dir)
+            .iter()
+            .any(|n| n.starts_with('S') && n.ends_with("network"))
+    });
+    (sysv || sys.systemd_unit_enabled("network.service"))
+        .then(|| "initscripts' network service is enabled".to_owned())
 }
 
 fn render(input: &Input) -> Rendered {
@@ -44,6 +56,8 @@ fn render(input: &Input) -> Rendered {
         }
     }
     out.ops.extend(common::stale_own_files(input.sys, DIR, &owned));
+    // RHEL 8's NetworkManager reads keyfiles beside ifcfg: one for the same NIC would compete.
+    out.add(super::networkmanager::neutralise_keyfiles(input));
     if !config.nics.is_empty() || config.hostname.is_some() {
         out.ops.push(network_file(input));
     }

@@ -1,0 +1,238 @@
+//! Real consumer for the `networkmanager` stack: osconf applies os.conf to a copy of the Rocky 9
+//! example root, then the real NetworkManager daemon runs in a network namespace holding veth NICs
+//! with the os.conf MACs, reading the rendered keyfiles (and the disabled cloud-init profile)
+//! from that root, and the test reads back the addresses, routes, active profiles and the
+//! resolv.conf NetworkManager generated.
+//!
+//! NetworkManager runs with a private /run (own D-Bus system bus, no service activation), the
+//! root's /etc/NetworkManager bind-mounted over the host's, and a read-only /sys so that it does
+//! not wait for udev; none of it reaches the host.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::copy_tree;
+use common::real::{Netns, cannot_run, check_prerequisites, run};
+
+const ETH0_MAC: &str = "00:8c:fa:5e:14:23";
+const ETH1_MAC: &str = "00:8c:fa:5e:14:24";
+
+/// NetworkManager's own settings for the test: keyfiles only, no automatic DHCP profiles, the
+/// veth peers left alone. Everything else is the target's (its conf.d and system-connections).
+const NM_CONF: &str = "[main]\nplugins=keyfile\nno-auto-default=*\nauth-polkit=false\n\n\
+    [keyfile]\nunmanaged-devices=interface-name:peer-*\n";
+
+/// A system bus that allows everything and activates nothing (no ModemManager, no polkit).
+const DBUS_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <pidfile>/run/dbus/pid</pidfile>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"#;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Applies each os.conf in turn (copied first: apply removes it) to `root` with the real binary.
+fn apply(root: &Path, confs: &[&str]) {
+    for (i, text) in confs.iter().enumerate() {
+        let conf = root.parent().unwrap().join(format!("os-{i}.conf"));
+        fs::write(&conf, text).unwrap();
+        run(Command::new(env!("CARGO_BIN_EXE_osconf"))
+            .args(["apply", "--no-live", "--root"])
+            .arg(root)
+            .arg("--config")
+            .arg(&conf));
+    }
+}
+
+/// What NetworkManager did, read while it ran.
+struct Outcome {
+    /// `NAME:DEVICE` of every profile, as `nmcli -t -f NAME,DEVICE connection show` prints it.
+    profiles: Vec<String>,
+    /// NetworkManager's resolv.conf (/run/NetworkManager/resolv.conf, written whatever rc-manager).
+    resolv: String,
+}
+
+/// Runs NetworkManager on `root`'s configuration until every NIC in `up` is connected (or 30 s),
+/// then stops it; the addresses and routes it set stay in the namespace for the caller to read.
+fn run_networkmanager(ns: &Netns, root: &Path, up: &[&str]) -> Outcome {
+    let dir = root.parent().unwrap();
+    fs::write(dir.join("nm.conf"), NM_CONF).unwrap();
+    fs::write(dir.join("dbus.conf"), DBUS_CONF).unwrap();
+    fs::create_dir_all(dir.join("var-lib-nm")).unwrap();
+    let d = dir.display();
+    let script = format!(
+        r#"
+mount -t tmpfs tmpfs /run
+mount -o remount,bind,ro /sys
+mkdir -p /run/dbus /var/lib/NetworkManager
+mount --bind '{root}/etc/NetworkManager' /etc/NetworkManager
+mount --bind '{d}/var-lib-nm' /var/lib/NetworkManager
+dbus-daemon --config-file='{d}/dbus.conf' --fork
+NetworkManager --no-daemon --debug --config='{d}/nm.conf' > '{d}/nm.log' 2>&1 &
+nm=$!
+for i in $(seq 1 60); do
+  ok=yes
+  for dev in {up}; do
+    nmcli -t -f DEVICE,STATE device 2>/dev/null | grep -qx "$dev:connected" || ok=no
+  done
+  [ $ok = yes ] && break
+  sleep 0.5
+done
+nmcli -t -f NAME,DEVICE connection show | sort > '{d}/profiles'
+cat /run/NetworkManager/resolv.conf > '{d}/resolv' || true
+kill $nm; wait $nm || true
+kill $(cat /run/dbus/pid)
+"#,
+        root = root.display(),
+        up = up.join(" "),
+    );
+    let out = ns.sh_unchecked(&script);
+    let log = fs::read_to_string(dir.join("nm.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "NetworkManager run failed:\n{}\n{}\nNetworkManager log:\n{log}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |name| fs::read_to_string(dir.join(name)).unwrap_or_default();
+    Outcome {
+        profiles: read("profiles").lines().map(str::to_owned).collect(),
+        resolv: read("resolv"),
+    }
+}
+
+/// A scratch copy of the Rocky 9 example root, or `None` (with the reason printed) when this
+/// machine cannot run NetworkManager.
+fn setup(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    if let Err(why) = check_prerequisites(&["NetworkManager", "nmcli", "dbus-daemon", "mount"]) {
+        cannot_run(test, &why);
+        return None;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("root");
+    copy_tree(&repo().join("examples/rootfs/rocky9"), &root).unwrap();
+    Some((scratch, root))
+}
+
+fn example(name: &str) -> String {
+    fs::read_to_string(repo().join("examples").join(name).join("os.conf")).unwrap()
+}
+
+/// Ends whatever NetworkManager or D-Bus left in the namespace (only processes of this test's
+/// namespace, by id) before the namespace itself goes.
+struct Reaper<'a>(&'a Netns);
+
+impl Drop for Reaper<'_> {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0.name]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").arg(pid).status();
+            }
+        }
+    }
+}
+
+#[test]
+fn classic_keyfiles_bring_up_both_nics_with_one_default_route() {
+    let Some((_scratch, root)) = setup("classic_keyfiles_bring_up_both_nics_with_one_default_route") else {
+        return;
+    };
+    apply(&root, &[&example("classic")]);
+    let ns = Netns::new("nm");
+    let _reaper = Reaper(&ns);
+    ns.add_nic("eth0", ETH0_MAC);
+    ns.add_nic("eth1", ETH1_MAC);
+    let got = run_networkmanager(&ns, &root, &["eth0", "eth1"]);
+    assert_eq!(ns.ipv4_addrs("eth0"), ["10.171.254.123/24"]);
+    assert_eq!(ns.ipv4_addrs("eth1"), ["42.120.74.105/24"]);
+    assert_eq!(
+        ns.ipv4_routes(),
+        [
+            "10.0.0.0/8 via 10.171.254.1 dev eth0",
+            "172.16.0.0/12 via 10.171.254.1 dev eth0",
+            "default via 42.120.74.1 dev eth1",
+        ]
+    );
+    // osconf's profiles are the active ones; cloud-init's DHCP profile for eth0 is loaded but
+    // disabled, and the unrelated installer profile for ens3 is untouched.
+    assert_eq!(
+        got.profiles,
+        [
+            "cloud-init eth0:",
+            "ens3:",
+            "lo:lo",
+            "osconf-eth0:eth0",
+            "osconf-eth1:eth1"
+        ]
+    );
+    let servers: Vec<&str> = got
+        .resolv
+        .lines()
+        .filter(|l| l.starts_with("nameserver"))
+        .collect();
+    assert_eq!(
+        servers,
+        ["nameserver 7.7.7.7", "nameserver 8.8.8.8"],
+        "{}",
+        got.resolv
+    );
+}
+
+#[test]
+fn reapplied_vpc_leaves_no_trace_of_the_classic_eth1() {
+    let Some((_scratch, root)) = setup("reapplied_vpc_leaves_no_trace_of_the_classic_eth1") else {
+        return;
+    };
+    apply(&root, &[&example("classic"), &example("vpc")]);
+    let ns = Netns::new("nm");
+    let _reaper = Reaper(&ns);
+    ns.add_nic("eth0", ETH0_MAC);
+    ns.add_nic("eth1", ETH1_MAC);
+    let got = run_networkmanager(&ns, &root, &["eth0"]);
+    assert_eq!(ns.ipv4_addrs("eth0"), ["10.171.254.123/24"]);
+    assert_eq!(ns.ipv4_addrs("eth1"), Vec::<String>::new());
+    assert_eq!(ns.ipv4_routes(), ["default via 10.171.254.1 dev eth0"]);
+    assert_eq!(
+        got.profiles,
+        ["cloud-init eth0:", "ens3:", "lo:lo", "osconf-eth0:eth0"]
+    );
+}
+
+#[test]
+fn off_subnet_gateways_are_reached_onlink() {
+    let Some((_scratch, root)) = setup("off_subnet_gateways_are_reached_onlink") else {
+        return;
+    };
+    let conf = format!(
+        "eth0_ip_addr=10.0.0.5\neth0_mac_addr={ETH0_MAC}\neth0_netmask=255.255.255.0\n\
+         eth0_gateway=10.0.1.1\neth0_route=\"0.0.0.0/0 10.0.1.1;192.168.0.0/16 10.0.1.1\"\n"
+    );
+    apply(&root, &[&conf]);
+    let ns = Netns::new("nm");
+    let _reaper = Reaper(&ns);
+    ns.add_nic("eth0", ETH0_MAC);
+    run_networkmanager(&ns, &root, &["eth0"]);
+    assert_eq!(ns.ipv4_addrs("eth0"), ["10.0.0.5/24"]);
+    assert_eq!(
+        ns.ipv4_routes(),
+        [
+            "192.168.0.0/16 via 10.0.1.1 dev eth0",
+            "default via 10.0.1.1 dev eth0"
+        ]
+    );
+}
