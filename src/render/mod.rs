@@ -7,9 +7,9 @@ mod busybox;
 mod freebsd;
 mod ifupdown;
 mod netifrc;
+mod networkmanager;
 mod openwrt;
 mod slackware;
-mod networkmanager;
 mod sysconfig;
 mod wicked;
 
