@@ -102,6 +102,21 @@ fn without_block(text: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::ifupdown::tests::fake_root;
+
+    #[test]
+    fn detects_alpine_and_busybox_only_systems() {
+        let alpine = fake_root(&[("/etc/os-release", "ID=alpine\n")], &[]);
+        assert!(detect(&System::probe(alpine.path())).is_some());
+        let embedded = fake_root(&[("/bin/busybox", "")], &[("/sbin/ifup", "/bin/busybox")]);
+        assert_eq!(
+            detect(&System::probe(embedded.path())).unwrap(),
+            "/sbin/ifup is busybox"
+        );
+        // Debian or Ubuntu with busybox installed beside their own stack.
+        let ubuntu = fake_root(&[("/etc/os-release", "ID=ubuntu\n"), ("/bin/busybox", "")], &[]);
+        assert_eq!(detect(&System::probe(ubuntu.path())), None);
+    }
 
     #[test]
     fn block_is_found_between_header_and_end() {

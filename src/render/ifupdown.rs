@@ -357,8 +357,159 @@ fn class_match(class: &[u8], c: u8) -> Option<(bool, &[u8])> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
     use super::*;
+    use crate::model::Config;
+
+    /// A target root holding `files` (path, content) and `links` (path, target).
+    pub(in crate::render) fn fake_root(files: &[(&str, &str)], links: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let host = |p: &str| dir.path().join(p.trim_start_matches('/'));
+        for (path, text) in files {
+            std::fs::create_dir_all(host(path).parent().unwrap()).unwrap();
+            std::fs::write(host(path), text).unwrap();
+        }
+        for (path, target) in links {
+            std::fs::create_dir_all(host(path).parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, host(path)).unwrap();
+        }
+        dir
+    }
+
+    pub(in crate::render) fn example(name: &str) -> Config {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name)
+            .join("os.conf");
+        let raw = crate::reader::parse(&std::fs::read(path).unwrap()).unwrap();
+        crate::model::validate(&raw).unwrap().config
+    }
+
+    fn written<'a>(out: &'a Rendered, path: &str) -> Option<&'a str> {
+        out.ops.iter().find_map(|op| match op {
+            FileOp::Write {
+                path: p, contents, ..
+            } if p == path => std::str::from_utf8(contents).ok(),
+            _ => None,
+        })
+    }
+
+    const NETWORKING: &str = "/etc/systemd/system/multi-user.target.wants/networking.service";
+    const NETWORKD: &str = "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service";
+
+    #[test]
+    fn detects_the_enabled_networking_service_or_init_link_only() {
+        let interfaces = [(INTERFACES, LOOPBACK)];
+        let systemd = fake_root(
+            &interfaces,
+            &[(NETWORKING, "/lib/systemd/system/networking.service")],
+        );
+        assert!(
+            detect(&System::probe(systemd.path()))
+                .unwrap()
+                .contains("networking.service")
+        );
+        let sysv = fake_root(
+            &interfaces,
+            &[("/etc/rcS.d/S01networking", "../init.d/networking")],
+        );
+        assert!(
+            detect(&System::probe(sysv.path()))
+                .unwrap()
+                .contains("/etc/rcS.d/S01networking")
+        );
+        let openrc = fake_root(
+            &interfaces,
+            &[("/etc/runlevels/boot/networking", "/etc/init.d/networking")],
+        );
+        assert!(detect(&System::probe(openrc.path())).is_some());
+        // Installed but not enabled, enabled without interfaces, or networkd enabled as well: no.
+        let installed = fake_root(
+            &interfaces,
+            &[("/etc/rcS.d/K01networking", "../init.d/networking")],
+        );
+        assert_eq!(detect(&System::probe(installed.path())), None);
+        let no_file = fake_root(&[], &[(NETWORKING, "/lib/systemd/system/networking.service")]);
+        assert_eq!(detect(&System::probe(no_file.path())), None);
+        let networkd = fake_root(
+            &interfaces,
+            &[
+                (NETWORKING, "/x/networking.service"),
+                (NETWORKD, "/x/systemd-networkd.service"),
+            ],
+        );
+        assert_eq!(detect(&System::probe(networkd.path())), None);
+    }
+
+    /// Ubuntu 16.04's `source …/*.cfg` misses 50-osconf; cloud-init's file configures eth0; resolvconf
+    /// owns resolv.conf.
+    #[test]
+    fn sources_its_file_disables_other_files_and_gives_resolvconf_the_servers() {
+        let cloud = "/etc/network/interfaces.d/50-cloud-init.cfg";
+        let root = fake_root(
+            &[
+                (
+                    INTERFACES,
+                    "auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*.cfg\n",
+                ),
+                (cloud, "auto eth0\niface eth0 inet dhcp\n"),
+            ],
+            &[("/etc/resolv.conf", "../run/resolvconf/resolv.conf")],
+        );
+        let sys = System::probe(root.path());
+        let config = example("classic");
+        let out = render(&Input {
+            config: &config,
+            sys: &sys,
+            ifnames: &BTreeMap::new(),
+        });
+        let ours = written(&out, FILE).unwrap();
+        let eth1 = ours.split("iface eth1").nth(1).unwrap();
+        assert!(eth1.contains("    dns-nameservers 7.7.7.7 8.8.8.8\n"), "{ours}");
+        assert_eq!(ours.matches("dns-nameservers").count(), 1, "{ours}");
+        assert!(
+            written(&out, INTERFACES)
+                .unwrap()
+                .ends_with(&format!("\nsource {FILE}\n"))
+        );
+        assert_eq!(
+            written(&out, cloud).unwrap(),
+            format!(
+                "# Disabled by osconf: eth0 is configured in {FILE}.\n# auto eth0\n# iface eth0 inet dhcp\n"
+            )
+        );
+        assert!(
+            out.ops.iter().all(|op| !op.path().contains("resolv")),
+            "{:?}",
+            out.ops
+        );
+    }
+
+    #[test]
+    fn off_subnet_gateway_gets_a_device_route_before_the_default_route() {
+        let mut config = example("vpc");
+        let nic = &mut config.nics[0];
+        nic.default_gateway = Some("10.171.0.1".parse().unwrap());
+        let root = fake_root(&[], &[]);
+        let sys = System::probe(root.path());
+        let text = stanzas(
+            &Input {
+                config: &config,
+                sys: &sys,
+                ifnames: &BTreeMap::new(),
+            },
+            &[],
+        );
+        let want = "    netmask 255.255.255.0\n\
+            \x20   up ip route replace 10.171.0.1/32 dev eth0 scope link\n\
+            \x20   up ip route replace default via 10.171.0.1 dev eth0\n\
+            \x20   down ip route del default via 10.171.0.1 dev eth0 || true\n\
+            \x20   down ip route del 10.171.0.1/32 dev eth0 scope link || true\n";
+        assert!(text.ends_with(want) && !text.contains("gateway"), "{text}");
+    }
 
     fn names(n: &[&str]) -> Vec<String> {
         n.iter().map(|s| (*s).to_owned()).collect()
