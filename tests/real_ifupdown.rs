@@ -2,7 +2,7 @@
 //! of the debian11 or alpine3 example root, then Debian's `ifup -a` or busybox's `ifup -a` (with
 //! busybox's own `ip`) brings up veth NICs carrying the os.conf MACs in a network namespace, from the
 //! scratch /etc/network bind-mounted over /etc/network. Addresses and routes are read back from the
-//! kernel; then `ifdown -a` must run every `down` line without an error and leave nothing behind.
+//! kernel; then `ifdown -a` must run every `pre-down` line without an error and leave nothing behind.
 //!
 //! The host's files are never touched: /etc/network, /etc/resolv.conf and /run are bind-mounted from
 //! the scratch directory inside the namespace's private mount namespace.
@@ -33,7 +33,7 @@ struct Sample {
     eth1: &'static [&'static str],
     /// Every route of the main table but the kernel's subnet routes, sorted.
     routes: &'static [&'static str],
-    /// What the `down` lines delete (a `gateway` option's default route is ifdown's own business).
+    /// What the `pre-down` lines delete (a `gateway` option's default route is ifdown's own business).
     deleted: &'static [&'static str],
 }
 
@@ -201,13 +201,13 @@ fn check(consumer: Consumer, test: &str) {
         assert_eq!(ns.ipv4_addrs("eth1"), sample.eth1, "{what}: eth1\n{log}");
         assert_eq!(ns.ipv4_routes(), sample.routes, "{what}: routes\n{log}");
 
-        // Each `down` line deletes a route that `up` added: run, and without an error.
+        // Each `pre-down` line deletes a route that `up` added: run, and without an error.
         let log = run_ifupdown(&ns, consumer, scratch.path(), "ifdown");
         assert!(!failed(&log), "{what}: ifdown reported an error:\n{log}");
         for route in sample.deleted {
             assert!(
                 log.contains(&format!("ip route del {route}")),
-                "{what}: no down line for {route}:\n{log}"
+                "{what}: no pre-down line for {route}:\n{log}"
             );
         }
         assert_eq!(

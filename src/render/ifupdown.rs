@@ -129,7 +129,7 @@ fn render(input: &Input) -> Rendered {
 /// Every NIC's stanza as both Debian's ifupdown and busybox's `ifup` read them: `address` with
 /// `netmask` (busybox wants the mask apart), `gateway` only for THE default route and only when it is
 /// on the subnet, every other route as `up ip route replace …` (so a second `ifup` does not fail) with
-/// a matching `down ip route del …` in reverse order. An off-subnet gateway first gets a device route.
+/// a matching `pre-down ip route del …` in reverse order. An off-subnet gateway first gets a device route.
 /// `dns` goes to `dns-nameservers` of the primary NIC when not empty.
 pub(super) fn stanzas(input: &Input, dns: &[IpAddr]) -> String {
     let config = input.config;
@@ -153,9 +153,10 @@ pub(super) fn stanzas(input: &Input, dns: &[IpAddr]) -> String {
         for r in &routes {
             let _ = writeln!(t, "    up ip route replace {r}");
         }
-        // `|| true`: busybox's ifdown stops at a failing command and would leave the NIC up.
+        // `pre-down` (Debian's `down` is the same): ifupdown-ng runs `down` lines only after it has
+        // flushed the NIC. `|| true`: busybox's ifdown stops at a failing command, leaving the NIC up.
         for r in routes.iter().rev() {
-            let _ = writeln!(t, "    down ip route del {r} || true");
+            let _ = writeln!(t, "    pre-down ip route del {r} || true");
         }
     }
     t
@@ -506,8 +507,8 @@ pub(super) mod tests {
         let want = "    netmask 255.255.255.0\n\
             \x20   up ip route replace 10.171.0.1/32 dev eth0 scope link\n\
             \x20   up ip route replace default via 10.171.0.1 dev eth0\n\
-            \x20   down ip route del default via 10.171.0.1 dev eth0 || true\n\
-            \x20   down ip route del 10.171.0.1/32 dev eth0 scope link || true\n";
+            \x20   pre-down ip route del default via 10.171.0.1 dev eth0 || true\n\
+            \x20   pre-down ip route del 10.171.0.1/32 dev eth0 scope link || true\n";
         assert!(text.ends_with(want) && !text.contains("gateway"), "{text}");
     }
 
