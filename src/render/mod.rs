@@ -7,6 +7,8 @@ mod busybox;
 mod freebsd;
 mod ifupdown;
 mod netifrc;
+mod netplan;
+mod networkd;
 mod networkmanager;
 mod openwrt;
 mod slackware;
@@ -71,9 +73,11 @@ pub static STACKS: &[Stack] = &[
     slackware::STACK,
     netifrc::STACK,
     busybox::STACK,
+    netplan::STACK,
     wicked::STACK,
     sysconfig::STACK,
     networkmanager::STACK,
+    networkd::STACK,
     ifupdown::STACK,
 ];
 

@@ -1,0 +1,282 @@
+//! `netplan`: one `/etc/netplan/50-osconf.yaml` (mode 0600, which netplan demands) describing every
+//! NIC, matched by MAC and named with `set-name`; netplan renders it for networkd (or NetworkManager)
+//! at boot. netplan merges all its files, so installer or cloud-init YAML that configures the same
+//! NICs is disabled whole; it is never edited.
+
+use std::fmt::Write as _;
+
+use super::common::{self, HEADER};
+use super::networkd::{self, DISABLED_SUFFIX, may_be_nic_name};
+use super::{Input, Rendered, Stack};
+use crate::model::Nic;
+use crate::plan::FileOp;
+use crate::system::System;
+
+pub const STACK: Stack = Stack {
+    name: "netplan",
+    systems: "Ubuntu 18.04 and later, other systems configured through /etc/netplan",
+    detect,
+    render,
+};
+
+const DIR: &str = "/etc/netplan";
+const FILE: &str = "/etc/netplan/50-osconf.yaml";
+
+fn detect(sys: &System) -> Option<String> {
+    if let Some(yaml) = sys.list(DIR).into_iter().find(|n| n.ends_with(".yaml")) {
+        return Some(format!("{DIR}/{yaml} exists"));
+    }
+    let program = ["/usr/sbin/netplan", "/sbin/netplan"]
+        .into_iter()
+        .find(|p| sys.exists(p))?;
+    let ubuntu = sys.os.id == "ubuntu" && sys.os.major_version().is_some_and(|v| v >= 18);
+    ubuntu.then(|| format!("{program} on Ubuntu {}", sys.os.version_id))
+}
+
+fn render(input: &Input) -> Rendered {
+    let config = input.config;
+    let mut out = Rendered::default();
+    let mut owned = Vec::new();
+    if !config.nics.is_empty() {
+        out.ops.push(FileOp::write_private(FILE, yaml(input)));
+        owned.push(FILE.to_owned());
+    }
+    out.ops.extend(common::stale_own_files(input.sys, DIR, &owned));
+    out.add(neutralise_foreign(input));
+    out.add(networkd::cloud_init_network_off(input.sys));
+    out.ops.extend(common::hostname_file(input, "/etc/hostname"));
+    out.add(networkd::dns(
+        config,
+        input.sys,
+        "the primary NIC's nameservers in 50-osconf.yaml",
+    ));
+    out
+}
+
+/// The YAML, written by hand in the block style netplan's own examples use. The default route is
+/// `to: 0.0.0.0/0` rather than `to: default`, which netplan before 0.103 (Ubuntu 18.04) rejects.
+fn yaml(input: &Input) -> String {
+    let config = input.config;
+    let mut t = format!("{HEADER}network:\n  version: 2\n  ethernets:\n");
+    for nic in &config.nics {
+        let name = input.ifname(nic);
+        let _ = writeln!(t, "    {name}:");
+        if let Some(mac) = nic.mac {
+            let _ = writeln!(
+                t,
+                "      match:\n        macaddress: \"{mac}\"\n      set-name: {name}"
+            );
+        }
+        let _ = writeln!(
+            t,
+            "      addresses:\n        - {}/{}",
+            nic.address, nic.prefix_len
+        );
+        let default = nic.default_gateway.map(|gw| ("0.0.0.0/0".to_owned(), gw));
+        let routes: Vec<_> = default
+            .into_iter()
+            .chain(nic.routes.iter().map(|r| (r.dest.to_string(), r.via)))
+            .collect();
+        if !routes.is_empty() {
+            t.push_str("      routes:\n");
+        }
+        for (to, via) in routes {
+            let _ = writeln!(t, "        - to: {to}\n          via: {via}");
+            if nic.is_on_link(via) {
+                t.push_str("          on-link: true\n");
+            }
+        }
+        if config.primary_nic() == Some(nic) && !config.nameservers.is_empty() {
+            t.push_str("      nameservers:\n        addresses:\n");
+            for server in &config.nameservers {
+                let _ = writeln!(t, "          - {server}");
+            }
+        }
+    }
+    t
+}
+
+/// Foreign YAML in /etc/netplan that defines one of our NICs is disabled: netplan would merge its
+/// settings (DHCP, other addresses) into ours, or configure the NIC under its old name.
+fn neutralise_foreign(input: &Input) -> Rendered {
+    let mut out = Rendered::default();
+    for name in input.sys.list(DIR).into_iter().filter(|n| n.ends_with(".yaml")) {
+        let path = format!("{DIR}/{name}");
+        let text = input.sys.read_text(&path).unwrap_or_default();
+        if text.starts_with(HEADER) || !text.contains("ethernets") {
+            continue;
+        }
+        let entries = ethernets(&text);
+        let hits: Vec<String> = input
+            .config
+            .nics
+            .iter()
+            .filter(|nic| {
+                let ifname = input.ifname(nic);
+                entries
+                    .as_ref()
+                    .is_none_or(|e| e.iter().any(|e| e.may_be(nic, &ifname)))
+            })
+            .map(Nic::name)
+            .collect();
+        if !hits.is_empty() {
+            out.ops.extend(networkd::disable(input.sys, &path));
+            out.notes.push(format!(
+                "{path} may configure {} (same MAC, same id, or a kernel name the NIC may have) and netplan merges every file: renamed to {name}{DISABLED_SUFFIX}",
+                hits.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// One entry of a foreign file's `ethernets:` mapping.
+#[derive(Debug, PartialEq, Eq)]
+struct Ethernet {
+    id: String,
+    /// `match: macaddress:`, lower case.
+    mac: Option<String>,
+    /// `match: name:`, a glob.
+    name: Option<String>,
+}
+
+impl Ethernet {
+    /// True when this entry may configure `nic`: the same MAC, the same id (netplan would merge the
+    /// two), or, matching by name, a name the NIC may carry.
+    fn may_be(&self, nic: &Nic, ifname: &str) -> bool {
+        if self.id == ifname {
+            return true;
+        }
+        match &self.mac {
+            Some(mac) => nic.mac.is_some_and(|m| m.to_string() == *mac),
+            None => may_be_nic_name(self.name.as_deref().unwrap_or(&self.id), nic, ifname),
+        }
+    }
+}
+
+/// The `ethernets:` entries of a netplan file written in block style. `None` when the file uses
+/// a form this reader does not follow (flow style): it is then taken to configure every NIC.
+fn ethernets(text: &str) -> Option<Vec<Ethernet>> {
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .map(strip_comment)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| (l.len() - l.trim_start().len(), l.trim()))
+        .collect();
+    let start = lines.iter().position(|(_, l)| *l == "ethernets:")?;
+    let base = lines[start].0;
+    let mut entries: Vec<Ethernet> = Vec::new();
+    let mut entry_indent = None;
+    let mut match_indent = None;
+    for &(indent, line) in lines[start + 1..].iter().take_while(|(i, _)| *i > base) {
+        let (key, value) = line.split_once(':').unwrap_or((line, ""));
+        let (key, value) = (unquote(key), unquote(value));
+        if *entry_indent.get_or_insert(indent) == indent {
+            entries.push(Ethernet {
+                id: key.to_owned(),
+                mac: None,
+                name: None,
+            });
+            match_indent = None;
+            continue;
+        }
+        let entry = entries.last_mut()?;
+        if match_indent.is_some_and(|m| indent <= m) {
+            match_indent = None;
+        }
+        match (key, match_indent) {
+            ("match", None) if value.is_empty() => match_indent = Some(indent),
+            ("match", None) => return None,
+            ("macaddress", Some(_)) => entry.mac = Some(value.to_ascii_lowercase()),
+            ("name", Some(_)) => entry.name = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    Some(entries)
+}
+
+/// A line without its YAML comment (`#` at the start or after a blank).
+fn strip_comment(line: &str) -> &str {
+    let bytes = line.as_bytes();
+    let at = (0..bytes.len()).find(|&i| bytes[i] == b'#' && (i == 0 || bytes[i - 1].is_ascii_whitespace()));
+    at.map_or(line, |i| &line[..i])
+}
+
+fn unquote(s: &str) -> &str {
+    let s = s.trim();
+    ['"', '\'']
+        .iter()
+        .find_map(|q| s.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)))
+        .unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::networkd::tests::{MAC0, nic, render_over};
+
+    fn eth(id: &str, mac: Option<&str>, name: Option<&str>) -> Ethernet {
+        Ethernet {
+            id: id.into(),
+            mac: mac.map(Into::into),
+            name: name.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn foreign_yaml_for_our_nics_disabled() {
+        let (ops, notes) = render_over(
+            &STACK,
+            vec![nic(0, Some(MAC0))],
+            &[
+                (
+                    "/etc/netplan/00-installer-config.yaml",
+                    "network:\n  ethernets:\n    ens3:\n      dhcp4: true\n  version: 2\n",
+                ),
+                (
+                    "/etc/netplan/01-network-manager-all.yaml",
+                    "network:\n  version: 2\n  renderer: NetworkManager\n",
+                ),
+                (
+                    "/etc/netplan/60-other.yaml",
+                    "network:\n  ethernets:\n    lan:\n      match:\n        macaddress: 00:16:3e:00:00:09\n      dhcp4: true\n",
+                ),
+                (
+                    "/etc/netplan/70-same-id.yaml",
+                    "network:\n  ethernets:\n    eth0:\n      match:\n        macaddress: 00:16:3e:00:00:09\n",
+                ),
+            ],
+        );
+        let want = [
+            "write /etc/netplan/50-osconf.yaml",
+            "write /etc/netplan/00-installer-config.yaml.osconf-disabled",
+            "remove /etc/netplan/00-installer-config.yaml",
+            "write /etc/netplan/70-same-id.yaml.osconf-disabled",
+            "remove /etc/netplan/70-same-id.yaml",
+        ];
+        assert_eq!(ops, want);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+    }
+
+    #[test]
+    fn reads_installer_and_cloud_init_files() {
+        let installer = "# This is the network config written by 'subiquity'\nnetwork:\n  ethernets:\n    ens3:\n      dhcp4: true\n  version: 2\n";
+        assert_eq!(ethernets(installer), Some(vec![eth("ens3", None, None)]));
+        let cloud = "network:\n    ethernets:\n        eth0:\n            dhcp4: true\n            match:\n                macaddress: 00:16:3E:01:02:03 # c\n            set-name: eth0\n        lan:\n            match: \n                name: \"en*\"\n            macaddress: 00:16:3e:99:99:99\n    version: 2\n";
+        assert_eq!(
+            ethernets(cloud),
+            Some(vec![
+                eth("eth0", Some("00:16:3e:01:02:03"), None),
+                eth("lan", None, Some("en*"))
+            ])
+        );
+        assert_eq!(
+            ethernets("network: {version: 2, ethernets: {eth0: {dhcp4: true}}}\n"),
+            None
+        );
+        assert_eq!(
+            ethernets("network:\n  ethernets:\n    eth0:\n      match: {macaddress: 'x'}\n"),
+            None
+        );
+    }
+}

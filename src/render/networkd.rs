@@ -1,0 +1,521 @@
+//! `networkd`: systemd-networkd's `10-osconf-ethN.network` and `.link` files in /etc/systemd/network,
+//! one pair per NIC, matched by MAC. Also what netplan (which renders to networkd) shares with it:
+//! DNS placement, which foreign definitions are for one of os.conf's NICs, and switching off
+//! cloud-init's network configuration. Never edits a foreign file: it is disabled whole or left.
+
+use std::fmt::Write as _;
+
+use super::common::{self, HEADER, dns::ResolvOwner};
+use super::{Input, Rendered, Stack};
+use crate::model::{Config, Nic};
+use crate::plan::FileOp;
+use crate::system::System;
+
+pub const STACK: Stack = Stack {
+    name: "networkd",
+    systems: "Arch, Debian and others running systemd-networkd, minimal systemd images",
+    detect,
+    render,
+};
+
+const DIR: &str = "/etc/systemd/network";
+
+/// Where networkd reads vendor `.network` files; a file of the same name in /etc hides them.
+const VENDOR_DIRS: [&str; 3] = [
+    "/usr/local/lib/systemd/network",
+    "/usr/lib/systemd/network",
+    "/lib/systemd/network",
+];
+
+/// The suffix a disabled foreign file gets: networkd, netplan and ifupdown ignore it, a person
+/// recognises it, and removing the suffix restores it.
+pub const DISABLED_SUFFIX: &str = ".osconf-disabled";
+
+fn detect(sys: &System) -> Option<String> {
+    sys.systemd_unit_enabled("systemd-networkd.service")
+        .then(|| "systemd-networkd.service is enabled".to_owned())
+}
+
+fn render(input: &Input) -> Rendered {
+    let config = input.config;
+    let mut out = Rendered::default();
+    let mut owned = Vec::new();
+    for nic in &config.nics {
+        let name = input.ifname(nic);
+        let base = format!("{DIR}/{}", file_stem(&name));
+        let network = format!("{base}.network");
+        let is_primary = config.primary_nic() == Some(nic);
+        out.ops.push(FileOp::write(
+            &network,
+            network_text(nic, &name, is_primary, config),
+        ));
+        owned.push(network);
+        // Without a MAC there is nothing to name the NIC by: it keeps its kernel name.
+        if let Some(mac) = nic.mac {
+            let link = format!("{base}.link");
+            let text = format!("{HEADER}[Match]\nMACAddress={mac}\n\n[Link]\nName={name}\n");
+            out.ops.push(FileOp::write(&link, text));
+            owned.push(link);
+        }
+    }
+    out.ops.extend(common::stale_own_files(input.sys, DIR, &owned));
+    out.add(neutralise_foreign(input));
+    out.add(cloud_init_network_off(input.sys));
+    out.ops.extend(common::hostname_file(input, "/etc/hostname"));
+    out.add(dns(
+        config,
+        input.sys,
+        "the primary NIC's DNS= in /etc/systemd/network",
+    ));
+    out
+}
+
+/// `10-osconf-NAME`: sorts before the usual `20-wired`, `50-dhcp` and `80-*` vendor files.
+fn file_stem(ifname: &str) -> String {
+    format!("10-osconf-{ifname}")
+}
+
+fn network_text(nic: &Nic, name: &str, is_primary: bool, config: &Config) -> String {
+    let mut t = String::from(HEADER);
+    t.push_str("[Match]\n");
+    match nic.mac {
+        Some(mac) => {
+            let _ = writeln!(t, "MACAddress={mac}");
+        }
+        None => {
+            let _ = writeln!(t, "Name={name}");
+        }
+    }
+    t.push_str("\n[Network]\nDHCP=no\n");
+    if is_primary {
+        for server in &config.nameservers {
+            let _ = writeln!(t, "DNS={server}");
+        }
+    }
+    let _ = write!(t, "\n[Address]\nAddress={}/{}\n", nic.address, nic.prefix_len);
+    let on_link = |gw| {
+        if nic.is_on_link(gw) {
+            "GatewayOnLink=yes\n"
+        } else {
+            ""
+        }
+    };
+    // The one default route; every other NIC only gets its destinations.
+    if let Some(gw) = nic.default_gateway {
+        let _ = write!(t, "\n[Route]\nGateway={gw}\n{}", on_link(gw));
+    }
+    for r in &nic.routes {
+        let _ = write!(
+            t,
+            "\n[Route]\nDestination={}\nGateway={}\n{}",
+            r.dest,
+            r.via,
+            on_link(r.via)
+        );
+    }
+    t
+}
+
+/// DNS for the stacks that hand servers to systemd-networkd (networkd, netplan). When
+/// /etc/resolv.conf is systemd-resolved's, the per-link servers `where_` are all resolved needs:
+/// a global drop-in would be a second copy of the same servers that outlives the NIC's file and that
+/// a later change of the stack's file would not update. Otherwise networkd's servers reach nobody,
+/// so resolv.conf (or resolvconf) gets them as on any system.
+pub fn dns(config: &Config, sys: &System, where_: &str) -> Rendered {
+    if config.nameservers.is_empty() {
+        return Rendered::default();
+    }
+    if common::dns::resolv_owner(sys) != ResolvOwner::Resolved {
+        return common::dns::render(&config.nameservers, sys);
+    }
+    Rendered {
+        ops: Vec::new(),
+        notes: vec![format!(
+            "DNS: /etc/resolv.conf links to systemd-resolved, which takes the servers from {where_}; no global resolved.conf drop-in"
+        )],
+    }
+}
+
+/// True when a foreign definition that matches by interface name (a glob) may be for `nic`: it
+/// names what the NIC is called now or will be (`ifname`, os.conf's `ethN`), or is a predictable
+/// Ethernet name (`en*`) — the NIC's kernel name before osconf renamed it, which only its MAC
+/// could tell, and os.conf lists every NIC of the instance.
+pub fn may_be_nic_name(pattern: &str, nic: &Nic, ifname: &str) -> bool {
+    glob(pattern, ifname) || glob(pattern, &nic.name()) || pattern.starts_with("en")
+}
+
+/// Shell-style glob as networkd and netplan use it: `*`, `?` and `[...]` (with `!`/`^` and ranges).
+fn glob(pattern: &str, name: &str) -> bool {
+    glob_bytes(pattern.as_bytes(), name.as_bytes())
+}
+
+fn glob_bytes(p: &[u8], n: &[u8]) -> bool {
+    match p.first() {
+        None => n.is_empty(),
+        Some(b'*') => (0..=n.len()).any(|i| glob_bytes(&p[1..], &n[i..])),
+        Some(b'?') => !n.is_empty() && glob_bytes(&p[1..], &n[1..]),
+        Some(b'[') => {
+            // The set ends at the first `]` after its first member, so `[]x]` contains `]`.
+            let Some(end) = p.iter().skip(2).position(|&b| b == b']').map(|i| i + 2) else {
+                return n.first() == Some(&b'[') && glob_bytes(&p[1..], &n[1..]);
+            };
+            let Some(&c) = n.first() else { return false };
+            let (negate, set) = match p[1] {
+                b'!' | b'^' => (true, &p[2..end]),
+                _ => (false, &p[1..end]),
+            };
+            let mut hit = false;
+            let mut i = 0;
+            while i < set.len() {
+                if i + 2 < set.len() && set[i + 1] == b'-' {
+                    hit |= (set[i]..=set[i + 2]).contains(&c);
+                    i += 3;
+                } else {
+                    hit |= set[i] == c;
+                    i += 1;
+                }
+            }
+            hit != negate && glob_bytes(&p[end + 1..], &n[1..])
+        }
+        Some(&c) => n.first() == Some(&c) && glob_bytes(&p[1..], &n[1..]),
+    }
+}
+
+/// The `[Match]` conditions of a foreign .network file that tell NICs apart.
+#[derive(Debug, Default)]
+struct MatchSection {
+    /// `Name=` globs, with whether the list is inverted (`!`).
+    names: Option<(bool, Vec<String>)>,
+    /// `MACAddress=` and `PermanentMACAddress=`, lower case.
+    macs: Option<Vec<String>>,
+    types: Option<(bool, Vec<String>)>,
+    /// Conditions no physical Ethernet NIC meets (`Kind=`, Wi-Fi ones).
+    not_ethernet: bool,
+}
+
+impl MatchSection {
+    fn parse(text: &str) -> MatchSection {
+        let mut m = MatchSection::default();
+        let mut in_match = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_match = line == "[Match]";
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=').filter(|_| in_match) else {
+                continue;
+            };
+            let value = value.trim();
+            let list = |v: &str| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+            let inverted = |v: &str| match v.strip_prefix('!') {
+                Some(rest) => (true, list(rest)),
+                None => (false, list(v)),
+            };
+            match key.trim() {
+                "Name" if value.is_empty() => m.names = None,
+                "Name" => merge(&mut m.names, inverted(value)),
+                "Type" if value.is_empty() => m.types = None,
+                "Type" => merge(&mut m.types, inverted(value)),
+                "MACAddress" | "PermanentMACAddress" => {
+                    let macs = m.macs.get_or_insert_with(Vec::new);
+                    macs.extend(list(&value.to_ascii_lowercase()));
+                }
+                "Kind" | "WLANInterfaceType" | "SSID" | "BSSID" if !value.is_empty() => {
+                    m.not_ethernet = true;
+                }
+                _ => {}
+            }
+        }
+        m
+    }
+
+    /// True when networkd could apply this section to `nic`. Conditions osconf cannot check
+    /// offline (driver, path, host) are taken to hold; a MAC condition never holds for a NIC
+    /// os.conf gives without one.
+    fn may_match(&self, nic: &Nic, ifname: &str) -> bool {
+        let names = self
+            .names
+            .as_ref()
+            .is_none_or(|(inv, globs)| globs.iter().any(|g| may_be_nic_name(g, nic, ifname)) != *inv);
+        let macs = self
+            .macs
+            .as_ref()
+            .is_none_or(|macs| nic.mac.is_some_and(|mac| macs.contains(&mac.to_string())));
+        let types = self
+            .types
+            .as_ref()
+            .is_none_or(|(inv, t)| t.iter().any(|t| t == "ether") != *inv);
+        names && macs && types && !self.not_ethernet
+    }
+}
+
+fn merge(slot: &mut Option<(bool, Vec<String>)>, (inv, items): (bool, Vec<String>)) {
+    match slot {
+        Some((_, old)) => old.extend(items),
+        None => *slot = Some((inv, items)),
+    }
+}
+
+/// Foreign `.network` files that networkd would read: name → target path of the copy that counts.
+fn foreign_network_files(sys: &System) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    for dir in std::iter::once(DIR).chain(VENDOR_DIRS) {
+        for name in sys.list(dir).into_iter().filter(|n| n.ends_with(".network")) {
+            if !found.iter().any(|(n, _)| *n == name) {
+                found.push((name.clone(), format!("{dir}/{name}")));
+            }
+        }
+    }
+    found.retain(|(_, path)| {
+        let masked = sys
+            .link_target(path)
+            .is_some_and(|t| t.as_os_str() == "/dev/null");
+        let text = sys.read(path).unwrap_or_default();
+        !masked && !text.trim_ascii().is_empty() && !text.starts_with(HEADER.as_bytes())
+    });
+    found.sort();
+    found
+}
+
+/// Foreign `.network` files that match one of our NICs. networkd uses the lexically first file
+/// that matches a link, so one sorting before ours is disabled (renamed in /etc, masked with a
+/// /dev/null link when it is a vendor file), one sorting after is only reported.
+fn neutralise_foreign(input: &Input) -> Rendered {
+    let mut out = Rendered::default();
+    for (name, path) in foreign_network_files(input.sys) {
+        let section = MatchSection::parse(&input.sys.read_text(&path).unwrap_or_default());
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        for nic in &input.config.nics {
+            let ifname = input.ifname(nic);
+            if section.may_match(nic, &ifname) {
+                let ours = format!("{}.network", file_stem(&ifname));
+                if name < ours { &mut before } else { &mut after }.push(nic.name());
+            }
+        }
+        if !before.is_empty() {
+            if path.starts_with(DIR) {
+                out.ops.extend(disable(input.sys, &path));
+                out.notes.push(format!(
+                    "{path} matches {} and sorts before osconf's file, so networkd would use it: renamed to {name}{DISABLED_SUFFIX}",
+                    before.join(", ")
+                ));
+            } else {
+                let mask = format!("{DIR}/{name}");
+                out.ops.push(FileOp::Symlink {
+                    path: mask.clone(),
+                    target: "/dev/null".into(),
+                });
+                out.notes.push(format!(
+                    "{path} matches {} and sorts before osconf's file: masked by {mask} -> /dev/null",
+                    before.join(", ")
+                ));
+            }
+        } else if !after.is_empty() {
+            out.notes.push(format!(
+                "{path} also matches {}; networkd ignores it for them, since osconf's 10-osconf-* files sort first",
+                after.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// Disables a foreign file by moving it to `<path>.osconf-disabled` (the executor backs up both).
+pub fn disable(sys: &System, path: &str) -> Vec<FileOp> {
+    let bytes = sys.read(path).unwrap_or_default();
+    vec![
+        FileOp::write(&format!("{path}{DISABLED_SUFFIX}"), bytes),
+        FileOp::Remove {
+            path: path.to_owned(),
+        },
+    ]
+}
+
+const CLOUD_CFG_D: &str = "/etc/cloud/cloud.cfg.d";
+const CLOUD_NETWORK_OFF: &str = "/etc/cloud/cloud.cfg.d/99-disable-network-config.cfg";
+
+/// cloud-init, when installed, writes its own network configuration (`50-cloud-init.yaml`,
+/// `10-cloud-init-eth0.network`) for every new instance, which would take the NICs back from
+/// osconf's files: its network configuration is turned off the way cloud-init documents, unless a
+/// file already does so or cloud-init is disabled altogether.
+pub fn cloud_init_network_off(sys: &System) -> Rendered {
+    let mut out = Rendered::default();
+    if !sys.is_dir(CLOUD_CFG_D) || sys.exists("/etc/cloud/cloud-init.disabled") {
+        return out;
+    }
+    let already = sys
+        .list(CLOUD_CFG_D)
+        .iter()
+        .filter(|n| n.ends_with(".cfg"))
+        .any(|n| disables_network(&sys.read_text(&format!("{CLOUD_CFG_D}/{n}")).unwrap_or_default()));
+    if !already {
+        let text = format!("{HEADER}network: {{config: disabled}}\n");
+        out.ops.push(FileOp::write(CLOUD_NETWORK_OFF, text));
+        out.notes.push(format!(
+            "cloud-init is installed: its network configuration is turned off in {CLOUD_NETWORK_OFF} so it does not replace osconf's"
+        ));
+    }
+    out
+}
+
+/// True when a cloud-init YAML file says `network: {config: disabled}` (flow or block style).
+fn disables_network(text: &str) -> bool {
+    let squeezed: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
+        .collect();
+    squeezed.contains("network:{config:disabled}") || squeezed.contains("network:config:disabled")
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::model::Mac;
+
+    pub(crate) const MAC0: [u8; 6] = [0x00, 0x8c, 0xfa, 0x5e, 0x14, 0x23];
+
+    pub(crate) fn nic(index: u32, mac: Option<[u8; 6]>) -> Nic {
+        Nic {
+            index,
+            mac: mac.map(Mac),
+            address: "10.0.0.5".parse().unwrap(),
+            prefix_len: 24,
+            gateway: None,
+            default_gateway: None,
+            routes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn globs() {
+        let cases = [
+            ("e*", "eth0", true),
+            ("en*", "eth0", false),
+            ("eth?", "eth1", true),
+            ("eth[0-3]", "eth2", true),
+            ("eth[!0]", "eth0", false),
+            ("*", "", true),
+            ("eth0", "eth01", false),
+        ];
+        for (p, n, want) in cases {
+            assert_eq!(glob(p, n), want, "{p} vs {n}");
+        }
+    }
+
+    #[test]
+    fn match_sections() {
+        let eth0 = nic(0, Some(MAC0));
+        let cases = [
+            ("[Match]\nName=e*\n[Network]\nDHCP=yes\n", true),
+            ("[Match]\nName=eth1 wl*\n", false),
+            ("[Match]\nName=ens3\n", true),
+            ("[Match]\nName=!eth0\n", false),
+            ("[Match]\nMACAddress=00:8C:FA:5E:14:23\n", true),
+            ("[Match]\nMACAddress=00:8c:fa:5e:14:99\n", false),
+            ("[Match]\nType=wlan\n", false),
+            ("[Match]\nKind=bridge\n", false),
+            ("[Match]\nName=e*\nName=\nName=wl*\n", false),
+            ("[Network]\nDHCP=yes\n", true),
+            ("[Match]\nDriver=virtio_net\n", true),
+        ];
+        for (text, want) in cases {
+            assert_eq!(MatchSection::parse(text).may_match(&eth0, "eth0"), want, "{text}");
+        }
+        let no_mac = nic(0, None);
+        assert!(!MatchSection::parse("[Match]\nMACAddress=00:8c:fa:5e:14:23\n").may_match(&no_mac, "eth0"));
+    }
+
+    /// Renders for eth0 (MAC0) over a scratch root holding `files` (`-> /dev/null` makes a mask link)
+    /// and returns the ops as `write|remove|link PATH` and the notes.
+    pub(crate) fn render_over(
+        stack: &Stack,
+        nics: Vec<Nic>,
+        files: &[(&str, &str)],
+    ) -> (Vec<String>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let host = dir.path().join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+            match *text {
+                "-> /dev/null" => std::os::unix::fs::symlink("/dev/null", host).unwrap(),
+                _ => std::fs::write(host, text).unwrap(),
+            }
+        }
+        let sys = System::probe(dir.path());
+        let config = Config {
+            hostname: None,
+            password: None,
+            nics,
+            nameservers: Vec::new(),
+            network: crate::model::NetworkType::Vpc,
+        };
+        let ifnames = std::collections::BTreeMap::new();
+        let out = (stack.render)(&Input {
+            config: &config,
+            sys: &sys,
+            ifnames: &ifnames,
+        });
+        let ops = out
+            .ops
+            .iter()
+            .map(|op| match op {
+                FileOp::Write { path, .. } => format!("write {path}"),
+                FileOp::Remove { path } => format!("remove {path}"),
+                FileOp::Symlink { path, target } => format!("link {path} -> {target}"),
+            })
+            .collect();
+        (ops, out.notes)
+    }
+
+    #[test]
+    fn foreign_network_files_disabled_masked_or_reported() {
+        let (ops, notes) = render_over(
+            &STACK,
+            vec![nic(0, Some(MAC0))],
+            &[
+                (
+                    "/etc/systemd/network/05-dhcp.network",
+                    "[Match]\nName=e*\n[Network]\nDHCP=yes\n",
+                ),
+                (
+                    "/etc/systemd/network/06-wifi.network",
+                    "[Match]\nType=wlan\n[Network]\nDHCP=yes\n",
+                ),
+                ("/etc/systemd/network/07-eth1.network", "[Match]\nName=eth1\n"),
+                (
+                    "/usr/lib/systemd/network/01-vendor.network",
+                    "[Match]\nMACAddress=00:8c:fa:5e:14:23\n",
+                ),
+                ("/usr/lib/systemd/network/02-masked.network", "[Match]\nName=*\n"),
+                ("/etc/systemd/network/02-masked.network", "-> /dev/null"),
+                ("/etc/systemd/network/all-eth.network", "[Match]\nName=e*\n"),
+                ("/etc/cloud/cloud.cfg.d/05_logging.cfg", "_log: []\n"),
+            ],
+        );
+        let want = [
+            "write /etc/systemd/network/10-osconf-eth0.network",
+            "write /etc/systemd/network/10-osconf-eth0.link",
+            "link /etc/systemd/network/01-vendor.network -> /dev/null",
+            "write /etc/systemd/network/05-dhcp.network.osconf-disabled",
+            "remove /etc/systemd/network/05-dhcp.network",
+            "write /etc/cloud/cloud.cfg.d/99-disable-network-config.cfg",
+        ];
+        assert_eq!(ops, want);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("/etc/systemd/network/all-eth.network also matches eth0"))
+        );
+        assert_eq!(notes.len(), 4, "{notes:?}");
+    }
+
+    #[test]
+    fn cloud_init_disable_forms() {
+        assert!(disables_network("network: {config: disabled}\n"));
+        assert!(disables_network("network:\n  config: disabled\n"));
+        assert!(!disables_network(
+            "# network: {config: disabled}\nnetwork: {config: enabled}\n"
+        ));
+    }
+}
