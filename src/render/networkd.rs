@@ -50,7 +50,9 @@ fn render(input: &Input) -> Rendered {
             network_text(nic, &name, is_primary, config),
         ));
         owned.push(network);
-        // Without a MAC there is nothing to name the NIC by: it keeps its kernel name.
+        // Without a MAC there is nothing to name the NIC by: it keeps its kernel name. The name is
+        // for people and scripts only: if udev cannot take it (the kernel gave it to another NIC),
+        // the .network file still finds the NIC by its MAC.
         if let Some(mac) = nic.mac {
             let link = format!("{base}.link");
             let text = format!("{HEADER}[Match]\nMACAddress={mac}\n\n[Link]\nName={name}\n");
