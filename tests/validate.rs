@@ -731,3 +731,19 @@ fn password_text_is_never_quoted_in_errors() {
         }
     }
 }
+
+#[test]
+fn overlong_password_is_refused_before_hashing() {
+    // SHA-512 crypt costs the square of the length: a 45 KB password took minutes to hash.
+    use base64::Engine as _;
+    let at_most = "a".repeat(osconf::model::MAX_PASSWORD_BYTES);
+    let encode = |p: &str| base64::engine::general_purpose::STANDARD.encode(p);
+    let ok = config(&format!("password={}\n", encode(&at_most)));
+    assert_eq!(ok.password.unwrap().expose(), at_most);
+    assert_error(
+        &format!("hostname=a\npassword={}\n", encode(&format!("{at_most}a"))),
+        2,
+        Some("password"),
+        "decodes to a password of 257 bytes; at most 256 are allowed",
+    );
+}

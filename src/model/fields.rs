@@ -59,6 +59,10 @@ pub fn hostname(v: &str) -> Result<String, String> {
     Ok(v.to_owned())
 }
 
+/// ECS allows 8-30 characters; SHA-512 crypt's cost grows with the square of the length (a 45 KB
+/// password takes minutes), so a password much longer than any real one is refused.
+pub const MAX_PASSWORD_BYTES: usize = 256;
+
 /// Base64 (standard alphabet, padding optional) → UTF-8, trailing newlines stripped as `$(…)` does.
 pub fn password(v: &str) -> Result<Password, String> {
     let engine = base64::engine::GeneralPurpose::new(
@@ -76,6 +80,12 @@ pub fn password(v: &str) -> Result<Password, String> {
     }
     if text.contains(['\0', '\n', '\r']) {
         return Err("decodes to a password holding a NUL, newline or carriage return".into());
+    }
+    if text.len() > MAX_PASSWORD_BYTES {
+        return Err(format!(
+            "decodes to a password of {} bytes; at most {MAX_PASSWORD_BYTES} are allowed",
+            text.len()
+        ));
     }
     Ok(Password(text.to_owned()))
 }

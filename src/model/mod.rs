@@ -6,7 +6,7 @@
 mod fields;
 mod validate;
 
-pub use fields::{Mac, Password};
+pub use fields::{MAX_PASSWORD_BYTES, Mac, Password};
 pub use validate::{Validated, validate};
 
 use std::net::{IpAddr, Ipv4Addr};
