@@ -11,6 +11,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -126,6 +127,12 @@ fn setup(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     let scratch = tempfile::tempdir().unwrap();
     let root = scratch.path().join("root");
     copy_tree(&repo().join("examples/rootfs/rocky9"), &root).unwrap();
+    // git keeps no modes but the executable bit; on a real system keyfiles are 0600, and
+    // NetworkManager ignores the ones that are not.
+    let keyfiles = root.join("etc/NetworkManager/system-connections");
+    for entry in fs::read_dir(&keyfiles).unwrap() {
+        fs::set_permissions(entry.unwrap().path(), fs::Permissions::from_mode(0o600)).unwrap();
+    }
     Some((scratch, root))
 }
 

@@ -2,8 +2,8 @@
 //! network stack, registered in `STACKS` with the probe that detects it. A renderer reads the target
 //! only through `System` and never writes: the executor does that.
 
-pub mod common;
 mod busybox;
+pub mod common;
 mod freebsd;
 mod ifupdown;
 mod netifrc;
