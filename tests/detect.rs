@@ -1,0 +1,79 @@
+//! Detection over every example root: each picks the stack its distribution really enables, and a
+//! root added without an entry here fails the test.
+
+use std::path::Path;
+use std::process::Command;
+
+const EXPECTED: &[(&str, &str)] = &[
+    ("alpine3", "busybox"),
+    ("centos7", "sysconfig"),
+    ("debian11", "ifupdown"),
+    ("debian12-networkd", "networkd"),
+    ("freebsd14", "freebsd"),
+    ("gentoo", "netifrc"),
+    ("opensuse15", "wicked"),
+    ("openwrt23", "openwrt"),
+    ("rocky8", "sysconfig"),
+    ("rocky9", "networkmanager"),
+    ("slackware15", "slackware"),
+    ("ubuntu22", "netplan"),
+];
+
+#[test]
+fn every_example_root_detects_its_stack() {
+    let roots = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rootfs");
+    let mut found: Vec<String> = std::fs::read_dir(&roots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    found.sort();
+    let listed: Vec<&str> = EXPECTED.iter().map(|(r, _)| *r).collect();
+    assert_eq!(
+        found, listed,
+        "examples/rootfs and this table must list the same roots"
+    );
+
+    let mut wrong = Vec::new();
+    for (root, stack) in EXPECTED {
+        let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
+            .args(["detect", "--root"])
+            .arg(roots.join(root))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let chosen = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("stack: "))
+            .unwrap_or("(none)");
+        if !out.status.success() || chosen.split(' ').next() != Some(stack) {
+            wrong.push(format!(
+                "{root}: want {stack}, got {chosen} {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn an_unknown_root_lists_what_was_probed() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(["detect", "--root"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for stack in [
+        "openwrt",
+        "sysconfig",
+        "networkmanager",
+        "netplan",
+        "ifupdown",
+        "freebsd",
+    ] {
+        assert!(stderr.contains(stack), "{stderr}");
+    }
+    assert!(stderr.contains("--stack"), "{stderr}");
+}
