@@ -60,11 +60,12 @@ osconf=$target_dir/release/osconf
 # --- Scratch tmpfs ------------------------------------------------------------------------------
 scratch=$(mktemp -d /tmp/osconf-bench.XXXXXX)
 mounted=
+exec_dir=
 cleanup() {
     if [[ -n $mounted ]]; then
         umount "$scratch" || echo "apply.sh: could not unmount $scratch" >&2
     fi
-    rm -rf "$scratch"
+    rm -rf "$scratch" ${exec_dir:+"$exec_dir"}
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -78,12 +79,13 @@ fi
 if [[ $(stat -f -c %T "$scratch") != tmpfs ]]; then
     echo "apply.sh: warning: $scratch is not a tmpfs; file I/O is part of the figures" >&2
 fi
+# The helpers and stubs must be executable: /dev/shm is often mounted noexec (containers), then
+# they live in a directory of their own under /tmp (only the roots need the tmpfs).
 if findmnt -n -o OPTIONS -T "$scratch" 2>/dev/null | grep -qw noexec; then
-    echo "apply.sh: $scratch is mounted noexec; the helpers cannot run from it" >&2
-    exit 1
+    exec_dir=$(mktemp -d /tmp/osconf-bench-bin.XXXXXX)
 fi
-bin=$scratch/bin
-stubs=$scratch/stubs
+bin=${exec_dir:-$scratch}/bin
+stubs=${exec_dir:-$scratch}/stubs
 mkdir -p "$bin" "$stubs"
 
 # --- Helpers, compiled at run time ----------------------------------------------------------------
