@@ -49,8 +49,8 @@ pub fn run(command: Command) -> u8 {
 
 /// Reads and validates os.conf, printing every problem; `Err` carries the exit code.
 fn load(path: &Path) -> Result<Config, u8> {
-    let file = std::fs::File::open(path).map_err(|e| {
-        say(format!("{}: {e}", path.display()));
+    let file = open_regular(path).map_err(|e| {
+        say(format!("{}: {e}; nothing was changed", path.display()));
         EXIT_INVALID
     })?;
     let validated = reader::read(file).and_then(|raw| {
@@ -78,6 +78,20 @@ fn load(path: &Path) -> Result<Config, u8> {
             Err(EXIT_INVALID)
         }
     }
+}
+
+/// Opens os.conf without blocking (a FIFO planted there must not hang the boot) and only if it is a
+/// regular file.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
 }
 
 fn find_config(target: &Target) -> Option<PathBuf> {

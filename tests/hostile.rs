@@ -228,13 +228,45 @@ fn generated_hostile_files_are_refused_and_change_nothing() {
         (
             "os.conf is a link to an endless device".to_owned(),
             Conf::LinkTo("/dev/zero"),
-            expect("larger than 65536 bytes", None),
+            expect("not a regular file", None),
         ),
         (
             "os.conf is a directory".to_owned(),
             Conf::Directory,
-            expect("Is a directory", None),
+            expect("not a regular file", None),
         ),
     ];
     run_all(cases);
+}
+
+#[test]
+fn regression_fifo_as_os_conf_does_not_hang() {
+    // A FIFO planted at os.conf would block a plain open() forever, and with it the boot.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("os.conf");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .arg("check")
+        .arg(&fifo)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("osconf check hangs on a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(2));
 }

@@ -429,3 +429,27 @@ fn regression_stale_temp_file_of_a_crashed_run_does_not_fail_apply() {
     );
     assert!(stale_file.symlink_metadata().is_err() && stale_link.symlink_metadata().is_err());
 }
+
+#[test]
+fn regression_two_runs_in_one_second_keep_both_backups() {
+    // Both runs get the same time stamp; the second must not overwrite the first run's originals.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    special_file(root, "etc/hosts");
+    let first = exec::apply(
+        &plan(vec![FileOp::write("/etc/hosts", "first\n")]),
+        root,
+        &options(),
+    )
+    .unwrap();
+    let second = exec::apply(
+        &plan(vec![FileOp::write("/etc/hosts", "second\n")]),
+        root,
+        &options(),
+    )
+    .unwrap();
+    let (first, second) = (first.backup_dir.unwrap(), second.backup_dir.unwrap());
+    assert_ne!(first, second);
+    assert_eq!(fs::read_to_string(first.join("etc/hosts")).unwrap(), "original\n");
+    assert_eq!(fs::read_to_string(second.join("etc/hosts")).unwrap(), "first\n");
+}

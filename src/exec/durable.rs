@@ -65,6 +65,16 @@ pub fn restore(path: &Path, saved: &Saved) -> io::Result<()> {
     }
 }
 
+/// True when `path` still holds what `saved` recorded (or, with nothing saved, still nothing).
+pub fn is_unchanged(path: &Path, saved: Option<&Saved>) -> bool {
+    match (save(path), saved) {
+        (Ok(None), None) => true,
+        (Ok(Some(Saved::Link(now))), Some(Saved::Link(was))) => &now == was,
+        (Ok(Some(Saved::File { bytes: now, .. })), Some(Saved::File { bytes: was, .. })) => &now == was,
+        _ => false,
+    }
+}
+
 fn temp_path(path: &Path) -> io::Result<PathBuf> {
     let name = path
         .file_name()

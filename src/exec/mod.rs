@@ -121,57 +121,46 @@ impl Executor<'_> {
             let made = durable::create_parents(&path)?;
             self.undo.extend(made.into_iter().map(Undo::RemoveDir));
         }
-        let meta = match (op, &saved) {
-            (
-                FileOp::Write {
-                    mode: Mode::Default(_),
-                    ..
-                },
-                Some(Saved::File { meta, .. }),
-            ) => meta.clone(),
-            (
-                FileOp::Write {
-                    mode: Mode::Exact(m), ..
-                },
-                Some(Saved::File { meta, .. }),
-            ) => Meta {
-                mode: *m,
-                ..meta.clone()
-            },
-            (
-                FileOp::Write {
-                    mode: Mode::Default(m) | Mode::Exact(m),
-                    ..
-                },
-                _,
-            ) => Meta::new(*m),
-            _ => Meta::new(0o644),
-        };
+        let meta = meta_for(op, saved.as_ref());
         let result = match op {
             FileOp::Write { contents, .. } => durable::write_atomic(&path, contents, &meta),
             FileOp::Symlink { target, .. } => durable::replace_with_link(&path, Path::new(target)),
             FileOp::Remove { .. } => durable::remove(&path),
         };
-        result?;
-        self.undo.push(match saved {
-            Some(saved) => Undo::Restore(path, saved),
-            None => Undo::Delete(path),
-        });
-        Ok(())
+        // A step can fail after it took effect (renamed, then the directory fsync failed): undo it
+        // unless the path is still exactly as it was.
+        if result.is_ok() || !durable::is_unchanged(&path, saved.as_ref()) {
+            self.undo.push(match saved {
+                Some(saved) => Undo::Restore(path, saved),
+                None => Undo::Delete(path),
+            });
+        }
+        result
     }
 
-    /// Copies the original into this run's backup directory, created on first use.
+    /// Copies the original into this run's backup directory, created on first use. The directory is
+    /// new for each run, even for two runs in the same second, so no backup overwrites another.
     fn backup(&mut self, path: &str, saved: &Saved) -> io::Result<()> {
-        let dir = self.root.join(BACKUP_DIR).join(self.stamp);
+        let dir = match &self.report.backup_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                let base = self.root.join(BACKUP_DIR);
+                let dir = (1..)
+                    .map(|n| match n {
+                        1 => base.join(self.stamp),
+                        n => base.join(format!("{}-{n}", self.stamp)),
+                    })
+                    .find(|d| d.symlink_metadata().is_err())
+                    .expect("some name is free");
+                self.report.backup_dir = Some(dir.clone());
+                dir
+            }
+        };
         let dest = dir.join(path.trim_start_matches('/'));
         let made = durable::create_parents(&dest)?;
         self.undo.extend(made.into_iter().map(Undo::RemoveDir));
-        if self.report.backup_dir.is_none() {
-            self.report.backup_dir = Some(dir);
-        }
-        durable::restore(&dest, saved)?;
-        self.undo.push(Undo::Delete(dest));
-        Ok(())
+        self.undo.push(Undo::Delete(dest.clone()));
+        durable::restore(&dest, saved)
     }
 
     fn live(&mut self, action: &LiveAction) -> io::Result<()> {
@@ -196,6 +185,22 @@ impl Executor<'_> {
             }
         }
         failures
+    }
+}
+
+/// The mode, owner and attributes a written file gets: a replaced file's own (its mode overridden by
+/// `Mode::Exact`), or the plan's mode for a new file.
+fn meta_for(op: &FileOp, saved: Option<&Saved>) -> Meta {
+    let FileOp::Write { mode, .. } = op else {
+        return Meta::new(0o644);
+    };
+    match (mode, saved) {
+        (Mode::Default(_), Some(Saved::File { meta, .. })) => meta.clone(),
+        (Mode::Exact(m), Some(Saved::File { meta, .. })) => Meta {
+            mode: *m,
+            ..meta.clone()
+        },
+        (Mode::Default(m) | Mode::Exact(m), _) => Meta::new(*m),
     }
 }
 

@@ -38,6 +38,13 @@ pub fn build(
     let mut ops = rendered.ops;
     let record = format!("{}{}", common::HEADER, config.to_conf_without_password());
     ops.push(FileOp::write(LAST_APPLIED, record));
+    if let Some(path) = first_repeated_path(&ops) {
+        // Two steps on one file would back it up twice and leave the first step's text unseen.
+        return Err(format!(
+            "stack {} planned two changes to {path}; refusing to apply",
+            stack.name
+        ));
+    }
     ops.retain(|op| changes_something(op, sys));
 
     let mut notes = rendered.notes;
@@ -59,6 +66,11 @@ pub fn build(
         live: live_actions(&input),
         notes,
     })
+}
+
+fn first_repeated_path(ops: &[FileOp]) -> Option<&str> {
+    let mut seen = std::collections::BTreeSet::new();
+    ops.iter().map(FileOp::path).find(|p| !seen.insert(*p))
 }
 
 fn changes_something(op: &FileOp, sys: &System) -> bool {
