@@ -30,7 +30,7 @@ pub fn build(
     env: &Env,
 ) -> Result<Plan, String> {
     let input = Input { config, sys, ifnames };
-    let mut rendered = (stack.render)(&input);
+    let mut rendered = stack.render(&input);
     rendered.ops.extend(common::hosts::render(config, sys));
     if let Some(password) = &config.password {
         rendered.add(shadow::render(password, sys, &env.salt, env.today)?);

@@ -15,7 +15,8 @@ pub const STACK: Stack = Stack {
     name: "busybox",
     systems: "Alpine (ifupdown-ng or busybox ifup), embedded systems run by busybox",
     detect,
-    render,
+    network,
+    host,
 };
 
 /// The line that closes osconf's block; the block opens with [`HEADER`].
@@ -36,7 +37,7 @@ fn detect(sys: &System) -> Option<String> {
         .map(|p| format!("{p} is busybox"))
 }
 
-fn render(input: &Input) -> Rendered {
+fn network(input: &Input) -> Rendered {
     let (config, sys) = (input.config, input.sys);
     let mut out = Rendered::default();
     let old = sys.read_text(INTERFACES);
@@ -58,17 +59,15 @@ fn render(input: &Input) -> Rendered {
     };
     let mut new = neutralised(before);
     let after = neutralised(after);
-    if !config.nics.is_empty() {
-        if !new.is_empty() && !new.ends_with('\n') {
-            new.push('\n');
-        }
-        if !new.is_empty() && !new.ends_with("\n\n") {
-            new.push('\n');
-        }
-        new.push_str(HEADER);
-        new.push_str(&ifupdown::stanzas(input, &[]));
-        new.push_str(END);
+    if !new.is_empty() && !new.ends_with('\n') {
+        new.push('\n');
     }
+    if !new.is_empty() && !new.ends_with("\n\n") {
+        new.push('\n');
+    }
+    new.push_str(HEADER);
+    new.push_str(&ifupdown::stanzas(input, &[]));
+    new.push_str(END);
     new.push_str(&after);
     if !disabled.is_empty() {
         out.notes.push(ifupdown::disabled_note(&disabled, INTERFACES));
@@ -77,8 +76,13 @@ fn render(input: &Input) -> Rendered {
         out.ops.push(FileOp::write(INTERFACES, new));
     }
     out.notes.extend(ifupdown::by_name_note(input, "busybox ifup"));
+    out
+}
+
+fn host(input: &Input) -> Rendered {
+    let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
-    out.add(dns::render(&config.nameservers, sys));
+    out.add(dns::render(&input.config.nameservers, input.sys));
     out
 }
 

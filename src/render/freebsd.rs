@@ -17,7 +17,8 @@ pub const STACK: Stack = Stack {
     name: "freebsd",
     systems: "FreeBSD 13/14 (rc.conf)",
     detect,
-    render,
+    network,
+    host,
 };
 
 const RC_CONF: &str = "/etc/rc.conf";
@@ -43,12 +44,10 @@ fn ifname(input: &Input, nic: &Nic) -> String {
         .unwrap_or_else(|| format!("vtnet{}", nic.index))
 }
 
-fn render(input: &Input) -> Rendered {
+fn network(input: &Input) -> Rendered {
     let config = input.config;
     let mut out = Rendered::default();
-    if !config.nics.is_empty() || config.hostname.is_some() {
-        out.add(rc_conf(input));
-    }
+    out.add(rc_conf(input));
     let guessed: Vec<String> = config
         .nics
         .iter()
@@ -59,6 +58,22 @@ fn render(input: &Input) -> Rendered {
         out.notes.push(format!(
             "rc.conf names interfaces, not MACs: wrote {} (virtio on ECS); give --ifname ethN=NAME for another driver",
             guessed.join(", ")
+        ));
+    }
+    out
+}
+
+/// DNS, and the host name when os.conf gives no NIC (else [`rc_conf`] sets it in the same edit of
+/// rc.conf as the interfaces).
+fn host(input: &Input) -> Rendered {
+    let config = input.config;
+    let mut out = Rendered::default();
+    if let Some(name) = config.hostname.as_ref().filter(|_| config.nics.is_empty()) {
+        let old = input.sys.read_text(RC_CONF).unwrap_or_default();
+        let vars = [("hostname".to_owned(), name.clone())];
+        out.ops.push(FileOp::write(
+            RC_CONF,
+            set_marked_vars(&old, &vars, Stale::Keep, |lines, _| lines.len()),
         ));
     }
     out.add(common::dns::render(&config.nameservers, input.sys));
@@ -170,4 +185,30 @@ fn route_vars(input: &Input) -> Vec<(String, String)> {
         .enumerate()
         .map(|(i, a)| (format!("{ROUTE_PREFIX}{i}"), a))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::render::ifupdown::tests::{fake_root, from_text, written};
+
+    /// Without a NIC only the host name changes: the interfaces osconf set before stay.
+    #[test]
+    fn hostname_without_nic_keeps_interfaces() {
+        let old = "sshd_enable=\"YES\"\nhostname=\"old\" # osconf\nifconfig_vtnet0=\"inet 10.0.0.5 netmask 255.255.255.0\" # osconf\ndefaultrouter=\"10.0.0.1\" # osconf\n";
+        let root = fake_root(&[(RC_CONF, old)], &[]);
+        let config = from_text("hostname=web1\n");
+        let out = STACK.render(&Input {
+            config: &config,
+            sys: &System::probe(root.path()),
+            ifnames: &BTreeMap::new(),
+        });
+        assert_eq!(
+            written(&out, RC_CONF),
+            Some(old.replace("\"old\"", "\"web1\"").as_str())
+        );
+        assert_eq!(out.ops.len(), 1, "{:?}", out.ops);
+    }
 }

@@ -20,7 +20,8 @@ pub const STACK: Stack = Stack {
     name: "ifupdown",
     systems: "Debian <= 11, Ubuntu <= 16.04, Devuan, any system run by ifupdown",
     detect,
-    render,
+    network,
+    host,
 };
 
 pub(super) const INTERFACES: &str = "/etc/network/interfaces";
@@ -63,22 +64,24 @@ fn init_link(sys: &System) -> Option<String> {
         .find(|link| sys.exists(link))
 }
 
-fn render(input: &Input) -> Rendered {
-    let (config, sys) = (input.config, input.sys);
-    let mut out = Rendered::default();
-    // Debian's resolvconf reads `dns-nameservers` from the stanzas; elsewhere that option is inert.
-    let resolvconf = dns::resolv_owner(sys) == ResolvOwner::Resolvconf;
-    let stanza_dns = if resolvconf && !config.nics.is_empty() {
+/// The servers for `dns-nameservers`: Debian's resolvconf reads them from the stanzas, so they go
+/// there when resolvconf owns resolv.conf and there is a stanza; elsewhere that option is inert.
+fn stanza_dns<'a>(input: &Input<'a>) -> &'a [IpAddr] {
+    let config = input.config;
+    let resolvconf = dns::resolv_owner(input.sys) == ResolvOwner::Resolvconf;
+    if resolvconf && !config.nics.is_empty() {
         config.nameservers.as_slice()
     } else {
         &[]
-    };
-    let mut owned = Vec::new();
-    if !config.nics.is_empty() {
-        let text = format!("{HEADER}{}", stanzas(input, stanza_dns));
-        out.ops.push(FileOp::write(FILE, text));
-        owned.push(FILE.to_owned());
     }
+}
+
+fn network(input: &Input) -> Rendered {
+    let (config, sys) = (input.config, input.sys);
+    let mut out = Rendered::default();
+    let text = format!("{HEADER}{}", stanzas(input, stanza_dns(input)));
+    out.ops.push(FileOp::write(FILE, text));
+    let owned = [FILE.to_owned()];
     out.ops.extend(common::stale_own_files(sys, DIR, &owned));
 
     let names: Vec<String> = config.nics.iter().map(|n| input.ifname(n)).collect();
@@ -89,7 +92,7 @@ fn render(input: &Input) -> Rendered {
         out.notes.push(disabled_note(&disabled, INTERFACES));
         text = new;
     }
-    if !owned.is_empty() && !sources_file(&text) {
+    if !sources_file(&text) {
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
@@ -115,13 +118,21 @@ fn render(input: &Input) -> Rendered {
     }
 
     out.notes.extend(by_name_note(input, "ifupdown"));
+    out
+}
+
+fn host(input: &Input) -> Rendered {
+    let (config, sys) = (input.config, input.sys);
+    let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
-    if stanza_dns.is_empty() {
-        out.add(dns::render(&config.nameservers, sys));
-    } else {
+    if !stanza_dns(input).is_empty() {
         out.notes.push(format!(
             "DNS: /etc/resolv.conf is managed by resolvconf; servers go to dns-nameservers in {FILE}"
         ));
+    } else if config.nics.is_empty() && dns::resolv_owner(sys) == ResolvOwner::Resolvconf {
+        out.add(dns::without_nic(&config.nameservers, sys));
+    } else {
+        out.add(dns::render(&config.nameservers, sys));
     }
     out
 }
@@ -385,11 +396,16 @@ pub(super) mod tests {
             .join("examples")
             .join(name)
             .join("os.conf");
-        let raw = crate::reader::parse(&std::fs::read(path).unwrap()).unwrap();
+        from_text(&std::fs::read_to_string(path).unwrap())
+    }
+
+    /// The validated model of an os.conf text.
+    pub(in crate::render) fn from_text(text: &str) -> Config {
+        let raw = crate::reader::parse(text.as_bytes()).unwrap();
         crate::model::validate(&raw).unwrap().config
     }
 
-    fn written<'a>(out: &'a Rendered, path: &str) -> Option<&'a str> {
+    pub(in crate::render) fn written<'a>(out: &'a Rendered, path: &str) -> Option<&'a str> {
         out.ops.iter().find_map(|op| match op {
             FileOp::Write {
                 path: p, contents, ..
@@ -462,7 +478,7 @@ pub(super) mod tests {
         );
         let sys = System::probe(root.path());
         let config = example("classic");
-        let out = render(&Input {
+        let out = STACK.render(&Input {
             config: &config,
             sys: &sys,
             ifnames: &BTreeMap::new(),

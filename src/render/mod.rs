@@ -60,7 +60,25 @@ pub struct Stack {
     pub systems: &'static str,
     /// `Some(evidence)` when this stack is the one the target enables.
     pub detect: fn(&System) -> Option<String>,
-    pub render: fn(&Input) -> Rendered,
+    /// NICs, routes, link naming, and what configured the same NICs before. Called only when os.conf
+    /// gives a NIC: an os.conf without one leaves the network configuration alone.
+    pub network: fn(&Input) -> Rendered,
+    /// The host name and DNS, where this distribution keeps them; always called. DNS that the stack
+    /// keeps in a NIC's configuration goes to the system-wide place when os.conf gives no NIC.
+    pub host: fn(&Input) -> Rendered,
+}
+
+impl Stack {
+    /// Everything this stack writes for os.conf: the network configuration (when os.conf gives a
+    /// NIC), then the host name and DNS.
+    pub fn render(&self, input: &Input) -> Rendered {
+        let mut out = Rendered::default();
+        if !input.config.nics.is_empty() {
+            out.add((self.network)(input));
+        }
+        out.add((self.host)(input));
+        out
+    }
 }
 
 /// Every stack, in detection order: the first whose probe matches is chosen, so a stack that sits on

@@ -17,7 +17,8 @@ pub const STACK: Stack = Stack {
     name: "netifrc",
     systems: "Gentoo and other OpenRC systems with netifrc (not Alpine)",
     detect,
-    render,
+    network,
+    host,
 };
 
 const NET: &str = "/etc/conf.d/net";
@@ -44,7 +45,7 @@ fn detect(sys: &System) -> Option<String> {
     Some(format!("/etc/init.d/net.lo (netifrc) and {openrc} (OpenRC)"))
 }
 
-fn render(input: &Input) -> Rendered {
+fn network(input: &Input) -> Rendered {
     let config = input.config;
     let sys = input.sys;
     let mut out = Rendered::default();
@@ -83,7 +84,14 @@ fn render(input: &Input) -> Rendered {
         }
     }
     out.ops.extend(stale_services(sys, &old, &names));
+    out
+}
 
+/// /etc/conf.d/hostname (and /etc/hostname where there is one) and resolv.conf; the primary NIC's
+/// `dns_servers_*` in osconf's block carries the servers as well.
+fn host(input: &Input) -> Rendered {
+    let (config, sys) = (input.config, input.sys);
+    let mut out = Rendered::default();
     if let Some(hostname) = &config.hostname {
         let path = "/etc/conf.d/hostname";
         let old = sys.read_text(path).unwrap_or_default();
@@ -94,7 +102,11 @@ fn render(input: &Input) -> Rendered {
             out.ops.extend(common::hostname_file(input, "/etc/hostname"));
         }
     }
-    out.add(common::dns::render(&config.nameservers, sys));
+    if config.nics.is_empty() {
+        out.add(common::dns::without_nic(&config.nameservers, sys));
+    } else {
+        out.add(common::dns::render(&config.nameservers, sys));
+    }
     out
 }
 

@@ -16,7 +16,8 @@ pub const STACK: Stack = Stack {
     name: "netplan",
     systems: "Ubuntu 18.04 and later, other systems configured through /etc/netplan",
     detect,
-    render,
+    network,
+    host,
 };
 
 const DIR: &str = "/etc/netplan";
@@ -33,20 +34,21 @@ fn detect(sys: &System) -> Option<String> {
     ubuntu.then(|| format!("{program} on Ubuntu {}", sys.os.version_id))
 }
 
-fn render(input: &Input) -> Rendered {
-    let config = input.config;
+fn network(input: &Input) -> Rendered {
     let mut out = Rendered::default();
-    let mut owned = Vec::new();
-    if !config.nics.is_empty() {
-        out.ops.push(FileOp::write_private(FILE, yaml(input)));
-        owned.push(FILE.to_owned());
-    }
-    out.ops.extend(common::stale_own_files(input.sys, DIR, &owned));
+    out.ops.push(FileOp::write_private(FILE, yaml(input)));
+    out.ops
+        .extend(common::stale_own_files(input.sys, DIR, &[FILE.to_owned()]));
     out.add(neutralise_foreign(input));
     out.add(networkd::cloud_init_network_off(input.sys));
+    out
+}
+
+fn host(input: &Input) -> Rendered {
+    let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
     out.add(networkd::dns(
-        config,
+        input.config,
         input.sys,
         "the primary NIC's nameservers in 50-osconf.yaml",
     ));

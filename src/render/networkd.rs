@@ -15,7 +15,8 @@ pub const STACK: Stack = Stack {
     name: "networkd",
     systems: "Arch, Debian and others running systemd-networkd, minimal systemd images",
     detect,
-    render,
+    network,
+    host,
 };
 
 const DIR: &str = "/etc/systemd/network";
@@ -36,7 +37,7 @@ fn detect(sys: &System) -> Option<String> {
         .then(|| "systemd-networkd.service is enabled".to_owned())
 }
 
-fn render(input: &Input) -> Rendered {
+fn network(input: &Input) -> Rendered {
     let config = input.config;
     let mut out = Rendered::default();
     let mut owned = Vec::new();
@@ -63,9 +64,14 @@ fn render(input: &Input) -> Rendered {
     out.ops.extend(common::stale_own_files(input.sys, DIR, &owned));
     out.add(neutralise_foreign(input));
     out.add(cloud_init_network_off(input.sys));
+    out
+}
+
+fn host(input: &Input) -> Rendered {
+    let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
     out.add(dns(
-        config,
+        input.config,
         input.sys,
         "the primary NIC's DNS= in /etc/systemd/network",
     ));
@@ -121,17 +127,31 @@ fn network_text(nic: &Nic, name: &str, is_primary: bool, config: &Config) -> Str
 /// DNS for the stacks that hand servers to systemd-networkd (networkd, netplan). When
 /// /etc/resolv.conf is systemd-resolved's, the per-link servers `where_` are all resolved needs:
 /// a global drop-in would be a second copy of the same servers that outlives the NIC's file and that
-/// a later change of the stack's file would not update. Otherwise networkd's servers reach nobody,
-/// so resolv.conf (or resolvconf) gets them as on any system.
+/// a later change of the stack's file would not update (so osconf's drop-in from an os.conf without
+/// NICs goes). Otherwise networkd's servers reach nobody, so resolv.conf (or resolvconf) gets them
+/// as on any system; so does resolved's drop-in when os.conf gives no NIC to carry them.
 pub fn dns(config: &Config, sys: &System, where_: &str) -> Rendered {
-    if config.nameservers.is_empty() {
+    let servers = &config.nameservers;
+    if servers.is_empty() {
         return Rendered::default();
     }
-    if common::dns::resolv_owner(sys) != ResolvOwner::Resolved {
-        return common::dns::render(&config.nameservers, sys);
+    if config.nics.is_empty() {
+        return common::dns::without_nic(servers, sys);
     }
+    if common::dns::resolv_owner(sys) != ResolvOwner::Resolved {
+        return common::dns::render(servers, sys);
+    }
+    let drop_in = common::dns::RESOLVED_DROP_IN;
+    let ours = sys
+        .read(drop_in)
+        .is_some_and(|b| b.starts_with(HEADER.as_bytes()));
     Rendered {
-        ops: Vec::new(),
+        ops: ours
+            .then(|| FileOp::Remove {
+                path: drop_in.to_owned(),
+            })
+            .into_iter()
+            .collect(),
         notes: vec![format!(
             "DNS: /etc/resolv.conf links to systemd-resolved, which takes the servers from {where_}; no global resolved.conf drop-in"
         )],
@@ -453,7 +473,7 @@ pub(super) mod tests {
             network: crate::model::NetworkType::Vpc,
         };
         let ifnames = std::collections::BTreeMap::new();
-        let out = (stack.render)(&Input {
+        let out = stack.render(&Input {
             config: &config,
             sys: &sys,
             ifnames: &ifnames,
@@ -510,6 +530,30 @@ pub(super) mod tests {
                 .any(|n| n.starts_with("/etc/systemd/network/all-eth.network also matches eth0"))
         );
         assert_eq!(notes.len(), 4, "{notes:?}");
+    }
+
+    /// Without a NIC, resolved gets the servers in osconf's drop-in; with NICs again the drop-in goes.
+    #[test]
+    fn resolved_drop_in_without_nic_only() {
+        use crate::render::ifupdown::tests::{example, fake_root, from_text};
+        let stub = [("/etc/resolv.conf", "../run/systemd/resolve/stub-resolv.conf")];
+        let root = fake_root(&[], &stub);
+        let render = |config| {
+            STACK.render(&Input {
+                config: &config,
+                sys: &System::probe(root.path()),
+                ifnames: &std::collections::BTreeMap::new(),
+            })
+        };
+        let out = render(from_text("dns_nameserver=1.1.1.1\n"));
+        let drop_in = common::dns::RESOLVED_DROP_IN;
+        let paths: Vec<&str> = out.ops.iter().map(FileOp::path).collect();
+        assert_eq!(paths, [drop_in]);
+        let host = root.path().join(drop_in.trim_start_matches('/'));
+        std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+        std::fs::write(&host, format!("{HEADER}[Resolve]\nDNS=1.1.1.1\n")).unwrap();
+        let out = render(example("vpc"));
+        assert!(out.ops.contains(&FileOp::Remove { path: drop_in.into() }));
     }
 
     #[test]

@@ -16,11 +16,14 @@ pub const STACK: Stack = Stack {
     name: "networkmanager",
     systems: "RHEL/Rocky/AlmaLinux 9+, Fedora, Alibaba Cloud Linux 3 and desktops with NetworkManager keyfiles",
     detect,
-    render,
+    network,
+    host,
 };
 
 const CONNECTIONS: &str = "/etc/NetworkManager/system-connections";
 const IFCFG_DIR: &str = "/etc/sysconfig/network-scripts";
+/// NetworkManager's global DNS, for an os.conf with name servers but no NIC.
+const GLOBAL_DNS: &str = "/etc/NetworkManager/conf.d/90-osconf-dns.conf";
 
 /// Above cloud-init's 120 and the installers' 0 or -999: should a disabled profile be re-enabled by
 /// hand, osconf's still wins. 999 is NetworkManager's maximum.
@@ -55,7 +58,7 @@ fn ifupdown_has_nic(sys: &System) -> bool {
     })
 }
 
-fn render(input: &Input) -> Rendered {
+fn network(input: &Input) -> Rendered {
     let config = input.config;
     let mut out = Rendered::default();
     let mut owned = Vec::new();
@@ -82,6 +85,11 @@ fn render(input: &Input) -> Rendered {
         .extend(common::stale_own_files(input.sys, CONNECTIONS, &owned));
     out.add(neutralise_keyfiles(input));
     out.add(neutralise_ifcfg(input));
+    out
+}
+
+fn host(input: &Input) -> Rendered {
+    let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
     out.add(dns(input));
     out
@@ -287,11 +295,35 @@ fn neutralise_ifcfg(input: &Input) -> Rendered {
 /// Where the name servers go. NetworkManager writes /etc/resolv.conf (or tells systemd-resolved)
 /// from the connection's `dns=` each time it starts, so editing resolv.conf as well would be a
 /// second writer of the same file; osconf edits it only where NetworkManager is told to keep out.
+/// With no NIC in os.conf, NetworkManager's global DNS ([`GLOBAL_DNS`]) carries the servers instead;
+/// with NICs that file goes, since it would override the connection's `dns=`.
 fn dns(input: &Input) -> Rendered {
     let servers = &input.config.nameservers;
     let mut out = Rendered::default();
     if servers.is_empty() {
         return out;
+    }
+    let how = nm_resolver(input.sys);
+    if input.config.nics.is_empty() {
+        let Some(how) = how else {
+            return common::dns::without_nic(servers, input.sys);
+        };
+        let list: Vec<String> = servers.iter().map(ToString::to_string).collect();
+        let text = format!("{HEADER}[global-dns-domain-*]\nservers={}\n", list.join(","));
+        out.ops.push(FileOp::write(GLOBAL_DNS, text));
+        out.notes.push(format!(
+            "DNS: os.conf gives no NIC, so the connection profiles are left as they are; {how} from the global DNS in {GLOBAL_DNS}, which overrides their dns="
+        ));
+        return out;
+    }
+    let ours = input
+        .sys
+        .read(GLOBAL_DNS)
+        .is_some_and(|b| b.starts_with(HEADER.as_bytes()));
+    if ours {
+        out.ops.push(FileOp::Remove {
+            path: GLOBAL_DNS.into(),
+        });
     }
     let v6: Vec<String> = servers
         .iter()
@@ -305,13 +337,13 @@ fn dns(input: &Input) -> Rendered {
         ));
     }
     let primary = input.config.primary_nic().map(Nic::name);
-    match (nm_resolver(input.sys), primary) {
+    match (how, primary) {
         (Some(how), Some(nic)) => out.notes.push(format!(
             "DNS: {how} from the dns= of osconf-{nic} when it starts; osconf does not edit resolv.conf"
         )),
         _ => {
             out.notes.push(
-                "DNS: NetworkManager will not publish the servers here (no NIC, dns=none or rc-manager=unmanaged)"
+                "DNS: NetworkManager will not publish the servers here (dns=none or rc-manager=unmanaged)"
                     .into(),
             );
             out.add(common::dns::render(servers, input.sys));
@@ -525,7 +557,7 @@ mod tests {
         let config = config(CLASSIC_OFF_SUBNET);
         let (_dir, sys) = root(&[]);
         let ifnames = BTreeMap::from([(1, "ens6".to_owned())]);
-        let out = render(&Input {
+        let out = STACK.render(&Input {
             config: &config,
             sys: &sys,
             ifnames: &ifnames,
@@ -672,7 +704,7 @@ mod tests {
                 "DEVICE=lo\nONBOOT=yes\n",
             ),
         ]);
-        let out = render(&Input {
+        let out = STACK.render(&Input {
             config: &config,
             sys: &sys,
             ifnames: &BTreeMap::new(),
@@ -715,7 +747,7 @@ mod tests {
             path,
             "[connection]\ntype=ethernet\n[ethernet]\nmac-address=00:8C:FA:5E:14:23\n",
         )]);
-        let out = (super::super::sysconfig::STACK.render)(&Input {
+        let out = super::super::sysconfig::STACK.render(&Input {
             config: &config,
             sys: &sys,
             ifnames: &BTreeMap::new(),
@@ -759,6 +791,43 @@ mod tests {
                 .stack
                 .name,
             "sysconfig"
+        );
+    }
+
+    /// Without a NIC the servers go to NetworkManager's global DNS (or to resolv.conf where it keeps
+    /// out); with NICs again the global DNS file goes, since it would override the keyfile's dns=.
+    #[test]
+    fn global_dns_without_nic_only() {
+        let no_nic = config("dns_nameserver=\"1.1.1.1 8.8.8.8\"\n");
+        let (dir, sys) = root(&[("/etc/resolv.conf", "nameserver 7.7.7.7\n")]);
+        let run = |config: &Config, sys: &System| {
+            STACK.render(&Input {
+                config,
+                sys,
+                ifnames: &BTreeMap::new(),
+            })
+        };
+        let out = run(&no_nic, &sys);
+        let (text, _) = written(&out, GLOBAL_DNS).unwrap();
+        assert_eq!(
+            text,
+            format!("{HEADER}[global-dns-domain-*]\nservers=1.1.1.1,8.8.8.8\n")
+        );
+        assert_eq!(out.ops.len(), 1, "{:?}", out.ops);
+        std::fs::create_dir_all(dir.path().join("etc/NetworkManager/conf.d")).unwrap();
+        std::fs::write(dir.path().join(GLOBAL_DNS.trim_start_matches('/')), text).unwrap();
+        let nics = config("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\ndns_nameserver=1.1.1.1\n");
+        let out = run(&nics, &System::probe(dir.path()));
+        assert!(out.ops.contains(&FileOp::Remove {
+            path: GLOBAL_DNS.into()
+        }));
+        let none = dir.path().join("etc/NetworkManager/conf.d/90-dns-none.conf");
+        std::fs::write(none, "[main]\ndns=none\n").unwrap();
+        let out = run(&no_nic, &System::probe(dir.path()));
+        assert!(written(&out, GLOBAL_DNS).is_none());
+        assert_eq!(
+            written(&out, "/etc/resolv.conf").map(|(t, _)| t),
+            Some("nameserver 1.1.1.1\nnameserver 8.8.8.8\n")
         );
     }
 

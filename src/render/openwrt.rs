@@ -6,6 +6,8 @@
 //! that already used its device (usually `lan` or `wan`), so firewall zones keep applying; other
 //! IPv4 interfaces on that device get `option auto '0'`. netifd cannot pick a device by MAC
 //! (`config device`'s `macaddr` sets one), so os.conf's ethN is the device name, as the plan says.
+//! Name servers go to the primary interface's `list dns`; with no NIC in os.conf, to dnsmasq's
+//! `list server` in /etc/config/dhcp.
 
 use std::net::Ipv4Addr;
 
@@ -18,11 +20,13 @@ pub const STACK: Stack = Stack {
     name: "openwrt",
     systems: "OpenWrt 21.02+/23.05 (netifd, UCI)",
     detect,
-    render,
+    network,
+    host,
 };
 
 const NETWORK: &str = "/etc/config/network";
 const SYSTEM: &str = "/etc/config/system";
+const DHCP: &str = "/etc/config/dhcp";
 const MARK_OPTION: &str = "osconf";
 
 fn detect(sys: &System) -> Option<String> {
@@ -33,19 +37,59 @@ fn detect(sys: &System) -> Option<String> {
     }
 }
 
-fn render(input: &Input) -> Rendered {
+fn host(input: &Input) -> Rendered {
     let mut out = Rendered::default();
-    if !input.config.nics.is_empty() {
-        out.add(network(input));
-        out.notes.push(
-            "netifd cannot match a NIC by MAC: os.conf's ethN is written as device ethN (--ifname renames)"
-                .into(),
-        );
-    }
     if let Some(name) = &input.config.hostname {
         let old = input.sys.read_text(SYSTEM).unwrap_or_default();
         out.ops.push(FileOp::write(SYSTEM, set_hostname(&old, name)));
     }
+    out.add(dnsmasq_servers(input));
+    out
+}
+
+/// True for dnsmasq's plain upstream servers (`list server '1.1.1.1'`), not the per-domain ones
+/// (`/lan/10.0.0.1`).
+fn is_plain_server(line: &str) -> bool {
+    let w = words(line);
+    w.len() >= 3 && w[0] == "list" && w[1] == "server" && !w[2].contains('/')
+}
+
+/// DNS without a NIC in os.conf: the network configuration, which holds the servers per interface,
+/// is left alone, so the servers become dnsmasq's upstream servers, replacing its plain `list server`
+/// entries, in the `config dnsmasq` section marked `option osconf 'dns'`. When os.conf gives NICs
+/// again the primary interface carries the servers, and a marked section loses its servers and mark.
+fn dnsmasq_servers(input: &Input) -> Rendered {
+    let config = input.config;
+    let mut out = Rendered::default();
+    if config.nameservers.is_empty() {
+        return out;
+    }
+    let no_nic = config.nics.is_empty();
+    let old = input.sys.read_text(DHCP).unwrap_or_default();
+    let (head, mut sections) = parse(&old);
+    let Some(section) = sections.iter_mut().find(|s| s.kind == "dnsmasq") else {
+        if no_nic {
+            out.notes.push(format!(
+                "DNS: os.conf gives no NIC and {DHCP} has no dnsmasq section: the servers are written nowhere"
+            ));
+        }
+        return out;
+    };
+    if !no_nic && section.marked().is_none() {
+        return out;
+    }
+    section.lines.retain(|l| !is_plain_server(l));
+    section.remove_option(MARK_OPTION);
+    if no_nic {
+        section.push("option", MARK_OPTION, "dns");
+        for server in &config.nameservers {
+            section.push("list", "server", server);
+        }
+        out.notes.push(format!(
+            "DNS: os.conf gives no NIC, so {NETWORK} is left as it is and the servers go to dnsmasq's list server in {DHCP}; servers an interface names (list dns) still apply"
+        ));
+    }
+    out.ops.push(FileOp::write(DHCP, unparse(&head, &sections)));
     out
 }
 
@@ -113,6 +157,14 @@ impl Section {
             }
             None => self.push("option", key, value),
         }
+    }
+
+    /// Drops every `option key` line.
+    fn remove_option(&mut self, key: &str) {
+        self.lines.retain(|l| {
+            let w = words(l);
+            !(w.len() >= 2 && w[0] == "option" && w[1] == key)
+        });
     }
 
     /// Drops `list key 'value'` lines.
@@ -219,6 +271,10 @@ fn is_ipv4(s: &Section) -> bool {
 fn network(input: &Input) -> Rendered {
     let config = input.config;
     let mut out = Rendered::default();
+    out.notes.push(
+        "netifd cannot match a NIC by MAC: os.conf's ethN is written as device ethN (--ifname renames)"
+            .into(),
+    );
     let old = input.sys.read_text(NETWORK).unwrap_or_default();
     let (head, mut sections) = parse(&old);
     let wanted: Vec<String> = config.nics.iter().map(Nic::name).collect();
@@ -345,7 +401,10 @@ fn set_hostname(old: &str, name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::render::ifupdown::tests::{example, fake_root, from_text, written};
 
     #[test]
     fn words_and_quotes() {
@@ -355,6 +414,30 @@ mod tests {
         );
         assert_eq!(words("config interface \"wan\""), ["config", "interface", "wan"]);
         assert_eq!(words("\tlist dns ''"), ["list", "dns", ""]);
+    }
+
+    /// Without a NIC the servers become dnsmasq's (per-domain servers stay); with NICs again they
+    /// leave dnsmasq for the primary interface, and /etc/config/network is written only then.
+    #[test]
+    fn dns_without_nic_goes_to_dnsmasq_and_back() {
+        let dhcp = "\nconfig dnsmasq\n\toption domain 'lan'\n\tlist server '9.9.9.9'\n\tlist server '/corp/10.0.0.1'\n\nconfig dhcp 'lan'\n\toption interface 'lan'\n";
+        let root = fake_root(&[(DHCP, dhcp), (NETWORK, "")], &[]);
+        let render = |config| {
+            STACK.render(&Input {
+                config: &config,
+                sys: &System::probe(root.path()),
+                ifnames: &BTreeMap::new(),
+            })
+        };
+        let out = render(from_text("hostname=web1\ndns_nameserver=\"1.1.1.1 8.8.8.8\"\n"));
+        let want = "\nconfig dnsmasq\n\toption domain 'lan'\n\tlist server '/corp/10.0.0.1'\n\toption osconf 'dns'\n\tlist server '1.1.1.1'\n\tlist server '8.8.8.8'\n\nconfig dhcp 'lan'\n\toption interface 'lan'\n";
+        assert_eq!(written(&out, DHCP), Some(want));
+        assert!(out.ops.iter().all(|op| op.path() != NETWORK), "{:?}", out.ops);
+        std::fs::write(root.path().join("etc/config/dhcp"), want).unwrap();
+        let out = render(example("vpc"));
+        let back = "\nconfig dnsmasq\n\toption domain 'lan'\n\tlist server '/corp/10.0.0.1'\n\nconfig dhcp 'lan'\n\toption interface 'lan'\n";
+        assert_eq!(written(&out, DHCP), Some(back));
+        assert!(written(&out, NETWORK).is_some_and(|t| t.contains("list dns '7.7.7.7'")));
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub const STACK: Stack = Stack {
     name: "slackware",
     systems: "Slackware 15.0 (rc.inet1)",
     detect,
-    render,
+    network,
+    host,
 };
 
 const CONF: &str = "/etc/rc.d/rc.inet1.conf";
@@ -44,27 +45,29 @@ fn detect(sys: &System) -> Option<String> {
     }
 }
 
-fn render(input: &Input) -> Rendered {
-    let config = input.config;
+fn network(input: &Input) -> Rendered {
     let mut out = Rendered::default();
-    if !config.nics.is_empty() {
-        out.add(inet1_conf(input));
-        out.add(rc_local(input));
-        let rules = udev_rules(input);
-        let keep: Vec<String> = rules.iter().map(|op| op.path().to_owned()).collect();
-        out.ops.extend(rules);
-        out.ops
-            .extend(common::stale_own_files(input.sys, RULES_DIR, &keep));
-        out.notes.push(format!(
-            "rc.inet1 configures interfaces by name: {RULES} names each os.conf MAC's NIC (NAME:=), \
-             so IPADDRS[n] reaches the right NIC"
-        ));
-    }
+    out.add(inet1_conf(input));
+    out.add(rc_local(input));
+    let rules = udev_rules(input);
+    let keep: Vec<String> = rules.iter().map(|op| op.path().to_owned()).collect();
+    out.ops.extend(rules);
+    out.ops
+        .extend(common::stale_own_files(input.sys, RULES_DIR, &keep));
+    out.notes.push(format!(
+        "rc.inet1 configures interfaces by name: {RULES} names each os.conf MAC's NIC (NAME:=), \
+         so IPADDRS[n] reaches the right NIC"
+    ));
+    out
+}
+
+fn host(input: &Input) -> Rendered {
+    let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/HOSTNAME"));
     if input.sys.exists("/etc/hostname") {
         out.ops.extend(common::hostname_file(input, "/etc/hostname"));
     }
-    out.add(common::dns::render(&config.nameservers, input.sys));
+    out.add(common::dns::render(&input.config.nameservers, input.sys));
     out
 }
 
@@ -314,6 +317,8 @@ pub(super) enum Stale {
     Drop,
     /// Kept as `KEY=""`, unmarked: a file whose template lists every key keeps its shape.
     Empty,
+    /// Kept as it is: the edit is about other keys only.
+    Keep,
 }
 
 /// Sets `KEY="value" # osconf` assignments in a shell-variable file, keeping every other line:
@@ -341,11 +346,11 @@ pub(super) fn set_marked_vars(
                     done.push(k);
                 }
             }
-            None if line.trim_end().ends_with(MARK) => {
-                if stale == Stale::Empty {
-                    lines.push(format!("{key}=\"\""));
-                }
-            }
+            None if line.trim_end().ends_with(MARK) => match stale {
+                Stale::Drop => {}
+                Stale::Empty => lines.push(format!("{key}=\"\"")),
+                Stale::Keep => lines.push(line.to_owned()),
+            },
             None => lines.push(line.to_owned()),
         }
     }

@@ -13,7 +13,8 @@ pub const STACK: Stack = Stack {
     name: "sysconfig",
     systems: "CentOS 6/7/8, RHEL <= 8, AlmaLinux, Rocky, Anolis, Alibaba Cloud Linux, Fedora with network-scripts",
     detect,
-    render,
+    network,
+    host,
 };
 
 const DIR: &str = "/etc/sysconfig/network-scripts";
@@ -34,7 +35,7 @@ fn detect(sys: &System) -> Option<String> {
         .then(|| "initscripts' network service is enabled".to_owned())
 }
 
-fn render(input: &Input) -> Rendered {
+fn network(input: &Input) -> Rendered {
     let config = input.config;
     let mut out = Rendered::default();
     let mut owned = Vec::new();
@@ -58,6 +59,14 @@ fn render(input: &Input) -> Rendered {
     out.ops.extend(common::stale_own_files(input.sys, DIR, &owned));
     // RHEL 8's NetworkManager reads keyfiles beside ifcfg: one for the same NIC would compete.
     out.add(super::networkmanager::neutralise_keyfiles(input));
+    out
+}
+
+/// The host name, /etc/sysconfig/network (which holds the global gateway as well, dropped here when
+/// os.conf gives NICs) and resolv.conf.
+fn host(input: &Input) -> Rendered {
+    let config = input.config;
+    let mut out = Rendered::default();
     if !config.nics.is_empty() || config.hostname.is_some() {
         out.ops.push(network_file(input));
     }

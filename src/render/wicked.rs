@@ -19,7 +19,8 @@ pub const STACK: Stack = Stack {
     name: "wicked",
     systems: "SLES 12/15, openSUSE Leap 15 and Tumbleweed with wicked",
     detect,
-    render,
+    network,
+    host,
 };
 
 const DIR: &str = "/etc/sysconfig/network";
@@ -54,7 +55,7 @@ fn detect(sys: &System) -> Option<String> {
     Some(format!("ID={}, {why}, {DIR} exists", sys.os.id))
 }
 
-fn render(input: &Input) -> Rendered {
+fn network(input: &Input) -> Rendered {
     let config = input.config;
     let sys = input.sys;
     let mut out = Rendered::default();
@@ -84,7 +85,13 @@ fn render(input: &Input) -> Rendered {
     }
     out.ops.extend(common::stale_own_files(sys, DIR, &owned));
     out.add(udev_rules(input));
+    out
+}
 
+/// The host name and DNS, which wicked keeps system-wide (`NETCONFIG_DNS_STATIC_SERVERS`).
+fn host(input: &Input) -> Rendered {
+    let (config, sys) = (input.config, input.sys);
+    let mut out = Rendered::default();
     if !config.nameservers.is_empty() {
         let old = sys.read_text(CONFIG).unwrap_or_default();
         let list: Vec<String> = config.nameservers.iter().map(ToString::to_string).collect();

@@ -3,6 +3,7 @@
 
 pub mod real;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;
@@ -29,25 +30,31 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
 /// A tree as text: every file with its content, every link with its target, sorted by path.
 /// Comparing two snapshots compares the trees byte for byte, and a diff of them reads well.
 pub fn snapshot(root: &Path) -> String {
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out.concat()
+    entries(root)
+        .into_iter()
+        .map(|(rel, body)| format!("== {rel}{body}"))
+        .collect()
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+/// Every entry of a tree by relative path: ` -> target` for a link, `/` for a directory, a newline
+/// and the content for a file.
+pub fn entries(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
         let rel = path.strip_prefix(root).unwrap().display().to_string();
         let kind = entry.file_type().unwrap();
         if kind.is_symlink() {
-            out.push(format!(
-                "== {rel} -> {}\n",
-                fs::read_link(&path).unwrap().display()
-            ));
+            let target = fs::read_link(&path).unwrap();
+            out.insert(rel, format!(" -> {}\n", target.display()));
         } else if kind.is_dir() {
-            out.push(format!("== {rel}/\n"));
+            out.insert(format!("{rel}/"), "\n".to_owned());
             walk(root, &path, out);
         } else {
             let bytes = fs::read(&path).unwrap();
@@ -57,7 +64,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
             } else {
                 "\n\\ no newline at end\n"
             };
-            out.push(format!("== {rel}\n{text}{end}"));
+            out.insert(rel, format!("\n{text}{end}"));
         }
     }
 }

@@ -80,6 +80,19 @@ pub fn render(servers: &[IpAddr], sys: &System) -> Rendered {
     out
 }
 
+/// DNS for a stack that hands the servers to the resolver through a NIC's configuration, when
+/// os.conf gives no NIC: that configuration is left alone, so the servers go where the system keeps
+/// them system-wide ([`render`]) and a note says so.
+pub fn without_nic(servers: &[IpAddr], sys: &System) -> Rendered {
+    let mut out = render(servers, sys);
+    if !servers.is_empty() {
+        out.notes.push(
+            "DNS: os.conf gives no NIC, so the network configuration is left as it is and the servers go to the system-wide place; servers it names for a NIC still apply when that NIC starts".into()
+        );
+    }
+    out
+}
+
 pub fn resolved_drop_in(servers: &[IpAddr]) -> FileOp {
     let list: Vec<String> = servers.iter().map(ToString::to_string).collect();
     FileOp::write(
