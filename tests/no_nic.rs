@@ -4,47 +4,24 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 mod common;
-use common::{copy_tree, entries};
+use common::{copy_tree, entries, osconf_apply, repo};
 
 const NO_NIC: &str = "hostname=web1\ndns_nameserver=\"1.1.1.1\"\n";
 
 /// The host name and name servers of examples/classic/os.conf, which the second apply replaces.
 const CLASSIC_HOST_AND_DNS: [&str; 3] = ["iZ23r29djmjZ", "7.7.7.7", "8.8.8.8"];
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `osconf apply --no-live` of `conf` (written to a file of its own, since apply deletes it).
-fn apply(root: &Path, conf: &[u8]) {
-    let file = root.with_extension("os.conf");
-    fs::write(&file, conf).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
-        .args(["apply", "--no-live", "--root"])
-        .arg(root)
-        .arg("--config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "apply on {}: {}",
-        root.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// What went wrong on one example root, if anything.
 fn check(rootfs: &Path, scratch: &Path) -> Vec<String> {
     let name = rootfs.file_name().unwrap().to_string_lossy().into_owned();
     let root = scratch.join(&name);
     copy_tree(rootfs, &root).unwrap();
-    apply(&root, &fs::read(repo().join("examples/classic/os.conf")).unwrap());
+    let classic = fs::read_to_string(repo().join("examples/classic/os.conf")).unwrap();
+    osconf_apply(&root, &classic);
     let before = entries(&root);
-    apply(&root, NO_NIC.as_bytes());
+    osconf_apply(&root, NO_NIC);
     let after = entries(&root);
 
     let ours = |path: &str| path.starts_with("var/lib/osconf/");

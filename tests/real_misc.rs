@@ -12,12 +12,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::copy_tree;
-use common::real::{Netns, cannot_run, check_prerequisites, run};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::real::{CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, run};
+use common::{copy_tree, repo};
 
 /// Applies an os.conf to a scratch copy of an example root with the real binary, from where ECS
 /// writes it (apply deletes it afterwards).
@@ -98,14 +94,7 @@ fn slackware_classic_addresses_gateway_and_rc_local_routes_reach_the_kernel() {
     };
     assert_eq!(ns.ipv4_addrs("eth0"), ["10.171.254.123/24"]);
     assert_eq!(ns.ipv4_addrs("eth1"), ["42.120.74.105/24"]);
-    assert_eq!(
-        ns.ipv4_routes(),
-        [
-            "10.0.0.0/8 via 10.171.254.1 dev eth0",
-            "172.16.0.0/12 via 10.171.254.1 dev eth0",
-            "default via 42.120.74.1 dev eth1",
-        ]
-    );
+    assert_eq!(ns.ipv4_routes(), CLASSIC_ROUTES);
 }
 
 #[test]

@@ -15,8 +15,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::copy_tree;
-use common::real::{Netns, cannot_run, check_prerequisites, run};
+use common::real::{CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites};
+use common::{copy_tree, osconf_apply, repo};
 
 const ETH0_MAC: &str = "00:8c:fa:5e:14:23";
 const ETH1_MAC: &str = "00:8c:fa:5e:14:24";
@@ -43,24 +43,13 @@ const DBUS_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus
 </busconfig>
 "#;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Applies each os.conf in turn (copied first: apply removes it) to `root` with the real binary.
+/// Applies each os.conf in turn to `root` with the real binary.
 fn apply(root: &Path, confs: &[&str]) {
-    for (i, text) in confs.iter().enumerate() {
-        let conf = root.parent().unwrap().join(format!("os-{i}.conf"));
-        fs::write(&conf, text).unwrap();
-        run(Command::new(env!("CARGO_BIN_EXE_osconf"))
-            .args(["apply", "--no-live", "--root"])
-            .arg(root)
-            .arg("--config")
-            .arg(&conf));
+    for conf in confs {
+        osconf_apply(root, conf);
     }
 }
 
-/// What NetworkManager did, read while it ran.
 struct Outcome {
     /// `NAME:DEVICE` of every profile, as `nmcli -t -f NAME,DEVICE connection show` prints it.
     profiles: Vec<String>,
@@ -167,14 +156,7 @@ fn classic_keyfiles_bring_up_both_nics_with_one_default_route() {
     let got = run_networkmanager(&ns, &root, &["eth0", "eth1"]);
     assert_eq!(ns.ipv4_addrs("eth0"), ["10.171.254.123/24"]);
     assert_eq!(ns.ipv4_addrs("eth1"), ["42.120.74.105/24"]);
-    assert_eq!(
-        ns.ipv4_routes(),
-        [
-            "10.0.0.0/8 via 10.171.254.1 dev eth0",
-            "172.16.0.0/12 via 10.171.254.1 dev eth0",
-            "default via 42.120.74.1 dev eth1",
-        ]
-    );
+    assert_eq!(ns.ipv4_routes(), CLASSIC_ROUTES);
     // osconf's profiles are the active ones; cloud-init's DHCP profile for eth0 is loaded but
     // disabled, and the unrelated installer profile for ens3 is untouched.
     assert_eq!(

@@ -8,35 +8,10 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use common::copy_tree;
-use common::real::{Netns, cannot_run, check_prerequisites, run};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Classic network with eth1's gateway outside its /25: routes(5) needs a device route to it.
-const CLASSIC_ON_LINK: &str = "hostname=iZ23r29djmjZ
-eth0_ip_addr=10.171.254.123
-eth0_mac_addr=00:8c:fa:5e:14:23
-eth0_netmask=255.255.255.0
-eth0_gateway=10.171.254.1
-eth0_route=\"10.0.0.0/8 10.171.254.1;172.16.0.0/12 10.171.254.1\"
-eth1_ip_addr=42.120.74.205
-eth1_mac_addr=00:8c:fa:5e:14:24
-eth1_netmask=255.255.255.128
-eth1_gateway=42.120.74.1
-eth1_route=\"0.0.0.0/0 42.120.74.1\"
-dns_nameserver=\"7.7.7.7 8.8.8.8\"
-";
-
-fn sourced(file: &Path, vars: &str) -> String {
-    let out = run(Command::new("sh").args(["-ec", &format!(". '{}'; printf %s \"{vars}\"", file.display())]));
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::real::{Netns, cannot_run, check_prerequisites, sourced};
+use common::{CLASSIC_ON_LINK, copy_tree, osconf_apply, repo};
 
 /// One routes(5) line as `ip route add` arguments; `ifname` fills an empty interface column.
 fn routes5_to_ip(line: &str, ifname: Option<&str>) -> Option<String> {
@@ -72,16 +47,7 @@ fn wicked_files_configure_nics_in_a_namespace() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     copy_tree(&repo().join("examples/rootfs/opensuse15"), &root).unwrap();
-    let conf = dir.path().join("os.conf");
-    fs::write(&conf, CLASSIC_ON_LINK).unwrap();
-    run(Command::new(env!("CARGO_BIN_EXE_osconf")).args([
-        "apply".as_ref(),
-        "--root".as_ref(),
-        root.as_os_str(),
-        "--config".as_ref(),
-        conf.as_os_str(),
-        "--no-live".as_ref(),
-    ]));
+    osconf_apply(&root, CLASSIC_ON_LINK);
     let net = root.join("etc/sysconfig/network");
     let ifcfg = |n: &str| {
         sourced(

@@ -106,7 +106,7 @@ fn without_block(text: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::ifupdown::tests::fake_root;
+    use crate::render::common::testing::fake_root;
 
     #[test]
     fn detects_alpine_and_busybox_only_systems() {

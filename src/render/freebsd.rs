@@ -7,7 +7,7 @@
 //! `--ifname ethN=NAME` says otherwise, and the plan says so.
 
 use super::common;
-use super::slackware::{Stale, comment_out, set_marked_vars, shell_value};
+use super::common::shellvars::{Stale, comment_out, set_marked_vars, shell_value};
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
 use crate::plan::FileOp;
@@ -189,10 +189,8 @@ fn route_vars(input: &Input) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::render::ifupdown::tests::{fake_root, from_text, written};
+    use crate::render::common::testing::{self, fake_root, from_text, written};
 
     /// Without a NIC only the host name changes: the interfaces osconf set before stay.
     #[test]
@@ -200,11 +198,7 @@ mod tests {
         let old = "sshd_enable=\"YES\"\nhostname=\"old\" # osconf\nifconfig_vtnet0=\"inet 10.0.0.5 netmask 255.255.255.0\" # osconf\ndefaultrouter=\"10.0.0.1\" # osconf\n";
         let root = fake_root(&[(RC_CONF, old)], &[]);
         let config = from_text("hostname=web1\n");
-        let out = STACK.render(&Input {
-            config: &config,
-            sys: &System::probe(root.path()),
-            ifnames: &BTreeMap::new(),
-        });
+        let out = testing::render(&STACK, &config, root.path());
         assert_eq!(
             written(&out, RC_CONF),
             Some(old.replace("\"old\"", "\"web1\"").as_str())

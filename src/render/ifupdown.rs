@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::common::dns::{self, ResolvOwner};
-use super::common::{self, HEADER};
+use super::common::{self, HEADER, glob};
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
 use crate::plan::FileOp;
@@ -81,8 +81,7 @@ fn network(input: &Input) -> Rendered {
     let mut out = Rendered::default();
     let text = format!("{HEADER}{}", stanzas(input, stanza_dns(input)));
     out.ops.push(FileOp::write(FILE, text));
-    let owned = [FILE.to_owned()];
-    out.ops.extend(common::stale_own_files(sys, DIR, &owned));
+    out.ops.extend(common::stale_own_files(sys, DIR, &out.ops));
 
     let names: Vec<String> = config.nics.iter().map(|n| input.ifname(n)).collect();
     let instead = format!("is configured in {FILE}");
@@ -314,105 +313,19 @@ fn sources_file(text: &str) -> bool {
             }
         };
         match words.as_slice() {
-            ["source", pattern] => glob_match(absolute(pattern).as_bytes(), FILE.as_bytes()),
-            ["source-directory", d] => {
-                glob_match(absolute(d.trim_end_matches('/')).as_bytes(), DIR.as_bytes())
-            }
+            ["source", pattern] => glob::matches(&absolute(pattern), FILE, true),
+            ["source-directory", d] => glob::matches(&absolute(d.trim_end_matches('/')), DIR, true),
             _ => false,
         }
     })
 }
 
-/// Shell glob matching as wordexp(3) does for a path: `*` and `?` never match `/`, `[…]` (with `!`
-/// or `^` to negate, and ranges) matches one character.
-fn glob_match(pattern: &[u8], path: &[u8]) -> bool {
-    match (pattern.first(), path.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => {
-            glob_match(&pattern[1..], path)
-                || (path.first().is_some_and(|&c| c != b'/') && glob_match(pattern, &path[1..]))
-        }
-        (Some(b'?'), Some(&c)) => c != b'/' && glob_match(&pattern[1..], &path[1..]),
-        (Some(b'['), Some(&c)) => match class_match(&pattern[1..], c) {
-            Some((true, rest)) => glob_match(rest, &path[1..]),
-            Some((false, _)) => false,
-            // No closing bracket: a literal `[`.
-            None => c == b'[' && glob_match(&pattern[1..], &path[1..]),
-        },
-        (Some(&p), Some(&c)) => p == c && glob_match(&pattern[1..], &path[1..]),
-        _ => false,
-    }
-}
-
-/// Matches `c` against a bracket class whose `[` is already consumed; returns the result and the
-/// pattern after the closing `]`, or `None` when the class is not closed.
-fn class_match(class: &[u8], c: u8) -> Option<(bool, &[u8])> {
-    let (negate, body) = match class.first() {
-        Some(b'!' | b'^') => (true, &class[1..]),
-        _ => (false, class),
-    };
-    // A `]` first in the class is literal.
-    let end = 1 + body.get(1..)?.iter().position(|&b| b == b']')?;
-    let set = &body[..end];
-    let mut hit = false;
-    let mut i = 0;
-    while i < set.len() {
-        if i + 2 < set.len() && set[i + 1] == b'-' {
-            hit |= (set[i]..=set[i + 2]).contains(&c);
-            i += 3;
-        } else {
-            hit |= set[i] == c;
-            i += 1;
-        }
-    }
-    Some((hit != negate && c != b'/', &body[end + 1..]))
-}
-
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use std::collections::BTreeMap;
-    use std::path::Path;
 
     use super::*;
-    use crate::model::Config;
-
-    /// A target root holding `files` (path, content) and `links` (path, target).
-    pub(in crate::render) fn fake_root(files: &[(&str, &str)], links: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let host = |p: &str| dir.path().join(p.trim_start_matches('/'));
-        for (path, text) in files {
-            std::fs::create_dir_all(host(path).parent().unwrap()).unwrap();
-            std::fs::write(host(path), text).unwrap();
-        }
-        for (path, target) in links {
-            std::fs::create_dir_all(host(path).parent().unwrap()).unwrap();
-            std::os::unix::fs::symlink(target, host(path)).unwrap();
-        }
-        dir
-    }
-
-    pub(in crate::render) fn example(name: &str) -> Config {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(name)
-            .join("os.conf");
-        from_text(&std::fs::read_to_string(path).unwrap())
-    }
-
-    /// The validated model of an os.conf text.
-    pub(in crate::render) fn from_text(text: &str) -> Config {
-        let raw = crate::reader::parse(text.as_bytes()).unwrap();
-        crate::model::validate(&raw).unwrap().config
-    }
-
-    pub(in crate::render) fn written<'a>(out: &'a Rendered, path: &str) -> Option<&'a str> {
-        out.ops.iter().find_map(|op| match op {
-            FileOp::Write {
-                path: p, contents, ..
-            } if p == path => std::str::from_utf8(contents).ok(),
-            _ => None,
-        })
-    }
+    use crate::render::common::testing::{example, fake_root, written};
 
     const NETWORKING: &str = "/etc/systemd/system/multi-user.target.wants/networking.service";
     const NETWORKD: &str = "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service";
@@ -581,28 +494,6 @@ pub(super) mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(sources_file(text), want, "{text}");
-        }
-    }
-
-    #[test]
-    fn glob_matching() {
-        let cases = [
-            ("/a/*", "/a/50-osconf", true),
-            ("/a/*", "/a/b/c", false),
-            ("/a/?0-*", "/a/50-osconf", true),
-            ("/a/[!0-4]0*", "/a/50-osconf", true),
-            ("/a/[^5]0*", "/a/50-osconf", false),
-            ("/a/[]5]0*", "/a/50-osconf", true),
-            ("/a/[5", "/a/[5", true),
-            ("/a/*f", "/a/50-osconf", true),
-            ("/a/*x", "/a/50-osconf", false),
-        ];
-        for (pattern, path, want) in cases {
-            assert_eq!(
-                glob_match(pattern.as_bytes(), path.as_bytes()),
-                want,
-                "{pattern} {path}"
-            );
         }
     }
 }

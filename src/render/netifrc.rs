@@ -7,7 +7,10 @@
 
 use std::fmt::Write as _;
 
-use super::common;
+use super::common::{
+    self,
+    blocks::{BEGIN, DISABLED, END, block_lines, replace_block},
+};
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
 use crate::plan::FileOp;
@@ -24,13 +27,6 @@ pub const STACK: Stack = Stack {
 const NET: &str = "/etc/conf.d/net";
 const INIT_D: &str = "/etc/init.d";
 const RUNLEVELS: &str = "/etc/runlevels";
-
-/// First and last line of osconf's block in a file it shares with others.
-pub(super) const BEGIN: &str =
-    "# BEGIN osconf: from aliyun_custom_image/os.conf; replaced at the next change\n";
-pub(super) const END: &str = "# END osconf\n";
-/// Prefix of a line osconf turned into a comment so that its own configuration wins.
-pub(super) const DISABLED: &str = "# disabled by osconf: ";
 
 /// The per-interface variables that would fight osconf's (address, routes, DNS, DHCP fallback).
 const CONFLICTING: &[&str] = &["config", "routes", "fallback", "fallback_routes", "dns_servers"];
@@ -96,8 +92,10 @@ fn host(input: &Input) -> Rendered {
         let path = "/etc/conf.d/hostname";
         let old = sys.read_text(path).unwrap_or_default();
         let vars = [("hostname", Some(format!("\"{hostname}\"")))];
-        out.ops
-            .push(FileOp::write(path, common::set_shell_vars(&old, &vars)));
+        out.ops.push(FileOp::write(
+            path,
+            common::shellvars::set_shell_vars(&old, &vars),
+        ));
         if sys.exists("/etc/hostname") {
             out.ops.extend(common::hostname_file(input, "/etc/hostname"));
         }
@@ -148,52 +146,6 @@ fn route_lines(nic: &Nic) -> Vec<String> {
         .iter()
         .map(|r| format!("{} via {}{}", r.dest, r.via, onlink(r.via)));
     default.into_iter().chain(others).collect()
-}
-
-/// Replaces osconf's marked block in `text` with `block` (where the old one stood, else at the end);
-/// an empty `block` just removes it. Everything outside the block is kept byte for byte.
-pub(super) fn replace_block(text: &str, block: &str) -> String {
-    let new = if block.is_empty() {
-        String::new()
-    } else {
-        format!("{BEGIN}{block}{END}")
-    };
-    let mut out = String::new();
-    let mut placed = false;
-    let mut inside = false;
-    for line in text.split_inclusive('\n') {
-        let bare = line.trim_end_matches('\n');
-        if !inside && bare == BEGIN.trim_end() {
-            inside = true;
-            if !placed {
-                out.push_str(&new);
-                placed = true;
-            }
-        } else if inside {
-            inside = bare != END.trim_end();
-        } else {
-            out.push_str(line);
-        }
-    }
-    if !placed && !new.is_empty() {
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-        if !out.is_empty() && !out.ends_with("\n\n") {
-            out.push('\n');
-        }
-        out.push_str(&new);
-    }
-    out
-}
-
-/// The lines inside osconf's block (empty when there is none).
-fn block_lines(text: &str) -> Vec<&str> {
-    text.lines()
-        .skip_while(|l| *l != BEGIN.trim_end())
-        .skip(1)
-        .take_while(|l| *l != END.trim_end())
-        .collect()
 }
 
 /// Comments out, outside osconf's block, every assignment of a [`CONFLICTING`] variable of these
@@ -283,18 +235,6 @@ fn stale_services(sys: &System, old: &str, names: &[String]) -> Vec<FileOp> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn block_replaced_in_place_and_appended() {
-        let old = format!("# mine\nmtu_eth0=\"1400\"\n{BEGIN}config_eth0=\"1.2.3.4/24\"\n{END}# after\n");
-        assert_eq!(
-            replace_block(&old, "config_eth0=\"5.6.7.8/24\"\n"),
-            format!("# mine\nmtu_eth0=\"1400\"\n{BEGIN}config_eth0=\"5.6.7.8/24\"\n{END}# after\n")
-        );
-        assert_eq!(replace_block(&old, ""), "# mine\nmtu_eth0=\"1400\"\n# after\n");
-        assert_eq!(replace_block("a=1", "b=2\n"), format!("a=1\n\n{BEGIN}b=2\n{END}"));
-        assert_eq!(replace_block("", "b=2\n"), format!("{BEGIN}b=2\n{END}"));
-    }
 
     #[test]
     fn conflicting_assignments_disabled_with_continuations() {

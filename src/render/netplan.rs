@@ -5,8 +5,9 @@
 
 use std::fmt::Write as _;
 
+use super::common::disable::{DISABLED_SUFFIX, cloud_init_network_off, disable};
 use super::common::{self, HEADER};
-use super::networkd::{self, DISABLED_SUFFIX, may_be_nic_name};
+use super::networkd::{self, may_be_nic_name};
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
 use crate::plan::FileOp;
@@ -37,10 +38,9 @@ fn detect(sys: &System) -> Option<String> {
 fn network(input: &Input) -> Rendered {
     let mut out = Rendered::default();
     out.ops.push(FileOp::write_private(FILE, yaml(input)));
-    out.ops
-        .extend(common::stale_own_files(input.sys, DIR, &[FILE.to_owned()]));
+    out.ops.extend(common::stale_own_files(input.sys, DIR, &out.ops));
     out.add(neutralise_foreign(input));
-    out.add(networkd::cloud_init_network_off(input.sys));
+    out.add(cloud_init_network_off(input.sys));
     out
 }
 
@@ -122,7 +122,7 @@ fn neutralise_foreign(input: &Input) -> Rendered {
             .map(Nic::name)
             .collect();
         if !hits.is_empty() {
-            out.ops.extend(networkd::disable(input.sys, &path));
+            out.ops.extend(disable(input.sys, &path));
             out.notes.push(format!(
                 "{path} may configure {} (same MAC, same id, or a kernel name the NIC may have) and netplan merges every file: renamed to {name}{DISABLED_SUFFIX}",
                 hits.join(", ")

@@ -1,11 +1,12 @@
 //! `networkd`: systemd-networkd's `10-osconf-ethN.network` and `.link` files in /etc/systemd/network,
 //! one pair per NIC, matched by MAC. Also what netplan (which renders to networkd) shares with it:
-//! DNS placement, which foreign definitions are for one of os.conf's NICs, and switching off
-//! cloud-init's network configuration. Never edits a foreign file: it is disabled whole or left.
+//! DNS placement and which foreign definitions are for one of os.conf's NICs. Never edits a foreign
+//! file: it is disabled whole or left.
 
 use std::fmt::Write as _;
 
-use super::common::{self, HEADER, dns::ResolvOwner};
+use super::common::disable::{DISABLED_SUFFIX, cloud_init_network_off, disable};
+use super::common::{self, HEADER, dns::ResolvOwner, glob};
 use super::{Input, Rendered, Stack};
 use crate::model::{Config, Nic};
 use crate::plan::FileOp;
@@ -28,10 +29,6 @@ const VENDOR_DIRS: [&str; 3] = [
     "/lib/systemd/network",
 ];
 
-/// The suffix a disabled foreign file gets: networkd, netplan and ifupdown ignore it, a person
-/// recognises it, and removing the suffix restores it.
-pub const DISABLED_SUFFIX: &str = ".osconf-disabled";
-
 fn detect(sys: &System) -> Option<String> {
     sys.systemd_unit_enabled("systemd-networkd.service")
         .then(|| "systemd-networkd.service is enabled".to_owned())
@@ -40,7 +37,6 @@ fn detect(sys: &System) -> Option<String> {
 fn network(input: &Input) -> Rendered {
     let config = input.config;
     let mut out = Rendered::default();
-    let mut owned = Vec::new();
     for nic in &config.nics {
         let name = input.ifname(nic);
         let base = format!("{DIR}/{}", file_stem(&name));
@@ -50,7 +46,6 @@ fn network(input: &Input) -> Rendered {
             &network,
             network_text(nic, &name, is_primary, config),
         ));
-        owned.push(network);
         // Without a MAC there is nothing to name the NIC by: it keeps its kernel name. The name is
         // for people and scripts only: if udev cannot take it (the kernel gave it to another NIC),
         // the .network file still finds the NIC by its MAC.
@@ -58,10 +53,9 @@ fn network(input: &Input) -> Rendered {
             let link = format!("{base}.link");
             let text = format!("{HEADER}[Match]\nMACAddress={mac}\n\n[Link]\nName={name}\n");
             out.ops.push(FileOp::write(&link, text));
-            owned.push(link);
         }
     }
-    out.ops.extend(common::stale_own_files(input.sys, DIR, &owned));
+    out.ops.extend(common::stale_own_files(input.sys, DIR, &out.ops));
     out.add(neutralise_foreign(input));
     out.add(cloud_init_network_off(input.sys));
     out
@@ -163,44 +157,9 @@ pub fn dns(config: &Config, sys: &System, where_: &str) -> Rendered {
 /// Ethernet name (`en*`) — the NIC's kernel name before osconf renamed it, which only its MAC
 /// could tell, and os.conf lists every NIC of the instance.
 pub fn may_be_nic_name(pattern: &str, nic: &Nic, ifname: &str) -> bool {
-    glob(pattern, ifname) || glob(pattern, &nic.name()) || pattern.starts_with("en")
-}
-
-/// Shell-style glob as networkd and netplan use it: `*`, `?` and `[...]` (with `!`/`^` and ranges).
-fn glob(pattern: &str, name: &str) -> bool {
-    glob_bytes(pattern.as_bytes(), name.as_bytes())
-}
-
-fn glob_bytes(p: &[u8], n: &[u8]) -> bool {
-    match p.first() {
-        None => n.is_empty(),
-        Some(b'*') => (0..=n.len()).any(|i| glob_bytes(&p[1..], &n[i..])),
-        Some(b'?') => !n.is_empty() && glob_bytes(&p[1..], &n[1..]),
-        Some(b'[') => {
-            // The set ends at the first `]` after its first member, so `[]x]` contains `]`.
-            let Some(end) = p.iter().skip(2).position(|&b| b == b']').map(|i| i + 2) else {
-                return n.first() == Some(&b'[') && glob_bytes(&p[1..], &n[1..]);
-            };
-            let Some(&c) = n.first() else { return false };
-            let (negate, set) = match p[1] {
-                b'!' | b'^' => (true, &p[2..end]),
-                _ => (false, &p[1..end]),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < set.len() {
-                if i + 2 < set.len() && set[i + 1] == b'-' {
-                    hit |= (set[i]..=set[i + 2]).contains(&c);
-                    i += 3;
-                } else {
-                    hit |= set[i] == c;
-                    i += 1;
-                }
-            }
-            hit != negate && glob_bytes(&p[end + 1..], &n[1..])
-        }
-        Some(&c) => n.first() == Some(&c) && glob_bytes(&p[1..], &n[1..]),
-    }
+    glob::matches(pattern, ifname, false)
+        || glob::matches(pattern, &nic.name(), false)
+        || pattern.starts_with("en")
 }
 
 /// The `[Match]` conditions of a foreign .network file that tell NICs apart.
@@ -342,58 +301,11 @@ fn neutralise_foreign(input: &Input) -> Rendered {
     out
 }
 
-/// Disables a foreign file by moving it to `<path>.osconf-disabled` (the executor backs up both).
-pub fn disable(sys: &System, path: &str) -> Vec<FileOp> {
-    let bytes = sys.read(path).unwrap_or_default();
-    vec![
-        FileOp::write(&format!("{path}{DISABLED_SUFFIX}"), bytes),
-        FileOp::Remove {
-            path: path.to_owned(),
-        },
-    ]
-}
-
-const CLOUD_CFG_D: &str = "/etc/cloud/cloud.cfg.d";
-const CLOUD_NETWORK_OFF: &str = "/etc/cloud/cloud.cfg.d/99-disable-network-config.cfg";
-
-/// cloud-init, when installed, writes its own network configuration (`50-cloud-init.yaml`,
-/// `10-cloud-init-eth0.network`) for every new instance, which would take the NICs back from
-/// osconf's files: its network configuration is turned off the way cloud-init documents, unless a
-/// file already does so or cloud-init is disabled altogether.
-pub fn cloud_init_network_off(sys: &System) -> Rendered {
-    let mut out = Rendered::default();
-    if !sys.is_dir(CLOUD_CFG_D) || sys.exists("/etc/cloud/cloud-init.disabled") {
-        return out;
-    }
-    let already = sys
-        .list(CLOUD_CFG_D)
-        .iter()
-        .filter(|n| n.ends_with(".cfg"))
-        .any(|n| disables_network(&sys.read_text(&format!("{CLOUD_CFG_D}/{n}")).unwrap_or_default()));
-    if !already {
-        let text = format!("{HEADER}network: {{config: disabled}}\n");
-        out.ops.push(FileOp::write(CLOUD_NETWORK_OFF, text));
-        out.notes.push(format!(
-            "cloud-init is installed: its network configuration is turned off in {CLOUD_NETWORK_OFF} so it does not replace osconf's"
-        ));
-    }
-    out
-}
-
-/// True when a cloud-init YAML file says `network: {config: disabled}` (flow or block style).
-fn disables_network(text: &str) -> bool {
-    let squeezed: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
-        .collect();
-    squeezed.contains("network:{config:disabled}") || squeezed.contains("network:config:disabled")
-}
-
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
     use crate::model::Mac;
+    use crate::render::common::testing::{self, fake_root};
 
     pub(crate) const MAC0: [u8; 6] = [0x00, 0x8c, 0xfa, 0x5e, 0x14, 0x23];
 
@@ -406,22 +318,6 @@ pub(super) mod tests {
             gateway: None,
             default_gateway: None,
             routes: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn globs() {
-        let cases = [
-            ("e*", "eth0", true),
-            ("en*", "eth0", false),
-            ("eth?", "eth1", true),
-            ("eth[0-3]", "eth2", true),
-            ("eth[!0]", "eth0", false),
-            ("*", "", true),
-            ("eth0", "eth01", false),
-        ];
-        for (p, n, want) in cases {
-            assert_eq!(glob(p, n), want, "{p} vs {n}");
         }
     }
 
@@ -448,23 +344,16 @@ pub(super) mod tests {
         assert!(!MatchSection::parse("[Match]\nMACAddress=00:8c:fa:5e:14:23\n").may_match(&no_mac, "eth0"));
     }
 
-    /// Renders for eth0 (MAC0) over a scratch root holding `files` (`-> /dev/null` makes a mask link)
-    /// and returns the ops as `write|remove|link PATH` and the notes.
+    /// Renders `nics` over a scratch root holding `files` (`-> /dev/null` makes a mask link) and
+    /// returns the ops as `write|remove|link PATH` and the notes.
     pub(crate) fn render_over(
         stack: &Stack,
         nics: Vec<Nic>,
         files: &[(&str, &str)],
     ) -> (Vec<String>, Vec<String>) {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in files {
-            let host = dir.path().join(path.trim_start_matches('/'));
-            std::fs::create_dir_all(host.parent().unwrap()).unwrap();
-            match *text {
-                "-> /dev/null" => std::os::unix::fs::symlink("/dev/null", host).unwrap(),
-                _ => std::fs::write(host, text).unwrap(),
-            }
-        }
-        let sys = System::probe(dir.path());
+        let (masks, texts): (Vec<_>, Vec<_>) = files.iter().partition(|(_, t)| *t == "-> /dev/null");
+        let masks: Vec<(&str, &str)> = masks.iter().map(|(p, _)| (*p, "/dev/null")).collect();
+        let dir = fake_root(&texts, &masks);
         let config = Config {
             hostname: None,
             password: None,
@@ -472,12 +361,7 @@ pub(super) mod tests {
             nameservers: Vec::new(),
             network: crate::model::NetworkType::Vpc,
         };
-        let ifnames = std::collections::BTreeMap::new();
-        let out = stack.render(&Input {
-            config: &config,
-            sys: &sys,
-            ifnames: &ifnames,
-        });
+        let out = testing::render(stack, &config, dir.path());
         let ops = out
             .ops
             .iter()
@@ -535,16 +419,10 @@ pub(super) mod tests {
     /// Without a NIC, resolved gets the servers in osconf's drop-in; with NICs again the drop-in goes.
     #[test]
     fn resolved_drop_in_without_nic_only() {
-        use crate::render::ifupdown::tests::{example, fake_root, from_text};
+        use crate::render::common::testing::{example, from_text};
         let stub = [("/etc/resolv.conf", "../run/systemd/resolve/stub-resolv.conf")];
         let root = fake_root(&[], &stub);
-        let render = |config| {
-            STACK.render(&Input {
-                config: &config,
-                sys: &System::probe(root.path()),
-                ifnames: &std::collections::BTreeMap::new(),
-            })
-        };
+        let render = |config| testing::render(&STACK, &config, root.path());
         let out = render(from_text("dns_nameserver=1.1.1.1\n"));
         let drop_in = common::dns::RESOLVED_DROP_IN;
         let paths: Vec<&str> = out.ops.iter().map(FileOp::path).collect();
@@ -554,14 +432,5 @@ pub(super) mod tests {
         std::fs::write(&host, format!("{HEADER}[Resolve]\nDNS=1.1.1.1\n")).unwrap();
         let out = render(example("vpc"));
         assert!(out.ops.contains(&FileOp::Remove { path: drop_in.into() }));
-    }
-
-    #[test]
-    fn cloud_init_disable_forms() {
-        assert!(disables_network("network: {config: disabled}\n"));
-        assert!(disables_network("network:\n  config: disabled\n"));
-        assert!(!disables_network(
-            "# network: {config: disabled}\nnetwork: {config: enabled}\n"
-        ));
     }
 }

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use super::common::shellvars::shell_value;
 use super::common::{self, HEADER};
 use super::{Input, Rendered, Stack};
 use crate::model::{Mac, Nic};
@@ -61,7 +62,6 @@ fn ifupdown_has_nic(sys: &System) -> bool {
 fn network(input: &Input) -> Rendered {
     let config = input.config;
     let mut out = Rendered::default();
-    let mut owned = Vec::new();
     for nic in &config.nics {
         let path = format!("{CONNECTIONS}/osconf-{}.nmconnection", nic.name());
         let dns = if config.primary_nic() == Some(nic) {
@@ -71,7 +71,6 @@ fn network(input: &Input) -> Rendered {
         };
         out.ops
             .push(FileOp::write_private(&path, keyfile(input, nic, dns)));
-        owned.push(path);
         if nic.mac.is_none() {
             out.notes.push(format!(
                 "{}: no MAC in os.conf; osconf-{} matches the interface named {}",
@@ -82,7 +81,7 @@ fn network(input: &Input) -> Rendered {
         }
     }
     out.ops
-        .extend(common::stale_own_files(input.sys, CONNECTIONS, &owned));
+        .extend(common::stale_own_files(input.sys, CONNECTIONS, &out.ops));
     out.add(neutralise_keyfiles(input));
     out.add(neutralise_ifcfg(input));
     out
@@ -281,8 +280,10 @@ fn neutralise_ifcfg(input: &Input) -> Rendered {
             continue;
         };
         let vars = [("ONBOOT", Some("no".to_owned()))];
-        out.ops
-            .push(FileOp::write(&path, common::set_shell_vars(&text, &vars)));
+        out.ops.push(FileOp::write(
+            &path,
+            common::shellvars::set_shell_vars(&text, &vars),
+        ));
         out.notes.push(format!(
             "{path}: ifcfg profile for {}; disabled (ONBOOT=no) so that osconf-{} wins",
             nic.name(),
@@ -489,15 +490,6 @@ fn disable_autoconnect(old: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The value of the last `KEY=value` line of a shell-style file, quotes removed.
-fn shell_value(text: &str, key: &str) -> Option<String> {
-    text.lines()
-        .filter_map(|l| l.trim().split_once('='))
-        .filter(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned())
-        .next_back()
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -506,11 +498,7 @@ mod tests {
     use super::*;
     use crate::model::Config;
     use crate::plan::Mode;
-
-    fn config(text: &str) -> Config {
-        let raw = crate::reader::parse(text.as_bytes()).unwrap();
-        crate::model::validate(&raw).unwrap().config
-    }
+    use crate::render::common::testing::{fake_root, from_text, written_with_mode};
 
     const CLASSIC_OFF_SUBNET: &str = "eth0_ip_addr=10.0.0.5\neth0_mac_addr=00:16:3e:00:00:01\n\
         eth0_netmask=255.255.255.0\neth0_gateway=10.0.1.1\neth0_route=\"192.168.0.0/16 10.0.1.1\"\n\
@@ -519,12 +507,7 @@ mod tests {
 
     /// A target root holding `files` (path, contents), probed as a `System`.
     fn root(files: &[(&str, &str)]) -> (tempfile::TempDir, System) {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in files {
-            let host = dir.path().join(path.trim_start_matches('/'));
-            std::fs::create_dir_all(host.parent().unwrap()).unwrap();
-            std::fs::write(host, text).unwrap();
-        }
+        let dir = fake_root(files, &[]);
         let sys = System::probe(dir.path());
         (dir, sys)
     }
@@ -540,21 +523,9 @@ mod tests {
         System::probe(dir)
     }
 
-    fn written<'a>(out: &'a Rendered, path: &str) -> Option<(&'a str, Mode)> {
-        out.ops.iter().find_map(|op| match op {
-            FileOp::Write {
-                path: p,
-                contents,
-                mode,
-                ..
-            } if p == path => Some((std::str::from_utf8(contents).unwrap(), *mode)),
-            _ => None,
-        })
-    }
-
     #[test]
     fn off_subnet_gateways_are_onlink_and_only_the_default_nic_routes_by_default() {
-        let config = config(CLASSIC_OFF_SUBNET);
+        let config = from_text(CLASSIC_OFF_SUBNET);
         let (_dir, sys) = root(&[]);
         let ifnames = BTreeMap::from([(1, "ens6".to_owned())]);
         let out = STACK.render(&Input {
@@ -562,7 +533,7 @@ mod tests {
             sys: &sys,
             ifnames: &ifnames,
         });
-        let (eth0, mode) = written(
+        let (eth0, mode) = written_with_mode(
             &out,
             "/etc/NetworkManager/system-connections/osconf-eth0.nmconnection",
         )
@@ -584,7 +555,7 @@ mod tests {
             eth0.contains("never-default=true\n") && !eth0.contains("dns="),
             "{eth0}"
         );
-        let (eth1, _) = written(
+        let (eth1, _) = written_with_mode(
             &out,
             "/etc/NetworkManager/system-connections/osconf-eth1.nmconnection",
         )
@@ -662,7 +633,7 @@ mod tests {
 
     #[test]
     fn only_other_ethernet_profiles_of_our_nics_are_disabled() {
-        let config = config(
+        let config = from_text(
             "eth0_ip_addr=10.0.0.5\neth0_mac_addr=00:8c:fa:5e:14:23\neth0_netmask=255.255.255.0\n\
             eth1_ip_addr=10.0.1.5\neth1_netmask=255.255.255.0\n",
         );
@@ -709,13 +680,13 @@ mod tests {
             sys: &sys,
             ifnames: &BTreeMap::new(),
         });
-        let (old, mode) = written(&out, &format!("{dir}/old")).unwrap();
+        let (old, mode) = written_with_mode(&out, &format!("{dir}/old")).unwrap();
         assert_eq!(mode, Mode::Exact(0o600));
         assert!(
             old.starts_with("[connection]\nautoconnect=false\ntype=802-3-ethernet\n"),
             "{old}"
         );
-        assert!(written(&out, &format!("{dir}/Wired connection 1.nmconnection")).is_some());
+        assert!(written_with_mode(&out, &format!("{dir}/Wired connection 1.nmconnection")).is_some());
         for name in [
             "ens9.nmconnection",
             "off.nmconnection",
@@ -723,13 +694,13 @@ mod tests {
             "x.nmconnection~",
         ] {
             assert!(
-                written(&out, &format!("{dir}/{name}")).is_none(),
+                written_with_mode(&out, &format!("{dir}/{name}")).is_none(),
                 "{name} must stay as it is"
             );
         }
-        let (ifcfg, _) = written(&out, "/etc/sysconfig/network-scripts/ifcfg-eth1").unwrap();
+        let (ifcfg, _) = written_with_mode(&out, "/etc/sysconfig/network-scripts/ifcfg-eth1").unwrap();
         assert_eq!(ifcfg, "DEVICE=\"eth1\"\nONBOOT=no\nBOOTPROTO=dhcp\n");
-        assert!(written(&out, "/etc/sysconfig/network-scripts/ifcfg-lo").is_none());
+        assert!(written_with_mode(&out, "/etc/sysconfig/network-scripts/ifcfg-lo").is_none());
         assert_eq!(
             out.notes.iter().filter(|n| n.contains("disabled")).count(),
             3,
@@ -741,7 +712,7 @@ mod tests {
     #[test]
     fn sysconfig_disables_competing_keyfiles_too() {
         let config =
-            config("eth0_ip_addr=10.0.0.5\neth0_mac_addr=00:8c:fa:5e:14:23\neth0_netmask=255.255.255.0\n");
+            from_text("eth0_ip_addr=10.0.0.5\neth0_mac_addr=00:8c:fa:5e:14:23\neth0_netmask=255.255.255.0\n");
         let path = "/etc/NetworkManager/system-connections/cloud-init-eth0.nmconnection";
         let (_d, sys) = root(&[(
             path,
@@ -752,7 +723,7 @@ mod tests {
             sys: &sys,
             ifnames: &BTreeMap::new(),
         });
-        assert!(written(&out, path).is_some_and(|(t, _)| t.contains("autoconnect=false")));
+        assert!(written_with_mode(&out, path).is_some_and(|(t, _)| t.contains("autoconnect=false")));
     }
 
     #[test]
@@ -798,7 +769,7 @@ mod tests {
     /// out); with NICs again the global DNS file goes, since it would override the keyfile's dns=.
     #[test]
     fn global_dns_without_nic_only() {
-        let no_nic = config("dns_nameserver=\"1.1.1.1 8.8.8.8\"\n");
+        let no_nic = from_text("dns_nameserver=\"1.1.1.1 8.8.8.8\"\n");
         let (dir, sys) = root(&[("/etc/resolv.conf", "nameserver 7.7.7.7\n")]);
         let run = |config: &Config, sys: &System| {
             STACK.render(&Input {
@@ -808,7 +779,7 @@ mod tests {
             })
         };
         let out = run(&no_nic, &sys);
-        let (text, _) = written(&out, GLOBAL_DNS).unwrap();
+        let (text, _) = written_with_mode(&out, GLOBAL_DNS).unwrap();
         assert_eq!(
             text,
             format!("{HEADER}[global-dns-domain-*]\nservers=1.1.1.1,8.8.8.8\n")
@@ -816,7 +787,7 @@ mod tests {
         assert_eq!(out.ops.len(), 1, "{:?}", out.ops);
         std::fs::create_dir_all(dir.path().join("etc/NetworkManager/conf.d")).unwrap();
         std::fs::write(dir.path().join(GLOBAL_DNS.trim_start_matches('/')), text).unwrap();
-        let nics = config("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\ndns_nameserver=1.1.1.1\n");
+        let nics = from_text("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\ndns_nameserver=1.1.1.1\n");
         let out = run(&nics, &System::probe(dir.path()));
         assert!(out.ops.contains(&FileOp::Remove {
             path: GLOBAL_DNS.into()
@@ -824,16 +795,16 @@ mod tests {
         let none = dir.path().join("etc/NetworkManager/conf.d/90-dns-none.conf");
         std::fs::write(none, "[main]\ndns=none\n").unwrap();
         let out = run(&no_nic, &System::probe(dir.path()));
-        assert!(written(&out, GLOBAL_DNS).is_none());
+        assert!(written_with_mode(&out, GLOBAL_DNS).is_none());
         assert_eq!(
-            written(&out, "/etc/resolv.conf").map(|(t, _)| t),
+            written_with_mode(&out, "/etc/resolv.conf").map(|(t, _)| t),
             Some("nameserver 1.1.1.1\nnameserver 8.8.8.8\n")
         );
     }
 
     #[test]
     fn resolv_conf_edited_only_where_networkmanager_keeps_out() {
-        let config = config("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\ndns_nameserver=7.7.7.7\n");
+        let config = from_text("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\ndns_nameserver=7.7.7.7\n");
         let resolv = "/etc/resolv.conf";
         let run = |files: &[(&str, &str)]| {
             let mut all = vec![(resolv, "nameserver 1.1.1.1\n")];
@@ -844,7 +815,7 @@ mod tests {
                 sys: &sys,
                 ifnames: &BTreeMap::new(),
             });
-            written(&out, resolv).map(|(t, _)| t.to_owned())
+            written_with_mode(&out, resolv).map(|(t, _)| t.to_owned())
         };
         assert_eq!(run(&[]), None, "NetworkManager writes it");
         let none = [(

@@ -401,10 +401,8 @@ fn set_hostname(old: &str, name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::render::ifupdown::tests::{example, fake_root, from_text, written};
+    use crate::render::common::testing::{self, example, fake_root, from_text, written};
 
     #[test]
     fn words_and_quotes() {
@@ -422,13 +420,7 @@ mod tests {
     fn dns_without_nic_goes_to_dnsmasq_and_back() {
         let dhcp = "\nconfig dnsmasq\n\toption domain 'lan'\n\tlist server '9.9.9.9'\n\tlist server '/corp/10.0.0.1'\n\nconfig dhcp 'lan'\n\toption interface 'lan'\n";
         let root = fake_root(&[(DHCP, dhcp), (NETWORK, "")], &[]);
-        let render = |config| {
-            STACK.render(&Input {
-                config: &config,
-                sys: &System::probe(root.path()),
-                ifnames: &BTreeMap::new(),
-            })
-        };
+        let render = |config| testing::render(&STACK, &config, root.path());
         let out = render(from_text("hostname=web1\ndns_nameserver=\"1.1.1.1 8.8.8.8\"\n"));
         let want = "\nconfig dnsmasq\n\toption domain 'lan'\n\tlist server '/corp/10.0.0.1'\n\toption osconf 'dns'\n\tlist server '1.1.1.1'\n\tlist server '8.8.8.8'\n\nconfig dhcp 'lan'\n\toption interface 'lan'\n";
         assert_eq!(written(&out, DHCP), Some(want));

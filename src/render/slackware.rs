@@ -3,12 +3,12 @@
 //! os.conf MAC its name, static routes in a marked block of /etc/rc.d/rc.local, /etc/HOSTNAME.
 //!
 //! rc.inet1.conf is a bash file people edit: osconf marks the assignments it writes with `# osconf`
-//! and drops its own marked lines that a new os.conf no longer needs. [`set_marked_vars`] does this
-//! for any shell-variable file (FreeBSD's rc.conf uses it too).
+//! and drops its own marked lines that a new os.conf no longer needs ([`set_marked_vars`]).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use super::common::shellvars::{Stale, assignments, comment_out, set_marked_vars, split_assignment};
 use super::common::{self, HEADER};
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
@@ -28,12 +28,6 @@ const RC_LOCAL: &str = "/etc/rc.d/rc.local";
 const RULES_DIR: &str = "/etc/udev/rules.d";
 const RULES: &str = "/etc/udev/rules.d/70-osconf-net.rules";
 
-/// Ends every line osconf writes into a shell-variable file it shares with people.
-pub(super) const MARK: &str = "# osconf";
-
-/// Prefix of a line osconf turned into a comment because it configured the same NIC.
-pub(super) const DISABLED: &str = "# Disabled by osconf: ";
-
 const BLOCK_BEGIN: &str = "# osconf begin: routes from os.conf (rc.inet1.conf has no route settings)";
 const BLOCK_END: &str = "# osconf end";
 
@@ -49,11 +43,9 @@ fn network(input: &Input) -> Rendered {
     let mut out = Rendered::default();
     out.add(inet1_conf(input));
     out.add(rc_local(input));
-    let rules = udev_rules(input);
-    let keep: Vec<String> = rules.iter().map(|op| op.path().to_owned()).collect();
-    out.ops.extend(rules);
+    out.ops.extend(udev_rules(input));
     out.ops
-        .extend(common::stale_own_files(input.sys, RULES_DIR, &keep));
+        .extend(common::stale_own_files(input.sys, RULES_DIR, &out.ops));
     out.notes.push(format!(
         "rc.inet1 configures interfaces by name: {RULES} names each os.conf MAC's NIC (NAME:=), \
          so IPADDRS[n] reaches the right NIC"
@@ -255,114 +247,6 @@ fn udev_rules(input: &Input) -> Option<FileOp> {
     any.then(|| FileOp::write(RULES, t))
 }
 
-/// `(key, unquoted value, line)` for every active `KEY=value` line.
-fn assignments(text: &str) -> impl Iterator<Item = (String, String, &str)> {
-    text.lines().filter_map(|line| {
-        let (k, v) = split_assignment(line)?;
-        Some((k.to_owned(), unquote(v), line))
-    })
-}
-
-/// `KEY=value` → (key, raw value with any trailing comment); `None` for comments and other lines.
-fn split_assignment(line: &str) -> Option<(&str, &str)> {
-    let (key, value) = line.trim_start().split_once('=')?;
-    let valid = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '[' | ']'))
-        && !key.starts_with(|c: char| c.is_ascii_digit() || c == '[');
-    valid.then_some((key, value))
-}
-
-/// The value of `"v"`, `'v'` or `v`, ignoring a trailing ` # comment`.
-pub(super) fn unquote(raw: &str) -> String {
-    let raw = raw.trim();
-    for q in ['"', '\''] {
-        if let Some(rest) = raw.strip_prefix(q) {
-            return rest.split(q).next().unwrap_or("").to_owned();
-        }
-    }
-    raw.split(" #").next().unwrap_or("").trim().to_owned()
-}
-
-/// The value a shell-variable file gives `key` (its last active assignment).
-pub(super) fn shell_value(text: &str, key: &str) -> Option<String> {
-    assignments(text)
-        .filter(|(k, _, _)| k == key)
-        .map(|(_, v, _)| v)
-        .last()
-}
-
-/// Comments out (with [`DISABLED`]) every active assignment whose key `hit` accepts.
-pub(super) fn comment_out(text: &str, mut hit: impl FnMut(&str) -> bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        match split_assignment(line) {
-            Some((key, _)) if hit(key) => {
-                out.push_str(DISABLED);
-            }
-            _ => {}
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-/// What becomes of a line osconf marked before whose key a new os.conf no longer sets (a NIC that
-/// left os.conf).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stale {
-    /// Removed.
-    Drop,
-    /// Kept as `KEY=""`, unmarked: a file whose template lists every key keeps its shape.
-    Empty,
-    /// Kept as it is: the edit is about other keys only.
-    Keep,
-}
-
-/// Sets `KEY="value" # osconf` assignments in a shell-variable file, keeping every other line:
-/// the first assignment of each key is replaced and later ones dropped; lines osconf marked before
-/// whose key is no longer set are handled as `stale` says; a key not yet in the file is inserted at
-/// `place(lines, key)`. Values are double-quoted: they are addresses and host names.
-pub(super) fn set_marked_vars(
-    text: &str,
-    vars: &[(String, String)],
-    stale: Stale,
-    place: impl Fn(&[String], &str) -> usize,
-) -> String {
-    let assign = |k: &str, v: &str| format!("{k}=\"{v}\" {MARK}");
-    let mut lines: Vec<String> = Vec::new();
-    let mut done: Vec<&str> = Vec::new();
-    for line in text.lines() {
-        let Some((key, _)) = split_assignment(line) else {
-            lines.push(line.to_owned());
-            continue;
-        };
-        match vars.iter().find(|(k, _)| k == key) {
-            Some((k, v)) => {
-                if !done.contains(&k.as_str()) {
-                    lines.push(assign(k, v));
-                    done.push(k);
-                }
-            }
-            None if line.trim_end().ends_with(MARK) => match stale {
-                Stale::Drop => {}
-                Stale::Empty => lines.push(format!("{key}=\"\"")),
-                Stale::Keep => lines.push(line.to_owned()),
-            },
-            None => lines.push(line.to_owned()),
-        }
-    }
-    for (k, v) in vars {
-        if !done.contains(&k.as_str()) {
-            let at = place(&lines, k).min(lines.len());
-            lines.insert(at, assign(k, v));
-        }
-    }
-    lines.iter().map(|l| format!("{l}\n")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,19 +316,5 @@ mod tests {
             format!("#!/bin/bash\n# local\n{new}echo hi\n")
         );
         assert_eq!(replace_block(&with, None), "#!/bin/bash\n# local\n");
-    }
-
-    #[test]
-    fn values_and_comments() {
-        assert_eq!(unquote("\"a b\" # osconf"), "a b");
-        assert_eq!(unquote("'x'"), "x");
-        assert_eq!(unquote("yes # c"), "yes");
-        let text = "HWADDR[0]=\"00:11:22:33:44:55\"\n#HWADDR[1]=\"x\"\nA=1\n";
-        let got = comment_out(text, |k| k.starts_with("HWADDR"));
-        assert_eq!(
-            got,
-            format!("{DISABLED}HWADDR[0]=\"00:11:22:33:44:55\"\n#HWADDR[1]=\"x\"\nA=1\n")
-        );
-        assert_eq!(shell_value("A=1\nA='2'\n", "A").as_deref(), Some("2"));
     }
 }

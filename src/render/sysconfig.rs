@@ -38,7 +38,6 @@ fn detect(sys: &System) -> Option<String> {
 fn network(input: &Input) -> Rendered {
     let config = input.config;
     let mut out = Rendered::default();
-    let mut owned = Vec::new();
     for nic in &config.nics {
         let name = input.ifname(nic);
         let is_primary = config.primary_nic() == Some(nic);
@@ -49,14 +48,12 @@ fn network(input: &Input) -> Rendered {
         };
         let ifcfg = format!("{DIR}/ifcfg-{name}");
         out.ops.push(FileOp::write(&ifcfg, ifcfg_text(nic, &name, dns)));
-        owned.push(ifcfg);
         if let Some(routes) = route_text(nic, &name) {
             let path = format!("{DIR}/route-{name}");
             out.ops.push(FileOp::write(&path, routes));
-            owned.push(path);
         }
     }
-    out.ops.extend(common::stale_own_files(input.sys, DIR, &owned));
+    out.ops.extend(common::stale_own_files(input.sys, DIR, &out.ops));
     // RHEL 8's NetworkManager reads keyfiles beside ifcfg: one for the same NIC would compete.
     out.add(super::networkmanager::neutralise_keyfiles(input));
     out
@@ -126,5 +123,5 @@ fn network_file(input: &Input) -> FileOp {
     if hostname.is_some() {
         vars.push(("HOSTNAME", hostname));
     }
-    FileOp::write(path, common::set_shell_vars(&old, &vars))
+    FileOp::write(path, common::shellvars::set_shell_vars(&old, &vars))
 }

@@ -8,8 +8,8 @@
 
 use std::fmt::Write as _;
 
+use super::common::blocks::{DISABLED, replace_block};
 use super::common::{self, HEADER};
-use super::netifrc::{DISABLED, replace_block};
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
 use crate::plan::FileOp;
@@ -59,7 +59,6 @@ fn network(input: &Input) -> Rendered {
     let config = input.config;
     let sys = input.sys;
     let mut out = Rendered::default();
-    let mut owned = Vec::new();
     for nic in &config.nics {
         let name = input.ifname(nic);
         let ifcfg = format!("{DIR}/ifcfg-{name}");
@@ -72,18 +71,15 @@ fn network(input: &Input) -> Rendered {
                 .push(format!("{ifcfg} ({proto}) replaced by a static configuration"));
         }
         out.ops.push(FileOp::write(&ifcfg, ifcfg_text(nic)));
-        owned.push(ifcfg);
         if let Some(text) = ifroute_text(nic, &name) {
             let path = format!("{DIR}/ifroute-{name}");
             out.ops.push(FileOp::write(&path, text));
-            owned.push(path);
         }
     }
     if let Some(op) = routes_file(input, &mut out.notes) {
-        owned.push(ROUTES.to_owned());
         out.ops.push(op);
     }
-    out.ops.extend(common::stale_own_files(sys, DIR, &owned));
+    out.ops.extend(common::stale_own_files(sys, DIR, &out.ops));
     out.add(udev_rules(input));
     out
 }
@@ -99,8 +95,10 @@ fn host(input: &Input) -> Rendered {
             "NETCONFIG_DNS_STATIC_SERVERS",
             Some(format!("'{}'", list.join(" "))),
         )];
-        out.ops
-            .push(FileOp::write(CONFIG, common::set_shell_vars(&old, &vars)));
+        out.ops.push(FileOp::write(
+            CONFIG,
+            common::shellvars::set_shell_vars(&old, &vars),
+        ));
         let netconfig = sys
             .link_target("/etc/resolv.conf")
             .is_some_and(|t| t.to_string_lossy().contains("netconfig"));
@@ -236,21 +234,7 @@ fn udev_rules(input: &Input) -> Rendered {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn root_with(files: &[(&str, &str)], links: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in files {
-            let p = dir.path().join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        for (path, target) in links {
-            let p = dir.path().join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::os::unix::fs::symlink(target, p).unwrap();
-        }
-        dir
-    }
+    use crate::render::common::testing::fake_root;
 
     #[test]
     fn detects_enabled_wicked_only() {
@@ -260,7 +244,7 @@ mod tests {
         );
         let cfg = ("etc/sysconfig/network/config", "");
         let wicked = "/usr/lib/systemd/system/wicked.service";
-        let enabled = root_with(
+        let enabled = fake_root(
             &[leap, cfg],
             &[(
                 "etc/systemd/system/multi-user.target.wants/wicked.service",
@@ -268,15 +252,15 @@ mod tests {
             )],
         );
         assert!(detect(&System::probe(enabled.path())).is_some());
-        let alias = root_with(&[leap, cfg], &[("etc/systemd/system/network.service", wicked)]);
+        let alias = fake_root(&[leap, cfg], &[("etc/systemd/system/network.service", wicked)]);
         assert!(detect(&System::probe(alias.path())).is_some());
         let nm = "/usr/lib/systemd/system/NetworkManager.service";
-        let with_nm = root_with(&[leap, cfg], &[("etc/systemd/system/network.service", nm)]);
+        let with_nm = fake_root(&[leap, cfg], &[("etc/systemd/system/network.service", nm)]);
         assert!(
             detect(&System::probe(with_nm.path())).is_none(),
             "NetworkManager on SUSE"
         );
-        let debian = root_with(
+        let debian = fake_root(
             &[("etc/os-release", "ID=debian\n"), cfg],
             &[("etc/systemd/system/network.service", wicked)],
         );

@@ -7,7 +7,42 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository, where the examples are.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The classic network with eth1's gateway outside its /25: the default route needs to be on-link.
+pub const CLASSIC_ON_LINK: &str = "hostname=iZ23r29djmjZ
+eth0_ip_addr=10.171.254.123
+eth0_mac_addr=00:8c:fa:5e:14:23
+eth0_netmask=255.255.255.0
+eth0_gateway=10.171.254.1
+eth0_route=\"10.0.0.0/8 10.171.254.1;172.16.0.0/12 10.171.254.1\"
+eth1_ip_addr=42.120.74.205
+eth1_mac_addr=00:8c:fa:5e:14:24
+eth1_netmask=255.255.255.128
+eth1_gateway=42.120.74.1
+eth1_route=\"0.0.0.0/0 42.120.74.1\"
+dns_nameserver=\"7.7.7.7 8.8.8.8\"
+";
+
+/// `osconf apply --no-live` of the os.conf text `conf` to `root` with the real binary. The text is
+/// written beside `root` first, since apply deletes its --config file.
+pub fn osconf_apply(root: &Path, conf: &str) {
+    let file = root.with_extension("os.conf");
+    fs::write(&file, conf).unwrap();
+    real::run(
+        Command::new(env!("CARGO_BIN_EXE_osconf"))
+            .args(["apply", "--no-live", "--root"])
+            .arg(root)
+            .arg("--config")
+            .arg(&file),
+    );
+}
 
 /// Copies a tree (files, directories and symbolic links as links).
 pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {

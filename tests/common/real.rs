@@ -44,6 +44,20 @@ fn is_program(p: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The routes the classic sample gives NICs named eth0 and eth1, as [`Netns::ipv4_routes`] lists them.
+pub const CLASSIC_ROUTES: [&str; 3] = [
+    "10.0.0.0/8 via 10.171.254.1 dev eth0",
+    "172.16.0.0/12 via 10.171.254.1 dev eth0",
+    "default via 42.120.74.1 dev eth1",
+];
+
+/// What `sh` prints for `expr` (e.g. `"$config_eth0"`) after sourcing `file`, as init scripts do.
+pub fn sourced(file: &Path, expr: &str) -> String {
+    let script = format!(". '{}'; printf %s \"{expr}\"", file.display());
+    let out = run(Command::new("sh").args(["-ec", &script]));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Runs a command, panicking with its output when it fails.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));

@@ -1,0 +1,67 @@
+//! Test helpers for the renderers: scratch target roots, os.conf models, and reading a renderer's
+//! operations back. Test builds only; nothing here touches a real system.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::model::Config;
+use crate::plan::{FileOp, Mode};
+use crate::render::{Input, Rendered, Stack};
+use crate::system::System;
+
+/// A target root holding `files` (path, content) and `links` (path, target).
+pub fn fake_root(files: &[(&str, &str)], links: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let host = |p: &str| dir.path().join(p.trim_start_matches('/'));
+    for (path, text) in files {
+        std::fs::create_dir_all(host(path).parent().unwrap()).unwrap();
+        std::fs::write(host(path), text).unwrap();
+    }
+    for (path, target) in links {
+        std::fs::create_dir_all(host(path).parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, host(path)).unwrap();
+    }
+    dir
+}
+
+/// The model of `examples/<name>/os.conf`.
+pub fn example(name: &str) -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .join("os.conf");
+    from_text(&std::fs::read_to_string(path).unwrap())
+}
+
+/// The validated model of an os.conf text.
+pub fn from_text(text: &str) -> Config {
+    let raw = crate::reader::parse(text.as_bytes()).unwrap();
+    crate::model::validate(&raw).unwrap().config
+}
+
+/// What `stack` renders for `config` over the target root `root`, without `--ifname`.
+pub fn render(stack: &Stack, config: &Config, root: &Path) -> Rendered {
+    stack.render(&Input {
+        config,
+        sys: &System::probe(root),
+        ifnames: &BTreeMap::new(),
+    })
+}
+
+/// The text and mode written to `path`, if the operations write it.
+pub fn written_with_mode<'a>(out: &'a Rendered, path: &str) -> Option<(&'a str, Mode)> {
+    out.ops.iter().find_map(|op| match op {
+        FileOp::Write {
+            path: p,
+            contents,
+            mode,
+            ..
+        } if p == path => Some((std::str::from_utf8(contents).ok()?, *mode)),
+        _ => None,
+    })
+}
+
+/// The text written to `path`, if the operations write it.
+pub fn written<'a>(out: &'a Rendered, path: &str) -> Option<&'a str> {
+    written_with_mode(out, path).map(|(text, _)| text)
+}
