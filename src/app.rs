@@ -28,6 +28,12 @@ pub fn run(command: Command) -> u8 {
     match command {
         Command::Help(text) => {
             print!("{text}");
+            if text == crate::cli::USAGE {
+                println!("\nStacks (--stack NAME), in detection order:");
+                for stack in render::STACKS {
+                    println!("  {:<15} {}", stack.name, stack.systems);
+                }
+            }
             EXIT_OK
         }
         Command::Version => {

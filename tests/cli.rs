@@ -324,3 +324,34 @@ fn password_never_appears_in_any_output() {
         assert!(!all.contains(secret), "{secret:?} appears in the output:\n{all}");
     }
 }
+
+#[test]
+fn top_level_help_lists_every_stack_in_detection_order() {
+    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let listed: Vec<&str> = text
+        .split("in detection order:\n")
+        .nth(1)
+        .expect("a stack list")
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let order = [
+        "openwrt",
+        "freebsd",
+        "slackware",
+        "netifrc",
+        "busybox",
+        "netplan",
+        "wicked",
+        "sysconfig",
+        "networkmanager",
+        "networkd",
+        "ifupdown",
+    ];
+    assert_eq!(listed, order);
+}
