@@ -113,7 +113,7 @@ impl Consumer {
 }
 
 /// A scratch root with os.conf applied by the real binary, plus the /run and resolv.conf to mount.
-fn applied_root(consumer: Consumer, conf: &str) -> tempfile::TempDir {
+fn applied_root(consumer: Consumer, conf: &str, extra_args: &[&str]) -> tempfile::TempDir {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
@@ -124,6 +124,7 @@ fn applied_root(consumer: Consumer, conf: &str) -> tempfile::TempDir {
     let out = std::process::Command::new(OSCONF)
         .args(["apply", "--no-live", "--root"])
         .arg(&root)
+        .args(extra_args)
         .output()
         .unwrap();
     assert!(
@@ -185,7 +186,7 @@ fn check(consumer: Consumer, test: &str) {
         return cannot_run(test, &why);
     }
     for sample in samples() {
-        let scratch = applied_root(consumer, &sample.conf);
+        let scratch = applied_root(consumer, &sample.conf, &[]);
         let ns = Netns::new("ifupdown");
         ns.add_nic("eth0", "00:8c:fa:5e:14:23");
         ns.add_nic("eth1", "00:8c:fa:5e:14:24");
@@ -236,4 +237,36 @@ fn debian_ifup_brings_up_ifupdown_stanzas() {
 #[test]
 fn busybox_ifup_brings_up_busybox_stanzas() {
     check(Consumer::Busybox, "busybox_ifup_brings_up_busybox_stanzas");
+}
+
+#[test]
+fn ifname_overrides_reach_debian_ifup() {
+    // ifupdown cannot match by MAC: `--ifname` is how an image builder names the kernel's NICs.
+    let test = "ifname_overrides_reach_debian_ifup";
+    if let Err(why) = check_prerequisites(&["ifup", "run-parts", "mount"]) {
+        return cannot_run(test, &why);
+    }
+    let conf =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/classic/os.conf")).unwrap();
+    let scratch = applied_root(
+        Consumer::Debian,
+        &conf,
+        &["--ifname", "eth0=ens5", "--ifname", "eth1=ens6"],
+    );
+    let ns = Netns::new("ifname");
+    ns.add_nic("ens5", "00:8c:fa:5e:14:23");
+    ns.add_nic("ens6", "00:8c:fa:5e:14:24");
+    let log = run_ifupdown(&ns, Consumer::Debian, scratch.path(), "ifup");
+    assert!(!failed(&log), "ifup reported an error:\n{log}");
+    assert_eq!(ns.ipv4_addrs("ens5"), ["10.171.254.123/24"], "{log}");
+    assert_eq!(ns.ipv4_addrs("ens6"), ["42.120.74.105/24"], "{log}");
+    assert_eq!(
+        ns.ipv4_routes(),
+        [
+            "10.0.0.0/8 via 10.171.254.1 dev ens5",
+            "172.16.0.0/12 via 10.171.254.1 dev ens5",
+            "default via 42.120.74.1 dev ens6",
+        ],
+        "{log}"
+    );
 }
