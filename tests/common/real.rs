@@ -4,6 +4,7 @@
 //! Everything happens inside namespaces the test creates: both ends of every veth pair live in the
 //! test's namespace, so no traffic reaches the host or any other address.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +20,12 @@ pub fn cannot_run(test: &str, why: &str) {
     if is_ci() {
         panic!("{test}: cannot run under CI=true: {why}");
     }
-    eprintln!("\n*** SKIPPED {test}: {why} (set up the machine as .ci/run does, or run as root) ***\n");
+    // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests,
+    // which would hide the skip.
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "\n*** SKIPPED {test}: {why} (set up the machine as .ci/run does, or run as root) ***\n"
+    );
 }
 
 /// `Err(reason)` unless running as root with `ip netns` and every program in `programs`.
