@@ -16,11 +16,90 @@ pub fn set_hostname(name: &str) -> io::Result<()> {
     Ok(rustix::system::sethostname(name.as_bytes())?)
 }
 
+/// What a live action is about to replace, so that a rollback can put it back.
+#[derive(Debug)]
+pub enum Previous {
+    Hostname(String),
+    Nic(NicState),
+}
+
+/// A NIC's IPv4 state as `ip` shows it: link up or down, addresses, and routes other than the ones
+/// the kernel derives from the addresses.
+#[derive(Debug)]
+pub struct NicState {
+    dev: String,
+    was_up: bool,
+    addresses: Vec<String>,
+    routes: Vec<String>,
+}
+
+/// Records what `action` will change; call it before `apply`.
+pub fn snapshot(action: &LiveAction) -> io::Result<Previous> {
+    match action {
+        LiveAction::SetHostname(_) => Ok(Previous::Hostname(hostname()?)),
+        LiveAction::ConfigureNic(nic) => {
+            let dev = device(nic)?;
+            let flags = ip_output(&["-o", "link", "show", "dev", &dev])?;
+            let was_up = flags
+                .split(['<', '>'])
+                .nth(1)
+                .is_some_and(|f| f.split(',').any(|flag| flag == "UP"));
+            let addresses = ip_output(&["-o", "-4", "addr", "show", "dev", &dev])?
+                .lines()
+                .filter_map(|l| {
+                    l.split_whitespace()
+                        .skip_while(|w| *w != "inet")
+                        .nth(1)
+                        .map(String::from)
+                })
+                .collect();
+            let routes = ip_output(&["-4", "route", "show", "dev", &dev])?
+                .lines()
+                .filter(|l| !l.contains("proto kernel"))
+                .map(String::from)
+                .collect();
+            Ok(Previous::Nic(NicState {
+                dev,
+                was_up,
+                addresses,
+                routes,
+            }))
+        }
+    }
+}
+
 pub fn apply(action: &LiveAction) -> io::Result<()> {
     match action {
         LiveAction::SetHostname(name) => set_hostname(name),
         LiveAction::ConfigureNic(nic) => configure_nic(nic),
     }
+}
+
+/// Puts back what `snapshot` recorded.
+pub fn restore(previous: &Previous) -> io::Result<()> {
+    match previous {
+        Previous::Hostname(name) => set_hostname(name),
+        Previous::Nic(state) => restore_nic(state),
+    }
+}
+
+fn restore_nic(state: &NicState) -> io::Result<()> {
+    let dev = state.dev.as_str();
+    ip(&["-4", "route", "flush", "dev", dev])?;
+    ip(&["-4", "addr", "flush", "dev", dev])?;
+    for address in &state.addresses {
+        ip(&["addr", "add", address, "dev", dev])?;
+    }
+    for route in &state.routes {
+        let mut args = vec!["route", "replace"];
+        args.extend(route.split_whitespace());
+        args.extend(["dev", dev]);
+        ip(&args)?;
+    }
+    if !state.was_up {
+        ip(&["link", "set", "dev", dev, "down"])?;
+    }
+    Ok(())
 }
 
 /// The kernel name of the NIC with this MAC, from sysfs.
@@ -36,16 +115,21 @@ pub fn ifname_by_mac(mac: Mac) -> io::Result<Option<String>> {
     Ok(None)
 }
 
+/// The kernel name of os.conf's NIC: found by MAC, else by the name written.
+fn device(nic: &LiveNic) -> io::Result<String> {
+    match nic.mac {
+        Some(mac) => ifname_by_mac(mac)?
+            .ok_or_else(|| io::Error::other(format!("no NIC with MAC {mac} (os.conf {})", nic.name))),
+        None if Path::new("/sys/class/net").join(&nic.name).exists() => Ok(nic.name.clone()),
+        None => Err(io::Error::other(format!("no NIC named {}", nic.name))),
+    }
+}
+
 /// Addresses and routes through iproute2's `ip` (or busybox's): speaking rtnetlink directly would add
 /// a netlink encoder to a boot-critical binary for a step that runs only when the network is already
 /// up, and every target carries `ip`.
 fn configure_nic(nic: &LiveNic) -> io::Result<()> {
-    let dev = match nic.mac {
-        Some(mac) => ifname_by_mac(mac)?
-            .ok_or_else(|| io::Error::other(format!("no NIC with MAC {mac} (os.conf {})", nic.name)))?,
-        None if Path::new("/sys/class/net").join(&nic.name).exists() => nic.name.clone(),
-        None => return Err(io::Error::other(format!("no NIC named {}", nic.name))),
-    };
+    let dev = device(nic)?;
     let address = format!("{}/{}", nic.address, nic.prefix_len);
     ip(&["link", "set", "dev", &dev, "up"])?;
     ip(&["-4", "addr", "flush", "dev", &dev])?;
@@ -73,9 +157,14 @@ fn configure_nic(nic: &LiveNic) -> io::Result<()> {
 }
 
 fn ip(args: &[&str]) -> io::Result<()> {
+    ip_output(args).map(drop)
+}
+
+/// Runs `ip` and returns what it printed; a failure carries the command and `ip`'s own message.
+fn ip_output(args: &[&str]) -> io::Result<String> {
     let out = Command::new("ip").args(args).output()?;
     if out.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     let err = String::from_utf8_lossy(&out.stderr);
     Err(io::Error::other(format!("ip {}: {}", args.join(" "), err.trim())))

@@ -80,3 +80,26 @@ fn live_failure_rolls_back_files_and_hostname() {
     assert_eq!(snapshot(root.path()), before, "files not rolled back");
     assert!(ns.ipv4_addrs("eth0").is_empty());
 }
+
+#[test]
+fn live_failure_restores_the_addresses_and_routes_it_replaced() {
+    if let Err(why) = check_prerequisites(&[]) {
+        return cannot_run("live_failure_restores_the_addresses_and_routes_it_replaced", &why);
+    }
+    let root = scratch_root("classic");
+    let ns = Netns::new("liverestore");
+    // eth0 is there with an address of its own; eth1's MAC is missing, so the live step fails after
+    // eth0 was reconfigured.
+    ns.add_nic("ens5", "00:8c:fa:5e:14:23");
+    ns.sh("ip link set ens5 up; ip addr add 192.168.9.9/24 dev ens5; ip route add 10.9.0.0/16 via 192.168.9.1 dev ens5");
+    let before = (ns.ipv4_addrs("ens5"), ns.ipv4_routes());
+    let out = ns.sh_unchecked(&format!(
+        "unshare -u {OSCONF} apply --live --root {}",
+        root.path().display()
+    ));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no NIC with MAC 00:8c:fa:5e:14:24"), "{stderr}");
+    assert_eq!((ns.ipv4_addrs("ens5"), ns.ipv4_routes()), before, "{stderr}");
+    assert_eq!(before.1, ["10.9.0.0/16 via 192.168.9.1 dev ens5"]);
+}

@@ -53,7 +53,7 @@ enum Undo {
     Restore(PathBuf, Saved),
     Delete(PathBuf),
     RemoveDir(PathBuf),
-    Hostname(String),
+    Live(platform::Previous),
 }
 
 struct Executor<'a> {
@@ -164,9 +164,7 @@ impl Executor<'_> {
     }
 
     fn live(&mut self, action: &LiveAction) -> io::Result<()> {
-        if let LiveAction::SetHostname(_) = action {
-            self.undo.push(Undo::Hostname(platform::hostname()?));
-        }
+        self.undo.push(Undo::Live(platform::snapshot(action)?));
         platform::apply(action)
     }
 
@@ -178,7 +176,7 @@ impl Executor<'_> {
                 Undo::Restore(path, saved) => (path.display().to_string(), durable::restore(path, saved)),
                 Undo::Delete(path) => (path.display().to_string(), durable::remove(path)),
                 Undo::RemoveDir(path) => (path.display().to_string(), std::fs::remove_dir(path)),
-                Undo::Hostname(name) => (format!("host name {name}"), platform::set_hostname(name)),
+                Undo::Live(previous) => (format!("live state {previous:?}"), platform::restore(previous)),
             };
             if let Err(e) = result {
                 failures.push(format!("{what}: {e}"));
