@@ -355,3 +355,24 @@ fn top_level_help_lists_every_stack_in_detection_order() {
     ];
     assert_eq!(listed, order);
 }
+
+#[test]
+fn regression_a_non_utf8_file_is_left_alone_not_mangled() {
+    // A Latin-1 comment in /etc/sysconfig/network: rewriting it as text would turn the byte into
+    // U+FFFD. Refusing (exit 1, nothing changed, os.conf kept) is the safe outcome.
+    let s = Scratch::example("classic");
+    let network = s.root.join("etc/sysconfig/network");
+    let mut bytes = fs::read(&network).unwrap();
+    bytes.extend_from_slice(b"# Konfiguration f\xfcr das Netz\n");
+    fs::write(&network, &bytes).unwrap();
+    let before = fingerprint(&s.root);
+    let out = s.run("apply", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/etc/sysconfig/network is not valid UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fingerprint(&s.root), before);
+    assert!(s.conf().exists());
+}

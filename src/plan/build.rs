@@ -46,6 +46,11 @@ pub fn build(
         ));
     }
     ops.retain(|op| changes_something(op, sys));
+    if let Some(path) = ops.iter().find_map(|op| loses_bytes(op, sys)) {
+        return Err(format!(
+            "{path} is not valid UTF-8: rewriting it would replace its non-UTF-8 bytes"
+        ));
+    }
 
     let mut notes = rendered.notes;
     let unmatched: Vec<String> = config
@@ -71,6 +76,17 @@ pub fn build(
 fn first_repeated_path(ops: &[FileOp]) -> Option<&str> {
     let mut seen = std::collections::BTreeSet::new();
     ops.iter().map(FileOp::path).find(|p| !seen.insert(*p))
+}
+
+/// Renderers edit text: a file that is not UTF-8 would come back with U+FFFD where its odd bytes were.
+fn loses_bytes<'a>(op: &'a FileOp, sys: &System) -> Option<&'a str> {
+    let FileOp::Write { path, contents, .. } = op else {
+        return None;
+    };
+    let old = sys.read(path)?;
+    let replacement = "\u{FFFD}".as_bytes();
+    let count = |b: &[u8]| b.windows(3).filter(|w| *w == replacement).count();
+    (std::str::from_utf8(&old).is_err() && count(contents) > count(&old)).then_some(path)
 }
 
 fn changes_something(op: &FileOp, sys: &System) -> bool {
