@@ -30,7 +30,7 @@ pub fn show(plan: &Plan, sys: &System) -> String {
                 };
                 let new = String::from_utf8_lossy(contents).into_owned();
                 let (old, new) = if *secret {
-                    (shadow::mask(&old), shadow::mask(&new))
+                    shadow::mask(&old, &new)
                 } else {
                     (old, new)
                 };

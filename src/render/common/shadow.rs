@@ -89,17 +89,22 @@ fn set_root_hash(old: &[u8], hash: &str, day: Option<u64>) -> Option<Vec<u8>> {
     found.then_some(out)
 }
 
-/// Hides password hashes in a shadow file's text for display: only the fact of a change shows.
-pub fn mask(text: &str) -> String {
-    text.lines()
-        .map(|l| {
-            let mut f: Vec<&str> = l.split(':').collect();
-            if f.len() > 1 && f[1].starts_with('$') {
-                f[1] = "<hash>";
-            }
-            f.join(":") + "\n"
-        })
-        .collect()
+/// Hides password hashes in a shadow file's old and new text for display: unchanged hashes show as
+/// `<hash>`, a hash the plan writes as `<new hash>`, so the change is visible and nothing secret is.
+pub fn mask(old: &str, new: &str) -> (String, String) {
+    let hide = |text: &str, is_new: bool| -> String {
+        text.lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(':').collect();
+                if f.len() > 1 && f[1].starts_with('$') {
+                    let changed = is_new && !old.lines().any(|o| o == l);
+                    f[1] = if changed { "<new hash>" } else { "<hash>" };
+                }
+                f.join(":") + "\n"
+            })
+            .collect()
+    };
+    (hide(old, false), hide(new, true))
 }
 
 #[cfg(test)]
@@ -132,6 +137,8 @@ mod tests {
             got,
             b"# $FreeBSD$\nroot:$6$s$h:0:0::0:0:Charlie &:/root:/bin/sh\n"
         );
-        assert_eq!(mask("root:$6$s$h:1::\nbin:*:1\n"), "root:<hash>:1::\nbin:*:1\n");
+        let (old, new) = mask("root:$6$s$h:1::\nbin:*:1\n", "root:$6$t$i:1::\nbin:*:1\n");
+        assert_eq!(old, "root:<hash>:1::\nbin:*:1\n");
+        assert_eq!(new, "root:<new hash>:1::\nbin:*:1\n");
     }
 }
