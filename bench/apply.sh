@@ -4,13 +4,15 @@
 #   bash bench/apply.sh [--runs N]   N measured runs of each command (default 200)
 #   bash bench/apply.sh --smoke      5 runs of each: proves the benchmark still works (scripts/test-all)
 #
-# Three commands are measured the same way, interleaved (one of each per round, after one unmeasured
+# Three (four) commands are measured the same way, interleaved (one of each per round, after one unmeasured
 # warm-up round), by bench/measure.c (fork + exec + wait4: wall time and the child's ru_maxrss):
 #   osconf   osconf apply --root <R> --no-live, R a fresh copy of examples/rootfs/centos7 with
 #            examples/classic/os.conf at R/boot/aliyun_custom_image/os.conf
 #   no-op    a static `int main(void){return 0;}`: the floor (process creation + the helper's overhead)
 #   vendor   the vendor's sample parsing script (see "The vendor's script" below), `bash vendor.sh start`,
 #            on its own fresh copy of the same root and os.conf
+#   vendor+chpasswd  (as root, where shadow-utils' chpasswd exists) the same script with a real
+#            `chpasswd -R <its root> -c SHA512`, so that it too hashes the password
 # Copying the roots and checking the results are not timed. Everything runs on a tmpfs: one mounted for
 # the run when we are root (unmounted at exit), else a directory in /dev/shm.
 #
@@ -107,30 +109,54 @@ gcc -static -O2 -o "$bin/noop" "$scratch/noop.c"
 # real system (no PAM, no network restart), so the ratio below is in the vendor's favour. Its bugs are
 # kept as they are (e.g. `s/^HOSTNAME=. */` keeps the end of an old value): only time is compared.
 vendor_root=$scratch/root-vendor
+vendor_pw_root=$scratch/root-vendor-pw
 osconf_root=$scratch/root-osconf
 awk '/^## Example of the parsing script/ { found = 1; next }
      found && /^```/ { if (inside) exit; inside = 1; next }
      inside { print }' "$vendor_doc" >"$scratch/vendor.orig.sh"
 [[ -s $scratch/vendor.orig.sh ]] || { echo "apply.sh: no parsing script found in $vendor_doc" >&2; exit 1; }
-sed -e "s#^first_partition_dir='/boot/'#first_partition_dir='$vendor_root/boot/'#" \
-    -e "s#/etc/sysconfig/#$vendor_root/etc/sysconfig/#g" \
-    -e "s#/etc/resolv\.conf#$vendor_root/etc/resolv.conf#g" \
-    -e "s#/etc/init\.d/network#$stubs/network#g" \
-    "$scratch/vendor.orig.sh" >"$scratch/vendor.sh"
-# Every path the script touches must now be inside the scratch dir: a new path in the vendor's text
-# must be seen here, not silently written on the host.
-if leftover=$(grep -nE "(^|[^/[:alnum:]_.-])/(etc|boot)/" "$scratch/vendor.sh"); then
-    echo "apply.sh: the vendor script still names host paths after rewriting:" >&2
-    echo "$leftover" >&2
-    exit 1
-fi
-# shellcheck disable=SC2016 # "$*" and "$1" are the stubs' own arguments, expanded when they run
-{
-    printf '#!/bin/sh\ncat >%s/.chpasswd-stdin\n' "$vendor_root" >"$stubs/chpasswd"
-    printf '#!/bin/sh\necho "$*" >%s/.hostname-args\n' "$vendor_root" >"$stubs/hostname"
-    printf '#!/bin/sh\necho "$1" >>%s/.network-calls\n' "$vendor_root" >"$stubs/network"
+# vendor_script ROOT STUBS OUT: the vendor's script with its paths pointed at ROOT and STUBS.
+vendor_script() {
+    local root=$1 stubs=$2 out=$3 leftover
+    sed -e "s#^first_partition_dir='/boot/'#first_partition_dir='$root/boot/'#" \
+        -e "s#/etc/sysconfig/#$root/etc/sysconfig/#g" \
+        -e "s#/etc/resolv\.conf#$root/etc/resolv.conf#g" \
+        -e "s#/etc/init\.d/network#$stubs/network#g" \
+        "$scratch/vendor.orig.sh" >"$out"
+    # Every path the script touches must now be inside the scratch dir: a new path in the vendor's
+    # text must be seen here, not silently written on the host.
+    if leftover=$(grep -nE "(^|[^/[:alnum:]_.-])/(etc|boot)/" "$out"); then
+        echo "apply.sh: the vendor script still names host paths after rewriting:" >&2
+        echo "$leftover" >&2
+        exit 1
+    fi
 }
-chmod 755 "$stubs"/*
+# make_stubs STUBS ROOT CHPASSWD: the stub commands, with CHPASSWD as the body of `chpasswd`.
+make_stubs() {
+    local dir=$1 root=$2
+    mkdir -p "$dir"
+    # shellcheck disable=SC2016 # "$*" and "$1" are the stubs' own arguments, expanded when they run
+    {
+        printf '#!/bin/sh\n%s\n' "$3" >"$dir/chpasswd"
+        printf '#!/bin/sh\necho "$*" >%s/.hostname-args\n' "$root" >"$dir/hostname"
+        printf '#!/bin/sh\necho "$1" >>%s/.network-calls\n' "$root" >"$dir/network"
+    }
+    chmod 755 "$dir"/*
+}
+vendor_script "$vendor_root" "$stubs" "$scratch/vendor.sh"
+make_stubs "$stubs" "$vendor_root" "cat >$vendor_root/.chpasswd-stdin"
+# A fourth row, where root and shadow-utils allow it: the same script with a REAL chpasswd, run as
+# `chpasswd -R <its scratch root> -c SHA512` (the chroot option: only the scratch root's
+# /etc/passwd and /etc/shadow are read and written). It does the password work osconf does (a
+# SHA-512 crypt hash at 5000 rounds), which the stubbed row leaves out.
+real_chpasswd=$(command -v chpasswd || true)
+if ((EUID == 0)) && [[ -n $real_chpasswd ]]; then
+    vendor_script "$vendor_pw_root" "$stubs-pw" "$scratch/vendor-pw.sh"
+    make_stubs "$stubs-pw" "$vendor_pw_root" "exec $real_chpasswd -R $vendor_pw_root -c SHA512"
+else
+    real_chpasswd=
+    echo "== no 'vendor+chpasswd' row: it needs root and shadow-utils' chpasswd"
+fi
 bash=$(command -v bash)
 
 # --- One measured run of each ---------------------------------------------------------------------
@@ -194,6 +220,17 @@ round() {
     expect vendor "$vendor_root/.chpasswd-stdin" "root:qwer1234"
     expect vendor "$vendor_root/.hostname-args" "iZ23r29djmjZ"
     expect vendor "$vendor_root/.network-calls" "start"
+
+    if [[ -n $real_chpasswd ]]; then
+        fresh_root "$vendor_pw_root"
+        PATH=$stubs-pw:$PATH measure vendor+chpasswd "$bash" "$scratch/vendor-pw.sh" start
+        did_the_job vendor+chpasswd "$vendor_pw_root"
+        if ! grep -q '^root:[$]6[$]' "$vendor_pw_root/etc/shadow" ||
+            grep -qxF -f <(grep '^root:' examples/rootfs/centos7/etc/shadow) "$vendor_pw_root/etc/shadow"; then
+            echo "apply.sh: vendor+chpasswd did not do its job: the root password hash is unchanged" >&2
+            exit 1
+        fi
+    fi
 }
 
 echo "== measuring: 1 warm-up round, then $runs rounds (no-op, osconf, vendor in turn)"
@@ -213,6 +250,9 @@ echo "  invocation: $invocation"
 echo "  osconf:     ${osconf_cmd[*]}   (fresh copy of examples/rootfs/centos7 + examples/classic/os.conf each run)"
 echo "  no-op:      $bin/noop   (gcc -static -O2 of int main(void){return 0;})"
 echo "  vendor:     PATH=$stubs:\$PATH ${vendor_cmd[*]}   (fresh copy of the same root each run)"
+if [[ -n $real_chpasswd ]]; then
+    echo "  vendor+chpasswd: the same with chpasswd running $real_chpasswd -R <its root> -c SHA512"
+fi
 echo "  binary:     $osconf, $size bytes ($((size / 1024)) KiB)"
 echo
 python3 - "$results" <<'EOF'
@@ -227,10 +267,12 @@ def p90(values):
     values = sorted(values)
     return values[math.ceil(0.9 * len(values)) - 1]  # nearest rank
 
-row = "{:<8} {:>10} {:>10} {:>10} {:>15}"
+row = "{:<16} {:>10} {:>10} {:>10} {:>15}"
 print(row.format("", "min ms", "median ms", "p90 ms", "peak RSS KiB"))
 figures = {}
-for label in ("osconf", "no-op", "vendor"):
+for label in ("osconf", "no-op", "vendor", "vendor+chpasswd"):
+    if label not in runs:
+        continue
     wall = [w for w, _ in runs[label]]
     figures[label] = (statistics.median(wall), p90(wall), max(r for _, r in runs[label]))
     median, tail, rss = figures[label]
@@ -243,6 +285,9 @@ above = (figures["vendor"][0] - floor) / (median - floor) if median > floor else
 print()
 print(f"speed-up vendor/osconf (medians): {ratio:.1f}x")
 print(f"  above the no-op floor: osconf {median - floor:.3f} ms, vendor {figures['vendor'][0] - floor:.3f} ms ({above:.1f}x)")
+if "vendor+chpasswd" in figures:
+    real = figures["vendor+chpasswd"][0]
+    print(f"speed-up vendor+chpasswd/osconf (medians, both hashing the password): {real / median:.1f}x")
 print()
 print("targets:")
 for ok, text in (
