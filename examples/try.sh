@@ -14,6 +14,6 @@ echo "== osconf apply --root $scratch (os.conf: examples/$sample, root: examples
 ./target/release/osconf apply --root "$scratch" --no-live
 echo
 echo "== what changed (diff -r examples/rootfs/$rootfs $scratch)"
-diff -r -N "examples/rootfs/$rootfs" "$scratch" --exclude=backup || true
+diff -r -N --no-dereference --exclude=backup "examples/rootfs/$rootfs" "$scratch" || true
 echo
 echo "== the scratch root stays at $scratch"
