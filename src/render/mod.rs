@@ -75,6 +75,8 @@ impl Stack {
         let mut out = Rendered::default();
         if !input.config.nics.is_empty() {
             out.add((self.network)(input));
+            // Whatever the stack, cloud-init would take the NICs back at its next run.
+            out.add(common::disable::cloud_init_network_off(input.sys));
         }
         out.add((self.host)(input));
         out
@@ -135,4 +137,40 @@ pub fn detect(sys: &System) -> Result<Detection, String> {
         evidence,
         also_matched,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::STACKS;
+    use super::common::testing::{example, fake_root, render, written};
+
+    const CLOUD_OFF: &str = "/etc/cloud/cloud.cfg.d/99-disable-network-config.cfg";
+
+    #[test]
+    fn every_stack_turns_cloud_init_network_off_only_when_it_writes_nics() {
+        let root = fake_root(
+            &[
+                ("/etc/cloud/cloud.cfg.d/05_logging.cfg", "_log: []\n"),
+                ("/etc/shadow", "root:*:1::::::\n"),
+            ],
+            &[],
+        );
+        let with_nics = example("classic");
+        let mut without_nics = with_nics.clone();
+        without_nics.nics.clear();
+        for stack in STACKS {
+            let out = render(stack, &with_nics, root.path());
+            assert!(
+                written(&out, CLOUD_OFF).is_some(),
+                "{}: cloud-init left on",
+                stack.name
+            );
+            let out = render(stack, &without_nics, root.path());
+            assert!(
+                written(&out, CLOUD_OFF).is_none(),
+                "{}: network touched without NICs",
+                stack.name
+            );
+        }
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::common::disable::{DISABLED_SUFFIX, cloud_init_network_off, disable};
+use super::common::disable::{DISABLED_SUFFIX, disable};
 use super::common::{self, HEADER};
 use super::networkd::{self, may_be_nic_name};
 use super::{Input, Rendered, Stack};
@@ -40,7 +40,6 @@ fn network(input: &Input) -> Rendered {
     out.ops.push(FileOp::write_private(FILE, yaml(input)));
     out.ops.extend(common::stale_own_files(input.sys, DIR, &out.ops));
     out.add(neutralise_foreign(input));
-    out.add(cloud_init_network_off(input.sys));
     out
 }
 

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::common::disable::{DISABLED_SUFFIX, cloud_init_network_off, disable};
+use super::common::disable::{DISABLED_SUFFIX, disable};
 use super::common::{self, HEADER, dns::ResolvOwner, glob};
 use super::{Input, Rendered, Stack};
 use crate::model::{Config, Nic};
@@ -57,7 +57,6 @@ fn network(input: &Input) -> Rendered {
     }
     out.ops.extend(common::stale_own_files(input.sys, DIR, &out.ops));
     out.add(neutralise_foreign(input));
-    out.add(cloud_init_network_off(input.sys));
     out
 }
 
