@@ -78,8 +78,8 @@ pub fn validate(raw: &RawConf) -> Result<Validated, Vec<ConfError>> {
             by_key.insert(entry.key.as_str(), entry);
         }
     }
-    // A truncated or garbled file must not pass for "configure nothing": that would still remove the
-    // files osconf wrote before and then delete os.conf.
+    // A truncated or garbled file must not pass for "configure nothing" and be deleted: kept and
+    // reported, it can still be read by a person (or rewritten by ECS) before the next boot.
     if by_key.is_empty() {
         let msg = "no settings found (only comments, empty values or unknown keys); nothing to apply";
         return Err(vec![ConfError::new(0, None, msg)]);
