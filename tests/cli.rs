@@ -289,6 +289,12 @@ fn password_never_appears_in_any_output() {
     // Re-planning on the applied system compares against the new hash.
     fs::write(s.conf(), fs::read(repo().join("examples/vpc/os.conf")).unwrap()).unwrap();
     runs.push(s.run("plan", &[]));
+    // Hashes that do not start with `$` (locked, DES) are masked too.
+    let s = Scratch::example("vpc");
+    let shadow = "root:!$6$lockedsalt$LOCKEDHASH:19000:0:99999:7:::\nold:abDESHASHxyz1:19000::::::\n";
+    fs::write(s.root.join("etc/shadow"), shadow).unwrap();
+    runs.push(s.run("plan", &[]));
+    assert_eq!(runs.last().unwrap().status.code(), Some(0));
 
     // Invalid files with the password on a malformed line, or valid next to another error.
     for conf in [
@@ -322,7 +328,11 @@ fn password_never_appears_in_any_output() {
     assert_eq!(runs.last().unwrap().status.code(), Some(1));
 
     let all = outputs(&runs);
-    for secret in [PASSWORD, PASSWORD_BASE64, "cjEyMzQK", &new_hash, "$6$", "oldsalt"] {
+    let secrets = [PASSWORD, PASSWORD_BASE64, "cjEyMzQK", &new_hash, "$6$", "oldsalt"];
+    for secret in secrets
+        .into_iter()
+        .chain(["lockedsalt", "LOCKEDHASH", "abDESHASHxyz1"])
+    {
         assert!(!all.contains(secret), "{secret:?} appears in the output:\n{all}");
     }
 }

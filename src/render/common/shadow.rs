@@ -66,7 +66,8 @@ pub fn render(
     Ok(out)
 }
 
-/// Replaces the second field of the first `root:` line, and the third with `day` when given.
+/// Replaces the second field of the first `root:` line, and the third with `day` when given. Day 0
+/// (a clock before 1970-01-02) is not written: it would mean "change the password at next login".
 fn set_root_hash(old: &[u8], hash: &str, day: Option<u64>) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(old.len() + hash.len());
     let mut found = false;
@@ -77,7 +78,7 @@ fn set_root_hash(old: &[u8], hash: &str, day: Option<u64>) -> Option<Vec<u8>> {
             let mut fields: Vec<Vec<u8>> = body.split(|&b| b == b':').map(<[u8]>::to_vec).collect();
             fields.resize(fields.len().max(3), Vec::new());
             fields[1] = hash.as_bytes().to_vec();
-            if let Some(day) = day {
+            if let Some(day) = day.filter(|&d| d > 0) {
                 fields[2] = day.to_string().into_bytes();
             }
             out.extend_from_slice(&fields.join(&b':'));
@@ -91,12 +92,14 @@ fn set_root_hash(old: &[u8], hash: &str, day: Option<u64>) -> Option<Vec<u8>> {
 
 /// Hides password hashes in a shadow file's old and new text for display: unchanged hashes show as
 /// `<hash>`, a hash the plan writes as `<new hash>`, so the change is visible and nothing secret is.
+/// Every second field is a hash (locked `!$6$...`, DES, ...) except the empty field and the
+/// placeholders for "no password" and "locked".
 pub fn mask(old: &str, new: &str) -> (String, String) {
     let hide = |text: &str, is_new: bool| -> String {
         text.lines()
             .map(|l| {
                 let mut f: Vec<&str> = l.split(':').collect();
-                if f.len() > 1 && f[1].starts_with('$') {
+                if f.len() > 1 && !matches!(f[1], "" | "*" | "!" | "!!" | "x") {
                     let changed = is_new && !old.lines().any(|o| o == l);
                     f[1] = if changed { "<new hash>" } else { "<hash>" };
                 }
@@ -131,6 +134,9 @@ mod tests {
             b"root:$6$s$h:20000:0:99999:7:::\nbin:*:18000:0:99999:7:::\nroot2:x:1::::::\n"
         );
         assert!(set_root_hash(b"bin:*:1::::::\n", "$6$s$h", Some(1)).is_none());
+        // A clock before 1970-01-02 keeps the old day rather than forcing a password change.
+        let got = set_root_hash(old, "$6$s$h", Some(0)).unwrap();
+        assert!(got.starts_with(b"root:$6$s$h:18000:0:"), "{got:?}");
         let bsd = b"# $FreeBSD$\nroot:$1$x$y:0:0::0:0:Charlie &:/root:/bin/sh\n";
         let got = set_root_hash(bsd, "$6$s$h", None).unwrap();
         assert_eq!(
@@ -140,5 +146,8 @@ mod tests {
         let (old, new) = mask("root:$6$s$h:1::\nbin:*:1\n", "root:$6$t$i:1::\nbin:*:1\n");
         assert_eq!(old, "root:<hash>:1::\nbin:*:1\n");
         assert_eq!(new, "root:<new hash>:1::\nbin:*:1\n");
+        let old = "root:!$6$s$h:1::\nu:abDESdeshash:1\nv:!!:1\nw:x:1\nz::1\n";
+        let (masked, _) = mask(old, old);
+        assert_eq!(masked, "root:<hash>:1::\nu:<hash>:1\nv:!!:1\nw:x:1\nz::1\n");
     }
 }
