@@ -7,7 +7,7 @@
 //! `--ifname ethN=NAME` says otherwise, and the plan says so.
 
 use super::common;
-use super::common::shellvars::{Stale, comment_out, set_marked_vars, shell_value};
+use super::common::shellvars::{MARK, Stale, assignments, comment_out, set_marked_vars, shell_value};
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
 use crate::plan::FileOp;
@@ -98,9 +98,17 @@ fn rc_conf(input: &Input) -> Rendered {
     let config = input.config;
     let mut out = Rendered::default();
     let old = input.sys.read_text(RC_CONF).unwrap_or_default();
+    // Without a host name in os.conf the one osconf set before stays: FreeBSD boots nameless
+    // without one.
+    let hostname = config.hostname.clone().or_else(|| {
+        assignments(&old)
+            .filter(|(k, _, line)| k == "hostname" && line.trim_end().ends_with(MARK))
+            .map(|(_, v, _)| v)
+            .last()
+    });
     let mut vars: Vec<(String, String)> = Vec::new();
-    if let Some(h) = &config.hostname {
-        vars.push(("hostname".into(), h.clone()));
+    if let Some(h) = hostname {
+        vars.push(("hostname".into(), h));
     }
     let names: Vec<String> = config.nics.iter().map(|n| ifname(input, n)).collect();
     for (nic, name) in config.nics.iter().zip(&names) {
@@ -191,6 +199,17 @@ fn route_vars(input: &Input) -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use crate::render::common::testing::{self, fake_root, from_text, written};
+
+    /// With NICs but no host name, the host name osconf set before stays.
+    #[test]
+    fn nics_without_hostname_keep_hostname() {
+        let old = "sshd_enable=\"YES\"\nhostname=\"web1\" # osconf\nifconfig_vtnet0=\"DHCP\"\n";
+        let root = fake_root(&[(RC_CONF, old)], &[]);
+        let config = from_text("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\n");
+        let out = testing::render(&STACK, &config, root.path());
+        let text = written(&out, RC_CONF).unwrap();
+        assert!(text.contains("\nhostname=\"web1\" # osconf\n"), "{text}");
+    }
 
     /// Without a NIC only the host name changes: the interfaces osconf set before stay.
     #[test]
