@@ -278,11 +278,25 @@ fn network(input: &Input) -> Rendered {
     let old = input.sys.read_text(NETWORK).unwrap_or_default();
     let (head, mut sections) = parse(&old);
     let wanted: Vec<String> = config.nics.iter().map(Nic::name).collect();
-    // Sections of a NIC that left os.conf, and every route osconf wrote: rewritten below.
+    // Every route osconf wrote, and the interfaces it created (named after their NIC) for a NIC
+    // that left os.conf: rewritten below. An interface it took over stays, as firewall zones name
+    // it, but unmarked and down.
     sections.retain(|s| match s.marked() {
-        Some(eth) => s.kind == "interface" && wanted.contains(&eth),
+        Some(eth) => {
+            s.kind == "interface" && (wanted.contains(&eth) || s.name.as_deref() != Some(eth.as_str()))
+        }
         None => true,
     });
+    for s in sections.iter_mut() {
+        if let Some(eth) = s.marked().filter(|eth| !wanted.contains(eth)) {
+            s.remove_option(MARK_OPTION);
+            s.set_option("auto", "0");
+            out.notes.push(format!(
+                "{NETWORK}: {eth} left os.conf: interface '{}' kept for the firewall zones that name it, with auto '0'",
+                s.name.clone().unwrap_or_default()
+            ));
+        }
+    }
 
     let mut routes = Vec::new();
     for nic in &config.nics {
@@ -430,6 +444,29 @@ mod tests {
         let back = "\nconfig dnsmasq\n\toption domain 'lan'\n\tlist server '/corp/10.0.0.1'\n\nconfig dhcp 'lan'\n\toption interface 'lan'\n";
         assert_eq!(written(&out, DHCP), Some(back));
         assert!(written(&out, NETWORK).is_some_and(|t| t.contains("list dns '7.7.7.7'")));
+    }
+
+    /// A NIC that leaves os.conf: the interface osconf created for it goes, the one it took over
+    /// (which firewall zones name) stays, unmarked and with auto '0'; osconf's routes go.
+    #[test]
+    fn nic_leaving_keeps_taken_over_interface() {
+        let old = "\nconfig interface 'wan'\n\toption osconf 'eth1'\n\toption device 'eth1'\n\toption proto 'static'\n\toption ipaddr '42.120.74.105'\n\toption netmask '255.255.255.0'\n\nconfig interface 'eth2'\n\toption osconf 'eth2'\n\toption device 'eth2'\n\toption proto 'static'\n\nconfig route\n\toption osconf 'eth1'\n\toption interface 'wan'\n\toption target '0.0.0.0'\n";
+        let root = fake_root(&[(NETWORK, old)], &[]);
+        let out = testing::render(
+            &STACK,
+            &from_text("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\n"),
+            root.path(),
+        );
+        let text = written(&out, NETWORK).unwrap();
+        assert!(
+            text.starts_with("\nconfig interface 'wan'\n\toption device 'eth1'\n\toption proto 'static'\n\toption ipaddr '42.120.74.105'\n\toption netmask '255.255.255.0'\n\toption auto '0'\n\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("'eth2'") && !text.contains("config route"),
+            "{text}"
+        );
+        assert!(!text.contains("osconf 'eth1'"), "{text}");
     }
 
     #[test]
