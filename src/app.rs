@@ -59,12 +59,7 @@ fn load(path: &Path) -> Result<Config, u8> {
         say(format!("{}: {e}; nothing was changed", path.display()));
         EXIT_INVALID
     })?;
-    let validated = reader::read(file).and_then(|raw| {
-        raw.warnings
-            .iter()
-            .for_each(|w| say(format!("{}: warning: {w}", path.display())));
-        model::validate(&raw)
-    });
+    let validated = reader::read(file).and_then(|raw| model::validate(&raw));
     match validated {
         Ok(v) => {
             v.warnings

@@ -49,11 +49,10 @@ impl fmt::Display for ConfError {
     }
 }
 
-/// Entries in file order, plus the lines that were dropped as harmless (warnings).
+/// Entries in file order.
 #[derive(Debug, Default)]
 pub struct RawConf {
     pub entries: Vec<Entry>,
-    pub warnings: Vec<ConfError>,
 }
 
 /// Reads at most [`MAX_SIZE`] bytes and parses them; every bad line is reported, not just the first.
@@ -165,8 +164,10 @@ fn parse_value(rest: &str, secret: bool) -> Result<String, String> {
             None => (rest, ""),
         },
     };
+    // As in sh, `#` starts a comment only after a blank: `"web"#1` is one word, `web#1`.
+    let glued = !after.is_empty() && !after.starts_with(is_blank);
     let after = after.trim_start_matches(is_blank);
-    if !(after.is_empty() || after.starts_with('#')) {
+    if glued || !(after.is_empty() || after.starts_with('#')) {
         let shown = if secret {
             "(not shown)".to_owned()
         } else {
@@ -221,6 +222,8 @@ mod tests {
             ("x=\"\"", Some(("x", ""))),
             ("x=v # trailing comment", Some(("x", "v"))),
             ("x=\"v\"\t# trailing comment", Some(("x", "v"))),
+            ("x=\"v\" #", Some(("x", "v"))),
+            ("x='v'  ", Some(("x", "v"))),
             ("x=a#b", Some(("x", "a#b"))),
             ("_k2=v", Some(("_k2", "v"))),
         ];
@@ -245,6 +248,8 @@ mod tests {
             ("x='abc", "unterminated ' quote"),
             ("x=\"a\"b", "unexpected text after the value"),
             ("x=\"a\";reboot", "unexpected text after the value"),
+            ("hostname=\"web\"#1", "unexpected text after the value"),
+            ("x='a'#", "unexpected text after the value"),
         ];
         for (line, want) in table {
             let err = one(line).expect_err(line);
