@@ -54,8 +54,10 @@ fn network(input: &Input) -> Rendered {
         }
     }
     out.ops.extend(common::stale_own_files(input.sys, DIR, &out.ops));
-    // RHEL 8's NetworkManager reads keyfiles beside ifcfg: one for the same NIC would compete.
+    // RHEL 8's NetworkManager reads keyfiles beside ifcfg: one for the same NIC would compete, and
+    // so would another ifcfg file naming the same DEVICE or HWADDR.
     out.add(super::networkmanager::neutralise_keyfiles(input));
+    out.add(super::networkmanager::neutralise_ifcfg(input, &out.ops));
     out
 }
 
@@ -124,4 +126,48 @@ fn network_file(input: &Input) -> FileOp {
         vars.push(("HOSTNAME", hostname));
     }
     FileOp::write(path, common::shellvars::set_shell_vars(&old, &vars))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::common::testing::{example, fake_root, render, written};
+
+    /// Another ifcfg file for the same NIC (by DEVICE or HWADDR) is turned off; osconf's own files
+    /// and files for other NICs are not touched.
+    #[test]
+    fn other_ifcfg_files_for_the_same_nic_are_disabled() {
+        let eth1_mac = example("classic").nics[1].mac.unwrap().to_string();
+        let by_mac = format!("HWADDR={}\nONBOOT=yes\nBOOTPROTO=dhcp\n", eth1_mac.to_uppercase());
+        let root = fake_root(
+            &[
+                (
+                    "/etc/sysconfig/network-scripts/ifcfg-eth0",
+                    "DEVICE=eth0\nONBOOT=yes\nBOOTPROTO=dhcp\n",
+                ),
+                (
+                    "/etc/sysconfig/network-scripts/ifcfg-System_eth0",
+                    "DEVICE=eth0\nONBOOT=yes\nBOOTPROTO=dhcp\n",
+                ),
+                ("/etc/sysconfig/network-scripts/ifcfg-wan", &by_mac),
+                (
+                    "/etc/sysconfig/network-scripts/ifcfg-eth7",
+                    "DEVICE=eth7\nONBOOT=yes\n",
+                ),
+            ],
+            &[],
+        );
+        let out = render(&STACK, &example("classic"), root.path());
+        let system_eth0 = written(&out, "/etc/sysconfig/network-scripts/ifcfg-System_eth0");
+        assert_eq!(system_eth0, Some("DEVICE=eth0\nONBOOT=no\nBOOTPROTO=dhcp\n"));
+        let wan = written(&out, "/etc/sysconfig/network-scripts/ifcfg-wan").unwrap();
+        assert!(wan.contains("ONBOOT=no\n"), "{wan}");
+        assert!(written(&out, "/etc/sysconfig/network-scripts/ifcfg-eth7").is_none());
+        let eth0 = written(&out, "/etc/sysconfig/network-scripts/ifcfg-eth0").unwrap();
+        assert!(
+            eth0.starts_with(HEADER) && eth0.contains("ONBOOT=yes\n"),
+            "{eth0}"
+        );
+        assert_eq!(out.notes.len(), 2, "{:?}", out.notes);
+    }
 }

@@ -83,7 +83,7 @@ fn network(input: &Input) -> Rendered {
     out.ops
         .extend(common::stale_own_files(input.sys, CONNECTIONS, &out.ops));
     out.add(neutralise_keyfiles(input));
-    out.add(neutralise_ifcfg(input));
+    out.add(neutralise_ifcfg(input, &out.ops));
     out
 }
 
@@ -257,14 +257,19 @@ pub fn neutralise_keyfiles(input: &Input) -> Rendered {
 }
 
 /// Sets `ONBOOT=no` in ifcfg files for one of os.conf's NICs: NetworkManager's ifcfg-rh plugin
-/// (RHEL 8 and 9) and initscripts would otherwise still bring them up.
-fn neutralise_ifcfg(input: &Input) -> Rendered {
+/// (RHEL 8 and 9) and initscripts would otherwise still bring them up. Files that `written`
+/// already writes or removes are left to it. Used by `sysconfig` too, for other ifcfg files of the
+/// same NIC (`ifcfg-System_eth1` beside osconf's `ifcfg-eth1`).
+pub(super) fn neutralise_ifcfg(input: &Input, written: &[FileOp]) -> Rendered {
     let mut out = Rendered::default();
     for name in input.sys.list(IFCFG_DIR) {
         let Some(suffix) = name.strip_prefix("ifcfg-") else {
             continue;
         };
         let path = format!("{IFCFG_DIR}/{name}");
+        if written.iter().any(|op| op.path() == path) {
+            continue;
+        }
         let Some(text) = input.sys.read_text(&path) else {
             continue;
         };
