@@ -196,6 +196,7 @@ impl MatchSection {
                 "Name" => merge(&mut m.names, inverted(value)),
                 "Type" if value.is_empty() => m.types = None,
                 "Type" => merge(&mut m.types, inverted(value)),
+                "MACAddress" | "PermanentMACAddress" if value.is_empty() => m.macs = None,
                 "MACAddress" | "PermanentMACAddress" => {
                     let macs = m.macs.get_or_insert_with(Vec::new);
                     macs.extend(list(&value.to_ascii_lowercase()));
@@ -213,10 +214,14 @@ impl MatchSection {
     /// offline (driver, path, host) are taken to hold; a MAC condition never holds for a NIC
     /// os.conf gives without one.
     fn may_match(&self, nic: &Nic, ifname: &str) -> bool {
-        let names = self
-            .names
-            .as_ref()
-            .is_none_or(|(inv, globs)| globs.iter().any(|g| may_be_nic_name(g, nic, ifname)) != *inv);
+        // A plain list may match a name the NIC had before osconf renamed it; an inverted one
+        // excludes only what it names, so it is tested against the names the NIC is known to have.
+        let names = self.names.as_ref().is_none_or(|(inv, globs)| match inv {
+            false => globs.iter().any(|g| may_be_nic_name(g, nic, ifname)),
+            true => [ifname, &nic.name()]
+                .iter()
+                .any(|n| !globs.iter().any(|g| glob::matches(g, n, false))),
+        });
         let macs = self
             .macs
             .as_ref()
@@ -328,6 +333,9 @@ pub(super) mod tests {
             ("[Match]\nName=eth1 wl*\n", false),
             ("[Match]\nName=ens3\n", true),
             ("[Match]\nName=!eth0\n", false),
+            ("[Match]\nName=!en*\n", true),
+            ("[Match]\nName=!e*\n", false),
+            ("[Match]\nMACAddress=00:8c:fa:5e:14:99\nMACAddress=\n", true),
             ("[Match]\nMACAddress=00:8C:FA:5E:14:23\n", true),
             ("[Match]\nMACAddress=00:8c:fa:5e:14:99\n", false),
             ("[Match]\nType=wlan\n", false),
