@@ -139,24 +139,30 @@ struct Ethernet {
     mac: Option<String>,
     /// `match: name:`, a glob.
     name: Option<String>,
+    /// Has a `match:` mapping: the id is then only a label.
+    matched: bool,
 }
 
 impl Ethernet {
     /// True when this entry may configure `nic`: the same MAC, the same id (netplan would merge the
-    /// two), or, matching by name, a name the NIC may carry.
+    /// two), or, matching by name, a name the NIC may carry. A `match:` with neither (`driver:`)
+    /// is taken to hold, since osconf cannot check it offline.
     fn may_be(&self, nic: &Nic, ifname: &str) -> bool {
         if self.id == ifname {
             return true;
         }
-        match &self.mac {
-            Some(mac) => nic.mac.is_some_and(|m| m.to_string() == *mac),
-            None => may_be_nic_name(self.name.as_deref().unwrap_or(&self.id), nic, ifname),
+        match (&self.mac, &self.name) {
+            (Some(mac), _) => nic.mac.is_some_and(|m| m.to_string() == *mac),
+            (None, Some(name)) => may_be_nic_name(name, nic, ifname),
+            (None, None) if self.matched => true,
+            (None, None) => may_be_nic_name(&self.id, nic, ifname),
         }
     }
 }
 
-/// The `ethernets:` entries of a netplan file written in block style. `None` when the file uses
-/// a form this reader does not follow (flow style): it is then taken to configure every NIC.
+/// The `ethernets:` entries of a netplan file written in block style (none without an
+/// `ethernets:` key). `None` when the file uses a form this reader does not follow (flow style):
+/// it is then taken to configure every NIC.
 fn ethernets(text: &str) -> Option<Vec<Ethernet>> {
     let lines: Vec<(usize, &str)> = text
         .lines()
@@ -164,7 +170,10 @@ fn ethernets(text: &str) -> Option<Vec<Ethernet>> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| (l.len() - l.trim_start().len(), l.trim()))
         .collect();
-    let start = lines.iter().position(|(_, l)| *l == "ethernets:")?;
+    let Some(start) = lines.iter().position(|(_, l)| *l == "ethernets:") else {
+        let flow = lines.iter().any(|(_, l)| l.contains("ethernets"));
+        return (!flow).then(Vec::new);
+    };
     let base = lines[start].0;
     let mut entries: Vec<Ethernet> = Vec::new();
     let mut entry_indent = None;
@@ -177,6 +186,7 @@ fn ethernets(text: &str) -> Option<Vec<Ethernet>> {
                 id: key.to_owned(),
                 mac: None,
                 name: None,
+                matched: false,
             });
             match_indent = None;
             continue;
@@ -186,7 +196,10 @@ fn ethernets(text: &str) -> Option<Vec<Ethernet>> {
             match_indent = None;
         }
         match (key, match_indent) {
-            ("match", None) if value.is_empty() => match_indent = Some(indent),
+            ("match", None) if value.is_empty() => {
+                match_indent = Some(indent);
+                entry.matched = true;
+            }
             ("match", None) => return None,
             ("macaddress", Some(_)) => entry.mac = Some(value.to_ascii_lowercase()),
             ("name", Some(_)) => entry.name = Some(value.to_owned()),
@@ -221,7 +234,35 @@ mod tests {
             id: id.into(),
             mac: mac.map(Into::into),
             name: name.map(Into::into),
+            matched: mac.is_some() || name.is_some(),
         }
+    }
+
+    /// A file without `ethernets:` configures no NIC, even when a comment names the key; a
+    /// `match:` osconf cannot check (driver) may be for any NIC, whatever its id.
+    #[test]
+    fn no_ethernets_key_and_unknown_match() {
+        let renderer_only =
+            "# ethernets are configured elsewhere\nnetwork:\n  version: 2\n  renderer: networkd\n";
+        assert_eq!(ethernets(renderer_only), Some(vec![]));
+        let by_driver =
+            "network:\n  ethernets:\n    lan:\n      match:\n        driver: virtio_net\n      dhcp4: true\n";
+        let entries = ethernets(by_driver).unwrap();
+        assert!(entries[0].may_be(&nic(0, Some(MAC0)), "eth0"));
+        let (ops, _) = render_over(
+            &STACK,
+            vec![nic(0, Some(MAC0))],
+            &[
+                ("/etc/netplan/01-renderer.yaml", renderer_only),
+                ("/etc/netplan/02-driver.yaml", by_driver),
+            ],
+        );
+        let want = [
+            "write /etc/netplan/50-osconf.yaml",
+            "write /etc/netplan/02-driver.yaml.osconf-disabled",
+            "remove /etc/netplan/02-driver.yaml",
+        ];
+        assert_eq!(ops, want);
     }
 
     #[test]
