@@ -333,11 +333,17 @@ fn resolv_conf_edited_only_where_networkmanager_keeps_out() {
         "[main]\n#dns=none\nrc-manager=unmanaged\n",
     )];
     assert_eq!(run(&unmanaged).as_deref(), Some("nameserver 7.7.7.7\n"));
-    // conf.d comes after NetworkManager.conf; /etc shadows /usr/lib.
+    // conf.d comes after NetworkManager.conf.
     let back = [
         ("/etc/NetworkManager/NetworkManager.conf", "[main]\ndns=none\n"),
         ("/etc/NetworkManager/conf.d/dns.conf", "[main]\ndns=default\n"),
-        ("/usr/lib/NetworkManager/conf.d/dns.conf", "[main]\ndns=none\n"),
     ];
     assert_eq!(run(&back), None);
+    // A file in /etc/NetworkManager/conf.d hides the /usr/lib one of the same name, even when it
+    // does not set the key.
+    let shadowed = [
+        ("/usr/lib/NetworkManager/conf.d/dns.conf", "[main]\ndns=none\n"),
+        ("/etc/NetworkManager/conf.d/dns.conf", "[main]\nplugins=keyfile\n"),
+    ];
+    assert_eq!(run(&shadowed), None);
 }
