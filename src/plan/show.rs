@@ -40,14 +40,12 @@ pub fn show(plan: &Plan, sys: &System) -> String {
                     "/dev/null".to_owned()
                 };
                 let diff = similar::TextDiff::from_lines(&old, &new);
+                // The diff marks a missing final newline itself ("\ No newline at end of file").
                 let _ = write!(
                     out,
                     "{}",
                     diff.unified_diff().context_radius(3).header(&label, path)
                 );
-                if !new.ends_with('\n') && !new.is_empty() {
-                    out.push_str("\n\\ No newline at end of file\n");
-                }
             }
             FileOp::Symlink { path, target } => {
                 let _ = writeln!(out, "link {path} -> {target}");
@@ -79,5 +77,25 @@ pub fn describe_live(action: &LiveAction) -> String {
             }
             s
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::common::testing::fake_root;
+
+    #[test]
+    fn a_missing_final_newline_is_marked_once() {
+        let root = fake_root(&[("/etc/a", "one\n")], &[]);
+        let plan = Plan {
+            stack: "test".into(),
+            ops: vec![FileOp::write("/etc/a", "two"), FileOp::write("/etc/b", "new")],
+            ..Plan::default()
+        };
+        let text = show(&plan, &System::probe(root.path()));
+        let marks = text.matches("\\ No newline at end of file").count();
+        assert_eq!(marks, 2, "{text}");
+        assert!(text.contains("-one\n+two\n\\ No newline"), "{text}");
     }
 }
