@@ -45,12 +45,25 @@ pub fn build(
             stack.name
         ));
     }
-    ops.retain(|op| changes_something(op, sys));
-    if let Some(path) = ops.iter().find_map(|op| loses_bytes(op, sys)) {
-        return Err(format!(
-            "{path} is not valid UTF-8: rewriting it would replace its non-UTF-8 bytes"
-        ));
+    let mut kept = Vec::with_capacity(ops.len());
+    for op in ops {
+        // Each old file is read once, for both checks.
+        let old = match &op {
+            FileOp::Write { path, .. } => sys.read(path),
+            _ => None,
+        };
+        if !changes_something(&op, old.as_deref(), sys) {
+            continue;
+        }
+        if loses_bytes(&op, old.as_deref()) {
+            return Err(format!(
+                "{} is not valid UTF-8: rewriting it would replace its non-UTF-8 bytes",
+                op.path()
+            ));
+        }
+        kept.push(op);
     }
+    let ops = kept;
 
     let mut notes = rendered.notes;
     let unmatched: Vec<String> = config
@@ -79,20 +92,21 @@ fn first_repeated_path(ops: &[FileOp]) -> Option<&str> {
 }
 
 /// Renderers edit text: a file that is not UTF-8 would come back with U+FFFD where its odd bytes were.
-fn loses_bytes<'a>(op: &'a FileOp, sys: &System) -> Option<&'a str> {
-    let FileOp::Write { path, contents, .. } = op else {
-        return None;
+/// `old` is what the file holds now.
+fn loses_bytes(op: &FileOp, old: Option<&[u8]>) -> bool {
+    let (FileOp::Write { contents, .. }, Some(old)) = (op, old) else {
+        return false;
     };
-    let old = sys.read(path)?;
     let replacement = "\u{FFFD}".as_bytes();
     let count = |b: &[u8]| b.windows(3).filter(|w| *w == replacement).count();
-    (std::str::from_utf8(&old).is_err() && count(contents) > count(&old)).then_some(path)
+    std::str::from_utf8(old).is_err() && count(contents) > count(old)
 }
 
-fn changes_something(op: &FileOp, sys: &System) -> bool {
+/// `old` is what a written file holds now.
+fn changes_something(op: &FileOp, old: Option<&[u8]>, sys: &System) -> bool {
     match op {
         FileOp::Write { path, contents, .. } => {
-            sys.link_target(path).is_some() || sys.read(path).as_ref() != Some(contents)
+            sys.link_target(path).is_some() || old != Some(contents.as_slice())
         }
         FileOp::Symlink { path, target } => sys
             .link_target(path)
