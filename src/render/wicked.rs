@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use super::common::blocks::{DISABLED, replace_block};
+use super::common::dns::NETCONFIG;
 use super::common::{self, HEADER};
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
@@ -25,7 +26,6 @@ pub const STACK: Stack = Stack {
 
 const DIR: &str = "/etc/sysconfig/network";
 const ROUTES: &str = "/etc/sysconfig/network/routes";
-const CONFIG: &str = "/etc/sysconfig/network/config";
 /// osconf's udev rules; sorts before 80-net-setup-link.rules, which names only unnamed NICs.
 const UDEV_RULES: &str = "/etc/udev/rules.d/70-osconf-net.rules";
 const PERSISTENT_RULES: &str = "/etc/udev/rules.d/70-persistent-net.rules";
@@ -89,26 +89,17 @@ fn host(input: &Input) -> Rendered {
     let (config, sys) = (input.config, input.sys);
     let mut out = Rendered::default();
     if !config.nameservers.is_empty() {
-        let old = sys.read_text(CONFIG).unwrap_or_default();
+        let old = sys.read_text(NETCONFIG).unwrap_or_default();
         let list: Vec<String> = config.nameservers.iter().map(ToString::to_string).collect();
         let vars = [(
             "NETCONFIG_DNS_STATIC_SERVERS",
             Some(format!("'{}'", list.join(" "))),
         )];
         out.ops.push(FileOp::write(
-            CONFIG,
+            NETCONFIG,
             common::shellvars::set_shell_vars(&old, &vars),
         ));
-        let netconfig = sys
-            .link_target("/etc/resolv.conf")
-            .is_some_and(|t| t.to_string_lossy().contains("netconfig"));
-        if netconfig {
-            out.notes.push(format!(
-                "DNS: /etc/resolv.conf is netconfig's; servers go to NETCONFIG_DNS_STATIC_SERVERS in {CONFIG}"
-            ));
-        } else {
-            out.add(common::dns::render(&config.nameservers, sys));
-        }
+        out.add(common::dns::render(&config.nameservers, sys));
     }
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
     // Leap 15 links /etc/HOSTNAME to hostname: writing through would replace the link with a copy.

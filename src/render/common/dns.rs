@@ -20,6 +20,9 @@ pub enum ResolvOwner {
     Resolvconf,
     /// A link into NetworkManager's runtime directory: the stack's NM settings carry DNS.
     NetworkManager,
+    /// A link into SUSE netconfig's runtime directory: netconfig writes it from
+    /// `NETCONFIG_DNS_STATIC_SERVERS`, which the stack sets.
+    Netconfig,
     /// A link to somewhere osconf does not know.
     Unknown(String),
 }
@@ -35,16 +38,21 @@ pub fn resolv_owner(sys: &System) -> ResolvOwner {
         ResolvOwner::Resolvconf
     } else if t.contains("NetworkManager") {
         ResolvOwner::NetworkManager
+    } else if t.contains("netconfig") {
+        ResolvOwner::Netconfig
     } else {
         ResolvOwner::Unknown(t)
     }
 }
 
+/// SUSE's netconfig settings, where `NETCONFIG_DNS_STATIC_SERVERS` lives.
+pub const NETCONFIG: &str = "/etc/sysconfig/network/config";
+
 /// The path of osconf's systemd-resolved drop-in.
 pub const RESOLVED_DROP_IN: &str = "/etc/systemd/resolved.conf.d/50-osconf.conf";
 
-/// Writes the servers where the owner of resolv.conf reads them. `NetworkManager` and `Unknown`
-/// write nothing here and say so: the stack's own files must carry DNS for those.
+/// Writes the servers where the owner of resolv.conf reads them. `NetworkManager`, `Netconfig` and
+/// `Unknown` write nothing here and say so: the stack's own files must carry DNS for those.
 pub fn render(servers: &[IpAddr], sys: &System) -> Rendered {
     let mut out = Rendered::default();
     if servers.is_empty() {
@@ -73,6 +81,9 @@ pub fn render(servers: &[IpAddr], sys: &System) -> Rendered {
         ResolvOwner::NetworkManager => out
             .notes
             .push("DNS: /etc/resolv.conf is NetworkManager's; servers go into the connection settings".into()),
+        ResolvOwner::Netconfig => out.notes.push(format!(
+            "DNS: /etc/resolv.conf is netconfig's; servers go to NETCONFIG_DNS_STATIC_SERVERS in {NETCONFIG}"
+        )),
         ResolvOwner::Unknown(t) => out.notes.push(format!(
             "DNS: /etc/resolv.conf links to {t}, which osconf does not know; left alone, servers only in the network stack's files"
         )),
@@ -133,6 +144,24 @@ pub fn set_nameservers(old: &[u8], servers: &[IpAddr]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A resolv.conf that netconfig links is left to it, with a note naming where servers go.
+    #[test]
+    fn netconfig_owns_resolv_conf() {
+        use crate::render::common::testing::fake_root;
+        let root = fake_root(&[], &[("/etc/resolv.conf", "/run/netconfig/resolv.conf")]);
+        let sys = System::probe(root.path());
+        assert_eq!(resolv_owner(&sys), ResolvOwner::Netconfig);
+        let out = render(&["7.7.7.7".parse().unwrap()], &sys);
+        assert!(out.ops.is_empty(), "{:?}", out.ops);
+        assert!(
+            out.notes
+                .iter()
+                .any(|n| n.contains("NETCONFIG_DNS_STATIC_SERVERS")),
+            "{:?}",
+            out.notes
+        );
+    }
 
     #[test]
     fn nameservers_replaced_in_place() {
