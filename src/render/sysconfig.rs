@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::common::shellvars::shell_value;
 use super::common::{self, HEADER};
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
@@ -116,14 +117,14 @@ fn route_text(nic: &Nic, name: &str) -> Option<String> {
 fn network_file(input: &Input) -> FileOp {
     let path = "/etc/sysconfig/network";
     let old = input.sys.read_text(path).unwrap_or_default();
-    let has_hostname = old.lines().any(|l| l.trim_start().starts_with("HOSTNAME="));
-    let hostname = input.config.hostname.clone().filter(|_| has_hostname);
     let mut vars = vec![("NETWORKING", Some("yes".to_owned()))];
     if !input.config.nics.is_empty() {
         vars.extend([("GATEWAY", None), ("GATEWAYDEV", None)]);
     }
-    if hostname.is_some() {
-        vars.push(("HOSTNAME", hostname));
+    if let Some(name) = &input.config.hostname
+        && shell_value(&old, "HOSTNAME").is_some()
+    {
+        vars.push(("HOSTNAME", Some(name.clone())));
     }
     FileOp::write(path, common::shellvars::set_shell_vars(&old, &vars))
 }
@@ -131,7 +132,26 @@ fn network_file(input: &Input) -> FileOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::common::testing::{example, fake_root, render, written};
+    use crate::render::common::testing::{example, fake_root, from_text, render, written};
+
+    /// /etc/sysconfig/network loses its global gateway when os.conf gives NICs, and its HOSTNAME=
+    /// (CentOS 6) is rewritten, never added.
+    #[test]
+    fn network_file_drops_the_global_gateway_and_keeps_hostname_in_place() {
+        let old = "NETWORKING=no\nGATEWAY=10.0.0.1\nGATEWAYDEV=eth0\nHOSTNAME=old\nNOZEROCONF=yes\n";
+        let root = fake_root(&[("/etc/sysconfig/network", old)], &[]);
+        let out = render(&STACK, &example("vpc"), root.path());
+        let hostname = example("vpc").hostname.unwrap();
+        let want = format!("NETWORKING=yes\nHOSTNAME={hostname}\nNOZEROCONF=yes\n");
+        assert_eq!(written(&out, "/etc/sysconfig/network"), Some(want.as_str()));
+        let bare = fake_root(&[("/etc/sysconfig/network", "NETWORKING=yes\n")], &[]);
+        let out = render(&STACK, &example("vpc"), bare.path());
+        assert_eq!(written(&out, "/etc/sysconfig/network"), Some("NETWORKING=yes\n"));
+        // Without NICs the global gateway is all there is: kept.
+        let out = render(&STACK, &from_text("hostname=h1\n"), root.path());
+        let kept = "NETWORKING=yes\nGATEWAY=10.0.0.1\nGATEWAYDEV=eth0\nHOSTNAME=h1\nNOZEROCONF=yes\n";
+        assert_eq!(written(&out, "/etc/sysconfig/network"), Some(kept));
+    }
 
     /// Another ifcfg file for the same NIC (by DEVICE or HWADDR) is turned off; osconf's own files
     /// and files for other NICs are not touched.
