@@ -71,14 +71,6 @@ fn network(input: &Input) -> Rendered {
         };
         out.ops
             .push(FileOp::write_private(&path, keyfile(input, nic, dns)));
-        if nic.mac.is_none() {
-            out.notes.push(format!(
-                "{}: no MAC in os.conf; osconf-{} matches the interface named {}",
-                nic.name(),
-                nic.name(),
-                input.ifname(nic)
-            ));
-        }
     }
     out.ops
         .extend(common::stale_own_files(input.sys, CONNECTIONS, &out.ops));
