@@ -156,13 +156,10 @@ fn rc_conf(input: &Input) -> Rendered {
             disabled.join(", ")
         ));
     }
-    let was: Vec<String> = names
-        .iter()
-        .filter_map(|n| {
-            shell_value(&old, &format!("ifconfig_{n}")).filter(|v| v.to_uppercase().contains("DHCP"))
-        })
-        .collect();
-    if !was.is_empty() {
+    let was_dhcp = names.iter().any(|n| {
+        shell_value(&old, &format!("ifconfig_{n}")).is_some_and(|v| v.to_uppercase().contains("DHCP"))
+    });
+    if was_dhcp {
         out.notes.push(format!(
             "{RC_CONF}: DHCP replaced by static addresses on the NICs os.conf gives"
         ));

@@ -56,10 +56,7 @@ fn network(input: &Input) -> Rendered {
         ));
     }
     let block = block_text(input);
-    let text = replace_block(&kept, &block);
-    if text != old {
-        out.ops.push(FileOp::write(NET, text));
-    }
+    out.ops.push(FileOp::write(NET, replace_block(&kept, &block)));
 
     for (nic, name) in config.nics.iter().zip(&names) {
         let service = format!("{INIT_D}/net.{name}");

@@ -329,20 +329,23 @@ fn network(input: &Input) -> Rendered {
                 ));
             }
         }
-        let snapshot = sections.clone();
-        for (i, s) in sections.iter_mut().enumerate() {
-            if Some(i) != own
-                && s.marked().is_none()
-                && is_ipv4(s)
-                && uses_device(s, &snapshot, &dev)
-                && s.option("auto").as_deref() != Some("0")
-            {
-                s.set_option("auto", "0");
-                out.notes.push(format!(
-                    "{NETWORK}: interface '{}' also used {dev}: set auto '0'",
-                    s.name.clone().unwrap_or_default()
-                ));
-            }
+        let others: Vec<usize> = (0..sections.len())
+            .filter(|&i| {
+                let s = &sections[i];
+                Some(i) != own
+                    && s.marked().is_none()
+                    && is_ipv4(s)
+                    && uses_device(s, &sections, &dev)
+                    && s.option("auto").as_deref() != Some("0")
+            })
+            .collect();
+        for i in others {
+            let s = &mut sections[i];
+            s.set_option("auto", "0");
+            out.notes.push(format!(
+                "{NETWORK}: interface '{}' also used {dev}: set auto '0'",
+                s.name.clone().unwrap_or_default()
+            ));
         }
         let section = interface(input, nic, &dev, &name);
         match own {

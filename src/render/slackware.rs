@@ -70,6 +70,7 @@ fn inet1_conf(input: &Input) -> Rendered {
     let config = input.config;
     let mut out = Rendered::default();
     let old = input.sys.read_text(CONF).unwrap_or_default();
+    let assigned: Vec<(String, String)> = assignments(&old).map(|(k, v, _)| (k, v)).collect();
     let names: Vec<String> = config.nics.iter().map(|n| input.ifname(n)).collect();
     let ours: BTreeSet<String> = config.nics.iter().map(|n| n.index.to_string()).collect();
     let mut vars = Vec::new();
@@ -84,7 +85,7 @@ fn inet1_conf(input: &Input) -> Rendered {
         // rc.inet1 adds IPADDR/NETMASK and IPALIASES to IPADDRS, and builds a bridge from BRNICS.
         for legacy in ["IPADDR", "NETMASK", "IPALIASES", "BRNICS"] {
             let key = format!("{legacy}[{n}]");
-            if assignments(&old).any(|(k, v, _)| k == key && !v.is_empty()) {
+            if assigned.iter().any(|(k, v)| *k == key && !v.is_empty()) {
                 vars.push((key, String::new()));
             }
         }
@@ -98,17 +99,18 @@ fn inet1_conf(input: &Input) -> Rendered {
     ));
 
     let mut disabled = Vec::new();
-    let other_index_names: Vec<String> = assignments(&old)
-        .filter_map(|(k, v, _)| {
+    let other_index_names: Vec<&str> = assigned
+        .iter()
+        .filter_map(|(k, v)| {
             let idx = k.strip_prefix("IFNAME[")?.strip_suffix(']')?;
-            (!ours.contains(idx) && names.contains(&v)).then(|| idx.to_owned())
+            (!ours.contains(idx) && names.contains(v)).then_some(idx)
         })
         .collect();
     let text = comment_out(&old, |key| {
         let Some((base, idx)) = key.strip_suffix(']').and_then(|k| k.split_once('[')) else {
             return false;
         };
-        let hit = (base == "HWADDR" && ours.contains(idx)) || other_index_names.iter().any(|i| i == idx);
+        let hit = (base == "HWADDR" && ours.contains(idx)) || other_index_names.contains(&idx);
         if hit {
             disabled.push(key.to_owned());
         }
@@ -120,7 +122,10 @@ fn inet1_conf(input: &Input) -> Rendered {
             disabled.join(", ")
         ));
     }
-    if has_dhcp(&old, &ours) {
+    let dhcp = assigned
+        .iter()
+        .any(|(k, v)| v == "yes" && ours.iter().any(|i| *k == format!("USE_DHCP[{i}]")));
+    if dhcp {
         out.notes.push(format!(
             "{CONF}: DHCP turned off for the NICs os.conf configures statically"
         ));
@@ -130,10 +135,6 @@ fn inet1_conf(input: &Input) -> Rendered {
         set_marked_vars(&text, &vars, Stale::Empty, place_in_block),
     ));
     out
-}
-
-fn has_dhcp(text: &str, ours: &BTreeSet<String>) -> bool {
-    assignments(text).any(|(k, v, _)| ours.iter().any(|i| k == format!("USE_DHCP[{i}]")) && v == "yes")
 }
 
 /// Where a missing `KEY[n]` goes: after the last assignment of index n, else before the gateway
