@@ -103,6 +103,18 @@ impl Nic {
     pub fn is_on_link(&self, gateway: Ipv4Addr) -> bool {
         !self.subnet().contains(gateway)
     }
+
+    /// The default route (`0.0.0.0/0`) when this NIC carries it, then every other route.
+    pub fn all_routes(&self) -> impl Iterator<Item = Route> + '_ {
+        let default = self.default_gateway.map(|via| Route {
+            dest: Ipv4Net {
+                addr: Ipv4Addr::UNSPECIFIED,
+                len: 0,
+            },
+            via,
+        });
+        default.into_iter().chain(self.routes.iter().copied())
+    }
 }
 
 /// The validated content of one os.conf.
@@ -126,6 +138,16 @@ impl Config {
     /// The NIC whose address names this host: the default route's, else the first.
     pub fn primary_nic(&self) -> Option<&Nic> {
         self.default_nic().or(self.nics.first())
+    }
+
+    /// The name servers a NIC's own configuration carries: all of them on the primary NIC, none
+    /// elsewhere.
+    pub fn nameservers_for(&self, nic: &Nic) -> &[IpAddr] {
+        if self.primary_nic() == Some(nic) {
+            &self.nameservers
+        } else {
+            &[]
+        }
     }
 
     /// os.conf again, in canonical form and without the password: what `last-applied.conf` keeps.

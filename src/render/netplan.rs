@@ -73,23 +73,19 @@ fn yaml(input: &Input) -> String {
             "      addresses:\n        - {}/{}",
             nic.address, nic.prefix_len
         );
-        let default = nic.default_gateway.map(|gw| ("0.0.0.0/0".to_owned(), gw));
-        let routes: Vec<_> = default
-            .into_iter()
-            .chain(nic.routes.iter().map(|r| (r.dest.to_string(), r.via)))
-            .collect();
-        if !routes.is_empty() {
-            t.push_str("      routes:\n");
-        }
-        for (to, via) in routes {
-            let _ = writeln!(t, "        - to: {to}\n          via: {via}");
-            if nic.is_on_link(via) {
+        for (i, r) in nic.all_routes().enumerate() {
+            if i == 0 {
+                t.push_str("      routes:\n");
+            }
+            let _ = writeln!(t, "        - to: {}\n          via: {}", r.dest, r.via);
+            if nic.is_on_link(r.via) {
                 t.push_str("          on-link: true\n");
             }
         }
-        if config.primary_nic() == Some(nic) && !config.nameservers.is_empty() {
+        let dns = config.nameservers_for(nic);
+        if !dns.is_empty() {
             t.push_str("      nameservers:\n        addresses:\n");
-            for server in &config.nameservers {
+            for server in dns {
                 let _ = writeln!(t, "          - {server}");
             }
         }

@@ -4,6 +4,7 @@
 //! file: it is disabled whole or left.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use super::common::disable::{DISABLED_SUFFIX, disable};
 use super::common::{self, HEADER, dns::ResolvOwner, glob};
@@ -41,11 +42,9 @@ fn network(input: &Input) -> Rendered {
         let name = input.ifname(nic);
         let base = format!("{DIR}/{}", file_stem(&name));
         let network = format!("{base}.network");
-        let is_primary = config.primary_nic() == Some(nic);
-        out.ops.push(FileOp::write(
-            &network,
-            network_text(nic, &name, is_primary, config),
-        ));
+        let dns = config.nameservers_for(nic);
+        out.ops
+            .push(FileOp::write(&network, network_text(nic, &name, dns)));
         // Without a MAC there is nothing to name the NIC by: it keeps its kernel name. The name is
         // for people and scripts only: if udev cannot take it (the kernel gave it to another NIC),
         // the .network file still finds the NIC by its MAC.
@@ -76,7 +75,7 @@ fn file_stem(ifname: &str) -> String {
     format!("10-osconf-{ifname}")
 }
 
-fn network_text(nic: &Nic, name: &str, is_primary: bool, config: &Config) -> String {
+fn network_text(nic: &Nic, name: &str, dns: &[IpAddr]) -> String {
     let mut t = String::from(HEADER);
     t.push_str("[Match]\n");
     match nic.mac {
@@ -88,10 +87,8 @@ fn network_text(nic: &Nic, name: &str, is_primary: bool, config: &Config) -> Str
         }
     }
     t.push_str("\n[Network]\nDHCP=no\n");
-    if is_primary {
-        for server in &config.nameservers {
-            let _ = writeln!(t, "DNS={server}");
-        }
+    for server in dns {
+        let _ = writeln!(t, "DNS={server}");
     }
     let _ = write!(t, "\n[Address]\nAddress={}/{}\n", nic.address, nic.prefix_len);
     let on_link = |gw| {

@@ -41,13 +41,8 @@ fn network(input: &Input) -> Rendered {
     let mut out = Rendered::default();
     for nic in &config.nics {
         let name = input.ifname(nic);
-        let is_primary = config.primary_nic() == Some(nic);
-        let dns = if is_primary {
-            config.nameservers.as_slice()
-        } else {
-            &[]
-        };
         let ifcfg = format!("{DIR}/ifcfg-{name}");
+        let dns = config.nameservers_for(nic);
         out.ops.push(FileOp::write(&ifcfg, ifcfg_text(nic, &name, dns)));
         if let Some(routes) = route_text(nic, &name) {
             let path = format!("{DIR}/route-{name}");

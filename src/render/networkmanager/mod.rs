@@ -64,11 +64,7 @@ fn network(input: &Input) -> Rendered {
     let mut out = Rendered::default();
     for nic in &config.nics {
         let path = format!("{CONNECTIONS}/osconf-{}.nmconnection", nic.name());
-        let dns = if config.primary_nic() == Some(nic) {
-            config.nameservers.as_slice()
-        } else {
-            &[]
-        };
+        let dns = config.nameservers_for(nic);
         out.ops
             .push(FileOp::write_private(&path, keyfile(input, nic, dns)));
     }
@@ -119,15 +115,14 @@ fn keyfile(input: &Input, nic: &Nic, dns: &[IpAddr]) -> String {
         }
         _ => t.push('\n'),
     }
-    let default = nic
-        .default_gateway
-        .filter(|&gw| nic.is_on_link(gw))
-        .map(|gw| ("0.0.0.0/0".to_owned(), gw));
-    let routes = nic.routes.iter().map(|r| (r.dest.to_string(), r.via));
-    for (i, (dest, via)) in default.into_iter().chain(routes).enumerate() {
+    // An on-subnet default gateway is already address1's.
+    let routes = nic
+        .all_routes()
+        .filter(|r| !r.dest.is_default() || nic.is_on_link(r.via));
+    for (i, r) in routes.enumerate() {
         let n = i + 1;
-        let _ = writeln!(t, "route{n}={dest},{via}");
-        if nic.is_on_link(via) {
+        let _ = writeln!(t, "route{n}={},{}", r.dest, r.via);
+        if nic.is_on_link(r.via) {
             let _ = writeln!(t, "route{n}_options=onlink=true");
         }
     }
