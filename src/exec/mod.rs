@@ -101,7 +101,7 @@ impl Executor<'_> {
         }
         if let Some(conf) = &opts.config_file {
             let step = format!("removing {}", conf.display());
-            durable::remove(conf).map_err(|e| (step.clone(), e))?;
+            self.remove_config(conf).map_err(|e| (step.clone(), e))?;
             self.report.steps.push(step);
         }
         Ok(())
@@ -122,13 +122,29 @@ impl Executor<'_> {
             self.undo.extend(made.into_iter().map(Undo::RemoveDir));
         }
         let meta = meta_for(op, saved.as_ref());
-        let result = match op {
-            FileOp::Write { contents, .. } => durable::write_atomic(&path, contents, &meta),
-            FileOp::Symlink { target, .. } => durable::replace_with_link(&path, Path::new(target)),
-            FileOp::Remove { .. } => durable::remove(&path),
-        };
-        // A step can fail after it took effect (renamed, then the directory fsync failed): undo it
-        // unless the path is still exactly as it was.
+        self.undoable(path, saved, |path| match op {
+            FileOp::Write { contents, .. } => durable::write_atomic(path, contents, &meta),
+            FileOp::Symlink { target, .. } => durable::replace_with_link(path, Path::new(target)),
+            FileOp::Remove { .. } => durable::remove(path),
+        })
+    }
+
+    /// Removes os.conf, kept in memory first so that a removal that fails after the unlink (the
+    /// directory fsync failed) is undone like any other step.
+    fn remove_config(&mut self, conf: &Path) -> io::Result<()> {
+        let saved = durable::save(conf)?;
+        self.undoable(conf.to_owned(), saved, durable::remove)
+    }
+
+    /// Runs `step` on `path`, which held `saved`. A step can fail after it took effect (renamed or
+    /// unlinked, then the directory fsync failed): it is undone unless the path is still as it was.
+    fn undoable(
+        &mut self,
+        path: PathBuf,
+        saved: Option<Saved>,
+        step: impl FnOnce(&Path) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let result = step(&path);
         if result.is_ok() || !durable::is_unchanged(&path, saved.as_ref()) {
             self.undo.push(match saved {
                 Some(saved) => Undo::Restore(path, saved),
@@ -207,5 +223,32 @@ fn describe(op: &FileOp) -> String {
         FileOp::Write { path, .. } => format!("writing {path}"),
         FileOp::Symlink { path, target } => format!("linking {path} to {target}"),
         FileOp::Remove { path } => format!("removing {path}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_conf_removed_by_a_step_that_then_fails_is_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("os.conf");
+        std::fs::write(&conf, "hostname=a\n").unwrap();
+        let mut ex = Executor {
+            root: dir.path(),
+            stamp: "x",
+            undo: Vec::new(),
+            report: Report::default(),
+        };
+        let saved = durable::save(&conf).unwrap();
+        let failed = ex.undoable(conf.clone(), saved, |p| {
+            durable::remove(p)?;
+            Err(io::Error::other("directory fsync failed"))
+        });
+        assert!(failed.is_err());
+        assert!(!conf.exists());
+        assert_eq!(ex.rollback(), Vec::<String>::new());
+        assert_eq!(std::fs::read(&conf).unwrap(), b"hostname=a\n");
     }
 }
