@@ -2,7 +2,7 @@
 //! the directory, so that a crash leaves either the old file or the new one, never half of either.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, symlink};
 use std::path::{Path, PathBuf};
 
@@ -47,8 +47,18 @@ pub fn save(path: &Path) -> io::Result<Option<Saved>> {
             "expected a regular file, found a directory or device",
         ));
     }
-    let file = File::open(path)?;
-    let bytes = fs::read(path)?;
+    // Bytes, mode, owner and attributes all come from this one open file, even if the path is
+    // replaced meanwhile (not through a link, and without blocking on a FIFO planted there).
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)?;
+    let md = file.metadata()?;
+    if !md.is_file() {
+        return Err(io::Error::other("expected a regular file, found something else"));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
     let meta = Meta {
         mode: md.mode() & 0o7777,
         owner: Some((md.uid(), md.gid())),
@@ -150,13 +160,15 @@ pub fn create_parents(path: &Path) -> io::Result<Vec<PathBuf>> {
     }
     missing.reverse();
     for (i, d) in missing.iter().enumerate() {
-        if let Err(e) = fs::create_dir(d) {
-            for made in missing[..i].iter().rev() {
+        // On failure the directories made so far are removed: the caller gets no list to undo.
+        let created = fs::create_dir(d);
+        let made = &missing[..i + usize::from(created.is_ok())];
+        if let Err(e) = created.and_then(|()| sync_parent(d)) {
+            for made in made.iter().rev() {
                 let _ = fs::remove_dir(made);
             }
             return Err(e);
         }
-        sync_parent(d)?;
     }
     Ok(missing)
 }
