@@ -12,7 +12,6 @@ use std::net::IpAddr;
 use super::common::dns::{self, ResolvOwner};
 use super::common::{self, HEADER, glob};
 use super::{Input, Rendered, Stack};
-use crate::model::Nic;
 use crate::plan::FileOp;
 use crate::system::System;
 
@@ -159,7 +158,7 @@ pub(super) fn stanzas(input: &Input, dns: &[IpAddr]) -> String {
             let list: Vec<String> = dns.iter().map(ToString::to_string).collect();
             let _ = writeln!(t, "    dns-nameservers {}", list.join(" "));
         }
-        let routes = route_args(nic, &name);
+        let routes = common::ip_route_args(nic, &name);
         for r in &routes {
             let _ = writeln!(t, "    up ip route replace {r}");
         }
@@ -170,24 +169,6 @@ pub(super) fn stanzas(input: &Input, dns: &[IpAddr]) -> String {
         }
     }
     t
-}
-
-/// `ip route` arguments for a NIC: device routes to off-subnet gateways, the default route when its
-/// gateway is off-subnet (`gateway` cannot add it), then every other route.
-fn route_args(nic: &Nic, name: &str) -> Vec<String> {
-    let mut args: Vec<String> = common::on_link_gateways(nic)
-        .iter()
-        .map(|gw| format!("{gw}/32 dev {name} scope link"))
-        .collect();
-    if let Some(gw) = nic.default_gateway.filter(|&gw| nic.is_on_link(gw)) {
-        args.push(format!("default via {gw} dev {name}"));
-    }
-    args.extend(
-        nic.routes
-            .iter()
-            .map(|r| format!("{} via {} dev {name}", r.dest, r.via)),
-    );
-    args
 }
 
 /// The note for NICs written by name: these stacks cannot match a MAC.

@@ -92,19 +92,10 @@ fn ifcfg_text(nic: &Nic, name: &str, dns: &[std::net::IpAddr]) -> String {
     t
 }
 
-/// `ip route` argument lines: on-link gateways first (as device routes), then every route once.
+/// route-ethN: one `ip route` argument line per route.
 fn route_text(nic: &Nic, name: &str) -> Option<String> {
-    let mut t = String::new();
-    for gw in common::on_link_gateways(nic) {
-        let _ = writeln!(t, "{gw}/32 dev {name} scope link");
-    }
-    if let Some(gw) = nic.default_gateway.filter(|&gw| nic.is_on_link(gw)) {
-        let _ = writeln!(t, "default via {gw} dev {name}");
-    }
-    for r in &nic.routes {
-        let _ = writeln!(t, "{} via {} dev {name}", r.dest, r.via);
-    }
-    (!t.is_empty()).then(|| format!("{HEADER}{t}"))
+    let args = common::ip_route_args(nic, name);
+    (!args.is_empty()).then(|| format!("{HEADER}{}\n", args.join("\n")))
 }
 
 /// /etc/sysconfig/network: NETWORKING=yes; the default gateway now lives in ifcfg, so a global

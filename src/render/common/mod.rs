@@ -55,3 +55,21 @@ pub fn on_link_gateways(nic: &Nic) -> Vec<Ipv4Addr> {
     }
     out
 }
+
+/// `ip route` arguments for a NIC: device routes to off-subnet gateways, the default route when its
+/// gateway is off-subnet (where a stack's own gateway setting cannot add it), then every other route.
+pub fn ip_route_args(nic: &Nic, name: &str) -> Vec<String> {
+    let mut args: Vec<String> = on_link_gateways(nic)
+        .iter()
+        .map(|gw| format!("{gw}/32 dev {name} scope link"))
+        .collect();
+    if let Some(gw) = nic.default_gateway.filter(|&gw| nic.is_on_link(gw)) {
+        args.push(format!("default via {gw} dev {name}"));
+    }
+    args.extend(
+        nic.routes
+            .iter()
+            .map(|r| format!("{} via {} dev {name}", r.dest, r.via)),
+    );
+    args
+}
