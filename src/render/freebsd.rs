@@ -197,6 +197,29 @@ mod tests {
     use super::*;
     use crate::render::common::testing::{self, fake_root, from_text, written};
 
+    /// Aliases, renames and ipv4_addrs of the interfaces osconf configures are commented out; those
+    /// of other interfaces stay.
+    #[test]
+    fn other_settings_of_the_same_interface_are_commented_out() {
+        let old = "ifconfig_vtnet0=\"DHCP\"\nifconfig_vtnet0_alias0=\"inet 10.1.0.1/32\"\nifconfig_vtnet0_name=\"net0\"\nipv4_addrs_vtnet0=\"10.2.0.1/24\"\nifconfig_vtnet1_alias0=\"inet 10.3.0.1/32\"\nipv4_addrs_vtnet10=\"10.4.0.1/24\"\n";
+        let root = fake_root(&[(RC_CONF, old)], &[]);
+        let config = from_text("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\n");
+        let out = testing::render(&STACK, &config, root.path());
+        let text = written(&out, RC_CONF).unwrap();
+        let d = common::shellvars::DISABLED;
+        let want = format!(
+            "ifconfig_vtnet0=\"inet 10.0.0.5 netmask 255.255.255.0\" # osconf\n{d}ifconfig_vtnet0_alias0=\"inet 10.1.0.1/32\"\n{d}ifconfig_vtnet0_name=\"net0\"\n{d}ipv4_addrs_vtnet0=\"10.2.0.1/24\"\nifconfig_vtnet1_alias0=\"inet 10.3.0.1/32\"\nipv4_addrs_vtnet10=\"10.4.0.1/24\"\n"
+        );
+        assert!(text.starts_with(&want), "{text}");
+        assert!(
+            out.notes
+                .iter()
+                .any(|n| n.contains("ifconfig_vtnet0_alias0, ifconfig_vtnet0_name, ipv4_addrs_vtnet0")),
+            "{:?}",
+            out.notes
+        );
+    }
+
     /// With NICs but no host name, the host name osconf set before stays.
     #[test]
     fn nics_without_hostname_keep_hostname() {

@@ -449,6 +449,27 @@ mod tests {
         assert!(written(&out, NETWORK).is_some_and(|t| t.contains("list dns '7.7.7.7'")));
     }
 
+    /// Other IPv4 interfaces on the NIC's device are turned off; a DHCPv6 one and one already off
+    /// stay as they are.
+    #[test]
+    fn other_ipv4_interfaces_on_the_device_get_auto_0() {
+        let old = "\nconfig interface 'wan'\n\toption device 'eth0'\n\toption proto 'dhcp'\n\nconfig interface 'mgmt'\n\toption device 'eth0'\n\toption proto 'static'\n\toption ipaddr '192.168.9.1'\n\nconfig interface 'wan6'\n\toption device 'eth0'\n\toption proto 'dhcpv6'\n\nconfig interface 'spare'\n\toption device 'eth0'\n\toption proto 'dhcp'\n\toption auto '0'\n\nconfig interface 'lan'\n\toption device 'eth3'\n\toption proto 'dhcp'\n";
+        let root = fake_root(&[(NETWORK, old)], &[]);
+        let out = testing::render(
+            &STACK,
+            &from_text("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\n"),
+            root.path(),
+        );
+        let text = written(&out, NETWORK).unwrap();
+        let want = "\nconfig interface 'wan'\n\toption osconf 'eth0'\n\toption device 'eth0'\n\toption proto 'static'\n\toption ipaddr '10.0.0.5'\n\toption netmask '255.255.255.0'\n\nconfig interface 'mgmt'\n\toption device 'eth0'\n\toption proto 'static'\n\toption ipaddr '192.168.9.1'\n\toption auto '0'\n\nconfig interface 'wan6'\n\toption device 'eth0'\n\toption proto 'dhcpv6'\n\nconfig interface 'spare'\n\toption device 'eth0'\n\toption proto 'dhcp'\n\toption auto '0'\n\nconfig interface 'lan'\n\toption device 'eth3'\n\toption proto 'dhcp'\n";
+        assert_eq!(text, want);
+        assert!(
+            out.notes.iter().any(|n| n.contains("'mgmt' also used eth0")),
+            "{:?}",
+            out.notes
+        );
+    }
+
     /// A NIC that leaves os.conf: the interface osconf created for it goes, the one it took over
     /// (which firewall zones name) stays, unmarked and with auto '0'; osconf's routes go.
     #[test]

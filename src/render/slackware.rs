@@ -306,6 +306,22 @@ mod tests {
         );
     }
 
+    /// HWADDR[n] of an os.conf NIC's index, and every key of another index naming the same
+    /// interface, are commented out; other indexes stay.
+    #[test]
+    fn hwaddr_and_other_indexes_for_the_same_name_are_commented_out() {
+        use crate::render::common::shellvars::DISABLED as D;
+        use crate::render::common::testing::{self, fake_root, from_text, written};
+        let old = "IPADDRS[0]=\"\"\nHWADDR[0]=\"00:11:22:33:44:55\"\nIFNAME[2]=\"eth0\"\nIPADDRS[2]=\"192.168.0.9/24\"\nUSE_DHCP[2]=\"yes\"\nIFNAME[3]=\"eth3\"\nHWADDR[3]=\"00:11:22:33:44:66\"\nGATEWAY=\"\"\n";
+        let root = fake_root(&[(CONF, old)], &[]);
+        let config = from_text("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\n");
+        let out = testing::render(&STACK, &config, root.path());
+        let want = format!(
+            "IPADDRS[0]=\"10.0.0.5/24\" # osconf\nIFNAME[0]=\"eth0\" # osconf\nUSE_DHCP[0]=\"no\" # osconf\n{D}HWADDR[0]=\"00:11:22:33:44:55\"\n{D}IFNAME[2]=\"eth0\"\n{D}IPADDRS[2]=\"192.168.0.9/24\"\n{D}USE_DHCP[2]=\"yes\"\nIFNAME[3]=\"eth3\"\nHWADDR[3]=\"00:11:22:33:44:66\"\nGATEWAY=\"\" # osconf\n"
+        );
+        assert_eq!(written(&out, CONF), Some(want.as_str()));
+    }
+
     #[test]
     fn block_replaced_appended_and_removed() {
         let block = format!("{BLOCK_BEGIN}\nroute a\n{BLOCK_END}\n");
