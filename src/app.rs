@@ -208,12 +208,17 @@ fn fresh_env() -> Result<Env, String> {
     })
 }
 
+/// The stack called `name`. The command line checks `--stack` with this, so that from the binary
+/// `make_plan` only meets known names; library callers get the same error.
+pub fn find_stack(name: &str) -> Result<&'static render::Stack, String> {
+    render::find(name).ok_or_else(|| format!("unknown stack {name:?}; known: {}", render::names().join(", ")))
+}
+
 /// Chooses the stack (`--stack` or detection) and builds the plan, with the choice in its notes.
 pub fn make_plan(config: &Config, sys: &System, target: &Target, env: &Env) -> Result<Plan, String> {
     let (stack, mut notes) = match &target.stack {
         Some(name) => {
-            let stack = render::find(name)
-                .ok_or_else(|| format!("unknown stack {name:?}; known: {}", render::names().join(", ")))?;
+            let stack = find_stack(name)?;
             (stack, vec![format!("stack {name} chosen with --stack")])
         }
         None => {

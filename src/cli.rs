@@ -105,10 +105,7 @@ fn parse_inner(args: impl IntoIterator<Item = String>) -> Result<Command, lexopt
             }
             Long("stack") if matches!(command.as_str(), "apply" | "plan") => {
                 let name = p.value()?.string()?;
-                if crate::render::find(&name).is_none() {
-                    let known = crate::render::names().join(", ");
-                    return Err(format!("--stack {name:?}: unknown stack; known: {known}").into());
-                }
+                crate::app::find_stack(&name).map_err(|e| format!("--stack: {e}"))?;
                 t.stack = Some(name)
             }
             Long("ifname") if matches!(command.as_str(), "apply" | "plan") => {

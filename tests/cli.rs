@@ -313,7 +313,8 @@ fn password_never_appears_in_any_output() {
         assert_eq!(runs.last().unwrap().status.code(), Some(2), "{conf:?}");
     }
 
-    // Failing after planning: an unknown stack, and a write that fails and is rolled back.
+    // Refused on the command line: an unknown stack. Failing after planning: a write that fails
+    // and is rolled back.
     let s = Scratch::example("vpc");
     runs.push(s.run("plan", &["--stack", "nosuchstack"]));
     fs::remove_file(s.root.join("etc/hostname")).unwrap();
