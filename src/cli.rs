@@ -132,7 +132,7 @@ fn ifname(v: &str) -> Result<(u32, String), lexopt::Error> {
     let (eth, name) = v.split_once('=').ok_or_else(bad)?;
     let index = eth
         .strip_prefix("eth")
-        .and_then(|n| n.parse().ok())
+        .and_then(crate::model::nic_index)
         .ok_or_else(bad)?;
     let valid = !name.is_empty()
         && name.len() < 16
@@ -183,6 +183,9 @@ mod tests {
             "detect --config x",
             "apply --ifname eth0",
             "apply --ifname eth0=a/b",
+            "apply --ifname eth01=a",
+            "apply --ifname eth+1=a",
+            "apply --ifname eth=a",
             "apply --root",
             "plan --stack nosuchstack",
         ] {

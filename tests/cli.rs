@@ -389,3 +389,24 @@ fn regression_a_non_utf8_file_is_left_alone_not_mangled() {
     assert_eq!(fingerprint(&s.root), before);
     assert!(s.conf().exists());
 }
+
+#[test]
+fn two_nics_given_one_interface_name_are_refused() {
+    for ifnames in [&["eth0=foo", "eth1=foo"][..], &["eth0=eth1"][..]] {
+        let s = Scratch::example("classic");
+        let before = fingerprint(&s.root);
+        let mut args = Vec::new();
+        for pair in ifnames {
+            args.extend(["--ifname", *pair]);
+        }
+        let out = s.run("apply", &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{ifnames:?}: {err}");
+        assert!(
+            err.contains("eth0 and eth1 would both be written as interface"),
+            "{err}"
+        );
+        assert!(err.contains("nothing was changed"), "{err}");
+        assert_eq!(fingerprint(&s.root), before, "{ifnames:?} changed the tree");
+    }
+}

@@ -7,7 +7,7 @@ mod fields;
 mod validate;
 
 pub use fields::{MAX_PASSWORD_BYTES, Mac, Password};
-pub use validate::{Validated, validate};
+pub use validate::{Validated, nic_index, validate};
 
 use std::net::{IpAddr, Ipv4Addr};
 

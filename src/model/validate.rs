@@ -47,11 +47,19 @@ impl<'a> Checker<'a> {
 fn nic_key(key: &str) -> Option<(u32, &str)> {
     let rest = key.strip_prefix("eth")?;
     let (num, suffix) = rest.split_once('_')?;
-    let canonical = !num.is_empty() && (num == "0" || !num.starts_with('0'));
-    if !canonical || !num.bytes().all(|b| b.is_ascii_digit()) || !NIC_KEYS.contains(&suffix) {
+    if !NIC_KEYS.contains(&suffix) {
         return None;
     }
-    Some((num.parse().ok()?, suffix))
+    Some((nic_index(num)?, suffix))
+}
+
+/// The N of `ethN`, written the one way os.conf writes it: digits, no sign, no leading zero.
+pub fn nic_index(num: &str) -> Option<u32> {
+    let canonical = !num.is_empty() && (num == "0" || !num.starts_with('0'));
+    if !canonical || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    num.parse().ok()
 }
 
 pub fn validate(raw: &RawConf) -> Result<Validated, Vec<ConfError>> {

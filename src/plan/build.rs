@@ -30,6 +30,16 @@ pub fn build(
     env: &Env,
 ) -> Result<Plan, String> {
     let input = Input { config, sys, ifnames };
+    let mut named = BTreeMap::new();
+    for nic in &config.nics {
+        if let Some(other) = named.insert(input.ifname(nic), nic.name()) {
+            return Err(format!(
+                "{other} and {} would both be written as interface {}; give each its own --ifname",
+                nic.name(),
+                input.ifname(nic)
+            ));
+        }
+    }
     let mut rendered = stack.render(&input);
     rendered.ops.extend(common::hosts::render(config, sys));
     if let Some(password) = &config.password {
