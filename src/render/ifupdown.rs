@@ -63,22 +63,17 @@ fn init_link(sys: &System) -> Option<String> {
         .find(|link| sys.exists(link))
 }
 
-/// The servers for `dns-nameservers`: Debian's resolvconf reads them from the stanzas, so they go
-/// there when resolvconf owns resolv.conf and there is a stanza; elsewhere that option is inert.
-fn stanza_dns<'a>(input: &Input<'a>) -> &'a [IpAddr] {
-    let config = input.config;
-    let resolvconf = dns::resolv_owner(input.sys) == ResolvOwner::Resolvconf;
-    if resolvconf && !config.nics.is_empty() {
-        config.nameservers.as_slice()
-    } else {
-        &[]
-    }
+/// True when Debian's resolvconf owns resolv.conf: it reads the servers from the stanzas'
+/// `dns-nameservers`, which are inert elsewhere.
+fn resolvconf(sys: &System) -> bool {
+    dns::resolv_owner(sys) == ResolvOwner::Resolvconf
 }
 
 fn network(input: &Input) -> Rendered {
     let (config, sys) = (input.config, input.sys);
     let mut out = Rendered::default();
-    let text = format!("{HEADER}{}", stanzas(input, stanza_dns(input)));
+    let servers: &[IpAddr] = if resolvconf(sys) { &config.nameservers } else { &[] };
+    let text = format!("{HEADER}{}", stanzas(input, servers));
     out.ops.push(FileOp::write(FILE, text));
     out.ops.extend(common::stale_own_files(sys, DIR, &out.ops));
 
@@ -123,14 +118,12 @@ fn host(input: &Input) -> Rendered {
     let (config, sys) = (input.config, input.sys);
     let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
-    if !stanza_dns(input).is_empty() {
-        out.notes.push(format!(
+    match (resolvconf(sys), config.nics.is_empty()) {
+        (true, false) if !config.nameservers.is_empty() => out.notes.push(format!(
             "DNS: /etc/resolv.conf is managed by resolvconf; servers go to dns-nameservers in {FILE}"
-        ));
-    } else if config.nics.is_empty() && dns::resolv_owner(sys) == ResolvOwner::Resolvconf {
-        out.add(dns::without_nic(&config.nameservers, sys));
-    } else {
-        out.add(dns::render(&config.nameservers, sys));
+        )),
+        (true, true) => out.add(dns::without_nic(&config.nameservers, sys)),
+        _ => out.add(dns::render(&config.nameservers, sys)),
     }
     out
 }
