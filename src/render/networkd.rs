@@ -131,15 +131,8 @@ pub fn dns(config: &Config, sys: &System, where_: &str) -> Rendered {
     if common::dns::resolv_owner(sys) != ResolvOwner::Resolved {
         return common::dns::render(servers, sys);
     }
-    let drop_in = common::dns::RESOLVED_DROP_IN;
-    let ours = sys
-        .read(drop_in)
-        .is_some_and(|b| b.starts_with(HEADER.as_bytes()));
     Rendered {
-        ops: ours
-            .then(|| FileOp::Remove {
-                path: drop_in.to_owned(),
-            })
+        ops: common::remove_own(sys, common::dns::RESOLVED_DROP_IN)
             .into_iter()
             .collect(),
         notes: vec![format!(

@@ -36,9 +36,17 @@ pub fn stale_own_files(sys: &System, dir: &str, ops: &[FileOp]) -> Vec<FileOp> {
         .into_iter()
         .map(|name| format!("{dir}/{name}"))
         .filter(|path| ops.iter().all(|op| op.path() != path))
-        .filter(|path| sys.read(path).is_some_and(|b| b.starts_with(HEADER.as_bytes())))
-        .map(|path| FileOp::Remove { path })
+        .filter_map(|path| remove_own(sys, &path))
         .collect()
+}
+
+/// Removes `path` if osconf wrote it (it starts with [`HEADER`]); anything else is left alone.
+pub fn remove_own(sys: &System, path: &str) -> Option<FileOp> {
+    sys.read(path)
+        .is_some_and(|b| b.starts_with(HEADER.as_bytes()))
+        .then(|| FileOp::Remove {
+            path: path.to_owned(),
+        })
 }
 
 /// The gateways a NIC uses that lie outside its subnet, each once: they need an on-link route.

@@ -309,15 +309,7 @@ fn dns(input: &Input) -> Rendered {
         ));
         return out;
     }
-    let ours = input
-        .sys
-        .read(GLOBAL_DNS)
-        .is_some_and(|b| b.starts_with(HEADER.as_bytes()));
-    if ours {
-        out.ops.push(FileOp::Remove {
-            path: GLOBAL_DNS.into(),
-        });
-    }
+    out.ops.extend(common::remove_own(input.sys, GLOBAL_DNS));
     let v6: Vec<String> = servers
         .iter()
         .filter(|a| a.is_ipv6())
