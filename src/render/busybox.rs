@@ -5,6 +5,7 @@
 //! and an end line, replaced as a block at each apply. Every other line of the file is kept; other
 //! stanzas for the same NICs are commented out (busybox refuses an interface declared `auto` twice).
 
+use super::common::blocks::{Markers, join_block, split_block};
 use super::common::{self, HEADER, dns};
 use super::ifupdown::{self, INTERFACES, LOOPBACK};
 use super::{Input, Rendered, Stack};
@@ -19,8 +20,11 @@ pub const STACK: Stack = Stack {
     host,
 };
 
-/// The line that closes osconf's block; the block opens with [`HEADER`].
-const END: &str = "# End of osconf's stanzas.\n";
+/// osconf's block: from [`HEADER`] to its end line.
+const MARKERS: Markers = Markers {
+    begin: HEADER,
+    end: "# End of osconf's stanzas.\n",
+};
 
 fn detect(sys: &System) -> Option<String> {
     if sys.os.id == "alpine" {
@@ -42,7 +46,8 @@ fn network(input: &Input) -> Rendered {
     let mut out = Rendered::default();
     let old = sys.read_text(INTERFACES);
     let text = old.clone().unwrap_or_else(|| LOOPBACK.to_owned());
-    let (before, after) = without_block(&text);
+    let split = split_block(&text, MARKERS);
+    let (before, after) = split.unwrap_or((&text, ""));
     let names: Vec<String> = config.nics.iter().map(|n| input.ifname(n)).collect();
     let instead = "is configured in osconf's stanzas of this file";
     let mut disabled = Vec::new();
@@ -57,18 +62,10 @@ fn network(input: &Input) -> Rendered {
         }
         None => part.to_owned(),
     };
-    let mut new = neutralised(before);
+    let before = neutralised(before);
     let after = neutralised(after);
-    if !new.is_empty() && !new.ends_with('\n') {
-        new.push('\n');
-    }
-    if !new.is_empty() && !new.ends_with("\n\n") {
-        new.push('\n');
-    }
-    new.push_str(HEADER);
-    new.push_str(&ifupdown::stanzas(input, &[]));
-    new.push_str(END);
-    new.push_str(&after);
+    let block = ifupdown::stanzas(input, &[]);
+    let new = join_block(&before, MARKERS, &block, &after, split.is_none());
     if !disabled.is_empty() {
         out.notes.push(ifupdown::disabled_note(&disabled, INTERFACES));
     }
@@ -84,23 +81,6 @@ fn host(input: &Input) -> Rendered {
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
     out.add(dns::render(&input.config.nameservers, input.sys));
     out
-}
-
-/// The text before and after osconf's block (header line to end line); all of it when there is none.
-fn without_block(text: &str) -> (&str, &str) {
-    let mut offset = 0;
-    let mut start = None;
-    for line in text.split_inclusive('\n') {
-        if line == HEADER {
-            start = Some(offset);
-        } else if line == END
-            && let Some(s) = start
-        {
-            return (&text[..s], &text[offset + line.len()..]);
-        }
-        offset += line.len();
-    }
-    (text, "")
 }
 
 #[cfg(test)]
@@ -124,10 +104,11 @@ mod tests {
 
     #[test]
     fn block_is_found_between_header_and_end() {
-        let text = format!("auto lo\n\n{HEADER}\nauto eth0\n{END}auto eth1\n");
-        assert_eq!(without_block(&text), ("auto lo\n\n", "auto eth1\n"));
+        let end = MARKERS.end;
+        let text = format!("auto lo\n\n{HEADER}\nauto eth0\n{end}auto eth1\n");
+        assert_eq!(split_block(&text, MARKERS), Some(("auto lo\n\n", "auto eth1\n")));
         // Without its end line a header is not a block: the text is kept whole.
         let open = format!("auto lo\n{HEADER}auto eth0\n");
-        assert_eq!(without_block(&open), (open.as_str(), ""));
+        assert_eq!(split_block(&open, MARKERS), None);
     }
 }

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use super::common::blocks::{Markers, replace_block_with};
 use super::common::shellvars::{Stale, assignments, comment_out, set_marked_vars, split_assignment};
 use super::common::{self, HEADER};
 use super::{Input, Rendered, Stack};
@@ -28,8 +29,11 @@ const RC_LOCAL: &str = "/etc/rc.d/rc.local";
 const RULES_DIR: &str = "/etc/udev/rules.d";
 const RULES: &str = "/etc/udev/rules.d/70-osconf-net.rules";
 
-const BLOCK_BEGIN: &str = "# osconf begin: routes from os.conf (rc.inet1.conf has no route settings)";
-const BLOCK_END: &str = "# osconf end";
+/// osconf's block of routes in rc.local.
+const MARKERS: Markers = Markers {
+    begin: "# osconf begin: routes from os.conf (rc.inet1.conf has no route settings)\n",
+    end: "# osconf end\n",
+};
 
 fn detect(sys: &System) -> Option<String> {
     if sys.exists("/etc/slackware-version") {
@@ -168,18 +172,17 @@ fn rc_local(input: &Input) -> Rendered {
     }
     let old = input.sys.read_text(RC_LOCAL);
     let base = old.clone().unwrap_or_else(|| "#!/bin/bash\n".into());
-    let block = (!lines.is_empty()).then(|| format!("{BLOCK_BEGIN}\n{lines}{BLOCK_END}\n"));
-    if old.is_none() && block.is_none() {
+    if old.is_none() && lines.is_empty() {
         return out;
     }
-    let text = replace_block(&base, block.as_deref());
+    let text = replace_block_with(&base, MARKERS, &lines);
     out.ops.push(FileOp::Write {
         path: RC_LOCAL.into(),
         contents: text.into_bytes(),
         mode: Mode::Default(0o755),
         secret: false,
     });
-    if block.is_some() {
+    if !lines.is_empty() {
         out.notes.push(format!(
             "static routes go to {RC_LOCAL} (rc.M runs it after rc.inet1 at boot; `rc.inet1 restart` does not re-add them)"
         ));
@@ -199,35 +202,6 @@ fn route_lines(nic: &Nic, name: &str) -> String {
         let _ = writeln!(t, "/sbin/ip route replace {} via {} dev {name}", r.dest, r.via);
     }
     t
-}
-
-/// Replaces the marked block (or appends it; `None` removes it), keeping every other line.
-fn replace_block(text: &str, block: Option<&str>) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    let mut placed = false;
-    for line in text.lines() {
-        if line == BLOCK_BEGIN {
-            inside = true;
-            continue;
-        }
-        if inside {
-            if line == BLOCK_END {
-                inside = false;
-                if let (Some(b), false) = (block, placed) {
-                    out.push_str(b);
-                    placed = true;
-                }
-            }
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if let (Some(b), false) = (block, placed) {
-        out.push_str(b);
-    }
-    out
 }
 
 /// One udev rule per NIC with a MAC: the NIC with that address gets the name rc.inet1.conf uses,
@@ -324,14 +298,13 @@ mod tests {
 
     #[test]
     fn block_replaced_appended_and_removed() {
-        let block = format!("{BLOCK_BEGIN}\nroute a\n{BLOCK_END}\n");
-        let with = replace_block("#!/bin/bash\n# local\n", Some(&block));
-        assert_eq!(with, format!("#!/bin/bash\n# local\n{block}"));
-        let new = format!("{BLOCK_BEGIN}\nroute b\n{BLOCK_END}\n");
+        let (begin, end) = (MARKERS.begin, MARKERS.end);
+        let with = replace_block_with("#!/bin/bash\n# local\n", MARKERS, "route a\n");
+        assert_eq!(with, format!("#!/bin/bash\n# local\n\n{begin}route a\n{end}"));
         assert_eq!(
-            replace_block(&format!("{with}echo hi\n"), Some(&new)),
-            format!("#!/bin/bash\n# local\n{new}echo hi\n")
+            replace_block_with(&format!("{with}echo hi\n"), MARKERS, "route b\n"),
+            format!("#!/bin/bash\n# local\n\n{begin}route b\n{end}echo hi\n")
         );
-        assert_eq!(replace_block(&with, None), "#!/bin/bash\n# local\n");
+        assert_eq!(replace_block_with(&with, MARKERS, ""), "#!/bin/bash\n# local\n\n");
     }
 }
