@@ -99,7 +99,8 @@ fn neutralise_foreign(input: &Input) -> Rendered {
     let mut out = Rendered::default();
     for name in input.sys.list(DIR).into_iter().filter(|n| n.ends_with(".yaml")) {
         let path = format!("{DIR}/{name}");
-        let text = input.sys.read_text(&path).unwrap_or_default();
+        let bytes = input.sys.read(&path).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
         if text.starts_with(HEADER) || !text.contains("ethernets") {
             continue;
         }
@@ -117,7 +118,7 @@ fn neutralise_foreign(input: &Input) -> Rendered {
             .map(Nic::name)
             .collect();
         if !hits.is_empty() {
-            out.ops.extend(disable(input.sys, &path));
+            out.ops.extend(disable(&path, &bytes));
             out.notes.push(format!(
                 "{path} may configure {} (same MAC, same id, or a kernel name the NIC may have) and netplan merges every file: renamed to {name}{DISABLED_SUFFIX}",
                 hits.join(", ")

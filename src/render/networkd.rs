@@ -231,23 +231,35 @@ fn merge(slot: &mut Option<(bool, Vec<String>)>, (inv, items): (bool, Vec<String
     }
 }
 
-/// Foreign `.network` files that networkd would read: name → target path of the copy that counts.
-fn foreign_network_files(sys: &System) -> Vec<(String, String)> {
-    let mut found: Vec<(String, String)> = Vec::new();
+/// A foreign `.network` file that networkd would read: its name, the path of the copy that
+/// counts, and its content.
+struct Foreign {
+    name: String,
+    path: String,
+    bytes: Vec<u8>,
+}
+
+/// Foreign `.network` files that networkd would read, by name. A file masked by a /dev/null link
+/// reads as empty and is left out with the empty ones.
+fn foreign_network_files(sys: &System) -> Vec<Foreign> {
+    let mut names: Vec<(String, String)> = Vec::new();
     for dir in std::iter::once(DIR).chain(VENDOR_DIRS) {
         for name in sys.list(dir).into_iter().filter(|n| n.ends_with(".network")) {
-            if !found.iter().any(|(n, _)| *n == name) {
-                found.push((name.clone(), format!("{dir}/{name}")));
+            if !names.iter().any(|(n, _)| *n == name) {
+                let path = format!("{dir}/{name}");
+                names.push((name, path));
             }
         }
     }
-    // A file masked by a /dev/null link reads as empty.
-    found.retain(|(_, path)| {
-        let text = sys.read(path).unwrap_or_default();
-        !text.trim_ascii().is_empty() && !text.starts_with(HEADER.as_bytes())
-    });
-    found.sort();
-    found
+    names.sort();
+    names
+        .into_iter()
+        .map(|(name, path)| {
+            let bytes = sys.read(&path).unwrap_or_default();
+            Foreign { name, path, bytes }
+        })
+        .filter(|f| !f.bytes.trim_ascii().is_empty() && !f.bytes.starts_with(HEADER.as_bytes()))
+        .collect()
 }
 
 /// Foreign `.network` files that match one of our NICs. networkd uses the lexically first file
@@ -255,8 +267,8 @@ fn foreign_network_files(sys: &System) -> Vec<(String, String)> {
 /// /dev/null link when it is a vendor file), one sorting after is only reported.
 fn neutralise_foreign(input: &Input) -> Rendered {
     let mut out = Rendered::default();
-    for (name, path) in foreign_network_files(input.sys) {
-        let section = MatchSection::parse(&input.sys.read_text(&path).unwrap_or_default());
+    for Foreign { name, path, bytes } in foreign_network_files(input.sys) {
+        let section = MatchSection::parse(&String::from_utf8_lossy(&bytes));
         let (mut before, mut after) = (Vec::new(), Vec::new());
         for nic in &input.config.nics {
             let ifname = input.ifname(nic);
@@ -267,7 +279,7 @@ fn neutralise_foreign(input: &Input) -> Rendered {
         }
         if !before.is_empty() {
             if path.starts_with(DIR) {
-                out.ops.extend(disable(input.sys, &path));
+                out.ops.extend(disable(&path, &bytes));
                 out.notes.push(format!(
                     "{path} matches {} and sorts before osconf's file, so networkd would use it: renamed to {name}{DISABLED_SUFFIX}",
                     before.join(", ")

@@ -11,9 +11,9 @@ use crate::system::System;
 /// recognises it, and removing the suffix restores it.
 pub const DISABLED_SUFFIX: &str = ".osconf-disabled";
 
-/// Disables a foreign file by moving it to `<path>.osconf-disabled` (the executor backs up both).
-pub fn disable(sys: &System, path: &str) -> Vec<FileOp> {
-    let bytes = sys.read(path).unwrap_or_default();
+/// Disables a foreign file, whose content the caller has read as `bytes`, by moving it to
+/// `<path>.osconf-disabled` (the executor backs up both).
+pub fn disable(path: &str, bytes: &[u8]) -> Vec<FileOp> {
     vec![
         FileOp::write(&format!("{path}{DISABLED_SUFFIX}"), bytes),
         FileOp::Remove {

@@ -211,11 +211,14 @@ fn is_ignored_keyfile(name: &str) -> bool {
 pub fn neutralise_keyfiles(input: &Input) -> Rendered {
     let mut out = Rendered::default();
     for name in input.sys.list(CONNECTIONS) {
+        if is_ignored_keyfile(&name) {
+            continue;
+        }
         let path = format!("{CONNECTIONS}/{name}");
         let Some(bytes) = input.sys.read(&path) else {
             continue;
         };
-        if is_ignored_keyfile(&name) || bytes.starts_with(HEADER.as_bytes()) {
+        if bytes.starts_with(HEADER.as_bytes()) {
             continue;
         }
         let text = String::from_utf8_lossy(&bytes);
@@ -254,15 +257,12 @@ pub(super) fn neutralise_ifcfg(input: &Input, written: &[FileOp]) -> Rendered {
             continue;
         };
         let path = format!("{IFCFG_DIR}/{name}");
-        if written.iter().any(|op| op.path() == path) {
+        if suffix == "lo" || is_ignored_keyfile(&name) || written.iter().any(|op| op.path() == path) {
             continue;
         }
         let Some(text) = input.sys.read_text(&path) else {
             continue;
         };
-        if suffix == "lo" || is_ignored_keyfile(&name) {
-            continue;
-        }
         if shell_value(&text, "ONBOOT").is_some_and(|v| v.eq_ignore_ascii_case("no")) {
             continue;
         }
