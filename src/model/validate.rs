@@ -130,13 +130,13 @@ pub fn validate(raw: &RawConf) -> Result<Validated, Vec<ConfError>> {
 }
 
 /// One `dst/len gw` item of a route list, kept with its key and line until routes are assigned.
-struct RouteItem {
+struct RouteItem<'a> {
     route: Route,
-    entry: Entry,
+    entry: &'a Entry,
 }
 
 /// Parses one NIC's keys; `None` when any of them is bad (its errors are recorded).
-fn nic(c: &mut Checker, index: u32) -> Option<(Nic, Vec<RouteItem>)> {
+fn nic<'a>(c: &mut Checker<'a>, index: u32) -> Option<(Nic, Vec<RouteItem<'a>>)> {
     let key = |suffix: &str| format!("eth{index}_{suffix}");
     let errors_before = c.errors.len();
     let address = c.field(&key("ip_addr"), fields::unicast_ipv4);
@@ -186,18 +186,18 @@ fn nic(c: &mut Checker, index: u32) -> Option<(Nic, Vec<RouteItem>)> {
     let entry = c.by_key.get(key("route").as_str()).copied();
     let mut routes = Vec::new();
     for route in items.unwrap_or_default() {
-        let entry = entry.expect("routes come from the route key").clone();
+        let entry = entry.expect("routes come from the route key");
         let reachable = subnet.contains(route.via) || Some(route.via) == nic.gateway;
         if route.via == address {
             c.fail(
-                &entry,
+                entry,
                 format!(
                     "route to {} goes through the NIC's own address {}",
                     route.dest, route.via
                 ),
             );
         } else if !reachable {
-            c.fail(&entry, format!(
+            c.fail(entry, format!(
                 "gateway {} of route {} is outside {subnet} and is not eth{index}_gateway: no way to reach it",
                 route.via, route.dest
             ));
@@ -246,7 +246,7 @@ fn assign_routes(c: &mut Checker, nics: Vec<(Nic, Vec<RouteItem>)>, network: Net
             if route.dest.is_default() {
                 match default {
                     Some((i, via, line)) if (i, via) != (nic.index, route.via) => c.fail(
-                        &entry,
+                        entry,
                         format!(
                             "a second default route via {} (the first is via eth{i} {via}, line {line})",
                             route.via
@@ -260,7 +260,7 @@ fn assign_routes(c: &mut Checker, nics: Vec<(Nic, Vec<RouteItem>)>, network: Net
             match seen.get(&route.dest) {
                 Some(&(i, via, _)) if (i, via) == (nic.index, route.via) => {}
                 Some(&(i, via, line)) => c.fail(
-                    &entry,
+                    entry,
                     format!(
                         "route to {} is given twice (also via eth{i} {via}, line {line})",
                         route.dest
