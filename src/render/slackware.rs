@@ -8,9 +8,10 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use super::common;
 use super::common::blocks::{Markers, replace_block_with};
 use super::common::shellvars::{Stale, assignments, comment_out, set_marked_vars, split_assignment};
-use super::common::{self, HEADER};
+use super::common::udev::{self, Assign, RULES};
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
 use crate::plan::{FileOp, Mode};
@@ -26,8 +27,6 @@ pub const STACK: Stack = Stack {
 
 const CONF: &str = "/etc/rc.d/rc.inet1.conf";
 const RC_LOCAL: &str = "/etc/rc.d/rc.local";
-const RULES_DIR: &str = "/etc/udev/rules.d";
-const RULES: &str = "/etc/udev/rules.d/70-osconf-net.rules";
 
 /// osconf's block of routes in rc.local.
 const MARKERS: Markers = Markers {
@@ -47,9 +46,7 @@ fn network(input: &Input) -> Rendered {
     let mut out = Rendered::default();
     out.add(inet1_conf(input));
     out.add(rc_local(input));
-    out.ops.extend(udev_rules(input));
-    out.ops
-        .extend(common::stale_own_files(input.sys, RULES_DIR, &out.ops));
+    out.ops.extend(udev::rules(input, Assign::Final));
     out.notes.push(format!(
         "rc.inet1 configures interfaces by name: {RULES} names each os.conf MAC's NIC (NAME:=), \
          so IPADDRS[n] reaches the right NIC"
@@ -202,24 +199,6 @@ fn route_lines(nic: &Nic, name: &str) -> String {
         let _ = writeln!(t, "/sbin/ip route replace {} via {} dev {name}", r.dest, r.via);
     }
     t
-}
-
-/// One udev rule per NIC with a MAC: the NIC with that address gets the name rc.inet1.conf uses,
-/// finally (`NAME:=`), before Slackware's persistent-net generator could pick another.
-fn udev_rules(input: &Input) -> Option<FileOp> {
-    let mut t = String::from(HEADER);
-    let mut any = false;
-    for nic in &input.config.nics {
-        if let Some(mac) = nic.mac {
-            any = true;
-            let _ = writeln!(
-                t,
-                "SUBSYSTEM==\"net\", ACTION==\"add\", ATTR{{address}}==\"{mac}\", ATTR{{type}}==\"1\", NAME:=\"{}\"",
-                input.ifname(nic)
-            );
-        }
-    }
-    any.then(|| FileOp::write(RULES, t))
 }
 
 #[cfg(test)]

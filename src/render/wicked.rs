@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use super::common::blocks::{DISABLED, replace_block};
 use super::common::dns::NETCONFIG;
+use super::common::udev::{self, Assign, RULES as UDEV_RULES};
 use super::common::{self, HEADER};
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
@@ -26,8 +27,6 @@ pub const STACK: Stack = Stack {
 
 const DIR: &str = "/etc/sysconfig/network";
 const ROUTES: &str = "/etc/sysconfig/network/routes";
-/// osconf's udev rules; sorts before 80-net-setup-link.rules, which names only unnamed NICs.
-const UDEV_RULES: &str = "/etc/udev/rules.d/70-osconf-net.rules";
 const PERSISTENT_RULES: &str = "/etc/udev/rules.d/70-persistent-net.rules";
 
 fn detect(sys: &System) -> Option<String> {
@@ -178,28 +177,16 @@ fn is_default_route(line: &str) -> bool {
 /// these names or MACs to something else are commented out.
 fn udev_rules(input: &Input) -> Rendered {
     let mut out = Rendered::default();
-    let mut rules = String::new();
     let mut claims = Vec::new();
     for nic in &input.config.nics {
         let Some(mac) = nic.mac else { continue };
-        let name = input.ifname(nic);
-        let _ = writeln!(
-            rules,
-            "SUBSYSTEM==\"net\", ACTION==\"add\", DRIVERS==\"?*\", ATTR{{address}}==\"{mac}\", ATTR{{type}}==\"1\", NAME=\"{name}\""
-        );
         claims.push(format!("ATTR{{address}}==\"{mac}\""));
-        claims.push(format!("NAME=\"{name}\""));
+        claims.push(format!("NAME=\"{}\"", input.ifname(nic)));
     }
-    if rules.is_empty() {
-        if input.sys.exists(UDEV_RULES) {
-            out.ops.push(FileOp::Remove {
-                path: UDEV_RULES.into(),
-            });
-        }
+    out.ops.extend(udev::rules(input, Assign::Set));
+    if claims.is_empty() {
         return out;
     }
-    out.ops
-        .push(FileOp::write(UDEV_RULES, format!("{HEADER}{rules}")));
     if let Some(old) = input.sys.read_text(PERSISTENT_RULES) {
         let mut text = String::new();
         for line in old.split_inclusive('\n') {

@@ -11,6 +11,7 @@ pub mod shadow;
 pub mod shellvars;
 #[cfg(test)]
 pub mod testing;
+pub mod udev;
 
 use std::net::Ipv4Addr;
 
