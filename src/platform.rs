@@ -102,17 +102,45 @@ fn restore_nic(state: &NicState) -> io::Result<()> {
     Ok(())
 }
 
-/// The kernel name of the NIC with this MAC, from sysfs.
+/// The kernel name of the NIC with this MAC, from sysfs. Bridges, bonds, VLANs and other devices
+/// stacked on a NIC can carry its MAC too: only Ethernet devices that are none of these count, and
+/// two that remain are an error rather than a guess.
 pub fn ifname_by_mac(mac: Mac) -> io::Result<Option<String>> {
     let want = mac.to_string();
+    let mut found = Vec::new();
     for entry in std::fs::read_dir("/sys/class/net")? {
         let entry = entry?;
-        let address = std::fs::read_to_string(entry.path().join("address")).unwrap_or_default();
-        if address.trim().eq_ignore_ascii_case(&want) {
-            return Ok(entry.file_name().into_string().ok());
+        let dir = entry.path();
+        let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        let ethernet = read("type").trim() == "1"; // ARPHRD_ETHER
+        if ethernet && read("address").trim().eq_ignore_ascii_case(&want) && !is_upper(&dir)? {
+            found.extend(entry.file_name().into_string().ok());
         }
     }
-    Ok(None)
+    found.sort();
+    if found.len() > 1 {
+        return Err(io::Error::other(format!(
+            "several NICs have MAC {mac}: {}",
+            found.join(", ")
+        )));
+    }
+    Ok(found.pop())
+}
+
+/// A bridge, a bond, or a device stacked on another one (VLAN, macvlan: they have a `lower_*` link).
+fn is_upper(dir: &Path) -> io::Result<bool> {
+    if dir.join("bridge").exists() || dir.join("bonding").exists() {
+        return Ok(true);
+    }
+    let vlan = dir
+        .file_name()
+        .is_some_and(|name| Path::new("/proc/net/vlan").join(name).exists());
+    for entry in std::fs::read_dir(dir)? {
+        if entry?.file_name().to_string_lossy().starts_with("lower_") {
+            return Ok(true);
+        }
+    }
+    Ok(vlan)
 }
 
 /// The kernel name of os.conf's NIC: found by MAC, else by the name written.

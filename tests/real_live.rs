@@ -103,3 +103,46 @@ fn live_failure_restores_the_addresses_and_routes_it_replaced() {
     assert_eq!((ns.ipv4_addrs("ens5"), ns.ipv4_routes()), before, "{stderr}");
     assert_eq!(before.1, ["10.9.0.0/16 via 192.168.9.1 dev ens5"]);
 }
+
+#[test]
+fn live_nics_are_found_by_mac_among_devices_that_share_it() {
+    if let Err(why) = check_prerequisites(&[]) {
+        return cannot_run("live_nics_are_found_by_mac_among_devices_that_share_it", &why);
+    }
+    // A bridge carrying eth0's MAC and a macvlan on eth1 are not the NICs os.conf means.
+    let root = scratch_root("classic");
+    let ns = Netns::new("livemac");
+    ns.add_nic("ens5", "00:8c:fa:5e:14:23");
+    ns.add_nic("ens6", "00:8c:fa:5e:14:24");
+    ns.sh("ip link add a0 address 00:8c:fa:5e:14:23 type bridge; ip link add a1 link ens6 address 00:8c:fa:5e:14:24 type macvlan");
+    let out = ns.sh(&format!(
+        "unshare -u {OSCONF} apply --live --root {} 2>&1",
+        root.path().display()
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(ns.ipv4_addrs("ens5"), ["10.171.254.123/24"], "{text}");
+    assert_eq!(ns.ipv4_addrs("ens6"), ["42.120.74.105/24"], "{text}");
+    assert!(
+        ns.ipv4_addrs("a0").is_empty() && ns.ipv4_addrs("a1").is_empty(),
+        "{text}"
+    );
+
+    // Two NICs with one MAC: refused, not guessed.
+    let root = scratch_root("classic");
+    let ns = Netns::new("livedupmac");
+    ns.add_nic("ens5", "00:8c:fa:5e:14:23");
+    ns.add_nic("ens7", "00:8c:fa:5e:14:23");
+    ns.add_nic("ens6", "00:8c:fa:5e:14:24");
+    let out = ns.sh_unchecked(&format!(
+        "unshare -u {OSCONF} apply --live --root {}",
+        root.path().display()
+    ));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("several NICs have MAC 00:8c:fa:5e:14:23: ens5, ens7"),
+        "{stderr}"
+    );
+    assert!(ns.ipv4_addrs("ens5").is_empty() && ns.ipv4_addrs("ens7").is_empty());
+    assert!(root.path().join("boot/aliyun_custom_image/os.conf").exists());
+}
