@@ -299,7 +299,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::render::common::testing::{example, fake_root, written};
+    use crate::render::common::testing::{example, fake_root, render, written};
 
     const NETWORKING: &str = "/etc/systemd/system/multi-user.target.wants/networking.service";
     const NETWORKD: &str = "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service";
@@ -363,13 +363,7 @@ mod tests {
             ],
             &[("/etc/resolv.conf", "../run/resolvconf/resolv.conf")],
         );
-        let sys = System::probe(root.path());
-        let config = example("classic");
-        let out = STACK.render(&Input {
-            config: &config,
-            sys: &sys,
-            ifnames: &BTreeMap::new(),
-        });
+        let out = render(&STACK, &example("classic"), root.path());
         let ours = written(&out, FILE).unwrap();
         let eth1 = ours.split("iface eth1").nth(1).unwrap();
         assert!(eth1.contains("    dns-nameservers 7.7.7.7 8.8.8.8\n"), "{ours}");

@@ -224,7 +224,7 @@ fn unquote(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::networkd::tests::{MAC0, nic, render_over};
+    use crate::render::common::testing::{MAC0, nic, render_over};
 
     fn eth(id: &str, mac: Option<&str>, name: Option<&str>) -> Ethernet {
         Ethernet {

@@ -306,24 +306,9 @@ fn neutralise_foreign(input: &Input) -> Rendered {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
-    use crate::model::Mac;
-    use crate::render::common::testing::{self, fake_root};
-
-    pub(crate) const MAC0: [u8; 6] = [0x00, 0x8c, 0xfa, 0x5e, 0x14, 0x23];
-
-    pub(crate) fn nic(index: u32, mac: Option<[u8; 6]>) -> Nic {
-        Nic {
-            index,
-            mac: mac.map(Mac),
-            address: "10.0.0.5".parse().unwrap(),
-            prefix_len: 24,
-            gateway: None,
-            default_gateway: None,
-            routes: Vec::new(),
-        }
-    }
+    use crate::render::common::testing::{self, MAC0, fake_root, nic, render_over};
 
     #[test]
     fn match_sections() {
@@ -349,36 +334,6 @@ pub(super) mod tests {
         }
         let no_mac = nic(0, None);
         assert!(!MatchSection::parse("[Match]\nMACAddress=00:8c:fa:5e:14:23\n").may_match(&no_mac, "eth0"));
-    }
-
-    /// Renders `nics` over a scratch root holding `files` (`-> /dev/null` makes a mask link) and
-    /// returns the ops as `write|remove|link PATH` and the notes.
-    pub(crate) fn render_over(
-        stack: &Stack,
-        nics: Vec<Nic>,
-        files: &[(&str, &str)],
-    ) -> (Vec<String>, Vec<String>) {
-        let (masks, texts): (Vec<_>, Vec<_>) = files.iter().partition(|(_, t)| *t == "-> /dev/null");
-        let masks: Vec<(&str, &str)> = masks.iter().map(|(p, _)| (*p, "/dev/null")).collect();
-        let dir = fake_root(&texts, &masks);
-        let config = Config {
-            hostname: None,
-            password: None,
-            nics,
-            nameservers: Vec::new(),
-            network: crate::model::NetworkType::Vpc,
-        };
-        let out = testing::render(stack, &config, dir.path());
-        let ops = out
-            .ops
-            .iter()
-            .map(|op| match op {
-                FileOp::Write { path, .. } => format!("write {path}"),
-                FileOp::Remove { path } => format!("remove {path}"),
-                FileOp::Symlink { path, target } => format!("link {path} -> {target}"),
-            })
-            .collect();
-        (ops, out.notes)
     }
 
     #[test]

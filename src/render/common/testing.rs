@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::model::Config;
+use crate::model::{Config, Mac, Nic};
 use crate::plan::{FileOp, Mode};
 use crate::render::{Input, Rendered, Stack};
 use crate::system::System;
@@ -64,4 +64,46 @@ pub fn written_with_mode<'a>(out: &'a Rendered, path: &str) -> Option<(&'a str, 
 /// The text written to `path`, if the operations write it.
 pub fn written<'a>(out: &'a Rendered, path: &str) -> Option<&'a str> {
     written_with_mode(out, path).map(|(text, _)| text)
+}
+
+/// A MAC for test NICs.
+pub const MAC0: [u8; 6] = [0x00, 0x8c, 0xfa, 0x5e, 0x14, 0x23];
+
+/// NIC `ethINDEX` at 10.0.0.5/24, without gateway or routes.
+pub fn nic(index: u32, mac: Option<[u8; 6]>) -> Nic {
+    Nic {
+        index,
+        mac: mac.map(Mac),
+        address: "10.0.0.5".parse().unwrap(),
+        prefix_len: 24,
+        gateway: None,
+        default_gateway: None,
+        routes: Vec::new(),
+    }
+}
+
+/// Renders `nics` over a scratch root holding `files` (`-> /dev/null` makes a mask link) and
+/// returns the ops as `write|remove|link PATH` and the notes.
+pub fn render_over(stack: &Stack, nics: Vec<Nic>, files: &[(&str, &str)]) -> (Vec<String>, Vec<String>) {
+    let (masks, texts): (Vec<_>, Vec<_>) = files.iter().partition(|(_, t)| *t == "-> /dev/null");
+    let masks: Vec<(&str, &str)> = masks.iter().map(|(p, _)| (*p, "/dev/null")).collect();
+    let dir = fake_root(&texts, &masks);
+    let config = Config {
+        hostname: None,
+        password: None,
+        nics,
+        nameservers: Vec::new(),
+        network: crate::model::NetworkType::Vpc,
+    };
+    let out = render(stack, &config, dir.path());
+    let ops = out
+        .ops
+        .iter()
+        .map(|op| match op {
+            FileOp::Write { path, .. } => format!("write {path}"),
+            FileOp::Remove { path } => format!("remove {path}"),
+            FileOp::Symlink { path, target } => format!("link {path} -> {target}"),
+        })
+        .collect();
+    (ops, out.notes)
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use super::*;
 use crate::model::Config;
 use crate::plan::Mode;
-use crate::render::common::testing::{fake_root, from_text, written_with_mode};
+use crate::render::common::testing::{fake_root, from_text, render, written_with_mode};
 
 const CLASSIC_OFF_SUBNET: &str = "eth0_ip_addr=10.0.0.5\neth0_mac_addr=00:16:3e:00:00:01\n\
     eth0_netmask=255.255.255.0\neth0_gateway=10.0.1.1\neth0_route=\"192.168.0.0/16 10.0.1.1\"\n\
@@ -136,48 +136,47 @@ fn only_other_ethernet_profiles_of_our_nics_are_disabled() {
         eth1_ip_addr=10.0.1.5\neth1_netmask=255.255.255.0\n",
     );
     let dir = "/etc/NetworkManager/system-connections";
-    let (_d, sys) = root(&[
-        // Bound by the old byte-list MAC: disabled.
-        (
-            "/etc/NetworkManager/system-connections/old",
-            "[connection]\ntype=802-3-ethernet\n[802-3-ethernet]\nmac-address=0;140;250;94;20;35;\n",
-        ),
-        // Bound by name to eth1 (no MAC in os.conf): disabled.
-        (
-            "/etc/NetworkManager/system-connections/Wired connection 1.nmconnection",
-            "[connection]\nid=Wired connection 1\ntype=ethernet\ninterface-name=eth1\n",
-        ),
-        // Another NIC, already disabled, not Ethernet, an editor backup, osconf's own: left alone.
-        (
-            "/etc/NetworkManager/system-connections/ens9.nmconnection",
-            "[connection]\ntype=ethernet\ninterface-name=ens9\n",
-        ),
-        (
-            "/etc/NetworkManager/system-connections/off.nmconnection",
-            "[connection]\ntype=ethernet\ninterface-name=eth1\nautoconnect=false\n",
-        ),
-        (
-            "/etc/NetworkManager/system-connections/wifi.nmconnection",
-            "[connection]\ntype=wifi\ninterface-name=eth1\n",
-        ),
-        (
-            "/etc/NetworkManager/system-connections/x.nmconnection~",
-            "[connection]\ntype=ethernet\ninterface-name=eth1\n",
-        ),
-        (
-            "/etc/sysconfig/network-scripts/ifcfg-eth1",
-            "DEVICE=\"eth1\"\nONBOOT=\"yes\"\nBOOTPROTO=dhcp\n",
-        ),
-        (
-            "/etc/sysconfig/network-scripts/ifcfg-lo",
-            "DEVICE=lo\nONBOOT=yes\n",
-        ),
-    ]);
-    let out = STACK.render(&Input {
-        config: &config,
-        sys: &sys,
-        ifnames: &BTreeMap::new(),
-    });
+    let root = fake_root(
+        &[
+            // Bound by the old byte-list MAC: disabled.
+            (
+                "/etc/NetworkManager/system-connections/old",
+                "[connection]\ntype=802-3-ethernet\n[802-3-ethernet]\nmac-address=0;140;250;94;20;35;\n",
+            ),
+            // Bound by name to eth1 (no MAC in os.conf): disabled.
+            (
+                "/etc/NetworkManager/system-connections/Wired connection 1.nmconnection",
+                "[connection]\nid=Wired connection 1\ntype=ethernet\ninterface-name=eth1\n",
+            ),
+            // Another NIC, already disabled, not Ethernet, an editor backup, osconf's own: left alone.
+            (
+                "/etc/NetworkManager/system-connections/ens9.nmconnection",
+                "[connection]\ntype=ethernet\ninterface-name=ens9\n",
+            ),
+            (
+                "/etc/NetworkManager/system-connections/off.nmconnection",
+                "[connection]\ntype=ethernet\ninterface-name=eth1\nautoconnect=false\n",
+            ),
+            (
+                "/etc/NetworkManager/system-connections/wifi.nmconnection",
+                "[connection]\ntype=wifi\ninterface-name=eth1\n",
+            ),
+            (
+                "/etc/NetworkManager/system-connections/x.nmconnection~",
+                "[connection]\ntype=ethernet\ninterface-name=eth1\n",
+            ),
+            (
+                "/etc/sysconfig/network-scripts/ifcfg-eth1",
+                "DEVICE=\"eth1\"\nONBOOT=\"yes\"\nBOOTPROTO=dhcp\n",
+            ),
+            (
+                "/etc/sysconfig/network-scripts/ifcfg-lo",
+                "DEVICE=lo\nONBOOT=yes\n",
+            ),
+        ],
+        &[],
+    );
+    let out = render(&STACK, &config, root.path());
     let (old, mode) = written_with_mode(&out, &format!("{dir}/old")).unwrap();
     assert_eq!(mode, Mode::Exact(0o600));
     assert!(
@@ -212,15 +211,14 @@ fn sysconfig_disables_competing_keyfiles_too() {
     let config =
         from_text("eth0_ip_addr=10.0.0.5\neth0_mac_addr=00:8c:fa:5e:14:23\neth0_netmask=255.255.255.0\n");
     let path = "/etc/NetworkManager/system-connections/cloud-init-eth0.nmconnection";
-    let (_d, sys) = root(&[(
-        path,
-        "[connection]\ntype=ethernet\n[ethernet]\nmac-address=00:8C:FA:5E:14:23\n",
-    )]);
-    let out = super::super::sysconfig::STACK.render(&Input {
-        config: &config,
-        sys: &sys,
-        ifnames: &BTreeMap::new(),
-    });
+    let dir = fake_root(
+        &[(
+            path,
+            "[connection]\ntype=ethernet\n[ethernet]\nmac-address=00:8C:FA:5E:14:23\n",
+        )],
+        &[],
+    );
+    let out = render(&super::super::sysconfig::STACK, &config, dir.path());
     assert!(written_with_mode(&out, path).is_some_and(|(t, _)| t.contains("autoconnect=false")));
 }
 
@@ -268,15 +266,9 @@ fn detection_leaves_ifupdown_nics_and_ifcfg_setups_to_their_stacks() {
 #[test]
 fn global_dns_without_nic_only() {
     let no_nic = from_text("dns_nameserver=\"1.1.1.1 8.8.8.8\"\n");
-    let (dir, sys) = root(&[("/etc/resolv.conf", "nameserver 7.7.7.7\n")]);
-    let run = |config: &Config, sys: &System| {
-        STACK.render(&Input {
-            config,
-            sys,
-            ifnames: &BTreeMap::new(),
-        })
-    };
-    let out = run(&no_nic, &sys);
+    let dir = fake_root(&[("/etc/resolv.conf", "nameserver 7.7.7.7\n")], &[]);
+    let run = |config: &Config| render(&STACK, config, dir.path());
+    let out = run(&no_nic);
     let (text, _) = written_with_mode(&out, GLOBAL_DNS).unwrap();
     assert_eq!(
         text,
@@ -286,13 +278,13 @@ fn global_dns_without_nic_only() {
     std::fs::create_dir_all(dir.path().join("etc/NetworkManager/conf.d")).unwrap();
     std::fs::write(dir.path().join(GLOBAL_DNS.trim_start_matches('/')), text).unwrap();
     let nics = from_text("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\ndns_nameserver=1.1.1.1\n");
-    let out = run(&nics, &System::probe(dir.path()));
+    let out = run(&nics);
     assert!(out.ops.contains(&FileOp::Remove {
         path: GLOBAL_DNS.into()
     }));
     let none = dir.path().join("etc/NetworkManager/conf.d/90-dns-none.conf");
     std::fs::write(none, "[main]\ndns=none\n").unwrap();
-    let out = run(&no_nic, &System::probe(dir.path()));
+    let out = run(&no_nic);
     assert!(written_with_mode(&out, GLOBAL_DNS).is_none());
     assert_eq!(
         written_with_mode(&out, "/etc/resolv.conf").map(|(t, _)| t),
