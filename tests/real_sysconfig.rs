@@ -9,8 +9,8 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::real::{CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, sourced};
-use common::{CLASSIC_ON_LINK, copy_tree, osconf_apply, repo};
+use common::real::{CLASSIC_ON_LINK_ROUTES, CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, sourced};
+use common::{CLASSIC_ON_LINK, example_conf, example_root, osconf_apply};
 
 /// Brings up every ifcfg/route pair under `root` inside `ns` as initscripts would.
 fn replay(ns: &Netns, root: &Path) {
@@ -66,8 +66,7 @@ fn check(test: &str, conf: &str, eth1: &str, routes: &[&str]) {
         return cannot_run(test, &why);
     }
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
+    let root = example_root(dir.path(), "centos7");
     osconf_apply(&root, conf);
     let ns = Netns::new("sysconfig");
     ns.add_nic("eth0", "00:8c:fa:5e:14:23");
@@ -80,7 +79,7 @@ fn check(test: &str, conf: &str, eth1: &str, routes: &[&str]) {
 
 #[test]
 fn classic_sample_gives_every_route_and_one_default() {
-    let conf = fs::read_to_string(repo().join("examples/classic/os.conf")).unwrap();
+    let conf = example_conf("classic");
     check(
         "classic_sample_gives_every_route_and_one_default",
         &conf,
@@ -91,16 +90,10 @@ fn classic_sample_gives_every_route_and_one_default() {
 
 #[test]
 fn on_link_gateway_is_reached_through_its_device_route() {
-    let routes = [
-        "10.0.0.0/8 via 10.171.254.1 dev eth0",
-        "172.16.0.0/12 via 10.171.254.1 dev eth0",
-        "42.120.74.1 dev eth1",
-        "default via 42.120.74.1 dev eth1",
-    ];
     check(
         "on_link_gateway_is_reached_through_its_device_route",
         CLASSIC_ON_LINK,
         "42.120.74.205/25",
-        &routes,
+        &CLASSIC_ON_LINK_ROUTES,
     );
 }

@@ -10,8 +10,8 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::real::{Netns, cannot_run, check_prerequisites, sourced};
-use common::{CLASSIC_ON_LINK, copy_tree, osconf_apply, repo};
+use common::real::{CLASSIC_ON_LINK_ROUTES, Netns, cannot_run, check_prerequisites, sourced};
+use common::{CLASSIC_ON_LINK, example_root, osconf_apply};
 
 /// One routes(5) line as `ip route add` arguments; `ifname` fills an empty interface column.
 fn routes5_to_ip(line: &str, ifname: Option<&str>) -> Option<String> {
@@ -45,8 +45,7 @@ fn wicked_files_configure_nics_in_a_namespace() {
         return cannot_run("wicked_files_configure_nics_in_a_namespace", &why);
     }
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    copy_tree(&repo().join("examples/rootfs/opensuse15"), &root).unwrap();
+    let root = example_root(dir.path(), "opensuse15");
     osconf_apply(&root, CLASSIC_ON_LINK);
     let net = root.join("etc/sysconfig/network");
     let ifcfg = |n: &str| {
@@ -90,13 +89,5 @@ fn wicked_files_configure_nics_in_a_namespace() {
     }
     ns.sh(&script);
     assert_eq!(ns.ipv4_addrs("eth1"), ["42.120.74.205/25"]);
-    assert_eq!(
-        ns.ipv4_routes(),
-        [
-            "10.0.0.0/8 via 10.171.254.1 dev eth0",
-            "172.16.0.0/12 via 10.171.254.1 dev eth0",
-            "42.120.74.1 dev eth1",
-            "default via 42.120.74.1 dev eth1",
-        ]
-    );
+    assert_eq!(ns.ipv4_routes(), CLASSIC_ON_LINK_ROUTES);
 }

@@ -15,6 +15,18 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The text of `examples/<name>/os.conf` (`vpc`, `classic`).
+pub fn example_conf(name: &str) -> String {
+    fs::read_to_string(repo().join("examples").join(name).join("os.conf")).unwrap()
+}
+
+/// A scratch copy of `examples/rootfs/<rootfs>` at `<scratch>/root`.
+pub fn example_root(scratch: &Path, rootfs: &str) -> PathBuf {
+    let root = scratch.join("root");
+    copy_tree(&repo().join("examples/rootfs").join(rootfs), &root).unwrap();
+    root
+}
+
 /// The classic network with eth1's gateway outside its /25: the default route needs to be on-link.
 pub const CLASSIC_ON_LINK: &str = "hostname=iZ23r29djmjZ
 eth0_ip_addr=10.171.254.123

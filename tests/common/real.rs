@@ -57,6 +57,15 @@ pub const CLASSIC_ROUTES: [&str; 3] = [
     "default via 42.120.74.1 dev eth1",
 ];
 
+/// The routes [`super::CLASSIC_ON_LINK`] gives NICs named eth0 and eth1: eth1's gateway through its
+/// device route.
+pub const CLASSIC_ON_LINK_ROUTES: [&str; 4] = [
+    "10.0.0.0/8 via 10.171.254.1 dev eth0",
+    "172.16.0.0/12 via 10.171.254.1 dev eth0",
+    "42.120.74.1 dev eth1",
+    "default via 42.120.74.1 dev eth1",
+];
+
 /// What `sh` prints for `expr` (e.g. `"$config_eth0"`) after sourcing `file`, as init scripts do.
 pub fn sourced(file: &Path, expr: &str) -> String {
     let script = format!(". '{}'; printf %s \"{expr}\"", file.display());
