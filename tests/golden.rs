@@ -17,11 +17,7 @@ use osconf::plan::Env;
 use osconf::system::System;
 
 mod common;
-use common::{copy_tree, snapshot};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{copy_tree, example_root, repo, snapshot};
 
 /// Fixed inputs, so that the shadow hash and backup directory are the same at every run.
 fn test_env() -> Env {
@@ -78,8 +74,7 @@ fn conf_path(case: &Path, name: Option<&String>) -> PathBuf {
 fn run_case(case: &Path) -> Result<(), String> {
     let settings = case_settings(case);
     let scratch = tempfile::tempdir().unwrap();
-    let root = scratch.path().join("root");
-    copy_tree(&repo().join("examples/rootfs").join(&settings["rootfs"]), &root).unwrap();
+    let root = example_root(scratch.path(), &settings["rootfs"]);
     apply_conf(
         &root,
         &conf_path(case, settings.get("conf")),

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{copy_tree, entries, osconf_apply, repo};
+use common::{copy_tree, entries, example_conf, osconf_apply, repo};
 
 const NO_NIC: &str = "hostname=web1\ndns_nameserver=\"1.1.1.1\"\n";
 
@@ -18,7 +18,7 @@ fn check(rootfs: &Path, scratch: &Path) -> Vec<String> {
     let name = rootfs.file_name().unwrap().to_string_lossy().into_owned();
     let root = scratch.join(&name);
     copy_tree(rootfs, &root).unwrap();
-    let classic = fs::read_to_string(repo().join("examples/classic/os.conf")).unwrap();
+    let classic = example_conf("classic");
     osconf_apply(&root, &classic);
     let before = entries(&root);
     osconf_apply(&root, NO_NIC);

@@ -13,8 +13,8 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use common::copy_tree;
-use common::real::{Netns, cannot_run, check_prerequisites};
+use common::real::{CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites};
+use common::{example_conf, example_root};
 
 const OSCONF: &str = env!("CARGO_BIN_EXE_osconf");
 
@@ -38,17 +38,10 @@ struct Sample {
 }
 
 fn samples() -> Vec<Sample> {
-    let example = |n: &str| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(n)
-            .join("os.conf");
-        fs::read_to_string(path).unwrap()
-    };
     vec![
         Sample {
             name: "vpc",
-            conf: example("vpc"),
+            conf: example_conf("vpc"),
             eth0: &["10.171.254.123/24"],
             eth1: &[],
             routes: &["default via 10.171.254.1 dev eth0"],
@@ -56,14 +49,10 @@ fn samples() -> Vec<Sample> {
         },
         Sample {
             name: "classic",
-            conf: example("classic"),
+            conf: example_conf("classic"),
             eth0: &["10.171.254.123/24"],
             eth1: &["42.120.74.105/24"],
-            routes: &[
-                "10.0.0.0/8 via 10.171.254.1 dev eth0",
-                "172.16.0.0/12 via 10.171.254.1 dev eth0",
-                "default via 42.120.74.1 dev eth1",
-            ],
+            routes: &CLASSIC_ROUTES,
             deleted: &[
                 "10.0.0.0/8 via 10.171.254.1 dev eth0",
                 "172.16.0.0/12 via 10.171.254.1 dev eth0",
@@ -114,10 +103,8 @@ impl Consumer {
 
 /// A scratch root with os.conf applied by the real binary, plus the /run and resolv.conf to mount.
 fn applied_root(consumer: Consumer, conf: &str, extra_args: &[&str]) -> tempfile::TempDir {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    copy_tree(&repo.join("examples/rootfs").join(consumer.rootfs()), &root).unwrap();
+    let root = example_root(dir.path(), consumer.rootfs());
     let conf_dir = root.join("boot/aliyun_custom_image");
     fs::create_dir_all(&conf_dir).unwrap();
     fs::write(conf_dir.join("os.conf"), conf).unwrap();
@@ -246,8 +233,7 @@ fn ifname_overrides_reach_debian_ifup() {
     if let Err(why) = check_prerequisites(&["ifup", "run-parts", "mount"]) {
         return cannot_run(test, &why);
     }
-    let conf =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/classic/os.conf")).unwrap();
+    let conf = example_conf("classic");
     let scratch = applied_root(
         Consumer::Debian,
         &conf,

@@ -13,23 +13,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::real::{CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, run};
-use common::{copy_tree, repo};
+use common::{example_root, osconf_apply, repo};
 
-/// Applies an os.conf to a scratch copy of an example root with the real binary, from where ECS
-/// writes it (apply deletes it afterwards).
-fn apply(rootfs: &str, conf: &Path) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_tree(&repo().join("examples/rootfs").join(rootfs), dir.path()).unwrap();
-    fs::create_dir_all(dir.path().join("aliyun_custom_image")).unwrap();
-    fs::copy(conf, dir.path().join("aliyun_custom_image/os.conf")).unwrap();
-    run(Command::new(env!("CARGO_BIN_EXE_osconf"))
-        .args(["apply", "--no-live", "--root"])
-        .arg(dir.path()));
+/// Applies an os.conf to a scratch copy of an example root with the real binary; the scratch
+/// directory and the root in it.
+fn apply(rootfs: &str, conf: &Path) -> (tempfile::TempDir, PathBuf) {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = example_root(scratch.path(), rootfs);
+    osconf_apply(&root, &fs::read_to_string(conf).unwrap());
     assert!(
-        dir.path().join("var/lib/osconf/last-applied.conf").exists(),
+        root.join("var/lib/osconf/last-applied.conf").exists(),
         "apply did nothing"
     );
-    dir
+    (scratch, root)
 }
 
 fn example(name: &str) -> PathBuf {
@@ -70,16 +66,16 @@ fn slackware_in_netns(test: &str, conf: &Path, nics: &[(&str, &str)]) -> Option<
         cannot_run(test, &why);
         return None;
     }
-    let root = apply("slackware15", conf);
+    let (_scratch, root) = apply("slackware15", conf);
     let ns = Netns::new("slack");
     for (name, mac) in nics {
         ns.add_nic(name, mac);
     }
-    let script = root.path().join("rc-inet1-static.sh");
+    let script = root.join("rc-inet1-static.sh");
     fs::write(&script, RC_INET1_STATIC).unwrap();
     ns.sh(&format!(
         "ROOT='{}' bash -e '{}'",
-        root.path().display(),
+        root.display(),
         script.display()
     ));
     Some(ns)
@@ -116,8 +112,8 @@ fn slackware_onlink_gateway_is_reachable_through_rc_local() {
 
 #[test]
 fn slackware_udev_rule_names_each_mac() {
-    let root = apply("slackware15", &example("classic"));
-    let rules = fs::read_to_string(root.path().join("etc/udev/rules.d/70-osconf-net.rules")).unwrap();
+    let (_scratch, root) = apply("slackware15", &example("classic"));
+    let rules = fs::read_to_string(root.join("etc/udev/rules.d/70-osconf-net.rules")).unwrap();
     let named: Vec<(String, String)> = rules
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -155,8 +151,8 @@ fn freebsd_rc_conf_as_sh_reads_it() {
             "10.171.254.1",
         ),
     ] {
-        let root = apply("freebsd14", &conf);
-        let rc = root.path().join("etc/rc.conf");
+        let (_scratch, root) = apply("freebsd14", &conf);
+        let rc = root.join("etc/rc.conf");
         // rc.d/routing: every static route in order, then `defaultrouter` last.
         let got = shell(
             "sh",
@@ -223,8 +219,8 @@ fn parse_uci(text: &str) -> Vec<UciSection> {
 #[test]
 fn openwrt_network_is_strict_uci_with_one_default_route() {
     for conf in [example("vpc"), example("classic"), onlink_conf()] {
-        let root = apply("openwrt23", &conf);
-        let text = fs::read_to_string(root.path().join("etc/config/network")).unwrap();
+        let (_scratch, root) = apply("openwrt23", &conf);
+        let text = fs::read_to_string(root.join("etc/config/network")).unwrap();
         let sections = parse_uci(&text);
         let get = |s: &[(String, String, String)], k: &str| {
             s.iter()
@@ -261,7 +257,7 @@ fn openwrt_network_is_strict_uci_with_one_default_route() {
             .unwrap();
         assert_eq!(get(&lan.2, "device").as_deref(), Some("eth0"));
         assert_eq!(get(&lan.2, "proto").as_deref(), Some("static"));
-        let system = parse_uci(&fs::read_to_string(root.path().join("etc/config/system")).unwrap());
+        let system = parse_uci(&fs::read_to_string(root.join("etc/config/system")).unwrap());
         let sys = system.iter().find(|(k, _, _)| k == "system").unwrap();
         assert_eq!(get(&sys.2, "hostname").as_deref(), Some("iZ23r29djmjZ"));
     }

@@ -12,14 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::copy_tree;
 use common::real::{Netns, cannot_run, check_prerequisites, run};
+use common::{example_root, osconf_apply, repo};
 
 const NETWORKD: &str = "/lib/systemd/systemd-networkd";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// One os.conf and what the kernel must hold once networkd has applied it.
 struct Sample {
@@ -67,21 +63,14 @@ const SAMPLES: [Sample; 3] = [
     },
 ];
 
-/// A scratch copy of an example root with `conf` applied by the real binary; os.conf is copied
-/// first since apply removes it.
+/// A scratch copy of an example root, with `extra` files added, and `conf` applied by the real
+/// binary.
 fn apply(rootfs: &str, conf: &str, scratch: &Path, extra: &[(&str, &str)]) -> PathBuf {
-    let root = scratch.join("root");
-    copy_tree(&repo().join("examples/rootfs").join(rootfs), &root).unwrap();
+    let root = example_root(scratch, rootfs);
     for (path, text) in extra {
         fs::write(root.join(path), text).unwrap();
     }
-    let os_conf = scratch.join("os.conf");
-    fs::copy(repo().join(conf), &os_conf).unwrap();
-    run(Command::new(env!("CARGO_BIN_EXE_osconf"))
-        .args(["apply", "--no-live", "--root"])
-        .arg(&root)
-        .arg("--config")
-        .arg(&os_conf));
+    osconf_apply(&root, &fs::read_to_string(repo().join(conf)).unwrap());
     root
 }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::real::{CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites};
-use common::{copy_tree, osconf_apply, repo};
+use common::{example_conf, example_root, osconf_apply};
 
 const ETH0_MAC: &str = "00:8c:fa:5e:14:23";
 const ETH1_MAC: &str = "00:8c:fa:5e:14:24";
@@ -114,8 +114,7 @@ fn setup(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
         return None;
     }
     let scratch = tempfile::tempdir().unwrap();
-    let root = scratch.path().join("root");
-    copy_tree(&repo().join("examples/rootfs/rocky9"), &root).unwrap();
+    let root = example_root(scratch.path(), "rocky9");
     // git keeps no modes but the executable bit; on a real system keyfiles are 0600, and
     // NetworkManager ignores the ones that are not.
     let keyfiles = root.join("etc/NetworkManager/system-connections");
@@ -123,10 +122,6 @@ fn setup(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
         fs::set_permissions(entry.unwrap().path(), fs::Permissions::from_mode(0o600)).unwrap();
     }
     Some((scratch, root))
-}
-
-fn example(name: &str) -> String {
-    fs::read_to_string(repo().join("examples").join(name).join("os.conf")).unwrap()
 }
 
 /// Ends whatever NetworkManager or D-Bus left in the namespace (only processes of this test's
@@ -148,7 +143,7 @@ fn classic_keyfiles_bring_up_both_nics_with_one_default_route() {
     let Some((_scratch, root)) = setup("classic_keyfiles_bring_up_both_nics_with_one_default_route") else {
         return;
     };
-    apply(&root, &[&example("classic")]);
+    apply(&root, &[&example_conf("classic")]);
     let ns = Netns::new("nm");
     let _reaper = Reaper(&ns);
     ns.add_nic("eth0", ETH0_MAC);
@@ -187,7 +182,7 @@ fn reapplied_vpc_leaves_no_trace_of_the_classic_eth1() {
     let Some((_scratch, root)) = setup("reapplied_vpc_leaves_no_trace_of_the_classic_eth1") else {
         return;
     };
-    apply(&root, &[&example("classic"), &example("vpc")]);
+    apply(&root, &[&example_conf("classic"), &example_conf("vpc")]);
     let ns = Netns::new("nm");
     let _reaper = Reaper(&ns);
     ns.add_nic("eth0", ETH0_MAC);

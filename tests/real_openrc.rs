@@ -10,12 +10,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::real::{CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, sourced};
-use common::{CLASSIC_ON_LINK, copy_tree, osconf_apply, repo};
+use common::{CLASSIC_ON_LINK, example_conf, example_root, osconf_apply};
 
 /// Applies `conf` to a scratch copy of the gentoo example root with the real binary.
 fn apply_gentoo(dir: &Path, conf: &str) -> PathBuf {
-    let root = dir.join("root");
-    copy_tree(&repo().join("examples/rootfs/gentoo"), &root).unwrap();
+    let root = example_root(dir, "gentoo");
     osconf_apply(&root, conf);
     root
 }
@@ -68,7 +67,7 @@ fn netifrc_reapply_vpc_leaves_one_nic_and_one_default_route() {
     }
     let dir = tempfile::tempdir().unwrap();
     let root = apply_gentoo(dir.path(), CLASSIC_ON_LINK);
-    let vpc = fs::read_to_string(repo().join("examples/vpc/os.conf")).unwrap();
+    let vpc = example_conf("vpc");
     osconf_apply(&root, &vpc);
     let net = root.join("etc/conf.d/net");
     assert_eq!(sourced(&net, "$config_eth1"), "", "eth1 left conf.d/net");

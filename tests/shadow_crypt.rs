@@ -95,23 +95,9 @@ fn applied_shadow_verifies_against_decoded_password() {
         let why = "python3 is not installed";
         return common::real::cannot_run("applied_shadow_verifies_against_decoded_password", why);
     }
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let scratch = tempfile::tempdir().unwrap();
-    let root = scratch.path();
-    common::copy_tree(&repo.join("examples/rootfs/centos7"), root).unwrap();
-    std::fs::create_dir_all(root.join("boot/aliyun_custom_image")).unwrap();
-    std::fs::copy(
-        repo.join("examples/vpc/os.conf"),
-        root.join("boot/aliyun_custom_image/os.conf"),
-    )
-    .unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_osconf"))
-        .args(["apply", "--no-live", "--root"])
-        .arg(root)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let root = common::example_root(scratch.path(), "centos7");
+    common::osconf_apply(&root, &common::example_conf("vpc"));
     let shadow = std::fs::read_to_string(root.join("etc/shadow")).unwrap();
     let hash = shadow
         .lines()
