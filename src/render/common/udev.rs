@@ -3,11 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::{HEADER, stale_own_files};
+use super::{HEADER, remove_own};
 use crate::plan::FileOp;
 use crate::render::Input;
 
-const DIR: &str = "/etc/udev/rules.d";
 /// osconf's rules; sorts before 80-net-setup-link.rules, which names only unnamed NICs.
 pub const RULES: &str = "/etc/udev/rules.d/70-osconf-net.rules";
 
@@ -37,10 +36,7 @@ pub fn rules(input: &Input, assign: Assign) -> Vec<FileOp> {
         );
     }
     if text.is_empty() {
-        stale_own_files(input.sys, DIR, &[])
-            .into_iter()
-            .filter(|op| op.path() == RULES)
-            .collect()
+        remove_own(input.sys, RULES).into_iter().collect()
     } else {
         vec![FileOp::write(RULES, format!("{HEADER}{text}"))]
     }
