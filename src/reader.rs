@@ -32,9 +32,33 @@ impl ConfError {
         ConfError {
             line,
             key: key.map(str::to_owned),
-            message: message.into(),
+            message: hide_passwords(message.into()),
         }
     }
+}
+
+/// A garbled file can merge the password line into another value (a lost newline or quote), and an
+/// error quoting that value would print the password: whatever follows `password=` in a message is
+/// hidden up to the end of the quoted text (`{:?}` quoting: an unescaped `"`), whichever key the
+/// message is about.
+fn hide_passwords(message: String) -> String {
+    const KEY: &str = "password=";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message.as_str();
+    while let Some(at) = rest.find(KEY) {
+        out.push_str(&rest[..at + KEY.len()]);
+        rest = &rest[at + KEY.len()..];
+        let bytes = rest.as_bytes();
+        let end = (0..bytes.len())
+            .find(|&i| bytes[i] == b'"' && (i == 0 || bytes[i - 1] != b'\\'))
+            .unwrap_or(bytes.len());
+        if end > 0 {
+            out.push_str("(not shown)");
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl fmt::Display for ConfError {
@@ -281,6 +305,18 @@ mod tests {
                 "line 6: e: contains a NUL byte",
             ]
         );
+    }
+
+    #[test]
+    fn regression_a_password_line_merged_into_another_value_is_not_printed() {
+        let errs = parse(b"dns_nameserver=\"7.7.7.7\"password=cXdlcjEyMzQK\nhostname=a password='x y'\n")
+            .unwrap_err();
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(
+            shown.iter().all(|m| !m.contains("cXdl") && !m.contains("'x")),
+            "{shown:?}"
+        );
+        assert!(shown[0].contains("password=(not shown)"), "{shown:?}");
     }
 
     #[test]
