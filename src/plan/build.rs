@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{FileOp, LiveAction, LiveNic, Plan};
-use std::net::Ipv4Addr;
 
-use crate::model::{Config, Ipv4Net};
+use crate::model::Config;
 use crate::render::common::{self, shadow};
 use crate::render::{Input, Stack};
 use crate::system::System;
@@ -134,12 +133,7 @@ fn live_actions(input: &Input) -> Vec<LiveAction> {
         .map(LiveAction::SetHostname)
         .collect();
     for nic in &config.nics {
-        let default = Ipv4Net {
-            addr: Ipv4Addr::UNSPECIFIED,
-            len: 0,
-        };
-        let mut routes: Vec<_> = nic.default_gateway.map(|gw| (default, gw)).into_iter().collect();
-        routes.extend(nic.routes.iter().map(|r| (r.dest, r.via)));
+        let routes = nic.all_routes().map(|r| (r.dest, r.via)).collect();
         live.push(LiveAction::ConfigureNic(LiveNic {
             name: input.ifname(nic),
             mac: nic.mac,

@@ -6,7 +6,6 @@
 //! and drops its own marked lines that a new os.conf no longer needs ([`set_marked_vars`]).
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 
 use super::common;
 use super::common::blocks::{Markers, replace_block_with};
@@ -188,17 +187,10 @@ fn rc_local(input: &Input) -> Rendered {
 }
 
 fn route_lines(nic: &Nic, name: &str) -> String {
-    let mut t = String::new();
-    for gw in common::on_link_gateways(nic) {
-        let _ = writeln!(t, "/sbin/ip route replace {gw} dev {name} scope link");
-    }
-    if let Some(gw) = nic.default_gateway.filter(|&gw| nic.is_on_link(gw)) {
-        let _ = writeln!(t, "/sbin/ip route replace default via {gw} dev {name}");
-    }
-    for r in &nic.routes {
-        let _ = writeln!(t, "/sbin/ip route replace {} via {} dev {name}", r.dest, r.via);
-    }
-    t
+    common::ip_route_args(nic, name)
+        .iter()
+        .map(|args| format!("/sbin/ip route replace {args}\n"))
+        .collect()
 }
 
 #[cfg(test)]
