@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use osconf::model::{self, Config, Ipv4Net, NetworkType, Route};
+use osconf::model::{self, Config, Ipv4Net, Route};
 use osconf::reader::{self, ConfError};
 
 /// Reads and validates `text`; the errors of whichever stage failed.
@@ -565,9 +565,9 @@ fn empty_values_count_as_absent() {
     assert_eq!(c.password, None);
     assert!(c.nameservers.is_empty());
     assert_eq!(
-        c.network,
-        NetworkType::Vpc,
-        "empty eth1 keys do not make a classic instance"
+        c.nics[0].default_gateway,
+        Some(ip("10.0.0.1")),
+        "empty eth1 keys do not make a classic instance: VPC falls back to eth0_gateway"
     );
     assert_eq!(c.nics.len(), 1);
     assert!(c.nics[0].routes.is_empty());
@@ -604,7 +604,6 @@ fn lenient_forms_ecs_may_write_are_accepted() {
 fn vpc_and_classic_examples() {
     let repo = env!("CARGO_MANIFEST_DIR");
     let vpc = config(&std::fs::read_to_string(format!("{repo}/examples/vpc/os.conf")).unwrap());
-    assert_eq!(vpc.network, NetworkType::Vpc);
     assert_eq!(vpc.nics.len(), 1);
     let eth0 = &vpc.nics[0];
     assert_eq!((eth0.address, eth0.prefix_len), (ip("10.171.254.123"), 24));
@@ -615,7 +614,6 @@ fn vpc_and_classic_examples() {
     );
 
     let classic = config(&std::fs::read_to_string(format!("{repo}/examples/classic/os.conf")).unwrap());
-    assert_eq!(classic.network, NetworkType::Classic);
     let [eth0, eth1] = &classic.nics[..] else {
         panic!("two NICs")
     };

@@ -11,22 +11,6 @@ pub use validate::{Validated, nic_index, validate};
 
 use std::net::{IpAddr, Ipv4Addr};
 
-/// Classic network instances have a second (Internet) NIC; VPC instances have one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetworkType {
-    Vpc,
-    Classic,
-}
-
-impl NetworkType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetworkType::Vpc => "vpc",
-            NetworkType::Classic => "classic",
-        }
-    }
-}
-
 /// An IPv4 prefix `addr/len` with the host bits clear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Ipv4Net {
@@ -126,7 +110,6 @@ pub struct Config {
     /// NICs sorted by index.
     pub nics: Vec<Nic>,
     pub nameservers: Vec<IpAddr>,
-    pub network: NetworkType,
 }
 
 impl Config {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use super::fields;
-use super::{Config, Ipv4Net, NetworkType, Nic, Route};
+use super::{Config, Ipv4Net, Nic, Route};
 use crate::reader::{ConfError, Entry, RawConf};
 
 /// A valid config plus what was ignored (unknown keys), for the person reading the log.
@@ -106,12 +106,9 @@ pub fn validate(raw: &RawConf) -> Result<Validated, Vec<ConfError>> {
             nics.push(nic);
         }
     }
-    let network = if c.by_key.keys().any(|k| k.starts_with("eth1_")) {
-        NetworkType::Classic
-    } else {
-        NetworkType::Vpc
-    };
-    let nics = assign_routes(&mut c, nics, network);
+    // Classic network instances have a second (Internet) NIC: any eth1 key says so.
+    let classic = c.by_key.keys().any(|k| k.starts_with("eth1_"));
+    let nics = assign_routes(&mut c, nics, classic);
     check_unique_macs_and_addresses(&mut c, &nics);
 
     if c.errors.is_empty() {
@@ -120,7 +117,6 @@ pub fn validate(raw: &RawConf) -> Result<Validated, Vec<ConfError>> {
             password,
             nics,
             nameservers,
-            network,
         };
         Ok(Validated { config, warnings })
     } else {
@@ -236,7 +232,7 @@ fn route_list(v: &str) -> Result<Vec<Route>, String> {
 }
 
 /// Picks the one default route and gives every NIC its other routes, once each.
-fn assign_routes(c: &mut Checker, nics: Vec<(Nic, Vec<RouteItem>)>, network: NetworkType) -> Vec<Nic> {
+fn assign_routes(c: &mut Checker, nics: Vec<(Nic, Vec<RouteItem>)>, classic: bool) -> Vec<Nic> {
     let mut default: Option<(u32, Ipv4Addr, usize)> = None;
     let mut seen: BTreeMap<Ipv4Net, (u32, Ipv4Addr, usize)> = BTreeMap::new();
     let mut out = Vec::new();
@@ -276,7 +272,7 @@ fn assign_routes(c: &mut Checker, nics: Vec<(Nic, Vec<RouteItem>)>, network: Net
     }
     let fallback = || {
         let eth0 = out.iter().find(|n| n.index == 0)?;
-        (network == NetworkType::Vpc).then_some((0, eth0.gateway?, 0))
+        (!classic).then_some((0, eth0.gateway?, 0))
     };
     if let Some((index, via, _)) = default.or_else(fallback) {
         let nic = out

@@ -93,7 +93,6 @@ pub fn render_over(stack: &Stack, nics: Vec<Nic>, files: &[(&str, &str)]) -> (Ve
         password: None,
         nics,
         nameservers: Vec::new(),
-        network: crate::model::NetworkType::Vpc,
     };
     let out = render(stack, &config, dir.path());
     let ops = out
