@@ -410,3 +410,19 @@ fn two_nics_given_one_interface_name_are_refused() {
         assert_eq!(fingerprint(&s.root), before, "{ifnames:?} changed the tree");
     }
 }
+
+#[test]
+fn os_conf_at_the_partition_root_is_found_when_boot_has_none() {
+    // The first partition may be mounted as the root itself, not at /boot.
+    let s = Scratch::new(None);
+    let conf = s.root.join("aliyun_custom_image/os.conf");
+    fs::create_dir_all(conf.parent().unwrap()).unwrap();
+    fs::copy(repo().join("examples/vpc/os.conf"), &conf).unwrap();
+    let out = s.run("apply", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!conf.exists(), "os.conf at the partition root was not consumed");
+    assert_eq!(
+        fs::read_to_string(s.root.join("etc/hostname")).unwrap(),
+        "iZ23r29djmjZ\n"
+    );
+}
