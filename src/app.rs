@@ -5,17 +5,13 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Command, Target};
+use crate::error::{EXIT_FAILED, EXIT_INVALID, EXIT_OK};
 use crate::exec;
 use crate::model::{self, Config};
 use crate::plan::{self, Env, Plan};
 use crate::reader;
 use crate::render;
 use crate::system::System;
-
-/// Exit codes, part of the command-line contract.
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_INVALID: u8 = 2;
 
 /// Where ECS writes os.conf, relative to the root, in the order they are tried.
 const CONFIG_PATHS: [&str; 2] = ["boot/aliyun_custom_image/os.conf", "aliyun_custom_image/os.conf"];
@@ -28,12 +24,10 @@ pub fn run(command: Command) -> u8 {
     match command {
         Command::Help(text) => {
             print!("{text}");
-            if text == crate::cli::USAGE {
-                println!("\nStacks (--stack NAME), in detection order:");
-                for stack in render::STACKS {
-                    println!("  {:<15} {}", stack.name, stack.systems);
-                }
-            }
+            EXIT_OK
+        }
+        Command::Generate(what) => {
+            print!("{}", crate::cli::doc::generate(what));
             EXIT_OK
         }
         Command::Version => {
@@ -208,17 +202,11 @@ fn fresh_env() -> Result<Env, String> {
     })
 }
 
-/// The stack called `name`. The command line checks `--stack` with this, so that from the binary
-/// `make_plan` only meets known names; library callers get the same error.
-pub fn find_stack(name: &str) -> Result<&'static render::Stack, String> {
-    render::find(name).ok_or_else(|| format!("unknown stack {name:?}; known: {}", render::names().join(", ")))
-}
-
 /// Chooses the stack (`--stack` or detection) and builds the plan, with the choice in its notes.
 pub fn make_plan(config: &Config, sys: &System, target: &Target, env: &Env) -> Result<Plan, String> {
     let (stack, mut notes) = match &target.stack {
         Some(name) => {
-            let stack = find_stack(name)?;
+            let stack = render::find(name)?;
             (stack, vec![format!("stack {name} chosen with --stack")])
         }
         None => {

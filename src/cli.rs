@@ -1,56 +1,18 @@
-//! Command line: parses arguments into a `Command`. The commands, flags and exit codes are a contract
-//! that image builders script against: extend them, never rename or drop one.
+//! Command line: parses arguments into a `Command`, driven by the one definition in `defs` (which
+//! also feeds `--help`, the man page and the completions). The commands, flags and exit codes are a
+//! contract that image builders script against: extend them, never rename or drop one.
+
+pub mod complete;
+pub mod defs;
+pub mod doc;
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
-pub const USAGE: &str = "\
-osconf — configure a Customized Linux ECS instance from aliyun_custom_image/os.conf
-
-Usage:
-  osconf apply  [--root DIR] [--config FILE] [--stack NAME] [--ifname ethN=NAME]... [--live | --no-live]
-  osconf plan   [--root DIR] [--config FILE] [--stack NAME] [--ifname ethN=NAME]...
-  osconf check  FILE
-  osconf detect [--root DIR]
-  osconf COMMAND --help
-
-Exit status: 0 applied (or no os.conf found), 1 applying failed and was rolled back,
-2 os.conf (or the command line) is invalid and nothing was changed.
-";
-
-const APPLY_HELP: &str = "\
-osconf apply — configure the system from os.conf, then remove os.conf
-
-  --root DIR          the target's root directory (default /)
-  --config FILE       os.conf to read (default: <root>/boot/aliyun_custom_image/os.conf,
-                      then <root>/aliyun_custom_image/os.conf)
-  --stack NAME        network stack to write for, instead of detecting it
-  --ifname ethN=NAME  write NAME where os.conf says ethN (repeatable)
-  --live, --no-live   also configure the running kernel (default: only when the root is /)
-
-Every file replaced is backed up under <root>/var/lib/osconf/backup/<UTC time>/. On any failure all
-steps are undone and os.conf is kept. Exit 0 applied or no os.conf, 1 failed and rolled back,
-2 os.conf invalid (nothing changed).
-";
-
-const PLAN_HELP: &str = "\
-osconf plan — show what apply would do (a diff per file, then live actions); change nothing
-
-  Takes the same options as apply (--live and --no-live are accepted and ignored).
-  The password never appears: changed /etc/shadow lines are shown masked.
-";
-
-const CHECK_HELP: &str = "\
-osconf check FILE — validate an os.conf; print every error with its line and key
-
-  Exit 0 when valid, 2 when not.
-";
-
-const DETECT_HELP: &str = "\
-osconf detect [--root DIR] — print the distribution and the network stack osconf would use
-";
+use defs::{CommandDef, Flag};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Target {
@@ -67,9 +29,46 @@ pub enum Command {
     Plan(Target),
     Check(PathBuf),
     Detect(PathBuf),
+    /// Print a generated document (man page, completion script).
+    Generate(doc::Generated),
     /// Print this text and exit 0.
-    Help(&'static str),
+    Help(String),
     Version,
+}
+
+/// What the command line gave a command, in order, each flag one of the command's own.
+#[derive(Debug, Default)]
+pub struct Matches {
+    /// The flag, whether its `--no-…` form was given, and its value.
+    given: Vec<(&'static Flag, bool, Option<OsString>)>,
+    operands: Vec<OsString>,
+}
+
+impl Matches {
+    /// Every value given to `flag`, in order.
+    fn values<'a>(&'a self, flag: &Flag) -> impl Iterator<Item = &'a OsStr> + use<'a> {
+        let long = flag.long;
+        self.given
+            .iter()
+            .filter(move |(f, _, _)| f.long == long)
+            .filter_map(|(_, _, v)| v.as_deref())
+    }
+
+    fn last(&self, flag: &Flag) -> Option<&OsStr> {
+        self.values(flag).last()
+    }
+
+    /// `Some(true)` when `--flag` was given last, `Some(false)` when `--no-flag` was.
+    fn switch(&self, flag: &Flag) -> Option<bool> {
+        self.given
+            .iter()
+            .rfind(|(f, _, _)| f.long == flag.long)
+            .map(|(_, negated, _)| !negated)
+    }
+
+    fn operand(&self, i: usize) -> &OsStr {
+        &self.operands[i]
+    }
 }
 
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
@@ -78,57 +77,122 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
 
 fn parse_inner(args: impl IntoIterator<Item = String>) -> Result<Command, lexopt::Error> {
     let mut p = lexopt::Parser::from_args(args);
-    let command = match p.next()? {
+    let name = match p.next()? {
         Some(Value(v)) => v.string()?,
-        Some(Long("help") | Short('h')) | None => return Ok(Command::Help(USAGE)),
+        Some(Long("help") | Short('h')) | None => return Ok(Command::Help(doc::help())),
         Some(Long("version") | Short('V')) => return Ok(Command::Version),
         Some(arg) => return Err(arg.unexpected()),
     };
-    let help = match command.as_str() {
-        "apply" => APPLY_HELP,
-        "plan" => PLAN_HELP,
-        "check" => CHECK_HELP,
-        "detect" => DETECT_HELP,
-        other => return Err(format!("unknown command {other:?}; see osconf --help").into()),
-    };
-    let mut t = Target {
-        root: PathBuf::from("/"),
-        ..Target::default()
-    };
-    let mut file = None;
+    let def = defs::COMMANDS
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| format!("unknown command {name:?}; see osconf --help"))?;
+    let mut m = Matches::default();
     while let Some(arg) = p.next()? {
-        match arg {
-            Long("help") | Short('h') => return Ok(Command::Help(help)),
-            Long("root") if command != "check" => t.root = p.value()?.into(),
-            Long("config") if matches!(command.as_str(), "apply" | "plan") => {
-                t.config = Some(p.value()?.into())
+        let arg = match arg {
+            Value(v) if m.operands.len() < def.operands.len() => {
+                m.operands.push(v);
+                continue;
             }
-            Long("stack") if matches!(command.as_str(), "apply" | "plan") => {
-                let name = p.value()?.string()?;
-                crate::app::find_stack(&name).map_err(|e| format!("--stack: {e}"))?;
-                t.stack = Some(name)
-            }
-            Long("ifname") if matches!(command.as_str(), "apply" | "plan") => {
-                let (index, name) = ifname(&p.value()?.string()?)?;
-                t.ifnames.insert(index, name);
-            }
-            Long("live") if matches!(command.as_str(), "apply" | "plan") => t.live = Some(true),
-            Long("no-live") if matches!(command.as_str(), "apply" | "plan") => t.live = Some(false),
-            Value(v) if command == "check" && file.is_none() => file = Some(PathBuf::from(v)),
-            _ => return Err(arg.unexpected()),
+            other => other,
+        };
+        let (flag, negated) = match &arg {
+            Long(l) => match find_long(def, l) {
+                Some(found) => found,
+                None => return Err(arg.unexpected()),
+            },
+            Short(c) => match def.all_flags().find(|f| f.short == Some(*c)) {
+                Some(f) => (f, false),
+                None => return Err(arg.unexpected()),
+            },
+            Value(_) => return Err(arg.unexpected()),
+        };
+        if flag.long == defs::HELP.long {
+            return Ok(Command::Help(doc::command_help(def)));
         }
+        let value = match flag.value {
+            Some(_) => Some(p.value()?),
+            None => None,
+        };
+        m.given.push((flag, negated, value));
     }
-    Ok(match command.as_str() {
-        "apply" => Command::Apply(t),
-        "plan" => Command::Plan(t),
-        "check" => Command::Check(file.ok_or("check needs the os.conf FILE to validate")?),
-        _ => Command::Detect(t.root),
+    if let Some(missing) = def.operands.get(m.operands.len()) {
+        return Err(format!("{} needs {} ({})", def.name, missing.name, missing.help).into());
+    }
+    Ok((def.build)(&m)?)
+}
+
+/// The flag of `def` called `--long` (or `--no-long`), and whether it was the negated form.
+fn find_long(def: &CommandDef, long: &str) -> Option<(&'static Flag, bool)> {
+    def.all_flags().find_map(|f| {
+        if f.long == long {
+            Some((f, false))
+        } else {
+            (f.negated == Some(long)).then_some((f, true))
+        }
     })
 }
 
+fn utf8<'a>(flag: &Flag, v: &'a OsStr) -> Result<&'a str, String> {
+    v.to_str()
+        .ok_or_else(|| format!("--{} {v:?}: not valid UTF-8", flag.long))
+}
+
+fn target(m: &Matches) -> Result<Target, String> {
+    let mut t = Target {
+        root: m
+            .last(&defs::ROOT)
+            .map_or_else(|| PathBuf::from("/"), PathBuf::from),
+        config: m.last(&defs::CONFIG).map(PathBuf::from),
+        live: m.switch(&defs::LIVE),
+        ..Target::default()
+    };
+    for name in m.values(&defs::STACK) {
+        let name = utf8(&defs::STACK, name)?;
+        crate::render::find(name).map_err(|e| format!("--stack: {e}"))?;
+        t.stack = Some(name.to_owned());
+    }
+    for v in m.values(&defs::IFNAME) {
+        let (index, name) = ifname(utf8(&defs::IFNAME, v)?)?;
+        t.ifnames.insert(index, name);
+    }
+    Ok(t)
+}
+
+fn apply(m: &Matches) -> Result<Command, String> {
+    target(m).map(Command::Apply)
+}
+
+fn plan(m: &Matches) -> Result<Command, String> {
+    target(m).map(Command::Plan)
+}
+
+fn check(m: &Matches) -> Result<Command, String> {
+    Ok(Command::Check(m.operand(0).into()))
+}
+
+fn detect(m: &Matches) -> Result<Command, String> {
+    Ok(Command::Detect(target(m)?.root))
+}
+
+fn generate(m: &Matches) -> Result<Command, String> {
+    let kind = m.operand(0);
+    doc::Generated::ALL
+        .into_iter()
+        .zip(defs::GENERATED)
+        .find(|(_, name)| OsStr::new(name) == kind)
+        .map(|(g, _)| Command::Generate(g))
+        .ok_or_else(|| {
+            format!(
+                "generate {kind:?}: expected one of {}",
+                defs::GENERATED.join(", ")
+            )
+        })
+}
+
 /// `ethN=NAME`, NAME a valid kernel interface name.
-fn ifname(v: &str) -> Result<(u32, String), lexopt::Error> {
-    let bad = || lexopt::Error::from(format!("--ifname {v:?}: expected ethN=NAME"));
+fn ifname(v: &str) -> Result<(u32, String), String> {
+    let bad = || format!("--ifname {v:?}: expected ethN=NAME");
     let (eth, name) = v.split_once('=').ok_or_else(bad)?;
     let index = eth
         .strip_prefix("eth")
@@ -142,7 +206,7 @@ fn ifname(v: &str) -> Result<(u32, String), lexopt::Error> {
         && name != "."
         && name != "..";
     if !valid {
-        return Err(format!("--ifname {v:?}: {name:?} is not a valid interface name").into());
+        return Err(format!("--ifname {v:?}: {name:?} is not a valid interface name"));
     }
     Ok((index, name.to_owned()))
 }
@@ -170,8 +234,31 @@ mod tests {
         assert_eq!(t.ifnames.get(&1).map(String::as_str), Some("ens5"));
         assert_eq!(parse_str("check f").unwrap(), Command::Check("f".into()));
         assert_eq!(parse_str("detect --root r").unwrap(), Command::Detect("r".into()));
-        assert_eq!(parse_str("plan --help").unwrap(), Command::Help(PLAN_HELP));
-        assert_eq!(parse_str("").unwrap(), Command::Help(USAGE));
+        assert_eq!(
+            parse_str("plan --help").unwrap(),
+            Command::Help(doc::command_help(&defs::COMMANDS[1]))
+        );
+        assert_eq!(parse_str("").unwrap(), Command::Help(doc::help()));
+        assert_eq!(
+            parse_str("generate complete-zsh").unwrap(),
+            Command::Generate(doc::Generated::Zsh)
+        );
+    }
+
+    #[test]
+    fn the_last_of_a_flag_and_its_negation_wins() {
+        for (args, live) in [
+            ("apply", None),
+            ("apply --live", Some(true)),
+            ("apply --live --no-live", Some(false)),
+            ("apply --no-live --live", Some(true)),
+            ("plan --root=/x --no-live", Some(false)),
+        ] {
+            let (Command::Apply(t) | Command::Plan(t)) = parse_str(args).unwrap() else {
+                panic!("{args}")
+            };
+            assert_eq!(t.live, live, "{args}");
+        }
     }
 
     #[test]
@@ -181,13 +268,19 @@ mod tests {
             "check",
             "check a b",
             "detect --config x",
+            "detect --live",
             "apply --ifname eth0",
             "apply --ifname eth0=a/b",
             "apply --ifname eth01=a",
             "apply --ifname eth+1=a",
             "apply --ifname eth=a",
             "apply --root",
+            "apply --no-root",
+            "apply -x",
             "plan --stack nosuchstack",
+            "plan --stack nosuchstack --stack sysconfig",
+            "generate",
+            "generate html",
         ] {
             assert!(parse_str(bad).is_err(), "{bad}");
         }

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod error;
 pub mod exec;
 pub mod model;
 pub mod plan;

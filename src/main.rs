@@ -6,8 +6,8 @@ fn main() -> ExitCode {
     let code = match osconf::cli::parse(std::env::args().skip(1)) {
         Ok(command) => osconf::app::run(command),
         Err(e) => {
-            eprintln!("osconf: {e}\n\n{}", osconf::cli::USAGE);
-            osconf::app::EXIT_INVALID
+            eprintln!("osconf: {e}\n\n{}", osconf::cli::doc::usage());
+            osconf::error::EXIT_INVALID
         }
     };
     ExitCode::from(code)

@@ -101,8 +101,13 @@ pub static STACKS: &[Stack] = &[
     ifupdown::STACK,
 ];
 
-pub fn find(name: &str) -> Option<&'static Stack> {
-    STACKS.iter().find(|s| s.name == name)
+/// The stack called `name`; the error lists the known ones. The command line checks `--stack` with
+/// this, and library callers of `app::make_plan` get the same error.
+pub fn find(name: &str) -> Result<&'static Stack, String> {
+    STACKS
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| format!("unknown stack {name:?}; known: {}", names().join(", ")))
 }
 
 pub fn names() -> Vec<&'static str> {

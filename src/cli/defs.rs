@@ -1,0 +1,255 @@
+//! The one definition of the command line: every command, operand and flag with its help. The parser,
+//! `--help`, the man page, the README's reference and the shell completions are all derived from these
+//! tables, so adding a flag here is the whole job. Names are a contract: add, never rename or drop.
+
+use super::{Command, Matches};
+
+/// How a shell completes a flag's value or an operand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Complete {
+    Dir,
+    File,
+    /// The names of `render::STACKS`.
+    Stack,
+    Words(&'static [&'static str]),
+    /// Anything goes; the shell offers nothing.
+    Free,
+}
+
+/// The value a flag takes: its name in the docs (`DIR`) and how to complete it.
+#[derive(Debug)]
+pub struct Value {
+    pub name: &'static str,
+    pub complete: Complete,
+}
+
+#[derive(Debug)]
+pub struct Flag {
+    pub long: &'static str,
+    pub short: Option<char>,
+    /// A `--no-…` form that undoes the flag; the last of the two given wins.
+    pub negated: Option<&'static str>,
+    pub value: Option<Value>,
+    /// May be given more than once (each value counts).
+    pub repeat: bool,
+    /// One sentence, lower case, no final period.
+    pub help: &'static str,
+}
+
+#[derive(Debug)]
+pub struct Operand {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub complete: Complete,
+}
+
+#[derive(Debug)]
+pub struct CommandDef {
+    pub name: &'static str,
+    /// One line, lower case: what the command does.
+    pub summary: &'static str,
+    /// Required operands, in order.
+    pub operands: &'static [Operand],
+    /// The flags it takes besides `--help`, in the order help lists them.
+    pub flags: &'static [&'static Flag],
+    /// Paragraphs after the options (separated by blank lines).
+    pub about: &'static str,
+    /// Turns what the command line gave (already checked against this definition) into a `Command`.
+    pub build: fn(&Matches) -> Result<Command, String>,
+}
+
+impl CommandDef {
+    /// Every flag it accepts, `--help` last.
+    pub fn all_flags(&self) -> impl Iterator<Item = &'static Flag> + use<> {
+        self.flags.iter().copied().chain([&HELP])
+    }
+}
+
+pub const NAME: &str = "osconf";
+pub const SUMMARY: &str = "configure a Customized Linux ECS instance from aliyun_custom_image/os.conf";
+
+/// For the man page's DESCRIPTION.
+pub const DESCRIPTION: &str = "\
+At each start after a change, Alibaba Cloud ECS writes aliyun_custom_image/os.conf on the first \
+partition of a Customized Linux image. osconf reads it (it is never executed), sets the root password, \
+the host name, DNS, the NICs' addresses, MACs and routes and the default gateway for the network stack \
+the image really uses, atomically and with rollback, and removes os.conf so the work runs once.
+
+Without --config, os.conf is looked for at <root>/boot/aliyun_custom_image/os.conf, then \
+<root>/aliyun_custom_image/os.conf.";
+
+/// Exit codes and what each means; part of the contract.
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (
+        crate::error::EXIT_OK,
+        "applied and os.conf removed, or no os.conf found (one line says so)",
+    ),
+    (
+        crate::error::EXIT_FAILED,
+        "applying failed: every change rolled back, os.conf kept, the failing step named",
+    ),
+    (
+        crate::error::EXIT_INVALID,
+        "os.conf (or the command line) invalid: every error listed with line and key, nothing changed, \
+         os.conf kept",
+    ),
+];
+
+/// Files osconf reads or writes, for the man page.
+pub const FILES: &[(&str, &str)] = &[
+    (
+        "<root>/boot/aliyun_custom_image/os.conf",
+        "where ECS writes os.conf; removed after a successful apply",
+    ),
+    (
+        "<root>/aliyun_custom_image/os.conf",
+        "looked at when the first partition is the root itself",
+    ),
+    (
+        "<root>/var/lib/osconf/backup/<UTC time>/",
+        "the originals of every file an apply replaced or removed",
+    ),
+    (
+        "<root>/var/lib/osconf/last-applied.conf",
+        "what was applied, without the password",
+    ),
+];
+
+pub static HELP: Flag = Flag {
+    long: "help",
+    short: Some('h'),
+    negated: None,
+    value: None,
+    repeat: false,
+    help: "print this help and exit",
+};
+
+pub static VERSION: Flag = Flag {
+    long: "version",
+    short: Some('V'),
+    negated: None,
+    value: None,
+    repeat: false,
+    help: "print the version, the git commit and the target, and exit",
+};
+
+/// Flags given before any command.
+pub static GLOBAL_FLAGS: &[&Flag] = &[&HELP, &VERSION];
+
+pub static ROOT: Flag = Flag {
+    long: "root",
+    short: None,
+    negated: None,
+    value: Some(Value {
+        name: "DIR",
+        complete: Complete::Dir,
+    }),
+    repeat: false,
+    help: "the target's root directory (default /)",
+};
+
+pub static CONFIG: Flag = Flag {
+    long: "config",
+    short: None,
+    negated: None,
+    value: Some(Value {
+        name: "FILE",
+        complete: Complete::File,
+    }),
+    repeat: false,
+    help: "os.conf to read (default: <root>/boot/aliyun_custom_image/os.conf, then \
+           <root>/aliyun_custom_image/os.conf)",
+};
+
+pub static STACK: Flag = Flag {
+    long: "stack",
+    short: None,
+    negated: None,
+    value: Some(Value {
+        name: "NAME",
+        complete: Complete::Stack,
+    }),
+    repeat: false,
+    help: "network stack to write for, instead of detecting it",
+};
+
+pub static IFNAME: Flag = Flag {
+    long: "ifname",
+    short: None,
+    negated: None,
+    value: Some(Value {
+        name: "ethN=NAME",
+        complete: Complete::Free,
+    }),
+    repeat: true,
+    help: "write NAME where os.conf says ethN (repeatable)",
+};
+
+pub static LIVE: Flag = Flag {
+    long: "live",
+    short: None,
+    negated: Some("no-live"),
+    value: None,
+    repeat: false,
+    help: "also configure the running kernel (default: only when the root is /)",
+};
+
+/// What `generate` can print; the order of `doc::Generated`.
+pub const GENERATED: &[&str] = &["man", "complete-bash", "complete-zsh", "complete-fish"];
+
+/// The commands, in the order help lists them.
+pub static COMMANDS: &[CommandDef] = &[
+    CommandDef {
+        name: "apply",
+        summary: "configure the system from os.conf, then remove os.conf",
+        operands: &[],
+        flags: &[&ROOT, &CONFIG, &STACK, &IFNAME, &LIVE],
+        about: "Every file replaced is backed up under <root>/var/lib/osconf/backup/<UTC time>/. On any \
+                failure all steps are undone and os.conf is kept. Exit 0 applied or no os.conf, 1 failed \
+                and rolled back, 2 os.conf invalid (nothing changed).",
+        build: super::apply,
+    },
+    CommandDef {
+        name: "plan",
+        summary: "show what apply would do (a diff per file, then live actions); change nothing",
+        operands: &[],
+        flags: &[&ROOT, &CONFIG, &STACK, &IFNAME, &LIVE],
+        about: "Takes the same options as apply (--live and --no-live are accepted and ignored). The \
+                password never appears: changed /etc/shadow lines are shown masked.",
+        build: super::plan,
+    },
+    CommandDef {
+        name: "check",
+        summary: "validate an os.conf; print every error with its line and key",
+        operands: &[Operand {
+            name: "FILE",
+            help: "the os.conf to validate",
+            complete: Complete::File,
+        }],
+        flags: &[],
+        about: "Exit 0 when valid, 2 when not.",
+        build: super::check,
+    },
+    CommandDef {
+        name: "detect",
+        summary: "print the distribution and the network stack osconf would use",
+        operands: &[],
+        flags: &[&ROOT],
+        about: "",
+        build: super::detect,
+    },
+    CommandDef {
+        name: "generate",
+        summary: "print the man page or a shell completion script, generated from this definition",
+        operands: &[Operand {
+            name: "KIND",
+            help: "man, complete-bash, complete-zsh or complete-fish",
+            complete: Complete::Words(GENERATED),
+        }],
+        flags: &[],
+        about: "For packagers: osconf generate man > osconf.1; complete-bash goes to \
+                /usr/share/bash-completion/completions/osconf, complete-zsh to _osconf in a directory \
+                of $fpath, complete-fish to /usr/share/fish/vendor_completions.d/osconf.fish.",
+        build: super::generate,
+    },
+];
