@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::{FileOp, LiveAction, LiveNic, Plan};
 
 use crate::model::Config;
+use crate::platform;
 use crate::render::common::{self, shadow};
 use crate::render::{Input, Stack};
 use crate::system::System;
@@ -81,6 +82,17 @@ pub fn build(
         .filter(|n| n.mac.is_none())
         .map(|n| n.name())
         .collect();
+    if let Some(h) = config
+        .hostname
+        .as_deref()
+        .filter(|h| platform::kernel_hostname(h) != *h)
+    {
+        notes.push(format!(
+            "host name {h} is longer than the kernel's {} bytes: live, the kernel gets {}; the files get the whole name",
+            platform::KERNEL_HOSTNAME_MAX,
+            platform::kernel_hostname(h)
+        ));
+    }
     if !unmatched.is_empty() {
         notes.push(format!(
             "{} given without a MAC: matched by name only",
@@ -129,8 +141,7 @@ fn live_actions(input: &Input) -> Vec<LiveAction> {
     let mut live: Vec<LiveAction> = config
         .hostname
         .iter()
-        .cloned()
-        .map(LiveAction::SetHostname)
+        .map(|h| LiveAction::SetHostname(platform::kernel_hostname(h).to_owned()))
         .collect();
     for nic in &config.nics {
         let routes = nic.all_routes().map(|r| (r.dest, r.via)).collect();
