@@ -31,12 +31,7 @@ pub fn hostname() -> io::Result<String> {
 }
 
 pub fn set_hostname(name: &str) -> io::Result<()> {
-    rustix::system::sethostname(name.as_bytes()).map_err(|e| {
-        io::Error::new(
-            io::Error::from(e).kind(),
-            format!("setting the kernel host name to {name}: {e}"),
-        )
-    })
+    Ok(rustix::system::sethostname(name.as_bytes())?)
 }
 
 /// What a live action is about to replace, so that a rollback can put it back.
