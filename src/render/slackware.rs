@@ -99,7 +99,8 @@ fn inet1_conf(input: &Input) -> Rendered {
     ));
 
     let mut disabled = Vec::new();
-    let other_index_names: Vec<&str> = assigned
+    // A set: a file with many indexes naming one interface would make a list lookup per line quadratic.
+    let other_index_names: BTreeSet<&str> = assigned
         .iter()
         .filter_map(|(k, v)| {
             let idx = k.strip_prefix("IFNAME[")?.strip_suffix(']')?;
@@ -277,5 +278,17 @@ mod tests {
             format!("#!/bin/bash\n# local\n\n{begin}route b\n{end}echo hi\n")
         );
         assert_eq!(replace_block_with(&with, MARKERS, ""), "#!/bin/bash\n# local\n\n");
+    }
+
+    /// Many indexes naming the same interface: a list lookup per line was quadratic; this test would
+    /// run for minutes if it came back.
+    #[test]
+    fn regression_many_indexes_take_linear_time() {
+        let old: String = (0..100_000).map(|i| format!("IFNAME[{i}]=\"eth0\"\n")).collect();
+        let root = crate::render::common::testing::fake_root(&[(CONF, &old)], &[]);
+        let config = crate::render::common::testing::example("vpc");
+        let out = crate::render::common::testing::render(&STACK, &config, root.path());
+        let text = crate::render::common::testing::written(&out, CONF).unwrap();
+        assert!(text.contains("# Disabled by osconf: IFNAME[99999]"));
     }
 }

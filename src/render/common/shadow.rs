@@ -95,12 +95,14 @@ fn set_root_hash(old: &[u8], hash: &str, day: Option<u64>) -> Option<Vec<u8>> {
 /// Every second field is a hash (locked `!$6$...`, DES, ...) except the empty field and the
 /// placeholders for "no password" and "locked".
 pub fn mask(old: &str, new: &str) -> (String, String) {
+    // A set: looking each new line up in the old text made a large shadow file quadratic.
+    let old_lines: std::collections::HashSet<&str> = old.lines().collect();
     let hide = |text: &str, is_new: bool| -> String {
         text.lines()
             .map(|l| {
                 let mut f: Vec<&str> = l.split(':').collect();
                 if f.len() > 1 && !matches!(f[1], "" | "*" | "!" | "!!" | "x") {
-                    let changed = is_new && !old.lines().any(|o| o == l);
+                    let changed = is_new && !old_lines.contains(l);
                     f[1] = if changed { "<new hash>" } else { "<hash>" };
                 }
                 f.join(":") + "\n"
@@ -149,5 +151,18 @@ mod tests {
         let old = "root:!$6$s$h:1::\nu:abDESdeshash:1\nv:!!:1\nw:x:1\nz::1\n";
         let (masked, _) = mask(old, old);
         assert_eq!(masked, "root:<hash>:1::\nu:<hash>:1\nv:!!:1\nw:x:1\nz::1\n");
+    }
+
+    /// A shadow file of 100 000 users: each new line was looked up in the whole old text, a
+    /// quadratic `plan`; this test would run for many minutes if it came back.
+    #[test]
+    fn regression_masking_a_large_file_takes_linear_time() {
+        let old: String = (0..100_000)
+            .map(|i| format!("u{i}:$6$s{i}$h:1::::::\n"))
+            .collect();
+        let new = old.replacen("u0:$6$s0$h", "u0:$6$t$i", 1);
+        let (old, new) = mask(&old, &new);
+        assert!(new.starts_with("u0:<new hash>:1") && old.starts_with("u0:<hash>:1"));
+        assert_eq!(new.matches("<new hash>").count(), 1);
     }
 }
