@@ -14,4 +14,5 @@ pub mod plan;
 pub mod platform;
 pub mod reader;
 pub mod render;
+pub mod secret;
 pub mod system;

@@ -6,6 +6,9 @@
 
 use std::fmt;
 use std::io::Read;
+use std::ops::Deref;
+
+use crate::secret::{HIDDEN, Secret};
 
 /// os.conf is a handful of lines; anything larger is not what ECS wrote.
 pub const MAX_SIZE: usize = 64 * 1024;
@@ -15,7 +18,56 @@ pub const MAX_SIZE: usize = 64 * 1024;
 pub struct Entry {
     pub line: usize,
     pub key: String,
-    pub value: String,
+    pub value: Value,
+}
+
+/// A value as written. The password's is a [`Secret`]: formatting an entry never shows it.
+#[derive(Clone, Eq)]
+pub enum Value {
+    Plain(String),
+    Secret(Secret<String>),
+}
+
+impl Deref for Value {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Value::Plain(s) => s,
+            Value::Secret(s) => s.expose(),
+        }
+    }
+}
+
+/// Values compare by their text, secret or not.
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        **self == **other
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::Plain(s.to_owned())
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Plain(s) => fmt::Debug::fmt(s, f),
+            Value::Secret(_) => f.write_str(HIDDEN),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Plain(s) => f.write_str(s),
+            Value::Secret(_) => f.write_str(HIDDEN),
+        }
+    }
 }
 
 /// A problem found in os.conf, located by line and (where known) key.
@@ -53,7 +105,7 @@ fn hide_passwords(message: String) -> String {
             .find(|&i| bytes[i] == b'"' && (i == 0 || bytes[i - 1] != b'\\'))
             .unwrap_or(bytes.len());
         if end > 0 {
-            out.push_str("(not shown)");
+            out.push_str(HIDDEN);
         }
         rest = &rest[end..];
     }
@@ -80,17 +132,24 @@ pub struct RawConf {
 }
 
 /// Reads at most [`MAX_SIZE`] bytes and parses them; every bad line is reported, not just the first.
+/// The bytes (the password among them) are read into one buffer that never grows and is zeroed after.
 pub fn read(mut input: impl Read) -> Result<RawConf, Vec<ConfError>> {
-    let mut bytes = Vec::new();
-    let limit = MAX_SIZE as u64 + 1;
-    if let Err(e) = input.by_ref().take(limit).read_to_end(&mut bytes) {
-        return Err(vec![ConfError::new(0, None, format!("cannot read: {e}"))]);
+    let mut bytes = Secret::new(vec![0u8; MAX_SIZE + 1]);
+    let mut filled = 0;
+    while filled < bytes.expose().len() {
+        match input.read(&mut bytes.as_mut_slice()[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(vec![ConfError::new(0, None, format!("cannot read: {e}"))]),
+        }
     }
-    if bytes.len() > MAX_SIZE {
+    if filled > MAX_SIZE {
         let msg = format!("file is larger than {MAX_SIZE} bytes; refusing to read it");
         return Err(vec![ConfError::new(0, None, msg)]);
     }
-    parse(&bytes)
+    bytes.truncate(filled);
+    parse(bytes.expose())
 }
 
 /// Parses a whole file already in memory.
@@ -125,10 +184,9 @@ pub fn parse(bytes: &[u8]) -> Result<RawConf, Vec<ConfError>> {
                     let msg = format!("given twice (first on line {})", first.line);
                     errors.push(ConfError::new(line_no, Some(key), msg));
                 } else {
-                    let (key, value) = (key.to_owned(), value);
                     conf.entries.push(Entry {
                         line: line_no,
-                        key,
+                        key: key.to_owned(),
                         value,
                     });
                 }
@@ -151,7 +209,7 @@ fn key_of(raw: &[u8]) -> Option<&str> {
 type LineError<'a> = (Option<&'a str>, String);
 
 /// Parses one line: `None` for blank and comment lines.
-fn parse_line(text: &str) -> Result<Option<(&str, String)>, LineError<'_>> {
+fn parse_line(text: &str) -> Result<Option<(&str, Value)>, LineError<'_>> {
     let text = text.trim_matches(is_blank);
     if text.is_empty() || text.starts_with('#') {
         return Ok(None);
@@ -168,13 +226,19 @@ fn parse_line(text: &str) -> Result<Option<(&str, String)>, LineError<'_>> {
         };
         return Err((None, format!("{key:?}: {what}")));
     }
-    let value = parse_value(rest, key == "password").map_err(|m| (Some(key), m))?;
+    let secret = key == "password";
+    let value = parse_value(rest, secret).map_err(|m| (Some(key), m))?;
+    let value = if secret {
+        Value::Secret(Secret::new(value.to_owned()))
+    } else {
+        Value::Plain(value.to_owned())
+    };
     Ok(Some((key, value)))
 }
 
 /// Unquotes a value. No escapes exist: a quote ends at the next quote of its kind. A `secret` value's
 /// text is never quoted in an error.
-fn parse_value(rest: &str, secret: bool) -> Result<String, String> {
+fn parse_value(rest: &str, secret: bool) -> Result<&str, String> {
     let (value, after) = match rest.chars().next() {
         Some(q @ ('"' | '\'')) => {
             let body = &rest[1..];
@@ -193,7 +257,7 @@ fn parse_value(rest: &str, secret: bool) -> Result<String, String> {
     let after = after.trim_start_matches(is_blank);
     if glued || !(after.is_empty() || after.starts_with('#')) {
         let shown = if secret {
-            "(not shown)".to_owned()
+            HIDDEN.to_owned()
         } else {
             format!("{after:?}")
         };
@@ -204,7 +268,7 @@ fn parse_value(rest: &str, secret: bool) -> Result<String, String> {
     if (after.starts_with('#') || value.is_empty()) && rest.starts_with(is_blank) {
         return Err("blank after '=' (quote values that hold blanks)".into());
     }
-    Ok(value.to_owned())
+    Ok(value)
 }
 
 fn is_blank(c: char) -> bool {
@@ -224,7 +288,7 @@ mod tests {
 
     fn one(line: &str) -> Result<Option<(String, String)>, String> {
         parse_line(line)
-            .map(|o| o.map(|(k, v)| (k.to_owned(), v)))
+            .map(|o| o.map(|(k, v)| (k.to_owned(), v.to_string())))
             .map_err(|(_, m)| m)
     }
 

@@ -30,7 +30,10 @@ fn test_env() -> Env {
 fn case_settings(dir: &Path) -> BTreeMap<String, String> {
     let text = fs::read(dir.join("case.conf")).expect("case.conf");
     let raw = osconf::reader::parse(&text).expect("case.conf parses");
-    raw.entries.into_iter().map(|e| (e.key, e.value)).collect()
+    raw.entries
+        .into_iter()
+        .map(|e| (e.key, e.value.to_string()))
+        .collect()
 }
 
 fn apply_conf(root: &Path, conf: &Path, settings: &BTreeMap<String, String>, stamp: &str) {

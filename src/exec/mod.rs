@@ -121,7 +121,16 @@ impl Executor<'_> {
             let made = durable::create_parents(&path)?;
             self.undo.extend(made.into_iter().map(Undo::RemoveDir));
         }
-        let meta = meta_for(op, saved.as_ref());
+        // `Mode::SameAs`: the other file as it is now (a disabled copy is written before its
+        // original is removed).
+        let like = match op {
+            FileOp::Write {
+                mode: Mode::SameAs(other),
+                ..
+            } => durable::save(&self.host(other))?,
+            _ => None,
+        };
+        let meta = meta_for(op, saved.as_ref(), like.as_ref());
         self.undoable(path, saved, |path| match op {
             FileOp::Write { contents, .. } => durable::write_atomic(path, contents, &meta),
             FileOp::Symlink { target, .. } => durable::replace_with_link(path, Path::new(target)),
@@ -203,12 +212,16 @@ impl Executor<'_> {
 }
 
 /// The mode, owner and attributes a written file gets: a replaced file's own (its mode overridden by
-/// `Mode::Exact`), or the plan's mode for a new file.
-fn meta_for(op: &FileOp, saved: Option<&Saved>) -> Meta {
+/// `Mode::Exact`), or the plan's mode for a new file; with `Mode::SameAs`, those of `like`.
+fn meta_for(op: &FileOp, saved: Option<&Saved>, like: Option<&Saved>) -> Meta {
     let FileOp::Write { mode, .. } = op else {
         return Meta::new(0o644);
     };
     match (mode, saved) {
+        (Mode::SameAs(_), _) => match like {
+            Some(Saved::File { meta, .. }) => meta.clone(),
+            _ => Meta::new(0o600),
+        },
         (Mode::Default(_), Some(Saved::File { meta, .. })) => meta.clone(),
         (Mode::Exact(m), Some(Saved::File { meta, .. })) => Meta {
             mode: *m,

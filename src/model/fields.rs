@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use base64::Engine as _;
 
+use crate::secret::Secret;
+
 /// A NIC hardware address, shown as lower-case `aa:bb:cc:dd:ee:ff` whatever form os.conf used.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Mac(pub [u8; 6]);
@@ -23,13 +25,14 @@ impl fmt::Debug for Mac {
     }
 }
 
-/// The decoded root password. Its `Debug` never shows it, so it cannot leak through a log line.
+/// The decoded root password: never shown (`Debug` is masked, there is no `Display`) and zeroed when
+/// dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
+pub struct Password(Secret<String>);
 
 impl Password {
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 }
 
@@ -64,16 +67,20 @@ pub fn hostname(v: &str) -> Result<String, String> {
 pub const MAX_PASSWORD_BYTES: usize = 256;
 
 /// Base64 (standard alphabet, padding optional) → UTF-8, trailing newlines stripped as `$(…)` does.
+/// No message quotes any part of the value or of what it decodes to (not even where base64 breaks).
+/// The decoded bytes live only in buffers that are zeroed when dropped.
 pub fn password(v: &str) -> Result<Password, String> {
     let engine = base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         base64::engine::GeneralPurposeConfig::new()
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
-    let bytes = engine
-        .decode(v)
-        .map_err(|e| format!("is not valid base64 ({e})"))?;
-    let text = String::from_utf8(bytes).map_err(|_| "does not decode to UTF-8 text".to_owned())?;
+    let mut bytes = Secret::new(vec![0u8; base64::decoded_len_estimate(v.len())]);
+    let len = engine
+        .decode_slice(v, bytes.as_mut_slice())
+        .map_err(|_| "not valid base64".to_owned())?;
+    bytes.truncate(len);
+    let text = std::str::from_utf8(bytes.expose()).map_err(|_| "does not decode to UTF-8 text".to_owned())?;
     let text = text.trim_end_matches('\n');
     if text.is_empty() {
         return Err("decodes to an empty password".into());
@@ -83,11 +90,10 @@ pub fn password(v: &str) -> Result<Password, String> {
     }
     if text.len() > MAX_PASSWORD_BYTES {
         return Err(format!(
-            "decodes to a password of {} bytes; at most {MAX_PASSWORD_BYTES} are allowed",
-            text.len()
+            "decodes to a password longer than {MAX_PASSWORD_BYTES} bytes"
         ));
     }
-    Ok(Password(text.to_owned()))
+    Ok(Password(Secret::new(text.to_owned())))
 }
 
 /// Strict dotted quad: four decimal octets, no leading zeros (which some tools read as octal).
@@ -195,6 +201,15 @@ mod tests {
         );
         assert_eq!(password("YQoKCg==").unwrap().expose(), "a");
         assert!(password("!!!").unwrap_err().contains("not valid base64"));
+        // Where base64 breaks and with which symbol would tell what the password is around there.
+        for bad in ["cXdlcjEyMzQK!", "cXdl cjEy", "cXdlcjEyMzQK===", "c"] {
+            assert_eq!(password(bad).unwrap_err(), "not valid base64", "{bad}");
+        }
+        let long = "YWFh".repeat(100);
+        assert_eq!(
+            password(&long).unwrap_err(),
+            "decodes to a password longer than 256 bytes"
+        );
         assert!(password("Cg==").unwrap_err().contains("empty"));
         assert!(password("YQpi").unwrap_err().contains("newline"));
         assert!(password("YQ1i").unwrap_err().contains("carriage return"));

@@ -2,6 +2,7 @@
 //! actions — built from the model and the detected system. Building a plan never touches the system.
 
 mod build;
+mod mask;
 mod show;
 
 pub use build::{Env, build};
@@ -12,12 +13,15 @@ use std::net::Ipv4Addr;
 use crate::model::{Ipv4Net, Mac};
 
 /// Permissions a written file gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// Used for a new file; a replaced file keeps its own mode.
     Default(u32),
     /// Always this mode: the consumer refuses other modes (NetworkManager keyfiles, netplan YAML).
     Exact(u32),
+    /// The mode, owner and attributes of this other file as it is before the run (a disabled copy
+    /// keeps its original's: a 0600 file may hold secrets); 0600 if it is not a regular file.
+    SameAs(String),
 }
 
 /// One change to a file in the target root. Paths are absolute within the target (`/etc/hosts`).
@@ -27,6 +31,8 @@ pub enum FileOp {
         path: String,
         contents: Vec<u8>,
         mode: Mode,
+        /// The file holds password hashes (`/etc/shadow`, `/etc/master.passwd`): `plan` masks them.
+        /// Secret values in any other file are masked by key (`mask`).
         secret: bool,
     },
     Symlink {

@@ -1,9 +1,10 @@
 //! Shows a plan to a person: a unified diff per file against what is on disk, then links, removals,
-//! live actions and notes. Secret files are masked before diffing so no hash or password is printed.
+//! live actions and notes. Hashes and secret values are masked before diffing (`mask`,
+//! `shadow::mask`), so no hash or password is printed, whoever's file it is.
 
 use std::fmt::Write as _;
 
-use super::{FileOp, LiveAction, Plan};
+use super::{FileOp, LiveAction, Plan, mask};
 use crate::render::common::shadow;
 use crate::system::System;
 
@@ -34,6 +35,7 @@ pub fn show(plan: &Plan, sys: &System) -> String {
                 } else {
                     (old, new)
                 };
+                let (old, new) = (mask::secrets(&old), mask::secrets(&new));
                 let label = if sys.exists(path) {
                     path.clone()
                 } else {

@@ -3,7 +3,7 @@
 //! documents.
 
 use super::HEADER;
-use crate::plan::FileOp;
+use crate::plan::{FileOp, Mode};
 use crate::render::Rendered;
 use crate::system::System;
 
@@ -12,10 +12,16 @@ use crate::system::System;
 pub const DISABLED_SUFFIX: &str = ".osconf-disabled";
 
 /// Disables a foreign file, whose content the caller has read as `bytes`, by moving it to
-/// `<path>.osconf-disabled` (the executor backs up both).
+/// `<path>.osconf-disabled` (the executor backs up both). The copy keeps the original's mode and
+/// owner: a netplan or NetworkManager file may hold Wi-Fi or 802.1X passwords (which `plan` masks).
 pub fn disable(path: &str, bytes: &[u8]) -> Vec<FileOp> {
     vec![
-        FileOp::write(&format!("{path}{DISABLED_SUFFIX}"), bytes),
+        FileOp::Write {
+            path: format!("{path}{DISABLED_SUFFIX}"),
+            contents: bytes.to_vec(),
+            mode: Mode::SameAs(path.to_owned()),
+            secret: false,
+        },
         FileOp::Remove {
             path: path.to_owned(),
         },

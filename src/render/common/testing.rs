@@ -56,7 +56,7 @@ pub fn written_with_mode<'a>(out: &'a Rendered, path: &str) -> Option<(&'a str, 
             contents,
             mode,
             ..
-        } if p == path => Some((std::str::from_utf8(contents).ok()?, *mode)),
+        } if p == path => Some((std::str::from_utf8(contents).ok()?, mode.clone())),
         _ => None,
     })
 }
