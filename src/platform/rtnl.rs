@@ -139,3 +139,27 @@ impl Rtnl {
 fn context(what: &str, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
+
+// Read-only questions to the test process's own kernel: they need no privileges and change nothing.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asks_the_kernel_and_decodes_its_errno() {
+        let mut nl = Rtnl::open().unwrap();
+        let lo = nl.get(netlink::get_link("lo"), "looking up lo").unwrap();
+        assert_eq!(netlink::parse_link(&lo).unwrap().name.as_deref(), Some("lo"));
+        let err = nl
+            .get(netlink::get_link("osconf-absent0"), "looking up osconf-absent0")
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("looking up osconf-absent0: "), "{text}");
+        assert!(text.ends_with("(os error 19)"), "ENODEV: {text}");
+        // A dump after an error on the same socket still finds its own answers.
+        let links = nl
+            .dump(&netlink::dump_addrs(), "listing", netlink::parse_addr)
+            .unwrap();
+        assert!(links.iter().any(|a| a.local.is_loopback()), "{links:?}");
+    }
+}
