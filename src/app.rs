@@ -31,7 +31,7 @@ pub fn run(command: Command) -> u8 {
             EXIT_OK
         }
         Command::Version => {
-            println!("osconf {}", env!("CARGO_PKG_VERSION"));
+            print!("{}", crate::cli::doc::version());
             EXIT_OK
         }
         Command::Check(file) => match load(&file) {

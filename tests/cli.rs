@@ -225,9 +225,34 @@ fn help_works_on_every_command() {
         assert!(stdout(&out).contains(expected), "{args:?}: {}", stdout(&out));
         assert_eq!(stderr(&out), "", "{args:?}");
     }
-    let out = osconf(&["--version"]);
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(stdout(&out), format!("osconf {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn version_names_the_commit_and_the_target() {
+    for flag in ["--version", "-V"] {
+        let out = osconf(&[flag]);
+        assert_eq!(out.status.code(), Some(0));
+        let text = stdout(&out);
+        let commit = Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .current_dir(repo())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map_or("unknown".to_owned(), |o| {
+                String::from_utf8(o.stdout).unwrap().trim().to_owned()
+            });
+        let target = format!("{}-unknown-linux-", std::env::consts::ARCH);
+        let expected = format!(
+            "osconf {} (commit {commit}, target {target}",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(
+            text.starts_with(&expected),
+            "{text:?} does not start with {expected:?}"
+        );
+        assert!(text.ends_with(")\n") && text.lines().count() == 1, "{text:?}");
+    }
 }
 
 #[test]

@@ -141,6 +141,17 @@ fn exit_status() -> String {
     paragraphs(&format!("Exit status: {}.", codes.join("; ")))
 }
 
+/// `osconf --version`: version, the git commit it was built from and the target triple, one line.
+pub fn version() -> String {
+    format!(
+        "{} {} (commit {}, target {})\n",
+        defs::NAME,
+        env!("CARGO_PKG_VERSION"),
+        env!("OSCONF_COMMIT"),
+        env!("OSCONF_TARGET")
+    )
+}
+
 /// `osconf --help`: the synopsis, the commands, the exit codes and the stacks in detection order.
 pub fn help() -> String {
     let mut s = format!("{} — {}\n\nUsage:\n", defs::NAME, defs::SUMMARY);
