@@ -1,13 +1,14 @@
-//! App: runs one command — find os.conf, read, validate, detect, plan, show or apply — and turns the
-//! outcome into the documented exit codes. Messages go to stderr prefixed `osconf:`, for serial consoles.
+//! App: runs one command — find os.conf, read, validate, detect, plan, show or apply — and returns
+//! its outcome as an `error::Error` (which `main` turns into the documented exit code). Messages go to
+//! stderr prefixed `osconf:`, for serial consoles; a command's product goes to stdout.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Command, Target};
-use crate::error::{EXIT_FAILED, EXIT_INVALID, EXIT_OK};
+use crate::error::Error;
 use crate::exec;
 use crate::model::{self, Config};
+use crate::output::{print, say};
 use crate::plan::{self, Env, Plan};
 use crate::reader;
 use crate::render;
@@ -16,43 +17,24 @@ use crate::system::System;
 /// Where ECS writes os.conf, relative to the root, in the order they are tried.
 const CONFIG_PATHS: [&str; 2] = ["boot/aliyun_custom_image/os.conf", "aliyun_custom_image/os.conf"];
 
-fn say(msg: impl std::fmt::Display) {
-    eprintln!("osconf: {msg}");
-}
-
-pub fn run(command: Command) -> u8 {
+pub fn run(command: Command) -> Result<(), Error> {
     match command {
-        Command::Help(text) => {
-            print!("{text}");
-            EXIT_OK
+        Command::Help(text) => print(&text),
+        Command::Generate(what) => print(&crate::cli::doc::generate(what)),
+        Command::Version => print(&crate::cli::doc::version()),
+        Command::Check(file) => {
+            load(&file)?;
+            print(&format!("{}: valid\n", file.display()))
         }
-        Command::Generate(what) => {
-            print!("{}", crate::cli::doc::generate(what));
-            EXIT_OK
-        }
-        Command::Version => {
-            print!("{}", crate::cli::doc::version());
-            EXIT_OK
-        }
-        Command::Check(file) => match load(&file) {
-            Ok(_) => {
-                println!("{}: valid", file.display());
-                EXIT_OK
-            }
-            Err(code) => code,
-        },
         Command::Detect(root) => detect(&root),
         Command::Plan(target) => plan_or_apply(&target, false),
         Command::Apply(target) => plan_or_apply(&target, true),
     }
 }
 
-/// Reads and validates os.conf, printing every problem; `Err` carries the exit code.
-fn load(path: &Path) -> Result<Config, u8> {
-    let file = open_regular(path).map_err(|e| {
-        say(format!("{}: {e}; nothing was changed", path.display()));
-        EXIT_INVALID
-    })?;
+/// Reads and validates os.conf, printing every problem with its line and key.
+fn load(path: &Path) -> Result<Config, Error> {
+    let file = open_regular(path).map_err(|e| Error::invalid(path, format!("{e}; nothing was changed")))?;
     let validated = reader::read(file).and_then(|raw| model::validate(&raw));
     match validated {
         Ok(v) => {
@@ -65,12 +47,10 @@ fn load(path: &Path) -> Result<Config, u8> {
             errors
                 .iter()
                 .for_each(|e| say(format!("{}: {e}", path.display())));
-            say(format!(
-                "{} is invalid ({} errors); nothing was changed",
-                path.display(),
-                errors.len()
-            ));
-            Err(EXIT_INVALID)
+            Err(Error::invalid(
+                path,
+                format!("invalid ({} errors); nothing was changed", errors.len()),
+            ))
         }
     }
 }
@@ -99,34 +79,31 @@ fn find_config(target: &Target) -> Option<PathBuf> {
     }
 }
 
-fn detect(root: &Path) -> u8 {
+fn detect(root: &Path) -> Result<(), Error> {
+    use std::fmt::Write as _;
     let sys = System::probe(root);
     let os = &sys.os;
-    println!("root: {}", root.display());
-    println!(
-        "os: ID={} ID_LIKE={} VERSION_ID={} ({})",
+    let mut text = format!(
+        "root: {}\nos: ID={} ID_LIKE={} VERSION_ID={} ({})\nresolv.conf: {:?}\n",
+        root.display(),
         os.id,
         os.id_like.join(","),
         os.version_id,
-        os.pretty_name
+        os.pretty_name,
+        render::common::dns::resolv_owner(&sys)
     );
-    println!("resolv.conf: {:?}", render::common::dns::resolv_owner(&sys));
-    match render::detect(&sys) {
-        Ok(d) => {
-            println!("stack: {} ({})", d.stack.name, d.evidence);
-            for (name, why) in d.also_matched {
-                println!("also matched: {name} ({why})");
-            }
-            EXIT_OK
-        }
-        Err(e) => {
-            say(e);
-            EXIT_FAILED
+    let detected = render::detect(&sys);
+    if let Ok(d) = &detected {
+        let _ = writeln!(text, "stack: {} ({})", d.stack.name, d.evidence);
+        for (name, why) in &d.also_matched {
+            let _ = writeln!(text, "also matched: {name} ({why})");
         }
     }
+    print(&text)?;
+    detected.map(drop).map_err(|e| Error::failed(None, e))
 }
 
-fn plan_or_apply(target: &Target, apply: bool) -> u8 {
+fn plan_or_apply(target: &Target, apply: bool) -> Result<(), Error> {
     let Some(conf_path) = find_config(target) else {
         let looked: Vec<String> = match &target.config {
             Some(path) => vec![path.display().to_string()],
@@ -139,26 +116,18 @@ fn plan_or_apply(target: &Target, apply: bool) -> u8 {
             "no os.conf found (looked at {}); nothing to do",
             looked.join(", ")
         ));
-        return EXIT_OK;
+        return Ok(());
     };
-    let config = match load(&conf_path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+    let config = load(&conf_path)?;
     let sys = System::probe(&target.root);
-    let plan = match fresh_env().and_then(|env| make_plan(&config, &sys, target, &env)) {
-        Ok(p) => p,
-        Err(e) => {
-            say(format!(
-                "cannot plan: {e}; nothing was changed, {} kept",
-                conf_path.display()
-            ));
-            return EXIT_FAILED;
-        }
-    };
+    let plan = fresh_env()
+        .and_then(|env| make_plan(&config, &sys, target, &env))
+        .map_err(|e| {
+            let why = format!("cannot plan: {e}; nothing was changed, os.conf kept");
+            Error::failed(Some(&conf_path), why)
+        })?;
     if !apply {
-        let _ = std::io::stdout().write_all(plan::show(&plan, &sys).as_bytes());
-        return EXIT_OK;
+        return print(&plan::show(&plan, &sys));
     }
     plan.notes.iter().for_each(|n| say(format!("note: {n}")));
     let live = target.live.unwrap_or(target.root == Path::new("/"));
@@ -178,15 +147,12 @@ fn plan_or_apply(target: &Target, apply: bool) -> u8 {
                 conf_path.display(),
                 plan.stack
             ));
-            EXIT_OK
+            Ok(())
         }
         Err(e) => {
             say(format!("failed {e}"));
-            say(format!(
-                "every change was rolled back; {} kept",
-                conf_path.display()
-            ));
-            EXIT_FAILED
+            let why = "not applied: every change was rolled back; os.conf kept";
+            Err(Error::failed(Some(&conf_path), why))
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod error;
 pub mod exec;
 pub mod model;
+pub mod output;
 pub mod plan;
 pub mod platform;
 pub mod reader;

@@ -1,14 +1,22 @@
-//! The `osconf` binary: parse the command line, run, exit with the documented code.
+//! The `osconf` binary: parse the command line, run, report the error (if any) and exit with the code
+//! its kind maps to (`error::Error::exit_code`).
 
 use std::process::ExitCode;
 
+use osconf::error::{Error, Kind};
+use osconf::output::say;
+
 fn main() -> ExitCode {
-    let code = match osconf::cli::parse(std::env::args().skip(1)) {
-        Ok(command) => osconf::app::run(command),
-        Err(e) => {
-            eprintln!("osconf: {e}\n\n{}", osconf::cli::doc::usage());
-            osconf::error::EXIT_INVALID
-        }
+    let outcome = osconf::cli::parse(std::env::args().skip(1))
+        .map_err(Error::usage)
+        .and_then(osconf::app::run);
+    let Err(e) = outcome else {
+        return ExitCode::SUCCESS;
     };
-    ExitCode::from(code)
+    match e.kind {
+        Kind::ClosedPipe => {}
+        Kind::Usage => say(format_args!("{e}\n\n{}", osconf::cli::doc::usage())),
+        Kind::Invalid | Kind::Failed => say(&e),
+    }
+    ExitCode::from(e.exit_code())
 }

@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 mod common;
 use common::{copy_tree, fingerprint};
@@ -450,4 +450,119 @@ fn os_conf_at_the_partition_root_is_found_when_boot_has_none() {
         fs::read_to_string(s.root.join("etc/hostname")).unwrap(),
         "iZ23r29djmjZ\n"
     );
+}
+
+/// Runs osconf with stdout and stderr as given (`None`: captured).
+fn osconf_to(args: &[&str], stdout: Option<Stdio>, stderr: Option<Stdio>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osconf"));
+    cmd.args(args);
+    cmd.stdout(stdout.unwrap_or_else(Stdio::piped));
+    cmd.stderr(stderr.unwrap_or_else(Stdio::piped));
+    cmd.output().unwrap()
+}
+
+/// A pipe whose reading end is already closed, as after `| head -1` has exited.
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer.into()
+}
+
+fn dev_full() -> Stdio {
+    fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap()
+        .into()
+}
+
+/// Every command that prints something on stdout, on a scratch root with the classic sample.
+fn printing_commands(s: &Scratch) -> Vec<Vec<String>> {
+    let root = s.root.to_str().unwrap().to_owned();
+    let conf = s.conf().to_str().unwrap().to_owned();
+    [
+        vec!["--help"],
+        vec!["--version"],
+        vec!["apply", "--help"],
+        vec!["generate", "man"],
+        vec!["check", &conf],
+        vec!["detect", "--root", &root],
+        vec!["plan", "--root", &root],
+    ]
+    .into_iter()
+    .map(|args| args.into_iter().map(str::to_owned).collect())
+    .collect()
+}
+
+#[test]
+fn regression_stdout_on_a_closed_pipe_ends_quietly_with_exit_0() {
+    // `osconf detect | head -2` used to panic with exit 101.
+    let s = Scratch::example("classic");
+    let before = fingerprint(&s.root);
+    for args in printing_commands(&s) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = osconf_to(&args, Some(closed_pipe()), None);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+    assert_eq!(fingerprint(&s.root), before);
+}
+
+#[test]
+fn regression_stdout_on_a_full_disk_exits_1_with_a_message() {
+    // `osconf plan > /dev/full` used to exit 0 having written nothing.
+    let s = Scratch::example("classic");
+    let before = fingerprint(&s.root);
+    for args in printing_commands(&s) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = osconf_to(&args, Some(dev_full()), None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            "osconf: writing to stdout: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+    }
+    assert_eq!(fingerprint(&s.root), before);
+}
+
+#[test]
+fn regression_stderr_that_cannot_be_written_changes_neither_the_run_nor_its_exit_code() {
+    // `osconf apply 2>/dev/full` used to panic with exit 101 after applying. The exit code tells what
+    // happened to the system, so a run that applied exits 0 and one that rolled back exits 1.
+    for (name, err) in [
+        ("/dev/full", dev_full as fn() -> Stdio),
+        ("a closed pipe", closed_pipe),
+    ] {
+        let s = Scratch::example("classic");
+        let out = osconf_to(
+            &["apply", "--no-live", "--root", s.root.to_str().unwrap()],
+            None,
+            Some(err()),
+        );
+        assert_eq!(out.status.code(), Some(0), "stderr on {name}");
+        assert!(!s.conf().exists(), "stderr on {name}: os.conf not consumed");
+        assert_eq!(
+            fs::read_to_string(s.root.join("etc/hostname")).unwrap(),
+            "iZ23r29djmjZ\n"
+        );
+
+        let s = Scratch::example("classic");
+        fs::remove_file(s.root.join("etc/hostname")).unwrap();
+        fs::create_dir(s.root.join("etc/hostname")).unwrap();
+        let before = fingerprint(&s.root);
+        let out = osconf_to(
+            &["apply", "--no-live", "--root", s.root.to_str().unwrap()],
+            None,
+            Some(err()),
+        );
+        assert_eq!(out.status.code(), Some(1), "stderr on {name}");
+        assert_eq!(fingerprint(&s.root), before, "stderr on {name}: not rolled back");
+
+        let s = Scratch::new(Some(b"hostname=-bad\n"));
+        let out = osconf_to(&["check", s.conf().to_str().unwrap()], None, Some(err()));
+        assert_eq!(out.status.code(), Some(2), "stderr on {name}");
+        let out = osconf_to(&["frobnicate"], None, Some(err()));
+        assert_eq!(out.status.code(), Some(2), "stderr on {name}");
+    }
 }
