@@ -179,6 +179,7 @@ fn regression_live_failure_restores_a_default_route_on_a_nic_os_conf_does_not_me
     let root = scratch_root(DEFAULT_ON_ETH0_ETH1_MISSING);
     let ns = Netns::new("livedefault");
     ns.add_nic("ens5", "00:8c:fa:5e:14:23");
+    ns.sh("ip addr add 192.168.9.9/24 dev ens5"); // and the link down: both come back
     add_other_nic_with_defaults(&ns);
     let before = (ns.ipv4_addrs("ens5"), ns.ipv4_addrs("other0"), ns.ipv4_routes());
     let out = ns.sh_unchecked(&format!(
@@ -198,6 +199,13 @@ fn regression_live_failure_restores_a_default_route_on_a_nic_os_conf_does_not_me
             "default via 192.168.50.254 dev other0",
         ]
     );
+    let link = ns.sh("ip -o link show ens5");
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(
+        !link.contains(",UP") && !link.contains("<UP"),
+        "ens5 set down again: {link}"
+    );
+    assert_eq!(before.0, ["192.168.9.9/24"]);
     // The metrics came back too.
     let metric = ns.sh("ip -4 route show default via 192.168.50.254");
     assert!(String::from_utf8_lossy(&metric.stdout).contains("metric 100"));
