@@ -1,0 +1,274 @@
+"""The e2e setups: which image each one builds (partition table, partition 1's filesystem and mount,
+packages, network stack configuration as an installer leaves it) and the two os.conf files it boots
+with. Also how the harness puts osconf and its own report into a root."""
+
+import base64
+import crypt  # noqa: deprecated in 3.11 but present
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+# Two os.conf files per shape: the first boot's and the changed one written before the third boot.
+# The classic shape has two NICs (the private one with routes, the public one with the default route);
+# the VPC shape one NIC. Addresses are private or documentation ranges; the NICs reach nobody anyway.
+CLASSIC = ("""hostname=iZe2eClassicA
+password={pw}
+eth0_ip_addr=10.171.254.123
+eth0_mac_addr=52:54:00:e2:e0:01
+eth0_netmask=255.255.255.0
+eth0_gateway=10.171.254.1
+eth0_route="10.0.0.0/8 10.171.254.1;172.16.0.0/12 10.171.254.1"
+eth1_ip_addr=203.0.113.105
+eth1_mac_addr=52:54:00:e2:e0:02
+eth1_netmask=255.255.255.0
+eth1_gateway=203.0.113.1
+eth1_route="0.0.0.0/0 203.0.113.1"
+dns_nameserver="10.171.0.7 10.171.0.8"
+""".format(pw=b64("Classic-A-pw1\n")), """hostname=iZe2eClassicB
+password={pw}
+eth0_ip_addr=10.171.254.124
+eth0_mac_addr=52:54:00:e2:e0:01
+eth0_netmask=255.255.254.0
+eth0_gateway=10.171.254.1
+eth0_route="10.0.0.0/8 10.171.254.1;100.64.0.0/10 10.171.254.1"
+eth1_ip_addr=203.0.113.106
+eth1_mac_addr=52:54:00:e2:e0:02
+eth1_netmask=255.255.255.128
+eth1_gateway=203.0.113.1
+eth1_route="0.0.0.0/0 203.0.113.1"
+dns_nameserver="10.171.0.9"
+""".format(pw=b64("Classic-B-pw2")))
+
+VPC = ("""hostname=iZe2eVpcA
+password={pw}
+eth0_ip_addr=192.168.7.23
+eth0_mac_addr=52:54:00:e2:e1:01
+eth0_netmask=255.255.255.0
+eth0_gateway=192.168.7.253
+eth0_route="0.0.0.0/0 192.168.7.253"
+dns_nameserver="100.100.2.136 100.100.2.138"
+""".format(pw=b64("Vpc-A-pw1")), """hostname=iZe2eVpcB
+password={pw}
+eth0_ip_addr=192.168.9.45
+eth0_mac_addr=52:54:00:e2:e1:01
+eth0_netmask=255.255.252.0
+eth0_gateway=192.168.8.1
+dns_nameserver="100.100.2.137"
+""".format(pw=b64("Vpc-B-pw2")))
+
+
+@dataclass
+class Setup:
+    name: str
+    summary: str
+    init: str  # systemd | busybox
+    table: str  # gpt | dos (sfdisk's label)
+    p1_fs: str  # vfat | ext4 | ext2
+    p1_mount: str  # where the image's fstab mounts partition 1
+    confs: tuple
+    packages: list = field(default_factory=list)
+    configure: Callable = None  # writes the installer's network configuration into the root
+    p1_uuid: str = ""
+    root_uuid: str = "0f5e2e00-0000-4000-8000-00000000e2e2"
+
+    @property
+    def macs(self):
+        return [line.split("=", 1)[1] for line in self.confs[0].splitlines() if "_mac_addr=" in line]
+
+
+def write(root: Path, path: str, text: str, mode=0o644):
+    f = root / path.lstrip("/")
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(text)
+    f.chmod(mode)
+
+
+def enable(root: Path, *units):
+    # systemctl works offline on a root (it only makes the [Install] links).
+    subprocess.run(["systemctl", f"--root={root}", "enable", *units], check=True, capture_output=True)
+
+
+def networkd(root: Path):
+    enable(root, "systemd-networkd.service")
+    # What an image builder often leaves: DHCP on every Ethernet NIC.
+    write(root, "/etc/systemd/network/90-dhcp.network", "[Match]\nName=en*\n\n[Network]\nDHCP=ipv4\n")
+
+
+def ifupdown(root: Path):
+    write(root, "/etc/network/interfaces",
+          "# The installer's file.\nsource /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n")
+
+
+def netplan(root: Path):
+    enable(root, "systemd-networkd.service")
+    write(root, "/etc/netplan/50-cloud-init.yaml",
+          "network:\n  version: 2\n  ethernets:\n    all-en:\n      match:\n        name: \"en*\"\n"
+          "      dhcp4: true\n", 0o600)
+
+
+def networkmanager(root: Path):
+    # As RHEL 9 cloud images ship: one DHCP profile for any Ethernet NIC.
+    write(root, "/etc/NetworkManager/system-connections/cloud-init-eth0.nmconnection",
+          "[connection]\nid=cloud-init eth0\nuuid=1dd9a779-d327-56e1-8454-c65e2556c12c\ntype=ethernet\n"
+          "autoconnect=true\n\n[ethernet]\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=auto\n", 0o600)
+
+
+SETUPS = [
+    Setup("networkd", "systemd + networkd, FAT32 EFI System Partition on GPT at /boot/efi", "systemd", "gpt",
+          "vfat", "/boot/efi", CLASSIC, [], networkd, p1_uuid="E2E0-0001"),
+    Setup("ifupdown", "systemd + ifupdown, ext4 /boot on MBR", "systemd", "dos", "ext4", "/boot", CLASSIC,
+          ["ifupdown"], ifupdown, p1_uuid="0f5e2e00-0000-4000-8000-0000000000b2"),
+    Setup("netplan", "systemd + netplan over networkd (installer YAML doing DHCP), ext4 /boot on GPT",
+          "systemd", "gpt", "ext4", "/boot", VPC, ["netplan.io"], netplan,
+          p1_uuid="0f5e2e00-0000-4000-8000-0000000000b3"),
+    Setup("networkmanager", "systemd + NetworkManager (cloud DHCP keyfile), FAT32 /boot on MBR", "systemd",
+          "dos", "vfat", "/boot", CLASSIC, ["network-manager"], networkmanager, p1_uuid="E2E0-0004"),
+    Setup("busybox", "busybox init + busybox ifup, ext2 /boot on MBR", "busybox", "dos", "ext2", "/boot", VPC,
+          p1_uuid="0f5e2e00-0000-4000-8000-0000000000b5"),
+]
+
+INITTAB = """::sysinit:/etc/init.d/rcS
+::sysinit:/sbin/ifup -a
+::once:/usr/local/sbin/e2e-report
+::shutdown:/bin/umount -a -r
+"""
+
+RCS = """#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -o remount,rw /
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mount -a
+hostname -F /etc/hostname
+"""
+
+
+def busybox_root(root: Path):
+    """A busybox-only root: busybox-static, its applet links, an inittab and an rcS."""
+    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "usr/local/sbin", "etc/init.d", "etc/network", "proc",
+              "sys", "dev", "run", "tmp", "var/log", "var/lib", "root", "boot", "etc/network/if-pre-up.d",
+              "etc/network/if-up.d", "etc/network/if-down.d", "etc/network/if-post-down.d"]:
+        (root / d).mkdir(parents=True, exist_ok=True)
+    os.symlink("/run", root / "var/run")  # where busybox ifup keeps its state
+    busybox = shutil.which("busybox")
+    shutil.copy(busybox, root / "bin/busybox")
+    applets = subprocess.run([busybox, "--list-full"], check=True, capture_output=True, text=True).stdout
+    for path in applets.split():
+        link = root / path
+        if not link.exists() and not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink("/bin/busybox", link)
+    write(root, "/etc/inittab", INITTAB)
+    write(root, "/etc/init.d/rcS", RCS, 0o755)
+    write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
+    write(root, "/etc/group", "root:x:0:\n")
+    write(root, "/etc/shadow", "root:*:20000:0:99999:7:::\n", 0o640)
+    write(root, "/etc/network/interfaces", "auto lo\niface lo inet loopback\n")
+
+
+def fstab(setup: Setup):
+    options = "umask=0077" if setup.p1_mount == "/boot/efi" else "defaults"
+    if setup.init == "busybox":
+        return f"/dev/vda2 / ext4 defaults 0 1\n/dev/vda1 {setup.p1_mount} {setup.p1_fs} {options} 0 2\n"
+    return (f"UUID={setup.root_uuid} / ext4 errors=remount-ro 0 1\n"
+            f"UUID={setup.p1_uuid} {setup.p1_mount} {setup.p1_fs} {options} 0 2\n")
+
+
+def osconf_binary(repo: Path) -> Path:
+    target = Path(os.environ.get("CARGO_TARGET_DIR", repo / "target"))
+    subprocess.run(["cargo", "build", "--release", "--locked", "-q"], cwd=repo, check=True)
+    return target / "release/osconf"
+
+
+HAND_UNIT = """# Written by tests/e2e until `osconf install` lands: the unit issue 7 section 4 describes.
+[Unit]
+Description=Configure this instance from aliyun_custom_image/os.conf
+DefaultDependencies=no
+After=systemd-remount-fs.service local-fs.target systemd-udev-trigger.service
+Wants=network-pre.target
+Before=network-pre.target sysinit.target sshd.service systemd-user-sessions.service shutdown.target
+Conflicts=shutdown.target
+ConditionKernelCommandLine=!osconf=off
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/osconf apply
+TimeoutStartSec=120
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=sysinit.target
+"""
+
+REPORT_UNIT = """# tests/e2e's report (installed by the harness, not by osconf).
+[Unit]
+Description=e2e report
+After=multi-user.target osconf.service
+
+[Service]
+Type=simple
+ExecStart=/usr/local/sbin/e2e-report
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def has_install(binary: Path) -> bool:
+    p = subprocess.run([str(binary), "install", "--help"], capture_output=True)
+    return p.returncode == 0
+
+
+def install_osconf(setup: Setup, root: Path, p1_dir: Path, binary: Path):
+    if has_install(binary):
+        subprocess.run([str(binary), "install", "--root", str(root), "--boot-dir", str(p1_dir)], check=True)
+        return
+    shutil.copy(binary, root / "usr/sbin/osconf")
+    if setup.init == "busybox":
+        inittab = (root / "etc/inittab").read_text()
+        rcs = "::sysinit:/etc/init.d/rcS\n"
+        (root / "etc/inittab").write_text(inittab.replace(rcs, rcs + "::sysinit:/usr/sbin/osconf apply\n"))
+    else:
+        write(root, "/etc/systemd/system/osconf.service", HAND_UNIT)
+        enable(root, "osconf.service")
+    (p1_dir / "aliyun_custom_image").mkdir(exist_ok=True)
+
+
+def prepare_root(setup: Setup, root: Path, p1_dir: Path, kernel, repo: Path, here: Path):
+    """The image as its builder leaves it, then osconf installed, then the harness's report."""
+    _, _, modules, version = kernel
+    shutil.copytree(modules, root / "lib/modules" / version, dirs_exist_ok=True)
+    if setup.init != "busybox":
+        subprocess.run(["depmod", "-b", str(root), version], check=True)
+    write(root, "/etc/fstab", fstab(setup))
+    (root / setup.p1_mount.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    write(root, "/etc/hostname", "e2e-image\n")
+    write(root, "/etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+    resolv = root / "etc/resolv.conf"
+    if resolv.is_symlink() or resolv.exists():
+        resolv.unlink()
+    write(root, "/etc/resolv.conf", "# the image's\nnameserver 127.0.0.53\n")
+    shadow = root / "etc/shadow"
+    lines = shadow.read_text().splitlines()
+    hashed = crypt.crypt("image-initial-pw", crypt.mksalt(crypt.METHOD_SHA512))
+    shadow.write_text("\n".join(
+        ":".join([f[0], hashed] + f[2:]) if f[0] == "root" else line
+        for line, f in ((line, line.split(":")) for line in lines)) + "\n")
+    if setup.configure:
+        setup.configure(root)
+    install_osconf(setup, root, p1_dir, osconf_binary(repo))
+    write(root, "/usr/local/sbin/e2e-report", (here / "guest/report").read_text(), 0o755)
+    if setup.init != "busybox":
+        write(root, "/etc/systemd/system/e2e-report.service", REPORT_UNIT)
+        enable(root, "e2e-report.service")
