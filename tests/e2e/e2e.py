@@ -91,8 +91,8 @@ class Cache:
     def kernel(self):
         """(vmlinuz, initrd, modules dir, kernel version) from the linux-image-amd64 package."""
         with self.lock("kernel"):
-            done = self.root / "kernel" / "done"
-            kdir = self.root / "kernel"
+            kdir = self.root / "kernel-2"  # bump when build_initrd changes what it keeps
+            done = kdir / "done"
             if not done.exists():
                 shutil.rmtree(kdir, ignore_errors=True)
                 (kdir / "deb").mkdir(parents=True)

@@ -3,13 +3,18 @@ packages, network stack configuration as an installer leaves it) and the two os.
 with. Also how the harness puts osconf and its own report into a root."""
 
 import base64
-import crypt  # noqa: deprecated in 3.11 but present
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+
+def crypt(password, salt):
+    """libc's crypt(3) through perl (Essential on Debian; Python's crypt module is gone in 3.13)."""
+    return subprocess.run(["perl", "-e", "print crypt($ARGV[0], $ARGV[1])", password, salt], check=True,
+                          capture_output=True, text=True).stdout
 
 
 def b64(text):
@@ -261,7 +266,7 @@ def prepare_root(setup: Setup, root: Path, p1_dir: Path, kernel, repo: Path, her
     write(root, "/etc/resolv.conf", "# the image's\nnameserver 127.0.0.53\n")
     shadow = root / "etc/shadow"
     lines = shadow.read_text().splitlines()
-    hashed = crypt.crypt("image-initial-pw", crypt.mksalt(crypt.METHOD_SHA512))
+    hashed = crypt("image-initial-pw", "$6$" + base64.b64encode(os.urandom(12), b"./").decode())
     shadow.write_text("\n".join(
         ":".join([f[0], hashed] + f[2:]) if f[0] == "root" else line
         for line, f in ((line, line.split(":")) for line in lines)) + "\n")
