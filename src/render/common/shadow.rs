@@ -46,10 +46,15 @@ pub fn render(
     let (path, day) = if sys.exists("/etc/shadow") || !sys.exists("/etc/master.passwd") {
         ("/etc/shadow", Some(today))
     } else {
-        out.notes.push(
-            "password: set in /etc/master.passwd; FreeBSD reads it only after `pwd.mkdb -p /etc/master.passwd`"
-                .into(),
-        );
+        out.ops.push(FileOp::Write {
+            path: PWD_MKDB_SCRIPT.into(),
+            contents: pwd_mkdb_script().into_bytes(),
+            mode: Mode::Exact(0o755),
+            secret: false,
+        });
+        out.notes.push(format!(
+            "password: set in /etc/master.passwd, which FreeBSD reads only through the databases pwd_mkdb builds: {PWD_MKDB_SCRIPT} runs `pwd_mkdb -p /etc/master.passwd` at the next boot, before logins, and removes itself"
+        ));
         ("/etc/master.passwd", None)
     };
     let old = sys
@@ -64,6 +69,41 @@ pub fn render(
         secret: true,
     });
     Ok(out)
+}
+
+/// A one-shot rc.d script: FreeBSD's login, sshd and su read the password databases, not
+/// /etc/master.passwd, so the hash written there takes effect only once `pwd_mkdb` has rebuilt them.
+/// rc(8) orders it by its rcorder(8) headers after the local file systems are mounted and before
+/// LOGIN.
+pub const PWD_MKDB_SCRIPT: &str = "/usr/local/etc/rc.d/osconf_pwd_mkdb";
+
+/// The script's text. rc(8) sources a script without a `.sh` suffix in a subshell (`. file` with
+/// `$1` the boot argument, `faststart` at boot), so it names its own path rather than `$0` (which
+/// is /etc/rc there). It removes itself only when pwd_mkdb succeeded, so a failure is retried at the
+/// next boot.
+pub fn pwd_mkdb_script() -> String {
+    format!(
+        r#"#!/bin/sh
+#
+# PROVIDE: osconf_pwd_mkdb
+# REQUIRE: FILESYSTEMS
+# BEFORE: LOGIN
+# KEYWORD: nojail
+#
+# Written by osconf from aliyun_custom_image/os.conf: the root password it set in /etc/master.passwd
+# takes effect once pwd_mkdb has rebuilt the password databases. Runs once, then removes itself.
+
+case "$1" in
+*start)
+	if /usr/sbin/pwd_mkdb -p /etc/master.passwd; then
+		/bin/rm -f {PWD_MKDB_SCRIPT}
+	else
+		echo "osconf_pwd_mkdb: pwd_mkdb failed; the new root password is not in effect" >&2
+	fi
+	;;
+esac
+"#
+    )
 }
 
 /// Replaces the second field of the first `root:` line, and the third with `day` when given. Day 0
