@@ -2,12 +2,13 @@
 //! names the key (and the line), and not one byte, link, mode or owner of the target changed — os.conf
 //! included, which stays for a person to read.
 //!
-//! The files are `tests/hostile/NN-what.conf`, each starting with `# expect: <key> (line N)`; those
-//! that cannot live in git as text (NUL bytes, invalid UTF-8, 1 MiB, UTF-16, links) are made here.
+//! The files are `tests/hostile/NNN-what.conf`, each starting with `# expect: <key> (line N)` and a
+//! comment saying what it tries; those that cannot live in git as text (NUL bytes, invalid UTF-8,
+//! 1 MiB, UTF-16, links) are made here. Each runs against every example root, so every stack.
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
@@ -68,84 +69,148 @@ enum Conf {
     Directory,
 }
 
-/// Runs apply, plan and check on one hostile os.conf in a scratch copy of the centos7 root.
-fn run_case(name: &str, conf: &Conf, expect: &Expect) -> Result<(), String> {
-    let scratch = tempfile::tempdir().unwrap();
-    let root = scratch.path().join("root");
-    copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
-    let dir = root.join("boot/aliyun_custom_image");
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("os.conf");
-    match conf {
-        Conf::Bytes(bytes) => fs::write(&path, bytes).unwrap(),
-        Conf::LinkTo(target) => symlink(target, &path).unwrap(),
-        Conf::Directory => fs::create_dir(&path).unwrap(),
-    }
-    let before = fingerprint(&root);
-    let root_arg = root.to_str().unwrap();
-    let runs = [
-        ("apply", osconf(&["apply", "--root", root_arg, "--no-live"])),
-        ("plan", osconf(&["plan", "--root", root_arg])),
-        ("check", osconf(&["check", path.to_str().unwrap()])),
-    ];
-    let mut problems = Vec::new();
-    for (command, out) in &runs {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let mut say = |what: String| problems.push(format!("{command}: {what}"));
-        if out.status.code() != Some(2) {
-            say(format!("{} instead of exit status 2", out.status));
-        }
-        if let Err(why) = expect.check(&stderr) {
-            say(why);
-        }
-        if *command != "check" && !stderr.contains("nothing was changed") {
-            say("does not say that nothing was changed".into());
-        }
-        if !out.stdout.is_empty() {
-            say(format!(
-                "printed to stdout: {:?}",
-                String::from_utf8_lossy(&out.stdout)
-            ));
-        }
-        for secret in ["$6$", "oldsalt", "qwer1234", "cXdlcjEyMzQK"] {
-            if stderr.contains(secret) {
-                say(format!("shows {secret:?}"));
-            }
-        }
-    }
-    if path.symlink_metadata().is_err() {
-        problems.push("os.conf was removed".into());
-    }
-    let after = fingerprint(&root);
-    if after != before {
-        let diff = similar::TextDiff::from_lines(&before, &after);
-        problems.push(format!(
-            "the tree changed:\n{}",
-            diff.unified_diff().context_radius(1)
-        ));
-    }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&runs[0].1.stderr);
-    Err(format!(
-        "{name}:\n  {}\n  apply's stderr:\n{stderr}",
-        problems.join("\n  ")
-    ))
+/// Every example root, one per stack (and distribution): a hostile file is refused before any
+/// stack is chosen, and this proves it for each.
+fn example_roots() -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = fs::read_dir(repo().join("examples/rootfs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    roots.sort();
+    assert!(roots.len() >= 11, "only {} example roots", roots.len());
+    roots
 }
 
+/// Puts `conf` at os.conf's place in `root`, replacing whatever the previous case left there.
+fn place(conf: &Conf, path: &Path) {
+    match path.symlink_metadata() {
+        Ok(md) if md.is_dir() => fs::remove_dir(path).unwrap(),
+        Ok(_) => fs::remove_file(path).unwrap(),
+        Err(_) => {}
+    }
+    match conf {
+        Conf::Bytes(bytes) => fs::write(path, bytes).unwrap(),
+        Conf::LinkTo(target) => symlink(target, path).unwrap(),
+        Conf::Directory => fs::create_dir(path).unwrap(),
+    }
+}
+
+/// What is wrong with one command's run on a hostile file (nothing when it was refused cleanly).
+fn judge(command: &str, out: &Output, expect: &Expect, problems: &mut Vec<String>) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut say = |what: String| problems.push(format!("{command}: {what}"));
+    if out.status.code() != Some(2) {
+        say(format!("{} instead of exit status 2", out.status));
+    }
+    if let Err(why) = expect.check(&stderr) {
+        say(why);
+    }
+    if command != "check" && !stderr.contains("nothing was changed") {
+        say("does not say that nothing was changed".into());
+    }
+    if !out.stdout.is_empty() {
+        say(format!(
+            "printed to stdout: {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    for secret in ["$6$", "oldsalt", "qwer1234", "cXdlcjEyMzQK"] {
+        if stderr.contains(secret) {
+            say(format!("shows {secret:?}"));
+        }
+    }
+}
+
+/// Runs apply and plan on every case in a scratch copy of one example root (made again only when a
+/// case changed it); returns the cases not refused cleanly.
+fn run_on_root(example: &Path, cases: &[(String, Conf, Expect)]) -> Vec<String> {
+    let stack = example.file_name().unwrap().to_string_lossy().into_owned();
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("root");
+    let fresh = || {
+        let _ = fs::remove_dir_all(&root);
+        copy_tree(example, &root).unwrap();
+        fs::create_dir_all(root.join("boot/aliyun_custom_image")).unwrap();
+    };
+    fresh();
+    let path = root.join("boot/aliyun_custom_image/os.conf");
+    let root_arg = root.to_str().unwrap();
+    let mut failures = Vec::new();
+    for (name, conf, expect) in cases {
+        place(conf, &path);
+        let before = fingerprint(&root);
+        let mut problems = Vec::new();
+        let apply = osconf(&["apply", "--root", root_arg, "--no-live"]);
+        judge("apply", &apply, expect, &mut problems);
+        judge(
+            "plan",
+            &osconf(&["plan", "--root", root_arg]),
+            expect,
+            &mut problems,
+        );
+        if path.symlink_metadata().is_err() {
+            problems.push("os.conf was removed".into());
+        }
+        let after = fingerprint(&root);
+        if after != before {
+            let diff = similar::TextDiff::from_lines(&before, &after);
+            problems.push(format!(
+                "the tree changed:\n{}",
+                diff.unified_diff().context_radius(1)
+            ));
+            fresh();
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{name} on {stack}:\n  {}\n  apply's stderr:\n{}",
+                problems.join("\n  "),
+                String::from_utf8_lossy(&apply.stderr)
+            ));
+        }
+    }
+    failures
+}
+
+/// Runs every case against every example root (two at a time), and `check` once per case.
 fn run_all(cases: Vec<(String, Conf, Expect)>) {
     assert!(!cases.is_empty());
-    let failures: Vec<String> = cases
-        .iter()
-        .filter_map(|(name, conf, expect)| run_case(name, conf, expect).err())
-        .collect();
+    let mut failures = Vec::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("os.conf");
+    for (name, conf, expect) in &cases {
+        let mut problems = Vec::new();
+        place(conf, &path);
+        judge(
+            "check",
+            &osconf(&["check", path.to_str().unwrap()]),
+            expect,
+            &mut problems,
+        );
+        if !problems.is_empty() {
+            failures.push(format!("{name}:\n  {}", problems.join("\n  ")));
+        }
+    }
+    let roots = example_roots();
+    let halves = roots.split_at(roots.len() / 2);
+    let on = |half: &[PathBuf]| -> Vec<String> { half.iter().flat_map(|r| run_on_root(r, &cases)).collect() };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| on(halves.0));
+        (a.join().unwrap(), on(halves.1))
+    });
+    failures.extend(a);
+    failures.extend(b);
+    let runs = cases.len() * roots.len();
     assert!(
         failures.is_empty(),
-        "{} of {} hostile os.conf files were not refused cleanly:\n{}",
+        "{} of {runs} hostile (os.conf, example root) runs were not refused cleanly:\n{}",
         failures.len(),
-        cases.len(),
         failures.join("\n")
+    );
+    eprintln!(
+        "hostile: {} files × {} example roots ({runs} apply + {runs} plan runs, {} check runs) refused cleanly",
+        cases.len(),
+        roots.len(),
+        cases.len()
     );
 }
 
@@ -157,13 +222,18 @@ fn hostile_files_are_refused_and_change_nothing() {
         .filter(|p| p.extension().is_some_and(|e| e == "conf"))
         .collect();
     files.sort();
-    assert!(files.len() >= 30, "only {} hostile files", files.len());
+    assert!(files.len() >= 100, "only {} hostile files", files.len());
     let cases = files
         .iter()
         .map(|path| {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             let bytes = fs::read(path).unwrap();
             let expect = Expect::from_header(&name, &bytes);
+            let what = bytes.split(|&b| b == b'\n').nth(1).unwrap_or_default();
+            assert!(
+                what.starts_with(b"# ") && what.len() > 10,
+                "{name}: the second line must say what the file tries"
+            );
             (name, Conf::Bytes(bytes), expect)
         })
         .collect();
@@ -221,9 +291,10 @@ fn generated_hostile_files_are_refused_and_change_nothing() {
             expect("NUL byte", Some(1)),
         ),
         (
-            "os.conf is a link to /etc/shadow".to_owned(),
-            Conf::LinkTo("../../etc/shadow"),
-            expect("expected key=value", Some(1)),
+            // /etc/hosts: every example root has one (FreeBSD has no /etc/shadow).
+            "os.conf is a link to /etc/hosts".to_owned(),
+            Conf::LinkTo("../../etc/hosts"),
+            expect("expected key=value", None),
         ),
         (
             "os.conf is a link to an endless device".to_owned(),
