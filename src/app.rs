@@ -29,7 +29,13 @@ pub fn run(command: Command) -> Result<(), Error> {
         Command::Detect(root) => detect(&root),
         Command::Plan(target) => plan_or_apply(&target, false),
         Command::Apply(target) => plan_or_apply(&target, true),
+        Command::Install(req) => crate::install::run::install(&req, &|m| say(m)).map_err(failed),
+        Command::Uninstall(req) => crate::install::run::uninstall(&req, &|m| say(m)).map_err(failed),
     }
+}
+
+fn failed(message: String) -> Error {
+    Error::failed(None, message)
 }
 
 /// Reads and validates os.conf, printing every problem with its line and key.

@@ -29,6 +29,8 @@ pub enum Command {
     Plan(Target),
     Check(PathBuf),
     Detect(PathBuf),
+    Install(crate::install::run::Request),
+    Uninstall(crate::install::run::Request),
     /// Print a generated document (man page, completion script).
     Generate(doc::Generated),
     /// Print this text and exit 0.
@@ -175,6 +177,32 @@ fn detect(m: &Matches) -> Result<Command, String> {
     Ok(Command::Detect(target(m)?.root))
 }
 
+/// What install and uninstall were asked, `--init` checked against the known inits.
+fn install_request(m: &Matches) -> Result<crate::install::run::Request, String> {
+    let mut init = None;
+    if let Some(name) = m.last(&defs::INIT) {
+        let name = utf8(&defs::INIT, name)?;
+        if crate::install::find(name).is_none() {
+            let known = crate::install::INIT_NAMES.join(", ");
+            return Err(format!("--init: unknown init {name:?}; known: {known}"));
+        }
+        init = Some(name.to_owned());
+    }
+    Ok(crate::install::run::Request {
+        root: target(m)?.root,
+        init,
+        boot_dir: m.last(&defs::BOOT_DIR).map(PathBuf::from),
+    })
+}
+
+fn install(m: &Matches) -> Result<Command, String> {
+    install_request(m).map(Command::Install)
+}
+
+fn uninstall(m: &Matches) -> Result<Command, String> {
+    install_request(m).map(Command::Uninstall)
+}
+
 fn generate(m: &Matches) -> Result<Command, String> {
     let kind = m.operand(0);
     doc::Generated::ALL
@@ -262,6 +290,21 @@ mod tests {
     }
 
     #[test]
+    fn install_flags() {
+        let Command::Install(r) = parse_str("install --root /mnt --init openrc --boot-dir /b").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(r.root, PathBuf::from("/mnt"));
+        assert_eq!(r.init.as_deref(), Some("openrc"));
+        assert_eq!(r.boot_dir, Some(PathBuf::from("/b")));
+        let Command::Uninstall(r) = parse_str("uninstall").unwrap() else {
+            panic!()
+        };
+        assert_eq!((r.root, r.init), (PathBuf::from("/"), None));
+    }
+
+    #[test]
     fn misuse_is_an_error() {
         for bad in [
             "frobnicate",
@@ -281,6 +324,8 @@ mod tests {
             "plan --stack nosuchstack --stack sysconfig",
             "generate",
             "generate html",
+            "install --init upstart",
+            "uninstall --boot-dir /b",
         ] {
             assert!(parse_str(bad).is_err(), "{bad}");
         }

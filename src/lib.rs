@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod error;
 pub mod exec;
+pub mod install;
 pub mod model;
 pub mod output;
 pub mod plan;

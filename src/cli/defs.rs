@@ -113,6 +113,10 @@ pub const FILES: &[(&str, &str)] = &[
         "<root>/var/lib/osconf/last-applied.conf",
         "what was applied, without the password",
     ),
+    (
+        "<root>/var/lib/osconf/installed",
+        "what osconf install added and what each path was before, for osconf uninstall",
+    ),
 ];
 
 pub static HELP: Flag = Flag {
@@ -194,6 +198,30 @@ pub static LIVE: Flag = Flag {
     help: "also configure the running kernel (default: only when the root is /)",
 };
 
+pub static INIT: Flag = Flag {
+    long: "init",
+    short: None,
+    negated: None,
+    value: Some(Value {
+        name: "NAME",
+        complete: Complete::Words(crate::install::INIT_NAMES),
+    }),
+    repeat: false,
+    help: "the init system: systemd, sysv, openrc, runit or busybox (default: detected)",
+};
+
+pub static BOOT_DIR: Flag = Flag {
+    long: "boot-dir",
+    short: None,
+    negated: None,
+    value: Some(Value {
+        name: "DIR",
+        complete: Complete::Dir,
+    }),
+    repeat: false,
+    help: "the first partition's mount point, where aliyun_custom_image/ is created (default: <root>/boot)",
+};
+
 /// What `generate` can print; the order of `doc::Generated`.
 pub const GENERATED: &[&str] = &["man", "complete-bash", "complete-zsh", "complete-fish"];
 
@@ -237,6 +265,32 @@ pub static COMMANDS: &[CommandDef] = &[
         flags: &[&ROOT],
         about: "",
         build: super::detect,
+    },
+    CommandDef {
+        name: "install",
+        summary: "make the target's init system run osconf apply at every boot, before the network",
+        operands: &[],
+        flags: &[&ROOT, &INIT, &BOOT_DIR],
+        about: "Copies this binary to <root>/usr/sbin/osconf, adds and enables the service (systemd: \
+                osconf.service in sysinit.target.wants; sysv: /etc/init.d/osconf with rcS.d or rc2-5.d \
+                links; openrc: the boot runlevel; runit: a core service; busybox: a sysinit entry in \
+                /etc/inittab), creates aliyun_custom_image/ on the first partition, and records in \
+                <root>/var/lib/osconf/installed what each path was before. The init is detected from \
+                /sbin/init and the layout of /etc when --init is not given. osconf=off on the kernel \
+                command line skips osconf at boot; a failing osconf never stops the boot. Exit 0 \
+                installed, 1 failed and rolled back.",
+        build: super::install,
+    },
+    CommandDef {
+        name: "uninstall",
+        summary: "take away exactly what install added, putting back what it replaced",
+        operands: &[],
+        flags: &[&ROOT, &INIT],
+        about: "Reads <root>/var/lib/osconf/installed: files install added are removed, files and links \
+                it replaced are put back, osconf's block is taken out of a shared file, directories it \
+                created are removed when empty. With --init, refuses unless osconf was installed for \
+                that init. Exit 0 uninstalled or not installed, 1 failed and rolled back.",
+        build: super::uninstall,
     },
     CommandDef {
         name: "generate",

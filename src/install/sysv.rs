@@ -1,0 +1,170 @@
+//! sysvinit: `/etc/init.d/osconf` with an LSB header that orders it after the local file systems
+//! and before the network scripts (`X-Start-Before`, not the vendor sample's `$network`, which
+//! would run it after the network it then reconfigures), enabled by start links as insserv or
+//! update-rc.d would make them: in rcS.d where the system has one (Debian), else in rc2.d–rc5.d
+//! (Red Hat's layout), numbered just below the first network script's link.
+
+use super::{Init, Service, shell_run};
+use crate::plan::{FileOp, Mode};
+use crate::system::System;
+
+pub const INIT: Init = Init {
+    name: "sysv",
+    systems: "sysvinit with LSB headers (Debian without systemd, Devuan, old RHEL/CentOS 6)",
+    files,
+    owns,
+};
+
+const SCRIPT: &str = "/etc/init.d/osconf";
+/// The scripts that bring the network up on the distributions sysvinit serves.
+const NETWORK_SCRIPTS: [&str; 7] = [
+    "networking",
+    "network",
+    "NetworkManager",
+    "network-manager",
+    "ifupdown",
+    "wicked",
+    "connman",
+];
+/// Where the runlevel directories are, Debian's first.
+const RC_BASES: [&str; 2] = ["/etc", "/etc/rc.d"];
+
+fn owns(path: &str) -> bool {
+    path == SCRIPT
+        || RC_BASES.iter().any(|base| {
+            path.strip_prefix(base)
+                .and_then(|p| p.strip_prefix("/rc"))
+                .and_then(|p| p.split_once(".d/S"))
+                .is_some_and(|(level, link)| {
+                    ["S", "2", "3", "4", "5"].contains(&level)
+                        && link.len() == 8
+                        && link.as_bytes()[..2].iter().all(u8::is_ascii_digit)
+                        && &link[2..] == "osconf"
+                })
+        })
+}
+
+/// True when runlevel directories exist (rcS.d or rc3.d, under /etc or /etc/rc.d).
+pub fn has_rc_dirs(sys: &System) -> bool {
+    RC_BASES
+        .iter()
+        .any(|b| sys.is_dir(&format!("{b}/rcS.d")) || sys.is_dir(&format!("{b}/rc3.d")))
+}
+
+fn files(sys: &System) -> Result<Service, String> {
+    let base = RC_BASES
+        .into_iter()
+        .find(|b| sys.is_dir(&format!("{b}/rcS.d")) || sys.is_dir(&format!("{b}/rc3.d")))
+        .unwrap_or("/etc");
+    let levels: &[&str] = if sys.is_dir(&format!("{base}/rcS.d")) {
+        &["S"]
+    } else {
+        &["2", "3", "4", "5"]
+    };
+    let mut notes = Vec::new();
+    let mut ops = vec![FileOp::Write {
+        path: SCRIPT.to_owned(),
+        contents: script(levels).into_bytes(),
+        mode: Mode::Exact(0o755),
+        secret: false,
+    }];
+    for level in levels {
+        let dir = format!("{base}/rc{level}.d");
+        let (number, why) = start_number(&sys.list(&dir));
+        notes.push(format!("{dir}/S{number:02}osconf: {why}"));
+        ops.push(FileOp::Symlink {
+            path: format!("{dir}/S{number:02}osconf"),
+            target: "../init.d/osconf".to_owned(),
+        });
+    }
+    Ok(Service {
+        ops,
+        shared: Vec::new(),
+        notes,
+    })
+}
+
+/// The start number for osconf among the links `names` of a runlevel directory: one below the
+/// first network script's, so that it runs before it (links of one number run in name order).
+fn start_number(names: &[String]) -> (u32, String) {
+    let start = |n: &String| -> Option<(u32, String)> {
+        let rest = n.strip_prefix('S')?;
+        let number = rest.get(..2)?.parse().ok()?;
+        Some((number, rest[2..].to_owned()))
+    };
+    let first_network = names
+        .iter()
+        .filter_map(start)
+        .filter(|(_, name)| NETWORK_SCRIPTS.contains(&name.as_str()))
+        .min();
+    match first_network {
+        Some((n, name)) if n > 0 => (n - 1, format!("just before S{n:02}{name}")),
+        Some((n, name)) => (n, format!("S{n:02}{name} is first: started in name order")),
+        None => (
+            10,
+            "no network script linked here; 10 as Red Hat's network uses".to_owned(),
+        ),
+    }
+}
+
+fn script(levels: &[&str]) -> String {
+    format!(
+        "\
+#!/bin/sh
+# Installed by osconf install; osconf uninstall removes it.
+### BEGIN INIT INFO
+# Provides:          osconf
+# Required-Start:    $local_fs
+# Required-Stop:
+# X-Start-Before:    {before}
+# Default-Start:     {levels}
+# Default-Stop:
+# Short-Description: Configure this ECS instance from aliyun_custom_image/os.conf
+# Description:       Runs osconf apply before the network starts. A failure is reported and
+#                    the boot goes on; osconf=off on the kernel command line skips it.
+### END INIT INFO
+# chkconfig: 2345 09 91
+
+case \"$1\" in
+start)
+{run};;
+stop|restart|force-reload|status)
+    ;;
+*)
+    echo \"Usage: $0 start\" >&2
+    exit 3
+    ;;
+esac
+exit 0
+",
+        before = NETWORK_SCRIPTS.join(" "),
+        levels = levels.join(" "),
+        run = shell_run("    "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_numbers() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            start_number(&names(&["S01mountkernfs.sh", "S05mountall.sh", "S07networking"])).0,
+            6
+        );
+        assert_eq!(start_number(&names(&["S10network", "S25NetworkManager"])).0, 9);
+        assert_eq!(start_number(&names(&["S01networking"])).0, 0);
+        assert_eq!(start_number(&names(&[])).0, 10);
+    }
+
+    #[test]
+    fn owned_paths() {
+        assert!(owns("/etc/rcS.d/S06osconf"));
+        assert!(owns("/etc/rc.d/rc3.d/S09osconf"));
+        assert!(!owns("/etc/rc3.d/S09osconfx"));
+        assert!(!owns("/etc/rc3.d/K09osconf"));
+        assert!(!owns("/etc/shadow"));
+    }
+}
