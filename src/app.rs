@@ -136,9 +136,8 @@ fn plan_or_apply(target: &Target, apply: bool) -> Result<(), Error> {
         return print(&plan::show(&plan, &sys));
     }
     plan.notes.iter().for_each(|n| say(format!("note: {n}")));
-    let live = target.live.unwrap_or(target.root == Path::new("/"));
     let opts = exec::Options {
-        live,
+        live: target.is_live(),
         config_file: Some(conf_path.clone()),
         stamp: crate::clock::stamp(),
     };
@@ -174,7 +173,9 @@ fn fresh_env() -> Result<Env, String> {
     })
 }
 
-/// Chooses the stack (`--stack` or detection) and builds the plan, with the choice in its notes.
+/// Chooses the stack (`--stack` or detection) and builds the plan, with the choice in its notes. A
+/// live run first asks the running system for the NICs' kernel names (waiting for late drivers up
+/// to `--wait`) and whether the stack runs.
 pub fn make_plan(config: &Config, sys: &System, target: &Target, env: &Env) -> Result<Plan, String> {
     let (stack, mut notes) = match &target.stack {
         Some(name) => {
@@ -192,7 +193,14 @@ pub fn make_plan(config: &Config, sys: &System, target: &Target, env: &Env) -> R
             (d.stack, notes)
         }
     };
-    let mut plan = plan::build(config, sys, stack, &target.ifnames, env)?;
+    let running = match target.is_live() {
+        true => Some(plan::Running {
+            names: crate::platform::wait_for_nics(&config.nics, target.wait())?,
+            stack: crate::platform::stack_state(stack.services),
+        }),
+        false => None,
+    };
+    let mut plan = plan::build(config, sys, stack, &target.ifnames, running.as_ref(), env)?;
     notes.append(&mut plan.notes);
     plan.notes = notes;
     Ok(plan)

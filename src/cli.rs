@@ -21,6 +21,23 @@ pub struct Target {
     pub stack: Option<String>,
     pub ifnames: BTreeMap<u32, String>,
     pub live: Option<bool>,
+    /// `--wait SECS`: the bound on waiting for devices at boot; `None` means [`DEFAULT_WAIT_SECS`].
+    pub wait: Option<u64>,
+}
+
+/// How long a live run waits for a NIC (drivers load late at boot) unless `--wait` says otherwise.
+pub const DEFAULT_WAIT_SECS: u64 = 30;
+
+impl Target {
+    /// True when this run changes the running system: `--live`, or by default when the root is `/`.
+    pub fn is_live(&self) -> bool {
+        self.live.unwrap_or(self.root == std::path::Path::new("/"))
+    }
+
+    /// The bound on waiting for a device.
+    pub fn wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.wait.unwrap_or(DEFAULT_WAIT_SECS))
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -154,6 +171,13 @@ fn target(m: &Matches) -> Result<Target, String> {
         crate::render::find(name).map_err(|e| format!("--stack: {e}"))?;
         t.stack = Some(name.to_owned());
     }
+    if let Some(v) = m.last(&defs::WAIT) {
+        let v = utf8(&defs::WAIT, v)?;
+        let secs = v
+            .parse()
+            .map_err(|_| format!("--wait {v:?}: expected whole seconds"))?;
+        t.wait = Some(secs);
+    }
     for v in m.values(&defs::IFNAME) {
         let (index, name) = ifname(utf8(&defs::IFNAME, v)?)?;
         t.ifnames.insert(index, name);
@@ -249,10 +273,10 @@ mod tests {
 
     #[test]
     fn commands_and_flags() {
-        let Command::Apply(t) =
-            parse_str("apply --root /mnt --config /c --stack sysconfig --no-live --ifname eth1=ens5")
-                .unwrap()
-        else {
+        let Command::Apply(t) = parse_str(
+            "apply --root /mnt --config /c --stack sysconfig --no-live --ifname eth1=ens5 --wait 5",
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(t.root, PathBuf::from("/mnt"));
@@ -260,6 +284,8 @@ mod tests {
         assert_eq!(t.stack.as_deref(), Some("sysconfig"));
         assert_eq!(t.live, Some(false));
         assert_eq!(t.ifnames.get(&1).map(String::as_str), Some("ens5"));
+        assert_eq!(t.wait(), std::time::Duration::from_secs(5));
+        assert!(!t.is_live());
         assert_eq!(parse_str("check f").unwrap(), Command::Check("f".into()));
         assert_eq!(parse_str("detect --root r").unwrap(), Command::Detect("r".into()));
         assert_eq!(
@@ -326,6 +352,10 @@ mod tests {
             "generate html",
             "install --init upstart",
             "uninstall --boot-dir /b",
+            "apply --wait",
+            "apply --wait -1",
+            "apply --wait 1.5",
+            "check --wait 1 f",
         ] {
             assert!(parse_str(bad).is_err(), "{bad}");
         }

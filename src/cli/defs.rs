@@ -186,7 +186,8 @@ pub static IFNAME: Flag = Flag {
         complete: Complete::Free,
     }),
     repeat: true,
-    help: "write NAME where os.conf says ethN (repeatable)",
+    help: "write NAME where os.conf says ethN (repeatable; offline only: a live run writes the name \
+           the kernel gave the NIC with ethN's MAC)",
 };
 
 pub static LIVE: Flag = Flag {
@@ -195,7 +196,21 @@ pub static LIVE: Flag = Flag {
     negated: Some("no-live"),
     value: None,
     repeat: false,
-    help: "also configure the running kernel (default: only when the root is /)",
+    help: "also configure the running system (default: only when the root is /): name NICs as the \
+           kernel does, found by MAC, and make the network stack take the new files",
+};
+
+pub static WAIT: Flag = Flag {
+    long: "wait",
+    short: None,
+    negated: None,
+    value: Some(Value {
+        name: "SECS",
+        complete: Complete::Free,
+    }),
+    repeat: false,
+    help: "how long a live run waits for a device that is not there yet, such as a NIC with an \
+           os.conf MAC (default 30)",
 };
 
 pub static INIT: Flag = Flag {
@@ -231,7 +246,7 @@ pub static COMMANDS: &[CommandDef] = &[
         name: "apply",
         summary: "configure the system from os.conf, then remove os.conf",
         operands: &[],
-        flags: &[&ROOT, &CONFIG, &STACK, &IFNAME, &LIVE],
+        flags: &[&ROOT, &CONFIG, &STACK, &IFNAME, &LIVE, &WAIT],
         about: "Every file replaced is backed up under <root>/var/lib/osconf/backup/<UTC time>/. On any \
                 failure all steps are undone and os.conf is kept. Exit 0 applied or no os.conf, 1 failed \
                 and rolled back, 2 os.conf invalid (nothing changed).",
@@ -241,9 +256,10 @@ pub static COMMANDS: &[CommandDef] = &[
         name: "plan",
         summary: "show what apply would do (a diff per file, then live actions); change nothing",
         operands: &[],
-        flags: &[&ROOT, &CONFIG, &STACK, &IFNAME, &LIVE],
-        about: "Takes the same options as apply (--live and --no-live are accepted and ignored). The \
-                password never appears: changed /etc/shadow lines are shown masked.",
+        flags: &[&ROOT, &CONFIG, &STACK, &IFNAME, &LIVE, &WAIT],
+        about: "Takes the same options as apply. --live (the default when the root is /) names NICs as \
+                the running kernel does and shows the steps that make the network stack take the files, \
+                as apply would. The password never appears: changed /etc/shadow lines are shown masked.",
         build: super::plan,
     },
     CommandDef {

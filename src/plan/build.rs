@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{FileOp, LiveAction, LiveNic, Plan};
+use super::{FileOp, LiveAction, LiveNic, Plan, Running, StackState};
 
-use crate::model::Config;
+use crate::model::{Config, Nic};
 use crate::platform;
 use crate::render::common::{self, shadow};
 use crate::render::{Input, Stack};
@@ -22,14 +22,23 @@ pub struct Env {
     pub today: u64,
 }
 
+/// Builds the plan. `ifnames` are the `--ifname` overrides; `running` is what a live run found
+/// (`None` offline): then every NIC found by MAC is written with its kernel name.
 pub fn build(
     config: &Config,
     sys: &System,
     stack: &Stack,
     ifnames: &BTreeMap<u32, String>,
+    running: Option<&Running>,
     env: &Env,
 ) -> Result<Plan, String> {
-    let input = Input { config, sys, ifnames };
+    let (names, naming_notes) = names(config, ifnames, running);
+    let input = Input {
+        config,
+        sys,
+        ifnames: &names,
+        running,
+    };
     let mut named = BTreeMap::new();
     for nic in &config.nics {
         if let Some(other) = named.insert(input.ifname(nic), nic.name()) {
@@ -40,7 +49,9 @@ pub fn build(
             ));
         }
     }
-    let mut rendered = stack.render(&input);
+    let (mut rendered, host) = stack.render_parts(&input);
+    let network_paths: Vec<String> = rendered.ops.iter().map(|op| op.path().to_owned()).collect();
+    rendered.add(host);
     rendered.ops.extend(common::hosts::render(config, sys));
     if let Some(password) = &config.password {
         rendered.add(shadow::render(password, sys, &env.salt, env.today)?);
@@ -75,7 +86,9 @@ pub fn build(
     }
     let ops = kept;
 
-    let mut notes = rendered.notes;
+    let network_changed = ops.iter().any(|op| network_paths.iter().any(|p| p == op.path()));
+    let mut notes = naming_notes;
+    notes.extend(rendered.notes);
     let unmatched: Vec<String> = config
         .nics
         .iter()
@@ -99,12 +112,104 @@ pub fn build(
             unmatched.join(", ")
         ));
     }
+    let mut live = hostname_action(config);
+    if let Some(running) = running.filter(|_| network_changed) {
+        let (actions, note) = network_actions(&input, stack, running.stack);
+        live.extend(actions);
+        notes.push(note);
+    }
     Ok(Plan {
         stack: stack.name.to_owned(),
         ops,
-        live: live_actions(&input),
+        live,
         notes,
     })
+}
+
+/// The interface name of each NIC, by N, and notes saying where the names come from. In a live run
+/// a NIC found by MAC gets its kernel name, which beats `--ifname` (a name the kernel did not give
+/// would not come up at the next boot); offline, `--ifname` or os.conf's `ethN`.
+fn names(
+    config: &Config,
+    ifnames: &BTreeMap<u32, String>,
+    running: Option<&Running>,
+) -> (BTreeMap<u32, String>, Vec<String>) {
+    let mut names = ifnames.clone();
+    let mut notes = Vec::new();
+    let with_mac: Vec<&Nic> = config.nics.iter().filter(|n| n.mac.is_some()).collect();
+    let Some(running) = running else {
+        if !with_mac.is_empty() {
+            notes.push(
+                "offline (a --root other than / without --live): interfaces are written as os.conf's ethN \
+                 or --ifname's name; a live run writes the names the kernel gives the NICs with these MACs"
+                    .to_owned(),
+            );
+        }
+        return (names, notes);
+    };
+    let mut found = Vec::new();
+    for nic in with_mac {
+        let Some(kernel) = running.names.get(&nic.index) else {
+            continue;
+        };
+        if let Some(asked) = ifnames.get(&nic.index).filter(|a| *a != kernel) {
+            notes.push(format!(
+                "--ifname {}={asked} not used: the kernel calls the NIC with MAC {} {kernel}",
+                nic.name(),
+                nic.mac.map(|m| m.to_string()).unwrap_or_default()
+            ));
+        }
+        found.push(format!(
+            "{} (MAC {}) is {kernel}",
+            nic.name(),
+            nic.mac.map(|m| m.to_string()).unwrap_or_default()
+        ));
+        names.insert(nic.index, kernel.clone());
+    }
+    if !found.is_empty() {
+        notes.push(format!(
+            "NICs found by MAC, written with their kernel names and not renamed: {}",
+            found.join(", ")
+        ));
+    }
+    (names, notes)
+}
+
+/// What makes the new network files take effect now, with a note saying why: the stack's own
+/// steps, or, for a stack osconf cannot ask whether it runs, the addresses and routes set by
+/// osconf itself.
+fn network_actions(input: &Input, stack: &Stack, state: StackState) -> (Vec<LiveAction>, String) {
+    let mut live: Vec<LiveAction> = Vec::new();
+    let note = match state {
+        StackState::Unknown => {
+            live.extend(
+                input
+                    .config
+                    .nics
+                    .iter()
+                    .map(|nic| LiveAction::ConfigureNic(live_nic(input, nic))),
+            );
+            format!(
+                "stack {} leaves no trace of running: osconf configures the NICs itself",
+                stack.name
+            )
+        }
+        StackState::NotRunning => format!(
+            "{} does not run yet: it applies the new files when it starts (at boot, right after osconf); \
+             osconf sets no address itself",
+            service_names(stack)
+        ),
+        StackState::Running(service) => {
+            format!("{service} runs already: it is told to take the new files")
+        }
+    };
+    live.extend((stack.activate)(input).into_iter().map(LiveAction::Run));
+    (live, note)
+}
+
+fn service_names(stack: &Stack) -> String {
+    let names: Vec<&str> = stack.services.iter().map(|s| s.name).collect();
+    names.join(" or ")
 }
 
 fn first_repeated_path(ops: &[FileOp]) -> Option<&str> {
@@ -136,23 +241,23 @@ fn changes_something(op: &FileOp, old: Option<&[u8]>, sys: &System) -> bool {
     }
 }
 
-fn live_actions(input: &Input) -> Vec<LiveAction> {
-    let config = input.config;
-    let mut live: Vec<LiveAction> = config
+fn hostname_action(config: &Config) -> Vec<LiveAction> {
+    config
         .hostname
         .iter()
         .map(|h| LiveAction::SetHostname(platform::kernel_hostname(h).to_owned()))
-        .collect();
-    for nic in &config.nics {
-        let routes = nic.all_routes().map(|r| (r.dest, r.via)).collect();
-        live.push(LiveAction::ConfigureNic(LiveNic {
-            name: input.ifname(nic),
-            mac: nic.mac,
-            address: nic.address,
-            prefix_len: nic.prefix_len,
-            on_link: common::on_link_gateways(nic),
-            routes,
-        }));
+        .collect()
+}
+
+/// A NIC's address and routes as a live action sets them (or records them before a stack's tool
+/// changes them).
+pub fn live_nic(input: &Input, nic: &Nic) -> LiveNic {
+    LiveNic {
+        name: input.ifname(nic),
+        mac: nic.mac,
+        address: nic.address,
+        prefix_len: nic.prefix_len,
+        on_link: common::on_link_gateways(nic),
+        routes: nic.all_routes().map(|r| (r.dest, r.via)).collect(),
     }
-    live
 }

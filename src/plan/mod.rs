@@ -5,9 +5,10 @@ mod build;
 mod mask;
 mod show;
 
-pub use build::{Env, build};
+pub use build::{Env, build, live_nic};
 pub use show::{describe_live, show};
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use crate::model::{Ipv4Net, Mac};
@@ -78,6 +79,54 @@ pub enum LiveAction {
     SetHostname(String),
     /// Give the NIC with this MAC (or, without one, this name) its address and routes now.
     ConfigureNic(LiveNic),
+    /// Run the network stack's own tool so that it takes the new files now.
+    Run(Run),
+}
+
+/// A program a stack provides (`networkctl`, `nmcli`, `ifup`…), run with these arguments; never
+/// anything taken from os.conf but validated addresses and interface names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub program: String,
+    pub args: Vec<String>,
+    /// Why osconf runs it, for `plan` and the log.
+    pub why: String,
+    /// The NICs whose addresses and routes the tool changes: recorded before it runs and put back
+    /// if the apply fails later.
+    pub nics: Vec<LiveNic>,
+}
+
+impl Run {
+    pub fn new(program: &str, args: &[&str], why: &str) -> Run {
+        Run {
+            program: program.to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            why: why.to_owned(),
+            nics: Vec::new(),
+        }
+    }
+}
+
+/// What a live run learnt from the running system before planning; an offline run has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    /// The kernel name of each os.conf NIC that has a MAC, found by that MAC, by os.conf's N.
+    pub names: BTreeMap<u32, String>,
+    pub stack: StackState,
+}
+
+/// Whether the chosen stack's service runs now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackState {
+    /// This service runs already (osconf started by hand, or after it): it is told to take the new
+    /// files its own way.
+    Running(&'static str),
+    /// None of its services runs yet — at boot osconf runs before them — so they read the new files
+    /// when they start; osconf configures no address itself, which would make two of each.
+    NotRunning,
+    /// The stack leaves no trace osconf can ask (rc scripts without state): osconf configures the
+    /// NICs itself.
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

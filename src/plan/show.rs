@@ -79,6 +79,11 @@ pub fn describe_live(action: &LiveAction) -> String {
             }
             s
         }
+        LiveAction::Run(run) => {
+            let mut argv = vec![run.program.as_str()];
+            argv.extend(run.args.iter().map(String::as_str));
+            format!("run `{}` ({})", argv.join(" "), run.why)
+        }
     }
 }
 

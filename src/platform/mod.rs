@@ -1,10 +1,16 @@
 //! Platform: the live actions on the running kernel (host name, NIC addresses and routes). With the
 //! executor, the only code that changes the system; it is never called unless `--live` is in force.
-//! It runs no program: addresses and routes go through rtnetlink, so images without iproute2 work.
+//! Addresses and routes go through rtnetlink, so images without iproute2 work; the only programs it
+//! runs are the network stack's own tools that a plan names (`activate`).
 
+mod activate;
+mod names;
 mod netlink;
 mod nic;
 mod rtnl;
+
+pub use activate::stack_state;
+pub use names::wait_for_nics;
 
 use std::io;
 
@@ -39,6 +45,8 @@ pub fn set_hostname(name: &str) -> io::Result<()> {
 pub enum Previous {
     Hostname(String),
     Nic(NicState),
+    /// The NICs a stack's tool changes.
+    Nics(Vec<Previous>),
 }
 
 /// Records what `action` will change; call it before `apply`.
@@ -46,6 +54,7 @@ pub fn snapshot(action: &LiveAction) -> io::Result<Previous> {
     match action {
         LiveAction::SetHostname(_) => Ok(Previous::Hostname(hostname()?)),
         LiveAction::ConfigureNic(nic) => Ok(Previous::Nic(nic::snapshot(nic)?)),
+        LiveAction::Run(run) => activate::snapshot(run),
     }
 }
 
@@ -53,6 +62,7 @@ pub fn apply(action: &LiveAction) -> io::Result<()> {
     match action {
         LiveAction::SetHostname(name) => set_hostname(name),
         LiveAction::ConfigureNic(nic) => nic::configure(nic),
+        LiveAction::Run(run) => activate::run(run),
     }
 }
 
@@ -61,6 +71,7 @@ pub fn restore(previous: &Previous) -> io::Result<()> {
     match previous {
         Previous::Hostname(name) => set_hostname(name),
         Previous::Nic(state) => nic::restore(state),
+        Previous::Nics(list) => list.iter().rev().try_for_each(restore),
     }
 }
 

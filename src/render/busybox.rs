@@ -8,8 +8,8 @@
 use super::common::blocks::{Markers, join_block, split_block};
 use super::common::{self, HEADER, dns};
 use super::ifupdown::{self, INTERFACES, LOOPBACK};
-use super::{Input, Rendered, Stack};
-use crate::plan::FileOp;
+use super::{Input, Rendered, Service, Stack};
+use crate::plan::{FileOp, Run};
 use crate::system::System;
 
 pub const STACK: Stack = Stack {
@@ -18,6 +18,12 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
+    // ifupdown-ng's and busybox's state file (busybox's /var/run is /run on these systems).
+    services: &[Service {
+        name: "networking",
+        ran: Some("/run/ifstate"),
+    }],
+    activate,
 };
 
 /// osconf's block: from [`HEADER`] to its end line.
@@ -74,6 +80,12 @@ fn network(input: &Input) -> Rendered {
     }
     out.notes.extend(ifupdown::by_name_note(input, "busybox ifup"));
     out
+}
+
+/// Both ifups configured the NICs already: `ifdown -f` takes them down whatever the state file
+/// says, then `ifup` reads the new stanzas.
+fn activate(input: &Input) -> Vec<Run> {
+    common::activate::down_up(input, "networking", &["ifdown", "-f"], &["ifup"])
 }
 
 fn host(input: &Input) -> Rendered {

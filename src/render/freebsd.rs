@@ -19,6 +19,9 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
+    // rc scripts leave no trace of having run: a live run configures the NICs itself.
+    services: &[],
+    activate: common::activate::none,
 };
 
 const RC_CONF: &str = "/etc/rc.conf";

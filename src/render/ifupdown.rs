@@ -11,8 +11,8 @@ use std::net::IpAddr;
 
 use super::common::dns::{self, ResolvOwner};
 use super::common::{self, HEADER, glob};
-use super::{Input, Rendered, Stack};
-use crate::plan::FileOp;
+use super::{Input, Rendered, Service, Stack};
+use crate::plan::{FileOp, Run};
 use crate::system::System;
 
 pub const STACK: Stack = Stack {
@@ -21,6 +21,11 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
+    services: &[Service {
+        name: "networking",
+        ran: Some("/run/network/ifstate"),
+    }],
+    activate,
 };
 
 pub(super) const INTERFACES: &str = "/etc/network/interfaces";
@@ -164,8 +169,18 @@ pub(super) fn stanzas(input: &Input, dns: &[IpAddr]) -> String {
     t
 }
 
-/// The note for NICs written by name: these stacks cannot match a MAC.
+/// ifupdown configured the NICs already: `ifdown --force` runs the new stanza's down steps
+/// whatever ifupdown's state file says, then `ifup` brings each NIC up from the new stanza.
+fn activate(input: &Input) -> Vec<Run> {
+    common::activate::down_up(input, "networking", &["ifdown", "--force"], &["ifup"])
+}
+
+/// The note for NICs written by name offline: these stacks cannot match a MAC. (A live run writes
+/// the kernel's names, found by MAC, and says so itself.)
 pub(super) fn by_name_note(input: &Input, stack: &str) -> Option<String> {
+    if input.kernel_names() {
+        return None;
+    }
     let named: Vec<String> = input
         .config
         .nics
@@ -398,6 +413,7 @@ mod tests {
                 config: &config,
                 sys: &sys,
                 ifnames: &BTreeMap::new(),
+                running: None,
             },
             &[],
         );

@@ -18,25 +18,52 @@ mod wicked;
 use std::collections::BTreeMap;
 
 use crate::model::{Config, Nic};
-use crate::plan::FileOp;
+use crate::plan::{FileOp, Run, Running, StackState};
 use crate::system::System;
 
 /// What a renderer is given.
 pub struct Input<'a> {
     pub config: &'a Config,
     pub sys: &'a System,
-    /// `--ifname ethN=NAME` overrides, by N.
+    /// The interface name of each NIC, by N: in a live run the kernel's (found by MAC), offline
+    /// `--ifname ethN=NAME`'s.
     pub ifnames: &'a BTreeMap<u32, String>,
+    /// What a live run found on the running system; `None` offline.
+    pub running: Option<&'a Running>,
 }
 
 impl Input<'_> {
-    /// The interface name to write for a NIC: the override, else os.conf's `ethN`.
+    /// The interface name to write for a NIC: the kernel's or the override, else os.conf's `ethN`.
     pub fn ifname(&self, nic: &Nic) -> String {
         self.ifnames
             .get(&nic.index)
             .cloned()
             .unwrap_or_else(|| nic.name())
     }
+
+    /// True in a live run: the names are the ones the kernel gave the NICs at this boot, which the
+    /// next boot gives again, so nothing is renamed.
+    pub fn kernel_names(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// The stack's service that runs now, if one does.
+    pub fn running_service(&self) -> Option<&'static str> {
+        match self.running?.stack {
+            StackState::Running(name) => Some(name),
+            StackState::NotRunning | StackState::Unknown => None,
+        }
+    }
+}
+
+/// A service that applies a stack's files, and how a live run tells whether it runs now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    /// The systemd unit is `<name>.service`, the OpenRC service `<name>`.
+    pub name: &'static str,
+    /// Under an init that keeps no service state (sysvinit, busybox init): a file that only a run of
+    /// the service leaves (ifupdown's state file, initscripts' lock file).
+    pub ran: Option<&'static str>,
 }
 
 /// A renderer's output: file operations plus notes for `plan`.
@@ -66,20 +93,32 @@ pub struct Stack {
     /// The host name and DNS, where this distribution keeps them; always called. DNS that the stack
     /// keeps in a NIC's configuration goes to the system-wide place when os.conf gives no NIC.
     pub host: fn(&Input) -> Rendered,
+    /// The services that apply this stack's files. Empty when none can be asked whether it runs:
+    /// a live run then configures the NICs itself.
+    pub services: &'static [Service],
+    /// Live runs that changed the network files: the steps that make them take effect on this boot
+    /// (`Input::running_service` says which service runs already; none does at boot).
+    pub activate: fn(&Input) -> Vec<Run>,
 }
 
 impl Stack {
     /// Everything this stack writes for os.conf: the network configuration (when os.conf gives a
     /// NIC), then the host name and DNS.
     pub fn render(&self, input: &Input) -> Rendered {
-        let mut out = Rendered::default();
-        if !input.config.nics.is_empty() {
-            out.add((self.network)(input));
-            // Whatever the stack, cloud-init would take the NICs back at its next run.
-            out.add(common::disable::cloud_init_network_off(input.sys));
-        }
-        out.add((self.host)(input));
+        let (mut out, host) = self.render_parts(input);
+        out.add(host);
         out
+    }
+
+    /// What [`Stack::render`] writes, as the network part and the host part.
+    pub fn render_parts(&self, input: &Input) -> (Rendered, Rendered) {
+        let mut network = Rendered::default();
+        if !input.config.nics.is_empty() {
+            network.add((self.network)(input));
+            // Whatever the stack, cloud-init would take the NICs back at its next run.
+            network.add(common::disable::cloud_init_network_off(input.sys));
+        }
+        (network, (self.host)(input))
     }
 }
 

@@ -11,9 +11,9 @@ use super::common::{
     self,
     blocks::{BEGIN, DISABLED, END, block_lines, replace_block},
 };
-use super::{Input, Rendered, Stack};
+use super::{Input, Rendered, Service, Stack};
 use crate::model::Nic;
-use crate::plan::FileOp;
+use crate::plan::{FileOp, Run};
 use crate::system::System;
 
 pub const STACK: Stack = Stack {
@@ -22,6 +22,12 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
+    // net.lo starts with the boot runlevel, before any net.IFACE: started means netifrc ran.
+    services: &[Service {
+        name: "net.lo",
+        ran: None,
+    }],
+    activate,
 };
 
 const NET: &str = "/etc/conf.d/net";
@@ -68,7 +74,7 @@ fn network(input: &Input) -> Rendered {
             path: format!("{RUNLEVELS}/default/net.{name}"),
             target: service,
         });
-        if let Some(mac) = nic.mac {
+        if let Some(mac) = nic.mac.filter(|_| !input.kernel_names()) {
             out.notes.push(format!(
                 "netifrc matches interfaces by name only: {name} is configured for the NIC with MAC {mac}; \
                  if the kernel names it otherwise, use --ifname {}=NAME",
@@ -78,6 +84,22 @@ fn network(input: &Input) -> Rendered {
     }
     out.ops.extend(stale_services(sys, &old, &names));
     out
+}
+
+/// netifrc ran already: each NIC's service restarted reads the new block (`--ifstarted` would skip
+/// a service just linked for a new name, so plain `restart`, which also starts a stopped one).
+fn activate(input: &Input) -> Vec<Run> {
+    if input.running_service() != Some("net.lo") {
+        return Vec::new();
+    }
+    let why = "netifrc configures an interface only when its service starts";
+    common::activate::names(input)
+        .iter()
+        .map(|name| {
+            let service = format!("net.{name}");
+            common::activate::on_nics(Run::new("rc-service", &[&service, "restart"], why), input)
+        })
+        .collect()
 }
 
 /// /etc/conf.d/hostname (and /etc/hostname where there is one) and resolv.conf; the primary NIC's

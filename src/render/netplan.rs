@@ -10,7 +10,7 @@ use super::common::{self, HEADER};
 use super::networkd::{self, may_be_nic_name};
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
-use crate::plan::FileOp;
+use crate::plan::{FileOp, Run};
 use crate::system::System;
 
 pub const STACK: Stack = Stack {
@@ -19,6 +19,9 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
+    // osconf's YAML names no renderer: netplan renders it for networkd.
+    services: &[networkd::NETWORKD],
+    activate,
 };
 
 const DIR: &str = "/etc/netplan";
@@ -43,6 +46,21 @@ fn network(input: &Input) -> Rendered {
     out
 }
 
+/// netplan renders its YAML for networkd in a systemd generator, before any unit runs: YAML osconf
+/// writes at boot would reach networkd only a boot later, so `netplan generate` renders it now
+/// (as cloud-init-local does), into the root's /run/systemd/network. A networkd that runs already
+/// is then told as for the networkd stack.
+fn activate(input: &Input) -> Vec<Run> {
+    let root = input.sys.root().to_string_lossy();
+    let mut runs = vec![Run::new(
+        "netplan",
+        &["generate", "--root-dir", &root],
+        "netplan renders YAML for networkd only in its boot-time generator, which ran before osconf",
+    )];
+    runs.extend(common::activate::networkd(input));
+    runs
+}
+
 fn host(input: &Input) -> Rendered {
     let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
@@ -56,6 +74,8 @@ fn host(input: &Input) -> Rendered {
 
 /// The YAML, written by hand in the block style netplan's own examples use. The default route is
 /// `to: 0.0.0.0/0` rather than `to: default`, which netplan before 0.103 (Ubuntu 18.04) rejects.
+/// A NIC with a MAC is matched by it and not renamed (no `set-name`): the rename's .link would
+/// apply only from the next boot on, and a rename into the kernel's ethN names can race.
 fn yaml(input: &Input) -> String {
     let config = input.config;
     let mut t = format!("{HEADER}network:\n  version: 2\n  ethernets:\n");
@@ -63,10 +83,7 @@ fn yaml(input: &Input) -> String {
         let name = input.ifname(nic);
         let _ = writeln!(t, "    {name}:");
         if let Some(mac) = nic.mac {
-            let _ = writeln!(
-                t,
-                "      match:\n        macaddress: \"{mac}\"\n      set-name: {name}"
-            );
+            let _ = writeln!(t, "      match:\n        macaddress: \"{mac}\"");
         }
         let _ = writeln!(
             t,

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use super::common::disable::{DISABLED_SUFFIX, disable};
 use super::common::{self, HEADER, dns::ResolvOwner, glob};
-use super::{Input, Rendered, Stack};
+use super::{Input, Rendered, Service, Stack};
 use crate::model::{Config, Nic};
 use crate::plan::FileOp;
 use crate::system::System;
@@ -19,6 +19,13 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
+    services: &[NETWORKD],
+    activate: common::activate::networkd,
+};
+
+pub(super) const NETWORKD: Service = Service {
+    name: "systemd-networkd",
+    ran: None,
 };
 
 const DIR: &str = "/etc/systemd/network";
@@ -45,14 +52,9 @@ fn network(input: &Input) -> Rendered {
         let dns = config.nameservers_for(nic);
         out.ops
             .push(FileOp::write(&network, network_text(nic, &name, dns)));
-        // Without a MAC there is nothing to name the NIC by: it keeps its kernel name. The name is
-        // for people and scripts only: if udev cannot take it (the kernel gave it to another NIC),
-        // the .network file still finds the NIC by its MAC.
-        if let Some(mac) = nic.mac {
-            let link = format!("{base}.link");
-            let text = format!("{HEADER}[Match]\nMACAddress={mac}\n\n[Link]\nName={name}\n");
-            out.ops.push(FileOp::write(&link, text));
-        }
+        // No .link renames the NIC: the .network file finds it by MAC whatever its name, and a
+        // rename into the kernel's own ethN names can race with a NIC the kernel named so. A .link
+        // osconf wrote before goes with the other stale files.
     }
     out.ops.extend(common::stale_own_files(input.sys, DIR, &out.ops));
     out.add(neutralise_foreign(input));
@@ -143,8 +145,8 @@ pub fn dns(config: &Config, sys: &System, where_: &str) -> Rendered {
 
 /// True when a foreign definition that matches by interface name (a glob) may be for `nic`: it
 /// names what the NIC is called now or will be (`ifname`, os.conf's `ethN`), or is a predictable
-/// Ethernet name (`en*`) — the NIC's kernel name before osconf renamed it, which only its MAC
-/// could tell, and os.conf lists every NIC of the instance.
+/// Ethernet name (`en*`) — the NIC's kernel name, which offline only its MAC could tell, and
+/// os.conf lists every NIC of the instance.
 pub fn may_be_nic_name(pattern: &str, nic: &Nic, ifname: &str) -> bool {
     glob::matches(pattern, ifname, false)
         || glob::matches(pattern, &nic.name(), false)
@@ -363,7 +365,6 @@ mod tests {
         );
         let want = [
             "write /etc/systemd/network/10-osconf-eth0.network",
-            "write /etc/systemd/network/10-osconf-eth0.link",
             "link /etc/systemd/network/01-vendor.network -> /dev/null",
             "write /etc/systemd/network/05-dhcp.network.osconf-disabled",
             "remove /etc/systemd/network/05-dhcp.network",

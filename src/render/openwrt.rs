@@ -23,6 +23,9 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
+    // procd keeps no state osconf can read: a live run configures the NICs itself.
+    services: &[],
+    activate: super::common::activate::none,
 };
 
 const NETWORK: &str = "/etc/config/network";

@@ -22,6 +22,9 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
+    // rc scripts leave no trace of having run: a live run configures the NICs itself.
+    services: &[],
+    activate: common::activate::none,
 };
 
 const CONF: &str = "/etc/rc.d/rc.inet1.conf";
@@ -45,11 +48,14 @@ fn network(input: &Input) -> Rendered {
     let mut out = Rendered::default();
     out.add(inet1_conf(input));
     out.add(rc_local(input));
-    out.ops.extend(udev::rules(input, Assign::Final));
-    out.notes.push(format!(
-        "rc.inet1 configures interfaces by name: {RULES} names each os.conf MAC's NIC (NAME:=), \
-         so IPADDRS[n] reaches the right NIC"
-    ));
+    // A live run writes the kernel's names, which the next boot gives again: nothing renamed.
+    if !input.kernel_names() {
+        out.ops.extend(udev::rules(input, Assign::Final));
+        out.notes.push(format!(
+            "rc.inet1 configures interfaces by name: {RULES} names each os.conf MAC's NIC (NAME:=), \
+             so IPADDRS[n] reaches the right NIC"
+        ));
+    }
     out
 }
 

@@ -5,9 +5,10 @@ use std::fmt::Write as _;
 
 use super::common::shellvars::shell_value;
 use super::common::{self, HEADER};
-use super::{Input, Rendered, Stack};
+use super::networkmanager::NETWORK_MANAGER;
+use super::{Input, Rendered, Service, Stack};
 use crate::model::Nic;
-use crate::plan::FileOp;
+use crate::plan::{FileOp, Run};
 use crate::system::System;
 
 pub const STACK: Stack = Stack {
@@ -16,6 +17,16 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
+    // RHEL 8 reads ifcfg through NetworkManager; older ones through initscripts' network service,
+    // whose init script leaves its lock file.
+    services: &[
+        NETWORK_MANAGER,
+        Service {
+            name: "network",
+            ran: Some("/var/lock/subsys/network"),
+        },
+    ],
+    activate,
 };
 
 const DIR: &str = "/etc/sysconfig/network-scripts";
@@ -55,6 +66,25 @@ fn network(input: &Input) -> Rendered {
     out.add(super::networkmanager::neutralise_keyfiles(input));
     out.add(super::networkmanager::neutralise_ifcfg(input, &out.ops));
     out
+}
+
+/// NetworkManager names an ifcfg profile without NAME= `System DEVICE`; initscripts' `ifdown` and
+/// `ifup` read the new ifcfg files.
+fn activate(input: &Input) -> Vec<Run> {
+    let ids: Vec<String> = input
+        .config
+        .nics
+        .iter()
+        .map(|nic| format!("System {}", input.ifname(nic)))
+        .collect();
+    let mut runs = common::activate::networkmanager(input, &ids);
+    runs.extend(common::activate::down_up(
+        input,
+        "network",
+        &["ifdown"],
+        &["ifup"],
+    ));
+    runs
 }
 
 /// The host name, /etc/sysconfig/network (which holds the global gateway as well, dropped here when

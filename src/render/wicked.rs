@@ -12,9 +12,9 @@ use super::common::blocks::{DISABLED, replace_block};
 use super::common::dns::NETCONFIG;
 use super::common::udev::{self, Assign, RULES as UDEV_RULES};
 use super::common::{self, HEADER};
-use super::{Input, Rendered, Stack};
+use super::{Input, Rendered, Service, Stack};
 use crate::model::Nic;
-use crate::plan::FileOp;
+use crate::plan::{FileOp, Run};
 use crate::system::System;
 
 pub const STACK: Stack = Stack {
@@ -23,6 +23,11 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
+    services: &[Service {
+        name: "wicked",
+        ran: None,
+    }],
+    activate,
 };
 
 const DIR: &str = "/etc/sysconfig/network";
@@ -69,7 +74,7 @@ fn network(input: &Input) -> Rendered {
             out.notes
                 .push(format!("{ifcfg} ({proto}) replaced by a static configuration"));
         }
-        out.ops.push(FileOp::write(&ifcfg, ifcfg_text(nic)));
+        out.ops.push(FileOp::write(&ifcfg, ifcfg_text(input, nic)));
         if let Some(text) = ifroute_text(nic, &name) {
             let path = format!("{DIR}/ifroute-{name}");
             out.ops.push(FileOp::write(&path, text));
@@ -79,8 +84,24 @@ fn network(input: &Input) -> Rendered {
         out.ops.push(op);
     }
     out.ops.extend(common::stale_own_files(sys, DIR, &out.ops));
-    out.add(udev_rules(input));
+    // A live run writes the names the kernel gave at this boot, which the next boot gives again:
+    // no rule renames anything, and the rules that named the NICs so stay as they are.
+    if !input.kernel_names() {
+        out.add(udev_rules(input));
+    }
     out
+}
+
+/// A running wicked applies changed ifcfg files to the NICs named with `wicked ifreload`.
+fn activate(input: &Input) -> Vec<Run> {
+    if input.running_service() != Some("wicked") {
+        return Vec::new();
+    }
+    let mut args = vec!["ifreload".to_owned()];
+    args.extend(common::activate::names(input));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let why = "wicked runs already: it applies changed ifcfg files only when told";
+    vec![common::activate::on_nics(Run::new("wicked", &args, why), input)]
 }
 
 /// The host name and DNS, which wicked keeps system-wide (`NETCONFIG_DNS_STATIC_SERVERS`).
@@ -108,10 +129,15 @@ fn host(input: &Input) -> Rendered {
     out
 }
 
-fn ifcfg_text(nic: &Nic) -> String {
+fn ifcfg_text(input: &Input, nic: &Nic) -> String {
     let mut t = String::from(HEADER);
     if let Some(mac) = nic.mac {
-        let _ = writeln!(t, "# The NIC with MAC {mac}, named by {UDEV_RULES}.");
+        let by = if input.kernel_names() {
+            "the name the kernel gave it"
+        } else {
+            UDEV_RULES
+        };
+        let _ = writeln!(t, "# The NIC with MAC {mac}, named by {by}.");
     }
     let _ = writeln!(
         t,

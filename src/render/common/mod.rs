@@ -2,6 +2,7 @@
 //! editing helpers several stacks use (marked blocks, shell-variable files, disabling foreign files).
 //! Each edits only its own lines of an existing file and keeps the rest byte for byte.
 
+pub mod activate;
 pub mod blocks;
 pub mod disable;
 pub mod dns;

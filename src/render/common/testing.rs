@@ -45,6 +45,7 @@ pub fn render(stack: &Stack, config: &Config, root: &Path) -> Rendered {
         config,
         sys: &System::probe(root),
         ifnames: &BTreeMap::new(),
+        running: None,
     })
 }
 

@@ -57,6 +57,7 @@ mod tests {
                 config: &config,
                 sys: &sys,
                 ifnames: &BTreeMap::new(),
+                running: None,
             },
             assign,
         )

@@ -8,9 +8,9 @@ use std::net::IpAddr;
 
 use super::common::shellvars::shell_value;
 use super::common::{self, HEADER};
-use super::{Input, Rendered, Stack};
+use super::{Input, Rendered, Service, Stack};
 use crate::model::{Mac, Nic};
-use crate::plan::FileOp;
+use crate::plan::{FileOp, Run};
 use crate::system::System;
 
 pub const STACK: Stack = Stack {
@@ -19,6 +19,13 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
+    services: &[NETWORK_MANAGER],
+    activate,
+};
+
+pub(super) const NETWORK_MANAGER: Service = Service {
+    name: "NetworkManager",
+    ran: None,
 };
 
 const CONNECTIONS: &str = "/etc/NetworkManager/system-connections";
@@ -75,6 +82,17 @@ fn network(input: &Input) -> Rendered {
     out
 }
 
+/// A running NetworkManager rereads the keyfiles and activates each osconf profile.
+fn activate(input: &Input) -> Vec<Run> {
+    let ids: Vec<String> = input.config.nics.iter().map(profile_id).collect();
+    common::activate::networkmanager(input, &ids)
+}
+
+/// The `id=` of osconf's profile for a NIC: os.conf's name, whatever the kernel calls it.
+fn profile_id(nic: &Nic) -> String {
+    format!("osconf-{}", nic.name())
+}
+
 fn host(input: &Input) -> Rendered {
     let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
@@ -86,7 +104,7 @@ fn host(input: &Input) -> Rendered {
 /// outside the subnet, an explicit `0.0.0.0/0` route flagged `onlink`); every other NIC says
 /// `never-default=true` so that no second default route appears.
 fn keyfile(input: &Input, nic: &Nic, dns: &[IpAddr]) -> String {
-    let id = format!("osconf-{}", nic.name());
+    let id = profile_id(nic);
     let uuid_key = match nic.mac {
         Some(mac) => format!("mac:{mac}"),
         None => format!("name:{}", input.ifname(nic)),

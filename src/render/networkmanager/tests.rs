@@ -39,6 +39,7 @@ fn off_subnet_gateways_are_onlink_and_only_the_default_nic_routes_by_default() {
         config: &config,
         sys: &sys,
         ifnames: &ifnames,
+        running: None,
     });
     let (eth0, mode) = written_with_mode(
         &out,
@@ -304,6 +305,7 @@ fn resolv_conf_edited_only_where_networkmanager_keeps_out() {
             config: &config,
             sys: &sys,
             ifnames: &BTreeMap::new(),
+            running: None,
         });
         written_with_mode(&out, resolv).map(|(t, _)| t.to_owned())
     };

@@ -1,0 +1,102 @@
+//! Stack activation on the running system: whether the stack's service runs now, and running the
+//! stack's own tool (`networkctl`, `nmcli`, `ifup`, `netplan generate`) that a plan's
+//! `LiveAction::Run` names. Never called unless `--live` is in force; runs nothing but the plan's
+//! programs, each bounded in time.
+
+use std::io::{self, Read as _};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::Previous;
+use crate::plan::{LiveAction, Run, StackState};
+use crate::render::Service;
+
+/// The longest a stack's tool may take (NetworkManager's `connection up` waits for the link): a
+/// hung tool must not hang the boot.
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Whether one of `services` runs now. A stack without services leaves nothing to ask.
+pub fn stack_state(services: &'static [Service]) -> StackState {
+    if services.is_empty() {
+        return StackState::Unknown;
+    }
+    services
+        .iter()
+        .find(|s| runs(s))
+        .map_or(StackState::NotRunning, |s| StackState::Running(s.name))
+}
+
+/// Under systemd (PID 1 made /run/systemd/system, as sd_booted(3) checks) the unit is active; under
+/// OpenRC the service is in /run/openrc/started; under other inits the service's trace file exists.
+fn runs(service: &Service) -> bool {
+    if Path::new("/run/systemd/system").is_dir() {
+        // Unit states live in PID 1 and are read over D-Bus, whose client is systemctl: a D-Bus
+        // library would cost more than the whole binary's size budget allows.
+        let unit = format!("{}.service", service.name);
+        return Command::new("systemctl")
+            .args(["is-active", "--quiet", &unit])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    }
+    let openrc = Path::new("/run/openrc/started");
+    if openrc.is_dir() {
+        return openrc.join(service.name).exists();
+    }
+    service.ran.is_some_and(|f| Path::new(f).exists())
+}
+
+/// Records the addresses and routes of the NICs the tool changes, as a `ConfigureNic` would.
+pub fn snapshot(run: &Run) -> io::Result<Previous> {
+    let nics = run
+        .nics
+        .iter()
+        .map(|nic| super::snapshot(&LiveAction::ConfigureNic(nic.clone())))
+        .collect::<io::Result<Vec<_>>>()?;
+    Ok(Previous::Nics(nics))
+}
+
+/// Runs the tool; a failure carries the command and what the tool printed on stderr.
+pub fn run(run: &Run) -> io::Result<()> {
+    let command = format!("{} {}", run.program, run.args.join(" "));
+    let mut child = Command::new(&run.program)
+        .args(&run.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("{command}: {e}")))?;
+    // Read stderr on the side: a daemon the tool starts may keep the pipe open after it exits.
+    let mut stderr = child.stderr.take();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(pipe) = stderr.as_mut() {
+            let _ = pipe.take(64 * 1024).read_to_string(&mut text);
+        }
+        let _ = tx.send(text);
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other(format!(
+                "{command}: still running after {} s; stopped",
+                TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let said = rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+    Err(io::Error::other(format!("{command}: {status}: {}", said.trim())))
+}
