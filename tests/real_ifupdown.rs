@@ -13,7 +13,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use common::real::{CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites};
+use common::real::{CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, live_apply, swap_macs};
 use common::{example_conf, example_root};
 
 const OSCONF: &str = env!("CARGO_BIN_EXE_osconf");
@@ -146,13 +146,7 @@ fn run_ifupdown(ns: &Netns, consumer: Consumer, scratch: &Path, verb: &str) -> S
         Consumer::Debian => String::new(),
         Consumer::Busybox => format!("export PATH={s}/bin:$PATH\n"),
     };
-    let script = format!(
-        "mount --bind {s}/run /run\n\
-         mount --bind {s}/root/etc/network /etc/network\n\
-         mount --bind {s}/resolv.conf /etc/resolv.conf\n\
-         {path}{} 2>&1",
-        consumer.command(verb)
-    );
+    let script = format!("{}\n{path}{} 2>&1", mounts(scratch), consumer.command(verb));
     let out = ns.sh(&script);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -255,4 +249,83 @@ fn ifname_overrides_reach_debian_ifup() {
         ],
         "{log}"
     );
+}
+
+/// What `mount`s the scratch /run, /etc/network and resolv.conf over the namespace's own.
+fn mounts(scratch: &Path) -> String {
+    let s = scratch.display();
+    format!(
+        "mount --bind {s}/run /run\nmount --bind {s}/root/etc/network /etc/network\nmount --bind {s}/resolv.conf /etc/resolv.conf"
+    )
+}
+
+/// A Debian ifupdown instance over two boots, osconf run live as at boot, with NICs under kernel
+/// names (ens5, ens6) unlike os.conf's. First boot: osconf writes stanzas with the kernel names
+/// found by MAC and sets no address (networking has not run: no /run/network/ifstate); `ifup -a`
+/// then brings them up. Then os.conf swaps the MACs (an elastic NIC moved) and osconf runs again
+/// by hand: networking ran, so osconf takes each NIC down and up again with ifupdown's own tools,
+/// and every address and route lands on the NIC with its MAC. A third start (`ifdown -a; ifup -a`,
+/// as a reboot does) keeps it so.
+#[test]
+fn ifupdown_follows_the_macs_when_they_swap() {
+    let test = "ifupdown_follows_the_macs_when_they_swap";
+    if let Err(why) = check_prerequisites(&["ifup", "ifdown", "run-parts", "mount"]) {
+        return cannot_run(test, &why);
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let root = example_root(scratch.path(), Consumer::Debian.rootfs());
+    for hooks in ["if-pre-up.d", "if-up.d", "if-down.d", "if-post-down.d"] {
+        fs::create_dir_all(root.join("etc/network").join(hooks)).unwrap();
+    }
+    fs::create_dir_all(scratch.path().join("run/network")).unwrap();
+    fs::write(scratch.path().join("resolv.conf"), "").unwrap();
+    let ns = Netns::new("ifswap");
+    ns.add_nic("ens5", "00:8c:fa:5e:14:23");
+    ns.add_nic("ens6", "00:8c:fa:5e:14:24");
+    let classic = example_conf("classic");
+
+    let log = live_apply(&ns, &root, &classic, "");
+    assert!(log.contains("networking does not run yet"), "{log}");
+    assert!(
+        ns.ipv4_addrs("ens5").is_empty(),
+        "osconf set an address itself:\n{log}"
+    );
+    let up = run_ifupdown(&ns, Consumer::Debian, scratch.path(), "ifup");
+    assert!(!failed(&up), "ifup reported an error:\n{up}");
+    let first = [
+        "10.0.0.0/8 via 10.171.254.1 dev ens5",
+        "172.16.0.0/12 via 10.171.254.1 dev ens5",
+        "default via 42.120.74.1 dev ens6",
+    ];
+    assert_eq!(ns.ipv4_addrs("ens5"), ["10.171.254.123/24"], "{up}");
+    assert_eq!(ns.ipv4_addrs("ens6"), ["42.120.74.105/24"], "{up}");
+    assert_eq!(ns.ipv4_routes(), first, "{up}");
+
+    let log = live_apply(&ns, &root, &swap_macs(&classic), &mounts(scratch.path()));
+    assert!(log.contains("networking runs already"), "{log}");
+    for step in [
+        "ifdown --force ens6",
+        "ifdown --force ens5",
+        "ifup ens6",
+        "ifup ens5",
+    ] {
+        assert!(log.contains(&format!("run `{step}`")), "no {step}:\n{log}");
+    }
+    let swapped = [
+        "10.0.0.0/8 via 10.171.254.1 dev ens6",
+        "172.16.0.0/12 via 10.171.254.1 dev ens6",
+        "default via 42.120.74.1 dev ens5",
+    ];
+    let state = || (ns.ipv4_addrs("ens5"), ns.ipv4_addrs("ens6"), ns.ipv4_routes());
+    let want = (
+        vec!["42.120.74.105/24".to_owned()],
+        vec!["10.171.254.123/24".to_owned()],
+        swapped.map(String::from).to_vec(),
+    );
+    assert_eq!(state(), want, "{log}");
+
+    let down = run_ifupdown(&ns, Consumer::Debian, scratch.path(), "ifdown");
+    let up = run_ifupdown(&ns, Consumer::Debian, scratch.path(), "ifup");
+    assert!(!failed(&down) && !failed(&up), "{down}\n{up}");
+    assert_eq!(state(), want, "after a restart:\n{up}");
 }

@@ -1,8 +1,8 @@
 //! Real consumers of the `networkd` and `netplan` stacks. systemd-networkd itself, in a network
 //! namespace whose veth NICs carry os.conf's MACs, applies the files `osconf apply` wrote (and those
-//! `netplan generate` made of osconf's YAML); udev's own link-config engine says which name
-//! osconf's `.link` files give each NIC. Every sample is checked: address, every route, the one
-//! default route, on-link gateways.
+//! `netplan generate` made of osconf's YAML), finding each NIC by its MAC under a kernel name unlike
+//! os.conf's. Every sample is checked: address, every route, the one default route, on-link
+//! gateways. Two os.conf files whose MACs swap (an elastic NIC moved) converge at the next start.
 
 mod common;
 
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::real::{Netns, cannot_run, check_prerequisites, run};
+use common::real::{Netns, cannot_run, check_prerequisites, live_apply, run, swap_macs};
 use common::{example_root, osconf_apply, repo};
 
 const NETWORKD: &str = "/lib/systemd/systemd-networkd";
@@ -178,7 +178,7 @@ fn assert_applied(ns: &Netns, daemon: &Networkd, sample: &Sample, kernel_names: 
 
 #[test]
 fn networkd_applies_osconf_network_files() {
-    if let Err(why) = check_prerequisites(&[NETWORKD, "udevadm"]) {
+    if let Err(why) = check_prerequisites(&[NETWORKD]) {
         return cannot_run("networkd_applies_osconf_network_files", &why);
     }
     // A catch-all DHCP file sorting before osconf's: networkd would use it unless osconf disables it.
@@ -196,7 +196,13 @@ fn networkd_applies_osconf_network_files() {
         for ((_, mac, _), k) in sample.nics.iter().zip(kernel_names) {
             ns.add_nic(k, mac);
         }
-        assert_link_names(&ns, &etc, sample, &kernel_names);
+        assert!(
+            !fs::read_dir(&etc)
+                .unwrap()
+                .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".link")),
+            "{}: osconf wrote a .link file, which would rename a NIC",
+            sample.name
+        );
         let run_dir = scratch.path().join("run-network");
         fs::create_dir(&run_dir).unwrap();
         let daemon = Networkd::start(&ns, scratch.path(), &etc, &run_dir);
@@ -215,30 +221,6 @@ fn networkd_applies_osconf_network_files() {
             "{}: 05-dhcp.network not kept",
             sample.name
         );
-    }
-}
-
-/// udev's net_setup_link, reading `etc`, picks osconf's `.link` file for each NIC by its MAC and
-/// names it as os.conf does (test mode: nothing is renamed).
-fn assert_link_names(ns: &Netns, etc: &Path, sample: &Sample, kernel_names: &[&str]) {
-    for ((eth, _, _), k) in sample.nics.iter().zip(kernel_names) {
-        let out = ns.sh(&format!(
-            "mount -t tmpfs tmpfs /run
-             mount --bind '{}' /etc/systemd/network
-             udevadm test-builtin net_setup_link /sys/class/net/{k} 2>/dev/null",
-            etc.display()
-        ));
-        let props = String::from_utf8_lossy(&out.stdout);
-        for want in [
-            format!("ID_NET_LINK_FILE=/etc/systemd/network/10-osconf-{eth}.link"),
-            format!("ID_NET_NAME={eth}"),
-        ] {
-            assert!(
-                props.lines().any(|l| l == want),
-                "{}: {k}: no {want} in:\n{props}",
-                sample.name
-            );
-        }
     }
 }
 
@@ -271,15 +253,11 @@ fn netplan_generates_and_networkd_applies_osconf_yaml() {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         files.sort();
+        // No .link: osconf's YAML has no set-name, so nothing is renamed.
         let mut want: Vec<String> = sample
             .nics
             .iter()
-            .flat_map(|(eth, _, _)| {
-                [
-                    format!("10-netplan-{eth}.link"),
-                    format!("10-netplan-{eth}.network"),
-                ]
-            })
+            .map(|(eth, _, _)| format!("10-netplan-{eth}.network"))
             .collect();
         want.sort();
         assert_eq!(files, want, "{}: files netplan generated", sample.name);
@@ -299,13 +277,100 @@ fn netplan_generates_and_networkd_applies_osconf_yaml() {
         let empty_etc = scratch.path().join("etc-network");
         fs::create_dir(&empty_etc).unwrap();
         let ns = Netns::new("netplan");
-        // netplan also matches Name=ethN, the name its set-name gives; udev is not running here
-        // to rename, so the NICs are created with it.
-        let kernel_names = ["eth0", "eth1"];
+        // Kernel names unlike os.conf's: only the MAC can tie a NIC to its file.
+        let kernel_names = ["ens5", "ens6"];
         for ((_, mac, _), k) in sample.nics.iter().zip(kernel_names) {
             ns.add_nic(k, mac);
         }
         let daemon = Networkd::start(&ns, scratch.path(), &empty_etc, &run_dir);
         assert_applied(&ns, &daemon, sample, &kernel_names);
     }
+}
+
+/// The classic sample after its elastic NICs moved: eth0's settings now belong to the NIC with
+/// MAC1, eth1's to the one with MAC0.
+const SWAPPED: Sample = Sample {
+    name: "classic, MACs swapped",
+    conf: "",
+    nics: &[
+        ("eth0", MAC1, "10.171.254.123/24"),
+        ("eth1", MAC0, "42.120.74.105/24"),
+    ],
+    routes: SAMPLES[1].routes,
+};
+
+/// Two boots of a networkd image: osconf at boot (networkd not running yet, as before
+/// network-pre.target) writes files for the NICs by MAC and starts nothing; networkd, started
+/// after it, configures them. Then os.conf swaps the MACs: the next boot moves every address and
+/// route to the NIC that now carries the MAC, with no NIC renamed.
+#[test]
+fn networkd_converges_when_the_macs_swap_between_boots() {
+    let test = "networkd_converges_when_the_macs_swap_between_boots";
+    if let Err(why) = check_prerequisites(&[NETWORKD]) {
+        return cannot_run(test, &why);
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let root = example_root(scratch.path(), "debian12-networkd");
+    let etc = root.join("etc/systemd/network");
+    let ns = Netns::new("nwdswap");
+    ns.add_nic("ens5", MAC0);
+    ns.add_nic("ens6", MAC1);
+    let classic = common::example_conf("classic");
+    for (conf, sample, kernel_names) in [
+        (classic.clone(), &SAMPLES[1], ["ens5", "ens6"]),
+        (swap_macs(&classic), &SWAPPED, ["ens6", "ens5"]),
+    ] {
+        // A reboot: the NICs come up bare, under the same kernel names.
+        ns.sh("for n in ens5 ens6; do ip addr flush dev $n; ip link set $n down; done");
+        let log = live_apply(&ns, &root, &conf, "");
+        assert!(
+            log.contains("NICs found by MAC, written with their kernel names"),
+            "{}: {log}",
+            sample.name
+        );
+        assert!(
+            !log.contains("live: configure"),
+            "{}: osconf set addresses itself:\n{log}",
+            sample.name
+        );
+        assert!(ns.ipv4_addrs("ens5").is_empty(), "{}: {log}", sample.name);
+        for ((eth, mac, _), k) in sample.nics.iter().zip(kernel_names) {
+            let file = fs::read_to_string(etc.join(format!("10-osconf-{k}.network"))).unwrap();
+            assert!(
+                file.contains(&format!("MACAddress={mac}")),
+                "{eth} as {k}:\n{file}"
+            );
+        }
+        let run_dir = scratch.path().join(format!("run-network-{}", kernel_names[0]));
+        fs::create_dir(&run_dir).unwrap();
+        let daemon = Networkd::start(&ns, scratch.path(), &etc, &run_dir);
+        assert_applied(&ns, &daemon, sample, &kernel_names);
+    }
+}
+
+/// At boot netplan's generator ran before osconf: a live apply runs `netplan generate` itself, so
+/// that networkd, starting next, finds osconf's configuration in the root's /run/systemd/network.
+#[test]
+fn live_netplan_apply_generates_for_networkd_on_the_same_boot() {
+    let test = "live_netplan_apply_generates_for_networkd_on_the_same_boot";
+    if let Err(why) = check_prerequisites(&["netplan"]) {
+        return cannot_run(test, &why);
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let root = example_root(scratch.path(), "ubuntu22");
+    let ns = Netns::new("netplanlive");
+    ns.add_nic("ens5", MAC0);
+    ns.add_nic("ens6", MAC1);
+    let log = live_apply(&ns, &root, &common::example_conf("classic"), "");
+    assert!(log.contains("live: run `netplan generate --root-dir"), "{log}");
+    let generated = root.join("run/systemd/network");
+    for (k, mac) in [("ens5", MAC0), ("ens6", MAC1)] {
+        let file = fs::read_to_string(generated.join(format!("10-netplan-{k}.network")))
+            .unwrap_or_else(|e| panic!("{k}: {e}\n{log}"));
+        assert!(file.contains(&format!("MACAddress={mac}")), "{k}:\n{file}");
+    }
+    assert!(
+        ns.ipv4_addrs("ens5").is_empty(),
+        "osconf set an address itself:\n{log}"
+    );
 }

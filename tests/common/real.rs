@@ -171,3 +171,32 @@ impl Drop for Netns {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }
+
+/// os.conf's classic sample with the two MACs swapped: the elastic NICs moved between eth0 and eth1.
+pub fn swap_macs(conf: &str) -> String {
+    const A: &str = "00:8c:fa:5e:14:23";
+    const B: &str = "00:8c:fa:5e:14:24";
+    conf.replace(A, "MAC-A").replace(B, A).replace("MAC-A", B)
+}
+
+/// `osconf apply --live --root ROOT` of `conf` inside the namespace, as at boot: a fresh /run
+/// (so no service seems to run unless `setup` mounts one's state there), a private host name.
+/// `setup` runs first in the same mount namespace (bind mounts). Returns osconf's stderr and
+/// panics unless it succeeded.
+pub fn live_apply(ns: &Netns, root: &Path, conf: &str, setup: &str) -> String {
+    let dir = root.join("boot/aliyun_custom_image");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("os.conf"), conf).unwrap();
+    let out = ns.sh_unchecked(&format!(
+        "mount -t tmpfs tmpfs /run\n{setup}\nunshare -u {} apply --live --wait 5 --root '{}'",
+        env!("CARGO_BIN_EXE_osconf"),
+        root.display()
+    ));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "osconf apply --live: {}\n{stderr}",
+        out.status
+    );
+    stderr
+}
