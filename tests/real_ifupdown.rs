@@ -13,7 +13,9 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use common::real::{CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, live_apply, swap_macs};
+use common::real::{
+    CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, live_apply, live_apply_output, swap_macs,
+};
 use common::{example_conf, example_root};
 
 const OSCONF: &str = env!("CARGO_BIN_EXE_osconf");
@@ -259,18 +261,20 @@ fn mounts(scratch: &Path) -> String {
     )
 }
 
-/// A Debian ifupdown instance over two boots, osconf run live as at boot, with NICs under kernel
-/// names (ens5, ens6) unlike os.conf's. First boot: osconf writes stanzas with the kernel names
-/// found by MAC and sets no address (networking has not run: no /run/network/ifstate); `ifup -a`
-/// then brings them up. Then os.conf swaps the MACs (an elastic NIC moved) and osconf runs again
-/// by hand: networking ran, so osconf takes each NIC down and up again with ifupdown's own tools,
-/// and every address and route lands on the NIC with its MAC. A third start (`ifdown -a; ifup -a`,
-/// as a reboot does) keeps it so.
-#[test]
-fn ifupdown_follows_the_macs_when_they_swap() {
-    let test = "ifupdown_follows_the_macs_when_they_swap";
+/// The classic sample's state after the first boot, NICs under kernel names.
+const FIRST_BOOT: [&str; 3] = [
+    "10.0.0.0/8 via 10.171.254.1 dev ens5",
+    "172.16.0.0/12 via 10.171.254.1 dev ens5",
+    "default via 42.120.74.1 dev ens6",
+];
+
+/// The first boot of a Debian ifupdown instance whose NICs the kernel calls ens5 and ens6, osconf
+/// run live as at boot: it writes stanzas with the kernel names found by MAC and sets no address
+/// (networking has not run: no /run/network/ifstate); `ifup -a` then brings them up.
+fn first_boot(test: &str) -> Option<(tempfile::TempDir, std::path::PathBuf, Netns)> {
     if let Err(why) = check_prerequisites(&["ifup", "ifdown", "run-parts", "mount"]) {
-        return cannot_run(test, &why);
+        cannot_run(test, &why);
+        return None;
     }
     let scratch = tempfile::tempdir().unwrap();
     let root = example_root(scratch.path(), Consumer::Debian.rootfs());
@@ -282,9 +286,7 @@ fn ifupdown_follows_the_macs_when_they_swap() {
     let ns = Netns::new("ifswap");
     ns.add_nic("ens5", "00:8c:fa:5e:14:23");
     ns.add_nic("ens6", "00:8c:fa:5e:14:24");
-    let classic = example_conf("classic");
-
-    let log = live_apply(&ns, &root, &classic, "");
+    let log = live_apply(&ns, &root, &example_conf("classic"), "");
     assert!(log.contains("networking does not run yet"), "{log}");
     assert!(
         ns.ipv4_addrs("ens5").is_empty(),
@@ -292,16 +294,23 @@ fn ifupdown_follows_the_macs_when_they_swap() {
     );
     let up = run_ifupdown(&ns, Consumer::Debian, scratch.path(), "ifup");
     assert!(!failed(&up), "ifup reported an error:\n{up}");
-    let first = [
-        "10.0.0.0/8 via 10.171.254.1 dev ens5",
-        "172.16.0.0/12 via 10.171.254.1 dev ens5",
-        "default via 42.120.74.1 dev ens6",
-    ];
     assert_eq!(ns.ipv4_addrs("ens5"), ["10.171.254.123/24"], "{up}");
     assert_eq!(ns.ipv4_addrs("ens6"), ["42.120.74.105/24"], "{up}");
-    assert_eq!(ns.ipv4_routes(), first, "{up}");
+    assert_eq!(ns.ipv4_routes(), FIRST_BOOT, "{up}");
+    Some((scratch, root, ns))
+}
 
-    let log = live_apply(&ns, &root, &swap_macs(&classic), &mounts(scratch.path()));
+/// After the first boot, os.conf swaps the MACs (an elastic NIC moved) and osconf runs again by
+/// hand: networking ran, so osconf takes each NIC down and up again with ifupdown's own tools,
+/// and every address and route lands on the NIC with its MAC. A restart (`ifdown -a; ifup -a`, as a
+/// reboot does) keeps it so.
+#[test]
+fn ifupdown_follows_the_macs_when_they_swap() {
+    let Some((scratch, root, ns)) = first_boot("ifupdown_follows_the_macs_when_they_swap") else {
+        return;
+    };
+    let swapped_conf = swap_macs(&example_conf("classic"));
+    let log = live_apply(&ns, &root, &swapped_conf, &mounts(scratch.path()));
     assert!(log.contains("networking runs already"), "{log}");
     for step in [
         "ifdown --force ens6",
@@ -328,4 +337,37 @@ fn ifupdown_follows_the_macs_when_they_swap() {
     let up = run_ifupdown(&ns, Consumer::Debian, scratch.path(), "ifup");
     assert!(!failed(&down) && !failed(&up), "{down}\n{up}");
     assert_eq!(state(), want, "after a restart:\n{up}");
+}
+
+/// ifup fails on the second NIC (a hook exits 1): the apply fails, and the files, os.conf and every
+/// address and route the stack's tools changed are as they were after the first boot.
+#[test]
+fn a_failing_ifup_rolls_back_files_and_nics() {
+    let Some((scratch, root, ns)) = first_boot("a_failing_ifup_rolls_back_files_and_nics") else {
+        return;
+    };
+    let hook = root.join("etc/network/if-up.d/fail-ens5");
+    fs::write(&hook, "#!/bin/sh\n[ \"$IFACE\" != ens5 ]\n").unwrap();
+    fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let before = common::snapshot(&root);
+    let out = live_apply_output(
+        &ns,
+        &root,
+        &swap_macs(&example_conf("classic")),
+        &mounts(scratch.path()),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("ifup ens5"), "{stderr}");
+    assert!(
+        !stderr.contains("rollback:"),
+        "the rollback itself failed:\n{stderr}"
+    );
+    let conf = root.join("boot/aliyun_custom_image/os.conf");
+    assert!(conf.exists(), "os.conf removed");
+    fs::remove_file(&conf).unwrap();
+    assert_eq!(common::snapshot(&root), before, "files not rolled back");
+    assert_eq!(ns.ipv4_addrs("ens5"), ["10.171.254.123/24"], "{stderr}");
+    assert_eq!(ns.ipv4_addrs("ens6"), ["42.120.74.105/24"], "{stderr}");
+    assert_eq!(ns.ipv4_routes(), FIRST_BOOT, "{stderr}");
 }

@@ -150,3 +150,6 @@ pub struct Plan {
     /// Choices a person should know about: what was detected, what was neutralised, what cannot be said.
     pub notes: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests;

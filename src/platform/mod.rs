@@ -71,7 +71,14 @@ pub fn restore(previous: &Previous) -> io::Result<()> {
     match previous {
         Previous::Hostname(name) => set_hostname(name),
         Previous::Nic(state) => nic::restore(state),
-        Previous::Nics(list) => list.iter().rev().try_for_each(restore),
+        Previous::Nics(list) => {
+            // The NICs' states hang together (a route on one NIC may be via another's subnet): a
+            // first pass brings each back as far as it can, a second puts back what it could not.
+            for previous in list.iter().rev() {
+                let _ = restore(previous);
+            }
+            list.iter().rev().try_for_each(restore)
+        }
     }
 }
 

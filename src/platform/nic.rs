@@ -113,6 +113,11 @@ pub fn restore(state: &NicState) -> io::Result<()> {
             failures.push(e.to_string());
         }
     };
+    // A stack's own tool (ifdown) may have set the link down: routes go back only on a link up.
+    if state.was_up {
+        let req = netlink::set_link_up(state.index, true);
+        attempt(&mut nl, req, format!("setting {} up again", state.dev));
+    }
     let saved_route = |r: &Route| state.routes.iter().any(|(s, _)| s.same(r));
     for (route, body) in main_routes(&mut nl)? {
         if route.oif == Some(state.index) && !saved_route(&route) {

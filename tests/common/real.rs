@@ -184,14 +184,7 @@ pub fn swap_macs(conf: &str) -> String {
 /// `setup` runs first in the same mount namespace (bind mounts). Returns osconf's stderr and
 /// panics unless it succeeded.
 pub fn live_apply(ns: &Netns, root: &Path, conf: &str, setup: &str) -> String {
-    let dir = root.join("boot/aliyun_custom_image");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("os.conf"), conf).unwrap();
-    let out = ns.sh_unchecked(&format!(
-        "mount -t tmpfs tmpfs /run\n{setup}\nunshare -u {} apply --live --wait 5 --root '{}'",
-        env!("CARGO_BIN_EXE_osconf"),
-        root.display()
-    ));
+    let out = live_apply_output(ns, root, conf, setup);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
@@ -199,4 +192,16 @@ pub fn live_apply(ns: &Netns, root: &Path, conf: &str, setup: &str) -> String {
         out.status
     );
     stderr
+}
+
+/// [`live_apply`] whatever its outcome.
+pub fn live_apply_output(ns: &Netns, root: &Path, conf: &str, setup: &str) -> Output {
+    let dir = root.join("boot/aliyun_custom_image");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("os.conf"), conf).unwrap();
+    ns.sh_unchecked(&format!(
+        "mount -t tmpfs tmpfs /run\n{setup}\nunshare -u {} apply --live --wait 5 --root '{}'",
+        env!("CARGO_BIN_EXE_osconf"),
+        root.display()
+    ))
 }
