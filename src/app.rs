@@ -12,6 +12,7 @@ use crate::output::{print, say};
 use crate::plan::{self, Env, Plan};
 use crate::reader;
 use crate::render;
+use crate::status;
 use crate::system::System;
 
 /// Where ECS writes os.conf, relative to the root, in the order they are tried.
@@ -27,8 +28,15 @@ pub fn run(command: Command) -> Result<(), Error> {
             print(&format!("{}: valid\n", file.display()))
         }
         Command::Detect(root) => detect(&root),
-        Command::Plan(target) => plan_or_apply(&target, false),
-        Command::Apply(target) => plan_or_apply(&target, true),
+        Command::Plan(target) => plan_or_apply(&target, false, &mut status::Run::default()),
+        Command::Apply(target) => {
+            crate::log::start(&target.root);
+            let mut run = status::Run::default();
+            let outcome = plan_or_apply(&target, true, &mut run);
+            run.finish(&target.root, &outcome);
+            outcome
+        }
+        Command::Status { root, json } => status::show(&root, json),
         Command::Install(req) => crate::install::run::install(&req, &|m| say(m)).map_err(failed),
         Command::Uninstall(req) => crate::install::run::uninstall(&req, &|m| say(m)).map_err(failed),
     }
@@ -109,7 +117,8 @@ fn detect(root: &Path) -> Result<(), Error> {
     detected.map(drop).map_err(|e| Error::failed(None, e))
 }
 
-fn plan_or_apply(target: &Target, apply: bool) -> Result<(), Error> {
+/// Plans or applies os.conf; `run` is filled in for the status record.
+fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<(), Error> {
     let Some(conf_path) = find_config(target) else {
         let looked: Vec<String> = match &target.config {
             Some(path) => vec![path.display().to_string()],
@@ -124,6 +133,7 @@ fn plan_or_apply(target: &Target, apply: bool) -> Result<(), Error> {
         ));
         return Ok(());
     };
+    run.config = Some(conf_path.display().to_string());
     let config = load(&conf_path)?;
     let sys = System::probe(&target.root);
     let plan = fresh_env()
@@ -136,6 +146,7 @@ fn plan_or_apply(target: &Target, apply: bool) -> Result<(), Error> {
         return print(&plan::show(&plan, &sys));
     }
     plan.notes.iter().for_each(|n| say(format!("note: {n}")));
+    run.planned(&plan, target.is_live());
     let opts = exec::Options {
         live: target.is_live(),
         config_file: Some(conf_path.clone()),
@@ -146,16 +157,15 @@ fn plan_or_apply(target: &Target, apply: bool) -> Result<(), Error> {
             report.steps.iter().for_each(say);
             if let Some(dir) = report.backup_dir {
                 say(format!("originals backed up in {}", dir.display()));
+                run.backup = Some(dir.display().to_string());
             }
-            say(format!(
-                "applied {} with stack {}",
-                conf_path.display(),
-                plan.stack
-            ));
+            run.result = format!("applied {} with stack {}", conf_path.display(), plan.stack);
+            say(&run.result);
             Ok(())
         }
         Err(e) => {
-            say(format!("failed {e}"));
+            run.result = format!("failed {e}");
+            say(&run.result);
             let why = "not applied: every change was rolled back; os.conf kept";
             Err(Error::failed(Some(&conf_path), why))
         }

@@ -48,6 +48,10 @@ pub enum Command {
     Detect(PathBuf),
     Install(crate::install::run::Request),
     Uninstall(crate::install::run::Request),
+    Status {
+        root: PathBuf,
+        json: bool,
+    },
     /// Print a generated document (man page, completion script).
     Generate(doc::Generated),
     /// Print this text and exit 0.
@@ -227,6 +231,13 @@ fn uninstall(m: &Matches) -> Result<Command, String> {
     install_request(m).map(Command::Uninstall)
 }
 
+fn status(m: &Matches) -> Result<Command, String> {
+    Ok(Command::Status {
+        root: target(m)?.root,
+        json: m.switch(&defs::JSON).unwrap_or(false),
+    })
+}
+
 fn generate(m: &Matches) -> Result<Command, String> {
     let kind = m.operand(0);
     doc::Generated::ALL
@@ -328,6 +339,13 @@ mod tests {
             panic!()
         };
         assert_eq!((r.root, r.init), (PathBuf::from("/"), None));
+        assert_eq!(
+            parse_str("status --root r --json").unwrap(),
+            Command::Status {
+                root: "r".into(),
+                json: true
+            }
+        );
     }
 
     #[test]
@@ -356,6 +374,8 @@ mod tests {
             "apply --wait -1",
             "apply --wait 1.5",
             "check --wait 1 f",
+            "status --init systemd",
+            "install --json",
         ] {
             assert!(parse_str(bad).is_err(), "{bad}");
         }

@@ -18,5 +18,7 @@ pub fn print(text: &str) -> Result<(), Error> {
 
 /// One message line on stderr; a failure to write it is ignored (see the module's note).
 pub fn say(msg: impl Display) {
+    let msg = msg.to_string();
     let _ = writeln!(std::io::stderr().lock(), "osconf: {msg}");
+    crate::log::tee(&msg);
 }

@@ -114,6 +114,14 @@ pub const FILES: &[(&str, &str)] = &[
         "what was applied, without the password",
     ),
     (
+        "<root>/var/lib/osconf/last-run",
+        "the last run of apply that found an os.conf, for osconf status",
+    ),
+    (
+        "<root>/var/log/osconf.log",
+        "one line per step of each apply run (then osconf.log.1)",
+    ),
+    (
         "<root>/var/lib/osconf/installed",
         "what osconf install added and what each path was before, for osconf uninstall",
     ),
@@ -237,6 +245,15 @@ pub static BOOT_DIR: Flag = Flag {
     help: "the first partition's mount point, where aliyun_custom_image/ is created (default: <root>/boot)",
 };
 
+pub static JSON: Flag = Flag {
+    long: "json",
+    short: None,
+    negated: None,
+    value: None,
+    repeat: false,
+    help: "print one JSON object instead of text",
+};
+
 /// What `generate` can print; the order of `doc::Generated`.
 pub const GENERATED: &[&str] = &["man", "complete-bash", "complete-zsh", "complete-fish"];
 
@@ -307,6 +324,21 @@ pub static COMMANDS: &[CommandDef] = &[
                 created are removed when empty. With --init, refuses unless osconf was installed for \
                 that init. Exit 0 uninstalled or not installed, 1 failed and rolled back.",
         build: super::uninstall,
+    },
+    CommandDef {
+        name: "status",
+        summary: "show the last run of apply that found an os.conf: when, the result, what changed",
+        operands: &[],
+        flags: &[&ROOT, &JSON],
+        about: "Shows the time (UTC), the exit code and result, where os.conf was, the stack, the files \
+                written, linked or removed and the live actions (undone when the run failed), and where the \
+                backup is; never the password or the root hash. A run that succeeded is kept in \
+                <root>/var/lib/osconf/last-run; a failed run changes nothing in its root, so on / (at boot) \
+                it is kept in /run/osconf/last-run and the newer of the two is shown. Each run's steps are \
+                in <root>/var/log/osconf.log (moved to osconf.log.1 past 256 KiB) and, at boot before any \
+                log daemon, in the kernel log (dmesg). With --json: one object, {\"recorded\":false} \
+                when nothing is recorded.",
+        build: super::status,
     },
     CommandDef {
         name: "generate",

@@ -1,0 +1,333 @@
+//! Status: the record of the last `osconf apply` that found an os.conf — when, the exit code and a
+//! one-line result, where os.conf was, the stack, what changed (paths and live actions, never a
+//! value from a secret file), where the backup is — shown by `osconf status` as text or JSON. A run
+//! that succeeded keeps it in `<root>/var/lib/osconf/last-run`; one that failed changes nothing in
+//! its root, so on `/` (at boot) its record goes to `/run/osconf/last-run` and elsewhere there is
+//! none (the caller has stderr). The record is a few lines of `key value`, replaced
+//! whole at each run (renamed into place, not flushed: losing it in a crash loses no configuration).
+//! A run that finds no os.conf leaves the record alone, so that it keeps telling what the last
+//! change did, and costs the boot nothing.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::plan::{FileOp, Plan};
+
+/// Where the record of a run that succeeded is kept, in the target.
+pub const STATE_DIR: &str = "/var/lib/osconf";
+/// Where the record of a run on `/` that failed is kept: this boot's volatile state, since a failed
+/// run changes nothing in the root.
+pub const FAILED_DIR: &str = "/run/osconf";
+const NAME: &str = "last-run";
+const HEADER: &str = "# The last run of osconf apply that found an os.conf; read by osconf status.\n";
+
+/// One run, filled in as it goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Run {
+    pub time: String,
+    pub exit: u8,
+    pub result: String,
+    pub config: Option<String>,
+    pub stack: Option<String>,
+    /// `write /etc/hosts`, `link …`, `remove …`: what the plan did to files (undone when it failed).
+    pub files: Vec<String>,
+    /// The live actions, as `plan` describes them.
+    pub live: Vec<String>,
+    pub backup: Option<String>,
+}
+
+impl Run {
+    /// What the plan changes, without any content; its live actions only when they are done.
+    pub fn planned(&mut self, plan: &Plan, live: bool) {
+        self.stack = Some(plan.stack.clone());
+        self.files = plan
+            .ops
+            .iter()
+            .map(|op| match op {
+                FileOp::Write { path, .. } => format!("write {path}"),
+                FileOp::Symlink { path, target } => format!("link {path} -> {target}"),
+                FileOp::Remove { path } => format!("remove {path}"),
+            })
+            .collect();
+        if live {
+            self.live = plan.live.iter().map(crate::plan::describe_live).collect();
+        }
+    }
+
+    /// Records how the run ended (`outcome` as main will report it) and writes the record, when
+    /// the run found an os.conf. A record that cannot be written is said, never fatal.
+    pub fn finish(mut self, root: &Path, outcome: &Result<(), Error>) {
+        // Before the record, whose own failure is logged.
+        crate::log::finish(outcome.is_ok() || root == Path::new("/"));
+        if self.config.is_none() {
+            return;
+        }
+        self.time = crate::clock::stamp();
+        let written = match outcome {
+            Ok(()) => {
+                self.exit = crate::error::EXIT_OK;
+                write(root, STATE_DIR, &self.render())
+            }
+            // A failed run changes nothing in its root: at boot its record goes to /run.
+            Err(_) if root != Path::new("/") => return,
+            Err(e) => {
+                self.exit = e.exit_code();
+                // The failed step, when there was one, then what main reports.
+                self.result = match self.result.as_str() {
+                    "" => e.to_string(),
+                    step => format!("{step}; {e}"),
+                };
+                write(root, FAILED_DIR, &self.render())
+            }
+        };
+        if let Err(e) = written {
+            crate::output::say(format!("cannot keep the status record: {e}"));
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = HEADER.to_owned();
+        let mut put = |key: &str, value: &str| {
+            let _ = writeln!(out, "{key} {}", escape(value));
+        };
+        put("time", &self.time);
+        put("exit", &self.exit.to_string());
+        put("result", &self.result);
+        self.config.iter().for_each(|v| put("config", v));
+        self.stack.iter().for_each(|v| put("stack", v));
+        self.backup.iter().for_each(|v| put("backup", v));
+        self.files.iter().for_each(|v| put("file", v));
+        self.live.iter().for_each(|v| put("live", v));
+        out
+    }
+
+    /// Reads a record back; unknown keys are skipped (a newer osconf may add some).
+    pub fn parse(text: &str) -> Result<Run, String> {
+        let mut run = Run::default();
+        for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+            let value = unescape(value);
+            match key {
+                "time" => run.time = value,
+                "exit" => {
+                    run.exit = value
+                        .parse()
+                        .map_err(|_| format!("{NAME}: exit {value:?} is not a number"))?
+                }
+                "result" => run.result = value,
+                "config" => run.config = Some(value),
+                "stack" => run.stack = Some(value),
+                "backup" => run.backup = Some(value),
+                "file" => run.files.push(value),
+                "live" => run.live.push(value),
+                _ => {}
+            }
+        }
+        Ok(run)
+    }
+
+    fn text(&self, root: &Path) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "last run: {}", self.time);
+        let _ = writeln!(out, "result:   exit {} — {}", self.exit, self.result);
+        let _ = writeln!(out, "os.conf:  {}", self.config.as_deref().unwrap_or("?"));
+        if let Some(stack) = &self.stack {
+            let _ = writeln!(out, "stack:    {stack}");
+        }
+        let changed = if self.exit == 0 { "changed" } else { "rolled back" };
+        let _ = writeln!(out, "{changed}:");
+        for item in self.files.iter().chain(&self.live) {
+            let _ = writeln!(out, "  {item}");
+        }
+        if self.files.is_empty() && self.live.is_empty() {
+            out.push_str("  nothing\n");
+        }
+        let backup = self.backup.as_deref().unwrap_or("none (nothing was replaced)");
+        let _ = writeln!(out, "backup:   {backup}");
+        let _ = writeln!(out, "log:      {}", root.join(&crate::log::LOG[1..]).display());
+        out
+    }
+
+    fn json(&self) -> String {
+        let strings = |v: &[String]| {
+            let items: Vec<String> = v.iter().map(|s| json_string(s)).collect();
+            format!("[{}]", items.join(","))
+        };
+        let opt = |v: &Option<String>| v.as_deref().map_or("null".to_owned(), json_string);
+        format!(
+            "{{\"recorded\":true,\"time\":{},\"exit\":{},\"result\":{},\"config\":{},\"stack\":{},\
+             \"files\":{},\"live\":{},\"backup\":{}}}\n",
+            json_string(&self.time),
+            self.exit,
+            json_string(&self.result),
+            opt(&self.config),
+            opt(&self.stack),
+            strings(&self.files),
+            strings(&self.live),
+            opt(&self.backup),
+        )
+    }
+}
+
+/// `osconf status`: the last run's record, as text or JSON — on `/`, the newer of the last run
+/// that succeeded and this boot's failed one.
+pub fn show(root: &Path, json: bool) -> Result<(), Error> {
+    let sys = crate::system::System::probe(root);
+    let dirs: &[&str] = if root == Path::new("/") {
+        &[STATE_DIR, FAILED_DIR]
+    } else {
+        &[STATE_DIR]
+    };
+    let mut runs = Vec::new();
+    for dir in dirs {
+        if let Some(text) = sys.read_text(&format!("{dir}/{NAME}")) {
+            runs.push(Run::parse(&text).map_err(|e| Error::failed(None, e))?);
+        }
+    }
+    match newest(runs) {
+        Some(run) => crate::output::print(&if json { run.json() } else { run.text(root) }),
+        None if json => crate::output::print("{\"recorded\":false}\n"),
+        None => crate::output::print(&format!(
+            "no run of osconf apply that found an os.conf is recorded in {}\n",
+            sys.host_path(STATE_DIR).display()
+        )),
+    }
+}
+
+/// The run with the latest time (stamps compare as text).
+fn newest(runs: Vec<Run>) -> Option<Run> {
+    runs.into_iter().max_by(|a, b| a.time.cmp(&b.time))
+}
+
+/// Replaces the record in `dir`: a temporary file beside it, then a rename.
+fn write(root: &Path, dir: &str, text: &str) -> io::Result<()> {
+    let dir = real_dir(root, dir, true)?.ok_or_else(|| io::Error::other("no directory"))?;
+    let tmp = dir.join(format!(".last-run.osconf-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| io::Write::write_all(&mut f, text.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, dir.join(NAME)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// The directory `dir` (absolute in the target) on this machine, reached without following any
+/// link, so that nothing outside the root is ever written; `Ok(None)` when it is missing and not to
+/// be created. With `create`, missing directories are made (mode 0755).
+pub fn real_dir(root: &Path, dir: &str, create: bool) -> io::Result<Option<PathBuf>> {
+    let mut host = root.to_owned();
+    for part in dir.split('/').filter(|p| !p.is_empty()) {
+        host.push(part);
+        match host.symlink_metadata() {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => return Err(io::Error::other(format!("{} is not a directory", host.display()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => std::fs::create_dir(&host)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(host))
+}
+
+/// One line per value: backslash and newline escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn unescape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        match (c, c == '\\') {
+            (_, true) => match chars.next() {
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            },
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
+/// A JSON string literal (RFC 8259): quote, backslash and control characters escaped.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Run {
+        Run {
+            time: "20261201T111200Z".into(),
+            exit: 1,
+            result: "failed writing /etc/hosts: disk full\nrollback: x \\ y".into(),
+            config: Some("/boot/aliyun_custom_image/os.conf".into()),
+            stack: Some("ifupdown".into()),
+            files: vec!["write /etc/hosts".into(), "link /a -> \"b\"\t".into()],
+            live: vec!["set the kernel host name to h".into()],
+            backup: None,
+        }
+    }
+
+    #[test]
+    fn the_newest_run_is_shown() {
+        let at = |time: &str| Run {
+            time: time.into(),
+            ..Run::default()
+        };
+        let runs = vec![
+            at("20261201T111200Z"),
+            at("20261201T121200Z"),
+            at("20261130T235959Z"),
+        ];
+        assert_eq!(newest(runs).unwrap().time, "20261201T121200Z");
+    }
+
+    #[test]
+    fn record_round_trip() {
+        let run = sample();
+        assert_eq!(Run::parse(&run.render()).unwrap(), run);
+        assert_eq!(run.render().lines().count(), 9);
+    }
+
+    #[test]
+    fn json_parses_with_serde_json() {
+        let run = sample();
+        let v: serde_json::Value = serde_json::from_str(&run.json()).unwrap();
+        assert_eq!(v["exit"], 1);
+        assert_eq!(v["result"], run.result.as_str());
+        assert_eq!(v["files"][1], "link /a -> \"b\"\t");
+        assert_eq!(v["backup"], serde_json::Value::Null);
+        let odd = "\u{1}\u{7f}é\r\"\\";
+        let back: String = serde_json::from_str(&json_string(odd)).unwrap();
+        assert_eq!(back, odd);
+    }
+}
