@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::real::{CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites};
+use common::real::{CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, live_apply, swap_macs};
 use common::{example_conf, example_root, osconf_apply};
 
 const ETH0_MAC: &str = "00:8c:fa:5e:14:23";
@@ -218,5 +218,83 @@ fn off_subnet_gateways_are_reached_onlink() {
             "192.168.0.0/16 via 10.0.1.1 dev eth0",
             "default via 10.0.1.1 dev eth0"
         ]
+    );
+}
+
+/// NetworkManager, already running, is told to take osconf's new keyfiles its own way: the first
+/// boot's os.conf is applied live before NetworkManager starts (it sets no address itself, so there
+/// is one default route, NetworkManager's); then os.conf swaps the MACs and osconf, run by hand,
+/// finds NetworkManager's pid file, reloads the profiles and activates them: the addresses follow
+/// the MACs, and there is still exactly one default route.
+#[test]
+fn running_networkmanager_takes_the_new_profiles_when_the_macs_swap() {
+    let test = "running_networkmanager_takes_the_new_profiles_when_the_macs_swap";
+    let Some((scratch, root)) = setup(test) else {
+        return;
+    };
+    let d = scratch.path();
+    let run = d.join("run");
+    fs::create_dir_all(&run).unwrap();
+    fs::write(d.join("nm.conf"), NM_CONF).unwrap();
+    fs::write(d.join("dbus.conf"), DBUS_CONF).unwrap();
+    fs::create_dir_all(d.join("var-lib-nm")).unwrap();
+    let ns = Netns::new("nmswap");
+    let _reaper = Reaper(&ns);
+    ns.add_nic("ens5", ETH0_MAC);
+    ns.add_nic("ens6", ETH1_MAC);
+    let bind_run = format!("mount --bind '{}' /run", run.display());
+    let classic = example_conf("classic");
+    let log = live_apply(&ns, &root, &classic, &bind_run);
+    assert!(log.contains("NetworkManager does not run yet"), "{log}");
+    assert!(
+        ns.ipv4_addrs("ens5").is_empty(),
+        "osconf set an address itself:\n{log}"
+    );
+
+    // NetworkManager started as a daemon; it outlives this script, reachable through the bus
+    // socket in the scratch /run.
+    let dd = d.display();
+    ns.sh(&format!(
+        r#"{bind_run}
+mount -o remount,bind,ro /sys
+mkdir -p /run/dbus /var/lib/NetworkManager
+mount --bind '{root}/etc/NetworkManager' /etc/NetworkManager
+mount --bind '{dd}/var-lib-nm' /var/lib/NetworkManager
+dbus-daemon --config-file='{dd}/dbus.conf' --fork
+NetworkManager --config='{dd}/nm.conf'
+"#,
+        root = root.display()
+    ));
+    let connected = |want: &[(&str, &str)]| {
+        let state = || (ns.ipv4_addrs("ens5"), ns.ipv4_addrs("ens6"));
+        let want = (vec![want[0].1.to_owned()], vec![want[1].1.to_owned()]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while state() != want && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        assert_eq!(state(), want);
+    };
+    connected(&[("ens5", "10.171.254.123/24"), ("ens6", "42.120.74.105/24")]);
+    assert_eq!(
+        ns.ipv4_routes(),
+        [
+            "10.0.0.0/8 via 10.171.254.1 dev ens5",
+            "172.16.0.0/12 via 10.171.254.1 dev ens5",
+            "default via 42.120.74.1 dev ens6",
+        ]
+    );
+
+    let log = live_apply(&ns, &root, &swap_macs(&classic), &bind_run);
+    assert!(log.contains("NetworkManager runs already"), "{log}");
+    assert!(log.contains("run `nmcli connection up id osconf-eth0`"), "{log}");
+    connected(&[("ens5", "42.120.74.105/24"), ("ens6", "10.171.254.123/24")]);
+    assert_eq!(
+        ns.ipv4_routes(),
+        [
+            "10.0.0.0/8 via 10.171.254.1 dev ens6",
+            "172.16.0.0/12 via 10.171.254.1 dev ens6",
+            "default via 42.120.74.1 dev ens5",
+        ],
+        "{log}"
     );
 }

@@ -46,7 +46,18 @@ fn runs(service: &Service) -> bool {
     if openrc.is_dir() {
         return openrc.join(service.name).exists();
     }
-    service.ran.is_some_and(|f| Path::new(f).exists())
+    service.ran.is_some_and(ran)
+}
+
+/// The trace file exists and, when it holds a pid (a pid file), that process lives.
+fn ran(file: &str) -> bool {
+    match std::fs::read_to_string(file) {
+        Ok(text) => match text.trim().parse::<u32>() {
+            Ok(pid) => Path::new("/proc").join(pid.to_string()).exists(),
+            Err(_) => true,
+        },
+        Err(e) => e.kind() != io::ErrorKind::NotFound,
+    }
 }
 
 /// Records the addresses and routes of the NICs the tool changes, as a `ConfigureNic` would.

@@ -62,7 +62,8 @@ pub struct Service {
     /// The systemd unit is `<name>.service`, the OpenRC service `<name>`.
     pub name: &'static str,
     /// Under an init that keeps no service state (sysvinit, busybox init): a file that only a run of
-    /// the service leaves (ifupdown's state file, initscripts' lock file).
+    /// the service leaves (ifupdown's state file, initscripts' lock file); a pid file counts while
+    /// its process lives.
     pub ran: Option<&'static str>,
 }
 

@@ -23,9 +23,10 @@ pub const STACK: Stack = Stack {
     activate,
 };
 
+/// Started as a daemon (not by systemd), NetworkManager leaves its pid file.
 pub(super) const NETWORK_MANAGER: Service = Service {
     name: "NetworkManager",
-    ran: None,
+    ran: Some("/run/NetworkManager/NetworkManager.pid"),
 };
 
 const CONNECTIONS: &str = "/etc/NetworkManager/system-connections";
