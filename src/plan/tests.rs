@@ -166,6 +166,19 @@ fn each_stack_takes_the_files_its_own_way() {
             [vec![generate], n(&networkctl)].concat(),
         ),
         (
+            "netplan",
+            StackState::Running("NetworkManager"),
+            [
+                vec![format!("netplan generate --root-dir {}", root.path().display())],
+                n(&[
+                    "nmcli connection reload",
+                    "nmcli connection up id netplan-ens5",
+                    "nmcli connection up id netplan-ens6",
+                ]),
+            ]
+            .concat(),
+        ),
+        (
             "networkmanager",
             StackState::Running("NetworkManager"),
             n(&[

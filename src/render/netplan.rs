@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use super::common::disable::{DISABLED_SUFFIX, disable};
 use super::common::{self, HEADER};
 use super::networkd::{self, may_be_nic_name};
+use super::networkmanager::NETWORK_MANAGER;
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
 use crate::plan::{FileOp, Run};
@@ -19,8 +20,9 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
-    // osconf's YAML names no renderer: netplan renders it for networkd.
-    services: &[networkd::NETWORKD],
+    // osconf's YAML names no renderer: netplan renders it for networkd, or for NetworkManager when
+    // another file says `renderer: NetworkManager` (Ubuntu desktops).
+    services: &[networkd::NETWORKD, NETWORK_MANAGER],
     activate,
 };
 
@@ -48,8 +50,8 @@ fn network(input: &Input) -> Rendered {
 
 /// netplan renders its YAML for networkd in a systemd generator, before any unit runs: YAML osconf
 /// writes at boot would reach networkd only a boot later, so `netplan generate` renders it now
-/// (as cloud-init-local does), into the root's /run/systemd/network. A networkd that runs already
-/// is then told as for the networkd stack.
+/// (as cloud-init-local does), into the root's /run. A networkd or NetworkManager that runs already
+/// is then told as for its own stack (netplan names its NetworkManager profiles `netplan-ID`).
 fn activate(input: &Input) -> Vec<Run> {
     let root = input.sys.root().to_string_lossy();
     let mut runs = vec![Run::new(
@@ -58,6 +60,11 @@ fn activate(input: &Input) -> Vec<Run> {
         "netplan renders YAML for networkd only in its boot-time generator, which ran before osconf",
     )];
     runs.extend(common::activate::networkd(input));
+    let ids: Vec<String> = common::activate::names(input)
+        .iter()
+        .map(|id| format!("netplan-{id}"))
+        .collect();
+    runs.extend(common::activate::networkmanager(input, &ids));
     runs
 }
 
