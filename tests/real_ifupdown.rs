@@ -268,16 +268,43 @@ const FIRST_BOOT: [&str; 3] = [
     "default via 42.120.74.1 dev ens6",
 ];
 
-/// The first boot of a Debian ifupdown instance whose NICs the kernel calls ens5 and ens6, osconf
-/// run live as at boot: it writes stanzas with the kernel names found by MAC and sets no address
-/// (networking has not run: no /run/network/ifstate); `ifup -a` then brings them up.
-fn first_boot(test: &str) -> Option<(tempfile::TempDir, std::path::PathBuf, Netns)> {
-    if let Err(why) = check_prerequisites(&["ifup", "ifdown", "run-parts", "mount"]) {
+impl Consumer {
+    /// What osconf runs to take a NIC down whatever the state file says.
+    fn force_down(self) -> &'static str {
+        match self {
+            Consumer::Debian => "ifdown --force",
+            Consumer::Busybox => "ifdown -f",
+        }
+    }
+
+    /// What a shell needs before running osconf or ifup: the scratch mounts and, for busybox, its
+    /// applets first on PATH (as `ifup`, `ifdown` and `ip`, as on a busybox-only system).
+    fn setup(self, scratch: &Path) -> String {
+        match self {
+            Consumer::Debian => mounts(scratch),
+            Consumer::Busybox => format!("{}\nexport PATH={}/bin:$PATH", mounts(scratch), scratch.display()),
+        }
+    }
+}
+
+/// The first boot of an ifupdown (or busybox ifup) instance whose NICs the kernel calls ens5 and
+/// ens6, osconf run live as at boot: it writes stanzas with the kernel names found by MAC and sets
+/// no address (networking has not run: no state file); `ifup -a` then brings them up.
+fn first_boot(test: &str, consumer: Consumer) -> Option<(tempfile::TempDir, std::path::PathBuf, Netns)> {
+    let needed: &[&str] = match consumer {
+        Consumer::Debian => &["ifup", "ifdown", "run-parts", "mount"],
+        Consumer::Busybox => &["busybox", "run-parts", "mount"],
+    };
+    if let Err(why) = check_prerequisites(needed) {
         cannot_run(test, &why);
         return None;
     }
     let scratch = tempfile::tempdir().unwrap();
-    let root = example_root(scratch.path(), Consumer::Debian.rootfs());
+    let root = example_root(scratch.path(), consumer.rootfs());
+    fs::create_dir_all(scratch.path().join("bin")).unwrap();
+    for applet in ["ip", "ifup", "ifdown"] {
+        symlink(busybox(), scratch.path().join("bin").join(applet)).unwrap();
+    }
     for hooks in ["if-pre-up.d", "if-up.d", "if-down.d", "if-post-down.d"] {
         fs::create_dir_all(root.join("etc/network").join(hooks)).unwrap();
     }
@@ -286,13 +313,17 @@ fn first_boot(test: &str) -> Option<(tempfile::TempDir, std::path::PathBuf, Netn
     let ns = Netns::new("ifswap");
     ns.add_nic("ens5", "00:8c:fa:5e:14:23");
     ns.add_nic("ens6", "00:8c:fa:5e:14:24");
+    if let Consumer::Busybox = consumer {
+        // As at boot: busybox's loopback method adds 127.0.0.1 itself and fails if it is there.
+        ns.sh("ip addr flush dev lo; ip link set lo down");
+    }
     let log = live_apply(&ns, &root, &example_conf("classic"), "");
     assert!(log.contains("networking does not run yet"), "{log}");
     assert!(
         ns.ipv4_addrs("ens5").is_empty(),
         "osconf set an address itself:\n{log}"
     );
-    let up = run_ifupdown(&ns, Consumer::Debian, scratch.path(), "ifup");
+    let up = run_ifupdown(&ns, consumer, scratch.path(), "ifup");
     assert!(!failed(&up), "ifup reported an error:\n{up}");
     assert_eq!(ns.ipv4_addrs("ens5"), ["10.171.254.123/24"], "{up}");
     assert_eq!(ns.ipv4_addrs("ens6"), ["42.120.74.105/24"], "{up}");
@@ -304,17 +335,17 @@ fn first_boot(test: &str) -> Option<(tempfile::TempDir, std::path::PathBuf, Netn
 /// hand: networking ran, so osconf takes each NIC down and up again with ifupdown's own tools,
 /// and every address and route lands on the NIC with its MAC. A restart (`ifdown -a; ifup -a`, as a
 /// reboot does) keeps it so.
-#[test]
-fn ifupdown_follows_the_macs_when_they_swap() {
-    let Some((scratch, root, ns)) = first_boot("ifupdown_follows_the_macs_when_they_swap") else {
+fn follows_the_macs_when_they_swap(test: &str, consumer: Consumer) {
+    let Some((scratch, root, ns)) = first_boot(test, consumer) else {
         return;
     };
     let swapped_conf = swap_macs(&example_conf("classic"));
-    let log = live_apply(&ns, &root, &swapped_conf, &mounts(scratch.path()));
+    let log = live_apply(&ns, &root, &swapped_conf, &consumer.setup(scratch.path()));
     assert!(log.contains("networking runs already"), "{log}");
+    let down = consumer.force_down();
     for step in [
-        "ifdown --force ens6",
-        "ifdown --force ens5",
+        &format!("{down} ens6"),
+        &format!("{down} ens5"),
         "ifup ens6",
         "ifup ens5",
     ] {
@@ -333,17 +364,28 @@ fn ifupdown_follows_the_macs_when_they_swap() {
     );
     assert_eq!(state(), want, "{log}");
 
-    let down = run_ifupdown(&ns, Consumer::Debian, scratch.path(), "ifdown");
-    let up = run_ifupdown(&ns, Consumer::Debian, scratch.path(), "ifup");
+    let down = run_ifupdown(&ns, consumer, scratch.path(), "ifdown");
+    let up = run_ifupdown(&ns, consumer, scratch.path(), "ifup");
     assert!(!failed(&down) && !failed(&up), "{down}\n{up}");
     assert_eq!(state(), want, "after a restart:\n{up}");
+}
+
+#[test]
+fn ifupdown_follows_the_macs_when_they_swap() {
+    follows_the_macs_when_they_swap("ifupdown_follows_the_macs_when_they_swap", Consumer::Debian);
+}
+
+#[test]
+fn busybox_ifup_follows_the_macs_when_they_swap() {
+    follows_the_macs_when_they_swap("busybox_ifup_follows_the_macs_when_they_swap", Consumer::Busybox);
 }
 
 /// ifup fails on the second NIC (a hook exits 1): the apply fails, and the files, os.conf and every
 /// address and route the stack's tools changed are as they were after the first boot.
 #[test]
 fn a_failing_ifup_rolls_back_files_and_nics() {
-    let Some((scratch, root, ns)) = first_boot("a_failing_ifup_rolls_back_files_and_nics") else {
+    let Some((scratch, root, ns)) = first_boot("a_failing_ifup_rolls_back_files_and_nics", Consumer::Debian)
+    else {
         return;
     };
     let hook = root.join("etc/network/if-up.d/fail-ens5");
@@ -354,7 +396,7 @@ fn a_failing_ifup_rolls_back_files_and_nics() {
         &ns,
         &root,
         &swap_macs(&example_conf("classic")),
-        &mounts(scratch.path()),
+        &Consumer::Debian.setup(scratch.path()),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -48,13 +48,13 @@ fn detect(sys: &System) -> Option<String> {
 }
 
 fn network(input: &Input) -> Rendered {
-    let (config, sys) = (input.config, input.sys);
+    let sys = input.sys;
     let mut out = Rendered::default();
     let old = sys.read_text(INTERFACES);
     let text = old.clone().unwrap_or_else(|| LOOPBACK.to_owned());
     let split = split_block(&text, MARKERS);
     let (before, after) = split.unwrap_or((&text, ""));
-    let names: Vec<String> = config.nics.iter().map(|n| input.ifname(n)).collect();
+    let names = ifupdown::superseded_names(input);
     let instead = "is configured in osconf's stanzas of this file";
     let mut disabled = Vec::new();
     let mut neutralised = |part: &str| match ifupdown::neutralise(part, &names, instead) {

@@ -82,7 +82,7 @@ fn network(input: &Input) -> Rendered {
     out.ops.push(FileOp::write(FILE, text));
     out.ops.extend(common::stale_own_files(sys, DIR, &out.ops));
 
-    let names: Vec<String> = config.nics.iter().map(|n| input.ifname(n)).collect();
+    let names = superseded_names(input);
     let instead = format!("is configured in {FILE}");
     let old = sys.read_text(INTERFACES);
     let mut text = old.clone().unwrap_or_else(|| LOOPBACK.to_owned());
@@ -167,6 +167,21 @@ pub(super) fn stanzas(input: &Input, dns: &[IpAddr]) -> String {
         }
     }
     t
+}
+
+/// The interface names whose other stanzas osconf's replace: the names it writes and, in a live run
+/// where those are the kernel's, os.conf's `ethN` too — an image's `auto eth0` can only mean an
+/// os.conf NIC (os.conf lists every NIC), and for a name no NIC has `ifup -a` would fail.
+pub(super) fn superseded_names(input: &Input) -> Vec<String> {
+    let mut names: Vec<String> = input.config.nics.iter().map(|n| input.ifname(n)).collect();
+    if input.kernel_names() {
+        for nic in &input.config.nics {
+            if !names.contains(&nic.name()) {
+                names.push(nic.name());
+            }
+        }
+    }
+    names
 }
 
 /// ifupdown configured the NICs already: `ifdown --force` runs the new stanza's down steps
