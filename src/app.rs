@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::boot;
 use crate::cli::{Command, Target};
 use crate::error::Error;
 use crate::exec;
@@ -83,13 +84,84 @@ fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
-fn find_config(target: &Target) -> Option<PathBuf> {
-    match &target.config {
-        Some(path) => path.exists().then(|| path.clone()),
-        None => CONFIG_PATHS
-            .iter()
-            .map(|p| target.root.join(p))
-            .find(|p| p.exists()),
+/// os.conf found: where, how, and (found by the partition finder) what keeps its filesystem mounted
+/// until the run ends.
+struct Source {
+    path: PathBuf,
+    /// Where it came from and how it was reached, for `plan`, `detect` and the log.
+    how: String,
+    notes: Vec<String>,
+    located: Option<boot::Located>,
+}
+
+/// Why there is no os.conf to read: nothing to do (exit 0), or the place could not be reached.
+enum Missing {
+    Absent(String),
+    Failed(String),
+}
+
+/// Finds os.conf: `--config`; else on root `/` (or with `--device`) partition 1 through the
+/// partition finder, mounted read-write for apply and read-only for plan; else (another root, or no
+/// partition 1 here at all, as in a container) the paths under the root.
+fn find_config(target: &Target, writable: bool) -> Result<Source, Missing> {
+    let plain = |path: PathBuf, how: String| Source {
+        path,
+        how,
+        notes: Vec::new(),
+        located: None,
+    };
+    if let Some(path) = &target.config {
+        return match path.exists() {
+            true => Ok(plain(path.clone(), "given with --config".to_owned())),
+            false => Err(Missing::Absent(format!("looked at {}", path.display()))),
+        };
+    }
+    let mut fallback = None;
+    if target.root == Path::new("/") || target.device.is_some() {
+        let opts = boot::Options {
+            device: target.device.clone(),
+            wait: target.wait(),
+            writable,
+        };
+        match boot::find(&boot::Roots::host(), &opts) {
+            Ok(located) => {
+                let path = located.config_file();
+                let how = located.describe();
+                if !exists(&path).map_err(Missing::Failed)? {
+                    return Err(Missing::Absent(format!("looked at {} on {how}", path.display())));
+                }
+                return Ok(Source {
+                    path,
+                    how,
+                    notes: located.target.notes.clone(),
+                    located: Some(located),
+                });
+            }
+            Err(boot::FindError::NoPartition(why)) => fallback = Some(why),
+            Err(boot::FindError::Failed(why)) => return Err(Missing::Failed(why)),
+        }
+    }
+    let paths: Vec<PathBuf> = CONFIG_PATHS.iter().map(|p| target.root.join(p)).collect();
+    let why = fallback.map(|w| format!("; {w}")).unwrap_or_default();
+    match paths.iter().find(|p| p.exists()) {
+        Some(p) => Ok(plain(p.clone(), format!("found under the root{why}"))),
+        None => Err(Missing::Absent(format!(
+            "looked at {}{why}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Whether `path` exists; only "no such file" (or a missing directory on the way) means absent.
+fn exists(path: &Path) -> Result<bool, String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(format!("{}: {e}", path.display())),
     }
 }
 
@@ -106,6 +178,23 @@ fn detect(root: &Path) -> Result<(), Error> {
         os.pretty_name,
         render::common::dns::resolv_owner(&sys)
     );
+    if root == Path::new("/") {
+        let opts = boot::Options {
+            device: None,
+            wait: std::time::Duration::ZERO,
+            writable: false,
+        };
+        let _ = match boot::survey(&boot::Roots::host(), &opts) {
+            Ok(line) => writeln!(text, "os.conf: {line}"),
+            Err(boot::FindError::NoPartition(why)) => {
+                writeln!(
+                    text,
+                    "os.conf: no partition 1 ({why}); looked for under / instead"
+                )
+            }
+            Err(boot::FindError::Failed(why)) => writeln!(text, "os.conf: {why}"),
+        };
+    }
     let detected = render::detect(&sys);
     if let Ok(d) = &detected {
         let _ = writeln!(text, "stack: {} ({})", d.stack.name, d.evidence);
@@ -119,34 +208,50 @@ fn detect(root: &Path) -> Result<(), Error> {
 
 /// Plans or applies os.conf; `run` is filled in for the status record.
 fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<(), Error> {
-    let Some(conf_path) = find_config(target) else {
-        let looked: Vec<String> = match &target.config {
-            Some(path) => vec![path.display().to_string()],
-            None => CONFIG_PATHS
-                .iter()
-                .map(|p| target.root.join(p).display().to_string())
-                .collect(),
-        };
-        say(format!(
-            "no os.conf found (looked at {}); nothing to do",
-            looked.join(", ")
-        ));
-        return Ok(());
+    let mut source = match find_config(target, apply) {
+        Ok(s) => s,
+        Err(Missing::Absent(looked)) => {
+            say(format!("no os.conf found ({looked}); nothing to do"));
+            return Ok(());
+        }
+        Err(Missing::Failed(why)) => {
+            return Err(failed(format!(
+                "cannot reach os.conf: {why}; nothing was changed"
+            )));
+        }
     };
-    run.config = Some(conf_path.display().to_string());
+    let conf_path = source.path.clone();
+    // The finder's own account says which device and mount; a plain path says it all.
+    run.config = Some(match source.located {
+        Some(_) => format!("{} ({})", conf_path.display(), source.how),
+        None => conf_path.display().to_string(),
+    });
     let config = load(&conf_path)?;
     let sys = System::probe(&target.root);
-    let plan = fresh_env()
+    let mut plan = fresh_env()
         .and_then(|env| make_plan(&config, &sys, target, &env))
         .map_err(|e| {
             let why = format!("cannot plan: {e}; nothing was changed, os.conf kept");
             Error::failed(Some(&conf_path), why)
         })?;
+    let mut notes = vec![format!("os.conf {}: {}", conf_path.display(), source.how)];
+    notes.append(&mut source.notes);
+    notes.append(&mut plan.notes);
+    plan.notes = notes;
     if !apply {
         return print(&plan::show(&plan, &sys));
     }
     plan.notes.iter().for_each(|n| say(format!("note: {n}")));
     run.planned(&plan, target.is_live());
+    if let Some(located) = &mut source.located {
+        let done = located.make_writable(&boot::Roots::host()).map_err(|e| {
+            Error::failed(
+                Some(&conf_path),
+                format!("cannot apply: {e}; nothing was changed, os.conf kept"),
+            )
+        })?;
+        done.into_iter().for_each(say);
+    }
     let opts = exec::Options {
         live: target.is_live(),
         config_file: Some(conf_path.clone()),

@@ -23,9 +23,12 @@ pub struct Target {
     pub live: Option<bool>,
     /// `--wait SECS`: the bound on waiting for devices at boot; `None` means [`DEFAULT_WAIT_SECS`].
     pub wait: Option<u64>,
+    /// `--device`: where os.conf lives instead of partition 1.
+    pub device: Option<crate::boot::DeviceSpec>,
 }
 
-/// How long a live run waits for a NIC (drivers load late at boot) unless `--wait` says otherwise.
+/// How long a live run waits for a NIC, and the finder for a device (drivers load late at boot),
+/// unless `--wait` says otherwise.
 pub const DEFAULT_WAIT_SECS: u64 = 30;
 
 impl Target {
@@ -175,6 +178,10 @@ fn target(m: &Matches) -> Result<Target, String> {
         crate::render::find(name).map_err(|e| format!("--stack: {e}"))?;
         t.stack = Some(name.to_owned());
     }
+    if let Some(v) = m.last(&defs::DEVICE) {
+        let spec = crate::boot::DeviceSpec::parse(utf8(&defs::DEVICE, v)?);
+        t.device = Some(spec.map_err(|e| format!("--device {e}"))?);
+    }
     if let Some(v) = m.last(&defs::WAIT) {
         let v = utf8(&defs::WAIT, v)?;
         let secs = v
@@ -297,6 +304,10 @@ mod tests {
         assert_eq!(t.ifnames.get(&1).map(String::as_str), Some("ens5"));
         assert_eq!(t.wait(), std::time::Duration::from_secs(5));
         assert!(!t.is_live());
+        let Command::Plan(t) = parse_str("plan --device LABEL=BOOT").unwrap() else {
+            panic!()
+        };
+        assert_eq!(t.device, Some(crate::boot::DeviceSpec::Label("BOOT".into())));
         assert_eq!(parse_str("check f").unwrap(), Command::Check("f".into()));
         assert_eq!(parse_str("detect --root r").unwrap(), Command::Detect("r".into()));
         assert_eq!(
@@ -362,6 +373,9 @@ mod tests {
             "apply --ifname eth+1=a",
             "apply --ifname eth=a",
             "apply --root",
+            "apply --device vda1",
+            "apply --device UUID=",
+            "detect --device /dev/vda1",
             "apply --no-root",
             "apply -x",
             "plan --stack nosuchstack",

@@ -5,8 +5,10 @@
 //! atomically, with rollback). Only `exec` and `platform` change anything.
 
 pub mod app;
+pub mod boot;
 pub mod cli;
 pub mod clock;
+pub mod disk;
 pub mod error;
 pub mod exec;
 pub mod install;

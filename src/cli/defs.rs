@@ -75,7 +75,12 @@ partition of a Customized Linux image. osconf reads it (it is never executed), s
 the host name, DNS, the NICs' addresses, MACs and routes and the default gateway for the network stack \
 the image really uses, atomically and with rollback, and removes os.conf so the work runs once.
 
-Without --config, os.conf is looked for at <root>/boot/aliyun_custom_image/os.conf, then \
+Without --config, on root /, os.conf is aliyun_custom_image/os.conf on partition 1 of the disk \
+holding / (or /boot, when that is on another disk; through LVM and LUKS): through its mount when it \
+has one (autofs is triggered), else mounted by osconf on /run/osconf/p1 (read-only for plan) and \
+unmounted when done; a read-only mount is made writable for the removal and read-only again after. \
+--device names another device. With another root, or where there is no partition 1 (a container), \
+os.conf is looked for at <root>/boot/aliyun_custom_image/os.conf, then \
 <root>/aliyun_custom_image/os.conf.";
 
 /// Exit codes and what each means; part of the contract.
@@ -104,6 +109,10 @@ pub const FILES: &[(&str, &str)] = &[
     (
         "<root>/aliyun_custom_image/os.conf",
         "looked at when the first partition is the root itself",
+    ),
+    (
+        "/run/osconf/p1",
+        "where osconf mounts partition 1 while it runs, when nothing else has mounted it",
     ),
     (
         "<root>/var/lib/osconf/backup/<UTC time>/",
@@ -169,8 +178,22 @@ pub static CONFIG: Flag = Flag {
         complete: Complete::File,
     }),
     repeat: false,
-    help: "os.conf to read (default: <root>/boot/aliyun_custom_image/os.conf, then \
+    help: "os.conf to read (default with root /: aliyun_custom_image/os.conf on partition 1 of the disk \
+           holding / or /boot; with another root: <root>/boot/aliyun_custom_image/os.conf, then \
            <root>/aliyun_custom_image/os.conf)",
+};
+
+pub static DEVICE: Flag = Flag {
+    long: "device",
+    short: None,
+    negated: None,
+    value: Some(Value {
+        name: "DEV",
+        complete: Complete::File,
+    }),
+    repeat: false,
+    help: "take os.conf from this device instead of partition 1: a path, UUID=… or LABEL=… (as blkid \
+           shows them)",
 };
 
 pub static STACK: Flag = Flag {
@@ -217,8 +240,8 @@ pub static WAIT: Flag = Flag {
         complete: Complete::Free,
     }),
     repeat: false,
-    help: "how long a live run waits for a device that is not there yet, such as a NIC with an \
-           os.conf MAC (default 30)",
+    help: "how long to wait for a device that is not there yet: partition 1 or --device, a NIC with \
+           an os.conf MAC in a live run (default 30)",
 };
 
 pub static INIT: Flag = Flag {
@@ -263,7 +286,7 @@ pub static COMMANDS: &[CommandDef] = &[
         name: "apply",
         summary: "configure the system from os.conf, then remove os.conf",
         operands: &[],
-        flags: &[&ROOT, &CONFIG, &STACK, &IFNAME, &LIVE, &WAIT],
+        flags: &[&ROOT, &CONFIG, &DEVICE, &STACK, &IFNAME, &LIVE, &WAIT],
         about: "Every file replaced is backed up under <root>/var/lib/osconf/backup/<UTC time>/. On any \
                 failure all steps are undone and os.conf is kept. Exit 0 applied or no os.conf, 1 failed \
                 and rolled back, 2 os.conf invalid (nothing changed).",
@@ -273,7 +296,7 @@ pub static COMMANDS: &[CommandDef] = &[
         name: "plan",
         summary: "show what apply would do (a diff per file, then live actions); change nothing",
         operands: &[],
-        flags: &[&ROOT, &CONFIG, &STACK, &IFNAME, &LIVE, &WAIT],
+        flags: &[&ROOT, &CONFIG, &DEVICE, &STACK, &IFNAME, &LIVE, &WAIT],
         about: "Takes the same options as apply. --live (the default when the root is /) names NICs as \
                 the running kernel does and shows the steps that make the network stack take the files, \
                 as apply would. The password never appears: changed /etc/shadow lines are shown masked.",

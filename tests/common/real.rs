@@ -41,7 +41,7 @@ pub fn check_prerequisites(programs: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-fn is_program(p: &str) -> bool {
+pub fn is_program(p: &str) -> bool {
     if p.contains('/') {
         return Path::new(p).exists();
     }

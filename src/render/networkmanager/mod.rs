@@ -183,15 +183,7 @@ fn uuid(key: &str) -> String {
     let mut b = ((u128::from(hi) << 64) | u128::from(lo)).to_be_bytes();
     b[6] = (b[6] & 0x0f) | 0x80;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    crate::disk::uuid_text(&b)
 }
 
 /// The NIC of os.conf a profile is for, by MAC or by interface name.

@@ -1,0 +1,157 @@
+//! The mounts osconf makes and undoes itself: partition 1 mounted on a private directory under
+//! `/run` (unmounted and the directory removed on drop, whatever happened in between), and a
+//! read-only mount made writable for the removal of os.conf (made read-only again on drop). Nothing
+//! else here; the decisions are in `boot`.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
+
+use rustix::mount::{MountFlags, UnmountFlags};
+
+use super::mountinfo::{Mount, has_option};
+use crate::disk::{Filesystem, Kind, ufs};
+
+/// Partition 1, mounted by osconf at `target`.
+#[derive(Debug)]
+pub struct OwnMount {
+    pub target: PathBuf,
+}
+
+impl OwnMount {
+    /// Mounts `node` (holding `fs`) at `target`, read-write or read-only, never executable.
+    /// `target` and its parent are created 0700 when missing.
+    pub fn new(node: &Path, fs: &Filesystem, target: &Path, writable: bool) -> Result<OwnMount, String> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(target)
+            .map_err(|e| format!("creating {}: {e}", target.display()))?;
+        let mut flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC | MountFlags::SILENT;
+        if !writable {
+            flags |= MountFlags::RDONLY;
+        }
+        let data = match fs.kind {
+            Kind::Ufs(ufs::Version::Ufs2) => Some(c"ufstype=ufs2"),
+            Kind::Ufs(ufs::Version::Ufs1) => Some(c"ufstype=44bsd"),
+            _ => None,
+        };
+        let name = fs.kind.name();
+        let mut result = rustix::mount::mount(node, target, name, flags, data);
+        // A kernel whose ext4 driver serves ext2 and ext3 may have no driver by their own names.
+        if result == Err(rustix::io::Errno::NODEV) && matches!(fs.kind, Kind::Ext(..)) && name != "ext4" {
+            result = rustix::mount::mount(node, target, "ext4", flags, data);
+        }
+        match result {
+            Ok(()) => Ok(OwnMount {
+                target: target.to_owned(),
+            }),
+            Err(e) => {
+                let _ = fs::remove_dir(target);
+                Err(format!(
+                    "mounting {} ({name}) on {} {}: {e}",
+                    node.display(),
+                    target.display(),
+                    if writable { "read-write" } else { "read-only" }
+                ))
+            }
+        }
+    }
+}
+
+impl Drop for OwnMount {
+    fn drop(&mut self) {
+        if let Err(e) = rustix::mount::unmount(&self.target, UnmountFlags::empty()) {
+            // Something still holds it: detach it now, the kernel finishes when it is let go.
+            eprintln!("osconf: unmounting {}: {e}; detaching it", self.target.display());
+            let _ = rustix::mount::unmount(&self.target, UnmountFlags::DETACH);
+        }
+        let _ = fs::remove_dir(&self.target);
+    }
+}
+
+/// A read-only mount made writable; made read-only again, as it was, on drop.
+#[derive(Debug)]
+pub struct Remounted {
+    target: PathBuf,
+    /// The mount's flags as they were, read-only aside.
+    flags: MountFlags,
+    super_ro: bool,
+    mount_ro: bool,
+}
+
+impl Remounted {
+    /// Makes `m` writable: the filesystem itself when it is read-only (which also makes this mount
+    /// writable), else only this mount.
+    pub fn new(m: &Mount, target: &Path) -> Result<Remounted, String> {
+        let flags = mount_flags(&m.options);
+        let super_ro = has_option(&m.super_options, "ro");
+        let mount_ro = has_option(&m.options, "ro");
+        let r = Remounted {
+            target: target.to_owned(),
+            flags,
+            super_ro,
+            mount_ro,
+        };
+        let how = if super_ro { flags } else { flags | MountFlags::BIND };
+        remount(target, how).map_err(|e| {
+            format!(
+                "{} is mounted read-only and cannot be made writable to remove os.conf: {e}",
+                target.display()
+            )
+        })?;
+        Ok(r)
+    }
+}
+
+impl Drop for Remounted {
+    fn drop(&mut self) {
+        let mut result = Ok(());
+        if self.super_ro {
+            result = remount(&self.target, self.flags | MountFlags::RDONLY);
+            if result.is_ok() && !self.mount_ro {
+                result = remount(&self.target, self.flags | MountFlags::BIND);
+            }
+        } else if self.mount_ro {
+            result = remount(&self.target, self.flags | MountFlags::BIND | MountFlags::RDONLY);
+        }
+        if let Err(e) = result {
+            eprintln!(
+                "osconf: {}: could not make it read-only again: {e}",
+                self.target.display()
+            );
+        }
+    }
+}
+
+fn remount(target: &Path, flags: MountFlags) -> rustix::io::Result<()> {
+    rustix::mount::mount_remount(target, flags, CString::default().as_c_str())
+}
+
+/// The per-mount flags a remount must repeat (it sets them all), read-only left out; the atime
+/// flags are kept by the kernel when none is given.
+fn mount_flags(options: &str) -> MountFlags {
+    [
+        ("nosuid", MountFlags::NOSUID),
+        ("nodev", MountFlags::NODEV),
+        ("noexec", MountFlags::NOEXEC),
+    ]
+    .iter()
+    .filter(|(name, _)| has_option(options, name))
+    .fold(MountFlags::empty(), |f, (_, flag)| f | *flag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remount_repeats_the_flags_it_must_keep() {
+        assert_eq!(
+            mount_flags("ro,nosuid,nodev,noexec,relatime"),
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC
+        );
+        assert_eq!(mount_flags("rw,relatime"), MountFlags::empty());
+    }
+}

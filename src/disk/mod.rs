@@ -1,0 +1,134 @@
+//! Disks as bytes: partition tables (MBR with extended partitions, GPT) and filesystem superblocks
+//! (ext2/3/4, FAT12/16/32, UFS1/2), read from any `Read + Seek` at an offset — a block device and a
+//! partition inside an image file alike. It is the one reader of these formats: the partition finder
+//! at boot and the image tools both use it. It only reads; it never writes, mounts or runs a tool.
+//!
+//! What it reports follows `blkid -p` (util-linux), so that `--device UUID=…|LABEL=…` means what an
+//! administrator sees in `blkid` and `/dev/disk/by-*`.
+
+pub mod ext;
+pub mod fat;
+pub mod table;
+pub mod ufs;
+
+use std::io::{self, Read, Seek, SeekFrom};
+
+pub use table::{Partition, PartitionTable, TableKind};
+
+/// A filesystem found by its superblock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filesystem {
+    pub kind: Kind,
+    /// As blkid prints it: `xxxxxxxx-xxxx-…` for ext, `XXXX-XXXX` for FAT, 16 hex digits for UFS.
+    pub uuid: Option<String>,
+    pub label: Option<String>,
+    /// The unit blkid reports as BLOCK_SIZE (ext: block size; FAT: sector size).
+    pub block_size: Option<u32>,
+}
+
+/// Which filesystem, with what distinguishes its versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Ext(ext::Flavour, ext::Features),
+    Fat(fat::Version),
+    Ufs(ufs::Version),
+}
+
+impl Kind {
+    /// The name blkid prints as TYPE, which is also the name mount(2) takes (`ufs` aside, which
+    /// needs a `ufstype=` option).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Ext(flavour, _) => flavour.name(),
+            Kind::Fat(_) => "vfat",
+            Kind::Ufs(_) => "ufs",
+        }
+    }
+
+    /// What blkid prints as VERSION (FAT12/16/32, UFS 1/2); ext's revision is left out.
+    pub fn version(&self) -> Option<&'static str> {
+        match self {
+            Kind::Ext(..) => None,
+            Kind::Fat(v) => Some(v.name()),
+            Kind::Ufs(v) => Some(v.name()),
+        }
+    }
+}
+
+impl Filesystem {
+    /// `ext4 UUID=… LABEL=…`, for messages.
+    pub fn describe(&self) -> String {
+        let mut s = self.kind.name().to_owned();
+        if let Some(v) = self.kind.version() {
+            s.push_str(&format!(" ({v})"));
+        }
+        if let Some(u) = &self.uuid {
+            s.push_str(&format!(" UUID={u}"));
+        }
+        if let Some(l) = &self.label {
+            s.push_str(&format!(" LABEL={l:?}"));
+        }
+        s
+    }
+}
+
+/// The filesystem whose superblock starts the region at `offset`, if any of ext2/3/4, FAT or UFS.
+/// A region too short to hold a superblock holds none; other read errors are errors.
+pub fn probe<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Filesystem>> {
+    if let Some(fs) = ext::probe(r, offset)? {
+        return Ok(Some(fs));
+    }
+    if let Some(fs) = fat::probe(r, offset)? {
+        return Ok(Some(fs));
+    }
+    ufs::probe(r, offset)
+}
+
+/// Reads `buf.len()` bytes at `offset`; `Ok(false)` when the source ends before that.
+pub(crate) fn read_at<R: Read + Seek>(r: &mut R, offset: u64, buf: &mut [u8]) -> io::Result<bool> {
+    r.seek(SeekFrom::Start(offset))?;
+    match r.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn le16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// A label field as blkid shows it: up to the first NUL, trailing blanks dropped; `None` if empty.
+pub(crate) fn label(raw: &[u8]) -> Option<String> {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    let text = String::from_utf8_lossy(&raw[..end]);
+    let text = text.trim_end_matches([' ', '\t', '\n', '\r']);
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// A 16-byte UUID in the usual 8-4-4-4-12 lower-case form, as stored (big-endian fields); `None`
+/// when all zero, as blkid does.
+pub(crate) fn uuid(b: &[u8]) -> Option<String> {
+    (!b.iter().all(|&x| x == 0)).then(|| uuid_text(b))
+}
+
+/// 16 bytes as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, in their order.
+pub fn uuid_text(b: &[u8]) -> String {
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}

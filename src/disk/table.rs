@@ -1,0 +1,325 @@
+//! Partition tables: MBR (primary partitions 1–4, logical partitions 5… inside an extended one) and
+//! GPT (primary header, or the backup at the disk's last sector; CRCs checked), numbered the way the
+//! Linux kernel numbers them, so that partition 1 here is `vda1`/`nvme0n1p1` there.
+
+use std::io::{self, Read, Seek, SeekFrom};
+
+use super::{le16, le32, le64, read_at};
+
+/// Logical partitions followed at most in an extended partition's chain (a loop ends it too).
+const MAX_LOGICAL: usize = 256;
+/// The largest GPT entry array read.
+const MAX_GPT_ENTRIES_BYTES: u64 = 1 << 20;
+const ESP_GUID: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// What blkid calls `dos`.
+    Mbr,
+    Gpt,
+}
+
+impl TableKind {
+    /// blkid's PTTYPE.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableKind::Mbr => "dos",
+            TableKind::Gpt => "gpt",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionTable {
+    pub kind: TableKind,
+    /// blkid's PTUUID: the MBR disk signature (`%08x`) or the GPT disk GUID.
+    pub id: Option<String>,
+    pub sector_size: u64,
+    pub partitions: Vec<Partition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    /// The kernel's number: 1–4 primary (by slot), 5… logical; GPT: the entry's slot + 1.
+    pub number: u32,
+    /// In sectors of the table's sector size.
+    pub start: u64,
+    pub sectors: u64,
+    /// MBR: the type byte as two hex digits (`83`, `ef`); GPT: the type GUID, lower case.
+    pub type_id: String,
+    /// MBR's active flag, GPT's legacy-BIOS-bootable attribute.
+    pub bootable: bool,
+}
+
+impl PartitionTable {
+    pub fn partition(&self, number: u32) -> Option<&Partition> {
+        self.partitions.iter().find(|p| p.number == number)
+    }
+
+    /// Where partition `p` starts, in bytes.
+    pub fn offset(&self, p: &Partition) -> u64 {
+        p.start * self.sector_size
+    }
+}
+
+impl Partition {
+    /// An EFI System Partition (GPT type GUID, or MBR type `ef`).
+    pub fn is_esp(&self) -> bool {
+        self.type_id == ESP_GUID || self.type_id == "ef"
+    }
+
+    /// An MBR extended partition (a container of logical ones, holding no filesystem itself).
+    pub fn is_extended(&self) -> bool {
+        matches!(self.type_id.as_str(), "05" | "0f" | "85")
+    }
+}
+
+/// The partition table at the start of `r`, if it has one. A protective MBR without any valid GPT
+/// header is an error (the disk is damaged), not "no table".
+pub fn read<R: Read + Seek>(r: &mut R) -> io::Result<Option<PartitionTable>> {
+    let mut mbr = [0u8; 512];
+    if !read_at(r, 0, &mut mbr)? || mbr[510..] != [0x55, 0xAA] {
+        return Ok(None);
+    }
+    let entries: Vec<Entry> = (0..4).map(|i| Entry::parse(&mbr[446 + 16 * i..])).collect();
+    if entries.iter().any(|e| e.kind == 0xEE) {
+        for sector_size in [512, 4096] {
+            if let Some(t) = gpt(r, sector_size)? {
+                return Ok(Some(t));
+            }
+        }
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "protective MBR but neither GPT header is valid",
+        ));
+    }
+    // A FAT boot sector also ends in 0x55AA: a table has only 0x00 or 0x80 as boot flags, and a
+    // disk that is one filesystem ("superfloppy") has no table.
+    if entries.iter().any(|e| e.flag & 0x7F != 0) || super::fat::probe(r, 0)?.is_some() {
+        return Ok(None);
+    }
+    let mut partitions = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if e.kind != 0 && e.sectors != 0 {
+            partitions.push(e.partition(i as u32 + 1, 0));
+        }
+    }
+    if let Some(ext) = partitions.iter().find(|p| p.is_extended()).cloned() {
+        logical(r, &ext, &mut partitions)?;
+    }
+    Ok(Some(PartitionTable {
+        kind: TableKind::Mbr,
+        id: Some(format!("{:08x}", le32(&mbr, 440))),
+        sector_size: 512,
+        partitions,
+    }))
+}
+
+/// One 16-byte MBR partition entry.
+struct Entry {
+    flag: u8,
+    kind: u8,
+    start: u64,
+    sectors: u64,
+}
+
+impl Entry {
+    fn parse(b: &[u8]) -> Entry {
+        Entry {
+            flag: b[0],
+            kind: b[4],
+            start: u64::from(le32(b, 8)),
+            sectors: u64::from(le32(b, 12)),
+        }
+    }
+
+    fn partition(&self, number: u32, base: u64) -> Partition {
+        Partition {
+            number,
+            start: base + self.start,
+            sectors: self.sectors,
+            type_id: format!("{:02x}", self.kind),
+            bootable: self.flag == 0x80,
+        }
+    }
+}
+
+/// The logical partitions: a chain of extended boot records, each holding one partition (relative
+/// to itself) and the link to the next (relative to the extended partition).
+fn logical<R: Read + Seek>(r: &mut R, ext: &Partition, out: &mut Vec<Partition>) -> io::Result<()> {
+    let mut at = ext.start;
+    let mut seen = Vec::new();
+    let mut number = 5;
+    while seen.len() < MAX_LOGICAL && !seen.contains(&at) {
+        seen.push(at);
+        let mut ebr = [0u8; 512];
+        if !read_at(r, at * 512, &mut ebr)? || ebr[510..] != [0x55, 0xAA] {
+            break;
+        }
+        let this = Entry::parse(&ebr[446..]);
+        let next = Entry::parse(&ebr[462..]);
+        if this.kind != 0 && this.sectors != 0 {
+            out.push(this.partition(number, at));
+            number += 1;
+        }
+        if !matches!(next.kind, 0x05 | 0x0F | 0x85) || next.start == 0 {
+            break;
+        }
+        at = ext.start + next.start;
+    }
+    Ok(())
+}
+
+/// The GPT, from the primary header at LBA 1 or else the backup at the last LBA.
+fn gpt<R: Read + Seek>(r: &mut R, sector_size: u64) -> io::Result<Option<PartitionTable>> {
+    if let Some(t) = gpt_at(r, sector_size, 1)? {
+        return Ok(Some(t));
+    }
+    let sectors = r.seek(SeekFrom::End(0))? / sector_size;
+    match sectors.checked_sub(1) {
+        Some(last) if last > 1 => gpt_at(r, sector_size, last),
+        _ => Ok(None),
+    }
+}
+
+fn gpt_at<R: Read + Seek>(r: &mut R, sector_size: u64, lba: u64) -> io::Result<Option<PartitionTable>> {
+    let mut h = vec![0u8; sector_size as usize];
+    if !read_at(r, lba * sector_size, &mut h)? || &h[..8] != b"EFI PART" {
+        return Ok(None);
+    }
+    let header_size = le32(&h, 12) as usize;
+    if !(92..=h.len()).contains(&header_size) || le64(&h, 24) != lba {
+        return Ok(None);
+    }
+    let stored = le32(&h, 16);
+    h[16..20].fill(0);
+    if crc32(&h[..header_size]) != stored {
+        return Ok(None);
+    }
+    let (entries_lba, count, size) = (le64(&h, 72), u64::from(le32(&h, 80)), u64::from(le32(&h, 84)));
+    if size < 128 || size % 8 != 0 || count * size > MAX_GPT_ENTRIES_BYTES {
+        return Ok(None);
+    }
+    let mut array = vec![0u8; (count * size) as usize];
+    if !read_at(r, entries_lba * sector_size, &mut array)? || crc32(&array) != le32(&h, 88) {
+        return Ok(None);
+    }
+    let partitions = array
+        .chunks_exact(size as usize)
+        .enumerate()
+        .filter(|(_, e)| e[..16].iter().any(|&b| b != 0))
+        .map(|(i, e)| {
+            let (first, last) = (le64(e, 32), le64(e, 40));
+            Partition {
+                number: i as u32 + 1,
+                start: first,
+                sectors: (last + 1).saturating_sub(first),
+                type_id: guid(&e[..16]),
+                bootable: le64(e, 48) & (1 << 2) != 0,
+            }
+        })
+        .collect();
+    Ok(Some(PartitionTable {
+        kind: TableKind::Gpt,
+        id: Some(guid(&h[56..72])),
+        sector_size,
+        partitions,
+    }))
+}
+
+/// A GUID as stored on disk (first three fields little-endian), lower case.
+fn guid(b: &[u8]) -> String {
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{}",
+        le32(b, 0),
+        le16(b, 4),
+        le16(b, 6),
+        b[8],
+        b[9],
+        b[10..16].iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
+
+/// CRC-32 (IEEE 802.3, reflected), as GPT uses.
+fn crc32(data: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    !data.iter().fold(!0u32, |c, &b| {
+        TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    #[test]
+    fn crc32_of_the_check_string() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    fn mbr_entry(b: &mut [u8], at: usize, kind: u8, start: u32, sectors: u32) {
+        b[at + 4] = kind;
+        b[at + 8..at + 12].copy_from_slice(&start.to_le_bytes());
+        b[at + 12..at + 16].copy_from_slice(&sectors.to_le_bytes());
+    }
+
+    #[test]
+    fn an_extended_chain_that_loops_ends() {
+        let mut disk = vec![0u8; 512 * 64];
+        let sign = |d: &mut Vec<u8>, sector: usize| {
+            d[sector * 512 + 510..sector * 512 + 512].copy_from_slice(&[0x55, 0xAA])
+        };
+        sign(&mut disk, 0);
+        mbr_entry(&mut disk, 446, 0x83, 1, 9);
+        mbr_entry(&mut disk, 462, 0x05, 10, 50);
+        // EBR at sector 10: logical 5, next EBR at 10 + 20; that one: logical 6, next EBR itself.
+        for (ebr, next) in [(10usize, 20u32), (30, 20)] {
+            sign(&mut disk, ebr);
+            mbr_entry(&mut disk, ebr * 512 + 446, 0x83, 1, 5);
+            mbr_entry(&mut disk, ebr * 512 + 462, 0x05, next, 10);
+        }
+        let t = read(&mut Cursor::new(&disk)).unwrap().unwrap();
+        let found: Vec<_> = t.partitions.iter().map(|p| (p.number, p.start)).collect();
+        assert_eq!(found, [(1, 1), (2, 10), (5, 11), (6, 31)]);
+    }
+
+    #[test]
+    fn boot_flags_other_than_0_and_80_mean_no_table() {
+        let mut disk = vec![0u8; 4096];
+        disk[510] = 0x55;
+        disk[511] = 0xAA;
+        mbr_entry(&mut disk, 446, 0x83, 1, 7);
+        disk[446] = 0x12;
+        assert_eq!(read(&mut Cursor::new(&disk)).unwrap(), None);
+        disk[446] = 0x80;
+        assert!(read(&mut Cursor::new(&disk)).unwrap().unwrap().partitions[0].bootable);
+    }
+
+    #[test]
+    fn a_protective_mbr_without_gpt_is_an_error() {
+        let mut disk = vec![0u8; 64 * 1024];
+        disk[510] = 0x55;
+        disk[511] = 0xAA;
+        mbr_entry(&mut disk, 446, 0xEE, 1, 127);
+        assert!(read(&mut Cursor::new(&disk)).is_err());
+    }
+}
