@@ -2,7 +2,7 @@
 //! its outcome as an `error::Error` (which `main` turns into the documented exit code). Messages go to
 //! stderr prefixed `osconf:`, for serial consoles; a command's product goes to stdout.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::boot;
 use crate::cli::{Command, Target};
@@ -13,6 +13,7 @@ use crate::output::{print, say};
 use crate::plan::{self, Env, Plan};
 use crate::reader;
 use crate::render;
+use crate::root::{self, ConfFile, Root};
 use crate::status;
 use crate::system::System;
 
@@ -50,6 +51,10 @@ fn failed(message: String) -> Error {
 /// Reads and validates os.conf, printing every problem with its line and key.
 fn load(path: &Path) -> Result<Config, Error> {
     let file = open_regular(path).map_err(|e| Error::invalid(path, format!("{e}; nothing was changed")))?;
+    load_from(path, file)
+}
+
+fn load_from(path: &Path, file: std::fs::File) -> Result<Config, Error> {
     let validated = reader::read(file).and_then(|raw| model::validate(&raw));
     match validated {
         Ok(v) => {
@@ -85,35 +90,36 @@ fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// os.conf found: where, how, and (found by the partition finder) what keeps its filesystem mounted
-/// until the run ends.
+/// until the run ends. It is open: a link at os.conf or its directory was refused, and removing it
+/// unlinks this very entry.
 struct Source {
-    path: PathBuf,
+    conf: ConfFile,
     /// Where it came from and how it was reached, for `plan`, `detect` and the log.
     how: String,
     notes: Vec<String>,
     located: Option<boot::Located>,
 }
 
-/// Why there is no os.conf to read: nothing to do (exit 0), or the place could not be reached.
+/// Why there is no os.conf to read: nothing to do (exit 0), or it could not be reached or read.
 enum Missing {
     Absent(String),
-    Failed(String),
+    Failed(Error),
 }
 
 /// Finds os.conf: `--config`; else on root `/` (or with `--device`) partition 1 through the
 /// partition finder, mounted read-write for apply and read-only for plan; else (another root, or no
-/// partition 1 here at all, as in a container) the paths under the root.
-fn find_config(target: &Target, writable: bool) -> Result<Source, Missing> {
-    let plain = |path: PathBuf, how: String| Source {
-        path,
+/// partition 1 here at all, as in a container) the paths under the root, resolved inside it.
+fn find_config(target: &Target, root: &Root, writable: bool) -> Result<Source, Missing> {
+    let plain = |conf: ConfFile, how: String| Source {
+        conf,
         how,
         notes: Vec::new(),
         located: None,
     };
     if let Some(path) = &target.config {
-        return match path.exists() {
-            true => Ok(plain(path.clone(), "given with --config".to_owned())),
-            false => Err(Missing::Absent(format!("looked at {}", path.display()))),
+        return match ConfFile::at(path).map_err(|e| Missing::Failed(conf_error(path, e)))? {
+            Some(conf) => Ok(plain(conf, "given with --config".to_owned())),
+            None => Err(Missing::Absent(format!("looked at {}", path.display()))),
         };
     }
     let mut fallback = None;
@@ -127,47 +133,59 @@ fn find_config(target: &Target, writable: bool) -> Result<Source, Missing> {
             Ok(located) => {
                 let path = located.config_file();
                 let how = located.describe();
-                if !exists(&path).map_err(Missing::Failed)? {
+                let Some(conf) = ConfFile::at(&path).map_err(|e| Missing::Failed(conf_error(&path, e)))?
+                else {
                     return Err(Missing::Absent(format!("looked at {} on {how}", path.display())));
-                }
+                };
                 return Ok(Source {
-                    path,
+                    conf,
                     how,
                     notes: located.target.notes.clone(),
                     located: Some(located),
                 });
             }
             Err(boot::FindError::NoPartition(why)) => fallback = Some(why),
-            Err(boot::FindError::Failed(why)) => return Err(Missing::Failed(why)),
+            Err(boot::FindError::Failed(why)) => {
+                return Err(Missing::Failed(failed(format!(
+                    "cannot reach os.conf: {why}; nothing was changed"
+                ))));
+            }
         }
     }
-    let paths: Vec<PathBuf> = CONFIG_PATHS.iter().map(|p| target.root.join(p)).collect();
     let why = fallback.map(|w| format!("; {w}")).unwrap_or_default();
-    match paths.iter().find(|p| p.exists()) {
-        Some(p) => Ok(plain(p.clone(), format!("found under the root{why}"))),
-        None => Err(Missing::Absent(format!(
-            "looked at {}{why}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
+    for p in CONFIG_PATHS {
+        let (dir, name) = p.rsplit_once('/').expect("a directory and a name");
+        let found = ConfFile::find(root, dir, name)
+            .map_err(|e| Missing::Failed(conf_error(&root.host_path(p), e)))?;
+        if let Some(conf) = found {
+            return Ok(plain(conf, format!("found under the root{why}")));
+        }
+    }
+    let paths: Vec<String> = CONFIG_PATHS
+        .iter()
+        .map(|p| target.root.join(p).display().to_string())
+        .collect();
+    Err(Missing::Absent(format!("looked at {}{why}", paths.join(", "))))
+}
+
+/// os.conf could not be read: not a file at all is bad input (exit 2); a link refused or an I/O
+/// error is a failure (exit 1).
+fn conf_error(path: &Path, e: std::io::Error) -> Error {
+    let why = format!("cannot read os.conf: {e}; nothing was changed");
+    match e.kind() {
+        std::io::ErrorKind::InvalidData => Error::invalid(path, why),
+        _ => Error::failed(Some(path), why),
     }
 }
 
-/// Whether `path` exists; only "no such file" (or a missing directory on the way) means absent.
-fn exists(path: &Path) -> Result<bool, String> {
-    match std::fs::symlink_metadata(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
+/// A file of the target that could not be read: applying fails, nothing changed.
+fn unreadable(e: root::Error) -> Error {
+    Error::failed(Some(&e.path), format!("{}; nothing was changed", e.error))
 }
 
 fn detect(root: &Path) -> Result<(), Error> {
     use std::fmt::Write as _;
-    let sys = System::probe(root);
+    let sys = System::probe(root).map_err(unreadable)?;
     let os = &sys.os;
     let mut text = format!(
         "root: {}\nos: ID={} ID_LIKE={} VERSION_ID={} ({})\nresolv.conf: {:?}\n",
@@ -176,7 +194,7 @@ fn detect(root: &Path) -> Result<(), Error> {
         os.id_like.join(","),
         os.version_id,
         os.pretty_name,
-        render::common::dns::resolv_owner(&sys)
+        render::common::dns::resolv_owner(&sys).map_err(unreadable)?
     );
     if root == Path::new("/") {
         let opts = boot::Options {
@@ -208,26 +226,32 @@ fn detect(root: &Path) -> Result<(), Error> {
 
 /// Plans or applies os.conf; `run` is filled in for the status record.
 fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<(), Error> {
-    let mut source = match find_config(target, apply) {
+    let root = Root::open(&target.root)
+        .map_err(|e| Error::failed(Some(&target.root), format!("{e}; nothing was changed")))?;
+    let mut source = match find_config(target, &root, apply) {
         Ok(s) => s,
         Err(Missing::Absent(looked)) => {
             say(format!("no os.conf found ({looked}); nothing to do"));
             return Ok(());
         }
-        Err(Missing::Failed(why)) => {
-            return Err(failed(format!(
-                "cannot reach os.conf: {why}; nothing was changed"
-            )));
-        }
+        Err(Missing::Failed(e)) => return Err(e),
     };
-    let conf_path = source.path.clone();
+    let conf_path = source.conf.path.clone();
     // The finder's own account says which device and mount; a plain path says it all.
     run.config = Some(match source.located {
         Some(_) => format!("{} ({})", conf_path.display(), source.how),
         None => conf_path.display().to_string(),
     });
-    let config = load(&conf_path)?;
-    let sys = System::probe(&target.root);
+    let file = source
+        .conf
+        .file
+        .try_clone()
+        .map_err(|e| Error::failed(Some(&conf_path), format!("{e}; nothing was changed")))?;
+    let config = load_from(&conf_path, file)?;
+    let sys = System::on(root).map_err(|e| {
+        let why = format!("cannot plan: {e}; nothing was changed, os.conf kept");
+        Error::failed(Some(&conf_path), why)
+    })?;
     let mut plan = fresh_env()
         .and_then(|env| make_plan(&config, &sys, target, &env))
         .map_err(|e| {
@@ -239,7 +263,11 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
     notes.append(&mut plan.notes);
     plan.notes = notes;
     if !apply {
-        return print(&plan::show(&plan, &sys));
+        let text = plan::show(&plan, &sys).map_err(|e| {
+            let why = format!("cannot show the plan: {e}; nothing was changed");
+            Error::failed(Some(&conf_path), why)
+        })?;
+        return print(&text);
     }
     plan.notes.iter().for_each(|n| say(format!("note: {n}")));
     run.planned(&plan, target.is_live());
@@ -254,10 +282,10 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
     }
     let opts = exec::Options {
         live: target.is_live(),
-        config_file: Some(conf_path.clone()),
+        config_file: Some(source.conf),
         stamp: crate::clock::stamp(),
     };
-    match exec::apply(&plan, &target.root, &opts) {
+    match exec::apply(&plan, sys.handle(), &opts) {
         Ok(report) => {
             report.steps.iter().for_each(say);
             if let Some(dir) = report.backup_dir {
@@ -271,7 +299,10 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
         Err(e) => {
             run.result = format!("failed {e}");
             say(&run.result);
-            let why = "not applied: every change was rolled back; os.conf kept";
+            let why = match e.rollback_failures.len() {
+                0 => "not applied: every change was rolled back; os.conf kept".to_owned(),
+                n => format!("not applied: {n} change(s) could not be rolled back (see above); os.conf kept"),
+            };
             Err(Error::failed(Some(&conf_path), why))
         }
     }

@@ -19,6 +19,7 @@ pub mod plan;
 pub mod platform;
 pub mod reader;
 pub mod render;
+pub mod root;
 pub mod secret;
 pub mod status;
 pub mod system;

@@ -174,7 +174,8 @@ impl Run {
 /// `osconf status`: the last run's record, as text or JSON — on `/`, the newer of the last run
 /// that succeeded and this boot's failed one.
 pub fn show(root: &Path, json: bool) -> Result<(), Error> {
-    let sys = crate::system::System::probe(root);
+    let unreadable = |e: crate::system::Error| Error::failed(Some(&e.path), e.error.to_string());
+    let sys = crate::system::System::probe(root).map_err(unreadable)?;
     let dirs: &[&str] = if root == Path::new("/") {
         &[STATE_DIR, FAILED_DIR]
     } else {
@@ -182,7 +183,7 @@ pub fn show(root: &Path, json: bool) -> Result<(), Error> {
     };
     let mut runs = Vec::new();
     for dir in dirs {
-        if let Some(text) = sys.read_text(&format!("{dir}/{NAME}")) {
+        if let Some(text) = sys.read_text(&format!("{dir}/{NAME}")).map_err(unreadable)? {
             runs.push(Run::parse(&text).map_err(|e| Error::failed(None, e))?);
         }
     }

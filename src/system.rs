@@ -1,10 +1,13 @@
 //! System: a read-only view of the target root (files, links, os-release) for detection and renderers.
 //!
-//! Nothing here writes. Every path is absolute within the target (`/etc/hosts`) and resolved under the
-//! root, so the same renderer serves `/`, a mounted image or a test's temp dir.
+//! Nothing here writes. Every path is absolute within the target (`/etc/hosts`) and resolved inside the
+//! root through [`Root`], as a chroot would, so the same renderer serves `/`, a mounted image or a
+//! test's temp dir, and a link in a hostile image never reads the machine osconf runs on.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use crate::root::Root;
 
 /// The fields of `/etc/os-release` that choose a renderer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,84 +60,122 @@ impl OsRelease {
 }
 
 /// The target system as found under a root directory.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct System {
-    root: PathBuf,
+    root: Root,
     pub os: OsRelease,
 }
 
+/// Reading the target failed: the path and why. Only `ENOENT` is "absent"; any other error (a
+/// permission, an I/O error, a FIFO, a device, a loop of links) is this, so that nothing is planned
+/// on a misread file.
+pub type Error = crate::root::Error;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
 impl System {
-    pub fn probe(root: &Path) -> System {
-        let mut sys = System {
-            root: root.to_owned(),
-            os: OsRelease::default(),
-        };
-        let text = sys
-            .read_text("/etc/os-release")
-            .or_else(|| sys.read_text("/usr/lib/os-release"));
-        sys.os = OsRelease::parse(&text.unwrap_or_default());
-        sys
+    /// Opens the root and reads its os-release (`/etc/os-release`, else `/usr/lib/os-release`), both
+    /// resolved inside the root: never the os-release of the machine osconf runs on.
+    pub fn probe(root: &Path) -> Result<System> {
+        let root = Root::open(root).map_err(|error| Error {
+            path: root.to_owned(),
+            error,
+        })?;
+        System::on(root)
     }
 
+    /// The system under an open root.
+    pub fn on(root: Root) -> Result<System> {
+        let mut sys = System {
+            root,
+            os: OsRelease::default(),
+        };
+        let text = match sys.read_text("/etc/os-release")? {
+            Some(text) => Some(text),
+            None => sys.read_text("/usr/lib/os-release")?,
+        };
+        sys.os = OsRelease::parse(&text.unwrap_or_default());
+        Ok(sys)
+    }
+
+    /// The root as given on this machine, for messages.
     pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Where a target path lies on this machine, for messages only.
+    pub fn host_path(&self, path: &str) -> PathBuf {
+        self.root.host_path(path)
+    }
+
+    /// The handle everything is resolved through.
+    pub fn handle(&self) -> &Root {
         &self.root
     }
 
-    /// Where a target path lives on this machine.
-    pub fn host_path(&self, path: &str) -> PathBuf {
-        self.root.join(path.trim_start_matches('/'))
+    /// The bytes of a regular file, links followed inside the root; `None` when absent.
+    pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        self.root.read(path)
     }
 
-    /// The bytes of a regular file (following links inside the root is not attempted).
-    pub fn read(&self, path: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.host_path(path)).ok()
+    /// [`System::read`] for a file osconf itself replaces (its binary): up to [`crate::root::MAX_KEEP`].
+    pub fn read_own(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        self.root.read_up_to(path, crate::root::MAX_KEEP)
     }
 
     /// A file's text; invalid UTF-8 is replaced rather than failing, since only ASCII keys are sought.
-    pub fn read_text(&self, path: &str) -> Option<String> {
-        self.read(path).map(|b| String::from_utf8_lossy(&b).into_owned())
+    pub fn read_text(&self, path: &str) -> Result<Option<String>> {
+        Ok(self.read(path)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     /// True when something (file, directory or link, even dangling) is at `path`.
-    pub fn exists(&self, path: &str) -> bool {
-        self.host_path(path).symlink_metadata().is_ok()
+    pub fn exists(&self, path: &str) -> Result<bool> {
+        let st = self.root.lstat(path).map_err(|e| self.root.error(path, e))?;
+        Ok(st.is_some())
     }
 
-    pub fn is_dir(&self, path: &str) -> bool {
-        self.host_path(path).is_dir()
+    /// The permission bits of what is at `path` itself (a link not followed); `None` when absent.
+    pub fn mode(&self, path: &str) -> Result<Option<u32>> {
+        let st = self.root.lstat(path).map_err(|e| self.root.error(path, e))?;
+        Ok(st.map(|st| st.st_mode & 0o7777))
     }
 
-    /// The target of a symbolic link, as written in the link.
-    pub fn link_target(&self, path: &str) -> Option<PathBuf> {
-        std::fs::read_link(self.host_path(path)).ok()
+    /// True when `path`, links followed inside the root, is a directory.
+    pub fn is_dir(&self, path: &str) -> Result<bool> {
+        self.root.is_dir(path).map_err(|e| self.root.error(path, e))
     }
 
-    /// Names in a directory, sorted; empty when it does not exist.
-    pub fn list(&self, dir: &str) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.host_path(dir))
-            .map(|it| {
-                it.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+    /// The target of a symbolic link, as written in the link; `None` when `path` is not a link.
+    pub fn link_target(&self, path: &str) -> Result<Option<PathBuf>> {
+        self.root.read_link(path).map_err(|e| self.root.error(path, e))
+    }
+
+    /// Names in a directory, sorted; empty when it does not exist. Names that are not UTF-8 are left
+    /// out: no file osconf looks for has one.
+    pub fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let names = self.root.list(dir).map_err(|e| self.root.error(dir, e))?;
+        let mut names: Vec<String> = names.into_iter().filter_map(|n| n.into_string().ok()).collect();
         names.sort();
-        names
+        Ok(names)
     }
 
     /// True when a systemd unit is enabled: a link to it in any `*.wants` directory of /etc.
-    pub fn systemd_unit_enabled(&self, unit: &str) -> bool {
+    pub fn systemd_unit_enabled(&self, unit: &str) -> Result<bool> {
         let base = "/etc/systemd/system";
-        self.list(base)
-            .iter()
-            .filter(|d| d.ends_with(".wants") || d.ends_with(".requires"))
-            .any(|d| self.exists(&format!("{base}/{d}/{unit}")))
-            && !self.systemd_unit_masked(unit)
+        for d in self.list(base)? {
+            if (d.ends_with(".wants") || d.ends_with(".requires"))
+                && self.exists(&format!("{base}/{d}/{unit}"))?
+            {
+                return Ok(!self.systemd_unit_masked(unit)?);
+            }
+        }
+        Ok(false)
     }
 
     /// True when a unit is masked (linked to /dev/null), which beats any enablement.
-    pub fn systemd_unit_masked(&self, unit: &str) -> bool {
-        self.link_target(&format!("/etc/systemd/system/{unit}"))
-            .is_some_and(|t| t == Path::new("/dev/null"))
+    pub fn systemd_unit_masked(&self, unit: &str) -> Result<bool> {
+        let target = self.link_target(&format!("/etc/systemd/system/{unit}"))?;
+        Ok(target.is_some_and(|t| t == Path::new("/dev/null")))
     }
 }
 

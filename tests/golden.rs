@@ -57,14 +57,14 @@ fn apply_conf(root: &Path, conf: &Path, settings: &BTreeMap<String, String>, sta
             .ifnames
             .insert(eth.trim_start_matches("eth").parse().unwrap(), name.to_owned());
     }
-    let sys = System::probe(root);
+    let sys = System::probe(root).unwrap();
     let plan = osconf::app::make_plan(&config, &sys, &target, &test_env()).unwrap();
     let opts = Options {
         live: false,
         config_file: None,
         stamp: stamp.to_owned(),
     };
-    exec::apply(&plan, root, &opts).unwrap();
+    exec::apply(&plan, sys.handle(), &opts).unwrap();
 }
 
 fn conf_path(case: &Path, name: Option<&String>) -> PathBuf {

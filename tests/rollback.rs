@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 
 use osconf::exec::{self, BACKUP_DIR, Options};
 use osconf::plan::{FileOp, Plan};
+use osconf::root::Root;
 
 mod common;
 use common::real::{cannot_run, check_prerequisites};
@@ -114,23 +115,35 @@ fn assert_rolled_back(s: &Scratch, out: &Output, before: &str, step: &str) {
     }
 }
 
+/// A directory where a file should be is found while planning, when the file is read: exit 1,
+/// the path named, nothing changed.
+fn assert_refused_at_plan(s: &Scratch, rel: &str) {
+    let before = fingerprint(&s.root);
+    let out = apply(s, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit status; stderr:\n{stderr}");
+    let named = format!(
+        "cannot plan: {}: not a regular file (a directory)",
+        s.path(rel).display()
+    );
+    assert!(stderr.contains(&named), "{stderr}");
+    assert!(s.conf().exists(), "os.conf was removed");
+    assert_eq!(fingerprint(&s.root), before, "the tree changed");
+}
+
 #[test]
 fn directory_where_a_file_should_be() {
     let s = Scratch::new();
     fs::remove_file(s.path("etc/hostname")).unwrap();
     fs::create_dir(s.path("etc/hostname")).unwrap();
-    let before = fingerprint(&s.root);
-    let out = apply(&s, &[]);
-    assert_rolled_back(&s, &out, &before, "writing /etc/hostname");
+    assert_refused_at_plan(&s, "etc/hostname");
 }
 
 #[test]
 fn directory_where_the_last_file_should_be() {
     let s = Scratch::new();
     fs::create_dir_all(s.path("var/lib/osconf/last-applied.conf")).unwrap();
-    let before = fingerprint(&s.root);
-    let out = apply(&s, &[]);
-    assert_rolled_back(&s, &out, &before, "writing /var/lib/osconf/last-applied.conf");
+    assert_refused_at_plan(&s, "var/lib/osconf/last-applied.conf");
 }
 
 #[test]
@@ -307,7 +320,7 @@ fn replaced_files_keep_mode_owner_and_xattrs_and_are_backed_up() {
                 path: "/etc/motd".into(),
             },
         ]),
-        root,
+        &Root::open(root).unwrap(),
         &options(),
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -386,7 +399,7 @@ fn failed_step_undoes_every_kind_of_step() {
             },
             FileOp::write("/etc/blocker/file", "cannot be written\n"),
         ]),
-        root,
+        &Root::open(root).unwrap(),
         &options(),
     )
     .unwrap_err();
@@ -406,14 +419,13 @@ fn failed_step_undoes_every_kind_of_step() {
 
 #[test]
 fn regression_stale_temp_file_of_a_crashed_run_does_not_fail_apply() {
-    // A power cut between creating the temp file and renaming it leaves `.hosts.osconf-<pid>`; at
-    // the next boot osconf may well get the same pid. That must not make the write fail.
+    // A power cut between creating the temp file and renaming it leaves `.hosts.osconf-new`, the
+    // name the next run uses too. That must not make the write fail.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     special_file(root, "etc/hosts");
-    let pid = std::process::id();
-    let stale_file = root.join(format!("etc/.hosts.osconf-{pid}"));
-    let stale_link = root.join(format!("etc/.localtime.osconf-{pid}"));
+    let stale_file = root.join("etc/.hosts.osconf-new");
+    let stale_link = root.join("etc/.localtime.osconf-new");
     fs::write(&stale_file, "half a file from the crashed run").unwrap();
     symlink("/nowhere", &stale_link).unwrap();
     let ops = vec![
@@ -423,7 +435,7 @@ fn regression_stale_temp_file_of_a_crashed_run_does_not_fail_apply() {
             target: "/usr/share/zoneinfo/UTC".into(),
         },
     ];
-    exec::apply(&plan(ops), root, &options()).unwrap_or_else(|e| panic!("{e}"));
+    exec::apply(&plan(ops), &Root::open(root).unwrap(), &options()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(fs::read_to_string(root.join("etc/hosts")).unwrap(), "new hosts\n");
     assert_eq!(
         fs::read_link(root.join("etc/localtime")).unwrap(),
@@ -440,13 +452,13 @@ fn regression_two_runs_in_one_second_keep_both_backups() {
     special_file(root, "etc/hosts");
     let first = exec::apply(
         &plan(vec![FileOp::write("/etc/hosts", "first\n")]),
-        root,
+        &Root::open(root).unwrap(),
         &options(),
     )
     .unwrap();
     let second = exec::apply(
         &plan(vec![FileOp::write("/etc/hosts", "second\n")]),
-        root,
+        &Root::open(root).unwrap(),
         &options(),
     )
     .unwrap();

@@ -1,24 +1,32 @@
-//! Durable file primitives: temp file in the destination directory → write → fsync → rename → fsync
-//! the directory, so that a crash leaves either the old file or the new one, never half of either.
+//! Durable file primitives on directory entries (a directory handle resolved inside the root, and a
+//! name): temp file in the destination directory → write → rename, so that a crash leaves either the
+//! old file or the new one, never half of either. Flushing is the caller's: it batches.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read as _, Write as _};
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, symlink};
-use std::path::{Path, PathBuf};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Write as _};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+use std::path::PathBuf;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::root::{self, Entry};
 
 /// What a file was before osconf touched it, kept in memory to restore it exactly.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Saved {
     Link(PathBuf),
     File { bytes: Vec<u8>, meta: Meta },
 }
 
 /// Mode, owner and extended attributes (SELinux labels among them) of a file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     pub mode: u32,
     pub owner: Option<(u32, u32)>,
-    pub xattrs: Vec<(String, Vec<u8>)>,
+    pub xattrs: Vec<(OsString, Vec<u8>)>,
 }
 
 impl Meta {
@@ -32,157 +40,154 @@ impl Meta {
     }
 }
 
-/// Reads what is at `path`: `None` when nothing is there; a directory is an error (a file was expected).
-pub fn save(path: &Path) -> io::Result<Option<Saved>> {
-    let md = match path.symlink_metadata() {
-        Ok(md) => md,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+/// Reads what is at the entry: `None` when nothing is there; anything but a regular file or a link
+/// is an error (a file was expected).
+pub fn save(entry: &Entry) -> io::Result<Option<Saved>> {
+    let Some(st) = root::absent_as_none(stat(entry))? else {
+        return Ok(None);
     };
-    if md.file_type().is_symlink() {
-        return Ok(Some(Saved::Link(fs::read_link(path)?)));
+    if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+        let target = rustix::fs::readlinkat(&entry.dir, &entry.name, Vec::new())?;
+        return Ok(Some(Saved::Link(PathBuf::from(OsString::from_vec(
+            target.into_bytes(),
+        )))));
     }
-    if !md.is_file() {
-        return Err(io::Error::other(
-            "expected a regular file, found a directory or device",
-        ));
+    root::check_regular(&st, root::MAX_KEEP)?;
+    // Bytes, mode, owner and attributes all come from this one open file, opened without following
+    // a link and without blocking on a FIFO planted there meanwhile.
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let file = File::from(rustix::fs::openat(&entry.dir, &entry.name, flags, Mode::empty())?);
+    let now = rustix::fs::fstat(&file)?;
+    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
+        return Err(io::Error::other("replaced while being read"));
     }
-    // Bytes, mode, owner and attributes all come from this one open file, even if the path is
-    // replaced meanwhile (not through a link, and without blocking on a FIFO planted there).
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(path)?;
-    let md = file.metadata()?;
-    if !md.is_file() {
-        return Err(io::Error::other("expected a regular file, found something else"));
-    }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
     let meta = Meta {
-        mode: md.mode() & 0o7777,
-        owner: Some((md.uid(), md.gid())),
-        xattrs: read_xattrs(&file),
+        mode: now.st_mode & 0o7777,
+        owner: Some((now.st_uid, now.st_gid)),
+        xattrs: read_xattrs(&file)?,
     };
+    let bytes = root::read_bounded(file, root::MAX_KEEP)?;
     Ok(Some(Saved::File { bytes, meta }))
 }
 
-/// Puts a saved file (or link) back at `path` atomically.
-pub fn restore(path: &Path, saved: &Saved) -> io::Result<()> {
+pub fn stat(entry: &Entry) -> io::Result<rustix::fs::Stat> {
+    Ok(rustix::fs::statat(
+        &entry.dir,
+        &entry.name,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
+/// Puts a saved file (or link) at the entry's temp name, ready to be renamed into place.
+pub fn stage(entry: &Entry, saved: &Saved) -> io::Result<OsString> {
     match saved {
-        Saved::Link(target) => replace_with_link(path, target),
-        Saved::File { bytes, meta } => write_atomic(path, bytes, meta),
+        Saved::Link(target) => stage_link(entry, target.as_os_str()),
+        Saved::File { bytes, meta } => stage_file(entry, bytes, meta),
     }
 }
 
-/// True when `path` still holds what `saved` recorded (or, with nothing saved, still nothing).
-pub fn is_unchanged(path: &Path, saved: Option<&Saved>) -> bool {
-    match (save(path), saved) {
-        (Ok(None), None) => true,
-        (Ok(Some(Saved::Link(now))), Some(Saved::Link(was))) => &now == was,
-        (Ok(Some(Saved::File { bytes: now, .. })), Some(Saved::File { bytes: was, .. })) => &now == was,
-        _ => false,
-    }
+/// The temp name beside `name`: fixed, so that a run cut short and the next one use the same
+/// name, and the next run's journal recovery or its own `create` removes a leftover.
+pub fn temp_name(name: &OsStr) -> OsString {
+    let mut tmp = OsString::from(".");
+    tmp.push(name);
+    tmp.push(".osconf-new");
+    tmp
 }
 
-fn temp_path(path: &Path) -> io::Result<PathBuf> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("path has no file name"))?;
-    let tmp = format!(".{}.osconf-{}", name.to_string_lossy(), std::process::id());
-    Ok(path.with_file_name(tmp))
-}
-
-/// Runs `create` on the temp path; a leftover of a run that crashed before its rename (boot-time pids
-/// repeat, so it may bear ours) is removed and `create` tried once more.
-fn create_temp<T>(tmp: &Path, create: impl Fn(&Path) -> io::Result<T>) -> io::Result<T> {
-    match create(tmp) {
+/// Runs `create` on the temp name; a leftover of a run that crashed before its rename is removed and
+/// `create` tried once more.
+fn create_temp<T>(entry: &Entry, create: impl Fn(&OsStr) -> io::Result<T>) -> io::Result<(OsString, T)> {
+    let tmp = temp_name(&entry.name);
+    let made = match create(&tmp) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            fs::remove_file(tmp)?;
-            create(tmp)
+            rustix::fs::unlinkat(&entry.dir, &tmp, AtFlags::empty())?;
+            create(&tmp)
         }
         other => other,
-    }
+    }?;
+    Ok((tmp, made))
 }
 
-/// Replaces `path` with `bytes`, giving the new file `meta`.
-pub fn write_atomic(path: &Path, bytes: &[u8], meta: &Meta) -> io::Result<()> {
-    let tmp = temp_path(path)?;
-    let result = (|| {
-        let mut file = create_temp(&tmp, |t| {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(t)
-        })?;
-        file.write_all(bytes)?;
-        apply_meta(&file, meta)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        sync_parent(path)
-    })();
+/// Writes `bytes` with `meta` to a new temp file beside the entry (not flushed) and returns its name.
+pub fn stage_file(entry: &Entry, bytes: &[u8], meta: &Meta) -> io::Result<OsString> {
+    let (tmp, ()) = create_temp(entry, |t| create_file(&entry.dir, t, bytes, meta))?;
+    Ok(tmp)
+}
+
+/// Creates `name` in `dir` (it must not exist) holding `bytes`, with `meta`; on failure nothing stays.
+fn create_file(dir: &OwnedFd, name: &OsStr, bytes: &[u8], meta: &Meta) -> io::Result<()> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut file = File::from(rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600))?);
+    let result = file.write_all(bytes).and_then(|()| apply_meta(&file, meta));
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
     }
     result
 }
 
-/// Replaces whatever is at `path` with a symbolic link to `target`.
-pub fn replace_with_link(path: &Path, target: &Path) -> io::Result<()> {
-    let tmp = temp_path(path)?;
-    create_temp(&tmp, |t| symlink(target, t))?;
-    let result = fs::rename(&tmp, path).and_then(|()| sync_parent(path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Removes a file; one that is already gone counts as removed.
-pub fn remove(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => sync_parent(path),
+/// Creates the entry, which must not exist, as a copy of `saved` (a backup: in a directory of its own,
+/// so no temp name is needed; the journal says whether it is whole).
+pub fn create(entry: &Entry, saved: &Saved) -> io::Result<()> {
+    match saved {
+        Saved::Link(target) => Ok(rustix::fs::symlinkat(
+            target.as_os_str(),
+            &entry.dir,
+            &entry.name,
+        )?),
+        Saved::File { bytes, meta } => create_file(&entry.dir, &entry.name, bytes, meta),
     }
 }
 
-/// Creates the missing directories above `path`, returning them outermost first (for undo).
-pub fn create_parents(path: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut missing = Vec::new();
-    let mut dir = path.parent();
-    while let Some(d) = dir {
-        if d.symlink_metadata().is_ok() {
-            break;
-        }
-        missing.push(d.to_owned());
-        dir = d.parent();
-    }
-    missing.reverse();
-    for (i, d) in missing.iter().enumerate() {
-        // On failure the directories made so far are removed: the caller gets no list to undo.
-        let created = fs::create_dir(d);
-        let made = &missing[..i + usize::from(created.is_ok())];
-        if let Err(e) = created.and_then(|()| sync_parent(d)) {
-            for made in made.iter().rev() {
-                let _ = fs::remove_dir(made);
-            }
-            return Err(e);
-        }
-    }
-    Ok(missing)
+/// Makes a temp link to `target` beside the entry and returns its name.
+pub fn stage_link(entry: &Entry, target: &OsStr) -> io::Result<OsString> {
+    let (tmp, ()) = create_temp(entry, |t| Ok(rustix::fs::symlinkat(target, &entry.dir, t)?))?;
+    Ok(tmp)
 }
 
-pub fn sync_parent(path: &Path) -> io::Result<()> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    File::open(parent)?.sync_all()
+/// Renames the temp `tmp` over the entry.
+pub fn commit(entry: &Entry, tmp: &OsStr) -> io::Result<()> {
+    Ok(rustix::fs::renameat(&entry.dir, tmp, &entry.dir, &entry.name)?)
+}
+
+/// Removes a leftover temp file; one already gone is fine.
+pub fn discard(entry: &Entry, tmp: &OsStr) -> io::Result<()> {
+    match rustix::fs::unlinkat(&entry.dir, tmp, AtFlags::empty()) {
+        Err(Errno::NOENT) | Ok(()) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes the entry (not a directory); one already gone counts as removed.
+pub fn remove(entry: &Entry) -> io::Result<()> {
+    match rustix::fs::unlinkat(&entry.dir, &entry.name, AtFlags::empty()) {
+        Err(Errno::NOENT) | Ok(()) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn remove_dir(entry: &Entry) -> io::Result<()> {
+    Ok(rustix::fs::unlinkat(&entry.dir, &entry.name, AtFlags::REMOVEDIR)?)
+}
+
+/// Creates the directory `entry` with exactly `mode`.
+pub fn make_dir(entry: &Entry, mode: u32) -> io::Result<()> {
+    rustix::fs::mkdirat(&entry.dir, &entry.name, Mode::from_raw_mode(mode))?;
+    // The umask may have taken bits away.
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir = rustix::fs::openat(&entry.dir, &entry.name, flags, Mode::empty())?;
+    rustix::fs::fchmod(&dir, Mode::from_raw_mode(mode))?;
+    Ok(())
+}
+
+/// Flushes one directory (its entries: renames, unlinks).
+pub fn sync_dir(dir: &OwnedFd) -> io::Result<()> {
+    super::hooks::fsync_fault(dir)?;
+    Ok(rustix::fs::fsync(dir)?)
 }
 
 fn apply_meta(file: &File, meta: &Meta) -> io::Result<()> {
-    use rustix::fs::{Gid, Mode, Uid, fchmod, fchown, fstat};
+    use rustix::fs::{Gid, Uid, fchmod, fchown, fstat};
     fchmod(file, Mode::from_raw_mode(meta.mode))?;
     if let Some((uid, gid)) = meta.owner {
         let st = fstat(file)?;
@@ -191,29 +196,33 @@ fn apply_meta(file: &File, meta: &Meta) -> io::Result<()> {
         }
     }
     for (name, value) in &meta.xattrs {
-        match rustix::fs::fsetxattr(file, name.as_str(), value, rustix::fs::XattrFlags::empty()) {
+        match rustix::fs::fsetxattr(file, name.as_os_str(), value, rustix::fs::XattrFlags::empty()) {
             // A filesystem without xattrs (FAT, some tmpfs builds) cannot keep them; nothing to keep then.
-            Err(rustix::io::Errno::OPNOTSUPP) => {}
+            Err(Errno::OPNOTSUPP) => {}
             other => other?,
         }
     }
     Ok(())
 }
 
-fn read_xattrs(file: &File) -> Vec<(String, Vec<u8>)> {
-    let mut names = vec![0u8; 4096];
-    let Ok(len) = rustix::fs::flistxattr(file, &mut names) else {
-        return Vec::new();
+/// Every extended attribute of a file, whatever its size: the sizes are asked first. A filesystem
+/// without attributes has none; any other error is an error (a label silently lost would change
+/// what SELinux allows).
+fn read_xattrs(file: &File) -> io::Result<Vec<(OsString, Vec<u8>)>> {
+    let size = match rustix::fs::flistxattr_query(file) {
+        Err(Errno::OPNOTSUPP) => return Ok(Vec::new()),
+        other => other?,
     };
-    names[..len]
-        .split(|&b| b == 0)
-        .filter(|n| !n.is_empty())
-        .filter_map(|n| {
-            let name = String::from_utf8(n.to_vec()).ok()?;
-            let mut value = vec![0u8; 4096];
-            let len = rustix::fs::fgetxattr(file, name.as_str(), &mut value).ok()?;
-            value.truncate(len);
-            Some((name, value))
-        })
-        .collect()
+    let mut names = vec![0u8; size];
+    let len = rustix::fs::flistxattr(file, &mut names[..])?;
+    let mut out = Vec::new();
+    for name in names[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let name = OsStr::from_bytes(name);
+        let size = rustix::fs::fgetxattr_query(file.as_fd(), name)?;
+        let mut value = vec![0u8; size];
+        let len = rustix::fs::fgetxattr(file, name, &mut value[..])?;
+        value.truncate(len);
+        out.push((name.to_owned(), value));
+    }
+    Ok(out)
 }

@@ -1,30 +1,44 @@
-//! Executor: applies a plan to a root directory, all or nothing. Every file it replaces or removes is
-//! backed up first; when any step fails, every step already done is undone in reverse order. os.conf
-//! is removed last, only once everything else has succeeded.
+//! Executor: applies a plan to a root, all or nothing, every path resolved inside the root (see
+//! `root`). Durability costs a constant, not a flush per file: every new file goes to a temp name
+//! beside its destination and every original to this run's backup directory, then one flush of each
+//! filesystem touched; then every rename, and one flush more; os.conf is removed last, only once
+//! everything else has succeeded, and its directory flushed. When any step fails, every step already
+//! done is undone in reverse order, and what could not be undone is named with its backup.
 
 mod durable;
+mod hooks;
 
+pub use hooks::CRASHED;
+
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 
 use crate::plan::{FileOp, LiveAction, Mode, Plan};
 use crate::platform;
+use crate::root::{ConfFile, Entry, Root};
 use durable::{Meta, Saved};
+use hooks::crash_point;
 
-/// Where backups go, below the root: one directory per run, named by its UTC time.
+/// Where backups go, below the root: one directory per run, named by its UTC time, readable by root
+/// only (it holds a copy of /etc/shadow).
 pub const BACKUP_DIR: &str = "var/lib/osconf/backup";
+
+/// Mode of the backup directories osconf creates.
+const BACKUP_MODE: u32 = 0o700;
 
 #[derive(Debug)]
 pub struct Options {
     pub live: bool,
-    /// os.conf, removed after success; a host path (it may sit on another partition than the root).
-    pub config_file: Option<PathBuf>,
+    /// os.conf, removed after success; it may sit on another partition than the root.
+    pub config_file: Option<ConfFile>,
     /// UTC time stamp naming this run's backup directory.
     pub stamp: String,
 }
 
-/// A failed step, named, and what went wrong while undoing (ideally nothing).
+/// A failed step, named, and what could not be undone (ideally nothing).
 #[derive(Debug)]
 pub struct ExecError {
     pub step: String,
@@ -49,25 +63,48 @@ pub struct Report {
     pub steps: Vec<String>,
 }
 
+/// One file of the plan (or os.conf), ready to be put in place: what was there, and the temp name
+/// holding what comes (none for a removal).
+struct Staged {
+    /// Where it is on this machine, for messages.
+    shown: PathBuf,
+    entry: Entry,
+    saved: Option<Saved>,
+    tmp: Option<OsString>,
+    backup: Option<PathBuf>,
+}
+
 enum Undo {
-    Restore(PathBuf, Saved),
-    Delete(PathBuf),
-    RemoveDir(PathBuf),
+    /// `staged[i]` has a temp file not renamed yet.
+    Discard(usize),
+    /// `staged[i]` was renamed over or removed: put back what was there.
+    Restore(usize),
+    /// A file or directory osconf created (a backup, a parent directory).
+    Created {
+        shown: PathBuf,
+        entry: Entry,
+        dir: bool,
+    },
     Live(platform::Previous),
 }
 
 struct Executor<'a> {
-    root: &'a Path,
+    root: &'a Root,
     stamp: &'a str,
+    staged: Vec<Staged>,
     undo: Vec<Undo>,
+    /// One open directory per filesystem written to, to flush each once.
+    filesystems: Vec<(u64, OwnedFd)>,
     report: Report,
 }
 
-pub fn apply(plan: &Plan, root: &Path, opts: &Options) -> Result<Report, ExecError> {
+pub fn apply(plan: &Plan, root: &Root, opts: &Options) -> Result<Report, ExecError> {
     let mut ex = Executor {
         root,
         stamp: &opts.stamp,
+        staged: Vec::new(),
         undo: Vec::new(),
+        filesystems: Vec::new(),
         report: Report::default(),
     };
     match ex.run(plan, opts) {
@@ -85,107 +122,185 @@ pub fn apply(plan: &Plan, root: &Path, opts: &Options) -> Result<Report, ExecErr
 
 type StepError = (String, io::Error);
 
+fn at(step: &str) -> impl FnOnce(io::Error) -> StepError + '_ {
+    move |e| (step.to_owned(), e)
+}
+
 impl Executor<'_> {
     fn run(&mut self, plan: &Plan, opts: &Options) -> Result<(), StepError> {
         for op in &plan.ops {
             let step = describe(op);
-            self.file_op(op).map_err(|e| (step.clone(), e))?;
+            self.prepare(op).map_err(at(&step))?;
+            crash_point(&step);
+        }
+        let step = "flushing the new files and the backups";
+        self.flush().map_err(at(step))?;
+        crash_point(step);
+        for (i, op) in plan.ops.iter().enumerate() {
+            let step = describe(op);
+            self.commit(i).map_err(at(&step))?;
+            crash_point(&step);
             self.report.steps.push(step);
         }
+        let step = "flushing the renames";
+        self.flush().map_err(at(step))?;
+        crash_point(step);
         if opts.live {
             for action in &plan.live {
                 let step = format!("live: {}", crate::plan::describe_live(action));
-                self.live(action).map_err(|e| (step.clone(), e))?;
+                self.live(action).map_err(at(&step))?;
                 self.report.steps.push(step);
             }
         }
         if let Some(conf) = &opts.config_file {
-            let step = format!("removing {}", conf.display());
-            self.remove_config(conf).map_err(|e| (step.clone(), e))?;
+            let step = format!("removing {}", conf.path.display());
+            self.remove_config(conf).map_err(at(&step))?;
+            crash_point(&step);
             self.report.steps.push(step);
         }
         Ok(())
     }
 
-    fn host(&self, path: &str) -> PathBuf {
-        self.root.join(path.trim_start_matches('/'))
-    }
-
-    fn file_op(&mut self, op: &FileOp) -> io::Result<()> {
-        let path = self.host(op.path());
-        let saved = durable::save(&path)?;
-        if let Some(saved) = &saved {
-            self.backup(op.path(), saved)?;
-        }
+    /// Backs up what `op` replaces, creates missing directories, and writes the new file or link
+    /// under a temp name beside its destination. Nothing is flushed yet.
+    fn prepare(&mut self, op: &FileOp) -> io::Result<()> {
+        let path = op.path();
         if !matches!(op, FileOp::Remove { .. }) {
-            let made = durable::create_parents(&path)?;
-            self.undo.extend(made.into_iter().map(Undo::RemoveDir));
+            self.create_parents(path, 0o755)?;
         }
+        let entry = self.root.entry(path)?;
+        self.track(&entry.dir)?;
+        let saved = durable::save(&entry)?;
+        let backup = match &saved {
+            Some(saved) => Some(self.backup(path, saved)?),
+            None => None,
+        };
         // `Mode::SameAs`: the other file as it is now (a disabled copy is written before its
         // original is removed).
         let like = match op {
             FileOp::Write {
                 mode: Mode::SameAs(other),
                 ..
-            } => durable::save(&self.host(other))?,
+            } => durable::save(&self.root.entry(other)?)?,
             _ => None,
         };
-        let meta = meta_for(op, saved.as_ref(), like.as_ref());
-        self.undoable(path, saved, |path| match op {
-            FileOp::Write { contents, .. } => durable::write_atomic(path, contents, &meta),
-            FileOp::Symlink { target, .. } => durable::replace_with_link(path, Path::new(target)),
-            FileOp::Remove { .. } => durable::remove(path),
-        })
+        let tmp = match op {
+            FileOp::Write { contents, .. } => {
+                let meta = meta_for(op, saved.as_ref(), like.as_ref());
+                Some(durable::stage_file(&entry, contents, &meta)?)
+            }
+            FileOp::Symlink { target, .. } => Some(durable::stage_link(&entry, OsStr::new(target))?),
+            FileOp::Remove { .. } => None,
+        };
+        let has_tmp = tmp.is_some();
+        self.staged.push(Staged {
+            shown: self.root.host_path(path),
+            entry,
+            saved,
+            tmp,
+            backup,
+        });
+        if has_tmp {
+            self.undo.push(Undo::Discard(self.staged.len() - 1));
+        }
+        Ok(())
     }
 
-    /// Removes os.conf, kept in memory first so that a removal that fails after the unlink (the
-    /// directory fsync failed) is undone like any other step.
-    fn remove_config(&mut self, conf: &Path) -> io::Result<()> {
-        let saved = durable::save(conf)?;
-        self.undoable(conf.to_owned(), saved, durable::remove)
+    /// Renames `staged[i]`'s temp over its destination, or removes it. Either is atomic: when it
+    /// fails, nothing happened.
+    fn commit(&mut self, i: usize) -> io::Result<()> {
+        let s = &self.staged[i];
+        match &s.tmp {
+            Some(tmp) => durable::commit(&s.entry, tmp)?,
+            None => durable::remove(&s.entry)?,
+        }
+        self.undo.push(Undo::Restore(i));
+        Ok(())
     }
 
-    /// Runs `step` on `path`, which held `saved`. A step can fail after it took effect (renamed or
-    /// unlinked, then the directory fsync failed): it is undone unless the path is still as it was.
-    fn undoable(
-        &mut self,
-        path: PathBuf,
-        saved: Option<Saved>,
-        step: impl FnOnce(&Path) -> io::Result<()>,
-    ) -> io::Result<()> {
-        let result = step(&path);
-        if result.is_ok() || !durable::is_unchanged(&path, saved.as_ref()) {
-            self.undo.push(match saved {
-                Some(saved) => Undo::Restore(path, saved),
-                None => Undo::Delete(path),
+    /// Removes os.conf through its directory's handle, kept in memory first so that a removal whose
+    /// flush fails is undone like any other step.
+    fn remove_config(&mut self, conf: &ConfFile) -> io::Result<()> {
+        let entry = Entry {
+            dir: conf.dir.try_clone()?,
+            name: conf.name.clone(),
+        };
+        let saved = durable::save(&entry)?;
+        self.staged.push(Staged {
+            shown: conf.path.clone(),
+            entry,
+            saved,
+            tmp: None,
+            backup: None,
+        });
+        let i = self.staged.len() - 1;
+        self.commit(i)?;
+        durable::sync_dir(&self.staged[i].entry.dir)
+    }
+
+    /// Creates the missing directories above `path`, outermost first, each undone on failure.
+    fn create_parents(&mut self, path: &str, mode: u32) -> io::Result<()> {
+        let mut missing = Vec::new();
+        let mut dir = parent(path);
+        while let Some(d) = dir {
+            if self.root.lstat(d)?.is_some() {
+                break;
+            }
+            missing.push(d);
+            dir = parent(d);
+        }
+        for d in missing.into_iter().rev() {
+            let entry = self.root.entry(d)?;
+            durable::make_dir(&entry, mode)?;
+            self.track(&entry.dir)?;
+            self.undo.push(Undo::Created {
+                shown: self.root.host_path(d),
+                entry,
+                dir: true,
             });
         }
-        result
+        Ok(())
     }
 
-    /// Copies the original into this run's backup directory, created on first use. The directory is
-    /// new for each run, even for two runs in the same second, so no backup overwrites another.
-    fn backup(&mut self, path: &str, saved: &Saved) -> io::Result<()> {
+    /// Copies the original into this run's backup directory, created on first use (0700). The
+    /// directory is new for each run, even for two runs in the same second, so no backup overwrites
+    /// another.
+    fn backup(&mut self, path: &str, saved: &Saved) -> io::Result<PathBuf> {
         let dir = match &self.report.backup_dir {
-            Some(dir) => dir.clone(),
+            Some(_) => self.run_backup_dir(),
             None => {
-                let base = self.root.join(BACKUP_DIR);
-                let dir = (1..)
-                    .map(|n| match n {
-                        1 => base.join(self.stamp),
-                        n => base.join(format!("{}-{n}", self.stamp)),
-                    })
-                    .find(|d| d.symlink_metadata().is_err())
-                    .expect("some name is free");
-                self.report.backup_dir = Some(dir.clone());
-                dir
+                let mut name = format!("/{BACKUP_DIR}/{}", self.stamp);
+                let mut n = 1;
+                while self.root.lstat(&name)?.is_some() {
+                    n += 1;
+                    name = format!("/{BACKUP_DIR}/{}-{n}", self.stamp);
+                }
+                self.report.backup_dir = Some(self.root.host_path(&name));
+                name
             }
         };
-        let dest = dir.join(path.trim_start_matches('/'));
-        let made = durable::create_parents(&dest)?;
-        self.undo.extend(made.into_iter().map(Undo::RemoveDir));
-        self.undo.push(Undo::Delete(dest.clone()));
-        durable::restore(&dest, saved)
+        let dest = format!("{dir}{path}");
+        self.create_parents(&dest, BACKUP_MODE)?;
+        let entry = self.root.entry(&dest)?;
+        durable::create(&entry, saved)?;
+        let shown = self.root.host_path(&dest);
+        self.undo.push(Undo::Created {
+            shown: shown.clone(),
+            entry,
+            dir: false,
+        });
+        Ok(shown)
+    }
+
+    /// This run's backup directory as a path in the root.
+    fn run_backup_dir(&self) -> String {
+        let shown = self
+            .report
+            .backup_dir
+            .as_ref()
+            .expect("chosen at the first backup");
+        let rel = shown.strip_prefix(self.root.path()).expect("below the root");
+        format!("/{}", rel.display())
     }
 
     fn live(&mut self, action: &LiveAction) -> io::Result<()> {
@@ -193,22 +308,91 @@ impl Executor<'_> {
         platform::apply(action)
     }
 
-    /// Undoes every step in reverse; returns what could not be undone.
+    /// Remembers the filesystem `dir` is on, to flush it.
+    fn track(&mut self, dir: &OwnedFd) -> io::Result<()> {
+        let dev = rustix::fs::fstat(dir)?.st_dev;
+        if self.filesystems.iter().all(|(d, _)| *d != dev) {
+            self.filesystems.push((dev, dir.try_clone()?));
+        }
+        Ok(())
+    }
+
+    /// One `syncfs` per filesystem written to: the new files, their directories' entries and the
+    /// backups all reach the disk together.
+    fn flush(&self) -> io::Result<()> {
+        for (_, fd) in &self.filesystems {
+            hooks::fsync_fault(fd)?;
+            rustix::fs::syncfs(fd)?;
+        }
+        Ok(())
+    }
+
+    /// Undoes every step in reverse, flushes, and returns what could not be undone.
     fn rollback(&mut self) -> Vec<String> {
         let mut failures = Vec::new();
         while let Some(undo) = self.undo.pop() {
             let (what, result) = match &undo {
-                Undo::Restore(path, saved) => (path.display().to_string(), durable::restore(path, saved)),
-                Undo::Delete(path) => (path.display().to_string(), durable::remove(path)),
-                Undo::RemoveDir(path) => (path.display().to_string(), std::fs::remove_dir(path)),
+                Undo::Discard(i) => {
+                    let s = &self.staged[*i];
+                    let tmp = s.tmp.as_deref().expect("a temp to discard");
+                    (temp_shown(s, tmp), durable::discard(&s.entry, tmp))
+                }
+                Undo::Restore(i) => (restore_shown(&self.staged[*i]), restore(&self.staged[*i])),
+                Undo::Created { shown, entry, dir } => {
+                    let result = match dir {
+                        true => durable::remove_dir(entry),
+                        false => durable::remove(entry),
+                    };
+                    (format!("could not remove {}", shown.display()), result)
+                }
                 Undo::Live(previous) => (format!("live state {previous:?}"), platform::restore(previous)),
             };
             if let Err(e) = result {
                 failures.push(format!("{what}: {e}"));
             }
         }
+        if let Err(e) = self.flush() {
+            failures.push(format!("flushing the rollback: {e}"));
+        }
         failures
     }
+}
+
+fn restore(s: &Staged) -> io::Result<()> {
+    match &s.saved {
+        Some(saved) => {
+            let tmp = durable::stage(&s.entry, saved)?;
+            durable::commit(&s.entry, &tmp).inspect_err(|_| {
+                let _ = durable::discard(&s.entry, &tmp);
+            })?;
+            // os.conf may be on a filesystem of its own, which the root's flushes do not reach.
+            durable::sync_dir(&s.entry.dir)
+        }
+        None => durable::remove(&s.entry),
+    }
+}
+
+fn restore_shown(s: &Staged) -> String {
+    match (&s.saved, &s.backup) {
+        (Some(_), Some(backup)) => format!(
+            "could not put back {} (its original is in {})",
+            s.shown.display(),
+            backup.display()
+        ),
+        (Some(_), None) => format!("could not put back {}", s.shown.display()),
+        (None, _) => format!("could not remove the new {}", s.shown.display()),
+    }
+}
+
+fn temp_shown(s: &Staged, tmp: &OsStr) -> String {
+    let dir = s.shown.parent().unwrap_or(&s.shown);
+    format!("could not remove the temp file {}", dir.join(tmp).display())
+}
+
+/// `/etc/a/b` → `/etc/a`; `None` for `/etc` and `/`.
+fn parent(path: &str) -> Option<&str> {
+    let (parent, _) = path.trim_end_matches('/').rsplit_once('/')?;
+    (!parent.is_empty()).then_some(parent)
 }
 
 /// The mode, owner and attributes a written file gets: a replaced file's own (its mode overridden by
@@ -244,24 +428,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn os_conf_removed_by_a_step_that_then_fails_is_put_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("os.conf");
-        std::fs::write(&conf, "hostname=a\n").unwrap();
-        let mut ex = Executor {
-            root: dir.path(),
-            stamp: "x",
-            undo: Vec::new(),
-            report: Report::default(),
-        };
-        let saved = durable::save(&conf).unwrap();
-        let failed = ex.undoable(conf.clone(), saved, |p| {
-            durable::remove(p)?;
-            Err(io::Error::other("directory fsync failed"))
-        });
-        assert!(failed.is_err());
-        assert!(!conf.exists());
-        assert_eq!(ex.rollback(), Vec::<String>::new());
-        assert_eq!(std::fs::read(&conf).unwrap(), b"hostname=a\n");
+    fn parents_of_target_paths() {
+        assert_eq!(parent("/etc/a/b"), Some("/etc/a"));
+        assert_eq!(parent("/etc"), None);
+        assert_eq!(parent("/"), None);
     }
 }

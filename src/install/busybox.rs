@@ -45,7 +45,7 @@ fn the_entry() -> String {
 }
 
 fn files(sys: &System) -> Result<Service, String> {
-    let text = sys.read_text(INITTAB).ok_or_else(|| {
+    let text = sys.read_text(INITTAB)?.ok_or_else(|| {
         format!(
             "{INITTAB} is missing: busybox init then uses its built-in table, which osconf cannot \
              extend; write one (e.g. ::sysinit:/etc/init.d/rcS) and install again"

@@ -77,9 +77,19 @@ pub const INIT_NAMES: &[&str] = &["systemd", "sysv", "openrc", "runit", "busybox
 /// sysvinit binary) the layout of /etc does.
 pub fn detect(sys: &System) -> Result<(&'static Init, String), String> {
     let init_link = sys
-        .link_target("/sbin/init")
+        .link_target("/sbin/init")?
         .map(|t| t.to_string_lossy().into_owned());
-    let inittab = sys.read_text("/etc/inittab").unwrap_or_default();
+    let inittab = sys.read_text("/etc/inittab")?.unwrap_or_default();
+    let lib_systemd = match sys.exists("/lib/systemd/systemd")? {
+        true => Some("/lib/systemd/systemd"),
+        false => sys
+            .exists("/usr/lib/systemd/systemd")?
+            .then_some("/usr/lib/systemd/systemd"),
+    };
+    let runit_stage = sys.exists("/etc/runit/1")?;
+    let runlevels = sys.is_dir("/etc/runlevels")?;
+    let wants = systemd::has_wants(sys)?;
+    let rc = sys.is_dir("/etc/init.d")? && sysv::has_rc_dirs(sys)?;
     let is_link_to = |names: &[&str]| {
         init_link.as_deref().is_some_and(|t| {
             let base = t.rsplit('/').next().unwrap_or(t);
@@ -98,12 +108,9 @@ pub fn detect(sys: &System) -> Result<(&'static Init, String), String> {
         Some((&openrc::INIT, "/etc/inittab starts openrc".into()))
     } else if is_link_to(&["busybox"]) {
         Some((&busybox::INIT, link()))
-    } else if sys.exists("/etc/runit/1") {
+    } else if runit_stage {
         Some((&runit::INIT, "/etc/runit/1 (runit's stage 1) exists".into()))
-    } else if let Some(p) = ["/lib/systemd/systemd", "/usr/lib/systemd/systemd"]
-        .into_iter()
-        .find(|p| sys.exists(p))
-    {
+    } else if let Some(p) = lib_systemd {
         Some((&systemd::INIT, format!("{p} exists")))
     } else if inittab.lines().any(|l| l.contains(":initdefault:")) {
         // Before the busybox probe: sysvinit's `si::sysinit:` looks like busybox's entries, but
@@ -117,11 +124,11 @@ pub fn detect(sys: &System) -> Result<(&'static Init, String), String> {
             &busybox::INIT,
             "/etc/inittab has ::sysinit: entries (busybox syntax)".into(),
         ))
-    } else if sys.is_dir("/etc/runlevels") {
+    } else if runlevels {
         Some((&openrc::INIT, "/etc/runlevels exists".into()))
-    } else if systemd::has_wants(sys) {
+    } else if wants {
         Some((&systemd::INIT, "units are enabled in /etc/systemd/system".into()))
-    } else if sys.is_dir("/etc/init.d") && sysv::has_rc_dirs(sys) {
+    } else if rc {
         Some((&sysv::INIT, "/etc/init.d and runlevel directories exist".into()))
     } else {
         None
@@ -150,7 +157,7 @@ pub fn plan_install(
     binary: Vec<u8>,
     boot_dir: Option<&str>,
 ) -> Result<Plan, String> {
-    let previous = match sys.read_text(MANIFEST) {
+    let previous = match sys.read_text(MANIFEST)? {
         Some(text) => Some(Manifest::parse(&text)?),
         None => None,
     };
@@ -180,7 +187,7 @@ pub fn plan_install(
         let before = match previous.as_ref().and_then(|m| m.before(path)) {
             Some(kept) => kept.clone(),
             None if service.shared.iter().any(|s| s == path) => Before::Edited,
-            None => match (sys.link_target(path), sys.read(path)) {
+            None => match (sys.link_target(path)?, sys.read_own(path)?) {
                 (Some(target), _) => {
                     let target = target.to_string_lossy().into_owned();
                     if target.contains('\n') {
@@ -195,9 +202,9 @@ pub fn plan_install(
                         mode: Mode::Exact(0o600),
                         secret: false,
                     });
-                    Before::File(file_mode(sys, path).unwrap_or(0o644))
+                    Before::File(sys.mode(path)?.unwrap_or(0o644))
                 }
-                (None, None) if sys.exists(path) => {
+                (None, None) if sys.exists(path)? => {
                     return Err(format!(
                         "{path} exists and is not a file or a link; refusing to replace it"
                     ));
@@ -211,7 +218,7 @@ pub fn plan_install(
     let mut new_dirs = Vec::new();
     for path in ops.iter().chain(&saves).map(FileOp::path).chain([MANIFEST]) {
         for dir in ancestors(path) {
-            if !sys.exists(&dir) && !dirs.contains(&dir) && !new_dirs.contains(&dir) {
+            if !sys.exists(&dir)? && !dirs.contains(&dir) && !new_dirs.contains(&dir) {
                 new_dirs.push(dir);
             }
         }
@@ -225,13 +232,17 @@ pub fn plan_install(
     ops.extend(saves);
     ops.push(FileOp::write(MANIFEST, manifest.render()));
     let mut notes = service.notes;
-    ops.retain(|op| {
-        let unchanged = changes_nothing(op, sys);
+    let mut kept = Vec::with_capacity(ops.len());
+    for op in ops {
+        let unchanged = changes_nothing(&op, sys)?;
         if unchanged && op.path() == BINARY {
             notes.push(format!("{BINARY} is already this osconf"));
         }
-        !unchanged
-    });
+        if !unchanged {
+            kept.push(op);
+        }
+    }
+    let ops = kept;
     Ok(Plan {
         stack: format!("install for {}", init.name),
         ops,
@@ -262,7 +273,7 @@ pub fn plan_uninstall(sys: &System, manifest: &Manifest) -> Result<(Plan, Vec<St
             Before::File(mode) => {
                 let copy = saved_copy(path);
                 let contents = sys
-                    .read(&copy)
+                    .read_own(&copy)?
                     .ok_or_else(|| format!("{copy}: the original of {path} is missing"))?;
                 copies.push(FileOp::Remove { path: copy });
                 FileOp::Write {
@@ -273,7 +284,7 @@ pub fn plan_uninstall(sys: &System, manifest: &Manifest) -> Result<(Plan, Vec<St
                 }
             }
             Before::Edited => {
-                let text = sys.read_text(path).unwrap_or_default();
+                let text = sys.read_text(path)?.unwrap_or_default();
                 FileOp::write(path, replace_block_with(&text, INSTALL_MARKERS, ""))
             }
         });
@@ -282,7 +293,13 @@ pub fn plan_uninstall(sys: &System, manifest: &Manifest) -> Result<(Plan, Vec<St
     ops.push(FileOp::Remove {
         path: MANIFEST.to_owned(),
     });
-    ops.retain(|op| !changes_nothing(op, sys));
+    let mut kept = Vec::with_capacity(ops.len());
+    for op in ops {
+        if !changes_nothing(&op, sys)? {
+            kept.push(op);
+        }
+    }
+    let ops = kept;
     let mut dirs = manifest.dirs.clone();
     for dir in &dirs {
         let holds_ours = manifest.paths.iter().any(|(p, _)| is_ancestor(dir, p))
@@ -306,13 +323,6 @@ pub fn plan_uninstall(sys: &System, manifest: &Manifest) -> Result<(Plan, Vec<St
     Ok((plan, dirs))
 }
 
-/// Permission bits of a file in the target (not following a last link).
-fn file_mode(sys: &System, path: &str) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt as _;
-    let md = sys.host_path(path).symlink_metadata().ok()?;
-    Some(md.mode() & 0o7777)
-}
-
 fn saved_copy(path: &str) -> String {
     format!("{SAVED}{path}")
 }
@@ -332,23 +342,23 @@ fn is_ancestor(dir: &str, path: &str) -> bool {
     path.starts_with(&format!("{dir}/"))
 }
 
-fn changes_nothing(op: &FileOp, sys: &System) -> bool {
-    match op {
+fn changes_nothing(op: &FileOp, sys: &System) -> crate::system::Result<bool> {
+    Ok(match op {
         FileOp::Write {
             path, contents, mode, ..
         } => {
-            sys.link_target(path).is_none()
-                && sys.read(path).as_deref() == Some(contents.as_slice())
+            sys.link_target(path)?.is_none()
+                && sys.read_own(path)?.as_deref() == Some(contents.as_slice())
                 && match mode {
-                    Mode::Exact(m) => file_mode(sys, path) == Some(*m),
+                    Mode::Exact(m) => sys.mode(path)? == Some(*m),
                     Mode::Default(_) | Mode::SameAs(_) => true,
                 }
         }
         FileOp::Symlink { path, target } => sys
-            .link_target(path)
+            .link_target(path)?
             .is_some_and(|t| t.as_os_str() == target.as_str()),
-        FileOp::Remove { path } => !sys.exists(path),
-    }
+        FileOp::Remove { path } => !sys.exists(path)?,
+    })
 }
 
 /// The shell words, shared by the scripts, that run osconf unless the kernel command line says
@@ -414,11 +424,11 @@ mod tests {
         ];
         for (files, links, want) in cases {
             let root = fake_root(files, links);
-            let (init, why) = detect(&System::probe(root.path())).unwrap();
+            let (init, why) = detect(&System::probe(root.path()).unwrap()).unwrap();
             assert_eq!(init.name, *want, "{files:?}: {why}");
         }
         let empty = fake_root(&[("/etc/hostname", "x\n")], &[]);
-        let err = detect(&System::probe(empty.path())).err().unwrap();
+        let err = detect(&System::probe(empty.path()).unwrap()).err().unwrap();
         assert!(
             err.contains("probed /sbin/init (no link)") && err.contains("--init"),
             "{err}"

@@ -24,7 +24,7 @@ pub struct Request {
 
 /// Installs osconf into `req.root`; `say` gets one line per step.
 pub fn install(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
-    let sys = System::probe(&req.root);
+    let sys = System::probe(&req.root)?;
     let init = match &req.init {
         Some(name) => {
             let init = find(name).ok_or_else(|| format!("unknown init {name:?}"))?;
@@ -49,7 +49,7 @@ pub fn install(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
     } else {
         say(&format!("{} is there already", config_dir.display()));
     }
-    let applied = apply(&plan, &req.root, say);
+    let applied = apply(&plan, &sys, say);
     if applied.is_err() && create {
         let _ = std::fs::remove_dir(&config_dir);
     }
@@ -70,8 +70,8 @@ pub fn install(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
 
 /// Takes away what install added to `req.root`, as its manifest says.
 pub fn uninstall(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
-    let sys = System::probe(&req.root);
-    let Some(text) = sys.read_text(MANIFEST) else {
+    let sys = System::probe(&req.root)?;
+    let Some(text) = sys.read_text(MANIFEST)? else {
         say(&format!(
             "osconf is not installed in {} (no {MANIFEST}); nothing to do",
             req.root.display()
@@ -88,7 +88,7 @@ pub fn uninstall(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
         ));
     }
     let (plan, dirs) = plan_uninstall(&sys, &manifest)?;
-    apply(&plan, &req.root, say)?;
+    apply(&plan, &sys, say)?;
     for dir in dirs {
         match remove_empty_dir(&req.root, &dir) {
             Ok(true) => say(&format!("removed directory {dir}")),
@@ -106,7 +106,8 @@ pub fn uninstall(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
 
 /// Applies an install or uninstall plan; on success removes the run's backup and the directories
 /// that holding it needed.
-fn apply(plan: &Plan, root: &Path, say: &dyn Fn(&str)) -> Result<(), String> {
+fn apply(plan: &Plan, sys: &System, say: &dyn Fn(&str)) -> Result<(), String> {
+    let root = sys.root();
     plan.notes.iter().for_each(|n| say(&format!("note: {n}")));
     let backup_parents: Vec<String> = super::ancestors(&format!("/{}/x", exec::BACKUP_DIR))
         .into_iter()
@@ -117,8 +118,8 @@ fn apply(plan: &Plan, root: &Path, say: &dyn Fn(&str)) -> Result<(), String> {
         config_file: None,
         stamp: crate::clock::stamp(),
     };
-    let report =
-        exec::apply(plan, root, &opts).map_err(|e| format!("failed {e}; every change was rolled back"))?;
+    let report = exec::apply(plan, sys.handle(), &opts)
+        .map_err(|e| format!("failed {e}; every change was rolled back"))?;
     report.steps.iter().for_each(|s| say(s));
     if let Some(dir) = &report.backup_dir {
         // What it holds is kept elsewhere or was osconf's own: see the module's comment.

@@ -19,7 +19,13 @@ const DIRS: [&str; 2] = ["/etc/runit/core-services/", "/etc/runit/boot-run/"];
 const NAME: &str = "06-osconf.sh";
 
 fn files(sys: &System) -> Result<Service, String> {
-    let dir = DIRS.into_iter().find(|d| sys.is_dir(d)).unwrap_or(DIRS[0]);
+    let mut dir = DIRS[0];
+    for d in DIRS {
+        if sys.is_dir(d)? {
+            dir = d;
+            break;
+        }
+    }
     let text = format!(
         "# Installed by osconf install; osconf uninstall removes it.\n\
          # Sourced by runit's stage 1: runs osconf apply before the network services start. A failure\n\

@@ -40,10 +40,11 @@ fn files(_sys: &System) -> Result<Service, String> {
 }
 
 /// True when some unit is enabled in /etc/systemd/system (a `*.wants` directory there).
-pub fn has_wants(sys: &System) -> bool {
-    sys.list("/etc/systemd/system")
+pub fn has_wants(sys: &System) -> crate::system::Result<bool> {
+    Ok(sys
+        .list("/etc/systemd/system")?
         .iter()
-        .any(|d| d.ends_with(".wants"))
+        .any(|d| d.ends_with(".wants")))
 }
 
 fn unit() -> String {

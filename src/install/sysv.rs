@@ -45,18 +45,23 @@ fn owns(path: &str) -> bool {
 }
 
 /// True when runlevel directories exist (rcS.d or rc3.d, under /etc or /etc/rc.d).
-pub fn has_rc_dirs(sys: &System) -> bool {
-    RC_BASES
-        .iter()
-        .any(|b| sys.is_dir(&format!("{b}/rcS.d")) || sys.is_dir(&format!("{b}/rc3.d")))
+pub fn has_rc_dirs(sys: &System) -> crate::system::Result<bool> {
+    Ok(rc_base(sys)?.is_some())
+}
+
+/// The first of [`RC_BASES`] holding runlevel directories (rcS.d or rc3.d).
+fn rc_base(sys: &System) -> crate::system::Result<Option<&'static str>> {
+    for b in RC_BASES {
+        if sys.is_dir(&format!("{b}/rcS.d"))? || sys.is_dir(&format!("{b}/rc3.d"))? {
+            return Ok(Some(b));
+        }
+    }
+    Ok(None)
 }
 
 fn files(sys: &System) -> Result<Service, String> {
-    let base = RC_BASES
-        .into_iter()
-        .find(|b| sys.is_dir(&format!("{b}/rcS.d")) || sys.is_dir(&format!("{b}/rc3.d")))
-        .unwrap_or("/etc");
-    let levels: &[&str] = if sys.is_dir(&format!("{base}/rcS.d")) {
+    let base = rc_base(sys)?.unwrap_or("/etc");
+    let levels: &[&str] = if sys.is_dir(&format!("{base}/rcS.d"))? {
         &["S"]
     } else {
         &["2", "3", "4", "5"]
@@ -70,7 +75,7 @@ fn files(sys: &System) -> Result<Service, String> {
     }];
     for level in levels {
         let dir = format!("{base}/rc{level}.d");
-        let (number, why) = start_number(&sys.list(&dir));
+        let (number, why) = start_number(&sys.list(&dir)?);
         notes.push(format!("{dir}/S{number:02}osconf: {why}"));
         ops.push(FileOp::Symlink {
             path: format!("{dir}/S{number:02}osconf"),

@@ -49,10 +49,10 @@ pub fn build(
             ));
         }
     }
-    let (mut rendered, host) = stack.render_parts(&input);
+    let (mut rendered, host) = stack.render_parts(&input)?;
     let network_paths: Vec<String> = rendered.ops.iter().map(|op| op.path().to_owned()).collect();
     rendered.add(host);
-    rendered.ops.extend(common::hosts::render(config, sys));
+    rendered.ops.extend(common::hosts::render(config, sys)?);
     if let Some(password) = &config.password {
         rendered.add(shadow::render(password, sys, &env.salt, env.today)?);
     }
@@ -70,10 +70,10 @@ pub fn build(
     for op in ops {
         // Each old file is read once, for both checks.
         let old = match &op {
-            FileOp::Write { path, .. } => sys.read(path),
+            FileOp::Write { path, .. } => sys.read(path)?,
             _ => None,
         };
-        if !changes_something(&op, old.as_deref(), sys) {
+        if !changes_something(&op, old.as_deref(), sys)? {
             continue;
         }
         if loses_bytes(&op, old.as_deref()) {
@@ -229,16 +229,16 @@ fn loses_bytes(op: &FileOp, old: Option<&[u8]>) -> bool {
 }
 
 /// `old` is what a written file holds now.
-fn changes_something(op: &FileOp, old: Option<&[u8]>, sys: &System) -> bool {
-    match op {
+fn changes_something(op: &FileOp, old: Option<&[u8]>, sys: &System) -> crate::system::Result<bool> {
+    Ok(match op {
         FileOp::Write { path, contents, .. } => {
-            sys.link_target(path).is_some() || old != Some(contents.as_slice())
+            sys.link_target(path)?.is_some() || old != Some(contents.as_slice())
         }
         FileOp::Symlink { path, target } => sys
-            .link_target(path)
+            .link_target(path)?
             .is_none_or(|t| t.as_os_str() != target.as_str()),
-        FileOp::Remove { path } => sys.exists(path),
-    }
+        FileOp::Remove { path } => sys.exists(path)?,
+    })
 }
 
 fn hostname_action(config: &Config) -> Vec<LiveAction> {

@@ -6,9 +6,10 @@ use std::fmt::Write as _;
 
 use super::{FileOp, LiveAction, Plan, mask};
 use crate::render::common::shadow;
-use crate::system::System;
+use crate::system::{self, System};
 
-pub fn show(plan: &Plan, sys: &System) -> String {
+/// The text shown, or the file on disk that could not be read to diff against.
+pub fn show(plan: &Plan, sys: &System) -> system::Result<String> {
     let mut out = String::new();
     let _ = writeln!(out, "stack: {}", plan.stack);
     for note in &plan.notes {
@@ -25,9 +26,9 @@ pub fn show(plan: &Plan, sys: &System) -> String {
                 secret,
                 ..
             } => {
-                let old = match sys.link_target(path) {
+                let old = match sys.link_target(path)? {
                     Some(t) => format!("(symbolic link to {}, replaced by a file)\n", t.display()),
-                    None => String::from_utf8_lossy(&sys.read(path).unwrap_or_default()).into_owned(),
+                    None => String::from_utf8_lossy(&sys.read(path)?.unwrap_or_default()).into_owned(),
                 };
                 let new = String::from_utf8_lossy(contents).into_owned();
                 let (old, new) = if *secret {
@@ -36,7 +37,7 @@ pub fn show(plan: &Plan, sys: &System) -> String {
                     (old, new)
                 };
                 let (old, new) = (mask::secrets(&old), mask::secrets(&new));
-                let label = if sys.exists(path) {
+                let label = if sys.exists(path)? {
                     path.clone()
                 } else {
                     "/dev/null".to_owned()
@@ -60,7 +61,7 @@ pub fn show(plan: &Plan, sys: &System) -> String {
     for action in &plan.live {
         let _ = writeln!(out, "live: {}", describe_live(action));
     }
-    out
+    Ok(out)
 }
 
 pub fn describe_live(action: &LiveAction) -> String {
@@ -100,7 +101,7 @@ mod tests {
             ops: vec![FileOp::write("/etc/a", "two"), FileOp::write("/etc/b", "new")],
             ..Plan::default()
         };
-        let text = show(&plan, &System::probe(root.path()));
+        let text = show(&plan, &System::probe(root.path()).unwrap()).unwrap();
         let marks = text.matches("\\ No newline at end of file").count();
         assert_eq!(marks, 2, "{text}");
         assert!(text.contains("-one\n+two\n\\ No newline"), "{text}");

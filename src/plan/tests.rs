@@ -31,7 +31,7 @@ fn plan_for(stack: &str, ifnames: &BTreeMap<u32, String>, running: Option<&Runni
     let stack = render::find(stack).unwrap();
     build(
         &classic(),
-        &System::probe(root.path()),
+        &System::probe(root.path()).unwrap(),
         stack,
         ifnames,
         running,
@@ -236,7 +236,7 @@ fn each_stack_takes_the_files_its_own_way() {
             stack: state,
         };
         let stack = render::find(name).unwrap();
-        let sys = System::probe(root.path());
+        let sys = System::probe(root.path()).unwrap();
         let plan = build(&classic(), &sys, stack, &BTreeMap::new(), Some(&running), &env()).unwrap();
         assert_eq!(network_steps(&plan), want, "{name} {state:?}");
         let runs_on_nics = plan.live.iter().all(|a| match a {
@@ -303,7 +303,7 @@ fn no_network_step_without_a_network_change() {
     let stack = render::find("networkd").unwrap();
     let plan = build(
         &config,
-        &System::probe(root.path()),
+        &System::probe(root.path()).unwrap(),
         stack,
         &BTreeMap::new(),
         Some(&running),

@@ -10,7 +10,7 @@ use super::common::{self, HEADER, dns};
 use super::ifupdown::{self, INTERFACES, LOOPBACK};
 use super::{Input, Rendered, Service, Stack};
 use crate::plan::{FileOp, Run};
-use crate::system::System;
+use crate::system::{self, System};
 
 pub const STACK: Stack = Stack {
     name: "busybox",
@@ -32,25 +32,27 @@ const MARKERS: Markers = Markers {
     end: "# End of osconf's stanzas.\n",
 };
 
-fn detect(sys: &System) -> Option<String> {
+fn detect(sys: &System) -> system::Result<Option<String>> {
     if sys.os.id == "alpine" {
-        return Some("ID=alpine in os-release".into());
+        return Ok(Some("ID=alpine in os-release".into()));
     }
-    if !sys.exists("/bin/busybox") {
-        return None;
+    if !sys.exists("/bin/busybox")? {
+        return Ok(None);
     }
     // Busybox-only: `ifup` (or init itself) is busybox. /bin/busybox alone is not enough: Debian and
     // Ubuntu install it beside their own network stacks.
-    ["/sbin/ifup", "/usr/sbin/ifup", "/bin/ifup", "/sbin/init"]
-        .into_iter()
-        .find(|p| sys.link_target(p).is_some_and(|t| t.ends_with("busybox")))
-        .map(|p| format!("{p} is busybox"))
+    for p in ["/sbin/ifup", "/usr/sbin/ifup", "/bin/ifup", "/sbin/init"] {
+        if sys.link_target(p)?.is_some_and(|t| t.ends_with("busybox")) {
+            return Ok(Some(format!("{p} is busybox")));
+        }
+    }
+    Ok(None)
 }
 
-fn network(input: &Input) -> Rendered {
+fn network(input: &Input) -> system::Result<Rendered> {
     let sys = input.sys;
     let mut out = Rendered::default();
-    let old = sys.read_text(INTERFACES);
+    let old = sys.read_text(INTERFACES)?;
     let text = old.clone().unwrap_or_else(|| LOOPBACK.to_owned());
     let split = split_block(&text, MARKERS);
     let (before, after) = split.unwrap_or((&text, ""));
@@ -79,7 +81,7 @@ fn network(input: &Input) -> Rendered {
         out.ops.push(FileOp::write(INTERFACES, new));
     }
     out.notes.extend(ifupdown::by_name_note(input, "busybox ifup"));
-    out
+    Ok(out)
 }
 
 /// Both ifups configured the NICs already: `ifdown -f` takes them down whatever the state file
@@ -88,11 +90,11 @@ fn activate(input: &Input) -> Vec<Run> {
     common::activate::down_up(input, "networking", &["ifdown", "-f"], &["ifup"])
 }
 
-fn host(input: &Input) -> Rendered {
+fn host(input: &Input) -> system::Result<Rendered> {
     let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
-    out.add(dns::render(&input.config.nameservers, input.sys));
-    out
+    out.add(dns::render(&input.config.nameservers, input.sys)?);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -103,15 +105,15 @@ mod tests {
     #[test]
     fn detects_alpine_and_busybox_only_systems() {
         let alpine = fake_root(&[("/etc/os-release", "ID=alpine\n")], &[]);
-        assert!(detect(&System::probe(alpine.path())).is_some());
+        assert!(detect(&System::probe(alpine.path()).unwrap()).unwrap().is_some());
         let embedded = fake_root(&[("/bin/busybox", "")], &[("/sbin/ifup", "/bin/busybox")]);
         assert_eq!(
-            detect(&System::probe(embedded.path())).unwrap(),
+            detect(&System::probe(embedded.path()).unwrap()).unwrap().unwrap(),
             "/sbin/ifup is busybox"
         );
         // Debian or Ubuntu with busybox installed beside their own stack.
         let ubuntu = fake_root(&[("/etc/os-release", "ID=ubuntu\n"), ("/bin/busybox", "")], &[]);
-        assert_eq!(detect(&System::probe(ubuntu.path())), None);
+        assert_eq!(detect(&System::probe(ubuntu.path()).unwrap()).unwrap(), None);
     }
 
     #[test]

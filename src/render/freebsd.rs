@@ -11,7 +11,7 @@ use super::common::shellvars::{MARK, Stale, assignments, comment_out, set_marked
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
 use crate::plan::FileOp;
-use crate::system::System;
+use crate::system::{self, System};
 
 pub const STACK: Stack = Stack {
     name: "freebsd",
@@ -30,12 +30,12 @@ const RESOLVCONF_CONF: &str = "/etc/resolvconf.conf";
 /// Prefix of the `static_routes` entries osconf owns.
 const ROUTE_PREFIX: &str = "osconf";
 
-fn detect(sys: &System) -> Option<String> {
-    if sys.os.id == "freebsd" {
+fn detect(sys: &System) -> system::Result<Option<String>> {
+    Ok(if sys.os.id == "freebsd" {
         Some("os-release ID=freebsd".into())
     } else {
-        (sys.exists(RC_CONF) && sys.is_dir("/boot/kernel")).then(|| "/etc/rc.conf and /boot/kernel".into())
-    }
+        (sys.exists(RC_CONF)? && sys.is_dir("/boot/kernel")?).then(|| "/etc/rc.conf and /boot/kernel".into())
+    })
 }
 
 /// The interface name: the `--ifname` override, else the virtio driver's `vtnetN`.
@@ -47,10 +47,10 @@ fn ifname(input: &Input, nic: &Nic) -> String {
         .unwrap_or_else(|| format!("vtnet{}", nic.index))
 }
 
-fn network(input: &Input) -> Rendered {
+fn network(input: &Input) -> system::Result<Rendered> {
     let config = input.config;
     let mut out = Rendered::default();
-    out.add(rc_conf(input));
+    out.add(rc_conf(input)?);
     let guessed: Vec<String> = config
         .nics
         .iter()
@@ -63,25 +63,25 @@ fn network(input: &Input) -> Rendered {
             guessed.join(", ")
         ));
     }
-    out
+    Ok(out)
 }
 
 /// DNS, and the host name when os.conf gives no NIC (else [`rc_conf`] sets it in the same edit of
 /// rc.conf as the interfaces).
-fn host(input: &Input) -> Rendered {
+fn host(input: &Input) -> system::Result<Rendered> {
     let config = input.config;
     let mut out = Rendered::default();
     if let Some(name) = config.hostname.as_ref().filter(|_| config.nics.is_empty()) {
-        let old = input.sys.read_text(RC_CONF).unwrap_or_default();
+        let old = input.sys.read_text(RC_CONF)?.unwrap_or_default();
         let vars = [("hostname".to_owned(), name.clone())];
         out.ops.push(FileOp::write(
             RC_CONF,
             set_marked_vars(&old, &vars, Stale::Keep, |lines, _| lines.len()),
         ));
     }
-    out.add(common::dns::render(&config.nameservers, input.sys));
-    if !config.nameservers.is_empty() && input.sys.exists(RESOLVCONF_CONF) {
-        let old = input.sys.read_text(RESOLVCONF_CONF).unwrap_or_default();
+    out.add(common::dns::render(&config.nameservers, input.sys)?);
+    if !config.nameservers.is_empty() && input.sys.exists(RESOLVCONF_CONF)? {
+        let old = input.sys.read_text(RESOLVCONF_CONF)?.unwrap_or_default();
         let list: Vec<String> = config.nameservers.iter().map(ToString::to_string).collect();
         let vars = [("name_servers".to_owned(), list.join(" "))];
         out.ops.push(FileOp::write(
@@ -92,15 +92,15 @@ fn host(input: &Input) -> Rendered {
             "DNS: {RESOLVCONF_CONF} exists, so resolvconf(8) gets name_servers= too"
         ));
     }
-    out
+    Ok(out)
 }
 
 /// rc.conf: the keys osconf owns set (marked `# osconf`), its stale ones dropped, other settings
 /// for the same interfaces (aliases, renames) commented out.
-fn rc_conf(input: &Input) -> Rendered {
+fn rc_conf(input: &Input) -> system::Result<Rendered> {
     let config = input.config;
     let mut out = Rendered::default();
-    let old = input.sys.read_text(RC_CONF).unwrap_or_default();
+    let old = input.sys.read_text(RC_CONF)?.unwrap_or_default();
     // Without a host name in os.conf the one osconf set before stays: FreeBSD boots nameless
     // without one.
     let hostname = config.hostname.clone().or_else(|| {
@@ -171,7 +171,7 @@ fn rc_conf(input: &Input) -> Rendered {
         RC_CONF,
         set_marked_vars(&text, &vars, Stale::Drop, |lines, _| lines.len()),
     ));
-    out
+    Ok(out)
 }
 
 /// `(name, route(8) arguments)` for `static_routes`: each on-link gateway as a host route on its

@@ -13,7 +13,7 @@ use super::common::dns::{self, ResolvOwner};
 use super::common::{self, HEADER, glob};
 use super::{Input, Rendered, Service, Stack};
 use crate::plan::{FileOp, Run};
-use crate::system::System;
+use crate::system::{self, System};
 
 pub const STACK: Stack = Stack {
     name: "ifupdown",
@@ -36,21 +36,24 @@ const FILE: &str = "/etc/network/interfaces.d/50-osconf";
 /// What a new interfaces file starts with: the loopback stanza every ifupdown system has.
 pub(super) const LOOPBACK: &str = "auto lo\niface lo inet loopback\n";
 
-fn detect(sys: &System) -> Option<String> {
-    if !sys.exists(INTERFACES) || sys.systemd_unit_enabled("systemd-networkd.service") {
-        return None;
+fn detect(sys: &System) -> system::Result<Option<String>> {
+    if !sys.exists(INTERFACES)? || sys.systemd_unit_enabled("systemd-networkd.service")? {
+        return Ok(None);
     }
-    let why = if sys.systemd_unit_enabled("networking.service") {
+    let why = if sys.systemd_unit_enabled("networking.service")? {
         "networking.service is enabled".to_owned()
     } else {
-        format!("{} starts networking", init_link(sys)?)
+        let Some(link) = init_link(sys)? else {
+            return Ok(None);
+        };
+        format!("{link} starts networking")
     };
-    Some(format!("{why} and {INTERFACES} exists"))
+    Ok(Some(format!("{why} and {INTERFACES} exists")))
 }
 
 /// A sysvinit start link (`/etc/rcS.d/S01networking`) or an OpenRC runlevel link
 /// (`/etc/runlevels/boot/networking`) for the `networking` init script.
-fn init_link(sys: &System) -> Option<String> {
+fn init_link(sys: &System) -> system::Result<Option<String>> {
     let sysv = ["rcS.d", "rc2.d", "rc3.d", "rc4.d", "rc5.d"].map(|d| format!("/etc/{d}"));
     for dir in &sysv {
         let is_start = |n: &String| {
@@ -58,33 +61,41 @@ fn init_link(sys: &System) -> Option<String> {
                 .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
                 == Some("networking")
         };
-        if let Some(name) = sys.list(dir).into_iter().find(is_start) {
-            return Some(format!("{dir}/{name}"));
+        if let Some(name) = sys.list(dir)?.into_iter().find(is_start) {
+            return Ok(Some(format!("{dir}/{name}")));
         }
     }
-    sys.list("/etc/runlevels")
-        .into_iter()
-        .map(|level| format!("/etc/runlevels/{level}/networking"))
-        .find(|link| sys.exists(link))
+    for level in sys.list("/etc/runlevels")? {
+        let link = format!("/etc/runlevels/{level}/networking");
+        if sys.exists(&link)? {
+            return Ok(Some(link));
+        }
+    }
+    Ok(None)
 }
 
 /// True when Debian's resolvconf owns resolv.conf: it reads the servers from the stanzas'
 /// `dns-nameservers`, which are inert elsewhere.
-fn resolvconf(sys: &System) -> bool {
-    dns::resolv_owner(sys) == ResolvOwner::Resolvconf
+fn resolvconf(sys: &System) -> system::Result<bool> {
+    Ok(dns::resolv_owner(sys)? == ResolvOwner::Resolvconf)
 }
 
-fn network(input: &Input) -> Rendered {
+fn network(input: &Input) -> system::Result<Rendered> {
     let (config, sys) = (input.config, input.sys);
     let mut out = Rendered::default();
-    let servers: &[IpAddr] = if resolvconf(sys) { &config.nameservers } else { &[] };
+    let servers: &[IpAddr] = if resolvconf(sys)? {
+        &config.nameservers
+    } else {
+        &[]
+    };
     let text = format!("{HEADER}{}", stanzas(input, servers));
     out.ops.push(FileOp::write(FILE, text));
-    out.ops.extend(common::stale_own_files(sys, DIR, &out.ops));
+    let stale = common::stale_own_files(sys, DIR, &out.ops)?;
+    out.ops.extend(stale);
 
     let names = superseded_names(input);
     let instead = format!("is configured in {FILE}");
-    let old = sys.read_text(INTERFACES);
+    let old = sys.read_text(INTERFACES)?;
     let mut text = old.clone().unwrap_or_else(|| LOOPBACK.to_owned());
     if let Some((new, disabled)) = neutralise(&text, &names, &instead) {
         out.notes.push(disabled_note(&disabled, INTERFACES));
@@ -104,9 +115,9 @@ fn network(input: &Input) -> Rendered {
     if old.as_ref() != Some(&text) {
         out.ops.push(FileOp::write(INTERFACES, text));
     }
-    for name in sys.list(DIR) {
+    for name in sys.list(DIR)? {
         let path = format!("{DIR}/{name}");
-        let Some(other) = sys.read_text(&path).filter(|t| !t.starts_with(HEADER)) else {
+        let Some(other) = sys.read_text(&path)?.filter(|t| !t.starts_with(HEADER)) else {
             continue;
         };
         if let Some((new, disabled)) = neutralise(&other, &names, &instead) {
@@ -116,21 +127,21 @@ fn network(input: &Input) -> Rendered {
     }
 
     out.notes.extend(by_name_note(input, "ifupdown"));
-    out
+    Ok(out)
 }
 
-fn host(input: &Input) -> Rendered {
+fn host(input: &Input) -> system::Result<Rendered> {
     let (config, sys) = (input.config, input.sys);
     let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
-    match (resolvconf(sys), config.nics.is_empty()) {
+    match (resolvconf(sys)?, config.nics.is_empty()) {
         (true, false) if !config.nameservers.is_empty() => out.notes.push(format!(
             "DNS: /etc/resolv.conf is managed by resolvconf; servers go to dns-nameservers in {FILE}"
         )),
-        (true, true) => out.add(dns::without_nic(&config.nameservers, sys)),
-        _ => out.add(dns::render(&config.nameservers, sys)),
+        (true, true) => out.add(dns::without_nic(&config.nameservers, sys)?),
+        _ => out.add(dns::render(&config.nameservers, sys)?),
     }
-    out
+    Ok(out)
 }
 
 /// Every NIC's stanza as both Debian's ifupdown and busybox's `ifup` read them: `address` with
@@ -342,7 +353,8 @@ mod tests {
             &[(NETWORKING, "/lib/systemd/system/networking.service")],
         );
         assert!(
-            detect(&System::probe(systemd.path()))
+            detect(&System::probe(systemd.path()).unwrap())
+                .unwrap()
                 .unwrap()
                 .contains("networking.service")
         );
@@ -351,7 +363,8 @@ mod tests {
             &[("/etc/rcS.d/S01networking", "../init.d/networking")],
         );
         assert!(
-            detect(&System::probe(sysv.path()))
+            detect(&System::probe(sysv.path()).unwrap())
+                .unwrap()
                 .unwrap()
                 .contains("/etc/rcS.d/S01networking")
         );
@@ -359,15 +372,15 @@ mod tests {
             &interfaces,
             &[("/etc/runlevels/boot/networking", "/etc/init.d/networking")],
         );
-        assert!(detect(&System::probe(openrc.path())).is_some());
+        assert!(detect(&System::probe(openrc.path()).unwrap()).unwrap().is_some());
         // Installed but not enabled, enabled without interfaces, or networkd enabled as well: no.
         let installed = fake_root(
             &interfaces,
             &[("/etc/rcS.d/K01networking", "../init.d/networking")],
         );
-        assert_eq!(detect(&System::probe(installed.path())), None);
+        assert_eq!(detect(&System::probe(installed.path()).unwrap()).unwrap(), None);
         let no_file = fake_root(&[], &[(NETWORKING, "/lib/systemd/system/networking.service")]);
-        assert_eq!(detect(&System::probe(no_file.path())), None);
+        assert_eq!(detect(&System::probe(no_file.path()).unwrap()).unwrap(), None);
         let networkd = fake_root(
             &interfaces,
             &[
@@ -375,7 +388,7 @@ mod tests {
                 (NETWORKD, "/x/systemd-networkd.service"),
             ],
         );
-        assert_eq!(detect(&System::probe(networkd.path())), None);
+        assert_eq!(detect(&System::probe(networkd.path()).unwrap()).unwrap(), None);
     }
 
     /// Ubuntu 16.04's `source …/*.cfg` misses 50-osconf; cloud-init's file configures eth0; resolvconf
@@ -422,7 +435,7 @@ mod tests {
         let nic = &mut config.nics[0];
         nic.default_gateway = Some("10.171.0.1".parse().unwrap());
         let root = fake_root(&[], &[]);
-        let sys = System::probe(root.path());
+        let sys = System::probe(root.path()).unwrap();
         let text = stanzas(
             &Input {
                 config: &config,

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use crate::model::{Config, Nic};
 use crate::plan::{FileOp, Run, Running, StackState};
-use crate::system::System;
+use crate::system::{self, System};
 
 /// What a renderer is given.
 pub struct Input<'a> {
@@ -87,13 +87,13 @@ pub struct Stack {
     /// The systems it serves, for `--help` and `detect`.
     pub systems: &'static str,
     /// `Some(evidence)` when this stack is the one the target enables.
-    pub detect: fn(&System) -> Option<String>,
+    pub detect: fn(&System) -> system::Result<Option<String>>,
     /// NICs, routes, link naming, and what configured the same NICs before. Called only when os.conf
     /// gives a NIC: an os.conf without one leaves the network configuration alone.
-    pub network: fn(&Input) -> Rendered,
+    pub network: fn(&Input) -> system::Result<Rendered>,
     /// The host name and DNS, where this distribution keeps them; always called. DNS that the stack
     /// keeps in a NIC's configuration goes to the system-wide place when os.conf gives no NIC.
-    pub host: fn(&Input) -> Rendered,
+    pub host: fn(&Input) -> system::Result<Rendered>,
     /// The services that apply this stack's files. Empty when none can be asked whether it runs:
     /// a live run then configures the NICs itself.
     pub services: &'static [Service],
@@ -105,21 +105,21 @@ pub struct Stack {
 impl Stack {
     /// Everything this stack writes for os.conf: the network configuration (when os.conf gives a
     /// NIC), then the host name and DNS.
-    pub fn render(&self, input: &Input) -> Rendered {
-        let (mut out, host) = self.render_parts(input);
+    pub fn render(&self, input: &Input) -> system::Result<Rendered> {
+        let (mut out, host) = self.render_parts(input)?;
         out.add(host);
-        out
+        Ok(out)
     }
 
     /// What [`Stack::render`] writes, as the network part and the host part.
-    pub fn render_parts(&self, input: &Input) -> (Rendered, Rendered) {
+    pub fn render_parts(&self, input: &Input) -> system::Result<(Rendered, Rendered)> {
         let mut network = Rendered::default();
         if !input.config.nics.is_empty() {
-            network.add((self.network)(input));
+            network.add((self.network)(input)?);
             // Whatever the stack, cloud-init would take the NICs back at its next run.
-            network.add(common::disable::cloud_init_network_off(input.sys));
+            network.add(common::disable::cloud_init_network_off(input.sys)?);
         }
-        (network, (self.host)(input))
+        Ok((network, (self.host)(input)?))
     }
 }
 
@@ -161,9 +161,16 @@ pub struct Detection {
     pub also_matched: Vec<(&'static str, String)>,
 }
 
-/// Picks the stack the target enables; the error lists what was probed.
+/// Picks the stack the target enables; the error lists what was probed, or names the file that
+/// could not be read.
 pub fn detect(sys: &System) -> Result<Detection, String> {
-    let mut matches = STACKS.iter().filter_map(|s| (s.detect)(sys).map(|e| (s, e)));
+    let mut found = Vec::new();
+    for stack in STACKS {
+        if let Some(evidence) = (stack.detect)(sys)? {
+            found.push((stack, evidence));
+        }
+    }
+    let mut matches = found.into_iter();
     let Some((stack, evidence)) = matches.next() else {
         let os = if sys.os.id.is_empty() {
             "no os-release".to_owned()

@@ -14,7 +14,7 @@ use super::common::{
 use super::{Input, Rendered, Service, Stack};
 use crate::model::Nic;
 use crate::plan::{FileOp, Run};
-use crate::system::System;
+use crate::system::{self, System};
 
 pub const STACK: Stack = Stack {
     name: "netifrc",
@@ -37,21 +37,25 @@ const RUNLEVELS: &str = "/etc/runlevels";
 /// The per-interface variables that would fight osconf's (address, routes, DNS, DHCP fallback).
 const CONFLICTING: &[&str] = &["config", "routes", "fallback", "fallback_routes", "dns_servers"];
 
-fn detect(sys: &System) -> Option<String> {
-    if !sys.exists("/etc/init.d/net.lo") || sys.os.is_like(&["alpine"]) {
-        return None;
+fn detect(sys: &System) -> system::Result<Option<String>> {
+    if !sys.exists("/etc/init.d/net.lo")? || sys.os.is_like(&["alpine"]) {
+        return Ok(None);
     }
-    let openrc = ["/sbin/openrc", "/usr/sbin/openrc", RUNLEVELS]
-        .into_iter()
-        .find(|p| sys.exists(p))?;
-    Some(format!("/etc/init.d/net.lo (netifrc) and {openrc} (OpenRC)"))
+    for openrc in ["/sbin/openrc", "/usr/sbin/openrc", RUNLEVELS] {
+        if sys.exists(openrc)? {
+            return Ok(Some(format!(
+                "/etc/init.d/net.lo (netifrc) and {openrc} (OpenRC)"
+            )));
+        }
+    }
+    Ok(None)
 }
 
-fn network(input: &Input) -> Rendered {
+fn network(input: &Input) -> system::Result<Rendered> {
     let config = input.config;
     let sys = input.sys;
     let mut out = Rendered::default();
-    let old = sys.read_text(NET).unwrap_or_default();
+    let old = sys.read_text(NET)?.unwrap_or_default();
     let names: Vec<String> = config.nics.iter().map(|n| input.ifname(n)).collect();
     let vars: Vec<String> = names.iter().map(|n| shell_var(n)).collect();
 
@@ -82,8 +86,8 @@ fn network(input: &Input) -> Rendered {
             ));
         }
     }
-    out.ops.extend(stale_services(sys, &old, &names));
-    out
+    out.ops.extend(stale_services(sys, &old, &names)?);
+    Ok(out)
 }
 
 /// netifrc ran already: each NIC's service restarted reads the new block (`--ifstarted` would skip
@@ -104,27 +108,27 @@ fn activate(input: &Input) -> Vec<Run> {
 
 /// /etc/conf.d/hostname (and /etc/hostname where there is one) and resolv.conf; the primary NIC's
 /// `dns_servers_*` in osconf's block carries the servers as well.
-fn host(input: &Input) -> Rendered {
+fn host(input: &Input) -> system::Result<Rendered> {
     let (config, sys) = (input.config, input.sys);
     let mut out = Rendered::default();
     if let Some(hostname) = &config.hostname {
         let path = "/etc/conf.d/hostname";
-        let old = sys.read_text(path).unwrap_or_default();
+        let old = sys.read_text(path)?.unwrap_or_default();
         let vars = [("hostname", Some(format!("\"{hostname}\"")))];
         out.ops.push(FileOp::write(
             path,
             common::shellvars::set_shell_vars(&old, &vars),
         ));
-        if sys.exists("/etc/hostname") {
+        if sys.exists("/etc/hostname")? {
             out.ops.extend(common::hostname_file(input, "/etc/hostname"));
         }
     }
     if config.nics.is_empty() {
-        out.add(common::dns::without_nic(&config.nameservers, sys));
+        out.add(common::dns::without_nic(&config.nameservers, sys)?);
     } else {
-        out.add(common::dns::render(&config.nameservers, sys));
+        out.add(common::dns::render(&config.nameservers, sys)?);
     }
-    out
+    Ok(out)
 }
 
 /// netifrc's variable suffix for an interface: every character but letters and digits becomes `_`
@@ -222,33 +226,33 @@ fn unclosed_quote(value: &str) -> Option<char> {
 
 /// Service links for interfaces osconf configured before (`config_X` in its old block) that it no
 /// longer configures: `net.X -> net.lo` in /etc/init.d and every runlevel's link to it.
-fn stale_services(sys: &System, old: &str, names: &[String]) -> Vec<FileOp> {
+fn stale_services(sys: &System, old: &str, names: &[String]) -> system::Result<Vec<FileOp>> {
     let before: Vec<&str> = block_lines(old)
         .into_iter()
         .filter_map(|l| l.strip_prefix("config_")?.split_once('=').map(|(v, _)| v))
         .collect();
     let mut ops = Vec::new();
-    for entry in sys.list(INIT_D) {
+    for entry in sys.list(INIT_D)? {
         let Some(name) = entry.strip_prefix("net.") else {
             continue;
         };
         let path = format!("{INIT_D}/{entry}");
-        let is_ours = sys.link_target(&path).is_some_and(|t| t.as_os_str() == "net.lo");
+        let is_ours = sys.link_target(&path)?.is_some_and(|t| t.as_os_str() == "net.lo");
         if name == "lo" || !is_ours || names.iter().any(|n| n == name) {
             continue;
         }
         if !before.contains(&shell_var(name).as_str()) {
             continue;
         }
-        for level in sys.list(RUNLEVELS) {
+        for level in sys.list(RUNLEVELS)? {
             let link = format!("{RUNLEVELS}/{level}/{entry}");
-            if sys.link_target(&link).is_some() {
+            if sys.link_target(&link)?.is_some() {
                 ops.push(FileOp::Remove { path: link });
             }
         }
         ops.push(FileOp::Remove { path });
     }
-    ops
+    Ok(ops)
 }
 
 #[cfg(test)]
@@ -284,13 +288,21 @@ mod tests {
             }
             dir
         };
-        assert!(detect(&System::probe(root("gentoo", true).path())).is_some());
         assert!(
-            detect(&System::probe(root("gentoo", false).path())).is_none(),
+            detect(&System::probe(root("gentoo", true).path()).unwrap())
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            detect(&System::probe(root("gentoo", false).path()).unwrap())
+                .unwrap()
+                .is_none(),
             "no OpenRC"
         );
         assert!(
-            detect(&System::probe(root("alpine", true).path())).is_none(),
+            detect(&System::probe(root("alpine", true).path()).unwrap())
+                .unwrap()
+                .is_none(),
             "busybox owns Alpine"
         );
     }

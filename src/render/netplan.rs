@@ -12,7 +12,7 @@ use super::networkmanager::NETWORK_MANAGER;
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
 use crate::plan::{FileOp, Run};
-use crate::system::System;
+use crate::system::{self, System};
 
 pub const STACK: Stack = Stack {
     name: "netplan",
@@ -29,23 +29,25 @@ pub const STACK: Stack = Stack {
 const DIR: &str = "/etc/netplan";
 const FILE: &str = "/etc/netplan/50-osconf.yaml";
 
-fn detect(sys: &System) -> Option<String> {
-    if let Some(yaml) = sys.list(DIR).into_iter().find(|n| n.ends_with(".yaml")) {
-        return Some(format!("{DIR}/{yaml} exists"));
+fn detect(sys: &System) -> system::Result<Option<String>> {
+    if let Some(yaml) = sys.list(DIR)?.into_iter().find(|n| n.ends_with(".yaml")) {
+        return Ok(Some(format!("{DIR}/{yaml} exists")));
     }
-    let program = ["/usr/sbin/netplan", "/sbin/netplan"]
-        .into_iter()
-        .find(|p| sys.exists(p))?;
     let ubuntu = sys.os.id == "ubuntu" && sys.os.major_version().is_some_and(|v| v >= 18);
-    ubuntu.then(|| format!("{program} on Ubuntu {}", sys.os.version_id))
+    for program in ["/usr/sbin/netplan", "/sbin/netplan"] {
+        if sys.exists(program)? {
+            return Ok(ubuntu.then(|| format!("{program} on Ubuntu {}", sys.os.version_id)));
+        }
+    }
+    Ok(None)
 }
 
-fn network(input: &Input) -> Rendered {
+fn network(input: &Input) -> system::Result<Rendered> {
     let mut out = Rendered::default();
     out.ops.push(FileOp::write_private(FILE, yaml(input)));
-    out.ops.extend(common::stale_own_files(input.sys, DIR, &out.ops));
-    out.add(neutralise_foreign(input));
-    out
+    out.ops.extend(common::stale_own_files(input.sys, DIR, &out.ops)?);
+    out.add(neutralise_foreign(input)?);
+    Ok(out)
 }
 
 /// netplan renders its YAML for networkd in a systemd generator, before any unit runs: YAML osconf
@@ -68,15 +70,15 @@ fn activate(input: &Input) -> Vec<Run> {
     runs
 }
 
-fn host(input: &Input) -> Rendered {
+fn host(input: &Input) -> system::Result<Rendered> {
     let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
     out.add(networkd::dns(
         input.config,
         input.sys,
         "the primary NIC's nameservers in 50-osconf.yaml",
-    ));
-    out
+    )?);
+    Ok(out)
 }
 
 /// The YAML, written by hand in the block style netplan's own examples use. The default route is
@@ -119,11 +121,11 @@ fn yaml(input: &Input) -> String {
 
 /// Foreign YAML in /etc/netplan that defines one of our NICs is disabled: netplan would merge its
 /// settings (DHCP, other addresses) into ours, or configure the NIC under its old name.
-fn neutralise_foreign(input: &Input) -> Rendered {
+fn neutralise_foreign(input: &Input) -> system::Result<Rendered> {
     let mut out = Rendered::default();
-    for name in input.sys.list(DIR).into_iter().filter(|n| n.ends_with(".yaml")) {
+    for name in input.sys.list(DIR)?.into_iter().filter(|n| n.ends_with(".yaml")) {
         let path = format!("{DIR}/{name}");
-        let bytes = input.sys.read(&path).unwrap_or_default();
+        let bytes = input.sys.read(&path)?.unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
         if text.starts_with(HEADER) || !text.contains("ethernets") {
             continue;
@@ -149,7 +151,7 @@ fn neutralise_foreign(input: &Input) -> Rendered {
             ));
         }
     }
-    out
+    Ok(out)
 }
 
 /// One entry of a foreign file's `ethernets:` mapping.

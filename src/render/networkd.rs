@@ -11,7 +11,7 @@ use super::common::{self, HEADER, dns::ResolvOwner, glob};
 use super::{Input, Rendered, Service, Stack};
 use crate::model::{Config, Nic};
 use crate::plan::FileOp;
-use crate::system::System;
+use crate::system::{self, System};
 
 pub const STACK: Stack = Stack {
     name: "networkd",
@@ -37,12 +37,13 @@ const VENDOR_DIRS: [&str; 3] = [
     "/lib/systemd/network",
 ];
 
-fn detect(sys: &System) -> Option<String> {
-    sys.systemd_unit_enabled("systemd-networkd.service")
-        .then(|| "systemd-networkd.service is enabled".to_owned())
+fn detect(sys: &System) -> system::Result<Option<String>> {
+    Ok(sys
+        .systemd_unit_enabled("systemd-networkd.service")?
+        .then(|| "systemd-networkd.service is enabled".to_owned()))
 }
 
-fn network(input: &Input) -> Rendered {
+fn network(input: &Input) -> system::Result<Rendered> {
     let config = input.config;
     let mut out = Rendered::default();
     for nic in &config.nics {
@@ -56,20 +57,20 @@ fn network(input: &Input) -> Rendered {
         // rename into the kernel's own ethN names can race with a NIC the kernel named so. A .link
         // osconf wrote before goes with the other stale files.
     }
-    out.ops.extend(common::stale_own_files(input.sys, DIR, &out.ops));
-    out.add(neutralise_foreign(input));
-    out
+    out.ops.extend(common::stale_own_files(input.sys, DIR, &out.ops)?);
+    out.add(neutralise_foreign(input)?);
+    Ok(out)
 }
 
-fn host(input: &Input) -> Rendered {
+fn host(input: &Input) -> system::Result<Rendered> {
     let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
     out.add(dns(
         input.config,
         input.sys,
         "the primary NIC's DNS= in /etc/systemd/network",
-    ));
-    out
+    )?);
+    Ok(out)
 }
 
 /// `10-osconf-NAME`: sorts before the usual `20-wired`, `50-dhcp` and `80-*` vendor files.
@@ -122,25 +123,25 @@ fn network_text(nic: &Nic, name: &str, dns: &[IpAddr]) -> String {
 /// a later change of the stack's file would not update (so osconf's drop-in from an os.conf without
 /// NICs goes). Otherwise networkd's servers reach nobody, so resolv.conf (or resolvconf) gets them
 /// as on any system; so does resolved's drop-in when os.conf gives no NIC to carry them.
-pub fn dns(config: &Config, sys: &System, where_: &str) -> Rendered {
+pub fn dns(config: &Config, sys: &System, where_: &str) -> system::Result<Rendered> {
     let servers = &config.nameservers;
     if servers.is_empty() {
-        return Rendered::default();
+        return Ok(Rendered::default());
     }
     if config.nics.is_empty() {
         return common::dns::without_nic(servers, sys);
     }
-    if common::dns::resolv_owner(sys) != ResolvOwner::Resolved {
+    if common::dns::resolv_owner(sys)? != ResolvOwner::Resolved {
         return common::dns::render(servers, sys);
     }
-    Rendered {
-        ops: common::remove_own(sys, common::dns::RESOLVED_DROP_IN)
+    Ok(Rendered {
+        ops: common::remove_own(sys, common::dns::RESOLVED_DROP_IN)?
             .into_iter()
             .collect(),
         notes: vec![format!(
             "DNS: /etc/resolv.conf links to systemd-resolved, which takes the servers from {where_}; no global resolved.conf drop-in"
         )],
-    }
+    })
 }
 
 /// True when a foreign definition that matches by interface name (a glob) may be for `nic`: it
@@ -243,10 +244,10 @@ struct Foreign {
 
 /// Foreign `.network` files that networkd would read, by name. A file masked by a /dev/null link
 /// reads as empty and is left out with the empty ones.
-fn foreign_network_files(sys: &System) -> Vec<Foreign> {
+fn foreign_network_files(sys: &System) -> system::Result<Vec<Foreign>> {
     let mut names: Vec<(String, String)> = Vec::new();
     for dir in std::iter::once(DIR).chain(VENDOR_DIRS) {
-        for name in sys.list(dir).into_iter().filter(|n| n.ends_with(".network")) {
+        for name in sys.list(dir)?.into_iter().filter(|n| n.ends_with(".network")) {
             if !names.iter().any(|(n, _)| *n == name) {
                 let path = format!("{dir}/{name}");
                 names.push((name, path));
@@ -254,22 +255,22 @@ fn foreign_network_files(sys: &System) -> Vec<Foreign> {
         }
     }
     names.sort();
-    names
-        .into_iter()
-        .map(|(name, path)| {
-            let bytes = sys.read(&path).unwrap_or_default();
-            Foreign { name, path, bytes }
-        })
-        .filter(|f| !f.bytes.trim_ascii().is_empty() && !f.bytes.starts_with(HEADER.as_bytes()))
-        .collect()
+    let mut found = Vec::new();
+    for (name, path) in names {
+        let bytes = sys.read(&path)?.unwrap_or_default();
+        if !bytes.trim_ascii().is_empty() && !bytes.starts_with(HEADER.as_bytes()) {
+            found.push(Foreign { name, path, bytes });
+        }
+    }
+    Ok(found)
 }
 
 /// Foreign `.network` files that match one of our NICs. networkd uses the lexically first file
 /// that matches a link, so one sorting before ours is disabled (renamed in /etc, masked with a
 /// /dev/null link when it is a vendor file), one sorting after is only reported.
-fn neutralise_foreign(input: &Input) -> Rendered {
+fn neutralise_foreign(input: &Input) -> system::Result<Rendered> {
     let mut out = Rendered::default();
-    for Foreign { name, path, bytes } in foreign_network_files(input.sys) {
+    for Foreign { name, path, bytes } in foreign_network_files(input.sys)? {
         let section = MatchSection::parse(&String::from_utf8_lossy(&bytes));
         let (mut before, mut after) = (Vec::new(), Vec::new());
         for nic in &input.config.nics {
@@ -304,7 +305,7 @@ fn neutralise_foreign(input: &Input) -> Rendered {
             ));
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
 use crate::plan::FileOp;
-use crate::system::System;
+use crate::system::{self, System};
 
 pub const STACK: Stack = Stack {
     name: "openwrt",
@@ -33,22 +33,22 @@ const SYSTEM: &str = "/etc/config/system";
 const DHCP: &str = "/etc/config/dhcp";
 const MARK_OPTION: &str = "osconf";
 
-fn detect(sys: &System) -> Option<String> {
-    if sys.exists("/etc/openwrt_release") {
+fn detect(sys: &System) -> system::Result<Option<String>> {
+    Ok(if sys.exists("/etc/openwrt_release")? {
         Some("/etc/openwrt_release exists".into())
     } else {
         (sys.os.id == "openwrt").then(|| "os-release ID=openwrt".into())
-    }
+    })
 }
 
-fn host(input: &Input) -> Rendered {
+fn host(input: &Input) -> system::Result<Rendered> {
     let mut out = Rendered::default();
     if let Some(name) = &input.config.hostname {
-        let old = input.sys.read_text(SYSTEM).unwrap_or_default();
+        let old = input.sys.read_text(SYSTEM)?.unwrap_or_default();
         out.ops.push(FileOp::write(SYSTEM, set_hostname(&old, name)));
     }
-    out.add(dnsmasq_servers(input));
-    out
+    out.add(dnsmasq_servers(input)?);
+    Ok(out)
 }
 
 /// True for dnsmasq's plain upstream servers (`list server '1.1.1.1'`), not the per-domain ones
@@ -62,14 +62,14 @@ fn is_plain_server(line: &str) -> bool {
 /// is left alone, so the servers become dnsmasq's upstream servers, replacing its plain `list server`
 /// entries, in the `config dnsmasq` section marked `option osconf 'dns'`. When os.conf gives NICs
 /// again the primary interface carries the servers, and a marked section loses its servers and mark.
-fn dnsmasq_servers(input: &Input) -> Rendered {
+fn dnsmasq_servers(input: &Input) -> system::Result<Rendered> {
     let config = input.config;
     let mut out = Rendered::default();
     if config.nameservers.is_empty() {
-        return out;
+        return Ok(out);
     }
     let no_nic = config.nics.is_empty();
-    let old = input.sys.read_text(DHCP).unwrap_or_default();
+    let old = input.sys.read_text(DHCP)?.unwrap_or_default();
     let (head, mut sections) = parse(&old);
     let Some(section) = sections.iter_mut().find(|s| s.kind == "dnsmasq") else {
         if no_nic {
@@ -77,10 +77,10 @@ fn dnsmasq_servers(input: &Input) -> Rendered {
                 "DNS: os.conf gives no NIC and {DHCP} has no dnsmasq section: the servers are written nowhere"
             ));
         }
-        return out;
+        return Ok(out);
     };
     if !no_nic && section.marked().is_none() {
-        return out;
+        return Ok(out);
     }
     section.lines.retain(|l| !is_plain_server(l));
     section.remove_option(MARK_OPTION);
@@ -94,7 +94,7 @@ fn dnsmasq_servers(input: &Input) -> Rendered {
         ));
     }
     out.ops.push(FileOp::write(DHCP, unparse(&head, &sections)));
-    out
+    Ok(out)
 }
 
 /// One UCI section: its `config` line, then its option lines (with any blank lines after it).
@@ -279,14 +279,14 @@ fn is_ipv4(s: &Section) -> bool {
         && s.name.as_deref() != Some("loopback")
 }
 
-fn network(input: &Input) -> Rendered {
+fn network(input: &Input) -> system::Result<Rendered> {
     let config = input.config;
     let mut out = Rendered::default();
     out.notes.push(
         "netifd cannot match a NIC by MAC: os.conf's ethN is written as device ethN (--ifname renames)"
             .into(),
     );
-    let old = input.sys.read_text(NETWORK).unwrap_or_default();
+    let old = input.sys.read_text(NETWORK)?.unwrap_or_default();
     let (head, mut sections) = parse(&old);
     let wanted: Vec<String> = config.nics.iter().map(Nic::name).collect();
     // Every route osconf wrote, and the interfaces it created (named after their NIC) for a NIC
@@ -369,7 +369,7 @@ fn network(input: &Input) -> Rendered {
     }
     sections.extend(routes);
     out.ops.push(FileOp::write(NETWORK, unparse(&head, &sections)));
-    out
+    Ok(out)
 }
 
 fn interface(input: &Input, nic: &Nic, dev: &str, name: &str) -> Section {

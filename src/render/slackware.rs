@@ -14,7 +14,7 @@ use super::common::udev::{self, Assign, RULES};
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
 use crate::plan::{FileOp, Mode};
-use crate::system::System;
+use crate::system::{self, System};
 
 pub const STACK: Stack = Stack {
     name: "slackware",
@@ -36,46 +36,46 @@ const MARKERS: Markers = Markers {
     end: "# osconf end\n",
 };
 
-fn detect(sys: &System) -> Option<String> {
-    if sys.exists("/etc/slackware-version") {
+fn detect(sys: &System) -> system::Result<Option<String>> {
+    Ok(if sys.exists("/etc/slackware-version")? {
         Some("/etc/slackware-version exists".into())
     } else {
         (sys.os.id == "slackware").then(|| "os-release ID=slackware".into())
-    }
+    })
 }
 
-fn network(input: &Input) -> Rendered {
+fn network(input: &Input) -> system::Result<Rendered> {
     let mut out = Rendered::default();
-    out.add(inet1_conf(input));
-    out.add(rc_local(input));
+    out.add(inet1_conf(input)?);
+    out.add(rc_local(input)?);
     // A live run writes the kernel's names, which the next boot gives again: nothing renamed.
     if !input.kernel_names() {
-        out.ops.extend(udev::rules(input, Assign::Final));
+        out.ops.extend(udev::rules(input, Assign::Final)?);
         out.notes.push(format!(
             "rc.inet1 configures interfaces by name: {RULES} names each os.conf MAC's NIC (NAME:=), \
              so IPADDRS[n] reaches the right NIC"
         ));
     }
-    out
+    Ok(out)
 }
 
-fn host(input: &Input) -> Rendered {
+fn host(input: &Input) -> system::Result<Rendered> {
     let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/HOSTNAME"));
-    if input.sys.exists("/etc/hostname") {
+    if input.sys.exists("/etc/hostname")? {
         out.ops.extend(common::hostname_file(input, "/etc/hostname"));
     }
-    out.add(common::dns::render(&input.config.nameservers, input.sys));
-    out
+    out.add(common::dns::render(&input.config.nameservers, input.sys)?);
+    Ok(out)
 }
 
 /// rc.inet1.conf: for each NIC `IFNAME[n]`, `IPADDRS[n]`, `USE_DHCP[n]="no"`; legacy and bridge
 /// keys of the same index cleared; `HWADDR[n]` (which would overwrite the MAC ECS assigned) and
 /// other indexes naming the same interface commented out; `GATEWAY` for the one default route.
-fn inet1_conf(input: &Input) -> Rendered {
+fn inet1_conf(input: &Input) -> system::Result<Rendered> {
     let config = input.config;
     let mut out = Rendered::default();
-    let old = input.sys.read_text(CONF).unwrap_or_default();
+    let old = input.sys.read_text(CONF)?.unwrap_or_default();
     let assigned: Vec<(String, String)> = assignments(&old).map(|(k, v, _)| (k, v)).collect();
     let names: Vec<String> = config.nics.iter().map(|n| input.ifname(n)).collect();
     let ours: BTreeSet<String> = config.nics.iter().map(|n| n.index.to_string()).collect();
@@ -141,7 +141,7 @@ fn inet1_conf(input: &Input) -> Rendered {
         CONF,
         set_marked_vars(&text, &vars, Stale::Empty, place_in_block),
     ));
-    out
+    Ok(out)
 }
 
 /// Where a missing `KEY[n]` goes: after the last assignment of index n, else before the gateway
@@ -167,16 +167,16 @@ fn place_in_block(lines: &[String], key: &str) -> usize {
 
 /// /etc/rc.d/rc.local (run by rc.M after rc.inet1): a marked block of `ip route replace` lines
 /// for the routes and on-link gateways rc.inet1.conf cannot express.
-fn rc_local(input: &Input) -> Rendered {
+fn rc_local(input: &Input) -> system::Result<Rendered> {
     let mut out = Rendered::default();
     let mut lines = String::new();
     for nic in &input.config.nics {
         lines.push_str(&route_lines(nic, &input.ifname(nic)));
     }
-    let old = input.sys.read_text(RC_LOCAL);
+    let old = input.sys.read_text(RC_LOCAL)?;
     let base = old.clone().unwrap_or_else(|| "#!/bin/bash\n".into());
     if old.is_none() && lines.is_empty() {
-        return out;
+        return Ok(out);
     }
     let text = replace_block_with(&base, MARKERS, &lines);
     out.ops.push(FileOp::Write {
@@ -190,7 +190,7 @@ fn rc_local(input: &Input) -> Rendered {
             "static routes go to {RC_LOCAL} (rc.M runs it after rc.inet1 at boot; `rc.inet1 restart` does not re-add them)"
         ));
     }
-    out
+    Ok(out)
 }
 
 fn route_lines(nic: &Nic, name: &str) -> String {

@@ -9,7 +9,7 @@ use super::networkmanager::NETWORK_MANAGER;
 use super::{Input, Rendered, Service, Stack};
 use crate::model::Nic;
 use crate::plan::{FileOp, Run};
-use crate::system::System;
+use crate::system::{self, System};
 
 pub const STACK: Stack = Stack {
     name: "sysconfig",
@@ -33,21 +33,23 @@ const DIR: &str = "/etc/sysconfig/network-scripts";
 
 /// ifcfg files for a NIC, or initscripts' network service enabled. The directory alone proves
 /// nothing: RHEL 9 keeps it with only a readme while NetworkManager reads keyfiles.
-fn detect(sys: &System) -> Option<String> {
-    let names = sys.list(DIR);
+fn detect(sys: &System) -> system::Result<Option<String>> {
+    let names = sys.list(DIR)?;
     if let Some(ifcfg) = names.iter().find(|n| n.starts_with("ifcfg-") && *n != "ifcfg-lo") {
-        return Some(format!("{DIR}/{ifcfg} exists"));
+        return Ok(Some(format!("{DIR}/{ifcfg} exists")));
     }
-    let sysv = ["/etc/rc.d/rc3.d", "/etc/rc3.d"].iter().any(|dir| {
-        sys.list(dir)
+    let mut sysv = false;
+    for dir in ["/etc/rc.d/rc3.d", "/etc/rc3.d"] {
+        sysv |= sys
+            .list(dir)?
             .iter()
-            .any(|n| n.starts_with('S') && n.ends_with("network"))
-    });
-    (sysv || sys.systemd_unit_enabled("network.service"))
-        .then(|| "initscripts' network service is enabled".to_owned())
+            .any(|n| n.starts_with('S') && n.ends_with("network"));
+    }
+    Ok((sysv || sys.systemd_unit_enabled("network.service")?)
+        .then(|| "initscripts' network service is enabled".to_owned()))
 }
 
-fn network(input: &Input) -> Rendered {
+fn network(input: &Input) -> system::Result<Rendered> {
     let config = input.config;
     let mut out = Rendered::default();
     for nic in &config.nics {
@@ -60,12 +62,13 @@ fn network(input: &Input) -> Rendered {
             out.ops.push(FileOp::write(&path, routes));
         }
     }
-    out.ops.extend(common::stale_own_files(input.sys, DIR, &out.ops));
+    out.ops.extend(common::stale_own_files(input.sys, DIR, &out.ops)?);
     // RHEL 8's NetworkManager reads keyfiles beside ifcfg: one for the same NIC would compete, and
     // so would another ifcfg file naming the same DEVICE or HWADDR.
-    out.add(super::networkmanager::neutralise_keyfiles(input));
-    out.add(super::networkmanager::neutralise_ifcfg(input, &out.ops));
-    out
+    out.add(super::networkmanager::neutralise_keyfiles(input)?);
+    let ifcfg = super::networkmanager::neutralise_ifcfg(input, &out.ops)?;
+    out.add(ifcfg);
+    Ok(out)
 }
 
 /// NetworkManager names an ifcfg profile without NAME= `System DEVICE`; initscripts' `ifdown` and
@@ -89,15 +92,15 @@ fn activate(input: &Input) -> Vec<Run> {
 
 /// The host name, /etc/sysconfig/network (which holds the global gateway as well, dropped here when
 /// os.conf gives NICs) and resolv.conf.
-fn host(input: &Input) -> Rendered {
+fn host(input: &Input) -> system::Result<Rendered> {
     let config = input.config;
     let mut out = Rendered::default();
     if !config.nics.is_empty() || config.hostname.is_some() {
-        out.ops.push(network_file(input));
+        out.ops.push(network_file(input)?);
     }
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
-    out.add(common::dns::render(&config.nameservers, input.sys));
-    out
+    out.add(common::dns::render(&config.nameservers, input.sys)?);
+    Ok(out)
 }
 
 fn ifcfg_text(nic: &Nic, name: &str, dns: &[std::net::IpAddr]) -> String {
@@ -130,9 +133,9 @@ fn route_text(nic: &Nic, name: &str) -> Option<String> {
 
 /// /etc/sysconfig/network: NETWORKING=yes; the default gateway now lives in ifcfg, so a global
 /// GATEWAY would contradict it; HOSTNAME= only where the file already has one (CentOS 6).
-fn network_file(input: &Input) -> FileOp {
+fn network_file(input: &Input) -> system::Result<FileOp> {
     let path = "/etc/sysconfig/network";
-    let old = input.sys.read_text(path).unwrap_or_default();
+    let old = input.sys.read_text(path)?.unwrap_or_default();
     let mut vars = vec![("NETWORKING", Some("yes".to_owned()))];
     if !input.config.nics.is_empty() {
         vars.extend([("GATEWAY", None), ("GATEWAYDEV", None)]);
@@ -142,7 +145,10 @@ fn network_file(input: &Input) -> FileOp {
     {
         vars.push(("HOSTNAME", Some(name.clone())));
     }
-    FileOp::write(path, common::shellvars::set_shell_vars(&old, &vars))
+    Ok(FileOp::write(
+        path,
+        common::shellvars::set_shell_vars(&old, &vars),
+    ))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::common::{self, HEADER};
 use super::{Input, Rendered, Service, Stack};
 use crate::model::Nic;
 use crate::plan::{FileOp, Run};
-use crate::system::System;
+use crate::system::{self, System};
 
 pub const STACK: Stack = Stack {
     name: "wicked",
@@ -34,7 +34,7 @@ const DIR: &str = "/etc/sysconfig/network";
 const ROUTES: &str = "/etc/sysconfig/network/routes";
 const PERSISTENT_RULES: &str = "/etc/udev/rules.d/70-persistent-net.rules";
 
-fn detect(sys: &System) -> Option<String> {
+fn detect(sys: &System) -> system::Result<Option<String>> {
     let suse = [
         "suse",
         "opensuse",
@@ -43,30 +43,30 @@ fn detect(sys: &System) -> Option<String> {
         "opensuse-leap",
         "opensuse-tumbleweed",
     ];
-    if !sys.os.is_like(&suse) || !sys.is_dir(DIR) {
-        return None;
+    if !sys.os.is_like(&suse) || !sys.is_dir(DIR)? {
+        return Ok(None);
     }
     let alias = sys
-        .link_target("/etc/systemd/system/network.service")
+        .link_target("/etc/systemd/system/network.service")?
         .is_some_and(|t| t.file_name().is_some_and(|n| n == "wicked.service"));
-    let why = if sys.systemd_unit_enabled("wicked.service") {
+    let why = if sys.systemd_unit_enabled("wicked.service")? {
         "wicked.service enabled"
     } else if alias {
         "network.service links to wicked.service"
     } else {
-        return None;
+        return Ok(None);
     };
-    Some(format!("ID={}, {why}, {DIR} exists", sys.os.id))
+    Ok(Some(format!("ID={}, {why}, {DIR} exists", sys.os.id)))
 }
 
-fn network(input: &Input) -> Rendered {
+fn network(input: &Input) -> system::Result<Rendered> {
     let config = input.config;
     let sys = input.sys;
     let mut out = Rendered::default();
     for nic in &config.nics {
         let name = input.ifname(nic);
         let ifcfg = format!("{DIR}/ifcfg-{name}");
-        if let Some(old) = sys.read_text(&ifcfg).filter(|t| !t.starts_with(HEADER)) {
+        if let Some(old) = sys.read_text(&ifcfg)?.filter(|t| !t.starts_with(HEADER)) {
             let proto = old
                 .lines()
                 .find(|l| l.starts_with("BOOTPROTO="))
@@ -80,16 +80,16 @@ fn network(input: &Input) -> Rendered {
             out.ops.push(FileOp::write(&path, text));
         }
     }
-    if let Some(op) = routes_file(input, &mut out.notes) {
+    if let Some(op) = routes_file(input, &mut out.notes)? {
         out.ops.push(op);
     }
-    out.ops.extend(common::stale_own_files(sys, DIR, &out.ops));
+    out.ops.extend(common::stale_own_files(sys, DIR, &out.ops)?);
     // A live run writes the names the kernel gave at this boot, which the next boot gives again:
     // no rule renames anything, and the rules that named the NICs so stay as they are.
     if !input.kernel_names() {
-        out.add(udev_rules(input));
+        out.add(udev_rules(input)?);
     }
-    out
+    Ok(out)
 }
 
 /// A running wicked applies changed ifcfg files to the NICs named with `wicked ifreload`.
@@ -105,11 +105,11 @@ fn activate(input: &Input) -> Vec<Run> {
 }
 
 /// The host name and DNS, which wicked keeps system-wide (`NETCONFIG_DNS_STATIC_SERVERS`).
-fn host(input: &Input) -> Rendered {
+fn host(input: &Input) -> system::Result<Rendered> {
     let (config, sys) = (input.config, input.sys);
     let mut out = Rendered::default();
     if !config.nameservers.is_empty() {
-        let old = sys.read_text(NETCONFIG).unwrap_or_default();
+        let old = sys.read_text(NETCONFIG)?.unwrap_or_default();
         let list: Vec<String> = config.nameservers.iter().map(ToString::to_string).collect();
         let vars = [(
             "NETCONFIG_DNS_STATIC_SERVERS",
@@ -119,14 +119,14 @@ fn host(input: &Input) -> Rendered {
             NETCONFIG,
             common::shellvars::set_shell_vars(&old, &vars),
         ));
-        out.add(common::dns::render(&config.nameservers, sys));
+        out.add(common::dns::render(&config.nameservers, sys)?);
     }
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
     // Leap 15 links /etc/HOSTNAME to hostname: writing through would replace the link with a copy.
-    if sys.link_target("/etc/HOSTNAME").is_none() {
+    if sys.link_target("/etc/HOSTNAME")?.is_none() {
         out.ops.extend(common::hostname_file(input, "/etc/HOSTNAME"));
     }
-    out
+    Ok(out)
 }
 
 fn ifcfg_text(input: &Input, nic: &Nic) -> String {
@@ -163,11 +163,11 @@ fn ifroute_text(nic: &Nic, name: &str) -> Option<String> {
 
 /// The global routes file: osconf's block holds the one default route; any other default route in
 /// the file is commented out so that wicked installs no second one. Other lines are kept.
-fn routes_file(input: &Input, notes: &mut Vec<String>) -> Option<FileOp> {
-    let old = input.sys.read_text(ROUTES);
+fn routes_file(input: &Input, notes: &mut Vec<String>) -> system::Result<Option<FileOp>> {
+    let old = input.sys.read_text(ROUTES)?;
     let nic = input.config.default_nic();
     if old.is_none() && nic.is_none() {
-        return None;
+        return Ok(None);
     }
     // osconf's own old block goes first, so that only foreign default routes are reported.
     let old = replace_block(&old.unwrap_or_else(|| HEADER.to_owned()), "");
@@ -185,7 +185,7 @@ fn routes_file(input: &Input, notes: &mut Vec<String>) -> Option<FileOp> {
     let block = nic
         .and_then(|n| Some(format!("default {} - {}\n", n.default_gateway?, input.ifname(n))))
         .unwrap_or_default();
-    Some(FileOp::write(ROUTES, replace_block(&kept, &block)))
+    Ok(Some(FileOp::write(ROUTES, replace_block(&kept, &block))))
 }
 
 /// True for a routes(5) line whose destination is the default (`default`, `0.0.0.0/0`, or
@@ -201,7 +201,7 @@ fn is_default_route(line: &str) -> bool {
 
 /// The udev rule naming each NIC that has a MAC; lines of the persistent rules that give one of
 /// these names or MACs to something else are commented out.
-fn udev_rules(input: &Input) -> Rendered {
+fn udev_rules(input: &Input) -> system::Result<Rendered> {
     let mut out = Rendered::default();
     let mut claims = Vec::new();
     for nic in &input.config.nics {
@@ -209,11 +209,11 @@ fn udev_rules(input: &Input) -> Rendered {
         claims.push(format!("ATTR{{address}}==\"{mac}\""));
         claims.push(format!("NAME=\"{}\"", input.ifname(nic)));
     }
-    out.ops.extend(udev::rules(input, Assign::Set));
+    out.ops.extend(udev::rules(input, Assign::Set)?);
     if claims.is_empty() {
-        return out;
+        return Ok(out);
     }
-    if let Some(old) = input.sys.read_text(PERSISTENT_RULES) {
+    if let Some(old) = input.sys.read_text(PERSISTENT_RULES)? {
         let mut text = String::new();
         for line in old.split_inclusive('\n') {
             let lower = line.to_ascii_lowercase();
@@ -232,7 +232,7 @@ fn udev_rules(input: &Input) -> Rendered {
     out.notes.push(format!(
         "wicked matches interfaces by name: {UDEV_RULES} names each NIC by its MAC at its next add event (boot)"
     ));
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -255,20 +255,23 @@ mod tests {
                 wicked,
             )],
         );
-        assert!(detect(&System::probe(enabled.path())).is_some());
+        assert!(detect(&System::probe(enabled.path()).unwrap()).unwrap().is_some());
         let alias = fake_root(&[leap, cfg], &[("etc/systemd/system/network.service", wicked)]);
-        assert!(detect(&System::probe(alias.path())).is_some());
+        assert!(detect(&System::probe(alias.path()).unwrap()).unwrap().is_some());
         let nm = "/usr/lib/systemd/system/NetworkManager.service";
         let with_nm = fake_root(&[leap, cfg], &[("etc/systemd/system/network.service", nm)]);
         assert!(
-            detect(&System::probe(with_nm.path())).is_none(),
+            detect(&System::probe(with_nm.path()).unwrap()).unwrap().is_none(),
             "NetworkManager on SUSE"
         );
         let debian = fake_root(
             &[("etc/os-release", "ID=debian\n"), cfg],
             &[("etc/systemd/system/network.service", wicked)],
         );
-        assert!(detect(&System::probe(debian.path())).is_none(), "not SUSE");
+        assert!(
+            detect(&System::probe(debian.path()).unwrap()).unwrap().is_none(),
+            "not SUSE"
+        );
     }
 
     #[test]

@@ -117,7 +117,7 @@ mod tests {
     fn steps_only_when_the_service_runs() {
         let config = example("classic");
         let root = fake_root(&[], &[]);
-        let sys = System::probe(root.path());
+        let sys = System::probe(root.path()).unwrap();
         let names: BTreeMap<u32, String> = [(0, "ens5".into()), (1, "ens6".into())].into();
         let with = |stack| Running {
             names: names.clone(),

@@ -5,7 +5,7 @@
 use super::HEADER;
 use crate::plan::{FileOp, Mode};
 use crate::render::Rendered;
-use crate::system::System;
+use crate::system::{self, System};
 
 /// The suffix a disabled foreign file gets: networkd, netplan and ifupdown ignore it, a person
 /// recognises it, and removing the suffix restores it.
@@ -35,16 +35,15 @@ const CLOUD_NETWORK_OFF: &str = "/etc/cloud/cloud.cfg.d/99-disable-network-confi
 /// `10-cloud-init-eth0.network`) for every new instance, which would take the NICs back from
 /// osconf's files: its network configuration is turned off the way cloud-init documents, unless a
 /// file already does so or cloud-init is disabled altogether.
-pub fn cloud_init_network_off(sys: &System) -> Rendered {
+pub fn cloud_init_network_off(sys: &System) -> system::Result<Rendered> {
     let mut out = Rendered::default();
-    if !sys.is_dir(CLOUD_CFG_D) || sys.exists("/etc/cloud/cloud-init.disabled") {
-        return out;
+    if !sys.is_dir(CLOUD_CFG_D)? || sys.exists("/etc/cloud/cloud-init.disabled")? {
+        return Ok(out);
     }
-    let already = sys
-        .list(CLOUD_CFG_D)
-        .iter()
-        .filter(|n| n.ends_with(".cfg"))
-        .any(|n| disables_network(&sys.read_text(&format!("{CLOUD_CFG_D}/{n}")).unwrap_or_default()));
+    let mut already = false;
+    for n in sys.list(CLOUD_CFG_D)?.iter().filter(|n| n.ends_with(".cfg")) {
+        already |= disables_network(&sys.read_text(&format!("{CLOUD_CFG_D}/{n}"))?.unwrap_or_default());
+    }
     if !already {
         let text = format!("{HEADER}network: {{config: disabled}}\n");
         out.ops.push(FileOp::write(CLOUD_NETWORK_OFF, text));
@@ -52,7 +51,7 @@ pub fn cloud_init_network_off(sys: &System) -> Rendered {
             "cloud-init is installed: its network configuration is turned off in {CLOUD_NETWORK_OFF} so it does not replace osconf's"
         ));
     }
-    out
+    Ok(out)
 }
 
 /// True when a cloud-init YAML file says `network: {config: disabled}` (flow or block style).

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use super::HEADER;
 use crate::plan::FileOp;
 use crate::render::Rendered;
-use crate::system::System;
+use crate::system::{self, System};
 
 /// Who owns /etc/resolv.conf on the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +27,12 @@ pub enum ResolvOwner {
     Unknown(String),
 }
 
-pub fn resolv_owner(sys: &System) -> ResolvOwner {
-    let Some(target) = sys.link_target("/etc/resolv.conf") else {
-        return ResolvOwner::File;
+pub fn resolv_owner(sys: &System) -> system::Result<ResolvOwner> {
+    let Some(target) = sys.link_target("/etc/resolv.conf")? else {
+        return Ok(ResolvOwner::File);
     };
     let t = target.to_string_lossy().into_owned();
-    if t.contains("systemd/resolve") {
+    Ok(if t.contains("systemd/resolve") {
         ResolvOwner::Resolved
     } else if t.contains("resolvconf") {
         ResolvOwner::Resolvconf
@@ -42,7 +42,7 @@ pub fn resolv_owner(sys: &System) -> ResolvOwner {
         ResolvOwner::Netconfig
     } else {
         ResolvOwner::Unknown(t)
-    }
+    })
 }
 
 /// SUSE's netconfig settings, where `NETCONFIG_DNS_STATIC_SERVERS` lives.
@@ -53,14 +53,14 @@ pub const RESOLVED_DROP_IN: &str = "/etc/systemd/resolved.conf.d/50-osconf.conf"
 
 /// Writes the servers where the owner of resolv.conf reads them. `NetworkManager`, `Netconfig` and
 /// `Unknown` write nothing here and say so: the stack's own files must carry DNS for those.
-pub fn render(servers: &[IpAddr], sys: &System) -> Rendered {
+pub fn render(servers: &[IpAddr], sys: &System) -> system::Result<Rendered> {
     let mut out = Rendered::default();
     if servers.is_empty() {
-        return out;
+        return Ok(out);
     }
-    match resolv_owner(sys) {
+    match resolv_owner(sys)? {
         ResolvOwner::File => {
-            let old = sys.read("/etc/resolv.conf").unwrap_or_default();
+            let old = sys.read("/etc/resolv.conf")?.unwrap_or_default();
             out.ops.push(FileOp::write("/etc/resolv.conf", set_nameservers(&old, servers)));
             if servers.len() > 3 {
                 out.notes.push("resolv.conf: the C library reads only the first 3 name servers".into());
@@ -74,7 +74,7 @@ pub fn render(servers: &[IpAddr], sys: &System) -> Rendered {
         }
         ResolvOwner::Resolvconf => {
             let path = "/etc/resolvconf/resolv.conf.d/base";
-            let old = sys.read(path).unwrap_or_default();
+            let old = sys.read(path)?.unwrap_or_default();
             out.ops.push(FileOp::write(path, set_nameservers(&old, servers)));
             out.notes.push(format!("DNS: /etc/resolv.conf is managed by resolvconf; servers go to {path}"));
         }
@@ -88,20 +88,20 @@ pub fn render(servers: &[IpAddr], sys: &System) -> Rendered {
             "DNS: /etc/resolv.conf links to {t}, which osconf does not know; left alone, servers only in the network stack's files"
         )),
     }
-    out
+    Ok(out)
 }
 
 /// DNS for a stack that hands the servers to the resolver through a NIC's configuration, when
 /// os.conf gives no NIC: that configuration is left alone, so the servers go where the system keeps
 /// them system-wide ([`render`]) and a note says so.
-pub fn without_nic(servers: &[IpAddr], sys: &System) -> Rendered {
-    let mut out = render(servers, sys);
+pub fn without_nic(servers: &[IpAddr], sys: &System) -> system::Result<Rendered> {
+    let mut out = render(servers, sys)?;
     if !servers.is_empty() {
         out.notes.push(
             "DNS: os.conf gives no NIC, so the network configuration is left as it is and the servers go to the system-wide place; servers it names for a NIC still apply when that NIC starts".into()
         );
     }
-    out
+    Ok(out)
 }
 
 pub fn resolved_drop_in(servers: &[IpAddr]) -> FileOp {
@@ -150,9 +150,9 @@ mod tests {
     fn netconfig_owns_resolv_conf() {
         use crate::render::common::testing::fake_root;
         let root = fake_root(&[], &[("/etc/resolv.conf", "/run/netconfig/resolv.conf")]);
-        let sys = System::probe(root.path());
-        assert_eq!(resolv_owner(&sys), ResolvOwner::Netconfig);
-        let out = render(&["7.7.7.7".parse().unwrap()], &sys);
+        let sys = System::probe(root.path()).unwrap();
+        assert_eq!(resolv_owner(&sys).unwrap(), ResolvOwner::Netconfig);
+        let out = render(&["7.7.7.7".parse().unwrap()], &sys).unwrap();
         assert!(out.ops.is_empty(), "{:?}", out.ops);
         assert!(
             out.notes

@@ -3,7 +3,7 @@
 
 use crate::model::Config;
 use crate::plan::FileOp;
-use crate::system::System;
+use crate::system::{self, System};
 
 /// Ends the one line osconf owns in /etc/hosts.
 const MARK: &str = "# osconf";
@@ -11,8 +11,10 @@ const MARK: &str = "# osconf";
 /// Used when the file is missing, so localhost still resolves.
 const MINIMAL: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost\n";
 
-pub fn render(config: &Config, sys: &System) -> Option<FileOp> {
-    let name = config.hostname.as_ref()?;
+pub fn render(config: &Config, sys: &System) -> system::Result<Option<FileOp>> {
+    let Some(name) = config.hostname.as_ref() else {
+        return Ok(None);
+    };
     // Without an address, Debian's convention keeps the name resolvable locally.
     let address = config
         .primary_nic()
@@ -20,12 +22,12 @@ pub fn render(config: &Config, sys: &System) -> Option<FileOp> {
     let short = name.split('.').next().filter(|s| s != name);
     let names = short.map_or(name.clone(), |s| format!("{name} {s}"));
     let old = sys
-        .read("/etc/hosts")
+        .read("/etc/hosts")?
         .unwrap_or_else(|| MINIMAL.as_bytes().to_vec());
-    Some(FileOp::write(
+    Ok(Some(FileOp::write(
         "/etc/hosts",
         edit(&old, &format!("{address}\t{names} {MARK}")),
-    ))
+    )))
 }
 
 /// Drops the line osconf wrote before and appends the new one.

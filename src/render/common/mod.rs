@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 use super::Input;
 use crate::model::Nic;
 use crate::plan::FileOp;
-use crate::system::System;
+use crate::system::{self, System};
 
 /// First line of every file osconf owns, so a person who finds it knows where it came from.
 pub const HEADER: &str =
@@ -33,22 +33,25 @@ pub fn hostname_file(input: &Input, path: &str) -> Option<FileOp> {
 
 /// Files in `dir` that osconf wrote before (they start with [`HEADER`]) and that `ops` do not write
 /// again: removing them keeps a NIC that left os.conf from being configured at the next boot.
-pub fn stale_own_files(sys: &System, dir: &str, ops: &[FileOp]) -> Vec<FileOp> {
-    sys.list(dir)
-        .into_iter()
-        .map(|name| format!("{dir}/{name}"))
-        .filter(|path| ops.iter().all(|op| op.path() != path))
-        .filter_map(|path| remove_own(sys, &path))
-        .collect()
+pub fn stale_own_files(sys: &System, dir: &str, ops: &[FileOp]) -> system::Result<Vec<FileOp>> {
+    let mut out = Vec::new();
+    for name in sys.list(dir)? {
+        let path = format!("{dir}/{name}");
+        if ops.iter().all(|op| op.path() != path) {
+            out.extend(remove_own(sys, &path)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Removes `path` if osconf wrote it (it starts with [`HEADER`]); anything else is left alone.
-pub fn remove_own(sys: &System, path: &str) -> Option<FileOp> {
-    sys.read(path)
+pub fn remove_own(sys: &System, path: &str) -> system::Result<Option<FileOp>> {
+    Ok(sys
+        .read(path)?
         .is_some_and(|b| b.starts_with(HEADER.as_bytes()))
         .then(|| FileOp::Remove {
             path: path.to_owned(),
-        })
+        }))
 }
 
 /// The gateways a NIC uses that lie outside its subnet, each once: they need an on-link route.

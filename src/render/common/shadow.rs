@@ -43,7 +43,7 @@ pub fn render(
 ) -> Result<Rendered, String> {
     let hash = sha512_crypt(password.expose(), salt);
     let mut out = Rendered::default();
-    let (path, day) = if sys.exists("/etc/shadow") || !sys.exists("/etc/master.passwd") {
+    let (path, day) = if sys.exists("/etc/shadow")? || !sys.exists("/etc/master.passwd")? {
         ("/etc/shadow", Some(today))
     } else {
         out.ops.push(FileOp::Write {
@@ -58,7 +58,7 @@ pub fn render(
         ("/etc/master.passwd", None)
     };
     let old = sys
-        .read(path)
+        .read(path)?
         .ok_or_else(|| format!("cannot set the root password: {path} is missing"))?;
     let contents = set_root_hash(&old, &hash, day)
         .ok_or_else(|| format!("cannot set the root password: {path} has no root line"))?;

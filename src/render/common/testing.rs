@@ -41,12 +41,14 @@ pub fn from_text(text: &str) -> Config {
 
 /// What `stack` renders for `config` over the target root `root`, without `--ifname`.
 pub fn render(stack: &Stack, config: &Config, root: &Path) -> Rendered {
-    stack.render(&Input {
-        config,
-        sys: &System::probe(root),
-        ifnames: &BTreeMap::new(),
-        running: None,
-    })
+    stack
+        .render(&Input {
+            config,
+            sys: &System::probe(root).unwrap(),
+            ifnames: &BTreeMap::new(),
+            running: None,
+        })
+        .unwrap()
 }
 
 /// The text and mode written to `path`, if the operations write it.

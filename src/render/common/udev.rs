@@ -21,7 +21,7 @@ pub enum Assign {
 
 /// The rule file, one rule per NIC that has a MAC; with no such NIC, the removal of the rule file
 /// osconf wrote before (a file there that osconf did not write stays).
-pub fn rules(input: &Input, assign: Assign) -> Vec<FileOp> {
+pub fn rules(input: &Input, assign: Assign) -> crate::system::Result<Vec<FileOp>> {
     let op = match assign {
         Assign::Set => "=",
         Assign::Final => ":=",
@@ -35,11 +35,11 @@ pub fn rules(input: &Input, assign: Assign) -> Vec<FileOp> {
             input.ifname(nic)
         );
     }
-    if text.is_empty() {
-        remove_own(input.sys, RULES).into_iter().collect()
+    Ok(if text.is_empty() {
+        remove_own(input.sys, RULES)?.into_iter().collect()
     } else {
         vec![FileOp::write(RULES, format!("{HEADER}{text}"))]
-    }
+    })
 }
 
 #[cfg(test)]
@@ -51,7 +51,7 @@ mod tests {
 
     fn render(conf: &str, root: &std::path::Path, assign: Assign) -> Vec<FileOp> {
         let config = from_text(conf);
-        let sys = System::probe(root);
+        let sys = System::probe(root).unwrap();
         rules(
             &Input {
                 config: &config,
@@ -61,6 +61,7 @@ mod tests {
             },
             assign,
         )
+        .unwrap()
     }
 
     #[test]

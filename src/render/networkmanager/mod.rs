@@ -11,7 +11,7 @@ use super::common::{self, HEADER};
 use super::{Input, Rendered, Service, Stack};
 use crate::model::{Mac, Nic};
 use crate::plan::{FileOp, Run};
-use crate::system::System;
+use crate::system::{self, System};
 
 pub const STACK: Stack = Stack {
     name: "networkmanager",
@@ -38,36 +38,36 @@ const GLOBAL_DNS: &str = "/etc/NetworkManager/conf.d/90-osconf-dns.conf";
 /// hand, osconf's still wins. 999 is NetworkManager's maximum.
 const PRIORITY: i32 = 999;
 
-fn detect(sys: &System) -> Option<String> {
-    let enabled = if sys.systemd_unit_enabled("NetworkManager.service") {
+fn detect(sys: &System) -> system::Result<Option<String>> {
+    let mut in_runlevel = false;
+    for level in sys.list("/etc/runlevels")? {
+        in_runlevel |= sys.exists(&format!("/etc/runlevels/{level}/NetworkManager"))?;
+    }
+    let enabled = if sys.systemd_unit_enabled("NetworkManager.service")? {
         "NetworkManager.service is enabled"
-    } else if sys
-        .list("/etc/runlevels")
-        .iter()
-        .any(|level| sys.exists(&format!("/etc/runlevels/{level}/NetworkManager")))
-    {
+    } else if in_runlevel {
         "NetworkManager is in an OpenRC runlevel"
     } else {
-        return None;
+        return Ok(None);
     };
     // Debian's NetworkManager leaves the NICs of /etc/network/interfaces to ifupdown unless told
     // otherwise: there ifupdown is the stack to write for.
-    if ifupdown_has_nic(sys) && nm_setting(sys, "ifupdown", "managed").as_deref() != Some("true") {
-        return None;
+    if ifupdown_has_nic(sys)? && nm_setting(sys, "ifupdown", "managed")?.as_deref() != Some("true") {
+        return Ok(None);
     }
-    Some(enabled.to_owned())
+    Ok(Some(enabled.to_owned()))
 }
 
 /// True when /etc/network/interfaces configures an interface other than the loopback.
-fn ifupdown_has_nic(sys: &System) -> bool {
-    let text = sys.read_text("/etc/network/interfaces").unwrap_or_default();
-    text.lines().any(|line| {
+fn ifupdown_has_nic(sys: &System) -> system::Result<bool> {
+    let text = sys.read_text("/etc/network/interfaces")?.unwrap_or_default();
+    Ok(text.lines().any(|line| {
         let mut words = line.split_whitespace();
         words.next() == Some("iface") && words.next().is_some_and(|name| name != "lo")
-    })
+    }))
 }
 
-fn network(input: &Input) -> Rendered {
+fn network(input: &Input) -> system::Result<Rendered> {
     let config = input.config;
     let mut out = Rendered::default();
     for nic in &config.nics {
@@ -77,10 +77,11 @@ fn network(input: &Input) -> Rendered {
             .push(FileOp::write_private(&path, keyfile(input, nic, dns)));
     }
     out.ops
-        .extend(common::stale_own_files(input.sys, CONNECTIONS, &out.ops));
-    out.add(neutralise_keyfiles(input));
-    out.add(neutralise_ifcfg(input, &out.ops));
-    out
+        .extend(common::stale_own_files(input.sys, CONNECTIONS, &out.ops)?);
+    out.add(neutralise_keyfiles(input)?);
+    let ifcfg = neutralise_ifcfg(input, &out.ops)?;
+    out.add(ifcfg);
+    Ok(out)
 }
 
 /// A running NetworkManager rereads the keyfiles and activates each osconf profile.
@@ -94,11 +95,11 @@ fn profile_id(nic: &Nic) -> String {
     format!("osconf-{}", nic.name())
 }
 
-fn host(input: &Input) -> Rendered {
+fn host(input: &Input) -> system::Result<Rendered> {
     let mut out = Rendered::default();
     out.ops.extend(common::hostname_file(input, "/etc/hostname"));
-    out.add(dns(input));
-    out
+    out.add(dns(input)?);
+    Ok(out)
 }
 
 /// The keyfile of one NIC. The default route is the gateway of `address1` (or, when that gateway is
@@ -219,14 +220,14 @@ fn is_ignored_keyfile(name: &str) -> bool {
 /// Sets `autoconnect=false` in every other Ethernet keyfile bound to one of os.conf's NICs (by
 /// `mac-address` or `interface-name`), so that osconf's profile is the only one NetworkManager
 /// starts on it. Used by `sysconfig` too on RHEL 8, where keyfiles compete with ifcfg files.
-pub fn neutralise_keyfiles(input: &Input) -> Rendered {
+pub fn neutralise_keyfiles(input: &Input) -> system::Result<Rendered> {
     let mut out = Rendered::default();
-    for name in input.sys.list(CONNECTIONS) {
+    for name in input.sys.list(CONNECTIONS)? {
         if is_ignored_keyfile(&name) {
             continue;
         }
         let path = format!("{CONNECTIONS}/{name}");
-        let Some(bytes) = input.sys.read(&path) else {
+        let Some(bytes) = input.sys.read(&path)? else {
             continue;
         };
         if bytes.starts_with(HEADER.as_bytes()) {
@@ -254,16 +255,16 @@ pub fn neutralise_keyfiles(input: &Input) -> Rendered {
             nic.name()
         ));
     }
-    out
+    Ok(out)
 }
 
 /// Sets `ONBOOT=no` in ifcfg files for one of os.conf's NICs: NetworkManager's ifcfg-rh plugin
 /// (RHEL 8 and 9) and initscripts would otherwise still bring them up. Files that `written`
 /// already writes or removes are left to it. Used by `sysconfig` too, for other ifcfg files of the
 /// same NIC (`ifcfg-System_eth1` beside osconf's `ifcfg-eth1`).
-pub(super) fn neutralise_ifcfg(input: &Input, written: &[FileOp]) -> Rendered {
+pub(super) fn neutralise_ifcfg(input: &Input, written: &[FileOp]) -> system::Result<Rendered> {
     let mut out = Rendered::default();
-    for name in input.sys.list(IFCFG_DIR) {
+    for name in input.sys.list(IFCFG_DIR)? {
         let Some(suffix) = name.strip_prefix("ifcfg-") else {
             continue;
         };
@@ -271,7 +272,7 @@ pub(super) fn neutralise_ifcfg(input: &Input, written: &[FileOp]) -> Rendered {
         if suffix == "lo" || is_ignored_keyfile(&name) || written.iter().any(|op| op.path() == path) {
             continue;
         }
-        let Some(text) = input.sys.read_text(&path) else {
+        let Some(text) = input.sys.read_text(&path)? else {
             continue;
         };
         if shell_value(&text, "ONBOOT").is_some_and(|v| v.eq_ignore_ascii_case("no")) {
@@ -293,7 +294,7 @@ pub(super) fn neutralise_ifcfg(input: &Input, written: &[FileOp]) -> Rendered {
             nic.name()
         ));
     }
-    out
+    Ok(out)
 }
 
 /// Where the name servers go. NetworkManager writes /etc/resolv.conf (or tells systemd-resolved)
@@ -301,13 +302,13 @@ pub(super) fn neutralise_ifcfg(input: &Input, written: &[FileOp]) -> Rendered {
 /// second writer of the same file; osconf edits it only where NetworkManager is told to keep out.
 /// With no NIC in os.conf, NetworkManager's global DNS ([`GLOBAL_DNS`]) carries the servers instead;
 /// with NICs that file goes, since it would override the connection's `dns=`.
-fn dns(input: &Input) -> Rendered {
+fn dns(input: &Input) -> system::Result<Rendered> {
     let servers = &input.config.nameservers;
     let mut out = Rendered::default();
     if servers.is_empty() {
-        return out;
+        return Ok(out);
     }
-    let how = nm_resolver(input.sys);
+    let how = nm_resolver(input.sys)?;
     if input.config.nics.is_empty() {
         let Some(how) = how else {
             return common::dns::without_nic(servers, input.sys);
@@ -318,9 +319,9 @@ fn dns(input: &Input) -> Rendered {
         out.notes.push(format!(
             "DNS: os.conf gives no NIC, so the connection profiles are left as they are; {how} from the global DNS in {GLOBAL_DNS}, which overrides their dns="
         ));
-        return out;
+        return Ok(out);
     }
-    out.ops.extend(common::remove_own(input.sys, GLOBAL_DNS));
+    out.ops.extend(common::remove_own(input.sys, GLOBAL_DNS)?);
     let v6: Vec<String> = servers
         .iter()
         .filter(|a| a.is_ipv6())
@@ -342,22 +343,22 @@ fn dns(input: &Input) -> Rendered {
                 "DNS: NetworkManager will not publish the servers here (dns=none or rc-manager=unmanaged)"
                     .into(),
             );
-            out.add(common::dns::render(servers, input.sys));
+            out.add(common::dns::render(servers, input.sys)?);
         }
     }
-    out
+    Ok(out)
 }
 
 /// How NetworkManager publishes the connection's name servers on this system, or `None` when its
 /// configuration keeps it away from the resolver.
-fn nm_resolver(sys: &System) -> Option<&'static str> {
+fn nm_resolver(sys: &System) -> system::Result<Option<&'static str>> {
     use common::dns::ResolvOwner;
-    let mode = nm_setting(sys, "main", "dns");
-    let rc_manager = nm_setting(sys, "main", "rc-manager");
+    let mode = nm_setting(sys, "main", "dns")?;
+    let rc_manager = nm_setting(sys, "main", "rc-manager")?;
     if mode.as_deref() == Some("none") {
-        return None;
+        return Ok(None);
     }
-    match common::dns::resolv_owner(sys) {
+    Ok(match common::dns::resolv_owner(sys)? {
         ResolvOwner::Resolved if matches!(mode.as_deref(), None | Some("systemd-resolved")) => {
             Some("NetworkManager passes the servers to systemd-resolved")
         }
@@ -365,28 +366,34 @@ fn nm_resolver(sys: &System) -> Option<&'static str> {
             Some("NetworkManager writes /etc/resolv.conf")
         }
         _ => None,
-    }
+    })
 }
 
 /// A `[section] key` of NetworkManager's own configuration, as NetworkManager merges it:
 /// /usr/lib/NetworkManager/conf.d (unless shadowed in /etc), NetworkManager.conf, then
 /// /etc/NetworkManager/conf.d, each directory in name order; the last value wins.
-fn nm_setting(sys: &System, section: &str, key: &str) -> Option<String> {
+fn nm_setting(sys: &System, section: &str, key: &str) -> system::Result<Option<String>> {
     let (lib, etc) = ("/usr/lib/NetworkManager/conf.d", "/etc/NetworkManager/conf.d");
-    let etc_names = sys.list(etc);
+    let etc_names = sys.list(etc)?;
     let conf = |n: &String| n.ends_with(".conf");
     let mut files: Vec<String> = sys
-        .list(lib)
+        .list(lib)?
         .into_iter()
         .filter(|n| conf(n) && !etc_names.contains(n))
         .map(|n| format!("{lib}/{n}"))
         .collect();
     files.push("/etc/NetworkManager/NetworkManager.conf".into());
     files.extend(etc_names.iter().filter(|n| conf(n)).map(|n| format!("{etc}/{n}")));
-    files
-        .iter()
-        .filter_map(|f| keyfile_value(&sys.read_text(f)?, &[section], key))
-        .next_back()
+    let mut value = None;
+    for f in &files {
+        if let Some(v) = sys
+            .read_text(f)?
+            .and_then(|text| keyfile_value(&text, &[section], key))
+        {
+            value = Some(v);
+        }
+    }
+    Ok(value)
 }
 
 /// The last value of `key` in one of `sections` of a GLib key file (NetworkManager's format).

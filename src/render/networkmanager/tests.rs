@@ -15,7 +15,7 @@ const CLASSIC_OFF_SUBNET: &str = "eth0_ip_addr=10.0.0.5\neth0_mac_addr=00:16:3e:
 /// A target root holding `files` (path, contents), probed as a `System`.
 fn root(files: &[(&str, &str)]) -> (tempfile::TempDir, System) {
     let dir = fake_root(files, &[]);
-    let sys = System::probe(dir.path());
+    let sys = System::probe(dir.path()).unwrap();
     (dir, sys)
 }
 
@@ -27,7 +27,7 @@ fn enable_nm(dir: &Path) -> System {
         wants.join("NetworkManager.service"),
     )
     .unwrap();
-    System::probe(dir)
+    System::probe(dir).unwrap()
 }
 
 #[test]
@@ -35,12 +35,14 @@ fn off_subnet_gateways_are_onlink_and_only_the_default_nic_routes_by_default() {
     let config = from_text(CLASSIC_OFF_SUBNET);
     let (_dir, sys) = root(&[]);
     let ifnames = BTreeMap::from([(1, "ens6".to_owned())]);
-    let out = STACK.render(&Input {
-        config: &config,
-        sys: &sys,
-        ifnames: &ifnames,
-        running: None,
-    });
+    let out = STACK
+        .render(&Input {
+            config: &config,
+            sys: &sys,
+            ifnames: &ifnames,
+            running: None,
+        })
+        .unwrap();
     let (eth0, mode) = written_with_mode(
         &out,
         "/etc/NetworkManager/system-connections/osconf-eth0.nmconnection",
@@ -227,22 +229,26 @@ fn sysconfig_disables_competing_keyfiles_too() {
 fn detection_leaves_ifupdown_nics_and_ifcfg_setups_to_their_stacks() {
     let interfaces = "/etc/network/interfaces";
     let (dir, _) = root(&[(interfaces, "auto lo\niface lo inet loopback\n")]);
-    assert_eq!(detect(&System::probe(dir.path())), None, "not enabled");
-    assert!(detect(&enable_nm(dir.path())).is_some());
+    assert_eq!(
+        detect(&System::probe(dir.path()).unwrap()).unwrap(),
+        None,
+        "not enabled"
+    );
+    assert!(detect(&enable_nm(dir.path())).unwrap().is_some());
     std::fs::write(
         dir.path().join("etc/network/interfaces"),
         "auto eth0\niface eth0 inet dhcp\n",
     )
     .unwrap();
     assert_eq!(
-        detect(&System::probe(dir.path())),
+        detect(&System::probe(dir.path()).unwrap()).unwrap(),
         None,
         "Debian: ifupdown owns eth0"
     );
     let conf = dir.path().join("etc/NetworkManager/conf.d/managed.conf");
     std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
     std::fs::write(&conf, "[ifupdown]\nmanaged=true\n").unwrap();
-    assert!(detect(&System::probe(dir.path())).is_some());
+    assert!(detect(&System::probe(dir.path()).unwrap()).unwrap().is_some());
 
     // RHEL 9: the network-scripts directory with a readme only is NetworkManager's.
     let (dir, _) = root(&[("/etc/sysconfig/network-scripts/readme-ifcfg-rh.txt", "readme\n")]);
@@ -254,7 +260,7 @@ fn detection_leaves_ifupdown_nics_and_ifcfg_setups_to_their_stacks() {
     )
     .unwrap();
     assert_eq!(
-        crate::render::detect(&System::probe(dir.path()))
+        crate::render::detect(&System::probe(dir.path()).unwrap())
             .unwrap()
             .stack
             .name,
@@ -306,7 +312,8 @@ fn resolv_conf_edited_only_where_networkmanager_keeps_out() {
             sys: &sys,
             ifnames: &BTreeMap::new(),
             running: None,
-        });
+        })
+        .unwrap();
         written_with_mode(&out, resolv).map(|(t, _)| t.to_owned())
     };
     assert_eq!(run(&[]), None, "NetworkManager writes it");
