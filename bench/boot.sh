@@ -17,6 +17,7 @@
 #                  directory, os.conf absent: the real kernel's mountinfo and stat of the device
 #   host           `osconf apply` on this host as it is (/ on a disk without partitions: the real
 #                  sysfs walk, then the paths under /)
+#   version        `osconf --version`: what starting this binary costs before it does anything
 # Every run must exit 0 and say "no os.conf found"; it exits 1 if one does not.
 set -euo pipefail
 
@@ -121,8 +122,8 @@ one() {
 }
 for ((i = 0; i <= runs; i++)); do
     one "no-op($label)" "$bin/noop"
-    one "$label" "$@"
-    grep -q "$expect" "$results.err" || {
+    one "$label" "$@" >/dev/null
+    [[ -z $expect ]] || grep -q "$expect" "$results.err" || {
         echo "boot.sh: $label did not do its job (no \"$expect\"):" >&2; cat "$results.err" >&2; exit 1; }
     ((i > 0)) || : >"$results"   # the first round warms up
 done
@@ -144,6 +145,9 @@ bash "$scratch/rounds.sh" "$scratch/bin" "$results" "$runs" device "mounted at $
 cat "$results" >>"$all"
 bash "$scratch/rounds.sh" "$scratch/bin" "$results" "$runs" host "no os.conf found" "$scratch/bin/osconf" apply
 cat "$results" >>"$all"
+# What starting this binary costs at all, whatever it then does: the floor osconf cannot go under.
+bash "$scratch/rounds.sh" "$scratch/bin" "$results" "$runs" version "" "$scratch/bin/osconf" --version
+cat "$results" >>"$all"
 
 echo
 echo "osconf boot benchmark: $runs runs each, $(uname -srm), $(nproc) CPU(s)"
@@ -160,14 +164,17 @@ runs = {}
 for line in open(sys.argv[1]):
     label, wall_ns, rss_kib, _ = line.split()
     runs.setdefault(label, []).append(int(wall_ns) / 1e6)
-row = "{:<12} {:>9} {:>10} {:>10} {:>10}"
-print(row.format("", "min ms", "median ms", "no-op ms", "ratio"))
-worst = 0
-for label in ("mounted-p1", "device", "host"):
-    wall, floor = runs[label], statistics.median(runs[f"no-op({label})"])
-    ratio = statistics.median(wall) / floor
-    worst = max(worst, ratio) if label == "mounted-p1" else worst
-    print(row.format(label, f"{min(wall):.3f}", f"{statistics.median(wall):.3f}", f"{floor:.3f}", f"{ratio:.2f}x"))
+row = "{:<12} {:>9} {:>10} {:>12} {:>15} {:>12}"
+print(row.format("", "min ms", "median ms", "no-op min", "no-op median", "ratio (med)"))
+ratios = {}
+for label in ("mounted-p1", "device", "host", "version"):
+    wall, noop = runs[label], runs[f"no-op({label})"]
+    ratios[label] = statistics.median(wall) / statistics.median(noop), min(wall) / min(noop)
+    print(row.format(label, f"{min(wall):.3f}", f"{statistics.median(wall):.3f}", f"{min(noop):.3f}",
+                     f"{statistics.median(noop):.3f}", f"{ratios[label][0]:.2f}x"))
 print()
-print(f"target: {'HOLDS ' if worst <= 1.5 else 'MISSED'}  partition 1 mounted within 1.5x the no-op: {worst:.2f}x")
+med, best = ratios["mounted-p1"]
+print(f"target: {'HOLDS ' if med <= 1.5 else 'MISSED'}  partition 1 mounted within 1.5x the no-op: "
+      f"{med:.2f}x of medians, {best:.2f}x of minima (--version alone: {ratios['version'][0]:.2f}x, "
+      f"{ratios['version'][1]:.2f}x)")
 EOF

@@ -69,13 +69,16 @@ impl Block {
         optional(&self.dir.join("size")).ok().flatten().unwrap_or(0)
     }
 
-    /// The partitions of this disk, by partition number.
+    /// The partitions of this disk, by partition number: its subdirectories named after it (`vda1`,
+    /// `nvme0n1p1`) that have a `partition` file — the name filter spares a look into each of the
+    /// disk's thirty-odd other entries, at every boot.
     pub fn partitions(&self) -> io::Result<Vec<Block>> {
         let mut parts = Vec::new();
         for entry in fs::read_dir(&self.dir)? {
-            let path = entry?.path();
-            if path.join("partition").is_file() {
-                parts.push(Block::at(&path)?);
+            let entry = entry?;
+            let named = entry.file_name().to_str().is_some_and(|n| n.starts_with(&self.name));
+            if named && entry.file_type()?.is_dir() && entry.path().join("partition").is_file() {
+                parts.push(Block::at(&entry.path())?);
             }
         }
         parts.sort_by_key(|p| p.partition);
