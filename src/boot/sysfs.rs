@@ -76,7 +76,10 @@ impl Block {
         let mut parts = Vec::new();
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
-            let named = entry.file_name().to_str().is_some_and(|n| n.starts_with(&self.name));
+            let named = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&self.name));
             if named && entry.file_type()?.is_dir() && entry.path().join("partition").is_file() {
                 parts.push(Block::at(&entry.path())?);
             }
