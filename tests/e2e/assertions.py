@@ -185,8 +185,8 @@ def check(setup, s, exp, disk, n, previous):
         for key in ("hostname", "etc-hostname", "resolv.conf"):
             expect(s.get(key) == previous.get(key), f"{key} should be as the boot before left it", s.get(key, ""))
         expect(routes(previous.get("route", "")) == got_routes, "routes should be as the boot before", shown)
-        expect(links(previous.get("addr", "")) == found, "addresses should be as the boot before",
-               s.get("addr", ""))
+        before = links(previous.get("addr", ""))
+        expect(before == found, f"NIC names and addresses should be as the boot before ({before})", f"{found}")
     return fails
 
 
@@ -195,12 +195,14 @@ def timing_row(setup, n, with_conf, s, wall):
     start = s.get("start", "").split()
     uptime = float(start[0]) if start else None
     analyze = s.get("analyze-time", "").strip().splitlines()
-    total = next((m.group(1) for m in re.finditer(r"= (\S+)\s*$", analyze[0])), "") if analyze else ""
+    total = next((m.group(1) for m in re.finditer(r"= (.+?)\s*$", analyze[0])), "") if analyze else ""
     svc = dict(line.split("=", 1) for line in s.get("osconf-service", "").splitlines() if "=" in line)
     try:
         took = (int(svc["ExecMainExitTimestampMonotonic"]) - int(svc["ExecMainStartTimestampMonotonic"])) / 1e6
     except (KeyError, ValueError):
-        took = None
+        # No systemd: the span of osconf's lines in the kernel log, where it logs before any daemon.
+        stamps = [float(m.group(1)) for m in re.finditer(r"^\[\s*([0-9.]+)\]", s.get("kmsg-osconf", ""), re.M)]
+        took = stamps[-1] - stamps[0] if len(stamps) > 1 else None
     return setup, n, with_conf, wall, uptime, total, took
 
 

@@ -42,7 +42,8 @@ P1_START, P1_SIZE = 1 * MIB, 64 * MIB
 P2_START, P2_SIZE = P1_START + P1_SIZE, 1536 * MIB
 BOOT_TIMEOUT = 300
 PROGRAMS = ["qemu-system-x86_64", "debootstrap", "sfdisk", "mkfs.ext4", "debugfs", "mkfs.vfat", "mcopy",
-            "mdir", "cpio", "modinfo", "chroot", "unshare", "apt-get", "dpkg-deb", "busybox"]
+            "mdir", "cpio", "modinfo", "chroot", "unshare", "apt-get", "dpkg-deb", "busybox", "perl", "syslinux"]
+MBR_CODE = Path("/usr/lib/syslinux/mbr/mbr.bin")
 
 
 def log(msg):
@@ -242,6 +243,12 @@ class Disk:
             run([f"mkfs.{s.p1_fs}", "-q", "-F", "-U", s.p1_uuid, "-L", "osconf-p1", "-d", str(p1_dir)]
                 + (["-O", "^64bit"] if s.p1_fs == "ext4" else [])
                 + ["-E", f"offset={P1_START}", str(self.path), f"{P1_SIZE // 1024}k"])
+        if s.bootloader:
+            # syslinux writes its boot sector and ldlinux.sys through mtools (no mount); SeaBIOS runs
+            # the MBR code, which chains to the partition marked bootable.
+            run(["syslinux", "--install", "--offset", str(P1_START), str(self.path)])
+            with open(self.path, "r+b") as f:
+                f.write(MBR_CODE.read_bytes()[:440])
         run(["mkfs.ext4", "-q", "-F", "-U", s.root_uuid, "-L", "root", "-d", str(root),
              "-E", f"offset={P2_START}", str(self.path), f"{P2_SIZE // 1024}k"])
 
@@ -283,7 +290,15 @@ def boot(setup, disk: Disk, kernel, work: Path, n: int, password: str):
         f.unlink(missing_ok=True)
     append = f"console=ttyS0 panic=-1 e2e.password={password} e2e.p1={setup.p1_mount or '-'}"
     cmd = ["qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "1", "-nodefaults", "-no-reboot",
-           "-display", "none", "-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", append,
+           "-display", "none"]
+    if setup.bootloader:
+        cfg = work / "syslinux.cfg"
+        cfg.write_text(f"DEFAULT linux\nTIMEOUT 0\nLABEL linux\n  KERNEL /vmlinuz\n  INITRD /initrd.img\n"
+                       f"  APPEND {append}\n")
+        run(["mcopy", "-o", "-i", disk.p1_image(), str(cfg), "::/syslinux.cfg"])
+    else:
+        cmd += ["-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", append]
+    cmd += [
            "-drive", f"file={disk.path},format=raw,if=none,id=disk",
            "-device", "virtio-blk-pci,drive=disk,addr=0x10",
            "-serial", f"file:{console}", "-serial", f"file:{report}"]
@@ -332,6 +347,9 @@ def run_setup(setup, cache: Cache, work_root: Path, keep: bool):
     first, second = setup.confs
     (p1_dir / "aliyun_custom_image").mkdir(exist_ok=True)
     (p1_dir / "aliyun_custom_image/os.conf").write_text(first)
+    if setup.bootloader:
+        shutil.copy(kernel[0], p1_dir / "vmlinuz")
+        shutil.copy(kernel[1], p1_dir / "initrd.img")
     disk = Disk(work / "disk.raw", setup)
     disk.build(root, p1_dir)
     shutil.rmtree(root)
@@ -366,6 +384,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=2, help="setups booted at once (default 2)")
     ap.add_argument("--keep", action="store_true", help="keep the disk images")
     ap.add_argument("--list", action="store_true", help="list the setups")
+    ap.add_argument("--osconf", help="the osconf binary to install (default: cargo build --release)")
     ap.add_argument("--cache", default=str(REPO / "target/e2e-cache"))
     ap.add_argument("--work", default=str(REPO / "target/e2e-run"))
     args = ap.parse_args()
@@ -379,6 +398,8 @@ def main():
         print(f"e2e: unknown setup(s): {' '.join(sorted(unknown))}; --list shows them")
         return 2
     prerequisites()
+    if args.osconf:
+        os.environ["OSCONF_E2E_BINARY"] = str(Path(args.osconf).resolve())
     binary = setups.osconf_binary(REPO)
     log(f"osconf binary {binary} ({binary.stat().st_size} bytes)")
     cache, work = Cache(Path(args.cache)), Path(args.work)
