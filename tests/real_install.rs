@@ -1,8 +1,9 @@
 //! What `osconf install` writes, read by the programs that read it at boot or enable it: systemd's
 //! own verifier and `systemctl --root` (its view of the enablement must be the one install made),
 //! insserv (the LSB header must parse, and insserv must enable the script with the very link
-//! install made), and `sh -n` for every script. They need no root; a missing tool is a loud skip
-//! (a failure under CI=true).
+//! install made), OpenRC's rc-depend and rc-update (Debian's packages unpacked into a chroot of the
+//! image: its deptree must order osconf before net and sshd), and `sh -n` for every script. Only the
+//! OpenRC test needs root; a missing tool is a loud skip (a failure under CI=true).
 
 mod common;
 
@@ -193,4 +194,132 @@ fn every_boot_script_parses_with_sh() {
         let (ok, said) = output(Command::new("sh").arg("-n").arg(root.join(script)));
         assert!(ok, "{init}: sh -n {script}: {said}");
     }
+}
+
+/// OpenRC's own programs from Debian's packages (openrc, librc1, libeinfo1), unpacked once into
+/// the test scratch directory: installing the openrc package would make it the host's init.
+fn openrc_files() -> Result<PathBuf, String> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("openrc-debs");
+    let unpacked = dir.join("root");
+    if unpacked.join("lib/rc/bin/rc-depend").is_file() {
+        return Ok(unpacked);
+    }
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (ok, said) = output(Command::new("apt-get").current_dir(&dir).args([
+        "download",
+        "-q",
+        "openrc",
+        "librc1",
+        "libeinfo1",
+    ]));
+    if !ok {
+        return Err(format!("apt-get download openrc librc1 libeinfo1 failed: {said}"));
+    }
+    for deb in fs::read_dir(&dir).map_err(|e| e.to_string())? {
+        let deb = deb.map_err(|e| e.to_string())?.path();
+        if deb.extension().is_some_and(|e| e == "deb") {
+            let (ok, said) = output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked));
+            if !ok {
+                return Err(format!("dpkg-deb -x {}: {said}", deb.display()));
+            }
+        }
+    }
+    Ok(unpacked)
+}
+
+/// Copies `program`'s shared libraries (as ldd lists them) into `root`, at the same paths.
+fn copy_libraries(program: &Path, root: &Path) {
+    let (_, said) = output(Command::new("ldd").arg(program));
+    for word in said.split_whitespace().filter(|w| w.starts_with('/')) {
+        let dest = root.join(word.trim_start_matches('/'));
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::copy(word, dest).unwrap();
+    }
+}
+
+#[test]
+fn openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees() {
+    const TEST: &str = "openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees";
+    if !rustix::process::geteuid().is_root() {
+        return cannot_run(TEST, "needs root (chroot)");
+    }
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.is_file() || program("apt-get").is_none() || program("ldd").is_none() {
+        return cannot_run(TEST, "needs busybox-static, apt-get and ldd");
+    }
+    let openrc = match openrc_files() {
+        Ok(dir) => dir,
+        Err(why) => return cannot_run(TEST, &why),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = example_root(dir.path(), "alpine3");
+    fs::create_dir(root.join("boot")).unwrap();
+    osconf_install(&root, "openrc");
+    let installed = entries(&root);
+
+    // A chroot: the image, OpenRC's programs with their libraries, busybox as /bin/sh, and the
+    // services osconf names (as Alpine's provide them).
+    copy_tree(&openrc, &root).unwrap();
+    copy_libraries(&openrc.join("lib/rc/bin/rc-depend"), &root);
+    copy_libraries(&openrc.join("sbin/rc-update"), &root);
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    fs::create_dir_all(root.join("run/openrc")).unwrap();
+    for (name, depend) in [
+        ("root", ":"),
+        ("localmount", "need root"),
+        ("networking", "provide net; need localmount"),
+        ("sshd", "need net"),
+    ] {
+        let path = root.join("etc/init.d").join(name);
+        fs::write(&path, format!("#!/sbin/openrc-run\ndepend() {{ {depend}; }}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let chroot = |args: &[&str]| {
+        let (ok, said) = output(Command::new("chroot").arg(&root).args(args));
+        assert!(ok, "chroot {args:?}:\n{said}");
+        said
+    };
+    // OpenRC sources the script's depend() and resolves the tree itself.
+    chroot(&["/lib/rc/bin/rc-depend", "-u"]);
+    let deptree = fs::read_to_string(root.join("run/openrc/deptree")).unwrap();
+    let service = |name: &str| -> Vec<String> {
+        let index = deptree
+            .lines()
+            .find_map(|l| {
+                l.strip_suffix(&format!("_service='{name}'"))
+                    .and_then(|p| p.strip_prefix("depinfo_"))
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| panic!("{name} not in the deptree:\n{deptree}"));
+        let prefix = format!("depinfo_{index}_");
+        deptree
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .map(str::to_owned)
+            .collect()
+    };
+    let osconf = service("osconf");
+    assert!(osconf.contains(&"ineed_0='localmount'".to_owned()), "{osconf:?}");
+    for after in [service("net"), service("sshd")] {
+        assert!(
+            after
+                .iter()
+                .any(|l| l.ends_with("='osconf'") && l.starts_with("iafter")),
+            "{after:?}"
+        );
+    }
+    // rc-update's own removal and addition give back the very link install made.
+    chroot(&["/sbin/rc-update", "del", "osconf", "boot"]);
+    assert!(fs::symlink_metadata(root.join("etc/runlevels/boot/osconf")).is_err());
+    chroot(&["/sbin/rc-update", "add", "osconf", "boot"]);
+    let runlevels = |e: &std::collections::BTreeMap<String, String>| {
+        e.iter()
+            .filter(|(k, _)| k.starts_with("etc/runlevels/boot"))
+            .map(|(k, v)| format!("{k}{v}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(runlevels(&entries(&root)), runlevels(&installed));
 }
