@@ -2,8 +2,9 @@
 //! own verifier and `systemctl --root` (its view of the enablement must be the one install made),
 //! insserv (the LSB header must parse, and insserv must enable the script with the very link
 //! install made), OpenRC's rc-depend and rc-update (Debian's packages unpacked into a chroot of the
-//! image: its deptree must order osconf before net and sshd), and `sh -n` for every script. Only the
-//! OpenRC test needs root; a missing tool is a loud skip (a failure under CI=true).
+//! image: its deptree must order osconf before net and sshd), busybox init itself (booted in a PID
+//! namespace: it runs osconf's entry after the mounts, before the network, and goes on when osconf
+//! fails), and `sh -n` for every script. The OpenRC and busybox tests need root; a missing tool is a loud skip (a failure under CI=true).
 
 mod common;
 
@@ -322,4 +323,63 @@ fn openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees() {
             .collect::<Vec<_>>()
     };
     assert_eq!(runlevels(&entries(&root)), runlevels(&installed));
+}
+
+#[test]
+fn busybox_init_runs_the_entry_before_the_network_and_boots_on_when_it_fails() {
+    const TEST: &str = "busybox_init_runs_the_entry_before_the_network_and_boots_on_when_it_fails";
+    if !rustix::process::geteuid().is_root() {
+        return cannot_run(TEST, "needs root (a PID namespace and chroot)");
+    }
+    let busybox = Path::new("/bin/busybox");
+    let (_, ldd) = output(Command::new("ldd").arg(busybox));
+    if !busybox.is_file() || !ldd.contains("not a dynamic executable") {
+        return cannot_run(
+            TEST,
+            "needs a static /bin/busybox (Debian package busybox-static)",
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    for d in ["bin", "sbin", "etc", "usr/sbin", "boot", "proc"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    std::os::unix::fs::symlink("/bin/busybox", root.join("sbin/init")).unwrap();
+    // The network entry is recognised by its `ifup`; poweroff ends the PID namespace.
+    fs::write(
+        root.join("etc/inittab"),
+        "::sysinit:/bin/busybox mount -t proc proc /proc\n\
+         ::sysinit:/bin/sh -c 'echo mounted >> /log'\n\
+         ::sysinit:/bin/sh -c 'echo network >> /log' # stands for ifup -a\n\
+         ::once:/bin/busybox poweroff\n",
+    )
+    .unwrap();
+    osconf_install(&root, "busybox");
+    // A stand-in for osconf that fails, as a broken os.conf would make it.
+    let stand_in = root.join("usr/sbin/osconf");
+    fs::write(&stand_in, "#!/bin/sh\necho \"osconf $*\" >> /log\nexit 1\n").unwrap();
+
+    let (_, said) = output(
+        Command::new("timeout")
+            .args([
+                "60",
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount",
+                "--mount-proc",
+                "chroot",
+            ])
+            .arg(&root)
+            .arg("/sbin/init"),
+    );
+    let log = fs::read_to_string(root.join("log")).unwrap_or_default();
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["mounted", "osconf apply", "network"],
+        "busybox init's output:\n{said}"
+    );
+    assert!(said.contains("osconf: exit status 1; the boot goes on"), "{said}");
 }
