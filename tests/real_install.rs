@@ -4,7 +4,8 @@
 //! install made), OpenRC's rc-depend and rc-update (Debian's packages unpacked into a chroot of the
 //! image: its deptree must order osconf before net and sshd), busybox init itself (booted in a PID
 //! namespace: it runs osconf's entry after the mounts, before the network, and goes on when osconf
-//! fails), and `sh -n` for every script. The OpenRC and busybox tests need root; a missing tool is a loud skip (a failure under CI=true).
+//! fails), and `sh -n` for every script. The OpenRC and busybox tests need root; a missing tool is
+//! a loud skip (a failure under CI=true).
 
 mod common;
 
