@@ -265,7 +265,8 @@ pub static BOOT_DIR: Flag = Flag {
         complete: Complete::Dir,
     }),
     repeat: false,
-    help: "the first partition's mount point, where aliyun_custom_image/ is created (default: <root>/boot)",
+    help: "the first partition's mount point, where aliyun_custom_image/ is created (default: on /, \
+           partition 1 found as apply finds it; else <root>/boot)",
 };
 
 pub static JSON: Flag = Flag {

@@ -24,8 +24,6 @@ pub const BINARY: &str = "/usr/sbin/osconf";
 pub const COMMAND: &str = "/usr/sbin/osconf apply";
 /// Copies of files that install replaced, put back by uninstall.
 pub const SAVED: &str = "/var/lib/osconf/installed.orig";
-/// The directory ECS writes os.conf into, created on the first partition.
-pub const CONFIG_DIR: &str = "aliyun_custom_image";
 /// Kernel command-line word that turns osconf off at boot, on every init.
 pub const OFF_SWITCH: &str = "osconf=off";
 /// osconf's block in a file it shares with the system (busybox's /etc/inittab).

@@ -7,8 +7,10 @@
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
-use super::{CONFIG_DIR, MANIFEST, Manifest, detect, find, plan_install, plan_uninstall};
+use super::{MANIFEST, Manifest, detect, find, plan_install, plan_uninstall};
+use crate::boot;
 use crate::exec;
 use crate::plan::Plan;
 use crate::system::System;
@@ -38,9 +40,12 @@ pub fn install(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
         }
     };
     let binary = std::fs::read("/proc/self/exe").map_err(|e| format!("reading /proc/self/exe: {e}"))?;
-    let config_dir = config_dir(req)?;
+    // `_partition` keeps partition 1 mounted (and writable) until install is done.
+    let (config_dir, _partition) = config_dir(req, say)?;
     let create = !exists(&config_dir)?;
-    let inside = target_path(&req.root, &config_dir);
+    // Recorded for uninstall only inside an offline root: on `/` it is on partition 1, mounted
+    // wherever the boot finder found it, and stays for ECS.
+    let inside = target_path(&req.root, &config_dir).filter(|_| req.root != Path::new("/"));
     let plan = plan_install(&sys, init, binary, inside.as_deref().filter(|_| create))?;
     if create {
         std::fs::create_dir(&config_dir)
@@ -56,7 +61,7 @@ pub fn install(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
     applied?;
     if create && inside.is_none() {
         say(&format!(
-            "{} is outside the root: uninstall leaves it in place",
+            "{} is on the first partition, not in the root: uninstall leaves it in place",
             config_dir.display()
         ));
     }
@@ -131,16 +136,35 @@ fn apply(plan: &Plan, sys: &System, say: &dyn Fn(&str)) -> Result<(), String> {
     Ok(())
 }
 
-/// The `aliyun_custom_image` directory: under `--boot-dir`, else the root's /boot.
-// TODO: for the root `/`, use the partition finder (src/boot/) once it has landed, so that an
-// instance whose first partition is not /boot gets the directory where ECS writes.
-fn config_dir(req: &Request) -> Result<PathBuf, String> {
+/// The `aliyun_custom_image` directory: under `--boot-dir`; on `/`, at the root of partition 1 as
+/// the boot finder finds it (mounted by it while the returned guard lives, when nothing had it
+/// mounted), or /boot on a machine without partitions (a container); else the root's /boot.
+fn config_dir(req: &Request, say: &dyn Fn(&str)) -> Result<(PathBuf, Option<boot::Located>), String> {
+    if req.boot_dir.is_none() && req.root == Path::new("/") {
+        let roots = boot::Roots::host();
+        let opts = boot::Options {
+            device: None,
+            wait: Duration::from_secs(5),
+            writable: true,
+        };
+        match boot::find(&roots, &opts) {
+            Ok(mut located) => {
+                if let Some(note) = located.make_writable(&roots)? {
+                    say(&note);
+                }
+                say(&format!("first partition: {}", located.describe()));
+                return Ok((located.dir.clone(), Some(located)));
+            }
+            Err(boot::FindError::NoPartition(why)) => say(&format!("{why}; using /boot")),
+            Err(boot::FindError::Failed(why)) => return Err(format!("{why}; nothing was changed")),
+        }
+    }
     let boot = match &req.boot_dir {
         Some(dir) => dir.clone(),
         None => req.root.join("boot"),
     };
     match boot.symlink_metadata() {
-        Ok(md) if md.is_dir() => Ok(boot.join(CONFIG_DIR)),
+        Ok(md) if md.is_dir() => Ok((boot.join(boot::CONF_DIR), None)),
         Ok(_) => Err(format!(
             "{} is not a directory (a link or a file); give the first partition's mount point with --boot-dir",
             boot.display()
