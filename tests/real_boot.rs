@@ -1,6 +1,6 @@
 //! The partition finder on a real kernel (root only): an ext4 filesystem on a loop device, named by
 //! `--device` (path and UUID=, the latter found by reading the superblocks of the host's block
-//! devices), mounted by osconf itself on /run/osconf/p1 and unmounted after success and failure;
+//! devices), mounted by osconf itself on /run/osconf/p1.PID and unmounted after success and failure;
 //! mounted read-only by someone else → made writable for the removal and read-only again; a
 //! device that cannot be made writable → exit 1 before anything changed, os.conf kept.
 //!
@@ -16,9 +16,8 @@ mod common;
 use common::real::{cannot_run, check_prerequisites, run};
 use common::{example_conf, example_root, fingerprint};
 
-const OWN_MOUNT: &str = "/run/osconf/p1";
 const UUID: &str = "7e0c5ab2-5d7c-4a53-9d3a-0b7ad1c0ffee";
-/// One loop device and /run/osconf/p1 at a time.
+/// One loop device at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// An ext4 image holding `aliyun_custom_image/os.conf`, attached to a loop device (detached, and
@@ -83,13 +82,10 @@ impl Loop {
 
 impl Drop for Loop {
     fn drop(&mut self) {
-        if let Some(at) = &self.mounted {
+        // Whatever still has the device mounted (ours, or osconf's if a test failed half-way).
+        for at in mounts_of(&self.dev) {
             let _ = Command::new("umount").arg(at).status();
         }
-        let _ = Command::new("umount")
-            .arg(OWN_MOUNT)
-            .stderr(std::process::Stdio::null())
-            .status();
         let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
     }
 }
@@ -107,12 +103,34 @@ fn mount_line(at: &Path) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn osconf(command: &str, root: &Path, device: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_osconf"))
+/// Where the device `dev` is mounted.
+fn mounts_of(dev: &str) -> Vec<PathBuf> {
+    mountinfo()
+        .lines()
+        .filter(|l| l.split(" - ").nth(1).and_then(|r| r.split(' ').nth(1)) == Some(dev))
+        .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
+        .collect()
+}
+
+/// One run of osconf, and the directory it mounts the device on when it does (named by its pid).
+struct Run {
+    out: Output,
+    own_mount: PathBuf,
+}
+
+fn osconf(command: &str, root: &Path, device: &str) -> Run {
+    let child = Command::new(env!("CARGO_BIN_EXE_osconf"))
         .args([command, "--no-live", "--wait", "5", "--device", device, "--root"])
         .arg(root)
-        .output()
-        .unwrap()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let own_mount = PathBuf::from(format!("/run/osconf/p1.{}", child.id()));
+    Run {
+        out: child.wait_with_output().unwrap(),
+        own_mount,
+    }
 }
 
 fn ready(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
@@ -123,14 +141,19 @@ fn ready(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
     Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
-fn assert_own_mount_gone(out: &Output) {
+/// osconf's own mount is gone, its directory too, and nothing of `l` stays mounted but the test's.
+fn assert_own_mount_gone(run: &Run, l: &Loop) {
+    let left: Vec<PathBuf> = mounts_of(&l.dev)
+        .into_iter()
+        .filter(|m| Some(m) != l.mounted.as_ref())
+        .collect();
     assert!(
-        mount_line(Path::new(OWN_MOUNT)).is_none(),
+        left.is_empty() && mount_line(&run.own_mount).is_none(),
         "still mounted:\n{}",
         mountinfo()
     );
-    assert!(!Path::new(OWN_MOUNT).exists(), "{OWN_MOUNT} left behind");
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!run.own_mount.exists(), "{} left behind", run.own_mount.display());
+    let err = String::from_utf8_lossy(&run.out.stderr);
     assert!(!err.contains("could not"), "{err}");
 }
 
@@ -144,8 +167,10 @@ fn osconf_mounts_the_device_itself_and_unmounts_it_after_success() {
     let l = Loop::new(&example_conf("classic"), false);
 
     // plan: mounted read-only while it runs, says where and how, changes nothing.
-    let out = osconf("plan", &root, &l.dev);
+    let run = osconf("plan", &root, &l.dev);
+    let out = &run.out;
     let text = String::from_utf8_lossy(&out.stdout);
+    let own = run.own_mount.display();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -153,18 +178,19 @@ fn osconf_mounts_the_device_itself_and_unmounts_it_after_success() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains(&format!("note: os.conf {OWN_MOUNT}/aliyun_custom_image/os.conf: --device {}: {} (ext4 UUID={UUID} LABEL=\"OSCONFTEST\"), mounted by osconf on {OWN_MOUNT} until done", l.dev, l.dev)),
+        text.contains(&format!("note: os.conf {own}/aliyun_custom_image/os.conf: --device {}: {} (ext4 UUID={UUID} LABEL=\"OSCONFTEST\"), mounted by osconf on {own} until done", l.dev, l.dev)),
         "{text}"
     );
-    assert_own_mount_gone(&out);
+    assert_own_mount_gone(&run, &l);
     assert!(l.has_conf());
 
     // apply, the device named by UUID: found by its superblock (or /dev/disk/by-uuid).
-    let out = osconf("apply", &root, &format!("UUID={}", UUID.to_uppercase()));
+    let run = osconf("apply", &root, &format!("UUID={}", UUID.to_uppercase()));
+    let out = &run.out;
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
-        err.contains(&format!("mounted by osconf on {OWN_MOUNT}")),
+        err.contains(&format!("mounted by osconf on {}", run.own_mount.display())),
         "{err}"
     );
     assert!(
@@ -172,14 +198,15 @@ fn osconf_mounts_the_device_itself_and_unmounts_it_after_success() {
             .unwrap()
             .contains("iZ23r29djmjZ")
     );
-    assert_own_mount_gone(&out);
+    assert_own_mount_gone(&run, &l);
     assert!(!l.has_conf(), "os.conf was not removed from the device");
 
     // Nothing there any more: exit 0, still nothing left mounted.
-    let out = osconf("apply", &root, &l.dev);
+    let run = osconf("apply", &root, &l.dev);
+    let out = &run.out;
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no os.conf found"));
-    assert_own_mount_gone(&out);
+    assert_own_mount_gone(&run, &l);
 }
 
 #[test]
@@ -191,28 +218,30 @@ fn osconf_unmounts_the_device_after_failure() {
     let root = example_root(dir.path(), "centos7");
     // Invalid os.conf: exit 2.
     let l = Loop::new("hostname=\n", false);
-    let out = osconf("apply", &root, &l.dev);
+    let run = osconf("apply", &root, &l.dev);
+    let out = &run.out;
     assert_eq!(
         out.status.code(),
         Some(2),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_own_mount_gone(&out);
+    assert_own_mount_gone(&run, &l);
     assert!(l.has_conf());
     drop(l);
     // Applying fails (a directory where /etc/hostname goes) and is rolled back: exit 1.
     fs::remove_file(root.join("etc/hostname")).unwrap();
     fs::create_dir(root.join("etc/hostname")).unwrap();
     let l = Loop::new(&example_conf("classic"), false);
-    let out = osconf("apply", &root, &l.dev);
+    let run = osconf("apply", &root, &l.dev);
+    let out = &run.out;
     assert_eq!(
         out.status.code(),
         Some(1),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_own_mount_gone(&out);
+    assert_own_mount_gone(&run, &l);
     assert!(l.has_conf());
 }
 
@@ -227,7 +256,8 @@ fn a_read_only_mount_is_made_writable_for_the_removal_and_read_only_again() {
     let mut l = Loop::new(&example_conf("classic"), false);
     let at = l.mount_ro();
     let before = mount_line(&at).unwrap();
-    let out = osconf("apply", &root, &l.dev);
+    let run = osconf("apply", &root, &l.dev);
+    let out = &run.out;
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let made = format!(
@@ -245,7 +275,7 @@ fn a_read_only_mount_is_made_writable_for_the_removal_and_read_only_again() {
     let options = |l: &str| l.split(' ').nth(5).unwrap().to_owned();
     assert_eq!(options(&after), options(&before), "{before}\n{after}");
     assert!(options(&after).starts_with("ro,"), "{after}");
-    assert!(mount_line(Path::new(OWN_MOUNT)).is_none());
+    assert_own_mount_gone(&run, &l);
 }
 
 #[test]
@@ -258,7 +288,8 @@ fn a_mount_that_cannot_be_made_writable_changes_nothing() {
     let mut l = Loop::new(&example_conf("classic"), true);
     let at = l.mount_ro();
     let before = fingerprint(&root);
-    let out = osconf("apply", &root, &l.dev);
+    let run = osconf("apply", &root, &l.dev);
+    let out = &run.out;
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

@@ -23,8 +23,11 @@ use crate::disk::{self, Filesystem};
 
 /// The directory ECS writes at the root of partition 1, holding os.conf.
 pub const CONF_DIR: &str = "aliyun_custom_image";
-/// Where osconf mounts partition 1 when nothing else has, below the run root.
-const OWN_MOUNT: &str = "osconf/p1";
+/// Where osconf mounts partition 1 when nothing else has: `<run>/osconf/p1.<pid>`, one per process,
+/// so that a stale mount of a killed run or a second osconf running at once never sits in the way.
+fn own_mount(roots: &Roots) -> PathBuf {
+    roots.run.join(format!("osconf/p1.{}", std::process::id()))
+}
 
 /// Where the host's views are: `/proc`, `/sys`, `/dev`, the root that mount points are relative to,
 /// and `/run`. Tests point them at fake trees.
@@ -328,7 +331,7 @@ pub fn survey(roots: &Roots, opts: &Options) -> Result<String, FindError> {
             "{}: {}, not mounted (plan and apply mount it on {} while they run)",
             t.what,
             t.node.display(),
-            roots.run.join(OWN_MOUNT).display()
+            own_mount(roots).display()
         ),
     })
 }
@@ -339,7 +342,7 @@ fn stat(path: &Path) {
 }
 
 /// Finds os.conf's place and makes sure it is mounted: the existing mount, or partition 1 mounted
-/// by osconf (read-write when `opts.writable`, else read-only) on `<run>/osconf/p1`.
+/// by osconf (read-write when `opts.writable`, else read-only) on `<run>/osconf/p1.<pid>`.
 pub fn find(roots: &Roots, opts: &Options) -> Result<Located, FindError> {
     let spot = locate(roots, opts, &mut stat)?;
     let mut target = spot.target;
@@ -369,7 +372,7 @@ pub fn find(roots: &Roots, opts: &Options) -> Result<Located, FindError> {
         }
     };
     target.fs = Some(fs.clone());
-    let own = OwnMount::new(&target.node, &fs, &roots.run.join(OWN_MOUNT), opts.writable).map_err(failed)?;
+    let own = OwnMount::new(&target.node, &fs, &own_mount(roots), opts.writable).map_err(failed)?;
     Ok(Located {
         dir: own.target.join(CONF_DIR),
         target,

@@ -77,7 +77,7 @@ the image really uses, atomically and with rollback, and removes os.conf so the 
 
 Without --config, on root /, os.conf is aliyun_custom_image/os.conf on partition 1 of the disk \
 holding / (or /boot, when that is on another disk; through LVM and LUKS): through its mount when it \
-has one (autofs is triggered), else mounted by osconf on /run/osconf/p1 (read-only for plan) and \
+has one (autofs is triggered), else mounted by osconf on /run/osconf/p1.PID (read-only for plan) and \
 unmounted when done; a read-only mount is made writable for the removal and read-only again after. \
 --device names another device. With another root, or where there is no partition 1 (a container), \
 os.conf is looked for at <root>/boot/aliyun_custom_image/os.conf, then \
@@ -111,7 +111,7 @@ pub const FILES: &[(&str, &str)] = &[
         "looked at when the first partition is the root itself",
     ),
     (
-        "/run/osconf/p1",
+        "/run/osconf/p1.PID",
         "where osconf mounts partition 1 while it runs, when nothing else has mounted it",
     ),
     (
