@@ -16,7 +16,19 @@ mod common;
 use common::real::{cannot_run, check_prerequisites, run};
 use common::{example_conf, example_root, fingerprint};
 
-const UUID: &str = "7e0c5ab2-5d7c-4a53-9d3a-0b7ad1c0ffee";
+/// A UUID of this run's own: another run of these tests on the same machine at the same time must not
+/// make `UUID=` name two devices (which osconf rightly refuses).
+fn uuid() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "7e0c5ab2-5d7c-4a53-9d3a-{:06x}{:06x}",
+        std::process::id() & 0xFF_FFFF,
+        nanos & 0xFF_FFFF
+    )
+}
 /// One loop device at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -25,6 +37,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 struct Loop {
     _dir: tempfile::TempDir,
     image: PathBuf,
+    uuid: String,
     dev: String,
     mounted: Option<PathBuf>,
     scratch: PathBuf,
@@ -37,9 +50,10 @@ impl Loop {
         fs::create_dir_all(content.join("aliyun_custom_image")).unwrap();
         fs::write(content.join("aliyun_custom_image/os.conf"), conf).unwrap();
         let image = dir.path().join("p1.img");
+        let uuid = uuid();
         run(Command::new("truncate").args(["-s", "32M"]).arg(&image));
         run(Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-O", "^64bit", "-U", UUID, "-L", "OSCONFTEST", "-d"])
+            .args(["-q", "-F", "-O", "^64bit", "-U", &uuid, "-L", "OSCONFTEST", "-d"])
             .arg(&content)
             .arg(&image));
         let mut losetup = Command::new("losetup");
@@ -53,6 +67,7 @@ impl Loop {
         Loop {
             _dir: dir,
             image,
+            uuid,
             dev,
             mounted: None,
             scratch,
@@ -178,14 +193,14 @@ fn osconf_mounts_the_device_itself_and_unmounts_it_after_success() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains(&format!("note: os.conf {own}/aliyun_custom_image/os.conf: --device {}: {} (ext4 UUID={UUID} LABEL=\"OSCONFTEST\"), mounted by osconf on {own} until done", l.dev, l.dev)),
+        text.contains(&format!("note: os.conf {own}/aliyun_custom_image/os.conf: --device {}: {} (ext4 UUID={} LABEL=\"OSCONFTEST\"), mounted by osconf on {own} until done", l.dev, l.dev, l.uuid)),
         "{text}"
     );
     assert_own_mount_gone(&run, &l);
     assert!(l.has_conf());
 
     // apply, the device named by UUID: found by its superblock (or /dev/disk/by-uuid).
-    let run = osconf("apply", &root, &format!("UUID={}", UUID.to_uppercase()));
+    let run = osconf("apply", &root, &format!("UUID={}", l.uuid.to_uppercase()));
     let out = &run.out;
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
