@@ -11,16 +11,7 @@ use std::os::unix::fs::{PermissionsExt as _, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{example_root, fingerprint};
-
-fn osconf(args: &[&str], root: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_osconf"))
-        .args(args)
-        .arg("--root")
-        .arg(root)
-        .output()
-        .unwrap()
-}
+use common::{example_root, fingerprint, osconf_in as osconf};
 
 fn ok(out: Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -7,22 +7,13 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{example_conf, example_root, fingerprint};
+use common::{example_conf, example_root, fingerprint, osconf_in as osconf};
 
 const CONF: &str = "boot/aliyun_custom_image/os.conf";
 const PASSWORD: &str = "qwer1234";
 const PASSWORD_BASE64: &str = "cXdlcjEyMzQK";
-
-fn osconf(args: &[&str], root: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_osconf"))
-        .args(args)
-        .arg("--root")
-        .arg(root)
-        .output()
-        .unwrap()
-}
 
 /// A debian11 root with /var/log and the classic sample (which sets the password) in place.
 fn scratch(dir: &Path) -> PathBuf {

@@ -42,6 +42,16 @@ eth1_route=\"0.0.0.0/0 42.120.74.1\"
 dns_nameserver=\"7.7.7.7 8.8.8.8\"
 ";
 
+/// The real binary run with `args`, then `--root root`; its output whatever the status.
+pub fn osconf_in(args: &[&str], root: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .output()
+        .unwrap()
+}
+
 /// `osconf apply --no-live` of the os.conf text `conf` to `root` with the real binary. The text is
 /// written beside `root` first, since apply deletes its --config file.
 pub fn osconf_apply(root: &Path, conf: &str) {
