@@ -228,6 +228,16 @@ fn detect(root: &Path) -> Result<(), Error> {
 fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<(), Error> {
     let root = Root::open(&target.root)
         .map_err(|e| Error::failed(Some(&target.root), format!("{e}; nothing was changed")))?;
+    if apply {
+        // One apply at a time; then a run cut short is rolled back before anything is read, so that
+        // the plan is made against the configuration as it was.
+        exec::lock(&root, exec::WAIT).map_err(failed)?;
+        match exec::recover(&root) {
+            Ok(Some(done)) => say(done),
+            Ok(None) => {}
+            Err(e) => return Err(failed(format!("rolling back an interrupted run: {e}"))),
+        }
+    }
     let mut source = match find_config(target, &root, apply) {
         Ok(s) => s,
         Err(Missing::Absent(looked)) => {

@@ -7,8 +7,12 @@
 
 mod durable;
 mod hooks;
+mod journal;
+mod lock;
 
 pub use hooks::CRASHED;
+pub use journal::recover;
+pub use lock::{WAIT, lock};
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -18,9 +22,10 @@ use std::path::PathBuf;
 
 use crate::plan::{FileOp, LiveAction, Mode, Plan};
 use crate::platform;
-use crate::root::{ConfFile, Entry, Root};
+use crate::root::{self, ConfFile, Entry, Root};
 use durable::{Meta, Saved};
 use hooks::crash_point;
+use journal::{JOURNAL, Journal, Was};
 
 /// Where backups go, below the root: one directory per run, named by its UTC time, readable by root
 /// only (it holds a copy of /etc/shadow).
@@ -71,7 +76,8 @@ struct Staged {
     entry: Entry,
     saved: Option<Saved>,
     tmp: Option<OsString>,
-    backup: Option<PathBuf>,
+    /// Its backup, in the root.
+    backup: Option<String>,
 }
 
 enum Undo {
@@ -85,6 +91,8 @@ enum Undo {
         entry: Entry,
         dir: bool,
     },
+    /// The journal: removed (after a flush of everything undone) when the rollback ends.
+    Journal(Entry),
     Live(platform::Previous),
 }
 
@@ -93,6 +101,10 @@ struct Executor<'a> {
     stamp: &'a str,
     staged: Vec<Staged>,
     undo: Vec<Undo>,
+    journal: Journal,
+    /// The journal was removed: the renames are the new configuration, and a rollback must write it
+    /// again first.
+    committed: bool,
     /// One open directory per filesystem written to, to flush each once.
     filesystems: Vec<(u64, OwnedFd)>,
     report: Report,
@@ -104,9 +116,23 @@ pub fn apply(plan: &Plan, root: &Root, opts: &Options) -> Result<Report, ExecErr
         stamp: &opts.stamp,
         staged: Vec::new(),
         undo: Vec::new(),
+        journal: Journal::default(),
+        committed: false,
         filesystems: Vec::new(),
         report: Report::default(),
     };
+    let step = "rolling back an interrupted run";
+    match journal::recover(root) {
+        Ok(Some(done)) => ex.report.steps.push(done),
+        Ok(None) => {}
+        Err(e) => {
+            return Err(ExecError {
+                step: step.to_owned(),
+                error: io::Error::other(e),
+                rollback_failures: Vec::new(),
+            });
+        }
+    }
     match ex.run(plan, opts) {
         Ok(()) => Ok(ex.report),
         Err((step, error)) => {
@@ -128,9 +154,27 @@ fn at(step: &str) -> impl FnOnce(io::Error) -> StepError + '_ {
 
 impl Executor<'_> {
     fn run(&mut self, plan: &Plan, opts: &Options) -> Result<(), StepError> {
+        let step = "writing the journal";
+        // The journal's own directory first: a run cut short before the journal leaves at most that.
+        let mut dirs = Vec::new();
+        self.missing_dirs(JOURNAL, &mut dirs).map_err(at(step))?;
+        let for_journal = dirs.len();
         for op in &plan.ops {
+            self.survey(op, &mut dirs).map_err(at(&describe(op)))?;
+        }
+        self.journal.dirs = dirs.clone();
+        for d in &dirs[..for_journal] {
+            self.make_dir(d).map_err(at(step))?;
+        }
+        self.write_journal().map_err(at(step))?;
+        crash_point(step);
+        for d in &dirs[for_journal..] {
+            let step = format!("creating {d}");
+            self.make_dir(d).map_err(at(&step))?;
+        }
+        for (i, op) in plan.ops.iter().enumerate() {
             let step = describe(op);
-            self.prepare(op).map_err(at(&step))?;
+            self.stage(i, op).map_err(at(&step))?;
             crash_point(&step);
         }
         let step = "flushing the new files and the backups";
@@ -152,6 +196,9 @@ impl Executor<'_> {
                 self.report.steps.push(step);
             }
         }
+        let step = "removing the journal";
+        self.remove_journal().map_err(at(step))?;
+        crash_point(step);
         if let Some(conf) = &opts.config_file {
             let step = format!("removing {}", conf.path.display());
             self.remove_config(conf).map_err(at(&step))?;
@@ -161,20 +208,144 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Backs up what `op` replaces, creates missing directories, and writes the new file or link
-    /// under a temp name beside its destination. Nothing is flushed yet.
-    fn prepare(&mut self, op: &FileOp) -> io::Result<()> {
+    /// Reads what `op` replaces and decides the names: its temp, its backup, the directories to make
+    /// (added to `dirs`, outermost first). Nothing is written yet.
+    fn survey(&mut self, op: &FileOp, dirs: &mut Vec<String>) -> io::Result<()> {
         let path = op.path();
         if !matches!(op, FileOp::Remove { .. }) {
-            self.create_parents(path, 0o755)?;
+            self.missing_dirs(path, dirs)?;
         }
-        let entry = self.root.entry(path)?;
-        self.track(&entry.dir)?;
-        let saved = durable::save(&entry)?;
+        let entry = match root::absent_as_none(self.root.entry(path))? {
+            Some(entry) => entry,
+            // Its directory is to be made: nothing there yet; the entry is opened once it exists.
+            None if dirs.iter().any(|d| Some(d.as_str()) == parent(path)) => Entry {
+                dir: self.root.fd().try_clone_to_owned()?,
+                name: OsString::new(),
+            },
+            None => return Err(self.root.entry(path).expect_err("still absent")),
+        };
+        let saved = match entry.name.is_empty() {
+            true => None,
+            false => durable::save(&entry)?,
+        };
         let backup = match &saved {
-            Some(saved) => Some(self.backup(path, saved)?),
+            Some(_) => {
+                let dest = format!("{}{path}", self.backup_dir()?);
+                self.missing_dirs(&dest, dirs)?;
+                Some(dest)
+            }
             None => None,
         };
+        let tmp = match op {
+            FileOp::Remove { .. } => None,
+            _ => Some(durable::temp_name(OsStr::new(
+                path.rsplit('/').next().unwrap_or(path),
+            ))),
+        };
+        self.journal.files.push(journal::File {
+            path: path.to_owned(),
+            tmp: tmp.as_ref().map(|t| t.to_string_lossy().into_owned()),
+            was: Was::of(saved.as_ref()),
+            backup: backup.clone(),
+        });
+        self.staged.push(Staged {
+            shown: self.root.host_path(path),
+            entry,
+            saved,
+            tmp,
+            backup,
+        });
+        Ok(())
+    }
+
+    /// This run's backup directory in the root, chosen at the first backup: new for each run, even
+    /// for two runs in the same second, so no backup overwrites another.
+    fn backup_dir(&mut self) -> io::Result<String> {
+        if let Some(dir) = &self.journal.backup_dir {
+            return Ok(dir.clone());
+        }
+        let mut name = format!("/{BACKUP_DIR}/{}", self.stamp);
+        let mut n = 1;
+        while self.root.lstat(&name)?.is_some() {
+            n += 1;
+            name = format!("/{BACKUP_DIR}/{}-{n}", self.stamp);
+        }
+        self.report.backup_dir = Some(self.root.host_path(&name));
+        self.journal.backup_dir = Some(name.clone());
+        Ok(name)
+    }
+
+    /// Adds the directories missing above `path` (and not planned yet) to `dirs`, outermost first.
+    fn missing_dirs(&self, path: &str, dirs: &mut Vec<String>) -> io::Result<()> {
+        let mut missing = Vec::new();
+        let mut dir = parent(path);
+        while let Some(d) = dir {
+            if dirs.iter().any(|p| p == d) || self.root.lstat(d)?.is_some() {
+                break;
+            }
+            missing.push(d.to_owned());
+            dir = parent(d);
+        }
+        dirs.extend(missing.into_iter().rev());
+        Ok(())
+    }
+
+    /// Writes the journal (its directory exists by now).
+    fn write_journal(&mut self) -> io::Result<()> {
+        let entry = self.root.entry(JOURNAL)?;
+        self.track(&entry.dir)?;
+        journal::write(&entry, &self.journal)?;
+        self.undo.push(Undo::Journal(entry));
+        Ok(())
+    }
+
+    /// The commit: once the journal's removal is on disk, a crash leaves the new configuration.
+    fn remove_journal(&mut self) -> io::Result<()> {
+        let Some(Undo::Journal(entry)) = self.undo.iter().find(|u| matches!(u, Undo::Journal(_))) else {
+            unreachable!("the journal was written first");
+        };
+        durable::remove(entry)?;
+        self.committed = true;
+        durable::sync_dir(&entry.dir)
+    }
+
+    /// Creates one directory of the run: 0700 in the backup tree (it holds a copy of /etc/shadow).
+    fn make_dir(&mut self, d: &str) -> io::Result<()> {
+        let entry = self.root.entry(d)?;
+        let mode = if d.starts_with(&format!("/{BACKUP_DIR}")) {
+            BACKUP_MODE
+        } else {
+            0o755
+        };
+        durable::make_dir(&entry, mode)?;
+        self.track(&entry.dir)?;
+        self.undo.push(Undo::Created {
+            shown: self.root.host_path(d),
+            entry,
+            dir: true,
+        });
+        Ok(())
+    }
+
+    /// Copies the original of `staged[i]` to its backup and writes what comes under its temp name.
+    fn stage(&mut self, i: usize, op: &FileOp) -> io::Result<()> {
+        if self.staged[i].entry.name.is_empty() {
+            // Its directory exists now.
+            self.staged[i].entry = self.root.entry(op.path())?;
+        }
+        self.track(&self.staged[i].entry.dir.try_clone()?)?;
+        let s = &self.staged[i];
+        if let (Some(saved), Some(backup)) = (&s.saved, &s.backup) {
+            let entry = self.root.entry(backup)?;
+            durable::create(&entry, saved)?;
+            let shown = self.root.host_path(backup);
+            self.undo.push(Undo::Created {
+                shown,
+                entry,
+                dir: false,
+            });
+        }
+        let s = &self.staged[i];
         // `Mode::SameAs`: the other file as it is now (a disabled copy is written before its
         // original is removed).
         let like = match op {
@@ -184,24 +355,16 @@ impl Executor<'_> {
             } => durable::save(&self.root.entry(other)?)?,
             _ => None,
         };
-        let tmp = match op {
+        let made = match op {
             FileOp::Write { contents, .. } => {
-                let meta = meta_for(op, saved.as_ref(), like.as_ref());
-                Some(durable::stage_file(&entry, contents, &meta)?)
+                let meta = meta_for(op, s.saved.as_ref(), like.as_ref());
+                Some(durable::stage_file(&s.entry, contents, &meta)?)
             }
-            FileOp::Symlink { target, .. } => Some(durable::stage_link(&entry, OsStr::new(target))?),
+            FileOp::Symlink { target, .. } => Some(durable::stage_link(&s.entry, OsStr::new(target))?),
             FileOp::Remove { .. } => None,
         };
-        let has_tmp = tmp.is_some();
-        self.staged.push(Staged {
-            shown: self.root.host_path(path),
-            entry,
-            saved,
-            tmp,
-            backup,
-        });
-        if has_tmp {
-            self.undo.push(Undo::Discard(self.staged.len() - 1));
+        if made.is_some() {
+            self.undo.push(Undo::Discard(i));
         }
         Ok(())
     }
@@ -238,71 +401,6 @@ impl Executor<'_> {
         durable::sync_dir(&self.staged[i].entry.dir)
     }
 
-    /// Creates the missing directories above `path`, outermost first, each undone on failure.
-    fn create_parents(&mut self, path: &str, mode: u32) -> io::Result<()> {
-        let mut missing = Vec::new();
-        let mut dir = parent(path);
-        while let Some(d) = dir {
-            if self.root.lstat(d)?.is_some() {
-                break;
-            }
-            missing.push(d);
-            dir = parent(d);
-        }
-        for d in missing.into_iter().rev() {
-            let entry = self.root.entry(d)?;
-            durable::make_dir(&entry, mode)?;
-            self.track(&entry.dir)?;
-            self.undo.push(Undo::Created {
-                shown: self.root.host_path(d),
-                entry,
-                dir: true,
-            });
-        }
-        Ok(())
-    }
-
-    /// Copies the original into this run's backup directory, created on first use (0700). The
-    /// directory is new for each run, even for two runs in the same second, so no backup overwrites
-    /// another.
-    fn backup(&mut self, path: &str, saved: &Saved) -> io::Result<PathBuf> {
-        let dir = match &self.report.backup_dir {
-            Some(_) => self.run_backup_dir(),
-            None => {
-                let mut name = format!("/{BACKUP_DIR}/{}", self.stamp);
-                let mut n = 1;
-                while self.root.lstat(&name)?.is_some() {
-                    n += 1;
-                    name = format!("/{BACKUP_DIR}/{}-{n}", self.stamp);
-                }
-                self.report.backup_dir = Some(self.root.host_path(&name));
-                name
-            }
-        };
-        let dest = format!("{dir}{path}");
-        self.create_parents(&dest, BACKUP_MODE)?;
-        let entry = self.root.entry(&dest)?;
-        durable::create(&entry, saved)?;
-        let shown = self.root.host_path(&dest);
-        self.undo.push(Undo::Created {
-            shown: shown.clone(),
-            entry,
-            dir: false,
-        });
-        Ok(shown)
-    }
-
-    /// This run's backup directory as a path in the root.
-    fn run_backup_dir(&self) -> String {
-        let shown = self
-            .report
-            .backup_dir
-            .as_ref()
-            .expect("chosen at the first backup");
-        let rel = shown.strip_prefix(self.root.path()).expect("below the root");
-        format!("/{}", rel.display())
-    }
-
     fn live(&mut self, action: &LiveAction) -> io::Result<()> {
         self.undo.push(Undo::Live(platform::snapshot(action)?));
         platform::apply(action)
@@ -327,9 +425,19 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Undoes every step in reverse, flushes, and returns what could not be undone.
+    /// Undoes every step in reverse, flushes, and returns what could not be undone. After the
+    /// commit the journal is written again first, so that a crash while undoing is undone too.
     fn rollback(&mut self) -> Vec<String> {
         let mut failures = Vec::new();
+        if self.committed {
+            let rewrite = self.root.entry(JOURNAL).and_then(|entry| {
+                journal::write(&entry, &self.journal)?;
+                self.flush()
+            });
+            if let Err(e) = rewrite {
+                failures.push(format!("writing the journal again: {e}"));
+            }
+        }
         while let Some(undo) = self.undo.pop() {
             let (what, result) = match &undo {
                 Undo::Discard(i) => {
@@ -337,13 +445,27 @@ impl Executor<'_> {
                     let tmp = s.tmp.as_deref().expect("a temp to discard");
                     (temp_shown(s, tmp), durable::discard(&s.entry, tmp))
                 }
-                Undo::Restore(i) => (restore_shown(&self.staged[*i]), restore(&self.staged[*i])),
+                Undo::Restore(i) => (
+                    restore_shown(self.root, &self.staged[*i]),
+                    restore(&self.staged[*i]),
+                ),
                 Undo::Created { shown, entry, dir } => {
                     let result = match dir {
                         true => durable::remove_dir(entry),
                         false => durable::remove(entry),
                     };
                     (format!("could not remove {}", shown.display()), result)
+                }
+                Undo::Journal(entry) => {
+                    // Kept when something could not be put back: the next run tries again.
+                    if !failures.is_empty() {
+                        continue;
+                    }
+                    let result = self.flush().and_then(|()| durable::remove(entry));
+                    (
+                        format!("could not remove {}", self.root.host_path(JOURNAL).display()),
+                        result,
+                    )
                 }
                 Undo::Live(previous) => (format!("live state {previous:?}"), platform::restore(previous)),
             };
@@ -372,12 +494,12 @@ fn restore(s: &Staged) -> io::Result<()> {
     }
 }
 
-fn restore_shown(s: &Staged) -> String {
+fn restore_shown(root: &Root, s: &Staged) -> String {
     match (&s.saved, &s.backup) {
         (Some(_), Some(backup)) => format!(
             "could not put back {} (its original is in {})",
             s.shown.display(),
-            backup.display()
+            root.host_path(backup).display()
         ),
         (Some(_), None) => format!("could not put back {}", s.shown.display()),
         (None, _) => format!("could not remove the new {}", s.shown.display()),

@@ -25,6 +25,11 @@ const ORDER: [usize; 64] = [
 pub fn sha512_crypt(password: &str, salt: &[u8; SALT_BYTES]) -> String {
     let mut salt_text = [0u8; 16];
     let salt_text = Base64ShaCrypt::encode(salt, &mut salt_text).expect("16 bytes hold 12 encoded");
+    crypt_with(password, salt_text)
+}
+
+/// `$6$<salt_text>$<hash>` with the default rounds.
+fn crypt_with(password: &str, salt_text: &str) -> String {
     let params = sha_crypt::Params::new(ROUNDS).expect("5000 rounds is in range");
     let digest = sha_crypt::sha512_crypt(password.as_bytes(), salt_text.as_bytes(), params);
     let ordered: Vec<u8> = ORDER.iter().map(|&i| digest[i]).collect();
@@ -60,6 +65,11 @@ pub fn render(
     let old = sys
         .read(path)?
         .ok_or_else(|| format!("cannot set the root password: {path} is missing"))?;
+    if root_hash(&old).is_some_and(|h| is_hash_of(password.expose(), h)) {
+        // Already this password: the line (and its last-change day) stays, so applying the same
+        // os.conf again (a run cut short after its commit, say) changes nothing.
+        return Ok(out);
+    }
     let contents = set_root_hash(&old, &hash, day)
         .ok_or_else(|| format!("cannot set the root password: {path} has no root line"))?;
     out.ops.push(FileOp::Write {
@@ -108,6 +118,25 @@ esac
 
 /// Replaces the second field of the first `root:` line, and the third with `day` when given. Day 0
 /// (a clock before 1970-01-02) is not written: it would mean "change the password at next login".
+/// The hash field of the first `root:` line.
+fn root_hash(old: &[u8]) -> Option<&str> {
+    let line = old.split(|&b| b == b'\n').find(|l| l.starts_with(b"root:"))?;
+    std::str::from_utf8(line.split(|&b| b == b':').nth(1)?).ok()
+}
+
+/// True when `hash` is the SHA-512 crypt of `password` with default rounds (what osconf writes).
+fn is_hash_of(password: &str, hash: &str) -> bool {
+    let Some(rest) = hash.strip_prefix("$6$") else {
+        return false;
+    };
+    match rest.split_once('$') {
+        Some((salt, _)) if !salt.starts_with("rounds=") && salt.len() <= 16 => {
+            crypt_with(password, salt) == hash
+        }
+        _ => false,
+    }
+}
+
 fn set_root_hash(old: &[u8], hash: &str, day: Option<u64>) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(old.len() + hash.len());
     let mut found = false;
@@ -165,6 +194,18 @@ mod tests {
         let got = sha512_crypt("qwer1234", &salt);
         let want = "$6$abcdefghijklmnop$lOF7E6bBvJg1qwdgdw4z5bJroodGsc8nh8amh6XcCgDsbwqdnqyQfWgmUEuCXniUruLb9E9oki925kt9C.HbO0";
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_same_password_again_keeps_the_line() {
+        let hash = "$6$abcdefghijklmnop$lOF7E6bBvJg1qwdgdw4z5bJroodGsc8nh8amh6XcCgDsbwqdnqyQfWgmUEuCXniUruLb9E9oki925kt9C.HbO0";
+        assert!(is_hash_of("qwer1234", hash));
+        assert!(!is_hash_of("qwer12345", hash));
+        assert!(!is_hash_of("qwer1234", "$6$rounds=5000$abc$x"));
+        assert_eq!(
+            root_hash(format!("bin:*:1::\nroot:{hash}:19000::\n").as_bytes()),
+            Some(hash)
+        );
     }
 
     #[test]

@@ -1,0 +1,358 @@
+//! The journal of a run, `/var/lib/osconf/journal` in the root: what the run is about to replace,
+//! what each file was (absent, a link and its target, or a file and the SHA-256 of its bytes), where
+//! its backup is, the temp names, the directories it creates. It is written before the first temp
+//! file, flushed with them, and removed (and that flushed) once every rename is on disk: the commit.
+//!
+//! A run cut short (power cut, kill -9, panic) leaves it behind, and the next apply rolls that run
+//! back before anything else: the old configuration comes back, and os.conf, which is removed only
+//! after the commit, is still there, so the same run is then done again, whole. Rolling back needs no
+//! knowledge of how far the run got: a file whose bytes still hash to the original's is left alone,
+//! any other is put back from its backup (whose hash must match too: a backup not yet flushed when
+//! the power went is never restored, and no rename can have happened before it was flushed).
+
+use std::fmt::Write as _;
+use std::io;
+
+use sha2::{Digest as _, Sha256};
+
+use super::durable::{self, Saved};
+use crate::root::{self, Entry, Root};
+
+/// Where the journal is, in the root.
+pub const JOURNAL: &str = "/var/lib/osconf/journal";
+
+const MAGIC: &str = "osconf-journal 1";
+
+/// What a path held before the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Was {
+    Absent,
+    Link(Vec<u8>),
+    File([u8; 32]),
+}
+
+impl Was {
+    pub fn of(saved: Option<&Saved>) -> Was {
+        match saved {
+            None => Was::Absent,
+            Some(Saved::Link(t)) => Was::Link(t.as_os_str().as_encoded_bytes().to_vec()),
+            Some(Saved::File { bytes, .. }) => Was::File(hash(bytes)),
+        }
+    }
+}
+
+/// One file of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    pub path: String,
+    /// The temp name beside it, when the run writes one.
+    pub tmp: Option<String>,
+    pub was: Was,
+    /// Where its original is kept, in the root.
+    pub backup: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Journal {
+    /// This run's backup directory, in the root.
+    pub backup_dir: Option<String>,
+    pub files: Vec<File>,
+    /// Directories the run creates, outermost first.
+    pub dirs: Vec<String>,
+}
+
+pub fn hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+impl Journal {
+    pub fn render(&self) -> String {
+        let mut out = format!("{MAGIC}\n");
+        if let Some(dir) = &self.backup_dir {
+            let _ = writeln!(out, "backup {}", enc(dir.as_bytes()));
+        }
+        for d in &self.dirs {
+            let _ = writeln!(out, "dir {}", enc(d.as_bytes()));
+        }
+        for f in &self.files {
+            let was = match &f.was {
+                Was::Absent => "absent".to_owned(),
+                Was::Link(t) => format!("link:{}", enc(t)),
+                Was::File(h) => format!("file:{}", hex(h)),
+            };
+            let opt = |o: &Option<String>| o.as_ref().map_or("-".to_owned(), |s| enc(s.as_bytes()));
+            let _ = writeln!(
+                out,
+                "file {} {} {was} {}",
+                enc(f.path.as_bytes()),
+                opt(&f.tmp),
+                opt(&f.backup)
+            );
+        }
+        out.push_str("end\n");
+        out
+    }
+
+    /// Reads a journal; lines that do not parse (a journal cut short by a power cut) are skipped:
+    /// rolling back only what is listed is still right, since nothing was renamed before the whole
+    /// journal was on disk.
+    pub fn parse(text: &str) -> Journal {
+        let mut j = Journal::default();
+        for line in text.lines() {
+            let words: Vec<&str> = line.split(' ').collect();
+            match words.as_slice() {
+                ["backup", dir] => j.backup_dir = dec_string(dir),
+                ["dir", d] => j.dirs.extend(dec_string(d)),
+                ["file", path, tmp, was, backup] => {
+                    let opt = |w: &str| {
+                        if w == "-" {
+                            Some(None)
+                        } else {
+                            dec_string(w).map(Some)
+                        }
+                    };
+                    let was = match was.split_once(':') {
+                        None if *was == "absent" => Some(Was::Absent),
+                        Some(("link", t)) => dec(t).map(Was::Link),
+                        Some(("file", h)) => unhex(h).map(Was::File),
+                        _ => None,
+                    };
+                    if let (Some(path), Some(tmp), Some(was), Some(backup)) =
+                        (dec_string(path), opt(tmp), was, opt(backup))
+                    {
+                        j.files.push(File {
+                            path,
+                            tmp,
+                            was,
+                            backup,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        j
+    }
+}
+
+/// Percent-encodes every byte but a safe few, so that a name with a space or a newline (a hostile
+/// image can hold one) stays one word on one line.
+fn enc(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"/._-+@:,=~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02x}");
+        }
+    }
+    out
+}
+
+fn dec(word: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(word.len());
+    let mut bytes = word.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hi = (bytes.next()? as char).to_digit(16)?;
+            let lo = (bytes.next()? as char).to_digit(16)?;
+            out.push((hi * 16 + lo) as u8);
+        } else {
+            out.push(b);
+        }
+    }
+    Some(out)
+}
+
+fn dec_string(word: &str) -> Option<String> {
+    String::from_utf8(dec(word)?).ok()
+}
+
+fn hex(h: &[u8; 32]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Rolls back the run a journal left behind, if any; returns what it did for the log, or what could
+/// not be put back (the journal then stays, for the next try).
+pub fn recover(root: &Root) -> Result<Option<String>, String> {
+    let text = match root.read(JOURNAL) {
+        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(format!("reading the journal of an interrupted run: {e}")),
+    };
+    let journal = Journal::parse(&text);
+    let mut failures = Vec::new();
+    let mut restored = 0;
+    for f in journal.files.iter().rev() {
+        match roll_back(root, f) {
+            Ok(true) => restored += 1,
+            Ok(false) => {}
+            Err(e) => failures.push(match &f.backup {
+                Some(b) => format!(
+                    "could not put back {} (its original is in {}): {e}",
+                    shown(root, &f.path),
+                    shown(root, b)
+                ),
+                None => format!("could not put back {}: {e}", shown(root, &f.path)),
+            }),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(failures.join("; "));
+    }
+    let flush = |what: &str| rustix::fs::syncfs(root.fd()).map_err(|e| format!("flushing {what}: {e}"));
+    flush("the rollback of an interrupted run")?;
+    if let Some(dir) = &journal.backup_dir {
+        remove_tree(root, dir).map_err(|e| format!("removing {}: {e}", shown(root, dir)))?;
+    }
+    let entry = root
+        .entry(JOURNAL)
+        .map_err(|e| format!("{}: {e}", shown(root, JOURNAL)))?;
+    durable::remove(&entry).map_err(|e| format!("removing {}: {e}", shown(root, JOURNAL)))?;
+    for d in journal.dirs.iter().rev() {
+        // Removed only when empty: a directory holding something else stays.
+        if let Ok(entry) = root.entry(d) {
+            let _ = durable::remove_dir(&entry);
+        }
+    }
+    flush("the end of the rollback")?;
+    Ok(Some(format!(
+        "an interrupted run was rolled back ({restored} of {} files put back)",
+        journal.files.len()
+    )))
+}
+
+/// Puts one file back as it was; `true` when something had to be done.
+fn roll_back(root: &Root, f: &File) -> io::Result<bool> {
+    let entry = root.entry(&f.path);
+    let entry = match (root::absent_as_none(entry)?, &f.was) {
+        (Some(entry), _) => entry,
+        // Its directory is gone: it was one the run created, so nothing was there.
+        (None, Was::Absent) => return Ok(false),
+        (None, _) => return Err(io::Error::other("its directory is gone")),
+    };
+    if let Some(tmp) = &f.tmp {
+        durable::discard(&entry, std::ffi::OsStr::new(tmp))?;
+    }
+    let now = durable::save(&entry)?;
+    let same = match (&f.was, &now) {
+        (Was::Absent, None) => true,
+        (Was::Link(t), Some(Saved::Link(n))) => n.as_os_str().as_encoded_bytes() == t.as_slice(),
+        (Was::File(h), Some(Saved::File { bytes, .. })) => hash(bytes) == *h,
+        _ => false,
+    };
+    if same {
+        return Ok(false);
+    }
+    let saved = match &f.was {
+        Was::Absent => {
+            durable::remove(&entry)?;
+            return Ok(true);
+        }
+        Was::Link(t) => {
+            use std::os::unix::ffi::OsStringExt as _;
+            Saved::Link(std::path::PathBuf::from(std::ffi::OsString::from_vec(t.clone())))
+        }
+        Was::File(h) => {
+            let backup = f
+                .backup
+                .as_deref()
+                .ok_or_else(|| io::Error::other("no backup recorded"))?;
+            match durable::save(&root.entry(backup)?)? {
+                Some(saved @ Saved::File { .. }) if matches!(&saved, Saved::File { bytes, .. } if hash(bytes) == *h) => {
+                    saved
+                }
+                _ => return Err(io::Error::other("its backup is missing or not whole")),
+            }
+        }
+    };
+    let tmp = durable::stage(&entry, &saved)?;
+    durable::commit(&entry, &tmp)?;
+    Ok(true)
+}
+
+/// Removes a directory osconf made and everything in it, through the root's handles.
+pub fn remove_tree(root: &Root, dir: &str) -> io::Result<()> {
+    for name in root.list(dir)? {
+        let path = format!("{dir}/{}", name.to_string_lossy());
+        let entry = root.entry(&path)?;
+        let st = durable::stat(&entry)?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+            remove_tree(root, &path)?;
+        } else {
+            durable::remove(&entry)?;
+        }
+    }
+    match root::absent_as_none(root.entry(dir))? {
+        Some(entry) => match durable::remove_dir(&entry) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        },
+        None => Ok(()),
+    }
+}
+
+fn shown(root: &Root, path: &str) -> String {
+    root.host_path(path).display().to_string()
+}
+
+/// Writes the journal (not flushed: the run's first flush takes it with the temp files).
+pub fn write(entry: &Entry, journal: &Journal) -> io::Result<()> {
+    durable::discard(entry, &entry.name)?;
+    durable::create(
+        entry,
+        &Saved::File {
+            bytes: journal.render().into_bytes(),
+            meta: durable::Meta::new(0o600),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_with_odd_names() {
+        let j = Journal {
+            backup_dir: Some("/var/lib/osconf/backup/X".into()),
+            files: vec![
+                File {
+                    path: "/etc/a b\nc".into(),
+                    tmp: Some(".a b\nc.osconf-new".into()),
+                    was: Was::File(hash(b"x")),
+                    backup: Some("/var/lib/osconf/backup/X/etc/a b\nc".into()),
+                },
+                File {
+                    path: "/etc/l".into(),
+                    tmp: None,
+                    was: Was::Link(b"../x y".to_vec()),
+                    backup: None,
+                },
+                File {
+                    path: "/etc/n".into(),
+                    tmp: Some(".n.osconf-new".into()),
+                    was: Was::Absent,
+                    backup: None,
+                },
+            ],
+            dirs: vec!["/etc/new".into()],
+        };
+        let text = j.render();
+        assert_eq!(Journal::parse(&text), j);
+        // Cut short: the whole lines before the cut still parse.
+        let cut = &text[..text.find("file /etc/l").unwrap() + 8];
+        assert_eq!(Journal::parse(cut).files.len(), 1);
+    }
+}

@@ -1,0 +1,142 @@
+//! Crash safety: `apply` stopped after every step in turn (a crash point of the `test-hooks` build
+//! ends the process at once, as kill -9 or a power cut between two system calls would), then an
+//! ordinary `apply` — which rolls the cut run back from its journal and does the whole run again —
+//! must leave exactly the golden tree of `tests/cases/<root>-<conf>/expected`: never a mix, no temp
+//! file, no journal, no second backup directory left behind.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+use common::{copy_tree, hooks, repo, snapshot};
+
+/// The golden tree's fixed backup directory name (tests/golden.rs).
+const GOLDEN_STAMP: &str = "19700101T000000Z";
+
+/// Roots with different stacks and file layouts (ifcfg files, networkd units, NetworkManager keyfiles).
+const ROOTS: [&str; 3] = ["centos7", "debian12-networkd", "rocky9"];
+
+fn apply(bin: &Path, root: &Path, conf: &Path, crash_after: Option<usize>) -> std::process::Output {
+    let mut cmd = Command::new(bin);
+    cmd.args(["apply", "--no-live", "--root"])
+        .arg(root)
+        .arg("--config")
+        .arg(conf);
+    if let Some(n) = crash_after {
+        cmd.env("OSCONF_TEST_CRASH_AFTER", n.to_string());
+    }
+    cmd.output().unwrap()
+}
+
+/// A scratch directory on tmpfs where there is one: each apply flushes its filesystem twice, which
+/// on a shared disk waits for everything else written there.
+fn scratch() -> tempfile::TempDir {
+    match Path::new("/dev/shm").is_dir() {
+        true => tempfile::tempdir_in("/dev/shm").unwrap(),
+        false => tempfile::tempdir().unwrap(),
+    }
+}
+
+/// The tree with what differs at every run made equal: the root hash and day in /etc/shadow (a
+/// fresh salt each run) and the backup directory's time-stamped name.
+fn normalized(root: &Path) -> String {
+    // The record `osconf status` reads, written by the command after apply: not part of the apply.
+    let _ = fs::remove_file(root.join("var/lib/osconf/last-run"));
+    let backups = root.join("var/lib/osconf/backup");
+    if let Ok(entries) = fs::read_dir(&backups) {
+        let names: Vec<_> = entries.map(|e| e.unwrap().file_name()).collect();
+        assert!(names.len() <= 1, "more than one backup directory: {names:?}");
+        if let Some(name) = names.first() {
+            fs::rename(backups.join(name), backups.join(GOLDEN_STAMP)).unwrap();
+        }
+    }
+    let mut text = snapshot(root);
+    text = text
+        .lines()
+        .map(|l| match l.strip_prefix("root:$6$") {
+            Some(rest) => {
+                let fields: Vec<&str> = rest.splitn(3, ':').collect();
+                format!("root:HASH:DAY:{}", fields.get(2).unwrap_or(&""))
+            }
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    text
+}
+
+#[test]
+fn every_crash_point_converges_to_the_golden_tree() {
+    let bin = hooks::binary();
+    let plain = env!("CARGO_BIN_EXE_osconf");
+    let mut tried = 0;
+    let mut failures = Vec::new();
+    for rootfs in ROOTS {
+        for conf_name in ["vpc", "classic"] {
+            let case = repo().join("tests/cases").join(format!("{rootfs}-{conf_name}"));
+            let expected = case.join("expected");
+            let want = {
+                let scratch = scratch();
+                copy_tree(&expected, &scratch.path().join("e")).unwrap();
+                normalized(&scratch.path().join("e"))
+            };
+            for n in 1.. {
+                let scratch = scratch();
+                let root = scratch.path().join("root");
+                copy_tree(&repo().join("examples/rootfs").join(rootfs), &root).unwrap();
+                let conf = scratch.path().join("os.conf");
+                fs::copy(repo().join("examples").join(conf_name).join("os.conf"), &conf).unwrap();
+                let cut = apply(&bin, &root, &conf, Some(n));
+                let finished = match cut.status.code() {
+                    Some(0) => true,
+                    Some(hooks::CRASHED) => false,
+                    other => panic!(
+                        "{rootfs}-{conf_name}: crash at {n}: exit {other:?}: {}",
+                        String::from_utf8_lossy(&cut.stderr)
+                    ),
+                };
+                if !finished {
+                    tried += 1;
+                    // os.conf goes only in the last step, after the commit.
+                    let last = format!("(removing {})", conf.display());
+                    assert!(
+                        conf.exists() || String::from_utf8_lossy(&cut.stderr).contains(&last),
+                        "{rootfs}-{conf_name}: os.conf gone after a crash at step {n}"
+                    );
+                    let again = apply(Path::new(plain), &root, &conf, None);
+                    if !again.status.success() {
+                        failures.push(format!(
+                            "{rootfs}-{conf_name} step {n}: the next apply failed: {}",
+                            String::from_utf8_lossy(&again.stderr)
+                        ));
+                        continue;
+                    }
+                }
+                assert!(!conf.exists(), "{rootfs}-{conf_name}: os.conf kept after success");
+                let got = normalized(&root);
+                if got != want {
+                    let diff = similar::TextDiff::from_lines(&want, &got);
+                    failures.push(format!(
+                        "{rootfs}-{conf_name}, crash after step {n}: differs from the golden tree:\n{}",
+                        diff.unified_diff().context_radius(1)
+                    ));
+                }
+                if finished {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(tried > 40, "only {tried} crash points tried");
+    assert!(
+        failures.is_empty(),
+        "{} of {tried} crash points did not converge:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("crash points tried: {tried}, all converged\n").as_bytes(),
+    );
+}
