@@ -6,16 +6,18 @@
 #   bash bench/boot.sh --smoke      10 runs of each: proves the benchmark still works (scripts/test-all)
 #
 # Needs root (a mount namespace, a loop device), gcc with a static libc, python3. Rows, each measured
-# by bench/measure.c (fork + exec + wait4), interleaved with the no-op of its own group:
+# by bench/measure.c (fork + exec + wait4), interleaved with the no-op of its own group. `plan` runs
+# the same path as `apply` up to os.conf (partition 1 found, its mount, os.conf absent: exit 0) and
+# can never change this host, should an os.conf turn up here:
 #   no-op          a static `int main(void){return 0;}`: the floor
-#   mounted-p1     `osconf apply` on root /, partition 1 mounted: the whole finder (mountinfo, the
+#   mounted-p1     `osconf plan` on root /, partition 1 mounted: the whole finder (mountinfo, the
 #                  sysfs walk / → vda2 → vda → vda1, the mount of vda1, os.conf absent there). This
 #                  host's / is an unpartitioned disk, so it runs in a private mount namespace where
 #                  /proc, /sys and /dev are bind mounts of a fake tree (regular files: reading them
 #                  costs less than procfs generating mountinfo does, which the next rows pay)
-#   device         `osconf apply --device /dev/loopN`, an ext4 loop device mounted at a scratch
+#   device         `osconf plan --device /dev/loopN`, an ext4 loop device mounted at a scratch
 #                  directory, os.conf absent: the real kernel's mountinfo and stat of the device
-#   host           `osconf apply` on this host as it is (/ on a disk without partitions: the real
+#   host           `osconf plan` on this host as it is (/ on a disk without partitions: the real
 #                  sysfs walk, then the paths under /)
 #   version        `osconf --version`: what starting this binary costs before it does anything
 # Every run must exit 0 and say "no os.conf found"; it exits 1 if one does not.
@@ -138,12 +140,12 @@ unshare -m --propagation private bash -c '
     mount --bind "$1/proc" /proc; mount --bind "$1/sys" /sys; mount --bind "$1/dev" /dev
     shift
     bash "$@"' _ "$fake" "$scratch/rounds.sh" "$scratch/bin" "$results" "$runs" mounted-p1 \
-    "partition 1 of vda, the disk holding /" "$scratch/bin/osconf" apply
+    "partition 1 of vda, the disk holding /" "$scratch/bin/osconf" plan
 cat "$results" >>"$all"
 bash "$scratch/rounds.sh" "$scratch/bin" "$results" "$runs" device "mounted at $scratch/p1" \
-    "$scratch/bin/osconf" apply --device "$loopdev"
+    "$scratch/bin/osconf" plan --device "$loopdev"
 cat "$results" >>"$all"
-bash "$scratch/rounds.sh" "$scratch/bin" "$results" "$runs" host "no os.conf found" "$scratch/bin/osconf" apply
+bash "$scratch/rounds.sh" "$scratch/bin" "$results" "$runs" host "no os.conf found" "$scratch/bin/osconf" plan
 cat "$results" >>"$all"
 # What starting this binary costs at all, whatever it then does: the floor osconf cannot go under.
 bash "$scratch/rounds.sh" "$scratch/bin" "$results" "$runs" version "" "$scratch/bin/osconf" --version
@@ -153,9 +155,9 @@ echo
 echo "osconf boot benchmark: $runs runs each, $(uname -srm), $(nproc) CPU(s)"
 echo "  load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "  invocation: $invocation"
-echo "  mounted-p1: osconf apply   (private mount namespace, fake /proc /sys /dev: / on vda2, vda1 mounted at $scratch/boot)"
-echo "  device:     osconf apply --device $loopdev   (ext4 mounted at $scratch/p1)"
-echo "  host:       osconf apply   (this host: / on $(findmnt -n -o SOURCE /) without partitions)"
+echo "  mounted-p1: osconf plan   (private mount namespace, fake /proc /sys /dev: / on vda2, vda1 mounted at $scratch/boot)"
+echo "  device:     osconf plan --device $loopdev   (ext4 mounted at $scratch/p1)"
+echo "  host:       osconf plan   (this host: / on $(findmnt -n -o SOURCE /) without partitions)"
 echo "  binary:     $osconf, $(stat -c %s "$osconf") bytes"
 echo
 python3 - "$all" <<'EOF'
