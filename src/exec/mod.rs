@@ -429,6 +429,7 @@ impl Executor<'_> {
     /// commit the journal is written again first, so that a crash while undoing is undone too.
     fn rollback(&mut self) -> Vec<String> {
         let mut failures = Vec::new();
+        let mut not_put_back = false;
         if self.committed {
             let rewrite = self.root.entry(JOURNAL).and_then(|entry| {
                 journal::write(&entry, &self.journal)?;
@@ -457,11 +458,13 @@ impl Executor<'_> {
                     (format!("could not remove {}", shown.display()), result)
                 }
                 Undo::Journal(entry) => {
-                    // Kept when something could not be put back: the next run tries again.
-                    if !failures.is_empty() {
+                    // Kept when a file could not be put back: the next apply tries again from the
+                    // backups. A failed flush alone is reported below; the journal goes.
+                    if not_put_back {
                         continue;
                     }
-                    let result = self.flush().and_then(|()| durable::remove(entry));
+                    let _ = self.flush();
+                    let result = durable::remove(entry);
                     (
                         format!("could not remove {}", self.root.host_path(JOURNAL).display()),
                         result,
@@ -470,6 +473,7 @@ impl Executor<'_> {
                 Undo::Live(previous) => (format!("live state {previous:?}"), platform::restore(previous)),
             };
             if let Err(e) = result {
+                not_put_back |= matches!(undo, Undo::Restore(_));
                 failures.push(format!("{what}: {e}"));
             }
         }
