@@ -3,6 +3,9 @@
 #
 #   bash bench/apply.sh [--runs N]   N measured runs of each command (default 200)
 #   bash bench/apply.sh --smoke      5 runs of each: proves the benchmark still works (scripts/test-all)
+#   bash bench/apply.sh --ext4 ...   the same rows on an ext4 loop image (root only) instead of tmpfs:
+#                                    on a disk every flush is a journal commit (issue 8: at most 4 per
+#                                    apply, ext4 within 5x of tmpfs); run once without and once with it
 #
 # Three (four) commands are measured the same way, interleaved (one of each per round, after one unmeasured
 # warm-up round), by bench/measure.c (fork + exec + wait4: wall time and the child's ru_maxrss):
@@ -28,6 +31,7 @@ set -euo pipefail
 usage() { sed -n '4,5p' "$0" | sed 's/^# *//'; }
 
 runs=200
+ext4=
 invocation="bash bench/apply.sh${*:+ $*}"
 while (($#)); do
     case $1 in
@@ -37,6 +41,7 @@ while (($#)); do
         shift 2
         ;;
     --smoke) runs=5; shift ;;
+    --ext4) ext4=yes; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "apply.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -63,22 +68,32 @@ osconf=$target_dir/release/osconf
 scratch=$(mktemp -d /tmp/osconf-bench.XXXXXX)
 mounted=
 exec_dir=
+image=
 cleanup() {
     if [[ -n $mounted ]]; then
         umount "$scratch" || echo "apply.sh: could not unmount $scratch" >&2
     fi
-    rm -rf "$scratch" ${exec_dir:+"$exec_dir"}
+    rm -rf "$scratch" ${exec_dir:+"$exec_dir"} ${image:+"$image"}
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-if ((EUID == 0)) && mount -t tmpfs -o size=64m,mode=0700 osconf-bench "$scratch" 2>/dev/null; then
+if [[ -n $ext4 ]]; then
+    # An ext4 image on this machine's disk, loop-mounted (mount -o loop detaches it at umount).
+    ((EUID == 0)) || { echo "apply.sh: --ext4 needs root (mount -o loop)" >&2; exit 1; }
+    image=$(mktemp /var/tmp/osconf-bench.XXXXXX.ext4)
+    truncate -s 256M "$image"
+    mkfs.ext4 -q -F "$image"
+    mount -o loop "$image" "$scratch"
+    mounted=yes
+    chmod 0700 "$scratch"
+elif ((EUID == 0)) && mount -t tmpfs -o size=64m,mode=0700 osconf-bench "$scratch" 2>/dev/null; then
     mounted=yes
 else
     rmdir "$scratch"
     scratch=$(mktemp -d /dev/shm/osconf-bench.XXXXXX)
 fi
-if [[ $(stat -f -c %T "$scratch") != tmpfs ]]; then
+if [[ -z $ext4 && $(stat -f -c %T "$scratch") != tmpfs ]]; then
     echo "apply.sh: warning: $scratch is not a tmpfs; file I/O is part of the figures" >&2
 fi
 # The helpers and stubs must be executable: /dev/shm is often mounted noexec (containers), then
