@@ -11,6 +11,8 @@ pub mod clock;
 pub mod disk;
 pub mod error;
 pub mod exec;
+#[doc(hidden)]
+pub mod harness;
 pub mod install;
 pub mod log;
 pub mod model;

@@ -12,7 +12,7 @@ pub fn matches(pattern: &str, name: &str, path: bool) -> bool {
 }
 
 /// The match, and how many steps it took (one per pattern item tried against one name byte).
-fn matches_counting(pattern: &[u8], name: &[u8], path: bool) -> (bool, usize) {
+pub(crate) fn matches_counting(pattern: &[u8], name: &[u8], path: bool) -> (bool, usize) {
     if !path {
         return segment(pattern, name);
     }

@@ -1,0 +1,52 @@
+//! The fuzz targets' checked-in seed corpus (`fuzz/corpus/<target>/`) through the same harness the
+//! cargo-fuzz targets use, in plain `cargo test`: the harness builds and holds on the seeds, and every
+//! target has a corpus and a `fuzz/fuzz_targets/<target>.rs`. Fuzzing itself runs in `scripts/fuzz`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use osconf::harness::{self, FOREIGN, Foreign};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn seeds(target: &str) -> Vec<Vec<u8>> {
+    let dir = repo().join("fuzz/corpus").join(target);
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no seeds for {target}");
+    files.iter().map(|f| fs::read(f).unwrap()).collect()
+}
+
+fn has_target(name: &str) -> bool {
+    Path::new(&repo().join("fuzz/fuzz_targets").join(format!("{name}.rs"))).is_file()
+}
+
+#[test]
+fn reader_and_glob_seeds_hold() {
+    let reader = seeds("reader");
+    assert!(reader.len() > 100, "the reader corpus holds the hostile files");
+    reader.iter().for_each(|s| harness::reader(s));
+    seeds("glob").iter().for_each(|s| harness::glob(s));
+    assert!(has_target("reader") && has_target("glob"));
+}
+
+#[test]
+fn every_foreign_file_target_has_seeds_that_hold() {
+    for (name, _, _) in FOREIGN {
+        assert!(has_target(name), "no fuzz/fuzz_targets/{name}.rs");
+        let target = Foreign::named(name);
+        let corpus = seeds(name);
+        for file in 0..target.files() {
+            assert!(
+                corpus.contains(&target.seed(file)),
+                "{name}: the corpus lacks the example's file {file}"
+            );
+        }
+        corpus.iter().for_each(|s| target.run(s));
+    }
+}
