@@ -149,12 +149,13 @@ impl Foreign {
             .find(|(n, _, _)| *n == name)
             .unwrap_or_else(|| panic!("no foreign-file target {name}"));
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        // tmpfs where there is one: ext4 flushes a file rewritten by truncation at every run.
+        // $OSCONF_FUZZ_DIR (scripts/fuzz removes it after each target: a fuzz process never drops
+        // its target), else tmpfs where there is one: ext4 flushes a file rewritten by truncation.
         let shm = Path::new("/dev/shm");
-        let base = if shm.is_dir() {
-            shm.to_owned()
-        } else {
-            std::env::temp_dir()
+        let base = match std::env::var_os("OSCONF_FUZZ_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None if shm.is_dir() => shm.to_owned(),
+            None => std::env::temp_dir(),
         };
         let dir = base.join(format!("osconf-fuzz-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
