@@ -203,7 +203,9 @@ impl Foreign {
         };
         let file = self.files[usize::from(pick) % self.files.len()];
         fs::write(self.root.join(file.trim_start_matches('/')), content).expect("writing the scratch root");
-        let sys = System::probe(&self.root);
+        let Ok(sys) = System::probe(&self.root) else {
+            return;
+        };
         let Ok(detection) = render::detect(&sys) else {
             return;
         };
@@ -212,8 +214,9 @@ impl Foreign {
             today: 20_000,
         };
         for config in &self.configs {
-            if let Ok(plan) = plan::build(config, &sys, detection.stack, &BTreeMap::new(), &env) {
-                let shown = plan::show(&plan, &sys);
+            let planned = plan::build(config, &sys, detection.stack, &BTreeMap::new(), None, &env);
+            if let Ok(shown) = planned.map(|plan| plan::show(&plan, &sys)) {
+                let shown = shown.unwrap_or_default();
                 assert!(!shown.contains("qwer1234"), "plan shows the password");
             }
         }
