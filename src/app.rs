@@ -39,6 +39,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             outcome
         }
         Command::Status { root, json } => status::show(&root, json),
+        Command::ImageCheck { disk, json } => crate::image::run_check(&disk, json),
         Command::Install(req) => crate::install::run::install(&req, &|m| say(m)).map_err(failed),
         Command::Uninstall(req) => crate::install::run::uninstall(&req, &|m| say(m)).map_err(failed),
     }

@@ -55,6 +55,11 @@ pub enum Command {
         root: PathBuf,
         json: bool,
     },
+    /// `image check DISK`: test a disk image before upload.
+    ImageCheck {
+        disk: PathBuf,
+        json: bool,
+    },
     /// Print a generated document (man page, completion script).
     Generate(doc::Generated),
     /// Print this text and exit 0.
@@ -206,6 +211,18 @@ fn plan(m: &Matches) -> Result<Command, String> {
 
 fn check(m: &Matches) -> Result<Command, String> {
     Ok(Command::Check(m.operand(0).into()))
+}
+
+fn image(m: &Matches) -> Result<Command, String> {
+    let action = m.operand(0);
+    if !defs::IMAGE_ACTIONS.iter().any(|a| action == *a) {
+        let known = defs::IMAGE_ACTIONS.join(", ");
+        return Err(format!("image: unknown action {action:?}; known: {known}"));
+    }
+    Ok(Command::ImageCheck {
+        disk: m.operand(1).into(),
+        json: m.switch(&defs::JSON).unwrap_or(false),
+    })
 }
 
 fn detect(m: &Matches) -> Result<Command, String> {

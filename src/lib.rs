@@ -13,6 +13,7 @@ pub mod error;
 pub mod exec;
 #[doc(hidden)]
 pub mod harness;
+pub mod image;
 pub mod install;
 pub mod log;
 pub mod model;

@@ -278,6 +278,9 @@ pub static JSON: Flag = Flag {
     help: "print one JSON object instead of text",
 };
 
+/// What `image` can do.
+pub const IMAGE_ACTIONS: &[&str] = &["check"];
+
 /// What `generate` can print; the order of `doc::Generated`.
 pub const GENERATED: &[&str] = &["man", "complete-bash", "complete-zsh", "complete-fish"];
 
@@ -363,6 +366,32 @@ pub static COMMANDS: &[CommandDef] = &[
                 log daemon, in the kernel log (dmesg). With --json: one object, {\"recorded\":false} \
                 when nothing is recorded.",
         build: super::status,
+    },
+    CommandDef {
+        name: "image",
+        summary: "check a raw disk image against the Customized Linux requirements before uploading it",
+        operands: &[
+            Operand {
+                name: "check",
+                help: "the action; check is the only one yet",
+                complete: Complete::Words(IMAGE_ACTIONS),
+            },
+            Operand {
+                name: "DISK",
+                help: "the raw disk image file",
+                complete: Complete::File,
+            },
+        ],
+        flags: &[&JSON],
+        about: "image check reads the partition table (MBR or GPT) and partition 1's filesystem without \
+                mounting anything and prints each requirement as pass, fail or warn with the reason: \
+                virtual size larger than 5 GiB, partition 1 FAT32, ext2/3/4 or UFS, ext4 without the \
+                64bit feature, writable (ext: no read-only feature and no read-only compatible feature \
+                newer than Linux 3.10), aliyun_custom_image/ at its root (read on FAT; a warning on ext \
+                and UFS, whose directories are not read yet). A qcow2 image is refused with the \
+                qemu-img convert -O raw command to run. Exit 0 when nothing fails, 1 when a \
+                requirement fails, 2 when the file cannot be read or is not raw.",
+        build: super::image,
     },
     CommandDef {
         name: "generate",

@@ -18,6 +18,9 @@ const INCOMPAT_64BIT: u32 = 0x0080;
 const RO_COMPAT_SPARSE_SUPER: u32 = 0x0001;
 const RO_COMPAT_LARGE_FILE: u32 = 0x0002;
 const RO_COMPAT_BTREE_DIR: u32 = 0x0004;
+const RO_COMPAT_READONLY: u32 = 0x1000;
+/// sparse_super … metadata_csum (0x0001–0x0400 without replica's 0x0800), as Linux 3.10's ext4 has them.
+const RO_COMPAT_KNOWN_TO_3_10: u32 = 0x07FF;
 
 /// What ext2 (and ext3 on top of its journal) understand; anything else makes it ext4.
 const EXT2_INCOMPAT: u32 = INCOMPAT_FILETYPE | INCOMPAT_META_BG;
@@ -75,6 +78,17 @@ impl Features {
     /// ext4's `64bit`, which Alibaba Cloud's image import refuses.
     pub fn has_64bit(&self) -> bool {
         self.incompat & INCOMPAT_64BIT != 0
+    }
+
+    /// Why a kernel would mount it read-only, if one would: the `read-only` feature, or read-only
+    /// compatible features newer than what Linux 3.10 (CentOS 7) writes — such a kernel mounts the
+    /// filesystem read-only, so os.conf could not be removed.
+    pub fn read_only_reason(&self) -> Option<String> {
+        if self.ro_compat & RO_COMPAT_READONLY != 0 {
+            return Some("the read-only feature is set".to_owned());
+        }
+        let newer = self.ro_compat & !RO_COMPAT_KNOWN_TO_3_10;
+        (newer != 0).then(|| format!("read-only compatible features {newer:#x} are newer than Linux 3.10"))
     }
 
     pub fn has_journal(&self) -> bool {

@@ -55,28 +55,30 @@ pub fn probe<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Filesy
     let Some(geo) = geometry(&bs) else {
         return Ok(None);
     };
-    let fat16_length = le16(&bs, 0x16);
-    let (version, serial_at, boot_label_at, dir_label) = if fat16_length != 0 {
+    let (version, serial_at, boot_label_at) = if le16(&bs, 0x16) != 0 {
         let version = if geo.clusters < FAT12_MAX {
             Version::Fat12
         } else {
             Version::Fat16
         };
-        let root_start = (geo.reserved + geo.fats_sectors) * geo.sector_size;
-        let entries = u64::from(le16(&bs, 0x11));
-        let label = search_label(r, offset + root_start, entries)?;
-        (version, 0x27, 0x2B, label)
+        (version, 0x27, 0x2B)
     } else {
         if !fsinfo_ok(r, offset, &bs, geo.sector_size)? {
             return Ok(None);
         }
-        (
-            Version::Fat32,
-            0x43,
-            0x47,
-            fat32_root_label(r, offset, &bs, &geo)?,
-        )
+        (Version::Fat32, 0x43, 0x47)
     };
+    let mut dir_label = None;
+    each_root_entry(r, offset, &bs, &geo, &mut |e| {
+        let in_use = e[0] != 0xE5 && le16(e, 20) == 0 && le16(e, 26) == 0;
+        let attr = e[11];
+        let is_label =
+            in_use && attr & 0x3F != ATTR_LONG_NAME && attr & (ATTR_VOLUME_ID | ATTR_DIR) == ATTR_VOLUME_ID;
+        if is_label {
+            dir_label = Some(<[u8; 11]>::try_from(&e[..11]).expect("11"));
+        }
+        is_label
+    })?;
     let boot_label: [u8; 11] = bs[boot_label_at..boot_label_at + 11].try_into().expect("11");
     let chosen = match dir_label {
         Some(l) if &l != NO_NAME => l,
@@ -173,18 +175,76 @@ fn fsinfo_ok<R: Read + Seek>(r: &mut R, offset: u64, bs: &[u8; 512], sector_size
         && [b"rrAa", &[0u8; 4]].iter().any(|s| *second == s[..]))
 }
 
-/// Follows the root directory's cluster chain from the boot sector's root cluster, looking for the
-/// volume-label entry.
-fn fat32_root_label<R: Read + Seek>(
+/// The names of the directories at the root of the FAT filesystem at `offset` (long names where
+/// there are, else `NAME.EXT`), or `None` when there is no FAT filesystem there. Long-name checksums
+/// are not verified: a name is only compared, never used to reach anything.
+pub fn root_dirs<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Vec<String>>> {
+    let mut bs = [0u8; 512];
+    if !read_at(r, offset, &mut bs)? {
+        return Ok(None);
+    }
+    let Some(geo) = geometry(&bs) else {
+        return Ok(None);
+    };
+    let (mut dirs, mut long) = (Vec::new(), Vec::<u16>::new());
+    each_root_entry(r, offset, &bs, &geo, &mut |e| {
+        let attr = e[11];
+        if e[0] == 0xE5 {
+            long.clear();
+        } else if attr & 0x3F == ATTR_LONG_NAME {
+            if e[0] & 0x40 != 0 {
+                long.clear();
+            }
+            // 13 UCS-2 characters in three runs; the entries come last part first.
+            let part: Vec<u16> = [1..11, 14..26, 28..32]
+                .into_iter()
+                .flat_map(|run| e[run].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])))
+                .take_while(|&c| c != 0 && c != 0xFFFF)
+                .collect();
+            long.splice(0..0, part);
+        } else {
+            if attr & (ATTR_DIR | ATTR_VOLUME_ID) == ATTR_DIR {
+                let name = if long.is_empty() {
+                    let (base, ext) = (
+                        String::from_utf8_lossy(&e[..8]),
+                        String::from_utf8_lossy(&e[8..11]),
+                    );
+                    let (base, ext) = (base.trim_end(), ext.trim_end());
+                    if ext.is_empty() {
+                        base.to_owned()
+                    } else {
+                        format!("{base}.{ext}")
+                    }
+                } else {
+                    String::from_utf16_lossy(&long)
+                };
+                dirs.push(name);
+            }
+            long.clear();
+        }
+        false
+    })?;
+    Ok(Some(dirs))
+}
+
+/// Calls `visit` on each 32-byte entry of the root directory (FAT12/16: the fixed region; FAT32: the
+/// cluster chain from the boot sector's root cluster) until it returns true or the directory ends.
+fn each_root_entry<R: Read + Seek>(
     r: &mut R,
     offset: u64,
     bs: &[u8; 512],
     geo: &Geometry,
-) -> io::Result<Option<[u8; 11]>> {
+    visit: &mut dyn FnMut(&[u8]) -> bool,
+) -> io::Result<()> {
+    if le16(bs, 0x16) != 0 {
+        let root_start = (geo.reserved + geo.fats_sectors) * geo.sector_size;
+        scan(r, offset + root_start, u64::from(le16(bs, 0x11)), visit)?;
+        return Ok(());
+    }
     let fat_entries = u64::from(le32(bs, 0x24)) * geo.sector_size / 4;
     let cluster_bytes = geo.cluster_sectors * geo.sector_size;
     if cluster_bytes > MAX_CLUSTER_BYTES {
-        return Ok(None);
+        return Ok(());
     }
     let data_start = (geo.reserved + geo.fats_sectors) * geo.sector_size;
     let mut next = le32(bs, 0x2C);
@@ -193,8 +253,8 @@ fn fat32_root_label<R: Read + Seek>(
             break;
         }
         let at = data_start + u64::from(next - 2) * cluster_bytes;
-        if let Some(label) = search_label(r, offset + at, cluster_bytes / 32)? {
-            return Ok(Some(label));
+        if scan(r, offset + at, cluster_bytes / 32, visit)? {
+            break;
         }
         let mut entry = [0u8; 4];
         if !read_at(
@@ -206,24 +266,24 @@ fn fat32_root_label<R: Read + Seek>(
         }
         next = u32::from_le_bytes(entry) & 0x0FFF_FFFF;
     }
-    Ok(None)
+    Ok(())
 }
 
-/// The name of the first volume-label entry among `entries` directory entries at `at`.
-fn search_label<R: Read + Seek>(r: &mut R, at: u64, entries: u64) -> io::Result<Option<[u8; 11]>> {
+/// Visits `entries` directory entries at `at`; true when the visit or the directory ended there.
+fn scan<R: Read + Seek>(
+    r: &mut R,
+    at: u64,
+    entries: u64,
+    visit: &mut dyn FnMut(&[u8]) -> bool,
+) -> io::Result<bool> {
     let mut dir = vec![0u8; (entries * 32) as usize];
     if !read_at(r, at, &mut dir)? {
-        return Ok(None);
+        return Ok(true);
     }
     for e in dir.chunks_exact(32) {
-        let attr = e[11];
-        if e[0] == 0 {
-            break;
-        }
-        let in_use = e[0] != 0xE5 && le16(e, 20) == 0 && le16(e, 26) == 0;
-        if in_use && attr & 0x3F != ATTR_LONG_NAME && attr & (ATTR_VOLUME_ID | ATTR_DIR) == ATTR_VOLUME_ID {
-            return Ok(Some(e[..11].try_into().expect("11")));
+        if e[0] == 0 || visit(e) {
+            return Ok(true);
         }
     }
-    Ok(None)
+    Ok(false)
 }

@@ -1,0 +1,240 @@
+//! `osconf image check`: tests a raw disk image against the Customized Linux import requirements
+//! before it is uploaded — the partition table, partition 1's filesystem (through `disk`, the one
+//! reader of these formats), the virtual size — and reports each as pass, fail, warning or not
+//! checked yet, with the reason. It only reads the image file; it never mounts, writes or runs a tool.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Read as _;
+use std::path::Path;
+
+use crate::disk::{self, Kind, fat, table};
+use crate::error::Error;
+use crate::status::json_string;
+
+/// The import notes: "The size of the virtual file … must be larger than 5 GiB."
+const MIN_SIZE: u64 = 5 << 30;
+/// qcow2's magic, "QFI\xfb".
+const QCOW2_MAGIC: [u8; 4] = *b"QFI\xfb";
+/// The directory ECS writes os.conf into.
+const CUSTOM_DIR: &str = "aliyun_custom_image";
+/// What needs the root partition's files, which this check does not read yet.
+const NOT_CHECKED: [&str; 4] = [
+    "os.conf agent installed and enabled in the root partition",
+    "no SSH host keys baked in",
+    "no root authorized_keys baked in",
+    "no default root password",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// Could not be decided from the image without mounting it; not a failure.
+    Warn,
+}
+
+impl Verdict {
+    fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Warn => "warn",
+        }
+    }
+}
+
+/// One requirement: a short key (stable, for scripts), the verdict and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub key: &'static str,
+    pub verdict: Verdict,
+    pub reason: String,
+}
+
+fn item(key: &'static str, verdict: Verdict, reason: impl Into<String>) -> Item {
+    Item {
+        key,
+        verdict,
+        reason: reason.into(),
+    }
+}
+
+/// Checks the image at `path`. An image that cannot be read, or is qcow2, is an `Invalid` error
+/// (exit 2); the requirements found failing are in the items.
+pub fn check(path: &Path) -> Result<Vec<Item>, Error> {
+    let bad = |m: String| Error::invalid(path, m);
+    let mut f = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let meta = f.metadata().map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file (a raw image file is expected)".into()));
+    }
+    let mut magic = [0u8; 4];
+    if f.read_exact(&mut magic).is_ok() && magic == QCOW2_MAGIC {
+        return Err(bad(
+            "a qcow2 image; convert it first: qemu-img convert -O raw IMAGE.qcow2 IMAGE.raw".into(),
+        ));
+    }
+    let io = |e: std::io::Error| bad(format!("reading: {e}"));
+    let size = meta.len();
+    let mut items = vec![if size > MIN_SIZE {
+        item(
+            "size",
+            Verdict::Pass,
+            format!("virtual size {} is larger than 5 GiB", gib(size)),
+        )
+    } else {
+        item(
+            "size",
+            Verdict::Fail,
+            format!("virtual size {} must be larger than 5 GiB", gib(size)),
+        )
+    }];
+    let Some(t) = table::read(&mut f).map_err(io)? else {
+        items.push(item("partition1", Verdict::Fail, "no MBR or GPT partition table"));
+        return Ok(items);
+    };
+    let Some(p) = t.partition(1) else {
+        let kind = t.kind.name();
+        items.push(item(
+            "partition1",
+            Verdict::Fail,
+            format!("the {kind} table has no partition 1"),
+        ));
+        return Ok(items);
+    };
+    let offset = t.offset(p);
+    let Some(fs) = disk::probe(&mut f, offset).map_err(io)? else {
+        items.push(item(
+            "filesystem",
+            Verdict::Fail,
+            format!("partition 1 (at byte {offset}) holds no ext2/3/4, FAT or UFS filesystem"),
+        ));
+        return Ok(items);
+    };
+    let what = format!("partition 1 ({} table): {}", t.kind.name(), fs.describe());
+    items.push(match fs.kind {
+        Kind::Fat(fat::Version::Fat32) | Kind::Ext(..) | Kind::Ufs(_) => {
+            item("filesystem", Verdict::Pass, what)
+        }
+        Kind::Fat(_) => item("filesystem", Verdict::Fail, format!("{what}: FAT must be FAT32")),
+    });
+    if let Kind::Ext(_, features) = fs.kind {
+        items.push(if features.has_64bit() {
+            item(
+                "ext4-64bit",
+                Verdict::Fail,
+                "the 64bit feature is set, which the import refuses (mkfs.ext4 -O ^64bit; resize2fs -s)",
+            )
+        } else {
+            item("ext4-64bit", Verdict::Pass, "the 64bit feature is not set")
+        });
+    }
+    items.push(writable(&fs.kind));
+    items.push(custom_dir(&mut f, offset, &fs.kind).map_err(io)?);
+    Ok(items)
+}
+
+/// Whether the guest's kernel would mount partition 1 writable, as removing os.conf needs.
+fn writable(kind: &Kind) -> Item {
+    match kind {
+        Kind::Ext(_, features) => match features.read_only_reason() {
+            Some(why) => item("writable", Verdict::Fail, format!("{why}: mounted read-only")),
+            None => item(
+                "writable",
+                Verdict::Pass,
+                "no read-only feature, no read-only compatible feature newer than Linux 3.10",
+            ),
+        },
+        Kind::Fat(_) => item("writable", Verdict::Pass, "FAT has no read-only flag"),
+        Kind::Ufs(_) => item(
+            "writable",
+            Verdict::Warn,
+            "cannot tell from a UFS superblock; Linux writes UFS only with CONFIG_UFS_FS_WRITE",
+        ),
+    }
+}
+
+/// `aliyun_custom_image/` at the root of partition 1: read from FAT's root directory; ext's and
+/// UFS's directories are not read yet.
+fn custom_dir(f: &mut File, offset: u64, kind: &Kind) -> std::io::Result<Item> {
+    if !matches!(kind, Kind::Fat(_)) {
+        return Ok(item(
+            "custom-dir",
+            Verdict::Warn,
+            format!(
+                "{CUSTOM_DIR}/: cannot tell without mounting ({} directories are not read yet)",
+                kind.name()
+            ),
+        ));
+    }
+    let dirs = fat::root_dirs(f, offset)?.unwrap_or_default();
+    // FAT names are case-insensitive.
+    Ok(if dirs.iter().any(|d| d.eq_ignore_ascii_case(CUSTOM_DIR)) {
+        item(
+            "custom-dir",
+            Verdict::Pass,
+            format!("{CUSTOM_DIR}/ is at the root of partition 1"),
+        )
+    } else {
+        item(
+            "custom-dir",
+            Verdict::Fail,
+            format!("no {CUSTOM_DIR}/ at the root of partition 1 (osconf install creates it)"),
+        )
+    })
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / f64::from(1u32 << 30))
+}
+
+/// The report as text: one line per requirement, then what is not checked yet.
+pub fn text(items: &[Item]) -> String {
+    let mut out = String::new();
+    for i in items {
+        let _ = writeln!(out, "{:<5} {}: {}", i.verdict.name(), i.key, i.reason);
+    }
+    for n in NOT_CHECKED {
+        let _ = writeln!(out, "-     not checked yet: {n}");
+    }
+    out
+}
+
+/// The report as one JSON object: `{"pass":bool,"checks":[{"key","result","reason"}],"not_checked":[…]}`.
+pub fn json(items: &[Item]) -> String {
+    let checks: Vec<String> = items
+        .iter()
+        .map(|i| {
+            format!(
+                "{{\"key\":{},\"result\":{},\"reason\":{}}}",
+                json_string(i.key),
+                json_string(i.verdict.name()),
+                json_string(&i.reason)
+            )
+        })
+        .collect();
+    let not: Vec<String> = NOT_CHECKED.iter().map(|n| json_string(n)).collect();
+    format!(
+        "{{\"pass\":{},\"checks\":[{}],\"not_checked\":[{}]}}\n",
+        passed(items),
+        checks.join(","),
+        not.join(",")
+    )
+}
+
+/// True when nothing fails (warnings do not).
+pub fn passed(items: &[Item]) -> bool {
+    items.iter().all(|i| i.verdict != Verdict::Fail)
+}
+
+/// `osconf image check`: prints the report; exit 1 when a requirement fails.
+pub fn run_check(path: &Path, as_json: bool) -> Result<(), Error> {
+    let items = check(path)?;
+    crate::output::print(&if as_json { json(&items) } else { text(&items) })?;
+    if passed(&items) {
+        return Ok(());
+    }
+    let n = items.iter().filter(|i| i.verdict == Verdict::Fail).count();
+    Err(Error::failed(Some(path), format!("{n} requirement(s) fail")))
+}
