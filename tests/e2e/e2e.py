@@ -401,6 +401,7 @@ def main():
     if args.osconf:
         os.environ["OSCONF_E2E_BINARY"] = str(Path(args.osconf).resolve())
     binary = setups.osconf_binary(REPO)
+    os.environ["OSCONF_E2E_BINARY"] = str(binary)  # built once, before the setups run in threads
     log(f"osconf binary {binary} ({binary.stat().st_size} bytes)")
     cache, work = Cache(Path(args.cache)), Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -201,28 +201,6 @@ def osconf_binary(repo: Path) -> Path:
     return target / "release/osconf"
 
 
-HAND_UNIT = """# Written by tests/e2e until `osconf install` lands: the unit issue 7 section 4 describes.
-[Unit]
-Description=Configure this instance from aliyun_custom_image/os.conf
-DefaultDependencies=no
-After=systemd-remount-fs.service local-fs.target systemd-udev-trigger.service
-Wants=network-pre.target
-Before=network-pre.target sysinit.target sshd.service systemd-user-sessions.service shutdown.target
-Conflicts=shutdown.target
-ConditionKernelCommandLine=!osconf=off
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/sbin/osconf apply
-TimeoutStartSec=120
-StandardOutput=journal+console
-StandardError=journal+console
-
-[Install]
-WantedBy=sysinit.target
-"""
-
 REPORT_UNIT = """# tests/e2e's report (installed by the harness, not by osconf).
 [Unit]
 Description=e2e report
@@ -237,32 +215,22 @@ WantedBy=multi-user.target
 """
 
 
-def has_install(binary: Path) -> bool:
-    p = subprocess.run([str(binary), "install", "--help"], capture_output=True)
-    return p.returncode == 0
+def run(cmd):
+    """Runs a command; on failure raises with its output."""
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd!r} exited {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p.stdout
 
 
-def install_osconf(setup: Setup, root: Path, p1_dir: Path, binary: Path):
-    if has_install(binary):
-        # --boot-dir is where partition 1 is mounted in the guest; the harness makes partition 1's
-        # own aliyun_custom_image/ (the directory under the root's mount point stays hidden).
-        subprocess.run([str(binary), "install", "--root", str(root), "--boot-dir", setup.p1_mount], check=True,
-                       capture_output=True)
-        (p1_dir / "aliyun_custom_image").mkdir(exist_ok=True)
-        return
-    shutil.copy(binary, root / "usr/sbin/osconf")
-    if setup.init == "busybox":
-        inittab = (root / "etc/inittab").read_text()
-        rcs = "::sysinit:/etc/init.d/rcS\n"
-        (root / "etc/inittab").write_text(inittab.replace(rcs, rcs + "::sysinit:/usr/sbin/osconf apply\n"))
-    else:
-        write(root, "/etc/systemd/system/osconf.service", HAND_UNIT)
-        enable(root, "osconf.service")
-    (p1_dir / "aliyun_custom_image").mkdir(exist_ok=True)
+def install_osconf(root: Path, p1_dir: Path, binary: Path):
+    # --boot-dir is a host path: partition 1's staging directory, from which the harness builds
+    # partition 1, so install creates the aliyun_custom_image/ that ECS writes into.
+    run([str(binary), "install", "--root", str(root), "--boot-dir", str(p1_dir)])
 
 
 def prepare_root(setup: Setup, root: Path, p1_dir: Path, kernel, repo: Path, here: Path):
-    """The image as its builder leaves it, then osconf installed, then the harness's report."""
+    """The image as its builder leaves it, then `osconf install`, then the harness's report."""
     _, _, modules, version = kernel
     shutil.copytree(modules, root / "lib/modules" / version, dirs_exist_ok=True)
     if setup.init != "busybox":
@@ -283,7 +251,7 @@ def prepare_root(setup: Setup, root: Path, p1_dir: Path, kernel, repo: Path, her
         for line, f in ((line, line.split(":")) for line in lines)) + "\n")
     if setup.configure:
         setup.configure(root)
-    install_osconf(setup, root, p1_dir, osconf_binary(repo))
+    install_osconf(root, p1_dir, osconf_binary(repo))
     write(root, "/usr/local/sbin/e2e-report", (here / "guest/report").read_text(), 0o755)
     if setup.init != "busybox":
         write(root, "/etc/systemd/system/e2e-report.service", REPORT_UNIT)
