@@ -40,7 +40,7 @@ MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "ext4", "crc32c_generic", "
 MIB = 1024 * 1024
 P1_START, P1_SIZE = 1 * MIB, 64 * MIB
 P2_START, P2_SIZE = P1_START + P1_SIZE, 1536 * MIB
-BOOT_TIMEOUT = 300
+BOOT_TIMEOUT = 420
 PROGRAMS = ["qemu-system-x86_64", "debootstrap", "sfdisk", "mkfs.ext4", "debugfs", "mkfs.vfat", "mcopy",
             "mdir", "cpio", "modinfo", "chroot", "unshare", "apt-get", "dpkg-deb", "busybox", "perl", "syslinux"]
 MBR_CODE = Path("/usr/lib/syslinux/mbr/mbr.bin")
