@@ -47,118 +47,38 @@ while (($#)); do
     esac
 done
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-cd "$repo"
-vendor_doc=$repo/../shared/reference/customized-linux-images.md
+cd "$(dirname "$0")/.."
+me=apply.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 for tool in cargo gcc python3; do
-    command -v "$tool" >/dev/null || { echo "apply.sh: $tool not found" >&2; exit 1; }
+    command -v "$tool" >/dev/null || die "$tool not found"
 done
-[[ -f $vendor_doc ]] || { echo "apply.sh: the vendor's document is not at $vendor_doc" >&2; exit 1; }
 
-# --- Build --------------------------------------------------------------------------------------
-echo "== cargo build --release --locked"
-cargo build --release --locked --quiet
-target_dir=$(cargo metadata --format-version 1 --no-deps --offline |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-osconf=$target_dir/release/osconf
-[[ -x $osconf ]] || { echo "apply.sh: no binary at $osconf after the build" >&2; exit 1; }
-
-# --- Scratch tmpfs ------------------------------------------------------------------------------
-scratch=$(mktemp -d /tmp/osconf-bench.XXXXXX)
-mounted=
-exec_dir=
-image=
-cleanup() {
-    if [[ -n $mounted ]]; then
-        umount "$scratch" || echo "apply.sh: could not unmount $scratch" >&2
-    fi
-    rm -rf "$scratch" ${exec_dir:+"$exec_dir"} ${image:+"$image"}
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_build
 if [[ -n $ext4 ]]; then
-    # An ext4 image on this machine's disk, loop-mounted (mount -o loop detaches it at umount).
-    ((EUID == 0)) || { echo "apply.sh: --ext4 needs root (mount -o loop)" >&2; exit 1; }
-    image=$(mktemp /var/tmp/osconf-bench.XXXXXX.ext4)
-    truncate -s 256M "$image"
-    mkfs.ext4 -q -F "$image"
-    mount -o loop "$image" "$scratch"
-    mounted=yes
+    # An ext4 image on this machine's disk, loop-mounted (see ext4_scratch in bench/lib.sh).
+    ((EUID == 0)) || die "--ext4 needs root (mount -o loop)"
+    ext4_scratch /var/tmp
+    scratch=$ext4_dir bin_dir=$ext4_dir
     chmod 0700 "$scratch"
-elif ((EUID == 0)) && mount -t tmpfs -o size=64m,mode=0700 osconf-bench "$scratch" 2>/dev/null; then
-    mounted=yes
 else
-    rmdir "$scratch"
-    scratch=$(mktemp -d /dev/shm/osconf-bench.XXXXXX)
+    tmpfs_scratch
 fi
-if [[ -z $ext4 && $(stat -f -c %T "$scratch") != tmpfs ]]; then
-    echo "apply.sh: warning: $scratch is not a tmpfs; file I/O is part of the figures" >&2
-fi
-# The helpers and stubs must be executable: /dev/shm is often mounted noexec (containers), then
-# they live in a directory of their own under /tmp (only the roots need the tmpfs).
-if findmnt -n -o OPTIONS -T "$scratch" 2>/dev/null | grep -qw noexec; then
-    exec_dir=$(mktemp -d /tmp/osconf-bench-bin.XXXXXX)
-fi
-bin=${exec_dir:-$scratch}/bin
-stubs=${exec_dir:-$scratch}/stubs
+bin=$bin_dir/bin
+stubs=$bin_dir/stubs
 mkdir -p "$bin" "$stubs"
+helpers "$bin"
+measure_bin=$bin/measure
+results=$scratch/results
 
-# --- Helpers, compiled at run time ----------------------------------------------------------------
-gcc -static -O2 -o "$bin/measure" bench/measure.c
-printf 'int main(void){return 0;}\n' >"$scratch/noop.c"
-gcc -static -O2 -o "$bin/noop" "$scratch/noop.c"
-
-# --- The vendor's script --------------------------------------------------------------------------
-# It is the vendor's text, not ours to commit: it is extracted at run time from the fenced block under
-# "## Example of the parsing script" in ../shared/reference/customized-linux-images.md, and only its
-# paths are rewritten with sed, so that it does the same job as `osconf apply --root` on its own root:
-#   first_partition_dir='/boot/'   -> '<root>/boot/'        (os.conf is read and removed there)
-#   /etc/sysconfig/...             -> <root>/etc/sysconfig/... (network, ifcfg-ethN, route-ethN)
-#   /etc/resolv.conf               -> <root>/etc/resolv.conf
-#   /etc/init.d/network            -> <stubs>/network       (stub: records "stop"/"start", exits 0)
-# `chpasswd` and `hostname` are found first on PATH in <stubs>: chpasswd copies its stdin to
-# <root>/.chpasswd-stdin, hostname records its argument in <root>/.hostname-args, both exit 0. The
-# stubs are what makes the vendor script harmless to the host; they also make it cheaper than on a
-# real system (no PAM, no network restart), so the ratio below is in the vendor's favour. Its bugs are
-# kept as they are (e.g. `s/^HOSTNAME=. */` keeps the end of an old value): only time is compared.
+# The vendor's script (see vendor_script in bench/lib.sh), on its own scratch root.
 vendor_root=$scratch/root-vendor
 vendor_pw_root=$scratch/root-vendor-pw
 osconf_root=$scratch/root-osconf
-awk '/^## Example of the parsing script/ { found = 1; next }
-     found && /^```/ { if (inside) exit; inside = 1; next }
-     inside { print }' "$vendor_doc" >"$scratch/vendor.orig.sh"
-[[ -s $scratch/vendor.orig.sh ]] || { echo "apply.sh: no parsing script found in $vendor_doc" >&2; exit 1; }
-# vendor_script ROOT STUBS OUT: the vendor's script with its paths pointed at ROOT and STUBS.
-vendor_script() {
-    local root=$1 stubs=$2 out=$3 leftover
-    sed -e "s#^first_partition_dir='/boot/'#first_partition_dir='$root/boot/'#" \
-        -e "s#/etc/sysconfig/#$root/etc/sysconfig/#g" \
-        -e "s#/etc/resolv\.conf#$root/etc/resolv.conf#g" \
-        -e "s#/etc/init\.d/network#$stubs/network#g" \
-        "$scratch/vendor.orig.sh" >"$out"
-    # Every path the script touches must now be inside the scratch dir: a new path in the vendor's
-    # text must be seen here, not silently written on the host.
-    if leftover=$(grep -nE "(^|[^/[:alnum:]_.-])/(etc|boot)/" "$out"); then
-        echo "apply.sh: the vendor script still names host paths after rewriting:" >&2
-        echo "$leftover" >&2
-        exit 1
-    fi
-}
-# make_stubs STUBS ROOT CHPASSWD: the stub commands, with CHPASSWD as the body of `chpasswd`.
-make_stubs() {
-    local dir=$1 root=$2
-    mkdir -p "$dir"
-    # shellcheck disable=SC2016 # "$*" and "$1" are the stubs' own arguments, expanded when they run
-    {
-        printf '#!/bin/sh\n%s\n' "$3" >"$dir/chpasswd"
-        printf '#!/bin/sh\necho "$*" >%s/.hostname-args\n' "$root" >"$dir/hostname"
-        printf '#!/bin/sh\necho "$1" >>%s/.network-calls\n' "$root" >"$dir/network"
-    }
-    chmod 755 "$dir"/*
-}
-vendor_script "$vendor_root" "$stubs" "$scratch/vendor.sh"
+vendor_extract "$scratch/vendor.orig.sh"
+vendor_script "$scratch/vendor.orig.sh" "$vendor_root" "$stubs" "$scratch/vendor.sh"
 make_stubs "$stubs" "$vendor_root" "cat >$vendor_root/.chpasswd-stdin"
 # A fourth row, where root and shadow-utils allow it: the same script with a REAL chpasswd, run as
 # `chpasswd -R <its scratch root> -c SHA512` (the chroot option: only the scratch root's
@@ -166,7 +86,7 @@ make_stubs "$stubs" "$vendor_root" "cat >$vendor_root/.chpasswd-stdin"
 # SHA-512 crypt hash at 5000 rounds), which the stubbed row leaves out.
 real_chpasswd=$(command -v chpasswd || true)
 if ((EUID == 0)) && [[ -n $real_chpasswd ]]; then
-    vendor_script "$vendor_pw_root" "$stubs-pw" "$scratch/vendor-pw.sh"
+    vendor_script "$scratch/vendor.orig.sh" "$vendor_pw_root" "$stubs-pw" "$scratch/vendor-pw.sh"
     make_stubs "$stubs-pw" "$vendor_pw_root" "exec $real_chpasswd -R $vendor_pw_root -c SHA512"
 else
     real_chpasswd=
@@ -175,76 +95,25 @@ fi
 bash=$(command -v bash)
 
 # --- One measured run of each ---------------------------------------------------------------------
-results=$scratch/results
-fresh_root() {
-    rm -rf "$1"
-    mkdir "$1"
-    cp -a examples/rootfs/centos7/. "$1/"
-    mkdir -p "$1/boot/aliyun_custom_image"
-    cp examples/classic/os.conf "$1/boot/aliyun_custom_image/os.conf"
-}
-# measure LABEL COMMAND...: the command's output goes to <scratch>/LABEL.log, shown if it fails.
-measure() {
-    local label=$1 log=$scratch/$1.log
-    shift
-    if ! "$bin/measure" "$results" "$label" "$@" >"$log" 2>&1; then
-        echo "apply.sh: $label failed: $*" >&2
-        cat "$log" >&2
-        exit 1
-    fi
-}
-# expect LABEL FILE TEXT: FILE must contain the line TEXT.
-expect() {
-    grep -qxF -- "$3" "$2" 2>/dev/null || {
-        echo "apply.sh: $1 did not do its job: ${2#"$scratch"/} lacks the line \"$3\"" >&2
-        exit 1
-    }
-}
-# did_the_job LABEL ROOT: os.conf consumed; both NICs, a route, the DNS servers written.
-did_the_job() {
-    local label=$1 root=$2 scripts=$2/etc/sysconfig/network-scripts
-    [[ ! -e $root/boot/aliyun_custom_image/os.conf ]] || {
-        echo "apply.sh: $label did not do its job: os.conf is still there" >&2
-        exit 1
-    }
-    expect "$label" "$scripts/ifcfg-eth0" "IPADDR=10.171.254.123"
-    expect "$label" "$scripts/ifcfg-eth0" "HWADDR=00:8c:fa:5e:14:23"
-    expect "$label" "$scripts/ifcfg-eth1" "IPADDR=42.120.74.105"
-    expect "$label" "$scripts/route-eth0" "10.0.0.0/8 via 10.171.254.1 dev eth0"
-    expect "$label" "$root/etc/resolv.conf" "nameserver 7.7.7.7"
-    expect "$label" "$root/etc/resolv.conf" "nameserver 8.8.8.8"
-}
 osconf_cmd=("$osconf" apply --root "$osconf_root" --no-live)
 vendor_cmd=("$bash" "$scratch/vendor.sh" start)
 round() {
-    measure no-op "$bin/noop"
+    measure "$results" no-op "$bin/noop"
 
     fresh_root "$osconf_root"
-    measure osconf "${osconf_cmd[@]}"
+    measure "$results" osconf "${osconf_cmd[@]}"
     did_the_job osconf "$osconf_root"
-    # The password: the root line of /etc/shadow now carries a new SHA-512 crypt hash.
-    if grep -qxF -f <(grep '^root:' examples/rootfs/centos7/etc/shadow) "$osconf_root/etc/shadow" ||
-        ! grep -q '^root:[$]6[$]' "$osconf_root/etc/shadow"; then
-        echo "apply.sh: osconf did not do its job: the root password hash is unchanged" >&2
-        exit 1
-    fi
+    new_root_hash osconf "$osconf_root" centos7
 
     fresh_root "$vendor_root"
-    PATH=$stubs:$PATH measure vendor "${vendor_cmd[@]}"
-    did_the_job vendor "$vendor_root"
-    expect vendor "$vendor_root/.chpasswd-stdin" "root:qwer1234"
-    expect vendor "$vendor_root/.hostname-args" "iZ23r29djmjZ"
-    expect vendor "$vendor_root/.network-calls" "start"
+    PATH=$stubs:$PATH measure "$results" vendor "${vendor_cmd[@]}"
+    vendor_did_its_job vendor "$vendor_root"
 
     if [[ -n $real_chpasswd ]]; then
         fresh_root "$vendor_pw_root"
-        PATH=$stubs-pw:$PATH measure vendor+chpasswd "$bash" "$scratch/vendor-pw.sh" start
+        PATH=$stubs-pw:$PATH measure "$results" vendor+chpasswd "$bash" "$scratch/vendor-pw.sh" start
         did_the_job vendor+chpasswd "$vendor_pw_root"
-        if ! grep -q '^root:[$]6[$]' "$vendor_pw_root/etc/shadow" ||
-            grep -qxF -f <(grep '^root:' examples/rootfs/centos7/etc/shadow) "$vendor_pw_root/etc/shadow"; then
-            echo "apply.sh: vendor+chpasswd did not do its job: the root password hash is unchanged" >&2
-            exit 1
-        fi
+        new_root_hash vendor+chpasswd "$vendor_pw_root" centos7
     fi
 }
 
