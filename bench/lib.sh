@@ -58,7 +58,7 @@ tmpfs_scratch() {
 }
 
 # ext4_scratch DIR: (root only) makes a sparse 256 MiB ext4 image in DIR, which must be on a disk (not a
-# tmpfs: fsync must reach the device), loop-mounts it and prints the mount point. The image is
+# tmpfs: fsync must reach the device), loop-mounts it and sets ext4_dir to the mount point. The image is
 # removed at exit; `mount -o loop` detaches the loop device itself when it is unmounted.
 ext4_scratch() {
     local image mnt
@@ -70,7 +70,7 @@ ext4_scratch() {
     bench_dirs+=("$mnt")
     mount -o loop "$image" "$mnt" || die "could not loop-mount $image"
     bench_mounts+=("$mnt")
-    echo "$mnt"
+    ext4_dir=$mnt
 }
 
 # --- Helpers, compiled at run time ------------------------------------------------------------------
