@@ -282,7 +282,13 @@ pub static JSON: Flag = Flag {
 pub const IMAGE_ACTIONS: &[&str] = &["check"];
 
 /// What `generate` can print; the order of `doc::Generated`.
-pub const GENERATED: &[&str] = &["man", "complete-bash", "complete-zsh", "complete-fish"];
+pub const GENERATED: &[&str] = &[
+    "man",
+    "complete-bash",
+    "complete-zsh",
+    "complete-fish",
+    "unit",
+];
 
 /// The commands, in the order help lists them.
 pub static COMMANDS: &[CommandDef] = &[
@@ -395,16 +401,18 @@ pub static COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: "generate",
-        summary: "print the man page or a shell completion script, generated from this definition",
+        summary: "print the man page, a shell completion script or the systemd unit, for packagers",
         operands: &[Operand {
             name: "KIND",
-            help: "man, complete-bash, complete-zsh or complete-fish",
+            help: "man, complete-bash, complete-zsh, complete-fish or unit",
             complete: Complete::Words(GENERATED),
         }],
         flags: &[],
         about: "For packagers: osconf generate man > osconf.1; complete-bash goes to \
                 /usr/share/bash-completion/completions/osconf, complete-zsh to _osconf in a directory \
-                of $fpath, complete-fish to /usr/share/fish/vendor_completions.d/osconf.fish.",
+                of $fpath, complete-fish to /usr/share/fish/vendor_completions.d/osconf.fish; unit is \
+                osconf.service as osconf install writes it (only its first comment differs), for \
+                /usr/lib/systemd/system/.",
         build: super::generate,
     },
 ];

@@ -14,10 +14,18 @@ pub enum Generated {
     Bash,
     Zsh,
     Fish,
+    /// osconf.service as `osconf install` writes it, for packages.
+    Unit,
 }
 
 impl Generated {
-    pub const ALL: [Generated; 4] = [Generated::Man, Generated::Bash, Generated::Zsh, Generated::Fish];
+    pub const ALL: [Generated; 5] = [
+        Generated::Man,
+        Generated::Bash,
+        Generated::Zsh,
+        Generated::Fish,
+        Generated::Unit,
+    ];
 }
 
 pub fn generate(what: Generated) -> String {
@@ -26,6 +34,9 @@ pub fn generate(what: Generated) -> String {
         Generated::Bash => complete::bash(),
         Generated::Zsh => complete::zsh(),
         Generated::Fish => complete::fish(),
+        Generated::Unit => crate::install::systemd_unit(
+            "Installed by the osconf package (made with osconf generate unit); the package removes it.",
+        ),
     }
 }
 

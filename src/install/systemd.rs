@@ -26,7 +26,7 @@ const TIMEOUT_SECS: u32 = 180;
 fn files(_sys: &System) -> Result<Service, String> {
     Ok(Service {
         ops: vec![
-            FileOp::write(UNIT, unit()),
+            FileOp::write(UNIT, unit("Installed by osconf install; osconf uninstall removes it.")),
             FileOp::Symlink {
                 path: WANTS.to_owned(),
                 target: UNIT.to_owned(),
@@ -47,10 +47,12 @@ pub fn has_wants(sys: &System) -> crate::system::Result<bool> {
         .any(|d| d.ends_with(".wants")))
 }
 
-fn unit() -> String {
+/// The unit, headed by a comment line saying who put it there (`osconf install`, or a package
+/// built from `osconf generate unit`): the one text of osconf.service.
+pub fn unit(origin: &str) -> String {
     format!(
         "\
-# Installed by osconf install; osconf uninstall removes it.
+# {origin}
 [Unit]
 Description=Configure this ECS instance from aliyun_custom_image/os.conf
 Documentation=https://www.alibabacloud.com/help/en/ecs/user-guide/customize-linux-images
