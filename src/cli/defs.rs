@@ -282,13 +282,7 @@ pub static JSON: Flag = Flag {
 pub const IMAGE_ACTIONS: &[&str] = &["check"];
 
 /// What `generate` can print; the order of `doc::Generated`.
-pub const GENERATED: &[&str] = &[
-    "man",
-    "complete-bash",
-    "complete-zsh",
-    "complete-fish",
-    "unit",
-];
+pub const GENERATED: &[&str] = &["man", "complete-bash", "complete-zsh", "complete-fish", "unit"];
 
 /// The commands, in the order help lists them.
 pub static COMMANDS: &[CommandDef] = &[

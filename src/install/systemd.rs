@@ -26,7 +26,10 @@ const TIMEOUT_SECS: u32 = 180;
 fn files(_sys: &System) -> Result<Service, String> {
     Ok(Service {
         ops: vec![
-            FileOp::write(UNIT, unit("Installed by osconf install; osconf uninstall removes it.")),
+            FileOp::write(
+                UNIT,
+                unit("Installed by osconf install; osconf uninstall removes it."),
+            ),
             FileOp::Symlink {
                 path: WANTS.to_owned(),
                 target: UNIT.to_owned(),
