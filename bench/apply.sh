@@ -52,9 +52,7 @@ me=apply.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-for tool in cargo gcc python3; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
+need cargo gcc python3
 
 bench_build
 if [[ -n $ext4 ]]; then

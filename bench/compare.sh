@@ -50,9 +50,7 @@ me=compare.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-for tool in cargo gcc python3 apt-get dpkg-deb; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
+need cargo gcc python3 apt-get dpkg-deb
 
 bench_build
 

@@ -7,6 +7,13 @@
 # shellcheck shell=bash
 
 die() { echo "$me: $*" >&2; exit 1; }
+# need TOOL...: every TOOL is on PATH.
+need() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || die "$tool not found"
+    done
+}
 
 vendor_doc=$PWD/../shared/reference/customized-linux-images.md
 
