@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::render::common::shellvars::unquote;
 use crate::root::Root;
 
 /// The fields of `/etc/os-release` that choose a renderer.
@@ -19,22 +20,14 @@ pub struct OsRelease {
 }
 
 impl OsRelease {
-    /// Parses the os-release format: `KEY=value` with optional single or double quotes.
+    /// Parses the os-release format: `KEY=value` with shell quoting.
     pub fn parse(text: &str) -> OsRelease {
         let mut fields = BTreeMap::new();
         for line in text.lines() {
             let Some((key, value)) = line.trim().split_once('=') else {
                 continue;
             };
-            let value = value.trim();
-            let unquoted = ['"', '\'']
-                .iter()
-                .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
-                .unwrap_or(value);
-            fields.insert(
-                key.to_owned(),
-                unquoted.replace("\\\"", "\"").replace("\\\\", "\\"),
-            );
+            fields.insert(key.to_owned(), unquote(value));
         }
         let take = |k: &str| fields.get(k).cloned().unwrap_or_default();
         OsRelease {
@@ -186,11 +179,12 @@ mod tests {
     #[test]
     fn os_release_parsing() {
         let os = OsRelease::parse(
-            "NAME=\"Rocky Linux\"\nID=\"rocky\"\nID_LIKE='rhel centos fedora'\nVERSION_ID=\"9.3\"\n# c\nBAD\n",
+            "NAME=\"Rocky Linux\"\nID=\"rocky\"\nID_LIKE='rhel centos fedora'\nVERSION_ID=\"9.3\"\n# c\nBAD\nPRETTY_NAME=\"R \\\"9\\\"\"\n",
         );
         assert_eq!(os.id, "rocky");
         assert_eq!(os.id_like, ["rhel", "centos", "fedora"]);
         assert_eq!(os.major_version(), Some(9));
+        assert_eq!(os.pretty_name, "R \"9\"");
         assert!(os.is_like(&["fedora"]));
         assert!(!os.is_like(&["debian"]));
     }

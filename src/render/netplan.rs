@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use super::common::disable::{DISABLED_SUFFIX, disable};
+use super::common::shellvars::unquote;
 use super::common::{self, HEADER};
 use super::networkd::{self, may_be_nic_name};
 use super::networkmanager::NETWORK_MANAGER;
@@ -204,6 +205,7 @@ fn ethernets(text: &str) -> Option<Vec<Ethernet>> {
     for &(indent, line) in lines[start + 1..].iter().take_while(|(i, _)| *i > base) {
         let (key, value) = line.split_once(':').unwrap_or((line, ""));
         let (key, value) = (unquote(key), unquote(value));
+        let (key, value) = (key.as_str(), value.as_str());
         if *entry_indent.get_or_insert(indent) == indent {
             entries.push(Ethernet {
                 id: key.to_owned(),
@@ -237,14 +239,6 @@ fn strip_comment(line: &str) -> &str {
     let bytes = line.as_bytes();
     let at = (0..bytes.len()).find(|&i| bytes[i] == b'#' && (i == 0 || bytes[i - 1].is_ascii_whitespace()));
     at.map_or(line, |i| &line[..i])
-}
-
-fn unquote(s: &str) -> &str {
-    let s = s.trim();
-    ['"', '\'']
-        .iter()
-        .find_map(|q| s.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)))
-        .unwrap_or(s)
 }
 
 #[cfg(test)]

@@ -55,15 +55,31 @@ pub fn split_assignment(line: &str) -> Option<(&str, &str)> {
     valid.then_some((key, value))
 }
 
-/// The value of `"v"`, `'v'` or `v`, ignoring a trailing ` # comment`.
+/// The value of one shell word as sh reads it: `"v"` (with `\"`, `\\`, `\$` and `` \` `` escaped),
+/// `'v'` (literal) or `v`, ignoring whatever follows the closing quote and a trailing ` # comment`.
+/// The one reader of quoted values: shell-variable files, os-release (same syntax) and netplan's
+/// quoted YAML scalars.
 pub fn unquote(raw: &str) -> String {
     let raw = raw.trim();
-    for q in ['"', '\''] {
-        if let Some(rest) = raw.strip_prefix(q) {
-            return rest.split(q).next().unwrap_or("").to_owned();
+    if let Some(rest) = raw.strip_prefix('\'') {
+        return rest.split('\'').next().unwrap_or("").to_owned();
+    }
+    let Some(rest) = raw.strip_prefix('"') else {
+        return raw.split(" #").next().unwrap_or("").trim().to_owned();
+    };
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => break,
+            '\\' => match chars.next() {
+                Some(e @ ('"' | '\\' | '$' | '`')) => out.push(e),
+                other => out.extend(Some('\\').into_iter().chain(other)),
+            },
+            c => out.push(c),
         }
     }
-    raw.split(" #").next().unwrap_or("").trim().to_owned()
+    out
 }
 
 /// The value a shell-variable file gives `key` (its last active assignment).
@@ -170,6 +186,9 @@ mod tests {
         assert_eq!(unquote("\"a b\" # osconf"), "a b");
         assert_eq!(unquote("'x'"), "x");
         assert_eq!(unquote("yes # c"), "yes");
+        assert_eq!(unquote(r#" "a \"b\" \\ \x" "#), r#"a "b" \ \x"#);
+        assert_eq!(unquote("'a \\\"' b"), "a \\\"");
+        assert_eq!(unquote("\"open"), "open");
         let text = "HWADDR[0]=\"00:11:22:33:44:55\"\n#HWADDR[1]=\"x\"\nA=1\n";
         let got = comment_out(text, |k| k.starts_with("HWADDR"));
         assert_eq!(
