@@ -19,6 +19,25 @@ impl fmt::Display for Mac {
     }
 }
 
+impl Mac {
+    /// Six octets of one or two hex digits, any case, all separated by `:` or all by `-`: os.conf's
+    /// form ([`mac`] holds it to two digits and unicast) and what NetworkManager keyfiles and ifcfg
+    /// `HWADDR=` hold. The one MAC reader.
+    pub fn parse(text: &str) -> Option<Mac> {
+        let sep = if text.contains('-') { '-' } else { ':' };
+        let mut parts = text.split(sep);
+        let mut out = [0u8; 6];
+        for slot in &mut out {
+            let part = parts.next()?;
+            if !(1..=2).contains(&part.len()) || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            *slot = u8::from_str_radix(part, 16).ok()?;
+        }
+        parts.next().is_none().then_some(Mac(out))
+    }
+}
+
 impl fmt::Debug for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -126,23 +145,14 @@ pub fn netmask(v: &str) -> Result<u8, String> {
 
 /// Six octets separated by `:` or `-`, any case; must be a unicast, non-zero NIC address.
 pub fn mac(v: &str) -> Result<Mac, String> {
-    let bad = || format!("{v:?} is not a MAC address (six hex octets separated by ':' or '-')");
-    let sep = if v.contains('-') { '-' } else { ':' };
-    let parts: Vec<&str> = v.split(sep).collect();
-    if parts.len() != 6 {
-        return Err(bad());
-    }
-    let mut out = [0u8; 6];
-    for (slot, part) in out.iter_mut().zip(&parts) {
-        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad());
-        }
-        *slot = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-    }
-    if out == [0; 6] || out[0] & 1 == 1 {
+    // Six two-digit octets and five separators.
+    let mac = Mac::parse(v)
+        .filter(|_| v.len() == 17)
+        .ok_or_else(|| format!("{v:?} is not a MAC address (six hex octets separated by ':' or '-')"))?;
+    if mac.0 == [0; 6] || mac.0[0] & 1 == 1 {
         return Err(format!("{v:?} is not a unicast NIC address"));
     }
-    Ok(Mac(out))
+    Ok(mac)
 }
 
 /// Space-separated IPv4 or IPv6 addresses.
@@ -183,6 +193,8 @@ mod tests {
             "00:8c:fa:5e:14:23:11",
             "00:8c:fa:5e:14:2g",
             "008cfa5e1423",
+            "0:8c:fa:5e:14:23",
+            "+0:8c:fa:5e:14:23",
         ] {
             assert!(mac(bad).unwrap_err().contains("not a MAC address"), "{bad}");
         }

@@ -414,22 +414,18 @@ fn keyfile_value(text: &str, sections: &[&str], key: &str) -> Option<String> {
     found
 }
 
-/// A MAC address as other tools write it: `00:8C:FA:5E:14:23` (any case, `:` or `-`; keyfiles and
+/// A MAC address as other tools write it: `00:8C:FA:5E:14:23` ([`Mac::parse`]; keyfiles and
 /// HWADDR=), or the old keyfile byte list `0;140;250;94;20;35;`.
 fn parse_mac(value: &str) -> Option<Mac> {
     let value = value.trim();
-    let bytes: Option<Vec<u8>> = if value.contains([':', '-']) {
-        value
-            .split([':', '-'])
-            .map(|s| u8::from_str_radix(s, 16).ok())
-            .collect()
-    } else {
-        value
-            .split(';')
-            .filter(|s| !s.is_empty())
-            .map(|s| s.trim().parse().ok())
-            .collect()
-    };
+    if value.contains([':', '-']) {
+        return Mac::parse(value);
+    }
+    let bytes: Option<Vec<u8>> = value
+        .split(';')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim().parse().ok())
+        .collect();
     Some(Mac(bytes?.try_into().ok()?))
 }
 

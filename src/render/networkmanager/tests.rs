@@ -127,6 +127,11 @@ fn macs_in_every_form_other_tools_write() {
     let want = Some(Mac([0x00, 0x8c, 0xfa, 0x5e, 0x14, 0x23]));
     assert_eq!(parse_mac("00:8C:FA:5E:14:23"), want);
     assert_eq!(parse_mac("00-8c-fa-5e-14-23"), want);
+    assert_eq!(
+        parse_mac("0:8c:fa:5e:14:23"),
+        want,
+        "NetworkManager takes one-digit octets"
+    );
     assert_eq!(parse_mac("0;140;250;94;20;35;"), want);
     assert_eq!(parse_mac("00:8c:fa:5e:14"), None);
     assert_eq!(parse_mac("bogus"), None);
