@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::common::disable::{DISABLED_SUFFIX, disable};
-use super::common::{self, HEADER, dns::ResolvOwner, glob};
+use super::common::{self, HEADER, dns::ResolvOwner, glob, ini};
 use super::{Input, Rendered, Service, Stack};
 use crate::model::{Config, Nic};
 use crate::plan::FileOp;
@@ -169,22 +169,13 @@ struct MatchSection {
 impl MatchSection {
     fn parse(text: &str) -> MatchSection {
         let mut m = MatchSection::default();
-        let mut in_match = false;
-        for line in text.lines().map(str::trim) {
-            if line.starts_with('[') {
-                in_match = line == "[Match]";
-                continue;
-            }
-            let Some((key, value)) = line.split_once('=').filter(|_| in_match) else {
-                continue;
-            };
-            let value = value.trim();
+        for (_, key, value) in ini::entries(text).filter(|(s, _, _)| *s == "Match") {
             let list = |v: &str| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
             let inverted = |v: &str| match v.strip_prefix('!') {
                 Some(rest) => (true, list(rest)),
                 None => (false, list(v)),
             };
-            match key.trim() {
+            match key {
                 "Name" if value.is_empty() => m.names = None,
                 "Name" => merge(&mut m.names, inverted(value)),
                 "Type" if value.is_empty() => m.types = None,

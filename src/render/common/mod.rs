@@ -1,5 +1,6 @@
 //! Writers shared by every stack: hostname files, /etc/hosts, DNS and the root password, and the
-//! editing helpers several stacks use (marked blocks, shell-variable files, disabling foreign files).
+//! editing helpers several stacks use (marked blocks, shell-variable and INI-style files, disabling
+//! foreign files).
 //! Each edits only its own lines of an existing file and keeps the rest byte for byte.
 
 pub mod activate;
@@ -8,6 +9,7 @@ pub mod disable;
 pub mod dns;
 pub mod glob;
 pub mod hosts;
+pub mod ini;
 pub mod shadow;
 pub mod shellvars;
 #[cfg(test)]

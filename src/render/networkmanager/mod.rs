@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::common::shellvars::shell_value;
-use super::common::{self, HEADER};
+use super::common::{self, HEADER, ini};
 use super::{Input, Rendered, Service, Stack};
 use crate::model::{Mac, Nic};
 use crate::plan::{FileOp, Run};
@@ -398,20 +398,10 @@ fn nm_setting(sys: &System, section: &str, key: &str) -> system::Result<Option<S
 
 /// The last value of `key` in one of `sections` of a GLib key file (NetworkManager's format).
 fn keyfile_value(text: &str, sections: &[&str], key: &str) -> Option<String> {
-    let mut section = "";
-    let mut found = None;
-    for line in text.lines().map(str::trim) {
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = name.trim();
-        } else if let Some((k, v)) = line.split_once('=')
-            && !line.starts_with('#')
-            && k.trim() == key
-            && sections.contains(&section)
-        {
-            found = Some(v.trim().to_owned());
-        }
-    }
-    found
+    ini::entries(text)
+        .filter(|(s, k, _)| sections.contains(s) && *k == key)
+        .map(|(_, _, v)| v.to_owned())
+        .last()
 }
 
 /// A MAC address as other tools write it: `00:8C:FA:5E:14:23` ([`Mac::parse`]; keyfiles and
@@ -434,38 +424,25 @@ fn parse_mac(value: &str) -> Option<Mac> {
 /// is kept.
 fn disable_autoconnect(old: &[u8]) -> Vec<u8> {
     const LINE: &[u8] = b"autoconnect=false\n";
-    let key_of = |line: &[u8]| -> Option<String> {
-        let text = String::from_utf8_lossy(line);
-        let (k, _) = text.trim().split_once('=')?;
-        Some(k.trim().to_owned())
-    };
-    let section_of = |line: &[u8]| -> Option<String> {
-        let text = String::from_utf8_lossy(line);
-        let name = text
-            .trim()
-            .strip_prefix('[')?
-            .strip_suffix(']')?
-            .trim()
-            .to_owned();
-        Some(name)
-    };
     let lines: Vec<&[u8]> = old.split_inclusive(|&b| b == b'\n').collect();
+    // Per line: in `[connection]`, its header, its `autoconnect=`.
     let mut section = String::new();
-    let has_key = lines.iter().any(|l| {
-        if let Some(s) = section_of(l) {
-            section = s;
-        }
-        section == "connection" && key_of(l).as_deref() == Some("autoconnect")
-    });
+    let kinds: Vec<(bool, bool, bool)> = lines
+        .iter()
+        .map(|l| match ini::Line::of(&String::from_utf8_lossy(l)) {
+            ini::Line::Section(s) => {
+                section = s.to_owned();
+                (section == "connection", true, false)
+            }
+            ini::Line::Entry(k, _) => (section == "connection", false, k == "autoconnect"),
+            ini::Line::Other => (section == "connection", false, false),
+        })
+        .collect();
+    let has_key = kinds.iter().any(|&(connection, _, key)| connection && key);
     let mut out = Vec::with_capacity(old.len() + LINE.len());
     let mut done = false;
-    section.clear();
-    for line in lines {
-        if let Some(s) = section_of(line) {
-            section = s;
-        }
-        let in_connection = section == "connection";
-        if in_connection && key_of(line).as_deref() == Some("autoconnect") {
+    for (line, &(in_connection, header, key)) in lines.iter().zip(&kinds) {
+        if in_connection && key {
             if !done {
                 out.extend_from_slice(LINE);
                 done = true;
@@ -476,7 +453,7 @@ fn disable_autoconnect(old: &[u8]) -> Vec<u8> {
         if !line.ends_with(b"\n") {
             out.push(b'\n');
         }
-        if !has_key && !done && in_connection && section_of(line).is_some() {
+        if !has_key && !done && in_connection && header {
             out.extend_from_slice(LINE);
             done = true;
         }
