@@ -17,6 +17,10 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use crate::root::Root;
+
 /// The log file, in the target.
 pub const LOG: &str = "/var/log/osconf.log";
 /// Past this size the log is moved to `osconf.log.1` (replacing it) when a run starts: the two
@@ -57,7 +61,7 @@ pub fn start(root: &Path) {
     .then(|| {
         OpenOptions::new()
             .write(true)
-            .custom_flags(libc_flags())
+            .custom_flags(open_flags().bits() as i32)
             .open("/dev/kmsg")
             .ok()
     })
@@ -113,30 +117,26 @@ pub fn tee(msg: &str) {
 }
 
 /// Opens the log for appending, rotated first when it has grown past [`MAX_BYTES`]; `None` when
-/// /var/log is missing, a link, or not writable (a read-only root at boot), or the file is not a
-/// regular file.
+/// /var/log is missing or not writable (a read-only root at boot), or the log is not a regular
+/// file. /var/log is resolved inside the root and the log opened relative to its handle.
 fn open_log(root: &Path) -> Option<File> {
-    let dir = crate::status::real_dir(root, "/var/log", false).ok()??;
-    let path = dir.join("osconf.log");
-    if let Ok(md) = path.symlink_metadata()
-        && md.is_file()
-        && md.len() >= MAX_BYTES
+    let (dir, name) = LOG.rsplit_once('/')?;
+    let dir = Root::open(root).ok()?.dir(dir, false).ok()??;
+    if let Ok(st) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        && FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+        && st.st_size as u64 >= MAX_BYTES
     {
-        let _ = std::fs::rename(&path, dir.join("osconf.log.1"));
+        let _ = rustix::fs::renameat(&dir, name, &dir, format!("{name}.1"));
     }
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .custom_flags(libc_flags() | rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(&path)
-        .ok()?;
+    let flags = OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE | OFlags::NOFOLLOW;
+    let fd = rustix::fs::openat(&dir, name, flags | open_flags(), Mode::from_raw_mode(0o640)).ok()?;
+    let file = File::from(fd);
     file.metadata().ok()?.is_file().then_some(file)
 }
 
 /// Never block on what is there (a FIFO planted in the root).
-fn libc_flags() -> i32 {
-    (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC).bits() as i32
+fn open_flags() -> OFlags {
+    OFlags::NONBLOCK | OFlags::CLOEXEC
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Root: a handle on the target root, opened once, through which every path inside it is resolved as
 //! a chroot would resolve it: an absolute or `../` symbolic link points back into the root, `..` never
 //! climbs above it. Reads take only regular files, without blocking, up to [`MAX_READ`] bytes; only
-//! `ENOENT` means "absent". Nothing here writes: the executor does, through [`Root::entry`].
+//! `ENOENT` means "absent". Nothing here writes files: the executor does, through [`Root::entry`];
+//! only directories are made ([`Root::dir`]) and removed when empty ([`Root::remove_empty_dir`]),
+//! for the few writers beside the executor (the log, the status record, install).
 
 mod conf;
 mod walk;
@@ -234,6 +236,47 @@ impl Root {
                 .and_then(|fd| Ok(rustix::fs::fstat(fd)?)),
         )?;
         Ok(st.is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory))
+    }
+
+    /// The directory at `dir` (links followed inside the root) as a root of its own, for paths
+    /// that must stay below it (the first partition under `/boot`).
+    pub fn subdir(&self, dir: &str) -> io::Result<Root> {
+        Ok(Root {
+            fd: self.open_in(dir, OFlags::RDONLY | OFlags::DIRECTORY, true)?,
+            path: self.host_path(dir),
+            resolver: self.resolver,
+        })
+    }
+
+    /// The directory at `dir`, open (links followed inside the root); `None` when it is missing
+    /// and not to be created. With `create`, each missing directory on the way is made (0755).
+    pub fn dir(&self, dir: &str, create: bool) -> io::Result<Option<OwnedFd>> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY;
+        if create {
+            let mut at = String::new();
+            for part in dir.split('/').filter(|p| !p.is_empty()) {
+                at = format!("{at}/{part}");
+                let entry = self.entry(&at)?;
+                match rustix::fs::mkdirat(&entry.dir, &entry.name, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        absent_as_none(self.open_in(dir, flags, true))
+    }
+
+    /// Removes the directory `dir` (itself, not what a link there points at) when it is empty:
+    /// `Ok(false)` when it is not, or is gone already.
+    pub fn remove_empty_dir(&self, dir: &str) -> io::Result<bool> {
+        let Some(entry) = absent_as_none(self.entry(dir))? else {
+            return Ok(false);
+        };
+        match rustix::fs::unlinkat(&entry.dir, &entry.name, rustix::fs::AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOTEMPTY | Errno::EXIST | Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The names in directory `dir` (links followed inside the root), unsorted; empty when absent.

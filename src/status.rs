@@ -9,11 +9,15 @@
 //! change did, and costs the boot nothing.
 
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::error::Error;
 use crate::plan::{FileOp, Plan};
+use crate::root::Root;
 
 /// Where the record of a run that succeeded is kept, in the target.
 pub const STATE_DIR: &str = "/var/lib/osconf";
@@ -202,41 +206,23 @@ fn newest(runs: Vec<Run>) -> Option<Run> {
     runs.into_iter().max_by(|a, b| a.time.cmp(&b.time))
 }
 
-/// Replaces the record in `dir`: a temporary file beside it, then a rename.
+/// Replaces the record in `dir` (made when missing), resolved inside the root: a temporary file
+/// beside it, then a rename, both relative to the directory's handle.
 fn write(root: &Path, dir: &str, text: &str) -> io::Result<()> {
-    let dir = real_dir(root, dir, true)?.ok_or_else(|| io::Error::other("no directory"))?;
-    let tmp = dir.join(format!(".last-run.osconf-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| io::Write::write_all(&mut f, text.as_bytes()))
-        .and_then(|()| std::fs::rename(&tmp, dir.join(NAME)));
+    let dir = Root::open(root)?
+        .dir(dir, true)?
+        .ok_or_else(|| io::Error::other("no directory"))?;
+    let tmp = format!(".last-run.osconf-{}", std::process::id());
+    let _ = rustix::fs::unlinkat(&dir, &tmp, AtFlags::empty());
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let written = rustix::fs::openat(&dir, &tmp, flags, Mode::from_raw_mode(0o600))
+        .map_err(io::Error::from)
+        .and_then(|fd| io::Write::write_all(&mut File::from(fd), text.as_bytes()))
+        .and_then(|()| Ok(rustix::fs::renameat(&dir, &tmp, &dir, NAME)?));
     if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = rustix::fs::unlinkat(&dir, &tmp, AtFlags::empty());
     }
     written
-}
-
-/// The directory `dir` (absolute in the target) on this machine, reached without following any
-/// link, so that nothing outside the root is ever written; `Ok(None)` when it is missing and not to
-/// be created. With `create`, missing directories are made (mode 0755).
-pub fn real_dir(root: &Path, dir: &str, create: bool) -> io::Result<Option<PathBuf>> {
-    let mut host = root.to_owned();
-    for part in dir.split('/').filter(|p| !p.is_empty()) {
-        host.push(part);
-        match host.symlink_metadata() {
-            Ok(md) if md.is_dir() => {}
-            Ok(_) => return Err(io::Error::other(format!("{} is not a directory", host.display()))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && create => std::fs::create_dir(&host)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Some(host))
 }
 
 /// One line per value: backslash and newline escaped.

@@ -285,3 +285,84 @@ fn unreadable_file_is_an_error_not_absent() {
     fs::set_permissions(s.path("etc/resolv.conf"), fs::Permissions::from_mode(0o000)).unwrap();
     s.refused("etc/resolv.conf: Permission denied");
 }
+
+impl Scratch {
+    /// `rel` in the root replaced with an absolute link to `<outside>/<name>` (an empty directory
+    /// made there), and the place that link resolves to inside the root, made too: the returned path.
+    fn plant_dir(&self, rel: &str, name: &str) -> PathBuf {
+        let target = self.outside.join(name);
+        fs::create_dir_all(&target).unwrap();
+        let mirror = self.root.join(target.strip_prefix("/").unwrap());
+        if self.path(rel).is_dir() {
+            copy_tree(&self.path(rel), &mirror).unwrap();
+        }
+        fs::create_dir_all(&mirror).unwrap();
+        fs::create_dir_all(self.path(rel).parent().unwrap()).unwrap();
+        self.plant(rel, &target);
+        mirror
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.osconf(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        stderr
+    }
+}
+
+#[test]
+fn log_and_status_record_through_links_are_written_inside_the_root() {
+    let s = Scratch::new();
+    let log = s.plant_dir("var/log", "log");
+    let state = s.plant_dir("var/lib/osconf", "state");
+    s.run(0);
+    let text = fs::read_to_string(log.join("osconf.log")).unwrap();
+    assert!(text.contains("applied"), "{text}");
+    assert!(state.join("last-run").is_file());
+    let out = s.osconf(&["status"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("applied"), "{shown}");
+}
+
+#[test]
+fn install_and_uninstall_through_links_stay_inside_the_root() {
+    let s = Scratch::new();
+    fs::create_dir_all(s.path("usr/sbin")).unwrap();
+    fs::write(s.path("usr/sbin/osconf"), "an older osconf\n").unwrap();
+    fs::remove_dir_all(s.path(CONF_DIR)).unwrap();
+    // The backup of the older binary, made and removed through the link.
+    let state = s.plant_dir("var/lib/osconf", "state");
+    let outside = fingerprint(&s.outside);
+    s.ok(&["install", "--init", "systemd"]);
+    assert!(s.path(CONF_DIR).is_dir());
+    assert!(state.join("installed").is_file());
+    assert!(!state.join("backup").exists(), "the run's backup is removed");
+    assert_eq!(
+        fingerprint(&s.outside),
+        outside,
+        "install changed something outside"
+    );
+
+    // Directories install made, emptied by uninstall, through a link on the way.
+    let usr = s.plant_dir("usr", "usr");
+    fs::create_dir_all(s.outside.join("usr/sbin")).unwrap();
+    let outside = fingerprint(&s.outside);
+    let said = s.ok(&["uninstall"]);
+    assert_eq!(
+        fingerprint(&s.outside),
+        outside,
+        "uninstall changed something outside:\n{said}"
+    );
+    assert_eq!(
+        fs::read_to_string(usr.join("sbin/osconf")).unwrap(),
+        "an older osconf\n"
+    );
+
+    // aliyun_custom_image as a link out of the root is refused, not created through.
+    s.plant(CONF_DIR, s.outside.join("usr"));
+    let out = s.osconf(&["install", "--init", "systemd"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("exists and is not a directory"), "{stderr}");
+    assert_eq!(fingerprint(&s.outside), outside);
+}

@@ -11,7 +11,7 @@ mod journal;
 mod lock;
 
 pub use hooks::CRASHED;
-pub use journal::recover;
+pub use journal::{recover, remove_tree};
 pub use lock::{WAIT, lock};
 
 use std::ffi::{OsStr, OsString};

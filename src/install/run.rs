@@ -9,10 +9,13 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use rustix::fs::FileType;
+
 use super::{MANIFEST, Manifest, detect, find, plan_install, plan_uninstall};
 use crate::boot;
 use crate::exec;
 use crate::plan::Plan;
+use crate::root::Root;
 use crate::system::System;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,14 +44,15 @@ pub fn install(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
     };
     let binary = std::fs::read("/proc/self/exe").map_err(|e| format!("reading /proc/self/exe: {e}"))?;
     // `_partition` keeps partition 1 mounted (and writable) until install is done.
-    let (config_dir, _partition) = config_dir(req, say)?;
-    let create = !exists(&config_dir)?;
+    let (boot, _partition) = boot_dir(req, &sys, say)?;
+    let config_dir = boot.host_path(boot::CONF_DIR);
+    let create = !exists(&boot, boot::CONF_DIR)?;
     // Recorded for uninstall only inside an offline root: on `/` it is on partition 1, mounted
     // wherever the boot finder found it, and stays for ECS.
     let inside = target_path(&req.root, &config_dir).filter(|_| req.root != Path::new("/"));
     let plan = plan_install(&sys, init, binary, inside.as_deref().filter(|_| create))?;
     if create {
-        std::fs::create_dir(&config_dir)
+        boot.dir(boot::CONF_DIR, true)
             .map_err(|e| format!("creating {}: {e}; nothing was changed", config_dir.display()))?;
         say(&format!("created {}", config_dir.display()));
     } else {
@@ -56,7 +60,7 @@ pub fn install(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
     }
     let applied = apply(&plan, &sys, say);
     if applied.is_err() && create {
-        let _ = std::fs::remove_dir(&config_dir);
+        let _ = boot.remove_empty_dir(boot::CONF_DIR);
     }
     applied?;
     if create && inside.is_none() {
@@ -95,7 +99,7 @@ pub fn uninstall(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
     let (plan, dirs) = plan_uninstall(&sys, &manifest)?;
     apply(&plan, &sys, say)?;
     for dir in dirs {
-        match remove_empty_dir(&req.root, &dir) {
+        match sys.handle().remove_empty_dir(&dir) {
             Ok(true) => say(&format!("removed directory {dir}")),
             Ok(false) => say(&format!("kept directory {dir}: not empty")),
             Err(e) => say(&format!("kept directory {dir}: {e}")),
@@ -112,11 +116,10 @@ pub fn uninstall(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
 /// Applies an install or uninstall plan; on success removes the run's backup and the directories
 /// that holding it needed.
 fn apply(plan: &Plan, sys: &System, say: &dyn Fn(&str)) -> Result<(), String> {
-    let root = sys.root();
     plan.notes.iter().for_each(|n| say(&format!("note: {n}")));
     let backup_parents: Vec<String> = super::ancestors(&format!("/{}/x", exec::BACKUP_DIR))
         .into_iter()
-        .filter(|d| !root.join(d.trim_start_matches('/')).exists())
+        .filter(|d| sys.exists(d).is_ok_and(|there| !there))
         .collect();
     let opts = exec::Options {
         live: false,
@@ -126,20 +129,30 @@ fn apply(plan: &Plan, sys: &System, say: &dyn Fn(&str)) -> Result<(), String> {
     let report = exec::apply(plan, sys.handle(), &opts)
         .map_err(|e| format!("failed {e}; every change was rolled back"))?;
     report.steps.iter().for_each(|s| say(s));
-    if let Some(dir) = &report.backup_dir {
+    if let Some(dir) = report
+        .backup_dir
+        .as_deref()
+        .and_then(|d| target_path(sys.root(), d))
+    {
         // What it holds is kept elsewhere or was osconf's own: see the module's comment.
-        let _ = std::fs::remove_dir_all(dir);
+        let _ = exec::remove_tree(sys.handle(), &dir);
         for parent in backup_parents.iter().rev() {
-            let _ = remove_empty_dir(root, parent);
+            let _ = sys.handle().remove_empty_dir(parent);
         }
     }
     Ok(())
 }
 
-/// The `aliyun_custom_image` directory: under `--boot-dir`; on `/`, at the root of partition 1 as
-/// the boot finder finds it (mounted by it while the returned guard lives, when nothing had it
-/// mounted), or /boot on a machine without partitions (a container); else the root's /boot.
-fn config_dir(req: &Request, say: &dyn Fn(&str)) -> Result<(PathBuf, Option<boot::Located>), String> {
+/// The directory that holds `aliyun_custom_image`, open as a root of its own: `--boot-dir`; on
+/// `/`, the root of partition 1 as the boot finder finds it (mounted by it while the returned guard
+/// lives, when nothing had it mounted), or /boot on a machine without partitions (a container);
+/// else the root's /boot, resolved inside the root.
+fn boot_dir(
+    req: &Request,
+    sys: &System,
+    say: &dyn Fn(&str),
+) -> Result<(Root, Option<boot::Located>), String> {
+    let open = |dir: &Path| Root::open(dir).map_err(|e| format!("{}: {e}", dir.display()));
     if req.boot_dir.is_none() && req.root == Path::new("/") {
         let roots = boot::Roots::host();
         let opts = boot::Options {
@@ -153,40 +166,57 @@ fn config_dir(req: &Request, say: &dyn Fn(&str)) -> Result<(PathBuf, Option<boot
                     say(&note);
                 }
                 say(&format!("first partition: {}", located.describe()));
-                return Ok((located.dir.clone(), Some(located)));
+                let mount = located
+                    .dir
+                    .parent()
+                    .expect("aliyun_custom_image is in a directory");
+                return Ok((open(mount)?, Some(located)));
             }
             Err(boot::FindError::NoPartition(why)) => say(&format!("{why}; using /boot")),
             Err(boot::FindError::Failed(why)) => return Err(format!("{why}; nothing was changed")),
         }
     }
-    let boot = match &req.boot_dir {
-        Some(dir) => dir.clone(),
-        None => req.root.join("boot"),
-    };
-    match boot.symlink_metadata() {
-        Ok(md) if md.is_dir() => Ok((boot.join(boot::CONF_DIR), None)),
-        Ok(_) => Err(format!(
+    let not_dir = |shown: &Path| {
+        format!(
             "{} is not a directory (a link or a file); give the first partition's mount point with --boot-dir",
-            boot.display()
-        )),
-        Err(e) => Err(format!(
+            shown.display()
+        )
+    };
+    let unusable = |shown: &Path, e: io::Error| {
+        format!(
             "{}: {e}; mount the first partition there or give its mount point with --boot-dir",
-            boot.display()
-        )),
+            shown.display()
+        )
+    };
+    if let Some(dir) = &req.boot_dir {
+        return match dir.symlink_metadata() {
+            Ok(md) if md.is_dir() => Ok((open(dir)?, None)),
+            Ok(_) => Err(not_dir(dir)),
+            Err(e) => Err(unusable(dir, e)),
+        };
+    }
+    let root = sys.handle();
+    let shown = root.host_path("/boot");
+    match root.lstat("/boot") {
+        Ok(Some(st)) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+            let boot = root.subdir("/boot").map_err(|e| unusable(&shown, e))?;
+            Ok((boot, None))
+        }
+        Ok(Some(_)) => Err(not_dir(&shown)),
+        Ok(None) => Err(unusable(&shown, rustix::io::Errno::NOENT.into())),
+        Err(e) => Err(unusable(&shown, e)),
     }
 }
 
-/// True when `path` is a directory, false when nothing is there; anything else (a link, a file,
-/// an error other than ENOENT) is refused.
-fn exists(path: &Path) -> Result<bool, String> {
-    match path.symlink_metadata() {
-        Ok(md) if md.is_dir() => Ok(true),
-        Ok(_) => Err(format!(
-            "{} exists and is not a directory; refusing",
-            path.display()
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+/// True when `name` in `boot` is a directory, false when nothing is there; anything else (a link,
+/// a file, an error other than ENOENT) is refused.
+fn exists(boot: &Root, name: &str) -> Result<bool, String> {
+    let shown = || boot.host_path(name).display().to_string();
+    match boot.lstat(name) {
+        Ok(Some(st)) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => Ok(true),
+        Ok(Some(_)) => Err(format!("{} exists and is not a directory; refusing", shown())),
+        Ok(None) => Ok(false),
+        Err(e) => Err(format!("{}: {e}", shown())),
     }
 }
 
@@ -195,24 +225,4 @@ fn target_path(root: &Path, host: &Path) -> Option<String> {
     let rel = host.strip_prefix(root).ok()?;
     let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
     plain.then(|| format!("/{}", rel.display()))
-}
-
-/// Removes the directory `dir` (inside `root`) when it is empty: `Ok(false)` when it is not, or is
-/// gone already. No link on the way is followed, so nothing outside the root is touched.
-fn remove_empty_dir(root: &Path, dir: &str) -> io::Result<bool> {
-    let mut host = root.to_owned();
-    for part in dir.split('/').filter(|p| !p.is_empty()) {
-        host.push(part);
-        match host.symlink_metadata() {
-            Ok(md) if md.is_dir() => {}
-            Ok(_) => return Err(io::Error::other("not a directory (or a link) on the way")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        }
-    }
-    match std::fs::remove_dir(&host) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => Ok(false),
-        Err(e) => Err(e),
-    }
 }

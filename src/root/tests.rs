@@ -202,3 +202,50 @@ fn conf_file_refuses_links_at_the_file_and_its_directory() {
             .is_none()
     );
 }
+
+#[test]
+fn directories_made_and_removed_stay_inside() {
+    let t = tree();
+    for root in both(&t) {
+        let r = root.resolver();
+        // Through `etc/dirlink` (a link out of the root): made inside, at the path it names.
+        assert!(root.dir("/etc/dirlink/a", false).unwrap().is_none(), "{r:?}");
+        let mirror = t.root.join(t.outside.strip_prefix("/").unwrap());
+        assert!(
+            root.dir("/etc/dirlink/a/b", true).is_err(),
+            "{r:?}: a dangling link on the way"
+        );
+        fs::create_dir_all(&mirror).unwrap();
+        assert!(root.dir("/etc/dirlink/a/b", true).unwrap().is_some(), "{r:?}");
+        assert!(
+            mirror.join("a/b").is_dir() && !t.outside.join("a").exists(),
+            "{r:?}"
+        );
+        assert!(
+            !root.remove_empty_dir("/etc/dirlink/a").unwrap(),
+            "{r:?}: not empty"
+        );
+        assert!(root.remove_empty_dir("/etc/dirlink/a/b").unwrap(), "{r:?}");
+        assert!(root.remove_empty_dir("/etc/dirlink/a").unwrap(), "{r:?}");
+        assert!(
+            !root.remove_empty_dir("/etc/dirlink/a").unwrap(),
+            "{r:?}: gone already"
+        );
+        // A link itself is not removed, nor what it points at.
+        assert!(root.remove_empty_dir("/etc/realdir").is_err(), "{r:?}");
+        let sub = root.subdir("/etc/realdir").unwrap();
+        assert_eq!(text(&sub, "/secret"), Ok(Some("inside\n".into())), "{r:?}");
+        assert_eq!(text(&sub, "/../../secret"), Ok(Some("inside\n".into())), "{r:?}");
+        assert_eq!(
+            text(&sub, "/../etc/hosts"),
+            Ok(None),
+            "{r:?}: below the subdir only"
+        );
+        fs::remove_dir_all(
+            t.root
+                .join(t.outside.strip_prefix("/").unwrap().iter().next().unwrap()),
+        )
+        .unwrap();
+    }
+    assert_eq!(fs::read_dir(&t.outside).unwrap().count(), 1);
+}
