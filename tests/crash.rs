@@ -116,10 +116,9 @@ fn every_crash_point_converges_to_the_golden_tree() {
                 assert!(!conf.exists(), "{rootfs}-{conf_name}: os.conf kept after success");
                 let got = normalized(&root);
                 if got != want {
-                    let diff = similar::TextDiff::from_lines(&want, &got);
+                    let diff = osconf::plan::diff::unified(&want, &got, "golden", "got");
                     failures.push(format!(
-                        "{rootfs}-{conf_name}, crash after step {n}: differs from the golden tree:\n{}",
-                        diff.unified_diff().context_radius(1)
+                        "{rootfs}-{conf_name}, crash after step {n}: differs from the golden tree:\n{diff}"
                     ));
                 }
                 if finished {

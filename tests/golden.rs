@@ -102,11 +102,10 @@ fn run_case(case: &Path) -> Result<(), String> {
     if got == want {
         return Ok(());
     }
-    let diff = similar::TextDiff::from_lines(&want, &got);
+    let diff = osconf::plan::diff::unified(&want, &got, "expected", "got");
     Err(format!(
-        "{}: tree differs from expected/ (- expected, + got):\n{}",
-        case.display(),
-        diff.unified_diff().context_radius(2)
+        "{}: tree differs from expected/ (- expected, + got):\n{diff}",
+        case.display()
     ))
 }
 

@@ -150,11 +150,8 @@ fn run_on_root(example: &Path, cases: &[(String, Conf, Expect)]) -> Vec<String> 
         }
         let after = fingerprint(&root);
         if after != before {
-            let diff = similar::TextDiff::from_lines(&before, &after);
-            problems.push(format!(
-                "the tree changed:\n{}",
-                diff.unified_diff().context_radius(1)
-            ));
+            let diff = osconf::plan::diff::unified(&before, &after, "before", "after");
+            problems.push(format!("the tree changed:\n{diff}"));
             fresh();
         }
         if !problems.is_empty() {

@@ -107,11 +107,8 @@ fn assert_rolled_back(s: &Scratch, out: &Output, before: &str, step: &str) {
     assert!(s.conf().exists(), "os.conf was removed");
     let after = fingerprint(&s.root);
     if after != before {
-        let diff = similar::TextDiff::from_lines(before, &after);
-        panic!(
-            "the tree changed:\n{}\nstderr:\n{stderr}",
-            diff.unified_diff().context_radius(1)
-        );
+        let diff = osconf::plan::diff::unified(before, &after, "before", "after");
+        panic!("the tree changed:\n{diff}\nstderr:\n{stderr}");
     }
 }
 
@@ -412,8 +409,8 @@ fn failed_step_undoes_every_kind_of_step() {
     );
     let after = fingerprint(root);
     if after != before {
-        let diff = similar::TextDiff::from_lines(&before, &after);
-        panic!("not rolled back:\n{}", diff.unified_diff().context_radius(1));
+        let diff = osconf::plan::diff::unified(&before, &after, "before", "after");
+        panic!("not rolled back:\n{diff}");
     }
 }
 

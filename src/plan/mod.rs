@@ -2,6 +2,7 @@
 //! actions — built from the model and the detected system. Building a plan never touches the system.
 
 mod build;
+pub mod diff;
 mod mask;
 mod show;
 

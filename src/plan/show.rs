@@ -42,13 +42,8 @@ pub fn show(plan: &Plan, sys: &System) -> system::Result<String> {
                 } else {
                     "/dev/null".to_owned()
                 };
-                let diff = similar::TextDiff::from_lines(&old, &new);
                 // The diff marks a missing final newline itself ("\ No newline at end of file").
-                let _ = write!(
-                    out,
-                    "{}",
-                    diff.unified_diff().context_radius(3).header(&label, path)
-                );
+                out.push_str(&super::diff::unified(&old, &new, &label, path));
             }
             FileOp::Symlink { path, target } => {
                 let _ = writeln!(out, "link {path} -> {target}");
