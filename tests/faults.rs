@@ -51,11 +51,8 @@ fn assert_failed_cleanly(s: &Scratch, out: &Output, before: &str, names: &str) {
     assert!(s.conf.exists(), "os.conf removed");
     let after = fingerprint(&s.root);
     if after != before {
-        let diff = similar::TextDiff::from_lines(before, &after);
-        panic!(
-            "the tree changed:\n{}\n{stderr}",
-            diff.unified_diff().context_radius(1)
-        );
+        let diff = osconf::plan::diff::unified(before, &after, "before", "after");
+        panic!("the tree changed:\n{diff}\n{stderr}");
     }
 }
 
