@@ -70,7 +70,20 @@ pub fn snapshot(run: &Run) -> io::Result<Previous> {
     Ok(Previous::Nics(nics))
 }
 
-/// Runs the tool; a failure carries the command and what the tool printed on stderr.
+/// What a pipe holds now, without waiting: a daemon the tool started may keep the pipe open after
+/// the tool exited. (No reader thread: threads would cost the binary more than the message is worth.)
+fn unread(pipe: std::process::ChildStderr) -> String {
+    let mut pipe = pipe;
+    let mut bytes = Vec::new();
+    let nonblocking = rustix::fs::fcntl_setfl(&pipe, rustix::fs::OFlags::NONBLOCK);
+    if nonblocking.is_ok() {
+        let _ = (&mut pipe).take(64 * 1024).read_to_end(&mut bytes);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Runs the tool; a failure carries the command and what the tool printed on stderr (what fits in
+/// the pipe: a tool that writes more blocks, and is stopped at the time bound).
 pub fn run(run: &Run) -> io::Result<()> {
     let command = format!("{} {}", run.program, run.args.join(" "));
     let mut child = Command::new(&run.program)
@@ -80,16 +93,6 @@ pub fn run(run: &Run) -> io::Result<()> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("{command}: {e}")))?;
-    // Read stderr on the side: a daemon the tool starts may keep the pipe open after it exits.
-    let mut stderr = child.stderr.take();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(pipe) = stderr.as_mut() {
-            let _ = pipe.take(64 * 1024).read_to_string(&mut text);
-        }
-        let _ = tx.send(text);
-    });
     let deadline = Instant::now() + TIMEOUT;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -108,6 +111,6 @@ pub fn run(run: &Run) -> io::Result<()> {
     if status.success() {
         return Ok(());
     }
-    let said = rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+    let said = child.stderr.take().map(unread).unwrap_or_default();
     Err(io::Error::other(format!("{command}: {status}: {}", said.trim())))
 }
