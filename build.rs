@@ -15,12 +15,19 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let commit = git(&["--short", "HEAD"]);
     // Rebuild when HEAD moves: HEAD itself (a worktree has its own), the branch it names, packed refs.
+    // Only files that exist: cargo reruns the script on every build while a watched file is missing
+    // (a fresh clone or worktree has no packed-refs; a packed branch has no file of its own). When
+    // git packs or unpacks a ref, one of the watched files goes or comes, which cargo sees too.
     if let (Some(dir), Some(common)) = (git(&["--git-dir"]), git(&["--git-common-dir"])) {
         let (dir, common) = (PathBuf::from(dir), PathBuf::from(common));
-        println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
-        println!("cargo:rerun-if-changed={}", common.join("packed-refs").display());
-        if let Some(branch) = git(&["--symbolic-full-name", "HEAD"]).filter(|r| r.starts_with("refs/")) {
-            println!("cargo:rerun-if-changed={}", common.join(branch).display());
+        let branch = git(&["--symbolic-full-name", "HEAD"]).filter(|r| r.starts_with("refs/"));
+        let watched = [
+            Some(dir.join("HEAD")),
+            Some(common.join("packed-refs")),
+            branch.map(|b| common.join(b)),
+        ];
+        for path in watched.into_iter().flatten().filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", path.display());
         }
     }
     let commit = commit.unwrap_or_else(|| "unknown".to_owned());

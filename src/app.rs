@@ -322,8 +322,7 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
 /// A fresh salt and today's date: what a real run plans with.
 fn fresh_env() -> Result<Env, String> {
     let mut salt = [0u8; render::common::shadow::SALT_BYTES];
-    rustix::rand::getrandom(&mut salt, rustix::rand::GetRandomFlags::empty())
-        .map_err(|e| format!("getrandom: {e}"))?;
+    crate::random::fill(&mut salt)?;
     Ok(Env {
         salt,
         today: crate::clock::today(),

@@ -20,6 +20,7 @@ pub mod model;
 pub mod output;
 pub mod plan;
 pub mod platform;
+pub mod random;
 pub mod reader;
 pub mod render;
 pub mod root;

@@ -169,3 +169,92 @@ fn the_release_binary_runs_in_an_empty_chroot() {
         }
     }
 }
+
+/// The build script cargo compiled for this package (the newest, when older ones are left).
+fn build_script() -> PathBuf {
+    let build = Path::new(env!("CARGO_BIN_EXE_osconf"))
+        .parent()
+        .unwrap()
+        .join("build");
+    fs::read_dir(&build)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("osconf-"))
+        .map(|p| p.join("build-script-build"))
+        .filter(|p| p.exists())
+        .max_by_key(|p| p.metadata().unwrap().modified().unwrap())
+        .expect("no compiled build script under target/debug/build")
+}
+
+/// The build script run in `dir` with `path` as PATH: the values it gives rustc and the files
+/// whose change reruns it.
+fn run_build_script(dir: &Path, path: &str) -> (Vec<String>, Vec<PathBuf>) {
+    let out = Command::new(build_script())
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("TARGET", "x86_64-unknown-linux-gnu")
+        .env("GIT_CEILING_DIRECTORIES", dir.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let env = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("cargo:rustc-env="))
+        .map(String::from)
+        .collect();
+    let watched = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("cargo:rerun-if-changed="))
+        .map(PathBuf::from)
+        .collect();
+    (env, watched)
+}
+
+#[test]
+fn version_says_unknown_commit_without_git() {
+    let scratch = tempfile::tempdir().unwrap();
+    let expected = [
+        "OSCONF_COMMIT=unknown".to_owned(),
+        "OSCONF_TARGET=x86_64-unknown-linux-gnu".to_owned(),
+    ];
+    // A source tarball (no repository), with git installed and without it.
+    let system_path = std::env::var("PATH").unwrap_or_default();
+    for path in [system_path.as_str(), ""] {
+        let (env, watched) = run_build_script(scratch.path(), path);
+        assert_eq!(env, expected, "PATH={path:?}");
+        assert_eq!(watched, [PathBuf::from("build.rs")], "PATH={path:?}");
+    }
+    // `--version` prints what the build script gave: here, the repository's commit.
+    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let (env, _) = run_build_script(Path::new(env!("CARGO_MANIFEST_DIR")), &system_path);
+    let commit = env[0].strip_prefix("OSCONF_COMMIT=").unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!(
+            "osconf {} (commit {commit}, target x86_64-unknown-linux-gnu)\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
+#[test]
+fn the_build_script_watches_only_files_that_exist() {
+    // cargo reruns a build script, and rebuilds osconf, on every build while a watched file is
+    // missing: a fresh clone or worktree has no packed-refs.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (env, watched) = run_build_script(repo, &std::env::var("PATH").unwrap_or_default());
+    for path in &watched {
+        assert!(
+            repo.join(path).exists(),
+            "watches {} that does not exist",
+            path.display()
+        );
+    }
+    if env[0] != "OSCONF_COMMIT=unknown" {
+        assert!(watched.iter().any(|p| p.ends_with("HEAD")), "{watched:?}");
+    }
+}
