@@ -49,10 +49,8 @@ pub fn secrets(text: &str) -> String {
 /// Where the value of a secret line starts; `None` for any other line (or one with no value).
 fn value_start(line: &str) -> Option<usize> {
     // Commented-out lines (`# wpa-psk …`, `# Disabled by osconf: WLAN_WPAPSK[0]=…`) count too.
-    let mut at = line.len() - line.trim_start_matches(['#', ' ', '\t']).len();
-    if let Some(rest) = line[at..].strip_prefix("Disabled by osconf: ") {
-        at = line.len() - rest.len();
-    }
+    let rest = crate::render::common::disabled_rest(line).unwrap_or(line);
+    let mut at = line.len() - rest.trim_start_matches(['#', ' ', '\t']).len();
     let rest = &line[at..];
     let token_end = |s: &str| {
         s.find(|c: char| c == '=' || c == ':' || c.is_whitespace())
@@ -136,6 +134,10 @@ mod tests {
             (
                 "# Disabled by osconf: WLAN_WPAPSK[0]=\"x\"",
                 "# Disabled by osconf: WLAN_WPAPSK[0]=<hidden>",
+            ),
+            (
+                "  # disabled by osconf: WIRELESS_WPA_PSK='x'",
+                "  # disabled by osconf: WIRELESS_WPA_PSK=<hidden>",
             ),
             ("WPA_PSK='x'", "WPA_PSK=<hidden>"),
             // not secrets

@@ -209,7 +209,7 @@ mod tests {
         let config = from_text("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\n");
         let out = testing::render(&STACK, &config, root.path());
         let text = written(&out, RC_CONF).unwrap();
-        let d = common::shellvars::DISABLED;
+        let d = common::DISABLED;
         let want = format!(
             "ifconfig_vtnet0=\"inet 10.0.0.5 netmask 255.255.255.0\" # osconf\n{d}ifconfig_vtnet0_alias0=\"inet 10.1.0.1/32\"\n{d}ifconfig_vtnet0_name=\"net0\"\n{d}ipv4_addrs_vtnet0=\"10.2.0.1/24\"\nifconfig_vtnet1_alias0=\"inet 10.3.0.1/32\"\nipv4_addrs_vtnet10=\"10.4.0.1/24\"\n"
         );

@@ -299,7 +299,7 @@ pub(super) fn neutralise(text: &str, names: &[String], instead: &str) -> Option<
             continue;
         }
         if !noted {
-            let _ = writeln!(out, "# Disabled by osconf: {about} {instead}.");
+            let _ = writeln!(out, "{}{about} {instead}.", common::DISABLED);
             noted = true;
         }
         out.push_str("# ");

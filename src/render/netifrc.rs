@@ -8,8 +8,8 @@
 use std::fmt::Write as _;
 
 use super::common::{
-    self,
-    blocks::{BEGIN, DISABLED, END, block_lines, replace_block},
+    self, DISABLED_LOWER as DISABLED,
+    blocks::{BEGIN, END, block_lines, replace_block},
 };
 use super::{Input, Rendered, Service, Stack};
 use crate::model::Nic;

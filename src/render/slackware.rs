@@ -262,7 +262,7 @@ mod tests {
     /// interface, are commented out; other indexes stay.
     #[test]
     fn hwaddr_and_other_indexes_for_the_same_name_are_commented_out() {
-        use crate::render::common::shellvars::DISABLED as D;
+        use crate::render::common::DISABLED as D;
         use crate::render::common::testing::{self, fake_root, from_text, written};
         let old = "IPADDRS[0]=\"\"\nHWADDR[0]=\"00:11:22:33:44:55\"\nIFNAME[2]=\"eth0\"\nIPADDRS[2]=\"192.168.0.9/24\"\nUSE_DHCP[2]=\"yes\"\nIFNAME[3]=\"eth3\"\nHWADDR[3]=\"00:11:22:33:44:66\"\nGATEWAY=\"\"\n";
         let root = fake_root(&[(CONF, old)], &[]);

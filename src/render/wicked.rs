@@ -8,7 +8,8 @@
 
 use std::fmt::Write as _;
 
-use super::common::blocks::{DISABLED, replace_block};
+use super::common::DISABLED_LOWER as DISABLED;
+use super::common::blocks::replace_block;
 use super::common::dns::NETCONFIG;
 use super::common::udev::{self, Assign, RULES as UDEV_RULES};
 use super::common::{self, HEADER};

@@ -1,12 +1,10 @@
 //! Marked blocks: the lines osconf owns inside a file it shares with people or other tools, between
-//! a BEGIN and an END line and replaced whole at each apply, and the prefix of a line outside the
-//! block that osconf commented out. Everything outside the block is kept byte for byte.
+//! a BEGIN and an END line and replaced whole at each apply. Everything outside the block is kept
+//! byte for byte (what osconf comments out there carries [`super::DISABLED_LOWER`]).
 
 /// First and last line of osconf's block in a file it shares with others.
 pub const BEGIN: &str = "# BEGIN osconf: from aliyun_custom_image/os.conf; replaced at the next change\n";
 pub const END: &str = "# END osconf\n";
-/// Prefix of a line osconf turned into a comment so that its own configuration wins.
-pub const DISABLED: &str = "# disabled by osconf: ";
 
 /// The first and last line (each with its newline) of a marked block.
 #[derive(Debug, Clone, Copy)]

@@ -27,6 +27,22 @@ use crate::system::{self, System};
 pub const HEADER: &str =
     "# Written by osconf from aliyun_custom_image/os.conf; replaced at the next change.\n";
 
+/// Prefix of a line osconf turned into a comment so that its own configuration wins: the one
+/// marker, which `plan` recognises ([`disabled_rest`]) to mask a secret such a line still holds.
+pub const DISABLED: &str = "# Disabled by osconf: ";
+
+/// [`DISABLED`] as the marked-block files (netifrc's conf.d/net, wicked's routes, udev rules) have
+/// spelled it since they were first written; left so, so that their output stays byte for byte.
+pub const DISABLED_LOWER: &str = "# disabled by osconf: ";
+
+/// What follows the marker in a line osconf commented out (either spelling, after any indent).
+pub fn disabled_rest(line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    [DISABLED, DISABLED_LOWER]
+        .iter()
+        .find_map(|m| line.strip_prefix(m))
+}
+
 /// A file holding just the host name and a newline (`/etc/hostname`, `/etc/HOSTNAME`).
 pub fn hostname_file(input: &Input, path: &str) -> Option<FileOp> {
     let name = input.config.hostname.as_ref()?;

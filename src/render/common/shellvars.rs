@@ -2,11 +2,10 @@
 //! osconf's `# osconf` marks on the assignments it owns in files it shares with people, and
 //! commenting out assignments that would fight its own. Every other line is kept.
 
+use super::DISABLED;
+
 /// Ends every line osconf writes into a shell-variable file it shares with people.
 pub const MARK: &str = "# osconf";
-
-/// Prefix of a line osconf turned into a comment because it configured the same NIC.
-pub const DISABLED: &str = "# Disabled by osconf: ";
 
 /// Replaces (or appends) `KEY=value` lines of a shell-style file such as /etc/sysconfig/network.
 /// `None` as a value removes the key. Other lines are kept as they are.
