@@ -141,7 +141,7 @@ fn every_flag_of_every_command_is_in_help_man_page_and_completions() {
 #[test]
 fn the_man_page_renders_without_a_warning() {
     let dir = tempfile::tempdir().unwrap();
-    let page = generated(dir.path(), "man", "osconf.1");
+    let page = generated(dir.path(), "man", &format!("osconf.{}", defs::MAN_SECTION));
     let page = page.to_str().unwrap();
     let test = "the_man_page_renders_without_a_warning";
     let Some(_) = run(test, "groff", &["-man", "-Tutf8", "-ww", "-z", page]) else {
@@ -150,8 +150,9 @@ fn the_man_page_renders_without_a_warning() {
     let Some(text) = run(test, "man", &["--warnings", "-l", "-P", "cat", page]) else {
         return;
     };
+    let title = format!("OSCONF({})", defs::MAN_SECTION);
     for expected in [
-        "OSCONF(1)",
+        title.as_str(),
         "SYNOPSIS",
         "EXIT STATUS",
         "--ifname ethN=NAME",
@@ -160,6 +161,48 @@ fn the_man_page_renders_without_a_warning() {
     ] {
         assert!(text.contains(expected), "man -l lacks {expected:?}:\n{text}");
     }
+}
+
+/// The man page's section is one: the page's `.TH`, where scripts/package puts the page and where
+/// the .deb and .rpm metadata (Cargo.toml) and scripts/test-package look for it.
+#[test]
+fn the_man_section_agrees_everywhere() {
+    let n = defs::MAN_SECTION;
+    let th = format!(".TH OSCONF {n} ");
+    assert!(printed(&["generate", "man"]).starts_with(&th));
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for file in [
+        "Cargo.toml",
+        "scripts/package",
+        "scripts/test-package",
+        "README.md",
+    ] {
+        let text = fs::read_to_string(repo.join(file)).unwrap();
+        let paths = man_paths(&text);
+        assert!(!paths.is_empty(), "{file} names no man page");
+        for p in paths {
+            assert!(
+                p == format!("osconf.{n}") || p == format!("man{n}"),
+                "{file}: {p}"
+            );
+        }
+    }
+}
+
+/// Every `osconf.N` and `manN` (N a digit) in `text`.
+fn man_paths(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for prefix in ["osconf.", "/man"] {
+        for (at, _) in text.match_indices(prefix) {
+            let rest = &text[at + prefix.len()..];
+            let digit = rest.chars().next().filter(char::is_ascii_digit);
+            let end = rest.chars().nth(1).is_none_or(|c| !c.is_ascii_alphanumeric());
+            if let (Some(d), true) = (digit, end) {
+                out.push(format!("{}{d}", prefix.trim_start_matches('/')));
+            }
+        }
+    }
+    out
 }
 
 /// Runs the bash completion for `words` (the last one being completed) and returns what it offers.

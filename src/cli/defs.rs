@@ -36,6 +36,33 @@ pub struct Flag {
     pub help: &'static str,
 }
 
+impl Flag {
+    /// A flag without a value, given once, with no short or `--no-…` form.
+    const fn switch(long: &'static str, help: &'static str) -> Flag {
+        Flag {
+            long,
+            short: None,
+            negated: None,
+            value: None,
+            repeat: false,
+            help,
+        }
+    }
+
+    /// A flag taking one value, named `name` in the docs and completed as `complete`.
+    const fn with_value(
+        long: &'static str,
+        name: &'static str,
+        complete: Complete,
+        help: &'static str,
+    ) -> Flag {
+        Flag {
+            value: Some(Value { name, complete }),
+            ..Flag::switch(long, help)
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Operand {
     pub name: &'static str,
@@ -66,6 +93,9 @@ impl CommandDef {
 }
 
 pub const NAME: &str = "osconf";
+/// The man page's section: an administration command, run as root (scripts/package and the
+/// packages' metadata in Cargo.toml install it there; tests/cli_docs.rs checks they agree).
+pub const MAN_SECTION: u8 = 8;
 pub const SUMMARY: &str = "configure a Customized Linux ECS instance from aliyun_custom_image/os.conf";
 
 /// For the man page's DESCRIPTION.
@@ -137,146 +167,96 @@ pub const FILES: &[(&str, &str)] = &[
 ];
 
 pub static HELP: Flag = Flag {
-    long: "help",
     short: Some('h'),
-    negated: None,
-    value: None,
-    repeat: false,
-    help: "print this help and exit",
+    ..Flag::switch("help", "print this help and exit")
 };
 
 pub static VERSION: Flag = Flag {
-    long: "version",
     short: Some('V'),
-    negated: None,
-    value: None,
-    repeat: false,
-    help: "print the version, the git commit and the target, and exit",
+    ..Flag::switch(
+        "version",
+        "print the version, the git commit and the target, and exit",
+    )
 };
 
 /// Flags given before any command.
 pub static GLOBAL_FLAGS: &[&Flag] = &[&HELP, &VERSION];
 
-pub static ROOT: Flag = Flag {
-    long: "root",
-    short: None,
-    negated: None,
-    value: Some(Value {
-        name: "DIR",
-        complete: Complete::Dir,
-    }),
-    repeat: false,
-    help: "the target's root directory (default /)",
-};
+pub static ROOT: Flag = Flag::with_value(
+    "root",
+    "DIR",
+    Complete::Dir,
+    "the target's root directory (default /)",
+);
 
-pub static CONFIG: Flag = Flag {
-    long: "config",
-    short: None,
-    negated: None,
-    value: Some(Value {
-        name: "FILE",
-        complete: Complete::File,
-    }),
-    repeat: false,
-    help: "os.conf to read (default with root /: aliyun_custom_image/os.conf on partition 1 of the disk \
-           holding / or /boot; with another root: <root>/boot/aliyun_custom_image/os.conf, then \
-           <root>/aliyun_custom_image/os.conf)",
-};
+pub static CONFIG: Flag = Flag::with_value(
+    "config",
+    "FILE",
+    Complete::File,
+    "os.conf to read (default with root /: aliyun_custom_image/os.conf on partition 1 of the disk \
+     holding / or /boot; with another root: <root>/boot/aliyun_custom_image/os.conf, then \
+     <root>/aliyun_custom_image/os.conf)",
+);
 
-pub static DEVICE: Flag = Flag {
-    long: "device",
-    short: None,
-    negated: None,
-    value: Some(Value {
-        name: "DEV",
-        complete: Complete::File,
-    }),
-    repeat: false,
-    help: "take os.conf from this device instead of partition 1: a path, UUID=… or LABEL=… (as blkid \
-           shows them)",
-};
+pub static DEVICE: Flag = Flag::with_value(
+    "device",
+    "DEV",
+    Complete::File,
+    "take os.conf from this device instead of partition 1: a path, UUID=… or LABEL=… (as blkid \
+     shows them)",
+);
 
-pub static STACK: Flag = Flag {
-    long: "stack",
-    short: None,
-    negated: None,
-    value: Some(Value {
-        name: "NAME",
-        complete: Complete::Stack,
-    }),
-    repeat: false,
-    help: "network stack to write for, instead of detecting it",
-};
+pub static STACK: Flag = Flag::with_value(
+    "stack",
+    "NAME",
+    Complete::Stack,
+    "network stack to write for, instead of detecting it",
+);
 
 pub static IFNAME: Flag = Flag {
-    long: "ifname",
-    short: None,
-    negated: None,
-    value: Some(Value {
-        name: "ethN=NAME",
-        complete: Complete::Free,
-    }),
     repeat: true,
-    help: "write NAME where os.conf says ethN (repeatable; offline only: a live run writes the name \
-           the kernel gave the NIC with ethN's MAC)",
+    ..Flag::with_value(
+        "ifname",
+        "ethN=NAME",
+        Complete::Free,
+        "write NAME where os.conf says ethN (repeatable; offline only: a live run writes the name \
+         the kernel gave the NIC with ethN's MAC)",
+    )
 };
 
 pub static LIVE: Flag = Flag {
-    long: "live",
-    short: None,
     negated: Some("no-live"),
-    value: None,
-    repeat: false,
-    help: "also configure the running system (default: only when the root is /): name NICs as the \
-           kernel does, found by MAC, and make the network stack take the new files",
+    ..Flag::switch(
+        "live",
+        "also configure the running system (default: only when the root is /): name NICs as the \
+         kernel does, found by MAC, and make the network stack take the new files",
+    )
 };
 
-pub static WAIT: Flag = Flag {
-    long: "wait",
-    short: None,
-    negated: None,
-    value: Some(Value {
-        name: "SECS",
-        complete: Complete::Free,
-    }),
-    repeat: false,
-    help: "how long to wait for a device that is not there yet: partition 1 or --device, a NIC with \
-           an os.conf MAC in a live run (default 30)",
-};
+pub static WAIT: Flag = Flag::with_value(
+    "wait",
+    "SECS",
+    Complete::Free,
+    "how long to wait for a device that is not there yet: partition 1 or --device, a NIC with \
+     an os.conf MAC in a live run (default 30)",
+);
 
-pub static INIT: Flag = Flag {
-    long: "init",
-    short: None,
-    negated: None,
-    value: Some(Value {
-        name: "NAME",
-        complete: Complete::Words(crate::install::INIT_NAMES),
-    }),
-    repeat: false,
-    help: "the init system: systemd, sysv, openrc, runit or busybox (default: detected)",
-};
+pub static INIT: Flag = Flag::with_value(
+    "init",
+    "NAME",
+    Complete::Words(crate::install::INIT_NAMES),
+    "the init system: systemd, sysv, openrc, runit or busybox (default: detected)",
+);
 
-pub static BOOT_DIR: Flag = Flag {
-    long: "boot-dir",
-    short: None,
-    negated: None,
-    value: Some(Value {
-        name: "DIR",
-        complete: Complete::Dir,
-    }),
-    repeat: false,
-    help: "the first partition's mount point, where aliyun_custom_image/ is created (default: on /, \
-           partition 1 found as apply finds it; else <root>/boot)",
-};
+pub static BOOT_DIR: Flag = Flag::with_value(
+    "boot-dir",
+    "DIR",
+    Complete::Dir,
+    "the first partition's mount point, where aliyun_custom_image/ is created (default: on /, \
+     partition 1 found as apply finds it; else <root>/boot)",
+);
 
-pub static JSON: Flag = Flag {
-    long: "json",
-    short: None,
-    negated: None,
-    value: None,
-    repeat: false,
-    help: "print one JSON object instead of text",
-};
+pub static JSON: Flag = Flag::switch("json", "print one JSON object instead of text");
 
 /// What `image` can do.
 pub const IMAGE_ACTIONS: &[&str] = &["check"];
@@ -402,7 +382,7 @@ pub static COMMANDS: &[CommandDef] = &[
             complete: Complete::Words(GENERATED),
         }],
         flags: &[],
-        about: "For packagers: osconf generate man > osconf.1; complete-bash goes to \
+        about: "For packagers: osconf generate man > osconf.8; complete-bash goes to \
                 /usr/share/bash-completion/completions/osconf, complete-zsh to _osconf in a directory \
                 of $fpath, complete-fish to /usr/share/fish/vendor_completions.d/osconf.fish; unit is \
                 osconf.service as osconf install writes it (only its first comment differs), for \

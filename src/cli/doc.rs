@@ -296,11 +296,12 @@ fn roff_synopsis(c: &CommandDef) -> String {
     s + "\n"
 }
 
-/// The man page, osconf(1).
+/// The man page, osconf(8).
 pub fn man() -> String {
     let version = env!("CARGO_PKG_VERSION");
     let mut s = format!(
-        ".TH OSCONF 1 \"\" \"{} {version}\" \"User Commands\"\n.SH NAME\n{} \\- {}",
+        ".TH OSCONF {} \"\" \"{} {version}\" \"System Manager's Manual\"\n.SH NAME\n{} \\- {}",
+        defs::MAN_SECTION,
         defs::NAME,
         defs::NAME,
         roff(defs::SUMMARY)
