@@ -28,29 +28,13 @@
 # configuration puts it; ./target by default). Needs gcc with a static libc (libc6-dev), python3, bash.
 set -euo pipefail
 
-usage() { sed -n '4,5p' "$0" | sed 's/^# *//'; }
-
+me=apply.sh usage_lines=4,5 number_opts=(runs) switch_opts=(ext4)
 runs=200
 ext4=
-invocation="bash bench/apply.sh${*:+ $*}"
-while (($#)); do
-    case $1 in
-    --runs)
-        [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "apply.sh: --runs needs a positive number" >&2; exit 2; }
-        runs=$2
-        shift 2
-        ;;
-    --smoke) runs=5; shift ;;
-    --ext4) ext4=yes; shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "apply.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
-    esac
-done
-
-cd "$(dirname "$0")/.."
-me=apply.sh
+smoke() { runs=5; }
 # shellcheck source=bench/lib.sh
-. bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_args "$@"
 
 need cargo gcc python3
 

@@ -23,33 +23,16 @@
 # Every run must exit 0 and say "no os.conf found"; it exits 1 if one does not.
 set -euo pipefail
 
-usage() { sed -n '5,6p' "$0" | sed 's/^# *//'; }
+me=boot.sh usage_lines=5,6 number_opts=(runs) switch_opts=()
 runs=500
-invocation="bash bench/boot.sh${*:+ $*}"
-while (($#)); do
-    case $1 in
-    --runs)
-        [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "boot.sh: --runs needs a positive number" >&2; exit 2; }
-        runs=$2
-        shift 2
-        ;;
-    --smoke) runs=10; shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "boot.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
-    esac
-done
-((EUID == 0)) || { echo "boot.sh: needs root (a mount namespace and a loop device)" >&2; exit 1; }
-for tool in cargo gcc python3 unshare losetup mkfs.ext4 mount umount; do
-    command -v "$tool" >/dev/null || { echo "boot.sh: $tool not found" >&2; exit 1; }
-done
+smoke() { runs=10; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_args "$@"
+((EUID == 0)) || die "needs root (a mount namespace and a loop device)"
+need cargo gcc python3 unshare losetup mkfs.ext4 mount umount
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-cd "$repo"
-echo "== cargo build --release --locked"
-cargo build --release --locked --quiet
-target_dir=$(cargo metadata --format-version 1 --no-deps --offline |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-osconf=$target_dir/release/osconf
+bench_build
 
 scratch=$(mktemp -d /tmp/osconf-boot-bench.XXXXXX)
 loopdev=
@@ -59,12 +42,8 @@ cleanup() {
     rm -rf "$scratch"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 mkdir -p "$scratch/bin"
-gcc -static -O2 -o "$scratch/bin/measure" bench/measure.c
-printf 'int main(void){return 0;}\n' >"$scratch/noop.c"
-gcc -static -O2 -o "$scratch/bin/noop" "$scratch/noop.c"
+helpers "$scratch/bin"
 cp "$osconf" "$scratch/bin/osconf"
 
 # --- The fake host: vda with vda1 (mounted at $scratch/boot, empty) and vda2 (/) ---------------------

@@ -27,28 +27,13 @@
 # 0 whatever the figures are; 1 if a command fails or did not do its job, 2 on a usage error.
 set -euo pipefail
 
-usage() { sed -n '4,5p' "$0" | sed 's/^# *//'; }
-
+me=compare.sh usage_lines=4,5 number_opts=(rounds reps) switch_opts=()
 rounds=10
 reps=10
-invocation="bash bench/compare.sh${*:+ $*}"
-while (($#)); do
-    case $1 in
-    --rounds | --reps)
-        [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: $1 needs a positive number" >&2; exit 2; }
-        if [[ $1 == --rounds ]]; then rounds=$2; else reps=$2; fi
-        shift 2
-        ;;
-    --smoke) rounds=1 reps=1; shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "compare.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
-    esac
-done
-
-cd "$(dirname "$0")/.."
-me=compare.sh
+smoke() { rounds=1 reps=1; }
 # shellcheck source=bench/lib.sh
-. bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_args "$@"
 
 need cargo gcc python3 apt-get dpkg-deb
 

@@ -1,12 +1,47 @@
-# bench/lib.sh: what bench/apply.sh and bench/compare.sh share (sourced, never run): the build, the
+# bench/lib.sh: what the bench scripts share (sourced, never run): the command line, the build, the
 # scratch media (a tmpfs, an ext4 loop image) and their cleanup, the measuring helper, fresh roots,
 # the vendor's script and the checks that a measured command did its job. It never touches the host
 # outside the scratch directories it creates; everything it mounts or creates is undone at exit.
 #
-# The sourcing script sets `me` (its name, for messages) and runs from the repository's top.
+# The sourcing script sets `me` (its name, for messages); sourcing moves to the repository's top.
 # shellcheck shell=bash
 
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
 die() { echo "$me: $*" >&2; exit 1; }
+
+# --- Command line -----------------------------------------------------------------------------------
+# bench_args "$@": the command line every bench script takes, once the script has set
+#   usage_lines  the lines of its header comment that `-h` prints (a sed range: `4,5`)
+#   number_opts  its options taking a positive whole number, each into the variable of that name
+#                (`--runs N` sets runs)
+#   switch_opts  its options without a value, each setting the variable of that name to `yes`
+#   smoke()      what `--smoke` sets (a few runs: scripts/test-all proves the script still works)
+# and sets invocation (the command as given, for the report). A usage error exits 2.
+usage() { sed -n "${usage_lines}p" "$0" | sed 's/^# *//'; }
+bench_args() {
+    invocation="bash bench/$me${*:+ $*}"
+    local name
+    while (($#)); do
+        name=${1#--}
+        if [[ $1 == --* && " ${number_opts[*]-} " == *" $name "* ]]; then
+            [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "$me: $1 needs a positive number" >&2; exit 2; }
+            printf -v "$name" %s "$2"
+            shift 2
+            continue
+        fi
+        case $1 in
+        --smoke) smoke ;;
+        -h | --help) usage; exit 0 ;;
+        *)
+            [[ $1 == --* && " ${switch_opts[*]-} " == *" $name "* ]] ||
+                { echo "$me: unknown argument: $1" >&2; usage >&2; exit 2; }
+            printf -v "$name" yes
+            ;;
+        esac
+        shift
+    done
+}
 # need TOOL...: every TOOL is on PATH.
 need() {
     local tool
