@@ -100,18 +100,13 @@ round() {
 }
 
 echo "== measuring: 1 warm-up round, then $runs rounds (no-op, osconf, vendor in turn)"
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-round
-rm -f "$results"
-for ((i = 0; i < runs; i++)); do
-    round
-done
+rounds "$runs"
 
 # --- Report -----------------------------------------------------------------------------------------
 size=$(stat -c %s "$osconf")
 echo
 echo "osconf benchmark: $runs runs each, $(uname -srm), $(nproc) CPU(s), scratch on $(stat -f -c %T "$scratch")"
-echo "  load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg)   (other work skews the figures)"
+echo "  load average before / after: $load_before / $load_after   (other work skews the figures)"
 echo "  invocation: $invocation"
 echo "  osconf:     ${osconf_cmd[*]}   (fresh copy of examples/rootfs/centos7 + examples/classic/os.conf each run)"
 echo "  no-op:      $bin/noop   (gcc -static -O2 of int main(void){return 0;})"

@@ -137,13 +137,7 @@ round() {
 }
 
 echo "== measuring: 1 warm-up round, then $rounds rounds; in each, per medium, $reps x (no-op, osconf x 4, vendor), then cloud-init x 4"
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-round
-rm -f "$results"
-for ((r = 0; r < rounds; r++)); do
-    round
-done
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+rounds "$rounds"
 
 # --- Report ---------------------------------------------------------------------------------------
 py_bin=$(readlink -f "$ci_python")

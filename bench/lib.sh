@@ -123,6 +123,19 @@ helpers() {
     gcc -static -O2 -o "$1/noop" "$1/noop.c"
 }
 
+# rounds N: one unmeasured warm-up `round` (the script's own function, measuring into $results), then
+# N measured ones; sets load_before and load_after (the load average around them).
+rounds() {
+    local i
+    load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+    round
+    rm -f "$results"
+    for ((i = 0; i < $1; i++)); do
+        round
+    done
+    load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+}
+
 # measure RESULTS LABEL COMMAND...: one timed run (see bench/measure.c); the command's output goes to
 # RESULTS.LABEL.log, which is shown if it fails.
 measure() {
