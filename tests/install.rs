@@ -219,6 +219,28 @@ fn runit_core_service() {
     });
 }
 
+/// Debian's runit runs /etc/rcS.d's scripts in stage 1 (unless native.boot.run): osconf goes there,
+/// and uninstall takes it back out. With native.boot.run, its boot-run directory.
+#[test]
+fn runit_on_debian_stage_1_runs_rcs_scripts() {
+    let stage_1 = "#!/bin/sh\nfor script in /etc/rcS.d/S* ; do\n\t\"$script\" start --force-sysv\ndone\n";
+    let dir = tempfile::tempdir().unwrap();
+    let root = debian_sysv_root(&dir.path().join("rcs"));
+    fs::create_dir_all(root.join("etc/runit/boot-run")).unwrap();
+    fs::write(root.join("etc/runit/1"), stage_1).unwrap();
+    fs::create_dir_all(root.join("sbin")).unwrap();
+    symlink("/lib/runit/runit-init", root.join("sbin/init")).unwrap();
+    round_trip(&root, None, |root| {
+        assert_eq!(link(root, "/etc/rcS.d/S04osconf"), "../init.d/osconf");
+        assert!(!root.join("etc/runit/boot-run/06-osconf.sh").exists());
+    });
+    fs::write(root.join("etc/runit/native.boot.run"), "").unwrap();
+    round_trip(&root, None, |root| {
+        assert!(read(root, "/etc/runit/boot-run/06-osconf.sh").contains("/usr/sbin/osconf apply ||"));
+        assert!(root.join("etc/rcS.d/S04osconf").symlink_metadata().is_err());
+    });
+}
+
 const BUSYBOX_INITTAB: &str =
     "::sysinit:/bin/mount -a\n::sysinit:/sbin/ifup -a\n::respawn:/sbin/getty -L 115200 ttyS0 vt100\n";
 

@@ -4,8 +4,9 @@
 //! install made), OpenRC's rc-depend and rc-update (Debian's packages unpacked into a chroot of the
 //! image: its deptree must order osconf before net and sshd), busybox init itself (booted in a PID
 //! namespace: it runs osconf's entry after the mounts, before the network, and goes on when osconf
-//! fails), and `sh -n` for every script. The OpenRC and busybox tests need root; a missing tool is
-//! a loud skip (a failure under CI=true).
+//! fails), runit itself (Debian's package as PID 1 of a PID namespace with Debian's stage 1: the
+//! same order and the same going on), and `sh -n` for every script. The OpenRC, busybox and runit
+//! tests need root; a missing tool is a loud skip (a failure under CI=true).
 
 mod common;
 
@@ -198,24 +199,23 @@ fn every_boot_script_parses_with_sh() {
     }
 }
 
-/// OpenRC's own programs from Debian's packages (openrc, librc1, libeinfo1), unpacked once into
-/// the test scratch directory: installing the openrc package would make it the host's init.
-fn openrc_files() -> Result<PathBuf, String> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("openrc-debs");
+/// Debian's `packages`, unpacked once into the test scratch directory `name` (their root), ready
+/// when it holds `probe`: installing openrc or runit would make them the host's init.
+fn unpacked_debs(name: &str, packages: &[&str], probe: &str) -> Result<PathBuf, String> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let unpacked = dir.join("root");
-    if unpacked.join("lib/rc/bin/rc-depend").is_file() {
+    if unpacked.join(probe).is_file() {
         return Ok(unpacked);
     }
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let (ok, said) = output(Command::new("apt-get").current_dir(&dir).args([
-        "download",
-        "-q",
-        "openrc",
-        "librc1",
-        "libeinfo1",
-    ]));
+    let (ok, said) = output(
+        Command::new("apt-get")
+            .current_dir(&dir)
+            .args(["download", "-q"])
+            .args(packages),
+    );
     if !ok {
-        return Err(format!("apt-get download openrc librc1 libeinfo1 failed: {said}"));
+        return Err(format!("apt-get download {} failed: {said}", packages.join(" ")));
     }
     for deb in fs::read_dir(&dir).map_err(|e| e.to_string())? {
         let deb = deb.map_err(|e| e.to_string())?.path();
@@ -249,7 +249,11 @@ fn openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees() {
     if !busybox.is_file() || program("apt-get").is_none() || program("ldd").is_none() {
         return cannot_run(TEST, "needs busybox-static, apt-get and ldd");
     }
-    let openrc = match openrc_files() {
+    let openrc = match unpacked_debs(
+        "openrc-debs",
+        &["openrc", "librc1", "libeinfo1"],
+        "lib/rc/bin/rc-depend",
+    ) {
         Ok(dir) => dir,
         Err(why) => return cannot_run(TEST, &why),
     };
@@ -332,14 +336,9 @@ fn busybox_init_runs_the_entry_before_the_network_and_boots_on_when_it_fails() {
     if !rustix::process::geteuid().is_root() {
         return cannot_run(TEST, "needs root (a PID namespace and chroot)");
     }
-    let busybox = Path::new("/bin/busybox");
-    let (_, ldd) = output(Command::new("ldd").arg(busybox));
-    if !busybox.is_file() || !ldd.contains("not a dynamic executable") {
-        return cannot_run(
-            TEST,
-            "needs a static /bin/busybox (Debian package busybox-static)",
-        );
-    }
+    let Some(busybox) = static_busybox() else {
+        return cannot_run(TEST, NO_STATIC_BUSYBOX);
+    };
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     for d in ["bin", "sbin", "etc", "usr/sbin", "boot", "proc"] {
@@ -381,6 +380,116 @@ fn busybox_init_runs_the_entry_before_the_network_and_boots_on_when_it_fails() {
         log.lines().collect::<Vec<_>>(),
         ["mounted", "osconf apply", "network"],
         "busybox init's output:\n{said}"
+    );
+    assert!(said.contains("osconf: exit status 1; the boot goes on"), "{said}");
+}
+
+const NO_STATIC_BUSYBOX: &str = "needs a static /bin/busybox (Debian package busybox-static)";
+
+/// `/bin/busybox` when it is static, so that it runs in a chroot holding nothing else.
+fn static_busybox() -> Option<&'static Path> {
+    let busybox = Path::new("/bin/busybox");
+    let (_, ldd) = output(Command::new("ldd").arg(busybox));
+    (busybox.is_file() && ldd.contains("not a dynamic executable")).then_some(busybox)
+}
+
+/// The real runit (Debian's package) as PID 1 of a PID namespace, with Debian's own stage 1, on a
+/// root where install found Debian's layout: stage 1 starts /etc/rcS.d's scripts, so osconf must
+/// be one of them, between the file systems and the network, and a failing osconf must not stop
+/// stage 1 or the boot (stage 2 and 3 stand for the services and the shutdown).
+#[test]
+fn runit_stage_1_runs_osconf_before_the_network_and_boots_on_when_it_fails() {
+    const TEST: &str = "runit_stage_1_runs_osconf_before_the_network_and_boots_on_when_it_fails";
+    if !rustix::process::geteuid().is_root() {
+        return cannot_run(TEST, "needs root (a PID namespace and chroot)");
+    }
+    let Some(busybox) = static_busybox() else {
+        return cannot_run(TEST, NO_STATIC_BUSYBOX);
+    };
+    let runit = match unpacked_debs("runit-debs", &["runit"], "sbin/runit") {
+        Ok(dir) => dir,
+        Err(why) => return cannot_run(TEST, &why),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    for d in [
+        "bin",
+        "sbin",
+        "etc/init.d",
+        "etc/rcS.d",
+        "etc/runit",
+        "usr/sbin",
+        "boot",
+        "dev",
+        "run",
+    ] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    for tool in ["sh", "cat", "realpath", "install"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
+    }
+    fs::copy(runit.join("sbin/runit"), root.join("sbin/runit")).unwrap();
+    copy_libraries(&runit.join("sbin/runit"), &root);
+    fs::copy(runit.join("etc/runit/1"), root.join("etc/runit/1")).unwrap();
+    fs::write(root.join("dev/null"), "").unwrap();
+    let script = |path: &str, text: &str| {
+        fs::write(root.join(path), format!("#!/bin/sh\n{text}\n")).unwrap();
+        fs::set_permissions(
+            root.join(path),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    };
+    // Stage 2 exits at once (runit goes on to stage 3), stage 3 too: then runit halts, which ends
+    // the PID namespace.
+    script("etc/runit/2", "echo 'stage 2' >> /log");
+    script("etc/runit/3", "echo 'stage 3' >> /log");
+    for (name, link) in [("mountall.sh", "S02mountall.sh"), ("networking", "S05networking")] {
+        script(
+            &format!("etc/init.d/{name}"),
+            &format!("echo \"{name} $1\" >> /log"),
+        );
+        std::os::unix::fs::symlink(format!("../init.d/{name}"), root.join("etc/rcS.d").join(link)).unwrap();
+    }
+    osconf_install(&root, "runit");
+    assert!(
+        root.join("etc/rcS.d/S04osconf").exists(),
+        "{:?}",
+        entries(&root.join("etc"))
+    );
+    // A stand-in for osconf that fails, as a broken os.conf would make it.
+    script("usr/sbin/osconf", "echo \"osconf $*\" >> /log\nexit 1");
+
+    let shell = format!(
+        "mount --bind /dev/null '{r}/dev/null' && mount -t tmpfs tmpfs '{r}/run' && exec chroot '{r}' /sbin/runit",
+        r = root.display()
+    );
+    let (_, said) = output(
+        Command::new("timeout")
+            .args([
+                "60",
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount",
+                "--mount-proc",
+                "sh",
+                "-c",
+            ])
+            .arg(&shell),
+    );
+    let log = fs::read_to_string(root.join("log")).unwrap_or_default();
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        [
+            "mountall.sh start",
+            "osconf apply",
+            "networking start",
+            "stage 2",
+            "stage 3"
+        ],
+        "runit's output:\n{said}"
     );
     assert!(said.contains("osconf: exit status 1; the boot goes on"), "{said}");
 }

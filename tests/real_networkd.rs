@@ -378,7 +378,10 @@ fn live_netplan_apply_generates_for_networkd_on_the_same_boot() {
     let classic = common::example_conf("classic");
     let renamed = classic.replace("hostname=iZ23r29djmjZ", "hostname=renamed");
     assert_ne!(renamed, classic);
-    for (conf, what) in [(&classic, "the same os.conf"), (&renamed, "only the host name changed")] {
+    for (conf, what) in [
+        (&classic, "the same os.conf"),
+        (&renamed, "only the host name changed"),
+    ] {
         if generated.exists() {
             fs::remove_dir_all(&generated).unwrap();
         }

@@ -313,7 +313,8 @@ pub static COMMANDS: &[CommandDef] = &[
         flags: &[&ROOT, &INIT, &BOOT_DIR],
         about: "Copies this binary to <root>/usr/sbin/osconf, adds and enables the service (systemd: \
                 osconf.service in sysinit.target.wants; sysv: /etc/init.d/osconf with rcS.d or rc2-5.d \
-                links; openrc: the boot runlevel; runit: a core service; busybox: a sysinit entry in \
+                links; openrc: the boot runlevel; runit: a core service, on Debian the sysv script that \
+                its stage 1 runs; busybox: a sysinit entry in \
                 /etc/inittab), creates aliyun_custom_image/ on the first partition, and records in \
                 <root>/var/lib/osconf/installed what each path was before. The init is detected from \
                 /sbin/init and the layout of /etc when --init is not given. osconf=off on the kernel \

@@ -1,9 +1,12 @@
 //! runit: a core service, sourced by runit's stage 1 after the file systems are mounted and before
 //! stage 2 starts the network services — `/etc/runit/core-services/06-osconf.sh` as Void Linux
-//! lays them out (after 03-filesystems and 05-misc), or Debian's `/etc/runit/boot-run/` when the
-//! target has that directory instead. Sourced, so it must never `exit`.
+//! lays them out (after 03-filesystems and 05-misc), or Debian's `/etc/runit/boot-run/` when its
+//! stage 1 sources that (`/etc/runit/native.boot.run`). Sourced, so it must never `exit`. Debian's
+//! stage 1 otherwise starts `/etc/rcS.d`'s scripts as sysvinit would: osconf goes there, as the
+//! sysv init installs it. Not a runsv service: stage 2 starts those beside the network services,
+//! in no order.
 
-use super::{Init, Service, shell_run};
+use super::{Init, Service, shell_run, sysv};
 use crate::plan::FileOp;
 use crate::system::System;
 
@@ -11,21 +14,35 @@ pub const INIT: Init = Init {
     name: "runit",
     systems: "runit (Void Linux core services; Debian's runit boot-run)",
     files,
-    owns: |p| DIRS.iter().any(|d| p.strip_prefix(d) == Some(NAME)),
+    owns: |p| DIRS.iter().any(|d| p.strip_prefix(d) == Some(NAME)) || (sysv::INIT.owns)(p),
 };
 
 /// Void's directory first: it is also the one to create when neither exists.
 const DIRS: [&str; 2] = ["/etc/runit/core-services/", "/etc/runit/boot-run/"];
 const NAME: &str = "06-osconf.sh";
+const STAGE_1: &str = "/etc/runit/1";
+/// Debian's stage 1 sources `/etc/runit/boot-run/*.sh` instead of `/etc/rcS.d` when this exists.
+const NATIVE_BOOT_RUN: &str = "/etc/runit/native.boot.run";
 
 fn files(sys: &System) -> Result<Service, String> {
-    let mut dir = DIRS[0];
-    for d in DIRS {
-        if sys.is_dir(d)? {
-            dir = d;
-            break;
-        }
-    }
+    let emulates_sysv = sys
+        .read_text(STAGE_1)?
+        .is_some_and(|t| t.contains("/etc/rcS.d/S"))
+        && !sys.exists(NATIVE_BOOT_RUN)?;
+    let dir = if sys.is_dir(DIRS[0])? {
+        DIRS[0]
+    } else if emulates_sysv {
+        let mut service = (sysv::INIT.files)(sys)?;
+        service.notes.push(format!(
+            "{STAGE_1} starts /etc/rcS.d's scripts (Debian's runit without {NATIVE_BOOT_RUN}): \
+             osconf is installed there as for sysvinit"
+        ));
+        return Ok(service);
+    } else if sys.is_dir(DIRS[1])? {
+        DIRS[1]
+    } else {
+        DIRS[0]
+    };
     let text = format!(
         "# Installed by osconf install; osconf uninstall removes it.\n\
          # Sourced by runit's stage 1: runs osconf apply before the network services start. A failure\n\
