@@ -11,6 +11,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -357,31 +358,7 @@ fn busybox_init_runs_the_entry_before_the_network_and_boots_on_when_it_fails() {
     )
     .unwrap();
     osconf_install(&root, "busybox");
-    // A stand-in for osconf that fails, as a broken os.conf would make it.
-    let stand_in = root.join("usr/sbin/osconf");
-    fs::write(&stand_in, "#!/bin/sh\necho \"osconf $*\" >> /log\nexit 1\n").unwrap();
-
-    let (_, said) = output(
-        Command::new("timeout")
-            .args([
-                "60",
-                "unshare",
-                "--pid",
-                "--fork",
-                "--mount",
-                "--mount-proc",
-                "chroot",
-            ])
-            .arg(&root)
-            .arg("/sbin/init"),
-    );
-    let log = fs::read_to_string(root.join("log")).unwrap_or_default();
-    assert_eq!(
-        log.lines().collect::<Vec<_>>(),
-        ["mounted", "osconf apply", "network"],
-        "busybox init's output:\n{said}"
-    );
-    assert!(said.contains("osconf: exit status 1; the boot goes on"), "{said}");
+    boot_failing_osconf(&root, "", "/sbin/init", &["mounted", "osconf apply", "network"]);
 }
 
 const NO_STATIC_BUSYBOX: &str = "needs a static /bin/busybox (Debian package busybox-static)";
@@ -458,13 +435,33 @@ fn runit_stage_1_runs_osconf_before_the_network_and_boots_on_when_it_fails() {
         "{:?}",
         entries(&root.join("etc"))
     );
-    // A stand-in for osconf that fails, as a broken os.conf would make it.
-    script("usr/sbin/osconf", "echo \"osconf $*\" >> /log\nexit 1");
-
-    let shell = format!(
-        "mount --bind /dev/null '{r}/dev/null' && mount -t tmpfs tmpfs '{r}/run' && exec chroot '{r}' /sbin/runit",
+    // runit writes /run/runit.stopit from /dev/null in stage 1.
+    let setup = format!(
+        "mount --bind /dev/null '{r}/dev/null' && mount -t tmpfs tmpfs '{r}/run' &&",
         r = root.display()
     );
+    boot_failing_osconf(
+        &root,
+        &setup,
+        "/sbin/runit",
+        &[
+            "mountall.sh start",
+            "osconf apply",
+            "networking start",
+            "stage 2",
+            "stage 3",
+        ],
+    );
+}
+
+/// Boots `root` with `init` as PID 1 of a new PID and mount namespace (after the shell commands
+/// `setup` ran there) with a stand-in for osconf that fails, as a broken os.conf would make it,
+/// and checks what the boot appended to /log: `expected`, so the boot went on after osconf.
+fn boot_failing_osconf(root: &Path, setup: &str, init: &str, expected: &[&str]) {
+    let stand_in = root.join("usr/sbin/osconf");
+    fs::write(&stand_in, "#!/bin/sh\necho \"osconf $*\" >> /log\nexit 1\n").unwrap();
+    fs::set_permissions(&stand_in, fs::Permissions::from_mode(0o755)).unwrap();
+    let shell = format!("{setup} exec chroot '{}' {init}", root.display());
     let (_, said) = output(
         Command::new("timeout")
             .args([
@@ -482,14 +479,8 @@ fn runit_stage_1_runs_osconf_before_the_network_and_boots_on_when_it_fails() {
     let log = fs::read_to_string(root.join("log")).unwrap_or_default();
     assert_eq!(
         log.lines().collect::<Vec<_>>(),
-        [
-            "mountall.sh start",
-            "osconf apply",
-            "networking start",
-            "stage 2",
-            "stage 3"
-        ],
-        "runit's output:\n{said}"
+        expected,
+        "{init}'s output:\n{said}"
     );
     assert!(said.contains("osconf: exit status 1; the boot goes on"), "{said}");
 }
