@@ -239,10 +239,18 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
             Err(e) => return Err(failed(format!("rolling back an interrupted run: {e}"))),
         }
     }
+    // What apply would roll back first (a plan changes nothing, so the journal is still there).
+    let cut_short = match apply {
+        true => None,
+        false => exec::pending(&root).map_err(|e| Error::failed(Some(&target.root), e))?,
+    };
     let mut source = match find_config(target, &root, apply) {
         Ok(s) => s,
         Err(Missing::Absent(looked)) => {
-            say(format!("no os.conf found ({looked}); nothing to do"));
+            match &cut_short {
+                Some(what) => say(format!("no os.conf found ({looked}); but {what}")),
+                None => say(format!("no os.conf found ({looked}); nothing to do")),
+            }
             return Ok(());
         }
         Err(Missing::Failed(e)) => return Err(e),
@@ -259,6 +267,13 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
         .try_clone()
         .map_err(|e| Error::failed(Some(&conf_path), format!("{e}; nothing was changed")))?;
     let config = load_from(&conf_path, file)?;
+    // The password files are read for the plan and rewritten by apply under their lock, as passwd
+    // and chpasswd do.
+    let pwd_lock = match apply && config.password.is_some() {
+        true => exec::lock_passwords(&root, exec::PWD_WAIT)
+            .map_err(|e| Error::failed(Some(&conf_path), format!("cannot apply: {e}, os.conf kept")))?,
+        false => None,
+    };
     let sys = System::on(root).map_err(|e| {
         let why = format!("cannot plan: {e}; nothing was changed, os.conf kept");
         Error::failed(Some(&conf_path), why)
@@ -269,7 +284,11 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
             let why = format!("cannot plan: {e}; nothing was changed, os.conf kept");
             Error::failed(Some(&conf_path), why)
         })?;
-    let mut notes = vec![format!("os.conf {}: {}", conf_path.display(), source.how)];
+    let mut notes: Vec<String> = cut_short
+        .into_iter()
+        .map(|what| format!("{what}; the plan below is against the files as they are now"))
+        .collect();
+    notes.push(format!("os.conf {}: {}", conf_path.display(), source.how));
     notes.append(&mut source.notes);
     notes.append(&mut plan.notes);
     plan.notes = notes;
@@ -295,6 +314,7 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
         live: target.is_live(),
         config_file: Some(source.conf),
         stamp: crate::clock::stamp(),
+        pwd_lock,
     };
     match exec::apply(&plan, sys.handle(), &opts) {
         Ok(report) => {

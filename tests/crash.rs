@@ -139,3 +139,73 @@ fn every_crash_point_converges_to_the_golden_tree() {
         format!("crash points tried: {tried}, all converged\n").as_bytes(),
     );
 }
+
+#[test]
+fn plan_over_a_cut_short_run_says_what_apply_will_roll_back_and_changes_nothing() {
+    let bin = hooks::binary();
+    let plain = Path::new(env!("CARGO_BIN_EXE_osconf"));
+    let fresh = |scratch: &tempfile::TempDir| {
+        let root = scratch.path().join("root");
+        let _ = fs::remove_dir_all(&root);
+        copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
+        let conf = scratch.path().join("os.conf");
+        fs::copy(repo().join("examples/classic/os.conf"), &conf).unwrap();
+        (root, conf)
+    };
+    let scratch = scratch();
+    // The step after which every temp file and backup is on disk; two renames after it, cut.
+    let flushed = (1..)
+        .find(|&n| {
+            let (root, conf) = fresh(&scratch);
+            let out = apply(&bin, &root, &conf, Some(n));
+            String::from_utf8_lossy(&out.stderr).contains("(flushing the new files and the backups)")
+        })
+        .unwrap();
+    let (root, conf) = fresh(&scratch);
+    let cut = apply(&bin, &root, &conf, Some(flushed + 2));
+    assert_eq!(cut.status.code(), Some(hooks::CRASHED));
+    let before = common::fingerprint(&root);
+    let plan = |conf: &Path| {
+        Command::new(plain)
+            .args(["plan", "--no-live", "--root"])
+            .arg(&root)
+            .arg("--config")
+            .arg(conf)
+            .output()
+            .unwrap()
+    };
+    let out = plan(&conf);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let journal = root.join("var/lib/osconf/journal");
+    let said = format!(
+        "note: a run was cut short ({} is there): the next apply first rolls it back",
+        journal.display()
+    );
+    assert!(text.contains(&said), "{text}");
+    let ifcfg = root.join("etc/sysconfig/network-scripts/ifcfg-eth0");
+    assert!(
+        text.contains(&format!("puts back {} from ", ifcfg.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains("the plan below is against the files as they are now"),
+        "{text}"
+    );
+    // Without os.conf it says so too, rather than "nothing to do".
+    let out = plan(&scratch.path().join("absent.conf"));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("but a run was cut short"),
+        "{text}"
+    );
+    assert_eq!(common::fingerprint(&root), before, "plan changed the tree");
+    // And apply does what it said.
+    let again = apply(plain, &root, &conf, None);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("an interrupted run was rolled back"));
+}

@@ -165,3 +165,181 @@ fn disk_full_changes_nothing() {
     assert!(dir.path().join("same").exists(), "the tree changed:\n{err}");
     assert!(dir.path().join("os.conf").exists());
 }
+
+/// A program holding `<root>/etc/.pwd.lock` as `lckpwdf` does (fcntl write lock, whole file): python's
+/// `fcntl.lockf`, until its stdin closes. A child process, not this one: POSIX locks belong to the
+/// process, and any read of the file here (a fingerprint) would drop one held by the test itself.
+fn hold_pwd_lock(root: &Path) -> std::process::Child {
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl, os, sys\n\
+             fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)\n\
+             fcntl.lockf(fd, fcntl.LOCK_EX)\n\
+             print('locked', flush=True)\n\
+             sys.stdin.read()",
+        ])
+        .arg(root.join("etc/.pwd.lock"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "locked\n");
+    child
+}
+
+/// Whether some process holds a lock on `<root>/etc/.pwd.lock` (tried without waiting, released
+/// at once).
+fn pwd_lock_is_held(root: &Path) -> bool {
+    let Ok(file) = fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("etc/.pwd.lock"))
+    else {
+        return false;
+    };
+    rustix::fs::fcntl_lock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err()
+}
+
+#[test]
+fn shadow_locked_by_another_program_changes_nothing() {
+    if let Err(why) = check_prerequisites(&["python3"]) {
+        return cannot_run("shadow_locked_by_another_program_changes_nothing", &why);
+    }
+    let s = scratch();
+    let mut holder = hold_pwd_lock(&s.root);
+    let before = fingerprint(&s.root);
+    let start = Instant::now();
+    let out = apply(Path::new(env!("CARGO_BIN_EXE_osconf")), &s, &[]);
+    let waited = start.elapsed();
+    let lock = s.root.join("etc/.pwd.lock");
+    assert_failed_cleanly(
+        &s,
+        &out,
+        &before,
+        &format!("{} is locked by another program", lock.display()),
+    );
+    assert!(waited >= Duration::from_secs(15), "waited only {waited:?}");
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    // Let go: applied, and the lock file that was there stays.
+    let out = apply(Path::new(env!("CARGO_BIN_EXE_osconf")), &s, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(lock.exists());
+}
+
+#[test]
+fn a_lock_file_osconf_made_is_gone_after_the_run() {
+    let s = scratch();
+    let out = apply(Path::new(env!("CARGO_BIN_EXE_osconf")), &s, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!s.root.join("etc/.pwd.lock").exists());
+}
+
+/// The root line of `<root>/etc/shadow`.
+fn root_line(root: &Path) -> String {
+    let shadow = fs::read_to_string(root.join("etc/shadow")).unwrap();
+    shadow
+        .lines()
+        .find(|l| l.starts_with("root:"))
+        .unwrap()
+        .to_owned()
+}
+
+/// Waits until process `pid` is stopped (state `T` in /proc/PID/stat).
+fn wait_stopped(pid: u32) {
+    let start = Instant::now();
+    loop {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = stat.rsplit_once(") ").unwrap().1.chars().next();
+        if state == Some('T') {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{pid} never stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn osconf_and_chpasswd_exclude_each_other() {
+    const TEST: &str = "osconf_and_chpasswd_exclude_each_other";
+    if let Err(why) = check_prerequisites(&["chpasswd"]) {
+        return cannot_run(TEST, &why);
+    }
+    let s = scratch();
+    let original = root_line(&s.root);
+    let before = fingerprint(&s.root);
+    // chpasswd (shadow-utils, its chroot option) takes the lock, then reads its input: held open.
+    let mut chpasswd = Command::new("chpasswd")
+        .args(["-c", "SHA512", "-R"])
+        .arg(&s.root)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !pwd_lock_is_held(&s.root) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "chpasswd never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = apply(Path::new(env!("CARGO_BIN_EXE_osconf")), &s, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("etc/.pwd.lock is locked by another program"),
+        "{stderr}"
+    );
+    // chpasswd goes on: it still holds its own files; with no input it changes nothing.
+    drop(chpasswd.stdin.take());
+    let done = chpasswd.wait_with_output().unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    fs::remove_file(s.root.join("etc/.pwd.lock")).unwrap();
+    assert_failed_cleanly(&s, &out, &before, "etc/.pwd.lock");
+
+    // The other way round: osconf holds it, stopped half-way through the run; chpasswd gives up.
+    let osconf = Command::new(hooks::binary())
+        .args(["apply", "--no-live", "--root"])
+        .arg(&s.root)
+        .arg("--config")
+        .arg(&s.conf)
+        .env("OSCONF_TEST_STOP_AT", "writing the journal")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_stopped(osconf.id());
+    assert!(pwd_lock_is_held(&s.root));
+    let mut chpasswd = Command::new("chpasswd")
+        .args(["-c", "SHA512", "-R"])
+        .arg(&s.root)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(chpasswd.stdin.as_mut().unwrap(), b"root:from-chpasswd\n").unwrap();
+    drop(chpasswd.stdin.take());
+    let refused = chpasswd.wait_with_output().unwrap();
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "chpasswd ran while osconf held the lock"
+    );
+    assert!(why.contains("cannot lock"), "{why}");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(osconf.id() as i32).unwrap(),
+        rustix::process::Signal::CONT,
+    )
+    .unwrap();
+    let out = osconf.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let now = root_line(&s.root);
+    assert!(now != original && now.starts_with("root:$6$"), "{now}");
+    assert!(!s.root.join("etc/.pwd.lock").exists());
+}

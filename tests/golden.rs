@@ -63,6 +63,7 @@ fn apply_conf(root: &Path, conf: &Path, settings: &BTreeMap<String, String>, sta
         live: false,
         config_file: None,
         stamp: stamp.to_owned(),
+        pwd_lock: None,
     };
     exec::apply(&plan, sys.handle(), &opts).unwrap();
 }

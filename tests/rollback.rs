@@ -249,6 +249,7 @@ fn options() -> Options {
         live: false,
         config_file: None,
         stamp: STAMP.to_owned(),
+        pwd_lock: None,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Failure injection for tests, compiled only with the `test-hooks` feature (never in a release
 //! build): `OSCONF_TEST_CRASH_AFTER=N` ends the process at once after the N-th step, as a power cut
-//! or `kill -9` would; `OSCONF_TEST_FAIL_FSYNC=1` makes every directory fsync fail with EIO.
+//! or `kill -9` would; `OSCONF_TEST_STOP_AT=STEP` stops it (SIGSTOP) after the step so named, for a
+//! test to change the world meanwhile and let it go on (SIGCONT); `OSCONF_TEST_FAIL_FSYNC=1` makes
+//! every directory fsync fail with EIO.
 //! Without the feature these are empty functions the compiler removes.
 
 use std::io;
@@ -23,6 +25,10 @@ pub fn crash_point(step: &str) {
         if limit == Some(n) {
             eprintln!("osconf: test crash after step {n} ({step})");
             std::process::exit(CRASHED);
+        }
+        if std::env::var_os("OSCONF_TEST_STOP_AT").is_some_and(|s| s == step) {
+            use rustix::process::{Signal, getpid, kill_process};
+            let _ = kill_process(getpid(), Signal::STOP);
         }
     }
     let _ = step;

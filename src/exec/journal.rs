@@ -233,18 +233,23 @@ pub fn recover(root: &Root) -> Result<Option<String>, String> {
     )))
 }
 
-/// Puts one file back as it was; `true` when something had to be done.
-fn roll_back(root: &Root, f: &File) -> io::Result<bool> {
-    let entry = root.entry(&f.path);
-    let entry = match (root::absent_as_none(entry)?, &f.was) {
+/// What rolling one file back takes.
+enum Fix {
+    Nothing,
+    /// The run created it.
+    Remove,
+    /// Put back from its backup (or the link it was), shown with where that comes from.
+    Put(Saved, String),
+}
+
+/// Decides what rolling `f` back takes, changing nothing; `None` when its directory is gone (one
+/// the run created, so nothing was there).
+fn assess(root: &Root, f: &File) -> io::Result<Option<(Entry, Fix)>> {
+    let entry = match (root::absent_as_none(root.entry(&f.path))?, &f.was) {
         (Some(entry), _) => entry,
-        // Its directory is gone: it was one the run created, so nothing was there.
-        (None, Was::Absent) => return Ok(false),
+        (None, Was::Absent) => return Ok(None),
         (None, _) => return Err(io::Error::other("its directory is gone")),
     };
-    if let Some(tmp) = &f.tmp {
-        durable::discard(&entry, std::ffi::OsStr::new(tmp))?;
-    }
     let now = durable::save(&entry)?;
     let same = match (&f.was, &now) {
         (Was::Absent, None) => true,
@@ -252,17 +257,14 @@ fn roll_back(root: &Root, f: &File) -> io::Result<bool> {
         (Was::File(h), Some(Saved::File { bytes, .. })) => hash(bytes) == *h,
         _ => false,
     };
-    if same {
-        return Ok(false);
-    }
-    let saved = match &f.was {
-        Was::Absent => {
-            durable::remove(&entry)?;
-            return Ok(true);
-        }
+    let fix = match &f.was {
+        _ if same => Fix::Nothing,
+        Was::Absent => Fix::Remove,
         Was::Link(t) => {
             use std::os::unix::ffi::OsStringExt as _;
-            Saved::Link(std::path::PathBuf::from(std::ffi::OsString::from_vec(t.clone())))
+            let target = std::path::PathBuf::from(std::ffi::OsString::from_vec(t.clone()));
+            let from = format!("the link to {} it was", target.display());
+            Fix::Put(Saved::Link(target), from)
         }
         Was::File(h) => {
             let backup = f
@@ -271,15 +273,63 @@ fn roll_back(root: &Root, f: &File) -> io::Result<bool> {
                 .ok_or_else(|| io::Error::other("no backup recorded"))?;
             match durable::save(&root.entry(backup)?)? {
                 Some(saved @ Saved::File { .. }) if matches!(&saved, Saved::File { bytes, .. } if hash(bytes) == *h) => {
-                    saved
+                    Fix::Put(saved, shown(root, backup))
                 }
                 _ => return Err(io::Error::other("its backup is missing or not whole")),
             }
         }
     };
-    let tmp = durable::stage(&entry, &saved)?;
-    durable::commit(&entry, &tmp)?;
-    Ok(true)
+    Ok(Some((entry, fix)))
+}
+
+/// Puts one file back as it was; `true` when something had to be done.
+fn roll_back(root: &Root, f: &File) -> io::Result<bool> {
+    let Some((entry, fix)) = assess(root, f)? else {
+        return Ok(false);
+    };
+    if let Some(tmp) = &f.tmp {
+        durable::discard(&entry, std::ffi::OsStr::new(tmp))?;
+    }
+    match fix {
+        Fix::Nothing => Ok(false),
+        Fix::Remove => durable::remove(&entry).map(|()| true),
+        Fix::Put(saved, _) => {
+            let tmp = durable::stage(&entry, &saved)?;
+            durable::commit(&entry, &tmp)?;
+            Ok(true)
+        }
+    }
+}
+
+/// For `plan`: what the next apply's [`recover`] will do first, changing nothing; `None` when no run
+/// was cut short.
+pub fn pending(root: &Root) -> Result<Option<String>, String> {
+    let text = match root.read(JOURNAL) {
+        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(format!("reading the journal of an interrupted run: {e}")),
+    };
+    let journal = Journal::parse(&text);
+    let mut fixes = Vec::new();
+    for f in journal.files.iter().rev() {
+        let path = shown(root, &f.path);
+        match assess(root, f) {
+            Ok(None | Some((_, Fix::Nothing))) => {}
+            Ok(Some((_, Fix::Remove))) => fixes.push(format!("removes {path} (that run made it)")),
+            Ok(Some((_, Fix::Put(_, from)))) => fixes.push(format!("puts back {path} from {from}")),
+            Err(e) => fixes.push(format!("cannot put back {path}: {e} (apply will fail)")),
+        }
+    }
+    let what = match fixes.is_empty() {
+        true => "none of its files changed yet".to_owned(),
+        false => fixes.join("; "),
+    };
+    Ok(Some(format!(
+        "a run was cut short ({} is there): the next apply first rolls it back ({} files listed): {what}; \
+         removes its backups, temp files and new directories",
+        shown(root, JOURNAL),
+        journal.files.len()
+    )))
 }
 
 /// Removes a directory osconf made and everything in it, through the root's handles.

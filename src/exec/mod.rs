@@ -9,10 +9,12 @@ mod durable;
 mod hooks;
 mod journal;
 mod lock;
+mod pwlock;
 
 pub use hooks::CRASHED;
-pub use journal::{recover, remove_tree};
+pub use journal::{pending, recover, remove_tree};
 pub use lock::{WAIT, lock};
+pub use pwlock::{PWD_LOCK, PWD_WAIT, PwdLock, lock_passwords};
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -41,6 +43,8 @@ pub struct Options {
     pub config_file: Option<ConfFile>,
     /// UTC time stamp naming this run's backup directory.
     pub stamp: String,
+    /// The password files' lock, taken before they were read for the plan (see `pwlock`).
+    pub pwd_lock: Option<PwdLock>,
 }
 
 /// A failed step, named, and what could not be undone (ideally nothing).
@@ -163,6 +167,15 @@ impl Executor<'_> {
             self.survey(op, &mut dirs).map_err(at(&describe(op)))?;
         }
         self.journal.dirs = dirs.clone();
+        if opts.pwd_lock.as_ref().is_some_and(PwdLock::created) {
+            // Made for this run: a run cut short has it removed with the rest.
+            self.journal.files.push(journal::File {
+                path: PWD_LOCK.to_owned(),
+                tmp: None,
+                was: Was::Absent,
+                backup: None,
+            });
+        }
         for d in &dirs[..for_journal] {
             self.make_dir(d).map_err(at(step))?;
         }
@@ -195,6 +208,10 @@ impl Executor<'_> {
                 self.live(action).map_err(at(&step))?;
                 self.report.steps.push(step);
             }
+        }
+        if let Some(lock) = &opts.pwd_lock {
+            let step = format!("removing {PWD_LOCK}");
+            lock.remove_file().map_err(at(&step))?;
         }
         let step = "removing the journal";
         self.remove_journal().map_err(at(step))?;

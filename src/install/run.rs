@@ -125,6 +125,7 @@ fn apply(plan: &Plan, sys: &System, say: &dyn Fn(&str)) -> Result<(), String> {
         live: false,
         config_file: None,
         stamp: crate::clock::stamp(),
+        pwd_lock: None,
     };
     let report = exec::apply(plan, sys.handle(), &opts)
         .map_err(|e| format!("failed {e}; every change was rolled back"))?;
