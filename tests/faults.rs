@@ -1,6 +1,10 @@
 //! Faults while applying, against the real binary: each gives exit 1, every file byte-identical,
-//! os.conf kept, and a message naming the path or step; plus the lock (two applies at once) and the
-//! number of flush system calls an apply makes.
+//! os.conf kept, and a message naming the path or step; plus the locks (two applies at once; the
+//! password files' lock against shadow-utils), a rollback step that itself fails, extended
+//! attributes larger than 4 KiB, and the number of flush system calls an apply makes.
+//!
+//! Elsewhere: read-only `/etc` and os.conf's directory (bind mounts, modes) in tests/rollback.rs; a
+//! partition 1 the finder cannot make writable in tests/real_boot.rs.
 
 use std::fs;
 use std::os::fd::AsFd as _;
@@ -22,6 +26,11 @@ struct Scratch {
 fn scratch() -> Scratch {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
+    scratch_at(dir, root)
+}
+
+/// The same with the root at `root` (on a filesystem of the test's).
+fn scratch_at(dir: tempfile::TempDir, root: PathBuf) -> Scratch {
     copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
     let conf = dir.path().join("os.conf");
     fs::write(&conf, example_conf("classic")).unwrap();
@@ -342,4 +351,337 @@ fn osconf_and_chpasswd_exclude_each_other() {
     let now = root_line(&s.root);
     assert!(now != original && now.starts_with("root:$6$"), "{now}");
     assert!(!s.root.join("etc/.pwd.lock").exists());
+}
+
+/// An ext4 filesystem in an image file on a loop device (losetup), mounted at `mnt`; unmounted and
+/// detached on drop. `ea_inode`: extended attribute values up to 64 KiB, as large as Linux allows.
+struct Ext4 {
+    _dir: tempfile::TempDir,
+    dev: String,
+    mnt: PathBuf,
+}
+
+impl Ext4 {
+    /// `mkfs.ext4 EXTRA… image`, attached (read-only with `ro`) and mounted (`mount_opts`).
+    fn new(extra: &[&str], ro: bool, mount_opts: &str) -> Ext4 {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("fs.img");
+        common::real::run(Command::new("truncate").args(["-s", "64M"]).arg(&image));
+        common::real::run(
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-O", "ea_inode"])
+                .args(extra)
+                .arg(&image),
+        );
+        let mut losetup = Command::new("losetup");
+        losetup.args(["-f", "--show"]);
+        if ro {
+            losetup.arg("-r");
+        }
+        let out = common::real::run(losetup.arg(&image));
+        let dev = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let mnt = dir.path().join("m");
+        fs::create_dir(&mnt).unwrap();
+        let e = Ext4 { _dir: dir, dev, mnt };
+        common::real::run(
+            Command::new("mount")
+                .args(["-t", "ext4", "-o", mount_opts])
+                .arg(&e.dev)
+                .arg(&e.mnt),
+        );
+        e
+    }
+
+    fn unmount(&self) {
+        let _ = Command::new("umount").arg(&self.mnt).output();
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        // A failed test may leave immutable files behind: the image must still go.
+        let _ = Command::new("chattr")
+            .args(["-R", "-i", "-f"])
+            .arg(&self.mnt)
+            .status();
+        self.unmount();
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+    }
+}
+
+fn ext4_ready(test: &str) -> bool {
+    match check_prerequisites(&["losetup", "mkfs.ext4", "mount", "umount", "chattr", "lsattr"]) {
+        Ok(()) => true,
+        Err(why) => {
+            cannot_run(test, &why);
+            false
+        }
+    }
+}
+
+/// The centos7 scratch root on a fresh ext4 loop filesystem (the Ext4 first: dropped last).
+fn ext4_scratch() -> (Ext4, Scratch) {
+    let e = Ext4::new(&[], false, "rw");
+    let s = scratch_at(tempfile::tempdir().unwrap(), e.mnt.join("root"));
+    (e, s)
+}
+
+fn chattr(flag: &str, path: &Path) {
+    common::real::run(Command::new("chattr").arg(flag).arg(path));
+}
+
+/// A `user.` attribute of `len` bytes, all different from one run of bytes to the next.
+fn big_value(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let size = rustix::fs::getxattr_query(path, name).ok()?;
+    let mut value = vec![0u8; size];
+    let len = rustix::fs::getxattr(path, name, &mut value).ok()?;
+    value.truncate(len);
+    Some(value)
+}
+
+#[test]
+fn an_immutable_file_or_directory_changes_nothing() {
+    const TEST: &str = "an_immutable_file_or_directory_changes_nothing";
+    if !ext4_ready(TEST) {
+        return;
+    }
+    let (_e, s) = ext4_scratch();
+    // Written after the network-scripts files: a failure mid-way.
+    let hostname = s.root.join("etc/hostname");
+    chattr("+i", &hostname);
+    let before = fingerprint(&s.root);
+    let out = apply(Path::new(env!("CARGO_BIN_EXE_osconf")), &s, &[]);
+    assert_failed_cleanly(
+        &s,
+        &out,
+        &before,
+        "failed writing /etc/hostname: Operation not permitted",
+    );
+    let attrs = common::real::run(Command::new("lsattr").arg(&hostname));
+    assert!(String::from_utf8_lossy(&attrs.stdout).contains("-i-"));
+    chattr("-i", &hostname);
+    // An immutable directory: no temp file can be made in it.
+    let scripts = s.root.join("etc/sysconfig/network-scripts");
+    chattr("+i", &scripts);
+    let before = fingerprint(&s.root);
+    let out = apply(Path::new(env!("CARGO_BIN_EXE_osconf")), &s, &[]);
+    assert_failed_cleanly(
+        &s,
+        &out,
+        &before,
+        "failed writing /etc/sysconfig/network-scripts/ifcfg-eth0: Operation not permitted",
+    );
+    chattr("-i", &scripts);
+}
+
+#[test]
+fn extended_attributes_larger_than_4_kib_are_kept() {
+    const TEST: &str = "extended_attributes_larger_than_4_kib_are_kept";
+    if !ext4_ready(TEST) {
+        return;
+    }
+    let (_e, s) = ext4_scratch();
+    let big = big_value(16 << 10);
+    let files = [
+        "etc/hostname",
+        "etc/shadow",
+        "etc/sysconfig/network-scripts/ifcfg-eth0",
+    ];
+    for f in files {
+        rustix::fs::setxattr(s.root.join(f), "user.big", &big, rustix::fs::XattrFlags::empty()).unwrap();
+    }
+    // A failed run puts them back with it (the fingerprint reads values of any size)…
+    chattr("+i", &s.root.join("etc/hostname"));
+    let before = fingerprint(&s.root);
+    assert!(before.contains("[user.big="));
+    let out = apply(Path::new(env!("CARGO_BIN_EXE_osconf")), &s, &[]);
+    assert_failed_cleanly(&s, &out, &before, "writing /etc/hostname");
+    chattr("-i", &s.root.join("etc/hostname"));
+    // …and a successful one keeps them on the new files and their backups.
+    let out = apply(Path::new(env!("CARGO_BIN_EXE_osconf")), &s, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let backups: Vec<PathBuf> = fs::read_dir(s.root.join("var/lib/osconf/backup"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(backups.len(), 1);
+    for f in files {
+        let new = s.root.join(f);
+        assert_eq!(get_xattr(&new, "user.big").as_ref(), Some(&big), "{f}");
+        assert_eq!(
+            get_xattr(&backups[0].join(f), "user.big").as_ref(),
+            Some(&big),
+            "backup of {f}"
+        );
+    }
+}
+
+#[test]
+fn a_read_only_first_partition_rolls_everything_back() {
+    const TEST: &str = "a_read_only_first_partition_rolls_everything_back";
+    if !ext4_ready(TEST) {
+        return;
+    }
+    // Partition 1 holds os.conf, on a read-only loop device: it cannot be made writable.
+    let content = tempfile::tempdir().unwrap();
+    fs::create_dir(content.path().join("aliyun_custom_image")).unwrap();
+    fs::write(
+        content.path().join("aliyun_custom_image/os.conf"),
+        example_conf("classic"),
+    )
+    .unwrap();
+    let d = content.path().to_str().unwrap();
+    let part = Ext4::new(&["-d", d], true, "ro");
+    part.unmount();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
+    let before = fingerprint(&root);
+    // Named with --device and not mounted: the finder's own read-write mount fails, up front.
+    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args([
+            "apply",
+            "--no-live",
+            "--wait",
+            "5",
+            "--device",
+            &part.dev,
+            "--root",
+        ])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot reach os.conf: mounting {} (ext4)", part.dev)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("read-write") && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!(fingerprint(&root), before, "{stderr}");
+    // Mounted read-only at the root's /boot (an image builder's --root): every file is written,
+    // then os.conf cannot be removed, and all of it is rolled back.
+    fs::create_dir_all(root.join("boot")).unwrap();
+    common::real::run(
+        Command::new("mount")
+            .args(["-t", "ext4", "-o", "ro"])
+            .arg(&part.dev)
+            .arg(root.join("boot")),
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _boot = Unmount(root.join("boot"));
+    let before = fingerprint(&root);
+    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(["apply", "--no-live", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let conf = root.join("boot/aliyun_custom_image/os.conf");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "failed removing {}: Read-only file system",
+            conf.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("every change was rolled back"), "{stderr}");
+    assert!(conf.exists());
+    assert_eq!(fingerprint(&root), before, "{stderr}");
+}
+
+#[test]
+fn a_rollback_step_that_fails_is_named_with_its_backup() {
+    const TEST: &str = "a_rollback_step_that_fails_is_named_with_its_backup";
+    if !ext4_ready(TEST) {
+        return;
+    }
+    let (_e, s) = ext4_scratch();
+    // os.conf in the root, so that its removal can be made to fail too; the lock file there already.
+    let conf_dir = s.root.join("boot/aliyun_custom_image");
+    fs::create_dir_all(&conf_dir).unwrap();
+    fs::copy(&s.conf, conf_dir.join("os.conf")).unwrap();
+    fs::remove_file(&s.conf).unwrap();
+    fs::write(s.root.join("etc/.pwd.lock"), "").unwrap();
+    let before = fingerprint(&s.root);
+    let original_hostname = fs::read(s.root.join("etc/hostname")).unwrap();
+    // Stopped once every rename is on disk; then /etc and os.conf's directory become immutable:
+    // os.conf cannot go, and nothing in /etc can be put back.
+    let child = Command::new(hooks::binary())
+        .args(["apply", "--no-live", "--root"])
+        .arg(&s.root)
+        .env("OSCONF_TEST_STOP_AT", "flushing the renames")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_stopped(child.id());
+    chattr("+i", &s.root.join("etc"));
+    chattr("+i", &conf_dir);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::CONT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    chattr("-i", &s.root.join("etc"));
+    chattr("-i", &conf_dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("every change was rolled back"), "{stderr}");
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.contains("change(s) could not be rolled back (see above); os.conf kept"),
+        "{stderr}"
+    );
+    let backup_dir = fs::read_dir(s.root.join("var/lib/osconf/backup"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for f in ["hostname", "shadow", "hosts"] {
+        let said = format!(
+            "rollback: could not put back {} (its original is in {}): Operation not permitted",
+            s.root.join("etc").join(f).display(),
+            backup_dir.join("etc").join(f).display()
+        );
+        assert!(stderr.contains(&said), "{said:?} not in:\n{stderr}");
+    }
+    // The backup it names is there and whole.
+    assert_eq!(
+        fs::read(backup_dir.join("etc/hostname")).unwrap(),
+        original_hostname
+    );
+    // The next apply puts everything back from it (os.conf set aside to see just that).
+    let conf = fs::read(conf_dir.join("os.conf")).unwrap();
+    fs::remove_file(conf_dir.join("os.conf")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(["apply", "--no-live", "--root"])
+        .arg(&s.root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("an interrupted run was rolled back"), "{stderr}");
+    fs::write(conf_dir.join("os.conf"), conf).unwrap();
+    let _ = fs::remove_file(s.root.join("var/lib/osconf/last-run"));
+    let after = fingerprint(&s.root);
+    if after != before {
+        let diff = similar::TextDiff::from_lines(&before, &after);
+        panic!("not put back:\n{}", diff.unified_diff().context_radius(1));
+    }
 }

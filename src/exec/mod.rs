@@ -442,6 +442,14 @@ impl Executor<'_> {
         Ok(())
     }
 
+    /// Whether `shown` is this run's backup directory, one below or above it.
+    fn holds_backups(&self, shown: &std::path::Path) -> bool {
+        let Some(backups) = &self.report.backup_dir else {
+            return false;
+        };
+        shown.starts_with(backups) || backups.starts_with(shown)
+    }
+
     /// Undoes every step in reverse, flushes, and returns what could not be undone. After the
     /// commit the journal is written again first, so that a crash while undoing is undone too.
     fn rollback(&mut self) -> Vec<String> {
@@ -467,6 +475,9 @@ impl Executor<'_> {
                     restore_shown(self.root, &self.staged[*i]),
                     restore(&self.staged[*i]),
                 ),
+                // Backups (and the directories above them) stay while a file could not be put
+                // back: the message names them, and the next apply restores from them.
+                Undo::Created { shown, .. } if not_put_back && self.holds_backups(shown) => continue,
                 Undo::Created { shown, entry, dir } => {
                     let result = match dir {
                         true => durable::remove_dir(entry),

@@ -154,12 +154,14 @@ pub fn fingerprint(root: &Path) -> String {
             };
             let mut xattrs = String::new();
             if !md.file_type().is_symlink() {
-                let mut names = vec![0u8; 4096];
+                // Whatever their size (ext4 with ea_inode keeps values up to 64 KiB).
+                let mut names = vec![0u8; rustix::fs::listxattr_query(&path).unwrap_or(0)];
                 let len = rustix::fs::listxattr(&path, &mut names).unwrap_or(0);
                 for name in names[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
                     let name = String::from_utf8_lossy(name).into_owned();
-                    let mut value = vec![0u8; 4096];
-                    let vlen = rustix::fs::getxattr(&path, name.as_str(), &mut value).unwrap_or(0);
+                    let size = rustix::fs::getxattr_query(&path, name.as_str()).unwrap();
+                    let mut value = vec![0u8; size];
+                    let vlen = rustix::fs::getxattr(&path, name.as_str(), &mut value).unwrap();
                     xattrs.push_str(&format!(" [{name}={}]", value[..vlen].escape_ascii()));
                 }
             }
