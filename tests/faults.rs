@@ -681,7 +681,7 @@ fn a_rollback_step_that_fails_is_named_with_its_backup() {
     let _ = fs::remove_file(s.root.join("var/lib/osconf/last-run"));
     let after = fingerprint(&s.root);
     if after != before {
-        let diff = similar::TextDiff::from_lines(&before, &after);
-        panic!("not put back:\n{}", diff.unified_diff().context_radius(1));
+        let diff = osconf::plan::diff::unified(&before, &after, "before", "after");
+        panic!("not put back:\n{diff}");
     }
 }
