@@ -40,6 +40,7 @@ pub fn run(command: Command) -> Result<(), Error> {
         }
         Command::Status { root, json } => status::show(&root, json),
         Command::ImageCheck { disk, json } => crate::image::run_check(&disk, json),
+        Command::ImageTest(req) => crate::imagetest::run(&req),
         Command::Install(req) => crate::install::run::install(&req, &|m| say(m)).map_err(failed),
         Command::Uninstall(req) => crate::install::run::uninstall(&req, &|m| say(m)).map_err(failed),
     }
@@ -50,7 +51,7 @@ fn failed(message: String) -> Error {
 }
 
 /// Reads and validates os.conf, printing every problem with its line and key.
-fn load(path: &Path) -> Result<Config, Error> {
+pub(crate) fn load(path: &Path) -> Result<Config, Error> {
     let file = open_regular(path).map_err(|e| Error::invalid(path, format!("{e}; nothing was changed")))?;
     load_from(path, file)
 }

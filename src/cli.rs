@@ -60,6 +60,8 @@ pub enum Command {
         disk: PathBuf,
         json: bool,
     },
+    /// `image test DISK`: boot a disk image under qemu and report what took effect.
+    ImageTest(crate::imagetest::Request),
     /// Print a generated document (man page, completion script).
     Generate(doc::Generated),
     /// Print this text and exit 0.
@@ -219,10 +221,57 @@ fn image(m: &Matches) -> Result<Command, String> {
         let known = defs::IMAGE_ACTIONS.join(", ");
         return Err(format!("image: unknown action {action:?}; known: {known}"));
     }
-    Ok(Command::ImageCheck {
-        disk: m.operand(1).into(),
-        json: m.switch(&defs::JSON).unwrap_or(false),
-    })
+    let disk = PathBuf::from(m.operand(1));
+    let test_only = [
+        &defs::OS_CONF,
+        &defs::TIMEOUT,
+        &defs::IN_PLACE,
+        &defs::KEEP,
+        &defs::WORK,
+        &defs::ACCEL,
+        &defs::VERBOSE,
+    ];
+    let given = |f: &Flag| m.given.iter().any(|(g, _, _)| g.long == f.long);
+    if action == "check" {
+        if let Some(f) = test_only.iter().find(|f| given(f)) {
+            return Err(format!("image check: --{} is for image test", f.long));
+        }
+        return Ok(Command::ImageCheck {
+            disk,
+            json: m.switch(&defs::JSON).unwrap_or(false),
+        });
+    }
+    if given(&defs::JSON) {
+        return Err("image test: --json is for image check".into());
+    }
+    let timeout = match m.last(&defs::TIMEOUT) {
+        Some(v) => {
+            let v = utf8(&defs::TIMEOUT, v)?;
+            match v.parse::<u64>() {
+                Ok(s) if s > 0 => s,
+                _ => return Err(format!("--timeout {v:?}: expected whole seconds, at least 1")),
+            }
+        }
+        None => crate::imagetest::DEFAULT_TIMEOUT_SECS,
+    };
+    let accel = match m.last(&defs::ACCEL) {
+        None => None,
+        Some(v) => match utf8(&defs::ACCEL, v)? {
+            "kvm" => Some(crate::imagetest::Accel::Kvm),
+            "tcg" => Some(crate::imagetest::Accel::Tcg),
+            other => return Err(format!("--accel {other:?}: expected kvm or tcg")),
+        },
+    };
+    Ok(Command::ImageTest(crate::imagetest::Request {
+        disk,
+        os_conf: m.last(&defs::OS_CONF).map(PathBuf::from),
+        timeout: std::time::Duration::from_secs(timeout),
+        in_place: given(&defs::IN_PLACE),
+        keep: given(&defs::KEEP),
+        work: m.last(&defs::WORK).map(PathBuf::from),
+        accel,
+        verbose: given(&defs::VERBOSE),
+    }))
 }
 
 fn detect(m: &Matches) -> Result<Command, String> {
@@ -339,6 +388,27 @@ mod tests {
     }
 
     #[test]
+    fn image_test_flags() {
+        let Command::ImageTest(r) = parse_str(
+            "image test d.raw --os-conf c --timeout 90 --in-place --keep --work w --accel tcg --verbose",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.disk, PathBuf::from("d.raw"));
+        assert_eq!(r.os_conf, Some(PathBuf::from("c")));
+        assert_eq!(r.timeout, std::time::Duration::from_secs(90));
+        assert!(r.in_place && r.keep && r.verbose);
+        assert_eq!(r.work, Some(PathBuf::from("w")));
+        assert_eq!(r.accel, Some(crate::imagetest::Accel::Tcg));
+        let Command::ImageTest(r) = parse_str("image test d.raw").unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.timeout.as_secs(), crate::imagetest::DEFAULT_TIMEOUT_SECS);
+        assert!(!r.in_place && !r.keep && !r.verbose && r.accel.is_none() && r.os_conf.is_none());
+    }
+
+    #[test]
     fn the_last_of_a_flag_and_its_negation_wins() {
         for (args, live) in [
             ("apply", None),
@@ -407,6 +477,12 @@ mod tests {
             "check --wait 1 f",
             "status --init systemd",
             "install --json",
+            "image check d --timeout 5",
+            "image check d --verbose",
+            "image test d --json",
+            "image test d --timeout 0",
+            "image test d --accel hvf",
+            "image frob d",
         ] {
             assert!(parse_str(bad).is_err(), "{bad}");
         }

@@ -10,6 +10,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// os.conf or the command line is invalid; nothing was changed.
 pub const EXIT_INVALID: u8 = 2;
+/// A tool the command runs is not installed (`image test`: qemu); nothing was done.
+pub const EXIT_NO_TOOL: u8 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -19,6 +21,8 @@ pub enum Kind {
     Invalid,
     /// Planning, applying or writing the output failed.
     Failed,
+    /// A program the command needs is not installed.
+    NoTool,
     /// Whoever read stdout has gone (`osconf detect | head -1`): end quietly, as a filter does.
     ClosedPipe,
 }
@@ -56,6 +60,14 @@ impl Error {
         }
     }
 
+    pub fn no_tool(message: impl Into<String>) -> Error {
+        Error {
+            kind: Kind::NoTool,
+            path: None,
+            message: message.into(),
+        }
+    }
+
     /// Writing to stdout failed: a closed pipe ends quietly, anything else is a failure.
     pub fn stdout(e: &std::io::Error) -> Error {
         let kind = match e.kind() {
@@ -73,6 +85,7 @@ impl Error {
         match self.kind {
             Kind::Usage | Kind::Invalid => EXIT_INVALID,
             Kind::Failed => EXIT_FAILED,
+            Kind::NoTool => EXIT_NO_TOOL,
             Kind::ClosedPipe => EXIT_OK,
         }
     }
@@ -101,6 +114,7 @@ mod tests {
             (Error::usage("x"), 2),
             (Error::invalid(Path::new("/c"), "x"), 2),
             (Error::failed(None, "x"), 1),
+            (Error::no_tool("x"), 3),
             (Error::stdout(&full), 1),
             (Error::stdout(&pipe), 0),
         ] {

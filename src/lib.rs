@@ -14,6 +14,7 @@ pub mod exec;
 #[doc(hidden)]
 pub mod harness;
 pub mod image;
+pub mod imagetest;
 pub mod install;
 pub mod log;
 pub mod model;

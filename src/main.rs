@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     match e.kind {
         Kind::ClosedPipe => {}
         Kind::Usage => say(format_args!("{e}\n\n{}", osconf::cli::doc::usage())),
-        Kind::Invalid | Kind::Failed => say(&e),
+        Kind::Invalid | Kind::Failed | Kind::NoTool => say(&e),
     }
     ExitCode::from(e.exit_code())
 }

@@ -128,6 +128,10 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
         "os.conf (or the command line) invalid: every error listed with line and key, nothing changed, \
          os.conf kept",
     ),
+    (
+        crate::error::EXIT_NO_TOOL,
+        "a program the command runs is not installed (image test: qemu-system-x86_64); nothing was done",
+    ),
 ];
 
 /// Files osconf reads or writes, for the man page.
@@ -258,8 +262,84 @@ pub static BOOT_DIR: Flag = Flag::with_value(
 
 pub static JSON: Flag = Flag::switch("json", "print one JSON object instead of text");
 
+pub static OS_CONF: Flag = Flag {
+    long: "os-conf",
+    short: None,
+    negated: None,
+    value: Some(Value {
+        name: "FILE",
+        complete: Complete::File,
+    }),
+    repeat: false,
+    help: "image test: the os.conf to inject (default: a generated one, kept in the work directory)",
+};
+
+pub static TIMEOUT: Flag = Flag {
+    long: "timeout",
+    short: None,
+    negated: None,
+    value: Some(Value {
+        name: "SECS",
+        complete: Complete::Free,
+    }),
+    repeat: false,
+    help: "image test: stop the guest when osconf has not reported after this long (default 600)",
+};
+
+pub static IN_PLACE: Flag = Flag {
+    long: "in-place",
+    short: None,
+    negated: None,
+    value: None,
+    repeat: false,
+    help: "image test: boot DISK itself, which the boot changes, instead of a scratch copy",
+};
+
+pub static KEEP: Flag = Flag {
+    long: "keep",
+    short: None,
+    negated: None,
+    value: None,
+    repeat: false,
+    help: "image test: keep the booted scratch copy (disk.raw in the work directory)",
+};
+
+pub static WORK: Flag = Flag {
+    long: "work",
+    short: None,
+    negated: None,
+    value: Some(Value {
+        name: "DIR",
+        complete: Complete::Dir,
+    }),
+    repeat: false,
+    help: "image test: where the console log, the generated os.conf and the scratch copy go (default \
+           DISK.osconf-test beside the image)",
+};
+
+pub static ACCEL: Flag = Flag {
+    long: "accel",
+    short: None,
+    negated: None,
+    value: Some(Value {
+        name: "NAME",
+        complete: Complete::Words(&["kvm", "tcg"]),
+    }),
+    repeat: false,
+    help: "image test: qemu's accelerator, kvm or tcg (default: kvm when /dev/kvm works, else tcg)",
+};
+
+pub static VERBOSE: Flag = Flag {
+    long: "verbose",
+    short: None,
+    negated: None,
+    value: None,
+    repeat: false,
+    help: "image test: show every line of the guest's console, not only osconf's",
+};
+
 /// What `image` can do.
-pub const IMAGE_ACTIONS: &[&str] = &["check"];
+pub const IMAGE_ACTIONS: &[&str] = &["check", "test"];
 
 /// What `generate` can print; the order of `doc::Generated`.
 pub const GENERATED: &[&str] = &["man", "complete-bash", "complete-zsh", "complete-fish", "unit"];
@@ -350,11 +430,12 @@ pub static COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: "image",
-        summary: "check a raw disk image against the Customized Linux requirements before uploading it",
+        summary: "check a raw disk image against the Customized Linux requirements, or boot it under qemu \
+                  and report what osconf configured, before uploading it",
         operands: &[
             Operand {
                 name: "check",
-                help: "the action; check is the only one yet",
+                help: "the action: check or test",
                 complete: Complete::Words(IMAGE_ACTIONS),
             },
             Operand {
@@ -363,7 +444,9 @@ pub static COMMANDS: &[CommandDef] = &[
                 complete: Complete::File,
             },
         ],
-        flags: &[&JSON],
+        flags: &[
+            &JSON, &OS_CONF, &TIMEOUT, &IN_PLACE, &KEEP, &WORK, &ACCEL, &VERBOSE,
+        ],
         about: "image check reads the partition table (MBR or GPT) and partition 1's filesystem without \
                 mounting anything and prints each requirement as pass, fail or warn with the reason: \
                 virtual size larger than 5 GiB, partition 1 FAT32, ext2/3/4 or UFS, ext4 without the \
@@ -371,7 +454,23 @@ pub static COMMANDS: &[CommandDef] = &[
                 newer than Linux 3.10), aliyun_custom_image/ at its root (read on FAT; a warning on ext \
                 and UFS, whose directories are not read yet). A qcow2 image is refused with the \
                 qemu-img convert -O raw command to run. Exit 0 when nothing fails, 1 when a \
-                requirement fails, 2 when the file cannot be read or is not raw.",
+                requirement fails, 2 when the file cannot be read or is not raw.
+
+image test boots the image under qemu-system-x86_64 as ECS would start it: os.conf (--os-conf, \
+                or a generated one: a random root password, a host name, one or two NICs with fresh \
+                locally administered MACs and private addresses) written into \
+                aliyun_custom_image/ on partition 1, virtio disk, one virtio NIC per os.conf NIC with \
+                its MAC, each alone on its own hub (it reaches no network), no -kernel: the image's \
+                own boot loader must start it. It follows the serial console (osconf's lines, every \
+                line with --verbose; all of it in console.log in the work directory), stops the \
+                guest once osconf has reported or at --timeout, then reads the image and reports \
+                each setting as pass or fail: osconf's report, os.conf removed from partition 1, the \
+                host name, each NIC's address, gateway and routes and the name servers in the \
+                network files, root's hash in etc/shadow against os.conf's password. It boots a \
+                scratch copy (a reflink, else a sparse copy) in the work directory, removed after \
+                unless --keep; DISK itself is never changed unless --in-place. Exit 0 when \
+                everything took effect, 1 when something did not, 2 for a bad os.conf or image, 3 \
+                when qemu is not installed.",
         build: super::image,
     },
     CommandDef {

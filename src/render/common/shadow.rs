@@ -119,13 +119,13 @@ esac
 /// Replaces the second field of the first `root:` line, and the third with `day` when given. Day 0
 /// (a clock before 1970-01-02) is not written: it would mean "change the password at next login".
 /// The hash field of the first `root:` line.
-fn root_hash(old: &[u8]) -> Option<&str> {
+pub fn root_hash(old: &[u8]) -> Option<&str> {
     let line = old.split(|&b| b == b'\n').find(|l| l.starts_with(b"root:"))?;
     std::str::from_utf8(line.split(|&b| b == b':').nth(1)?).ok()
 }
 
 /// True when `hash` is the SHA-512 crypt of `password` with default rounds (what osconf writes).
-fn is_hash_of(password: &str, hash: &str) -> bool {
+pub fn is_hash_of(password: &str, hash: &str) -> bool {
     let Some(rest) = hash.strip_prefix("$6$") else {
         return false;
     };

@@ -1,0 +1,221 @@
+//! `osconf image test DISK`: boots a disk image locally under qemu the way ECS starts an instance of
+//! it, with os.conf written into partition 1 (a generated one unless `--os-conf` gives it), then
+//! reads the image and reports setting by setting what took effect. By default it boots a scratch
+//! copy (the user's image is never changed); `--in-place` boots the image itself.
+//!
+//! It never touches the machine it runs on beyond its work directory: the guest's NICs reach no
+//! network (see `qemu`), the image is read and written as a file, nothing is mounted.
+
+pub mod conf;
+pub mod copy;
+pub mod files;
+pub mod qemu;
+pub mod report;
+
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::output::{print, say};
+
+/// How long the guest gets, by default, to boot and let osconf report: a systemd image under TCG on
+/// a loaded machine needs a few minutes; KVM boots take seconds, and the run stops as soon as osconf
+/// has reported, so only a failing image waits this long.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
+/// The guest's memory.
+const MEMORY_MIB: u32 = 1024;
+
+/// `-accel`: which qemu accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+/// What `image test` was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub disk: PathBuf,
+    pub os_conf: Option<PathBuf>,
+    pub timeout: Duration,
+    /// Boot the image itself instead of a scratch copy.
+    pub in_place: bool,
+    /// Keep the scratch copy after the report.
+    pub keep: bool,
+    /// Where the console log, the generated os.conf and the scratch copy go; default `DISK.osconf-test`.
+    pub work: Option<PathBuf>,
+    /// `None`: KVM when /dev/kvm works, else TCG.
+    pub accel: Option<Accel>,
+    /// Show every console line, not only osconf's.
+    pub verbose: bool,
+}
+
+/// The work directory: `--work`, else `DISK.osconf-test` beside the image.
+fn work_dir(req: &Request) -> PathBuf {
+    req.work.clone().unwrap_or_else(|| {
+        let mut name = req.disk.file_name().unwrap_or_default().to_owned();
+        name.push(".osconf-test");
+        req.disk.with_file_name(name)
+    })
+}
+
+/// True when `program` is an executable file in a directory of `$PATH`.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|d| {
+            std::fs::metadata(d.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+fn not_installed() -> Error {
+    Error::no_tool(format!(
+        "{} is not installed (Debian, Ubuntu: apt-get install qemu-system-x86; Fedora, RHEL: dnf install \
+         qemu-system-x86-core); nothing was booted",
+        qemu::PROGRAM
+    ))
+}
+
+/// `osconf image test`: exit 0 when every setting took effect, 1 when one did not.
+pub fn run(req: &Request) -> Result<(), Error> {
+    // Before copying a large image for nothing.
+    if !on_path(qemu::PROGRAM) {
+        return Err(not_installed());
+    }
+    // A file that is no raw image (qcow2, unreadable) is refused as image check refuses it.
+    crate::image::check(&req.disk)?;
+    let work = work_dir(req);
+    let fail = |what: String| Error::failed(Some(&work), what);
+    std::fs::create_dir_all(&work).map_err(|e| fail(format!("creating the work directory: {e}")))?;
+    let conf_path = match &req.os_conf {
+        Some(p) => p.clone(),
+        None => {
+            let path = work.join("os.conf");
+            write_private(&path, generated()?.as_bytes())
+                .map_err(|e| fail(format!("writing os.conf: {e}")))?;
+            say(format!(
+                "generated os.conf: {} (it holds the root password)",
+                path.display()
+            ));
+            path
+        }
+    };
+    let config = crate::app::load(&conf_path)?;
+    let conf_bytes = std::fs::read(&conf_path).map_err(|e| Error::invalid(&conf_path, e.to_string()))?;
+    let disk = if req.in_place {
+        say(format!(
+            "booting {} itself (--in-place): it is changed",
+            req.disk.display()
+        ));
+        req.disk.clone()
+    } else {
+        let copy = work.join("disk.raw");
+        let how = copy::scratch_copy(&req.disk, &copy).map_err(|e| {
+            fail(format!(
+                "copying {} to {}: {e}",
+                req.disk.display(),
+                copy.display()
+            ))
+        })?;
+        say(format!(
+            "booting {how} of {}: {}",
+            req.disk.display(),
+            copy.display()
+        ));
+        copy
+    };
+    let outcome = boot_and_report(req, &work, &disk, &config, &conf_bytes);
+    if !req.in_place && !req.keep {
+        let _ = std::fs::remove_file(&disk);
+    }
+    outcome
+}
+
+fn boot_and_report(
+    req: &Request,
+    work: &Path,
+    disk: &Path,
+    config: &crate::model::Config,
+    conf: &[u8],
+) -> Result<(), Error> {
+    let fail = |what: String| Error::failed(Some(disk), what);
+    files::inject(disk, conf).map_err(|e| fail(format!("writing os.conf into partition 1: {e}")))?;
+    let kvm = match req.accel {
+        Some(a) => a == Accel::Kvm,
+        None => qemu::kvm_works(),
+    };
+    let mut machine = qemu::Machine {
+        disk: disk.to_owned(),
+        macs: config.nics.iter().map(|n| n.mac).collect(),
+        kvm,
+        memory_mib: MEMORY_MIB,
+    };
+    let log = work.join("console.log");
+    let verbose = req.verbose;
+    // The kernel log repeats osconf's lines with a time stamp: each is shown once.
+    let mut last = String::new();
+    let mut show = |line: &str| {
+        let msg = line.find("osconf: ").map_or(line, |at| &line[at..]);
+        if (verbose || line.contains("osconf")) && msg != last {
+            say(format!("guest| {line}"));
+        }
+        msg.clone_into(&mut last);
+    };
+    let ended = loop {
+        say(format!(
+            "booting under qemu ({}), {} NIC(s) each alone on its hub, console in {}",
+            if machine.kvm { "KVM" } else { "TCG" },
+            machine.macs.len(),
+            log.display()
+        ));
+        match qemu::boot(&machine, &log, req.timeout, &mut show) {
+            Ok(e) => break e,
+            Err(qemu::BootError::NotInstalled) => return Err(not_installed()),
+            Err(qemu::BootError::Kvm(why)) if req.accel.is_none() => {
+                say(format!(
+                    "KVM failed before the guest printed anything ({why}); again under TCG"
+                ));
+                machine.kvm = false;
+            }
+            Err(qemu::BootError::Kvm(why) | qemu::BootError::Failed(why)) => return Err(fail(why)),
+        }
+    };
+    let image = files::Image::open(disk).map_err(fail)?;
+    let items = report::check(config, &ended, &image);
+    print(&report::text(&items))?;
+    let failed = items
+        .iter()
+        .filter(|i| i.verdict == crate::image::Verdict::Fail)
+        .count();
+    match failed {
+        0 => Ok(()),
+        n => Err(fail(format!(
+            "{n} of {} checks failed; the console is in {}",
+            items.len(),
+            log.display()
+        ))),
+    }
+}
+
+/// A fresh os.conf (see `conf`).
+fn generated() -> Result<String, Error> {
+    let mut r = [0u8; conf::RANDOM_BYTES];
+    rustix::rand::getrandom(&mut r, rustix::rand::GetRandomFlags::empty())
+        .map_err(|e| Error::failed(None, format!("getrandom: {e}")))?;
+    Ok(conf::generate(&r))
+}
+
+/// Writes a file only its owner reads (it holds a password).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(bytes)
+}

@@ -1,0 +1,383 @@
+//! Booting an image under qemu the way ECS starts an instance — the disk on virtio-blk, one virtio NIC
+//! per os.conf NIC with its MAC, no `-kernel` (the image's own boot loader must start it, as an
+//! uploaded image's does) — and following its serial console until osconf has reported.
+//!
+//! qemu is run, not linked: a PC emulator is no library, and image builders have it (or install it)
+//! already. It must never reach a network: each NIC sits alone on its own `-netdev hubport` hub
+//! (no user-mode networking, no tap), so the guest's packets go nowhere.
+
+use std::ffi::OsString;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::model::Mac;
+
+/// The emulator, found on `PATH`.
+pub const PROGRAM: &str = "qemu-system-x86_64";
+/// After osconf's last line, how long the console is still followed (the status record, the log).
+const GRACE: Duration = Duration::from_secs(2);
+/// How long qemu gets to exit after SIGTERM before SIGKILL.
+const TERM_WAIT: Duration = Duration::from_secs(10);
+
+/// How the guest is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    pub disk: PathBuf,
+    /// One NIC each; `None`: qemu's own MAC (os.conf gave none).
+    pub macs: Vec<Option<Mac>>,
+    pub kvm: bool,
+    pub memory_mib: u32,
+}
+
+/// qemu's arguments for `m`; the serial console on stdout.
+pub fn args(m: &Machine) -> Vec<OsString> {
+    let mut a: Vec<OsString> = [
+        "-nodefaults",
+        "-no-reboot",
+        "-display",
+        "none",
+        "-accel",
+        if m.kvm { "kvm" } else { "tcg" },
+        "-m",
+    ]
+    .map(OsString::from)
+    .into();
+    a.push(m.memory_mib.to_string().into());
+    // ECS instances: virtio disk and NICs.
+    let mut drive = OsString::from("file=");
+    // qemu's option syntax: a comma in a path is written twice.
+    drive.push(m.disk.as_os_str().to_string_lossy().replace(',', ",,"));
+    drive.push(",format=raw,if=none,id=disk,cache=writeback");
+    a.extend([
+        "-drive".into(),
+        drive,
+        "-device".into(),
+        "virtio-blk-pci,drive=disk".into(),
+        "-serial".into(),
+        "stdio".into(),
+    ]);
+    for (i, mac) in m.macs.iter().enumerate() {
+        let mac = mac.map(|m| format!(",mac={m}")).unwrap_or_default();
+        // One hub per NIC with nothing else on it; romfile= keeps SeaBIOS from trying a network boot.
+        a.extend([
+            "-netdev".into(),
+            format!("hubport,id=nic{i},hubid={i}").into(),
+            "-device".into(),
+            format!("virtio-net-pci,netdev=nic{i}{mac},romfile=").into(),
+        ]);
+    }
+    a
+}
+
+/// True when `/dev/kvm` opens read-write and answers with the stable API version (12), so that
+/// `-accel kvm` can start; otherwise the guest runs under TCG.
+pub fn kvm_works() -> bool {
+    let Ok(kvm) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    else {
+        return false;
+    };
+    // SAFETY: KVM_GET_API_VERSION takes no argument and returns an int.
+    unsafe { rustix::ioctl::ioctl(&kvm, ApiVersion) }.is_ok_and(|v| v == 12)
+}
+
+/// `KVM_GET_API_VERSION` (`_IO(0xAE, 0x00)`), whose result is the return value.
+struct ApiVersion;
+
+// SAFETY: no argument is passed, nothing in userspace is written; the output is the return value.
+unsafe impl rustix::ioctl::Ioctl for ApiVersion {
+    type Output = i32;
+    const IS_MUTATING: bool = false;
+    fn opcode(&self) -> rustix::ioctl::Opcode {
+        rustix::ioctl::opcode::none(0xAE, 0x00)
+    }
+    fn as_ptr(&mut self) -> *mut core::ffi::c_void {
+        std::ptr::null_mut()
+    }
+    unsafe fn output_from_ptr(
+        out: rustix::ioctl::IoctlOutput,
+        _: *mut core::ffi::c_void,
+    ) -> rustix::io::Result<i32> {
+        Ok(out)
+    }
+}
+
+/// How osconf's run ended, read from one console line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// No os.conf found: nothing done.
+    NothingToDo,
+    /// Invalid os.conf, or applying failed and was rolled back.
+    Failed,
+}
+
+/// osconf's last line of a run, as it reaches the console (its stderr, or the kernel log's copy
+/// with a time stamp, or journald's with the unit's name): `applied … with stack …`, `no os.conf
+/// found …; nothing to do`, or a failure ending in `nothing was changed` / `os.conf kept` (see
+/// `app::plan_or_apply` and `main`).
+pub fn outcome(line: &str) -> Option<Outcome> {
+    let at = line.find("osconf: ")?;
+    let msg = line[at + "osconf: ".len()..].trim_end();
+    if msg.starts_with("applied ") && msg.contains(" with stack ") {
+        Some(Outcome::Applied)
+    } else if msg.starts_with("no os.conf found") && msg.ends_with("nothing to do") {
+        Some(Outcome::NothingToDo)
+    } else if msg.ends_with("nothing was changed") || msg.ends_with("os.conf kept") {
+        Some(Outcome::Failed)
+    } else {
+        None
+    }
+}
+
+/// How the boot ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// osconf reported (its line), after this long; the guest was then stopped.
+    Reported(Outcome, String, Duration),
+    /// The guest powered off (or qemu exited) before osconf reported.
+    Exited(String),
+    /// osconf did not report within this; `silent` when the console showed nothing at all.
+    TimedOut { after: Duration, silent: bool },
+}
+
+/// Why the boot could not be followed.
+#[derive(Debug)]
+pub enum BootError {
+    NotInstalled,
+    /// KVM stopped the guest before it printed anything (an emulation failure, as nested KVM
+    /// gives in a boot loader's real-mode code): nothing ran, so TCG can start again.
+    Kvm(String),
+    Failed(String),
+}
+
+/// A line from qemu: the guest's console (stdout) or qemu's own messages (stderr).
+enum Event {
+    Console(String),
+    Qemu(String),
+}
+
+/// Boots `m`, copying every console line to `log` and handing each to `show`, until osconf has
+/// reported (then the guest is stopped), the guest powered off, or `timeout` passed.
+pub fn boot(
+    m: &Machine,
+    log: &Path,
+    timeout: Duration,
+    show: &mut dyn FnMut(&str),
+) -> Result<Ended, BootError> {
+    let mut log = std::fs::File::create(log)
+        .map_err(|e| BootError::Failed(format!("creating {}: {e}", log.display())))?;
+    let mut child = Command::new(PROGRAM)
+        .args(args(m))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => BootError::NotInstalled,
+            _ => BootError::Failed(format!("starting {PROGRAM}: {e}")),
+        })?;
+    let started = Instant::now();
+    let (tx, events) = mpsc::channel();
+    spawn_lines(child.stdout.take().expect("piped"), tx.clone(), Event::Console);
+    spawn_lines(child.stderr.take().expect("piped"), tx, Event::Qemu);
+    let (mut console, mut errors) = (0usize, Vec::new());
+    let mut reported: Option<(Outcome, String, Duration)> = None;
+    let mut deadline = started + timeout;
+    let ended = loop {
+        let now = Instant::now();
+        let event = match now < deadline {
+            true => events.recv_timeout(deadline - now),
+            false => Err(mpsc::RecvTimeoutError::Timeout),
+        };
+        match event {
+            Ok(Event::Console(line)) => {
+                console += 1;
+                let _ = writeln!(log, "{line}");
+                show(&line);
+                if reported.is_none()
+                    && let Some(o) = outcome(&line)
+                {
+                    reported = Some((o, line, started.elapsed()));
+                    deadline = Instant::now() + GRACE;
+                }
+            }
+            Ok(Event::Qemu(line)) => {
+                let failed = line.contains("KVM internal error");
+                // The hubs are meant to reach nothing: that warning is no news.
+                if !line.contains("is not connected to host network") {
+                    errors.push(line);
+                }
+                if failed && m.kvm && console == 0 {
+                    stop(&mut child);
+                    return Err(BootError::Kvm(line_of(&errors, "KVM")));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                break reported.take().map_or(
+                    Ended::TimedOut {
+                        after: timeout,
+                        silent: console == 0,
+                    },
+                    |(o, line, at)| Ended::Reported(o, line, at),
+                );
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break reported
+                    .take()
+                    .map_or(Ended::Exited(String::new()), |(o, line, at)| {
+                        Ended::Reported(o, line, at)
+                    });
+            }
+        }
+    };
+    let status = stop(&mut child);
+    let Ended::Exited(_) = ended else {
+        return Ok(ended);
+    };
+    let exited = match status {
+        Some(s) if s.success() => "the guest powered off".to_owned(),
+        Some(s) => format!("{PROGRAM} exited ({s})"),
+        None => format!("{PROGRAM} could not be waited for"),
+    };
+    let errors = errors.join("; ");
+    // qemu refusing its arguments or the image: no boot at all.
+    if console == 0 && status.is_some_and(|s| !s.success()) {
+        return Err(BootError::Failed(format!("{exited}: {errors}")));
+    }
+    Ok(Ended::Exited(match errors.as_str() {
+        "" => exited,
+        e => format!("{exited}: {e}"),
+    }))
+}
+
+/// The first of qemu's lines that mentions `what`.
+fn line_of(errors: &[String], what: &str) -> String {
+    errors
+        .iter()
+        .find(|l| l.contains(what))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Sends each line of `out` (control characters but tabs dropped) as `wrap(line)`, from a thread.
+fn spawn_lines(out: impl std::io::Read + Send + 'static, tx: mpsc::Sender<Event>, wrap: fn(String) -> Event) {
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut buf = Vec::new();
+        while r.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+            let line: String = String::from_utf8_lossy(&buf)
+                .chars()
+                .filter(|c| !c.is_control() || *c == '\t')
+                .collect();
+            buf.clear();
+            if tx.send(wrap(line)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Ends qemu: SIGTERM (it closes the disk image cleanly), SIGKILL if it is still there after
+/// [`TERM_WAIT`]. The guest's data that count were flushed by osconf before it reported.
+fn stop(child: &mut Child) -> Option<std::process::ExitStatus> {
+    if let Ok(Some(s)) = child.try_wait() {
+        return Some(s);
+    }
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    let until = Instant::now() + TERM_WAIT;
+    while Instant::now() < until {
+        match child.try_wait() {
+            Ok(Some(s)) => return Some(s),
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    child.wait().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_end_of_a_run_in_every_form_it_reaches_the_console() {
+        for (line, want) in [
+            (
+                "osconf: applied /boot/aliyun_custom_image/os.conf with stack busybox",
+                Some(Outcome::Applied),
+            ),
+            (
+                "[    5.2] osconf: applied /boot/aliyun_custom_image/os.conf with stack ifupdown",
+                Some(Outcome::Applied),
+            ),
+            (
+                "[  OK  ] osconf[212]: osconf: applied /b/os.conf with stack networkd\r",
+                Some(Outcome::Applied),
+            ),
+            (
+                "osconf: no os.conf found (looked at /boot/aliyun_custom_image/os.conf on partition 1); nothing to do",
+                Some(Outcome::NothingToDo),
+            ),
+            (
+                "osconf: /boot/aliyun_custom_image/os.conf: invalid (2 errors); nothing was changed",
+                Some(Outcome::Failed),
+            ),
+            (
+                "osconf: /boot/aliyun_custom_image/os.conf: not applied: every change was rolled back; os.conf kept",
+                Some(Outcome::Failed),
+            ),
+            (
+                "osconf: /b/os.conf: cannot plan: no NIC has MAC 02:00:00:00:00:01; nothing was changed, os.conf kept",
+                Some(Outcome::Failed),
+            ),
+            ("osconf: writing /etc/hostname", None),
+            (
+                "osconf: note: stack busybox detected: /sbin/ifup is busybox",
+                None,
+            ),
+            (
+                "osconf: /b/os.conf: line 3: eth0_netmask: \"1.2.3\" is not a netmask",
+                None,
+            ),
+            ("Welcome to Debian; nothing to do", None),
+        ] {
+            assert_eq!(outcome(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn each_nic_on_its_own_hub_and_no_kernel() {
+        let m = Machine {
+            disk: "/img/a,b.raw".into(),
+            macs: vec![Some(Mac([2, 0, 0, 0, 0, 1])), Some(Mac([2, 0, 0, 0, 0, 2]))],
+            kvm: false,
+            memory_mib: 1024,
+        };
+        let a: Vec<String> = args(&m).iter().map(|s| s.to_string_lossy().into()).collect();
+        let joined = a.join(" ");
+        assert!(joined.contains("-accel tcg -m 1024"), "{joined}");
+        assert!(joined.contains("file=/img/a,,b.raw,format=raw"), "{joined}");
+        assert!(joined.contains("-netdev hubport,id=nic0,hubid=0 -device virtio-net-pci,netdev=nic0,mac=02:00:00:00:00:01,romfile="));
+        assert!(joined.contains(
+            "-netdev hubport,id=nic1,hubid=1 -device virtio-net-pci,netdev=nic1,mac=02:00:00:00:00:02,"
+        ));
+        for never in ["-kernel", "user", "tap", "-nic"] {
+            assert!(
+                !a.iter()
+                    .any(|x| x == never || x.starts_with(&format!("{never},"))),
+                "{never}: {joined}"
+            );
+        }
+        assert_eq!(a.iter().filter(|x| *x == "-netdev").count(), 2);
+    }
+}

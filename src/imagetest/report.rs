@@ -1,0 +1,340 @@
+//! What took effect, read from the image after the boot, setting by setting: osconf's own report on
+//! the console, os.conf gone from partition 1, the host name, each NIC's address, gateway and routes
+//! and the name servers in the files the network stacks read, the root hash against os.conf's
+//! password. Reads the image only (through `files`); judges the files, not what osconf said it did.
+
+use std::fmt::Write as _;
+
+use super::files::Image;
+use super::qemu::{Ended, Outcome};
+use crate::image::{Item, Verdict};
+use crate::model::Config;
+use crate::render::common::shadow;
+
+/// Where os.conf is written, in partition 1.
+pub const OS_CONF: &str = "aliyun_custom_image/os.conf";
+
+/// Where the stacks osconf knows keep a NIC's configuration: files, then directories whose every file
+/// counts (ifupdown, ifcfg, SUSE, networkd, netplan, NetworkManager, OpenRC, FreeBSD, Slackware,
+/// OpenWrt).
+const NETWORK_FILES: &[&str] = &[
+    "etc/network/interfaces",
+    "etc/conf.d/net",
+    "etc/rc.conf",
+    "etc/rc.d/rc.inet1.conf",
+    "etc/config/network",
+];
+const NETWORK_DIRS: &[&str] = &[
+    "etc/network/interfaces.d",
+    "etc/sysconfig/network-scripts",
+    "etc/sysconfig/network",
+    "etc/systemd/network",
+    "etc/netplan",
+    "etc/NetworkManager/system-connections",
+];
+/// Where a host name is kept besides etc/hostname (SUSE, RHEL 6, FreeBSD, OpenWrt, Gentoo).
+const HOSTNAME_FILES: &[&str] = &[
+    "etc/HOSTNAME",
+    "etc/sysconfig/network",
+    "etc/rc.conf",
+    "etc/config/system",
+    "etc/conf.d/hostname",
+];
+
+fn item(key: &'static str, ok: bool, reason: impl Into<String>) -> Item {
+    Item {
+        key,
+        verdict: if ok { Verdict::Pass } else { Verdict::Fail },
+        reason: reason.into(),
+    }
+}
+
+/// The checks, in order; `ended` is how the boot ended.
+pub fn check(conf: &Config, ended: &Ended, image: &Image) -> Vec<Item> {
+    let mut items = vec![boot_item(ended)];
+    items.push(match image.read(1, OS_CONF) {
+        Ok(None) => item("os.conf", true, format!("removed from partition 1 ({OS_CONF})")),
+        Ok(Some(_)) => item(
+            "os.conf",
+            false,
+            format!("still on partition 1 ({OS_CONF}): osconf did not run or did not finish"),
+        ),
+        Err(e) => item("os.conf", false, format!("cannot read partition 1: {e}")),
+    });
+    let Some(root) = root_partition(image) else {
+        items.push(item(
+            "root",
+            false,
+            "no partition holds etc/shadow: the root partition was not found",
+        ));
+        return items;
+    };
+    let read = |path: &str| image.read(root, path).ok().flatten();
+    let text = |path: &str| read(path).map(|b| String::from_utf8_lossy(&b).into_owned());
+    if let Some(name) = &conf.hostname {
+        items.push(hostname_item(name, &text));
+    }
+    if let Some(pw) = &conf.password {
+        let hash = read("etc/shadow").and_then(|s| shadow::root_hash(&s).map(str::to_owned));
+        items.push(match hash {
+            Some(h) if shadow::is_hash_of(pw.expose(), &h) => item(
+                "password",
+                true,
+                format!("root's hash in etc/shadow (partition {root}) verifies os.conf's password"),
+            ),
+            Some(h) => item(
+                "password",
+                false,
+                format!(
+                    "root's hash in etc/shadow ({}) does not verify os.conf's password",
+                    scheme(&h)
+                ),
+            ),
+            None => item("password", false, "no root line in etc/shadow"),
+        });
+    }
+    let network = network_files(image, root);
+    for nic in &conf.nics {
+        items.push(nic_item(nic, &network));
+    }
+    if !conf.nameservers.is_empty() {
+        let mut places = network.clone();
+        places.extend(text("etc/resolv.conf").map(|t| ("etc/resolv.conf".to_owned(), t)));
+        let missing: Vec<String> = conf
+            .nameservers
+            .iter()
+            .map(ToString::to_string)
+            .filter(|ns| !places.iter().any(|(_, t)| has_token(t, ns)))
+            .collect();
+        let all = conf
+            .nameservers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
+        items.push(if missing.is_empty() {
+            let found = holders(&places, &conf.nameservers[0].to_string());
+            item("dns", true, format!("{all} in {found}"))
+        } else {
+            item(
+                "dns",
+                false,
+                format!(
+                    "{} in neither etc/resolv.conf nor a network file",
+                    missing.join(" ")
+                ),
+            )
+        });
+    }
+    items
+}
+
+fn boot_item(ended: &Ended) -> Item {
+    match ended {
+        Ended::Reported(Outcome::Applied, line, at) => item(
+            "boot",
+            true,
+            format!("osconf reported after {:.1} s: {}", at.as_secs_f64(), quote(line)),
+        ),
+        Ended::Reported(_, line, at) => item(
+            "boot",
+            false,
+            format!("osconf reported after {:.1} s: {}", at.as_secs_f64(), quote(line)),
+        ),
+        Ended::Exited(how) => item("boot", false, format!("{how} before osconf reported")),
+        Ended::TimedOut { after, silent: false } => item(
+            "boot",
+            false,
+            format!(
+                "osconf did not report within {} s (--timeout); the guest was stopped",
+                after.as_secs()
+            ),
+        ),
+        // What took effect is still read from the disk.
+        Ended::TimedOut { after, silent: true } => Item {
+            key: "boot",
+            verdict: Verdict::Warn,
+            reason: format!(
+                "the guest printed nothing on its serial console in {} s (no console=ttyS0 on its \
+                 kernel command line?); stopped at --timeout",
+                after.as_secs()
+            ),
+        },
+    }
+}
+
+/// osconf's line without what came before it on the console (a time stamp, a unit's name).
+fn quote(line: &str) -> &str {
+    line.find("osconf: ").map_or(line, |at| &line[at..])
+}
+
+/// The first partition (not 1, unless it is the only one) that holds etc/shadow.
+fn root_partition(image: &Image) -> Option<u32> {
+    let parts = image.partitions();
+    let mut order: Vec<u32> = parts.iter().copied().filter(|&n| n != 1).collect();
+    order.extend(parts.iter().copied().filter(|&n| n == 1));
+    order
+        .into_iter()
+        .find(|&n| matches!(image.read(n, "etc/shadow"), Ok(Some(_))))
+}
+
+fn hostname_item(name: &str, text: &dyn Fn(&str) -> Option<String>) -> Item {
+    let etc = text("etc/hostname");
+    let first = etc.as_deref().and_then(|t| t.lines().next()).unwrap_or("").trim();
+    if first == name {
+        return item("hostname", true, format!("{name} in etc/hostname"));
+    }
+    if let Some(path) = HOSTNAME_FILES
+        .iter()
+        .find(|p| text(p).is_some_and(|t| has_token(&t, name)))
+    {
+        return item("hostname", true, format!("{name} in {path}"));
+    }
+    let got = match etc {
+        Some(_) => format!("etc/hostname holds {first:?}"),
+        None => "there is no etc/hostname".to_owned(),
+    };
+    item(
+        "hostname",
+        false,
+        format!("{name} is in no host name file: {got}"),
+    )
+}
+
+/// (path, text) of every network configuration file in the root partition.
+fn network_files(image: &Image, root: u32) -> Vec<(String, String)> {
+    let mut paths: Vec<String> = NETWORK_FILES.iter().map(|p| (*p).to_owned()).collect();
+    for dir in NETWORK_DIRS {
+        if let Ok(Some(names)) = image.list(root, dir) {
+            paths.extend(names.into_iter().map(|n| format!("{dir}/{n}")));
+        }
+    }
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let bytes = image.read(root, &p).ok().flatten()?;
+            Some((p, String::from_utf8_lossy(&bytes).into_owned()))
+        })
+        .collect()
+}
+
+fn nic_item(nic: &crate::model::Nic, files: &[(String, String)]) -> Item {
+    let key = match nic.index {
+        0 => "eth0",
+        1 => "eth1",
+        _ => "nic",
+    };
+    let mut wanted = vec![("address", nic.address.to_string())];
+    wanted.extend(nic.gateway.map(|g| ("gateway", g.to_string())));
+    wanted.extend(nic.default_gateway.map(|g| ("default route via", g.to_string())));
+    wanted.extend(nic.routes.iter().map(|r| ("route to", r.dest.addr.to_string())));
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|(_, v)| !files.iter().any(|(_, t)| has_token(t, v)))
+        .map(|(what, v)| format!("{what} {v}"))
+        .collect();
+    let name = nic.name();
+    let mac = nic.mac.map(|m| format!(" (MAC {m})")).unwrap_or_default();
+    if missing.is_empty() {
+        let found = holders(files, &nic.address.to_string());
+        let what: Vec<String> = wanted.iter().map(|(w, v)| format!("{w} {v}")).collect();
+        item(key, true, format!("{name}{mac}: {} in {found}", what.join(", ")))
+    } else {
+        let looked = if files.is_empty() {
+            "there is no network configuration file".to_owned()
+        } else {
+            format!(
+                "looked in {}",
+                files
+                    .iter()
+                    .map(|(p, _)| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        item(
+            key,
+            false,
+            format!(
+                "{name}{mac}: {} in no network file ({looked})",
+                missing.join(", ")
+            ),
+        )
+    }
+}
+
+/// The files holding `token`, for the report.
+fn holders(files: &[(String, String)], token: &str) -> String {
+    let found: Vec<&str> = files
+        .iter()
+        .filter(|(_, t)| has_token(t, token))
+        .map(|(p, _)| p.as_str())
+        .collect();
+    found.join(", ")
+}
+
+/// `word` in `text` as a whole token: `10.0.0.1` is not found in `10.0.0.12` nor `110.0.0.1`.
+fn has_token(text: &str, word: &str) -> bool {
+    let part = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_';
+    text.match_indices(word).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let mut after = text[at + word.len()..].chars();
+        let end = match after.next() {
+            None => true,
+            // A dot then no letter or digit ends a sentence or a name, not a longer address.
+            Some('.') => !after.next().is_some_and(|d| d.is_ascii_alphanumeric()),
+            Some(c) => !part(c),
+        };
+        !before.is_some_and(part) && end
+    })
+}
+
+/// `$6$` (SHA-512 crypt), `!`/`*` (locked): what a hash is, without its value.
+fn scheme(hash: &str) -> String {
+    match hash {
+        "" => "empty".to_owned(),
+        h if h.starts_with('!') || h.starts_with('*') => format!("{:?}: locked", &h[..1]),
+        h if h.starts_with('$') => format!("${}$…", h.split('$').nth(1).unwrap_or("")),
+        _ => "DES or unknown".to_owned(),
+    }
+}
+
+/// The report as text: one line per check.
+pub fn text(items: &[Item]) -> String {
+    let mut out = String::new();
+    for i in items {
+        let _ = writeln!(out, "{:<5} {}: {}", i.verdict.name(), i.key, i.reason);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_whole_addresses() {
+        for (text, word, want) in [
+            ("address 10.0.0.1/24", "10.0.0.1", true),
+            ("Address=10.0.0.1\n", "10.0.0.1", true),
+            ("IPADDR=\"10.0.0.1\"", "10.0.0.1", true),
+            ("- 10.0.0.1/24", "10.0.0.1", true),
+            ("nameserver 10.0.0.1.", "10.0.0.1", true),
+            ("address 10.0.0.12", "10.0.0.1", false),
+            ("address 110.0.0.1", "10.0.0.1", false),
+            ("address 10.0.0.1.5", "10.0.0.1", false),
+            ("host-a", "host", false),
+            ("HOSTNAME=host", "host", true),
+        ] {
+            assert_eq!(has_token(text, word), want, "{word} in {text:?}");
+        }
+    }
+
+    #[test]
+    fn a_hash_is_named_by_its_scheme_only() {
+        assert_eq!(scheme("$6$abc$def"), "$6$…");
+        assert_eq!(scheme("!$6$abc$def"), "\"!\": locked");
+        assert_eq!(scheme("*"), "\"*\": locked");
+        assert_eq!(scheme(""), "empty");
+    }
+}
