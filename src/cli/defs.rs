@@ -434,8 +434,8 @@ pub static COMMANDS: &[CommandDef] = &[
                   and report what osconf configured, before uploading it",
         operands: &[
             Operand {
-                name: "check",
-                help: "the action: check or test",
+                name: "ACTION",
+                help: "check (the import requirements) or test (a boot under qemu)",
                 complete: Complete::Words(IMAGE_ACTIONS),
             },
             Operand {

@@ -171,7 +171,7 @@ fn boot_and_report(
             machine.macs.len(),
             log.display()
         ));
-        match qemu::boot(&machine, &log, req.timeout, &mut show) {
+        match qemu::boot(&machine, &log, &work.join("qemu.log"), req.timeout, &mut show) {
             Ok(e) => break e,
             Err(qemu::BootError::NotInstalled) => return Err(not_installed()),
             Err(qemu::BootError::Kvm(why)) if req.accel.is_none() => {

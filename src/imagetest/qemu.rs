@@ -7,10 +7,9 @@
 //! (no user-mode networking, no tap), so the guest's packets go nowhere.
 
 use std::ffi::OsString;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::model::Mac;
@@ -156,86 +155,83 @@ pub enum BootError {
     Failed(String),
 }
 
-/// A line from qemu: the guest's console (stdout) or qemu's own messages (stderr).
-enum Event {
-    Console(String),
-    Qemu(String),
-}
+/// How often the console and qemu's messages are looked at.
+const POLL: Duration = Duration::from_millis(100);
 
-/// Boots `m`, copying every console line to `log` and handing each to `show`, until osconf has
-/// reported (then the guest is stopped), the guest powered off, or `timeout` passed.
+/// Boots `m` until osconf has reported (then the guest is stopped), the guest powered off, or
+/// `timeout` passed. qemu writes the console to `log` and its own messages to `messages`; both
+/// are followed as they grow, each new console line handed to `show`. (Files, not pipes: the copy
+/// is kept by construction, and following two files needs no thread.)
 pub fn boot(
     m: &Machine,
     log: &Path,
+    messages: &Path,
     timeout: Duration,
     show: &mut dyn FnMut(&str),
 ) -> Result<Ended, BootError> {
-    let mut log = std::fs::File::create(log)
-        .map_err(|e| BootError::Failed(format!("creating {}: {e}", log.display())))?;
+    let create = |p: &Path| {
+        std::fs::File::create(p).map_err(|e| BootError::Failed(format!("creating {}: {e}", p.display())))
+    };
+    let (console_file, messages_file) = (create(log)?, create(messages)?);
     let mut child = Command::new(PROGRAM)
         .args(args(m))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(
+            console_file
+                .try_clone()
+                .map_err(|e| BootError::Failed(e.to_string()))?,
+        )
+        .stderr(
+            messages_file
+                .try_clone()
+                .map_err(|e| BootError::Failed(e.to_string()))?,
+        )
         .spawn()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => BootError::NotInstalled,
             _ => BootError::Failed(format!("starting {PROGRAM}: {e}")),
         })?;
     let started = Instant::now();
-    let (tx, events) = mpsc::channel();
-    spawn_lines(child.stdout.take().expect("piped"), tx.clone(), Event::Console);
-    spawn_lines(child.stderr.take().expect("piped"), tx, Event::Qemu);
-    let (mut console, mut errors) = (0usize, Vec::new());
+    let (mut console, mut qemu) = (Tail::open(log)?, Tail::open(messages)?);
+    let (mut lines, mut errors) = (0usize, Vec::new());
     let mut reported: Option<(Outcome, String, Duration)> = None;
     let mut deadline = started + timeout;
     let ended = loop {
-        let now = Instant::now();
-        let event = match now < deadline {
-            true => events.recv_timeout(deadline - now),
-            false => Err(mpsc::RecvTimeoutError::Timeout),
-        };
-        match event {
-            Ok(Event::Console(line)) => {
-                console += 1;
-                let _ = writeln!(log, "{line}");
-                show(&line);
-                if reported.is_none()
-                    && let Some(o) = outcome(&line)
-                {
-                    reported = Some((o, line, started.elapsed()));
-                    deadline = Instant::now() + GRACE;
-                }
-            }
-            Ok(Event::Qemu(line)) => {
-                let failed = line.contains("KVM internal error");
-                // The hubs are meant to reach nothing: that warning is no news.
-                if !line.contains("is not connected to host network") {
-                    errors.push(line);
-                }
-                if failed && m.kvm && console == 0 {
-                    stop(&mut child);
-                    return Err(BootError::Kvm(line_of(&errors, "KVM")));
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                break reported.take().map_or(
-                    Ended::TimedOut {
-                        after: timeout,
-                        silent: console == 0,
-                    },
-                    |(o, line, at)| Ended::Reported(o, line, at),
-                );
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                break reported
-                    .take()
-                    .map_or(Ended::Exited(String::new()), |(o, line, at)| {
-                        Ended::Reported(o, line, at)
-                    });
+        // Read after asking whether qemu is gone, so that its last lines are not missed.
+        let exited = child.try_wait().ok().flatten();
+        for line in console.lines() {
+            lines += 1;
+            show(&line);
+            if reported.is_none()
+                && let Some(o) = outcome(&line)
+            {
+                reported = Some((o, line, started.elapsed()));
+                deadline = Instant::now() + GRACE;
             }
         }
+        for line in qemu.lines() {
+            let kvm_failed = line.contains("KVM internal error");
+            // The hubs are meant to reach nothing: that warning is no news.
+            if !line.contains("is not connected to host network") {
+                errors.push(line);
+            }
+            if kvm_failed && m.kvm && lines == 0 {
+                stop(&mut child);
+                return Err(BootError::Kvm(line_of(&errors, "KVM")));
+            }
+        }
+        let timed_out = Instant::now() >= deadline;
+        if exited.is_some() || timed_out {
+            break match reported.take() {
+                Some((o, line, at)) => Ended::Reported(o, line, at),
+                None if exited.is_some() => Ended::Exited(String::new()),
+                None => Ended::TimedOut {
+                    after: timeout,
+                    silent: lines == 0,
+                },
+            };
+        }
+        std::thread::sleep(POLL);
     };
     let status = stop(&mut child);
     let Ended::Exited(_) = ended else {
@@ -248,7 +244,7 @@ pub fn boot(
     };
     let errors = errors.join("; ");
     // qemu refusing its arguments or the image: no boot at all.
-    if console == 0 && status.is_some_and(|s| !s.success()) {
+    if lines == 0 && status.is_some_and(|s| !s.success()) {
         return Err(BootError::Failed(format!("{exited}: {errors}")));
     }
     Ok(Ended::Exited(match errors.as_str() {
@@ -266,22 +262,39 @@ fn line_of(errors: &[String], what: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Sends each line of `out` (control characters but tabs dropped) as `wrap(line)`, from a thread.
-fn spawn_lines(out: impl std::io::Read + Send + 'static, tx: mpsc::Sender<Event>, wrap: fn(String) -> Event) {
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(out);
-        let mut buf = Vec::new();
-        while r.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
-            let line: String = String::from_utf8_lossy(&buf)
-                .chars()
-                .filter(|c| !c.is_control() || *c == '\t')
-                .collect();
-            buf.clear();
-            if tx.send(wrap(line)).is_err() {
-                break;
-            }
-        }
-    });
+/// A file another process appends to, read line by line as it grows.
+struct Tail {
+    file: std::fs::File,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    fn open(path: &Path) -> Result<Tail, BootError> {
+        let file =
+            std::fs::File::open(path).map_err(|e| BootError::Failed(format!("{}: {e}", path.display())))?;
+        Ok(Tail {
+            file,
+            partial: Vec::new(),
+        })
+    }
+
+    /// The complete lines written since the last call, control characters but tabs dropped.
+    fn lines(&mut self) -> Vec<String> {
+        let _ = self.file.read_to_end(&mut self.partial);
+        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return Vec::new();
+        };
+        let done: Vec<u8> = self.partial.drain(..=end).collect();
+        done[..end]
+            .split(|&b| b == b'\n')
+            .map(|l| {
+                String::from_utf8_lossy(l)
+                    .chars()
+                    .filter(|c| !c.is_control() || *c == '\t')
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 /// Ends qemu: SIGTERM (it closes the disk image cleanly), SIGKILL if it is still there after
@@ -308,6 +321,7 @@ fn stop(child: &mut Child) -> Option<std::process::ExitStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write as _;
 
     #[test]
     fn the_end_of_a_run_in_every_form_it_reaches_the_console() {
@@ -353,6 +367,19 @@ mod tests {
         ] {
             assert_eq!(outcome(line), want, "{line}");
         }
+    }
+
+    #[test]
+    fn a_growing_file_is_read_in_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.log");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let mut tail = Tail::open(&path).unwrap();
+        assert!(tail.lines().is_empty());
+        f.write_all(b"one\r\n\x1b[0mtw").unwrap();
+        assert_eq!(tail.lines(), ["one"]);
+        f.write_all(b"o\n\nthree\n").unwrap();
+        assert_eq!(tail.lines(), ["[0mtwo", "", "three"]);
     }
 
     #[test]

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""`osconf image test` on images that boot by themselves (SeaBIOS -> syslinux on a bootable FAT32
+partition 1 -> the Debian kernel), built as tests/e2e builds its `syslinux` setup:
+
+  1. osconf installed, a generated os.conf: exit 0, every check passes, the user's image unchanged,
+     and what the report says is read back independently (perl's crypt, debugfs, mtools);
+  2. the same image, --os-conf given, --in-place: exit 0, the image itself configured;
+  3. an image without osconf (its init powers off after booting): exit 1, os.conf not removed;
+  4. qemu not on PATH: exit 3.
+
+Usage: tests/e2e/run-image-test   (as root; CI=true turns skips into failures)
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import assertions  # noqa: E402
+import e2e  # noqa: E402
+import setups  # noqa: E402
+
+# What boots in the guest of the image without osconf instead of e2e's report: power off at once.
+POWEROFF = "#!/bin/sh\nsleep 1\npoweroff\n"
+# Under TCG the syslinux image reports in about 15 s; this leaves room on a loaded machine.
+TIMEOUT = "240"
+
+
+def build(setup, cache, work, with_osconf):
+    """A raw image of `setup` (p1 holding aliyun_custom_image/ but no os.conf) and its path."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    kernel = cache.kernel()
+    root, p1 = work / "root", work / "p1"
+    setups.busybox_root(root)
+    p1.mkdir()
+    if with_osconf:
+        setups.prepare_root(setup, root, p1, kernel, e2e.REPO, e2e.HERE)
+    else:
+        install = setups.install_osconf
+        setups.install_osconf = lambda *_: None
+        try:
+            setups.prepare_root(setup, root, p1, kernel, e2e.REPO, e2e.HERE)
+        finally:
+            setups.install_osconf = install
+    # Nobody reads e2e's second serial port here: once booted, the guest powers off.
+    setups.write(root, "/usr/local/sbin/e2e-report", POWEROFF, 0o755)
+    (p1 / "aliyun_custom_image").mkdir(exist_ok=True)
+    shutil.copy(kernel[0], p1 / "vmlinuz")
+    shutil.copy(kernel[1], p1 / "initrd.img")
+    (p1 / "syslinux.cfg").write_text("DEFAULT linux\nTIMEOUT 0\nLABEL linux\n  KERNEL /vmlinuz\n"
+                                     "  INITRD /initrd.img\n  APPEND console=ttyS0 panic=-1\n")
+    disk = e2e.Disk(work / "disk.raw", setup)
+    disk.build(root, p1)
+    shutil.rmtree(root)
+    return disk
+
+
+def image_test(binary, disk, *args, env=None):
+    cmd = [str(binary), "image", "test", str(disk.path), "--timeout", TIMEOUT, "--accel", "tcg", *args]
+    e2e.log(" ".join(cmd[1:]))
+    started = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    e2e.log(f"exit {p.returncode} after {time.monotonic() - started:.0f} s")
+    return p
+
+
+def fingerprint(path: Path):
+    """mtime, size and the hash of the first 66 MiB (the table and partition 1) of an image."""
+    st = path.stat()
+    with open(path, "rb") as f:
+        head = hashlib.sha256(f.read(e2e.P2_START + e2e.MIB)).hexdigest()
+    return st.st_mtime_ns, st.st_size, head
+
+
+def main():
+    e2e.prerequisites()
+    binary = setups.osconf_binary(e2e.REPO)
+    os.environ["OSCONF_E2E_BINARY"] = str(binary)
+    setup = next(s for s in setups.SETUPS if s.name == "syslinux")
+    cache = e2e.Cache(e2e.REPO / "target/e2e-cache")
+    base = e2e.REPO / "target/e2e-run/image-test"
+    fails = []
+
+    def expect(cond, what, p):
+        if not cond:
+            fails.append(f"{what}\n--- stdout:\n{p.stdout}--- stderr:\n{p.stderr[-4000:]}")
+        return cond
+
+    good = build(setup, cache, base / "osconf", True)
+    before = fingerprint(good.path)
+    work = base / "osconf/work"
+    p = image_test(binary, good, "--work", str(work), "--keep")
+    if expect(p.returncode == 0, "1: image test of an image with osconf should exit 0", p):
+        for key in ["boot", "os.conf", "hostname", "password", "eth0", "dns"]:
+            expect(f"pass  {key}: " in p.stdout, f"1: {key} should pass", p)
+        expect("fail " not in p.stdout, "1: nothing should fail", p)
+        expect(fingerprint(good.path) == before, "1: the user's image must not change", p)
+        expect((work / "console.log").stat().st_size > 0, "1: the console is kept in console.log", p)
+        expect((work / "os.conf").stat().st_mode & 0o077 == 0, "1: the generated os.conf is private", p)
+        # What the report claims, read back with other tools.
+        exp = assertions.Expected.parse((work / "os.conf").read_text())
+        scratch = e2e.Disk(work / "disk.raw", setup)
+        shadow = scratch.root_file("/etc/shadow")
+        root_hash = next(line.split(":")[1] for line in shadow.splitlines() if line.startswith("root:"))
+        expect(setups.crypt(exp.password, root_hash) == root_hash, "1: perl's crypt verifies the hash", p)
+        expect(scratch.root_file("/etc/hostname").strip() == exp.hostname, "1: etc/hostname", p)
+        expect("os.conf" not in scratch.p1_listing(), "1: mdir shows os.conf gone", p)
+        interfaces = scratch.root_file("/etc/network/interfaces")
+        for nic in exp.nics.values():
+            expect(nic.address.split("/")[0] in interfaces, f"1: {nic.address} in interfaces", p)
+    conf = base / "vpc.conf"
+    conf.write_text(setups.VPC[0])
+    p = image_test(binary, good, "--os-conf", str(conf), "--in-place", "--work", str(base / "osconf/work2"))
+    if expect(p.returncode == 0, "2: image test --in-place --os-conf should exit 0", p):
+        expect("pass  hostname: iZe2eVpcA in etc/hostname" in p.stdout, "2: the given os.conf's host name", p)
+        expect(good.root_file("/etc/hostname").strip() == "iZe2eVpcA", "2: --in-place configured DISK", p)
+        expect(not (base / "osconf/work2/disk.raw").exists(), "2: no scratch copy with --in-place", p)
+
+    bad = build(setup, cache, base / "no-osconf", False)
+    p = image_test(binary, bad, "--work", str(base / "no-osconf/work"))
+    if expect(p.returncode == 1, "3: image test of an image without osconf should exit 1", p):
+        expect("fail  os.conf: still on partition 1" in p.stdout, "3: os.conf not removed", p)
+        expect("fail  boot: the guest powered off before osconf reported" in p.stdout, "3: boot", p)
+        expect(not (base / "no-osconf/work/disk.raw").exists(), "3: the scratch copy is removed", p)
+
+    empty = base / "empty-path"
+    empty.mkdir(exist_ok=True)
+    p = image_test(binary, bad, env={**os.environ, "PATH": str(empty)})
+    expect(p.returncode == 3 and "qemu-system-x86_64 is not installed" in p.stderr, "4: no qemu: exit 3", p)
+
+    shutil.rmtree(base, ignore_errors=True)
+    for f in fails:
+        print("FAIL " + f.replace("\n", "\n    "))
+    print(f"image test: {'0 passed, 1 failed' if fails else '1 passed, 0 failed'}")
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
