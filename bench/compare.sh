@@ -20,6 +20,10 @@
 #               (the same network configuration) into a fresh directory, -O sysconfig|eni|netplan|networkd
 #   no-op       a static `int main(void){return 0;}`: the floor, what creating a process costs here
 # Each run is checked afterwards (untimed): os.conf consumed, the sample's addresses and routes written.
+# The boot rows are not measured here: they are read from the last tests/e2e run (target/e2e-run/
+# timings.txt, or $OSCONF_E2E_TIMINGS): osconf.service's own time in each e2e image booted under qemu,
+# with os.conf (boots 1 and 3) and without (boot 2); busybox images, which have no systemd, the span
+# of osconf's lines in the kernel log.
 # cloud-init and the venv are kept in <target>/bench-cloud-init/ between runs.
 #
 # It prints the table, the exact commands, the sizes, the machine and its load, and whether the targets
@@ -155,8 +159,10 @@ echo "  sizes:      osconf $(stat -c %s "$osconf") bytes (static, no dependencie
     "vendor script $(stat -c %s "$scratch/vendor.orig.sh") bytes + bash $(stat -c %s "$bash") bytes + the tools it runs;"
 echo "              cloud-init $(du -sb "$ci_path/cloudinit" | cut -f1) bytes of Python + its PyPI dependencies" \
     "$(du -sb "$ci_home"/venv/lib/python3*/site-packages | cut -f1) bytes + python3 $(stat -c %s "$py_bin") bytes and its standard library"
+timings=${OSCONF_E2E_TIMINGS:-target/e2e-run/timings.txt}
+echo "  boot rows:  read from $timings$([[ -f $timings ]] && echo " ($(date -u -r "$timings" '+%Y-%m-%d %H:%M UTC'), bash tests/e2e/run, qemu TCG)")"
 echo
-python3 - "$results" <<'EOF'
+python3 - "$results" "$timings" <<'EOF'
 import math, statistics, sys
 
 runs = {}
@@ -189,6 +195,21 @@ for m in media:
                           o[2], v[2] if v else "-", c[2]))
     floor = fig(m, "no-op", "-")
     print(f"{m:<6} no-op floor (process creation): {floor[0]:.2f} ms median, {floor[2]} KiB")
+boots = {}
+try:
+    for line in open(sys.argv[2]):
+        f = line.split()
+        if len(f) >= 7 and f[1].isdigit() and f[-1].endswith("s"):
+            boots.setdefault(f[0], {}).setdefault(f[2] == "yes", []).append(float(f[-1][:-1]) * 1000)
+except OSError:
+    pass
+if boots:
+    for setup, by in boots.items():
+        cell = lambda ms: f"{statistics.median(ms):.0f}" if ms else "-"
+        print(f"boot   {setup:<19} osconf.service ms, with os.conf {cell(by.get(True, [])):>6}, "
+              f"without {cell(by.get(False, [])):>5}   (qemu TCG guest, tests/e2e)")
+else:
+    print("boot   no figures: run bash tests/e2e/run first (it writes target/e2e-run/timings.txt)")
 print()
 print("targets:")
 for ok, text in (
