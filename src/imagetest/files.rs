@@ -175,7 +175,7 @@ struct Scratch(PathBuf);
 impl Scratch {
     fn new() -> Result<Scratch, String> {
         let mut r = [0u8; 8];
-        rustix::rand::getrandom(&mut r, rustix::rand::GetRandomFlags::empty()).map_err(|e| e.to_string())?;
+        crate::random::fill(&mut r)?;
         let name: String = r.iter().map(|b| format!("{b:02x}")).collect();
         let dir = std::env::temp_dir().join(format!("osconf-image-test.{name}"));
         std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

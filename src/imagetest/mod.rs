@@ -203,8 +203,7 @@ fn boot_and_report(
 /// A fresh os.conf (see `conf`).
 fn generated() -> Result<String, Error> {
     let mut r = [0u8; conf::RANDOM_BYTES];
-    rustix::rand::getrandom(&mut r, rustix::rand::GetRandomFlags::empty())
-        .map_err(|e| Error::failed(None, format!("getrandom: {e}")))?;
+    crate::random::fill(&mut r).map_err(|e| Error::failed(None, e))?;
     Ok(conf::generate(&r))
 }
 
