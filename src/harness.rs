@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::disk;
 use crate::model::{self, Config};
 use crate::plan::{self, Env};
 use crate::reader;
@@ -74,6 +75,55 @@ pub fn glob(data: &[u8]) {
         let (_, steps) = glob::matches_counting(pattern, name, path);
         let bound = (pattern.len() + 1) * (name.len() + 1);
         assert!(steps <= bound, "{steps} steps > {bound}");
+    }
+}
+
+/// Disk image bytes → partition table → each filesystem's files, read as `image check` reads
+/// them: every directory listed (a bounded walk), every file, link and path read. Never a panic;
+/// what `read_file` returns is as long as the file's size and never over its bound.
+pub fn disk(data: &[u8]) {
+    let mut cursor = std::io::Cursor::new(data);
+    let offsets: Vec<u64> = match disk::table::read(&mut cursor) {
+        Ok(Some(t)) => t.partitions.iter().take(4).map(|p| t.offset(p)).collect(),
+        _ => vec![0],
+    };
+    for offset in offsets {
+        let Ok(mut v) = disk::Volume::open(std::io::Cursor::new(data), offset) else {
+            continue;
+        };
+        for path in [
+            "etc/os-release",
+            "/../../etc/shadow",
+            "d/rel",
+            "d/etclink/ssh",
+            "loop",
+        ] {
+            let _ = v.read_file(path);
+            let _ = v.read_link(path);
+        }
+        let mut todo = vec![String::from("/")];
+        let mut budget = 256;
+        while let Some(dir) = todo.pop() {
+            let Ok(Some(entries)) = v.list_dir(&dir) else {
+                continue;
+            };
+            for e in entries {
+                budget -= 1;
+                if budget == 0 {
+                    return;
+                }
+                let path = format!("{}/{}", dir.trim_end_matches('/'), e.name);
+                match e.file_type {
+                    disk::FileType::Dir => todo.push(path),
+                    _ => {
+                        if let (Ok(Some(bytes)), Ok(Some(meta))) = (v.read_file(&path), v.metadata(&path)) {
+                            assert_eq!(bytes.len() as u64, meta.size, "{path}");
+                            assert!(meta.size <= disk::tree::MAX_FILE);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

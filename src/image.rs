@@ -168,21 +168,28 @@ fn custom_dir(f: &mut File, offset: u64, kind: &Kind) -> std::io::Result<Item> {
             ),
         ));
     }
-    let dirs = fat::root_dirs(f, offset)?.unwrap_or_default();
+    let dirs = disk::Volume::open(&mut *f, offset)?
+        .list_dir("/")?
+        .unwrap_or_default();
     // FAT names are case-insensitive.
-    Ok(if dirs.iter().any(|d| d.eq_ignore_ascii_case(CUSTOM_DIR)) {
-        item(
-            "custom-dir",
-            Verdict::Pass,
-            format!("{CUSTOM_DIR}/ is at the root of partition 1"),
-        )
-    } else {
-        item(
-            "custom-dir",
-            Verdict::Fail,
-            format!("no {CUSTOM_DIR}/ at the root of partition 1 (osconf install creates it)"),
-        )
-    })
+    Ok(
+        if dirs
+            .iter()
+            .any(|d| d.file_type == disk::FileType::Dir && d.name.eq_ignore_ascii_case(CUSTOM_DIR))
+        {
+            item(
+                "custom-dir",
+                Verdict::Pass,
+                format!("{CUSTOM_DIR}/ is at the root of partition 1"),
+            )
+        } else {
+            item(
+                "custom-dir",
+                Verdict::Fail,
+                format!("no {CUSTOM_DIR}/ at the root of partition 1 (osconf install creates it)"),
+            )
+        },
+    )
 }
 
 /// `bytes` in GiB with two decimals, rounded half up; in integers, since formatting an `f64` costs

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 mod common;
-use common::real::{cannot_run, is_program, run};
+use common::real::{have_tools, run};
 use osconf::disk::{self, Filesystem, Kind, TableKind};
 
 const TOOLS: [&str; 7] = [
@@ -23,16 +23,7 @@ const TOOLS: [&str; 7] = [
 ];
 
 fn tools(test: &str) -> bool {
-    match TOOLS
-        .iter()
-        .find(|t| !is_program(t) && !Path::new("/sbin").join(t).exists())
-    {
-        Some(t) => {
-            cannot_run(test, &format!("{t} is not installed (.ci/packages.txt lists it)"));
-            false
-        }
-        None => true,
-    }
+    have_tools(test, &TOOLS)
 }
 
 /// `blkid -p -o export` of the region at `offset` of `file`: KEY → value.

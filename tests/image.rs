@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 mod common;
-use common::real::{cannot_run, is_program, run};
+use common::real::{have_tools, run};
 use serde_json::Value;
 
 const TOOLS: [&str; 7] = [
@@ -22,16 +22,7 @@ const TOOLS: [&str; 7] = [
 ];
 
 fn tools(test: &str) -> bool {
-    match TOOLS
-        .iter()
-        .find(|t| !is_program(t) && !Path::new("/sbin").join(t).exists())
-    {
-        Some(t) => {
-            cannot_run(test, &format!("{t} is not installed"));
-            false
-        }
-        None => true,
-    }
+    have_tools(test, &TOOLS)
 }
 
 /// A sparse disk of `size` with a `label` (dos or gpt) table whose partition 1 (at 1 MiB, 64 MiB)

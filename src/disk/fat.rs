@@ -10,14 +10,10 @@ use super::{Filesystem, Kind, le16, le32, read_at};
 const FAT12_MAX: u32 = 0xFF4;
 const FAT16_MAX: u32 = 0xFFF4;
 const FAT32_MAX: u32 = 0x0FFF_FFF6;
-const ATTR_VOLUME_ID: u8 = 0x08;
-const ATTR_DIR: u8 = 0x10;
-const ATTR_LONG_NAME: u8 = 0x0F;
+pub(crate) const ATTR_VOLUME_ID: u8 = 0x08;
+pub(crate) const ATTR_DIR: u8 = 0x10;
+pub(crate) const ATTR_LONG_NAME: u8 = 0x0F;
 const NO_NAME: &[u8; 11] = b"NO NAME    ";
-/// Clusters of a FAT32 root directory followed at most, as libblkid does.
-const MAX_ROOT_CLUSTERS: u32 = 99;
-/// The largest root directory cluster read: 128 sectors of 4096 bytes.
-const MAX_CLUSTER_BYTES: u64 = 512 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -36,14 +32,23 @@ impl Version {
     }
 }
 
-/// The geometry of a boot sector that passed the checks.
-struct Geometry {
-    sector_size: u64,
-    cluster_sectors: u64,
-    reserved: u64,
-    /// Sectors of all FATs together.
-    fats_sectors: u64,
-    clusters: u32,
+/// The geometry of a boot sector that passed the checks, in bytes from the filesystem's start.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Geometry {
+    pub version: Version,
+    pub sector_size: u64,
+    pub cluster_bytes: u64,
+    /// The first FAT.
+    pub fat_start: u64,
+    pub fat_bytes: u64,
+    /// FAT12/16's fixed root directory and its entries (FAT32: 0).
+    pub root_start: u64,
+    pub root_entries: u64,
+    pub data_start: u64,
+    /// Data clusters: cluster numbers 2..clusters + 2 are valid.
+    pub clusters: u32,
+    /// FAT32's root directory cluster.
+    pub root_cluster: u32,
 }
 
 /// The FAT filesystem at `offset`, if its boot sector is one (the same checks libblkid makes).
@@ -55,21 +60,16 @@ pub fn probe<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Filesy
     let Some(geo) = geometry(&bs) else {
         return Ok(None);
     };
-    let (version, serial_at, boot_label_at) = if le16(&bs, 0x16) != 0 {
-        let version = if geo.clusters < FAT12_MAX {
-            Version::Fat12
-        } else {
-            Version::Fat16
-        };
-        (version, 0x27, 0x2B)
+    let (serial_at, boot_label_at) = if geo.version != Version::Fat32 {
+        (0x27, 0x2B)
     } else {
         if !fsinfo_ok(r, offset, &bs, geo.sector_size)? {
             return Ok(None);
         }
-        (Version::Fat32, 0x43, 0x47)
+        (0x43, 0x47)
     };
     let mut dir_label = None;
-    each_root_entry(r, offset, &bs, &geo, &mut |e| {
+    super::fatdir::Fat::new(&mut *r, offset, geo).each_root_entry(&mut |e| {
         let in_use = e[0] != 0xE5 && le16(e, 20) == 0 && le16(e, 26) == 0;
         let attr = e[11];
         let is_label =
@@ -91,7 +91,7 @@ pub fn probe<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Filesy
     };
     let s = &bs[serial_at..serial_at + 4];
     Ok(Some(Filesystem {
-        kind: Kind::Fat(version),
+        kind: Kind::Fat(geo.version),
         uuid: Some(format!("{:02X}{:02X}-{:02X}{:02X}", s[3], s[2], s[1], s[0])),
         label,
         block_size: Some(geo.sector_size as u32),
@@ -100,7 +100,7 @@ pub fn probe<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Filesy
 
 /// libblkid's checks: a FAT signature (or a jump instruction or 0x55AA with a boot sector that
 /// is not JFS's or HPFS's look-alike), sane counts, and a cluster count the FAT type can address.
-fn geometry(bs: &[u8; 512]) -> Option<Geometry> {
+pub(crate) fn geometry(bs: &[u8; 512]) -> Option<Geometry> {
     let strong = [b"MSWIN".as_slice(), b"FAT32   "]
         .iter()
         .any(|m| bs[0x52..].starts_with(m))
@@ -150,12 +150,28 @@ fn geometry(bs: &[u8; 512]) -> Option<Geometry> {
     if clusters > max || (fat16_length == 0 && le32(bs, 0x24) == 0) {
         return None;
     }
+    let version = if max == FAT32_MAX {
+        Version::Fat32
+    } else if clusters < FAT12_MAX {
+        Version::Fat12
+    } else {
+        Version::Fat16
+    };
+    let (sector_size, reserved) = (u64::from(sector_size), u64::from(reserved));
+    let fat_start = reserved * sector_size;
+    let root_start = fat_start + u64::from(fats_sectors) * sector_size;
+    let fat32 = version == Version::Fat32;
     Some(Geometry {
-        sector_size: u64::from(sector_size),
-        cluster_sectors: u64::from(cluster_sectors),
-        reserved: u64::from(reserved),
-        fats_sectors: u64::from(fats_sectors),
+        version,
+        sector_size,
+        cluster_bytes: u64::from(cluster_sectors) * sector_size,
+        fat_start,
+        fat_bytes: u64::from(fat_length) * sector_size,
+        root_start,
+        root_entries: if fat32 { 0 } else { u64::from(dir_entries) },
+        data_start: root_start + u64::from(dir_sectors) * sector_size,
         clusters,
+        root_cluster: if fat32 { le32(bs, 0x2C) } else { 0 },
     })
 }
 
@@ -173,117 +189,4 @@ fn fsinfo_ok<R: Read + Seek>(r: &mut R, offset: u64, bs: &[u8; 512], sector_size
     let second: &[u8] = &info[484..488];
     Ok([b"RRaA", b"RRdA", &[0u8; 4]].iter().any(|s| *first == s[..])
         && [b"rrAa", &[0u8; 4]].iter().any(|s| *second == s[..]))
-}
-
-/// The names of the directories at the root of the FAT filesystem at `offset` (long names where
-/// there are, else `NAME.EXT`), or `None` when there is no FAT filesystem there. Long-name checksums
-/// are not verified: a name is only compared, never used to reach anything.
-pub fn root_dirs<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Vec<String>>> {
-    let mut bs = [0u8; 512];
-    if !read_at(r, offset, &mut bs)? {
-        return Ok(None);
-    }
-    let Some(geo) = geometry(&bs) else {
-        return Ok(None);
-    };
-    let (mut dirs, mut long) = (Vec::new(), Vec::<u16>::new());
-    each_root_entry(r, offset, &bs, &geo, &mut |e| {
-        let attr = e[11];
-        if e[0] == 0xE5 {
-            long.clear();
-        } else if attr & 0x3F == ATTR_LONG_NAME {
-            if e[0] & 0x40 != 0 {
-                long.clear();
-            }
-            // 13 UCS-2 characters in three runs; the entries come last part first.
-            let part: Vec<u16> = [1..11, 14..26, 28..32]
-                .into_iter()
-                .flat_map(|run| e[run].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])))
-                .take_while(|&c| c != 0 && c != 0xFFFF)
-                .collect();
-            long.splice(0..0, part);
-        } else {
-            if attr & (ATTR_DIR | ATTR_VOLUME_ID) == ATTR_DIR {
-                let name = if long.is_empty() {
-                    let (base, ext) = (
-                        String::from_utf8_lossy(&e[..8]),
-                        String::from_utf8_lossy(&e[8..11]),
-                    );
-                    let (base, ext) = (base.trim_end(), ext.trim_end());
-                    if ext.is_empty() {
-                        base.to_owned()
-                    } else {
-                        format!("{base}.{ext}")
-                    }
-                } else {
-                    String::from_utf16_lossy(&long)
-                };
-                dirs.push(name);
-            }
-            long.clear();
-        }
-        false
-    })?;
-    Ok(Some(dirs))
-}
-
-/// Calls `visit` on each 32-byte entry of the root directory (FAT12/16: the fixed region; FAT32: the
-/// cluster chain from the boot sector's root cluster) until it returns true or the directory ends.
-fn each_root_entry<R: Read + Seek>(
-    r: &mut R,
-    offset: u64,
-    bs: &[u8; 512],
-    geo: &Geometry,
-    visit: &mut dyn FnMut(&[u8]) -> bool,
-) -> io::Result<()> {
-    if le16(bs, 0x16) != 0 {
-        let root_start = (geo.reserved + geo.fats_sectors) * geo.sector_size;
-        scan(r, offset + root_start, u64::from(le16(bs, 0x11)), visit)?;
-        return Ok(());
-    }
-    let fat_entries = u64::from(le32(bs, 0x24)) * geo.sector_size / 4;
-    let cluster_bytes = geo.cluster_sectors * geo.sector_size;
-    if cluster_bytes > MAX_CLUSTER_BYTES {
-        return Ok(());
-    }
-    let data_start = (geo.reserved + geo.fats_sectors) * geo.sector_size;
-    let mut next = le32(bs, 0x2C);
-    for _ in 0..MAX_ROOT_CLUSTERS {
-        if next < 2 || u64::from(next) >= fat_entries {
-            break;
-        }
-        let at = data_start + u64::from(next - 2) * cluster_bytes;
-        if scan(r, offset + at, cluster_bytes / 32, visit)? {
-            break;
-        }
-        let mut entry = [0u8; 4];
-        if !read_at(
-            r,
-            offset + geo.reserved * geo.sector_size + u64::from(next) * 4,
-            &mut entry,
-        )? {
-            break;
-        }
-        next = u32::from_le_bytes(entry) & 0x0FFF_FFFF;
-    }
-    Ok(())
-}
-
-/// Visits `entries` directory entries at `at`; true when the visit or the directory ended there.
-fn scan<R: Read + Seek>(
-    r: &mut R,
-    at: u64,
-    entries: u64,
-    visit: &mut dyn FnMut(&[u8]) -> bool,
-) -> io::Result<bool> {
-    let mut dir = vec![0u8; (entries * 32) as usize];
-    if !read_at(r, at, &mut dir)? {
-        return Ok(true);
-    }
-    for e in dir.chunks_exact(32) {
-        if e[0] == 0 || visit(e) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }

@@ -1,19 +1,26 @@
 //! Disks as bytes: partition tables (MBR with extended partitions, GPT) and filesystem superblocks
 //! (ext2/3/4, FAT12/16/32, UFS1/2), read from any `Read + Seek` at an offset — a block device and a
 //! partition inside an image file alike. It is the one reader of these formats: the partition finder
-//! at boot and the image tools both use it. It only reads; it never writes, mounts or runs a tool.
+//! at boot and the image tools both use it. The files inside ext2/3/4 and FAT filesystems are read
+//! too (`volume`: `Image`, `Volume`; `tree`: the path walk). It only reads; it never writes, mounts
+//! or runs a tool.
 //!
 //! What it reports follows `blkid -p` (util-linux), so that `--device UUID=…|LABEL=…` means what an
 //! administrator sees in `blkid` and `/dev/disk/by-*`.
 
 pub mod ext;
 pub mod fat;
+pub mod fatdir;
 pub mod table;
+pub mod tree;
 pub mod ufs;
+pub mod volume;
 
 use std::io::{self, Read, Seek, SeekFrom};
 
 pub use table::{Partition, PartitionTable, TableKind};
+pub use tree::{Entry, FileType, Meta};
+pub use volume::{Image, Volume};
 
 /// A filesystem found by its superblock.
 #[derive(Debug, Clone, PartialEq, Eq)]

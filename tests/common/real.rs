@@ -41,6 +41,21 @@ pub fn check_prerequisites(programs: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// True when every one of `tools` is installed (on PATH or in /sbin); else says which is not
+/// through [`cannot_run`] and gives false.
+pub fn have_tools(test: &str, tools: &[&str]) -> bool {
+    match tools
+        .iter()
+        .find(|t| !is_program(t) && !Path::new("/sbin").join(t).exists())
+    {
+        Some(t) => {
+            cannot_run(test, &format!("{t} is not installed (.ci/packages.txt lists it)"));
+            false
+        }
+        None => true,
+    }
+}
+
 pub fn is_program(p: &str) -> bool {
     if p.contains('/') {
         return Path::new(p).exists();

@@ -1,21 +1,28 @@
 //! ext2/3/4 superblock (1024 bytes at byte 1024 of the filesystem): UUID, label, block size, the
 //! feature flags, and which of ext2, ext3 and ext4 it is — decided by the features as libblkid does,
-//! so that the name is also the one the kernel's driver of that name accepts.
+//! so that the name is also the one the kernel's driver of that name accepts. `Ext` reads files
+//! inside one (`fs`: geometry and inodes, `map`: where the data is, `dir`: directories).
+
+mod dir;
+mod fs;
+mod map;
+
+pub use fs::{Ext, Inode};
 
 use std::io::{self, Read, Seek};
 
 use super::{Filesystem, Kind, le16, le32, read_at};
 
-const SUPERBLOCK_AT: u64 = 1024;
-const MAGIC: u16 = 0xEF53;
+pub(super) const SUPERBLOCK_AT: u64 = 1024;
+pub(super) const MAGIC: u16 = 0xEF53;
 
 const COMPAT_HAS_JOURNAL: u32 = 0x0004;
-const INCOMPAT_FILETYPE: u32 = 0x0002;
+pub(super) const INCOMPAT_FILETYPE: u32 = 0x0002;
 const INCOMPAT_RECOVER: u32 = 0x0004;
-const INCOMPAT_JOURNAL_DEV: u32 = 0x0008;
-const INCOMPAT_META_BG: u32 = 0x0010;
-const INCOMPAT_64BIT: u32 = 0x0080;
-const RO_COMPAT_SPARSE_SUPER: u32 = 0x0001;
+pub(super) const INCOMPAT_JOURNAL_DEV: u32 = 0x0008;
+pub(super) const INCOMPAT_META_BG: u32 = 0x0010;
+pub(super) const INCOMPAT_64BIT: u32 = 0x0080;
+pub(super) const RO_COMPAT_SPARSE_SUPER: u32 = 0x0001;
 const RO_COMPAT_LARGE_FILE: u32 = 0x0002;
 const RO_COMPAT_BTREE_DIR: u32 = 0x0004;
 const RO_COMPAT_READONLY: u32 = 0x1000;

@@ -1,0 +1,180 @@
+//! A raw disk image and the filesystems of its partitions, read without mounting anything:
+//! `Image::open(path)?.partition(n)?` gives a `Volume` whose files are read with `read_file`,
+//! `list_dir`, `metadata` and `read_link`, paths resolved inside that filesystem as a chroot would
+//! (see `tree`). ext2/3/4 and FAT are read; for other filesystems the error names what is there
+//! (xfs, btrfs, LVM, LUKS…). A hostile image gives errors, never a panic or a huge allocation.
+
+use std::fs::File;
+use std::io::{self, Read, Seek};
+use std::path::Path;
+
+use super::ext::Ext;
+use super::fatdir::Fat;
+use super::tree::{self, Entry, MAX_FILE, Meta};
+use super::{Filesystem, Kind, Partition, PartitionTable, read_at, table};
+
+/// qcow2's magic, "QFI\xfb".
+const QCOW2_MAGIC: [u8; 4] = *b"QFI\xfb";
+
+/// A raw disk image opened for reading.
+#[derive(Debug)]
+pub struct Image {
+    file: File,
+    /// `None` for a disk without a partition table.
+    pub table: Option<PartitionTable>,
+    /// The virtual size: the file's length.
+    pub size: u64,
+}
+
+impl Image {
+    /// Opens a raw image and reads its partition table. A qcow2 image is refused (`InvalidInput`)
+    /// with the `qemu-img convert` command that makes it raw.
+    pub fn open(path: &Path) -> io::Result<Image> {
+        let mut file = File::open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (a raw image file is expected)",
+            ));
+        }
+        let mut magic = [0u8; 4];
+        if read_at(&mut file, 0, &mut magic)? && magic == QCOW2_MAGIC {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a qcow2 image; convert it first: qemu-img convert -O raw IMAGE.qcow2 IMAGE.raw",
+            ));
+        }
+        let table = table::read(&mut file)?;
+        Ok(Image {
+            file,
+            table,
+            size: meta.len(),
+        })
+    }
+
+    /// Partition `n` of the table, as the kernel numbers them.
+    pub fn partition_entry(&self, n: u32) -> io::Result<&Partition> {
+        let t = self
+            .table
+            .as_ref()
+            .ok_or_else(|| not_found("no MBR or GPT partition table".into()))?;
+        t.partition(n)
+            .ok_or_else(|| not_found(format!("the {} table has no partition {n}", t.kind.name())))
+    }
+
+    /// Where partition `n` starts and how long it is, in bytes.
+    pub fn extent(&self, n: u32) -> io::Result<(u64, u64)> {
+        let p = self.partition_entry(n)?;
+        let t = self.table.as_ref().expect("a partition has a table");
+        Ok((t.offset(p), p.sectors * t.sector_size))
+    }
+
+    /// The filesystem of partition `n`, opened for reading. `NotFound`: no such partition;
+    /// `Unsupported`: a filesystem this reader does not read (the message names it) or none.
+    pub fn partition(&self, n: u32) -> io::Result<Volume<File>> {
+        let (offset, _) = self.extent(n)?;
+        Volume::open(self.file.try_clone()?, offset)
+            .map_err(|e| io::Error::new(e.kind(), format!("partition {n}: {e}")))
+    }
+}
+
+fn not_found(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, what)
+}
+
+/// A filesystem opened for reading its files.
+pub struct Volume<R> {
+    pub fs: Filesystem,
+    inner: Inner<R>,
+}
+
+impl<R> std::fmt::Debug for Volume<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Volume({})", self.fs.describe())
+    }
+}
+
+enum Inner<R> {
+    Ext(Ext<R>),
+    Fat(Fat<R>),
+}
+
+/// Calls the `tree` function `$f` on whichever reader the volume has.
+macro_rules! on_tree {
+    ($v:expr, $f:ident($($a:expr),*)) => {
+        match &mut $v.inner {
+            Inner::Ext(t) => tree::$f(t, $($a),*),
+            Inner::Fat(t) => tree::$f(t, $($a),*),
+        }
+    };
+}
+
+impl<R: Read + Seek> Volume<R> {
+    /// The filesystem at `offset` of `r`: ext2/3/4 or FAT; anything else is `Unsupported`, named.
+    pub fn open(mut r: R, offset: u64) -> io::Result<Volume<R>> {
+        let Some(fs) = super::probe(&mut r, offset)? else {
+            let what = match other(&mut r, offset)? {
+                Some(name) => format!("holds {name}, which osconf cannot read"),
+                None => "holds no filesystem osconf recognises".to_owned(),
+            };
+            return Err(io::Error::new(io::ErrorKind::Unsupported, what));
+        };
+        let inner = match fs.kind {
+            Kind::Ext(..) => Ext::open(r, offset)?.map(Inner::Ext),
+            Kind::Fat(_) => Fat::open(r, offset)?.map(Inner::Fat),
+            Kind::Ufs(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "holds ufs, whose files osconf does not read",
+                ));
+            }
+        };
+        let inner = inner.ok_or_else(|| tree::corrupt("the superblock changed while it was read"))?;
+        Ok(Volume { fs, inner })
+    }
+
+    /// The regular file at `path` (links followed inside the filesystem), `None` when a name on the
+    /// way is absent; anything but a regular file, or one over 64 MiB, is an error.
+    pub fn read_file(&mut self, path: &str) -> io::Result<Option<Vec<u8>>> {
+        on_tree!(self, read_file(path, MAX_FILE))
+    }
+
+    /// The entries of the directory at `path` (`.` and `..` left out), `None` when absent.
+    pub fn list_dir(&mut self, path: &str) -> io::Result<Option<Vec<Entry>>> {
+        on_tree!(self, list_dir(path))
+    }
+
+    /// What `path` is, links followed; `None` when absent.
+    pub fn metadata(&mut self, path: &str) -> io::Result<Option<Meta>> {
+        on_tree!(self, metadata(path, true))
+    }
+
+    /// What `path` is, a last component that is a link not followed; `None` when absent.
+    pub fn symlink_metadata(&mut self, path: &str) -> io::Result<Option<Meta>> {
+        on_tree!(self, metadata(path, false))
+    }
+
+    /// The target of the link at `path`, `None` when absent; an error when it is not a link.
+    pub fn read_link(&mut self, path: &str) -> io::Result<Option<Vec<u8>>> {
+        on_tree!(self, read_link(path))
+    }
+}
+
+/// The name (blkid's TYPE) of a filesystem or volume this reader does not read, by its magic.
+fn other<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<&'static str>> {
+    const MAGICS: [(u64, &[u8], &str); 5] = [
+        (0, b"XFSB", "xfs"),
+        (0x10040, b"_BHRfS_M", "btrfs"),
+        (0x218, b"LVM2 001", "LVM2_member (LVM)"),
+        (0, b"LUKS\xba\xbe", "crypto_LUKS (LUKS)"),
+        (4086, b"SWAPSPACE2", "swap"),
+    ];
+    for (at, magic, name) in MAGICS {
+        let mut b = vec![0u8; magic.len()];
+        if read_at(r, offset + at, &mut b)? && b == magic {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
