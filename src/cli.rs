@@ -60,6 +60,11 @@ pub enum Command {
         disk: PathBuf,
         json: bool,
     },
+    /// `image inject DISK OS_CONF`: write os.conf into partition 1 as ECS does.
+    ImageInject {
+        disk: PathBuf,
+        conf: PathBuf,
+    },
     /// `image test DISK`: boot a disk image under qemu and report what took effect.
     ImageTest(crate::imagetest::Request),
     /// Print a generated document (man page, completion script).
@@ -149,7 +154,7 @@ fn parse_inner(args: impl IntoIterator<Item = String>) -> Result<Command, lexopt
         };
         m.given.push((flag, negated, value));
     }
-    if let Some(missing) = def.operands.get(m.operands.len()) {
+    if let Some(missing) = def.operands.get(m.operands.len()).filter(|o| !o.optional) {
         return Err(format!("{} needs {} ({})", def.name, missing.name, missing.help).into());
     }
     Ok((def.build)(&m)?)
@@ -215,6 +220,17 @@ fn check(m: &Matches) -> Result<Command, String> {
     Ok(Command::Check(m.operand(0).into()))
 }
 
+/// Refuses every flag: `image inject` and `image prepare` take none.
+fn no_flags(m: &Matches, action: &str) -> Result<(), String> {
+    match m.given.first() {
+        Some((f, _, _)) => Err(format!(
+            "image {action}: --{} is not an option of image {action}",
+            f.long
+        )),
+        None => Ok(()),
+    }
+}
+
 fn image(m: &Matches) -> Result<Command, String> {
     let action = m.operand(0);
     if !defs::IMAGE_ACTIONS.iter().any(|a| action == *a) {
@@ -222,6 +238,18 @@ fn image(m: &Matches) -> Result<Command, String> {
         return Err(format!("image: unknown action {action:?}; known: {known}"));
     }
     let disk = PathBuf::from(m.operand(1));
+    let os_conf = m.operands.get(2).map(PathBuf::from);
+    if action == "inject" {
+        let conf = os_conf.ok_or("image inject needs OS_CONF (the os.conf to write)")?;
+        return no_flags(m, "inject").map(|()| Command::ImageInject { disk, conf });
+    }
+    if let Some(c) = os_conf {
+        return Err(format!(
+            "image {}: unexpected {c:?} (only image inject takes OS_CONF)",
+            action.to_string_lossy()
+        ));
+    }
+
     let test_only = [
         &defs::OS_CONF,
         &defs::TIMEOUT,

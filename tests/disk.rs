@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 mod common;
-use common::real::{have_tools, run};
+use common::real::{have_tools, run, sfdisk};
 use osconf::disk::{self, Filesystem, Kind, TableKind};
 
 const TOOLS: [&str; 7] = [
@@ -74,18 +74,6 @@ fn same_as_blkid(file: &Path, offset: u64) -> Filesystem {
 
 fn sparse(path: &Path, size: &str) {
     run(Command::new("truncate").args(["-s", size]).arg(path));
-}
-
-fn sfdisk(path: &Path, script: &str) {
-    let mut child = Command::new("sfdisk")
-        .args(["-q", "--no-reread", "--no-tell-kernel"])
-        .arg(path)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success(), "sfdisk {script}");
 }
 
 /// (number, start, size, type) of each partition as `sfdisk -J` lists them.

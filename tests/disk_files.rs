@@ -8,13 +8,13 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::real::{have_tools, run};
+use common::real::{have_tools, run, sfdisk};
 use osconf::disk::{FileType, Image, Volume};
 
 const MANY: usize = 3000;
@@ -437,20 +437,7 @@ fn partitioned(dir: &Path, fs_file: &Path) -> PathBuf {
         .arg("-s")
         .arg(format!("{}", len + (2 << 20)))
         .arg(&img));
-    let mut sfdisk = Command::new("sfdisk")
-        .args(["-q", "--no-reread", "--no-tell-kernel"])
-        .arg(&img)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    sfdisk
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("label: dos\nstart=2048,size={}\n", len / 512).as_bytes())
-        .unwrap();
-    assert!(sfdisk.wait().unwrap().success());
+    sfdisk(&img, &format!("label: dos\nstart=2048,size={}\n", len / 512));
     let mut out = OpenOptions::new().write(true).open(&img).unwrap();
     out.seek(SeekFrom::Start(1 << 20)).unwrap();
     std::io::copy(&mut File::open(fs_file).unwrap(), &mut out).unwrap();

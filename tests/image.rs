@@ -3,12 +3,11 @@
 //! exit codes and the JSON (parsed by serde_json). No root needed; without the tools the tests say
 //! SKIPPED (and fail under CI=true).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 mod common;
-use common::real::{have_tools, run};
+use common::real::{have_tools, run, sfdisk};
 use serde_json::Value;
 
 const TOOLS: [&str; 7] = [
@@ -31,16 +30,8 @@ fn tools(test: &str) -> bool {
 fn disk(dir: &Path, name: &str, size: &str, label: &str, mkfs: &[&str], then: &[&[&str]]) -> PathBuf {
     let img = dir.join(format!("{name}.img"));
     run(Command::new("truncate").args(["-s", size]).arg(&img));
-    let mut sfdisk = Command::new("sfdisk")
-        .args(["-q", "--no-reread", "--no-tell-kernel"])
-        .arg(&img)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
     let script = format!("label: {label}\nstart=2048,size=64M\n");
-    sfdisk.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    assert!(sfdisk.wait().unwrap().success());
+    sfdisk(&img, &script);
     let part = dir.join(format!("{name}.p1"));
     run(Command::new("truncate").args(["-s", "64M"]).arg(&part));
     run(Command::new(mkfs[0]).args(&mkfs[1..]).arg(&part));

@@ -187,7 +187,9 @@ pub fn zsh() -> String {
     for c in defs::COMMANDS {
         let _ = write!(s, "                {})\n                    _arguments", c.name);
         for (i, o) in c.operands.iter().enumerate() {
-            let spec = format!("{}:{}:{}", i + 1, zsh_desc(o.name), zsh_action(o.complete));
+            // zsh: `N::…` marks an optional argument.
+            let colon = if o.optional { "::" } else { ":" };
+            let spec = format!("{}{colon}{}:{}", i + 1, zsh_desc(o.name), zsh_action(o.complete));
             let _ = write!(s, " \\\n                        {}", sh_quote(&spec));
         }
         for spec in c.all_flags().flat_map(zsh_flag) {

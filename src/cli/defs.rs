@@ -68,6 +68,8 @@ pub struct Operand {
     pub name: &'static str,
     pub help: &'static str,
     pub complete: Complete,
+    /// May be left out (only last ones are); the command's build says when it is needed.
+    pub optional: bool,
 }
 
 #[derive(Debug)]
@@ -75,7 +77,7 @@ pub struct CommandDef {
     pub name: &'static str,
     /// One line, lower case: what the command does.
     pub summary: &'static str,
-    /// Required operands, in order.
+    /// Operands, in order (the optional ones last).
     pub operands: &'static [Operand],
     /// The flags it takes besides `--help`, in the order help lists them.
     pub flags: &'static [&'static Flag],
@@ -339,7 +341,7 @@ pub static VERBOSE: Flag = Flag {
 };
 
 /// What `image` can do.
-pub const IMAGE_ACTIONS: &[&str] = &["check", "test"];
+pub const IMAGE_ACTIONS: &[&str] = &["check", "test", "inject"];
 
 /// What `generate` can print; the order of `doc::Generated`.
 pub const GENERATED: &[&str] = &["man", "complete-bash", "complete-zsh", "complete-fish", "unit"];
@@ -373,6 +375,7 @@ pub static COMMANDS: &[CommandDef] = &[
             name: "FILE",
             help: "the os.conf to validate",
             complete: Complete::File,
+            optional: false,
         }],
         flags: &[],
         about: "Exit 0 when valid, 2 when not.",
@@ -435,13 +438,22 @@ pub static COMMANDS: &[CommandDef] = &[
         operands: &[
             Operand {
                 name: "ACTION",
-                help: "check (the import requirements) or test (a boot under qemu)",
+                help: "check (the import requirements), test (a boot under qemu) or inject (write an \
+                       os.conf into partition 1)",
                 complete: Complete::Words(IMAGE_ACTIONS),
+                optional: false,
             },
             Operand {
                 name: "DISK",
                 help: "the raw disk image file",
                 complete: Complete::File,
+                optional: false,
+            },
+            Operand {
+                name: "OS_CONF",
+                help: "image inject only: the os.conf to write",
+                complete: Complete::File,
+                optional: true,
             },
         ],
         flags: &[
@@ -455,6 +467,14 @@ pub static COMMANDS: &[CommandDef] = &[
                 and UFS, whose directories are not read yet). A qcow2 image is refused with the \
                 qemu-img convert -O raw command to run. Exit 0 when nothing fails, 1 when a \
                 requirement fails, 2 when the file cannot be read or is not raw.
+
+image inject DISK OS_CONF writes OS_CONF into aliyun_custom_image/ on partition 1 (created when \
+                missing), as ECS does before a start; OS_CONF is validated first (invalid: exit 2, the \
+                image untouched). It edits a copy of the partition with mtools (FAT) or debugfs (ext), read it back, then \
+                write only the bytes that changed, their old contents first saved to DISK.osconf-undo: \
+                a failure leaves the image as it was, and an undo file left by a crash is put back by \
+                the next inject. No mount and no root needed. Exit 0 written, 1 failed \
+                (nothing changed), 2 bad os.conf or image, 3 mtools or debugfs not installed.
 
 image test boots the image under qemu-system-x86_64 as ECS would start it: os.conf (--os-conf, \
                 or a generated one: a random root password, a host name, one or two NICs with fresh \
@@ -480,6 +500,7 @@ image test boots the image under qemu-system-x86_64 as ECS would start it: os.co
             name: "KIND",
             help: "man, complete-bash, complete-zsh, complete-fish or unit",
             complete: Complete::Words(GENERATED),
+            optional: false,
         }],
         flags: &[],
         about: "For packagers: osconf generate man > osconf.8; complete-bash goes to \

@@ -76,9 +76,12 @@ fn flag_synopsis(f: &Flag) -> String {
 
 /// A command's synopsis after `osconf NAME`: operands, then flags.
 fn synopsis_args(c: &CommandDef) -> String {
-    let parts: Vec<String> = (c.operands.iter().map(|o| o.name.to_owned()))
-        .chain(c.flags.iter().map(|f| flag_synopsis(f)))
-        .collect();
+    let parts: Vec<String> = (c.operands.iter().map(|o| match o.optional {
+        true => format!("[{}]", o.name),
+        false => o.name.to_owned(),
+    }))
+    .chain(c.flags.iter().map(|f| flag_synopsis(f)))
+    .collect();
     parts.join(" ")
 }
 
@@ -278,7 +281,8 @@ fn roff_flag(f: &Flag) -> String {
 fn roff_synopsis(c: &CommandDef) -> String {
     let mut s = format!("\\fB{} {}\\fR", defs::NAME, roff(c.name).trim_end());
     for o in c.operands {
-        let _ = write!(s, " \\fI{}\\fR", roff(o.name).trim_end());
+        let (open, close) = if o.optional { ("[", "]") } else { ("", "") };
+        let _ = write!(s, " {open}\\fI{}\\fR{close}", roff(o.name).trim_end());
     }
     for f in c.flags {
         let _ = write!(s, " [\\fB\\-\\-{}\\fR", roff(f.long).trim_end());

@@ -56,6 +56,19 @@ pub fn have_tools(test: &str, tools: &[&str]) -> bool {
     }
 }
 
+/// Writes a partition table into the image file at `path` with `sfdisk` reading `script`.
+pub fn sfdisk(path: &Path, script: &str) {
+    let mut child = Command::new("sfdisk")
+        .args(["-q", "--no-reread", "--no-tell-kernel"])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "sfdisk {script}");
+}
+
 pub fn is_program(p: &str) -> bool {
     if p.contains('/') {
         return Path::new(p).exists();

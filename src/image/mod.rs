@@ -3,6 +3,9 @@
 //! reader of these formats), the virtual size — and reports each as pass, fail, warning or not
 //! checked yet, with the reason. It only reads the image file; it never mounts, writes or runs a tool.
 
+pub mod inject;
+mod stage;
+
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Read as _;

@@ -1,0 +1,326 @@
+//! `osconf image inject` with the real binary on sparse images made by the real tools (sfdisk,
+//! mkfs.vfat, mkfs.ext4 -d): FAT32 and ext4 partition 1, MBR and GPT, one-partition and /boot+root
+//! layouts. What it wrote is read back with mtools and debugfs (and osconf's own reader); an
+//! invalid os.conf, a partition 1 that cannot take it, and an interrupted earlier write are each
+//! checked to leave the image exactly as it was (or as it was before the interruption).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+use common::real::{have_tools, run, sfdisk};
+
+const TOOLS: [&str; 7] = [
+    "sfdisk",
+    "mkfs.vfat",
+    "mkfs.ext4",
+    "mcopy",
+    "mtype",
+    "debugfs",
+    "truncate",
+];
+
+/// One partition: its size in MiB, the mkfs command, and a source tree for `mkfs.ext4 -d`.
+struct Part<'a> {
+    mib: u64,
+    mkfs: &'a [&'a str],
+    tree: Option<&'a Path>,
+}
+
+/// A sparse disk with a `label` (dos or gpt) table and `parts` from 1 MiB on; returns the image
+/// and each partition's byte offset.
+fn build(dir: &Path, name: &str, label: &str, parts: &[Part]) -> (PathBuf, Vec<u64>) {
+    let img = dir.join(format!("{name}.img"));
+    let total: u64 = parts.iter().map(|p| p.mib).sum::<u64>() + 2;
+    run(Command::new("truncate")
+        .arg("-s")
+        .arg(format!("{total}M"))
+        .arg(&img));
+    let mut script = format!("label: {label}\n");
+    let mut offsets = Vec::new();
+    let mut at = 1u64;
+    for p in parts {
+        script += &format!("start={},size={}M\n", at * 2048, p.mib);
+        offsets.push(at << 20);
+        at += p.mib;
+    }
+    sfdisk(&img, &script);
+    for (i, (p, offset)) in parts.iter().zip(&offsets).enumerate() {
+        let file = dir.join(format!("{name}.p{i}"));
+        run(Command::new("truncate")
+            .arg("-s")
+            .arg(format!("{}M", p.mib))
+            .arg(&file));
+        let mut mkfs = Command::new(p.mkfs[0]);
+        mkfs.args(&p.mkfs[1..]);
+        if let Some(tree) = p.tree {
+            mkfs.arg("-d").arg(tree);
+        }
+        run(mkfs.arg(&file));
+        run(Command::new("dd")
+            .arg(format!("if={}", file.display()))
+            .arg(format!("of={}", img.display()))
+            .arg(format!("seek={}", offset >> 20))
+            .args(["bs=1M", "conv=notrunc,sparse", "status=none"]));
+        fs::remove_file(file).unwrap();
+    }
+    (img, offsets)
+}
+
+fn osconf(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn inject(img: &Path, conf: &Path) -> Output {
+    osconf(&[
+        "image".as_ref(),
+        "inject".as_ref(),
+        img.as_os_str(),
+        conf.as_os_str(),
+    ])
+}
+
+/// os.conf inside partition 1 at `offset`, as mtools (FAT) or debugfs (ext) read it.
+fn read_back(img: &Path, offset: u64, fat: bool) -> Vec<u8> {
+    if fat {
+        let at = format!("{}@@{offset}", img.display());
+        return run(Command::new("mtype").args(["-i", &at, "::/aliyun_custom_image/os.conf"])).stdout;
+    }
+    let at = format!("{}?offset={offset}", img.display());
+    run(Command::new("debugfs").args(["-R", "cat /aliyun_custom_image/os.conf", &at])).stdout
+}
+
+/// A root tree as mkfs.ext4 -d takes it.
+fn root_tree(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::create_dir_all(root.join("boot")).unwrap();
+    fs::write(root.join("etc/os-release"), "ID=debian\nVERSION_ID=12\n").unwrap();
+    root
+}
+
+#[test]
+fn inject_writes_os_conf_into_partition_1_as_the_tools_read_it() {
+    let test = "inject_writes_os_conf_into_partition_1_as_the_tools_read_it";
+    if !have_tools(test, &TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = root_tree(dir.path());
+    let vpc = common::repo().join("examples/vpc/os.conf");
+    let classic = common::repo().join("examples/classic/os.conf");
+    let fat32: &[&str] = &["mkfs.vfat", "-F", "32"];
+    let ext4: &[&str] = &["mkfs.ext4", "-q", "-F", "-O", "^64bit"];
+    let part = |mib, mkfs, tree| Part { mib, mkfs, tree };
+    let boot_root = |boot| vec![part(40, boot, None), part(32, ext4, Some(tree.as_path()))];
+    let layouts: Vec<(&str, &str, Vec<Part>, bool)> = vec![
+        ("fat-boot-mbr", "dos", boot_root(fat32), true),
+        ("fat-boot-gpt", "gpt", boot_root(fat32), true),
+        ("ext-boot-gpt", "gpt", boot_root(ext4), false),
+        (
+            "ext-one-mbr",
+            "dos",
+            vec![part(48, ext4, Some(tree.as_path()))],
+            false,
+        ),
+    ];
+    for (name, label, parts, fat) in &layouts {
+        let (img, offsets) = build(dir.path(), name, label, parts);
+        let before_root = fs::read(&img).unwrap()[offsets.last().copied().unwrap() as usize..].to_vec();
+        let out = inject(&img, &vpc);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains("wrote aliyun_custom_image/os.conf"),
+            "{name}: {said}"
+        );
+        assert_eq!(
+            read_back(&img, offsets[0], *fat),
+            fs::read(&vpc).unwrap(),
+            "{name}"
+        );
+        // osconf's own reader agrees, and ext got a root-only os.conf.
+        let image = osconf::disk::Image::open(&img).unwrap();
+        let mut p1 = image.partition(1).unwrap();
+        assert_eq!(
+            p1.read_file("aliyun_custom_image/os.conf").unwrap().unwrap(),
+            fs::read(&vpc).unwrap()
+        );
+        if !fat {
+            let meta = p1.metadata("aliyun_custom_image/os.conf").unwrap().unwrap();
+            assert_eq!((meta.mode, meta.uid), (0o600, 0), "{name}");
+        }
+        if parts.len() > 1 {
+            let after_root = fs::read(&img).unwrap()[offsets[1] as usize..].to_vec();
+            assert!(before_root == after_root, "{name}: partition 2 changed");
+        }
+        // Again with another os.conf: replaced, as ECS replaces it after a change.
+        assert!(inject(&img, &classic).status.success(), "{name}");
+        assert_eq!(
+            read_back(&img, offsets[0], *fat),
+            fs::read(&classic).unwrap(),
+            "{name}"
+        );
+        // The image stays sparse: a few blocks were written, not the partition.
+        let used = fs::metadata(&img)
+            .map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
+            .unwrap();
+        assert!(used < 24 << 20, "{name}: {used} bytes allocated");
+        assert!(!dir.path().join(format!("{name}.img.osconf-undo")).exists());
+    }
+}
+
+#[test]
+fn inject_changes_nothing_when_it_cannot_write() {
+    let test = "inject_changes_nothing_when_it_cannot_write";
+    if !have_tools(test, &TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let vpc = common::repo().join("examples/vpc/os.conf");
+    let fat32: &[&str] = &["mkfs.vfat", "-F", "32"];
+    let (img, offsets) = build(
+        dir.path(),
+        "fat",
+        "dos",
+        &[Part {
+            mib: 40,
+            mkfs: fat32,
+            tree: None,
+        }],
+    );
+    let pristine = fs::read(&img).unwrap();
+
+    // An invalid os.conf: exit 2, every error named, the image untouched.
+    let bad = dir.path().join("bad.conf");
+    fs::write(&bad, "hostname=ok\neth0_ip_addr=10.0.0.300\nfrobnicate=1\n").unwrap();
+    let out = inject(&img, &bad);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("eth0_ip_addr"), "{err}");
+    assert!(
+        fs::read(&img).unwrap() == pristine,
+        "an invalid os.conf changed the image"
+    );
+
+    // aliyun_custom_image is a file on partition 1: refused, exit 1, untouched.
+    let file = dir.path().join("aliyun_custom_image");
+    fs::write(&file, "x").unwrap();
+    let at = format!("{}@@{}", img.display(), offsets[0]);
+    run(Command::new("mcopy")
+        .args(["-i", &at])
+        .arg(&file)
+        .arg("::/aliyun_custom_image"));
+    let pristine = fs::read(&img).unwrap();
+    let out = inject(&img, &vpc);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a directory") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        fs::read(&img).unwrap() == pristine,
+        "a refused inject changed the image"
+    );
+
+    // Not an image, a qcow2 image, a missing OS_CONF operand.
+    let junk = dir.path().join("junk.img");
+    fs::write(&junk, vec![0u8; 1 << 20]).unwrap();
+    assert_eq!(inject(&junk, &vpc).status.code(), Some(2));
+    let mut qcow = b"QFI\xfb".to_vec();
+    qcow.resize(4096, 0);
+    fs::write(&junk, qcow).unwrap();
+    let out = inject(&junk, &vpc);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("qemu-img convert -O raw"));
+    let out = osconf(&["image".as_ref(), "inject".as_ref(), img.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs OS_CONF"));
+    let out = osconf(&[
+        "image".as_ref(),
+        "check".as_ref(),
+        img.as_os_str(),
+        vpc.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_interrupted_write_is_put_back_by_the_next_inject() {
+    let test = "an_interrupted_write_is_put_back_by_the_next_inject";
+    if !have_tools(test, &TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let vpc = common::repo().join("examples/vpc/os.conf");
+    let ext4: &[&str] = &["mkfs.ext4", "-q", "-F", "-O", "^64bit"];
+    let (img, offsets) = build(
+        dir.path(),
+        "ext",
+        "gpt",
+        &[Part {
+            mib: 16,
+            mkfs: ext4,
+            tree: None,
+        }],
+    );
+    let pristine = fs::read(&img).unwrap();
+    // As a crash would leave it: the undo file flushed (old bytes of the superblock's page), and
+    // that page overwritten with garbage.
+    let at = offsets[0];
+    let old = &pristine[at as usize..at as usize + 4096];
+    let mut undo = b"osconf-undo 1\n".to_vec();
+    undo.extend(at.to_le_bytes());
+    undo.extend(4096u64.to_le_bytes());
+    undo.extend(old);
+    undo.extend(b"end\n");
+    let undo_path = dir.path().join("ext.img.osconf-undo");
+    fs::write(&undo_path, &undo).unwrap();
+    let mut damaged = pristine.clone();
+    damaged[at as usize..at as usize + 4096].fill(0xAA);
+    fs::write(&img, &damaged).unwrap();
+
+    let out = inject(&img, &vpc);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("put back 4096 bytes an interrupted osconf image write had changed"),
+        "{said}"
+    );
+    assert!(!undo_path.exists());
+    assert_eq!(read_back(&img, at, false), fs::read(&vpc).unwrap());
+    // Only the injected file differs from the pristine image: e2fsck finds the filesystem clean.
+    let part = dir.path().join("p1");
+    run(Command::new("dd")
+        .arg(format!("if={}", img.display()))
+        .arg(format!("of={}", part.display()))
+        .args(["bs=1M", "skip=1", "count=16", "status=none"]));
+    let fsck = Command::new("e2fsck").args(["-fn"]).arg(&part).output().unwrap();
+    assert_eq!(
+        fsck.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+
+    // An undo file cut short: the image had not been touched; it is only removed.
+    fs::write(&undo_path, &undo[..100]).unwrap();
+    let out = inject(&img, &vpc);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("had not touched the image yet"));
+    assert!(!undo_path.exists());
+}
