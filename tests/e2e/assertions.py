@@ -181,6 +181,13 @@ def check(setup, s, exp, disk, n, previous):
             if k in names:
                 want = f"{dst} via {gw} dev {names[k]}"
                 expect(want in got_routes, f"route {want}", shown)
+    if previous is not None:
+        # osconf renames nothing: each MAC keeps its kernel name from boot to boot, also when os.conf
+        # moves the MACs between its NICs (the ifupdown setup's third boot).
+        before = {mac: name for mac, (name, _) in links(previous.get("addr", "")).items()}
+        for mac, (name, _) in found.items():
+            if mac in before:
+                expect(before[mac] == name, f"the NIC with MAC {mac} should still be {before[mac]}", name)
     if previous is not None and n == 2:
         for key in ("hostname", "etc-hostname", "resolv.conf"):
             expect(s.get(key) == previous.get(key), f"{key} should be as the boot before left it", s.get(key, ""))

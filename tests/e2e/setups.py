@@ -52,6 +52,19 @@ eth1_route="0.0.0.0/0 203.0.113.1"
 dns_nameserver="10.171.0.9"
 """.format(pw=b64("Classic-B-pw2")))
 
+
+def swap_macs(conf):
+    """The os.conf with eth0's and eth1's MACs exchanged: an elastic NIC moved between instances."""
+    mac = dict(line.split("=", 1) for line in conf.splitlines() if "_mac_addr=" in line)
+    return conf.replace(mac["eth0_mac_addr"], "MAC0").replace(mac["eth1_mac_addr"], mac["eth0_mac_addr"]) \
+        .replace("MAC0", mac["eth1_mac_addr"])
+
+
+# The classic change with the MACs swapped as well: the NICs keep their MACs (and kernel names), so at
+# the third boot every address and route must move to the NIC that now carries its MAC. ifupdown names
+# interfaces in its stanzas, so it is the stack where a stale name would show.
+CLASSIC_SWAPPED = (CLASSIC[0], swap_macs(CLASSIC[1]))
+
 VPC = ("""hostname=iZe2eVpcA
 password={pw}
 eth0_ip_addr=192.168.7.23
@@ -132,7 +145,8 @@ def networkmanager(root: Path):
 SETUPS = [
     Setup("networkd", "systemd + networkd, FAT32 EFI System Partition on GPT at /boot/efi", "systemd", "gpt",
           "vfat", "/boot/efi", CLASSIC, [], networkd, p1_uuid="E2E0-0001"),
-    Setup("ifupdown", "systemd + ifupdown, ext4 /boot on MBR", "systemd", "dos", "ext4", "/boot", CLASSIC,
+    Setup("ifupdown", "systemd + ifupdown, ext4 /boot on MBR; boot 3 swaps the MACs", "systemd", "dos", "ext4",
+          "/boot", CLASSIC_SWAPPED,
           ["ifupdown"], ifupdown, p1_uuid="0f5e2e00-0000-4000-8000-0000000000b2"),
     Setup("netplan", "systemd + netplan over networkd (installer YAML doing DHCP), ext4 /boot on GPT",
           "systemd", "gpt", "ext4", "/boot", VPC, ["netplan.io"], netplan,
