@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
+use common::images::checks_of;
 use common::real::{have_tools, run, sfdisk};
 use serde_json::Value;
 
-const TOOLS: [&str; 7] = [
+const TOOLS: [&str; 8] = [
+    "debugfs",
     "sfdisk",
     "mkfs.vfat",
     "mkfs.ext4",
@@ -67,25 +69,22 @@ fn report(img: &Path) -> (i32, bool, Vec<(String, String, String)>) {
     let out = check(img, true);
     assert_eq!(text.status.code(), out.status.code());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let checks: Vec<_> = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let s = |k: &str| c[k].as_str().unwrap().to_owned();
-            (s("key"), s("result"), s("reason"))
-        })
-        .collect();
+    let checks = checks_of(&out.stdout);
     let text = String::from_utf8(text.stdout).unwrap();
     for (key, result, reason) in &checks {
         assert!(text.contains(&format!("{result:<5} {key}: {reason}")), "{text}");
     }
-    assert!(
-        text.contains("not checked yet: no default root password"),
-        "{text}"
-    );
-    assert_eq!(v["not_checked"].as_array().unwrap().len(), 4);
+    assert_eq!(v["not_checked"].as_array().unwrap().len(), 0);
     (out.status.code().unwrap(), v["pass"].as_bool().unwrap(), checks)
+}
+
+/// The keys of the checks that fail.
+fn failing(checks: &[(String, String, String)]) -> Vec<&str> {
+    checks
+        .iter()
+        .filter(|c| c.1 == "fail")
+        .map(|c| c.0.as_str())
+        .collect()
 }
 
 fn result<'a>(checks: &'a [(String, String, String)], key: &str) -> (&'a str, &'a str) {
@@ -106,8 +105,10 @@ fn fat32_with_the_custom_dir_passes_and_without_it_fails() {
         let mmd: &[&str] = &["mmd", "-i", "P1", "::/other", "::/aliyun_custom_image"];
         let fat32 = ["mkfs.vfat", "-F", "32"];
         let with = disk(dir.path(), &format!("{label}-with"), "6G", label, &fat32, &[mmd]);
+        // No root partition here: only that fails.
         let (code, pass, checks) = report(&with);
-        assert_eq!((code, pass), (0, true), "{checks:?}");
+        assert_eq!((code, pass), (1, false), "{checks:?}");
+        assert_eq!(failing(&checks), ["root"], "{checks:?}");
         for key in ["size", "filesystem", "writable", "custom-dir"] {
             assert_eq!(result(&checks, key).0, "pass", "{key} {checks:?}");
         }
@@ -151,26 +152,39 @@ fn fat16_and_a_small_disk_fail() {
 }
 
 #[test]
-fn ext4_64bit_and_read_only_fail_and_its_directory_is_a_warning() {
-    if !tools("ext4_64bit_and_read_only_fail_and_its_directory_is_a_warning") {
+fn ext4_64bit_and_read_only_fail_and_its_directory_is_read() {
+    if !tools("ext4_64bit_and_read_only_fail_and_its_directory_is_read") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    let mkdir: &[&str] = &["debugfs", "-w", "-R", "mkdir aliyun_custom_image", "P1"];
     let ok = disk(
         dir.path(),
         "ext4",
         "6G",
         "gpt",
         &["mkfs.ext4", "-q", "-F", "-O", "^64bit"],
-        &[],
+        &[mkdir],
     );
     let (code, pass, checks) = report(&ok);
-    assert_eq!((code, pass), (0, true), "{checks:?}");
+    assert_eq!((code, pass), (1, false), "{checks:?}");
+    assert_eq!(failing(&checks), ["root"], "{checks:?}");
     assert_eq!(result(&checks, "ext4-64bit").0, "pass");
     assert_eq!(result(&checks, "writable").0, "pass");
+    assert_eq!(result(&checks, "custom-dir").0, "pass");
+
+    let without = disk(
+        dir.path(),
+        "ext4-without",
+        "6G",
+        "gpt",
+        &["mkfs.ext4", "-q", "-F", "-O", "^64bit"],
+        &[],
+    );
+    let (_, _, checks) = report(&without);
     let (r, why) = result(&checks, "custom-dir");
-    assert_eq!(r, "warn");
-    assert!(why.contains("cannot tell without mounting"), "{why}");
+    assert_eq!(r, "fail");
+    assert!(why.contains("no aliyun_custom_image/"), "{why}");
 
     let big = disk(
         dir.path(),

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::real::{have_tools, run, sfdisk};
+use common::images::{Part, build};
+use common::real::{have_tools, run};
 
 const TOOLS: [&str; 7] = [
     "sfdisk",
@@ -20,53 +21,6 @@ const TOOLS: [&str; 7] = [
     "debugfs",
     "truncate",
 ];
-
-/// One partition: its size in MiB, the mkfs command, and a source tree for `mkfs.ext4 -d`.
-struct Part<'a> {
-    mib: u64,
-    mkfs: &'a [&'a str],
-    tree: Option<&'a Path>,
-}
-
-/// A sparse disk with a `label` (dos or gpt) table and `parts` from 1 MiB on; returns the image
-/// and each partition's byte offset.
-fn build(dir: &Path, name: &str, label: &str, parts: &[Part]) -> (PathBuf, Vec<u64>) {
-    let img = dir.join(format!("{name}.img"));
-    let total: u64 = parts.iter().map(|p| p.mib).sum::<u64>() + 2;
-    run(Command::new("truncate")
-        .arg("-s")
-        .arg(format!("{total}M"))
-        .arg(&img));
-    let mut script = format!("label: {label}\n");
-    let mut offsets = Vec::new();
-    let mut at = 1u64;
-    for p in parts {
-        script += &format!("start={},size={}M\n", at * 2048, p.mib);
-        offsets.push(at << 20);
-        at += p.mib;
-    }
-    sfdisk(&img, &script);
-    for (i, (p, offset)) in parts.iter().zip(&offsets).enumerate() {
-        let file = dir.join(format!("{name}.p{i}"));
-        run(Command::new("truncate")
-            .arg("-s")
-            .arg(format!("{}M", p.mib))
-            .arg(&file));
-        let mut mkfs = Command::new(p.mkfs[0]);
-        mkfs.args(&p.mkfs[1..]);
-        if let Some(tree) = p.tree {
-            mkfs.arg("-d").arg(tree);
-        }
-        run(mkfs.arg(&file));
-        run(Command::new("dd")
-            .arg(format!("if={}", file.display()))
-            .arg(format!("of={}", img.display()))
-            .arg(format!("seek={}", offset >> 20))
-            .args(["bs=1M", "conv=notrunc,sparse", "status=none"]));
-        fs::remove_file(file).unwrap();
-    }
-    (img, offsets)
-}
 
 fn osconf(args: &[&std::ffi::OsStr]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_osconf"))
@@ -115,7 +69,7 @@ fn inject_writes_os_conf_into_partition_1_as_the_tools_read_it() {
     let classic = common::repo().join("examples/classic/os.conf");
     let fat32: &[&str] = &["mkfs.vfat", "-F", "32"];
     let ext4: &[&str] = &["mkfs.ext4", "-q", "-F", "-O", "^64bit"];
-    let part = |mib, mkfs, tree| Part { mib, mkfs, tree };
+    let part = Part::new;
     let boot_root = |boot| vec![part(40, boot, None), part(32, ext4, Some(tree.as_path()))];
     let layouts: Vec<(&str, &str, Vec<Part>, bool)> = vec![
         ("fat-boot-mbr", "dos", boot_root(fat32), true),
@@ -187,16 +141,7 @@ fn inject_changes_nothing_when_it_cannot_write() {
     let dir = tempfile::tempdir().unwrap();
     let vpc = common::repo().join("examples/vpc/os.conf");
     let fat32: &[&str] = &["mkfs.vfat", "-F", "32"];
-    let (img, offsets) = build(
-        dir.path(),
-        "fat",
-        "dos",
-        &[Part {
-            mib: 40,
-            mkfs: fat32,
-            tree: None,
-        }],
-    );
+    let (img, offsets) = build(dir.path(), "fat", "dos", &[Part::new(40, fat32, None)]);
     let pristine = fs::read(&img).unwrap();
 
     // An invalid os.conf: exit 2, every error named, the image untouched.
@@ -268,16 +213,7 @@ fn an_interrupted_write_is_put_back_by_the_next_inject() {
     let dir = tempfile::tempdir().unwrap();
     let vpc = common::repo().join("examples/vpc/os.conf");
     let ext4: &[&str] = &["mkfs.ext4", "-q", "-F", "-O", "^64bit"];
-    let (img, offsets) = build(
-        dir.path(),
-        "ext",
-        "gpt",
-        &[Part {
-            mib: 16,
-            mkfs: ext4,
-            tree: None,
-        }],
-    );
+    let (img, offsets) = build(dir.path(), "ext", "gpt", &[Part::new(16, ext4, None)]);
     let pristine = fs::read(&img).unwrap();
     // As a crash would leave it: the undo file flushed (old bytes of the superblock's page), and
     // that page overwritten with garbage.

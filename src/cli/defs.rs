@@ -463,10 +463,18 @@ pub static COMMANDS: &[CommandDef] = &[
                 mounting anything and prints each requirement as pass, fail or warn with the reason: \
                 virtual size larger than 5 GiB, partition 1 FAT32, ext2/3/4 or UFS, ext4 without the \
                 64bit feature, writable (ext: no read-only feature and no read-only compatible feature \
-                newer than Linux 3.10), aliyun_custom_image/ at its root (read on FAT; a warning on ext \
-                and UFS, whose directories are not read yet). A qcow2 image is refused with the \
-                qemu-img convert -O raw command to run. Exit 0 when nothing fails, 1 when a \
-                requirement fails, 2 when the file cannot be read or is not raw.
+                newer than Linux 3.10), aliyun_custom_image/ at its root (a warning on UFS, whose \
+                directories are not read); then in the root partition (the first holding \
+                etc/os-release; partition 1 itself on one-partition images): an os.conf agent \
+                installed and enabled (osconf: its binary and what its install manifest lists, or a \
+                package's sysinit.target.wants/osconf.service; else a vendor-style script reading \
+                aliyun_custom_image/os.conf, with its runlevel link or enabled unit), no SSH host keys \
+                (etc/ssh/ssh_host_*_key), no root authorized_keys, no usable root password in \
+                etc/shadow (locked * or ! passes; an empty field or a hash fails, named). A root \
+                filesystem it cannot read (xfs, btrfs, LVM, LUKS) is a warning naming it. Everything \
+                is read from the image file itself: nothing is mounted. A qcow2 image is refused \
+                with the qemu-img convert -O raw command to run. Exit 0 when nothing fails (warnings \
+                may remain), 1 when a requirement fails, 2 when the file cannot be read or is not raw.
 
 image inject DISK OS_CONF writes OS_CONF into aliyun_custom_image/ on partition 1 (created when \
                 missing), as ECS does before a start; OS_CONF is validated first (invalid: exit 2, the \

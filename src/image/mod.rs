@@ -1,33 +1,27 @@
 //! `osconf image check`: tests a raw disk image against the Customized Linux import requirements
-//! before it is uploaded — the partition table, partition 1's filesystem (through `disk`, the one
-//! reader of these formats), the virtual size — and reports each as pass, fail, warning or not
-//! checked yet, with the reason. It only reads the image file; it never mounts, writes or runs a tool.
+//! before it is uploaded — the partition table, partition 1's filesystem and its
+//! `aliyun_custom_image/`, the virtual size, and in the root partition (`root`) the os.conf agent,
+//! baked-in SSH keys and root password — and reports each as pass, fail or warning, with the reason.
+//! It reads the image through `disk` only: a hostile image is never handed to the kernel; check
+//! never mounts, writes or runs a tool. `inject` (and `stage`) write into an image.
 
 pub mod inject;
+mod root;
 mod stage;
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::Read as _;
+use std::io;
 use std::path::Path;
 
-use crate::disk::{self, Kind, fat, table};
+use crate::disk::{self, FileType, Image, Kind, Volume, fat};
 use crate::error::Error;
 use crate::status::json_string;
 
 /// The import notes: "The size of the virtual file … must be larger than 5 GiB."
 const MIN_SIZE: u64 = 5 << 30;
-/// qcow2's magic, "QFI\xfb".
-const QCOW2_MAGIC: [u8; 4] = *b"QFI\xfb";
-/// The directory ECS writes os.conf into.
-const CUSTOM_DIR: &str = "aliyun_custom_image";
-/// What needs the root partition's files, which this check does not read yet.
-const NOT_CHECKED: [&str; 4] = [
-    "os.conf agent installed and enabled in the root partition",
-    "no SSH host keys baked in",
-    "no root authorized_keys baked in",
-    "no default root password",
-];
+
+use inject::CONF_DIR as CUSTOM_DIR;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -66,20 +60,13 @@ fn item(key: &'static str, verdict: Verdict, reason: impl Into<String>) -> Item 
 /// Checks the image at `path`. An image that cannot be read, or is qcow2, is an `Invalid` error
 /// (exit 2); the requirements found failing are in the items.
 pub fn check(path: &Path) -> Result<Vec<Item>, Error> {
-    let bad = |m: String| Error::invalid(path, m);
-    let mut f = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
-    let meta = f.metadata().map_err(|e| bad(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(bad("not a regular file (a raw image file is expected)".into()));
-    }
-    let mut magic = [0u8; 4];
-    if f.read_exact(&mut magic).is_ok() && magic == QCOW2_MAGIC {
-        return Err(bad(
-            "a qcow2 image; convert it first: qemu-img convert -O raw IMAGE.qcow2 IMAGE.raw".into(),
-        ));
-    }
-    let io = |e: std::io::Error| bad(format!("reading: {e}"));
-    let size = meta.len();
+    let image = Image::open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => {
+            Error::invalid(path, format!("cannot open: {e}"))
+        }
+        _ => Error::invalid(path, e.to_string()),
+    })?;
+    let size = image.size;
     let mut items = vec![if size > MIN_SIZE {
         item(
             "size",
@@ -93,11 +80,11 @@ pub fn check(path: &Path) -> Result<Vec<Item>, Error> {
             format!("virtual size {} must be larger than 5 GiB", gib(size)),
         )
     }];
-    let Some(t) = table::read(&mut f).map_err(io)? else {
+    let Some(t) = &image.table else {
         items.push(item("partition1", Verdict::Fail, "no MBR or GPT partition table"));
         return Ok(items);
     };
-    let Some(p) = t.partition(1) else {
+    if t.partition(1).is_none() {
         let kind = t.kind.name();
         items.push(item(
             "partition1",
@@ -105,15 +92,29 @@ pub fn check(path: &Path) -> Result<Vec<Item>, Error> {
             format!("the {kind} table has no partition 1"),
         ));
         return Ok(items);
+    }
+    let (offset, _) = image.extent(1).map_err(|e| Error::invalid(path, e.to_string()))?;
+    let first = match image.partition(1) {
+        Ok(v) => Some(v),
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => None,
+        Err(e) => return Err(Error::invalid(path, e.to_string())),
     };
-    let offset = t.offset(p);
-    let Some(fs) = disk::probe(&mut f, offset).map_err(io)? else {
-        items.push(item(
-            "filesystem",
-            Verdict::Fail,
-            format!("partition 1 (at byte {offset}) holds no ext2/3/4, FAT or UFS filesystem"),
-        ));
-        return Ok(items);
+    let fs = match &first {
+        Some(v) => v.fs.clone(),
+        None => match disk::probe(
+            &mut File::open(path).map_err(|e| Error::invalid(path, e.to_string()))?,
+            offset,
+        ) {
+            Ok(Some(fs)) => fs,
+            _ => {
+                items.push(item(
+                    "filesystem",
+                    Verdict::Fail,
+                    format!("partition 1 (at byte {offset}) holds no ext2/3/4, FAT or UFS filesystem"),
+                ));
+                return Ok(items);
+            }
+        },
     };
     let what = format!("partition 1 ({} table): {}", t.kind.name(), fs.describe());
     items.push(match fs.kind {
@@ -134,7 +135,15 @@ pub fn check(path: &Path) -> Result<Vec<Item>, Error> {
         });
     }
     items.push(writable(&fs.kind));
-    items.push(custom_dir(&mut f, offset, &fs.kind).map_err(io)?);
+    items.push(match first {
+        Some(mut v) => custom_dir(&mut v),
+        None => item(
+            "custom-dir",
+            Verdict::Warn,
+            format!("{CUSTOM_DIR}/: cannot tell without mounting (UFS directories are not read)"),
+        ),
+    });
+    items.extend(root::check(&image));
     Ok(items)
 }
 
@@ -158,63 +167,52 @@ fn writable(kind: &Kind) -> Item {
     }
 }
 
-/// `aliyun_custom_image/` at the root of partition 1: read from FAT's root directory; ext's and
-/// UFS's directories are not read yet.
-fn custom_dir(f: &mut File, offset: u64, kind: &Kind) -> std::io::Result<Item> {
-    if !matches!(kind, Kind::Fat(_)) {
-        return Ok(item(
+/// `aliyun_custom_image/` at the root of partition 1 (FAT names match case-insensitively).
+fn custom_dir(v: &mut Volume<File>) -> Item {
+    match v.metadata(CUSTOM_DIR) {
+        Ok(Some(m)) if m.file_type == FileType::Dir => item(
+            "custom-dir",
+            Verdict::Pass,
+            format!("{CUSTOM_DIR}/ is at the root of partition 1"),
+        ),
+        Ok(Some(m)) => item(
+            "custom-dir",
+            Verdict::Fail,
+            format!(
+                "{CUSTOM_DIR} at the root of partition 1 is a {:?}, not a directory",
+                m.file_type
+            ),
+        ),
+        Ok(None) => item(
+            "custom-dir",
+            Verdict::Fail,
+            format!(
+                "no {CUSTOM_DIR}/ at the root of partition 1 (osconf image prepare or osconf install creates it)"
+            ),
+        ),
+        Err(e) => item(
             "custom-dir",
             Verdict::Warn,
-            format!(
-                "{CUSTOM_DIR}/: cannot tell without mounting ({} directories are not read yet)",
-                kind.name()
-            ),
-        ));
+            format!("{CUSTOM_DIR}/: partition 1 cannot be read: {e}"),
+        ),
     }
-    let dirs = disk::Volume::open(&mut *f, offset)?
-        .list_dir("/")?
-        .unwrap_or_default();
-    // FAT names are case-insensitive.
-    Ok(
-        if dirs
-            .iter()
-            .any(|d| d.file_type == disk::FileType::Dir && d.name.eq_ignore_ascii_case(CUSTOM_DIR))
-        {
-            item(
-                "custom-dir",
-                Verdict::Pass,
-                format!("{CUSTOM_DIR}/ is at the root of partition 1"),
-            )
-        } else {
-            item(
-                "custom-dir",
-                Verdict::Fail,
-                format!("no {CUSTOM_DIR}/ at the root of partition 1 (osconf install creates it)"),
-            )
-        },
-    )
 }
 
-/// `bytes` in GiB with two decimals, rounded half up; in integers, since formatting an `f64` costs
-/// the static binary 16 KB.
 fn gib(bytes: u64) -> String {
     let hundredths = (u128::from(bytes) * 100 + (1 << 29)) >> 30;
     format!("{}.{:02} GiB", hundredths / 100, hundredths % 100)
 }
 
-/// The report as text: one line per requirement, then what is not checked yet.
+/// The report as text: one line per requirement.
 pub fn text(items: &[Item]) -> String {
     let mut out = String::new();
     for i in items {
         let _ = writeln!(out, "{:<5} {}: {}", i.verdict.name(), i.key, i.reason);
     }
-    for n in NOT_CHECKED {
-        let _ = writeln!(out, "-     not checked yet: {n}");
-    }
     out
 }
 
-/// The report as one JSON object: `{"pass":bool,"checks":[{"key","result","reason"}],"not_checked":[…]}`.
+/// The report as one JSON object: `{"pass":bool,"checks":[{"key","result","reason"}],"not_checked":[]}`.
 pub fn json(items: &[Item]) -> String {
     let checks: Vec<String> = items
         .iter()
@@ -227,12 +225,11 @@ pub fn json(items: &[Item]) -> String {
             )
         })
         .collect();
-    let not: Vec<String> = NOT_CHECKED.iter().map(|n| json_string(n)).collect();
+    // `not_checked` stays (empty) for scripts written when some checks were not made yet.
     format!(
-        "{{\"pass\":{},\"checks\":[{}],\"not_checked\":[{}]}}\n",
+        "{{\"pass\":{},\"checks\":[{}],\"not_checked\":[]}}\n",
         passed(items),
-        checks.join(","),
-        not.join(",")
+        checks.join(",")
     )
 }
 

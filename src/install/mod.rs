@@ -16,7 +16,7 @@ use crate::plan::{FileOp, Mode, Plan};
 use crate::render::common::blocks::{Markers, replace_block_with};
 use crate::system::System;
 pub use manifest::{Before, MANIFEST, Manifest};
-pub use systemd::unit as systemd_unit;
+pub use systemd::{WANTS as SYSTEMD_WANTS, unit as systemd_unit};
 
 /// Where the binary goes. /usr/sbin: an administrator's tool that packages put there too, on the
 /// root file system's /usr, which every init here has mounted before it starts osconf.

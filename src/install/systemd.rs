@@ -17,7 +17,9 @@ pub const INIT: Init = Init {
 
 /// The administrator's unit directory: osconf installed by hand is local configuration.
 const UNIT: &str = "/etc/systemd/system/osconf.service";
-const WANTS: &str = "/etc/systemd/system/sysinit.target.wants/osconf.service";
+/// The link that enables the unit; a package enabling osconf.service (WantedBy=sysinit.target)
+/// makes the same one.
+pub const WANTS: &str = "/etc/systemd/system/sysinit.target.wants/osconf.service";
 
 /// Start-up bound: the partition finder and the NIC wait are bounded at 30 s each; a run that
 /// still has not finished is killed and the boot goes on without it.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod hooks;
+pub mod images;
 pub mod real;
 
 use std::collections::BTreeMap;
