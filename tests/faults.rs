@@ -110,9 +110,9 @@ fn shadow_without_a_root_line_changes_nothing() {
 }
 
 #[test]
-fn at_most_four_flushes_per_apply() {
+fn at_most_three_flushes_per_apply() {
     if let Err(why) = check_prerequisites(&["strace"]) {
-        return cannot_run("at_most_four_flushes_per_apply", &why);
+        return cannot_run("at_most_three_flushes_per_apply", &why);
     }
     let s = scratch();
     let out = Command::new("strace")
@@ -139,7 +139,8 @@ fn at_most_four_flushes_per_apply() {
         .filter_map(|l| l.split_whitespace().nth(3).and_then(|n| n.parse().ok()))
         .next()
         .unwrap_or_else(|| panic!("no total in:\n{table}"));
-    assert!((1..=4).contains(&total), "{total} flush calls:\n{table}");
+    // Two syncfs (before and after the renames) and os.conf's directory.
+    assert!((1..=3).contains(&total), "{total} flush calls:\n{table}");
 }
 
 #[test]

@@ -1,11 +1,14 @@
 //! The journal of a run, `/var/lib/osconf/journal` in the root: what the run is about to replace,
 //! what each file was (absent, a link and its target, or a file and the SHA-256 of its bytes), where
-//! its backup is, the temp names, the directories it creates. It is written before the first temp
-//! file, flushed with them, and removed (and that flushed) once every rename is on disk: the commit.
+//! its backup is, what the run leaves there, the temp names, the directories it creates. It is
+//! written before the first temp file, flushed with them, and removed once every rename is on disk
+//! and os.conf is gone.
 //!
 //! A run cut short (power cut, kill -9, panic) leaves it behind, and the next apply rolls that run
 //! back before anything else: the old configuration comes back, and os.conf, which is removed only
-//! after the commit, is still there, so the same run is then done again, whole. Rolling back needs no
+//! after every rename is on disk, is still there, so the same run is then done again, whole. A run
+//! cut after that point (every file listed in its new state, os.conf perhaps gone) is rolled
+//! forward instead: only the journal goes. Rolling back needs no
 //! knowledge of how far the run got: a file whose bytes still hash to the original's is left alone,
 //! any other is put back from its backup (whose hash must match too: a backup not yet flushed when
 //! the power went is never restored, and no rename can have happened before it was flushed).
@@ -32,6 +35,43 @@ pub enum Was {
 }
 
 impl Was {
+    /// What `op` leaves at its path.
+    pub fn becomes(op: &crate::plan::FileOp) -> Was {
+        use crate::plan::FileOp;
+        match op {
+            FileOp::Write { contents, .. } => Was::File(hash(contents.as_ref())),
+            FileOp::Symlink { target, .. } => Was::Link(target.as_bytes().to_vec()),
+            FileOp::Remove { .. } => Was::Absent,
+        }
+    }
+
+    /// Whether `now` (what is at the path) is this.
+    fn is(&self, now: Option<&Saved>) -> bool {
+        match (self, now) {
+            (Was::Absent, None) => true,
+            (Was::Link(t), Some(Saved::Link(n))) => n.as_os_str().as_encoded_bytes() == t.as_slice(),
+            (Was::File(h), Some(Saved::File { bytes, .. })) => hash(bytes) == *h,
+            _ => false,
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Was::Absent => "absent".to_owned(),
+            Was::Link(t) => format!("link:{}", enc(t)),
+            Was::File(h) => format!("file:{}", hex(h)),
+        }
+    }
+
+    fn parse(word: &str) -> Option<Was> {
+        match word.split_once(':') {
+            None if word == "absent" => Some(Was::Absent),
+            Some(("link", t)) => dec(t).map(Was::Link),
+            Some(("file", h)) => unhex(h).map(Was::File),
+            _ => None,
+        }
+    }
+
     pub fn of(saved: Option<&Saved>) -> Was {
         match saved {
             None => Was::Absent,
@@ -50,6 +90,8 @@ pub struct File {
     pub was: Was,
     /// Where its original is kept, in the root.
     pub backup: Option<String>,
+    /// What the run leaves there (`None` in a journal of an older osconf: never rolled forward).
+    pub becomes: Option<Was>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,18 +117,15 @@ impl Journal {
             let _ = writeln!(out, "dir {}", enc(d.as_bytes()));
         }
         for f in &self.files {
-            let was = match &f.was {
-                Was::Absent => "absent".to_owned(),
-                Was::Link(t) => format!("link:{}", enc(t)),
-                Was::File(h) => format!("file:{}", hex(h)),
-            };
             let opt = |o: &Option<String>| o.as_ref().map_or("-".to_owned(), |s| enc(s.as_bytes()));
             let _ = writeln!(
                 out,
-                "file {} {} {was} {}",
+                "file {} {} {} {} {}",
                 enc(f.path.as_bytes()),
                 opt(&f.tmp),
-                opt(&f.backup)
+                f.was.render(),
+                opt(&f.backup),
+                f.becomes.as_ref().map_or("-".to_owned(), Was::render)
             );
         }
         out.push_str("end\n");
@@ -103,7 +142,7 @@ impl Journal {
             match words.as_slice() {
                 ["backup", dir] => j.backup_dir = dec_string(dir),
                 ["dir", d] => j.dirs.extend(dec_string(d)),
-                ["file", path, tmp, was, backup] => {
+                ["file", path, tmp, was, backup, rest @ ..] if rest.len() <= 1 => {
                     let opt = |w: &str| {
                         if w == "-" {
                             Some(None)
@@ -111,20 +150,20 @@ impl Journal {
                             dec_string(w).map(Some)
                         }
                     };
-                    let was = match was.split_once(':') {
-                        None if *was == "absent" => Some(Was::Absent),
-                        Some(("link", t)) => dec(t).map(Was::Link),
-                        Some(("file", h)) => unhex(h).map(Was::File),
-                        _ => None,
+                    // A line an older osconf wrote has no fifth word.
+                    let becomes = match rest.first() {
+                        None | Some(&"-") => Some(None),
+                        Some(w) => Was::parse(w).map(Some),
                     };
-                    if let (Some(path), Some(tmp), Some(was), Some(backup)) =
-                        (dec_string(path), opt(tmp), was, opt(backup))
+                    if let (Some(path), Some(tmp), Some(was), Some(backup), Some(becomes)) =
+                        (dec_string(path), opt(tmp), Was::parse(was), opt(backup), becomes)
                     {
                         j.files.push(File {
                             path,
                             tmp,
                             was,
                             backup,
+                            becomes,
                         });
                     }
                 }
@@ -192,6 +231,17 @@ pub fn recover(root: &Root) -> Result<Option<String>, String> {
         Err(e) => return Err(format!("reading the journal of an interrupted run: {e}")),
     };
     let journal = Journal::parse(&text);
+    if finished(root, &text, &journal).map_err(|e| format!("reading what an interrupted run left: {e}"))? {
+        let entry = root
+            .entry(JOURNAL)
+            .map_err(|e| format!("{}: {e}", shown(root, JOURNAL)))?;
+        durable::remove(&entry).map_err(|e| format!("removing {}: {e}", shown(root, JOURNAL)))?;
+        rustix::fs::syncfs(root.fd()).map_err(|e| format!("flushing the end of an interrupted run: {e}"))?;
+        return Ok(Some(format!(
+            "an interrupted run had put all its {} files in place: completed (its journal removed)",
+            journal.files.len()
+        )));
+    }
     let mut failures = Vec::new();
     let mut restored = 0;
     for f in journal.files.iter().rev() {
@@ -233,6 +283,28 @@ pub fn recover(root: &Root) -> Result<Option<String>, String> {
     )))
 }
 
+/// Whether the run a journal describes had put every file in place (it was cut short after its last
+/// rename reached the disk, maybe with os.conf already gone): it is then rolled forward, not back.
+/// Never for a journal cut short itself, nor one of an older osconf (no new states).
+fn finished(root: &Root, text: &str, journal: &Journal) -> io::Result<bool> {
+    if !text.ends_with("end\n") {
+        return Ok(false);
+    }
+    for f in &journal.files {
+        let Some(becomes) = &f.becomes else {
+            return Ok(false);
+        };
+        let now = match root::absent_as_none(root.entry(&f.path))? {
+            Some(entry) => durable::save(&entry)?,
+            None => None,
+        };
+        if !becomes.is(now.as_ref()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// What rolling one file back takes.
 enum Fix {
     Nothing,
@@ -251,12 +323,7 @@ fn assess(root: &Root, f: &File) -> io::Result<Option<(Entry, Fix)>> {
         (None, _) => return Err(io::Error::other("its directory is gone")),
     };
     let now = durable::save(&entry)?;
-    let same = match (&f.was, &now) {
-        (Was::Absent, None) => true,
-        (Was::Link(t), Some(Saved::Link(n))) => n.as_os_str().as_encoded_bytes() == t.as_slice(),
-        (Was::File(h), Some(Saved::File { bytes, .. })) => hash(bytes) == *h,
-        _ => false,
-    };
+    let same = f.was.is(now.as_ref());
     let fix = match &f.was {
         _ if same => Fix::Nothing,
         Was::Absent => Fix::Remove,
@@ -310,6 +377,14 @@ pub fn pending(root: &Root) -> Result<Option<String>, String> {
         Err(e) => return Err(format!("reading the journal of an interrupted run: {e}")),
     };
     let journal = Journal::parse(&text);
+    if finished(root, &text, &journal).map_err(|e| format!("reading what an interrupted run left: {e}"))? {
+        return Ok(Some(format!(
+            "a run was cut short ({} is there) after it had put all its {} files in place: the next \
+             apply only removes its journal",
+            shown(root, JOURNAL),
+            journal.files.len()
+        )));
+    }
     let mut fixes = Vec::new();
     for f in journal.files.iter().rev() {
         let path = shown(root, &f.path);
@@ -383,18 +458,21 @@ mod tests {
                     tmp: Some(".a b\nc.osconf-new".into()),
                     was: Was::File(hash(b"x")),
                     backup: Some("/var/lib/osconf/backup/X/etc/a b\nc".into()),
+                    becomes: Some(Was::File(hash(b"y"))),
                 },
                 File {
                     path: "/etc/l".into(),
                     tmp: None,
                     was: Was::Link(b"../x y".to_vec()),
                     backup: None,
+                    becomes: Some(Was::Absent),
                 },
                 File {
                     path: "/etc/n".into(),
                     tmp: Some(".n.osconf-new".into()),
                     was: Was::Absent,
                     backup: None,
+                    becomes: Some(Was::Link(b"/a b".to_vec())),
                 },
             ],
             dirs: vec!["/etc/new".into()],
@@ -404,5 +482,8 @@ mod tests {
         // Cut short: the whole lines before the cut still parse.
         let cut = &text[..text.find("file /etc/l").unwrap() + 8];
         assert_eq!(Journal::parse(cut).files.len(), 1);
+        // An older osconf's line (no new state) parses, and is never rolled forward.
+        let old = Journal::parse("file /etc/n .n.osconf-new absent -\nend\n");
+        assert_eq!(old.files[0].becomes, None);
     }
 }

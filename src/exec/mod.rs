@@ -1,8 +1,8 @@
 //! Executor: applies a plan to a root, all or nothing, every path resolved inside the root (see
 //! `root`). Durability costs a constant, not a flush per file: every new file goes to a temp name
 //! beside its destination and every original to this run's backup directory, then one flush of each
-//! filesystem touched; then every rename, and one flush more; os.conf is removed last, only once
-//! everything else has succeeded, and its directory flushed. When any step fails, every step already
+//! filesystem touched; then every rename, and one flush more; os.conf and the journal are removed
+//! last, only once everything else has succeeded, and os.conf's directory flushed. When any step fails, every step already
 //! done is undone in reverse order, and what could not be undone is named with its backup.
 
 mod durable;
@@ -174,6 +174,7 @@ impl Executor<'_> {
                 tmp: None,
                 was: Was::Absent,
                 backup: None,
+                becomes: Some(Was::Absent),
             });
         }
         for d in &dirs[..for_journal] {
@@ -213,15 +214,25 @@ impl Executor<'_> {
             let step = format!("removing {PWD_LOCK}");
             lock.remove_file().map_err(at(&step))?;
         }
+        // Every file is in place and on disk: from here a journal left behind is rolled forward
+        // (every file it lists is as the run left it), so os.conf may go before it, and one flush
+        // of os.conf's directory ends the run.
+        let removal = match &opts.config_file {
+            Some(conf) => {
+                let step = format!("removing {}", conf.path.display());
+                self.remove_config(conf).map_err(at(&step))?;
+                crash_point(&step);
+                self.report.steps.push(step);
+                Some(conf.dir.try_clone().map_err(at("removing the journal"))?)
+            }
+            None => None,
+        };
         let step = "removing the journal";
-        self.remove_journal().map_err(at(step))?;
+        let journal_dir = self.remove_journal().map_err(at(step))?;
         crash_point(step);
-        if let Some(conf) = &opts.config_file {
-            let step = format!("removing {}", conf.path.display());
-            self.remove_config(conf).map_err(at(&step))?;
-            crash_point(&step);
-            self.report.steps.push(step);
-        }
+        let step = "flushing the removals";
+        durable::sync_dir(&removal.unwrap_or(journal_dir)).map_err(at(step))?;
+        crash_point(step);
         Ok(())
     }
 
@@ -264,6 +275,7 @@ impl Executor<'_> {
             tmp: tmp.as_ref().map(|t| t.to_string_lossy().into_owned()),
             was: Was::of(saved.as_ref()),
             backup: backup.clone(),
+            becomes: Some(Was::becomes(op)),
         });
         self.staged.push(Staged {
             shown: self.root.host_path(path),
@@ -316,14 +328,15 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// The commit: once the journal's removal is on disk, a crash leaves the new configuration.
-    fn remove_journal(&mut self) -> io::Result<()> {
+    /// Removes the journal (not flushed: one left behind lists files all in their new state, and is
+    /// rolled forward); returns its directory.
+    fn remove_journal(&mut self) -> io::Result<OwnedFd> {
         let Some(Undo::Journal(entry)) = self.undo.iter().find(|u| matches!(u, Undo::Journal(_))) else {
             unreachable!("the journal was written first");
         };
         durable::remove(entry)?;
         self.committed = true;
-        durable::sync_dir(&entry.dir)
+        entry.dir.try_clone()
     }
 
     /// Creates one directory of the run: 0700 in the backup tree (it holds a copy of /etc/shadow).
@@ -398,8 +411,8 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Removes os.conf through its directory's handle, kept in memory first so that a removal whose
-    /// flush fails is undone like any other step.
+    /// Removes os.conf through its directory's handle (flushed by the run's last step), kept in
+    /// memory first so that a removal whose flush fails is undone like any other step.
     fn remove_config(&mut self, conf: &ConfFile) -> io::Result<()> {
         let entry = Entry {
             dir: conf.dir.try_clone()?,
@@ -414,8 +427,7 @@ impl Executor<'_> {
             backup: None,
         });
         let i = self.staged.len() - 1;
-        self.commit(i)?;
-        durable::sync_dir(&self.staged[i].entry.dir)
+        self.commit(i)
     }
 
     fn live(&mut self, action: &LiveAction) -> io::Result<()> {
