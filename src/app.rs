@@ -42,6 +42,7 @@ pub fn run(command: Command) -> Result<(), Error> {
         Command::ImageCheck { disk, json } => crate::image::run_check(&disk, json),
         Command::ImageTest(req) => crate::imagetest::run(&req),
         Command::ImageInject { disk, conf } => print(&crate::image::inject::run(&disk, &conf)?),
+        Command::ImagePrepare(disk) => print(&crate::image::prepare::run(&disk)?),
         Command::Install(req) => crate::install::run::install(&req, &|m| say(m)).map_err(failed),
         Command::Uninstall(req) => crate::install::run::uninstall(&req, &|m| say(m)).map_err(failed),
     }

@@ -65,6 +65,8 @@ pub enum Command {
         disk: PathBuf,
         conf: PathBuf,
     },
+    /// `image prepare DISK`: install osconf into the image's root partition.
+    ImagePrepare(PathBuf),
     /// `image test DISK`: boot a disk image under qemu and report what took effect.
     ImageTest(crate::imagetest::Request),
     /// Print a generated document (man page, completion script).
@@ -242,6 +244,9 @@ fn image(m: &Matches) -> Result<Command, String> {
     if action == "inject" {
         let conf = os_conf.ok_or("image inject needs OS_CONF (the os.conf to write)")?;
         return no_flags(m, "inject").map(|()| Command::ImageInject { disk, conf });
+    }
+    if action == "prepare" && os_conf.is_none() {
+        return no_flags(m, "prepare").map(|()| Command::ImagePrepare(disk));
     }
     if let Some(c) = os_conf {
         return Err(format!(

@@ -29,6 +29,26 @@ fn osconf(args: &[&std::ffi::OsStr]) -> Output {
         .unwrap()
 }
 
+/// The stdout of a run that must succeed.
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Partition bytes `[offset, offset + mib MiB)` of `img` as a file of their own.
+fn extract(img: &Path, offset: u64, mib: u64, to: &Path) {
+    run(Command::new("dd")
+        .arg(format!("if={}", img.display()))
+        .arg(format!("of={}", to.display()))
+        .arg(format!("skip={}", offset >> 20))
+        .arg(format!("count={mib}"))
+        .args(["bs=1M", "status=none"]));
+}
+
 fn inject(img: &Path, conf: &Path) -> Output {
     osconf(&[
         "image".as_ref(),
@@ -85,13 +105,7 @@ fn inject_writes_os_conf_into_partition_1_as_the_tools_read_it() {
     for (name, label, parts, fat) in &layouts {
         let (img, offsets) = build(dir.path(), name, label, parts);
         let before_root = fs::read(&img).unwrap()[offsets.last().copied().unwrap() as usize..].to_vec();
-        let out = inject(&img, &vpc);
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let said = String::from_utf8_lossy(&out.stdout);
+        let said = ok(inject(&img, &vpc), name);
         assert!(
             said.contains("wrote aliyun_custom_image/os.conf"),
             "{name}: {said}"
@@ -241,10 +255,7 @@ fn an_interrupted_write_is_put_back_by_the_next_inject() {
     assert_eq!(read_back(&img, at, false), fs::read(&vpc).unwrap());
     // Only the injected file differs from the pristine image: e2fsck finds the filesystem clean.
     let part = dir.path().join("p1");
-    run(Command::new("dd")
-        .arg(format!("if={}", img.display()))
-        .arg(format!("of={}", part.display()))
-        .args(["bs=1M", "skip=1", "count=16", "status=none"]));
+    extract(&img, at, 16, &part);
     let fsck = Command::new("e2fsck").args(["-fn"]).arg(&part).output().unwrap();
     assert_eq!(
         fsck.status.code(),
@@ -259,4 +270,207 @@ fn an_interrupted_write_is_put_back_by_the_next_inject() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("had not touched the image yet"));
     assert!(!undo_path.exists());
+}
+
+/// A root tree whose init system install detects: systemd (merged /usr: `sbin -> usr/sbin`) or
+/// sysvinit (Debian's rcS.d).
+fn init_tree(dir: &Path, name: &str, init: &str) -> PathBuf {
+    let root = dir.join(name);
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::write(root.join("etc/os-release"), "ID=debian\nVERSION_ID=12\n").unwrap();
+    fs::write(root.join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
+    if init == "systemd" {
+        for d in [
+            "usr/sbin",
+            "usr/lib/systemd",
+            "etc/systemd/system/multi-user.target.wants",
+        ] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        fs::write(root.join("usr/lib/systemd/systemd"), "ELF").unwrap();
+        std::os::unix::fs::symlink("usr/sbin", root.join("sbin")).unwrap();
+        std::os::unix::fs::symlink("/usr/lib/systemd/systemd", root.join("usr/sbin/init")).unwrap();
+    } else {
+        for d in ["sbin", "etc/init.d", "etc/rcS.d"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        fs::write(root.join("sbin/init"), "ELF").unwrap();
+        fs::write(
+            root.join("etc/inittab"),
+            "id:2:initdefault:\nsi::sysinit:/etc/init.d/rcS\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("../init.d/networking", root.join("etc/rcS.d/S07networking")).unwrap();
+        fs::write(root.join("etc/init.d/networking"), "#!/bin/sh\n").unwrap();
+    }
+    root
+}
+
+/// The files `osconf install --root` writes into a copy of `tree` (with partition 1 at
+/// `boot_dir`, or in the root), as (path, bytes) — what prepare must have put into the image.
+fn installed_by_install(dir: &Path, tree: &Path, one_partition: bool) -> Vec<(String, Vec<u8>)> {
+    let copy = dir.join(format!(
+        "{}-installed",
+        tree.file_name().unwrap().to_string_lossy()
+    ));
+    run(Command::new("cp").arg("-a").arg(tree).arg(&copy));
+    let boot = dir.join("install-boot");
+    let _ = fs::create_dir(&boot);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osconf"));
+    cmd.args(["install", "--root"]).arg(&copy).arg("--boot-dir");
+    cmd.arg(if one_partition { copy.clone() } else { boot });
+    run(&mut cmd);
+    let manifest = fs::read_to_string(copy.join("var/lib/osconf/installed")).unwrap();
+    let mut files = vec![(
+        "var/lib/osconf/installed".to_owned(),
+        manifest.clone().into_bytes(),
+    )];
+    for line in manifest.lines() {
+        let Some(path) = line.strip_prefix("new ").or_else(|| line.strip_prefix("edited ")) else {
+            continue;
+        };
+        let p = copy.join(path.trim_start_matches('/'));
+        if p.symlink_metadata().unwrap().is_file() {
+            files.push((path.trim_start_matches('/').to_owned(), fs::read(p).unwrap()));
+        }
+    }
+    files
+}
+
+#[test]
+fn prepare_installs_what_osconf_install_writes_and_check_then_passes_the_agent() {
+    let test = "prepare_installs_what_osconf_install_writes_and_check_then_passes_the_agent";
+    if !have_tools(test, &TOOLS) || !have_tools(test, &["e2fsck", "mdir", "cp"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fat32: &[&str] = &["mkfs.vfat", "-F", "32"];
+    let ext4: &[&str] = &["mkfs.ext4", "-q", "-F", "-O", "^64bit"];
+    for (name, label, init, boot) in [
+        ("systemd-fat-gpt", "gpt", "systemd", Some(fat32)),
+        ("sysv-fat-mbr", "dos", "sysv", Some(fat32)),
+        ("systemd-ext-mbr", "dos", "systemd", Some(ext4)),
+        ("sysv-one-gpt", "gpt", "sysv", None),
+    ] {
+        let tree = init_tree(dir.path(), name, init);
+        let parts = match boot {
+            Some(mkfs) => vec![Part::new(40, mkfs, None), Part::new(128, ext4, Some(&tree))],
+            None => vec![Part::new(128, ext4, Some(&tree))],
+        };
+        let (img, offsets) = build(dir.path(), name, label, &parts);
+        let said = ok(
+            osconf(&["image".as_ref(), "prepare".as_ref(), img.as_os_str()]),
+            name,
+        );
+        assert!(
+            said.contains(&format!("installed osconf for {init}")),
+            "{name}: {said}"
+        );
+
+        // Each file osconf install writes is in the root partition, byte for byte (debugfs).
+        let root_at = format!("{}?offset={}", img.display(), offsets.last().unwrap());
+        for (path, want) in installed_by_install(dir.path(), &tree, boot.is_none()) {
+            let got = run(Command::new("debugfs").args(["-R", &format!("cat /{path}"), &root_at])).stdout;
+            assert!(
+                got == want,
+                "{name}: /{path} differs from what osconf install writes"
+            );
+        }
+        let stat = run(Command::new("debugfs").args(["-R", "stat /usr/sbin/osconf", &root_at])).stdout;
+        assert!(String::from_utf8_lossy(&stat).contains("Mode:  0755"), "{name}");
+        // The filesystems are consistent after the edits.
+        for (i, offset) in offsets.iter().enumerate() {
+            let (fat, mib) = (boot == Some(fat32) && i == 0, parts[i].mib);
+            let p = dir.path().join("part");
+            extract(&img, *offset, mib, &p);
+            if fat {
+                run(Command::new("mdir")
+                    .args(["-i"])
+                    .arg(&p)
+                    .arg("::/aliyun_custom_image"));
+            } else {
+                let fsck = Command::new("e2fsck").arg("-fn").arg(&p).output().unwrap();
+                assert_eq!(
+                    fsck.status.code(),
+                    Some(0),
+                    "{name} p{}: {}",
+                    i + 1,
+                    String::from_utf8_lossy(&fsck.stdout)
+                );
+            }
+            fs::remove_file(p).unwrap();
+        }
+        // image check: the agent and the custom directory pass now.
+        run(Command::new("truncate").args(["-s", "6G"]).arg(&img));
+        let check = osconf(&[
+            "image".as_ref(),
+            "check".as_ref(),
+            "--json".as_ref(),
+            img.as_os_str(),
+        ]);
+        let checks = common::images::checks_of(&check.stdout);
+        let get = |k: &str| {
+            checks
+                .iter()
+                .find(|c| c.0 == k)
+                .unwrap_or_else(|| panic!("{name}: {k}: {checks:?}"))
+        };
+        assert_eq!(get("agent").1, "pass", "{name}: {checks:?}");
+        assert!(
+            get("agent")
+                .2
+                .starts_with(&format!("osconf, installed and enabled for {init}")),
+            "{name}: {checks:?}"
+        );
+        assert_eq!(get("custom-dir").1, "pass", "{name}: {checks:?}");
+        assert_eq!(check.status.code(), Some(0), "{name}: {checks:?}");
+
+        // Again: nothing left to do, the image stays as it is.
+        let before = fs::read(&img).unwrap();
+        let again = osconf(&["image".as_ref(), "prepare".as_ref(), img.as_os_str()]);
+        assert!(
+            again.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+        assert!(
+            fs::read(&img).unwrap() == before,
+            "{name}: a second prepare changed the image"
+        );
+        fs::remove_file(&img).unwrap();
+    }
+}
+
+#[test]
+fn prepare_refuses_images_it_cannot_write_unchanged() {
+    let test = "prepare_refuses_images_it_cannot_write_unchanged";
+    if !have_tools(test, &TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fat32: &[&str] = &["mkfs.vfat", "-F", "32"];
+    let xfs: &[&str] = &["sh", "-c", "printf XFSB | dd of=\"$0\" conv=notrunc status=none"];
+    for (name, parts, says) in [
+        (
+            "no-root",
+            vec![Part::new(40, fat32, None)],
+            "no partition holds etc/os-release",
+        ),
+        (
+            "xfs-root",
+            vec![Part::new(40, fat32, None), Part::new(8, xfs, None)],
+            "holds xfs",
+        ),
+    ] {
+        let (img, _) = build(dir.path(), name, "gpt", &parts);
+        let before = fs::read(&img).unwrap();
+        let out = osconf(&["image".as_ref(), "prepare".as_ref(), img.as_os_str()]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(says) && err.contains("nothing was changed"),
+            "{name}: {err}"
+        );
+        assert!(fs::read(&img).unwrap() == before, "{name}");
+    }
 }

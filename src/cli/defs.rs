@@ -341,7 +341,7 @@ pub static VERBOSE: Flag = Flag {
 };
 
 /// What `image` can do.
-pub const IMAGE_ACTIONS: &[&str] = &["check", "test", "inject"];
+pub const IMAGE_ACTIONS: &[&str] = &["check", "test", "inject", "prepare"];
 
 /// What `generate` can print; the order of `doc::Generated`.
 pub const GENERATED: &[&str] = &["man", "complete-bash", "complete-zsh", "complete-fish", "unit"];
@@ -438,8 +438,8 @@ pub static COMMANDS: &[CommandDef] = &[
         operands: &[
             Operand {
                 name: "ACTION",
-                help: "check (the import requirements), test (a boot under qemu) or inject (write an \
-                       os.conf into partition 1)",
+                help: "check (the import requirements), test (a boot under qemu), inject (write an \
+                       os.conf into partition 1) or prepare (install osconf into the image)",
                 complete: Complete::Words(IMAGE_ACTIONS),
                 optional: false,
             },
@@ -478,10 +478,14 @@ pub static COMMANDS: &[CommandDef] = &[
 
 image inject DISK OS_CONF writes OS_CONF into aliyun_custom_image/ on partition 1 (created when \
                 missing), as ECS does before a start; OS_CONF is validated first (invalid: exit 2, the \
-                image untouched). It edits a copy of the partition with mtools (FAT) or debugfs (ext), read it back, then \
+                image untouched). image prepare DISK installs osconf into the image's root partition \
+                (the first holding etc/os-release; it must be ext): the files osconf install --root \
+                writes, for the init system detected there, manifest included; and creates \
+                aliyun_custom_image/ on partition 1 (in the root on one-partition images). Both \
+                edit a copy of the partition with mtools (FAT) or debugfs (ext), read it back, then \
                 write only the bytes that changed, their old contents first saved to DISK.osconf-undo: \
                 a failure leaves the image as it was, and an undo file left by a crash is put back by \
-                the next inject. No mount and no root needed. Exit 0 written, 1 failed \
+                the next inject or prepare. No mount and no root needed. Exit 0 written, 1 failed \
                 (nothing changed), 2 bad os.conf or image, 3 mtools or debugfs not installed.
 
 image test boots the image under qemu-system-x86_64 as ECS would start it: os.conf (--os-conf, \

@@ -9,9 +9,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::stage::Staged;
+use super::stage::{self, Staged};
 use crate::disk::{FileType, Image, Kind};
 use crate::error::Error;
+use crate::plan::{FileOp, Mode};
 
 /// The directory ECS writes os.conf into, and os.conf's path inside partition 1.
 pub const CONF_DIR: &str = "aliyun_custom_image";
@@ -47,63 +48,91 @@ pub(super) fn tool(program: &str, args: &[&std::ffi::OsStr]) -> Result<String, E
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Adds `files` (path inside the filesystem → contents, mode) to the staged filesystem, creating
-/// the directories on the way; what is there already is replaced.
-pub(super) fn put(staged: &Staged, kind: Kind, files: &[(&str, &[u8], u32)]) -> Result<(), Error> {
-    let mut volume = staged.volume().map_err(|e| Error::failed(None, e.to_string()))?;
+fn refused(what: String) -> Error {
+    Error::failed(None, format!("{what}; nothing was changed"))
+}
+
+/// `/a/b/c` → `a`, `a/b` (relative, outermost first).
+fn parents(path: &str) -> Vec<String> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    (1..parts.len()).map(|i| parts[..i].join("/")).collect()
+}
+
+/// Applies `ops` (paths inside the filesystem) and creates `dirs` in the staged filesystem, with
+/// the directories on the way; new files and directories belong to root. FAT takes files and
+/// directories only. Everything is read back before it counts.
+pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) -> Result<(), Error> {
+    let mut volume = staged.volume().map_err(|e| refused(e.to_string()))?;
     let img = staged.path().as_os_str();
-    let mut dirs: Vec<String> = Vec::new();
-    for (path, _, _) in files {
-        let mut at = String::new();
-        for part in path
-            .split('/')
-            .filter(|p| !p.is_empty())
-            .collect::<Vec<_>>()
-            .split_last()
-            .map_or(&[][..], |(_, d)| d)
-        {
-            at = format!("{at}/{part}");
-            if !dirs.contains(&at) {
-                match volume.symlink_metadata(&at) {
-                    Ok(Some(m)) if m.file_type == FileType::Dir => {}
-                    Ok(None) => dirs.push(at.clone()),
-                    Ok(Some(m)) => {
-                        return Err(Error::failed(
-                            None,
-                            format!(
-                                "{at} is a {:?}, not a directory; nothing was changed",
-                                m.file_type
-                            ),
-                        ));
-                    }
-                    Err(e) => return Err(Error::failed(None, format!("{at}: {e}; nothing was changed"))),
-                }
-            }
+    let mut new_dirs: Vec<String> = Vec::new();
+    let wanted = ops
+        .iter()
+        .flat_map(|op| parents(op.path()))
+        .chain(dirs.iter().flat_map(|d| {
+            let mut all = parents(d);
+            all.push(d.trim_matches('/').to_owned());
+            all
+        }));
+    for dir in wanted {
+        if new_dirs.contains(&dir) {
+            continue;
         }
-        if let Ok(Some(m)) = volume.symlink_metadata(path)
-            && m.file_type != FileType::File
-        {
-            return Err(Error::failed(
-                None,
-                format!("{path} is a {:?}, not a file; nothing was changed", m.file_type),
-            ));
+        match volume.metadata(&dir) {
+            Ok(Some(m)) if m.file_type == FileType::Dir => {}
+            Ok(None) if volume.symlink_metadata(&dir).ok().flatten().is_none() => new_dirs.push(dir),
+            Ok(m) => return Err(refused(format!("/{dir} is {m:?}, not a directory"))),
+            Err(e) => return Err(refused(format!("/{dir}: {e}"))),
         }
     }
-    let sources: Vec<_> = files
-        .iter()
-        .enumerate()
-        .map(|(i, (_, bytes, _))| {
+    let mut modes = Vec::new();
+    for op in ops {
+        let rel = op.path().trim_start_matches('/');
+        let now = volume
+            .symlink_metadata(rel)
+            .map_err(|e| refused(format!("{}: {e}", op.path())))?;
+        if now.is_some_and(|m| m.file_type == FileType::Dir) {
+            return Err(refused(format!("{} is a directory", op.path())));
+        }
+        modes.push(match op {
+            FileOp::Write {
+                mode: Mode::Exact(m), ..
+            } => *m,
+            FileOp::Write {
+                mode: Mode::Default(m),
+                ..
+            } => now
+                .filter(|n| n.file_type == FileType::File)
+                .map_or(*m, |n| n.mode),
+            FileOp::Write {
+                mode: Mode::SameAs(other),
+                ..
+            } => volume
+                .metadata(other.trim_start_matches('/'))
+                .ok()
+                .flatten()
+                .map_or(0o600, |n| n.mode),
+            _ => 0,
+        });
+    }
+    let mut sources = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if let FileOp::Write { contents, .. } = op {
             let p = staged.scratch(&format!("file{i}"));
-            std::fs::write(&p, bytes).map(|()| p)
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::failed(None, format!("staging the files: {e}; nothing was changed")))?;
+            std::fs::write(&p, contents).map_err(|e| refused(format!("staging {}: {e}", op.path())))?;
+            sources.push(p);
+        } else {
+            sources.push(std::path::PathBuf::new());
+        }
+    }
     match kind {
         Kind::Fat(_) => {
-            for d in &dirs {
-                tool("mmd", &["-i".as_ref(), img, format!("::{d}").as_ref()])?;
+            for d in &new_dirs {
+                tool("mmd", &["-i".as_ref(), img, format!("::/{d}").as_ref()])?;
             }
-            for ((path, _, _), src) in files.iter().zip(&sources) {
+            for (op, src) in ops.iter().zip(&sources) {
+                let FileOp::Write { path, .. } = op else {
+                    return Err(refused(format!("{}: FAT has no links", op.path())));
+                };
                 let to = format!("::/{}", path.trim_start_matches('/'));
                 tool(
                     "mcopy",
@@ -112,46 +141,63 @@ pub(super) fn put(staged: &Staged, kind: Kind, files: &[(&str, &[u8], u32)]) -> 
             }
         }
         Kind::Ext(..) => {
+            let owned = |p: &str| format!("sif \"{p}\" uid 0\nsif \"{p}\" gid 0\n");
             let mut script = String::new();
-            for d in &dirs {
+            for d in &new_dirs {
                 script += &format!(
-                    "mkdir \"{d}\"\nsif \"{d}\" mode 040755\nsif \"{d}\" uid 0\nsif \"{d}\" gid 0\n"
+                    "mkdir \"/{d}\"\nsif \"/{d}\" mode 040755\n{}",
+                    owned(&format!("/{d}"))
                 );
             }
-            for ((path, _, mode), src) in files.iter().zip(&sources) {
-                let path = format!("/{}", path.trim_start_matches('/'));
+            for ((op, src), mode) in ops.iter().zip(&sources).zip(&modes) {
+                let path = format!("/{}", op.path().trim_start_matches('/'));
                 let (dir, name) = path.rsplit_once('/').expect("absolute");
-                let dir = if dir.is_empty() { "/" } else { dir };
                 script += &format!(
-                    "cd \"{dir}\"\nrm \"{name}\"\nwrite \"{}\" \"{name}\"\nsif \"{name}\" mode 0{:o}\nsif \"{name}\" uid 0\nsif \"{name}\" gid 0\n",
-                    src.display(),
-                    0o100000 | mode
+                    "cd \"{}\"\nrm \"{name}\"\n",
+                    if dir.is_empty() { "/" } else { dir }
                 );
+                match op {
+                    FileOp::Write { .. } => {
+                        script += &format!(
+                            "write \"{}\" \"{name}\"\nsif \"{name}\" mode 0{:o}\n{}",
+                            src.display(),
+                            0o100000 | mode,
+                            owned(name)
+                        );
+                    }
+                    FileOp::Symlink { target, .. } => script += &format!("symlink \"{name}\" \"{target}\"\n"),
+                    FileOp::Remove { .. } => {}
+                }
             }
             let cmds = staged.scratch("debugfs.cmds");
-            std::fs::write(&cmds, script).map_err(|e| Error::failed(None, e.to_string()))?;
+            std::fs::write(&cmds, script).map_err(|e| refused(e.to_string()))?;
             tool("debugfs", &["-w".as_ref(), "-f".as_ref(), cmds.as_os_str(), img])?;
         }
-        Kind::Ufs(_) => {
-            return Err(Error::failed(
-                None,
-                "UFS is not written by osconf; nothing was changed",
-            ));
-        }
+        Kind::Ufs(_) => return Err(refused("UFS is not written by osconf".into())),
     }
     // The tools say little when they fail (debugfs exits 0): read it all back.
-    let mut volume = staged
-        .volume()
-        .map_err(|e| Error::failed(None, format!("{e}; nothing was changed")))?;
-    for (path, bytes, _) in files {
-        let got = volume
-            .read_file(path)
-            .map_err(|e| Error::failed(None, format!("reading back {path}: {e}; nothing was changed")))?;
-        if got.as_deref() != Some(*bytes) {
-            return Err(Error::failed(
-                None,
-                format!("{path} did not come out as written; nothing was changed"),
-            ));
+    let mut volume = staged.volume().map_err(|e| refused(e.to_string()))?;
+    for d in dirs {
+        if volume
+            .metadata(d)
+            .ok()
+            .flatten()
+            .is_none_or(|m| m.file_type != FileType::Dir)
+        {
+            return Err(refused(format!("{d}/ did not come out as made")));
+        }
+    }
+    for op in ops {
+        let rel = op.path().trim_start_matches('/');
+        let ok = match op {
+            FileOp::Write { contents, .. } => volume.read_file(rel).ok().flatten().as_ref() == Some(contents),
+            FileOp::Symlink { target, .. } => {
+                volume.read_link(rel).ok().flatten().as_deref() == Some(target.as_bytes())
+            }
+            FileOp::Remove { .. } => volume.symlink_metadata(rel).ok().flatten().is_none(),
+        };
+        if !ok {
+            return Err(refused(format!("{} did not come out as written", op.path())));
         }
     }
     Ok(())
@@ -174,15 +220,21 @@ pub fn run(disk: &Path, conf: &Path) -> Result<String, Error> {
     drop(volume);
     let staged = Staged::new(disk, &image, 1)
         .map_err(|e| Error::failed(Some(disk), format!("{e}; nothing was changed")))?;
-    put(&staged, kind, &[(CONF_PATH, &bytes, 0o600)]).map_err(|e| in_disk(e, disk))?;
-    let changed = staged.commit().map_err(|e| Error::failed(Some(disk), e))?;
+    let op = FileOp::Write {
+        path: CONF_PATH.to_owned(),
+        contents: bytes.clone(),
+        mode: Mode::Exact(0o600),
+        secret: true,
+    };
+    apply(&staged, kind, &[], &[op]).map_err(|e| in_disk(e, disk))?;
+    let changed = stage::commit(disk, &[&staged]).map_err(|e| Error::failed(Some(disk), e))?;
     Ok(format!(
         "{notes}wrote {CONF_PATH} ({} bytes) into partition 1 ({what}); {changed} bytes of the image changed\n",
         bytes.len()
     ))
 }
 
-fn in_disk(mut e: Error, disk: &Path) -> Error {
+pub(super) fn in_disk(mut e: Error, disk: &Path) -> Error {
     e.path.get_or_insert_with(|| disk.to_owned());
     e
 }

@@ -3,7 +3,7 @@
 //! image, the tools edit the copy, the caller checks the copy with `disk`'s reader, and only then
 //! are the bytes that differ written back — after their old contents went to an undo file
 //! (`DISK.osconf-undo`, flushed first). A write-back that fails is undone from memory at once; one
-//! cut short by a crash is undone by the next `image inject` ([`recover`]).
+//! cut short by a crash is undone by the next `image inject` or `prepare` ([`recover`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -38,7 +38,7 @@ impl Staged {
     pub fn new(disk: &Path, image: &Image, n: u32) -> Result<Staged, String> {
         let (offset, len) = image.extent(n).map_err(|e| e.to_string())?;
         let mut dir = disk.as_os_str().to_owned();
-        dir.push(format!(".osconf-work.{}", std::process::id()));
+        dir.push(format!(".osconf-work.{}.p{n}", std::process::id()));
         let dir = PathBuf::from(dir);
         fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let staged = Staged {
@@ -87,56 +87,6 @@ impl Staged {
         Volume::open(File::open(&self.copy)?, 0)
     }
 
-    /// Writes the bytes that differ between the copy and the image back into the image, the old
-    /// ones saved first; returns how many bytes changed. On failure the image is as it was, or the
-    /// message says where its old bytes are.
-    pub fn commit(self) -> Result<u64, String> {
-        let changes = self
-            .changes()
-            .map_err(|e| format!("comparing the copy with the image: {e}; nothing was changed"))?;
-        if changes.is_empty() {
-            return Ok(0);
-        }
-        let undo = undo_path(&self.disk);
-        write_undo(&undo, &changes).map_err(|e| {
-            let _ = fs::remove_file(&undo);
-            format!("writing {}: {e}; nothing was changed", undo.display())
-        })?;
-        let image = OpenOptions::new().write(true).open(&self.disk).map_err(|e| {
-            format!(
-                "opening {} to write: {e}; nothing was changed",
-                self.disk.display()
-            )
-        })?;
-        let written = changes
-            .iter()
-            .try_for_each(|c| image.write_all_at(&c.new, c.at))
-            .and_then(|()| image.sync_all());
-        if let Err(e) = written {
-            let put_back = changes
-                .iter()
-                .try_for_each(|c| image.write_all_at(&c.old, c.at))
-                .and_then(|()| image.sync_all());
-            return Err(match put_back {
-                Ok(()) => {
-                    let _ = fs::remove_file(&undo);
-                    format!(
-                        "writing {}: {e}; the image was put back as it was",
-                        self.disk.display()
-                    )
-                }
-                Err(e2) => format!(
-                    "writing {}: {e}; putting it back failed too ({e2}): its old bytes are in {}, \
-                     which the next osconf image inject writes back",
-                    self.disk.display(),
-                    undo.display()
-                ),
-            });
-        }
-        fs::remove_file(&undo).map_err(|e| format!("removing {}: {e}", undo.display()))?;
-        Ok(changes.iter().map(|c| c.new.len() as u64).sum())
-    }
-
     /// The pages that differ, with their bytes in the image (old) and in the copy (new).
     fn changes(&self) -> io::Result<Vec<Change>> {
         let image = File::open(&self.disk)?;
@@ -178,6 +128,58 @@ impl Staged {
         }
         Ok(out)
     }
+}
+
+/// Writes the bytes that differ between each staged copy and the image back into the image (one
+/// undo file for all: they go in together), the old ones saved first; returns how many bytes
+/// changed. On failure the image is as it was, or the message says where its old bytes are.
+pub fn commit(disk: &Path, staged: &[&Staged]) -> Result<u64, String> {
+    let mut changes = Vec::new();
+    for s in staged {
+        changes.extend(
+            s.changes()
+                .map_err(|e| format!("comparing the copy with the image: {e}; nothing was changed"))?,
+        );
+    }
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let undo = undo_path(disk);
+    write_undo(&undo, &changes).map_err(|e| {
+        let _ = fs::remove_file(&undo);
+        format!("writing {}: {e}; nothing was changed", undo.display())
+    })?;
+    let image = OpenOptions::new()
+        .write(true)
+        .open(disk)
+        .map_err(|e| format!("opening {} to write: {e}; nothing was changed", disk.display()))?;
+    let written = changes
+        .iter()
+        .try_for_each(|c| image.write_all_at(&c.new, c.at))
+        .and_then(|()| image.sync_all());
+    if let Err(e) = written {
+        let put_back = changes
+            .iter()
+            .try_for_each(|c| image.write_all_at(&c.old, c.at))
+            .and_then(|()| image.sync_all());
+        return Err(match put_back {
+            Ok(()) => {
+                let _ = fs::remove_file(&undo);
+                format!(
+                    "writing {}: {e}; the image was put back as it was",
+                    disk.display()
+                )
+            }
+            Err(e2) => format!(
+                "writing {}: {e}; putting it back failed too ({e2}): its old bytes are in {}, \
+                 which the next osconf image inject or prepare writes back",
+                disk.display(),
+                undo.display()
+            ),
+        });
+    }
+    fs::remove_file(&undo).map_err(|e| format!("removing {}: {e}", undo.display()))?;
+    Ok(changes.iter().map(|c| c.new.len() as u64).sum())
 }
 
 impl Drop for Staged {
