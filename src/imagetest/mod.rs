@@ -8,7 +8,6 @@
 
 pub mod conf;
 pub mod copy;
-pub mod files;
 pub mod qemu;
 pub mod report;
 
@@ -104,7 +103,6 @@ pub fn run(req: &Request) -> Result<(), Error> {
         }
     };
     let config = crate::app::load(&conf_path)?;
-    let conf_bytes = std::fs::read(&conf_path).map_err(|e| Error::invalid(&conf_path, e.to_string()))?;
     let disk = if req.in_place {
         say(format!(
             "booting {} itself (--in-place): it is changed",
@@ -127,7 +125,7 @@ pub fn run(req: &Request) -> Result<(), Error> {
         ));
         copy
     };
-    let outcome = boot_and_report(req, &work, &disk, &config, &conf_bytes);
+    let outcome = boot_and_report(req, &work, &disk, &config, &conf_path);
     if !req.in_place && !req.keep {
         let _ = std::fs::remove_file(&disk);
     }
@@ -139,10 +137,12 @@ fn boot_and_report(
     work: &Path,
     disk: &Path,
     config: &crate::model::Config,
-    conf: &[u8],
+    conf: &Path,
 ) -> Result<(), Error> {
     let fail = |what: String| Error::failed(Some(disk), what);
-    files::inject(disk, conf).map_err(|e| fail(format!("writing os.conf into partition 1: {e}")))?;
+    // As ECS does before a start.
+    let injected = crate::image::inject::run(disk, conf)?;
+    injected.lines().for_each(say);
     let kvm = match req.accel {
         Some(a) => a == Accel::Kvm,
         None => qemu::kvm_works(),
@@ -183,7 +183,7 @@ fn boot_and_report(
             Err(qemu::BootError::Kvm(why) | qemu::BootError::Failed(why)) => return Err(fail(why)),
         }
     };
-    let image = files::Image::open(disk).map_err(fail)?;
+    let image = crate::disk::Image::open(disk).map_err(|e| fail(format!("reading the image: {e}")))?;
     let items = report::check(config, &ended, &image);
     print(&report::text(&items))?;
     let failed = items

@@ -1,12 +1,13 @@
 //! What took effect, read from the image after the boot, setting by setting: osconf's own report on
 //! the console, os.conf gone from partition 1, the host name, each NIC's address, gateway and routes
 //! and the name servers in the files the network stacks read, the root hash against os.conf's
-//! password. Reads the image only (through `files`); judges the files, not what osconf said it did.
+//! password. Reads the image only (through `disk`'s reader); judges the files, not what osconf said
+//! it did.
 
 use std::fmt::Write as _;
 
-use super::files::Image;
 use super::qemu::{Ended, Outcome};
+use crate::disk::Image;
 use crate::image::{Item, Verdict};
 use crate::model::Config;
 use crate::render::common::shadow;
@@ -41,6 +42,20 @@ const HOSTNAME_FILES: &[&str] = &[
     "etc/conf.d/hostname",
 ];
 
+/// The file at `path` in partition `n`; `None` when absent.
+fn read(image: &Image, n: u32, path: &str) -> Result<Option<Vec<u8>>, String> {
+    image
+        .partition(n)
+        .and_then(|mut v| v.read_file(path))
+        .map_err(|e| e.to_string())
+}
+
+/// The names in directory `dir` of partition `n`; `None` when it is absent or cannot be read.
+fn list(image: &Image, n: u32, dir: &str) -> Option<Vec<String>> {
+    let entries = image.partition(n).and_then(|mut v| v.list_dir(dir)).ok()??;
+    Some(entries.into_iter().map(|e| e.name).collect())
+}
+
 fn item(key: &'static str, ok: bool, reason: impl Into<String>) -> Item {
     Item {
         key,
@@ -52,7 +67,7 @@ fn item(key: &'static str, ok: bool, reason: impl Into<String>) -> Item {
 /// The checks, in order; `ended` is how the boot ended.
 pub fn check(conf: &Config, ended: &Ended, image: &Image) -> Vec<Item> {
     let mut items = vec![boot_item(ended)];
-    items.push(match image.read(1, OS_CONF) {
+    items.push(match read(image, 1, OS_CONF) {
         Ok(None) => item("os.conf", true, format!("removed from partition 1 ({OS_CONF})")),
         Ok(Some(_)) => item(
             "os.conf",
@@ -69,13 +84,13 @@ pub fn check(conf: &Config, ended: &Ended, image: &Image) -> Vec<Item> {
         ));
         return items;
     };
-    let read = |path: &str| image.read(root, path).ok().flatten();
-    let text = |path: &str| read(path).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let bytes = |path: &str| read(image, root, path).ok().flatten();
+    let text = |path: &str| bytes(path).map(|b| String::from_utf8_lossy(&b).into_owned());
     if let Some(name) = &conf.hostname {
         items.push(hostname_item(name, &text));
     }
     if let Some(pw) = &conf.password {
-        let hash = read("etc/shadow").and_then(|s| shadow::root_hash(&s).map(str::to_owned));
+        let hash = bytes("etc/shadow").and_then(|s| shadow::root_hash(&s).map(str::to_owned));
         items.push(match hash {
             Some(h) if shadow::is_hash_of(pw.expose(), &h) => item(
                 "password",
@@ -171,12 +186,16 @@ fn quote(line: &str) -> &str {
 
 /// The first partition (not 1, unless it is the only one) that holds etc/shadow.
 fn root_partition(image: &Image) -> Option<u32> {
-    let parts = image.partitions();
+    let parts: Vec<u32> = image
+        .table
+        .as_ref()
+        .map(|t| t.partitions.iter().map(|p| p.number).collect())
+        .unwrap_or_default();
     let mut order: Vec<u32> = parts.iter().copied().filter(|&n| n != 1).collect();
     order.extend(parts.iter().copied().filter(|&n| n == 1));
     order
         .into_iter()
-        .find(|&n| matches!(image.read(n, "etc/shadow"), Ok(Some(_))))
+        .find(|&n| matches!(read(image, n, "etc/shadow"), Ok(Some(_))))
 }
 
 fn hostname_item(name: &str, text: &dyn Fn(&str) -> Option<String>) -> Item {
@@ -206,14 +225,14 @@ fn hostname_item(name: &str, text: &dyn Fn(&str) -> Option<String>) -> Item {
 fn network_files(image: &Image, root: u32) -> Vec<(String, String)> {
     let mut paths: Vec<String> = NETWORK_FILES.iter().map(|p| (*p).to_owned()).collect();
     for dir in NETWORK_DIRS {
-        if let Ok(Some(names)) = image.list(root, dir) {
+        if let Some(names) = list(image, root, dir) {
             paths.extend(names.into_iter().map(|n| format!("{dir}/{n}")));
         }
     }
     paths
         .into_iter()
         .filter_map(|p| {
-            let bytes = image.read(root, &p).ok().flatten()?;
+            let bytes = read(image, root, &p).ok().flatten()?;
             Some((p, String::from_utf8_lossy(&bytes).into_owned()))
         })
         .collect()
