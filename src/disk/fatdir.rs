@@ -2,7 +2,7 @@
 //! that loops ends), directories with their long names (VFAT LFN entries, checksum verified against
 //! the 8.3 entry they precede, as Linux's vfat does; else the 8.3 name with its lower-case flags),
 //! and file contents up to their size. Names are compared case-insensitively, as the kernel mounts
-//! FAT. FAT has no links, owners or modes. It never writes.
+//! FAT (ASCII letters only, as Linux's vfat with iocharset=utf8). FAT has no links, owners or modes. It never writes.
 
 use std::io::{self, Read, Seek};
 
@@ -298,11 +298,11 @@ impl<R: Read + Seek> Tree for Fat<R> {
     }
 
     fn lookup(&mut self, dir: &Node, name: &[u8]) -> io::Result<Option<Node>> {
-        let want = String::from_utf8_lossy(name).to_lowercase();
+        // ASCII only, as Linux's vfat compares names with iocharset=utf8.
         Ok(self
             .entries(dir)?
             .into_iter()
-            .find(|(n, _)| n.to_lowercase() == want)
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
             .map(|(_, node)| node))
     }
 

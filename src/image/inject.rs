@@ -23,11 +23,9 @@ const MAX_CONF: u64 = 1 << 20;
 /// Runs `program` (a filesystem tool: see the module's comment) with `args`; its stdout, or an
 /// error naming it and its stderr. A tool that is not installed is `Error::no_tool` (exit 3).
 pub(super) fn tool(program: &str, args: &[&std::ffi::OsStr]) -> Result<String, Error> {
+    // No environment of its own: setting one costs the binary a map of variables.
     let out = Command::new(program)
         .args(args)
-        // mtools: no complaint about a geometry a partition file does not have; C messages.
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .env("LC_ALL", "C")
         .output()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::no_tool(format!(
