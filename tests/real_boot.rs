@@ -134,7 +134,12 @@ struct Run {
 }
 
 fn osconf(command: &str, root: &Path, device: &str) -> Run {
-    let child = Command::new(env!("CARGO_BIN_EXE_osconf"))
+    osconf_run(Command::new(env!("CARGO_BIN_EXE_osconf")), command, root, device)
+}
+
+/// [`osconf`] with `cmd` as the binary (and its environment).
+fn osconf_run(mut cmd: Command, command: &str, root: &Path, device: &str) -> Run {
+    let child = cmd
         .args([command, "--no-live", "--wait", "5", "--device", device, "--root"])
         .arg(root)
         .stdout(std::process::Stdio::piped())
@@ -314,4 +319,43 @@ fn a_mount_that_cannot_be_made_writable_changes_nothing() {
     assert!(err.contains("nothing was changed"), "{err}");
     assert_eq!(fingerprint(&root), before);
     assert!(at.join("aliyun_custom_image/os.conf").exists());
+}
+
+/// The release binary aborts on a panic, so no destructor runs: its panic hook must still unmount
+/// what osconf mounted, make a remounted partition read-only again, and exit 101. The test-hooks
+/// binary aborts as well and panics after the executor's first step.
+#[test]
+fn a_panic_still_unmounts_and_makes_read_only_again() {
+    let Some(_serial) = ready("a_panic_still_unmounts_and_makes_read_only_again") else {
+        return;
+    };
+    let panicking = || {
+        let mut cmd = Command::new(common::hooks::binary());
+        cmd.env("OSCONF_TEST_PANIC_AFTER", "1");
+        cmd
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = example_root(dir.path(), "centos7");
+    let mut l = Loop::new(&example_conf("classic"), false);
+    let run = osconf_run(panicking(), "apply", &root, &l.dev);
+    let err = String::from_utf8_lossy(&run.out.stderr);
+    assert_eq!(run.out.status.code(), Some(101), "{err}");
+    assert!(err.contains("test panic after step 1"), "{err}");
+    assert!(
+        err.contains(&format!("mounted by osconf on {}", run.own_mount.display())),
+        "{err}"
+    );
+    assert_own_mount_gone(&run, &l);
+
+    let at = l.mount_ro();
+    let before = mount_line(&at).unwrap();
+    let run = osconf_run(panicking(), "apply", &root, &l.dev);
+    let err = String::from_utf8_lossy(&run.out.stderr);
+    assert_eq!(run.out.status.code(), Some(101), "{err}");
+    assert!(err.contains("made writable to remove os.conf"), "{err}");
+    let options = |l: &str| l.split(' ').nth(5).unwrap().to_owned();
+    let after = mount_line(&at).unwrap();
+    assert_eq!(options(&after), options(&before), "{before}\n{after}");
+    assert!(options(&after).starts_with("ro,"), "{after}");
+    assert_own_mount_gone(&run, &l);
 }

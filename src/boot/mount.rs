@@ -1,22 +1,112 @@
 //! The mounts osconf makes and undoes itself: partition 1 mounted on a private directory under
 //! `/run` (unmounted and the directory removed on drop, whatever happened in between), and a
 //! read-only mount made writable for the removal of os.conf (made read-only again on drop). Nothing
-//! else here; the decisions are in `boot`.
+//! else here; the decisions are in `boot`. The release binary aborts on a panic (`panic = "abort"`):
+//! no destructor runs then, so each guard is also listed here and the panic hook undoes what is
+//! listed ([`undo_after_panic`]).
 
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use rustix::mount::{MountFlags, UnmountFlags};
 
 use super::mountinfo::{Mount, has_option};
 use crate::disk::{Filesystem, Kind, ufs};
 
+/// What a guard undoes, listed from its making until its drop.
+#[derive(Debug, Clone, PartialEq)]
+enum Undo {
+    Unmount(PathBuf),
+    /// Make `target` read-only again: the filesystem when it was (`super_ro`), and/or the mount.
+    ReadOnly {
+        target: PathBuf,
+        flags: MountFlags,
+        super_ro: bool,
+        mount_ro: bool,
+    },
+}
+
+static PENDING: Mutex<Vec<Undo>> = Mutex::new(Vec::new());
+
+fn pending() -> MutexGuard<'static, Vec<Undo>> {
+    PENDING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Lists `undo` for the panic hook; a guard calls it once made.
+fn listed(undo: Undo) -> Undo {
+    pending().push(undo.clone());
+    undo
+}
+
+/// A guard's drop: takes `undo` off the list and runs it.
+fn done(undo: &Undo) {
+    {
+        let mut list = pending();
+        if let Some(at) = list.iter().rposition(|u| u == undo) {
+            list.remove(at);
+        }
+    }
+    undo.run();
+}
+
+/// For the panic hook: undoes every mount change still listed, newest first. A panic while the list
+/// was held (it never is for long) leaves it alone rather than wait.
+pub fn undo_after_panic() {
+    let mut list = match PENDING.try_lock() {
+        Ok(list) => list,
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) => return,
+    };
+    while let Some(undo) = list.pop() {
+        undo.run();
+    }
+}
+
+impl Undo {
+    fn run(&self) {
+        match self {
+            Undo::Unmount(target) => {
+                if let Err(e) = rustix::mount::unmount(target, UnmountFlags::empty()) {
+                    // Something still holds it: detach it now, the kernel finishes when it is let go.
+                    eprintln!("osconf: unmounting {}: {e}; detaching it", target.display());
+                    let _ = rustix::mount::unmount(target, UnmountFlags::DETACH);
+                }
+                let _ = fs::remove_dir(target);
+            }
+            Undo::ReadOnly {
+                target,
+                flags,
+                super_ro,
+                mount_ro,
+            } => {
+                let mut result = Ok(());
+                if *super_ro {
+                    result = remount(target, *flags | MountFlags::RDONLY);
+                    if result.is_ok() && !mount_ro {
+                        result = remount(target, *flags | MountFlags::BIND);
+                    }
+                } else if *mount_ro {
+                    result = remount(target, *flags | MountFlags::BIND | MountFlags::RDONLY);
+                }
+                if let Err(e) = result {
+                    eprintln!(
+                        "osconf: {}: could not make it read-only again: {e}",
+                        target.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Partition 1, mounted by osconf at `target`.
 #[derive(Debug)]
 pub struct OwnMount {
     pub target: PathBuf,
+    undo: Undo,
 }
 
 impl OwnMount {
@@ -46,6 +136,7 @@ impl OwnMount {
         match result {
             Ok(()) => Ok(OwnMount {
                 target: target.to_owned(),
+                undo: listed(Undo::Unmount(target.to_owned())),
             }),
             Err(e) => {
                 let _ = fs::remove_dir(target);
@@ -62,23 +153,14 @@ impl OwnMount {
 
 impl Drop for OwnMount {
     fn drop(&mut self) {
-        if let Err(e) = rustix::mount::unmount(&self.target, UnmountFlags::empty()) {
-            // Something still holds it: detach it now, the kernel finishes when it is let go.
-            eprintln!("osconf: unmounting {}: {e}; detaching it", self.target.display());
-            let _ = rustix::mount::unmount(&self.target, UnmountFlags::DETACH);
-        }
-        let _ = fs::remove_dir(&self.target);
+        done(&self.undo);
     }
 }
 
 /// A read-only mount made writable; made read-only again, as it was, on drop.
 #[derive(Debug)]
 pub struct Remounted {
-    target: PathBuf,
-    /// The mount's flags as they were, read-only aside.
-    flags: MountFlags,
-    super_ro: bool,
-    mount_ro: bool,
+    undo: Undo,
 }
 
 impl Remounted {
@@ -87,12 +169,14 @@ impl Remounted {
     pub fn new(m: &Mount, target: &Path) -> Result<Remounted, String> {
         let flags = mount_flags(&m.options);
         let super_ro = has_option(&m.super_options, "ro");
-        let mount_ro = has_option(&m.options, "ro");
+        // Listed before the remount: a failed one is undone as well, which leaves it as it was.
         let r = Remounted {
-            target: target.to_owned(),
-            flags,
-            super_ro,
-            mount_ro,
+            undo: listed(Undo::ReadOnly {
+                target: target.to_owned(),
+                flags,
+                super_ro,
+                mount_ro: has_option(&m.options, "ro"),
+            }),
         };
         let how = if super_ro { flags } else { flags | MountFlags::BIND };
         remount(target, how).map_err(|e| {
@@ -107,21 +191,7 @@ impl Remounted {
 
 impl Drop for Remounted {
     fn drop(&mut self) {
-        let mut result = Ok(());
-        if self.super_ro {
-            result = remount(&self.target, self.flags | MountFlags::RDONLY);
-            if result.is_ok() && !self.mount_ro {
-                result = remount(&self.target, self.flags | MountFlags::BIND);
-            }
-        } else if self.mount_ro {
-            result = remount(&self.target, self.flags | MountFlags::BIND | MountFlags::RDONLY);
-        }
-        if let Err(e) = result {
-            eprintln!(
-                "osconf: {}: could not make it read-only again: {e}",
-                self.target.display()
-            );
-        }
+        done(&self.undo);
     }
 }
 

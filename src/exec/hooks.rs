@@ -1,8 +1,9 @@
 //! Failure injection for tests, compiled only with the `test-hooks` feature (never in a release
 //! build): `OSCONF_TEST_CRASH_AFTER=N` ends the process at once after the N-th step, as a power cut
 //! or `kill -9` would; `OSCONF_TEST_STOP_AT=STEP` stops it (SIGSTOP) after the step so named, for a
-//! test to change the world meanwhile and let it go on (SIGCONT); `OSCONF_TEST_FAIL_FSYNC=1` makes
-//! every directory fsync fail with EIO.
+//! test to change the world meanwhile and let it go on (SIGCONT); `OSCONF_TEST_PANIC_AFTER=N` panics
+//! after the N-th step (the panic hook must still undo osconf's mounts); `OSCONF_TEST_FAIL_FSYNC=1`
+//! makes every directory fsync fail with EIO.
 //! Without the feature these are empty functions the compiler removes.
 
 use std::io;
@@ -19,12 +20,13 @@ pub fn crash_point(step: &str) {
     #[cfg(feature = "test-hooks")]
     {
         let n = STEPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        let limit = std::env::var("OSCONF_TEST_CRASH_AFTER")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok());
-        if limit == Some(n) {
+        let at = |var: &str| std::env::var(var).ok().and_then(|v| v.parse::<usize>().ok());
+        if at("OSCONF_TEST_CRASH_AFTER") == Some(n) {
             eprintln!("osconf: test crash after step {n} ({step})");
             std::process::exit(CRASHED);
+        }
+        if at("OSCONF_TEST_PANIC_AFTER") == Some(n) {
+            panic!("test panic after step {n} ({step})");
         }
         if std::env::var_os("OSCONF_TEST_STOP_AT").is_some_and(|s| s == step) {
             use rustix::process::{Signal, getpid, kill_process};

@@ -21,6 +21,9 @@ pub fn binary() -> PathBuf {
                 "--offline",
                 "--features",
                 "test-hooks",
+                // Panics abort, as in the release binary (its panic hook undoes the mounts).
+                "--config",
+                "profile.dev.panic=\"abort\"",
                 "--bin",
                 "osconf",
             ])
