@@ -12,7 +12,7 @@ pub const INIT: Init = Init {
     name: "busybox",
     systems: "busybox init reading /etc/inittab (embedded and minimal images)",
     files,
-    owns: |p| p == INITTAB,
+    paths: &[INITTAB],
 };
 
 const INITTAB: &str = "/etc/inittab";

@@ -14,6 +14,7 @@ mod sysv;
 
 use crate::plan::{FileOp, Mode, Plan};
 use crate::render::common::blocks::{Markers, replace_block_with};
+use crate::render::common::glob;
 use crate::system::System;
 pub use manifest::{Before, MANIFEST, Manifest};
 pub use systemd::{WANTS as SYSTEMD_WANTS, unit as systemd_unit};
@@ -41,9 +42,16 @@ pub struct Init {
     /// The files and links that start osconf at boot on this target (shared files it edits, such
     /// as /etc/inittab, come whole with osconf's marked block in them).
     pub files: fn(&System) -> Result<Service, String>,
-    /// True for a path that `files` can produce on some target: a manifest naming anything else
-    /// was not written by install and is refused.
-    pub owns: fn(&str) -> bool,
+    /// Every path `files` can produce on any target, as path globs: a manifest naming anything
+    /// else was not written by install and is refused ([`Init::owns`]).
+    pub paths: &'static [&'static str],
+}
+
+impl Init {
+    /// True for a path one of [`Init::paths`] matches.
+    pub fn owns(&self, path: &str) -> bool {
+        self.paths.iter().any(|p| glob::matches(p, path, true))
+    }
 }
 
 /// What an init module gives: files and links, the shared files among them that carry a marked
@@ -257,7 +265,7 @@ pub fn plan_uninstall(sys: &System, manifest: &Manifest) -> Result<(Plan, Vec<St
     let mut ops = Vec::new();
     let mut copies = Vec::new();
     for (path, before) in &manifest.paths {
-        if path != BINARY && !(init.owns)(path) {
+        if path != BINARY && !init.owns(path) {
             return Err(format!(
                 "{MANIFEST}: {path} is not a file osconf install writes for {}; refusing to touch it",
                 init.name
@@ -379,6 +387,54 @@ mod tests {
     #[test]
     fn init_names_follow_the_registry() {
         assert_eq!(INIT_NAMES, INITS.map(|i| i.name));
+    }
+
+    /// Whatever a target looks like, every path an init's `files` gives is one its `paths` own,
+    /// and nothing else is.
+    #[test]
+    fn each_init_owns_what_it_writes_and_nothing_else() {
+        let inittab = (
+            "/etc/inittab",
+            "::sysinit:/etc/init.d/rcS\n::sysinit:/sbin/ifup -a\n",
+        );
+        let targets: &[&[(&str, &str)]] = &[
+            &[inittab],
+            &[inittab, ("/etc/rcS.d/S07networking", "")],
+            &[
+                inittab,
+                ("/etc/rc.d/rc3.d/S10network", ""),
+                ("/etc/rc.d/rc5.d/S10network", ""),
+            ],
+            &[inittab, ("/etc/rc3.d/S01network", "")],
+            &[inittab, ("/etc/runit/boot-run/x", "")],
+            &[
+                inittab,
+                ("/etc/runit/1", "for s in /etc/rcS.d/S*; do $s start; done\n"),
+                ("/etc/rcS.d/S07networking", ""),
+            ],
+        ];
+        for files in targets {
+            let root = fake_root(files, &[]);
+            let sys = System::probe(root.path()).unwrap();
+            for init in INITS {
+                for op in (init.files)(&sys).unwrap().ops {
+                    assert!(init.owns(op.path()), "{}: {}", init.name, op.path());
+                }
+            }
+        }
+        for path in [
+            "/etc/shadow",
+            "/etc/rc3.d/S09osconfx",
+            "/etc/rc3.d/K09osconf",
+            "/etc/rc3.d/S9osconf",
+            "/etc/rc1.d/S09osconf",
+            "/etc/rc3.d/../../shadow",
+            "/etc/runit/other/06-osconf.sh",
+            "/etc/systemd/system/osconf.service/x",
+            BINARY,
+        ] {
+            assert!(INITS.iter().all(|i| !i.owns(path)), "{path}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub const INIT: Init = Init {
     name: "openrc",
     systems: "OpenRC (Alpine, Gentoo, Artix…), started by its own init or busybox's",
     files,
-    owns: |p| p == SCRIPT || p == LINK,
+    paths: &[SCRIPT, LINK],
 };
 
 const SCRIPT: &str = "/etc/init.d/osconf";

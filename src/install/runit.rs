@@ -14,12 +14,15 @@ pub const INIT: Init = Init {
     name: "runit",
     systems: "runit (Void Linux core services; Debian's runit boot-run)",
     files,
-    owns: |p| DIRS.iter().any(|d| p.strip_prefix(d) == Some(NAME)) || (sysv::INIT.owns)(p),
+    // Its core service in either directory, or sysv's files where stage 1 starts rcS.d's scripts.
+    paths: &[PATHS[0], PATHS[1], sysv::PATHS[0], sysv::PATHS[1], sysv::PATHS[2]],
 };
 
-/// Void's directory first: it is also the one to create when neither exists.
-const DIRS: [&str; 2] = ["/etc/runit/core-services/", "/etc/runit/boot-run/"];
-const NAME: &str = "06-osconf.sh";
+/// In Void's directory first: it is also the one to create when neither exists.
+const PATHS: [&str; 2] = [
+    "/etc/runit/core-services/06-osconf.sh",
+    "/etc/runit/boot-run/06-osconf.sh",
+];
 const STAGE_1: &str = "/etc/runit/1";
 /// Debian's stage 1 sources `/etc/runit/boot-run/*.sh` instead of `/etc/rcS.d` when this exists.
 const NATIVE_BOOT_RUN: &str = "/etc/runit/native.boot.run";
@@ -29,8 +32,9 @@ fn files(sys: &System) -> Result<Service, String> {
         .read_text(STAGE_1)?
         .is_some_and(|t| t.contains("/etc/rcS.d/S"))
         && !sys.exists(NATIVE_BOOT_RUN)?;
-    let dir = if sys.is_dir(DIRS[0])? {
-        DIRS[0]
+    let dir = |p: &'static str| p.rsplit_once('/').map_or(p, |(d, _)| d);
+    let path = if sys.is_dir(dir(PATHS[0]))? {
+        PATHS[0]
     } else if emulates_sysv {
         let mut service = (sysv::INIT.files)(sys)?;
         service.notes.push(format!(
@@ -38,10 +42,10 @@ fn files(sys: &System) -> Result<Service, String> {
              osconf is installed there as for sysvinit"
         ));
         return Ok(service);
-    } else if sys.is_dir(DIRS[1])? {
-        DIRS[1]
+    } else if sys.is_dir(dir(PATHS[1]))? {
+        PATHS[1]
     } else {
-        DIRS[0]
+        PATHS[0]
     };
     let text = format!(
         "# Installed by osconf install; osconf uninstall removes it.\n\
@@ -50,7 +54,7 @@ fn files(sys: &System) -> Result<Service, String> {
         shell_run("")
     );
     Ok(Service {
-        ops: vec![FileOp::write(&format!("{dir}{NAME}"), text)],
+        ops: vec![FileOp::write(path, text)],
         shared: Vec::new(),
         notes: Vec::new(),
     })

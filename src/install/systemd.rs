@@ -12,7 +12,7 @@ pub const INIT: Init = Init {
     name: "systemd",
     systems: "systemd (Debian, Ubuntu, RHEL and clones, SUSE, Arch…)",
     files,
-    owns: |p| p == UNIT || p == WANTS,
+    paths: &[UNIT, WANTS],
 };
 
 /// The administrator's unit directory: osconf installed by hand is local configuration.

@@ -12,8 +12,16 @@ pub const INIT: Init = Init {
     name: "sysv",
     systems: "sysvinit with LSB headers (Debian without systemd, Devuan, old RHEL/CentOS 6)",
     files,
-    owns,
+    paths: &PATHS,
 };
+
+/// The script and its start links as `files` makes them: in one of RC_BASES, runlevel S or 2-5,
+/// two digits (runit on Debian installs these too).
+pub const PATHS: [&str; 3] = [
+    SCRIPT,
+    "/etc/rc[S2345].d/S[0-9][0-9]osconf",
+    "/etc/rc.d/rc[S2345].d/S[0-9][0-9]osconf",
+];
 
 const SCRIPT: &str = "/etc/init.d/osconf";
 /// The scripts that bring the network up on the distributions sysvinit serves.
@@ -28,21 +36,6 @@ const NETWORK_SCRIPTS: [&str; 7] = [
 ];
 /// Where the runlevel directories are, Debian's first.
 const RC_BASES: [&str; 2] = ["/etc", "/etc/rc.d"];
-
-fn owns(path: &str) -> bool {
-    path == SCRIPT
-        || RC_BASES.iter().any(|base| {
-            path.strip_prefix(base)
-                .and_then(|p| p.strip_prefix("/rc"))
-                .and_then(|p| p.split_once(".d/S"))
-                .is_some_and(|(level, link)| {
-                    ["S", "2", "3", "4", "5"].contains(&level)
-                        && link.len() == 8
-                        && link.as_bytes()[..2].iter().all(u8::is_ascii_digit)
-                        && &link[2..] == "osconf"
-                })
-        })
-}
 
 /// True when runlevel directories exist (rcS.d or rc3.d, under /etc or /etc/rc.d).
 pub fn has_rc_dirs(sys: &System) -> crate::system::Result<bool> {
@@ -162,14 +155,5 @@ mod tests {
         assert_eq!(start_number(&names(&["S10network", "S25NetworkManager"])).0, 9);
         assert_eq!(start_number(&names(&["S01networking"])).0, 0);
         assert_eq!(start_number(&names(&[])).0, 10);
-    }
-
-    #[test]
-    fn owned_paths() {
-        assert!(owns("/etc/rcS.d/S06osconf"));
-        assert!(owns("/etc/rc.d/rc3.d/S09osconf"));
-        assert!(!owns("/etc/rc3.d/S09osconfx"));
-        assert!(!owns("/etc/rc3.d/K09osconf"));
-        assert!(!owns("/etc/shadow"));
     }
 }
