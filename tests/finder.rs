@@ -66,21 +66,21 @@ impl Host {
         dir
     }
 
-    fn disk(&self, name: &str, dev: &str) -> PathBuf {
+    /// A disk `name` with device number `dev` (`254:0`) and its partitions, each (name, number,
+    /// start sector), numbered after the disk as the kernel numbers them (`254:1`, …).
+    fn disk(&self, name: &str, dev: &str, parts: &[(&str, u32, u64)]) -> PathBuf {
         let under = self
             .roots
             .sys
             .join("devices/pci0000:00/0000:00:05.0/virtio2/block");
-        self.device(&under, name, dev, &[])
-    }
-
-    fn part(&self, disk: &Path, name: &str, dev: &str, number: u32, start: u64) {
-        self.device(
-            disk,
-            name,
-            dev,
-            &[("partition", &number.to_string()), ("start", &start.to_string())],
-        );
+        let disk = self.device(&under, name, dev, &[]);
+        let (major, minor) = dev.split_once(':').unwrap();
+        for (part, number, start) in parts {
+            let dev = format!("{major}:{}", minor.parse::<u32>().unwrap() + number);
+            let (number, start) = (number.to_string(), start.to_string());
+            self.device(&disk, part, &dev, &[("partition", &number), ("start", &start)]);
+        }
+        disk
     }
 
     /// A device-mapper device built on `slaves` (names of devices already made).
@@ -100,6 +100,13 @@ impl Host {
     fn locate(&self, device: Option<DeviceSpec>) -> Result<Spot, FindError> {
         boot::locate(&self.roots, &options(device), &mut |_| {})
     }
+
+    /// [`Host::locate`] without `--device`, which must find partition `p1`.
+    fn finds(&self, p1: &str) -> Spot {
+        let spot = self.locate(None).unwrap();
+        assert_eq!(spot.target.node, self.roots.dev.join(p1));
+        spot
+    }
 }
 
 fn options(device: Option<DeviceSpec>) -> Options {
@@ -113,9 +120,7 @@ fn options(device: Option<DeviceSpec>) -> Options {
 /// A typical image: partition 1 (`/boot`) and 2 (`/`) of one disk, named as `disk` and `p1`/`p2`.
 fn two_partitions(disk: &str, p1: &str, p2: &str, major: u32) -> Host {
     let h = Host::new();
-    let d = h.disk(disk, &format!("{major}:0"));
-    h.part(&d, p1, &format!("{major}:1"), 1, 2048);
-    h.part(&d, p2, &format!("{major}:2"), 2, 1050624);
+    h.disk(disk, &format!("{major}:0"), &[(p1, 1, 2048), (p2, 2, 1050624)]);
     h
 }
 
@@ -134,8 +139,7 @@ fn every_device_naming_finds_partition_1() {
              27 1 {major}:2 / / rw,relatime shared:1 - ext4 /dev/{p2} rw\n\
              30 27 {major}:1 / /boot rw,relatime shared:5 - ext4 /dev/{p1} rw\n"
         ));
-        let spot = h.locate(None).unwrap();
-        assert_eq!(spot.target.node, h.roots.dev.join(p1), "{disk}");
+        let spot = h.finds(p1);
         assert_eq!(
             spot.target.what,
             format!("partition 1 of {disk}, the disk holding /")
@@ -163,14 +167,11 @@ fn an_esp_mounted_at_boot_efi_is_used_there() {
 fn device_mapper_stacks_lead_to_the_disk() {
     // LVM on LUKS on vda3: / on dm-1 → dm-0 → vda3 → vda.
     let h = Host::new();
-    let d = h.disk("vda", "254:0");
-    h.part(&d, "vda1", "254:1", 1, 2048);
-    h.part(&d, "vda3", "254:3", 3, 4096);
+    h.disk("vda", "254:0", &[("vda1", 1, 2048), ("vda3", 3, 4096)]);
     h.dm("dm-0", "253:0", &["vda3"]);
     h.dm("dm-1", "253:1", &["dm-0"]);
     h.mountinfo("27 1 253:1 / / rw - ext4 /dev/mapper/vg-root rw\n");
-    let spot = h.locate(None).unwrap();
-    assert_eq!(spot.target.node, h.roots.dev.join("vda1"));
+    let spot = h.finds("vda1");
     assert_eq!(
         spot.target.what,
         "partition 1 of vda, the disk holding / (dm-1 → dm-0 → vda3 → vda)"
@@ -181,12 +182,9 @@ fn device_mapper_stacks_lead_to_the_disk() {
 #[test]
 fn partition_1_after_another_partition_is_used_and_said() {
     let h = Host::new();
-    let d = h.disk("vda", "254:0");
-    h.part(&d, "vda1", "254:1", 1, 43008);
-    h.part(&d, "vda2", "254:2", 2, 2048);
+    h.disk("vda", "254:0", &[("vda1", 1, 43008), ("vda2", 2, 2048)]);
     h.mountinfo("27 1 254:2 / / rw - ext4 /dev/vda2 rw\n");
-    let spot = h.locate(None).unwrap();
-    assert_eq!(spot.target.node, h.roots.dev.join("vda1"));
+    let spot = h.finds("vda1");
     assert_eq!(spot.target.notes.len(), 1);
     assert!(
         spot.target.notes[0].contains("vda2 (partition 2) starts before vda1"),
@@ -198,14 +196,10 @@ fn partition_1_after_another_partition_is_used_and_said() {
 #[test]
 fn boot_on_another_disk_wins() {
     let h = Host::new();
-    let a = h.disk("vda", "254:0");
-    h.part(&a, "vda1", "254:1", 1, 2048);
-    let b = h.disk("vdb", "254:16");
-    h.part(&b, "vdb1", "254:17", 1, 2048);
-    h.part(&b, "vdb2", "254:18", 2, 4096);
+    h.disk("vda", "254:0", &[("vda1", 1, 2048)]);
+    h.disk("vdb", "254:16", &[("vdb1", 1, 2048), ("vdb2", 2, 4096)]);
     h.mountinfo("27 1 254:18 / / rw - ext4 /dev/vdb2 rw\n30 27 254:1 / /boot ro - ext4 /dev/vda1 rw\n");
-    let spot = h.locate(None).unwrap();
-    assert_eq!(spot.target.node, h.roots.dev.join("vda1"));
+    let spot = h.finds("vda1");
     assert!(spot.target.what.ends_with("the disk holding /boot"));
     assert!(spot.mount.unwrap().read_only());
 }
@@ -214,7 +208,7 @@ fn boot_on_another_disk_wins() {
 fn no_partition_1_is_nothing_to_do() {
     // / on a whole disk (no table), or on an overlay with no /boot: no partition 1 here.
     let h = Host::new();
-    h.disk("vda", "254:0");
+    h.disk("vda", "254:0", &[]);
     h.mountinfo("27 1 254:0 / / rw - ext4 /dev/vda rw\n");
     assert!(matches!(h.locate(None), Err(FindError::NoPartition(why)) if why.contains("vda")));
     h.mountinfo("27 1 0:40 / / rw - overlay overlay rw,lowerdir=/a\n");
@@ -287,10 +281,8 @@ fn device_by_uuid_and_label_from_the_superblocks() {
         return;
     }
     let h = Host::new();
-    let d = h.disk("vda", "254:0");
-    h.part(&d, "vda1", "254:1", 1, 2048);
-    h.part(&d, "vda2", "254:2", 2, 4096);
-    h.disk("vdb", "254:16");
+    h.disk("vda", "254:0", &[("vda1", 1, 2048), ("vda2", 2, 4096)]);
+    h.disk("vdb", "254:16", &[]);
     for (node, id) in [("vda1", "DEADBEEF"), ("vda2", "12345678"), ("vdb", "0000CAFE")] {
         let f = h.roots.dev.join(node);
         run(Command::new("truncate").args(["-s", "8M"]).arg(&f));
@@ -310,7 +302,7 @@ fn device_by_uuid_and_label_from_the_superblocks() {
         Err(FindError::Failed(why)) if why.contains("UUID=0000-0000 not found after waiting")
     ));
     // A clone of vda1 attached as vdc: two devices with one UUID.
-    h.disk("vdc", "254:32");
+    h.disk("vdc", "254:32", &[]);
     fs::copy(h.roots.dev.join("vda1"), h.roots.dev.join("vdc")).unwrap();
     assert!(matches!(
         h.locate(Some(DeviceSpec::Uuid("DEAD-BEEF".into()))),

@@ -107,9 +107,7 @@ impl Consumer {
 fn applied_root(consumer: Consumer, conf: &str, extra_args: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = example_root(dir.path(), consumer.rootfs());
-    let conf_dir = root.join("boot/aliyun_custom_image");
-    fs::create_dir_all(&conf_dir).unwrap();
-    fs::write(conf_dir.join("os.conf"), conf).unwrap();
+    common::place_conf(&root, conf);
     let out = std::process::Command::new(OSCONF)
         .args(["apply", "--no-live", "--root"])
         .arg(&root)

@@ -18,9 +18,7 @@ const OSCONF: &str = env!("CARGO_BIN_EXE_osconf");
 fn scratch_root(conf: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&repo().join("examples/rootfs/slackware15"), dir.path()).unwrap();
-    let conf_dir = dir.path().join("boot/aliyun_custom_image");
-    std::fs::create_dir_all(&conf_dir).unwrap();
-    std::fs::write(conf_dir.join("os.conf"), conf).unwrap();
+    common::place_conf(dir.path(), conf);
     dir
 }
 

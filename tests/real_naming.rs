@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::real::{Netns, cannot_run, check_prerequisites};
-use common::{example_conf, example_root, snapshot};
+use common::{example_conf, example_root, place_conf, snapshot};
 
 const OSCONF: &str = env!("CARGO_BIN_EXE_osconf");
 
@@ -19,9 +19,7 @@ fn a_nic_that_appears_during_the_wait_is_named_as_the_kernel_names_it() {
     }
     let scratch = tempfile::tempdir().unwrap();
     let root = example_root(scratch.path(), "debian11");
-    let dir = root.join("boot/aliyun_custom_image");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("os.conf"), example_conf("vpc")).unwrap();
+    place_conf(&root, &example_conf("vpc"));
     let ns = Netns::new("late");
     // The NIC comes a second after osconf started, as a late virtio driver's would.
     let out = ns.sh(&format!(
@@ -43,9 +41,7 @@ fn a_mac_still_missing_after_the_wait_changes_nothing() {
     }
     let scratch = tempfile::tempdir().unwrap();
     let root = example_root(scratch.path(), "debian11");
-    let dir = root.join("boot/aliyun_custom_image");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("os.conf"), example_conf("classic")).unwrap();
+    place_conf(&root, &example_conf("classic"));
     let before = snapshot(&root);
     let ns = Netns::new("missing");
     ns.add_nic("ens5", "00:8c:fa:5e:14:23");

@@ -8,16 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 mod common;
-use common::{example_conf, example_root, osconf_apply};
-
-fn osconf(args: &[&str], root: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_osconf"))
-        .args(args)
-        .arg("--root")
-        .arg(root)
-        .output()
-        .unwrap()
-}
+use common::{example_conf, example_root, osconf_apply, osconf_in as osconf, place_conf};
 
 fn both(out: &Output) -> String {
     format!(
@@ -25,6 +16,14 @@ fn both(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// What `plan` shows for the vpc sample's os.conf under `root`, checking it succeeds.
+fn plan_vpc(root: &Path) -> String {
+    place_conf(root, &example_conf("vpc"));
+    let plan = osconf(&["plan"], root);
+    assert_eq!(plan.status.code(), Some(0), "{}", both(&plan));
+    both(&plan)
 }
 
 const NETPLAN_WIFI: &str = "network:
@@ -57,13 +56,7 @@ fn plan_masks_netplan_secrets_and_the_disabled_copy_keeps_mode_and_owner() {
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::chown(&yaml, Some(uid), Some(gid)).unwrap();
     }
-    let conf = root.join("boot/aliyun_custom_image/os.conf");
-    fs::create_dir_all(conf.parent().unwrap()).unwrap();
-    fs::write(&conf, example_conf("vpc")).unwrap();
-
-    let plan = osconf(&["plan"], &root);
-    assert_eq!(plan.status.code(), Some(0), "{}", both(&plan));
-    let shown = both(&plan);
+    let shown = plan_vpc(&root);
     assert!(
         shown.contains("00-installer-config.yaml.osconf-disabled"),
         "{shown}"
@@ -99,12 +92,7 @@ fn plan_masks_a_networkmanager_profile_it_turns_off() {
     let profile = root.join("etc/NetworkManager/system-connections/cloud-init-eth0.nmconnection");
     let text = "[802-1x]\npassword=s3cret-nm\n[wifi-security]\npsk=s3cret-nm-psk\n[connection]\nid=home\ntype=ethernet\n[ethernet]\nmac-address=00:8C:FA:5E:14:23\n";
     fs::write(&profile, text).unwrap();
-    let conf = root.join("boot/aliyun_custom_image/os.conf");
-    fs::create_dir_all(conf.parent().unwrap()).unwrap();
-    fs::write(&conf, example_conf("vpc")).unwrap();
-    let plan = osconf(&["plan"], &root);
-    assert_eq!(plan.status.code(), Some(0), "{}", both(&plan));
-    let shown = both(&plan);
+    let shown = plan_vpc(&root);
     assert!(
         shown.contains("+autoconnect=false"),
         "the profile is not changed:\n{shown}"

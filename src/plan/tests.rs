@@ -151,6 +151,19 @@ fn each_stack_takes_the_files_its_own_way() {
     let n = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let networkctl = ["networkctl reload", "networkctl reconfigure ens5 ens6"];
     let configure = n(&["configure ens5", "configure ens6"]);
+    // NetworkManager's profiles of the two NICs, by the ids the stack gives them.
+    let nmcli = |eth0: &str, eth1: &str| {
+        let up = |id: &str| format!("nmcli connection up id {id}");
+        vec!["nmcli connection reload".to_owned(), up(eth0), up(eth1)]
+    };
+    let down_up = |down: &str| {
+        n(&[
+            &format!("{down} ens5"),
+            &format!("{down} ens6"),
+            "ifup ens5",
+            "ifup ens6",
+        ])
+    };
     let root = fake_root(&[], &[]);
     let generate = format!("netplan generate --root-dir {}", root.path().display());
     let cases: Vec<(&str, StackState, Vec<String>)> = vec![
@@ -163,59 +176,30 @@ fn each_stack_takes_the_files_its_own_way() {
         (
             "netplan",
             StackState::Running("systemd-networkd"),
-            [vec![generate], n(&networkctl)].concat(),
+            [vec![generate.clone()], n(&networkctl)].concat(),
         ),
         (
             "netplan",
             StackState::Running("NetworkManager"),
-            [
-                vec![format!("netplan generate --root-dir {}", root.path().display())],
-                n(&[
-                    "nmcli connection reload",
-                    "nmcli connection up id netplan-ens5",
-                    "nmcli connection up id netplan-ens6",
-                ]),
-            ]
-            .concat(),
+            [vec![generate], nmcli("netplan-ens5", "netplan-ens6")].concat(),
         ),
         (
             "networkmanager",
             StackState::Running("NetworkManager"),
-            n(&[
-                "nmcli connection reload",
-                "nmcli connection up id osconf-eth0",
-                "nmcli connection up id osconf-eth1",
-            ]),
+            nmcli("osconf-eth0", "osconf-eth1"),
         ),
         (
             "sysconfig",
             StackState::Running("NetworkManager"),
-            n(&[
-                "nmcli connection reload",
-                "nmcli connection up id System ens5",
-                "nmcli connection up id System ens6",
-            ]),
+            nmcli("System ens5", "System ens6"),
         ),
-        (
-            "sysconfig",
-            StackState::Running("network"),
-            n(&["ifdown ens5", "ifdown ens6", "ifup ens5", "ifup ens6"]),
-        ),
+        ("sysconfig", StackState::Running("network"), down_up("ifdown")),
         (
             "ifupdown",
             StackState::Running("networking"),
-            n(&[
-                "ifdown --force ens5",
-                "ifdown --force ens6",
-                "ifup ens5",
-                "ifup ens6",
-            ]),
+            down_up("ifdown --force"),
         ),
-        (
-            "busybox",
-            StackState::Running("networking"),
-            n(&["ifdown -f ens5", "ifdown -f ens6", "ifup ens5", "ifup ens6"]),
-        ),
+        ("busybox", StackState::Running("networking"), down_up("ifdown -f")),
         (
             "wicked",
             StackState::Running("wicked"),

@@ -29,6 +29,15 @@ pub fn example_root(scratch: &Path, rootfs: &str) -> PathBuf {
     root
 }
 
+/// Puts the os.conf text `conf` where the finder looks under a root
+/// (`<root>/boot/aliyun_custom_image/os.conf`); returns its path.
+pub fn place_conf(root: &Path, conf: &str) -> PathBuf {
+    let path = root.join("boot/aliyun_custom_image/os.conf");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, conf).unwrap();
+    path
+}
+
 /// The classic network with eth1's gateway outside its /25: the default route needs to be on-link.
 pub const CLASSIC_ON_LINK: &str = "hostname=iZ23r29djmjZ
 eth0_ip_addr=10.171.254.123

@@ -224,9 +224,7 @@ pub fn live_apply(ns: &Netns, root: &Path, conf: &str, setup: &str) -> String {
 
 /// [`live_apply`] whatever its outcome.
 pub fn live_apply_output(ns: &Netns, root: &Path, conf: &str, setup: &str) -> Output {
-    let dir = root.join("boot/aliyun_custom_image");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("os.conf"), conf).unwrap();
+    super::place_conf(root, conf);
     ns.sh_unchecked(&format!(
         "mount -t tmpfs tmpfs /run\n{setup}\nunshare -u {} apply --live --wait 5 --root '{}'",
         env!("CARGO_BIN_EXE_osconf"),
