@@ -279,8 +279,8 @@ impl Drop for Foreign {
     }
 }
 
-/// Copies a tree, links as links.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies a tree, links as links (the integration tests' copy too).
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     fs::create_dir_all(to)?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;

@@ -13,33 +13,6 @@ use std::process::{Command, Output};
 mod common;
 use common::{copy_tree, example_conf, fingerprint, repo};
 
-/// Like `fingerprint` but safe on a tree holding FIFOs and devices: those are named, never opened.
-fn tree(root: &Path) -> String {
-    use std::os::unix::fs::MetadataExt as _;
-    let mut out = Vec::new();
-    let mut dirs = vec![root.to_owned()];
-    while let Some(dir) = dirs.pop() {
-        for entry in fs::read_dir(&dir).unwrap().map(Result::unwrap) {
-            let path = entry.path();
-            let md = path.symlink_metadata().unwrap();
-            let kind = md.file_type();
-            let body = if kind.is_symlink() {
-                format!("-> {}", fs::read_link(&path).unwrap().display())
-            } else if kind.is_dir() {
-                dirs.push(path.clone());
-                "dir".to_owned()
-            } else if kind.is_file() {
-                format!("{:?}", fs::read(&path).unwrap())
-            } else {
-                format!("special {:?} {}", kind, md.rdev())
-            };
-            out.push(format!("{} {:o} {body}\n", path.display(), md.mode()));
-        }
-    }
-    out.sort();
-    out.concat()
-}
-
 const CONF_DIR: &str = "boot/aliyun_custom_image";
 
 /// `<scratch>/root` (centos7 with the classic os.conf) and `<scratch>/outside`, which holds what a
@@ -143,10 +116,10 @@ impl Scratch {
     }
 
     fn refused_with(&self, plan_code: i32, names: &str) -> String {
-        let before = tree(&self.root);
+        let before = fingerprint(&self.root);
         let stderr = self.run_with(plan_code, 1);
         assert!(stderr.contains(names), "{names:?} not named:\n{stderr}");
-        assert_eq!(tree(&self.root), before, "the root changed:\n{stderr}");
+        assert_eq!(fingerprint(&self.root), before, "the root changed:\n{stderr}");
         stderr
     }
 }

@@ -434,6 +434,13 @@ mod tests {
     use super::*;
     use crate::render::common::testing::{self, example, fake_root, from_text, written};
 
+    /// os.conf's eth0 alone (10.0.0.5/24) rendered over /etc/config/network holding `old`.
+    fn eth0_over(old: &str) -> Rendered {
+        let root = fake_root(&[(NETWORK, old)], &[]);
+        let config = from_text("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\n");
+        testing::render(&STACK, &config, root.path())
+    }
+
     #[test]
     fn words_and_quotes() {
         assert_eq!(
@@ -467,12 +474,7 @@ mod tests {
     #[test]
     fn other_ipv4_interfaces_on_the_device_get_auto_0() {
         let old = "\nconfig interface 'wan'\n\toption device 'eth0'\n\toption proto 'dhcp'\n\nconfig interface 'mgmt'\n\toption device 'eth0'\n\toption proto 'static'\n\toption ipaddr '192.168.9.1'\n\nconfig interface 'wan6'\n\toption device 'eth0'\n\toption proto 'dhcpv6'\n\nconfig interface 'spare'\n\toption device 'eth0'\n\toption proto 'dhcp'\n\toption auto '0'\n\nconfig interface 'lan'\n\toption device 'eth3'\n\toption proto 'dhcp'\n";
-        let root = fake_root(&[(NETWORK, old)], &[]);
-        let out = testing::render(
-            &STACK,
-            &from_text("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\n"),
-            root.path(),
-        );
+        let out = eth0_over(old);
         let text = written(&out, NETWORK).unwrap();
         let want = "\nconfig interface 'wan'\n\toption osconf 'eth0'\n\toption device 'eth0'\n\toption proto 'static'\n\toption ipaddr '10.0.0.5'\n\toption netmask '255.255.255.0'\n\nconfig interface 'mgmt'\n\toption device 'eth0'\n\toption proto 'static'\n\toption ipaddr '192.168.9.1'\n\toption auto '0'\n\nconfig interface 'wan6'\n\toption device 'eth0'\n\toption proto 'dhcpv6'\n\nconfig interface 'spare'\n\toption device 'eth0'\n\toption proto 'dhcp'\n\toption auto '0'\n\nconfig interface 'lan'\n\toption device 'eth3'\n\toption proto 'dhcp'\n";
         assert_eq!(text, want);
@@ -488,12 +490,7 @@ mod tests {
     #[test]
     fn nic_leaving_keeps_taken_over_interface() {
         let old = "\nconfig interface 'wan'\n\toption osconf 'eth1'\n\toption device 'eth1'\n\toption proto 'static'\n\toption ipaddr '42.120.74.105'\n\toption netmask '255.255.255.0'\n\nconfig interface 'eth2'\n\toption osconf 'eth2'\n\toption device 'eth2'\n\toption proto 'static'\n\nconfig route\n\toption osconf 'eth1'\n\toption interface 'wan'\n\toption target '0.0.0.0'\n";
-        let root = fake_root(&[(NETWORK, old)], &[]);
-        let out = testing::render(
-            &STACK,
-            &from_text("eth0_ip_addr=10.0.0.5\neth0_netmask=255.255.255.0\n"),
-            root.path(),
-        );
+        let out = eth0_over(old);
         let text = written(&out, NETWORK).unwrap();
         assert!(
             text.starts_with("\nconfig interface 'wan'\n\toption device 'eth1'\n\toption proto 'static'\n\toption ipaddr '42.120.74.105'\n\toption netmask '255.255.255.0'\n\toption auto '0'\n\n"),

@@ -215,32 +215,18 @@ mod tests {
     fn marked_vars_replace_insert_and_drop_stale() {
         let old = "# eth0\nIPADDRS[0]=\"\"\nUSE_DHCP[0]=\"yes\"\n\n# eth1\nIPADDRS[1]=\"1.1.1.1/8\" # osconf\n\
                    IFNAME[1]=\"eth1\" # osconf\n#IPADDRS[4]=\"\"\n# Default gateway IP address:\nGATEWAY=\"\"\n";
-        let got = set_marked_vars(
-            old,
-            &vars(&[
-                ("IPADDRS[0]", "10.0.0.2/24"),
-                ("IFNAME[0]", "eth0"),
-                ("USE_DHCP[0]", "no"),
-                ("GATEWAY", "10.0.0.1"),
-            ]),
-            Stale::Empty,
-            place_in_block,
-        );
+        let vars = vars(&[
+            ("IPADDRS[0]", "10.0.0.2/24"),
+            ("IFNAME[0]", "eth0"),
+            ("USE_DHCP[0]", "no"),
+            ("GATEWAY", "10.0.0.1"),
+        ]);
+        let set = |text: &str| set_marked_vars(text, &vars, Stale::Empty, place_in_block);
+        let got = set(old);
         let want = "# eth0\nIPADDRS[0]=\"10.0.0.2/24\" # osconf\nUSE_DHCP[0]=\"no\" # osconf\nIFNAME[0]=\"eth0\" # osconf\n\n\
                     # eth1\nIPADDRS[1]=\"\"\nIFNAME[1]=\"\"\n#IPADDRS[4]=\"\"\n# Default gateway IP address:\nGATEWAY=\"10.0.0.1\" # osconf\n";
         assert_eq!(got, want);
-        let again = set_marked_vars(
-            &got,
-            &vars(&[
-                ("IPADDRS[0]", "10.0.0.2/24"),
-                ("IFNAME[0]", "eth0"),
-                ("USE_DHCP[0]", "no"),
-                ("GATEWAY", "10.0.0.1"),
-            ]),
-            Stale::Empty,
-            place_in_block,
-        );
-        assert_eq!(again, got, "re-applying changes nothing");
+        assert_eq!(set(&got), got, "re-applying changes nothing");
     }
 
     #[test]

@@ -7,8 +7,6 @@ pub mod real;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -77,23 +75,7 @@ pub fn osconf_apply(root: &Path, conf: &str) {
     );
 }
 
-/// Copies a tree (files, directories and symbolic links as links).
-pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type()?;
-        if kind.is_symlink() {
-            symlink(fs::read_link(&src)?, &dst)?;
-        } else if kind.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else {
-            fs::copy(&src, &dst)?;
-        }
-    }
-    Ok(())
-}
+pub use osconf::harness::copy_tree;
 
 /// A tree as text: every file with its content, every link with its target, sorted by path.
 /// Comparing two snapshots compares the trees byte for byte, and a diff of them reads well.
@@ -139,6 +121,7 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
 
 /// Like [`snapshot`] but exact for any bytes and with the metadata a rollback must also restore:
 /// kind, permission bits, owner and extended attributes of every entry (directories included).
+/// FIFOs and devices are named with their device numbers, never opened.
 pub fn fingerprint(root: &Path) -> String {
     use std::os::unix::fs::MetadataExt as _;
     let mut out = Vec::new();
@@ -154,6 +137,8 @@ pub fn fingerprint(root: &Path) -> String {
             } else if md.is_dir() {
                 dirs.push(path.clone());
                 String::new()
+            } else if !md.is_file() {
+                format!(" special {:?} {}", md.file_type(), md.rdev())
             } else {
                 let bytes = fs::read(&path).unwrap();
                 let lines: Vec<String> = bytes
