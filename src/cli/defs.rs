@@ -132,7 +132,8 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         crate::error::EXIT_NO_TOOL,
-        "a program the command runs is not installed (image test: qemu-system-x86_64); nothing was done",
+        "a program the command runs is not installed (image test: qemu-system-x86_64; image inject and \
+         prepare: mtools or debugfs); nothing was done",
     ),
 ];
 

@@ -116,8 +116,6 @@ esac
     )
 }
 
-/// Replaces the second field of the first `root:` line, and the third with `day` when given. Day 0
-/// (a clock before 1970-01-02) is not written: it would mean "change the password at next login".
 /// The hash field of the first `root:` line.
 pub fn root_hash(old: &[u8]) -> Option<&str> {
     let line = old.split(|&b| b == b'\n').find(|l| l.starts_with(b"root:"))?;
@@ -137,6 +135,8 @@ pub fn is_hash_of(password: &str, hash: &str) -> bool {
     }
 }
 
+/// Replaces the second field of the first `root:` line, and the third with `day` when given. Day 0
+/// (a clock before 1970-01-02) is not written: it would mean "change the password at next login".
 fn set_root_hash(old: &[u8], hash: &str, day: Option<u64>) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(old.len() + hash.len());
     let mut found = false;
