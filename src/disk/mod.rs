@@ -10,7 +10,6 @@
 
 pub mod ext;
 pub mod fat;
-pub mod fatdir;
 pub mod table;
 pub mod tree;
 pub mod ufs;

@@ -9,7 +9,7 @@ use std::io::{self, Read, Seek};
 use std::path::Path;
 
 use super::ext::Ext;
-use super::fatdir::Fat;
+use super::fat::Fat;
 use super::tree::{self, Entry, MAX_FILE, Meta};
 use super::{Filesystem, Kind, Partition, PartitionTable, read_at, table};
 

@@ -3,6 +3,10 @@
 //! back to the boot sector's copy — libblkid's order: `mlabel`, Windows and `fatlabel` may leave the
 //! two different, and blkid (hence `LABEL=` everywhere else) shows the root directory's.
 
+mod dir;
+
+pub use dir::Fat;
+
 use std::io::{self, Read, Seek};
 
 use super::{Filesystem, Kind, le16, le32, read_at};
@@ -69,7 +73,7 @@ pub fn probe<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Filesy
         (0x43, 0x47)
     };
     let mut dir_label = None;
-    super::fatdir::Fat::new(&mut *r, offset, geo).each_root_entry(&mut |e| {
+    Fat::new(&mut *r, offset, geo).each_root_entry(&mut |e| {
         let in_use = e[0] != 0xE5 && le16(e, 20) == 0 && le16(e, 26) == 0;
         let attr = e[11];
         let is_label =

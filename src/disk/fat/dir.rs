@@ -6,9 +6,9 @@
 
 use std::io::{self, Read, Seek};
 
-use super::fat::{ATTR_DIR, ATTR_LONG_NAME, ATTR_VOLUME_ID, Geometry, Version};
-use super::tree::{Entry, FileType, MAX_DIR, Meta, Tree, corrupt};
-use super::{le16, le32, read_at};
+use super::{ATTR_DIR, ATTR_LONG_NAME, ATTR_VOLUME_ID, Geometry, Version};
+use crate::disk::tree::{Entry, FileType, MAX_DIR, Meta, Tree, corrupt};
+use crate::disk::{le16, le32, read_at};
 
 /// The largest directory FAT allows: 65536 entries of 32 bytes.
 const MAX_FAT_DIR: u64 = 65536 * 32;
@@ -37,7 +37,7 @@ impl<R: Read + Seek> Fat<R> {
         if !read_at(&mut r, offset, &mut bs)? {
             return Ok(None);
         }
-        Ok(super::fat::geometry(&bs).map(|geo| Fat::new(r, offset, geo)))
+        Ok(super::geometry(&bs).map(|geo| Fat::new(r, offset, geo)))
     }
 
     pub(crate) fn new(r: R, offset: u64, geo: Geometry) -> Fat<R> {
