@@ -8,10 +8,9 @@ use crate::boot;
 use crate::cli::{Command, Target};
 use crate::error::Error;
 use crate::exec;
-use crate::model::{self, Config};
+use crate::model::Config;
 use crate::output::{print, say};
 use crate::plan::{self, Env, Plan};
-use crate::reader;
 use crate::render;
 use crate::root::{self, ConfFile, Root};
 use crate::status;
@@ -26,7 +25,7 @@ pub fn run(command: Command) -> Result<(), Error> {
         Command::Generate(what) => print(&crate::cli::doc::generate(what)),
         Command::Version => print(&crate::cli::doc::version()),
         Command::Check(file) => {
-            load(&file)?;
+            crate::conf::load(&file)?;
             print(&format!("{}: valid\n", file.display()))
         }
         Command::Detect(root) => detect(&root),
@@ -50,47 +49,6 @@ pub fn run(command: Command) -> Result<(), Error> {
 
 fn failed(message: String) -> Error {
     Error::failed(None, message)
-}
-
-/// Reads and validates os.conf, printing every problem with its line and key.
-pub(crate) fn load(path: &Path) -> Result<Config, Error> {
-    let file = open_regular(path).map_err(|e| Error::invalid(path, format!("{e}; nothing was changed")))?;
-    load_from(path, file)
-}
-
-fn load_from(path: &Path, file: std::fs::File) -> Result<Config, Error> {
-    let validated = reader::read(file).and_then(|raw| model::validate(&raw));
-    match validated {
-        Ok(v) => {
-            v.warnings
-                .iter()
-                .for_each(|w| say(format!("{}: warning: {w}", path.display())));
-            Ok(v.config)
-        }
-        Err(errors) => {
-            errors
-                .iter()
-                .for_each(|e| say(format!("{}: {e}", path.display())));
-            Err(Error::invalid(
-                path,
-                format!("invalid ({} errors); nothing was changed", errors.len()),
-            ))
-        }
-    }
-}
-
-/// Opens os.conf without blocking (a FIFO planted there must not hang the boot) and only if it is a
-/// regular file.
-fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    Ok(file)
 }
 
 /// os.conf found: where, how, and (found by the partition finder) what keeps its filesystem mounted
@@ -269,7 +227,7 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
         .file
         .try_clone()
         .map_err(|e| Error::failed(Some(&conf_path), format!("{e}; nothing was changed")))?;
-    let config = load_from(&conf_path, file)?;
+    let config = crate::conf::load_from(&conf_path, file)?;
     // The password files are read for the plan and rewritten by apply under their lock, as passwd
     // and chpasswd do.
     let pwd_lock = match apply && config.password.is_some() {

@@ -8,6 +8,7 @@ pub mod app;
 pub mod boot;
 pub mod cli;
 pub mod clock;
+pub mod conf;
 pub mod disk;
 pub mod error;
 pub mod exec;

@@ -132,8 +132,14 @@ pub struct RawConf {
 }
 
 /// Reads at most [`MAX_SIZE`] bytes and parses them; every bad line is reported, not just the first.
-/// The bytes (the password among them) are read into one buffer that never grows and is zeroed after.
-pub fn read(mut input: impl Read) -> Result<RawConf, Vec<ConfError>> {
+pub fn read(input: impl Read) -> Result<RawConf, Vec<ConfError>> {
+    let bytes = read_bytes(input).map_err(|e| vec![e])?;
+    parse(bytes.expose())
+}
+
+/// Reads at most [`MAX_SIZE`] bytes: more is an error. The bytes (the password among them) are read
+/// into one buffer that never grows and is zeroed when dropped.
+pub fn read_bytes(mut input: impl Read) -> Result<Secret<Vec<u8>>, ConfError> {
     let mut bytes = Secret::new(vec![0u8; MAX_SIZE + 1]);
     let mut filled = 0;
     while filled < bytes.expose().len() {
@@ -141,15 +147,15 @@ pub fn read(mut input: impl Read) -> Result<RawConf, Vec<ConfError>> {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(vec![ConfError::new(0, None, format!("cannot read: {e}"))]),
+            Err(e) => return Err(ConfError::new(0, None, format!("cannot read: {e}"))),
         }
     }
     if filled > MAX_SIZE {
         let msg = format!("file is larger than {MAX_SIZE} bytes; refusing to read it");
-        return Err(vec![ConfError::new(0, None, msg)]);
+        return Err(ConfError::new(0, None, msg));
     }
     bytes.truncate(filled);
-    parse(bytes.expose())
+    Ok(bytes)
 }
 
 /// Parses a whole file already in memory.

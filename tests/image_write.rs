@@ -170,6 +170,32 @@ fn inject_changes_nothing_when_it_cannot_write() {
         "an invalid os.conf changed the image"
     );
 
+    // os.conf is read once, as apply reads it: a FIFO is refused without hanging (`timeout` ends a
+    // run that blocks on it), a file past reader::MAX_SIZE too; exit 2, the image untouched.
+    let fifo = dir.path().join("fifo.conf");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let big = dir.path().join("big.conf");
+    fs::write(&big, format!("hostname=ok\n{}", "#".repeat(64 * 1024))).unwrap();
+    for (conf, why) in [(&fifo, "not a regular file"), (&big, "larger than 65536 bytes")] {
+        let out = Command::new("timeout")
+            .arg("20")
+            .args([env!("CARGO_BIN_EXE_osconf"), "image", "inject"])
+            .args([&img, conf])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{why}: {err}");
+        assert!(err.contains(why), "{err}");
+        assert!(fs::read(&img).unwrap() == pristine, "{why}: the image changed");
+    }
+
     // aliyun_custom_image is a file on partition 1: refused, exit 1, untouched.
     let file = dir.path().join("aliyun_custom_image");
     fs::write(&file, "x").unwrap();

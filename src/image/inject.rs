@@ -17,8 +17,6 @@ use crate::plan::{FileOp, Mode};
 /// The directory ECS writes os.conf into, and os.conf's path inside partition 1.
 pub const CONF_DIR: &str = "aliyun_custom_image";
 const CONF_PATH: &str = "aliyun_custom_image/os.conf";
-/// The largest os.conf accepted.
-const MAX_CONF: u64 = 1 << 20;
 
 /// Runs `program` (a filesystem tool: see the module's comment) with `args`; its stdout, or an
 /// error naming it and its stderr. A tool that is not installed is `Error::no_tool` (exit 3).
@@ -203,8 +201,9 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
 
 /// `osconf image inject DISK OS_CONF`.
 pub fn run(disk: &Path, conf: &Path) -> Result<String, Error> {
-    let bytes = read_bounded(conf)?;
-    crate::app::load(conf)?;
+    // The very bytes validated are the bytes written.
+    let bytes = crate::conf::read(conf)?;
+    crate::conf::validate(conf, bytes.expose())?;
     let mut notes = String::new();
     if let Some(note) = super::stage::recover(disk).map_err(|e| Error::failed(Some(disk), e))? {
         notes += &format!("{note}\n");
@@ -220,7 +219,7 @@ pub fn run(disk: &Path, conf: &Path) -> Result<String, Error> {
         .map_err(|e| Error::failed(Some(disk), format!("{e}; nothing was changed")))?;
     let op = FileOp::Write {
         path: CONF_PATH.to_owned(),
-        contents: bytes.clone(),
+        contents: bytes.expose().clone(),
         mode: Mode::Exact(0o600),
         secret: true,
     };
@@ -228,25 +227,11 @@ pub fn run(disk: &Path, conf: &Path) -> Result<String, Error> {
     let changed = stage::commit(disk, &[&staged]).map_err(|e| Error::failed(Some(disk), e))?;
     Ok(format!(
         "{notes}wrote {CONF_PATH} ({} bytes) into partition 1 ({what}); {changed} bytes of the image changed\n",
-        bytes.len()
+        bytes.expose().len()
     ))
 }
 
 pub(super) fn in_disk(mut e: Error, disk: &Path) -> Error {
     e.path.get_or_insert_with(|| disk.to_owned());
     e
-}
-
-fn read_bounded(conf: &Path) -> Result<Vec<u8>, Error> {
-    use std::io::Read as _;
-    let f =
-        std::fs::File::open(conf).map_err(|e| Error::invalid(conf, format!("{e}; nothing was changed")))?;
-    let mut bytes = Vec::new();
-    f.take(MAX_CONF + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::invalid(conf, format!("{e}; nothing was changed")))?;
-    if bytes.len() as u64 > MAX_CONF {
-        return Err(Error::invalid(conf, "larger than 1 MiB; nothing was changed"));
-    }
-    Ok(bytes)
 }

@@ -102,7 +102,7 @@ pub fn run(req: &Request) -> Result<(), Error> {
             path
         }
     };
-    let config = crate::app::load(&conf_path)?;
+    let config = crate::conf::load(&conf_path)?;
     let disk = if req.in_place {
         say(format!(
             "booting {} itself (--in-place): it is changed",
