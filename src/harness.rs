@@ -82,13 +82,12 @@ pub fn glob(data: &[u8]) {
 /// them: every directory listed (a bounded walk), every file, link and path read. Never a panic;
 /// what `read_file` returns is as long as the file's size and never over its bound.
 pub fn disk(data: &[u8]) {
-    let mut cursor = std::io::Cursor::new(data);
-    let offsets: Vec<u64> = match disk::table::read(&mut cursor) {
+    let offsets: Vec<u64> = match disk::table::read(data) {
         Ok(Some(t)) => t.partitions.iter().take(4).map(|p| t.offset(p)).collect(),
         _ => vec![0],
     };
     for offset in offsets {
-        let Ok(mut v) = disk::Volume::open(std::io::Cursor::new(data), offset) else {
+        let Ok(v) = disk::Volume::open(data, offset) else {
             continue;
         };
         for path in [

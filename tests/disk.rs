@@ -60,7 +60,7 @@ fn ours(fs: &Filesystem) -> BTreeMap<String, String> {
 
 /// Compares what we read at `offset` with blkid, on the keys we report.
 fn same_as_blkid(file: &Path, offset: u64) -> Filesystem {
-    let fs = disk::probe(&mut File::open(file).unwrap(), offset)
+    let fs = disk::probe(&File::open(file).unwrap(), offset)
         .unwrap()
         .unwrap_or_else(|| panic!("nothing found in {} at {offset}", file.display()));
     let mut theirs = blkid(file, offset);
@@ -98,9 +98,7 @@ fn sfdisk_partitions(path: &Path) -> Vec<(u32, u64, u64, String)> {
 }
 
 fn table_matches_sfdisk_and_blkid(path: &Path) -> disk::PartitionTable {
-    let t = disk::table::read(&mut File::open(path).unwrap())
-        .unwrap()
-        .unwrap();
+    let t = disk::table::read(&File::open(path).unwrap()).unwrap().unwrap();
     let mine: Vec<_> = t
         .partitions
         .iter()
@@ -179,9 +177,7 @@ fn gpt_primary_and_backup_header() {
     f.seek(SeekFrom::Start(512 + 24)).unwrap();
     f.write_all(&[0xFF; 4]).unwrap();
     drop(f);
-    let again = disk::table::read(&mut File::open(&img).unwrap())
-        .unwrap()
-        .unwrap();
+    let again = disk::table::read(&File::open(&img).unwrap()).unwrap().unwrap();
     assert_eq!(again, t);
 }
 
@@ -194,12 +190,12 @@ fn a_disk_without_table_has_none() {
     let img = dir.path().join("superfloppy.img");
     sparse(&img, "40M");
     run(Command::new("mkfs.vfat").args(["-F", "32"]).arg(&img));
-    assert_eq!(disk::table::read(&mut File::open(&img).unwrap()).unwrap(), None);
+    assert_eq!(disk::table::read(&File::open(&img).unwrap()).unwrap(), None);
     assert!(!blkid(&img, 0).contains_key("PTTYPE"));
     let zero = dir.path().join("zero.img");
     sparse(&zero, "1M");
-    assert_eq!(disk::table::read(&mut File::open(&zero).unwrap()).unwrap(), None);
-    assert_eq!(disk::probe(&mut File::open(&zero).unwrap(), 0).unwrap(), None);
+    assert_eq!(disk::table::read(&File::open(&zero).unwrap()).unwrap(), None);
+    assert_eq!(disk::probe(&File::open(&zero).unwrap(), 0).unwrap(), None);
 }
 
 #[test]
@@ -347,9 +343,7 @@ fn filesystems_at_the_offset_of_partition_1() {
         let _ = fs::remove_file(&part);
         sparse(&part, "100M");
         run(Command::new(mkfs[0]).args(&mkfs[1..]).arg(&part));
-        let t = disk::table::read(&mut File::open(&img).unwrap())
-            .unwrap()
-            .unwrap();
+        let t = disk::table::read(&File::open(&img).unwrap()).unwrap().unwrap();
         let offset = t.offset(t.partition(1).unwrap());
         place(&img, offset, &part);
         same_as_blkid(&img, offset);

@@ -134,7 +134,7 @@ fn kind_of_mode(mode: u32) -> FileType {
 
 /// Reads every file back, follows every link, lists directories: all as the tree and debugfs say.
 fn check_ext(src: &Path, fs_file: &Path, what: &str) {
-    let mut v = Volume::open(File::open(fs_file).unwrap(), 0).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let v = Volume::open(File::open(fs_file).unwrap(), 0).unwrap_or_else(|e| panic!("{what}: {e}"));
     for path in regular_files(src) {
         let got = v
             .read_file(&path)
@@ -277,7 +277,7 @@ fn ext_filesystems_made_by_mkfs_read_as_debugfs_shows_them() {
                 "{name}: no htree"
             );
         }
-        let mut v = Volume::open(File::open(&fs_file).unwrap(), 0).unwrap();
+        let v = Volume::open(File::open(&fs_file).unwrap(), 0).unwrap();
         let listed: BTreeSet<_> = v
             .list_dir("many")
             .unwrap()
@@ -378,7 +378,7 @@ fn fat_filesystems_made_by_mkfs_vfat_and_mcopy_read_as_mdir_shows_them() {
             .arg(&fs_file)
             .arg("::/aliyun_custom_image"));
         let what = format!("FAT{bits}");
-        let mut v = Volume::open(File::open(&fs_file).unwrap(), 0).unwrap();
+        let v = Volume::open(File::open(&fs_file).unwrap(), 0).unwrap();
         for path in regular_files(&plain)
             .into_iter()
             .filter(|p| !(skip_many && p.starts_with("many/")))
@@ -446,7 +446,7 @@ fn partitioned(dir: &Path, fs_file: &Path) -> PathBuf {
 
 /// Reads everything reachable, as a caller exploring a hostile image would: returns how many reads
 /// failed. A panic fails the test.
-fn explore(v: &mut Volume<File>) -> usize {
+fn explore(v: &Volume<File>) -> usize {
     let mut errors = 0;
     let mut todo = vec![String::from("/")];
     let mut seen = 0;
@@ -498,9 +498,9 @@ fn damaged_images_give_errors_never_panics() {
         .arg(&fs_file));
     let pristine = fs::read(&fs_file).unwrap();
     let img = partitioned(dir.path(), &fs_file);
-    let mut v = Image::open(&img).unwrap().partition(1).unwrap();
+    let v = Image::open(&img).unwrap().partition(1).unwrap();
     assert_eq!(v.read_file("etc/os-release").unwrap().unwrap(), b"ID=x\n");
-    assert_eq!(explore(&mut v), 0);
+    assert_eq!(explore(&v), 0);
     assert_eq!(
         Image::open(&img).unwrap().partition(2).unwrap_err().kind(),
         ErrorKind::NotFound
@@ -537,8 +537,8 @@ fn damaged_images_give_errors_never_panics() {
         bytes[at..at + damage.len()].copy_from_slice(damage);
         fs::write(&fs_file, &bytes).unwrap();
         let got = Volume::open(File::open(&fs_file).unwrap(), 0)
-            .and_then(|mut v| v.read_file("etc/deep/er/f").map(|_| v))
-            .and_then(|mut v| v.list_dir("etc/deep").map(|_| ()));
+            .and_then(|v| v.read_file("etc/deep/er/f").map(|_| v))
+            .and_then(|v| v.list_dir("etc/deep").map(|_| ()));
         let err = got.expect_err(what).to_string();
         assert!(err.contains(says), "{what}: {err}");
     }
@@ -554,8 +554,8 @@ fn damaged_images_give_errors_never_panics() {
             bytes[at] = rng.next() as u8;
         }
         fs::write(&fs_file, &bytes).unwrap();
-        if let Ok(mut v) = Volume::open(File::open(&fs_file).unwrap(), 0) {
-            explore(&mut v);
+        if let Ok(v) = Volume::open(File::open(&fs_file).unwrap(), 0) {
+            explore(&v);
         }
     }
 
@@ -568,7 +568,7 @@ fn damaged_images_give_errors_never_panics() {
     run(Command::new("mcopy").arg("-i").arg(&fat).arg(&big).arg("::/BIG"));
     let pristine = fs::read(&fat).unwrap();
     let reserved = u16::from_le_bytes([pristine[14], pristine[15]]) as usize * 512;
-    let mut v = Volume::open(File::open(&fat).unwrap(), 0).unwrap();
+    let v = Volume::open(File::open(&fat).unwrap(), 0).unwrap();
     assert_eq!(v.read_file("big").unwrap().unwrap().len(), 5000);
     // BIG is the first file, in clusters 3..=12 (2 is the root's): its chain cut short; the
     // root's chain looping onto itself; the root's chain into a reserved cluster number.
@@ -584,7 +584,7 @@ fn damaged_images_give_errors_never_panics() {
         let mut bytes = pristine.clone();
         fat_entry(&mut bytes, cluster, value);
         fs::write(&fat, &bytes).unwrap();
-        let mut v = Volume::open(File::open(&fat).unwrap(), 0).unwrap();
+        let v = Volume::open(File::open(&fat).unwrap(), 0).unwrap();
         let err = v.read_file("big").unwrap_err().to_string();
         assert!(err.contains(says), "{cluster} -> {value:#x}: {err}");
     }

@@ -36,7 +36,7 @@ fn reader_and_glob_seeds_hold() {
     disks.iter().for_each(|s| harness::disk(s));
     // The seeds are real filesystems (mkfs.ext4 -d, mkfs.vfat + mcopy) the fuzzer starts inside.
     for s in &disks {
-        let mut v = osconf::disk::Volume::open(std::io::Cursor::new(s), 0).unwrap();
+        let v = osconf::disk::Volume::open(s.as_slice(), 0).unwrap();
         assert_eq!(v.read_file("etc/os-release").unwrap().unwrap(), b"ID=debian\n");
     }
     assert!(has_target("reader") && has_target("glob") && has_target("disk"));

@@ -117,7 +117,7 @@ fn inject_writes_os_conf_into_partition_1_as_the_tools_read_it() {
         );
         // osconf's own reader agrees, and ext got a root-only os.conf.
         let image = osconf::disk::Image::open(&img).unwrap();
-        let mut p1 = image.partition(1).unwrap();
+        let p1 = image.partition(1).unwrap();
         assert_eq!(
             p1.read_file("aliyun_custom_image/os.conf").unwrap().unwrap(),
             fs::read(&vpc).unwrap()

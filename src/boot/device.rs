@@ -127,10 +127,10 @@ fn scan(roots: &Roots, spec: &DeviceSpec) -> Result<Option<Device>, String> {
             continue;
         }
         let node = b.node(&roots.dev);
-        let Ok(mut file) = File::open(&node) else {
+        let Ok(file) = File::open(&node) else {
             continue;
         };
-        let Ok(Some(fs)) = disk::probe(&mut file, 0) else {
+        let Ok(Some(fs)) = disk::probe(&file, 0) else {
             continue;
         };
         let hit = match spec {

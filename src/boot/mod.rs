@@ -358,9 +358,9 @@ pub fn find(roots: &Roots, opts: &Options) -> Result<Located, FindError> {
     let fs = match target.fs.clone() {
         Some(fs) => fs,
         None => {
-            let mut file =
+            let file =
                 File::open(&target.node).map_err(|e| failed(format!("{}: {e}", target.node.display())))?;
-            disk::probe(&mut file, 0)
+            disk::probe(&file, 0)
                 .map_err(|e| failed(format!("reading {}: {e}", target.node.display())))?
                 .ok_or_else(|| {
                     failed(format!(

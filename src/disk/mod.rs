@@ -1,5 +1,5 @@
 //! Disks as bytes: partition tables (MBR with extended partitions, GPT) and filesystem superblocks
-//! (ext2/3/4, FAT12/16/32, UFS1/2), read from any `Read + Seek` at an offset — a block device and a
+//! (ext2/3/4, FAT12/16/32, UFS1/2), read from any [`ReadAt`] at an offset — a block device and a
 //! partition inside an image file alike. It is the one reader of these formats: the partition finder
 //! at boot and the image tools both use it. The files inside ext2/3/4 and FAT filesystems are read
 //! too (`volume`: `Image`, `Volume`; `tree`: the path walk). It only reads; it never writes, mounts
@@ -15,7 +15,8 @@ pub mod tree;
 pub mod ufs;
 pub mod volume;
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::fs::File;
+use std::io;
 
 pub use table::{Partition, PartitionTable, TableKind};
 pub use tree::{Entry, FileType, Meta};
@@ -80,7 +81,7 @@ impl Filesystem {
 
 /// The filesystem whose superblock starts the region at `offset`, if any of ext2/3/4, FAT or UFS.
 /// A region too short to hold a superblock holds none; other read errors are errors.
-pub fn probe<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Filesystem>> {
+pub fn probe<R: ReadAt + ?Sized>(r: &R, offset: u64) -> io::Result<Option<Filesystem>> {
     if let Some(fs) = ext::probe(r, offset)? {
         return Ok(Some(fs));
     }
@@ -90,14 +91,76 @@ pub fn probe<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Filesy
     ufs::probe(r, offset)
 }
 
-/// Reads `buf.len()` bytes at `offset`; `Ok(false)` when the source ends before that.
-pub(crate) fn read_at<R: Read + Seek>(r: &mut R, offset: u64, buf: &mut [u8]) -> io::Result<bool> {
-    r.seek(SeekFrom::Start(offset))?;
-    match r.read_exact(buf) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(e) => Err(e),
+/// A source of bytes read at offsets (pread), without a cursor: readers take `&self`, so a view of a
+/// filesystem inside an image is read through a shared reference, as a root on the host is.
+pub trait ReadAt {
+    /// Reads into `buf` from `offset`; fewer bytes than asked only at the end (0: at or past it).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// The size in bytes (a block device's too).
+    fn size(&self) -> io::Result<u64>;
+}
+
+impl ReadAt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(self, buf, offset)
     }
+
+    fn size(&self) -> io::Result<u64> {
+        // Seeking to the end gives a block device's size too, where metadata says 0; every read is
+        // positional, so the cursor it moves is never used.
+        io::Seek::seek(&mut &*self, io::SeekFrom::End(0))
+    }
+}
+
+/// Bytes in memory (fuzzing, tests).
+impl ReadAt for [u8] {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.as_slice().read_at(buf, offset)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for &T {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        (**self).read_at(buf, offset)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        (**self).size()
+    }
+}
+
+/// Reads `buf.len()` bytes at `offset`; `Ok(false)` when the source ends before that.
+pub(crate) fn read_at<R: ReadAt + ?Sized>(r: &R, offset: u64, buf: &mut [u8]) -> io::Result<bool> {
+    let mut done = 0;
+    while done < buf.len() {
+        let at = offset
+            .checked_add(done as u64)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "an offset past 2^64"))?;
+        match r.read_at(&mut buf[done..], at) {
+            Ok(0) => return Ok(false),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 pub(crate) fn le16(b: &[u8], at: usize) -> u16 {
@@ -137,4 +200,23 @@ pub fn uuid_text(b: &[u8]) -> String {
         &hex[16..20],
         &hex[20..]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positional_reads_end_at_the_source_end() {
+        let bytes = b"0123456789".to_vec();
+        let mut buf = [0u8; 4];
+        assert!(read_at(&bytes, 6, &mut buf).unwrap());
+        assert_eq!(&buf, b"6789");
+        assert!(!read_at(&bytes, 7, &mut buf).unwrap());
+        assert!(!read_at(&bytes, u64::MAX, &mut buf).unwrap());
+        // Positional: reading the same place twice gives the same bytes (no cursor moved).
+        assert!(read_at(&bytes, 0, &mut buf).unwrap() && read_at(&bytes, 0, &mut buf).unwrap());
+        assert_eq!(&buf, b"0123");
+        assert_eq!(bytes.size().unwrap(), 10);
+    }
 }

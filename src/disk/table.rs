@@ -2,9 +2,9 @@
 //! GPT (primary header, or the backup at the disk's last sector; CRCs checked), numbered the way the
 //! Linux kernel numbers them, so that partition 1 here is `vda1`/`nvme0n1p1` there.
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 
-use super::{le16, le32, le64, read_at};
+use super::{ReadAt, le16, le32, le64, read_at};
 
 /// Logical partitions followed at most in an extended partition's chain (a loop ends it too).
 const MAX_LOGICAL: usize = 256;
@@ -76,7 +76,7 @@ impl Partition {
 
 /// The partition table at the start of `r`, if it has one. A protective MBR without any valid GPT
 /// header is an error (the disk is damaged), not "no table".
-pub fn read<R: Read + Seek>(r: &mut R) -> io::Result<Option<PartitionTable>> {
+pub fn read<R: ReadAt + ?Sized>(r: &R) -> io::Result<Option<PartitionTable>> {
     let mut mbr = [0u8; 512];
     if !read_at(r, 0, &mut mbr)? || mbr[510..] != [0x55, 0xAA] {
         return Ok(None);
@@ -146,7 +146,7 @@ impl Entry {
 
 /// The logical partitions: a chain of extended boot records, each holding one partition (relative
 /// to itself) and the link to the next (relative to the extended partition).
-fn logical<R: Read + Seek>(r: &mut R, ext: &Partition, out: &mut Vec<Partition>) -> io::Result<()> {
+fn logical<R: ReadAt + ?Sized>(r: &R, ext: &Partition, out: &mut Vec<Partition>) -> io::Result<()> {
     let mut at = ext.start;
     let mut seen = Vec::new();
     let mut number = 5;
@@ -171,18 +171,18 @@ fn logical<R: Read + Seek>(r: &mut R, ext: &Partition, out: &mut Vec<Partition>)
 }
 
 /// The GPT, from the primary header at LBA 1 or else the backup at the last LBA.
-fn gpt<R: Read + Seek>(r: &mut R, sector_size: u64) -> io::Result<Option<PartitionTable>> {
+fn gpt<R: ReadAt + ?Sized>(r: &R, sector_size: u64) -> io::Result<Option<PartitionTable>> {
     if let Some(t) = gpt_at(r, sector_size, 1)? {
         return Ok(Some(t));
     }
-    let sectors = r.seek(SeekFrom::End(0))? / sector_size;
+    let sectors = r.size()? / sector_size;
     match sectors.checked_sub(1) {
         Some(last) if last > 1 => gpt_at(r, sector_size, last),
         _ => Ok(None),
     }
 }
 
-fn gpt_at<R: Read + Seek>(r: &mut R, sector_size: u64, lba: u64) -> io::Result<Option<PartitionTable>> {
+fn gpt_at<R: ReadAt + ?Sized>(r: &R, sector_size: u64, lba: u64) -> io::Result<Option<PartitionTable>> {
     let mut h = vec![0u8; sector_size as usize];
     if !read_at(r, lba * sector_size, &mut h)? || &h[..8] != b"EFI PART" {
         return Ok(None);
@@ -269,7 +269,6 @@ fn crc32(data: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
 
     #[test]
     fn crc32_of_the_check_string() {
@@ -297,7 +296,7 @@ mod tests {
             mbr_entry(&mut disk, ebr * 512 + 446, 0x83, 1, 5);
             mbr_entry(&mut disk, ebr * 512 + 462, 0x05, next, 10);
         }
-        let t = read(&mut Cursor::new(&disk)).unwrap().unwrap();
+        let t = read(&disk).unwrap().unwrap();
         let found: Vec<_> = t.partitions.iter().map(|p| (p.number, p.start)).collect();
         assert_eq!(found, [(1, 1), (2, 10), (5, 11), (6, 31)]);
     }
@@ -309,9 +308,9 @@ mod tests {
         disk[511] = 0xAA;
         mbr_entry(&mut disk, 446, 0x83, 1, 7);
         disk[446] = 0x12;
-        assert_eq!(read(&mut Cursor::new(&disk)).unwrap(), None);
+        assert_eq!(read(&disk).unwrap(), None);
         disk[446] = 0x80;
-        assert!(read(&mut Cursor::new(&disk)).unwrap().unwrap().partitions[0].bootable);
+        assert!(read(&disk).unwrap().unwrap().partitions[0].bootable);
     }
 
     #[test]
@@ -320,6 +319,6 @@ mod tests {
         disk[510] = 0x55;
         disk[511] = 0xAA;
         mbr_entry(&mut disk, 446, 0xEE, 1, 127);
-        assert!(read(&mut Cursor::new(&disk)).is_err());
+        assert!(read(&disk).is_err());
     }
 }

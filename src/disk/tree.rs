@@ -46,13 +46,13 @@ pub struct Entry {
 /// A filesystem whose directories can be walked. Errors are `InvalidData` naming what is corrupt.
 pub(crate) trait Tree {
     type Node: Clone;
-    fn root(&mut self) -> io::Result<Self::Node>;
+    fn root(&self) -> io::Result<Self::Node>;
     fn meta(&self, node: &Self::Node) -> Meta;
     /// The entry `name` of directory `dir`, if there is one.
-    fn lookup(&mut self, dir: &Self::Node, name: &[u8]) -> io::Result<Option<Self::Node>>;
-    fn list(&mut self, dir: &Self::Node) -> io::Result<Vec<Entry>>;
+    fn lookup(&self, dir: &Self::Node, name: &[u8]) -> io::Result<Option<Self::Node>>;
+    fn list(&self, dir: &Self::Node) -> io::Result<Vec<Entry>>;
     /// The contents of a regular file (or a link's target), at most `max` bytes or an error.
-    fn read(&mut self, node: &Self::Node, max: u64) -> io::Result<Vec<u8>>;
+    fn read(&self, node: &Self::Node, max: u64) -> io::Result<Vec<u8>>;
 }
 
 pub(crate) fn corrupt(what: impl Into<String>) -> io::Error {
@@ -61,7 +61,7 @@ pub(crate) fn corrupt(what: impl Into<String>) -> io::Error {
 
 /// The node `path` names (relative paths are taken from the root), following links on the way and,
 /// when `follow_last`, the last one too; `None` only when a name is absent.
-pub(crate) fn resolve<T: Tree>(t: &mut T, path: &str, follow_last: bool) -> io::Result<Option<T::Node>> {
+pub(crate) fn resolve<T: Tree>(t: &T, path: &str, follow_last: bool) -> io::Result<Option<T::Node>> {
     let mut stack = vec![t.root()?];
     let mut pending: Vec<Vec<u8>> = components(path.as_bytes());
     let (mut links, mut steps) = (0, 0);
@@ -117,7 +117,7 @@ fn components(path: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// The node at `path` when it is of type `want`, `None` when absent, an error when it is another.
-fn resolve_as<T: Tree>(t: &mut T, path: &str, follow: bool, want: FileType) -> io::Result<Option<T::Node>> {
+fn resolve_as<T: Tree>(t: &T, path: &str, follow: bool, want: FileType) -> io::Result<Option<T::Node>> {
     let Some(node) = resolve(t, path, follow)? else {
         return Ok(None);
     };
@@ -133,7 +133,7 @@ fn resolve_as<T: Tree>(t: &mut T, path: &str, follow: bool, want: FileType) -> i
 
 /// The regular file at `path` (links followed), `None` when absent; anything but a regular file, or
 /// one larger than `max`, is an error.
-pub(crate) fn read_file<T: Tree>(t: &mut T, path: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_file<T: Tree>(t: &T, path: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
     let Some(node) = resolve_as(t, path, true, FileType::File)? else {
         return Ok(None);
     };
@@ -148,19 +148,19 @@ pub(crate) fn read_file<T: Tree>(t: &mut T, path: &str, max: u64) -> io::Result<
 }
 
 /// The entries of the directory at `path` (links followed), `None` when absent.
-pub(crate) fn list_dir<T: Tree>(t: &mut T, path: &str) -> io::Result<Option<Vec<Entry>>> {
+pub(crate) fn list_dir<T: Tree>(t: &T, path: &str) -> io::Result<Option<Vec<Entry>>> {
     resolve_as(t, path, true, FileType::Dir)?
         .map(|n| t.list(&n))
         .transpose()
 }
 
 /// What `path` is; `follow` decides whether a last component that is a link is followed.
-pub(crate) fn metadata<T: Tree>(t: &mut T, path: &str, follow: bool) -> io::Result<Option<Meta>> {
+pub(crate) fn metadata<T: Tree>(t: &T, path: &str, follow: bool) -> io::Result<Option<Meta>> {
     Ok(resolve(t, path, follow)?.map(|n| t.meta(&n)))
 }
 
 /// A link's target, `None` when absent; an error when `path` is not a link.
-pub(crate) fn read_link<T: Tree>(t: &mut T, path: &str) -> io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_link<T: Tree>(t: &T, path: &str) -> io::Result<Option<Vec<u8>>> {
     resolve_as(t, path, false, FileType::Symlink)?
         .map(|n| t.read(&n, MAX_LINK))
         .transpose()

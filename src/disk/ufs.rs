@@ -2,9 +2,9 @@
 //! it can sit (0, 8, 64 or 256 KiB), either byte order; label (UFS2), the 64-bit file system ID and
 //! the fragment size (what blkid shows as BLOCK_SIZE).
 
-use std::io::{self, Read, Seek};
+use std::io;
 
-use super::{Filesystem, Kind, read_at};
+use super::{Filesystem, Kind, ReadAt, read_at};
 
 const PLACES_KIB: [u64; 4] = [0, 8, 64, 256];
 const MAGIC_AT: usize = 1372;
@@ -27,7 +27,7 @@ impl Version {
     }
 }
 
-pub fn probe<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Filesystem>> {
+pub fn probe<R: ReadAt + ?Sized>(r: &R, offset: u64) -> io::Result<Option<Filesystem>> {
     let mut sb = [0u8; MAGIC_AT + 4];
     for kib in PLACES_KIB {
         if !read_at(r, offset + kib * 1024, &mut sb)? {

@@ -5,13 +5,13 @@
 //! (xfs, btrfs, LVM, LUKS…). A hostile image gives errors, never a panic or a huge allocation.
 
 use std::fs::File;
-use std::io::{self, Read, Seek};
+use std::io;
 use std::path::Path;
 
 use super::ext::Ext;
 use super::fat::Fat;
 use super::tree::{self, Entry, MAX_FILE, Meta};
-use super::{Filesystem, Kind, Partition, PartitionTable, read_at, table};
+use super::{Filesystem, Kind, Partition, PartitionTable, ReadAt, read_at, table};
 
 /// qcow2's magic, "QFI\xfb".
 const QCOW2_MAGIC: [u8; 4] = *b"QFI\xfb";
@@ -30,7 +30,7 @@ impl Image {
     /// Opens a raw image and reads its partition table. A qcow2 image is refused (`InvalidInput`)
     /// with the `qemu-img convert` command that makes it raw.
     pub fn open(path: &Path) -> io::Result<Image> {
-        let mut file = File::open(path)?;
+        let file = File::open(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(io::Error::new(
@@ -39,13 +39,13 @@ impl Image {
             ));
         }
         let mut magic = [0u8; 4];
-        if read_at(&mut file, 0, &mut magic)? && magic == QCOW2_MAGIC {
+        if read_at(&file, 0, &mut magic)? && magic == QCOW2_MAGIC {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a qcow2 image; convert it first: qemu-img convert -O raw IMAGE.qcow2 IMAGE.raw",
             ));
         }
-        let table = table::read(&mut file)?;
+        let table = table::read(&file)?;
         Ok(Image {
             file,
             table,
@@ -103,18 +103,18 @@ enum Inner<R> {
 /// Calls the `tree` function `$f` on whichever reader the volume has.
 macro_rules! on_tree {
     ($v:expr, $f:ident($($a:expr),*)) => {
-        match &mut $v.inner {
+        match &$v.inner {
             Inner::Ext(t) => tree::$f(t, $($a),*),
             Inner::Fat(t) => tree::$f(t, $($a),*),
         }
     };
 }
 
-impl<R: Read + Seek> Volume<R> {
+impl<R: ReadAt> Volume<R> {
     /// The filesystem at `offset` of `r`: ext2/3/4 or FAT; anything else is `Unsupported`, named.
-    pub fn open(mut r: R, offset: u64) -> io::Result<Volume<R>> {
-        let Some(fs) = super::probe(&mut r, offset)? else {
-            let what = match other(&mut r, offset)? {
+    pub fn open(r: R, offset: u64) -> io::Result<Volume<R>> {
+        let Some(fs) = super::probe(&r, offset)? else {
+            let what = match other(&r, offset)? {
                 Some(name) => format!("holds {name}, which osconf cannot read"),
                 None => "holds no filesystem osconf recognises".to_owned(),
             };
@@ -136,33 +136,33 @@ impl<R: Read + Seek> Volume<R> {
 
     /// The regular file at `path` (links followed inside the filesystem), `None` when a name on the
     /// way is absent; anything but a regular file, or one over 64 MiB, is an error.
-    pub fn read_file(&mut self, path: &str) -> io::Result<Option<Vec<u8>>> {
+    pub fn read_file(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
         on_tree!(self, read_file(path, MAX_FILE))
     }
 
     /// The entries of the directory at `path` (`.` and `..` left out), `None` when absent.
-    pub fn list_dir(&mut self, path: &str) -> io::Result<Option<Vec<Entry>>> {
+    pub fn list_dir(&self, path: &str) -> io::Result<Option<Vec<Entry>>> {
         on_tree!(self, list_dir(path))
     }
 
     /// What `path` is, links followed; `None` when absent.
-    pub fn metadata(&mut self, path: &str) -> io::Result<Option<Meta>> {
+    pub fn metadata(&self, path: &str) -> io::Result<Option<Meta>> {
         on_tree!(self, metadata(path, true))
     }
 
     /// What `path` is, a last component that is a link not followed; `None` when absent.
-    pub fn symlink_metadata(&mut self, path: &str) -> io::Result<Option<Meta>> {
+    pub fn symlink_metadata(&self, path: &str) -> io::Result<Option<Meta>> {
         on_tree!(self, metadata(path, false))
     }
 
     /// The target of the link at `path`, `None` when absent; an error when it is not a link.
-    pub fn read_link(&mut self, path: &str) -> io::Result<Option<Vec<u8>>> {
+    pub fn read_link(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
         on_tree!(self, read_link(path))
     }
 }
 
 /// The name (blkid's TYPE) of a filesystem or volume this reader does not read, by its magic.
-fn other<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<&'static str>> {
+fn other<R: ReadAt + ?Sized>(r: &R, offset: u64) -> io::Result<Option<&'static str>> {
     const MAGICS: [(u64, &[u8], &str); 5] = [
         (0, b"XFSB", "xfs"),
         (0x10040, b"_BHRfS_M", "btrfs"),

@@ -58,7 +58,7 @@ fn parents(path: &str) -> Vec<String> {
 /// the directories on the way; new files and directories belong to root. FAT takes files and
 /// directories only. Everything is read back before it counts.
 pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) -> Result<(), Error> {
-    let mut volume = staged.volume().map_err(|e| refused(e.to_string()))?;
+    let volume = staged.volume().map_err(|e| refused(e.to_string()))?;
     let img = staged.path().as_os_str();
     let mut new_dirs: Vec<String> = Vec::new();
     let wanted = ops
@@ -172,7 +172,7 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
         Kind::Ufs(_) => return Err(refused("UFS is not written by osconf".into())),
     }
     // The tools say little when they fail (debugfs exits 0): read it all back.
-    let mut volume = staged.volume().map_err(|e| refused(e.to_string()))?;
+    let volume = staged.volume().map_err(|e| refused(e.to_string()))?;
     for d in dirs {
         if volume
             .metadata(d)

@@ -103,7 +103,7 @@ pub fn check(path: &Path) -> Result<Vec<Item>, Error> {
     let fs = match &first {
         Some(v) => v.fs.clone(),
         None => match disk::probe(
-            &mut File::open(path).map_err(|e| Error::invalid(path, e.to_string()))?,
+            &File::open(path).map_err(|e| Error::invalid(path, e.to_string()))?,
             offset,
         ) {
             Ok(Some(fs)) => fs,
@@ -137,7 +137,7 @@ pub fn check(path: &Path) -> Result<Vec<Item>, Error> {
     }
     items.push(writable(&fs.kind));
     items.push(match first {
-        Some(mut v) => custom_dir(&mut v),
+        Some(v) => custom_dir(&v),
         None => item(
             "custom-dir",
             Verdict::Warn,
@@ -169,7 +169,7 @@ fn writable(kind: &Kind) -> Item {
 }
 
 /// `aliyun_custom_image/` at the root of partition 1 (FAT names match case-insensitively).
-fn custom_dir(v: &mut Volume<File>) -> Item {
+fn custom_dir(v: &Volume<File>) -> Item {
     match v.metadata(CUSTOM_DIR) {
         Ok(Some(m)) if m.file_type == FileType::Dir => item(
             "custom-dir",

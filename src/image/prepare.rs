@@ -39,7 +39,7 @@ pub fn run(disk: &Path) -> Result<String, Error> {
     let bad = |e: String| Error::invalid(disk, format!("{e}; nothing was changed"));
     let failed = |e: String| Error::failed(Some(disk), format!("{e}; nothing was changed"));
     let image = Image::open(disk).map_err(|e| bad(e.to_string()))?;
-    let (n, mut root) = super::root::find(&image).map_err(|i| bad(i.reason))?;
+    let (n, root) = super::root::find(&image).map_err(|i| bad(i.reason))?;
     if !matches!(root.fs.kind, Kind::Ext(..)) {
         return Err(bad(format!(
             "the root partition {n} is {}: prepare writes ext only",
@@ -49,7 +49,6 @@ pub fn run(disk: &Path) -> Result<String, Error> {
     let root_kind = root.fs.kind;
     let first = image.partition(1).map_err(|e| bad(e.to_string()))?;
     let first_kind = first.fs.kind;
-    let mut first = first;
     let has_dir = first
         .metadata(CONF_DIR)
         .map_err(|e| bad(e.to_string()))?
@@ -58,7 +57,7 @@ pub fn run(disk: &Path) -> Result<String, Error> {
 
     let staged_root = Staged::new(disk, &image, n).map_err(failed)?;
     let mirror = staged_root.scratch("root");
-    mirror_root(&mut root, &mirror).map_err(|e| failed(format!("mirroring the root partition: {e}")))?;
+    mirror_root(&root, &mirror).map_err(|e| failed(format!("mirroring the root partition: {e}")))?;
     drop(root);
     let sys = crate::system::System::probe(&mirror).map_err(|e| failed(e.to_string()))?;
     let (init, why) = install::detect(&sys).map_err(failed)?;
@@ -110,7 +109,7 @@ pub fn run(disk: &Path) -> Result<String, Error> {
 /// Copies into `to` what install reads of the image's root: /etc and osconf's state whole (links
 /// as links, files with their modes, bounded), and the single paths of [`READ_PATHS`] with their
 /// ancestors (a link such as `sbin -> usr/sbin` stays a link).
-fn mirror_root(v: &mut Volume<std::fs::File>, to: &Path) -> std::io::Result<()> {
+fn mirror_root(v: &Volume<std::fs::File>, to: &Path) -> std::io::Result<()> {
     fs::create_dir(to)?;
     let mut budget = MAX_ENTRIES;
     for path in READ_PATHS {
@@ -143,7 +142,7 @@ fn mirror_root(v: &mut Volume<std::fs::File>, to: &Path) -> std::io::Result<()> 
 /// Mirrors `rel` and its ancestors; where an ancestor is a link, the rest is mirrored under its
 /// target too (so that `sbin -> usr/sbin` holds `usr/sbin/init`), at most `hops` links deep.
 fn mirror_path(
-    v: &mut Volume<std::fs::File>,
+    v: &Volume<std::fs::File>,
     to: &Path,
     rel: &str,
     budget: &mut usize,
@@ -180,12 +179,7 @@ fn mirror_path(
 /// Mirrors the one entry `rel` (not what is under it); true when it is a real directory. Nothing is
 /// made through a link already in the mirror: a link's target is a path of the image, never one
 /// to follow on this machine.
-fn mirror_one(
-    v: &mut Volume<std::fs::File>,
-    to: &Path,
-    rel: &str,
-    budget: &mut usize,
-) -> std::io::Result<bool> {
+fn mirror_one(v: &Volume<std::fs::File>, to: &Path, rel: &str, budget: &mut usize) -> std::io::Result<bool> {
     use std::os::unix::ffi::OsStrExt as _;
     use std::os::unix::fs::PermissionsExt as _;
     let parts: Vec<&str> = rel.split('/').collect();

@@ -51,7 +51,7 @@ pub fn find(image: &Image) -> Result<(u32, Volume<File>), Item> {
         .collect();
     for n in numbers {
         match image.partition(n) {
-            Ok(mut v) => match v.symlink_metadata("etc/os-release") {
+            Ok(v) => match v.symlink_metadata("etc/os-release") {
                 Ok(Some(_)) => return Ok((n, v)),
                 Ok(None) => {}
                 Err(e) => unread.push(format!("partition {n} ({}): {e}", v.fs.kind.name())),
@@ -80,7 +80,7 @@ pub fn find(image: &Image) -> Result<(u32, Volume<File>), Item> {
 
 /// The root-partition items.
 pub fn check(image: &Image) -> Vec<Item> {
-    let (n, mut v) = match find(image) {
+    let (n, v) = match find(image) {
         Ok(found) => found,
         Err(why) => return vec![why],
     };
@@ -96,10 +96,10 @@ pub fn check(image: &Image) -> Vec<Item> {
             Verdict::Pass,
             format!("partition {n} ({}): {id}", v.fs.describe()),
         ),
-        or_warn("agent", agent(&mut v)),
-        or_warn("ssh-host-keys", host_keys(&mut v)),
-        or_warn("root-authorized-keys", authorized_keys(&mut v)),
-        or_warn("root-password", password(&mut v)),
+        or_warn("agent", agent(&v)),
+        or_warn("ssh-host-keys", host_keys(&v)),
+        or_warn("root-authorized-keys", authorized_keys(&v)),
+        or_warn("root-password", password(&v)),
     ]
 }
 
@@ -110,7 +110,7 @@ fn or_warn(key: &'static str, r: io::Result<Item>) -> Item {
 
 /// osconf (binary + what its install manifest lists, or a package's enabled unit), else a script
 /// of the vendor's kind.
-fn agent(v: &mut Volume<File>) -> io::Result<Item> {
+fn agent(v: &Volume<File>) -> io::Result<Item> {
     let binary = install::BINARY.trim_start_matches('/');
     match v.metadata(binary)? {
         Some(m) if m.file_type == FileType::File && m.mode & 0o111 != 0 => return osconf_enabled(v),
@@ -159,7 +159,7 @@ fn agent(v: &mut Volume<File>) -> io::Result<Item> {
 
 /// osconf's binary is there: enabled as its install manifest says (every path it lists present,
 /// osconf's block in shared files), or as a package enables the unit.
-fn osconf_enabled(v: &mut Volume<File>) -> io::Result<Item> {
+fn osconf_enabled(v: &Volume<File>) -> io::Result<Item> {
     let manifest = MANIFEST.trim_start_matches('/');
     let Some(text) = v.read_file(manifest)? else {
         let wants = install::SYSTEMD_WANTS.trim_start_matches('/');
@@ -219,7 +219,7 @@ fn osconf_enabled(v: &mut Volume<File>) -> io::Result<Item> {
 }
 
 /// Files that mention aliyun_custom_image, each with how it is started when that is known.
-fn vendor_scripts(v: &mut Volume<File>) -> io::Result<Vec<(String, Option<String>)>> {
+fn vendor_scripts(v: &Volume<File>) -> io::Result<Vec<(String, Option<String>)>> {
     let mut found = Vec::new();
     let mut candidates: Vec<String> = SCRIPT_FILES.iter().map(|f| f.to_string()).collect();
     for dir in SCRIPT_DIRS {
@@ -248,7 +248,7 @@ fn vendor_scripts(v: &mut Volume<File>) -> io::Result<Vec<(String, Option<String
 
 /// How the script at `path` is started: rc.local runs at boot; an init.d script by a runlevel
 /// link `S??NAME`; a unit by a link in a `.wants` directory.
-fn started_by(v: &mut Volume<File>, path: &str) -> io::Result<Option<String>> {
+fn started_by(v: &Volume<File>, path: &str) -> io::Result<Option<String>> {
     let name = path.rsplit('/').next().unwrap_or(path);
     if SCRIPT_FILES.contains(&path) {
         return Ok(Some(format!("{path} runs at the end of the boot")));
@@ -280,7 +280,7 @@ fn started_by(v: &mut Volume<File>, path: &str) -> io::Result<Option<String>> {
 }
 
 /// SSH host keys baked in: every instance made from the image would share them.
-fn host_keys(v: &mut Volume<File>) -> io::Result<Item> {
+fn host_keys(v: &Volume<File>) -> io::Result<Item> {
     let keys: Vec<String> = v
         .list_dir("etc/ssh")?
         .unwrap_or_default()
@@ -316,7 +316,7 @@ fn root_entry(text: &[u8]) -> Option<Vec<String>> {
 }
 
 /// root's authorized_keys, in root's home as etc/passwd gives it (else /root).
-fn authorized_keys(v: &mut Volume<File>) -> io::Result<Item> {
+fn authorized_keys(v: &Volume<File>) -> io::Result<Item> {
     let home = v
         .read_file("etc/passwd")?
         .and_then(|t| root_entry(&t))
@@ -358,7 +358,7 @@ fn authorized_keys(v: &mut Volume<File>) -> io::Result<Item> {
 }
 
 /// root's password field: locked or absent is a pass; a usable hash or an empty field is a fail.
-fn password(v: &mut Volume<File>) -> io::Result<Item> {
+fn password(v: &Volume<File>) -> io::Result<Item> {
     let (file, field) = match v.read_file("etc/shadow")?.and_then(|t| root_entry(&t)) {
         Some(f) => ("etc/shadow", f.get(1).cloned().unwrap_or_default()),
         None => match v.read_file("etc/passwd")?.and_then(|t| root_entry(&t)) {

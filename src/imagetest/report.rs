@@ -46,13 +46,13 @@ const HOSTNAME_FILES: &[&str] = &[
 fn read(image: &Image, n: u32, path: &str) -> Result<Option<Vec<u8>>, String> {
     image
         .partition(n)
-        .and_then(|mut v| v.read_file(path))
+        .and_then(|v| v.read_file(path))
         .map_err(|e| e.to_string())
 }
 
 /// The names in directory `dir` of partition `n`; `None` when it is absent or cannot be read.
 fn list(image: &Image, n: u32, dir: &str) -> Option<Vec<String>> {
-    let entries = image.partition(n).and_then(|mut v| v.list_dir(dir)).ok()??;
+    let entries = image.partition(n).and_then(|v| v.list_dir(dir)).ok()??;
     Some(entries.into_iter().map(|e| e.name).collect())
 }
 

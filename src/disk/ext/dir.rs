@@ -3,11 +3,11 @@
 //! — and inline ones (`inline_data`: the parent in i_block's first 4 bytes, entries after it and in
 //! `system.data`). Every entry's lengths are checked against its block.
 
-use std::io::{self, Read, Seek};
+use std::io;
 
 use super::fs::{Ext, FLAG_INLINE_DATA, Inode};
 use crate::disk::tree::{Entry, FileType, MAX_DIR, Meta, Tree, corrupt};
-use crate::disk::{le16, le32};
+use crate::disk::{ReadAt, le16, le32};
 
 const ROOT_INODE: u32 = 2;
 
@@ -57,9 +57,9 @@ fn file_type(mode: u16) -> FileType {
     }
 }
 
-impl<R: Read + Seek> Ext<R> {
+impl<R: ReadAt> Ext<R> {
     /// Calls `visit` with every entry of directory `dir` (`.` and `..` included) until it says stop.
-    fn each_entry(&mut self, dir: &Inode, visit: &mut dyn FnMut(&Dirent) -> bool) -> io::Result<()> {
+    fn each_entry(&self, dir: &Inode, visit: &mut dyn FnMut(&Dirent) -> bool) -> io::Result<()> {
         if !dir.is_dir() {
             return Err(corrupt(format!("ext: inode {} is not a directory", dir.number)));
         }
@@ -88,7 +88,7 @@ impl<R: Read + Seek> Ext<R> {
         Ok(())
     }
 
-    fn dirent_type(&mut self, d: &Dirent) -> io::Result<FileType> {
+    fn dirent_type(&self, d: &Dirent) -> io::Result<FileType> {
         if self.has_filetype() {
             return Ok(match d.file_type {
                 1 => FileType::File,
@@ -101,10 +101,10 @@ impl<R: Read + Seek> Ext<R> {
     }
 }
 
-impl<R: Read + Seek> Tree for Ext<R> {
+impl<R: ReadAt> Tree for Ext<R> {
     type Node = Inode;
 
-    fn root(&mut self) -> io::Result<Inode> {
+    fn root(&self) -> io::Result<Inode> {
         let root = self.inode(ROOT_INODE)?;
         if !root.is_dir() {
             return Err(corrupt("ext: the root inode is not a directory"));
@@ -121,7 +121,7 @@ impl<R: Read + Seek> Tree for Ext<R> {
         }
     }
 
-    fn lookup(&mut self, dir: &Inode, name: &[u8]) -> io::Result<Option<Inode>> {
+    fn lookup(&self, dir: &Inode, name: &[u8]) -> io::Result<Option<Inode>> {
         let mut found = None;
         self.each_entry(dir, &mut |d| {
             let hit = d.name == name;
@@ -133,7 +133,7 @@ impl<R: Read + Seek> Tree for Ext<R> {
         found.map(|n| self.inode(n)).transpose()
     }
 
-    fn list(&mut self, dir: &Inode) -> io::Result<Vec<Entry>> {
+    fn list(&self, dir: &Inode) -> io::Result<Vec<Entry>> {
         let mut raw = Vec::new();
         self.each_entry(dir, &mut |d| {
             if d.name != b"." && d.name != b".." {
@@ -156,7 +156,7 @@ impl<R: Read + Seek> Tree for Ext<R> {
             .collect()
     }
 
-    fn read(&mut self, n: &Inode, max: u64) -> io::Result<Vec<u8>> {
+    fn read(&self, n: &Inode, max: u64) -> io::Result<Vec<u8>> {
         self.data(n, max)
     }
 }

@@ -2,11 +2,11 @@
 //! anything is computed from it), group descriptors (32 or 64 bytes, also under `meta_bg`) and
 //! inodes. Checksums are not verified: nothing here is trusted, every number is bounded where used.
 
-use std::io::{self, Read, Seek};
+use std::io;
 
 use super::{INCOMPAT_64BIT, INCOMPAT_FILETYPE, INCOMPAT_META_BG, RO_COMPAT_SPARSE_SUPER, SUPERBLOCK_AT};
 use crate::disk::tree::corrupt;
-use crate::disk::{le16, le32, read_at};
+use crate::disk::{ReadAt, le16, le32, read_at};
 
 const COMPAT_SPARSE_SUPER2: u32 = 0x0200;
 const INCOMPAT_COMPRESSION: u32 = 0x0001;
@@ -58,12 +58,12 @@ impl Inode {
     }
 }
 
-impl<R: Read + Seek> Ext<R> {
+impl<R: ReadAt> Ext<R> {
     /// Opens the ext filesystem at `offset`: `Ok(None)` without the magic, an error when its
     /// superblock is inconsistent or asks for features this reader cannot follow.
-    pub fn open(mut r: R, offset: u64) -> io::Result<Option<Ext<R>>> {
+    pub fn open(r: R, offset: u64) -> io::Result<Option<Ext<R>>> {
         let mut sb = [0u8; 1024];
-        if !read_at(&mut r, offset + SUPERBLOCK_AT, &mut sb)? || le16(&sb, 0x38) != super::MAGIC {
+        if !read_at(&r, offset + SUPERBLOCK_AT, &mut sb)? || le16(&sb, 0x38) != super::MAGIC {
             return Ok(None);
         }
         let incompat = le32(&sb, 0x60);
@@ -148,7 +148,7 @@ impl<R: Read + Seek> Ext<R> {
     }
 
     /// Reads `buf.len()` bytes from block `block` on; the blocks must lie inside the filesystem.
-    pub(super) fn read_blocks(&mut self, block: u64, buf: &mut [u8]) -> io::Result<()> {
+    pub(super) fn read_blocks(&self, block: u64, buf: &mut [u8]) -> io::Result<()> {
         let count = (buf.len() as u64).div_ceil(self.block_size);
         if block.checked_add(count).is_none_or(|end| end > self.blocks) {
             return Err(corrupt(format!(
@@ -156,7 +156,7 @@ impl<R: Read + Seek> Ext<R> {
                 self.blocks
             )));
         }
-        if !read_at(&mut self.r, self.offset + block * self.block_size, buf)? {
+        if !read_at(&self.r, self.offset + block * self.block_size, buf)? {
             return Err(corrupt(format!(
                 "ext: block {block} is beyond the end of the image"
             )));
@@ -164,7 +164,7 @@ impl<R: Read + Seek> Ext<R> {
         Ok(())
     }
 
-    pub(super) fn block(&mut self, block: u64) -> io::Result<Vec<u8>> {
+    pub(super) fn block(&self, block: u64) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; self.block_size as usize];
         self.read_blocks(block, &mut buf)?;
         Ok(buf)
@@ -205,7 +205,7 @@ impl<R: Read + Seek> Ext<R> {
     }
 
     /// Inode `number` (1-based), refused when outside the filesystem's range or not in use.
-    pub fn inode(&mut self, number: u32) -> io::Result<Inode> {
+    pub fn inode(&self, number: u32) -> io::Result<Inode> {
         let n = u64::from(number);
         if n == 0 || n > self.inodes {
             return Err(corrupt(format!(
@@ -217,7 +217,7 @@ impl<R: Read + Seek> Ext<R> {
         let mut desc = [0u8; 64];
         let desc = &mut desc[..self.desc_size.min(64) as usize];
         let at = self.offset + self.descriptor_at(g);
-        if !read_at(&mut self.r, at, desc)? {
+        if !read_at(&self.r, at, desc)? {
             return Err(corrupt(format!(
                 "ext: group {g}'s descriptor is beyond the end of the image"
             )));
@@ -237,7 +237,7 @@ impl<R: Read + Seek> Ext<R> {
                 ))
             })?;
         if !read_at(
-            &mut self.r,
+            &self.r,
             self.offset + block * self.block_size + byte % self.block_size,
             &mut raw,
         )? {

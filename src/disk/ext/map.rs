@@ -3,11 +3,11 @@
 //! single, double and triple indirect), only as far as the file's size reaches; holes and
 //! uninitialised extents read as zeros. Fast link targets and inline data come from the inode.
 
-use std::io::{self, Read, Seek};
+use std::io;
 
 use super::fs::{Ext, FLAG_EXTENTS, FLAG_INLINE_DATA, Inode};
 use crate::disk::tree::corrupt;
-use crate::disk::{le16, le32};
+use crate::disk::{ReadAt, le16, le32};
 
 const EXTENT_MAGIC: u16 = 0xF30A;
 const MAX_DEPTH: u16 = 5;
@@ -22,9 +22,9 @@ struct Run {
     zero: bool,
 }
 
-impl<R: Read + Seek> Ext<R> {
+impl<R: ReadAt> Ext<R> {
     /// The inode's data: its first `size` bytes, `size` being at most `max` or an error.
-    pub fn data(&mut self, inode: &Inode, max: u64) -> io::Result<Vec<u8>> {
+    pub fn data(&self, inode: &Inode, max: u64) -> io::Result<Vec<u8>> {
         if inode.size > max {
             return Err(corrupt(format!(
                 "ext: inode {} holds {} bytes, more than the {max} read",
@@ -75,7 +75,7 @@ impl<R: Read + Seek> Ext<R> {
     /// Collects the leaves of the extent (sub)tree in `node`, `depth` being what its parent said
     /// it must be (`None` at the root, which lives in the inode).
     fn extents(
-        &mut self,
+        &self,
         inode: &Inode,
         node: &[u8],
         depth: Option<u16>,
@@ -133,7 +133,7 @@ impl<R: Read + Seek> Ext<R> {
     }
 
     /// The block map's runs for the first `blocks` logical blocks (zero entries are holes).
-    fn block_map(&mut self, inode: &Inode, blocks: u64) -> io::Result<Vec<Run>> {
+    fn block_map(&self, inode: &Inode, blocks: u64) -> io::Result<Vec<Run>> {
         let mut runs = Vec::new();
         let per = self.block_size / 4;
         let mut push = |logical: u64, physical: u32| {
@@ -172,7 +172,7 @@ impl<R: Read + Seek> Ext<R> {
 
     /// Visits the blocks an indirect block of `level` maps, from logical block `start`.
     fn indirect(
-        &mut self,
+        &self,
         block: u32,
         level: u32,
         start: u64,

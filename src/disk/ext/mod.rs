@@ -9,9 +9,9 @@ mod map;
 
 pub use fs::{Ext, Inode};
 
-use std::io::{self, Read, Seek};
+use std::io;
 
-use super::{Filesystem, Kind, le16, le32, read_at};
+use super::{Filesystem, Kind, ReadAt, le16, le32, read_at};
 
 pub(super) const SUPERBLOCK_AT: u64 = 1024;
 pub(super) const MAGIC: u16 = 0xEF53;
@@ -128,7 +128,7 @@ impl Features {
 
 /// The ext filesystem at `offset`, if its superblock carries the magic. An external journal device
 /// (`jbd`) is not a filesystem and gives `None`.
-pub fn probe<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Filesystem>> {
+pub fn probe<R: ReadAt + ?Sized>(r: &R, offset: u64) -> io::Result<Option<Filesystem>> {
     let mut sb = [0u8; 1024];
     if !read_at(r, offset + SUPERBLOCK_AT, &mut sb)? || le16(&sb, 0x38) != MAGIC {
         return Ok(None);

@@ -4,11 +4,11 @@
 //! and file contents up to their size. Names are compared case-insensitively, as the kernel mounts
 //! FAT (ASCII letters only, as Linux's vfat with iocharset=utf8). FAT has no links, owners or modes. It never writes.
 
-use std::io::{self, Read, Seek};
+use std::io;
 
 use super::{ATTR_DIR, ATTR_LONG_NAME, ATTR_VOLUME_ID, Geometry, Version};
 use crate::disk::tree::{Entry, FileType, MAX_DIR, Meta, Tree, corrupt};
-use crate::disk::{le16, le32, read_at};
+use crate::disk::{ReadAt, le16, le32, read_at};
 
 /// The largest directory FAT allows: 65536 entries of 32 bytes.
 const MAX_FAT_DIR: u64 = 65536 * 32;
@@ -30,11 +30,11 @@ pub struct Node {
     root: bool,
 }
 
-impl<R: Read + Seek> Fat<R> {
+impl<R: ReadAt> Fat<R> {
     /// The FAT filesystem at `offset`, `None` when its boot sector is not FAT's.
-    pub fn open(mut r: R, offset: u64) -> io::Result<Option<Fat<R>>> {
+    pub fn open(r: R, offset: u64) -> io::Result<Option<Fat<R>>> {
         let mut bs = [0u8; 512];
-        if !read_at(&mut r, offset, &mut bs)? {
+        if !read_at(&r, offset, &mut bs)? {
             return Ok(None);
         }
         Ok(super::geometry(&bs).map(|geo| Fat::new(r, offset, geo)))
@@ -45,7 +45,7 @@ impl<R: Read + Seek> Fat<R> {
     }
 
     /// The FAT entry of `cluster` (the next cluster, or an end/bad/free mark).
-    fn next(&mut self, cluster: u32) -> io::Result<u32> {
+    fn next(&self, cluster: u32) -> io::Result<u32> {
         let n = u64::from(cluster);
         let (at, width) = match self.geo.version {
             Version::Fat12 => (n + n / 2, 2),
@@ -57,7 +57,7 @@ impl<R: Read + Seek> Fat<R> {
         }
         let mut b = [0u8; 4];
         if !read_at(
-            &mut self.r,
+            &self.r,
             self.offset + self.geo.fat_start + at,
             &mut b[..width as usize],
         )? {
@@ -86,7 +86,7 @@ impl<R: Read + Seek> Fat<R> {
 
     /// The chain from `first`: `want` clusters exactly (a file), or up to its end mark within `max`
     /// bytes (a directory: `want` None). Longer is an error: the chain loops or is corrupt.
-    fn chain(&mut self, first: u32, want: Option<u64>, max: u64) -> io::Result<Vec<u32>> {
+    fn chain(&self, first: u32, want: Option<u64>, max: u64) -> io::Result<Vec<u32>> {
         let limit = want.unwrap_or(max.div_ceil(self.geo.cluster_bytes));
         let mut out = Vec::new();
         let mut at = first;
@@ -124,10 +124,10 @@ impl<R: Read + Seek> Fat<R> {
     }
 
     /// The bytes of `node` (a directory: all its clusters).
-    fn contents(&mut self, node: &Node, max: u64) -> io::Result<Vec<u8>> {
+    fn contents(&self, node: &Node, max: u64) -> io::Result<Vec<u8>> {
         if node.root && self.geo.version != Version::Fat32 {
             let mut buf = vec![0u8; (self.geo.root_entries * 32) as usize];
-            if !read_at(&mut self.r, self.offset + self.geo.root_start, &mut buf)? {
+            if !read_at(&self.r, self.offset + self.geo.root_start, &mut buf)? {
                 return Err(corrupt("FAT: the root directory is beyond the end of the image"));
             }
             return Ok(buf);
@@ -147,7 +147,7 @@ impl<R: Read + Seek> Fat<R> {
         let mut buf = vec![0u8; chain.len() * cb];
         for (i, c) in chain.iter().enumerate() {
             let at = self.cluster_at(*c);
-            if !read_at(&mut self.r, at, &mut buf[i * cb..(i + 1) * cb])? {
+            if !read_at(&self.r, at, &mut buf[i * cb..(i + 1) * cb])? {
                 return Err(corrupt(format!(
                     "FAT: cluster {c} is beyond the end of the image"
                 )));
@@ -170,7 +170,7 @@ impl<R: Read + Seek> Fat<R> {
 
     /// Visits the root directory's raw 32-byte entries until `visit` says stop or the directory
     /// ends; a damaged chain ends it quietly (what libblkid does when it looks for the label).
-    pub(crate) fn each_root_entry(&mut self, visit: &mut dyn FnMut(&[u8]) -> bool) -> io::Result<()> {
+    pub(crate) fn each_root_entry(&self, visit: &mut dyn FnMut(&[u8]) -> bool) -> io::Result<()> {
         let root = self.root_node();
         let data = match self.contents(&root, MAX_FAT_DIR) {
             Ok(d) => d,
@@ -186,7 +186,7 @@ impl<R: Read + Seek> Fat<R> {
     }
 
     /// The named entries of directory `dir`: name and node, `.`/`..` and the volume label left out.
-    fn entries(&mut self, dir: &Node) -> io::Result<Vec<(String, Node)>> {
+    fn entries(&self, dir: &Node) -> io::Result<Vec<(String, Node)>> {
         let data = self.contents(dir, MAX_DIR)?;
         let mut out = Vec::new();
         let mut long: Vec<u16> = Vec::new();
@@ -281,10 +281,10 @@ fn short_name(short: &[u8; 11], case: u8) -> String {
     }
 }
 
-impl<R: Read + Seek> Tree for Fat<R> {
+impl<R: ReadAt> Tree for Fat<R> {
     type Node = Node;
 
-    fn root(&mut self) -> io::Result<Node> {
+    fn root(&self) -> io::Result<Node> {
         Ok(self.root_node())
     }
 
@@ -297,7 +297,7 @@ impl<R: Read + Seek> Tree for Fat<R> {
         }
     }
 
-    fn lookup(&mut self, dir: &Node, name: &[u8]) -> io::Result<Option<Node>> {
+    fn lookup(&self, dir: &Node, name: &[u8]) -> io::Result<Option<Node>> {
         // ASCII only, as Linux's vfat compares names with iocharset=utf8.
         Ok(self
             .entries(dir)?
@@ -306,7 +306,7 @@ impl<R: Read + Seek> Tree for Fat<R> {
             .map(|(_, node)| node))
     }
 
-    fn list(&mut self, dir: &Node) -> io::Result<Vec<Entry>> {
+    fn list(&self, dir: &Node) -> io::Result<Vec<Entry>> {
         Ok(self
             .entries(dir)?
             .into_iter()
@@ -317,7 +317,7 @@ impl<R: Read + Seek> Tree for Fat<R> {
             .collect())
     }
 
-    fn read(&mut self, n: &Node, max: u64) -> io::Result<Vec<u8>> {
+    fn read(&self, n: &Node, max: u64) -> io::Result<Vec<u8>> {
         self.contents(n, max)
     }
 }

@@ -7,9 +7,9 @@ mod dir;
 
 pub use dir::Fat;
 
-use std::io::{self, Read, Seek};
+use std::io;
 
-use super::{Filesystem, Kind, le16, le32, read_at};
+use super::{Filesystem, Kind, ReadAt, le16, le32, read_at};
 
 const FAT12_MAX: u32 = 0xFF4;
 const FAT16_MAX: u32 = 0xFFF4;
@@ -56,7 +56,7 @@ pub(crate) struct Geometry {
 }
 
 /// The FAT filesystem at `offset`, if its boot sector is one (the same checks libblkid makes).
-pub fn probe<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Filesystem>> {
+pub fn probe<R: ReadAt + ?Sized>(r: &R, offset: u64) -> io::Result<Option<Filesystem>> {
     let mut bs = [0u8; 512];
     if !read_at(r, offset, &mut bs)? {
         return Ok(None);
@@ -73,7 +73,7 @@ pub fn probe<R: Read + Seek>(r: &mut R, offset: u64) -> io::Result<Option<Filesy
         (0x43, 0x47)
     };
     let mut dir_label = None;
-    Fat::new(&mut *r, offset, geo).each_root_entry(&mut |e| {
+    Fat::new(r, offset, geo).each_root_entry(&mut |e| {
         let in_use = e[0] != 0xE5 && le16(e, 20) == 0 && le16(e, 26) == 0;
         let attr = e[11];
         let is_label =
@@ -180,7 +180,7 @@ pub(crate) fn geometry(bs: &[u8; 512]) -> Option<Geometry> {
 }
 
 /// FAT32's FSInfo sector must carry its signatures, or be all zero where they go.
-fn fsinfo_ok<R: Read + Seek>(r: &mut R, offset: u64, bs: &[u8; 512], sector_size: u64) -> io::Result<bool> {
+fn fsinfo_ok<R: ReadAt + ?Sized>(r: &R, offset: u64, bs: &[u8; 512], sector_size: u64) -> io::Result<bool> {
     let sector = u64::from(le16(bs, 0x30));
     if sector == 0 {
         return Ok(true);
