@@ -38,10 +38,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             outcome
         }
         Command::Status { root, json } => status::show(&root, json),
-        Command::ImageCheck { disk, json } => crate::image::run_check(&disk, json),
-        Command::ImageTest(req) => crate::imagetest::run(&req),
-        Command::ImageInject { disk, conf } => print(&crate::image::inject::run(&disk, &conf)?),
-        Command::ImagePrepare(disk) => print(&crate::image::prepare::run(&disk)?),
+        Command::Image(command) => crate::toolkit::run(command),
         Command::Install(req) => crate::install::run::install(&req, &|m| say(m)).map_err(failed),
         Command::Uninstall(req) => crate::install::run::uninstall(&req, &|m| say(m)).map_err(failed),
     }

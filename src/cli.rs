@@ -5,6 +5,7 @@
 pub mod complete;
 pub mod defs;
 pub mod doc;
+pub mod image;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -55,20 +56,8 @@ pub enum Command {
         root: PathBuf,
         json: bool,
     },
-    /// `image check DISK`: test a disk image before upload.
-    ImageCheck {
-        disk: PathBuf,
-        json: bool,
-    },
-    /// `image inject DISK OS_CONF`: write os.conf into partition 1 as ECS does.
-    ImageInject {
-        disk: PathBuf,
-        conf: PathBuf,
-    },
-    /// `image prepare DISK`: install osconf into the image's root partition.
-    ImagePrepare(PathBuf),
-    /// `image test DISK`: boot a disk image under qemu and report what took effect.
-    ImageTest(crate::imagetest::Request),
+    /// `image check|inject|prepare|test`: the image toolkit's commands.
+    Image(image::Image),
     /// Print a generated document (man page, completion script).
     Generate(doc::Generated),
     /// Print this text and exit 0.
@@ -123,32 +112,61 @@ fn parse_inner(args: impl IntoIterator<Item = String>) -> Result<Command, lexopt
         Some(Long("version") | Short('V')) => return Ok(Command::Version),
         Some(arg) => return Err(arg.unexpected()),
     };
-    let def = defs::COMMANDS
-        .iter()
-        .find(|c| c.name == name)
-        .ok_or_else(|| format!("unknown command {name:?}; see osconf --help"))?;
+    // A group's command is known at its second word; flags may come before it (`image --json check
+    // DISK`), checked against the command once it is known.
+    let group = defs::GROUPS.iter().find(|g| g.name == name);
+    let mut def = match group {
+        Some(_) => None,
+        None => Some(
+            defs::COMMANDS
+                .iter()
+                .find(|c| c.name == name)
+                .ok_or_else(|| format!("unknown command {name:?}; see osconf --help"))?,
+        ),
+    };
     let mut m = Matches::default();
     while let Some(arg) = p.next()? {
-        let arg = match arg {
-            Value(v) if m.operands.len() < def.operands.len() => {
+        let arg = match (arg, def, group) {
+            (Value(v), None, Some(g)) => {
+                let found = action(g, &v)?;
+                let foreign = m
+                    .given
+                    .iter()
+                    .find(|(f, _, _)| !found.all_flags().any(|g| g.long == f.long));
+                if let Some((f, _, _)) = foreign {
+                    return Err(format!("{}: --{} is not an option of {0}", found.name, f.long).into());
+                }
+                def = Some(found);
+                continue;
+            }
+            (Value(v), Some(d), _) if m.operands.len() < d.operands.len() => {
                 m.operands.push(v);
                 continue;
             }
-            other => other,
+            (other, _, _) => other,
+        };
+        // Before a group's action: the flags of any of its commands.
+        let flags: Vec<&'static Flag> = match (def, group) {
+            (Some(d), _) => d.all_flags().collect(),
+            (None, Some(g)) => g.commands().flat_map(CommandDef::all_flags).collect(),
+            (None, None) => Vec::new(),
         };
         let (flag, negated) = match &arg {
-            Long(l) => match find_long(def, l) {
+            Long(l) => match find_flag(&flags, l) {
                 Some(found) => found,
                 None => return Err(arg.unexpected()),
             },
-            Short(c) => match def.all_flags().find(|f| f.short == Some(*c)) {
-                Some(f) => (f, false),
+            Short(c) => match flags.iter().find(|f| f.short == Some(*c)) {
+                Some(f) => (*f, false),
                 None => return Err(arg.unexpected()),
             },
             Value(_) => return Err(arg.unexpected()),
         };
         if flag.long == defs::HELP.long {
-            return Ok(Command::Help(doc::command_help(def)));
+            return Ok(Command::Help(match (def, group) {
+                (Some(d), _) => doc::command_help(d),
+                (None, g) => doc::group_help(g.expect("a group before its action")),
+            }));
         }
         let value = match flag.value {
             Some(_) => Some(p.value()?),
@@ -156,19 +174,35 @@ fn parse_inner(args: impl IntoIterator<Item = String>) -> Result<Command, lexopt
         };
         m.given.push((flag, negated, value));
     }
+    let Some(def) = def else {
+        let g = group.expect("a command or a group");
+        return Err(format!("{} needs an action: {}", g.name, actions(g)).into());
+    };
     if let Some(missing) = def.operands.get(m.operands.len()).filter(|o| !o.optional) {
         return Err(format!("{} needs {} ({})", def.name, missing.name, missing.help).into());
     }
     Ok((def.build)(&m)?)
 }
 
-/// The flag of `def` called `--long` (or `--no-long`), and whether it was the negated form.
-fn find_long(def: &CommandDef, long: &str) -> Option<(&'static Flag, bool)> {
-    def.all_flags().find_map(|f| {
+/// The command of group `g` that `word` names.
+fn action(g: &defs::Group, word: &OsStr) -> Result<&'static CommandDef, String> {
+    g.commands()
+        .find(|c| word == c.action())
+        .ok_or_else(|| format!("{}: unknown action {word:?}; known: {}", g.name, actions(g)))
+}
+
+/// `check, inject, prepare, test`.
+fn actions(g: &defs::Group) -> String {
+    g.commands().map(|c| c.action()).collect::<Vec<_>>().join(", ")
+}
+
+/// The flag among `flags` called `--long` (or `--no-long`), and whether it was the negated form.
+fn find_flag(flags: &[&'static Flag], long: &str) -> Option<(&'static Flag, bool)> {
+    flags.iter().find_map(|f| {
         if f.long == long {
-            Some((f, false))
+            Some((*f, false))
         } else {
-            (f.negated == Some(long)).then_some((f, true))
+            (f.negated == Some(long)).then_some((*f, true))
         }
     })
 }
@@ -222,61 +256,26 @@ fn check(m: &Matches) -> Result<Command, String> {
     Ok(Command::Check(m.operand(0).into()))
 }
 
-/// Refuses every flag: `image inject` and `image prepare` take none.
-fn no_flags(m: &Matches, action: &str) -> Result<(), String> {
-    match m.given.first() {
-        Some((f, _, _)) => Err(format!(
-            "image {action}: --{} is not an option of image {action}",
-            f.long
-        )),
-        None => Ok(()),
-    }
+/// DISK, the operand every image command starts with.
+fn disk(m: &Matches) -> PathBuf {
+    m.operand(0).into()
 }
 
-fn image(m: &Matches) -> Result<Command, String> {
-    let action = m.operand(0);
-    if !defs::IMAGE_ACTIONS.iter().any(|a| action == *a) {
-        let known = defs::IMAGE_ACTIONS.join(", ");
-        return Err(format!("image: unknown action {action:?}; known: {known}"));
-    }
-    let disk = PathBuf::from(m.operand(1));
-    let os_conf = m.operands.get(2).map(PathBuf::from);
-    if action == "inject" {
-        let conf = os_conf.ok_or("image inject needs OS_CONF (the os.conf to write)")?;
-        return no_flags(m, "inject").map(|()| Command::ImageInject { disk, conf });
-    }
-    if action == "prepare" && os_conf.is_none() {
-        return no_flags(m, "prepare").map(|()| Command::ImagePrepare(disk));
-    }
-    if let Some(c) = os_conf {
-        return Err(format!(
-            "image {}: unexpected {c:?} (only image inject takes OS_CONF)",
-            action.to_string_lossy()
-        ));
-    }
+fn image_check(m: &Matches) -> Result<Command, String> {
+    let json = m.switch(&defs::JSON).unwrap_or(false);
+    Ok(Command::Image(image::Image::Check { disk: disk(m), json }))
+}
 
-    let test_only = [
-        &defs::OS_CONF,
-        &defs::TIMEOUT,
-        &defs::IN_PLACE,
-        &defs::KEEP,
-        &defs::WORK,
-        &defs::ACCEL,
-        &defs::VERBOSE,
-    ];
-    let given = |f: &Flag| m.given.iter().any(|(g, _, _)| g.long == f.long);
-    if action == "check" {
-        if let Some(f) = test_only.iter().find(|f| given(f)) {
-            return Err(format!("image check: --{} is for image test", f.long));
-        }
-        return Ok(Command::ImageCheck {
-            disk,
-            json: m.switch(&defs::JSON).unwrap_or(false),
-        });
-    }
-    if given(&defs::JSON) {
-        return Err("image test: --json is for image check".into());
-    }
+fn image_inject(m: &Matches) -> Result<Command, String> {
+    let conf = m.operand(1).into();
+    Ok(Command::Image(image::Image::Inject { disk: disk(m), conf }))
+}
+
+fn image_prepare(m: &Matches) -> Result<Command, String> {
+    Ok(Command::Image(image::Image::Prepare(disk(m))))
+}
+
+fn image_test(m: &Matches) -> Result<Command, String> {
     let timeout = match m.last(&defs::TIMEOUT) {
         Some(v) => {
             let v = utf8(&defs::TIMEOUT, v)?;
@@ -285,26 +284,26 @@ fn image(m: &Matches) -> Result<Command, String> {
                 _ => return Err(format!("--timeout {v:?}: expected whole seconds, at least 1")),
             }
         }
-        None => crate::imagetest::DEFAULT_TIMEOUT_SECS,
+        None => image::DEFAULT_TIMEOUT_SECS,
     };
     let accel = match m.last(&defs::ACCEL) {
         None => None,
         Some(v) => match utf8(&defs::ACCEL, v)? {
-            "kvm" => Some(crate::imagetest::Accel::Kvm),
-            "tcg" => Some(crate::imagetest::Accel::Tcg),
+            "kvm" => Some(image::Accel::Kvm),
+            "tcg" => Some(image::Accel::Tcg),
             other => return Err(format!("--accel {other:?}: expected kvm or tcg")),
         },
     };
-    Ok(Command::ImageTest(crate::imagetest::Request {
-        disk,
+    Ok(Command::Image(image::Image::Test(image::Test {
+        disk: disk(m),
         os_conf: m.last(&defs::OS_CONF).map(PathBuf::from),
         timeout: std::time::Duration::from_secs(timeout),
-        in_place: given(&defs::IN_PLACE),
-        keep: given(&defs::KEEP),
+        in_place: m.switch(&defs::IN_PLACE).is_some(),
+        keep: m.switch(&defs::KEEP).is_some(),
         work: m.last(&defs::WORK).map(PathBuf::from),
         accel,
-        verbose: given(&defs::VERBOSE),
-    }))
+        verbose: m.switch(&defs::VERBOSE).is_some(),
+    })))
 }
 
 fn detect(m: &Matches) -> Result<Command, String> {
@@ -422,7 +421,7 @@ mod tests {
 
     #[test]
     fn image_test_flags() {
-        let Command::ImageTest(r) = parse_str(
+        let Command::Image(image::Image::Test(r)) = parse_str(
             "image test d.raw --os-conf c --timeout 90 --in-place --keep --work w --accel tcg --verbose",
         )
         .unwrap() else {
@@ -433,12 +432,83 @@ mod tests {
         assert_eq!(r.timeout, std::time::Duration::from_secs(90));
         assert!(r.in_place && r.keep && r.verbose);
         assert_eq!(r.work, Some(PathBuf::from("w")));
-        assert_eq!(r.accel, Some(crate::imagetest::Accel::Tcg));
-        let Command::ImageTest(r) = parse_str("image test d.raw").unwrap() else {
+        assert_eq!(r.accel, Some(image::Accel::Tcg));
+        let Command::Image(image::Image::Test(r)) = parse_str("image test d.raw").unwrap() else {
             panic!()
         };
-        assert_eq!(r.timeout.as_secs(), crate::imagetest::DEFAULT_TIMEOUT_SECS);
+        assert_eq!(r.timeout.as_secs(), image::DEFAULT_TIMEOUT_SECS);
         assert!(!r.in_place && !r.keep && !r.verbose && r.accel.is_none() && r.os_conf.is_none());
+    }
+
+    /// Each image command is a definition of its own; a group's flags may come before its action,
+    /// as they could when `image` was one command.
+    #[test]
+    fn image_commands_and_the_group() {
+        use image::Image;
+        for (args, expected) in [
+            (
+                "image check d",
+                Image::Check {
+                    disk: "d".into(),
+                    json: false,
+                },
+            ),
+            (
+                "image check --json d",
+                Image::Check {
+                    disk: "d".into(),
+                    json: true,
+                },
+            ),
+            (
+                "image --json check d",
+                Image::Check {
+                    disk: "d".into(),
+                    json: true,
+                },
+            ),
+            (
+                "image inject d c",
+                Image::Inject {
+                    disk: "d".into(),
+                    conf: "c".into(),
+                },
+            ),
+            ("image prepare d", Image::Prepare("d".into())),
+        ] {
+            assert_eq!(parse_str(args).unwrap(), Command::Image(expected), "{args}");
+        }
+        let Command::Image(Image::Test(r)) = parse_str("image --verbose --timeout 5 test d").unwrap() else {
+            panic!()
+        };
+        assert!(r.verbose && r.timeout.as_secs() == 5);
+        let test = defs::COMMANDS.iter().find(|c| c.name == "image test").unwrap();
+        assert_eq!(
+            parse_str("image test --help").unwrap(),
+            Command::Help(doc::command_help(test))
+        );
+        let group = &defs::GROUPS[0];
+        assert_eq!(
+            parse_str("image --help").unwrap(),
+            Command::Help(doc::group_help(group))
+        );
+        for (bad, why) in [
+            ("image", "image needs an action: check, inject, prepare, test"),
+            (
+                "image frob d",
+                "unknown action \"frob\"; known: check, inject, prepare, test",
+            ),
+            (
+                "image --json test d",
+                "image test: --json is not an option of image test",
+            ),
+            ("image inject d", "image inject needs OS_CONF"),
+            ("image check d c", "unexpected argument"),
+            ("image prepare d --json", "--json"),
+        ] {
+            let e = parse_str(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

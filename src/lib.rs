@@ -16,6 +16,8 @@ pub mod exec;
 pub mod harness;
 pub mod image;
 pub mod imagetest;
+#[cfg(test)]
+mod import_graph;
 pub mod install;
 pub mod log;
 pub mod model;
@@ -29,3 +31,4 @@ pub mod root;
 pub mod secret;
 pub mod status;
 pub mod system;
+pub mod toolkit;

@@ -80,7 +80,8 @@ fn every_flag_of_every_command_is_in_help_man_page_and_completions() {
         }
     }
     for c in defs::COMMANDS {
-        let help = printed(&[c.name, "--help"]);
+        let words: Vec<&str> = c.name.split(' ').chain(["--help"]).collect();
+        let help = printed(&words);
         assert!(
             top.contains(c.name) && man.contains(&format!("osconf {}", c.name)),
             "{}",
@@ -116,7 +117,21 @@ fn every_flag_of_every_command_is_in_help_man_page_and_completions() {
             }
         }
         for (kind, script) in &scripts {
-            assert!(script.contains(c.name), "{kind} lacks the command {}", c.name);
+            assert!(script.contains(c.action()), "{kind} lacks the command {}", c.name);
+        }
+    }
+    for g in defs::GROUPS {
+        let help = printed(&[g.name, "--help"])
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for c in g.commands() {
+            assert!(
+                help.contains(c.name) && help.contains(c.summary),
+                "{} --help lacks {}",
+                g.name,
+                c.name
+            );
         }
     }
     // Two different flags never share a name (the parser would only ever see the first).
@@ -136,6 +151,55 @@ fn every_flag_of_every_command_is_in_help_man_page_and_completions() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), count, "two different flags named alike");
+}
+
+/// `[--root DIR]` → `--root`: the flags a synopsis offers.
+fn offered(synopsis: &str) -> Vec<String> {
+    let mut flags: Vec<String> = synopsis
+        .split(['[', '|'])
+        .filter_map(|w| w.trim().strip_prefix("--"))
+        .map(|w| w.split([' ', ']']).next().unwrap().to_owned())
+        .collect();
+    flags.sort();
+    flags
+}
+
+/// Each command's usage — in `osconf --help`, the README, its own `--help` and the man page —
+/// offers exactly the flags it takes (the four image commands once shared one list of eight).
+#[test]
+fn each_usage_offers_only_the_commands_own_flags() {
+    let top = printed(&["--help"]);
+    let readme = fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let man = printed(&["generate", "man"])
+        .replace("\\-", "-")
+        .replace("\\fB", "")
+        .replace("\\fI", "")
+        .replace("\\fR", "");
+    for c in defs::COMMANDS {
+        let mut own: Vec<String> = (c.flags.iter())
+            .flat_map(|f| [Some(f.long), f.negated])
+            .flatten()
+            .map(str::to_owned)
+            .collect();
+        own.sort();
+        let start = format!("osconf {} ", c.name);
+        for (what, text) in [("--help", &top), ("README.md", &readme), ("the man page", &man)] {
+            let line = text
+                .lines()
+                .find(|l| l.trim_start().starts_with(&start) || l.trim_start() == start.trim_end())
+                .unwrap_or_else(|| panic!("{what} has no usage of {}", c.name));
+            assert_eq!(offered(line), own, "{what}: {line}");
+        }
+        let words: Vec<&str> = c.name.split(' ').chain(["--help"]).collect();
+        let help = printed(&words);
+        let usage = help[help.find("Usage:").unwrap()..].split("\n\n").next().unwrap();
+        assert_eq!(
+            offered(&usage.replace('\n', " ")),
+            own,
+            "{} --help: {usage}",
+            c.name
+        );
+    }
 }
 
 #[test]
@@ -247,6 +311,13 @@ fn the_bash_completion_is_valid_and_completes_commands_flags_and_values() {
         (&["osconf", "apply", "--root", &sub], &[&format!("{sub}bdir")]),
         (&["osconf", "generate", "complete-z"], &["complete-zsh"]),
         (&["osconf", "apply", "--ifname", ""], &[]),
+        (&["osconf", "im"], &["image"]),
+        (&["osconf", "image", "in"], &["inject"]),
+        (&["osconf", "image", "check", "--"], &["--json", "--help"]),
+        (&["osconf", "image", "test", "--ac"], &["--accel"]),
+        (&["osconf", "image", "test", "--accel", "t"], &["tcg"]),
+        (&["osconf", "image", "--v"], &["--verbose"]),
+        (&["osconf", "image", "prepare", "--"], &["--help"]),
     ];
     for (words, expected) in cases {
         let offered = bash_complete(&script, words);
@@ -285,6 +356,9 @@ fn the_fish_completion_parses_and_completes() {
         ("osconf plan --no-", "--no-live"),
         ("osconf apply --stack netp", "netplan"),
         ("osconf generate m", "man"),
+        ("osconf image pr", "prepare"),
+        ("osconf image test --ac", "--accel"),
+        ("osconf image check --j", "--json"),
     ] {
         let program = format!("source '{path}'; complete -C '{line}'");
         let offered = run(test, "fish", &["--no-config", "-c", &program]).unwrap();

@@ -88,6 +88,16 @@ pub struct CommandDef {
 }
 
 impl CommandDef {
+    /// The group of a two-word command (`image` for `image check`).
+    pub fn group(&self) -> Option<&'static str> {
+        self.name.split_once(' ').map(|(g, _)| g)
+    }
+
+    /// The word after the group (`check`), or the name itself.
+    pub fn action(&self) -> &'static str {
+        self.name.split_once(' ').map_or(self.name, |(_, a)| a)
+    }
+
     /// Every flag it accepts, `--help` last.
     pub fn all_flags(&self) -> impl Iterator<Item = &'static Flag> + use<> {
         self.flags.iter().copied().chain([&HELP])
@@ -265,87 +275,94 @@ pub static BOOT_DIR: Flag = Flag::with_value(
 
 pub static JSON: Flag = Flag::switch("json", "print one JSON object instead of text");
 
-pub static OS_CONF: Flag = Flag {
-    long: "os-conf",
-    short: None,
-    negated: None,
-    value: Some(Value {
-        name: "FILE",
-        complete: Complete::File,
-    }),
-    repeat: false,
-    help: "image test: the os.conf to inject (default: a generated one, kept in the work directory)",
+pub static OS_CONF: Flag = Flag::with_value(
+    "os-conf",
+    "FILE",
+    Complete::File,
+    "the os.conf to inject (default: a generated one, kept in the work directory)",
+);
+
+pub static TIMEOUT: Flag = Flag::with_value(
+    "timeout",
+    "SECS",
+    Complete::Free,
+    "stop the guest when osconf has not reported after this long (default 600)",
+);
+
+pub static IN_PLACE: Flag = Flag::switch(
+    "in-place",
+    "boot DISK itself, which the boot changes, instead of a scratch copy",
+);
+
+pub static KEEP: Flag = Flag::switch(
+    "keep",
+    "keep the booted scratch copy (disk.raw in the work directory)",
+);
+
+pub static WORK: Flag = Flag::with_value(
+    "work",
+    "DIR",
+    Complete::Dir,
+    "where the console log, the generated os.conf and the scratch copy go (default \
+     DISK.osconf-test beside the image)",
+);
+
+pub static ACCEL: Flag = Flag::with_value(
+    "accel",
+    "NAME",
+    Complete::Words(&["kvm", "tcg"]),
+    "qemu's accelerator, kvm or tcg (default: kvm when /dev/kvm works, else tcg)",
+);
+
+pub static VERBOSE: Flag = Flag::switch(
+    "verbose",
+    "show every line of the guest's console, not only osconf's",
+);
+
+/// The disk image every image command works on.
+const DISK: Operand = Operand {
+    name: "DISK",
+    help: "the raw disk image file",
+    complete: Complete::File,
+    optional: false,
 };
 
-pub static TIMEOUT: Flag = Flag {
-    long: "timeout",
-    short: None,
-    negated: None,
-    value: Some(Value {
-        name: "SECS",
-        complete: Complete::Free,
-    }),
-    repeat: false,
-    help: "image test: stop the guest when osconf has not reported after this long (default 600)",
-};
+/// Commands named by two words (`image check`): the first word, what the group is for, and the
+/// paragraphs of `osconf image --help`.
+#[derive(Debug)]
+pub struct Group {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub about: &'static str,
+}
 
-pub static IN_PLACE: Flag = Flag {
-    long: "in-place",
-    short: None,
-    negated: None,
-    value: None,
-    repeat: false,
-    help: "image test: boot DISK itself, which the boot changes, instead of a scratch copy",
-};
+pub static GROUPS: &[Group] = &[Group {
+    name: "image",
+    summary: "work on a raw disk image before uploading it: check, inject, prepare, test",
+    about: "check, inject and prepare read and write the image file itself: nothing is mounted and no \
+            root is needed; test boots a scratch copy under qemu.",
+}];
 
-pub static KEEP: Flag = Flag {
-    long: "keep",
-    short: None,
-    negated: None,
-    value: None,
-    repeat: false,
-    help: "image test: keep the booted scratch copy (disk.raw in the work directory)",
-};
-
-pub static WORK: Flag = Flag {
-    long: "work",
-    short: None,
-    negated: None,
-    value: Some(Value {
-        name: "DIR",
-        complete: Complete::Dir,
-    }),
-    repeat: false,
-    help: "image test: where the console log, the generated os.conf and the scratch copy go (default \
-           DISK.osconf-test beside the image)",
-};
-
-pub static ACCEL: Flag = Flag {
-    long: "accel",
-    short: None,
-    negated: None,
-    value: Some(Value {
-        name: "NAME",
-        complete: Complete::Words(&["kvm", "tcg"]),
-    }),
-    repeat: false,
-    help: "image test: qemu's accelerator, kvm or tcg (default: kvm when /dev/kvm works, else tcg)",
-};
-
-pub static VERBOSE: Flag = Flag {
-    long: "verbose",
-    short: None,
-    negated: None,
-    value: None,
-    repeat: false,
-    help: "image test: show every line of the guest's console, not only osconf's",
-};
-
-/// What `image` can do.
-pub const IMAGE_ACTIONS: &[&str] = &["check", "test", "inject", "prepare"];
+impl Group {
+    /// Its commands, in the order help lists them.
+    pub fn commands(&self) -> impl Iterator<Item = &'static CommandDef> + Clone + use<'_> {
+        COMMANDS.iter().filter(|c| c.group() == Some(self.name))
+    }
+}
 
 /// What `generate` can print; the order of `doc::Generated`.
 pub const GENERATED: &[&str] = &["man", "complete-bash", "complete-zsh", "complete-fish", "unit"];
+
+/// How inject and prepare write an image: said in the help of both.
+macro_rules! staged_write {
+    () => {
+        "Inject and prepare edit a copy of the partition with mtools (FAT) or debugfs (ext), read it \
+         back, then write only the bytes that changed, their old contents first saved to \
+         DISK.osconf-undo: a failure leaves the image as it was, and an undo file left by a crash is \
+         put back by the next inject or prepare. No mount and no root needed. Exit 0 written, 1 \
+         failed (nothing changed), 2 bad os.conf or image, 3 mtools or debugfs not installed."
+    };
+}
 
 /// The commands, in the order help lists them.
 pub static COMMANDS: &[CommandDef] = &[
@@ -433,78 +450,82 @@ pub static COMMANDS: &[CommandDef] = &[
         build: super::status,
     },
     CommandDef {
-        name: "image",
-        summary: "check a raw disk image against the Customized Linux requirements, or boot it under qemu \
-                  and report what osconf configured, before uploading it",
-        operands: &[
-            Operand {
-                name: "ACTION",
-                help: "check (the import requirements), test (a boot under qemu), inject (write an \
-                       os.conf into partition 1) or prepare (install osconf into the image)",
-                complete: Complete::Words(IMAGE_ACTIONS),
-                optional: false,
-            },
-            Operand {
-                name: "DISK",
-                help: "the raw disk image file",
-                complete: Complete::File,
-                optional: false,
-            },
-            Operand {
-                name: "OS_CONF",
-                help: "image inject only: the os.conf to write",
-                complete: Complete::File,
-                optional: true,
-            },
-        ],
-        flags: &[
-            &JSON, &OS_CONF, &TIMEOUT, &IN_PLACE, &KEEP, &WORK, &ACCEL, &VERBOSE,
-        ],
-        about: "image check reads the partition table (MBR or GPT) and partition 1's filesystem without \
-                mounting anything and prints each requirement as pass, fail or warn with the reason: \
-                virtual size larger than 5 GiB, partition 1 FAT32, ext2/3/4 or UFS, ext4 without the \
-                64bit feature, writable (ext: no read-only feature and no read-only compatible feature \
-                newer than Linux 3.10), aliyun_custom_image/ at its root (a warning on UFS, whose \
-                directories are not read); then in the root partition (the first holding \
-                etc/os-release; partition 1 itself on one-partition images): an os.conf agent \
-                installed and enabled (osconf: its binary and what its install manifest lists, or a \
-                package's sysinit.target.wants/osconf.service; else a vendor-style script reading \
+        name: "image check",
+        summary: "check a raw disk image against the Customized Linux import requirements",
+        operands: &[DISK],
+        flags: &[&JSON],
+        about: "Reads the partition table (MBR or GPT) and partition 1's filesystem without mounting \
+                anything and prints each requirement as pass, fail or warn with the reason: virtual \
+                size larger than 5 GiB, partition 1 FAT32, ext2/3/4 or UFS, ext4 without the 64bit \
+                feature, writable (ext: no read-only feature and no read-only compatible feature newer \
+                than Linux 3.10), aliyun_custom_image/ at its root (a warning on UFS, whose directories \
+                are not read); then in the root partition (the first holding etc/os-release; partition \
+                1 itself on one-partition images): an os.conf agent installed and enabled (osconf: its \
+                binary and what its install manifest lists, or a package's \
+                sysinit.target.wants/osconf.service; else a vendor-style script reading \
                 aliyun_custom_image/os.conf, with its runlevel link or enabled unit), no SSH host keys \
                 (etc/ssh/ssh_host_*_key), no root authorized_keys, no usable root password in \
                 etc/shadow (locked * or ! passes; an empty field or a hash fails, named). A root \
-                filesystem it cannot read (xfs, btrfs, LVM, LUKS) is a warning naming it. Everything \
-                is read from the image file itself: nothing is mounted. A qcow2 image is refused \
-                with the qemu-img convert -O raw command to run. Exit 0 when nothing fails (warnings \
-                may remain), 1 when a requirement fails, 2 when the file cannot be read or is not raw.
-
-image inject DISK OS_CONF writes OS_CONF into aliyun_custom_image/ on partition 1 (created when \
-                missing), as ECS does before a start; OS_CONF is validated first (invalid: exit 2, the \
-                image untouched). image prepare DISK installs osconf into the image's root partition \
-                (the first holding etc/os-release; it must be ext): the files osconf install --root \
-                writes, for the init system detected there, manifest included; and creates \
-                aliyun_custom_image/ on partition 1 (in the root on one-partition images). Both \
-                edit a copy of the partition with mtools (FAT) or debugfs (ext), read it back, then \
-                write only the bytes that changed, their old contents first saved to DISK.osconf-undo: \
-                a failure leaves the image as it was, and an undo file left by a crash is put back by \
-                the next inject or prepare. No mount and no root needed. Exit 0 written, 1 failed \
-                (nothing changed), 2 bad os.conf or image, 3 mtools or debugfs not installed.
-
-image test boots the image under qemu-system-x86_64 as ECS would start it: os.conf (--os-conf, \
-                or a generated one: a random root password, a host name, one or two NICs with fresh \
-                locally administered MACs and private addresses) written into \
-                aliyun_custom_image/ on partition 1, virtio disk, one virtio NIC per os.conf NIC with \
-                its MAC, each alone on its own hub (it reaches no network), no -kernel: the image's \
-                own boot loader must start it. It follows the serial console (osconf's lines, every \
-                line with --verbose; all of it in console.log in the work directory), stops the \
-                guest once osconf has reported or at --timeout, then reads the image and reports \
-                each setting as pass or fail: osconf's report, os.conf removed from partition 1, the \
-                host name, each NIC's address, gateway and routes and the name servers in the \
-                network files, root's hash in etc/shadow against os.conf's password. It boots a \
-                scratch copy (a reflink, else a sparse copy) in the work directory, removed after \
-                unless --keep; DISK itself is never changed unless --in-place. Exit 0 when \
-                everything took effect, 1 when something did not, 2 for a bad os.conf or image, 3 \
-                when qemu is not installed.",
-        build: super::image,
+                filesystem it cannot read (xfs, btrfs, LVM, LUKS) is a warning naming it. Everything is \
+                read from the image file itself: nothing is mounted. A qcow2 image is refused with the \
+                qemu-img convert -O raw command to run. Exit 0 when nothing fails (warnings may \
+                remain), 1 when a requirement fails, 2 when the file cannot be read or is not raw.",
+        build: super::image_check,
+    },
+    CommandDef {
+        name: "image inject",
+        summary: "write an os.conf into partition 1 of a raw disk image, as ECS does before a start",
+        operands: &[
+            DISK,
+            Operand {
+                name: "OS_CONF",
+                help: "the os.conf to write",
+                complete: Complete::File,
+                optional: false,
+            },
+        ],
+        flags: &[],
+        about: concat!(
+            "Writes OS_CONF into aliyun_custom_image/ on partition 1 (created when missing); OS_CONF \
+                is validated first (invalid: exit 2, the image untouched). ",
+            staged_write!()
+        ),
+        build: super::image_inject,
+    },
+    CommandDef {
+        name: "image prepare",
+        summary: "install osconf into a raw disk image, to run at every boot",
+        operands: &[DISK],
+        flags: &[],
+        about: concat!(
+            "Installs osconf into the image's root partition (the first holding etc/os-release; it \
+                must be ext): the files osconf install --root writes, for the init system detected \
+                there, manifest included; and creates aliyun_custom_image/ on partition 1 (in the root \
+                on one-partition images). ",
+            staged_write!()
+        ),
+        build: super::image_prepare,
+    },
+    CommandDef {
+        name: "image test",
+        summary: "boot a raw disk image under qemu as ECS would and report what osconf configured",
+        operands: &[DISK],
+        flags: &[&OS_CONF, &TIMEOUT, &IN_PLACE, &KEEP, &WORK, &ACCEL, &VERBOSE],
+        about: "Boots the image under qemu-system-x86_64 as ECS would start it: os.conf (--os-conf, or a \
+                generated one: a random root password, a host name, one or two NICs with fresh locally \
+                administered MACs and private addresses) written into aliyun_custom_image/ on partition \
+                1, virtio disk, one virtio NIC per os.conf NIC with its MAC, each alone on its own hub \
+                (it reaches no network), no -kernel: the image's own boot loader must start it. It \
+                follows the serial console (osconf's lines, every line with --verbose; all of it in \
+                console.log in the work directory), stops the guest once osconf has reported or at \
+                --timeout, then reads the image and reports each setting as pass or fail: osconf's \
+                report, os.conf removed from partition 1, the host name, each NIC's address, gateway \
+                and routes and the name servers in the network files, root's hash in etc/shadow against \
+                os.conf's password. It boots a scratch copy (a reflink, else a sparse copy) in the work \
+                directory, removed after unless --keep; DISK itself is never changed unless --in-place. \
+                Exit 0 when everything took effect, 1 when something did not, 2 for a bad os.conf or \
+                image, 3 when qemu is not installed.",
+        build: super::image_test,
     },
     CommandDef {
         name: "generate",

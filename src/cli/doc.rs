@@ -87,9 +87,14 @@ fn synopsis_args(c: &CommandDef) -> String {
 
 /// One line per command, names aligned: the top of `--help` and the README.
 pub fn synopsis() -> String {
-    let width = defs::COMMANDS.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    synopsis_of(defs::COMMANDS.iter())
+}
+
+/// One line per command of `commands`, names aligned.
+fn synopsis_of<'a>(commands: impl Iterator<Item = &'a CommandDef> + Clone) -> String {
+    let width = commands.clone().map(|c| c.name.len()).max().unwrap_or(0);
     let mut s = String::new();
-    for c in defs::COMMANDS {
+    for c in commands {
         let line = format!("{} {:<width$} {}", defs::NAME, c.name, synopsis_args(c));
         s.push_str(line.trim_end());
         s.push('\n');
@@ -214,6 +219,19 @@ pub fn command_help(c: &CommandDef) -> String {
     s
 }
 
+/// `osconf image --help`: what the group is for, its commands' synopses and summaries.
+pub fn group_help(g: &defs::Group) -> String {
+    let mut s = format!("{} {} — {}\n\nUsage:\n", defs::NAME, g.name, g.summary);
+    for line in synopsis_of(g.commands()).lines() {
+        let _ = writeln!(s, "  {line}");
+    }
+    let _ = writeln!(s, "  {} {} ACTION --help\n\nCommands:", defs::NAME, g.name);
+    s += &table(g.commands().map(|c| (c.name.to_owned(), c.summary)));
+    s += "\n";
+    s += &paragraphs(g.about);
+    s
+}
+
 /// The README's command reference (between its `generated` markers): synopsis and exit codes.
 pub fn markdown() -> String {
     let mut s = format!("```\n{}```\n\n| exit | meaning |\n|---|---|\n", synopsis());
@@ -327,7 +345,16 @@ pub fn man() -> String {
         let _ = write!(s, ".TP\n{}\n{}", roff_flag(f), roff(f.help));
     }
     s += ".SH COMMANDS\n";
+    let mut groups_said = Vec::new();
     for c in defs::COMMANDS {
+        let group = defs::GROUPS.iter().find(|g| Some(g.name) == c.group());
+        if let Some(g) = group.filter(|g| !groups_said.contains(&g.name)) {
+            groups_said.push(g.name);
+            let _ = writeln!(s, ".SS \"{} {}\"", defs::NAME, g.name);
+            s += &roff(&format!("{}.", g.summary));
+            s += ".PP\n";
+            s += &roff_paragraphs(g.about);
+        }
         let _ = writeln!(s, ".SS \"{} {}\"", defs::NAME, c.name);
         s += &roff(&format!("{}.", c.summary));
         s += ".PP\n";

@@ -13,45 +13,17 @@ pub mod report;
 
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::error::Error;
 use crate::output::{print, say};
 
-/// How long the guest gets, by default, to boot and let osconf report: a systemd image under TCG on
-/// a loaded machine needs a few minutes; KVM boots take seconds, and the run stops as soon as osconf
-/// has reported, so only a failing image waits this long.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
 /// The guest's memory.
 const MEMORY_MIB: u32 = 1024;
 
-/// `-accel`: which qemu accelerator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-/// What `image test` was asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub disk: PathBuf,
-    pub os_conf: Option<PathBuf>,
-    pub timeout: Duration,
-    /// Boot the image itself instead of a scratch copy.
-    pub in_place: bool,
-    /// Keep the scratch copy after the report.
-    pub keep: bool,
-    /// Where the console log, the generated os.conf and the scratch copy go; default `DISK.osconf-test`.
-    pub work: Option<PathBuf>,
-    /// `None`: KVM when /dev/kvm works, else TCG.
-    pub accel: Option<Accel>,
-    /// Show every console line, not only osconf's.
-    pub verbose: bool,
-}
+use crate::cli::image::{Accel, Test};
 
 /// The work directory: `--work`, else `DISK.osconf-test` beside the image.
-fn work_dir(req: &Request) -> PathBuf {
+fn work_dir(req: &Test) -> PathBuf {
     req.work.clone().unwrap_or_else(|| {
         let mut name = req.disk.file_name().unwrap_or_default().to_owned();
         name.push(".osconf-test");
@@ -79,7 +51,7 @@ fn not_installed() -> Error {
 }
 
 /// `osconf image test`: exit 0 when every setting took effect, 1 when one did not.
-pub fn run(req: &Request) -> Result<(), Error> {
+pub fn run(req: &Test) -> Result<(), Error> {
     // Before copying a large image for nothing.
     if !on_path(qemu::PROGRAM) {
         return Err(not_installed());
@@ -133,7 +105,7 @@ pub fn run(req: &Request) -> Result<(), Error> {
 }
 
 fn boot_and_report(
-    req: &Request,
+    req: &Test,
     work: &Path,
     disk: &Path,
     config: &crate::model::Config,
