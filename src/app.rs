@@ -192,7 +192,7 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
         // the plan is made against the configuration as it was.
         exec::lock(&root, exec::WAIT).map_err(failed)?;
         match exec::recover(&root) {
-            Ok(Some(done)) => say(done),
+            Ok(Some(done)) => say(done.to_string()),
             Ok(None) => {}
             Err(e) => return Err(failed(format!("rolling back an interrupted run: {e}"))),
         }

@@ -78,6 +78,38 @@ pub fn glob(data: &[u8]) {
     }
 }
 
+/// Journal bytes → the journal's reader. Never a panic; a refusal names a line that exists and is
+/// one line of printable text (it goes to the console); what is accepted names only files osconf
+/// manages, by clean paths, each with the temp name `durable` derives, and reads back the same
+/// from what the executor would write for it.
+pub fn journal(data: &[u8]) {
+    use crate::exec::journal::{Journal, manages};
+    let parsed = match Journal::parse(data) {
+        Err(refused) => {
+            let shown = refused.to_string();
+            assert!(shown.chars().all(|c| !c.is_control()), "{shown:?}");
+            assert!(refused.line <= data.split(|&b| b == b'\n').count(), "{shown}");
+            return;
+        }
+        Ok(p) => p,
+    };
+    let j = &parsed.journal;
+    for f in &j.files {
+        let clean = f.path.starts_with('/') && f.path[1..].split('/').all(|c| !matches!(c, "" | "." | ".."));
+        assert!(manages(&f.path) && clean, "{f:?}");
+        if let Some(tmp) = &f.tmp {
+            assert_eq!(
+                *tmp,
+                format!(".{}.osconf-new", f.path.rsplit('/').next().unwrap())
+            );
+        }
+    }
+    if parsed.whole {
+        let again = Journal::parse(j.render().as_bytes()).expect("what the executor writes");
+        assert_eq!(again.journal, *j);
+    }
+}
+
 /// Disk image bytes → partition table → each filesystem's files, read as `image check` reads
 /// them: every directory listed (a bounded walk), every file, link and path read. Never a panic;
 /// what `read_file` returns is as long as the file's size and never over its bound.

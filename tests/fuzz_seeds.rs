@@ -57,3 +57,31 @@ fn every_foreign_file_target_has_seeds_that_hold() {
         corpus.iter().for_each(|s| target.run(s));
     }
 }
+
+#[test]
+fn journal_seeds_hold_and_only_what_osconf_writes_is_accepted() {
+    assert!(has_target("journal"));
+    let dir = repo().join("fuzz/corpus/journal");
+    let corpus = seeds("journal");
+    corpus.iter().for_each(|s| harness::journal(s));
+    // A journal a real run left (cut after its 4th step), cut short, empty: accepted; the hostile
+    // ones: refused.
+    for name in ["centos7-classic", "cut-short", "cut-in-first-line", "empty"] {
+        let bytes = fs::read(dir.join(name)).unwrap();
+        assert!(osconf::exec::journal_accepted(&bytes).is_ok(), "{name}");
+    }
+    for name in [
+        "tmp-absolute",
+        "tmp-climbing",
+        "tmp-percent-climbing",
+        "backup-root",
+        "backup-etc",
+        "dir-elsewhere",
+        "version-2",
+        "unmanaged-path",
+        "escape-sequence",
+    ] {
+        let bytes = fs::read(dir.join(name)).unwrap();
+        assert!(osconf::exec::journal_accepted(&bytes).is_err(), "{name}");
+    }
+}

@@ -2,29 +2,34 @@
 //! what each file was (absent, a link and its target, or a file and the SHA-256 of its bytes), where
 //! its backup is, what the run leaves there, the temp names, the directories it creates. It is
 //! written before the first temp file, flushed with them, and removed once every rename is on disk
-//! and os.conf is gone.
+//! and os.conf is gone. Recovering from it is `recover.rs`.
 //!
-//! A run cut short (power cut, kill -9, panic) leaves it behind, and the next apply rolls that run
-//! back before anything else: the old configuration comes back, and os.conf, which is removed only
-//! after every rename is on disk, is still there, so the same run is then done again, whole. A run
-//! cut after that point (every file listed in its new state, os.conf perhaps gone) is rolled
-//! forward instead: only the journal goes. Rolling back needs no
-//! knowledge of how far the run got: a file whose bytes still hash to the original's is left alone,
-//! any other is put back from its backup (whose hash must match too: a backup not yet flushed when
-//! the power went is never restored, and no rename can have happened before it was flushed).
+//! The journal lies in the root, which an image's author can edit: it is input, never a list of
+//! commands. [`Journal::parse`] accepts only what [`Journal::render`] can produce for a plan the
+//! executor accepts: the known version, lines in their order, words in their canonical encoding,
+//! paths among the files osconf manages ([`manages`]), each once, the temp name `durable` derives
+//! from the path, backups at `<this run's backup directory><path>`, directories that are parents of
+//! what the run writes. Anything else is refused with its line.
 
-use std::fmt::Write as _;
+use std::collections::BTreeSet;
+use std::fmt::{self, Write as _};
 use std::io;
 
 use sha2::{Digest as _, Sha256};
 
 use super::durable::{self, Saved};
-use crate::root::{self, Entry, Root};
+use crate::root::Entry;
 
 /// Where the journal is, in the root.
 pub const JOURNAL: &str = "/var/lib/osconf/journal";
 
 const MAGIC: &str = "osconf-journal 1";
+
+/// The most a journal may weigh: a run lists a few dozen files, about 150 bytes each.
+pub const MAX_JOURNAL: u64 = 1 << 20;
+
+/// The longest path or link target a journal may name (Linux's `PATH_MAX`).
+const MAX_PATH: usize = 4096;
 
 /// What a path held before the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,16 +47,6 @@ impl Was {
             FileOp::Write { contents, .. } => Was::File(hash(contents.as_ref())),
             FileOp::Symlink { target, .. } => Was::Link(target.as_bytes().to_vec()),
             FileOp::Remove { .. } => Was::Absent,
-        }
-    }
-
-    /// Whether `now` (what is at the path) is this.
-    fn is(&self, now: Option<&Saved>) -> bool {
-        match (self, now) {
-            (Was::Absent, None) => true,
-            (Was::Link(t), Some(Saved::Link(n))) => n.as_os_str().as_encoded_bytes() == t.as_slice(),
-            (Was::File(h), Some(Saved::File { bytes, .. })) => hash(bytes) == *h,
-            _ => false,
         }
     }
 
@@ -90,8 +85,8 @@ pub struct File {
     pub was: Was,
     /// Where its original is kept, in the root.
     pub backup: Option<String>,
-    /// What the run leaves there (`None` in a journal of an older osconf: never rolled forward).
-    pub becomes: Option<Was>,
+    /// What the run leaves there.
+    pub becomes: Was,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -125,53 +120,311 @@ impl Journal {
                 opt(&f.tmp),
                 f.was.render(),
                 opt(&f.backup),
-                f.becomes.as_ref().map_or("-".to_owned(), Was::render)
+                f.becomes.render()
             );
         }
         out.push_str("end\n");
         out
     }
 
-    /// Reads a journal; lines that do not parse (a journal cut short by a power cut) are skipped:
-    /// rolling back only what is listed is still right, since nothing was renamed before the whole
-    /// journal was on disk.
-    pub fn parse(text: &str) -> Journal {
-        let mut j = Journal::default();
-        for line in text.lines() {
+    /// Reads a journal as [`Journal::render`] writes it, and nothing else; with the number of
+    /// the line of each file, and whether it is whole (its `end` line there). A power cut before
+    /// the run's first flush can cut it anywhere: the whole lines before the cut must still be
+    /// right, the cut one is left out (nothing was renamed before the journal was on disk).
+    pub fn parse(bytes: &[u8]) -> Result<Parsed, Refused> {
+        let refuse = |line: usize, why: String| Err(Refused { line, why });
+        if let Some(at) = bytes
+            .iter()
+            .position(|&b| b != b'\n' && !(b' '..=b'~').contains(&b))
+        {
+            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            return refuse(
+                line,
+                format!("byte {:#04x}: osconf writes printable ASCII only", bytes[at]),
+            );
+        }
+        let text = std::str::from_utf8(bytes).expect("ASCII");
+        let (lines, tail) = match text.rfind('\n') {
+            Some(at) => (&text[..at], &text[at + 1..]),
+            None => ("", text),
+        };
+        let mut p = Parsed::default();
+        if lines.is_empty() && !text.starts_with('\n') {
+            // Cut short in its first line: nothing of the run can have happened.
+            return match MAGIC.starts_with(tail) {
+                true => Ok(p),
+                false => refuse(1, format!("not an osconf journal: it begins {:?}", short(tail))),
+            };
+        }
+        let mut paths = BTreeSet::new();
+        let mut ended = false;
+        // What may come next: 0 the version, 1 the backup directory, 2 directories, 3 files.
+        let mut stage = 0;
+        for (i, line) in lines.split('\n').enumerate() {
+            let n = i + 1;
+            let bad = |why: String| Refused { line: n, why };
+            if stage == 0 {
+                if line != MAGIC {
+                    return match line.strip_prefix("osconf-journal ") {
+                        Some(v) => refuse(
+                            n,
+                            format!("unknown version {:?} (this osconf writes {MAGIC:?})", short(v)),
+                        ),
+                        None => refuse(n, format!("not an osconf journal: it begins {:?}", short(line))),
+                    };
+                }
+                stage = 1;
+                continue;
+            }
+            if ended {
+                return refuse(n, "a line after `end`".to_owned());
+            }
             let words: Vec<&str> = line.split(' ').collect();
             match words.as_slice() {
-                ["backup", dir] => j.backup_dir = dec_string(dir),
-                ["dir", d] => j.dirs.extend(dec_string(d)),
-                ["file", path, tmp, was, backup, rest @ ..] if rest.len() <= 1 => {
-                    let opt = |w: &str| {
-                        if w == "-" {
-                            Some(None)
-                        } else {
-                            dec_string(w).map(Some)
-                        }
-                    };
-                    // A line an older osconf wrote has no fifth word.
-                    let becomes = match rest.first() {
-                        None | Some(&"-") => Some(None),
-                        Some(w) => Was::parse(w).map(Some),
-                    };
-                    if let (Some(path), Some(tmp), Some(was), Some(backup), Some(becomes)) =
-                        (dec_string(path), opt(tmp), Was::parse(was), opt(backup), becomes)
-                    {
-                        j.files.push(File {
-                            path,
-                            tmp,
-                            was,
-                            backup,
-                            becomes,
-                        });
-                    }
+                ["backup", dir] if stage == 1 => {
+                    p.journal.backup_dir = Some(backup_dir(dir).map_err(bad)?);
+                    stage = 2;
                 }
-                _ => {}
+                ["dir", dir] if stage <= 2 => {
+                    p.journal.dirs.push(path(dir).map_err(bad)?);
+                    stage = 2;
+                }
+                ["file", ..] if words.len() == 6 => {
+                    let f = file(&words[1..], p.journal.backup_dir.as_deref()).map_err(bad)?;
+                    if !paths.insert(f.path.clone()) {
+                        return refuse(n, format!("{} listed twice", shown(&f.path)));
+                    }
+                    p.journal.files.push(f);
+                    p.lines.push(n);
+                    stage = 3;
+                }
+                ["end"] => ended = true,
+                _ => return refuse(n, format!("not a line osconf writes here: {:?}", short(line))),
             }
         }
-        j
+        if ended && !tail.is_empty() {
+            return refuse(lines.split('\n').count() + 1, "a line after `end`".to_owned());
+        }
+        p.whole = ended;
+        // Every directory the run made lies above something it wrote: a file, a backup, the journal.
+        // A journal cut short may lack the file a directory was made for: such a one is left alone.
+        let j = &mut p.journal;
+        let made: Vec<&str> = j
+            .files
+            .iter()
+            .flat_map(|f| [Some(f.path.as_str()), f.backup.as_deref()])
+            .flatten()
+            .chain([JOURNAL])
+            .collect();
+        let mut keep = Vec::new();
+        for (i, d) in j.dirs.iter().enumerate() {
+            let above = |p: &&str| {
+                p.strip_prefix(d.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+            };
+            keep.push(made.iter().any(above));
+            if !keep[i] && p.whole {
+                let line = 2 + i + usize::from(j.backup_dir.is_some());
+                return refuse(line, format!("{} lies above nothing the run writes", shown(d)));
+            }
+            if j.dirs[..i].contains(d) {
+                return refuse(
+                    2 + i + usize::from(j.backup_dir.is_some()),
+                    format!("{} listed twice", shown(d)),
+                );
+            }
+        }
+        let mut keep = keep.into_iter();
+        j.dirs.retain(|_| keep.next().unwrap_or(false));
+        if let Some(dir) = &j.backup_dir
+            && p.whole
+            && !j.dirs.contains(dir)
+        {
+            // A run always makes its own backup directory: one that was there is someone else's.
+            return refuse(
+                2,
+                format!("{} is not among the directories the run made", shown(dir)),
+            );
+        }
+        Ok(p)
     }
+}
+
+/// A journal read by [`Journal::parse`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub journal: Journal,
+    /// The line of each of `journal.files`, for messages.
+    pub lines: Vec<usize>,
+    /// Its `end` line is there: the run wrote all of it.
+    pub whole: bool,
+}
+
+/// Why a journal is not one osconf could have written: its line (1 is the first) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub line: usize,
+    pub why: String,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            0 => f.write_str(&self.why),
+            n => write!(f, "line {n}: {}", self.why),
+        }
+    }
+}
+
+/// Whether `path` (absolute, clean) is a file osconf writes, the rule both the executor (a plan
+/// that writes elsewhere is a bug, refused before anything is written) and a journal's reader hold:
+/// `/etc` and `/usr/local/etc` (every renderer, the shared writers, each init system's files, the
+/// password files' lock), the binary install puts in place, and osconf's own state
+/// (`last-applied.conf`, install's manifest and its copies) — never the journal or a backup.
+pub fn manages(path: &str) -> bool {
+    let below = |dir: &str| {
+        path.strip_prefix(dir)
+            .is_some_and(|rest| rest.len() > 1 && rest.starts_with('/'))
+    };
+    below("/etc")
+        || below("/usr/local/etc")
+        || path == crate::install::BINARY
+        || path == crate::plan::LAST_APPLIED
+        || path == crate::install::MANIFEST
+        || below(crate::install::SAVED)
+}
+
+/// A name as the journal spells it (percent-encoded: one printable word), shortened, for a message:
+/// a decoded name may hold a newline or an escape sequence.
+pub fn shown(name: &str) -> String {
+    short(&enc(name.as_bytes()))
+}
+
+/// The start of a word or line, for a message.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_owned(),
+    }
+}
+
+/// A word as [`enc`] writes it, decoded; any other spelling of the same bytes is refused.
+fn word(w: &str) -> Result<String, String> {
+    dec_string(w)
+        .filter(|s| enc(s.as_bytes()) == w)
+        .ok_or_else(|| format!("{:?} is not a name as osconf encodes it", short(w)))
+}
+
+/// An absolute path without `.`, `..`, empty components or a trailing `/`.
+fn path(w: &str) -> Result<String, String> {
+    let p = word(w)?;
+    let clean = p.len() <= MAX_PATH
+        && p.strip_prefix('/').is_some_and(|rest| {
+            rest.split('/')
+                .all(|c| !matches!(c, "" | "." | "..") && !c.contains('\0'))
+        });
+    match clean {
+        true => Ok(p),
+        false => Err(format!("{} is not an absolute path without . or ..", shown(&p))),
+    }
+}
+
+/// This run's backup directory: `/<BACKUP_DIR>/<UTC stamp>` or `…-<n>`, as the executor names it.
+fn backup_dir(w: &str) -> Result<String, String> {
+    let p = path(w)?;
+    match p.strip_prefix(&format!("/{}/", super::BACKUP_DIR)) {
+        Some(stamp) if is_stamp(stamp) => Ok(p),
+        _ => Err(format!(
+            "{} is not a backup directory osconf names (/{}/<time>)",
+            shown(&p),
+            super::BACKUP_DIR
+        )),
+    }
+}
+
+/// `20261201T111200Z`, maybe with `-2`…: what `clock::stamp` gives, and the executor's suffix.
+fn is_stamp(s: &str) -> bool {
+    let (stamp, n) = s.split_once('-').unwrap_or((s, "1"));
+    let b = stamp.as_bytes();
+    b.len() == 16
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 => *c == b'T',
+            15 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+        && (1..=6).contains(&n.len())
+        && n.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// A `file` line's five words, checked against each other as the executor writes them.
+fn file(words: &[&str], backup_dir: Option<&str>) -> Result<File, String> {
+    let [p, tmp, was, backup, becomes] = words else {
+        unreachable!("five words")
+    };
+    let path = path(p)?;
+    if !manages(&path) {
+        return Err(format!("{} is not a file osconf writes", shown(&path)));
+    }
+    let state = |w: &str| {
+        Was::parse(w)
+            .filter(|s| {
+                s.render() == w
+                    && !matches!(s, Was::Link(t) if t.len() > MAX_PATH || t.is_empty() || t.contains(&0))
+            })
+            .ok_or_else(|| format!("{:?} is not a state osconf records", short(w)))
+    };
+    let (was, becomes) = (state(was)?, state(becomes)?);
+    let name = path.rsplit('/').next().expect("a name");
+    let tmp = match *tmp {
+        "-" => None,
+        w => {
+            let want = super::durable::temp_name(std::ffi::OsStr::new(name));
+            match word(w)? {
+                t if std::ffi::OsStr::new(&t) == want => Some(t),
+                t => {
+                    let want = want.to_string_lossy();
+                    return Err(format!(
+                        "{} is not the temp name of {} ({})",
+                        shown(&t),
+                        shown(&path),
+                        shown(&want)
+                    ));
+                }
+            }
+        }
+    };
+    // A removal has no temp file; everything else is written under one.
+    if tmp.is_none() != (becomes == Was::Absent) {
+        return Err(format!(
+            "{}: its temp name does not fit what the run leaves there",
+            shown(&path)
+        ));
+    }
+    let backup = match *backup {
+        "-" => None,
+        w => Some(word(w)?),
+    };
+    // What was there is backed up, at its path below this run's backup directory.
+    let want = (was != Was::Absent).then(|| backup_dir.map(|d| format!("{d}{path}")));
+    match (&backup, want) {
+        (None, None) => {}
+        (Some(b), Some(Some(w))) if *b == w => {}
+        (Some(b), _) => {
+            return Err(format!(
+                "{} is not where the run backs {} up",
+                shown(b),
+                shown(&path)
+            ));
+        }
+        (None, Some(_)) => return Err(format!("{}: no backup of what was there", shown(&path))),
+    }
+    Ok(File {
+        path,
+        tmp,
+        was,
+        backup,
+        becomes,
+    })
 }
 
 /// Percent-encodes every byte but a safe few, so that a name with a space or a newline (a hostile
@@ -222,216 +475,6 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Rolls back the run a journal left behind, if any; returns what it did for the log, or what could
-/// not be put back (the journal then stays, for the next try).
-pub fn recover(root: &Root) -> Result<Option<String>, String> {
-    let text = match root.read(JOURNAL) {
-        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-        Ok(None) => return Ok(None),
-        Err(e) => return Err(format!("reading the journal of an interrupted run: {e}")),
-    };
-    let journal = Journal::parse(&text);
-    if finished(root, &text, &journal).map_err(|e| format!("reading what an interrupted run left: {e}"))? {
-        let entry = root
-            .entry(JOURNAL)
-            .map_err(|e| format!("{}: {e}", shown(root, JOURNAL)))?;
-        durable::remove(&entry).map_err(|e| format!("removing {}: {e}", shown(root, JOURNAL)))?;
-        rustix::fs::syncfs(root.fd()).map_err(|e| format!("flushing the end of an interrupted run: {e}"))?;
-        return Ok(Some(format!(
-            "an interrupted run had put all its {} files in place: completed (its journal removed)",
-            journal.files.len()
-        )));
-    }
-    let mut failures = Vec::new();
-    let mut restored = 0;
-    for f in journal.files.iter().rev() {
-        match roll_back(root, f) {
-            Ok(true) => restored += 1,
-            Ok(false) => {}
-            Err(e) => failures.push(match &f.backup {
-                Some(b) => format!(
-                    "could not put back {} (its original is in {}): {e}",
-                    shown(root, &f.path),
-                    shown(root, b)
-                ),
-                None => format!("could not put back {}: {e}", shown(root, &f.path)),
-            }),
-        }
-    }
-    if !failures.is_empty() {
-        return Err(failures.join("; "));
-    }
-    let flush = |what: &str| rustix::fs::syncfs(root.fd()).map_err(|e| format!("flushing {what}: {e}"));
-    flush("the rollback of an interrupted run")?;
-    if let Some(dir) = &journal.backup_dir {
-        remove_tree(root, dir).map_err(|e| format!("removing {}: {e}", shown(root, dir)))?;
-    }
-    let entry = root
-        .entry(JOURNAL)
-        .map_err(|e| format!("{}: {e}", shown(root, JOURNAL)))?;
-    durable::remove(&entry).map_err(|e| format!("removing {}: {e}", shown(root, JOURNAL)))?;
-    for d in journal.dirs.iter().rev() {
-        // Removed only when empty: a directory holding something else stays.
-        if let Ok(entry) = root.entry(d) {
-            let _ = durable::remove_dir(&entry);
-        }
-    }
-    flush("the end of the rollback")?;
-    Ok(Some(format!(
-        "an interrupted run was rolled back ({restored} of {} files put back)",
-        journal.files.len()
-    )))
-}
-
-/// Whether the run a journal describes had put every file in place (it was cut short after its last
-/// rename reached the disk, maybe with os.conf already gone): it is then rolled forward, not back.
-/// Never for a journal cut short itself, nor one of an older osconf (no new states).
-fn finished(root: &Root, text: &str, journal: &Journal) -> io::Result<bool> {
-    if !text.ends_with("end\n") {
-        return Ok(false);
-    }
-    for f in &journal.files {
-        let Some(becomes) = &f.becomes else {
-            return Ok(false);
-        };
-        let now = match root::absent_as_none(root.entry(&f.path))? {
-            Some(entry) => durable::save(&entry)?,
-            None => None,
-        };
-        if !becomes.is(now.as_ref()) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// What rolling one file back takes.
-enum Fix {
-    Nothing,
-    /// The run created it.
-    Remove,
-    /// Put back from its backup (or the link it was), shown with where that comes from.
-    Put(Saved, String),
-}
-
-/// Decides what rolling `f` back takes, changing nothing; `None` when its directory is gone (one
-/// the run created, so nothing was there).
-fn assess(root: &Root, f: &File) -> io::Result<Option<(Entry, Fix)>> {
-    let entry = match (root::absent_as_none(root.entry(&f.path))?, &f.was) {
-        (Some(entry), _) => entry,
-        (None, Was::Absent) => return Ok(None),
-        (None, _) => return Err(io::Error::other("its directory is gone")),
-    };
-    let now = durable::save(&entry)?;
-    let same = f.was.is(now.as_ref());
-    let fix = match &f.was {
-        _ if same => Fix::Nothing,
-        Was::Absent => Fix::Remove,
-        Was::Link(t) => {
-            use std::os::unix::ffi::OsStringExt as _;
-            let target = std::path::PathBuf::from(std::ffi::OsString::from_vec(t.clone()));
-            let from = format!("the link to {} it was", target.display());
-            Fix::Put(Saved::Link(target), from)
-        }
-        Was::File(h) => {
-            let backup = f
-                .backup
-                .as_deref()
-                .ok_or_else(|| io::Error::other("no backup recorded"))?;
-            match durable::save(&root.entry(backup)?)? {
-                Some(saved @ Saved::File { .. }) if matches!(&saved, Saved::File { bytes, .. } if hash(bytes) == *h) => {
-                    Fix::Put(saved, shown(root, backup))
-                }
-                _ => return Err(io::Error::other("its backup is missing or not whole")),
-            }
-        }
-    };
-    Ok(Some((entry, fix)))
-}
-
-/// Puts one file back as it was; `true` when something had to be done.
-fn roll_back(root: &Root, f: &File) -> io::Result<bool> {
-    let Some((entry, fix)) = assess(root, f)? else {
-        return Ok(false);
-    };
-    if let Some(tmp) = &f.tmp {
-        durable::discard(&entry, std::ffi::OsStr::new(tmp))?;
-    }
-    match fix {
-        Fix::Nothing => Ok(false),
-        Fix::Remove => durable::remove(&entry).map(|()| true),
-        Fix::Put(saved, _) => {
-            let tmp = durable::stage(&entry, &saved)?;
-            durable::commit(&entry, &tmp)?;
-            Ok(true)
-        }
-    }
-}
-
-/// For `plan`: what the next apply's [`recover`] will do first, changing nothing; `None` when no run
-/// was cut short.
-pub fn pending(root: &Root) -> Result<Option<String>, String> {
-    let text = match root.read(JOURNAL) {
-        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-        Ok(None) => return Ok(None),
-        Err(e) => return Err(format!("reading the journal of an interrupted run: {e}")),
-    };
-    let journal = Journal::parse(&text);
-    if finished(root, &text, &journal).map_err(|e| format!("reading what an interrupted run left: {e}"))? {
-        return Ok(Some(format!(
-            "a run was cut short ({} is there) after it had put all its {} files in place: the next \
-             apply only removes its journal",
-            shown(root, JOURNAL),
-            journal.files.len()
-        )));
-    }
-    let mut fixes = Vec::new();
-    for f in journal.files.iter().rev() {
-        let path = shown(root, &f.path);
-        match assess(root, f) {
-            Ok(None | Some((_, Fix::Nothing))) => {}
-            Ok(Some((_, Fix::Remove))) => fixes.push(format!("removes {path} (that run made it)")),
-            Ok(Some((_, Fix::Put(_, from)))) => fixes.push(format!("puts back {path} from {from}")),
-            Err(e) => fixes.push(format!("cannot put back {path}: {e} (apply will fail)")),
-        }
-    }
-    let what = match fixes.is_empty() {
-        true => "none of its files changed yet".to_owned(),
-        false => fixes.join("; "),
-    };
-    Ok(Some(format!(
-        "a run was cut short ({} is there): the next apply first rolls it back ({} files listed): {what}; \
-         removes its backups, temp files and new directories",
-        shown(root, JOURNAL),
-        journal.files.len()
-    )))
-}
-
-/// Removes a directory osconf made and everything in it, through the root's handles.
-pub fn remove_tree(root: &Root, dir: &str) -> io::Result<()> {
-    for name in root.list(dir)? {
-        let path = format!("{dir}/{}", name.to_string_lossy());
-        let entry = root.entry(&path)?;
-        let st = durable::stat(&entry)?;
-        if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
-            remove_tree(root, &path)?;
-        } else {
-            durable::remove(&entry)?;
-        }
-    }
-    match root::absent_as_none(root.entry(dir))? {
-        Some(entry) => match durable::remove_dir(&entry) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        },
-        None => Ok(()),
-    }
-}
-
-fn shown(root: &Root, path: &str) -> String {
-    root.host_path(path).display().to_string()
-}
-
 /// Writes the journal (not flushed: the run's first flush takes it with the temp files).
 pub fn write(entry: &Entry, journal: &Journal) -> io::Result<()> {
     durable::discard(entry, &entry.name)?;
@@ -445,45 +488,4 @@ pub fn write(entry: &Entry, journal: &Journal) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trip_with_odd_names() {
-        let j = Journal {
-            backup_dir: Some("/var/lib/osconf/backup/X".into()),
-            files: vec![
-                File {
-                    path: "/etc/a b\nc".into(),
-                    tmp: Some(".a b\nc.osconf-new".into()),
-                    was: Was::File(hash(b"x")),
-                    backup: Some("/var/lib/osconf/backup/X/etc/a b\nc".into()),
-                    becomes: Some(Was::File(hash(b"y"))),
-                },
-                File {
-                    path: "/etc/l".into(),
-                    tmp: None,
-                    was: Was::Link(b"../x y".to_vec()),
-                    backup: None,
-                    becomes: Some(Was::Absent),
-                },
-                File {
-                    path: "/etc/n".into(),
-                    tmp: Some(".n.osconf-new".into()),
-                    was: Was::Absent,
-                    backup: None,
-                    becomes: Some(Was::Link(b"/a b".to_vec())),
-                },
-            ],
-            dirs: vec!["/etc/new".into()],
-        };
-        let text = j.render();
-        assert_eq!(Journal::parse(&text), j);
-        // Cut short: the whole lines before the cut still parse.
-        let cut = &text[..text.find("file /etc/l").unwrap() + 8];
-        assert_eq!(Journal::parse(cut).files.len(), 1);
-        // An older osconf's line (no new state) parses, and is never rolled forward.
-        let old = Journal::parse("file /etc/n .n.osconf-new absent -\nend\n");
-        assert_eq!(old.files[0].becomes, None);
-    }
-}
+mod tests;

@@ -7,14 +7,25 @@
 
 mod durable;
 mod hooks;
-mod journal;
+pub(crate) mod journal;
 mod lock;
 mod pwlock;
+mod recover;
 
 pub use hooks::CRASHED;
-pub use journal::{pending, recover, remove_tree};
+pub use journal::MAX_JOURNAL;
+
+/// Whether `bytes` is a journal osconf could have written (for the seed corpus' test): `Err` says
+/// which line and why not.
+#[doc(hidden)]
+pub fn journal_accepted(bytes: &[u8]) -> Result<(), String> {
+    journal::Journal::parse(bytes)
+        .map(drop)
+        .map_err(|r| r.to_string())
+}
 pub use lock::{WAIT, lock};
 pub use pwlock::{PWD_LOCK, PWD_WAIT, PwdLock, lock_passwords};
+pub use recover::{MAX_HASHED, Recovered, pending, recover, remove_tree};
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -126,8 +137,8 @@ pub fn apply(plan: &Plan, root: &Root, opts: &Options) -> Result<Report, ExecErr
         report: Report::default(),
     };
     let step = "rolling back an interrupted run";
-    match journal::recover(root) {
-        Ok(Some(done)) => ex.report.steps.push(done),
+    match recover::recover(root) {
+        Ok(Some(done)) => ex.report.steps.push(done.to_string()),
         Ok(None) => {}
         Err(e) => {
             return Err(ExecError {
@@ -174,7 +185,7 @@ impl Executor<'_> {
                 tmp: None,
                 was: Was::Absent,
                 backup: None,
-                becomes: Some(Was::Absent),
+                becomes: Was::Absent,
             });
         }
         for d in &dirs[..for_journal] {
@@ -240,6 +251,12 @@ impl Executor<'_> {
     /// (added to `dirs`, outermost first). Nothing is written yet.
     fn survey(&mut self, op: &FileOp, dirs: &mut Vec<String>) -> io::Result<()> {
         let path = op.path();
+        if !journal::manages(path) {
+            // A plan never writes there: the journal of such a run would be refused.
+            return Err(io::Error::other(format!(
+                "{path} is not among the files osconf manages"
+            )));
+        }
         if !matches!(op, FileOp::Remove { .. }) {
             self.missing_dirs(path, dirs)?;
         }
@@ -275,7 +292,7 @@ impl Executor<'_> {
             tmp: tmp.as_ref().map(|t| t.to_string_lossy().into_owned()),
             was: Was::of(saved.as_ref()),
             backup: backup.clone(),
-            becomes: Some(Was::becomes(op)),
+            becomes: Was::becomes(op),
         });
         self.staged.push(Staged {
             shown: self.root.host_path(path),

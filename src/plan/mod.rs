@@ -6,7 +6,7 @@ pub mod diff;
 mod mask;
 mod show;
 
-pub use build::{Env, build, live_nic};
+pub use build::{Env, LAST_APPLIED, build, live_nic};
 pub use show::{describe_live, show};
 
 use std::collections::BTreeMap;
