@@ -232,7 +232,7 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
             .map_err(|e| Error::failed(Some(&conf_path), format!("cannot apply: {e}, os.conf kept")))?,
         false => None,
     };
-    let sys = System::on(root).map_err(|e| {
+    let sys = System::on(root.clone()).map_err(|e| {
         let why = format!("cannot plan: {e}; nothing was changed, os.conf kept");
         Error::failed(Some(&conf_path), why)
     })?;
@@ -274,7 +274,7 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
         stamp: crate::clock::stamp(),
         pwd_lock,
     };
-    match exec::apply(&plan, sys.handle(), &opts) {
+    match exec::apply(&plan, &root, &opts) {
         Ok(report) => {
             report.steps.iter().for_each(say);
             if let Some(dir) = report.backup_dir {

@@ -17,6 +17,7 @@ use std::io::{self, Read as _};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
@@ -68,10 +69,10 @@ pub struct Entry {
     pub name: OsString,
 }
 
-/// A handle on the target root.
-#[derive(Debug)]
+/// A handle on the target root; a clone shares the one open directory.
+#[derive(Debug, Clone)]
 pub struct Root {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     path: PathBuf,
     resolver: Resolver,
 }
@@ -103,7 +104,7 @@ impl Root {
             }
         });
         Ok(Root {
-            fd,
+            fd: Arc::new(fd),
             path: path.to_owned(),
             resolver,
         })
@@ -242,7 +243,7 @@ impl Root {
     /// that must stay below it (the first partition under `/boot`).
     pub fn subdir(&self, dir: &str) -> io::Result<Root> {
         Ok(Root {
-            fd: self.open_in(dir, OFlags::RDONLY | OFlags::DIRECTORY, true)?,
+            fd: Arc::new(self.open_in(dir, OFlags::RDONLY | OFlags::DIRECTORY, true)?),
             path: self.host_path(dir),
             resolver: self.resolver,
         })

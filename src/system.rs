@@ -1,10 +1,15 @@
 //! System: a read-only view of the target root (files, links, os-release) for detection and renderers.
 //!
 //! Nothing here writes. Every path is absolute within the target (`/etc/hosts`) and resolved inside the
-//! root through [`Root`], as a chroot would, so the same renderer serves `/`, a mounted image or a
-//! test's temp dir, and a link in a hostile image never reads the machine osconf runs on.
+//! root as a chroot would, through [`Files`]: the host's [`Root`] (`/`, a mounted image, a test's temp
+//! dir) or a filesystem inside a disk image read by `disk` (`image::view`), so the same detection,
+//! renderers and install planner serve all of them, and a link in a hostile image never reads the
+//! machine osconf runs on.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::render::common::shellvars::unquote;
@@ -52,10 +57,84 @@ impl OsRelease {
     }
 }
 
-/// The target system as found under a root directory.
+/// What a [`System`] reads a root through. Paths are absolute within the root and resolved inside
+/// it (links included); only `NotFound` means absent.
+pub trait Files: fmt::Debug {
+    /// The root as given (a directory on this machine, or an image's partition), for messages.
+    fn path(&self) -> &Path;
+    /// Where a target path lies, for messages only.
+    fn host_path(&self, path: &str) -> PathBuf;
+    /// The bytes of the regular file at `path` (links followed), at most `limit` of them or an
+    /// error; `None` when absent. Anything but a regular file is an error.
+    fn read_up_to(&self, path: &str, limit: u64) -> io::Result<Option<Vec<u8>>>;
+    /// What is at `path`, a link there followed only when `follow`; `None` when absent.
+    fn stat(&self, path: &str, follow: bool) -> io::Result<Option<Stat>>;
+    /// The target of the link at `path`; `None` when nothing or something else is there.
+    fn read_link(&self, path: &str) -> io::Result<Option<PathBuf>>;
+    /// The names in directory `dir` (links followed), unsorted; empty when absent.
+    fn list(&self, dir: &str) -> io::Result<Vec<OsString>>;
+}
+
+impl Files for Root {
+    fn path(&self) -> &Path {
+        Root::path(self)
+    }
+
+    fn host_path(&self, path: &str) -> PathBuf {
+        Root::host_path(self, path)
+    }
+
+    fn read_up_to(&self, path: &str, limit: u64) -> io::Result<Option<Vec<u8>>> {
+        Root::read_up_to(self, path, limit).map_err(|e| e.error)
+    }
+
+    fn stat(&self, path: &str, follow: bool) -> io::Result<Option<Stat>> {
+        use rustix::fs::{FileType, OFlags};
+        let st = crate::root::absent_as_none(
+            self.open_in(path, OFlags::PATH, follow)
+                .and_then(|fd| Ok(rustix::fs::fstat(fd)?)),
+        )?;
+        Ok(st.map(|st| Stat {
+            kind: match FileType::from_raw_mode(st.st_mode) {
+                FileType::RegularFile => Kind::File,
+                FileType::Directory => Kind::Dir,
+                FileType::Symlink => Kind::Link,
+                _ => Kind::Other,
+            },
+            mode: st.st_mode & 0o7777,
+        }))
+    }
+
+    fn read_link(&self, path: &str) -> io::Result<Option<PathBuf>> {
+        Root::read_link(self, path)
+    }
+
+    fn list(&self, dir: &str) -> io::Result<Vec<OsString>> {
+        Root::list(self, dir)
+    }
+}
+
+/// What a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Link,
+    /// A device, FIFO or socket.
+    Other,
+}
+
+/// What [`Files::stat`] tells of a path: its kind and permission bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub kind: Kind,
+    pub mode: u32,
+}
+
+/// The target system as found under a root.
 #[derive(Debug)]
 pub struct System {
-    root: Root,
+    files: Box<dyn Files>,
     pub os: OsRelease,
 }
 
@@ -77,10 +156,15 @@ impl System {
         System::on(root)
     }
 
-    /// The system under an open root.
+    /// The system under an open root on this machine.
     pub fn on(root: Root) -> Result<System> {
+        System::over(Box::new(root))
+    }
+
+    /// The system read through `files` (a filesystem inside an image, say).
+    pub fn over(files: Box<dyn Files>) -> Result<System> {
         let mut sys = System {
-            root,
+            files,
             os: OsRelease::default(),
         };
         let text = match sys.read_text("/etc/os-release")? {
@@ -91,29 +175,38 @@ impl System {
         Ok(sys)
     }
 
-    /// The root as given on this machine, for messages.
+    /// The root as given (a directory on this machine, or an image's partition), for messages.
     pub fn root(&self) -> &Path {
-        self.root.path()
+        self.files.path()
     }
 
-    /// Where a target path lies on this machine, for messages only.
+    /// Where a target path lies, for messages only.
     pub fn host_path(&self, path: &str) -> PathBuf {
-        self.root.host_path(path)
+        self.files.host_path(path)
     }
 
-    /// The handle everything is resolved through.
-    pub fn handle(&self) -> &Root {
-        &self.root
+    /// Wraps an error with the path it is about.
+    fn error(&self, path: &str, error: io::Error) -> Error {
+        Error {
+            path: self.host_path(path),
+            error,
+        }
     }
 
     /// The bytes of a regular file, links followed inside the root; `None` when absent.
     pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
-        self.root.read(path)
+        self.read_up_to(path, crate::root::MAX_READ)
     }
 
     /// [`System::read`] for a file osconf itself replaces (its binary): up to [`crate::root::MAX_KEEP`].
     pub fn read_own(&self, path: &str) -> Result<Option<Vec<u8>>> {
-        self.root.read_up_to(path, crate::root::MAX_KEEP)
+        self.read_up_to(path, crate::root::MAX_KEEP)
+    }
+
+    fn read_up_to(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        self.files
+            .read_up_to(path, limit)
+            .map_err(|e| self.error(path, e))
     }
 
     /// A file's text; invalid UTF-8 is replaced rather than failing, since only ASCII keys are sought.
@@ -123,30 +216,33 @@ impl System {
 
     /// True when something (file, directory or link, even dangling) is at `path`.
     pub fn exists(&self, path: &str) -> Result<bool> {
-        let st = self.root.lstat(path).map_err(|e| self.root.error(path, e))?;
-        Ok(st.is_some())
+        Ok(self.mode(path)?.is_some())
     }
 
     /// The permission bits of what is at `path` itself (a link not followed); `None` when absent.
     pub fn mode(&self, path: &str) -> Result<Option<u32>> {
-        let st = self.root.lstat(path).map_err(|e| self.root.error(path, e))?;
-        Ok(st.map(|st| st.st_mode & 0o7777))
+        Ok(self.stat(path, false)?.map(|st| st.mode))
     }
 
     /// True when `path`, links followed inside the root, is a directory.
     pub fn is_dir(&self, path: &str) -> Result<bool> {
-        self.root.is_dir(path).map_err(|e| self.root.error(path, e))
+        Ok(self.stat(path, true)?.is_some_and(|st| st.kind == Kind::Dir))
+    }
+
+    /// What is at `path`, a link there followed only when `follow`; `None` when absent.
+    pub fn stat(&self, path: &str, follow: bool) -> Result<Option<Stat>> {
+        self.files.stat(path, follow).map_err(|e| self.error(path, e))
     }
 
     /// The target of a symbolic link, as written in the link; `None` when `path` is not a link.
     pub fn link_target(&self, path: &str) -> Result<Option<PathBuf>> {
-        self.root.read_link(path).map_err(|e| self.root.error(path, e))
+        self.files.read_link(path).map_err(|e| self.error(path, e))
     }
 
     /// Names in a directory, sorted; empty when it does not exist. Names that are not UTF-8 are left
     /// out: no file osconf looks for has one.
     pub fn list(&self, dir: &str) -> Result<Vec<String>> {
-        let names = self.root.list(dir).map_err(|e| self.root.error(dir, e))?;
+        let names = self.files.list(dir).map_err(|e| self.error(dir, e))?;
         let mut names: Vec<String> = names.into_iter().filter_map(|n| n.into_string().ok()).collect();
         names.sort();
         Ok(names)

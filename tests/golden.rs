@@ -57,7 +57,8 @@ fn apply_conf(root: &Path, conf: &Path, settings: &BTreeMap<String, String>, sta
             .ifnames
             .insert(eth.trim_start_matches("eth").parse().unwrap(), name.to_owned());
     }
-    let sys = System::probe(root).unwrap();
+    let handle = osconf::root::Root::open(root).unwrap();
+    let sys = System::on(handle.clone()).unwrap();
     let plan = osconf::app::make_plan(&config, &sys, &target, &test_env()).unwrap();
     let opts = Options {
         live: false,
@@ -65,7 +66,7 @@ fn apply_conf(root: &Path, conf: &Path, settings: &BTreeMap<String, String>, sta
         stamp: stamp.to_owned(),
         pwd_lock: None,
     };
-    exec::apply(&plan, sys.handle(), &opts).unwrap();
+    exec::apply(&plan, &handle, &opts).unwrap();
 }
 
 fn conf_path(case: &Path, name: Option<&String>) -> PathBuf {

@@ -137,7 +137,12 @@ impl<R: ReadAt> Volume<R> {
     /// The regular file at `path` (links followed inside the filesystem), `None` when a name on the
     /// way is absent; anything but a regular file, or one over 64 MiB, is an error.
     pub fn read_file(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
-        on_tree!(self, read_file(path, MAX_FILE))
+        self.read_up_to(path, MAX_FILE)
+    }
+
+    /// [`Volume::read_file`] with another bound.
+    pub fn read_up_to(&self, path: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
+        on_tree!(self, read_file(path, max))
     }
 
     /// The entries of the directory at `path` (`.` and `..` left out), `None` when absent.

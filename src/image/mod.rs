@@ -9,6 +9,7 @@ pub mod inject;
 pub mod prepare;
 mod root;
 mod stage;
+pub mod view;
 
 use std::fmt::Write as _;
 use std::fs::File;

@@ -29,7 +29,7 @@ pub struct Request {
 
 /// Installs osconf into `req.root`; `say` gets one line per step.
 pub fn install(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
-    let sys = System::probe(&req.root)?;
+    let (root, sys) = open(&req.root)?;
     let init = match &req.init {
         Some(name) => {
             let init = find(name).ok_or_else(|| format!("unknown init {name:?}"))?;
@@ -44,7 +44,7 @@ pub fn install(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
     };
     let binary = std::fs::read("/proc/self/exe").map_err(|e| format!("reading /proc/self/exe: {e}"))?;
     // `_partition` keeps partition 1 mounted (and writable) until install is done.
-    let (boot, _partition) = boot_dir(req, &sys, say)?;
+    let (boot, _partition) = boot_dir(req, &root, say)?;
     let config_dir = boot.host_path(boot::CONF_DIR);
     let create = !exists(&boot, boot::CONF_DIR)?;
     // Recorded for uninstall only inside an offline root: on `/` it is on partition 1, mounted
@@ -58,7 +58,7 @@ pub fn install(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
     } else {
         say(&format!("{} is there already", config_dir.display()));
     }
-    let applied = apply(&plan, &sys, say);
+    let applied = apply(&plan, &root, &sys, say);
     if applied.is_err() && create {
         let _ = boot.remove_empty_dir(boot::CONF_DIR);
     }
@@ -79,7 +79,7 @@ pub fn install(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
 
 /// Takes away what install added to `req.root`, as its manifest says.
 pub fn uninstall(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
-    let sys = System::probe(&req.root)?;
+    let (root, sys) = open(&req.root)?;
     let Some(text) = sys.read_text(MANIFEST)? else {
         say(&format!(
             "osconf is not installed in {} (no {MANIFEST}); nothing to do",
@@ -97,9 +97,9 @@ pub fn uninstall(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
         ));
     }
     let (plan, dirs) = plan_uninstall(&sys, &manifest)?;
-    apply(&plan, &sys, say)?;
+    apply(&plan, &root, &sys, say)?;
     for dir in dirs {
-        match sys.handle().remove_empty_dir(&dir) {
+        match root.remove_empty_dir(&dir) {
             Ok(true) => say(&format!("removed directory {dir}")),
             Ok(false) => say(&format!("kept directory {dir}: not empty")),
             Err(e) => say(&format!("kept directory {dir}: {e}")),
@@ -113,9 +113,15 @@ pub fn uninstall(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
     Ok(())
 }
 
+/// The root at `path` on this machine, and the system under it.
+fn open(path: &Path) -> Result<(Root, System), String> {
+    let root = Root::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((root.clone(), System::on(root)?))
+}
+
 /// Applies an install or uninstall plan; on success removes the run's backup and the directories
 /// that holding it needed.
-fn apply(plan: &Plan, sys: &System, say: &dyn Fn(&str)) -> Result<(), String> {
+fn apply(plan: &Plan, root: &Root, sys: &System, say: &dyn Fn(&str)) -> Result<(), String> {
     plan.notes.iter().for_each(|n| say(&format!("note: {n}")));
     let backup_parents: Vec<String> = super::ancestors(&format!("/{}/x", exec::BACKUP_DIR))
         .into_iter()
@@ -127,18 +133,18 @@ fn apply(plan: &Plan, sys: &System, say: &dyn Fn(&str)) -> Result<(), String> {
         stamp: crate::clock::stamp(),
         pwd_lock: None,
     };
-    let report = exec::apply(plan, sys.handle(), &opts)
-        .map_err(|e| format!("failed {e}; every change was rolled back"))?;
+    let report =
+        exec::apply(plan, root, &opts).map_err(|e| format!("failed {e}; every change was rolled back"))?;
     report.steps.iter().for_each(|s| say(s));
     if let Some(dir) = report
         .backup_dir
         .as_deref()
-        .and_then(|d| target_path(sys.root(), d))
+        .and_then(|d| target_path(root.path(), d))
     {
         // What it holds is kept elsewhere or was osconf's own: see the module's comment.
-        let _ = exec::remove_tree(sys.handle(), &dir);
+        let _ = exec::remove_tree(root, &dir);
         for parent in backup_parents.iter().rev() {
-            let _ = sys.handle().remove_empty_dir(parent);
+            let _ = root.remove_empty_dir(parent);
         }
     }
     Ok(())
@@ -148,11 +154,7 @@ fn apply(plan: &Plan, sys: &System, say: &dyn Fn(&str)) -> Result<(), String> {
 /// `/`, the root of partition 1 as the boot finder finds it (mounted by it while the returned guard
 /// lives, when nothing had it mounted), or /boot on a machine without partitions (a container);
 /// else the root's /boot, resolved inside the root.
-fn boot_dir(
-    req: &Request,
-    sys: &System,
-    say: &dyn Fn(&str),
-) -> Result<(Root, Option<boot::Located>), String> {
+fn boot_dir(req: &Request, root: &Root, say: &dyn Fn(&str)) -> Result<(Root, Option<boot::Located>), String> {
     let open = |dir: &Path| Root::open(dir).map_err(|e| format!("{}: {e}", dir.display()));
     if req.boot_dir.is_none() && req.root == Path::new("/") {
         let roots = boot::Roots::host();
@@ -196,7 +198,6 @@ fn boot_dir(
             Err(e) => Err(unusable(dir, e)),
         };
     }
-    let root = sys.handle();
     let shown = root.host_path("/boot");
     match root.lstat("/boot") {
         Ok(Some(st)) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
