@@ -1,6 +1,6 @@
 //! Fuzzing entry points: each feeds arbitrary bytes to a parser and panics when an invariant breaks.
-//! The cargo-fuzz targets in `fuzz/` and the seed-corpus test (`tests/fuzz_seeds.rs`) call them, so
-//! they build with the crate and cannot drift from its API.
+//! The cargo-fuzz targets in `fuzz/` and the seed-corpus test (`tests/plain/fuzz_seeds.rs`) call them,
+//! so they build with the crate and cannot drift from its API.
 //!
 //! The binary never calls this module. It writes only below its own scratch directory (in /dev/shm
 //! or the temporary directory: a copy of an example root whose foreign files it replaces).

@@ -106,7 +106,7 @@ impl CommandDef {
 
 pub const NAME: &str = "osconf";
 /// The man page's section: an administration command, run as root (scripts/package and the
-/// packages' metadata in Cargo.toml install it there; tests/cli_docs.rs checks they agree).
+/// packages' metadata in Cargo.toml install it there; tests/tools/cli_docs.rs checks they agree).
 pub const MAN_SECTION: u8 = 8;
 pub const SUMMARY: &str = "configure a Customized Linux ECS instance from aliyun_custom_image/os.conf";
 

@@ -1,0 +1,22 @@
+//! Integration tests that need root: network namespaces with veth NICs, private mount namespaces,
+//! loop devices, PID namespaces, and the real consumers run in them (ifup, systemd-networkd, netplan,
+//! NetworkManager, wicked, OpenRC, busybox and runit init). Without root or a program they print
+//! `*** SKIPPED ***` loudly (a failure under `CI=true`). ARCHITECTURE.md's test table says which tests
+//! go here.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod faults;
+mod harness_selftest;
+mod real_boot;
+mod real_ifupdown;
+mod real_install;
+mod real_live;
+mod real_misc;
+mod real_naming;
+mod real_networkd;
+mod real_networkmanager;
+mod real_openrc;
+mod real_sysconfig;
+mod real_wicked;
