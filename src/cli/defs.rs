@@ -261,7 +261,7 @@ pub static WAIT: Flag = Flag::with_value(
 pub static INIT: Flag = Flag::with_value(
     "init",
     "NAME",
-    Complete::Words(crate::install::INIT_NAMES),
+    Complete::Words(&crate::install::INIT_NAMES),
     "the init system: systemd, sysv, openrc, runit or busybox (default: detected)",
 );
 
@@ -414,9 +414,10 @@ pub static COMMANDS: &[CommandDef] = &[
         flags: &[&ROOT, &INIT, &BOOT_DIR],
         about: "Copies this binary to <root>/usr/sbin/osconf, adds and enables the service (systemd: \
                 osconf.service in sysinit.target.wants; sysv: /etc/init.d/osconf with rcS.d or rc2-5.d \
-                links; openrc: the boot runlevel; runit: a core service, on Debian the sysv script that \
-                its stage 1 runs; busybox: a sysinit entry in \
-                /etc/inittab), creates aliyun_custom_image/ on the first partition, and records in \
+                links, and insserv's .depend.boot lines where Debian boots makefile-style; openrc: the \
+                boot runlevel, sysinit on Debian's OpenRC; runit: a core service, on Debian the sysv \
+                script that its stage 1 runs; busybox: a sysinit entry in /etc/inittab, or \
+                /etc/init.d/S39osconf where Buildroot's rcS starts S40network), creates aliyun_custom_image/ on the first partition, and records in \
                 <root>/var/lib/osconf/installed what each path was before. The init is detected from \
                 /sbin/init and the layout of /etc when --init is not given. osconf=off on the kernel \
                 command line skips osconf at boot; a failing osconf never stops the boot. Exit 0 \

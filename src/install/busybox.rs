@@ -1,10 +1,13 @@
 //! busybox init: a `::sysinit:` entry in `/etc/inittab`, in osconf's marked block, inserted before
 //! the first entry that starts the network (ifup, udhcpc, a network script) — or, when no entry
 //! does, after the last sysinit entry, once the file systems are mounted. busybox init runs sysinit
-//! entries one after the other and goes on whatever their exit status.
+//! entries one after the other and goes on whatever their exit status. Buildroot's layout instead:
+//! its `/etc/init.d/rcS` starts `/etc/init.d/S??*` in name order (the network from `S40network`),
+//! after inittab mounted the file systems; there osconf is one of them, `S39osconf`, numbered just
+//! below the network script as a Buildroot package would install it.
 
-use super::{COMMAND, INSTALL_MARKERS, Init, OFF_SWITCH, Service};
-use crate::plan::FileOp;
+use super::{COMMAND, INSTALL_MARKERS, Init, OFF_SWITCH, Service, shell_run, sysv};
+use crate::plan::{FileOp, Mode};
 use crate::render::common::blocks::{replace_block_with, split_block};
 use crate::system::System;
 
@@ -12,10 +15,12 @@ pub const INIT: Init = Init {
     name: "busybox",
     systems: "busybox init reading /etc/inittab (embedded and minimal images)",
     files,
-    paths: &[INITTAB],
+    paths: &[INITTAB, "/etc/init.d/S[0-9][0-9]osconf"],
 };
 
 const INITTAB: &str = "/etc/inittab";
+/// Buildroot's rcS, which starts the numbered scripts of /etc/init.d.
+const RCS: &str = "/etc/init.d/rcS";
 /// Words in an entry's command that mean it brings the network up.
 const NETWORK_WORDS: [&str; 5] = ["ifup", "udhcpc", "dhcp", "network", "ifconfig"];
 
@@ -45,6 +50,12 @@ fn the_entry() -> String {
 }
 
 fn files(sys: &System) -> Result<Service, String> {
+    if sys.read_text(RCS)?.is_some_and(|t| {
+        t.lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.contains("/etc/init.d/S??"))
+    }) {
+        return Ok(numbered_script(sys)?);
+    }
     let text = sys.read_text(INITTAB)?.ok_or_else(|| {
         format!(
             "{INITTAB} is missing: busybox init then uses its built-in table, which osconf cannot \
@@ -64,6 +75,35 @@ fn files(sys: &System) -> Result<Service, String> {
         ops: vec![FileOp::write(INITTAB, new)],
         shared: vec![INITTAB.to_owned()],
         notes: vec![note],
+    })
+}
+
+/// Buildroot's way: `/etc/init.d/SNNosconf`, started by rcS with `start` just before the network.
+fn numbered_script(sys: &System) -> crate::system::Result<Service> {
+    let (number, why) = sysv::start_number(&sys.list("/etc/init.d")?);
+    let path = format!("/etc/init.d/S{number:02}osconf");
+    let text = format!(
+        "#!/bin/sh\n\
+         # Installed by osconf install; osconf uninstall removes it. {RCS} starts it with `start`\n\
+         # before the network; a failure is reported and the boot goes on; osconf=off on the kernel\n\
+         # command line skips it.\n\
+         case \"$1\" in\n\
+         start)\n{run};;\n\
+         esac\n\
+         exit 0\n",
+        run = shell_run("    ")
+    );
+    Ok(Service {
+        notes: vec![format!(
+            "{path}: {RCS} starts /etc/init.d/S??* in order (Buildroot): {why}"
+        )],
+        ops: vec![FileOp::Write {
+            path,
+            contents: text.into_bytes(),
+            mode: Mode::Exact(0o755),
+            secret: false,
+        }],
+        shared: Vec::new(),
     })
 }
 
@@ -121,6 +161,44 @@ mod tests {
         assert_eq!(lines[4], "::sysinit:/sbin/ifup -a");
         assert!(note.contains("ifup"), "{note}");
         assert_eq!(replace_block_with(&new, INSTALL_MARKERS, ""), INITTAB_NET);
+    }
+
+    /// Buildroot's rcS, as its skeleton ships it (the loop, shortened).
+    const BUILDROOT_RCS: &str = "#!/bin/sh\n# Start all init scripts in /etc/init.d\n\
+        for i in /etc/init.d/S??* ;do\n     [ ! -f \"$i\" ] && continue\n     $i start\ndone\n";
+
+    #[test]
+    fn buildroot_numbered_script_just_below_the_network() {
+        use crate::render::common::testing::fake_root;
+        let root = fake_root(
+            &[
+                (
+                    "/etc/inittab",
+                    "::sysinit:/bin/mount -a\n::sysinit:/etc/init.d/rcS\n",
+                ),
+                ("/etc/init.d/rcS", BUILDROOT_RCS),
+                ("/etc/init.d/S01syslogd", ""),
+                ("/etc/init.d/S40network", ""),
+            ],
+            &[],
+        );
+        let service = files(&System::probe(root.path()).unwrap()).unwrap();
+        assert_eq!(service.ops.len(), 1);
+        let FileOp::Write {
+            path, contents, mode, ..
+        } = &service.ops[0]
+        else {
+            panic!()
+        };
+        assert_eq!(path, "/etc/init.d/S39osconf");
+        assert!(INIT.owns(path));
+        assert_eq!(*mode, Mode::Exact(0o755));
+        let text = String::from_utf8_lossy(contents);
+        assert!(
+            text.contains("start)\n    case") && text.contains(COMMAND),
+            "{text}"
+        );
+        assert!(service.shared.is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! manifest of what every path was before. Nothing here writes: `run` applies the plans.
 
 mod busybox;
+mod insserv;
 mod manifest;
 mod openrc;
 pub mod run;
@@ -76,8 +77,16 @@ pub fn find(name: &str) -> Option<&'static Init> {
     INITS.iter().copied().find(|i| i.name == name)
 }
 
-/// The names of [`INITS`], in order (for `--init` and its completion).
-pub const INIT_NAMES: &[&str] = &["systemd", "sysv", "openrc", "runit", "busybox"];
+/// The names of [`INITS`], in order (for `--init` and its completion), taken from them.
+pub const INIT_NAMES: [&str; INITS.len()] = {
+    let mut names = [""; INITS.len()];
+    let mut i = 0;
+    while i < INITS.len() {
+        names[i] = INITS[i].name;
+        i += 1;
+    }
+    names
+};
 
 /// The init system of the target and the evidence, or an error listing what was probed. The
 /// program that /sbin/init is decides first; without one (an image root built in pieces, a
@@ -104,15 +113,21 @@ pub fn detect(sys: &System) -> Result<(&'static Init, String), String> {
         })
     };
     let link = || format!("/sbin/init -> {}", init_link.as_deref().unwrap_or(""));
-    let starts_openrc = inittab
-        .lines()
-        .any(|l| !l.trim_start().starts_with('#') && l.contains("openrc"));
+    // Debian's openrc keeps sysvinit's inittab and makes its rcS script run `openrc sysinit`.
+    let rcs = sys.read_text("/etc/init.d/rcS")?.unwrap_or_default();
+    let starts_openrc = [&inittab, &rcs].iter().any(|t| {
+        t.lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.contains("openrc"))
+    });
     let found = if is_link_to(&["systemd"]) {
         Some((&systemd::INIT, link()))
     } else if is_link_to(&["runit-init", "runit"]) {
         Some((&runit::INIT, link()))
     } else if is_link_to(&["openrc-init"]) || starts_openrc {
-        Some((&openrc::INIT, "/etc/inittab starts openrc".into()))
+        Some((
+            &openrc::INIT,
+            "/etc/inittab or /etc/init.d/rcS starts openrc".into(),
+        ))
     } else if is_link_to(&["busybox"]) {
         Some((&busybox::INIT, link()))
     } else if runit_stage {
@@ -146,7 +161,7 @@ pub fn detect(sys: &System) -> Result<(&'static Init, String), String> {
             format!(
                 "cannot tell the init system of {}: probed /sbin/init ({}), /etc/runit/1, \
              /lib/systemd/systemd, /usr/lib/systemd/systemd, /etc/inittab (::sysinit: or \
-             initdefault entries, openrc), /etc/runlevels, /etc/systemd/system/*.wants, /etc/init.d \
+             initdefault entries, openrc), /etc/init.d/rcS (openrc), /etc/runlevels, /etc/systemd/system/*.wants, /etc/init.d \
              with rc?.d; choose one with --init {}",
                 sys.root().display(),
                 init_link.map_or("no link".to_owned(), |t| format!("-> {t}")),
@@ -384,11 +399,6 @@ mod tests {
     use super::*;
     use crate::render::common::testing::fake_root;
 
-    #[test]
-    fn init_names_follow_the_registry() {
-        assert_eq!(INIT_NAMES, INITS.map(|i| i.name));
-    }
-
     /// Whatever a target looks like, every path an init's `files` gives is one its `paths` own,
     /// and nothing else is.
     #[test]
@@ -470,6 +480,18 @@ mod tests {
                 "sysv",
             ),
             (&[("/etc/runlevels/boot/x", "")], &[], "openrc"),
+            (
+                &[
+                    ("/etc/inittab", "id:2:initdefault:\nsi::sysinit:/etc/init.d/rcS\n"),
+                    (
+                        "/etc/init.d/rcS",
+                        "#!/bin/sh\nset -e\nexec /sbin/openrc sysinit\n",
+                    ),
+                    ("/etc/rcS.d/S01x", ""),
+                ],
+                &[],
+                "openrc",
+            ),
             (
                 &[("/etc/systemd/system/multi-user.target.wants/a.service", "")],
                 &[],

@@ -15,7 +15,15 @@ pub const INIT: Init = Init {
     systems: "runit (Void Linux core services; Debian's runit boot-run)",
     files,
     // Its core service in either directory, or sysv's files where stage 1 starts rcS.d's scripts.
-    paths: &[PATHS[0], PATHS[1], sysv::PATHS[0], sysv::PATHS[1], sysv::PATHS[2]],
+    paths: &[
+        PATHS[0],
+        PATHS[1],
+        sysv::PATHS[0],
+        sysv::PATHS[1],
+        sysv::PATHS[2],
+        sysv::PATHS[3],
+        sysv::PATHS[4],
+    ],
 };
 
 /// In Void's directory first: it is also the one to create when neither exists.

@@ -2,10 +2,16 @@
 //! and before the network scripts (`X-Start-Before`, not the vendor sample's `$network`, which
 //! would run it after the network it then reconfigures), enabled by start links as insserv or
 //! update-rc.d would make them: in rcS.d where the system has one (Debian), else in rc2.d–rc5.d
-//! (Red Hat's layout), numbered just below the first network script's link.
+//! (Red Hat's layout), numbered just below the first network script's link. Where `/lib/init/rc`
+//! boots makefile-style (Debian with insserv: `startpar -M` starts only what `.depend.boot` lists),
+//! osconf's lines go into that file too, as insserv would write them ([`super::insserv`]); Red
+//! Hat's rc (chkconfig, read from the `# chkconfig:` line) and Debian's `CONCURRENCY=none` start
+//! the links in name order.
 
-use super::{Init, Service, shell_run};
+use super::insserv::{self, DEPEND_BOOT, DEPEND_START};
+use super::{INSTALL_MARKERS, Init, Service, shell_run};
 use crate::plan::{FileOp, Mode};
+use crate::render::common::blocks::replace_block_with;
 use crate::system::System;
 
 pub const INIT: Init = Init {
@@ -15,17 +21,19 @@ pub const INIT: Init = Init {
     paths: &PATHS,
 };
 
-/// The script and its start links as `files` makes them: in one of RC_BASES, runlevel S or 2-5,
-/// two digits (runit on Debian installs these too).
-pub const PATHS: [&str; 3] = [
+/// The script, its start links as `files` makes them (in one of RC_BASES, runlevel S or 2-5, two
+/// digits) and insserv's dependency files (runit on Debian installs these too).
+pub const PATHS: [&str; 5] = [
     SCRIPT,
     "/etc/rc[S2345].d/S[0-9][0-9]osconf",
     "/etc/rc.d/rc[S2345].d/S[0-9][0-9]osconf",
+    DEPEND_BOOT,
+    DEPEND_START,
 ];
 
 const SCRIPT: &str = "/etc/init.d/osconf";
 /// The scripts that bring the network up on the distributions sysvinit serves.
-const NETWORK_SCRIPTS: [&str; 7] = [
+const NETWORK_SCRIPTS: [&str; 8] = [
     "networking",
     "network",
     "NetworkManager",
@@ -33,6 +41,7 @@ const NETWORK_SCRIPTS: [&str; 7] = [
     "ifupdown",
     "wicked",
     "connman",
+    "dhcpcd",
 ];
 /// Where the runlevel directories are, Debian's first.
 const RC_BASES: [&str; 2] = ["/etc", "/etc/rc.d"];
@@ -75,16 +84,40 @@ fn files(sys: &System) -> Result<Service, String> {
             target: "../init.d/osconf".to_owned(),
         });
     }
-    Ok(Service {
-        ops,
-        shared: Vec::new(),
-        notes,
-    })
+    let mut shared = Vec::new();
+    if insserv::makefile_boot(sys)? {
+        let depend = if levels == ["S"] {
+            DEPEND_BOOT
+        } else {
+            DEPEND_START
+        };
+        let text = sys.read_text(depend)?.unwrap_or_default();
+        let mut new = replace_block_with(&text, INSTALL_MARKERS, "");
+        match insserv::block(sys, &new, &NETWORK_SCRIPTS)? {
+            Some(block) => {
+                if !new.is_empty() && !new.ends_with('\n') {
+                    new.push('\n');
+                }
+                new.push_str(INSTALL_MARKERS.begin);
+                new.push_str(&block);
+                new.push_str(INSTALL_MARKERS.end);
+                notes.push(format!(
+                    "{depend}: osconf listed as insserv lists it (/lib/init/rc boots makefile-style: \
+                     startpar starts only what this file names)"
+                ));
+            }
+            None => notes.push(format!("{depend} already lists osconf (insserv ran)")),
+        }
+        ops.push(FileOp::write(depend, new));
+        shared.push(depend.to_owned());
+    }
+    Ok(Service { ops, shared, notes })
 }
 
 /// The start number for osconf among the links `names` of a runlevel directory: one below the
 /// first network script's, so that it runs before it (links of one number run in name order).
-fn start_number(names: &[String]) -> (u32, String) {
+/// Buildroot's numbered scripts in /etc/init.d follow the same rule.
+pub fn start_number(names: &[String]) -> (u32, String) {
     let start = |n: &String| -> Option<(u32, String)> {
         let rest = n.strip_prefix('S')?;
         let number = rest.get(..2)?.parse().ok()?;

@@ -185,11 +185,14 @@ fn openrc_script_in_the_boot_runlevel() {
     let dir = tempfile::tempdir().unwrap();
     let root = example_root(dir.path(), "alpine3");
     fs::create_dir(root.join("boot")).unwrap();
+    // Alpine's localmount service (openrc's package).
+    fs::create_dir_all(root.join("etc/init.d")).unwrap();
+    fs::write(root.join("etc/init.d/localmount"), "#!/sbin/openrc-run\n").unwrap();
     round_trip(&root, None, |root| {
         let script = read(root, "/etc/init.d/osconf");
         assert!(script.starts_with("#!/sbin/openrc-run\n"), "{script}");
         assert!(
-            script.contains("depend() {\n    need localmount\n    before net sshd\n}"),
+            script.contains("depend() {\n    need localmount\n    before net networking ifupdown"),
             "{script}"
         );
         assert_eq!(link(root, "/etc/runlevels/boot/osconf"), "/etc/init.d/osconf");

@@ -1,12 +1,16 @@
 //! What `osconf install` writes, read by the programs that read it at boot or enable it: systemd's
 //! own verifier and `systemctl --root` (its view of the enablement must be the one install made),
-//! insserv (the LSB header must parse, and insserv must enable the script with the very link
-//! install made), OpenRC's rc-depend and rc-update (Debian's packages unpacked into a chroot of the
-//! image: its deptree must order osconf before net and sshd), busybox init itself (booted in a PID
-//! namespace: it runs osconf's entry after the mounts, before the network, and goes on when osconf
-//! fails), runit itself (Debian's package as PID 1 of a PID namespace with Debian's stage 1: the
-//! same order and the same going on), and `sh -n` for every script. The OpenRC, busybox and runit
-//! tests need root; a missing tool is a loud skip (a failure under CI=true).
+//! insserv and startpar (in a chroot of the scratch root: insserv must make from the LSB header the
+//! very link and boot graph install made, startpar must start osconf between mountall and
+//! networking as Debian's makefile-style boot does), OpenRC's rc-depend and rc-update (Debian's
+//! packages unpacked into a chroot of the image: its deptree must order osconf before the network,
+//! on an Alpine-like root and on Debian's OpenRC of LSB scripts), busybox init itself (booted in a
+//! PID namespace: it runs osconf's entry — or Buildroot's rcS its S39osconf — after the mounts,
+//! before the network, and goes on when osconf fails), runit itself (Debian's package as PID 1 of
+//! a PID namespace with Debian's stage 1: the same order and the same going on), and `sh -n` for
+//! every script. All but systemd's need root; a missing tool is a loud skip (a failure under
+//! CI=true). Tools that write to fixed paths run in a chroot of the scratch directory, never on
+//! the host.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -83,21 +87,57 @@ fn systemd_verifies_the_unit_and_agrees_it_is_enabled() {
     );
 }
 
-/// An LSB init script that insserv accepts.
+/// An LSB init script that insserv accepts, appending `NAME start` to /log when run.
 fn lsb_script(provides: &str, required: &str) -> String {
     format!(
         "#!/bin/sh\n### BEGIN INIT INFO\n# Provides:          {provides}\n# Required-Start:    {required}\n\
-         # Required-Stop:\n# Default-Start:     S\n# Default-Stop:\n### END INIT INFO\n"
+         # Required-Stop:\n# Default-Start:     S\n# Default-Stop:\n### END INIT INFO\n\
+         echo \"${{0##*/}} $1\" >> /log\n"
     )
 }
 
+/// startpar's reading of a `.depend.*` file: every `TARGETS =` line and every `target: deps` line
+/// adds up (`#` lines skipped); target → its dependencies, sorted.
+fn makefile_graph(text: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut graph = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        if let Some(rest) = line.strip_prefix("TARGETS =") {
+            for t in rest.split_whitespace() {
+                graph.entry(t.to_owned()).or_default();
+            }
+        } else if let Some((target, deps)) = line.split_once(':')
+            && !line.starts_with("INTERACTIVE")
+        {
+            let entry = graph.entry(target.trim().to_owned()).or_default();
+            entry.extend(deps.split_whitespace().map(str::to_owned));
+            entry.sort();
+            entry.dedup();
+        }
+    }
+    graph
+}
+
+/// Debian's sysvinit boot as insserv leaves it, checked by the programs that read it: insserv (run
+/// in a chroot of the scratch root, so that its `.depend.*` files land there and nowhere on the
+/// host) must make from osconf's LSB header the very link install made and the same boot graph as
+/// osconf's block in `.depend.boot`; Debian's startpar, as `/lib/init/rc` runs it with
+/// `CONCURRENCY=makefile`, must start osconf after the local file systems and before networking,
+/// and no more once osconf is uninstalled (which puts `.depend.boot` back byte for byte).
 #[test]
-fn insserv_reads_the_header_and_links_it_where_install_did() {
-    let Some(insserv) = program("insserv") else {
+fn insserv_and_startpar_boot_osconf_between_mountall_and_networking() {
+    const TEST: &str = "insserv_and_startpar_boot_osconf_between_mountall_and_networking";
+    if !rustix::process::geteuid().is_root() {
+        return cannot_run(TEST, "needs root (chroot, a PID namespace)");
+    }
+    let (Some(insserv), Some(busybox)) = (program("insserv"), static_busybox()) else {
         return cannot_run(
-            "insserv_reads_the_header_and_links_it_where_install_did",
-            "insserv is not installed (Debian package insserv)",
+            TEST,
+            "needs insserv and a static /bin/busybox (packages insserv, busybox-static)",
         );
+    };
+    let startpar = match unpacked_debs("startpar-debs", &["startpar"], "bin/startpar") {
+        Ok(dir) => dir.join("bin/startpar"),
+        Err(why) => return cannot_run(TEST, &why),
     };
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
@@ -105,8 +145,15 @@ fn insserv_reads_the_header_and_links_it_where_install_did() {
     for level in ["0", "1", "2", "3", "4", "5", "6", "S"] {
         fs::create_dir_all(etc.join(format!("rc{level}.d"))).unwrap();
     }
-    fs::create_dir_all(etc.join("init.d")).unwrap();
-    fs::create_dir_all(root.join("boot")).unwrap();
+    for d in ["etc/init.d", "boot", "sbin", "bin", "proc", "dev"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::copy(&insserv, root.join("sbin/insserv")).unwrap();
+    copy_libraries(&insserv, &root);
+    fs::copy(&startpar, root.join("bin/startpar")).unwrap();
+    copy_libraries(&startpar, &root);
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
     fs::write(etc.join("inittab"), "id:2:initdefault:\n").unwrap();
     // The facilities ($local_fs…) as Debian's insserv package defines them.
     fs::write(
@@ -117,25 +164,30 @@ fn insserv_reads_the_header_and_links_it_where_install_did() {
     let scripts = [
         ("mountkernfs.sh", "mountkernfs", ""),
         ("mountall.sh", "mountall", "mountkernfs"),
+        ("mountall-bootclean.sh", "mountall-bootclean", "mountall"),
         ("urandom", "urandom", "$local_fs"),
         (
             "networking",
             "networking ifupdown",
             "mountkernfs $local_fs urandom",
         ),
+        ("mountnfs.sh", "mountnfs", "$local_fs $network"),
     ];
     for (file, provides, required) in scripts {
         let path = etc.join("init.d").join(file);
         fs::write(&path, lsb_script(provides, required)).unwrap();
-        use std::os::unix::fs::PermissionsExt as _;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let init_d = etc.join("init.d");
-    let insserv_run = |args: &[&str]| {
-        let (ok, said) = output(Command::new(&insserv).arg("-p").arg(&init_d).args(args));
-        assert!(ok && !said.contains("warning"), "insserv {args:?}:\n{said}");
+    let in_chroot = |root: &Path, args: &[&str]| {
+        let (ok, said) = output(Command::new("chroot").arg(root).args(args));
+        assert!(ok && !said.contains("warning"), "{args:?}:\n{said}");
     };
-    insserv_run(&["mountkernfs.sh", "mountall.sh", "urandom", "networking"]);
+    let mut args = vec!["/sbin/insserv"];
+    args.extend(scripts.map(|(file, _, _)| file));
+    in_chroot(&root, &args);
+    let depend = |root: &Path| fs::read_to_string(root.join("etc/init.d/.depend.boot")).unwrap();
+    let before = depend(&root);
+    assert!(!before.contains("osconf"), "{before}");
 
     osconf_install(&root, "sysv");
     let rcs = |root: &Path| -> Vec<String> {
@@ -147,38 +199,100 @@ fn insserv_reads_the_header_and_links_it_where_install_did() {
         v
     };
     let installed = rcs(&root);
-    // One below networking's S04, as insserv numbered it.
-    assert!(installed.contains(&"S03osconf".to_owned()), "{installed:?}");
+    // One below networking's, as insserv numbered it.
+    let at = |name: &str| {
+        installed
+            .iter()
+            .position(|l| l.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} not linked: {installed:?}"))
+    };
+    assert!(
+        at("mountall-bootclean.sh") < at("osconf") && at("osconf") < at("networking"),
+        "{installed:?}"
+    );
 
-    // insserv itself, from the header alone: it removes install's link and makes the same again,
-    // osconf after the local file systems and before networking.
+    // insserv itself, from the header alone, on a copy: it removes install's link and makes the
+    // same again, and regenerates .depend.boot with the same graph as install's block gives.
     let copy = dir.path().join("copy");
     copy_tree(&root, &copy).unwrap();
-    let copy_init_d = copy.join("etc/init.d");
-    let (ok, said) = output(
-        Command::new(&insserv)
-            .arg("-p")
-            .arg(&copy_init_d)
-            .args(["-r", "osconf"]),
-    );
-    assert!(ok, "insserv -r:\n{said}");
+    in_chroot(&copy, &["/sbin/insserv", "-r", "osconf"]);
     assert!(
         !rcs(&copy).iter().any(|l| l.contains("osconf")),
         "{:?}",
         rcs(&copy)
     );
-    let (ok, said) = output(Command::new(&insserv).arg("-p").arg(&copy_init_d).arg("osconf"));
-    assert!(ok && !said.contains("warning"), "insserv osconf:\n{said}");
+    in_chroot(&copy, &["/sbin/insserv", "osconf"]);
     assert_eq!(
         rcs(&copy),
         installed,
         "insserv enables osconf elsewhere than install"
     );
-    let at = |name: &str| installed.iter().position(|l| l.ends_with(name)).unwrap();
-    assert!(
-        at("mountall.sh") < at("osconf") && at("osconf") < at("networking"),
-        "{installed:?}"
+    let ours = makefile_graph(&depend(&root));
+    let theirs = makefile_graph(&depend(&copy));
+    assert_eq!(
+        ours,
+        theirs,
+        "install:\n{}\ninsserv:\n{}",
+        depend(&root),
+        depend(&copy)
     );
+    assert_eq!(ours["osconf"], ["mountall-bootclean.sh", "mountall.sh"]);
+
+    // startpar as /lib/init/rc runs it for runlevel S at boot, in a PID and mount namespace.
+    let boot = |root: &Path| -> Vec<String> {
+        let _ = fs::remove_file(root.join("log"));
+        let shell = format!(
+            "mount -t proc proc '{r}/proc' && mount --bind /dev '{r}/dev' && \
+             chroot '{r}' /bin/startpar -p 4 -t 20 -T 3 -M boot -P N -R S",
+            r = root.display()
+        );
+        let (ok, said) = output(Command::new("timeout").args([
+            "60",
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &shell,
+        ]));
+        assert!(ok, "startpar:\n{said}");
+        fs::read_to_string(root.join("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let stand_in = root.join("usr/sbin/osconf");
+    fs::write(&stand_in, "#!/bin/sh\necho \"osconf $*\" >> /log\n").unwrap();
+    let started = boot(&root);
+    let pos = |name: &str| {
+        started
+            .iter()
+            .position(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} not started: {started:?}"))
+    };
+    assert!(
+        pos("mountall-bootclean.sh start") < pos("osconf apply")
+            && pos("osconf apply") < pos("networking start"),
+        "{started:?}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(["uninstall", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(depend(&root), before);
+    fs::create_dir_all(root.join("usr/sbin")).unwrap();
+    fs::write(&stand_in, "#!/bin/sh\necho \"osconf $*\" >> /log\n").unwrap();
+    fs::set_permissions(&stand_in, fs::Permissions::from_mode(0o755)).unwrap();
+    let started = boot(&root);
+    assert!(!started.iter().any(|l| l.starts_with("osconf")), "{started:?}");
+    assert!(started.iter().any(|l| l == "networking start"), "{started:?}");
 }
 
 #[test]
@@ -238,59 +352,30 @@ fn copy_libraries(program: &Path, root: &Path) {
     }
 }
 
-#[test]
-fn openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees() {
-    const TEST: &str = "openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees";
-    if !rustix::process::geteuid().is_root() {
-        return cannot_run(TEST, "needs root (chroot)");
-    }
-    let busybox = Path::new("/bin/busybox");
-    if !busybox.is_file() || program("apt-get").is_none() || program("ldd").is_none() {
-        return cannot_run(TEST, "needs busybox-static, apt-get and ldd");
-    }
-    let openrc = match unpacked_debs(
+/// Debian's openrc (and the libraries it needs) unpacked once, or why not.
+fn openrc_debs() -> Result<PathBuf, String> {
+    unpacked_debs(
         "openrc-debs",
         &["openrc", "librc1", "libeinfo1"],
         "lib/rc/bin/rc-depend",
-    ) {
-        Ok(dir) => dir,
-        Err(why) => return cannot_run(TEST, &why),
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let root = example_root(dir.path(), "alpine3");
-    fs::create_dir(root.join("boot")).unwrap();
-    osconf_install(&root, "openrc");
-    let installed = entries(&root);
+    )
+}
 
-    // A chroot: the image, OpenRC's programs with their libraries, busybox as /bin/sh, and the
-    // services osconf names (as Alpine's provide them).
-    copy_tree(&openrc, &root).unwrap();
-    copy_libraries(&openrc.join("lib/rc/bin/rc-depend"), &root);
-    copy_libraries(&openrc.join("sbin/rc-update"), &root);
+/// Makes `root` a chroot holding OpenRC's programs with their libraries and busybox as /bin/sh,
+/// runs `rc-depend -u` there (OpenRC sources each script's depend(), or reads its LSB header with
+/// lsb2rcconf) and returns, per service name, its lines of the deptree.
+fn openrc_deptree(root: &Path, openrc: &Path) -> impl Fn(&str) -> Vec<String> {
+    copy_tree(openrc, root).unwrap();
+    for program in ["lib/rc/bin/rc-depend", "sbin/rc-update", "lib/rc/bin/lsb2rcconf"] {
+        copy_libraries(&openrc.join(program), root);
+    }
     fs::create_dir_all(root.join("bin")).unwrap();
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
     std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
     fs::create_dir_all(root.join("run/openrc")).unwrap();
-    for (name, depend) in [
-        ("root", ":"),
-        ("localmount", "need root"),
-        ("networking", "provide net; need localmount"),
-        ("sshd", "need net"),
-    ] {
-        let path = root.join("etc/init.d").join(name);
-        fs::write(&path, format!("#!/sbin/openrc-run\ndepend() {{ {depend}; }}\n")).unwrap();
-        use std::os::unix::fs::PermissionsExt as _;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let chroot = |args: &[&str]| {
-        let (ok, said) = output(Command::new("chroot").arg(&root).args(args));
-        assert!(ok, "chroot {args:?}:\n{said}");
-        said
-    };
-    // OpenRC sources the script's depend() and resolves the tree itself.
-    chroot(&["/lib/rc/bin/rc-depend", "-u"]);
+    openrc_chroot(root, &["/lib/rc/bin/rc-depend", "-u"]);
     let deptree = fs::read_to_string(root.join("run/openrc/deptree")).unwrap();
-    let service = |name: &str| -> Vec<String> {
+    move |name: &str| -> Vec<String> {
         let index = deptree
             .lines()
             .find_map(|l| {
@@ -305,7 +390,62 @@ fn openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees() {
             .filter_map(|l| l.strip_prefix(&prefix))
             .map(str::to_owned)
             .collect()
+    }
+}
+
+fn openrc_chroot(root: &Path, args: &[&str]) {
+    let (ok, said) = output(Command::new("chroot").arg(root).args(args));
+    assert!(ok, "chroot {args:?}:\n{said}");
+}
+
+/// The links under /etc/runlevels of `root`, as `path->target`.
+fn runlevel_links(root: &Path) -> Vec<String> {
+    entries(root)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("etc/runlevels/"))
+        .map(|(k, v)| format!("{k}{v}"))
+        .collect()
+}
+
+/// `rc-update del` then `add` in `level` gives back the very links install made.
+fn rc_update_agrees(root: &Path, level: &str) {
+    let installed = runlevel_links(root);
+    openrc_chroot(root, &["/sbin/rc-update", "del", "osconf", level]);
+    assert!(fs::symlink_metadata(root.join(format!("etc/runlevels/{level}/osconf"))).is_err());
+    openrc_chroot(root, &["/sbin/rc-update", "add", "osconf", level]);
+    assert_eq!(runlevel_links(root), installed);
+}
+
+#[test]
+fn openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees() {
+    const TEST: &str = "openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees";
+    if !rustix::process::geteuid().is_root() {
+        return cannot_run(TEST, "needs root (chroot)");
+    }
+    if static_busybox().is_none() || program("apt-get").is_none() || program("ldd").is_none() {
+        return cannot_run(TEST, "needs busybox-static, apt-get and ldd");
+    }
+    let openrc = match openrc_debs() {
+        Ok(dir) => dir,
+        Err(why) => return cannot_run(TEST, &why),
     };
+    let dir = tempfile::tempdir().unwrap();
+    let root = example_root(dir.path(), "alpine3");
+    fs::create_dir(root.join("boot")).unwrap();
+    fs::create_dir_all(root.join("etc/init.d")).unwrap();
+    // The services osconf names, as Alpine's provide them.
+    for (name, depend) in [
+        ("root", ":"),
+        ("localmount", "need root"),
+        ("networking", "provide net; need localmount"),
+        ("sshd", "need net"),
+    ] {
+        let path = root.join("etc/init.d").join(name);
+        fs::write(&path, format!("#!/sbin/openrc-run\ndepend() {{ {depend}; }}\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    osconf_install(&root, "openrc");
+    let service = openrc_deptree(&root, &openrc);
     let osconf = service("osconf");
     assert!(osconf.contains(&"ineed_0='localmount'".to_owned()), "{osconf:?}");
     for after in [service("net"), service("sshd")] {
@@ -316,17 +456,104 @@ fn openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees() {
             "{after:?}"
         );
     }
-    // rc-update's own removal and addition give back the very link install made.
-    chroot(&["/sbin/rc-update", "del", "osconf", "boot"]);
-    assert!(fs::symlink_metadata(root.join("etc/runlevels/boot/osconf")).is_err());
-    chroot(&["/sbin/rc-update", "add", "osconf", "boot"]);
-    let runlevels = |e: &std::collections::BTreeMap<String, String>| {
-        e.iter()
-            .filter(|(k, _)| k.starts_with("etc/runlevels/boot"))
-            .map(|(k, v)| format!("{k}{v}"))
-            .collect::<Vec<_>>()
+    assert!(root.join("etc/runlevels/boot/osconf").symlink_metadata().is_ok());
+    rc_update_agrees(&root, "boot");
+}
+
+/// Debian's openrc runs the LSB scripts, sysvinit's rcS running `openrc sysinit`: no localmount
+/// (a `need` of it fails the service), the file systems from mountall.sh and friends, networking
+/// (providing ifupdown, not net) in the sysinit runlevel. install must detect OpenRC there, link
+/// osconf in sysinit, and OpenRC's own deptree (LSB headers read by its lsb2rcconf) must order it
+/// after mountall and before networking, needing nothing that is not there.
+#[test]
+fn openrc_on_debian_runs_osconf_in_sysinit_after_mountall_before_networking() {
+    const TEST: &str = "openrc_on_debian_runs_osconf_in_sysinit_after_mountall_before_networking";
+    if !rustix::process::geteuid().is_root() {
+        return cannot_run(TEST, "needs root (chroot)");
+    }
+    if static_busybox().is_none() || program("apt-get").is_none() || program("ldd").is_none() {
+        return cannot_run(TEST, "needs busybox-static, apt-get and ldd");
+    }
+    let openrc = match openrc_debs() {
+        Ok(dir) => dir,
+        Err(why) => return cannot_run(TEST, &why),
     };
-    assert_eq!(runlevels(&entries(&root)), runlevels(&installed));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    // lsb2rcconf reads insserv.conf and scans insserv.conf.d, as Debian has them.
+    for d in [
+        "etc/init.d",
+        "etc/insserv.conf.d",
+        "etc/runlevels/sysinit",
+        "etc/runlevels/boot",
+        "etc/runlevels/default",
+        "boot",
+    ] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::write(
+        root.join("etc/inittab"),
+        "id:2:initdefault:\nsi::sysinit:/etc/init.d/rcS\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("etc/init.d/rcS"),
+        "#!/bin/sh\nset -e\nexec /sbin/openrc sysinit\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("etc/insserv.conf"),
+        "$local_fs +mountall +mountall-bootclean +mountoverflowtmp +umountfs\n$network +networking +ifupdown\n",
+    )
+    .unwrap();
+    for (file, provides, required) in [
+        ("mountall.sh", "mountall", ""),
+        ("mountall-bootclean.sh", "mountall-bootclean", "mountall"),
+        ("networking", "networking ifupdown", "$local_fs"),
+    ] {
+        let path = root.join("etc/init.d").join(file);
+        fs::write(&path, lsb_script(provides, required)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(
+            format!("/etc/init.d/{file}"),
+            root.join("etc/runlevels/sysinit").join(file),
+        )
+        .unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(["install", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.contains("init openrc detected"),
+        "{said}"
+    );
+    assert!(
+        root.join("etc/runlevels/sysinit/osconf")
+            .symlink_metadata()
+            .is_ok()
+    );
+    let service = openrc_deptree(&root, &openrc);
+    let osconf = service("osconf");
+    assert!(!osconf.iter().any(|l| l.starts_with("ineed")), "{osconf:?}");
+    for dep in ["mountall", "mountall-bootclean"] {
+        assert!(
+            osconf
+                .iter()
+                .any(|l| l.starts_with("iuse") && l.ends_with(&format!("='{dep}'"))),
+            "{osconf:?}"
+        );
+    }
+    let networking = service("networking");
+    assert!(
+        networking
+            .iter()
+            .any(|l| l.starts_with("iafter") && l.ends_with("='osconf'")),
+        "{networking:?}"
+    );
+    rc_update_agrees(&root, "sysinit");
 }
 
 #[test]
@@ -356,6 +583,50 @@ fn busybox_init_runs_the_entry_before_the_network_and_boots_on_when_it_fails() {
     )
     .unwrap();
     osconf_install(&root, "busybox");
+    boot_failing_osconf(&root, "", "/sbin/init", &["mounted", "osconf apply", "network"]);
+}
+
+/// Buildroot's layout: inittab mounts and runs rcS, whose loop starts /etc/init.d/S??* in order
+/// (the network from S40network). busybox init itself boots it: osconf between the two.
+#[test]
+fn busybox_buildroot_rcs_starts_osconf_before_s40network_and_boots_on_when_it_fails() {
+    const TEST: &str = "busybox_buildroot_rcs_starts_osconf_before_s40network_and_boots_on_when_it_fails";
+    if !rustix::process::geteuid().is_root() {
+        return cannot_run(TEST, "needs root (a PID namespace and chroot)");
+    }
+    let Some(busybox) = static_busybox() else {
+        return cannot_run(TEST, NO_STATIC_BUSYBOX);
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    for d in ["bin", "sbin", "etc/init.d", "usr/sbin", "boot", "proc"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    std::os::unix::fs::symlink("/bin/busybox", root.join("sbin/init")).unwrap();
+    fs::write(
+        root.join("etc/inittab"),
+        "::sysinit:/bin/busybox mount -t proc proc /proc\n::sysinit:/etc/init.d/rcS\n::once:/bin/busybox poweroff\n",
+    )
+    .unwrap();
+    // Buildroot's skeleton rcS (its comments left out).
+    let rcs = "#!/bin/sh\nfor i in /etc/init.d/S??* ;do\n     [ ! -f \"$i\" ] && continue\n     case \"$i\" in\n\
+               \t*.sh)\n\t    (\n\t\ttrap - INT QUIT TSTP\n\t\tset start\n\t\t. $i\n\t    )\n\t    ;;\n\
+               \t*)\n\t    $i start\n\t    ;;\n    esac\ndone\n";
+    for (name, text) in [
+        ("rcS", rcs.to_owned()),
+        ("S01mount", "#!/bin/sh\necho mounted >> /log\n".to_owned()),
+        ("S40network", "#!/bin/sh\necho network >> /log\n".to_owned()),
+    ] {
+        let path = root.join("etc/init.d").join(name);
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let inittab = fs::read_to_string(root.join("etc/inittab")).unwrap();
+    osconf_install(&root, "busybox");
+    assert!(root.join("etc/init.d/S39osconf").is_file());
+    assert_eq!(fs::read_to_string(root.join("etc/inittab")).unwrap(), inittab);
     boot_failing_osconf(&root, "", "/sbin/init", &["mounted", "osconf apply", "network"]);
 }
 
