@@ -249,11 +249,15 @@ fn ifname_overrides_reach_debian_ifup() {
     );
 }
 
-/// What `mount`s the scratch /run, /etc/network and resolv.conf over the namespace's own.
+/// What `mount`s the scratch /run, /etc/network and resolv.conf over the namespace's own. A host
+/// without /etc/network (no ifupdown: busybox alone) gets, in this private mount namespace only, a
+/// tmpfs /etc holding the two mount points: busybox's ifup and `ip` applet read nothing else there.
 fn mounts(scratch: &Path) -> String {
     let s = scratch.display();
     format!(
-        "mount --bind {s}/run /run\nmount --bind {s}/root/etc/network /etc/network\nmount --bind {s}/resolv.conf /etc/resolv.conf"
+        "[ -d /etc/network ] || {{ mount -t tmpfs tmpfs /etc; mkdir /etc/network; : > /etc/resolv.conf; }}\n\
+         mount --bind {s}/run /run\nmount --bind {s}/root/etc/network /etc/network\n\
+         mount --bind {s}/resolv.conf /etc/resolv.conf"
     )
 }
 
