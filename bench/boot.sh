@@ -29,7 +29,7 @@ smoke() { runs=10; }
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 bench_args "$@"
-((EUID == 0)) || die "needs root (a mount namespace and a loop device)"
+((EUID == 0)) || missing "needs root (a mount namespace and a loop device)"
 need cargo gcc python3 unshare losetup mkfs.ext4 mount umount
 
 bench_build

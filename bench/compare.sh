@@ -82,7 +82,7 @@ mkdir -p "$bin"
 helpers "$bin"
 measure_bin=$bin/measure
 results=$scratch/results
-vendor_extract "$scratch/vendor.orig.sh"
+vendor_extract "$scratch/vendor.orig.sh" || die "the comparison needs the vendor's script"
 for m in "${media[@]}"; do
     vendor_script "$scratch/vendor.orig.sh" "${dir[$m]}/root-vendor" "${dir[$m]}/stubs" "${dir[$m]}/vendor.sh"
     make_stubs "${dir[$m]}/stubs" "${dir[$m]}/root-vendor" "cat >${dir[$m]}/root-vendor/.chpasswd-stdin"
