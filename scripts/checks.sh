@@ -1,6 +1,7 @@
-# Sourced by the shell test scripts (scripts/test-package, scripts/test-aarch64): counts, one line per
-# check, the loud SKIPPED that fails under CI=true. The sourcing script sets `suite` (its name in the
-# summary line scripts/test-all and .ci/run count).
+# Sourced by the shell test scripts (scripts/test-package, test-aarch64, test-clone, fuzz) and by
+# bench/lib.sh for its --smoke runs: counts, one line per check, the loud SKIPPED that fails under
+# CI=true. The sourcing script sets `suite` (its name in the summary line scripts/test-all and .ci/run
+# count).
 passed=0
 failed=0
 finish() {
