@@ -3,7 +3,8 @@
 //! partition inside an image file alike. It is the one reader of these formats: the partition finder
 //! at boot and the image tools both use it. The files inside ext2/3/4 and FAT filesystems are read
 //! too (`volume`: `Image`, `Volume`; `tree`: the path walk). It only reads; it never writes, mounts
-//! or runs a tool.
+//! or runs a tool. Every byte is hostile: every number checked before it becomes an offset (`at`),
+//! every name checked before it is returned, every walk bounded per lookup and per command (`work`).
 //!
 //! What it reports follows `blkid -p` (util-linux), so that `--device UUID=…|LABEL=…` means what an
 //! administrator sees in `blkid` and `/dev/disk/by-*`.
@@ -14,6 +15,7 @@ pub mod table;
 pub mod tree;
 pub mod ufs;
 pub mod volume;
+pub mod work;
 
 use std::fs::File;
 use std::io;
@@ -21,6 +23,7 @@ use std::io;
 pub use table::{Partition, PartitionTable, TableKind};
 pub use tree::{Entry, FileType, Meta};
 pub use volume::{Image, Volume};
+pub use work::{Window, Work};
 
 /// A filesystem found by its superblock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +92,14 @@ pub fn probe<R: ReadAt + ?Sized>(r: &R, offset: u64) -> io::Result<Option<Filesy
         return Ok(Some(fs));
     }
     ufs::probe(r, offset)
+}
+
+/// `base + index × unit`: a number read from a disk made a byte offset; past 2^64 it is damage.
+pub(crate) fn at(base: u64, index: u64, unit: u64) -> io::Result<u64> {
+    index
+        .checked_mul(unit)
+        .and_then(|o| o.checked_add(base))
+        .ok_or_else(|| tree::corrupt(format!("byte {base} + {index} × {unit} is past 2^64")))
 }
 
 /// A source of bytes read at offsets (pread), without a cursor: readers take `&self`, so a view of a

@@ -1,6 +1,8 @@
 //! Partition tables: MBR (primary partitions 1–4, logical partitions 5… inside an extended one) and
 //! GPT (primary header, or the backup at the disk's last sector; CRCs checked), numbered the way the
-//! Linux kernel numbers them, so that partition 1 here is `vda1`/`nvme0n1p1` there.
+//! Linux kernel numbers them, so that partition 1 here is `vda1`/`nvme0n1p1` there. Every sector
+//! number is checked before it becomes a byte offset: a partition whose bytes overflow or lie past
+//! the end of the device is damage, never read (or written) somewhere else.
 
 use std::io;
 
@@ -58,7 +60,16 @@ impl PartitionTable {
 
     /// Where partition `p` starts, in bytes.
     pub fn offset(&self, p: &Partition) -> u64 {
-        p.start * self.sector_size
+        self.extent(p).0
+    }
+
+    /// Where partition `p` starts and how many bytes it holds. `read` checked that these lie inside
+    /// the device; for a table made otherwise, a number past 2^64 saturates.
+    pub fn extent(&self, p: &Partition) -> (u64, u64) {
+        (
+            p.start.saturating_mul(self.sector_size),
+            p.sectors.saturating_mul(self.sector_size),
+        )
     }
 }
 
@@ -75,8 +86,32 @@ impl Partition {
 }
 
 /// The partition table at the start of `r`, if it has one. A protective MBR without any valid GPT
-/// header is an error (the disk is damaged), not "no table".
+/// header is an error (the disk is damaged), not "no table"; so is a partition that does not lie
+/// inside the device (`InvalidData`).
 pub fn read<R: ReadAt + ?Sized>(r: &R) -> io::Result<Option<PartitionTable>> {
+    let Some(t) = any(r)? else {
+        return Ok(None);
+    };
+    let size = r.size()?;
+    for p in &t.partitions {
+        let end = p
+            .start
+            .checked_add(p.sectors)
+            .and_then(|e| e.checked_mul(t.sector_size));
+        if end.is_none_or(|e| e > size) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "partition {}: sectors {}+{} (of {} bytes) lie beyond the end of the disk ({size} bytes)",
+                    p.number, p.start, p.sectors, t.sector_size
+                ),
+            ));
+        }
+    }
+    Ok(Some(t))
+}
+
+fn any<R: ReadAt + ?Sized>(r: &R) -> io::Result<Option<PartitionTable>> {
     let mut mbr = [0u8; 512];
     if !read_at(r, 0, &mut mbr)? || mbr[510..] != [0x55, 0xAA] {
         return Ok(None);
@@ -184,7 +219,10 @@ fn gpt<R: ReadAt + ?Sized>(r: &R, sector_size: u64) -> io::Result<Option<Partiti
 
 fn gpt_at<R: ReadAt + ?Sized>(r: &R, sector_size: u64, lba: u64) -> io::Result<Option<PartitionTable>> {
     let mut h = vec![0u8; sector_size as usize];
-    if !read_at(r, lba * sector_size, &mut h)? || &h[..8] != b"EFI PART" {
+    let Some(at) = lba.checked_mul(sector_size) else {
+        return Ok(None);
+    };
+    if !read_at(r, at, &mut h)? || &h[..8] != b"EFI PART" {
         return Ok(None);
     }
     let header_size = le32(&h, 12) as usize;
@@ -201,24 +239,35 @@ fn gpt_at<R: ReadAt + ?Sized>(r: &R, sector_size: u64, lba: u64) -> io::Result<O
         return Ok(None);
     }
     let mut array = vec![0u8; (count * size) as usize];
-    if !read_at(r, entries_lba * sector_size, &mut array)? || crc32(&array) != le32(&h, 88) {
+    let Some(at) = entries_lba.checked_mul(sector_size) else {
+        return Ok(None);
+    };
+    if !read_at(r, at, &mut array)? || crc32(&array) != le32(&h, 88) {
         return Ok(None);
     }
-    let partitions = array
-        .chunks_exact(size as usize)
-        .enumerate()
-        .filter(|(_, e)| e[..16].iter().any(|&b| b != 0))
-        .map(|(i, e)| {
-            let (first, last) = (le64(e, 32), le64(e, 40));
-            Partition {
-                number: i as u32 + 1,
-                start: first,
-                sectors: (last + 1).saturating_sub(first),
-                type_id: guid(&e[..16]),
-                bootable: le64(e, 48) & (1 << 2) != 0,
-            }
-        })
-        .collect();
+    let mut partitions = Vec::new();
+    for (i, e) in array.chunks_exact(size as usize).enumerate() {
+        if e[..16].iter().all(|&b| b == 0) {
+            continue;
+        }
+        let (first, last) = (le64(e, 32), le64(e, 40));
+        let number = i as u32 + 1;
+        // The header's CRC holds, so this is what the table says: a damaged table, not a damaged
+        // header whose backup may be better.
+        let Some(sectors) = last.checked_add(1).and_then(|end| end.checked_sub(first)) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("GPT partition {number}: last sector {last} before its first {first}"),
+            ));
+        };
+        partitions.push(Partition {
+            number,
+            start: first,
+            sectors,
+            type_id: guid(&e[..16]),
+            bootable: le64(e, 48) & (1 << 2) != 0,
+        });
+    }
     Ok(Some(PartitionTable {
         kind: TableKind::Gpt,
         id: Some(guid(&h[56..72])),
@@ -311,6 +360,21 @@ mod tests {
         assert_eq!(read(&disk).unwrap(), None);
         disk[446] = 0x80;
         assert!(read(&disk).unwrap().unwrap().partitions[0].bootable);
+    }
+
+    #[test]
+    fn partitions_past_the_end_of_the_disk_are_damage() {
+        let mut disk = vec![0u8; 64 * 512];
+        disk[510] = 0x55;
+        disk[511] = 0xAA;
+        mbr_entry(&mut disk, 446, 0x83, 1, 63);
+        assert_eq!(read(&disk).unwrap().unwrap().partitions.len(), 1);
+        mbr_entry(&mut disk, 446, 0x83, 1, 64);
+        let e = read(&disk).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("partition 1: sectors 1+64"), "{e}");
+        mbr_entry(&mut disk, 446, 0x83, u32::MAX, u32::MAX);
+        assert!(read(&disk).is_err());
     }
 
     #[test]

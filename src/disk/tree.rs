@@ -1,9 +1,12 @@
 //! Files inside a filesystem image, read without mounting it: the types a reader returns and the
 //! one path walk every filesystem shares — resolved inside that filesystem as a chroot would (`..`
 //! stops at its root, an absolute link target starts again from it), with bounds on links followed
-//! and steps taken, so a hostile image can neither escape nor loop. It never writes.
+//! and steps taken, so a hostile image can neither escape nor loop; every component walked is paid
+//! to the command's [`Work`], so many lookups cannot add up to a long walk either. It never writes.
 
 use std::io;
+
+use super::work::Work;
 
 /// At most this many symbolic links are followed in one lookup (Linux's `MAXSYMLINKS`: ELOOP).
 const MAX_LINKS: usize = 40;
@@ -59,14 +62,38 @@ pub(crate) fn corrupt(what: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.into())
 }
 
+/// Why a name read from a directory cannot be one, if it cannot: empty, holding `/` or NUL, or
+/// `.`/`..` where `dots` (that very one, in its place) is false. Every filesystem's reader asks.
+pub(crate) fn check_name(name: &[u8], dots: bool) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty");
+    }
+    if name.contains(&b'/') {
+        return Err("holds a slash");
+    }
+    if name.contains(&0) {
+        return Err("holds a NUL byte");
+    }
+    if (name == b"." || name == b"..") && !dots {
+        return Err("is a dot entry out of its place");
+    }
+    Ok(())
+}
+
 /// The node `path` names (relative paths are taken from the root), following links on the way and,
 /// when `follow_last`, the last one too; `None` only when a name is absent.
-pub(crate) fn resolve<T: Tree>(t: &T, path: &str, follow_last: bool) -> io::Result<Option<T::Node>> {
+pub(crate) fn resolve<T: Tree>(
+    t: &T,
+    work: &Work,
+    path: &str,
+    follow_last: bool,
+) -> io::Result<Option<T::Node>> {
     let mut stack = vec![t.root()?];
     let mut pending: Vec<Vec<u8>> = components(path.as_bytes());
     let (mut links, mut steps) = (0, 0);
     while let Some(name) = pending.pop() {
         steps += 1;
+        work.pay(1, 0)?;
         if steps > MAX_STEPS {
             return Err(corrupt(format!("{path}: more than {MAX_STEPS} path components")));
         }
@@ -117,8 +144,14 @@ fn components(path: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// The node at `path` when it is of type `want`, `None` when absent, an error when it is another.
-fn resolve_as<T: Tree>(t: &T, path: &str, follow: bool, want: FileType) -> io::Result<Option<T::Node>> {
-    let Some(node) = resolve(t, path, follow)? else {
+fn resolve_as<T: Tree>(
+    t: &T,
+    work: &Work,
+    path: &str,
+    follow: bool,
+    want: FileType,
+) -> io::Result<Option<T::Node>> {
+    let Some(node) = resolve(t, work, path, follow)? else {
         return Ok(None);
     };
     let found = t.meta(&node).file_type;
@@ -133,8 +166,8 @@ fn resolve_as<T: Tree>(t: &T, path: &str, follow: bool, want: FileType) -> io::R
 
 /// The regular file at `path` (links followed), `None` when absent; anything but a regular file, or
 /// one larger than `max`, is an error.
-pub(crate) fn read_file<T: Tree>(t: &T, path: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
-    let Some(node) = resolve_as(t, path, true, FileType::File)? else {
+pub(crate) fn read_file<T: Tree>(t: &T, work: &Work, path: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
+    let Some(node) = resolve_as(t, work, path, true, FileType::File)? else {
         return Ok(None);
     };
     let size = t.meta(&node).size;
@@ -148,20 +181,20 @@ pub(crate) fn read_file<T: Tree>(t: &T, path: &str, max: u64) -> io::Result<Opti
 }
 
 /// The entries of the directory at `path` (links followed), `None` when absent.
-pub(crate) fn list_dir<T: Tree>(t: &T, path: &str) -> io::Result<Option<Vec<Entry>>> {
-    resolve_as(t, path, true, FileType::Dir)?
+pub(crate) fn list_dir<T: Tree>(t: &T, work: &Work, path: &str) -> io::Result<Option<Vec<Entry>>> {
+    resolve_as(t, work, path, true, FileType::Dir)?
         .map(|n| t.list(&n))
         .transpose()
 }
 
 /// What `path` is; `follow` decides whether a last component that is a link is followed.
-pub(crate) fn metadata<T: Tree>(t: &T, path: &str, follow: bool) -> io::Result<Option<Meta>> {
-    Ok(resolve(t, path, follow)?.map(|n| t.meta(&n)))
+pub(crate) fn metadata<T: Tree>(t: &T, work: &Work, path: &str, follow: bool) -> io::Result<Option<Meta>> {
+    Ok(resolve(t, work, path, follow)?.map(|n| t.meta(&n)))
 }
 
 /// A link's target, `None` when absent; an error when `path` is not a link.
-pub(crate) fn read_link<T: Tree>(t: &T, path: &str) -> io::Result<Option<Vec<u8>>> {
-    resolve_as(t, path, false, FileType::Symlink)?
+pub(crate) fn read_link<T: Tree>(t: &T, work: &Work, path: &str) -> io::Result<Option<Vec<u8>>> {
+    resolve_as(t, work, path, false, FileType::Symlink)?
         .map(|n| t.read(&n, MAX_LINK))
         .transpose()
 }

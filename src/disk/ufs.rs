@@ -4,7 +4,7 @@
 
 use std::io;
 
-use super::{Filesystem, Kind, ReadAt, read_at};
+use super::{Filesystem, Kind, ReadAt, at, read_at};
 
 const PLACES_KIB: [u64; 4] = [0, 8, 64, 256];
 const MAGIC_AT: usize = 1372;
@@ -30,7 +30,7 @@ impl Version {
 pub fn probe<R: ReadAt + ?Sized>(r: &R, offset: u64) -> io::Result<Option<Filesystem>> {
     let mut sb = [0u8; MAGIC_AT + 4];
     for kib in PLACES_KIB {
-        if !read_at(r, offset + kib * 1024, &mut sb)? {
+        if !read_at(r, at(offset, kib, 1024)?, &mut sb)? {
             return Ok(None);
         }
         let raw: [u8; 4] = sb[MAGIC_AT..].try_into().expect("4");

@@ -2,7 +2,9 @@
 //! `Image::open(path)?.partition(n)?` gives a `Volume` whose files are read with `read_file`,
 //! `list_dir`, `metadata` and `read_link`, paths resolved inside that filesystem as a chroot would
 //! (see `tree`). ext2/3/4 and FAT are read; for other filesystems the error names what is there
-//! (xfs, btrfs, LVM, LUKS…). A hostile image gives errors, never a panic or a huge allocation.
+//! (xfs, btrfs, LVM, LUKS…). A hostile image gives errors, never a panic or a huge allocation, and
+//! within the work one command may do over it (`work`): every partition of an `Image` shares it,
+//! and each filesystem is read through a window on its own partition.
 
 use std::fs::File;
 use std::io;
@@ -11,6 +13,7 @@ use std::path::Path;
 use super::ext::Ext;
 use super::fat::Fat;
 use super::tree::{self, Entry, MAX_FILE, Meta};
+use super::work::{Window, Work};
 use super::{Filesystem, Kind, Partition, PartitionTable, ReadAt, read_at, table};
 
 /// qcow2's magic, "QFI\xfb".
@@ -24,13 +27,20 @@ pub struct Image {
     pub table: Option<PartitionTable>,
     /// The virtual size: the file's length.
     pub size: u64,
+    /// What reading it has cost so far, shared by its partitions.
+    work: Work,
 }
 
 impl Image {
     /// Opens a raw image and reads its partition table. A qcow2 image is refused (`InvalidInput`)
     /// with the `qemu-img convert` command that makes it raw.
     pub fn open(path: &Path) -> io::Result<Image> {
-        let file = File::open(path)?;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Non-blocking: a FIFO given as the image must not hang the open (it is refused below).
+        let file = File::options()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(io::Error::new(
@@ -50,7 +60,18 @@ impl Image {
             file,
             table,
             size: meta.len(),
+            work: Work::new(),
         })
+    }
+
+    /// The work shared by every reader of this image (the staged copies of its partitions too).
+    pub fn work(&self) -> &Work {
+        &self.work
+    }
+
+    /// The first damage a reader found in the image, if any.
+    pub fn damage(&self) -> Option<String> {
+        self.work.damage()
     }
 
     /// Partition `n` of the table, as the kernel numbers them.
@@ -63,19 +84,25 @@ impl Image {
             .ok_or_else(|| not_found(format!("the {} table has no partition {n}", t.kind.name())))
     }
 
-    /// Where partition `n` starts and how long it is, in bytes.
+    /// Where partition `n` starts and how long it is, in bytes (inside the image: the table's
+    /// reader checked it).
     pub fn extent(&self, n: u32) -> io::Result<(u64, u64)> {
         let p = self.partition_entry(n)?;
         let t = self.table.as_ref().expect("a partition has a table");
-        Ok((t.offset(p), p.sectors * t.sector_size))
+        Ok(t.extent(p))
     }
 
     /// The filesystem of partition `n`, opened for reading. `NotFound`: no such partition;
     /// `Unsupported`: a filesystem this reader does not read (the message names it) or none.
     pub fn partition(&self, n: u32) -> io::Result<Volume<File>> {
-        let (offset, _) = self.extent(n)?;
-        Volume::open(self.file.try_clone()?, offset)
-            .map_err(|e| io::Error::new(e.kind(), format!("partition {n}: {e}")))
+        let (offset, len) = self.extent(n)?;
+        Window::new(self.file.try_clone()?, offset, len, self.work.clone())
+            .and_then(Volume::on)
+            .map_err(|e| {
+                let e = io::Error::new(e.kind(), format!("partition {n}: {e}"));
+                self.work.note(&e);
+                e
+            })
     }
 }
 
@@ -86,7 +113,8 @@ fn not_found(what: String) -> io::Error {
 /// A filesystem opened for reading its files.
 pub struct Volume<R> {
     pub fs: Filesystem,
-    inner: Inner<R>,
+    inner: Inner<Window<R>>,
+    work: Work,
 }
 
 impl<R> std::fmt::Debug for Volume<R> {
@@ -100,29 +128,41 @@ enum Inner<R> {
     Fat(Fat<R>),
 }
 
-/// Calls the `tree` function `$f` on whichever reader the volume has.
+/// Calls the `tree` function `$f` on whichever reader the volume has, noting damage it finds.
 macro_rules! on_tree {
-    ($v:expr, $f:ident($($a:expr),*)) => {
-        match &$v.inner {
-            Inner::Ext(t) => tree::$f(t, $($a),*),
-            Inner::Fat(t) => tree::$f(t, $($a),*),
+    ($v:expr, $f:ident($($a:expr),*)) => {{
+        let work = &$v.work;
+        let got = match &$v.inner {
+            Inner::Ext(t) => tree::$f(t, work, $($a),*),
+            Inner::Fat(t) => tree::$f(t, work, $($a),*),
+        };
+        if let Err(e) = &got {
+            work.note(e);
         }
-    };
+        got
+    }};
 }
 
 impl<R: ReadAt> Volume<R> {
-    /// The filesystem at `offset` of `r`: ext2/3/4 or FAT; anything else is `Unsupported`, named.
+    /// The filesystem at `offset` of `r` (to its end, with a work budget of its own): ext2/3/4 or
+    /// FAT; anything else is `Unsupported`, named.
     pub fn open(r: R, offset: u64) -> io::Result<Volume<R>> {
-        let Some(fs) = super::probe(&r, offset)? else {
-            let what = match other(&r, offset)? {
+        Volume::on(Window::rest(r, offset, Work::new())?)
+    }
+
+    /// The filesystem that fills window `w`.
+    pub fn on(w: Window<R>) -> io::Result<Volume<R>> {
+        let work = w.work().clone();
+        let Some(fs) = super::probe(&w, 0)? else {
+            let what = match other(&w, 0)? {
                 Some(name) => format!("holds {name}, which osconf cannot read"),
                 None => "holds no filesystem osconf recognises".to_owned(),
             };
             return Err(io::Error::new(io::ErrorKind::Unsupported, what));
         };
         let inner = match fs.kind {
-            Kind::Ext(..) => Ext::open(r, offset)?.map(Inner::Ext),
-            Kind::Fat(_) => Fat::open(r, offset)?.map(Inner::Fat),
+            Kind::Ext(..) => Ext::open(w, 0)?.map(Inner::Ext),
+            Kind::Fat(_) => Fat::open(w, 0)?.map(Inner::Fat),
             Kind::Ufs(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
@@ -131,7 +171,7 @@ impl<R: ReadAt> Volume<R> {
             }
         };
         let inner = inner.ok_or_else(|| tree::corrupt("the superblock changed while it was read"))?;
-        Ok(Volume { fs, inner })
+        Ok(Volume { fs, inner, work })
     }
 
     /// The regular file at `path` (links followed inside the filesystem), `None` when a name on the

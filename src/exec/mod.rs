@@ -37,7 +37,7 @@ use crate::plan::{FileOp, LiveAction, Mode, Plan};
 use crate::platform;
 use crate::root::{self, ConfFile, Entry, Root};
 use durable::{Meta, Saved};
-use hooks::crash_point;
+pub(crate) use hooks::crash_point;
 use journal::{JOURNAL, Journal, Was};
 
 /// Where backups go, below the root: one directory per run, named by its UTC time, readable by root

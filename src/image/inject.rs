@@ -48,6 +48,18 @@ fn refused(what: String) -> Error {
     Error::failed(None, format!("{what}; nothing was changed"))
 }
 
+/// A reader's error on the staged copy (the image's own bytes): damage is the image's.
+fn refused_io(path: &str, e: &std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::InvalidData => Error {
+            kind: crate::error::Kind::Invalid,
+            path: None,
+            message: format!("image damaged: {path}: {e}; nothing was changed"),
+        },
+        _ => refused(format!("{path}: {e}")),
+    }
+}
+
 /// `/a/b/c` → `a`, `a/b` (relative, outermost first).
 fn parents(path: &str) -> Vec<String> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
@@ -58,7 +70,7 @@ fn parents(path: &str) -> Vec<String> {
 /// the directories on the way; new files and directories belong to root. FAT takes files and
 /// directories only. Everything is read back before it counts.
 pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) -> Result<(), Error> {
-    let volume = staged.volume().map_err(|e| refused(e.to_string()))?;
+    let volume = staged.volume().map_err(|e| refused_io("the staged copy", &e))?;
     let img = staged.path().as_os_str();
     let mut new_dirs: Vec<String> = Vec::new();
     let wanted = ops
@@ -77,7 +89,7 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
             Ok(Some(m)) if m.file_type == FileType::Dir => {}
             Ok(None) if volume.symlink_metadata(&dir).ok().flatten().is_none() => new_dirs.push(dir),
             Ok(m) => return Err(refused(format!("/{dir} is {m:?}, not a directory"))),
-            Err(e) => return Err(refused(format!("/{dir}: {e}"))),
+            Err(e) => return Err(refused_io(&format!("/{dir}"), &e)),
         }
     }
     let mut modes = Vec::new();
@@ -85,7 +97,7 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
         let rel = op.path().trim_start_matches('/');
         let now = volume
             .symlink_metadata(rel)
-            .map_err(|e| refused(format!("{}: {e}", op.path())))?;
+            .map_err(|e| refused_io(op.path(), &e))?;
         if now.is_some_and(|m| m.file_type == FileType::Dir) {
             return Err(refused(format!("{} is a directory", op.path())));
         }
@@ -205,13 +217,14 @@ pub fn run(disk: &Path, conf: &Path) -> Result<String, Error> {
     let bytes = crate::conf::read(conf)?;
     crate::conf::validate(conf, bytes.expose())?;
     let mut notes = String::new();
-    if let Some(note) = super::stage::recover(disk).map_err(|e| Error::failed(Some(disk), e))? {
+    if let Some(note) = super::stage::recover(disk)? {
         notes += &format!("{note}\n");
     }
-    let image = Image::open(disk).map_err(|e| Error::invalid(disk, format!("{e}; nothing was changed")))?;
+    let nothing = "; nothing was changed";
+    let image = Image::open(disk).map_err(|e| super::unreadable(disk, &e, nothing))?;
     let volume = image
         .partition(1)
-        .map_err(|e| Error::invalid(disk, format!("{e}; nothing was changed")))?;
+        .map_err(|e| super::unreadable(disk, &e, nothing))?;
     let kind = volume.fs.kind;
     let what = volume.fs.describe();
     drop(volume);

@@ -66,8 +66,32 @@ pub fn check(path: &Path) -> Result<Vec<Item>, Error> {
         io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => {
             Error::invalid(path, format!("cannot open: {e}"))
         }
-        _ => Error::invalid(path, e.to_string()),
+        _ => unreadable(path, &e, ""),
     })?;
+    let items = check_image(path, &image)?;
+    // A check that turned damage into a warning still owes "image damaged" (and exit 2).
+    match image.damage() {
+        Some(d) => Err(damaged(path, &d, "")),
+        None => Ok(items),
+    }
+}
+
+/// An error of the image's readers as the command's: damage found (`InvalidData`: a number, a
+/// name or a walk that cannot be) is "image damaged: …", anything else the image cannot give is
+/// said as it is; both are bad input (exit 2). `then` follows the message.
+pub(crate) fn unreadable(disk: &Path, e: &io::Error, then: &str) -> Error {
+    match e.kind() {
+        io::ErrorKind::InvalidData => damaged(disk, e, then),
+        _ => Error::invalid(disk, format!("{e}{then}")),
+    }
+}
+
+/// "image damaged: WHAT" about `disk` (exit 2).
+pub(crate) fn damaged(disk: &Path, what: &dyn std::fmt::Display, then: &str) -> Error {
+    Error::invalid(disk, format!("image damaged: {what}{then}"))
+}
+
+fn check_image(path: &Path, image: &Image) -> Result<Vec<Item>, Error> {
     let size = image.size;
     let mut items = vec![if size > MIN_SIZE {
         item(
@@ -95,11 +119,11 @@ pub fn check(path: &Path) -> Result<Vec<Item>, Error> {
         ));
         return Ok(items);
     }
-    let (offset, _) = image.extent(1).map_err(|e| Error::invalid(path, e.to_string()))?;
+    let (offset, _) = image.extent(1).map_err(|e| unreadable(path, &e, ""))?;
     let first = match image.partition(1) {
         Ok(v) => Some(v),
         Err(e) if e.kind() == io::ErrorKind::Unsupported => None,
-        Err(e) => return Err(Error::invalid(path, e.to_string())),
+        Err(e) => return Err(unreadable(path, &e, "")),
     };
     let fs = match &first {
         Some(v) => v.fs.clone(),
@@ -145,7 +169,7 @@ pub fn check(path: &Path) -> Result<Vec<Item>, Error> {
             format!("{CUSTOM_DIR}/: cannot tell without mounting (UFS directories are not read)"),
         ),
     });
-    items.extend(root::check(&image));
+    items.extend(root::check(image));
     Ok(items)
 }
 

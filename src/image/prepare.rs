@@ -18,13 +18,17 @@ use crate::install;
 /// `osconf image prepare DISK`.
 pub fn run(disk: &Path) -> Result<String, Error> {
     let mut out = String::new();
-    if let Some(note) = stage::recover(disk).map_err(|e| Error::failed(Some(disk), e))? {
+    if let Some(note) = stage::recover(disk)? {
         out += &format!("{note}\n");
     }
-    let bad = |e: String| Error::invalid(disk, format!("{e}; nothing was changed"));
-    let failed = |e: String| Error::failed(Some(disk), format!("{e}; nothing was changed"));
-    let image = Image::open(disk).map_err(|e| bad(e.to_string()))?;
-    let (n, root) = view::root_partition(&image).map_err(|i| bad(i.reason))?;
+    let nothing = "; nothing was changed";
+    let bad = |e: String| Error::invalid(disk, format!("{e}{nothing}"));
+    let failed = |e: String| Error::failed(Some(disk), format!("{e}{nothing}"));
+    let image = Image::open(disk).map_err(|e| super::unreadable(disk, &e, nothing))?;
+    let (n, root) = view::root_partition(&image).map_err(|i| match image.damage() {
+        Some(d) => super::damaged(disk, &d, nothing),
+        None => bad(i.reason),
+    })?;
     if !matches!(root.fs.kind, Kind::Ext(..)) {
         return Err(bad(format!(
             "the root partition {n} is {}: prepare writes ext only",
@@ -32,14 +36,21 @@ pub fn run(disk: &Path) -> Result<String, Error> {
         )));
     }
     let root_kind = root.fs.kind;
-    let first = image.partition(1).map_err(|e| bad(e.to_string()))?;
+    let first = image
+        .partition(1)
+        .map_err(|e| super::unreadable(disk, &e, nothing))?;
     let first_kind = first.fs.kind;
     let has_dir = first
         .metadata(CONF_DIR)
-        .map_err(|e| bad(e.to_string()))?
+        .map_err(|e| super::unreadable(disk, &e, nothing))?
         .is_some_and(|m| m.file_type == FileType::Dir);
     drop(first);
 
+    // Damage the readers met while install read the root is the image's, whatever install said.
+    let failed = |e: String| match image.damage() {
+        Some(d) => super::damaged(disk, &d, nothing),
+        None => failed(e),
+    };
     let sys = view::system(disk, n, root).map_err(|e| failed(e.to_string()))?;
     let (init, why) = install::detect(&sys).map_err(failed)?;
     let binary = fs::read("/proc/self/exe").map_err(|e| failed(format!("reading /proc/self/exe: {e}")))?;

@@ -3,20 +3,33 @@
 //! image, the tools edit the copy, the caller checks the copy with `disk`'s reader, and only then
 //! are the bytes that differ written back — after their old contents went to an undo file
 //! (`DISK.osconf-undo`, flushed first). A write-back that fails is undone from memory at once; one
-//! cut short by a crash is undone by the next `image inject` or `prepare` ([`recover`]).
+//! cut short by a crash is undone by the next `image inject` or `prepare` ([`recover`]), which also
+//! removes the work directories of runs that were killed.
+//!
+//! The undo file is input like the image: anyone holding the image may have put it there. It is
+//! opened as osconf opens foreign files (no link, regular only, non-blocking, size bounded), and
+//! acted on only when it lists partitions of the image's own table and every record lies inside
+//! them; anything else is refused and kept for a person (exit 2), the image untouched.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
-use crate::disk::{Image, Volume};
+use crate::disk::{Image, Volume, Window, Work};
+use crate::error::Error;
 
 /// Compared and copied in chunks of this size; changes are found to this granularity.
 const CHUNK: u64 = 64 << 10;
 const PAGE: usize = 4096;
-const UNDO_MAGIC: &[u8] = b"osconf-undo 1\n";
+/// Version 2 lists the partitions it may write (version 1, which did not, is not acted on).
+const UNDO_MAGIC: &[u8] = b"osconf-undo 2\n";
 const UNDO_END: &[u8] = b"end\n";
+/// The largest undo file written or read: what one command may change of an image (the osconf
+/// binary, a few files and the metadata they take).
+const MAX_UNDO: u64 = 512 << 20;
+/// The most partitions an undo file lists (osconf stages two at most).
+const MAX_UNDO_PARTS: u64 = 16;
 
 /// A copy of one partition of the image, for tools to edit.
 pub struct Staged {
@@ -25,6 +38,8 @@ pub struct Staged {
     copy: PathBuf,
     offset: u64,
     len: u64,
+    /// The image's work budget: reading the copy is reading the image.
+    work: Work,
 }
 
 fn undo_path(disk: &Path) -> PathBuf {
@@ -47,10 +62,12 @@ impl Staged {
             dir,
             offset,
             len,
+            work: image.work().clone(),
         };
         staged
             .extract()
             .map_err(|e| format!("copying partition {n} of {}: {e}", disk.display()))?;
+        crate::exec::crash_point("image-staged");
         Ok(staged)
     }
 
@@ -84,7 +101,7 @@ impl Staged {
 
     /// The copy's filesystem, to check what the tools did before anything is written back.
     pub fn volume(&self) -> io::Result<Volume<File>> {
-        Volume::open(File::open(&self.copy)?, 0)
+        Volume::on(Window::rest(File::open(&self.copy)?, 0, self.work.clone())?)
     }
 
     /// The pages that differ, with their bytes in the image (old) and in the copy (new).
@@ -144,8 +161,16 @@ pub fn commit(disk: &Path, staged: &[&Staged]) -> Result<u64, String> {
     if changes.is_empty() {
         return Ok(0);
     }
+    let old: u64 = changes.iter().map(|c| 16 + c.old.len() as u64).sum();
+    if old > MAX_UNDO {
+        return Err(format!(
+            "{old} bytes of the image would change, more than the {MAX_UNDO} an undo file holds; \
+             nothing was changed"
+        ));
+    }
     let undo = undo_path(disk);
-    write_undo(&undo, &changes).map_err(|e| {
+    let parts: Vec<(u64, u64)> = staged.iter().map(|s| (s.offset, s.len)).collect();
+    write_undo(&undo, &parts, &changes).map_err(|e| {
         let _ = fs::remove_file(&undo);
         format!("writing {}: {e}; nothing was changed", undo.display())
     })?;
@@ -208,11 +233,17 @@ fn next_data(f: &File, pos: u64, end: u64) -> io::Result<Option<u64>> {
     }
 }
 
-/// The undo file: magic, then (offset, length, old bytes) records, then the end mark; flushed, and
-/// its directory too, before the image is touched.
-fn write_undo(path: &Path, changes: &[Change]) -> io::Result<()> {
+/// The undo file: magic, the partitions (offset, length) the changes lie in, then (offset, length,
+/// old bytes) records, then the end mark (all numbers u64 little-endian); flushed, and its
+/// directory too, before the image is touched.
+fn write_undo(path: &Path, parts: &[(u64, u64)], changes: &[Change]) -> io::Result<()> {
     let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
     f.write_all(UNDO_MAGIC)?;
+    f.write_all(&(parts.len() as u64).to_le_bytes())?;
+    for (at, len) in parts {
+        f.write_all(&at.to_le_bytes())?;
+        f.write_all(&len.to_le_bytes())?;
+    }
     for c in changes {
         f.write_all(&c.at.to_le_bytes())?;
         f.write_all(&(c.old.len() as u64).to_le_bytes())?;
@@ -232,57 +263,228 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 }
 
 /// Puts back what an interrupted write left in `DISK.osconf-undo`: a complete undo file is written
-/// back into the image and removed; an incomplete one (the image was not touched yet) is removed.
-/// Says what it did, `None` when there was nothing.
-pub fn recover(disk: &Path) -> Result<Option<String>, String> {
+/// back into the image and removed; one cut short (the image was not touched yet) is removed. The
+/// work directories of killed runs are removed too. Says what it did, `None` when nothing; an undo
+/// file osconf could not have written is refused (exit 2), kept, and the image left alone.
+pub fn recover(disk: &Path) -> Result<Option<String>, Error> {
+    let mut notes = sweep(disk);
     let undo = undo_path(disk);
-    let mut data = Vec::new();
-    match File::open(&undo) {
-        Ok(mut f) => f
-            .read_to_end(&mut data)
-            .map_err(|e| format!("{}: {e}", undo.display()))?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", undo.display())),
+    let refuse = |why: String| {
+        Error::invalid(
+            &undo,
+            format!(
+                "{why}: not applied and kept for a person to look at (remove it if no osconf image \
+                 command was cut short); nothing was changed"
+            ),
+        )
     };
-    let records = parse_undo(&data);
-    let Some(records) = records else {
-        fs::remove_file(&undo).map_err(|e| format!("removing {}: {e}", undo.display()))?;
-        return Ok(Some(format!(
+    let Some(data) = read_undo(&undo).map_err(refuse)? else {
+        return Ok((!notes.is_empty()).then(|| notes.join("\n")));
+    };
+    let removed = |what: String| {
+        fs::remove_file(&undo)
+            .map(|()| what)
+            .map_err(|e| Error::failed(Some(&undo), format!("removing it: {e}")))
+    };
+    let note = match parse_undo(&data) {
+        Parsed::CutShort => removed(format!(
             "removed {}: an interrupted write that had not touched the image yet",
             undo.display()
-        )));
+        ))?,
+        Parsed::Foreign => return Err(refuse("not an undo file this osconf writes".into())),
+        Parsed::Complete { parts, records } => {
+            check_undo(disk, &parts, &records).map_err(refuse)?;
+            let image = OpenOptions::new()
+                .write(true)
+                .open(disk)
+                .map_err(|e| Error::failed(Some(disk), e.to_string()))?;
+            records
+                .iter()
+                .try_for_each(|(at, old)| image.write_all_at(old, *at))
+                .and_then(|()| image.sync_all())
+                .map_err(|e| Error::failed(Some(disk), format!("putting back {}: {e}", undo.display())))?;
+            removed(format!(
+                "put back {} bytes an interrupted osconf image write had changed (from {})",
+                records.iter().map(|(_, b)| b.len()).sum::<usize>(),
+                undo.display()
+            ))?
+        }
     };
-    let image = OpenOptions::new()
-        .write(true)
-        .open(disk)
-        .map_err(|e| format!("{}: {e}", disk.display()))?;
-    records
-        .iter()
-        .try_for_each(|(at, old)| image.write_all_at(old, *at))
-        .and_then(|()| image.sync_all())
-        .map_err(|e| format!("putting back {} into {}: {e}", undo.display(), disk.display()))?;
-    fs::remove_file(&undo).map_err(|e| format!("removing {}: {e}", undo.display()))?;
-    Ok(Some(format!(
-        "put back {} bytes an interrupted osconf image write had changed (from {})",
-        records.iter().map(|(_, b)| b.len()).sum::<usize>(),
-        undo.display()
-    )))
+    notes.push(note);
+    Ok(Some(notes.join("\n")))
 }
 
-/// The records of a complete undo file; `None` when it is cut short or not one.
-fn parse_undo(data: &[u8]) -> Option<Vec<(u64, &[u8])>> {
-    let mut rest = data.strip_prefix(UNDO_MAGIC)?;
-    let mut out = Vec::new();
+/// The undo file's bytes, `None` when there is none; refused (why) when it is a link, not a
+/// regular file, or larger than any undo file osconf writes. Never blocks, never follows a link.
+fn read_undo(undo: &Path) -> Result<Option<Vec<u8>>, String> {
+    use rustix::fs::OFlags;
+    let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let f = match File::options()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(undo)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err("a link, not the file osconf writes".into());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err(format!("not a regular file ({:?})", meta.file_type()));
+    }
+    if meta.len() > MAX_UNDO + 4096 {
+        return Err(format!(
+            "{} bytes, larger than any undo file osconf writes",
+            meta.len()
+        ));
+    }
+    let mut data = Vec::new();
+    f.take(MAX_UNDO + 4097)
+        .read_to_end(&mut data)
+        .map_err(|e| e.to_string())?;
+    if data.len() as u64 > MAX_UNDO + 4096 {
+        return Err("larger than any undo file osconf writes (it grew while read)".into());
+    }
+    Ok(Some(data))
+}
+
+/// Whether the partitions an undo file lists are partitions of the image's table, and its records
+/// lie inside them: only then may it write into the image.
+fn check_undo(disk: &Path, parts: &[(u64, u64)], records: &[(u64, &[u8])]) -> Result<(), String> {
+    let image = Image::open(disk).map_err(|e| format!("{}: {e}", disk.display()))?;
+    let table: Vec<(u64, u64)> = image
+        .table
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| t.extent(p)))
+        .collect();
+    for (at, len) in parts {
+        if !table.contains(&(*at, *len)) {
+            return Err(format!(
+                "it lists bytes {at}+{len}, not a partition of {}",
+                disk.display()
+            ));
+        }
+    }
+    for (at, old) in records {
+        let end = at.checked_add(old.len() as u64);
+        let inside = parts
+            .iter()
+            .any(|(p, len)| *at >= *p && end.is_some_and(|e| e <= p + len));
+        if !inside {
+            return Err(format!(
+                "a record at byte {at} ({} bytes) lies outside the partitions it lists",
+                old.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What an undo file's bytes are.
+#[derive(Debug, PartialEq, Eq)]
+enum Parsed<'a> {
+    /// A complete undo file: the partitions it lists, its records.
+    Complete {
+        parts: Vec<(u64, u64)>,
+        records: Vec<(u64, &'a [u8])>,
+    },
+    /// The beginning of one, cut short before its end mark.
+    CutShort,
+    /// Not one osconf writes.
+    Foreign,
+}
+
+/// Parses an undo file (see [`write_undo`]).
+fn parse_undo(data: &[u8]) -> Parsed<'_> {
+    let Some(rest) = data.strip_prefix(UNDO_MAGIC) else {
+        return if UNDO_MAGIC.starts_with(data) {
+            Parsed::CutShort
+        } else {
+            Parsed::Foreign
+        };
+    };
+    let word = |b: &[u8], at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    };
+    let Some(count) = word(rest, 0) else {
+        return Parsed::CutShort;
+    };
+    if count > MAX_UNDO_PARTS {
+        return Parsed::Foreign;
+    }
+    let mut parts = Vec::new();
+    for i in 0..count as usize {
+        match (word(rest, 8 + 16 * i), word(rest, 16 + 16 * i)) {
+            (Some(at), Some(len)) => parts.push((at, len)),
+            _ => return Parsed::CutShort,
+        }
+    }
+    let mut rest = &rest[8 + 16 * count as usize..];
+    let mut records = Vec::new();
     loop {
         if rest == UNDO_END {
-            return Some(out);
+            return Parsed::Complete { parts, records };
         }
-        let at = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
-        let len = usize::try_from(u64::from_le_bytes(rest.get(8..16)?.try_into().ok()?)).ok()?;
-        let bytes = rest.get(16..16usize.checked_add(len)?)?;
-        out.push((at, bytes));
-        rest = &rest[16 + len..];
+        let (Some(at), Some(len)) = (word(rest, 0), word(rest, 8)) else {
+            return Parsed::CutShort;
+        };
+        let Some(bytes) = usize::try_from(len)
+            .ok()
+            .and_then(|len| rest.get(16..16usize.checked_add(len)?))
+        else {
+            return Parsed::CutShort;
+        };
+        records.push((at, bytes));
+        rest = &rest[16 + bytes.len()..];
     }
+}
+
+/// Removes the work directories (`DISK.osconf-work.PID.pN`) of runs that were killed, whose PID no
+/// process has any more; says what it removed. Another run's (a live PID, or the PID reused) are
+/// left alone; a link or a file of that name is not osconf's and is left alone too.
+fn sweep(disk: &Path) -> Vec<String> {
+    let Some(name) = disk.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{name}.osconf-work.");
+    let dir = match disk.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut notes = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let file_name = entry.file_name();
+        let Some((pid, part)) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|rest| rest.split_once('.'))
+        else {
+            continue;
+        };
+        let ours = part.strip_prefix('p').is_some_and(|n| n.parse::<u32>().is_ok());
+        let Some(pid) = pid.parse::<i32>().ok().and_then(rustix::process::Pid::from_raw) else {
+            continue;
+        };
+        let dead = matches!(
+            rustix::process::test_kill_process(pid),
+            Err(rustix::io::Errno::SRCH)
+        );
+        let path = entry.path();
+        if !ours || !dead || !path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        notes.push(match fs::remove_dir_all(&path) {
+            Ok(()) => format!(
+                "removed {}: the work files of an osconf image run that was killed",
+                path.display()
+            ),
+            Err(e) => format!("could not remove {} (left by a killed run): {e}", path.display()),
+        });
+    }
+    notes
 }
 
 #[cfg(test)]
@@ -298,11 +500,26 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("u");
-        write_undo(&path, &[change]).unwrap();
+        write_undo(&path, &[(1024, 8192)], &[change]).unwrap();
         let data = fs::read(&path).unwrap();
-        assert_eq!(parse_undo(&data), Some(vec![(4096, &[1u8, 2, 3][..])]));
+        assert_eq!(
+            parse_undo(&data),
+            Parsed::Complete {
+                parts: vec![(1024, 8192)],
+                records: vec![(4096, &[1u8, 2, 3][..])]
+            }
+        );
         for cut in 0..data.len() {
-            assert_eq!(parse_undo(&data[..cut]), None, "{cut}");
+            assert_eq!(parse_undo(&data[..cut]), Parsed::CutShort, "{cut}");
         }
+        assert_eq!(parse_undo(b"osconf-undo 1\nend\n"), Parsed::Foreign);
+        let mut many = UNDO_MAGIC.to_vec();
+        many.extend(u64::MAX.to_le_bytes());
+        assert_eq!(parse_undo(&many), Parsed::Foreign);
+        let mut huge = UNDO_MAGIC.to_vec();
+        huge.extend(0u64.to_le_bytes());
+        huge.extend(0u64.to_le_bytes());
+        huge.extend(u64::MAX.to_le_bytes());
+        assert_eq!(parse_undo(&huge), Parsed::CutShort);
     }
 }

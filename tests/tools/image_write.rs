@@ -258,7 +258,10 @@ fn an_interrupted_write_is_put_back_by_the_next_inject() {
     // that page overwritten with garbage.
     let at = offsets[0];
     let old = &pristine[at as usize..at as usize + 4096];
-    let mut undo = b"osconf-undo 1\n".to_vec();
+    let mut undo = b"osconf-undo 2\n".to_vec();
+    undo.extend(1u64.to_le_bytes());
+    undo.extend(at.to_le_bytes());
+    undo.extend((16u64 << 20).to_le_bytes());
     undo.extend(at.to_le_bytes());
     undo.extend(4096u64.to_le_bytes());
     undo.extend(old);

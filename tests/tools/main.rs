@@ -11,6 +11,7 @@ mod diff;
 mod disk;
 mod disk_files;
 mod image;
+mod image_hostile;
 mod image_root;
 mod image_write;
 mod old_kernel;

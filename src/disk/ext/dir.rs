@@ -1,26 +1,63 @@
 //! ext directories, read linearly block by block — an htree (`dir_index`) directory is one too: its
 //! index lives in entries with inode 0 that a linear reader skips, as e2fsck and old kernels read it
 //! — and inline ones (`inline_data`: the parent in i_block's first 4 bytes, entries after it and in
-//! `system.data`). Every entry's lengths are checked against its block.
+//! `system.data`). Every entry's lengths are checked against its block, and its name: one holding
+//! `/` or NUL, an empty one, or `.`/`..` anywhere but the first two entries of the first block is
+//! damage (e2fsck's rule), never a name that a caller could join onto a path; so is an entry other
+//! than those two that names the root directory (a tree that contains itself).
+//!
+//! A directory read is kept, its names sorted (`Listing`), for the lookups that follow: a path
+//! walk asks the same directories again and again (every file of /etc is looked up from the root),
+//! which would otherwise read a directory of n entries n times.
 
 use std::io;
+use std::sync::Arc;
 
 use super::fs::{Ext, FLAG_INLINE_DATA, Inode};
-use crate::disk::tree::{Entry, FileType, MAX_DIR, Meta, Tree, corrupt};
+use crate::disk::tree::{Entry, FileType, MAX_DIR, Meta, Tree, check_name, corrupt};
 use crate::disk::{ReadAt, le16, le32};
 
 const ROOT_INODE: u32 = 2;
+/// Directories kept at most, and their bytes at most (a directory is at most 32 MiB).
+const KEPT_DIRS: usize = 32;
+const KEPT_BYTES: usize = 64 << 20;
 
-/// One directory entry: inode, name, and the type byte (0 without the `filetype` feature).
-struct Dirent<'a> {
-    inode: u32,
-    name: &'a [u8],
-    file_type: u8,
+/// One directory as read: its bytes and its entries, in their order and sorted by name.
+pub(crate) struct Listing {
+    data: Vec<u8>,
+    /// (where the name starts in `data`, its length, inode, type byte: 0 without `filetype`).
+    entries: Vec<(usize, u8, u32, u8)>,
+    /// Indices into `entries`, sorted by name (directory order among equal names).
+    sorted: Vec<u32>,
 }
 
-/// The entries of one directory block (or inline region) `b`, of directory inode `dir`.
-fn entries<'a>(dir: u32, b: &'a [u8], block_size: u64, out: &mut Vec<Dirent<'a>>) -> io::Result<()> {
+impl Listing {
+    fn name(&self, i: usize) -> &[u8] {
+        let (at, len, ..) = self.entries[i];
+        &self.data[at..at + usize::from(len)]
+    }
+
+    /// The inode of the first entry named `name`.
+    fn find(&self, name: &[u8]) -> Option<u32> {
+        let i = self.sorted.partition_point(|&i| self.name(i as usize) < name);
+        let &i = self.sorted.get(i)?;
+        (self.name(i as usize) == name).then(|| self.entries[i as usize].2)
+    }
+}
+
+/// The entries of one directory block (or inline region) `data[start..end]`, of directory inode
+/// `dir`; `first`: the directory's first block, which starts with `.` and `..`.
+fn entries(
+    dir: u32,
+    data: &[u8],
+    (start, end): (usize, usize),
+    block_size: u64,
+    first: bool,
+    out: &mut Vec<(usize, u8, u32, u8)>,
+) -> io::Result<()> {
+    let b = &data[start..end];
     let mut at = 0;
+    let mut index = 0;
     while at + 8 <= b.len() {
         let raw = usize::from(le16(b, at + 4));
         // 64 KiB blocks store a whole-block record as 0 or 65535 (ext4_rec_len_from_disk).
@@ -36,14 +73,24 @@ fn entries<'a>(dir: u32, b: &'a [u8], block_size: u64, out: &mut Vec<Dirent<'a>>
             )));
         }
         let inode = le32(b, at);
+        let name = &b[at + 8..at + 8 + name_len];
         if inode != 0 {
-            out.push(Dirent {
-                inode,
-                name: &b[at + 8..at + 8 + name_len],
-                file_type: b[at + 7],
-            });
+            let dots = first && index < 2 && name.len() == index + 1;
+            // Only `.` and `..` name the root directory: any other entry would make it its own
+            // descendant, a tree without end.
+            let why = check_name(name, dots)
+                .err()
+                .or((inode == ROOT_INODE && !dots).then_some("links the root directory"));
+            if let Some(why) = why {
+                return Err(corrupt(format!(
+                    "ext: directory inode {dir}: entry at byte {at}: the name {:?} {why}",
+                    String::from_utf8_lossy(name)
+                )));
+            }
+            out.push((start + at + 8, b[at + 6], inode, b[at + 7]));
         }
         at += rec;
+        index += 1;
     }
     Ok(())
 }
@@ -58,12 +105,21 @@ fn file_type(mode: u16) -> FileType {
 }
 
 impl<R: ReadAt> Ext<R> {
-    /// Calls `visit` with every entry of directory `dir` (`.` and `..` included) until it says stop.
-    fn each_entry(&self, dir: &Inode, visit: &mut dyn FnMut(&Dirent) -> bool) -> io::Result<()> {
+    /// Directory `dir`'s entries (`.` and `..` included), read once and kept for later lookups.
+    fn listing(&self, dir: &Inode) -> io::Result<Arc<Listing>> {
+        {
+            let mut kept = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = kept.iter().position(|(n, _)| *n == dir.number) {
+                let hit = kept.remove(i);
+                kept.push(hit.clone());
+                return Ok(hit.1);
+            }
+        }
         if !dir.is_dir() {
             return Err(corrupt(format!("ext: inode {} is not a directory", dir.number)));
         }
-        let (data, regions): (Vec<u8>, Vec<(usize, usize)>) = if dir.flags & FLAG_INLINE_DATA != 0 {
+        let inline = dir.flags & FLAG_INLINE_DATA != 0;
+        let (data, regions): (Vec<u8>, Vec<(usize, usize)>) = if inline {
             let mut data = dir.block.to_vec();
             data.extend(self.inline_rest(dir)?);
             let (head, all) = (dir.block.len(), data.len());
@@ -78,26 +134,39 @@ impl<R: ReadAt> Ext<R> {
             (data, regions)
         };
         let mut found = Vec::new();
-        for (start, end) in regions {
-            found.clear();
-            entries(dir.number, &data[start..end], self.block_size, &mut found)?;
-            if found.iter().any(&mut *visit) {
-                break;
-            }
+        for region in regions {
+            // An inline directory stores no `.` and `..` at all (its parent is i_block's first word).
+            let first = region.0 == 0 && !inline;
+            entries(dir.number, &data, region, self.block_size, first, &mut found)?;
         }
-        Ok(())
+        let mut listing = Listing {
+            data,
+            entries: found,
+            sorted: Vec::new(),
+        };
+        let mut sorted: Vec<u32> = (0..listing.entries.len() as u32).collect();
+        sorted.sort_by(|&a, &b| listing.name(a as usize).cmp(listing.name(b as usize)));
+        listing.sorted = sorted;
+        let listing = Arc::new(listing);
+        let mut kept = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        kept.push((dir.number, listing.clone()));
+        let mut bytes: usize = kept.iter().map(|(_, l)| l.data.len()).sum();
+        while kept.len() > KEPT_DIRS || (bytes > KEPT_BYTES && kept.len() > 1) {
+            bytes -= kept.remove(0).1.data.len();
+        }
+        Ok(listing)
     }
 
-    fn dirent_type(&self, d: &Dirent) -> io::Result<FileType> {
+    fn dirent_type(&self, inode: u32, type_byte: u8) -> io::Result<FileType> {
         if self.has_filetype() {
-            return Ok(match d.file_type {
+            return Ok(match type_byte {
                 1 => FileType::File,
                 2 => FileType::Dir,
                 7 => FileType::Symlink,
                 _ => FileType::Other,
             });
         }
-        Ok(file_type(self.inode(d.inode)?.mode))
+        Ok(file_type(self.inode(inode)?.mode))
     }
 }
 
@@ -122,38 +191,22 @@ impl<R: ReadAt> Tree for Ext<R> {
     }
 
     fn lookup(&self, dir: &Inode, name: &[u8]) -> io::Result<Option<Inode>> {
-        let mut found = None;
-        self.each_entry(dir, &mut |d| {
-            let hit = d.name == name;
-            if hit {
-                found = Some(d.inode);
-            }
-            hit
-        })?;
-        found.map(|n| self.inode(n)).transpose()
+        self.listing(dir)?.find(name).map(|n| self.inode(n)).transpose()
     }
 
     fn list(&self, dir: &Inode) -> io::Result<Vec<Entry>> {
-        let mut raw = Vec::new();
-        self.each_entry(dir, &mut |d| {
-            if d.name != b"." && d.name != b".." {
-                raw.push((d.inode, d.name.to_vec(), d.file_type));
+        let listing = self.listing(dir)?;
+        let mut out = Vec::new();
+        for (i, &(_, _, inode, type_byte)) in listing.entries.iter().enumerate() {
+            let name = listing.name(i);
+            if name != b"." && name != b".." {
+                out.push(Entry {
+                    file_type: self.dirent_type(inode, type_byte)?,
+                    name: String::from_utf8_lossy(name).into_owned(),
+                });
             }
-            false
-        })?;
-        raw.into_iter()
-            .map(|(inode, name, file_type)| {
-                let d = Dirent {
-                    inode,
-                    name: &name,
-                    file_type,
-                };
-                Ok(Entry {
-                    file_type: self.dirent_type(&d)?,
-                    name: String::from_utf8_lossy(&name).into_owned(),
-                })
-            })
-            .collect()
+        }
+        Ok(out)
     }
 
     fn read(&self, n: &Inode, max: u64) -> io::Result<Vec<u8>> {

@@ -6,7 +6,7 @@ use std::io;
 
 use super::{INCOMPAT_64BIT, INCOMPAT_FILETYPE, INCOMPAT_META_BG, RO_COMPAT_SPARSE_SUPER, SUPERBLOCK_AT};
 use crate::disk::tree::corrupt;
-use crate::disk::{ReadAt, le16, le32, read_at};
+use crate::disk::{ReadAt, at, le16, le32, read_at};
 
 const COMPAT_SPARSE_SUPER2: u32 = 0x0200;
 const INCOMPAT_COMPRESSION: u32 = 0x0001;
@@ -36,6 +36,8 @@ pub struct Ext<R> {
     compat: u32,
     first_meta_bg: u64,
     backup_bgs: [u64; 2],
+    /// Directories read lately, by inode number, oldest first (`dir::Listing`).
+    pub(super) dirs: std::sync::Mutex<Vec<(u32, std::sync::Arc<super::dir::Listing>)>>,
 }
 
 /// An inode as read: what the readers need of it.
@@ -63,7 +65,7 @@ impl<R: ReadAt> Ext<R> {
     /// superblock is inconsistent or asks for features this reader cannot follow.
     pub fn open(r: R, offset: u64) -> io::Result<Option<Ext<R>>> {
         let mut sb = [0u8; 1024];
-        if !read_at(&r, offset + SUPERBLOCK_AT, &mut sb)? || le16(&sb, 0x38) != super::MAGIC {
+        if !read_at(&r, at(offset, SUPERBLOCK_AT, 1)?, &mut sb)? || le16(&sb, 0x38) != super::MAGIC {
             return Ok(None);
         }
         let incompat = le32(&sb, 0x60);
@@ -111,6 +113,7 @@ impl<R: ReadAt> Ext<R> {
             compat: le32(&sb, 0x5C),
             first_meta_bg: u64::from(le32(&sb, 0x104)),
             backup_bgs: [u64::from(le32(&sb, 0x24C)), u64::from(le32(&sb, 0x250))],
+            dirs: Default::default(),
         };
         fs.checked().map(Some)
     }
@@ -136,8 +139,11 @@ impl<R: ReadAt> Ext<R> {
                 self.first_data_block, self.blocks
             ));
         }
+        if at(self.offset, self.blocks, self.block_size).is_err() {
+            return bad(format!("{} blocks of {} bytes", self.blocks, self.block_size));
+        }
         self.groups = (self.blocks - self.first_data_block).div_ceil(self.blocks_per_group);
-        if self.inodes > self.groups * self.inodes_per_group {
+        if self.inodes > self.groups.saturating_mul(self.inodes_per_group) {
             return bad(format!("{} inodes in {} groups", self.inodes, self.groups));
         }
         Ok(self)
@@ -156,7 +162,7 @@ impl<R: ReadAt> Ext<R> {
                 self.blocks
             )));
         }
-        if !read_at(&self.r, self.offset + block * self.block_size, buf)? {
+        if !read_at(&self.r, at(self.offset, block, self.block_size)?, buf)? {
             return Err(corrupt(format!(
                 "ext: block {block} is beyond the end of the image"
             )));
@@ -192,16 +198,16 @@ impl<R: ReadAt> Ext<R> {
     }
 
     /// Where group `g`'s descriptor is, in bytes from the filesystem's start.
-    fn descriptor_at(&self, g: u64) -> u64 {
+    fn descriptor_at(&self, g: u64) -> io::Result<u64> {
         let per_block = self.block_size / self.desc_size;
         let index = g / per_block;
         let block = if self.incompat & INCOMPAT_META_BG != 0 && index >= self.first_meta_bg {
             let first = index * per_block;
-            self.first_data_block + first * self.blocks_per_group + u64::from(self.has_super(first))
+            at(self.first_data_block, first, self.blocks_per_group)? + u64::from(self.has_super(first))
         } else {
             self.first_data_block + 1 + index
         };
-        block * self.block_size + (g % per_block) * self.desc_size
+        at((g % per_block) * self.desc_size, block, self.block_size)
     }
 
     /// Inode `number` (1-based), refused when outside the filesystem's range or not in use.
@@ -216,8 +222,8 @@ impl<R: ReadAt> Ext<R> {
         let (g, index) = ((n - 1) / self.inodes_per_group, (n - 1) % self.inodes_per_group);
         let mut desc = [0u8; 64];
         let desc = &mut desc[..self.desc_size.min(64) as usize];
-        let at = self.offset + self.descriptor_at(g);
-        if !read_at(&self.r, at, desc)? {
+        let desc_at = at(self.offset, 1, self.descriptor_at(g)?)?;
+        if !read_at(&self.r, desc_at, desc)? {
             return Err(corrupt(format!(
                 "ext: group {g}'s descriptor is beyond the end of the image"
             )));
@@ -238,7 +244,7 @@ impl<R: ReadAt> Ext<R> {
             })?;
         if !read_at(
             &self.r,
-            self.offset + block * self.block_size + byte % self.block_size,
+            at(self.offset + byte % self.block_size, block, self.block_size)?,
             &mut raw,
         )? {
             return Err(corrupt(format!(

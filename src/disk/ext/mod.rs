@@ -11,7 +11,7 @@ pub use fs::{Ext, Inode};
 
 use std::io;
 
-use super::{Filesystem, Kind, ReadAt, le16, le32, read_at};
+use super::{Filesystem, Kind, ReadAt, at, le16, le32, read_at};
 
 pub(super) const SUPERBLOCK_AT: u64 = 1024;
 pub(super) const MAGIC: u16 = 0xEF53;
@@ -130,7 +130,7 @@ impl Features {
 /// (`jbd`) is not a filesystem and gives `None`.
 pub fn probe<R: ReadAt + ?Sized>(r: &R, offset: u64) -> io::Result<Option<Filesystem>> {
     let mut sb = [0u8; 1024];
-    if !read_at(r, offset + SUPERBLOCK_AT, &mut sb)? || le16(&sb, 0x38) != MAGIC {
+    if !read_at(r, at(offset, SUPERBLOCK_AT, 1)?, &mut sb)? || le16(&sb, 0x38) != MAGIC {
         return Ok(None);
     }
     Ok(parse(&sb))

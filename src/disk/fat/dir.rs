@@ -7,8 +7,8 @@
 use std::io;
 
 use super::{ATTR_DIR, ATTR_LONG_NAME, ATTR_VOLUME_ID, Geometry, Version};
-use crate::disk::tree::{Entry, FileType, MAX_DIR, Meta, Tree, corrupt};
-use crate::disk::{ReadAt, le16, le32, read_at};
+use crate::disk::tree::{Entry, FileType, MAX_DIR, Meta, Tree, check_name, corrupt};
+use crate::disk::{ReadAt, at, le16, le32, read_at};
 
 /// The largest directory FAT allows: 65536 entries of 32 bytes.
 const MAX_FAT_DIR: u64 = 65536 * 32;
@@ -58,7 +58,7 @@ impl<R: ReadAt> Fat<R> {
         let mut b = [0u8; 4];
         if !read_at(
             &self.r,
-            self.offset + self.geo.fat_start + at,
+            crate::disk::at(self.offset, 1, self.geo.fat_start + at)?,
             &mut b[..width as usize],
         )? {
             return Err(corrupt("FAT: the FAT is beyond the end of the image"));
@@ -119,15 +119,19 @@ impl<R: ReadAt> Fat<R> {
         }
     }
 
-    fn cluster_at(&self, cluster: u32) -> u64 {
-        self.offset + self.geo.data_start + u64::from(cluster - 2) * self.geo.cluster_bytes
+    fn cluster_at(&self, cluster: u32) -> io::Result<u64> {
+        at(
+            self.offset,
+            1,
+            self.geo.data_start + u64::from(cluster - 2) * self.geo.cluster_bytes,
+        )
     }
 
     /// The bytes of `node` (a directory: all its clusters).
     fn contents(&self, node: &Node, max: u64) -> io::Result<Vec<u8>> {
         if node.root && self.geo.version != Version::Fat32 {
             let mut buf = vec![0u8; (self.geo.root_entries * 32) as usize];
-            if !read_at(&self.r, self.offset + self.geo.root_start, &mut buf)? {
+            if !read_at(&self.r, at(self.offset, 1, self.geo.root_start)?, &mut buf)? {
                 return Err(corrupt("FAT: the root directory is beyond the end of the image"));
             }
             return Ok(buf);
@@ -146,7 +150,7 @@ impl<R: ReadAt> Fat<R> {
         let cb = self.geo.cluster_bytes as usize;
         let mut buf = vec![0u8; chain.len() * cb];
         for (i, c) in chain.iter().enumerate() {
-            let at = self.cluster_at(*c);
+            let at = self.cluster_at(*c)?;
             if !read_at(&self.r, at, &mut buf[i * cb..(i + 1) * cb])? {
                 return Err(corrupt(format!(
                     "FAT: cluster {c} is beyond the end of the image"
@@ -191,7 +195,8 @@ impl<R: ReadAt> Fat<R> {
         let mut out = Vec::new();
         let mut long: Vec<u16> = Vec::new();
         let mut long_sum: Option<u8> = None;
-        for e in data.chunks_exact(32) {
+        let mut named = 0;
+        for (slot, e) in data.chunks_exact(32).enumerate() {
             let attr = e[11];
             if e[0] == 0 {
                 break;
@@ -218,13 +223,24 @@ impl<R: ReadAt> Fat<R> {
                 continue;
             }
             let short: &[u8; 11] = e[..11].try_into().expect("11");
-            let name = match long_sum {
-                Some(sum) if sum == checksum(short) && !long.is_empty() => String::from_utf16_lossy(&long),
-                _ => short_name(short, e[12]),
+            let (name, is_long) = match long_sum {
+                Some(sum) if sum == checksum(short) && !long.is_empty() => {
+                    (String::from_utf16_lossy(&long), true)
+                }
+                _ => (short_name(short, e[12]), false),
             };
             long.clear();
             long_sum = None;
-            if attr & ATTR_VOLUME_ID != 0 || name == "." || name == ".." {
+            if attr & ATTR_VOLUME_ID != 0 {
+                continue;
+            }
+            // `.` and `..` are a subdirectory's first two entries, in 8.3 form; anywhere else, as
+            // any name holding `/` or NUL, they are damage.
+            let dots = !dir.root && !is_long && name.len() == named + 1;
+            named += 1;
+            check_name(name.as_bytes(), dots)
+                .map_err(|why| corrupt(format!("FAT: directory entry {slot}: the name {name:?} {why}")))?;
+            if name == "." || name == ".." {
                 continue;
             }
             let hi = if self.geo.version == Version::Fat32 {

@@ -9,7 +9,7 @@ pub use dir::Fat;
 
 use std::io;
 
-use super::{Filesystem, Kind, ReadAt, le16, le32, read_at};
+use super::{Filesystem, Kind, ReadAt, at, le16, le32, read_at};
 
 const FAT12_MAX: u32 = 0xFF4;
 const FAT16_MAX: u32 = 0xFFF4;
@@ -142,7 +142,8 @@ pub(crate) fn geometry(bs: &[u8; 512]) -> Option<Geometry> {
     };
     let fats_sectors = fat_length.checked_mul(u32::from(fats))?;
     let dir_sectors = (dir_entries * 32).div_ceil(u32::from(sector_size));
-    let data = sectors.checked_sub(u32::from(reserved) + fats_sectors.checked_add(dir_sectors)?)?;
+    let data =
+        sectors.checked_sub(u32::from(reserved).checked_add(fats_sectors.checked_add(dir_sectors)?)?)?;
     let clusters = data / u32::from(cluster_sectors);
     let max = if fat16_length == 0 && le32(bs, 0x24) != 0 {
         FAT32_MAX
@@ -186,7 +187,7 @@ fn fsinfo_ok<R: ReadAt + ?Sized>(r: &R, offset: u64, bs: &[u8; 512], sector_size
         return Ok(true);
     }
     let mut info = [0u8; 488];
-    if !read_at(r, offset + sector * sector_size, &mut info)? {
+    if !read_at(r, at(offset, sector, sector_size)?, &mut info)? {
         return Ok(false);
     }
     let first: &[u8] = &info[0..4];
