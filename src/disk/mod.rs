@@ -94,12 +94,17 @@ pub fn probe<R: ReadAt + ?Sized>(r: &R, offset: u64) -> io::Result<Option<Filesy
     ufs::probe(r, offset)
 }
 
+/// Damage found in an image (`InvalidData`), saying what.
+pub(crate) fn corrupt(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.into())
+}
+
 /// `base + index × unit`: a number read from a disk made a byte offset; past 2^64 it is damage.
 pub(crate) fn at(base: u64, index: u64, unit: u64) -> io::Result<u64> {
     index
         .checked_mul(unit)
         .and_then(|o| o.checked_add(base))
-        .ok_or_else(|| tree::corrupt(format!("byte {base} + {index} × {unit} is past 2^64")))
+        .ok_or_else(|| corrupt(format!("byte {base} + {index} × {unit} is past 2^64")))
 }
 
 /// A source of bytes read at offsets (pread), without a cursor: readers take `&self`, so a view of a

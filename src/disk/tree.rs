@@ -58,9 +58,7 @@ pub(crate) trait Tree {
     fn read(&self, node: &Self::Node, max: u64) -> io::Result<Vec<u8>>;
 }
 
-pub(crate) fn corrupt(what: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.into())
-}
+pub(crate) use super::corrupt;
 
 /// Why a name read from a directory cannot be one, if it cannot: empty, holding `/` or NUL, or
 /// `.`/`..` where `dots` (that very one, in its place) is false. Every filesystem's reader asks.

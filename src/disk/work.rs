@@ -10,8 +10,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::ReadAt;
-use super::tree::corrupt;
+use super::{ReadAt, corrupt};
 
 /// Steps one command may take over an image: a path component walked, a read made. A real image's
 /// `image prepare` takes some 10^5 (a /etc of thousands of files), each step a few microseconds.

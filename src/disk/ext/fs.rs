@@ -37,7 +37,7 @@ pub struct Ext<R> {
     first_meta_bg: u64,
     backup_bgs: [u64; 2],
     /// Directories read lately, by inode number, oldest first (`dir::Listing`).
-    pub(super) dirs: std::sync::Mutex<Vec<(u32, std::sync::Arc<super::dir::Listing>)>>,
+    pub(super) dirs: std::sync::Mutex<Vec<(u32, std::sync::Arc<super::Listing>)>>,
 }
 
 /// An inode as read: what the readers need of it.

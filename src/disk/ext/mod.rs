@@ -9,6 +9,8 @@ mod map;
 
 pub use fs::{Ext, Inode};
 
+use dir::Listing;
+
 use std::io;
 
 use super::{Filesystem, Kind, ReadAt, at, le16, le32, read_at};
