@@ -32,6 +32,7 @@ pub fn run(command: Command) -> Result<(), Error> {
         Command::Plan(target) => plan_or_apply(&target, false, &mut status::Run::default()),
         Command::Apply(target) => {
             crate::log::start(&target.root);
+            status::clean(&target.root);
             let mut run = status::Run::default();
             let outcome = plan_or_apply(&target, true, &mut run);
             run.finish(&target.root, &outcome);
@@ -78,7 +79,11 @@ fn find_config(target: &Target, root: &Root, writable: bool) -> Result<Source, M
     if let Some(path) = &target.config {
         return match ConfFile::at(path).map_err(|e| Missing::Failed(conf_error(path, e)))? {
             Some(conf) => Ok(plain(conf, "given with --config".to_owned())),
-            None => Err(Missing::Absent(format!("looked at {}", path.display()))),
+            // Named on purpose: a typo must not pass for "nothing to do" (`check` says the same).
+            None => Err(Missing::Failed(Error::invalid(
+                path,
+                "no such file (given with --config); nothing was changed",
+            ))),
         };
     }
     let mut fallback = None;
@@ -196,13 +201,17 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
             Ok(None) => {}
             Err(e) => return Err(failed(format!("rolling back an interrupted run: {e}"))),
         }
+        exec::clean_pwd_leftovers(&root)
+            .map_err(failed)?
+            .into_iter()
+            .for_each(say);
     }
     // What apply would roll back first (a plan changes nothing, so the journal is still there).
     let cut_short = match apply {
         true => None,
         false => exec::pending(&root).map_err(|e| Error::failed(Some(&target.root), e))?,
     };
-    let mut source = match find_config(target, &root, apply) {
+    let source = match find_config(target, &root, apply) {
         Ok(s) => s,
         Err(Missing::Absent(looked)) => {
             match &cut_short {
@@ -227,11 +236,59 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
     let config = crate::conf::load_from(&conf_path, file)?;
     // The password files are read for the plan and rewritten by apply under their lock, as passwd
     // and chpasswd do.
-    let pwd_lock = match apply && config.password.is_some() {
+    let mut pwd_lock = match apply && config.password.is_some() {
         true => exec::lock_passwords(&root, exec::PWD_WAIT)
             .map_err(|e| Error::failed(Some(&conf_path), format!("cannot apply: {e}, os.conf kept")))?,
         false => None,
     };
+    let found = Found {
+        source,
+        config,
+        cut_short,
+    };
+    let outcome = plan_locked(target, apply, run, root, found, &mut pwd_lock);
+    // A lock file this run created and could not remove is said, not hidden behind "nothing was
+    // changed" (the next run removes it).
+    match (pwd_lock.map(exec::PwdLock::release), outcome) {
+        (Some(Err(left)), Err(mut e)) => {
+            e.message = match e.message.contains("nothing was changed") {
+                true => e.message.replacen(
+                    "nothing was changed",
+                    &format!("nothing was changed but {left}"),
+                    1,
+                ),
+                false => format!("{}; {left}", e.message),
+            };
+            Err(e)
+        }
+        (Some(Err(left)), Ok(())) => Err(Error::failed(Some(&conf_path), left)),
+        (_, outcome) => outcome,
+    }
+}
+
+/// os.conf found and valid, with what `plan` says about a run cut short.
+struct Found {
+    source: Source,
+    config: Config,
+    cut_short: Option<String>,
+}
+
+/// The rest of [`plan_or_apply`], under the password files' lock when it is taken (it goes into
+/// the executor's options and comes back for the caller to release).
+fn plan_locked(
+    target: &Target,
+    apply: bool,
+    run: &mut status::Run,
+    root: Root,
+    found: Found,
+    pwd_lock: &mut Option<exec::PwdLock>,
+) -> Result<(), Error> {
+    let Found {
+        mut source,
+        config,
+        cut_short,
+    } = found;
+    let conf_path = source.conf.path.clone();
     let sys = System::on(root.clone()).map_err(|e| {
         let why = format!("cannot plan: {e}; nothing was changed, os.conf kept");
         Error::failed(Some(&conf_path), why)
@@ -268,13 +325,15 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
         })?;
         done.into_iter().for_each(say);
     }
-    let opts = exec::Options {
+    let mut opts = exec::Options {
         live: target.is_live(),
         config_file: Some(source.conf),
         stamp: crate::clock::stamp(),
-        pwd_lock,
+        pwd_lock: pwd_lock.take(),
     };
-    match exec::apply(&plan, &root, &opts) {
+    let applied = exec::apply(&plan, &root, &opts);
+    *pwd_lock = opts.pwd_lock.take();
+    match applied {
         Ok(report) => {
             report.steps.iter().for_each(say);
             if let Some(dir) = report.backup_dir {

@@ -132,24 +132,30 @@ impl Run {
         Ok(run)
     }
 
+    /// For a terminal: every value with its control characters escaped (a record is read from the
+    /// root, and a crafted one must not move the cursor or retitle the window).
     fn text(&self, root: &Path) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "last run: {}", self.time);
-        let _ = writeln!(out, "result:   exit {} — {}", self.exit, self.result);
-        let _ = writeln!(out, "os.conf:  {}", self.config.as_deref().unwrap_or("?"));
+        let _ = writeln!(out, "last run: {}", printable(&self.time));
+        let _ = writeln!(out, "result:   exit {} — {}", self.exit, printable(&self.result));
+        let _ = writeln!(
+            out,
+            "os.conf:  {}",
+            printable(self.config.as_deref().unwrap_or("?"))
+        );
         if let Some(stack) = &self.stack {
-            let _ = writeln!(out, "stack:    {stack}");
+            let _ = writeln!(out, "stack:    {}", printable(stack));
         }
         let changed = if self.exit == 0 { "changed" } else { "rolled back" };
         let _ = writeln!(out, "{changed}:");
         for item in self.files.iter().chain(&self.live) {
-            let _ = writeln!(out, "  {item}");
+            let _ = writeln!(out, "  {}", printable(item));
         }
         if self.files.is_empty() && self.live.is_empty() {
             out.push_str("  nothing\n");
         }
         let backup = self.backup.as_deref().unwrap_or("none (nothing was replaced)");
-        let _ = writeln!(out, "backup:   {backup}");
+        let _ = writeln!(out, "backup:   {}", printable(backup));
         let _ = writeln!(out, "log:      {}", root.join(&crate::log::LOG[1..]).display());
         out
     }
@@ -212,8 +218,8 @@ fn write(root: &Path, dir: &str, text: &str) -> io::Result<()> {
     let dir = Root::open(root)?
         .dir(dir, true)?
         .ok_or_else(|| io::Error::other("no directory"))?;
-    let tmp = format!(".last-run.osconf-{}", std::process::id());
-    let _ = rustix::fs::unlinkat(&dir, &tmp, AtFlags::empty());
+    let tmp = format!("{TEMP_PREFIX}{}", std::process::id());
+    remove_stale_temps(&dir);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let written = rustix::fs::openat(&dir, &tmp, flags, Mode::from_raw_mode(0o600))
         .map_err(io::Error::from)
@@ -223,6 +229,40 @@ fn write(root: &Path, dir: &str, text: &str) -> io::Result<()> {
         let _ = rustix::fs::unlinkat(&dir, &tmp, AtFlags::empty());
     }
     written
+}
+
+/// The temp name a record is written under, with the writer's PID after it.
+const TEMP_PREFIX: &str = ".last-run.osconf-";
+
+/// Removes the temp records of runs killed before their rename (their PID is gone; this process's
+/// own is a leftover too), so that none stays past the next run.
+fn remove_stale_temps(dir: &rustix::fd::OwnedFd) {
+    let Ok(entries) = rustix::fs::Dir::read_from(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(TEMP_PREFIX).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let alive = pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            let _ = rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty());
+        }
+    }
+}
+
+/// Removes what a run killed while writing its record left, in the target (at the start of an
+/// apply: a killed run's record may not be followed by another for a long time).
+pub fn clean(root: &Path) {
+    for dir in [STATE_DIR, FAILED_DIR] {
+        if dir == FAILED_DIR && root != Path::new("/") {
+            continue;
+        }
+        if let Ok(Some(fd)) = Root::open(root).and_then(|r| r.dir(dir, false)) {
+            remove_stale_temps(&fd);
+        }
+    }
 }
 
 /// One line per value: backslash and newline escaped.
@@ -241,6 +281,22 @@ fn unescape(v: &str) -> String {
                 None => out.push('\\'),
             },
             (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
+/// `v` with each control character (C0, DEL, C1) written as `\u{..}`; a newline (a failure with
+/// its rollback lines) continues on an indented line.
+fn printable(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\n' => out.push_str("\n          "),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
         }
     }
     out
@@ -303,6 +359,22 @@ mod tests {
         let run = sample();
         assert_eq!(Run::parse(&run.render()).unwrap(), run);
         assert_eq!(run.render().lines().count(), 9);
+    }
+
+    #[test]
+    fn text_escapes_control_characters() {
+        let run = Run {
+            result: "failed \u{1b}]0;owned\u{7}\u{1b}[2J\r\u{9b}x é".into(),
+            stack: Some("a\u{1b}[31m".into()),
+            ..sample()
+        };
+        let text = run.text(Path::new("/"));
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(
+            text.contains("\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{d}\\u{9b}x é"),
+            "{text}"
+        );
+        assert!(text.contains("a\\u{1b}[31m"), "{text}");
     }
 
     #[test]

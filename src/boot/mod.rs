@@ -344,8 +344,10 @@ fn stat(path: &Path) {
 /// Finds os.conf's place and makes sure it is mounted: the existing mount, or partition 1 mounted
 /// by osconf (read-write when `opts.writable`, else read-only) on `<run>/osconf/p1.<pid>`.
 pub fn find(roots: &Roots, opts: &Options) -> Result<Located, FindError> {
+    let cleaned = mount::clean_stale(&roots.run, &roots.proc);
     let spot = locate(roots, opts, &mut stat)?;
     let mut target = spot.target;
+    target.notes.extend(cleaned);
     if let Some(m) = spot.mount {
         return Ok(Located {
             dir: roots.on_host(&m.mount_point).join(CONF_DIR),

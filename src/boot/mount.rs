@@ -5,7 +5,6 @@
 //! no destructor runs then, so each guard is also listed here and the panic hook undoes what is
 //! listed ([`undo_after_panic`]).
 
-use std::ffi::CString;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
@@ -49,7 +48,7 @@ fn done(undo: &Undo) {
             list.remove(at);
         }
     }
-    undo.run();
+    undo.run(false);
 }
 
 /// For the panic hook: undoes every mount change still listed, newest first. A panic while the list
@@ -61,17 +60,76 @@ pub fn undo_after_panic() {
         Err(TryLockError::WouldBlock) => return,
     };
     while let Some(undo) = list.pop() {
-        undo.run();
+        undo.run(false);
     }
 }
 
+/// For a signal handler (SIGTERM: systemd's stop timeout): [`undo_after_panic`] without a message
+/// and without freeing memory (the signal may have come inside the allocator): system calls only.
+pub fn undo_on_signal() {
+    let list = match PENDING.try_lock() {
+        Ok(list) => list,
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) => return,
+    };
+    list.iter().rev().for_each(|undo| undo.run(true));
+}
+
+/// Undoes what killed runs of osconf left under `<run>/osconf` (`p1.PID` of a PID that is no
+/// osconf any more, read in `proc`): a kill at the wrong moment leaves partition 1 mounted there,
+/// read-write, and the finder would take that mount for one someone else made. Says what it did.
+pub fn clean_stale(run: &Path, proc: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(run.join("osconf")) else {
+        return Vec::new();
+    };
+    let mut done = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("p1.").and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let comm = fs::read_to_string(proc.join(pid.to_string()).join("comm")).unwrap_or_default();
+        if pid == std::process::id() || comm == "osconf\n" {
+            continue;
+        }
+        let target = entry.path();
+        // Mounted more than once, maybe: until the kernel says it is no mount point (EINVAL).
+        let mut unmounted = false;
+        for _ in 0..8 {
+            match rustix::mount::unmount(&target, UnmountFlags::empty()) {
+                Ok(()) => unmounted = true,
+                Err(rustix::io::Errno::BUSY) => {
+                    let _ = rustix::mount::unmount(&target, UnmountFlags::DETACH);
+                    unmounted = true;
+                }
+                Err(_) => break,
+            }
+        }
+        if fs::remove_dir(&target).is_ok() || unmounted {
+            done.push(format!(
+                "{} was left by a run of osconf that was killed: {}",
+                target.display(),
+                if unmounted {
+                    "unmounted and removed"
+                } else {
+                    "removed"
+                }
+            ));
+        }
+    }
+    done
+}
+
 impl Undo {
-    fn run(&self) {
+    /// Runs it; `quiet` for a signal handler (no message, no allocation).
+    fn run(&self, quiet: bool) {
         match self {
             Undo::Unmount(target) => {
                 if let Err(e) = rustix::mount::unmount(target, UnmountFlags::empty()) {
                     // Something still holds it: detach it now, the kernel finishes when it is let go.
-                    eprintln!("osconf: unmounting {}: {e}; detaching it", target.display());
+                    if !quiet {
+                        eprintln!("osconf: unmounting {}: {e}; detaching it", target.display());
+                    }
                     let _ = rustix::mount::unmount(target, UnmountFlags::DETACH);
                 }
                 let _ = fs::remove_dir(target);
@@ -91,7 +149,9 @@ impl Undo {
                 } else if *mount_ro {
                     result = remount(target, *flags | MountFlags::BIND | MountFlags::RDONLY);
                 }
-                if let Err(e) = result {
+                if let Err(e) = result
+                    && !quiet
+                {
                     eprintln!(
                         "osconf: {}: could not make it read-only again: {e}",
                         target.display()
@@ -196,7 +256,7 @@ impl Drop for Remounted {
 }
 
 fn remount(target: &Path, flags: MountFlags) -> rustix::io::Result<()> {
-    rustix::mount::mount_remount(target, flags, CString::default().as_c_str())
+    rustix::mount::mount_remount(target, flags, c"")
 }
 
 /// The per-mount flags a remount must repeat (it sets them all), read-only left out; the atime

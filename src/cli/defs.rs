@@ -210,9 +210,9 @@ pub static CONFIG: Flag = Flag::with_value(
     "config",
     "FILE",
     Complete::File,
-    "os.conf to read (default with root /: aliyun_custom_image/os.conf on partition 1 of the disk \
-     holding / or /boot; with another root: <root>/boot/aliyun_custom_image/os.conf, then \
-     <root>/aliyun_custom_image/os.conf)",
+    "os.conf to read, which must exist (exit 2 if not; default with root /: aliyun_custom_image/os.conf \
+     on partition 1 of the disk holding / or /boot; with another root: \
+     <root>/boot/aliyun_custom_image/os.conf, then <root>/aliyun_custom_image/os.conf)",
 );
 
 pub static DEVICE: Flag = Flag::with_value(

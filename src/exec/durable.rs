@@ -170,10 +170,19 @@ pub fn remove_dir(entry: &Entry) -> io::Result<()> {
     Ok(rustix::fs::unlinkat(&entry.dir, &entry.name, AtFlags::REMOVEDIR)?)
 }
 
-/// Creates the directory `entry` with exactly `mode`.
+/// Creates the directory `entry` (its mode as the umask leaves `mode`: see [`set_dir_mode`]).
 pub fn make_dir(entry: &Entry, mode: u32) -> io::Result<()> {
-    rustix::fs::mkdirat(&entry.dir, &entry.name, Mode::from_raw_mode(mode))?;
-    // The umask may have taken bits away.
+    Ok(rustix::fs::mkdirat(
+        &entry.dir,
+        &entry.name,
+        Mode::from_raw_mode(mode),
+    )?)
+}
+
+/// Gives the directory `entry` exactly `mode`, which the umask may have taken bits from. Apart
+/// from [`make_dir`], so that a caller records the new directory (to remove it on failure) before
+/// anything more can fail.
+pub fn set_dir_mode(entry: &Entry, mode: u32) -> io::Result<()> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let dir = rustix::fs::openat(&entry.dir, &entry.name, flags, Mode::empty())?;
     rustix::fs::fchmod(&dir, Mode::from_raw_mode(mode))?;

@@ -24,7 +24,7 @@ pub fn journal_accepted(bytes: &[u8]) -> Result<(), String> {
         .map_err(|r| r.to_string())
 }
 pub use lock::{WAIT, lock};
-pub use pwlock::{PWD_LOCK, PWD_WAIT, PwdLock, lock_passwords};
+pub use pwlock::{PWD_LOCK, PWD_WAIT, PwdLock, clean_leftovers as clean_pwd_leftovers, lock_passwords};
 pub use recover::{MAX_HASHED, Recovered, pending, recover, remove_tree};
 
 use std::ffi::{OsStr, OsString};
@@ -365,13 +365,16 @@ impl Executor<'_> {
             0o755
         };
         durable::make_dir(&entry, mode)?;
-        self.track(&entry.dir)?;
+        // Undone from here: whatever fails next, the rollback removes it.
+        let (dir, name) = (entry.dir.try_clone(), entry.name.clone());
         self.undo.push(Undo::Created {
             shown: self.root.host_path(d),
             entry,
             dir: true,
         });
-        Ok(())
+        let entry = Entry { dir: dir?, name };
+        durable::set_dir_mode(&entry, mode)?;
+        self.track(&entry.dir)
     }
 
     /// Copies the original of `staged[i]` to its backup and writes what comes under its temp name.

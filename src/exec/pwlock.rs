@@ -8,15 +8,18 @@
 //! `F_SETLK` every 50 ms, which excludes the other holders just the same.
 //!
 //! A lock file osconf had to create is removed again when the run ends (still locked, so nobody
-//! holds a lock on it meanwhile), so an image is left as it was; the run's journal lists it, so that
-//! a run cut short has it removed with the rest.
+//! holds a lock on it meanwhile), so an image is left as it was. It is made under its temp name
+//! (`..pwd.lock.osconf-new`, as `durable` names temp files) and linked into place, and that second
+//! link stays until the lock file is removed: so a run killed at any point — before its journal,
+//! which lists the lock file too, exists — leaves a lock file the next run knows for osconf's own
+//! ([`clean_leftovers`]), never one a person cannot tell from shadow-utils'.
 
 use std::cell::Cell;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use rustix::fs::{FileType, FlockOperation, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::durable;
@@ -44,13 +47,24 @@ impl PwdLock {
     }
 
     /// Removes the lock file osconf created, still holding the lock: the last step of a run before
-    /// its commit, so that the journal covers it. Not flushed: an empty lock file left by a power
-    /// cut just then is what any `lckpwdf` user leaves.
+    /// its commit, so that the journal covers it; then its temp name. Not flushed: an empty lock
+    /// file left by a power cut just then is what any `lckpwdf` user leaves.
     pub fn remove_file(&self) -> io::Result<()> {
-        if self.created.replace(false) {
+        if self.created.get() {
             durable::remove(&self.entry)?;
+            durable::discard(&self.entry, &durable::temp_name(&self.entry.name))?;
+            self.created.set(false);
         }
         Ok(())
+    }
+
+    /// Ends a run that did not get to remove the lock file it created: removes it, or says why it
+    /// could not (the next run removes it: its temp name marks it as osconf's).
+    pub fn release(self) -> Result<(), String> {
+        self.remove_file().map_err(|e| {
+            let shown = self.entry.name.to_string_lossy().into_owned();
+            format!("/etc/{shown}, which osconf created, could not be removed: {e}")
+        })
     }
 }
 
@@ -58,6 +72,52 @@ impl Drop for PwdLock {
     fn drop(&mut self) {
         let _ = self.remove_file();
     }
+}
+
+/// Removes the lock file a run killed before it could (it is still linked under its temp name, so
+/// it is osconf's) and a temp name left alone; a lock file another program holds right now stays.
+/// Called once per apply, before this run takes the lock (never while it holds it: closing any
+/// descriptor of a file drops this process's `fcntl` locks on it). Says what it removed.
+pub fn clean_leftovers(root: &Root) -> Result<Option<String>, String> {
+    let shown = root.host_path(PWD_LOCK);
+    let why = |e: io::Error| format!("{}: {e}", shown.display());
+    let Some(entry) = root::absent_as_none(root.entry(PWD_LOCK)).map_err(why)? else {
+        return Ok(None);
+    };
+    let tmp = durable::temp_name(&entry.name);
+    let Some(twin) = root::absent_as_none(durable::stat(&Entry {
+        dir: entry.dir.try_clone().map_err(why)?,
+        name: tmp.clone(),
+    }))
+    .map_err(why)?
+    else {
+        return Ok(None);
+    };
+    let ours = root::absent_as_none(durable::stat(&entry))
+        .map_err(why)?
+        .is_some_and(|st| (st.st_dev, st.st_ino) == (twin.st_dev, twin.st_ino));
+    if ours {
+        let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let file =
+            rustix::fs::openat(&entry.dir, &entry.name, flags, Mode::empty()).map_err(|e| why(e.into()))?;
+        match rustix::fs::fcntl_lock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => durable::remove(&entry).map_err(why)?,
+            // Someone locked the leftover meanwhile: it stays until the next run.
+            Err(Errno::AGAIN | Errno::ACCESS) => return Ok(None),
+            Err(e) => return Err(why(e.into())),
+        }
+    }
+    durable::discard(&entry, &tmp).map_err(why)?;
+    Ok(Some(match ours {
+        true => format!(
+            "removed {}, left by a run of osconf that was cut short",
+            shown.display()
+        ),
+        false => format!(
+            "removed {}, left by a run of osconf that was cut short",
+            shown.with_file_name(&tmp).display()
+        ),
+    }))
 }
 
 /// Takes the lock, waiting up to `wait` for another holder. `Ok(None)` when no process could be
@@ -121,16 +181,32 @@ fn open(entry: &Entry) -> io::Result<Option<(OwnedFd, bool)>> {
                 return Ok(Some((file, false)));
             }
             None => {
-                let create = flags | OFlags::CREATE | OFlags::EXCL;
-                match rustix::fs::openat(&entry.dir, &entry.name, create, Mode::from_raw_mode(0o600)) {
-                    Ok(file) => {
-                        // The umask may have taken bits away; lckpwdf's file is 0600.
-                        rustix::fs::fchmod(&file, Mode::from_raw_mode(0o600))?;
-                        return Ok(Some((file, true)));
+                // Empty and 0600, as lckpwdf's; on failure nothing stays (`stage_file`).
+                let tmp = match durable::stage_file(entry, b"", &durable::Meta::new(0o600)) {
+                    Err(e)
+                        if matches!(
+                            Errno::from_io_error(&e),
+                            Some(Errno::ROFS | Errno::ACCESS | Errno::PERM)
+                        ) =>
+                    {
+                        return Ok(None);
                     }
-                    Err(Errno::EXIST) => continue,
-                    Err(Errno::ROFS | Errno::ACCESS | Errno::PERM) => return Ok(None),
-                    Err(e) => return Err(e.into()),
+                    other => other?,
+                };
+                let linked = rustix::fs::openat(&entry.dir, &tmp, flags, Mode::empty()).and_then(|file| {
+                    rustix::fs::linkat(&entry.dir, &tmp, &entry.dir, &entry.name, AtFlags::empty())?;
+                    Ok(file)
+                });
+                match linked {
+                    // The temp name stays linked to it until it is removed.
+                    Ok(file) => return Ok(Some((file, true))),
+                    Err(e) => {
+                        durable::discard(entry, &tmp)?;
+                        match e {
+                            Errno::EXIST => continue,
+                            e => return Err(e.into()),
+                        }
+                    }
                 }
             }
         }

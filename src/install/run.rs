@@ -133,8 +133,10 @@ fn apply(plan: &Plan, root: &Root, sys: &System, say: &dyn Fn(&str)) -> Result<(
         stamp: crate::clock::stamp(),
         pwd_lock: None,
     };
-    let report =
-        exec::apply(plan, root, &opts).map_err(|e| format!("failed {e}; every change was rolled back"))?;
+    let report = exec::apply(plan, root, &opts).map_err(|e| match e.rollback_failures.len() {
+        0 => format!("failed {e}; every change was rolled back"),
+        n => format!("failed {e}; {n} change(s) could not be rolled back (see above)"),
+    })?;
     report.steps.iter().for_each(|s| say(s));
     if let Some(dir) = report
         .backup_dir

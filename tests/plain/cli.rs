@@ -101,13 +101,35 @@ fn apply_without_os_conf_says_so_in_one_line_and_exits_0() {
         assert_eq!(stdout(&out), "", "{command}");
         assert_eq!(fingerprint(&s.root), before, "{command} changed the tree");
     }
-    // An explicit --config that is missing: the message names only that file.
+}
+
+/// An explicit --config that is missing is bad input, as `check` has it (exit 2), never "nothing
+/// to do": a typo in an image builder's script must not pass unseen.
+#[test]
+fn regression_a_missing_config_file_exits_2_as_check_does() {
+    for command in ["apply", "plan", "check"] {
+        let s = Scratch::new(None);
+        let before = fingerprint(&s.root);
+        let out = match command {
+            "check" => Command::new(env!("CARGO_BIN_EXE_osconf"))
+                .args(["check", "/nonexistent/os.conf"])
+                .output()
+                .unwrap(),
+            _ => s.run(command, &["--config", "/nonexistent/os.conf"]),
+        };
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("/nonexistent/os.conf: "),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(fingerprint(&s.root), before, "{command} changed the tree");
+    }
     let s = Scratch::new(None);
     let out = s.run("apply", &["--config", "/nonexistent/os.conf"]);
-    assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         stderr(&out),
-        "osconf: no os.conf found (looked at /nonexistent/os.conf); nothing to do\n"
+        "osconf: /nonexistent/os.conf: no such file (given with --config); nothing was changed\n"
     );
 }
 

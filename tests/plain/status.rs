@@ -195,3 +195,25 @@ fn a_log_directory_linked_out_of_the_root_is_not_written() {
         "wrote through var/log"
     );
 }
+
+/// A record planted in the root (an image from elsewhere) with escape sequences: text `status`
+/// prints them escaped, `--json` as JSON escapes.
+#[test]
+fn regression_status_text_escapes_control_characters_from_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = scratch(dir.path());
+    let record = root.join("var/lib/osconf/last-run");
+    fs::create_dir_all(record.parent().unwrap()).unwrap();
+    fs::write(
+        &record,
+        "time 20261201T111200Z\nexit 0\nresult applied \x1b]0;owned\x07\x1b[2J\r\nstack x\x1b[31m\nfile write /etc/\x1b[1Ahosts\n",
+    )
+    .unwrap();
+    let (text, json) = status(&root);
+    assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+    assert!(
+        text.contains("applied \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{d}"),
+        "{text}"
+    );
+    assert_eq!(json["result"], "applied \x1b]0;owned\x07\x1b[2J\r");
+}

@@ -685,3 +685,34 @@ fn a_rollback_step_that_fails_is_named_with_its_backup() {
         panic!("not put back:\n{diff}");
     }
 }
+
+/// `chattr +a etc`: files can be made there but not removed. The run fails and is rolled back, and
+/// the lock file it made and cannot remove is named, not hidden behind "every change was rolled
+/// back"; once `etc` is writable again, the next run removes it (its temp name marks it as osconf's).
+#[test]
+fn regression_a_lock_file_that_cannot_be_removed_is_said_and_removed_by_the_next_run() {
+    const TEST: &str = "regression_a_lock_file_that_cannot_be_removed_is_said_and_removed_by_the_next_run";
+    if !ext4_ready(TEST) {
+        return;
+    }
+    let (_e, s) = ext4_scratch();
+    let etc = s.root.join("etc");
+    chattr("+a", &etc);
+    let out = apply(Path::new(env!("CARGO_BIN_EXE_osconf")), &s, &[]);
+    chattr("-a", &etc);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/etc/.pwd.lock, which osconf created, could not be removed: "),
+        "{stderr}"
+    );
+    assert!(etc.join(".pwd.lock").exists() && s.conf.exists());
+    let again = apply(Path::new(env!("CARGO_BIN_EXE_osconf")), &s, &[]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("etc/.pwd.lock, left by a run of osconf that was cut short"),
+        "{stderr}"
+    );
+    assert!(!etc.join(".pwd.lock").exists() && !etc.join("..pwd.lock.osconf-new").exists());
+}

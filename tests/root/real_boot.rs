@@ -358,3 +358,80 @@ fn a_panic_still_unmounts_and_makes_read_only_again() {
     assert!(options(&after).starts_with("ro,"), "{after}");
     assert_own_mount_gone(&run, &l);
 }
+
+/// Waits until process `pid` is stopped (state `T`).
+fn stopped(pid: u32) {
+    let start = std::time::Instant::now();
+    while fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('T')) != Some(true))
+        .unwrap_or(true)
+    {
+        assert!(start.elapsed().as_secs() < 60, "{pid} never stopped");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// SIGTERM (systemd's stop timeout) half-way through an apply: partition 1 is unmounted before
+/// osconf ends (exit 143). SIGKILL there leaves it mounted on /run/osconf/p1.PID: the next run
+/// unmounts it and says so, rather than take it for a mount of someone else's.
+#[test]
+fn regression_sigterm_or_a_kill_leaves_no_mount_of_partition_1() {
+    let Some(_serial) = ready("regression_sigterm_or_a_kill_leaves_no_mount_of_partition_1") else {
+        return;
+    };
+    use rustix::process::{Pid, Signal, kill_process};
+    let dir = tempfile::tempdir().unwrap();
+    let root = example_root(dir.path(), "centos7");
+    let l = Loop::new(&example_conf("classic"), false);
+    let stopped_run = || {
+        let child = Command::new(common::hooks::binary())
+            .env("OSCONF_TEST_STOP_AT", "writing the journal")
+            .args(["apply", "--no-live", "--wait", "5", "--device", &l.dev, "--root"])
+            .arg(&root)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        stopped(child.id());
+        let own_mount = PathBuf::from(format!("/run/osconf/p1.{}", child.id()));
+        assert!(mount_line(&own_mount).is_some(), "not mounted:\n{}", mountinfo());
+        (Pid::from_raw(child.id() as i32).unwrap(), child, own_mount)
+    };
+    let (pid, child, own_mount) = stopped_run();
+    kill_process(pid, Signal::TERM).unwrap();
+    kill_process(pid, Signal::CONT).unwrap();
+    let run = Run {
+        out: child.wait_with_output().unwrap(),
+        own_mount,
+    };
+    assert_eq!(
+        run.out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&run.out.stderr)
+    );
+    assert_own_mount_gone(&run, &l);
+
+    let (pid, child, own_mount) = stopped_run();
+    kill_process(pid, Signal::KILL).unwrap();
+    let _ = child.wait_with_output().unwrap();
+    assert!(mount_line(&own_mount).is_some(), "a kill undid the mount?");
+    let next = osconf("plan", &root, &l.dev);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&next.out.stdout),
+        String::from_utf8_lossy(&next.out.stderr)
+    );
+    assert!(next.out.status.success(), "{said}");
+    let note = format!(
+        "{} was left by a run of osconf that was killed: unmounted and removed",
+        own_mount.display()
+    );
+    assert!(said.contains(&note), "{note:?} not in:\n{said}");
+    assert!(
+        mount_line(&own_mount).is_none() && !own_mount.exists(),
+        "{}",
+        mountinfo()
+    );
+    assert_own_mount_gone(&next, &l);
+}

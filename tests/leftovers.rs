@@ -1,0 +1,188 @@
+//! What a run cut short or hit by one fault leaves, with the real binary under strace's fault
+//! injection: killed (SIGKILL) at each of its system calls in turn, the next apply leaves no
+//! password-file lock, temp file, journal or temp status record behind; failing (EIO) at one call,
+//! a run that says "every change was rolled back" or "nothing was changed" has changed nothing.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+use common::real::{cannot_run, check_prerequisites};
+use common::{copy_tree, example_conf, fingerprint, repo};
+
+/// A centos7 root (which has no /var: the run makes its directories) and the classic os.conf
+/// (which sets the password: the run takes the password files' lock), on tmpfs when there is one.
+struct Scratch {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    conf: PathBuf,
+}
+
+fn scratch() -> Scratch {
+    let dir = match Path::new("/dev/shm").is_dir() {
+        true => tempfile::tempdir_in("/dev/shm").unwrap(),
+        false => tempfile::tempdir().unwrap(),
+    };
+    let root = dir.path().join("root");
+    copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
+    let conf = dir.path().join("os.conf");
+    fs::write(&conf, example_conf("classic")).unwrap();
+    Scratch {
+        _dir: dir,
+        root,
+        conf,
+    }
+}
+
+impl Scratch {
+    /// `apply` of the plain binary, or under strace with `inject` (`SYSCALL:error=EIO:when=N`…).
+    fn apply(&self, inject: Option<&str>) -> Output {
+        let bin = env!("CARGO_BIN_EXE_osconf");
+        let mut cmd = match inject {
+            Some(inject) => {
+                let mut c = Command::new("strace");
+                c.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=all", "-e"])
+                    .arg(format!("inject={inject}"))
+                    .arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        cmd.args(["apply", "--no-live", "--root"])
+            .arg(&self.root)
+            .arg("--config")
+            .arg(&self.conf)
+            .output()
+            .unwrap()
+    }
+}
+
+/// How many times the plain run makes each of `calls`.
+fn counts(calls: &[&str]) -> Vec<(String, usize)> {
+    let s = scratch();
+    let table = s.root.with_extension("strace");
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-c", "-U", "name,calls", "-o"])
+        .arg(&table)
+        .arg(env!("CARGO_BIN_EXE_osconf"))
+        .args(["apply", "--no-live", "--root"])
+        .arg(&s.root)
+        .arg("--config")
+        .arg(&s.conf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = fs::read_to_string(&table).unwrap();
+    calls
+        .iter()
+        .map(|call| {
+            let n = table
+                .lines()
+                .filter_map(|l| {
+                    let mut w = l.split_whitespace();
+                    (w.next() == Some(call)).then(|| w.next()?.parse().ok()).flatten()
+                })
+                .next()
+                .unwrap_or(0);
+            ((*call).to_owned(), n)
+        })
+        .collect()
+}
+
+/// Entries below `root` that only a run cut short leaves: temp files, the journal, the lock file
+/// osconf makes, temp status records.
+fn leftovers(root: &Path) -> Vec<String> {
+    common::entries(root)
+        .into_keys()
+        .filter(|p| {
+            p.ends_with(".osconf-new")
+                || p.ends_with("etc/.pwd.lock")
+                || p.ends_with("var/lib/osconf/journal")
+                || p.contains(".last-run.osconf-")
+        })
+        .collect()
+}
+
+#[test]
+fn regression_a_kill_at_any_system_call_leaves_nothing_after_the_next_run() {
+    const TEST: &str = "regression_a_kill_at_any_system_call_leaves_nothing_after_the_next_run";
+    if let Err(why) = check_prerequisites(&["strace"]) {
+        return cannot_run(TEST, &why);
+    }
+    let calls = [
+        "openat", "openat2", "fstat", "write", "fchmod", "mkdirat", "linkat", "renameat", "unlinkat", "fcntl",
+    ];
+    let mut tried = 0;
+    let mut failures = Vec::new();
+    for (call, n) in counts(&calls) {
+        for when in (1..=n).step_by(1 + n / 12) {
+            let s = scratch();
+            let cut = s.apply(Some(&format!("{call}:signal=SIGKILL:when={when}")));
+            if cut.status.success() {
+                continue;
+            }
+            tried += 1;
+            if !s.conf.exists() {
+                fs::write(&s.conf, example_conf("classic")).unwrap();
+            }
+            let again = s.apply(None);
+            let left = leftovers(&s.root);
+            if !again.status.success() || !left.is_empty() {
+                failures.push(format!(
+                    "killed at {call} #{when}: exit {:?}, left {left:?}: {}",
+                    again.status.code(),
+                    String::from_utf8_lossy(&again.stderr)
+                ));
+            }
+        }
+    }
+    assert!(tried > 50, "only {tried} kill points");
+    assert!(
+        failures.is_empty(),
+        "{} of {tried}:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn regression_one_failed_call_never_makes_a_false_rollback_claim() {
+    const TEST: &str = "regression_one_failed_call_never_makes_a_false_rollback_claim";
+    if let Err(why) = check_prerequisites(&["strace"]) {
+        return cannot_run(TEST, &why);
+    }
+    // Right after each mkdirat come an openat, an fstat and an fchmod; the lock file is made
+    // with the first fchmod.
+    let calls = ["mkdirat", "fchmod", "openat", "fstat", "linkat", "unlinkat"];
+    let mut tried = 0;
+    let mut failures = Vec::new();
+    for (call, n) in counts(&calls) {
+        for when in 1..=n {
+            let s = scratch();
+            let before = fingerprint(&s.root);
+            let out = s.apply(Some(&format!("{call}:error=EIO:when={when}")));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let claims =
+                stderr.contains("every change was rolled back") || stderr.contains("nothing was changed");
+            if out.status.success() || !claims {
+                continue;
+            }
+            tried += 1;
+            let after = fingerprint(&s.root);
+            if after != before || !s.conf.exists() {
+                let diff = osconf::plan::diff::unified(&before, &after, "before", "after");
+                failures.push(format!(
+                    "EIO at {call} #{when}: claims nothing changed, but:\n{diff}\n{stderr}"
+                ));
+            }
+        }
+    }
+    assert!(tried > 30, "only {tried} faults claimed a full rollback");
+    assert!(
+        failures.is_empty(),
+        "{} of {tried}:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
