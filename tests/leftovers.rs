@@ -186,3 +186,45 @@ fn regression_one_failed_call_never_makes_a_false_rollback_claim() {
         failures.join("\n\n")
     );
 }
+
+/// Killed while renaming its status record into place (after os.conf is gone): the temp record
+/// (`.last-run.osconf-PID`) goes at the next apply's start, even one that finds no os.conf.
+#[test]
+fn regression_a_temp_status_record_of_a_killed_run_goes_at_the_next_start() {
+    const TEST: &str = "regression_a_temp_status_record_of_a_killed_run_goes_at_the_next_start";
+    if let Err(why) = check_prerequisites(&["strace"]) {
+        return cannot_run(TEST, &why);
+    }
+    let (_, renames) = counts(&["renameat"]).remove(0);
+    let s = scratch();
+    let cut = s.apply(Some(&format!("renameat:signal=SIGKILL:when={renames}")));
+    assert!(!cut.status.success());
+    let state = s.root.join("var/lib/osconf");
+    let temps = || {
+        fs::read_dir(&state)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".last-run.osconf-")
+            })
+            .count()
+    };
+    assert_eq!(
+        temps(),
+        1,
+        "the kill came elsewhere: {}",
+        String::from_utf8_lossy(&cut.stderr)
+    );
+    assert!(!s.conf.exists(), "os.conf was to be gone before the record");
+    // Without --config: under the root there is none, nothing to do.
+    let again = common::osconf_in(&["apply", "--no-live"], &s.root);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(temps(), 0);
+}
