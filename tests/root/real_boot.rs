@@ -384,7 +384,7 @@ fn regression_sigterm_or_a_kill_leaves_no_mount_of_partition_1() {
     let root = example_root(dir.path(), "centos7");
     let l = Loop::new(&example_conf("classic"), false);
     let stopped_run = || {
-        let child = Command::new(common::hooks::binary())
+        let child = Command::new(crate::common::hooks::binary())
             .env("OSCONF_TEST_STOP_AT", "writing the journal")
             .args(["apply", "--no-live", "--wait", "5", "--device", &l.dev, "--root"])
             .arg(&root)

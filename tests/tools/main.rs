@@ -1,6 +1,7 @@
 //! Integration tests that run host programs beside osconf: mkfs.ext4/mkfs.vfat, debugfs, mtools,
 //! sfdisk and qemu-img for disk images; groff, bash, zsh and fish for the generated docs; GNU diff and
-//! patch; python3 (glibc crypt, seccomp); the release build. Any user; a missing program is a loud
+//! patch; python3 (glibc crypt, seccomp); strace (kills and faults injected at system calls); the
+//! release build. Any user; a missing program is a loud
 //! `*** SKIPPED ***` (a failure under `CI=true`). ARCHITECTURE.md's test table says which tests go here.
 
 #[path = "../common/mod.rs"]
@@ -14,6 +15,7 @@ mod image;
 mod image_hostile;
 mod image_root;
 mod image_write;
+mod leftovers;
 mod old_kernel;
 mod release;
 mod shadow_crypt;

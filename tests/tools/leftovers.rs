@@ -7,9 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod common;
-use common::real::{cannot_run, check_prerequisites};
-use common::{copy_tree, example_conf, fingerprint, repo};
+use crate::common::real::{cannot_run, check_prerequisites};
+use crate::common::{self, copy_tree, example_conf, fingerprint, repo};
 
 /// A centos7 root (which has no /var: the run makes its directories) and the classic os.conf
 /// (which sets the password: the run takes the password files' lock), on tmpfs when there is one.
