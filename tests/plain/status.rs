@@ -206,7 +206,7 @@ fn regression_status_text_escapes_control_characters_from_the_record() {
     fs::create_dir_all(record.parent().unwrap()).unwrap();
     fs::write(
         &record,
-        "time 20261201T111200Z\nexit 0\nresult applied \x1b]0;owned\x07\x1b[2J\r\nstack x\x1b[31m\nfile write /etc/\x1b[1Ahosts\n",
+        "time 20261201T111200Z\nexit 0\nresult applied \x1b]0;owned\x07\x1b[2J\rX\nstack x\x1b[31m\nfile write /etc/\x1b[1Ahosts\n",
     )
     .unwrap();
     let (text, json) = status(&root);
@@ -215,5 +215,5 @@ fn regression_status_text_escapes_control_characters_from_the_record() {
         text.contains("applied \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{d}"),
         "{text}"
     );
-    assert_eq!(json["result"], "applied \x1b]0;owned\x07\x1b[2J\r");
+    assert_eq!(json["result"], "applied \x1b]0;owned\x07\x1b[2J\rX");
 }
