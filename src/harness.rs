@@ -5,6 +5,8 @@
 //! The binary never calls this module. It writes only below its own scratch directory (in /dev/shm
 //! or the temporary directory: a copy of an example root whose foreign files it replaces).
 
+pub mod images;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -139,6 +141,7 @@ pub fn disk(data: &[u8]) {
                 continue;
             };
             for e in entries {
+                images::assert_name(&e.name);
                 budget -= 1;
                 if budget == 0 {
                     return;

@@ -8,7 +8,7 @@
 pub mod inject;
 pub mod prepare;
 mod root;
-mod stage;
+pub(crate) mod stage;
 pub mod view;
 
 use std::fmt::Write as _;

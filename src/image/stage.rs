@@ -360,12 +360,18 @@ fn check_undo(disk: &Path, parts: &[(u64, u64)], records: &[(u64, &[u8])]) -> Re
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| t.extent(p)))
         .collect();
+    vet(&table, parts, records)
+}
+
+/// [`check_undo`] against the image's partitions `table` (offset, length in bytes).
+pub(crate) fn vet(
+    table: &[(u64, u64)],
+    parts: &[(u64, u64)],
+    records: &[(u64, &[u8])],
+) -> Result<(), String> {
     for (at, len) in parts {
         if !table.contains(&(*at, *len)) {
-            return Err(format!(
-                "it lists bytes {at}+{len}, not a partition of {}",
-                disk.display()
-            ));
+            return Err(format!("it lists bytes {at}+{len}, not a partition of the image"));
         }
     }
     for (at, old) in records {
@@ -385,7 +391,7 @@ fn check_undo(disk: &Path, parts: &[(u64, u64)], records: &[(u64, &[u8])]) -> Re
 
 /// What an undo file's bytes are.
 #[derive(Debug, PartialEq, Eq)]
-enum Parsed<'a> {
+pub(crate) enum Parsed<'a> {
     /// A complete undo file: the partitions it lists, its records.
     Complete {
         parts: Vec<(u64, u64)>,
@@ -398,7 +404,7 @@ enum Parsed<'a> {
 }
 
 /// Parses an undo file (see [`write_undo`]).
-fn parse_undo(data: &[u8]) -> Parsed<'_> {
+pub(crate) fn parse_undo(data: &[u8]) -> Parsed<'_> {
     let Some(rest) = data.strip_prefix(UNDO_MAGIC) else {
         return if UNDO_MAGIC.starts_with(data) {
             Parsed::CutShort

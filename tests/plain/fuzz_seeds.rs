@@ -85,3 +85,48 @@ fn journal_seeds_hold_and_only_what_osconf_writes_is_accepted() {
         assert!(osconf::exec::journal_accepted(&bytes).is_err(), "{name}");
     }
 }
+
+/// The image readers' targets: the checked-in seeds and the hostile images of issue 17 (made in
+/// code from the `disk` corpus's ext4 image) through the harness; the hostile ones are refused by
+/// the readers. With `OSCONF_FUZZ_SEEDS=DIR` the generated seeds are written to `DIR/<target>/`,
+/// where `scripts/fuzz` starts each of these targets from.
+#[test]
+fn image_reader_seeds_hold_and_the_hostile_images_are_refused() {
+    use osconf::harness::images;
+    let ext = fs::read(repo().join("fuzz/corpus/disk/ext4.img")).unwrap();
+    let out = std::env::var_os("OSCONF_FUZZ_SEEDS").map(PathBuf::from);
+    for (target, run) in [
+        ("table", images::table as fn(&[u8])),
+        ("ufs", images::ufs),
+        ("walk", images::walk),
+        ("undo", images::undo),
+        ("disk", harness::disk),
+    ] {
+        assert!(has_target(target), "no fuzz/fuzz_targets/{target}.rs");
+        let hostile = images::hostile(target, &ext);
+        seeds(target).iter().chain(&hostile).for_each(|s| run(s));
+        if let Some(dir) = &out {
+            let dir = dir.join(target);
+            fs::create_dir_all(&dir).unwrap();
+            for (i, s) in hostile.iter().enumerate() {
+                fs::write(dir.join(format!("hostile-{i}")), s).unwrap();
+            }
+        }
+    }
+    // Each hostile filesystem is damage to the reader: a name with `/`, `..` or NUL, the root
+    // linked from /etc.
+    for img in images::hostile("disk", &ext) {
+        let v = osconf::disk::Volume::open(img.as_slice(), 0).unwrap();
+        let e = v.list_dir("etc").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+    }
+    for s in images::hostile("table", &ext) {
+        let read = osconf::disk::table::read(s.as_slice());
+        assert_eq!(read.is_ok(), s == images::hostile("table", &ext)[1], "{read:?}");
+    }
+    assert!(
+        seeds("ufs")
+            .iter()
+            .all(|s| osconf::disk::ufs::probe(s.as_slice(), 0).unwrap().is_some())
+    );
+}
