@@ -147,17 +147,16 @@ fn unreadable(e: root::Error) -> Error {
     Error::failed(Some(&e.path), format!("{}; nothing was changed", e.error))
 }
 
+/// `osconf detect`: the root's distribution, init system and network stack (`detect::Survey`, as
+/// `image check` says them of an image), who owns resolv.conf, and on `/` where os.conf is.
 fn detect(root: &Path) -> Result<(), Error> {
     use std::fmt::Write as _;
     let sys = System::probe(root).map_err(unreadable)?;
-    let os = &sys.os;
+    let survey = crate::detect::Survey::of(&sys);
     let mut text = format!(
-        "root: {}\nos: ID={} ID_LIKE={} VERSION_ID={} ({})\nresolv.conf: {:?}\n",
+        "root: {}\n{}resolv.conf: {:?}\n",
         root.display(),
-        os.id,
-        os.id_like.join(","),
-        os.version_id,
-        os.pretty_name,
+        survey.text(),
         render::common::dns::resolv_owner(&sys).map_err(unreadable)?
     );
     if root == Path::new("/") {
@@ -177,15 +176,8 @@ fn detect(root: &Path) -> Result<(), Error> {
             Err(boot::FindError::Failed(why)) => writeln!(text, "os.conf: {why}"),
         };
     }
-    let detected = render::detect(&sys);
-    if let Ok(d) = &detected {
-        let _ = writeln!(text, "stack: {} ({})", d.stack.name, d.evidence);
-        for (name, why) in &d.also_matched {
-            let _ = writeln!(text, "also matched: {name} ({why})");
-        }
-    }
     print(&text)?;
-    detected.map(drop).map_err(|e| Error::failed(None, e))
+    survey.stack.map(drop).map_err(|e| Error::failed(None, e))
 }
 
 /// Plans or applies os.conf; `run` is filled in for the status record.

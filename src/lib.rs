@@ -9,6 +9,7 @@ pub mod boot;
 pub mod cli;
 pub mod clock;
 pub mod conf;
+pub mod detect;
 pub mod disk;
 pub mod error;
 pub mod exec;

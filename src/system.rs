@@ -248,24 +248,83 @@ impl System {
         Ok(names)
     }
 
-    /// True when a systemd unit is enabled: a link to it in any `*.wants` directory of /etc.
-    pub fn systemd_unit_enabled(&self, unit: &str) -> Result<bool> {
-        let base = "/etc/systemd/system";
-        for d in self.list(base)? {
-            if (d.ends_with(".wants") || d.ends_with(".requires"))
-                && self.exists(&format!("{base}/{d}/{unit}"))?
-            {
-                return Ok(!self.systemd_unit_masked(unit)?);
+    /// The `*.wants` and `*.requires` directories of /etc/systemd/system, where enabling a unit puts
+    /// its link: the one scan of them.
+    pub fn systemd_wants_dirs(&self) -> Result<Vec<String>> {
+        Ok(self
+            .list(SYSTEMD_ETC)?
+            .into_iter()
+            .filter(|d| d.ends_with(".wants") || d.ends_with(".requires"))
+            .map(|d| format!("{SYSTEMD_ETC}/{d}"))
+            .collect())
+    }
+
+    /// The link that enables a systemd unit (`/etc/systemd/system/multi-user.target.wants/x.service`),
+    /// unless the unit is masked (linked to /dev/null), which beats any enablement.
+    pub fn systemd_unit_link(&self, unit: &str) -> Result<Option<String>> {
+        for dir in self.systemd_wants_dirs()? {
+            let link = format!("{dir}/{unit}");
+            if self.exists(&link)? {
+                return Ok((!self.systemd_unit_masked(unit)?).then_some(link));
             }
         }
-        Ok(false)
+        Ok(None)
+    }
+
+    /// True when a systemd unit is enabled: [`System::systemd_unit_link`] finds its link.
+    pub fn systemd_unit_enabled(&self, unit: &str) -> Result<bool> {
+        Ok(self.systemd_unit_link(unit)?.is_some())
     }
 
     /// True when a unit is masked (linked to /dev/null), which beats any enablement.
     pub fn systemd_unit_masked(&self, unit: &str) -> Result<bool> {
-        let target = self.link_target(&format!("/etc/systemd/system/{unit}"))?;
+        let target = self.link_target(&format!("{SYSTEMD_ETC}/{unit}"))?;
         Ok(target.is_some_and(|t| t == Path::new("/dev/null")))
     }
+
+    /// The runlevel link that starts the init script `script` at boot: a sysvinit start link
+    /// `S<digits><script>` in a runlevel directory booting reaches ([`RC_DIRS`]: Debian's
+    /// `/etc/rc?.d`, Red Hat's `/etc/rc.d/rc?.d`), or an OpenRC link `/etc/runlevels/<level>/<script>`.
+    /// A kill link (`K01…`) starts nothing; `S10foo-script` starts `foo-script`, not `script`.
+    pub fn init_script_link(&self, script: &str) -> Result<Option<String>> {
+        for dir in RC_DIRS {
+            if let Some(name) = self.list(dir)?.into_iter().find(|n| starts(n, script)) {
+                return Ok(Some(format!("{dir}/{name}")));
+            }
+        }
+        for level in self.list("/etc/runlevels")? {
+            let link = format!("/etc/runlevels/{level}/{script}");
+            if self.exists(&link)? {
+                return Ok(Some(link));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Where systemd keeps the administrator's units and enablement links.
+const SYSTEMD_ETC: &str = "/etc/systemd/system";
+
+/// The sysvinit runlevel directories whose start links run at boot: single-user (S) and the multi-user
+/// runlevels 2 to 5, in Debian's place and Red Hat's.
+const RC_DIRS: [&str; 10] = [
+    "/etc/rcS.d",
+    "/etc/rc2.d",
+    "/etc/rc3.d",
+    "/etc/rc4.d",
+    "/etc/rc5.d",
+    "/etc/rc.d/rcS.d",
+    "/etc/rc.d/rc2.d",
+    "/etc/rc.d/rc3.d",
+    "/etc/rc.d/rc4.d",
+    "/etc/rc.d/rc5.d",
+];
+
+/// True when the runlevel link `name` starts `script`: `S`, one or more digits, then the name.
+fn starts(name: &str, script: &str) -> bool {
+    name.strip_prefix('S')
+        .and_then(|r| r.strip_suffix(script))
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -283,5 +342,75 @@ mod tests {
         assert_eq!(os.pretty_name, "R \"9\"");
         assert!(os.is_like(&["fedora"]));
         assert!(!os.is_like(&["debian"]));
+        // Single quotes, a value with spaces and an ellipsis, as os-release(5) allows.
+        let os = OsRelease::parse("PRETTY_NAME='Debian GNU/Linux 12 (bookworm) …'\nID=debian\n");
+        assert_eq!(os.pretty_name, "Debian GNU/Linux 12 (bookworm) …");
+    }
+
+    #[test]
+    fn a_runlevel_link_starts_a_script_by_its_whole_name() {
+        for (name, script, want) in [
+            ("S01networking", "networking", true),
+            ("S1networking", "networking", true),
+            ("S10network", "network", true),
+            ("K01networking", "networking", false),
+            ("Snetworking", "networking", false),
+            ("S10NetworkManager", "network", false),
+            ("S10foonetwork", "network", false),
+            ("S10network-extra", "network", false),
+            ("S0xnetwork", "network", false),
+        ] {
+            assert_eq!(starts(name, script), want, "{name} starts {script}");
+        }
+    }
+
+    #[test]
+    fn runlevel_links_in_debian_red_hat_and_openrc_places() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let sys = |d: &Path| System::probe(d).unwrap();
+        std::fs::create_dir_all(dir.path().join("etc/rc.d/rc3.d")).unwrap();
+        std::fs::create_dir_all(dir.path().join("etc/rc2.d")).unwrap();
+        symlink("../init.d/network", dir.path().join("etc/rc.d/rc3.d/K90network")).unwrap();
+        symlink("../init.d/network", dir.path().join("etc/rc2.d/S10foonetwork")).unwrap();
+        assert_eq!(sys(dir.path()).init_script_link("network").unwrap(), None);
+        symlink("../init.d/network", dir.path().join("etc/rc.d/rc3.d/S10network")).unwrap();
+        assert_eq!(
+            sys(dir.path()).init_script_link("network").unwrap().as_deref(),
+            Some("/etc/rc.d/rc3.d/S10network")
+        );
+        std::fs::create_dir_all(dir.path().join("etc/runlevels/boot")).unwrap();
+        symlink(
+            "/etc/init.d/net.eth0",
+            dir.path().join("etc/runlevels/boot/net.eth0"),
+        )
+        .unwrap();
+        assert_eq!(
+            sys(dir.path()).init_script_link("net.eth0").unwrap().as_deref(),
+            Some("/etc/runlevels/boot/net.eth0")
+        );
+    }
+
+    #[test]
+    fn a_unit_is_enabled_by_a_wants_or_requires_link_unless_masked() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc/systemd/system");
+        std::fs::create_dir_all(etc.join("multi-user.target.requires")).unwrap();
+        std::fs::create_dir_all(etc.join("other")).unwrap();
+        symlink("/lib/systemd/system/a.service", etc.join("other/a.service")).unwrap();
+        let sys = |d: &Path| System::probe(d).unwrap();
+        assert_eq!(sys(dir.path()).systemd_unit_link("a.service").unwrap(), None);
+        symlink(
+            "/lib/systemd/system/a.service",
+            etc.join("multi-user.target.requires/a.service"),
+        )
+        .unwrap();
+        assert_eq!(
+            sys(dir.path()).systemd_unit_link("a.service").unwrap().as_deref(),
+            Some("/etc/systemd/system/multi-user.target.requires/a.service")
+        );
+        symlink("/dev/null", etc.join("a.service")).unwrap();
+        assert!(!sys(dir.path()).systemd_unit_enabled("a.service").unwrap());
     }
 }

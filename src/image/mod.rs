@@ -59,16 +59,30 @@ fn item(key: &'static str, verdict: Verdict, reason: impl Into<String>) -> Item 
     }
 }
 
+/// What `image check` found: each requirement, and what detection says of the root partition
+/// (`None` when none was found or read).
+pub struct Report {
+    pub items: Vec<Item>,
+    pub system: Option<crate::detect::Survey>,
+}
+
 /// Checks the image at `path`. An image that cannot be read, or is qcow2, is an `Invalid` error
 /// (exit 2); the requirements found failing are in the items.
-pub fn check(path: &Path) -> Result<Vec<Item>, Error> {
+pub fn check(path: &Path) -> Result<Report, Error> {
+    let mut system = None;
+    let items = requirements(path, &mut system)?;
+    Ok(Report { items, system })
+}
+
+/// The requirements' items; `system` gets the root partition's survey when there is one.
+fn requirements(path: &Path, system: &mut Option<crate::detect::Survey>) -> Result<Vec<Item>, Error> {
     let image = Image::open(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => {
             Error::invalid(path, format!("cannot open: {e}"))
         }
         _ => unreadable(path, &e, ""),
     })?;
-    let items = check_image(path, &image)?;
+    let items = check_image(path, &image, system)?;
     // A check that turned damage into a warning still owes "image damaged" (and exit 2).
     match image.damage() {
         Some(d) => Err(damaged(path, &d, "")),
@@ -91,7 +105,11 @@ pub(crate) fn damaged(disk: &Path, what: &dyn std::fmt::Display, then: &str) -> 
     Error::invalid(disk, format!("image damaged: {what}{then}"))
 }
 
-fn check_image(path: &Path, image: &Image) -> Result<Vec<Item>, Error> {
+fn check_image(
+    path: &Path,
+    image: &Image,
+    system: &mut Option<crate::detect::Survey>,
+) -> Result<Vec<Item>, Error> {
     let size = image.size;
     let mut items = vec![if size > MIN_SIZE {
         item(
@@ -169,7 +187,9 @@ fn check_image(path: &Path, image: &Image) -> Result<Vec<Item>, Error> {
             format!("{CUSTOM_DIR}/: cannot tell without mounting (UFS directories are not read)"),
         ),
     });
-    items.extend(root::check(image));
+    let (root_items, survey) = root::check(path, image);
+    items.extend(root_items);
+    *system = survey;
     Ok(items)
 }
 
@@ -238,8 +258,10 @@ pub fn text(items: &[Item]) -> String {
     out
 }
 
-/// The report as one JSON object: `{"pass":bool,"checks":[{"key","result","reason"}],"not_checked":[]}`.
-pub fn json(items: &[Item]) -> String {
+/// The report as one JSON object: `{"pass":bool,"checks":[{"key","result","reason"}],"not_checked":[],
+/// "system":{…}|null}`, `system` being what `detect::Survey::json` says of the root partition.
+pub fn json(report: &Report) -> String {
+    let items = &report.items;
     let checks: Vec<String> = items
         .iter()
         .map(|i| {
@@ -252,8 +274,12 @@ pub fn json(items: &[Item]) -> String {
         })
         .collect();
     // `not_checked` stays (empty) for scripts written when some checks were not made yet.
+    let system = report
+        .system
+        .as_ref()
+        .map_or_else(|| "null".to_owned(), crate::detect::Survey::json);
     format!(
-        "{{\"pass\":{},\"checks\":[{}],\"not_checked\":[]}}\n",
+        "{{\"pass\":{},\"checks\":[{}],\"not_checked\":[],\"system\":{system}}}\n",
         passed(items),
         checks.join(",")
     )
@@ -266,9 +292,10 @@ pub fn passed(items: &[Item]) -> bool {
 
 /// `osconf image check`: prints the report; exit 1 when a requirement fails.
 pub fn run_check(path: &Path, as_json: bool) -> Result<(), Error> {
-    let items = check(path)?;
-    crate::output::print(&if as_json { json(&items) } else { text(&items) })?;
-    if passed(&items) {
+    let report = check(path)?;
+    let items = &report.items;
+    crate::output::print(&if as_json { json(&report) } else { text(items) })?;
+    if passed(items) {
         return Ok(());
     }
     let n = items.iter().filter(|i| i.verdict == Verdict::Fail).count();

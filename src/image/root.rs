@@ -1,119 +1,99 @@
-//! `image check`'s root-partition requirements, read through `disk` (never mounted): the root
-//! partition is the first holding `etc/os-release` (partition 1 itself on one-partition images);
-//! in it, an os.conf agent installed and enabled (osconf, judged by what `osconf install` records
+//! `image check`'s root-partition requirements, read as a `System` through `disk` (never mounted;
+//! which partition is the root: `view`): an os.conf agent installed and enabled (osconf, judged by what `osconf install` records
 //! in its manifest — the files each init system gets — or a vendor-style script that reads
 //! `aliyun_custom_image/os.conf`), no SSH host keys, no root `authorized_keys`, no usable root
 //! password. A root filesystem the reader cannot read (xfs, btrfs, LVM…) is a warning naming it.
 
-use std::fs::File;
-use std::io;
+use std::path::Path;
 
-use super::{Item, Verdict, item};
-use crate::disk::{FileType, Image, Volume};
+use super::{Item, Verdict, item, view};
+use crate::detect::Survey;
+use crate::disk::Image;
 use crate::install::{self, Before, INSTALL_MARKERS, MANIFEST, Manifest};
+use crate::system::{self, Kind, System};
 
 /// Where a vendor-style script may be: directories whose files are read, and single files.
 const SCRIPT_DIRS: [&str; 6] = [
-    "etc/init.d",
-    "etc/rc.d/init.d",
-    "etc/local.d",
-    "etc/systemd/system",
-    "usr/local/bin",
-    "usr/local/sbin",
+    "/etc/init.d",
+    "/etc/rc.d/init.d",
+    "/etc/local.d",
+    "/etc/systemd/system",
+    "/usr/local/bin",
+    "/usr/local/sbin",
 ];
-const SCRIPT_FILES: [&str; 2] = ["etc/rc.local", "etc/rc.d/rc.local"];
-/// Runlevel directories whose `S??NAME` links start an init.d script.
-const RC_DIRS: [&str; 9] = [
-    "etc/rcS.d",
-    "etc/rc2.d",
-    "etc/rc3.d",
-    "etc/rc4.d",
-    "etc/rc5.d",
-    "etc/rc.d/rc3.d",
-    "etc/rc.d/rc5.d",
-    "etc/runlevels/default",
-    "etc/runlevels/boot",
-];
+const SCRIPT_FILES: [&str; 2] = ["/etc/rc.local", "/etc/rc.d/rc.local"];
 /// Files of a script directory read at most (each bounded by the reader).
 const MAX_SCRIPTS: usize = 2000;
 /// What a vendor-style script mentions.
 const MARK: &[u8] = b"aliyun_custom_image";
 
-/// The root partition: its number and filesystem; else why none was found.
-pub fn find(image: &Image) -> Result<(u32, Volume<File>), Item> {
-    let mut unread = Vec::new();
-    let numbers: Vec<u32> = image
-        .table
-        .iter()
-        .flat_map(|t| &t.partitions)
-        .filter(|p| !p.is_extended())
-        .map(|p| p.number)
-        .collect();
-    for n in numbers {
-        match image.partition(n) {
-            Ok(v) => match v.symlink_metadata("etc/os-release") {
-                Ok(Some(_)) => return Ok((n, v)),
-                Ok(None) => {}
-                Err(e) => unread.push(format!("partition {n} ({}): {e}", v.fs.kind.name())),
-            },
-            Err(e) => unread.push(e.to_string()),
+/// The root-partition items of the image at `disk`, and what detection says of its root.
+pub fn check(disk: &Path, image: &Image) -> (Vec<Item>, Option<Survey>) {
+    let (n, v) = match view::root_partition(image) {
+        Ok(found) => found,
+        Err(why) => return (vec![why], None),
+    };
+    let fs = v.fs.describe();
+    let sys = match view::system(disk, n, v) {
+        Ok(sys) => sys,
+        Err(e) => {
+            let why = format!("partition {n} ({fs}): {e}; the root-partition checks were not made");
+            return (vec![item("root", Verdict::Warn, why)], None);
         }
-    }
-    Err(if unread.is_empty() {
-        item(
-            "root",
-            Verdict::Fail,
-            "no partition holds etc/os-release: no root filesystem found",
-        )
-    } else {
-        item(
-            "root",
-            Verdict::Warn,
-            format!(
-                "no readable partition holds etc/os-release; not read: {}; the root-partition checks \
-                 (agent, SSH keys, root password) were not made",
-                unread.join("; ")
-            ),
-        )
-    })
+    };
+    let name = match sys.os.pretty_name.as_str() {
+        "" => "an os-release without PRETTY_NAME".to_owned(),
+        pretty => pretty.to_owned(),
+    };
+    let mut items = vec![item(
+        "root",
+        Verdict::Pass,
+        format!("partition {n} ({fs}): {name}"),
+    )];
+    let survey = Survey::of(&sys);
+    items.extend(detected(&survey));
+    items.extend([
+        or_warn("agent", agent(&sys)),
+        or_warn("ssh-host-keys", host_keys(&sys)),
+        or_warn("root-authorized-keys", authorized_keys(&sys)),
+        or_warn("root-password", password(&sys)),
+    ]);
+    (items, Some(survey))
 }
 
-/// The root-partition items.
-pub fn check(image: &Image) -> Vec<Item> {
-    let (n, v) = match find(image) {
-        Ok(found) => found,
-        Err(why) => return vec![why],
+/// What `osconf detect` would say of the root: its distribution, init system and network stack,
+/// and whether osconf would configure it. Not knowing the init or the stack is a warning: a
+/// vendor-style agent needs neither, and `--init`/`--stack` can say them.
+fn detected(s: &Survey) -> Vec<Item> {
+    let found = |key, r: Result<(&str, &str), &String>| match r {
+        Ok((name, why)) => item(key, Verdict::Pass, format!("{name} ({why})")),
+        Err(e) => item(key, Verdict::Warn, format!("unknown: {e}")),
     };
-    let release = v.read_file("etc/os-release").ok().flatten().unwrap_or_default();
-    let id = String::from_utf8_lossy(&release)
-        .lines()
-        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-        .map(|s| s.trim_matches('"').to_owned())
-        .unwrap_or_else(|| "etc/os-release".into());
     vec![
-        item(
-            "root",
-            Verdict::Pass,
-            format!("partition {n} ({}): {id}", v.fs.describe()),
+        item("distribution", Verdict::Pass, s.distribution()),
+        found("init", s.init.as_ref().map(|(i, why)| (i.name, why.as_str()))),
+        found(
+            "stack",
+            s.stack.as_ref().map(|d| (d.stack.name, d.evidence.as_str())),
         ),
-        or_warn("agent", agent(&v)),
-        or_warn("ssh-host-keys", host_keys(&v)),
-        or_warn("root-authorized-keys", authorized_keys(&v)),
-        or_warn("root-password", password(&v)),
+        match s.configurable() {
+            Ok(yes) => item("configurable", Verdict::Pass, yes),
+            Err(no) => item("configurable", Verdict::Warn, no),
+        },
     ]
 }
 
 /// A check that could not read what it needs is a warning saying what.
-fn or_warn(key: &'static str, r: io::Result<Item>) -> Item {
+fn or_warn(key: &'static str, r: system::Result<Item>) -> Item {
     r.unwrap_or_else(|e| item(key, Verdict::Warn, format!("cannot tell: {e}")))
 }
 
 /// osconf (binary + what its install manifest lists, or a package's enabled unit), else a script
 /// of the vendor's kind.
-fn agent(v: &Volume<File>) -> io::Result<Item> {
-    let binary = install::BINARY.trim_start_matches('/');
-    match v.metadata(binary)? {
-        Some(m) if m.file_type == FileType::File && m.mode & 0o111 != 0 => return osconf_enabled(v),
+fn agent(sys: &System) -> system::Result<Item> {
+    let binary = install::BINARY;
+    match sys.stat(binary, true)? {
+        Some(st) if st.kind == Kind::File && st.mode & 0o111 != 0 => return osconf_enabled(sys),
         Some(_) => {
             return Ok(item(
                 "agent",
@@ -123,7 +103,7 @@ fn agent(v: &Volume<File>) -> io::Result<Item> {
         }
         None => {}
     }
-    let scripts = vendor_scripts(v)?;
+    let scripts = vendor_scripts(sys)?;
     let Some((path, enabled)) = scripts
         .iter()
         .find(|(_, e)| e.is_some())
@@ -159,46 +139,41 @@ fn agent(v: &Volume<File>) -> io::Result<Item> {
 
 /// osconf's binary is there: enabled as its install manifest says (every path it lists present,
 /// osconf's block in shared files), or as a package enables the unit.
-fn osconf_enabled(v: &Volume<File>) -> io::Result<Item> {
-    let manifest = MANIFEST.trim_start_matches('/');
-    let Some(text) = v.read_file(manifest)? else {
-        let wants = install::SYSTEMD_WANTS.trim_start_matches('/');
-        return Ok(match v.metadata(wants)? {
-            Some(m) if m.file_type == FileType::File => item(
+fn osconf_enabled(sys: &System) -> system::Result<Item> {
+    let fail = |why: String| item("agent", Verdict::Fail, why);
+    let Some(text) = sys.read_text(MANIFEST)? else {
+        let wants = install::SYSTEMD_WANTS;
+        return Ok(match sys.stat(wants, true)? {
+            Some(st) if st.kind == Kind::File => item(
                 "agent",
                 Verdict::Pass,
                 format!("osconf (a package): {wants} enables osconf.service"),
             ),
-            _ => item(
-                "agent",
-                Verdict::Fail,
-                format!(
-                    "osconf is installed but nothing starts it: no {manifest} (osconf install) and no {wants} \
-                     (a package); run osconf image prepare"
-                ),
-            ),
+            _ => fail(format!(
+                "osconf is installed but nothing starts it: no {MANIFEST} (osconf install) and no {wants} \
+                 (a package); run osconf image prepare"
+            )),
         });
     };
-    let m = Manifest::parse(&String::from_utf8_lossy(&text)).map_err(io::Error::other)?;
-    let init = install::find(&m.init)
-        .ok_or_else(|| io::Error::other(format!("{manifest}: unknown init {:?}", m.init)))?;
+    let m = match Manifest::parse(&text) {
+        Ok(m) => m,
+        Err(e) => return Ok(fail(format!("{MANIFEST}: {e}"))),
+    };
+    let Some(init) = install::find(&m.init) else {
+        return Ok(fail(format!("{MANIFEST}: unknown init {:?}", m.init)));
+    };
     for (path, before) in &m.paths {
-        let rel = path.trim_start_matches('/');
         let missing = match before {
-            Before::Edited => !v
-                .read_file(rel)?
-                .is_some_and(|t| String::from_utf8_lossy(&t).contains(INSTALL_MARKERS.begin.trim_end())),
-            _ => v.metadata(rel)?.is_none(),
+            Before::Edited => !sys
+                .read_text(path)?
+                .is_some_and(|t| t.contains(INSTALL_MARKERS.begin.trim_end())),
+            _ => sys.stat(path, true)?.is_none(),
         };
         if missing {
-            return Ok(item(
-                "agent",
-                Verdict::Fail,
-                format!(
-                    "osconf was installed for {} but {path} (in {manifest}) is missing or no longer starts it",
-                    init.name
-                ),
-            ));
+            return Ok(fail(format!(
+                "osconf was installed for {} but {path} (in {MANIFEST}) is missing or no longer starts it",
+                init.name
+            )));
         }
     }
     let paths: Vec<&str> = m
@@ -219,80 +194,64 @@ fn osconf_enabled(v: &Volume<File>) -> io::Result<Item> {
 }
 
 /// Files that mention aliyun_custom_image, each with how it is started when that is known.
-fn vendor_scripts(v: &Volume<File>) -> io::Result<Vec<(String, Option<String>)>> {
+fn vendor_scripts(sys: &System) -> system::Result<Vec<(String, Option<String>)>> {
     let mut found = Vec::new();
     let mut candidates: Vec<String> = SCRIPT_FILES.iter().map(|f| f.to_string()).collect();
     for dir in SCRIPT_DIRS {
-        if let Some(entries) = v.list_dir(dir)? {
-            candidates.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| e.file_type == FileType::File)
-                    .take(MAX_SCRIPTS)
-                    .map(|e| format!("{dir}/{}", e.name)),
-            );
+        for name in sys.list(dir)?.into_iter().take(MAX_SCRIPTS) {
+            let path = format!("{dir}/{name}");
+            if sys.stat(&path, false)?.is_some_and(|st| st.kind == Kind::File) {
+                candidates.push(path);
+            }
         }
     }
     for path in candidates {
-        let Ok(Some(bytes)) = v.read_file(&path) else {
+        // A file that cannot be read (too large, not a regular file) is no script of this kind.
+        let Ok(Some(bytes)) = sys.read(&path) else {
             continue;
         };
         if !bytes.windows(MARK.len()).any(|w| w == MARK) {
             continue;
         }
-        let how = started_by(v, &path)?;
+        let how = started_by(sys, &path)?;
         found.push((path, how));
     }
     Ok(found)
 }
 
 /// How the script at `path` is started: rc.local runs at boot; an init.d script by a runlevel
-/// link `S??NAME`; a unit by a link in a `.wants` directory.
-fn started_by(v: &Volume<File>, path: &str) -> io::Result<Option<String>> {
+/// link; a unit by its enabling link — as the renderers' probes ask of a network service.
+fn started_by(sys: &System, path: &str) -> system::Result<Option<String>> {
     let name = path.rsplit('/').next().unwrap_or(path);
     if SCRIPT_FILES.contains(&path) {
         return Ok(Some(format!("{path} runs at the end of the boot")));
     }
-    if path.contains("/init.d/") {
-        for dir in RC_DIRS {
-            for e in v.list_dir(dir)?.unwrap_or_default() {
-                let linked = e.name == name
-                    || e.name.strip_prefix('S').is_some_and(|r| {
-                        r.len() > 2 && r.as_bytes()[..2].iter().all(u8::is_ascii_digit) && &r[2..] == name
-                    });
-                if linked {
-                    return Ok(Some(format!("started by {dir}/{}", e.name)));
-                }
-            }
-        }
+    if path.contains("/init.d/")
+        && let Some(link) = sys.init_script_link(name)?
+    {
+        return Ok(Some(format!("started by {link}")));
     }
-    if path.starts_with("etc/systemd/system/") {
-        for e in v.list_dir("etc/systemd/system")?.unwrap_or_default() {
-            if e.file_type == FileType::Dir && e.name.ends_with(".wants") {
-                let link = format!("etc/systemd/system/{}/{name}", e.name);
-                if v.symlink_metadata(&link)?.is_some() {
-                    return Ok(Some(format!("enabled by {link}")));
-                }
-            }
-        }
+    if path.starts_with("/etc/systemd/system/")
+        && let Some(link) = sys.systemd_unit_link(name)?
+    {
+        return Ok(Some(format!("enabled by {link}")));
     }
     Ok(None)
 }
 
 /// SSH host keys baked in: every instance made from the image would share them.
-fn host_keys(v: &Volume<File>) -> io::Result<Item> {
-    let keys: Vec<String> = v
-        .list_dir("etc/ssh")?
-        .unwrap_or_default()
+fn host_keys(sys: &System) -> system::Result<Item> {
+    let keys: Vec<String> = sys
+        .list("/etc/ssh")?
         .into_iter()
-        .filter(|e| (e.name.starts_with("ssh_host_") && e.name.ends_with("_key")) || e.name == "ssh_host_key")
-        .map(|e| format!("etc/ssh/{}", e.name))
+        .filter(|n| (n.starts_with("ssh_host_") && n.ends_with("_key")) || n == "ssh_host_key")
+        .map(|n| format!("/etc/ssh/{n}"))
         .collect();
     Ok(if keys.is_empty() {
         item(
             "ssh-host-keys",
             Verdict::Pass,
-            "no SSH host keys (etc/ssh/ssh_host_*_key) baked in",
+            "no SSH host keys (/etc/ssh/ssh_host_*_key) baked in",
         )
     } else {
         item(
@@ -316,26 +275,23 @@ fn root_entry(text: &[u8]) -> Option<Vec<String>> {
 }
 
 /// root's authorized_keys, in root's home as etc/passwd gives it (else /root).
-fn authorized_keys(v: &Volume<File>) -> io::Result<Item> {
-    let home = v
-        .read_file("etc/passwd")?
+fn authorized_keys(sys: &System) -> system::Result<Item> {
+    let home = sys
+        .read("/etc/passwd")?
         .and_then(|t| root_entry(&t))
         .and_then(|f| f.get(5).cloned())
         .filter(|h| h.starts_with('/'))
         .unwrap_or_else(|| "/root".into());
     let mut found = Vec::new();
     for name in ["authorized_keys", "authorized_keys2"] {
-        let path = format!(
-            "{}/.ssh/{name}",
-            home.trim_start_matches('/').trim_end_matches('/')
-        );
-        if let Some(bytes) = v.read_file(&path)? {
+        let path = format!("{}/.ssh/{name}", home.trim_end_matches('/'));
+        if let Some(bytes) = sys.read(&path)? {
             let keys = String::from_utf8_lossy(&bytes)
                 .lines()
                 .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
                 .count();
             if keys > 0 {
-                found.push(format!("/{path} ({keys} keys)"));
+                found.push(format!("{path} ({keys} keys)"));
             }
         }
     }
@@ -358,16 +314,16 @@ fn authorized_keys(v: &Volume<File>) -> io::Result<Item> {
 }
 
 /// root's password field: locked or absent is a pass; a usable hash or an empty field is a fail.
-fn password(v: &Volume<File>) -> io::Result<Item> {
-    let (file, field) = match v.read_file("etc/shadow")?.and_then(|t| root_entry(&t)) {
-        Some(f) => ("etc/shadow", f.get(1).cloned().unwrap_or_default()),
-        None => match v.read_file("etc/passwd")?.and_then(|t| root_entry(&t)) {
-            Some(f) if f.get(1).is_some_and(|p| p != "x") => ("etc/passwd", f[1].clone()),
+fn password(sys: &System) -> system::Result<Item> {
+    let (file, field) = match sys.read("/etc/shadow")?.and_then(|t| root_entry(&t)) {
+        Some(f) => ("/etc/shadow", f.get(1).cloned().unwrap_or_default()),
+        None => match sys.read("/etc/passwd")?.and_then(|t| root_entry(&t)) {
+            Some(f) if f.get(1).is_some_and(|p| p != "x") => ("/etc/passwd", f[1].clone()),
             _ => {
                 return Ok(item(
                     "root-password",
                     Verdict::Warn,
-                    "no root entry in etc/shadow: cannot tell",
+                    "no root entry in /etc/shadow: cannot tell",
                 ));
             }
         },

@@ -156,7 +156,7 @@ fn boot_and_report(
         }
     };
     let image = crate::disk::Image::open(disk).map_err(|e| fail(format!("reading the image: {e}")))?;
-    let items = report::check(config, &ended, &image);
+    let items = report::check(config, &ended, disk, &image);
     print(&report::text(&items))?;
     let failed = items
         .iter()

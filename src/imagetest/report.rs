@@ -7,32 +7,19 @@
 use std::fmt::Write as _;
 
 use super::qemu::{Ended, Outcome};
+use std::path::Path;
+
 use crate::disk::Image;
+use crate::image::view;
 use crate::image::{Item, Verdict};
 use crate::model::Config;
+use crate::render::STACKS;
 use crate::render::common::shadow;
+use crate::system::System;
 
 /// Where os.conf is written, in partition 1.
 pub const OS_CONF: &str = "aliyun_custom_image/os.conf";
 
-/// Where the stacks osconf knows keep a NIC's configuration: files, then directories whose every file
-/// counts (ifupdown, ifcfg, SUSE, networkd, netplan, NetworkManager, OpenRC, FreeBSD, Slackware,
-/// OpenWrt).
-const NETWORK_FILES: &[&str] = &[
-    "etc/network/interfaces",
-    "etc/conf.d/net",
-    "etc/rc.conf",
-    "etc/rc.d/rc.inet1.conf",
-    "etc/config/network",
-];
-const NETWORK_DIRS: &[&str] = &[
-    "etc/network/interfaces.d",
-    "etc/sysconfig/network-scripts",
-    "etc/sysconfig/network",
-    "etc/systemd/network",
-    "etc/netplan",
-    "etc/NetworkManager/system-connections",
-];
 /// Where a host name is kept besides etc/hostname (SUSE, RHEL 6, FreeBSD, OpenWrt, Gentoo).
 const HOSTNAME_FILES: &[&str] = &[
     "etc/HOSTNAME",
@@ -50,12 +37,6 @@ fn read(image: &Image, n: u32, path: &str) -> Result<Option<Vec<u8>>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The names in directory `dir` of partition `n`; `None` when it is absent or cannot be read.
-fn list(image: &Image, n: u32, dir: &str) -> Option<Vec<String>> {
-    let entries = image.partition(n).and_then(|v| v.list_dir(dir)).ok()??;
-    Some(entries.into_iter().map(|e| e.name).collect())
-}
-
 fn item(key: &'static str, ok: bool, reason: impl Into<String>) -> Item {
     Item {
         key,
@@ -64,8 +45,8 @@ fn item(key: &'static str, ok: bool, reason: impl Into<String>) -> Item {
     }
 }
 
-/// The checks, in order; `ended` is how the boot ended.
-pub fn check(conf: &Config, ended: &Ended, image: &Image) -> Vec<Item> {
+/// The checks, in order; `ended` is how the boot ended; `disk` is the image's path, for messages.
+pub fn check(conf: &Config, ended: &Ended, disk: &Path, image: &Image) -> Vec<Item> {
     let mut items = vec![boot_item(ended)];
     items.push(match read(image, 1, OS_CONF) {
         Ok(None) => item("os.conf", true, format!("removed from partition 1 ({OS_CONF})")),
@@ -76,21 +57,27 @@ pub fn check(conf: &Config, ended: &Ended, image: &Image) -> Vec<Item> {
         ),
         Err(e) => item("os.conf", false, format!("cannot read partition 1: {e}")),
     });
-    let Some(root) = root_partition(image) else {
-        items.push(item(
-            "root",
-            false,
-            "no partition holds etc/shadow: the root partition was not found",
-        ));
-        return items;
+    // The root partition as image check and prepare find it, read as osconf read it at boot.
+    let found = view::root_partition(image).map_err(|i| i.reason);
+    let sys = match found.and_then(|(n, v)| Ok((n, view::system(disk, n, v).map_err(|e| e.to_string())?))) {
+        Ok(found) => found,
+        Err(why) => {
+            items.push(item(
+                "root",
+                false,
+                format!("the root partition was not read: {why}"),
+            ));
+            return items;
+        }
     };
-    let bytes = |path: &str| read(image, root, path).ok().flatten();
+    let (root, sys) = (sys.0, &sys.1);
+    let bytes = |path: &str| sys.read(path).ok().flatten();
     let text = |path: &str| bytes(path).map(|b| String::from_utf8_lossy(&b).into_owned());
     if let Some(name) = &conf.hostname {
         items.push(hostname_item(name, &text));
     }
     if let Some(pw) = &conf.password {
-        let hash = bytes("etc/shadow").and_then(|s| shadow::root_hash(&s).map(str::to_owned));
+        let hash = bytes("/etc/shadow").and_then(|s| shadow::root_hash(&s).map(str::to_owned));
         items.push(match hash {
             Some(h) if shadow::is_hash_of(pw.expose(), &h) => item(
                 "password",
@@ -108,13 +95,13 @@ pub fn check(conf: &Config, ended: &Ended, image: &Image) -> Vec<Item> {
             None => item("password", false, "no root line in etc/shadow"),
         });
     }
-    let network = network_files(image, root);
+    let network = network_files(sys);
     for nic in &conf.nics {
         items.push(nic_item(nic, &network));
     }
     if !conf.nameservers.is_empty() {
         let mut places = network.clone();
-        places.extend(text("etc/resolv.conf").map(|t| ("etc/resolv.conf".to_owned(), t)));
+        places.extend(text("/etc/resolv.conf").map(|t| ("/etc/resolv.conf".to_owned(), t)));
         let missing: Vec<String> = conf
             .nameservers
             .iter()
@@ -184,20 +171,6 @@ fn quote(line: &str) -> &str {
     line.find("osconf: ").map_or(line, |at| &line[at..])
 }
 
-/// The first partition (not 1, unless it is the only one) that holds etc/shadow.
-fn root_partition(image: &Image) -> Option<u32> {
-    let parts: Vec<u32> = image
-        .table
-        .as_ref()
-        .map(|t| t.partitions.iter().map(|p| p.number).collect())
-        .unwrap_or_default();
-    let mut order: Vec<u32> = parts.iter().copied().filter(|&n| n != 1).collect();
-    order.extend(parts.iter().copied().filter(|&n| n == 1));
-    order
-        .into_iter()
-        .find(|&n| matches!(read(image, n, "etc/shadow"), Ok(Some(_))))
-}
-
 fn hostname_item(name: &str, text: &dyn Fn(&str) -> Option<String>) -> Item {
     let etc = text("etc/hostname");
     let first = etc.as_deref().and_then(|t| t.lines().next()).unwrap_or("").trim();
@@ -221,20 +194,24 @@ fn hostname_item(name: &str, text: &dyn Fn(&str) -> Option<String>) -> Item {
     )
 }
 
-/// (path, text) of every network configuration file in the root partition.
-fn network_files(image: &Image, root: u32) -> Vec<(String, String)> {
-    let mut paths: Vec<String> = NETWORK_FILES.iter().map(|p| (*p).to_owned()).collect();
-    for dir in NETWORK_DIRS {
-        if let Some(names) = list(image, root, dir) {
-            paths.extend(names.into_iter().map(|n| format!("{dir}/{n}")));
+/// (path, text) of every network configuration file in the root partition: where each stack osconf
+/// knows keeps its NICs (`Stack::network_files`), whichever stack the image uses.
+fn network_files(sys: &System) -> Vec<(String, String)> {
+    let mut paths: Vec<String> = Vec::new();
+    for place in STACKS.iter().flat_map(|s| s.network_files) {
+        match place.strip_suffix('/') {
+            Some(dir) => {
+                let names = sys.list(dir).unwrap_or_default();
+                paths.extend(names.into_iter().map(|n| format!("{dir}/{n}")));
+            }
+            None => paths.push((*place).to_owned()),
         }
     }
+    paths.sort();
+    paths.dedup();
     paths
         .into_iter()
-        .filter_map(|p| {
-            let bytes = read(image, root, &p).ok().flatten()?;
-            Some((p, String::from_utf8_lossy(&bytes).into_owned()))
-        })
+        .filter_map(|p| Some((p.clone(), sys.read_text(&p).ok()??)))
         .collect()
 }
 

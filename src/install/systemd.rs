@@ -44,12 +44,9 @@ fn files(_sys: &System) -> Result<Service, String> {
     })
 }
 
-/// True when some unit is enabled in /etc/systemd/system (a `*.wants` directory there).
+/// True when some unit is enabled in /etc/systemd/system (a `*.wants` or `*.requires` directory there).
 pub fn has_wants(sys: &System) -> crate::system::Result<bool> {
-    Ok(sys
-        .list("/etc/systemd/system")?
-        .iter()
-        .any(|d| d.ends_with(".wants")))
+    Ok(!sys.systemd_wants_dirs()?.is_empty())
 }
 
 /// The unit, headed by a comment line saying who put it there (`osconf install`, or a package

@@ -24,6 +24,7 @@ pub const STACK: Stack = Stack {
         ran: Some("/run/ifstate"),
     }],
     activate,
+    network_files: &[INTERFACES],
 };
 
 /// osconf's block: from [`HEADER`] to its end line.

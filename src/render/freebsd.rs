@@ -22,6 +22,7 @@ pub const STACK: Stack = Stack {
     // rc scripts leave no trace of having run: a live run configures the NICs itself.
     services: &[],
     activate: common::activate::none,
+    network_files: &[RC_CONF],
 };
 
 const RC_CONF: &str = "/etc/rc.conf";

@@ -26,6 +26,7 @@ pub const STACK: Stack = Stack {
         ran: Some("/run/network/ifstate"),
     }],
     activate,
+    network_files: &[INTERFACES, "/etc/network/interfaces.d/"],
 };
 
 pub(super) const INTERFACES: &str = "/etc/network/interfaces";
@@ -43,35 +44,12 @@ fn detect(sys: &System) -> system::Result<Option<String>> {
     let why = if sys.systemd_unit_enabled("networking.service")? {
         "networking.service is enabled".to_owned()
     } else {
-        let Some(link) = init_link(sys)? else {
+        let Some(link) = sys.init_script_link("networking")? else {
             return Ok(None);
         };
         format!("{link} starts networking")
     };
     Ok(Some(format!("{why} and {INTERFACES} exists")))
-}
-
-/// A sysvinit start link (`/etc/rcS.d/S01networking`) or an OpenRC runlevel link
-/// (`/etc/runlevels/boot/networking`) for the `networking` init script.
-fn init_link(sys: &System) -> system::Result<Option<String>> {
-    let sysv = ["rcS.d", "rc2.d", "rc3.d", "rc4.d", "rc5.d"].map(|d| format!("/etc/{d}"));
-    for dir in &sysv {
-        let is_start = |n: &String| {
-            n.strip_prefix('S')
-                .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
-                == Some("networking")
-        };
-        if let Some(name) = sys.list(dir)?.into_iter().find(is_start) {
-            return Ok(Some(format!("{dir}/{name}")));
-        }
-    }
-    for level in sys.list("/etc/runlevels")? {
-        let link = format!("/etc/runlevels/{level}/networking");
-        if sys.exists(&link)? {
-            return Ok(Some(link));
-        }
-    }
-    Ok(None)
 }
 
 /// True when Debian's resolvconf owns resolv.conf: it reads the servers from the stanzas'

@@ -100,9 +100,24 @@ pub struct Stack {
     /// Live runs that changed the network files: the steps that make them take effect on this boot
     /// (`Input::running_service` says which service runs already; none does at boot).
     pub activate: fn(&Input) -> Vec<Run>,
+    /// Where it keeps the NICs' configuration (addresses, gateways, routes): files, and directories
+    /// ending in `/` whose every file counts. `osconf image test` reads these to judge what took
+    /// effect; a unit test holds every renderer to them.
+    pub network_files: &'static [&'static str],
 }
 
 impl Stack {
+    /// True when `path` is one of [`Stack::network_files`] or a file directly in one of its
+    /// directories.
+    pub fn keeps_network(&self, path: &str) -> bool {
+        self.network_files
+            .iter()
+            .any(|&place| match place.strip_suffix('/') {
+                Some(dir) => path.rsplit_once('/').is_some_and(|(parent, _)| parent == dir),
+                None => path == place,
+            })
+    }
+
     /// Everything this stack writes for os.conf: the network configuration (when os.conf gives a
     /// NIC), then the host name and DNS.
     pub fn render(&self, input: &Input) -> system::Result<Rendered> {
@@ -197,6 +212,47 @@ mod tests {
     use super::common::testing::{example, fake_root, render, written};
 
     const CLOUD_OFF: &str = "/etc/cloud/cloud.cfg.d/99-disable-network-config.cfg";
+
+    #[test]
+    fn every_stack_keeps_its_nics_where_its_network_files_say() {
+        use crate::plan::FileOp;
+        let root = fake_root(&[("/etc/shadow", "root:*:1::::::\n")], &[]);
+        let config = example("classic");
+        let tokens: Vec<String> = config
+            .nics
+            .iter()
+            .flat_map(|n| {
+                let mut t = vec![n.address.to_string()];
+                t.extend(n.gateway.map(|g| g.to_string()));
+                t.extend(n.routes.iter().map(|r| r.dest.addr.to_string()));
+                t
+            })
+            .collect();
+        for stack in STACKS {
+            let out = render(stack, &config, root.path());
+            let mut held = Vec::new();
+            for op in &out.ops {
+                let FileOp::Write { path, contents, .. } = op else {
+                    continue;
+                };
+                let text = String::from_utf8_lossy(contents);
+                if tokens.iter().any(|t| text.contains(t.as_str())) {
+                    assert!(
+                        stack.keeps_network(path),
+                        "{}: {path} holds a NIC's settings but is not in its network_files",
+                        stack.name
+                    );
+                    held.push(text.into_owned());
+                }
+            }
+            let address = config.nics[0].address.to_string();
+            assert!(
+                held.iter().any(|t| t.contains(&address)),
+                "{}: no network file holds {address}",
+                stack.name
+            );
+        }
+    }
 
     #[test]
     fn every_stack_turns_cloud_init_network_off_only_when_it_writes_nics() {

@@ -28,6 +28,7 @@ pub const STACK: Stack = Stack {
         ran: None,
     }],
     activate,
+    network_files: &[NET],
 };
 
 const NET: &str = "/etc/conf.d/net";

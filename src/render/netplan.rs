@@ -25,6 +25,7 @@ pub const STACK: Stack = Stack {
     // another file says `renderer: NetworkManager` (Ubuntu desktops).
     services: &[networkd::NETWORKD, NETWORK_MANAGER],
     activate,
+    network_files: &["/etc/netplan/"],
 };
 
 const DIR: &str = "/etc/netplan";

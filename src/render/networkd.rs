@@ -21,6 +21,7 @@ pub const STACK: Stack = Stack {
     host,
     services: &[NETWORKD],
     activate: common::activate::networkd,
+    network_files: &["/etc/systemd/network/"],
 };
 
 pub(super) const NETWORKD: Service = Service {

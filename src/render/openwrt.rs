@@ -26,6 +26,7 @@ pub const STACK: Stack = Stack {
     // procd keeps no state osconf can read: a live run configures the NICs itself.
     services: &[],
     activate: super::common::activate::none,
+    network_files: &[NETWORK],
 };
 
 const NETWORK: &str = "/etc/config/network";

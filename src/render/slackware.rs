@@ -25,6 +25,7 @@ pub const STACK: Stack = Stack {
     // rc scripts leave no trace of having run: a live run configures the NICs itself.
     services: &[],
     activate: common::activate::none,
+    network_files: &[CONF, RC_LOCAL],
 };
 
 const CONF: &str = "/etc/rc.d/rc.inet1.conf";

@@ -27,6 +27,7 @@ pub const STACK: Stack = Stack {
         },
     ],
     activate,
+    network_files: &["/etc/sysconfig/network-scripts/"],
 };
 
 const DIR: &str = "/etc/sysconfig/network-scripts";
@@ -38,13 +39,7 @@ fn detect(sys: &System) -> system::Result<Option<String>> {
     if let Some(ifcfg) = names.iter().find(|n| n.starts_with("ifcfg-") && *n != "ifcfg-lo") {
         return Ok(Some(format!("{DIR}/{ifcfg} exists")));
     }
-    let mut sysv = false;
-    for dir in ["/etc/rc.d/rc3.d", "/etc/rc3.d"] {
-        sysv |= sys
-            .list(dir)?
-            .iter()
-            .any(|n| n.starts_with('S') && n.ends_with("network"));
-    }
+    let sysv = sys.init_script_link("network")?.is_some();
     Ok((sysv || sys.systemd_unit_enabled("network.service")?)
         .then(|| "initscripts' network service is enabled".to_owned()))
 }

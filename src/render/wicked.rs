@@ -29,6 +29,7 @@ pub const STACK: Stack = Stack {
         ran: None,
     }],
     activate,
+    network_files: &["/etc/sysconfig/network/"],
 };
 
 const DIR: &str = "/etc/sysconfig/network";

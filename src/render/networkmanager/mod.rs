@@ -21,6 +21,7 @@ pub const STACK: Stack = Stack {
     host,
     services: &[NETWORK_MANAGER],
     activate,
+    network_files: &["/etc/NetworkManager/system-connections/"],
 };
 
 /// Started as a daemon (not by systemd), NetworkManager leaves its pid file.
