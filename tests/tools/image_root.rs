@@ -2,7 +2,9 @@
 //! filesystem `mkfs.ext4 -d` made from a tree: the agent (osconf installed by `osconf install
 //! --root`, a vendor-style init script with and without its runlevel link, nothing), SSH host keys,
 //! root's authorized_keys and password (locked, empty, a usable hash), one-partition and
-//! /boot+root layouts, and roots the reader cannot read (xfs, LVM), which must be warnings.
+//! /boot+root layouts, a root in partition 3 beside a data partition (found by its os-release, by
+//! check and prepare alike), the distribution, init and stack as `osconf detect` says them, and
+//! roots the reader cannot read (xfs, LVM), which must be warnings.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -102,7 +104,7 @@ fn the_root_partition_is_found_and_read() {
     assert_eq!(get(&checks, "root-authorized-keys").0, "pass");
     assert_eq!(
         get(&checks, "root-password"),
-        ("pass", "root's password in etc/shadow is locked (*)")
+        ("pass", "root's password in /etc/shadow is locked (*)")
     );
     let failing: Vec<&str> = checks
         .iter()
@@ -126,8 +128,8 @@ fn the_root_partition_is_found_and_read() {
     let (r, why) = get(&checks, "ssh-host-keys");
     assert_eq!(r, "fail");
     assert!(
-        why.contains("etc/ssh/ssh_host_ed25519_key, etc/ssh/ssh_host_rsa_key;")
-            || why.contains("etc/ssh/ssh_host_rsa_key, etc/ssh/ssh_host_ed25519_key;"),
+        why.contains("/etc/ssh/ssh_host_ed25519_key, /etc/ssh/ssh_host_rsa_key;")
+            || why.contains("/etc/ssh/ssh_host_rsa_key, /etc/ssh/ssh_host_ed25519_key;"),
         "{why}"
     );
     assert!(!why.contains(".pub"), "{why}");
@@ -141,7 +143,7 @@ fn the_root_partition_is_found_and_read() {
     let (r, why) = get(&checks, "root-password");
     assert_eq!(r, "fail");
     assert!(
-        why.contains("usable password baked in (SHA-512-crypt ($6$) in etc/shadow)"),
+        why.contains("usable password baked in (SHA-512-crypt ($6$) in /etc/shadow)"),
         "{why}"
     );
 
@@ -173,7 +175,7 @@ fn the_agent_osconf_or_a_vendor_script() {
     let (r, why) = get(&checks, "agent");
     assert_eq!(r, "warn", "{why}");
     assert!(
-        why.contains("etc/init.d/os-conf reads aliyun_custom_image/os.conf, but no runlevel link"),
+        why.contains("/etc/init.d/os-conf reads aliyun_custom_image/os.conf, but no runlevel link"),
         "{why}"
     );
     symlink("../init.d/os-conf", vendor.join("etc/rc3.d/S99os-conf")).unwrap();
@@ -183,7 +185,7 @@ fn the_agent_osconf_or_a_vendor_script() {
         get(&checks, "agent"),
         (
             "pass",
-            "a vendor-style script, not osconf: etc/init.d/os-conf reads aliyun_custom_image/os.conf; started by etc/rc3.d/S99os-conf"
+            "a vendor-style script, not osconf: /etc/init.d/os-conf reads aliyun_custom_image/os.conf; started by /etc/rc3.d/S99os-conf"
         )
     );
 
@@ -208,7 +210,7 @@ fn the_agent_osconf_or_a_vendor_script() {
     let (r, why) = get(&checks, "agent");
     assert_eq!(r, "fail");
     assert!(
-        why.contains("sysinit.target.wants/osconf.service (in var/lib/osconf/installed) is missing"),
+        why.contains("sysinit.target.wants/osconf.service (in /var/lib/osconf/installed) is missing"),
         "{why}"
     );
 }
@@ -254,4 +256,151 @@ fn one_partition_images_and_roots_the_reader_cannot_read() {
         assert!(checks.iter().all(|c| c.0 != "agent"), "{name}");
         assert_eq!(code, 1, "{name}: the small size and the missing custom dir fail");
     }
+}
+
+/// The value of the line `key: …` that `osconf detect` prints.
+fn line<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+        .unwrap_or_else(|| panic!("no {key}: in {text}"))
+}
+
+#[test]
+fn check_detects_what_osconf_detect_does_on_a_root_that_is_not_partition_2() {
+    let Some(dir) = setup("check_detects_what_osconf_detect_does_on_a_root_that_is_not_partition_2") else {
+        return;
+    };
+    // A Debian with sysvinit and ifupdown; os-release single-quoted with an ellipsis, as
+    // os-release(5) allows.
+    let root = tree(dir.path(), "sysv", "*");
+    fs::write(
+        root.join("etc/os-release"),
+        "PRETTY_NAME='Debian GNU/Linux 12 (bookworm) …'\nID=debian\nVERSION_ID=\"12\"\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("etc/inittab"),
+        "id:2:initdefault:\nsi::sysinit:/etc/init.d/rcS\n",
+    )
+    .unwrap();
+    for d in ["etc/init.d", "etc/rcS.d", "etc/rc2.d", "etc/network"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::write(root.join("etc/init.d/networking"), "#!/bin/sh\n").unwrap();
+    symlink("../init.d/networking", root.join("etc/rcS.d/S01networking")).unwrap();
+    fs::write(
+        root.join("etc/network/interfaces"),
+        "auto lo\niface lo inet loopback\n",
+    )
+    .unwrap();
+    // Partition 2 is data that holds an etc/shadow of its own but no os-release: not the root.
+    let data = dir.path().join("data");
+    fs::create_dir_all(data.join("etc")).unwrap();
+    fs::write(data.join("etc/shadow"), "root:$6$x$y:19000::::::\n").unwrap();
+    let (img, offsets) = build(
+        dir.path(),
+        "three",
+        "gpt",
+        &[
+            Part::new(40, FAT32, None),
+            Part::new(16, EXT4, Some(&data)),
+            Part::new(48, EXT4, Some(&root)),
+        ],
+    );
+    let at = format!("{}@@{}", img.display(), offsets[0]);
+    run(Command::new("mmd").args(["-i", &at, "::/aliyun_custom_image"]));
+    run(Command::new("truncate").args(["-s", "6G"]).arg(&img));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(["image", "check", "--json"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    let checks = checks_of(&out.stdout);
+    let (r, why) = get(&checks, "root");
+    assert_eq!(r, "pass");
+    assert!(
+        why.starts_with("partition 3 (ext4") && why.ends_with("): Debian GNU/Linux 12 (bookworm) …"),
+        "{why}"
+    );
+    assert_eq!(
+        get(&checks, "root-password").0,
+        "pass",
+        "partition 2's shadow is not the root's: {checks:?}"
+    );
+
+    // The same account osconf detect gives of the tree the root partition was made from.
+    let detect = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(["detect", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(detect.status.success(), "{detect:?}");
+    let detect = String::from_utf8_lossy(&detect.stdout);
+    assert_eq!(
+        line(&detect, "os"),
+        "Debian GNU/Linux 12 (bookworm) … (ID=debian VERSION_ID=12)"
+    );
+    assert_eq!(get(&checks, "distribution"), ("pass", line(&detect, "os")));
+    assert_eq!(get(&checks, "init"), ("pass", line(&detect, "init")));
+    assert!(line(&detect, "init").starts_with("sysv ("), "{detect}");
+    assert_eq!(get(&checks, "stack"), ("pass", line(&detect, "stack")));
+    assert_eq!(
+        line(&detect, "stack"),
+        "ifupdown (/etc/rcS.d/S01networking starts networking and /etc/network/interfaces exists)"
+    );
+    assert_eq!(
+        get(&checks, "configurable"),
+        ("pass", "yes: started by sysv, configures ifupdown")
+    );
+    assert_eq!(
+        line(&detect, "osconf"),
+        "yes: started by sysv, configures ifupdown"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let system = &json["system"];
+    assert_eq!(
+        system["distribution"]["pretty_name"],
+        "Debian GNU/Linux 12 (bookworm) …"
+    );
+    assert_eq!(system["distribution"]["version_id"], "12");
+    assert_eq!(system["init"]["name"], "sysv");
+    assert_eq!(system["stack"]["name"], "ifupdown");
+    assert_eq!(system["configurable"], true);
+
+    // prepare installs into that same partition 3, and leaves partition 2 as it was.
+    let p2 = |img: &Path| fs::read(img).unwrap()[offsets[1] as usize..offsets[2] as usize].to_vec();
+    let before = p2(&img);
+    let prepared = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(["image", "prepare"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&prepared.stdout);
+    assert!(
+        prepared.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&prepared.stderr)
+    );
+    assert!(said.contains("init sysv detected in partition 3"), "{said}");
+    assert!(p2(&img) == before, "partition 2 changed");
+    let (code, checks) = check(&img);
+    assert_eq!(code, 0, "{checks:?}");
+    assert!(
+        get(&checks, "agent")
+            .1
+            .starts_with("osconf, installed and enabled for sysv"),
+        "{checks:?}"
+    );
+
+    // A root whose stack osconf does not know: a warning, and osconf would not configure it.
+    let bare = tree(dir.path(), "bare-stack", "*");
+    let (_, checks) = check(&boot_and_root(dir.path(), "bare-stack", &bare));
+    let (r, why) = get(&checks, "stack");
+    assert_eq!(r, "warn");
+    assert!(
+        why.starts_with("unknown: no known network stack found under "),
+        "{why}"
+    );
+    assert_eq!(get(&checks, "configurable").0, "warn");
 }
