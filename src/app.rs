@@ -39,7 +39,8 @@ pub fn run(command: Command) -> Result<(), Error> {
             outcome
         }
         Command::Status { root, json } => status::show(&root, json),
-        Command::Image(command) => crate::toolkit::run(command),
+        // The image commands are the toolkit's, a program of its own (see `programs`).
+        Command::Image(_) => Err(crate::programs::exec_toolkit(std::env::args_os().skip(2))),
         Command::Install(req) => crate::install::run::install(&req, &|m| say(m)).map_err(failed),
         Command::Uninstall(req) => crate::install::run::uninstall(&req, &|m| say(m)).map_err(failed),
     }

@@ -104,6 +104,16 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     parse_inner(args).map_err(|e| e.to_string())
 }
 
+/// The toolkit's command line (`osconf-image ARGS`): `osconf image ARGS`, and `--version`.
+pub fn parse_toolkit(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut args = args.into_iter().peekable();
+    if args.next_if(|a| a == "--version" || a == "-V").is_some() && args.peek().is_none() {
+        return Ok(Command::Version);
+    }
+    let group = defs::GROUPS[0].name;
+    parse(std::iter::once(group.to_owned()).chain(args))
+}
+
 fn parse_inner(args: impl IntoIterator<Item = String>) -> Result<Command, lexopt::Error> {
     let mut p = lexopt::Parser::from_args(args);
     let name = match p.next()? {

@@ -25,6 +25,7 @@ pub mod model;
 pub mod output;
 pub mod plan;
 pub mod platform;
+pub mod programs;
 pub mod random;
 pub mod reader;
 pub mod render;

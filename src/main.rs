@@ -3,8 +3,7 @@
 
 use std::process::ExitCode;
 
-use osconf::error::{Error, Kind};
-use osconf::output::say;
+use osconf::error::Error;
 
 fn main() -> ExitCode {
     // The release binary aborts on a panic (Cargo.toml: 135 KB less unwinding code), so no
@@ -23,15 +22,7 @@ fn main() -> ExitCode {
     let outcome = osconf::cli::parse(std::env::args().skip(1))
         .map_err(Error::usage)
         .and_then(osconf::app::run);
-    let Err(e) = outcome else {
-        return ExitCode::SUCCESS;
-    };
-    match e.kind {
-        Kind::ClosedPipe => {}
-        Kind::Usage => say(format_args!("{e}\n\n{}", osconf::cli::doc::usage())),
-        Kind::Invalid | Kind::Failed | Kind::NoTool => say(&e),
-    }
-    ExitCode::from(e.exit_code())
+    osconf::output::finish(outcome, osconf::cli::doc::usage)
 }
 
 const SIGINT: i32 = 2;

@@ -6,7 +6,7 @@
 use std::fmt::Display;
 use std::io::Write as _;
 
-use crate::error::Error;
+use crate::error::{Error, Kind};
 
 /// Writes `text` to stdout and flushes it, so that an error is seen here and not lost at exit.
 pub fn print(text: &str) -> Result<(), Error> {
@@ -21,4 +21,18 @@ pub fn say(msg: impl Display) {
     let msg = msg.to_string();
     let _ = writeln!(std::io::stderr().lock(), "osconf: {msg}");
     crate::log::tee(&msg);
+}
+
+/// The end of a run: the error said (with `usage` after a command-line error; nothing for a closed
+/// pipe) and the exit code its kind maps to.
+pub fn finish(outcome: Result<(), Error>, usage: fn() -> String) -> std::process::ExitCode {
+    let Err(e) = outcome else {
+        return std::process::ExitCode::SUCCESS;
+    };
+    match e.kind {
+        Kind::ClosedPipe => {}
+        Kind::Usage => say(format_args!("{e}\n\n{}", usage())),
+        Kind::Invalid | Kind::Failed | Kind::NoTool => say(&e),
+    }
+    std::process::ExitCode::from(e.exit_code())
 }

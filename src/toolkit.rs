@@ -1,16 +1,21 @@
-//! The image toolkit's entry: runs one `image check|inject|prepare|test` command. It sits above
-//! `image` and `imagetest`, so neither needs the other to dispatch.
+//! The image toolkit's entry (`osconf-image`, which `osconf image …` runs): one `image
+//! check|inject|prepare|test` command, its help or its version. It sits above `image` and
+//! `imagetest`, so neither dispatches to the other, and nothing in the agent calls it.
 
+use crate::cli::Command;
 use crate::cli::image::Image;
 use crate::error::Error;
 use crate::output::print;
 
-/// Runs one image command.
-pub fn run(command: Image) -> Result<(), Error> {
+/// Runs what `cli::parse_toolkit` made of the toolkit's command line.
+pub fn run(command: Command) -> Result<(), Error> {
     match command {
-        Image::Check { disk, json } => crate::image::run_check(&disk, json),
-        Image::Inject { disk, conf } => print(&crate::image::inject::run(&disk, &conf)?),
-        Image::Prepare(disk) => print(&crate::image::prepare::run(&disk)?),
-        Image::Test(req) => crate::imagetest::run(&req),
+        Command::Image(Image::Check { disk, json }) => crate::image::run_check(&disk, json),
+        Command::Image(Image::Inject { disk, conf }) => print(&crate::image::inject::run(&disk, &conf)?),
+        Command::Image(Image::Prepare(disk)) => print(&crate::image::prepare::run(&disk)?),
+        Command::Image(Image::Test(req)) => crate::imagetest::run(&req),
+        Command::Help(text) => print(&text),
+        Command::Version => print(&crate::cli::doc::version()),
+        other => Err(Error::usage(format!("{other:?} is not an image command"))),
     }
 }

@@ -340,7 +340,12 @@ pub static GROUPS: &[Group] = &[Group {
     name: "image",
     summary: "work on a raw disk image before uploading it: check, inject, prepare, test",
     about: "check, inject and prepare read and write the image file itself: nothing is mounted and no \
-            root is needed; test boots a scratch copy under qemu.",
+            root is needed; test boots a scratch copy under qemu.
+
+The image commands are a program apart from the agent that runs at boot: osconf image ARGS runs \
+            osconf-image ARGS (the toolkit, found beside osconf or in PATH; exit 3 naming what to \
+            install when it is in neither). The packages and the tarball ship both; osconf install \
+            and image prepare put only the agent into an image.",
 }];
 
 impl Group {
@@ -499,8 +504,9 @@ pub static COMMANDS: &[CommandDef] = &[
         operands: &[DISK],
         flags: &[],
         about: concat!(
-            "Installs osconf into the image's root partition (the first holding etc/os-release; it \
-                must be ext): the files osconf install --root writes, for the init system detected \
+            "Installs osconf (the agent found beside osconf-image, not the toolkit) into the image's \
+                root partition (the first holding etc/os-release; it must be ext): the files osconf \
+                install --root writes, for the init system detected \
                 there, manifest included; and creates aliyun_custom_image/ on partition 1 (in the root \
                 on one-partition images). ",
             staged_write!()

@@ -200,6 +200,16 @@ pub fn usage() -> String {
     s
 }
 
+/// The toolkit's usage after a command-line error: the image commands.
+pub fn toolkit_usage() -> String {
+    let mut s = String::from("Usage:\n");
+    for line in synopsis_of(defs::GROUPS[0].commands()).lines() {
+        let _ = writeln!(s, "  {line}");
+    }
+    let _ = writeln!(s, "  {} {} ACTION --help", defs::NAME, defs::GROUPS[0].name);
+    s
+}
+
 /// `osconf COMMAND --help`.
 pub fn command_help(c: &CommandDef) -> String {
     let mut s = format!("{} {} — {}\n\n", defs::NAME, c.name, c.summary);

@@ -53,7 +53,9 @@ pub fn run(disk: &Path) -> Result<String, Error> {
     };
     let sys = view::system(disk, n, root).map_err(|e| failed(e.to_string()))?;
     let (init, why) = install::detect(&sys).map_err(failed)?;
-    let binary = fs::read("/proc/self/exe").map_err(|e| failed(format!("reading /proc/self/exe: {e}")))?;
+    // The agent, not the toolkit running this.
+    let agent = crate::programs::agent()?;
+    let binary = fs::read(&agent).map_err(|e| failed(format!("reading {}: {e}", agent.display())))?;
     // One partition: aliyun_custom_image/ is in the root, recorded for uninstall as install does.
     let inside = format!("/{CONF_DIR}");
     let config_dir = (n == 1 && !has_dir).then_some(inside.as_str());

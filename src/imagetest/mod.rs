@@ -31,17 +31,6 @@ fn work_dir(req: &Test) -> PathBuf {
     })
 }
 
-/// True when `program` is an executable file in a directory of `$PATH`.
-fn on_path(program: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|d| {
-            std::fs::metadata(d.join(program))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
-}
-
 fn not_installed() -> Error {
     Error::no_tool(format!(
         "{} is not installed (Debian, Ubuntu: apt-get install qemu-system-x86; Fedora, RHEL: dnf install \
@@ -53,7 +42,7 @@ fn not_installed() -> Error {
 /// `osconf image test`: exit 0 when every setting took effect, 1 when one did not.
 pub fn run(req: &Test) -> Result<(), Error> {
     // Before copying a large image for nothing.
-    if !on_path(qemu::PROGRAM) {
+    if crate::programs::in_path(qemu::PROGRAM).is_none() {
         return Err(not_installed());
     }
     // A file that is no raw image (qcow2, unreadable) is refused as image check refuses it.

@@ -254,6 +254,60 @@ fn help_works_on_every_command() {
     }
 }
 
+/// The agent alone (as `osconf install` puts it into an image): `osconf image …` says what to
+/// install, exit 3, yet its help is there; beside the toolkit, the same command line runs it, and
+/// the toolkit takes `osconf image`'s command line without the word `image`.
+#[test]
+fn image_commands_run_the_toolkit_beside_the_agent_or_say_what_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = dir.path().join("osconf");
+    fs::copy(env!("CARGO_BIN_EXE_osconf"), &agent).unwrap();
+    let run = |program: &Path, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .env("PATH", "/nonexistent")
+            .output()
+            .unwrap()
+    };
+    let disk = dir.path().join("disk.raw");
+    let disk = disk.to_str().unwrap();
+    let alone = run(&agent, &["image", "check", disk]);
+    assert_eq!(alone.status.code(), Some(3), "{}", stderr(&alone));
+    assert!(
+        stderr(&alone).contains("the image toolkit, osconf-image, which is not installed"),
+        "{}",
+        stderr(&alone)
+    );
+    let help = run(&agent, &["image", "test", "--help"]);
+    assert!(help.status.success() && stdout(&help).contains("--accel NAME"));
+    // A command line the agent refuses never reaches the toolkit: exit 2, not 3.
+    assert_eq!(
+        run(&agent, &["image", "check", disk, "--timeout", "5"])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    let toolkit = dir.path().join("osconf-image");
+    fs::copy(env!("CARGO_BIN_EXE_osconf-image"), &toolkit).unwrap();
+    for (program, args) in [
+        (&agent, &["image", "--json", "check", disk][..]),
+        (&toolkit, &["check", "--json", disk]),
+    ] {
+        let out = run(program, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("disk.raw: cannot open"), "{}", stderr(&out));
+    }
+    let help = run(&toolkit, &["--help"]);
+    assert!(
+        stdout(&help).contains("osconf image prepare DISK"),
+        "{}",
+        stdout(&help)
+    );
+    let version = run(&toolkit, &["--version"]);
+    assert_eq!(stdout(&version), stdout(&osconf(&["--version"])));
+}
+
 #[test]
 fn version_names_the_commit_and_the_target() {
     for flag in ["--version", "-V"] {

@@ -404,6 +404,12 @@ fn prepare_installs_what_osconf_install_writes_and_check_then_passes_the_agent()
                 "{name}: /{path} differs from what osconf install writes"
             );
         }
+        // The agent, not the toolkit (osconf-image) that ran prepare.
+        let agent = run(Command::new("debugfs").args(["-R", "cat /usr/sbin/osconf", &root_at])).stdout;
+        assert!(
+            agent == fs::read(env!("CARGO_BIN_EXE_osconf")).unwrap(),
+            "{name}: /usr/sbin/osconf is not the agent"
+        );
         let stat = run(Command::new("debugfs").args(["-R", "stat /usr/sbin/osconf", &root_at])).stdout;
         assert!(String::from_utf8_lossy(&stat).contains("Mode:  0755"), "{name}");
         // The filesystems are consistent after the edits.

@@ -1,6 +1,8 @@
-//! The shipped binary runs on any distribution: fully static (no `PT_INTERP`, no needed library),
-//! stripped, at most 2 MiB, and `osconf --version` works in an empty chroot holding only the binary.
-//! The release binary is the one `cargo build --release` made (`scripts/test-all` builds it first).
+//! The shipped binaries run on any distribution: fully static (no `PT_INTERP`, no needed library),
+//! stripped, the agent (`osconf`) at most 2 MiB without the image toolkit's code, the toolkit
+//! (`osconf-image`) within its own budget, and `--version` works in an empty chroot holding only
+//! the binary. The release binaries are the ones `cargo build --release` made (`scripts/test-all`
+//! builds them first).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -8,7 +10,22 @@ use std::process::Command;
 
 use crate::common::real::cannot_run;
 
-const MAX_SIZE: u64 = 2 * 1024 * 1024;
+/// The agent runs inside every instance at boot.
+const AGENT_MAX: u64 = 2 * 1024 * 1024;
+/// The toolkit runs on a builder's workstation: room for what it may grow (crates that serve it).
+const TOOLKIT_MAX: u64 = 4 * 1024 * 1024;
+
+/// Text only the toolkit's code holds, one per part the agent must not carry: the qemu runner, the
+/// disk's file readers (ext, the volume), the image writers (mtools, inject). Help texts name the
+/// tools too, so these are arguments and messages, not tool names alone. A message reworded must be
+/// changed here as well: the toolkit is checked to hold each.
+const TOOLKIT_ONLY: [&str; 5] = [
+    "hubport",
+    "ext: the root inode is not a directory",
+    "holds no filesystem osconf recognises",
+    "mcopy",
+    "did not come out as written",
+];
 
 const PT_DYNAMIC: u32 = 2;
 const PT_INTERP: u32 = 3;
@@ -65,11 +82,11 @@ fn read_elf(path: &Path) -> Elf {
     elf
 }
 
-/// `target/release/osconf` beside the test build's `target/debug/osconf`, if it was built from the
+/// `target/release/NAME` beside the test build's `target/debug/osconf`, if it was built from the
 /// same commit (an older one would test yesterday's binary).
-fn release_binary(test: &str) -> Option<PathBuf> {
+fn release_binary(test: &str, name: &str) -> Option<PathBuf> {
     let debug = Path::new(env!("CARGO_BIN_EXE_osconf"));
-    let release = debug.parent()?.parent()?.join("release/osconf");
+    let release = debug.parent()?.parent()?.join("release").join(name);
     if !release.exists() {
         cannot_run(
             test,
@@ -107,29 +124,53 @@ fn every_build_is_static() {
 }
 
 #[test]
-fn the_release_binary_is_static_stripped_and_at_most_2_mib() {
-    let Some(release) = release_binary("the_release_binary_is_static_stripped_and_at_most_2_mib") else {
+fn the_release_binaries_are_static_stripped_and_within_their_budgets() {
+    let test = "the_release_binaries_are_static_stripped_and_within_their_budgets";
+    for (name, max) in [("osconf", AGENT_MAX), ("osconf-image", TOOLKIT_MAX)] {
+        let Some(release) = release_binary(test, name) else {
+            return;
+        };
+        let elf = read_elf(&release);
+        assert!(!elf.interpreter && elf.needed == 0, "{name} not static: {elf:?}");
+        assert!(!elf.symtab, "{name} not stripped: it has a symbol table");
+        let size = fs::metadata(&release).unwrap().len();
+        assert!(size <= max, "{} is {size} bytes, over {max}", release.display());
+        // readelf agrees that there is no interpreter, where binutils is installed.
+        if let Ok(out) = Command::new("readelf").args(["-lW"]).arg(&release).output() {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && text.contains("LOAD"),
+                "readelf -l: {text}"
+            );
+            assert!(
+                !text.contains("INTERP"),
+                "readelf -l shows an interpreter:\n{text}"
+            );
+        }
+    }
+}
+
+/// The agent links none of the toolkit's code: each part's text is in the toolkit and not in the
+/// agent (the linker keeps only what the agent's `main` reaches).
+#[test]
+fn the_agent_carries_no_image_tool_code() {
+    let test = "the_agent_carries_no_image_tool_code";
+    let (Some(agent), Some(toolkit)) = (
+        release_binary(test, "osconf"),
+        release_binary(test, "osconf-image"),
+    ) else {
         return;
     };
-    let elf = read_elf(&release);
-    assert!(!elf.interpreter && elf.needed == 0, "not static: {elf:?}");
-    assert!(!elf.symtab, "not stripped: it has a symbol table");
-    let size = fs::metadata(&release).unwrap().len();
-    assert!(
-        size <= MAX_SIZE,
-        "{} is {size} bytes, over {MAX_SIZE}",
-        release.display()
-    );
-    // readelf agrees that there is no interpreter, where binutils is installed.
-    if let Ok(out) = Command::new("readelf").args(["-lW"]).arg(&release).output() {
-        let text = String::from_utf8_lossy(&out.stdout);
+    let (agent, toolkit) = (fs::read(agent).unwrap(), fs::read(toolkit).unwrap());
+    let holds = |b: &[u8], s: &str| b.windows(s.len()).any(|w| w == s.as_bytes());
+    for marker in TOOLKIT_ONLY {
         assert!(
-            out.status.success() && text.contains("LOAD"),
-            "readelf -l: {text}"
+            holds(&toolkit, marker),
+            "the toolkit lacks {marker:?}: reworded? update TOOLKIT_ONLY"
         );
         assert!(
-            !text.contains("INTERP"),
-            "readelf -l shows an interpreter:\n{text}"
+            !holds(&agent, marker),
+            "the agent carries toolkit code: {marker:?}"
         );
     }
 }
@@ -137,7 +178,10 @@ fn the_release_binary_is_static_stripped_and_at_most_2_mib() {
 #[test]
 fn the_release_binary_runs_in_an_empty_chroot() {
     let test = "the_release_binary_runs_in_an_empty_chroot";
-    let Some(release) = release_binary(test) else {
+    let (Some(release), Some(toolkit)) = (
+        release_binary(test, "osconf"),
+        release_binary(test, "osconf-image"),
+    ) else {
         return;
     };
     if !rustix::process::geteuid().is_root() {
@@ -150,13 +194,32 @@ fn the_release_binary_runs_in_an_empty_chroot() {
         1,
         "the chroot holds only the binary"
     );
-    for args in [&["--version"][..], &["--help"], &["generate", "man"]] {
-        let out = Command::new("chroot")
+    let chroot = |program: &str, args: &[&str]| {
+        Command::new("chroot")
             .arg(dir.path())
-            .arg("/osconf")
+            .arg(program)
             .args(args)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    // Without the toolkit, an image command says what to install (exit 3).
+    let out = chroot("/osconf", &["image", "check", "/disk.raw"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("osconf-image, which is not installed"),
+        "{stderr}"
+    );
+    fs::copy(&toolkit, dir.path().join("osconf-image")).unwrap();
+    let out = chroot("/osconf-image", &["--version"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // With it beside the agent, osconf image runs it: a missing DISK is exit 2 from image check.
+    let out = chroot("/osconf", &["image", "check", "/disk.raw"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/disk.raw: cannot open"), "{stderr}");
+    for args in [&["--version"][..], &["--help"], &["generate", "man"]] {
+        let out = chroot("/osconf", args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{args:?} in an empty chroot: {stderr}");
         assert_eq!(stderr, "", "{args:?}");
