@@ -262,12 +262,22 @@ fn image_commands_run_the_toolkit_beside_the_agent_or_say_what_to_install() {
     let dir = tempfile::tempdir().unwrap();
     let agent = dir.path().join("osconf");
     fs::copy(env!("CARGO_BIN_EXE_osconf"), &agent).unwrap();
+    // A copy just written may be held open for writing by a child another test thread forked
+    // meanwhile (until it execs): exec then fails with ETXTBSY for a moment.
     let run = |program: &Path, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .env("PATH", "/nonexistent")
-            .output()
-            .unwrap()
+        for _ in 0..100 {
+            match Command::new(program)
+                .args(args)
+                .env("PATH", "/nonexistent")
+                .output()
+            {
+                Err(e) if e.raw_os_error() == Some(26) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                out => return out.unwrap(),
+            }
+        }
+        panic!("{} stayed busy", program.display())
     };
     let disk = dir.path().join("disk.raw");
     let disk = disk.to_str().unwrap();
