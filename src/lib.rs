@@ -34,3 +34,4 @@ pub mod secret;
 pub mod status;
 pub mod system;
 pub mod toolkit;
+pub mod walk;

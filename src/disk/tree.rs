@@ -7,9 +7,8 @@
 use std::io;
 
 use super::work::Work;
+use crate::walk::{self, Found};
 
-/// At most this many symbolic links are followed in one lookup (Linux's `MAXSYMLINKS`: ELOOP).
-const MAX_LINKS: usize = 40;
 /// At most this many path components are walked in one lookup, link targets included.
 const MAX_STEPS: usize = 4096;
 /// The longest link target read (`PATH_MAX`).
@@ -79,66 +78,74 @@ pub(crate) fn check_name(name: &[u8], dots: bool) -> Result<(), &'static str> {
 }
 
 /// The node `path` names (relative paths are taken from the root), following links on the way and,
-/// when `follow_last`, the last one too; `None` only when a name is absent.
+/// when `follow_last`, the last one too; `None` only when a name is absent. The walk is the one
+/// `crate::walk` does for a root on this machine.
 pub(crate) fn resolve<T: Tree>(
     t: &T,
     work: &Work,
     path: &str,
     follow_last: bool,
 ) -> io::Result<Option<T::Node>> {
-    let mut stack = vec![t.root()?];
-    let mut pending: Vec<Vec<u8>> = components(path.as_bytes());
-    let (mut links, mut steps) = (0, 0);
-    while let Some(name) = pending.pop() {
-        steps += 1;
-        work.pay(1, 0)?;
+    let Some(mut end) = walk::walk(&Walker { t, work }, path, follow_last)? else {
+        return Ok(None);
+    };
+    Ok(match end.last {
+        None => end.dirs.pop(),
+        Some((_, None)) => None,
+        Some((_, Some(Found::Dir(n) | Found::Link(_, n) | Found::Other(n)))) => Some(n),
+    })
+}
+
+/// A [`Tree`] as the walk sees it, each component paid to the command's [`Work`].
+struct Walker<'a, T> {
+    t: &'a T,
+    work: &'a Work,
+}
+
+impl<T: Tree> walk::Dirs for Walker<'_, T> {
+    type Dir = T::Node;
+    type Leaf = T::Node;
+
+    fn root(&self) -> io::Result<T::Node> {
+        self.t.root()
+    }
+
+    fn find(&self, dir: &T::Node, name: &[u8], _last: bool) -> io::Result<Option<Found<T::Node, T::Node>>> {
+        let t = self.t;
+        if t.meta(dir).file_type != FileType::Dir {
+            return Err(corrupt(format!(
+                "a component before {:?} is not a directory",
+                String::from_utf8_lossy(name)
+            )));
+        }
+        let Some(node) = t.lookup(dir, name)? else {
+            return Ok(None);
+        };
+        Ok(Some(match t.meta(&node).file_type {
+            FileType::Dir => Found::Dir(node),
+            FileType::Symlink => Found::Link(t.read(&node, MAX_LINK)?, node),
+            _ => Found::Other(node),
+        }))
+    }
+
+    fn step(&self, steps: usize, path: &str) -> io::Result<()> {
+        self.work.pay(1, 0)?;
         if steps > MAX_STEPS {
             return Err(corrupt(format!("{path}: more than {MAX_STEPS} path components")));
         }
-        match name.as_slice() {
-            b"." => continue,
-            b".." => {
-                if stack.len() > 1 {
-                    stack.pop();
-                }
-                continue;
-            }
-            _ => {}
-        }
-        let dir = stack.last().expect("the root stays");
-        if t.meta(dir).file_type != FileType::Dir {
-            return Err(corrupt(format!(
-                "{path}: a component before {:?} is not a directory",
-                String::from_utf8_lossy(&name)
-            )));
-        }
-        let Some(node) = t.lookup(dir, &name)? else {
-            return Ok(None);
-        };
-        if t.meta(&node).file_type == FileType::Symlink && (follow_last || !pending.is_empty()) {
-            links += 1;
-            if links > MAX_LINKS {
-                return Err(corrupt(format!("{path}: more than {MAX_LINKS} links (a loop?)")));
-            }
-            let target = t.read(&node, MAX_LINK)?;
-            if target.first() == Some(&b'/') {
-                stack.truncate(1);
-            }
-            pending.extend(components(&target));
-            continue;
-        }
-        stack.push(node);
+        Ok(())
     }
-    Ok(stack.pop())
-}
 
-/// The non-empty components of `path`, last first (a stack to pop).
-fn components(path: &[u8]) -> Vec<Vec<u8>> {
-    path.split(|&b| b == b'/')
-        .filter(|c| !c.is_empty())
-        .rev()
-        .map(<[u8]>::to_vec)
-        .collect()
+    fn too_many_links(&self, path: &str) -> io::Error {
+        corrupt(format!("{path}: more than {} links (a loop?)", walk::MAX_LINKS))
+    }
+
+    fn not_dir(&self, path: &str, name: &[u8]) -> io::Error {
+        corrupt(format!(
+            "{path}: a component before {:?} is not a directory",
+            String::from_utf8_lossy(name)
+        ))
+    }
 }
 
 /// The node at `path` when it is of type `want`, `None` when absent, an error when it is another.

@@ -1,83 +1,66 @@
 //! Resolving a path inside the root without `openat2`, for kernels before 5.6 (CentOS 7 has 3.10):
-//! one component at a time, each opened with `O_NOFOLLOW`, links read and followed by hand against the
-//! root — an absolute target starts again at the root, `..` never climbs above it, and after
-//! [`MAX_LINKS`] links the lookup fails with `ELOOP`, as the kernel's own does.
+//! the one chroot-like walk (`crate::walk`) over directory descriptors, each opened with
+//! `O_NOFOLLOW`, links read and followed by hand against the root — an absolute target starts again
+//! at the root, `..` never climbs above it, and after [`crate::walk::MAX_LINKS`] links the lookup
+//! fails with `ELOOP`, as the kernel's own does.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt as _;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-/// Links followed in one lookup before giving up, as Linux's `MAXSYMLINKS`.
-pub const MAX_LINKS: usize = 40;
+use crate::walk::{Dirs, Found};
 
 /// Resolves `path` below `root`: returns the directory that holds its last component, open, and that
 /// component's name (a link there followed only when `follow_last`), or `None` for a path that ends
 /// at a directory itself (`/`, `a/..`). A missing last component is not an error: the caller's
 /// `openat` says `ENOENT`, or creates it.
 pub fn walk(root: BorrowedFd, path: &str, follow_last: bool) -> io::Result<(OwnedFd, Option<OsString>)> {
-    let mut dirs: Vec<OwnedFd> = Vec::new();
-    let mut todo: VecDeque<OsString> = components(path.as_bytes()).collect();
-    let mut links = 0;
-    while let Some(name) = todo.pop_front() {
-        if name == ".." {
-            dirs.pop();
-            continue;
-        }
-        let cur = dirs.last().map_or(root, AsFd::as_fd);
-        let last = todo.is_empty();
-        let st = match rustix::fs::statat(cur, &name, AtFlags::SYMLINK_NOFOLLOW) {
-            Err(Errno::NOENT) if last => return Ok((dup(cur)?, Some(name))),
+    let Some(mut end) = crate::walk::walk(&Fds(root), path, follow_last)? else {
+        return Err(Errno::NOENT.into());
+    };
+    let dir = end.dirs.pop().expect("the root stays");
+    Ok((dir, end.last.map(|(name, _)| OsString::from_vec(name))))
+}
+
+/// The root's directories, each opened with `O_NOFOLLOW`, links read by hand.
+struct Fds<'a>(BorrowedFd<'a>);
+
+impl Dirs for Fds<'_> {
+    type Dir = OwnedFd;
+    type Leaf = ();
+
+    fn root(&self) -> io::Result<OwnedFd> {
+        self.0.try_clone_to_owned()
+    }
+
+    fn find(&self, dir: &OwnedFd, name: &[u8], last: bool) -> io::Result<Option<Found<OwnedFd, ()>>> {
+        let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => return Ok(None),
             other => other?,
         };
-        match FileType::from_raw_mode(st.st_mode) {
-            FileType::Symlink if !last || follow_last => {
-                links += 1;
-                if links > MAX_LINKS {
-                    return Err(Errno::LOOP.into());
-                }
-                let target = rustix::fs::readlinkat(cur, &name, Vec::new())?.into_bytes();
-                if target.first() == Some(&b'/') {
-                    dirs.clear();
-                }
-                for part in components(&target).collect::<Vec<_>>().into_iter().rev() {
-                    todo.push_front(part);
-                }
-            }
-            _ if last => return Ok((dup(cur)?, Some(name))),
-            FileType::Directory => {
+        Ok(Some(match FileType::from_raw_mode(st.st_mode) {
+            FileType::Symlink => Found::Link(rustix::fs::readlinkat(dir, name, Vec::new())?.into_bytes(), ()),
+            FileType::Directory if !last => {
                 let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-                dirs.push(rustix::fs::openat(cur, &name, flags, Mode::empty())?);
+                Found::Dir(rustix::fs::openat(dir, name, flags, Mode::empty())?)
             }
-            _ => return Err(Errno::NOTDIR.into()),
-        }
+            _ => Found::Other(()),
+        }))
     }
-    let cur = dirs.pop();
-    Ok((cur.map_or_else(|| dup(root), Ok)?, None))
-}
 
-/// The names of a path, without empty and `.` ones.
-fn components(path: &[u8]) -> impl Iterator<Item = OsString> + '_ {
-    path.split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-        .map(|c| OsString::from_vec(c.to_vec()))
-}
+    fn step(&self, _steps: usize, _path: &str) -> io::Result<()> {
+        Ok(())
+    }
 
-fn dup(fd: BorrowedFd) -> io::Result<OwnedFd> {
-    fd.try_clone_to_owned()
-}
+    fn too_many_links(&self, _path: &str) -> io::Error {
+        Errno::LOOP.into()
+    }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn components_skip_empty_and_dot() {
-        let names: Vec<OsString> = components(b"//a/./b//..").collect();
-        assert_eq!(names, ["a", "b", ".."]);
+    fn not_dir(&self, _path: &str, _name: &[u8]) -> io::Error {
+        Errno::NOTDIR.into()
     }
 }
