@@ -230,15 +230,6 @@ impl Root {
         Ok(Some(PathBuf::from(OsString::from_vec(target.into_bytes()))))
     }
 
-    /// True when `path`, links followed inside the root, is a directory.
-    pub fn is_dir(&self, path: &str) -> io::Result<bool> {
-        let st = absent_as_none(
-            self.open_in(path, OFlags::PATH, true)
-                .and_then(|fd| Ok(rustix::fs::fstat(fd)?)),
-        )?;
-        Ok(st.is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory))
-    }
-
     /// The directory at `dir` (links followed inside the root) as a root of its own, for paths
     /// that must stay below it (the first partition under `/boot`).
     pub fn subdir(&self, dir: &str) -> io::Result<Root> {
