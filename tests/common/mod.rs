@@ -140,12 +140,20 @@ pub fn fingerprint(root: &Path) -> String {
             } else if !md.is_file() {
                 format!(" special {:?} {}", md.file_type(), md.rdev())
             } else {
-                let bytes = fs::read(&path).unwrap();
-                let lines: Vec<String> = bytes
-                    .split(|&b| b == b'\n')
-                    .map(|l| l.escape_ascii().to_string())
-                    .collect();
-                format!("\n{}", lines.join("\n"))
+                match fs::read(&path) {
+                    Ok(bytes) => {
+                        let lines: Vec<String> = bytes
+                            .split(|&b| b == b'\n')
+                            .map(|l| l.escape_ascii().to_string())
+                            .collect();
+                        format!("\n{}", lines.join("\n"))
+                    }
+                    // A file made unreadable for an unprivileged run: what replacing it would change.
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                        format!(" unreadable, inode {}, {} bytes", md.ino(), md.len())
+                    }
+                    Err(e) => panic!("{}: {e}", path.display()),
+                }
             };
             let mut xattrs = String::new();
             if !md.file_type().is_symlink() {

@@ -41,13 +41,15 @@ pub fn check_prerequisites(programs: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// True when every one of `tools` is installed (on PATH or in /sbin); else says which is not
-/// through [`cannot_run`] and gives false.
+/// True when every one of `tools` is on PATH, where the tests run them from; else says which is
+/// not through [`cannot_run`] and gives false. A plain user's PATH often lacks /usr/sbin, where
+/// mkfs and debugfs live (scripts/test-all adds it).
 pub fn have_tools(test: &str, tools: &[&str]) -> bool {
-    match tools
-        .iter()
-        .find(|t| !is_program(t) && !Path::new("/sbin").join(t).exists())
-    {
+    match tools.iter().find(|t| !is_program(t)) {
+        Some(t) if Path::new("/usr/sbin").join(t).exists() => {
+            cannot_run(test, &format!("{t} is in /usr/sbin, which is not on PATH"));
+            false
+        }
         Some(t) => {
             cannot_run(test, &format!("{t} is not installed (.ci/packages.txt lists it)"));
             false

@@ -107,29 +107,32 @@ fn apply_without_os_conf_says_so_in_one_line_and_exits_0() {
 /// to do": a typo in an image builder's script must not pass unseen.
 #[test]
 fn regression_a_missing_config_file_exits_2_as_check_does() {
+    // In the scratch directory: a host path such as /nonexistent may exist (unreadable) on the machine.
     for command in ["apply", "plan", "check"] {
         let s = Scratch::new(None);
+        let missing = s.root.with_file_name("missing").join("os.conf");
+        let missing = missing.to_str().unwrap();
         let before = fingerprint(&s.root);
         let out = match command {
             "check" => Command::new(env!("CARGO_BIN_EXE_osconf"))
-                .args(["check", "/nonexistent/os.conf"])
+                .args(["check", missing])
                 .output()
                 .unwrap(),
-            _ => s.run(command, &["--config", "/nonexistent/os.conf"]),
+            _ => s.run(command, &["--config", missing]),
         };
         assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("/nonexistent/os.conf: "),
-            "{}",
-            stderr(&out)
-        );
+        assert!(stderr(&out).contains(&format!("{missing}: ")), "{}", stderr(&out));
         assert_eq!(fingerprint(&s.root), before, "{command} changed the tree");
     }
     let s = Scratch::new(None);
-    let out = s.run("apply", &["--config", "/nonexistent/os.conf"]);
+    let missing = s.root.with_file_name("missing").join("os.conf");
+    let out = s.run("apply", &["--config", missing.to_str().unwrap()]);
     assert_eq!(
         stderr(&out),
-        "osconf: /nonexistent/os.conf: no such file (given with --config); nothing was changed\n"
+        format!(
+            "osconf: {}: no such file (given with --config); nothing was changed\n",
+            missing.display()
+        )
     );
 }
 
@@ -262,15 +265,14 @@ fn image_commands_run_the_toolkit_beside_the_agent_or_say_what_to_install() {
     let dir = tempfile::tempdir().unwrap();
     let agent = dir.path().join("osconf");
     fs::copy(env!("CARGO_BIN_EXE_osconf"), &agent).unwrap();
+    // No program on PATH: a directory that does not exist (in the scratch directory: a host path
+    // such as /nonexistent may exist, unreadable).
+    let no_path = dir.path().join("no-such-dir");
     // A copy just written may be held open for writing by a child another test thread forked
     // meanwhile (until it execs): exec then fails with ETXTBSY for a moment.
     let run = |program: &Path, args: &[&str]| {
         for _ in 0..100 {
-            match Command::new(program)
-                .args(args)
-                .env("PATH", "/nonexistent")
-                .output()
-            {
+            match Command::new(program).args(args).env("PATH", &no_path).output() {
                 Err(e) if e.raw_os_error() == Some(26) => {
                     std::thread::sleep(std::time::Duration::from_millis(20))
                 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::real::{cannot_run, is_program, run};
+use crate::common::real::{have_tools, run};
 use osconf::boot::{self, DeviceSpec, FindError, Options, Roots, Spot};
 
 /// A fake host: `<tmp>/{proc,sys,dev,fs,run}`.
@@ -272,11 +272,7 @@ fn a_missing_node_is_waited_for_then_an_error() {
 /// (here files holding real filesystems) are read; a second device with the same UUID is an error.
 #[test]
 fn device_by_uuid_and_label_from_the_superblocks() {
-    if !is_program("mkfs.vfat") && !Path::new("/sbin/mkfs.vfat").exists() {
-        cannot_run(
-            "device_by_uuid_and_label_from_the_superblocks",
-            "mkfs.vfat is not installed",
-        );
+    if !have_tools("device_by_uuid_and_label_from_the_superblocks", &["mkfs.vfat"]) {
         return;
     }
     let h = Host::new();

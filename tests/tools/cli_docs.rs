@@ -56,9 +56,16 @@ fn run(test: &str, program: &str, args: &[&str]) -> Option<String> {
         );
         return None;
     }
+    // A home of its own: fish makes ~/.config/fish and ~/.local/share/fish even for `-n`, which as
+    // root under a HOME that does not exist creates it on the host.
+    let home = tempfile::tempdir().unwrap();
     let out = Command::new(program)
         .args(args)
-        .env("HOME", "/nonexistent")
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("XDG_STATE_HOME")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
