@@ -1,12 +1,23 @@
-//! Build script: records the git commit and the target triple that `osconf --version` reports.
-//! Never fails: without git (a source tarball) the commit is "unknown".
+//! Build script: records the git commit and the target triple that `osconf --version` reports, and
+//! the date the man page's `.TH` carries (the commit's). Never fails: without git (a source tarball)
+//! the commit is "unknown" and the date the day of the build.
 
 use std::path::PathBuf;
 use std::process::Command;
 
+// The crate's own calendar arithmetic (std only), for the build day.
+#[allow(dead_code)]
+#[path = "src/clock.rs"]
+mod clock;
+
 /// `git rev-parse ARGS` in the crate's directory, trimmed; `None` when git or the repository is absent.
 fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git").arg("rev-parse").args(args).output().ok()?;
+    git_run(&[&["rev-parse"], args].concat())
+}
+
+/// `git ARGS`, trimmed stdout; `None` when git or the repository is absent.
+fn git_run(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
     let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
     (out.status.success() && !text.is_empty()).then_some(text)
 }
@@ -32,6 +43,12 @@ fn main() {
     }
     let commit = commit.unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=OSCONF_COMMIT={commit}");
+    // YYYY-MM-DD, as mandoc and man-db read `.TH`'s date.
+    let date = git_run(&["log", "-1", "--format=%cs", "HEAD"]).unwrap_or_else(|| {
+        let d = clock::stamp();
+        format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..8])
+    });
+    println!("cargo:rustc-env=OSCONF_DATE={date}");
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".to_owned());
     println!("cargo:rustc-env=OSCONF_TARGET={target}");
 }

@@ -1,5 +1,6 @@
 //! The error of a run and the one place that says which outcome exits with which code (a contract image
-//! builders script against): 0 applied or nothing to do, 1 applying failed, 2 invalid input.
+//! builders script against): 0 applied or nothing to do, 1 applying failed, 2 invalid input, 3 a
+//! program the command runs is not installed.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// os.conf or the command line is invalid; nothing was changed.
 pub const EXIT_INVALID: u8 = 2;
-/// A tool the command runs is not installed (`image test`: qemu); nothing was done.
+/// A program the command runs is not installed (`image test`: qemu; `image inject` and `prepare`:
+/// mtools or debugfs; `osconf image`: the toolkit, osconf-image); nothing was done.
 pub const EXIT_NO_TOOL: u8 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,18 @@
-//! osconf: the first-boot agent for "Customized Linux" images on Alibaba Cloud ECS.
+//! osconf: the first-boot agent for "Customized Linux" images on Alibaba Cloud ECS, and the image
+//! toolkit that checks, prepares and tests such images before upload.
 //!
-//! Pipeline: `reader` (os.conf bytes → raw entries) → `model` (validated config) → `plan` (pure data,
-//! built by the `render` stacks against a read-only `system` view) → `exec` (applies a plan to a root,
-//! atomically, with rollback). Only `exec` and `platform` change anything.
+//! The agent (`src/main.rs`, the `osconf` binary) is a pipeline: `conf` (os.conf read and validated
+//! by `reader` and `model`) → `plan` (pure data, built by the `render` stacks against a read-only
+//! `system` view) → `exec` (applies a plan to a root, atomically, with rollback). The toolkit
+//! (`src/bin/osconf-image.rs`, through `toolkit`) adds `disk`'s file readers, `image` and
+//! `imagetest`; the agent never links them (see `programs`).
+//!
+//! What changes the system: `exec` (files), `platform` (the running kernel's host name, NICs and
+//! routes; the network services), `boot` (mounts partition 1), `install::run` (directories install
+//! makes or empties), `root` (empty directories), `log` and `status` (their own files); in the
+//! toolkit, `image` (writes DISK, and DISK.osconf-undo while it does) and `imagetest` (its work
+//! directory, the copy it boots). Everything else only reads. ARCHITECTURE.md's table says it per
+//! module.
 
 pub mod app;
 pub mod boot;

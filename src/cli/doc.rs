@@ -332,8 +332,9 @@ fn roff_synopsis(c: &CommandDef) -> String {
 pub fn man() -> String {
     let version = env!("CARGO_PKG_VERSION");
     let mut s = format!(
-        ".TH OSCONF {} \"\" \"{} {version}\" \"System Manager's Manual\"\n.SH NAME\n{} \\- {}",
+        ".TH OSCONF {} {} \"{} {version}\" \"System Manager's Manual\"\n.SH NAME\n{} \\- {}",
         defs::MAN_SECTION,
+        env!("OSCONF_DATE"),
         defs::NAME,
         defs::NAME,
         roff(defs::SUMMARY)

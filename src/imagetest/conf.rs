@@ -4,7 +4,7 @@
 //! administered MACs, private addresses, Alibaba's two resolvers. Pure: the randomness comes in as
 //! bytes, so tests can check that every outcome is a valid os.conf.
 
-use base64::Engine as _;
+use base64ct::{Base64, Encoding as _};
 
 /// Random bytes one os.conf takes.
 pub const RANDOM_BYTES: usize = 32;
@@ -23,7 +23,7 @@ pub fn generate(r: &[u8; RANDOM_BYTES]) -> String {
         r[16],
         r[17],
         r[18],
-        base64::engine::general_purpose::STANDARD.encode(password)
+        Base64::encode_string(password.as_bytes())
     );
     // Locally administered (bit 1 set), unicast (bit 0 clear); eth1 differs in the last bit.
     let mac = |last: u8| {

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use base64::Engine as _;
+use base64ct::{Base64Unpadded, Encoding as _};
 
 use crate::secret::Secret;
 
@@ -89,14 +89,16 @@ pub const MAX_PASSWORD_BYTES: usize = 256;
 /// No message quotes any part of the value or of what it decodes to (not even where base64 breaks).
 /// The decoded bytes live only in buffers that are zeroed when dropped.
 pub fn password(v: &str) -> Result<Password, String> {
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
-    let mut bytes = Secret::new(vec![0u8; base64::decoded_len_estimate(v.len())]);
-    let len = engine
-        .decode_slice(v, bytes.as_mut_slice())
+    // Padding optional, as ECS's own decoding allows; when present, it is the canonical amount
+    // (the text then a multiple of 4 long). base64ct: the crate sha-crypt already brings.
+    let unpadded = v.trim_end_matches('=');
+    let padding = v.len() - unpadded.len();
+    if padding > 2 || (padding > 0 && !v.len().is_multiple_of(4)) {
+        return Err("not valid base64".to_owned());
+    }
+    let mut bytes = Secret::new(vec![0u8; unpadded.len() * 3 / 4]);
+    let len = Base64Unpadded::decode(unpadded, bytes.as_mut_slice())
+        .map(|decoded| decoded.len())
         .map_err(|_| "not valid base64".to_owned())?;
     bytes.truncate(len);
     let text = std::str::from_utf8(bytes.expose()).map_err(|_| "does not decode to UTF-8 text".to_owned())?;
@@ -214,7 +216,17 @@ mod tests {
         assert_eq!(password("YQoKCg==").unwrap().expose(), "a");
         assert!(password("!!!").unwrap_err().contains("not valid base64"));
         // Where base64 breaks and with which symbol would tell what the password is around there.
-        for bad in ["cXdlcjEyMzQK!", "cXdl cjEy", "cXdlcjEyMzQK===", "c"] {
+        for bad in [
+            "cXdlcjEyMzQK!",
+            "cXdl cjEy",
+            "cXdlcjEyMzQK===",
+            "c",
+            "YQ===",
+            "YWI==",
+            "YQ=",
+            "YR==",
+            "cXdl\ncjEy",
+        ] {
             assert_eq!(password(bad).unwrap_err(), "not valid base64", "{bad}");
         }
         let long = "YWFh".repeat(100);

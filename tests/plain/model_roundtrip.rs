@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use base64::Engine as _;
+use base64ct::{Base64, Encoding as _};
 use osconf::model::{Config, Ipv4Net, Mac, Nic, Route, validate};
 use osconf::reader::parse;
 use proptest::prelude::*;
@@ -131,7 +131,7 @@ fn config() -> impl Strategy<Value = (Config, bool)> {
 
 /// The `Password` os.conf's base64 of `text` stands for (the model makes one only by decoding).
 fn decoded(text: &str) -> osconf::model::Password {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(text);
+    let b64 = Base64::encode_string(text.as_bytes());
     let raw = parse(format!("password={b64}\n").as_bytes()).unwrap();
     let password = validate(&raw).unwrap().config.password.unwrap();
     assert_eq!(password.expose(), text);
@@ -146,7 +146,7 @@ fn text(config: &Config, password: Option<&str>, implicit: bool) -> String {
         out.push_str(&format!("hostname={h}\n"));
     }
     if let Some(p) = password {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(p);
+        let b64 = Base64::encode_string(p.as_bytes());
         out.push_str(&format!("password={b64}\n"));
     }
     let classic = config.nics.iter().any(|n| n.index == 1);

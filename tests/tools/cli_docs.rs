@@ -220,6 +220,12 @@ fn the_man_page_renders_without_a_warning() {
     let Some(text) = run(test, "man", &["--warnings", "-l", "-P", "cat", page]) else {
         return;
     };
+    // mandoc's linter, as distributions run it on packaged pages: nothing at warning level or above
+    // (`.TH` carries a date, no macro misused).
+    let Some(lint) = run(test, "mandoc", &["-T", "lint", "-W", "warning", page]) else {
+        return;
+    };
+    assert_eq!(lint, "", "mandoc -T lint -W warning");
     let title = format!("OSCONF({})", defs::MAN_SECTION);
     for expected in [
         title.as_str(),

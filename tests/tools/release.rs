@@ -278,12 +278,22 @@ fn version_says_unknown_commit_without_git() {
     let scratch = tempfile::tempdir().unwrap();
     let expected = [
         "OSCONF_COMMIT=unknown".to_owned(),
+        "OSCONF_DATE=".to_owned(),
         "OSCONF_TARGET=x86_64-unknown-linux-gnu".to_owned(),
     ];
-    // A source tarball (no repository), with git installed and without it.
+    // A source tarball (no repository), with git installed and without it: the man page's date is
+    // the day of the build (YYYY-MM-DD).
     let system_path = std::env::var("PATH").unwrap_or_default();
     for path in [system_path.as_str(), ""] {
-        let (env, watched) = run_build_script(scratch.path(), path);
+        let (mut env, watched) = run_build_script(scratch.path(), path);
+        let date = env[1].split_off("OSCONF_DATE=".len());
+        assert!(
+            date.len() == 10 && date.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                _ => b.is_ascii_digit(),
+            }),
+            "{date}"
+        );
         assert_eq!(env, expected, "PATH={path:?}");
         assert_eq!(watched, [PathBuf::from("build.rs")], "PATH={path:?}");
     }
