@@ -190,6 +190,17 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
         // the plan is made against the configuration as it was.
         exec::lock(&root, exec::WAIT).map_err(failed)?;
         match exec::recover(&root) {
+            Ok(Some(exec::Recovered::Completed { text, files, backup })) => {
+                // Its record (cut off with it): kept unless this run makes its own.
+                say(&text);
+                *run = status::Run {
+                    result: format!("applied by a run cut short; {text}"),
+                    config: Some("removed by that run".to_owned()),
+                    files,
+                    backup,
+                    ..status::Run::default()
+                };
+            }
             Ok(Some(done)) => say(done.to_string()),
             Ok(None) => {}
             Err(e) => return Err(failed(format!("rolling back an interrupted run: {e}"))),
@@ -217,10 +228,14 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
     };
     let conf_path = source.conf.path.clone();
     // The finder's own account says which device and mount; a plain path says it all.
-    run.config = Some(match source.located {
-        Some(_) => format!("{} ({})", conf_path.display(), source.how),
-        None => conf_path.display().to_string(),
-    });
+    // This run's record, replacing one of a run cut short that recovery completed.
+    *run = status::Run {
+        config: Some(match source.located {
+            Some(_) => format!("{} ({})", conf_path.display(), source.how),
+            None => conf_path.display().to_string(),
+        }),
+        ..status::Run::default()
+    };
     let file = source
         .conf
         .file

@@ -6,7 +6,8 @@
 //! none (the caller has stderr). The record is a few lines of `key value`, replaced
 //! whole at each run (renamed into place, not flushed: losing it in a crash loses no configuration).
 //! A run that finds no os.conf leaves the record alone, so that it keeps telling what the last
-//! change did, and costs the boot nothing.
+//! change did, and costs the boot nothing — unless it completed a run cut short after removing
+//! its os.conf (from that run's journal), whose record it then writes.
 
 use std::fmt::Write as _;
 use std::fs::File;

@@ -34,8 +34,16 @@ const KEEP_REFUSED: usize = 3;
 /// What recovery did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recovered {
-    /// Rolled back or forward: for the log.
+    /// Rolled back: for the log.
     Done(String),
+    /// Rolled forward: the run had put every file in place (os.conf perhaps gone, its status
+    /// record not written yet). What it changed, for a record of it.
+    Completed {
+        text: String,
+        /// `write /etc/hosts`, `link …`, `remove …`, as the status record lists them.
+        files: Vec<String>,
+        backup: Option<String>,
+    },
     /// The journal was not one osconf could have written: set aside, never acted on. A warning.
     Refused(String),
 }
@@ -43,7 +51,7 @@ pub enum Recovered {
 impl fmt::Display for Recovered {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Recovered::Done(s) => f.write_str(s),
+            Recovered::Done(s) | Recovered::Completed { text: s, .. } => f.write_str(s),
             Recovered::Refused(s) => write!(f, "warning: {s}"),
         }
     }
@@ -258,10 +266,24 @@ pub fn recover(root: &Root) -> Result<Option<Recovered>, String> {
     if loaded.finished {
         remove_journal(root)?;
         flush("the end of an interrupted run")?;
-        return Ok(Some(Recovered::Done(format!(
-            "an interrupted run had put all its {} files in place: completed (its journal removed)",
-            journal.files.len()
-        ))));
+        let files = journal
+            .files
+            .iter()
+            .filter(|f| f.path != PWD_LOCK)
+            .map(|f| match &f.becomes {
+                Was::Absent => format!("remove {}", f.path),
+                Was::Link(t) => format!("link {} -> {}", f.path, String::from_utf8_lossy(t)),
+                Was::File(_) => format!("write {}", f.path),
+            })
+            .collect();
+        return Ok(Some(Recovered::Completed {
+            text: format!(
+                "an interrupted run had put all its {} files in place: completed (its journal removed)",
+                journal.files.len()
+            ),
+            files,
+            backup: journal.backup_dir.as_deref().map(|d| shown(root, d)),
+        }));
     }
     let mut failures = Vec::new();
     let mut restored = 0;

@@ -214,3 +214,65 @@ fn plan_over_a_cut_short_run_says_what_apply_will_roll_back_and_changes_nothing(
     );
     assert!(String::from_utf8_lossy(&again.stderr).contains("an interrupted run was rolled back"));
 }
+
+/// Killed after os.conf's removal, before its status record (issue 13 §7): the next apply, which
+/// completes the run from its journal, records it, so `status` has the run (not nothing).
+#[test]
+fn regression_a_run_cut_after_removing_os_conf_is_recorded_by_the_next() {
+    let bin = hooks::binary();
+    let plain = Path::new(env!("CARGO_BIN_EXE_osconf"));
+    let scratch = scratch();
+    let (root, conf) = (scratch.path().join("root"), scratch.path().join("os.conf"));
+    let cut = (1..60)
+        .find_map(|n| {
+            let _ = fs::remove_dir_all(&root);
+            copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
+            fs::copy(repo().join("examples/classic/os.conf"), &conf).unwrap();
+            let out = apply(&bin, &root, &conf, Some(n));
+            let said = String::from_utf8_lossy(&out.stderr).into_owned();
+            said.contains(&format!("(removing {})", conf.display()))
+                .then_some(said)
+        })
+        .expect("a crash point after os.conf's removal");
+    assert!(
+        !conf.exists() && root.join("var/lib/osconf/journal").exists(),
+        "{cut}"
+    );
+    assert!(!root.join("var/lib/osconf/last-run").exists());
+    let again = apply(plain, &root, &conf, None);
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        again.status.success() && said.contains("completed (its journal removed)"),
+        "{said}"
+    );
+    let status = Command::new(plain)
+        .args(["status", "--json", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["recorded"], true, "{v}");
+    assert_eq!(v["exit"], 0, "{v}");
+    assert!(
+        v["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("applied by a run cut short"),
+        "{v}"
+    );
+    let files: Vec<&str> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        files.contains(&"write /etc/hosts") && files.contains(&"write /etc/shadow"),
+        "{files:?}"
+    );
+    assert!(!files.iter().any(|f| f.contains(".pwd.lock")), "{files:?}");
+    assert!(
+        v["backup"].as_str().unwrap().contains("var/lib/osconf/backup/"),
+        "{v}"
+    );
+}
