@@ -11,6 +11,8 @@ partition nodes here): sfdisk writes the table, mkfs.ext4 -d / mkfs.vfat --offse
 filesystems inside the disk file, mtools and debugfs read and write partition 1. The guest boots the
 Debian kernel directly (-kernel/-initrd) with a small busybox initramfs, qemu TCG (KVM guests hang on
 these machines), every NIC on its own isolated hub (-netdev hubport: no traffic leaves qemu).
+The arm64 setup boots under UEFI instead (qemu-system-aarch64 -machine virt, AAVMF, systemd-boot on
+the ESP), with arm64 packages fetched through scripts/aarch64-toolchain's private APT state.
 """
 
 import argparse
@@ -44,6 +46,10 @@ BOOT_TIMEOUT = 420
 PROGRAMS = ["qemu-system-x86_64", "debootstrap", "sfdisk", "mkfs.ext4", "debugfs", "mkfs.vfat", "mcopy",
             "mdir", "cpio", "modinfo", "chroot", "unshare", "apt-get", "dpkg-deb", "busybox", "perl", "syslinux"]
 MBR_CODE = Path("/usr/lib/syslinux/mbr/mbr.bin")
+# What an arm64 setup needs beyond PROGRAMS: qemu-system-arm, qemu-user-static (osconf install runs
+# the aarch64 binary), qemu-efi-aarch64's UEFI firmware.
+ARM64_PROGRAMS = ["qemu-system-aarch64", "qemu-aarch64-static", "python3"]
+AAVMF_CODE, AAVMF_VARS = Path("/usr/share/AAVMF/AAVMF_CODE.fd"), Path("/usr/share/AAVMF/AAVMF_VARS.fd")
 
 
 def log(msg):
@@ -68,12 +74,21 @@ def cannot_run(why):
     sys.exit(0)
 
 
-def prerequisites():
+def prerequisites(chosen):
     if os.geteuid() != 0:
         cannot_run("needs root (debootstrap, chroot, image files owned by root)")
-    for p in PROGRAMS:
+    arm64 = any(s.arch == "arm64" for s in chosen)
+    for p in PROGRAMS + (ARM64_PROGRAMS if arm64 else []):
         if shutil.which(p) is None and not Path("/usr/sbin", p).exists():
             cannot_run(f"{p} is not installed (.ci/packages.txt lists it)")
+    if arm64 and not AAVMF_CODE.exists():
+        cannot_run(f"{AAVMF_CODE} is missing (qemu-efi-aarch64, .ci/packages.txt lists it)")
+
+
+def apt(arch):
+    """The apt command prefix for a Debian architecture's packages: the machine's own apt for amd64,
+    scripts/aarch64-toolchain's private APT state (APT::Architectures amd64, arm64) for arm64."""
+    return [] if arch == "amd64" else ["bash", str(REPO / "scripts/aarch64-toolchain"), "apt"]
 
 
 class Cache:
@@ -89,26 +104,50 @@ class Cache:
         with self.guard:
             return self.locks.setdefault(key, threading.Lock())
 
-    def kernel(self):
-        """(vmlinuz, initrd, modules dir, kernel version) from the linux-image-amd64 package."""
-        with self.lock("kernel"):
-            kdir = self.root / "kernel-2"  # bump when build_initrd changes what it keeps
+    def kernel(self, arch="amd64"):
+        """(vmlinuz, initrd, modules dir, kernel version) from the linux-image-ARCH package."""
+        with self.lock(f"kernel-{arch}"):
+            # bump when build_initrd changes what it keeps
+            kdir = self.root / ("kernel-2" if arch == "amd64" else f"kernel-2-{arch}")
             done = kdir / "done"
             if not done.exists():
                 shutil.rmtree(kdir, ignore_errors=True)
                 (kdir / "deb").mkdir(parents=True)
-                dep = run(["apt-cache", "depends", "linux-image-amd64"])
+                dep = run(apt(arch) + ["apt-cache", "depends", f"linux-image-{arch}:{arch}"])
                 pkg = next(line.split(":", 1)[1].strip() for line in dep.splitlines()
                            if line.strip().startswith("Depends: linux-image-"))
                 log(f"downloading {pkg}")
-                run(["apt-get", "download", pkg], cwd=kdir / "deb")
+                run(apt(arch) + ["apt-get", "download", pkg], cwd=kdir / "deb")
                 deb = next((kdir / "deb").glob("*.deb"))
                 run(["dpkg-deb", "-x", str(deb), str(kdir / "x")])
                 deb.unlink()
-                build_initrd(kdir)
+                build_initrd(kdir, self.busybox(arch))
                 done.touch()
             version = (kdir / "version").read_text().strip()
             return kdir / "vmlinuz", kdir / "initrd.img", kdir / "modules", version
+
+    def busybox(self, arch):
+        """busybox-static for ARCH: the machine's own for amd64, else its Debian package's binary."""
+        if arch == "amd64":
+            return Path(shutil.which("busybox"))
+        return self.package_file(f"busybox-static:{arch}", "bin/busybox")
+
+    def package_file(self, package, path):
+        """The file at `path` in the Debian package `package` (NAME:ARCH), downloaded once."""
+        name, arch = package.split(":")
+        with self.lock(package):
+            pdir = self.root / "packages" / f"{name}-{arch}"
+            kept = pdir / Path(path).name
+            if not kept.exists():
+                shutil.rmtree(pdir, ignore_errors=True)
+                pdir.mkdir(parents=True)
+                run(apt(arch) + ["apt-get", "download", package], cwd=pdir)
+                deb = next(pdir.glob("*.deb"))
+                run(["dpkg-deb", "-x", str(deb), str(pdir / "x")])
+                shutil.copy(pdir / "x" / path, kept)
+                deb.unlink()
+                shutil.rmtree(pdir / "x")
+            return kept
 
     def root_fs(self, packages):
         """A directory holding debootstrap minbase + BASE_PACKAGES + `packages` (copy it before use)."""
@@ -158,23 +197,27 @@ def chroot_apt(root: Path, packages):
     (root / "var/lib/apt/lists/partial").mkdir(parents=True)
 
 
-def module_paths(tree: Path):
-    return {p.name[:-3].replace("-", "_"): p for p in tree.rglob("*.ko")}
+def module_paths(paths):
+    """Module name → path, of a tree's *.ko files or of the paths given."""
+    paths = paths.rglob("*.ko") if isinstance(paths, Path) else paths
+    return {p.name[:-3].replace("-", "_"): p for p in paths}
 
 
-def build_initrd(kdir: Path):
-    """vmlinuz, the modules MODULES need (dependencies from .modinfo, in load order) and an initramfs
-    of busybox-static, those modules and tests/e2e/guest/init."""
+def build_initrd(kdir: Path, busybox: Path):
+    """vmlinuz, the modules MODULES need (dependencies from .modinfo, in load order; those built into
+    the kernel left out) and an initramfs of busybox-static, those modules and tests/e2e/guest/init."""
     x = kdir / "x"
     vmlinuz = next((x / "boot").glob("vmlinuz-*"))
     version = vmlinuz.name[len("vmlinuz-"):]
     shutil.copy(vmlinuz, kdir / "vmlinuz")
     (kdir / "version").write_text(version + "\n")
     found = module_paths(x / "lib/modules" / version)
+    builtin = module_paths(Path(line) for line in
+                           (x / "lib/modules" / version / "modules.builtin").read_text().split())
     order = []
 
     def visit(name):
-        if name in order:
+        if name in order or (name in builtin and name not in found):
             return
         deps = run(["modinfo", "-F", "depends", str(found[name])]).strip()
         for d in filter(None, deps.split(",")):
@@ -197,7 +240,7 @@ def build_initrd(kdir: Path):
     ird = kdir / "initrd"
     for d in ["bin", "lib/modules"]:
         (ird / d).mkdir(parents=True)
-    shutil.copy(shutil.which("busybox"), ird / "bin/busybox")
+    shutil.copy(busybox, ird / "bin/busybox")
     os.symlink("busybox", ird / "bin/sh")
     for m in order:
         shutil.copy(next(mods.rglob(f"{m}.ko")), ird / "lib/modules" / f"{m}.ko")
@@ -243,7 +286,7 @@ class Disk:
             run([f"mkfs.{s.p1_fs}", "-q", "-F", "-U", s.p1_uuid, "-L", "osconf-p1", "-d", str(p1_dir)]
                 + (["-O", "^64bit"] if s.p1_fs == "ext4" else [])
                 + ["-E", f"offset={P1_START}", str(self.path), f"{P1_SIZE // 1024}k"])
-        if s.bootloader:
+        if s.bootloader and s.arch == "amd64":
             # syslinux writes its boot sector and ldlinux.sys through mtools (no mount); SeaBIOS runs
             # the MBR code, which chains to the partition marked bootable.
             run(["syslinux", "--install", "--offset", str(P1_START), str(self.path)])
@@ -284,24 +327,14 @@ class Disk:
 
 def boot(setup, disk: Disk, kernel, work: Path, n: int, password: str):
     """Boots the image once; returns (report sections, wall seconds). Raises on a timeout."""
-    vmlinuz, initrd, _, _ = kernel
     console, report = work / f"console-{n}.log", work / f"report-{n}.log"
     for f in (console, report):
         f.unlink(missing_ok=True)
-    append = f"console=ttyS0 panic=-1 e2e.password={password} e2e.p1={setup.p1_mount or '-'}"
-    cmd = ["qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "1", "-nodefaults", "-no-reboot",
-           "-display", "none"]
-    if setup.bootloader:
-        cfg = work / "syslinux.cfg"
-        cfg.write_text(f"DEFAULT linux\nTIMEOUT 0\nLABEL linux\n  KERNEL /vmlinuz\n  INITRD /initrd.img\n"
-                       f"  APPEND {append}\n")
-        run(["mcopy", "-o", "-i", disk.p1_image(), str(cfg), "::/syslinux.cfg"])
+    append = f"panic=-1 e2e.password={password} e2e.p1={setup.p1_mount or '-'}"
+    if setup.arch == "arm64":
+        cmd = arm64_command(disk, work, f"console=ttyAMA0 {append}", console, report)
     else:
-        cmd += ["-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", append]
-    cmd += [
-           "-drive", f"file={disk.path},format=raw,if=none,id=disk",
-           "-device", "virtio-blk-pci,drive=disk,addr=0x10",
-           "-serial", f"file:{console}", "-serial", f"file:{report}"]
+        cmd = x86_64_command(setup, disk, kernel, work, f"console=ttyS0 {append}", console, report)
     for i, mac in enumerate(setup.macs):
         # One hub per NIC with nothing else on it: the guest's packets reach no one.
         cmd += ["-netdev", f"hubport,id=nic{i},hubid={i}",
@@ -315,11 +348,73 @@ def boot(setup, disk: Disk, kernel, work: Path, n: int, password: str):
     wall = time.monotonic() - start
     if p.returncode != 0:
         raise assertions.Failed(f"qemu exited {p.returncode}: {p.stderr}\n{tail(console)}")
+    if setup.arch == "arm64":
+        # The UEFI path, as the console shows it: the firmware started the disk's boot option
+        # (systemd-boot at the removable-media path), which gave the kernel's EFI stub the initramfs.
+        text = console.read_text(errors="replace") if console.exists() else ""
+        for line in ["BdsDxe: starting Boot", "EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID",
+                     "efi: EFI v"]:
+            if line not in text:
+                raise assertions.Failed(f"boot {n}: not booted through UEFI and systemd-boot (no {line!r} "
+                                        f"on the console)\n" + tail(console))
     sections = assertions.sections(report.read_text(errors="replace") if report.exists() else "")
     if "end" not in sections:
         raise assertions.Failed(f"boot {n}: the guest powered off without a complete report\n"
                                 + tail(console) + tail(report))
     return sections, wall
+
+
+def x86_64_command(setup, disk: Disk, kernel, work: Path, append, console: Path, report: Path):
+    """qemu for an amd64 setup: SeaBIOS → syslinux on partition 1 (bootloader), else -kernel."""
+    vmlinuz, initrd, _, _ = kernel
+    cmd = ["qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "1", "-nodefaults", "-no-reboot",
+           "-display", "none"]
+    if setup.bootloader:
+        cfg = work / "syslinux.cfg"
+        cfg.write_text(f"DEFAULT linux\nTIMEOUT 0\nLABEL linux\n  KERNEL /vmlinuz\n  INITRD /initrd.img\n"
+                       f"  APPEND {append}\n")
+        run(["mcopy", "-o", "-i", disk.p1_image(), str(cfg), "::/syslinux.cfg"])
+    else:
+        cmd += ["-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", append]
+    return cmd + [
+           "-drive", f"file={disk.path},format=raw,if=none,id=disk",
+           "-device", "virtio-blk-pci,drive=disk,addr=0x10",
+           "-serial", f"file:{console}", "-serial", f"file:{report}"]
+
+
+def arm64_command(disk: Disk, work: Path, append, console: Path, report: Path):
+    """qemu for an arm64 setup: UEFI firmware (AAVMF, a fresh copy of its variables each boot) boots
+    systemd-boot from partition 1, the ESP, whose entry (written here) boots the kernel with `append`.
+    The virt machine's UART is the console; the report's ttyS1 is the second of two PCI 16550s.
+    `pauth-impdef`: emulating the architected pointer authentication triples the kernel's time."""
+    entry = work / "e2e.conf"
+    entry.write_text(f"title e2e\nlinux /vmlinuz\ninitrd /initrd.img\noptions {append}\n")
+    run(["mcopy", "-o", "-i", disk.p1_image(), str(entry), "::/loader/entries/e2e.conf"])
+    variables = work / "AAVMF_VARS.fd"
+    shutil.copy(AAVMF_VARS, variables)
+    return ["qemu-system-aarch64", "-machine", "virt", "-cpu", "max,pauth-impdef=on", "-accel", "tcg",
+            "-m", "1024", "-smp", "1", "-nodefaults", "-no-reboot", "-display", "none",
+            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={AAVMF_CODE}",
+            "-drive", f"if=pflash,format=raw,unit=1,file={variables}",
+            "-drive", f"file={disk.path},format=raw,if=none,id=disk",
+            "-device", "virtio-blk-pci,drive=disk,addr=0x10,bootindex=0",
+            "-serial", f"file:{console}",
+            "-chardev", "null,id=ttyS0", "-device", "pci-serial,chardev=ttyS0,addr=0x8",
+            "-chardev", f"file,id=ttyS1,path={report}", "-device", "pci-serial,chardev=ttyS1,addr=0x9"]
+
+
+def esp(setup, cache: Cache, kernel, p1_dir: Path):
+    """What a self-booting setup's partition 1 holds to boot: the kernel and initramfs, and for arm64
+    systemd-boot at the removable-media path UEFI tries (EFI/BOOT/BOOTAA64.EFI) with its loader.conf
+    (arm64_command writes the entry at each boot)."""
+    shutil.copy(kernel[0], p1_dir / "vmlinuz")
+    shutil.copy(kernel[1], p1_dir / "initrd.img")
+    if setup.arch == "arm64":
+        (p1_dir / "EFI/BOOT").mkdir(parents=True)
+        efi = cache.package_file("systemd-boot-efi:arm64", "usr/lib/systemd/boot/efi/systemd-bootaa64.efi")
+        shutil.copy(efi, p1_dir / "EFI/BOOT/BOOTAA64.EFI")
+        (p1_dir / "loader/entries").mkdir(parents=True)
+        (p1_dir / "loader/loader.conf").write_text("default e2e.conf\ntimeout 0\n")
 
 
 def tail(path: Path, lines=40):
@@ -334,10 +429,10 @@ def run_setup(setup, cache: Cache, work_root: Path, keep: bool):
     work = work_root / setup.name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    kernel = cache.kernel()
+    kernel = cache.kernel(setup.arch)
     root = work / "root"
     if setup.init == "busybox":
-        setups.busybox_root(root)
+        setups.busybox_root(root, cache.busybox(setup.arch))
     else:
         run(["cp", "-a", str(cache.root_fs(setup.packages)), str(root)])
         (root / ".e2e-done").unlink(missing_ok=True)
@@ -348,8 +443,7 @@ def run_setup(setup, cache: Cache, work_root: Path, keep: bool):
     (p1_dir / "aliyun_custom_image").mkdir(exist_ok=True)
     (p1_dir / "aliyun_custom_image/os.conf").write_text(first)
     if setup.bootloader:
-        shutil.copy(kernel[0], p1_dir / "vmlinuz")
-        shutil.copy(kernel[1], p1_dir / "initrd.img")
+        esp(setup, cache, kernel, p1_dir)
     disk = Disk(work / "disk.raw", setup)
     disk.build(root, p1_dir)
     shutil.rmtree(root)
@@ -397,12 +491,14 @@ def main():
     if unknown:
         print(f"e2e: unknown setup(s): {' '.join(sorted(unknown))}; --list shows them")
         return 2
-    prerequisites()
+    prerequisites(chosen)
     if args.osconf:
         os.environ["OSCONF_E2E_BINARY"] = str(Path(args.osconf).resolve())
-    binary = setups.osconf_binary(REPO)
-    os.environ["OSCONF_E2E_BINARY"] = str(binary)  # built once, before the setups run in threads
-    log(f"osconf binary {binary} ({binary.stat().st_size} bytes)")
+    for arch in sorted({s.arch for s in chosen}):
+        binary = setups.osconf_binary(REPO, arch)
+        # built once, before the setups run in threads
+        os.environ[setups.binary_variable(arch)] = str(binary)
+        log(f"osconf binary {binary} ({binary.stat().st_size} bytes)")
     cache, work = Cache(Path(args.cache)), Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

@@ -99,6 +99,9 @@ class Setup:
     # instead of qemu's -kernel: the recipe `osconf image test` (issue 9) needs in CI.
     bootloader: bool = False
     root_uuid: str = "0f5e2e00-0000-4000-8000-00000000e2e2"
+    # Debian's name of the guest's architecture. arm64 boots under UEFI: AAVMF → systemd-boot on
+    # partition 1, the EFI System Partition (bootloader=True) → kernel.
+    arch: str = "amd64"
 
     @property
     def macs(self):
@@ -157,6 +160,9 @@ SETUPS = [
           p1_uuid="0f5e2e00-0000-4000-8000-0000000000b5"),
     Setup("syslinux", "busybox init, boots by itself: syslinux on a bootable FAT32 /boot on MBR", "busybox",
           "dos", "vfat", "/boot", VPC, p1_uuid="E2E0-0006", bootloader=True),
+    Setup("arm64", "arm64 (aarch64 osconf), UEFI: AAVMF → systemd-boot on a FAT32 ESP on GPT at /boot/efi, "
+          "busybox init + busybox ifup", "busybox", "gpt", "vfat", "/boot/efi", CLASSIC, p1_uuid="E2E0-00A7",
+          bootloader=True, arch="arm64"),
 ]
 
 INITTAB = """::sysinit:/etc/init.d/rcS
@@ -176,16 +182,16 @@ hostname -F /etc/hostname
 """
 
 
-def busybox_root(root: Path):
-    """A busybox-only root: busybox-static, its applet links, an inittab and an rcS."""
+def busybox_root(root: Path, busybox=None):
+    """A busybox-only root: busybox-static (the machine's, or `busybox` for another architecture: the
+    same Debian version, so the same applets), its applet links, an inittab and an rcS."""
     for d in ["bin", "sbin", "usr/bin", "usr/sbin", "usr/local/sbin", "etc/init.d", "etc/network", "proc",
               "sys", "dev", "run", "tmp", "var/log", "var/lib", "root", "boot", "etc/network/if-pre-up.d",
               "etc/network/if-up.d", "etc/network/if-down.d", "etc/network/if-post-down.d"]:
         (root / d).mkdir(parents=True, exist_ok=True)
     os.symlink("/run", root / "var/run")  # where busybox ifup keeps its state
-    busybox = shutil.which("busybox")
-    shutil.copy(busybox, root / "bin/busybox")
-    applets = subprocess.run([busybox, "--list-full"], check=True, capture_output=True, text=True).stdout
+    shutil.copy(busybox or shutil.which("busybox"), root / "bin/busybox")
+    applets = subprocess.run([shutil.which("busybox"), "--list-full"], check=True, capture_output=True, text=True).stdout
     for path in applets.split():
         link = root / path
         if not link.exists() and not link.is_symlink():
@@ -207,12 +213,22 @@ def fstab(setup: Setup):
             f"UUID={setup.p1_uuid} {setup.p1_mount} {setup.p1_fs} {options} 0 2\n")
 
 
-def osconf_binary(repo: Path) -> Path:
-    if os.environ.get("OSCONF_E2E_BINARY"):
-        return Path(os.environ["OSCONF_E2E_BINARY"])
+def binary_variable(arch):
+    """The variable naming the osconf binary for `arch`: OSCONF_E2E_BINARY, OSCONF_E2E_BINARY_ARM64."""
+    return "OSCONF_E2E_BINARY" + ("" if arch == "amd64" else "_" + arch.upper())
+
+
+def osconf_binary(repo: Path, arch="amd64") -> Path:
+    """The release binary for `arch` (the one binary_variable names when set), built."""
+    variable = binary_variable(arch)
+    if os.environ.get(variable):
+        return Path(os.environ[variable])
     target = Path(os.environ.get("CARGO_TARGET_DIR", repo / "target"))
-    subprocess.run(["cargo", "build", "--release", "--locked", "-q"], cwd=repo, check=True)
-    return target / "release/osconf"
+    if arch == "amd64":
+        subprocess.run(["cargo", "build", "--release", "--locked", "-q"], cwd=repo, check=True)
+        return target / "release/osconf"
+    subprocess.run(["bash", "scripts/cargo-aarch64", "build", "--release", "--locked", "-q"], cwd=repo, check=True)
+    return target / "aarch64-unknown-linux-gnu/release/osconf"
 
 
 REPORT_UNIT = """# tests/e2e's report (installed by the harness, not by osconf).
@@ -237,10 +253,12 @@ def run(cmd):
     return p.stdout
 
 
-def install_osconf(root: Path, p1_dir: Path, binary: Path):
+def install_osconf(root: Path, p1_dir: Path, binary: Path, arch="amd64"):
     # --boot-dir is a host path: partition 1's staging directory, from which the harness builds
-    # partition 1, so install creates the aliyun_custom_image/ that ECS writes into.
-    run([str(binary), "install", "--root", str(root), "--boot-dir", str(p1_dir)])
+    # partition 1, so install creates the aliyun_custom_image/ that ECS writes into. The aarch64
+    # binary installs itself under qemu-user (its /proc/self/exe is the binary, as on arm64).
+    runner = [] if arch == "amd64" else ["qemu-aarch64-static"]
+    run(runner + [str(binary), "install", "--root", str(root), "--boot-dir", str(p1_dir)])
 
 
 def prepare_root(setup: Setup, root: Path, p1_dir: Path, kernel, repo: Path, here: Path):
@@ -265,7 +283,7 @@ def prepare_root(setup: Setup, root: Path, p1_dir: Path, kernel, repo: Path, her
         for line, f in ((line, line.split(":")) for line in lines)) + "\n")
     if setup.configure:
         setup.configure(root)
-    install_osconf(root, p1_dir, osconf_binary(repo))
+    install_osconf(root, p1_dir, osconf_binary(repo, setup.arch), setup.arch)
     write(root, "/usr/local/sbin/e2e-report", (here / "guest/report").read_text(), 0o755)
     if setup.init != "busybox":
         write(root, "/etc/systemd/system/e2e-report.service", REPORT_UNIT)
