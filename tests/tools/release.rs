@@ -288,10 +288,11 @@ fn version_says_unknown_commit_without_git() {
         let (mut env, watched) = run_build_script(scratch.path(), path);
         let date = env[1].split_off("OSCONF_DATE=".len());
         assert!(
-            date.len() == 10 && date.bytes().enumerate().all(|(i, b)| match i {
-                4 | 7 => b == b'-',
-                _ => b.is_ascii_digit(),
-            }),
+            date.len() == 10
+                && date.bytes().enumerate().all(|(i, b)| match i {
+                    4 | 7 => b == b'-',
+                    _ => b.is_ascii_digit(),
+                }),
             "{date}"
         );
         assert_eq!(env, expected, "PATH={path:?}");
