@@ -29,6 +29,9 @@ pub fn binary() -> PathBuf {
                 "profile.dev.panic=\"abort\"",
                 "--bin",
                 "osconf",
+                // `osconf image …` runs the toolkit found beside it: built with the hooks too.
+                "--bin",
+                "osconf-image",
                 // build.rs gives every target of the package the triple it is built for.
                 "--target",
                 env!("OSCONF_TARGET"),
