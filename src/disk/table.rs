@@ -290,7 +290,7 @@ fn guid(b: &[u8]) -> String {
 }
 
 /// CRC-32 (IEEE 802.3, reflected), as GPT uses.
-fn crc32(data: &[u8]) -> u32 {
+pub(crate) fn crc32(data: &[u8]) -> u32 {
     const TABLE: [u32; 256] = {
         let mut t = [0u32; 256];
         let mut i = 0;

@@ -6,6 +6,7 @@
 //! [`hostile`] makes the seeds of the hostile images (issue 17) from a real filesystem, in code:
 //! no large binary in the corpus.
 
+use crate::disk::table::crc32;
 use crate::disk::{self, Volume};
 use crate::image::stage::{self, Parsed};
 
@@ -51,21 +52,6 @@ pub fn with_gpt_crcs(data: &[u8]) -> Vec<u8> {
         d[528..532].copy_from_slice(&crc.to_le_bytes());
     }
     d
-}
-
-/// CRC-32 (IEEE 802.3), as GPT uses.
-fn crc32(data: &[u8]) -> u32 {
-    !data.iter().fold(!0u32, |mut c, &b| {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-        c
-    })
 }
 
 /// UFS superblock bytes (at any of their four places).
