@@ -113,6 +113,8 @@ pub fn detect(sys: &System) -> Result<(&'static Init, String), String> {
         })
     };
     let link = || format!("/sbin/init -> {}", init_link.as_deref().unwrap_or(""));
+    let init_program = init_link.is_none() && sys.exists("/sbin/init")?;
+    let initdefault = inittab.lines().any(|l| l.contains(":initdefault:"));
     // Debian's openrc keeps sysvinit's inittab and makes its rcS script run `openrc sysinit`.
     let rcs = sys.read_text("/etc/init.d/rcS")?.unwrap_or_default();
     let starts_openrc = [&inittab, &rcs].iter().any(|t| {
@@ -130,11 +132,18 @@ pub fn detect(sys: &System) -> Result<(&'static Init, String), String> {
         ))
     } else if is_link_to(&["busybox"]) {
         Some((&busybox::INIT, link()))
+    } else if init_program && initdefault {
+        // Before the runit and systemd probes: Debian keeps the systemd (and runit) packages
+        // when sysvinit-core replaces systemd-sysv as /sbin/init.
+        Some((
+            &sysv::INIT,
+            "/sbin/init is a program (sysvinit's), /etc/inittab has an initdefault entry".into(),
+        ))
     } else if runit_stage {
         Some((&runit::INIT, "/etc/runit/1 (runit's stage 1) exists".into()))
     } else if let Some(p) = lib_systemd {
         Some((&systemd::INIT, format!("{p} exists")))
-    } else if inittab.lines().any(|l| l.contains(":initdefault:")) {
+    } else if initdefault {
         // Before the busybox probe: sysvinit's `si::sysinit:` looks like busybox's entries, but
         // busybox has no runlevels and so no initdefault.
         Some((
@@ -480,6 +489,17 @@ mod tests {
                 "sysv",
             ),
             (&[("/etc/runlevels/boot/x", "")], &[], "openrc"),
+            // Debian after `apt install sysvinit-core`: systemd's and runit's files stay.
+            (
+                &[
+                    ("/sbin/init", "elf"),
+                    ("/etc/inittab", "id:2:initdefault:\n"),
+                    ("/lib/systemd/systemd", "elf"),
+                    ("/etc/runit/1", ""),
+                ],
+                &[],
+                "sysv",
+            ),
             (
                 &[
                     ("/etc/inittab", "id:2:initdefault:\nsi::sysinit:/etc/init.d/rcS\n"),

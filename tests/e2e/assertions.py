@@ -147,12 +147,18 @@ def check(setup, s, exp, disk, n, previous):
     except RuntimeError as e:
         fails.append(f"cannot read aliyun_custom_image/ on partition 1: {e}")
     if setup.init == "systemd":
+        # systemctl says Result=success of a unit that does not exist: loaded, active and started at
+        # this boot (a monotonic start stamp) is what proves it ran.
         svc = s.get("osconf-service", "")
-        ok = "ActiveState=active" in svc and "Result=success" in svc
-        expect(ok, "osconf.service should be active with Result=success",
+        props = dict(line.split("=", 1) for line in svc.splitlines() if "=" in line)
+        ok = (props.get("LoadState") == "loaded" and props.get("ActiveState") == "active"
+              and props.get("Result") == "success" and props.get("ExecMainStartTimestampMonotonic", "0") != "0")
+        expect(ok, "osconf.service should be loaded, started at this boot and active with Result=success",
                svc + s.get("osconf-journal", ""))
         failed = s.get("failed-units", "").strip()
         expect(not failed, "no unit should have failed", failed)
+    else:
+        fails += order(setup, s.get("kmsg-order", ""))
     ns = re.findall(r"^nameserver\s+(\S+)", s.get("resolv.conf", ""), re.M)
     expect(ns == exp.nameservers, f"resolv.conf should list {exp.nameservers}", s.get("resolv.conf", ""))
 
@@ -194,6 +200,27 @@ def check(setup, s, exp, disk, n, previous):
         expect(routes(previous.get("route", "")) == got_routes, "routes should be as the boot before", shown)
         before = links(previous.get("addr", ""))
         expect(before == found, f"NIC names and addresses should be as the boot before ({before})", f"{found}")
+    return fails
+
+
+def order(setup, kmsg):
+    """Without systemd, from this boot's kernel log (dmesg holds only this boot): osconf ran (it logs
+    there before any log daemon), found partition 1 where the init had mounted it (so after the
+    local file systems: otherwise it would have mounted it itself), and logged its last line before
+    the first ifup (so before the network)."""
+    lines = kmsg.splitlines()
+    ours = [i for i, line in enumerate(lines) if "osconf" in line]
+    ifups = [i for i, line in enumerate(lines) if "e2e: ifup" in line]
+    if not ours:
+        return [f"osconf should have run at this boot (no osconf line in the kernel log):\n{kmsg.rstrip()}"]
+    fails = []
+    if not any(f"mounted at {setup.p1_mount}" in lines[i] for i in ours):
+        fails.append(f"osconf should find partition 1 mounted at {setup.p1_mount} by the init (after the "
+                     f"local file systems):\n{kmsg.rstrip()}")
+    if not ifups:
+        fails.append(f"the network should have started (no ifup in the kernel log):\n{kmsg.rstrip()}")
+    elif max(ours) > min(ifups):
+        fails.append(f"osconf should be done before the first ifup:\n{kmsg.rstrip()}")
     return fails
 
 

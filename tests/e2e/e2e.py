@@ -431,8 +431,8 @@ def run_setup(setup, cache: Cache, work_root: Path, keep: bool):
     work.mkdir(parents=True)
     kernel = cache.kernel(setup.arch)
     root = work / "root"
-    if setup.init == "busybox":
-        setups.busybox_root(root, cache.busybox(setup.arch))
+    if not setup.debian:
+        setups.busybox_root(root, cache.busybox(setup.arch), buildroot=setup.init == "buildroot")
     else:
         run(["cp", "-a", str(cache.root_fs(setup.packages)), str(root)])
         (root / ".e2e-done").unlink(missing_ok=True)

@@ -87,7 +87,7 @@ dns_nameserver="100.100.2.137"
 class Setup:
     name: str
     summary: str
-    init: str  # systemd | busybox
+    init: str  # systemd | sysv | openrc (Debian roots) | busybox | buildroot (busybox-only roots)
     table: str  # gpt | dos (sfdisk's label)
     p1_fs: str  # vfat | ext4 | ext2
     p1_mount: str  # where the image's fstab mounts partition 1
@@ -102,6 +102,11 @@ class Setup:
     # Debian's name of the guest's architecture. arm64 boots under UEFI: AAVMF → systemd-boot on
     # partition 1, the EFI System Partition (bootloader=True) → kernel.
     arch: str = "amd64"
+
+    @property
+    def debian(self):
+        """A root from Debian's packages (debootstrap), not a busybox-only one."""
+        return self.init in ("systemd", "sysv", "openrc")
 
     @property
     def macs(self):
@@ -158,6 +163,18 @@ SETUPS = [
           "dos", "vfat", "/boot", CLASSIC, ["network-manager"], networkmanager, p1_uuid="E2E0-0004"),
     Setup("busybox", "busybox init + busybox ifup, ext2 /boot on MBR", "busybox", "dos", "ext2", "/boot", VPC,
           p1_uuid="0f5e2e00-0000-4000-8000-0000000000b5"),
+    # The three below have osconf run by inits other than systemd; each proves from the kernel log that
+    # osconf ran at this boot, read os.conf where the init had mounted partition 1, and finished
+    # before the first ifup (tests/e2e/guest/ifup-mark).
+    Setup("sysvinit", "Debian sysvinit-core (makefile-style boot, startpar) + ifupdown, ext4 /boot on MBR; "
+          "boot 3 swaps the MACs", "sysv", "dos", "ext4", "/boot", CLASSIC_SWAPPED, ["sysvinit-core", "ifupdown"],
+          ifupdown, p1_uuid="0f5e2e00-0000-4000-8000-0000000000b7"),
+    Setup("openrc", "Debian's OpenRC (sysvinit as PID 1, networking in sysinit) + ifupdown, FAT32 /boot on GPT",
+          "openrc", "gpt", "vfat", "/boot", VPC, ["sysvinit-core", "openrc", "ifupdown"], ifupdown,
+          p1_uuid="E2E0-0008"),
+    Setup("buildroot", "Buildroot-style busybox init: rcS starts /etc/init.d/S??*, network from S40network, "
+          "ext2 /boot on MBR", "buildroot", "dos", "ext2", "/boot", CLASSIC,
+          p1_uuid="0f5e2e00-0000-4000-8000-0000000000b9"),
     Setup("syslinux", "busybox init, boots by itself: syslinux on a bootable FAT32 /boot on MBR", "busybox",
           "dos", "vfat", "/boot", VPC, p1_uuid="E2E0-0006", bootloader=True),
     Setup("arm64", "arm64 (aarch64 osconf), UEFI: AAVMF → systemd-boot on a FAT32 ESP on GPT at /boot/efi, "
@@ -182,9 +199,103 @@ hostname -F /etc/hostname
 """
 
 
-def busybox_root(root: Path, busybox=None):
+# Buildroot's skeleton (system/skeleton, package/initscripts, package/ifupdown-scripts), as a Buildroot
+# image with busybox init and ifupdown-scripts boots: inittab mounts (fstab), then rcS starts the
+# numbered scripts of /etc/init.d, S40network running `ifup -a`.
+BUILDROOT_INITTAB = """# Startup the system
+::sysinit:/bin/mount -t proc proc /proc
+::sysinit:/bin/mount -o remount,rw /
+::sysinit:/bin/mkdir -p /dev/pts /dev/shm
+::sysinit:/bin/mount -a
+::sysinit:/bin/mkdir -p /run/lock/subsys
+null::sysinit:/bin/ln -sf /proc/self/fd /dev/fd
+::sysinit:/bin/hostname -F /etc/hostname
+# now run any rc scripts
+::sysinit:/etc/init.d/rcS
+
+::once:/usr/local/sbin/e2e-report
+# Stuff to do before rebooting
+::shutdown:/etc/init.d/rcK
+::shutdown:/bin/umount -a -r
+"""
+
+BUILDROOT_RCS = """#!/bin/sh
+
+
+# Start all init scripts in /etc/init.d
+# executing them in numerical order.
+#
+for i in /etc/init.d/S??* ;do
+
+     # Ignore dangling symlinks (if any).
+     [ ! -f "$i" ] && continue
+
+     case "$i" in
+	*.sh)
+	    # Source shell script for speed.
+	    (
+		trap - INT QUIT TSTP
+		set start
+		. $i
+	    )
+	    ;;
+	*)
+	    # No sh extension, so fork subprocess.
+	    $i start
+	    ;;
+    esac
+done
+"""
+
+BUILDROOT_RCK = BUILDROOT_RCS.replace("Start all", "Stop all").replace("S??*", "K??*").replace(
+    "set start", "set stop").replace("$i start", "$i stop")
+
+BUILDROOT_S40NETWORK = """#!/bin/sh
+#
+# Start the network....
+#
+
+# Debian ifupdown needs the /run/network lock directory
+mkdir -p /run/network
+
+case "$1" in
+  start)
+	printf "Starting network: "
+	/sbin/ifup -a
+	[ $? = 0 ] && echo "OK" || echo "FAIL"
+	;;
+  stop)
+	printf "Stopping network: "
+	/sbin/ifdown -a
+	[ $? = 0 ] && echo "OK" || echo "FAIL"
+	;;
+  restart|reload)
+	"$0" stop
+	"$0" start
+	;;
+  *)
+	echo "Usage: $0 {start|stop|restart}"
+	exit 1
+esac
+
+exit $?
+"""
+
+BUILDROOT_FSTAB = """# <file system>	<mount pt>	<type>	<options>	<dump>	<pass>
+/dev/root	/		ext2	rw,noauto	0	1
+proc		/proc		proc	defaults	0	0
+devpts		/dev/pts	devpts	defaults,gid=5,mode=620,ptmxmode=0666	0	0
+tmpfs		/dev/shm	tmpfs	mode=0777	0	0
+tmpfs		/tmp		tmpfs	mode=1777	0	0
+tmpfs		/run		tmpfs	mode=0755,nosuid,nodev	0	0
+sysfs		/sys		sysfs	defaults	0	0
+"""
+
+
+def busybox_root(root: Path, busybox=None, buildroot=False):
     """A busybox-only root: busybox-static (the machine's, or `busybox` for another architecture: the
-    same Debian version, so the same applets), its applet links, an inittab and an rcS."""
+    same Debian version, so the same applets), its applet links, an inittab and an rcS (Buildroot's
+    inittab, rcS, rcK and S40network when `buildroot`)."""
     for d in ["bin", "sbin", "usr/bin", "usr/sbin", "usr/local/sbin", "etc/init.d", "etc/network", "proc",
               "sys", "dev", "run", "tmp", "var/log", "var/lib", "root", "boot", "etc/network/if-pre-up.d",
               "etc/network/if-up.d", "etc/network/if-down.d", "etc/network/if-post-down.d"]:
@@ -197,8 +308,14 @@ def busybox_root(root: Path, busybox=None):
         if not link.exists() and not link.is_symlink():
             link.parent.mkdir(parents=True, exist_ok=True)
             os.symlink("/bin/busybox", link)
-    write(root, "/etc/inittab", INITTAB)
-    write(root, "/etc/init.d/rcS", RCS, 0o755)
+    if buildroot:
+        write(root, "/etc/inittab", BUILDROOT_INITTAB)
+        write(root, "/etc/init.d/rcS", BUILDROOT_RCS, 0o755)
+        write(root, "/etc/init.d/rcK", BUILDROOT_RCK, 0o755)
+        write(root, "/etc/init.d/S40network", BUILDROOT_S40NETWORK, 0o755)
+    else:
+        write(root, "/etc/inittab", INITTAB)
+        write(root, "/etc/init.d/rcS", RCS, 0o755)
     write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
     write(root, "/etc/group", "root:x:0:\n")
     write(root, "/etc/shadow", "root:*:20000:0:99999:7:::\n", 0o640)
@@ -207,6 +324,8 @@ def busybox_root(root: Path, busybox=None):
 
 def fstab(setup: Setup):
     options = "umask=0077" if setup.p1_mount == "/boot/efi" else "defaults"
+    if setup.init == "buildroot":
+        return BUILDROOT_FSTAB + f"/dev/vda1 {setup.p1_mount} {setup.p1_fs} {options} 0 2\n"
     if setup.init == "busybox":
         return f"/dev/vda2 / ext4 defaults 0 1\n/dev/vda1 {setup.p1_mount} {setup.p1_fs} {options} 0 2\n"
     return (f"UUID={setup.root_uuid} / ext4 errors=remount-ro 0 1\n"
@@ -265,7 +384,7 @@ def prepare_root(setup: Setup, root: Path, p1_dir: Path, kernel, repo: Path, her
     """The image as its builder leaves it, then `osconf install`, then the harness's report."""
     _, _, modules, version = kernel
     shutil.copytree(modules, root / "lib/modules" / version, dirs_exist_ok=True)
-    if setup.init != "busybox":
+    if setup.debian:
         subprocess.run(["depmod", "-b", str(root), version], check=True)
     write(root, "/etc/fstab", fstab(setup))
     (root / setup.p1_mount.lstrip("/")).mkdir(parents=True, exist_ok=True)
@@ -285,7 +404,15 @@ def prepare_root(setup: Setup, root: Path, p1_dir: Path, kernel, repo: Path, her
         setup.configure(root)
     install_osconf(root, p1_dir, osconf_binary(repo, setup.arch), setup.arch)
     write(root, "/usr/local/sbin/e2e-report", (here / "guest/report").read_text(), 0o755)
-    if setup.init != "busybox":
+    if setup.init != "systemd":
+        # ifup (Debian's and busybox's) runs /etc/network/if-pre-up.d/* before raising each NIC.
+        write(root, "/etc/network/if-pre-up.d/e2e-ifup-mark", (here / "guest/ifup-mark").read_text(), 0o755)
+    if setup.init in ("sysv", "openrc"):
+        # After runlevel 2's rc (sysvinit's scripts or `openrc default`) has finished.
+        with open(root / "etc/inittab", "a") as f:
+            f.write("\n# tests/e2e's report (installed by the harness, not by osconf)\ne2:2345:once:"
+                    "/usr/local/sbin/e2e-report\n")
+    if setup.init == "systemd":
         write(root, "/etc/systemd/system/e2e-report.service", REPORT_UNIT)
         enable(root, "e2e-report.service")
         # e2fsprogs' scrub reaper scans for LVM snapshots at each boot: up to a minute under TCG on a
