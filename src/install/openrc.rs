@@ -107,41 +107,37 @@ mod tests {
     use super::*;
     use crate::render::common::testing::fake_root;
 
+    /// The link install makes on a root of `files`, and its script.
+    fn installed(files: &[(&str, &str)]) -> (String, String) {
+        let root = fake_root(files, &[]);
+        let service = super::files(&System::probe(root.path()).unwrap()).unwrap();
+        let FileOp::Write { contents, .. } = &service.ops[0] else {
+            panic!("{:?}", service.ops)
+        };
+        (
+            service.ops[1].path().to_owned(),
+            String::from_utf8_lossy(contents).into_owned(),
+        )
+    }
+
     #[test]
     fn alpine_boot_runlevel_debian_sysinit() {
-        let alpine = fake_root(
-            &[
-                ("/etc/init.d/localmount", ""),
-                ("/etc/runlevels/boot/localmount", ""),
-                ("/etc/runlevels/default/networking", ""),
-            ],
-            &[],
-        );
-        let service = files(&System::probe(alpine.path()).unwrap()).unwrap();
-        assert_eq!(service.ops[1].path(), LINKS[0]);
-        let FileOp::Write { contents, .. } = &service.ops[0] else {
-            panic!()
-        };
-        let text = String::from_utf8_lossy(contents);
+        let (link, text) = installed(&[
+            ("/etc/init.d/localmount", ""),
+            ("/etc/runlevels/boot/localmount", ""),
+            ("/etc/runlevels/default/networking", ""),
+        ]);
+        assert_eq!(link, LINKS[0]);
         assert!(
             text.contains("    need localmount\n    before net networking ifupdown"),
             "{text}"
         );
-
-        let debian = fake_root(
-            &[
-                ("/etc/insserv.conf", "$local_fs\t+mountall +mountall-bootclean\n"),
-                ("/etc/runlevels/sysinit/mountall.sh", ""),
-                ("/etc/runlevels/sysinit/networking", ""),
-            ],
-            &[],
-        );
-        let service = files(&System::probe(debian.path()).unwrap()).unwrap();
-        assert_eq!(service.ops[1].path(), LINKS[1]);
-        let FileOp::Write { contents, .. } = &service.ops[0] else {
-            panic!()
-        };
-        let text = String::from_utf8_lossy(contents);
+        let (link, text) = installed(&[
+            ("/etc/insserv.conf", "$local_fs\t+mountall +mountall-bootclean\n"),
+            ("/etc/runlevels/sysinit/mountall.sh", ""),
+            ("/etc/runlevels/sysinit/networking", ""),
+        ]);
+        assert_eq!(link, LINKS[1]);
         assert!(text.contains("    use mountall mountall-bootclean\n"), "{text}");
         assert!(!text.contains("localmount"), "{text}");
     }

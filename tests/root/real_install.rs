@@ -352,13 +352,24 @@ fn copy_libraries(program: &Path, root: &Path) {
     }
 }
 
-/// Debian's openrc (and the libraries it needs) unpacked once, or why not.
-fn openrc_debs() -> Result<PathBuf, String> {
+/// Debian's openrc (and the libraries it needs) unpacked once, or `None` after the loud skip of
+/// `test` when that or the chroot cannot be.
+fn openrc_debs(test: &str) -> Option<PathBuf> {
+    if !rustix::process::geteuid().is_root() {
+        cannot_run(test, "needs root (chroot)");
+        return None;
+    }
+    if static_busybox().is_none() || program("apt-get").is_none() || program("ldd").is_none() {
+        cannot_run(test, "needs busybox-static, apt-get and ldd");
+        return None;
+    }
     unpacked_debs(
         "openrc-debs",
         &["openrc", "librc1", "libeinfo1"],
         "lib/rc/bin/rc-depend",
     )
+    .map_err(|why| cannot_run(test, &why))
+    .ok()
 }
 
 /// Makes `root` a chroot holding OpenRC's programs with their libraries and busybox as /bin/sh,
@@ -418,16 +429,9 @@ fn rc_update_agrees(root: &Path, level: &str) {
 
 #[test]
 fn openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees() {
-    const TEST: &str = "openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees";
-    if !rustix::process::geteuid().is_root() {
-        return cannot_run(TEST, "needs root (chroot)");
-    }
-    if static_busybox().is_none() || program("apt-get").is_none() || program("ldd").is_none() {
-        return cannot_run(TEST, "needs busybox-static, apt-get and ldd");
-    }
-    let openrc = match openrc_debs() {
-        Ok(dir) => dir,
-        Err(why) => return cannot_run(TEST, &why),
+    let Some(openrc) = openrc_debs("openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees")
+    else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let root = example_root(dir.path(), "alpine3");
@@ -467,16 +471,10 @@ fn openrc_orders_the_service_before_net_and_sshd_and_rc_update_agrees() {
 /// after mountall and before networking, needing nothing that is not there.
 #[test]
 fn openrc_on_debian_runs_osconf_in_sysinit_after_mountall_before_networking() {
-    const TEST: &str = "openrc_on_debian_runs_osconf_in_sysinit_after_mountall_before_networking";
-    if !rustix::process::geteuid().is_root() {
-        return cannot_run(TEST, "needs root (chroot)");
-    }
-    if static_busybox().is_none() || program("apt-get").is_none() || program("ldd").is_none() {
-        return cannot_run(TEST, "needs busybox-static, apt-get and ldd");
-    }
-    let openrc = match openrc_debs() {
-        Ok(dir) => dir,
-        Err(why) => return cannot_run(TEST, &why),
+    let Some(openrc) =
+        openrc_debs("openrc_on_debian_runs_osconf_in_sysinit_after_mountall_before_networking")
+    else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
@@ -558,21 +556,11 @@ fn openrc_on_debian_runs_osconf_in_sysinit_after_mountall_before_networking() {
 
 #[test]
 fn busybox_init_runs_the_entry_before_the_network_and_boots_on_when_it_fails() {
-    const TEST: &str = "busybox_init_runs_the_entry_before_the_network_and_boots_on_when_it_fails";
-    if !rustix::process::geteuid().is_root() {
-        return cannot_run(TEST, "needs root (a PID namespace and chroot)");
-    }
-    let Some(busybox) = static_busybox() else {
-        return cannot_run(TEST, NO_STATIC_BUSYBOX);
+    let Some((_dir, root)) =
+        busybox_init_root("busybox_init_runs_the_entry_before_the_network_and_boots_on_when_it_fails")
+    else {
+        return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    for d in ["bin", "sbin", "etc", "usr/sbin", "boot", "proc"] {
-        fs::create_dir_all(root.join(d)).unwrap();
-    }
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
-    std::os::unix::fs::symlink("/bin/busybox", root.join("sbin/init")).unwrap();
     // The network entry is recognised by its `ifup`; poweroff ends the PID namespace.
     fs::write(
         root.join("etc/inittab"),
@@ -590,21 +578,12 @@ fn busybox_init_runs_the_entry_before_the_network_and_boots_on_when_it_fails() {
 /// (the network from S40network). busybox init itself boots it: osconf between the two.
 #[test]
 fn busybox_buildroot_rcs_starts_osconf_before_s40network_and_boots_on_when_it_fails() {
-    const TEST: &str = "busybox_buildroot_rcs_starts_osconf_before_s40network_and_boots_on_when_it_fails";
-    if !rustix::process::geteuid().is_root() {
-        return cannot_run(TEST, "needs root (a PID namespace and chroot)");
-    }
-    let Some(busybox) = static_busybox() else {
-        return cannot_run(TEST, NO_STATIC_BUSYBOX);
+    let Some((_dir, root)) =
+        busybox_init_root("busybox_buildroot_rcs_starts_osconf_before_s40network_and_boots_on_when_it_fails")
+    else {
+        return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    for d in ["bin", "sbin", "etc/init.d", "usr/sbin", "boot", "proc"] {
-        fs::create_dir_all(root.join(d)).unwrap();
-    }
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
-    std::os::unix::fs::symlink("/bin/busybox", root.join("sbin/init")).unwrap();
+    fs::create_dir_all(root.join("etc/init.d")).unwrap();
     fs::write(
         root.join("etc/inittab"),
         "::sysinit:/bin/busybox mount -t proc proc /proc\n::sysinit:/etc/init.d/rcS\n::once:/bin/busybox poweroff\n",
@@ -628,6 +607,28 @@ fn busybox_buildroot_rcs_starts_osconf_before_s40network_and_boots_on_when_it_fa
     assert!(root.join("etc/init.d/S39osconf").is_file());
     assert_eq!(fs::read_to_string(root.join("etc/inittab")).unwrap(), inittab);
     boot_failing_osconf(&root, "", "/sbin/init", &["mounted", "osconf apply", "network"]);
+}
+
+/// A scratch root whose /sbin/init is a static busybox (its scratch directory kept alive by the
+/// first value), or `None` after the loud skip of `test` when that cannot run.
+fn busybox_init_root(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    if !rustix::process::geteuid().is_root() {
+        cannot_run(test, "needs root (a PID namespace and chroot)");
+        return None;
+    }
+    let Some(busybox) = static_busybox() else {
+        cannot_run(test, NO_STATIC_BUSYBOX);
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    for d in ["bin", "sbin", "etc", "usr/sbin", "boot", "proc"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    std::os::unix::fs::symlink("/bin/busybox", root.join("sbin/init")).unwrap();
+    Some((dir, root))
 }
 
 const NO_STATIC_BUSYBOX: &str = "needs a static /bin/busybox (Debian package busybox-static)";
