@@ -78,10 +78,10 @@ def fingerprint(path: Path):
 
 
 def main():
-    e2e.prerequisites()
+    setup = next(s for s in setups.SETUPS if s.name == "syslinux")
+    e2e.prerequisites([setup])
     binary = setups.osconf_binary(e2e.REPO)
     os.environ["OSCONF_E2E_BINARY"] = str(binary)
-    setup = next(s for s in setups.SETUPS if s.name == "syslinux")
     cache = e2e.Cache(e2e.REPO / "target/e2e-cache")
     base = e2e.REPO / "target/e2e-run/image-test"
     fails = []
