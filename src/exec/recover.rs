@@ -350,9 +350,19 @@ fn roll_back(f: &File, entry: &Entry, fix: Fix) -> io::Result<bool> {
     }
 }
 
-/// Where a refused journal goes: beside it, named by the time.
-fn aside_name() -> String {
-    format!("journal.rejected.{}", crate::clock::stamp())
+/// Where a refused journal goes: beside it, named by the time, with a counter after the names
+/// already `kept` from the same second so that the newest always sorts last (and is kept longest).
+fn aside_name(kept: &[std::ffi::OsString]) -> String {
+    let base = format!("journal.rejected.{}", crate::clock::stamp());
+    let last = kept
+        .iter()
+        .filter_map(|k| k.to_str()?.strip_prefix(base.as_str()))
+        .map(|rest| rest.strip_prefix('-').map_or(Some(1), |n| n.parse::<u32>().ok()))
+        .max();
+    match last {
+        None => base,
+        Some(n) => format!("{base}-{:03}", n.unwrap_or(999).saturating_add(1)),
+    }
 }
 
 /// Moves a refused journal aside for a person (the oldest beyond [`KEEP_REFUSED`] removed) and
@@ -369,12 +379,7 @@ fn set_aside(root: &Root, refused: &Refused) -> Result<String, String> {
         .filter(|n| n.as_encoded_bytes().starts_with(b"journal.rejected."))
         .collect();
     kept.sort();
-    let mut name = aside_name();
-    let mut n = 1;
-    while kept.iter().any(|k| *k == *name) {
-        n += 1;
-        name = format!("{}-{n}", aside_name());
-    }
+    let name = aside_name(&kept);
     for old in kept.iter().take((kept.len() + 1).saturating_sub(KEEP_REFUSED)) {
         // A regular file osconf set aside; anything else planted there stays (unlinkat refuses a
         // directory).
@@ -401,7 +406,7 @@ pub fn pending(root: &Root) -> Result<Option<String>, String> {
             return Ok(Some(format!(
                 "{journal} is not a journal osconf could have written ({refused}): the next apply does \
                  nothing it says, sets it aside as {} and warns",
-                shown(root, &format!("/var/lib/osconf/{}", aside_name()))
+                shown(root, &format!("/var/lib/osconf/{}", aside_name(&[])))
             )));
         }
         Some(Ok(loaded)) => loaded,
