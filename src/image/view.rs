@@ -15,9 +15,14 @@ use crate::system::{self, Files, Kind, Stat, System};
 /// Where a root keeps its os-release, in the order `System` reads them.
 const OS_RELEASE: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
 
+/// What marks a root, strongest first: an os-release; on roots older than it (CentOS 6, busybox
+/// builds) the password file.
+const ROOT_MARKS: [&[&str]; 2] = [&OS_RELEASE, &["etc/shadow"]];
+
 /// The root partition: the first partition, in the table's order, whose filesystem holds an
-/// os-release (partition 1 itself on a one-partition image, or when the root is there). A
-/// partition the reader cannot read is skipped and named in the warning when none is found.
+/// os-release (partition 1 itself on a one-partition image, or when the root is there), else the
+/// first holding `etc/shadow`. A partition the reader cannot read is skipped and named in the
+/// warning when none is found.
 pub fn root_partition(image: &Image) -> Result<(u32, Volume<File>), Item> {
     let mut unread = Vec::new();
     let numbers: Vec<u32> = image
@@ -27,32 +32,37 @@ pub fn root_partition(image: &Image) -> Result<(u32, Volume<File>), Item> {
         .filter(|p| !p.is_extended())
         .map(|p| p.number)
         .collect();
-    for n in numbers {
-        let v = match image.partition(n) {
-            Ok(v) => v,
-            Err(e) => {
-                unread.push(e.to_string());
-                continue;
+    for (tier, marks) in ROOT_MARKS.iter().enumerate() {
+        for &n in &numbers {
+            let v = match image.partition(n) {
+                Ok(v) => v,
+                Err(e) => {
+                    if tier == 0 {
+                        unread.push(e.to_string());
+                    }
+                    continue;
+                }
+            };
+            let mut held = Ok(false);
+            for path in marks.iter() {
+                held = v.symlink_metadata(path).map(|m| m.is_some());
+                if !matches!(held, Ok(false)) {
+                    break;
+                }
             }
-        };
-        let mut held = Ok(false);
-        for path in OS_RELEASE {
-            held = v.symlink_metadata(path).map(|m| m.is_some());
-            if !matches!(held, Ok(false)) {
-                break;
+            match held {
+                Ok(true) => return Ok((n, v)),
+                Ok(false) => {}
+                Err(e) if tier == 0 => unread.push(format!("partition {n} ({}): {e}", v.fs.kind.name())),
+                Err(_) => {}
             }
-        }
-        match held {
-            Ok(true) => return Ok((n, v)),
-            Ok(false) => {}
-            Err(e) => unread.push(format!("partition {n} ({}): {e}", v.fs.kind.name())),
         }
     }
     Err(if unread.is_empty() {
         item(
             "root",
             Verdict::Fail,
-            "no partition holds etc/os-release or usr/lib/os-release: no root filesystem found",
+            "no partition holds etc/os-release, usr/lib/os-release or etc/shadow: no root filesystem found",
         )
     } else {
         item(

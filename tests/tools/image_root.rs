@@ -154,6 +154,14 @@ fn the_root_partition_is_found_and_read() {
     assert!(get(&checks, "root-password").1.contains("is empty"), "{checks:?}");
     assert_eq!(get(&checks, "root-password").0, "fail");
     assert_eq!(get(&checks, "root-authorized-keys").0, "pass");
+
+    // A root older than os-release (CentOS 6, busybox builds) is found by its password file.
+    let old = tree(dir.path(), "old", "!");
+    fs::remove_file(old.join("etc/os-release")).unwrap();
+    let (_, checks) = check(&boot_and_root(dir.path(), "old", &old));
+    assert_eq!(get(&checks, "root").0, "pass", "{checks:?}");
+    assert!(get(&checks, "root").1.contains("partition 2"), "{checks:?}");
+    assert_eq!(get(&checks, "root-password").0, "pass", "{checks:?}");
 }
 
 #[test]
