@@ -9,6 +9,7 @@
 //! What it reports follows `blkid -p` (util-linux), so that `--device UUID=…|LABEL=…` means what an
 //! administrator sees in `blkid` and `/dev/disk/by-*`.
 
+pub mod btrfs;
 pub mod ext;
 pub mod fat;
 pub mod table;
@@ -42,6 +43,8 @@ pub enum Kind {
     Ext(ext::Flavour, ext::Features),
     Fat(fat::Version),
     Ufs(ufs::Version),
+    /// Found by `Volume` only (the agent's `probe` does not look for it).
+    Btrfs,
 }
 
 impl Kind {
@@ -52,13 +55,14 @@ impl Kind {
             Kind::Ext(flavour, _) => flavour.name(),
             Kind::Fat(_) => "vfat",
             Kind::Ufs(_) => "ufs",
+            Kind::Btrfs => "btrfs",
         }
     }
 
     /// What blkid prints as VERSION (FAT12/16/32, UFS 1/2); ext's revision is left out.
     pub fn version(&self) -> Option<&'static str> {
         match self {
-            Kind::Ext(..) => None,
+            Kind::Ext(..) | Kind::Btrfs => None,
             Kind::Fat(v) => Some(v.name()),
             Kind::Ufs(v) => Some(v.name()),
         }

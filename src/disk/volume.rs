@@ -1,8 +1,8 @@
 //! A raw disk image and the filesystems of its partitions, read without mounting anything:
 //! `Image::open(path)?.partition(n)?` gives a `Volume` whose files are read with `read_file`,
 //! `list_dir`, `metadata` and `read_link`, paths resolved inside that filesystem as a chroot would
-//! (see `tree`). ext2/3/4 and FAT are read; for other filesystems the error names what is there
-//! (xfs, btrfs, LVM, LUKS…). A hostile image gives errors, never a panic or a huge allocation, and
+//! (see `tree`). ext2/3/4, FAT and Btrfs are read; for other filesystems the error names what is
+//! there (xfs, LVM, LUKS…). A hostile image gives errors, never a panic or a huge allocation, and
 //! within the work one command may do over it (`work`): every partition of an `Image` shares it,
 //! and each filesystem is read through a window on its own partition.
 
@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use super::btrfs::Btrfs;
 use super::ext::Ext;
 use super::fat::Fat;
 use super::tree::{self, Entry, MAX_FILE, Meta};
@@ -126,6 +127,7 @@ impl<R> std::fmt::Debug for Volume<R> {
 enum Inner<R> {
     Ext(Ext<R>),
     Fat(Fat<R>),
+    Btrfs(Box<Btrfs<R>>),
 }
 
 /// Calls the `tree` function `$f` on whichever reader the volume has, noting damage it finds.
@@ -135,6 +137,7 @@ macro_rules! on_tree {
         let got = match &$v.inner {
             Inner::Ext(t) => tree::$f(t, work, $($a),*),
             Inner::Fat(t) => tree::$f(t, work, $($a),*),
+            Inner::Btrfs(t) => tree::$f(&**t, work, $($a),*),
         };
         if let Err(e) = &got {
             work.note(e);
@@ -144,8 +147,8 @@ macro_rules! on_tree {
 }
 
 impl<R: ReadAt> Volume<R> {
-    /// The filesystem at `offset` of `r` (to its end, with a work budget of its own): ext2/3/4 or
-    /// FAT; anything else is `Unsupported`, named.
+    /// The filesystem at `offset` of `r` (to its end, with a work budget of its own): ext2/3/4, FAT
+    /// or Btrfs; anything else is `Unsupported`, named.
     pub fn open(r: R, offset: u64) -> io::Result<Volume<R>> {
         Volume::on(Window::rest(r, offset, Work::new())?)
     }
@@ -153,6 +156,12 @@ impl<R: ReadAt> Volume<R> {
     /// The filesystem that fills window `w`.
     pub fn on(w: Window<R>) -> io::Result<Volume<R>> {
         let work = w.work().clone();
+        // Btrfs is read here only, not by `probe`: the agent's boot path never reaches its reader.
+        if let Some(sb) = super::btrfs::superblock(&w)? {
+            let fs = sb.filesystem();
+            let inner = Inner::Btrfs(Box::new(Btrfs::open(w, work.clone(), sb)?));
+            return Ok(Volume { fs, inner, work });
+        }
         let Some(fs) = super::probe(&w, 0)? else {
             let what = match other(&w, 0)? {
                 Some(name) => format!("holds {name}, which osconf cannot read"),
@@ -163,15 +172,23 @@ impl<R: ReadAt> Volume<R> {
         let inner = match fs.kind {
             Kind::Ext(..) => Ext::open(w, 0)?.map(Inner::Ext),
             Kind::Fat(_) => Fat::open(w, 0)?.map(Inner::Fat),
-            Kind::Ufs(_) => {
+            Kind::Ufs(_) | Kind::Btrfs => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
-                    "holds ufs, whose files osconf does not read",
+                    format!("holds {}, whose files osconf does not read", fs.kind.name()),
                 ));
             }
         };
         let inner = inner.ok_or_else(|| tree::corrupt("the superblock changed while it was read"))?;
         Ok(Volume { fs, inner, work })
+    }
+
+    /// Which subvolume is `/` on Btrfs (`subvolume @`, `subvolume 256`); `None` elsewhere.
+    pub fn subvolume(&self) -> Option<&str> {
+        match &self.inner {
+            Inner::Btrfs(t) => Some(t.root_subvolume()),
+            _ => None,
+        }
     }
 
     /// The regular file at `path` (links followed inside the filesystem), `None` when a name on the
@@ -208,9 +225,8 @@ impl<R: ReadAt> Volume<R> {
 
 /// The name (blkid's TYPE) of a filesystem or volume this reader does not read, by its magic.
 fn other<R: ReadAt + ?Sized>(r: &R, offset: u64) -> io::Result<Option<&'static str>> {
-    const MAGICS: [(u64, &[u8], &str); 5] = [
+    const MAGICS: [(u64, &[u8], &str); 4] = [
         (0, b"XFSB", "xfs"),
-        (0x10040, b"_BHRfS_M", "btrfs"),
         (0x218, b"LVM2 001", "LVM2_member (LVM)"),
         (0, b"LUKS\xba\xbe", "crypto_LUKS (LUKS)"),
         (4086, b"SWAPSPACE2", "swap"),

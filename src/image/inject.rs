@@ -182,6 +182,7 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
             tool("debugfs", &["-w".as_ref(), "-f".as_ref(), cmds.as_os_str(), img])?;
         }
         Kind::Ufs(_) => return Err(refused("UFS is not written by osconf".into())),
+        Kind::Btrfs => return Err(refused("Btrfs is not written by osconf".into())),
     }
     // The tools say little when they fail (debugfs exits 0): read it all back.
     let volume = staged.volume().map_err(|e| refused(e.to_string()))?;

@@ -166,6 +166,11 @@ fn check_image(
             item("filesystem", Verdict::Pass, what)
         }
         Kind::Fat(_) => item("filesystem", Verdict::Fail, format!("{what}: FAT must be FAT32")),
+        Kind::Btrfs => item(
+            "filesystem",
+            Verdict::Fail,
+            format!("{what}: osconf finds os.conf on ext2/3/4, FAT or UFS only"),
+        ),
     });
     if let Kind::Ext(_, features) = fs.kind {
         items.push(if features.has_64bit() {
@@ -205,6 +210,11 @@ fn writable(kind: &Kind) -> Item {
             ),
         },
         Kind::Fat(_) => item("writable", Verdict::Pass, "FAT has no read-only flag"),
+        Kind::Btrfs => item(
+            "writable",
+            Verdict::Warn,
+            "not judged: os.conf is not looked for on btrfs",
+        ),
         Kind::Ufs(_) => item(
             "writable",
             Verdict::Warn,

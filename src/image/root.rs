@@ -33,7 +33,10 @@ pub fn check(disk: &Path, image: &Image) -> (Vec<Item>, Option<Survey>) {
         Ok(found) => found,
         Err(why) => return (vec![why], None),
     };
-    let fs = v.fs.describe();
+    let fs = match v.subvolume() {
+        Some(sub) => format!("{}, {sub}", v.fs.describe()),
+        None => v.fs.describe(),
+    };
     let sys = match view::system(disk, n, v) {
         Ok(sys) => sys,
         Err(e) => {

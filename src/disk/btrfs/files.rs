@@ -1,0 +1,297 @@
+//! Files of a Btrfs: subvolumes (the root tree's `ROOT_ITEM`s, the default one named by the root
+//! tree's `default` entry), inodes, directories (`DIR_ITEM` by name hash for a lookup, `DIR_INDEX`
+//! in order for a listing) and which subvolume is the root (the module's rule, `btrfs/mod.rs`).
+
+use std::io;
+use std::sync::Mutex;
+
+use super::btree::{Key, Root, Space, damaged};
+use super::{Super, crc32c_raw};
+use crate::disk::tree::{self, Entry, FileType, Meta, Tree, check_name};
+use crate::disk::{ReadAt, Work, le16, le32, le64};
+
+const INODE_ITEM: u8 = 1;
+const DIR_ITEM: u8 = 84;
+const DIR_INDEX: u8 = 96;
+const ROOT_ITEM: u8 = 132;
+const ROOT_TREE_DIR: u64 = 6;
+const FS_TREE: u64 = 5;
+/// Subvolume ids: the top level (5) and 256 up to 2^64 − 256.
+const LAST_FREE: u64 = u64::MAX - 255;
+/// A dir item's fixed part: location key, transid, data length, name length, type.
+const DIR_HEAD: usize = 30;
+/// Where the default subvolume keeps its root, when it does not itself hold one: Ubuntu's, Fedora's.
+const ROOT_SUBVOLUMES: [&str; 2] = ["@", "root"];
+/// What marks a root (as `image::view` marks one).
+const ROOT_MARKS: [&str; 3] = ["etc/os-release", "usr/lib/os-release", "etc/shadow"];
+/// Subvolumes kept resolved.
+const MAX_TREES: usize = 64;
+
+/// An open Btrfs, rooted at the subvolume holding the root.
+pub struct Btrfs<R> {
+    pub(super) space: Space<R>,
+    root_tree: Root,
+    /// The subvolume that is `/`, its name for messages.
+    top: (u64, String),
+    trees: Mutex<Vec<(u64, Subvol)>>,
+    work: Work,
+}
+
+/// A subvolume: its tree and its root directory's inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Subvol {
+    tree: Root,
+    dir: u64,
+}
+
+/// An inode of some subvolume, as a lookup found it.
+#[derive(Debug, Clone)]
+pub struct Inode {
+    pub(super) tree: Root,
+    pub(super) number: u64,
+    pub(super) mode: u32,
+    uid: u32,
+    pub(super) size: u64,
+}
+
+impl<R: ReadAt> Btrfs<R> {
+    /// The Btrfs whose superblock `sb` was read from `r`, rooted where the root is.
+    pub(crate) fn open(r: R, work: Work, sb: Super) -> io::Result<Btrfs<R>> {
+        let root_tree = Root {
+            at: sb.root,
+            level: sb.root_level,
+        };
+        let space = Space::open(r, work.clone(), sb)?;
+        let mut fs = Btrfs {
+            space,
+            root_tree,
+            top: (FS_TREE, String::new()),
+            trees: Mutex::new(Vec::new()),
+            work,
+        };
+        let default = match fs.dir_item(root_tree, ROOT_TREE_DIR, b"default")? {
+            Some((loc, _)) if loc.ty == ROOT_ITEM => loc.id,
+            Some(_) => return Err(damaged("the root tree's default entry names no subvolume")),
+            None => FS_TREE,
+        };
+        fs.top = (default, format!("subvolume {default}"));
+        if fs.holds_root()? {
+            return Ok(fs);
+        }
+        let top = fs.subvol(default)?;
+        for name in ROOT_SUBVOLUMES {
+            if let Some((loc, _)) = fs.dir_item(top.tree, top.dir, name.as_bytes())?
+                && loc.ty == ROOT_ITEM
+            {
+                let was = std::mem::replace(&mut fs.top, (loc.id, format!("subvolume {name}")));
+                if fs.holds_root()? {
+                    return Ok(fs);
+                }
+                fs.top = was;
+            }
+        }
+        Ok(fs)
+    }
+
+    /// Which subvolume is `/`, for messages: `subvolume 256`, `subvolume @`.
+    pub fn root_subvolume(&self) -> &str {
+        &self.top.1
+    }
+
+    fn holds_root(&self) -> io::Result<bool> {
+        for mark in ROOT_MARKS {
+            if tree::resolve(self, &self.work, mark, false)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Subvolume `id`: its tree's root (from its `ROOT_ITEM`, whatever its offset) and root dir.
+    fn subvol(&self, id: u64) -> io::Result<Subvol> {
+        if id != FS_TREE && !(256..=LAST_FREE).contains(&id) {
+            return Err(damaged(format!("{id} is not a subvolume id")));
+        }
+        let trees = self.trees.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, s)) = trees.iter().find(|(i, _)| *i == id) {
+            return Ok(*s);
+        }
+        drop(trees);
+        let mut item = None;
+        let (lo, hi) = (Key::new(id, ROOT_ITEM, 0), Key::new(id, ROOT_ITEM, u64::MAX));
+        self.space.items(self.root_tree, lo, hi, &mut |_, data| {
+            item = Some(data.to_vec());
+            Ok(false)
+        })?;
+        let item = item.ok_or_else(|| damaged(format!("subvolume {id} has no root item")))?;
+        if item.len() < 239 {
+            return Err(damaged(format!("subvolume {id}: its root item is cut short")));
+        }
+        let s = Subvol {
+            tree: Root {
+                at: le64(&item, 176),
+                level: item[238],
+            },
+            dir: le64(&item, 168),
+        };
+        if s.tree.level >= super::btree::MAX_LEVEL {
+            return Err(damaged(format!("subvolume {id}: level {}", s.tree.level)));
+        }
+        let mut trees = self.trees.lock().unwrap_or_else(|p| p.into_inner());
+        if trees.len() >= MAX_TREES {
+            trees.remove(0);
+        }
+        trees.push((id, s));
+        Ok(s)
+    }
+
+    /// The inode `number` of the subvolume whose tree is `tree`.
+    fn inode(&self, tree: Root, number: u64) -> io::Result<Inode> {
+        let item = self
+            .space
+            .get(tree, Key::new(number, INODE_ITEM, 0))?
+            .ok_or_else(|| damaged(format!("inode {number} is named but absent")))?;
+        if item.len() < 160 {
+            return Err(damaged(format!("inode {number}: its item is cut short")));
+        }
+        Ok(Inode {
+            tree,
+            number,
+            mode: le32(&item, 52),
+            uid: le32(&item, 44),
+            size: le64(&item, 16),
+        })
+    }
+
+    /// What a directory entry's location names: an inode here, or a subvolume's root directory.
+    fn located(&self, tree: Root, loc: Key) -> io::Result<Inode> {
+        match loc.ty {
+            INODE_ITEM => self.inode(tree, loc.id),
+            ROOT_ITEM => {
+                let s = self.subvol(loc.id)?;
+                self.inode(s.tree, s.dir)
+            }
+            ty => Err(damaged(format!(
+                "a directory entry points at an item of type {ty}"
+            ))),
+        }
+    }
+
+    /// The entry `name` of directory `dir` in `tree`, by its name hash: (location, type byte).
+    fn dir_item(&self, tree: Root, dir: u64, name: &[u8]) -> io::Result<Option<(Key, u8)>> {
+        let Some(item) = self
+            .space
+            .get(tree, Key::new(dir, DIR_ITEM, u64::from(name_hash(name))))?
+        else {
+            return Ok(None);
+        };
+        // Names whose hashes collide share one item, one entry after another.
+        let mut rest = &item[..];
+        while !rest.is_empty() {
+            let (loc, ty, found, len) = dir_entry(rest)?;
+            if found == name {
+                return Ok(Some((loc, ty)));
+            }
+            rest = &rest[len..];
+        }
+        Ok(None)
+    }
+}
+
+/// One entry at the start of `b`: (location, type byte, name, bytes it takes), the name checked.
+fn dir_entry(b: &[u8]) -> io::Result<(Key, u8, &[u8], usize)> {
+    if b.len() < DIR_HEAD {
+        return Err(damaged("a directory entry is cut short"));
+    }
+    let (data_len, name_len) = (usize::from(le16(b, 25)), usize::from(le16(b, 27)));
+    let len = DIR_HEAD + name_len + data_len;
+    let name = b
+        .get(DIR_HEAD..DIR_HEAD + name_len)
+        .filter(|_| len <= b.len())
+        .ok_or_else(|| damaged("a directory entry's name runs past its item"))?;
+    check_name(name, false).map_err(|why| {
+        damaged(format!(
+            "directory entry {:?} {why}",
+            String::from_utf8_lossy(name)
+        ))
+    })?;
+    Ok((Key::parse(b), b[29], name, len))
+}
+
+/// Btrfs's hash of a directory entry's name: CRC-32C from seed `!1`, not inverted.
+pub(super) fn name_hash(name: &[u8]) -> u32 {
+    crc32c_raw(!1, name)
+}
+
+fn file_type(mode: u32) -> FileType {
+    match mode & 0o170000 {
+        0o100000 => FileType::File,
+        0o040000 => FileType::Dir,
+        0o120000 => FileType::Symlink,
+        _ => FileType::Other,
+    }
+}
+
+impl<R: ReadAt> Tree for Btrfs<R> {
+    type Node = Inode;
+
+    fn root(&self) -> io::Result<Inode> {
+        let s = self.subvol(self.top.0)?;
+        let root = self.inode(s.tree, s.dir)?;
+        if file_type(root.mode) != FileType::Dir {
+            return Err(damaged(format!("the root of {} is not a directory", self.top.1)));
+        }
+        Ok(root)
+    }
+
+    fn meta(&self, n: &Inode) -> Meta {
+        Meta {
+            file_type: file_type(n.mode),
+            mode: n.mode & 0o7777,
+            uid: n.uid,
+            size: n.size,
+        }
+    }
+
+    fn lookup(&self, dir: &Inode, name: &[u8]) -> io::Result<Option<Inode>> {
+        self.dir_item(dir.tree, dir.number, name)?
+            .map(|(loc, _)| self.located(dir.tree, loc))
+            .transpose()
+    }
+
+    fn list(&self, dir: &Inode) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        let (lo, hi) = (
+            Key::new(dir.number, DIR_INDEX, 0),
+            Key::new(dir.number, DIR_INDEX, u64::MAX),
+        );
+        self.space.items(dir.tree, lo, hi, &mut |_, data| {
+            let (loc, ty, name, len) = dir_entry(data)?;
+            bytes += len as u64;
+            if bytes > tree::MAX_DIR {
+                return Err(damaged(format!(
+                    "directory {} is over {} bytes",
+                    dir.number,
+                    tree::MAX_DIR
+                )));
+            }
+            let file_type = match (loc.ty, ty) {
+                (ROOT_ITEM, _) | (_, 2) => FileType::Dir,
+                (_, 1) => FileType::File,
+                (_, 7) => FileType::Symlink,
+                _ => FileType::Other,
+            };
+            out.push(Entry {
+                name: String::from_utf8_lossy(name).into_owned(),
+                file_type,
+            });
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    fn read(&self, n: &Inode, max: u64) -> io::Result<Vec<u8>> {
+        self.data(n, max)
+    }
+}

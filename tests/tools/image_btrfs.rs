@@ -1,0 +1,274 @@
+//! Btrfs roots read natively (no mount) by `osconf::disk` and `osconf image check`: filesystems made
+//! by `mkfs.btrfs --rootdir` (any user) with inline, regular and large files, a directory of
+//! thousands of entries, links; as root, the layouts distributions use, made through a loop mount
+//! in a private mount namespace (btrfs-progs 6.2 has no `mkfs --subvol`): openSUSE (GPT, `@`
+//! subvolumes, default `@/.snapshots/1/snapshot`), Ubuntu (`@` under the top level), Fedora
+//! (`root`), with zstd- and zlib-compressed files. Then damaged ones: "image damaged", exit 2.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::images::{Part, build, checks_of};
+use crate::common::real::{cannot_run, have_tools, run};
+use osconf::disk::{FileType, Image};
+
+const TOOLS: [&str; 4] = ["mkfs.btrfs", "sfdisk", "mkfs.vfat", "truncate"];
+const FAT32: &[&str] = &["mkfs.vfat", "-F", "32"];
+const MANY: usize = 3000;
+
+/// Deterministic bytes (xorshift) that do not compress.
+fn noise(n: usize, mut x: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A root tree: os-release as a link into usr/lib (as distributions ship it), a usable root
+/// password, an SSH host key, root's authorized_keys, a systemd layout, inline/regular/large files
+/// and a directory of `MANY` entries.
+fn tree(dir: &Path, name: &str, pretty: &str) -> PathBuf {
+    let root = dir.join(name);
+    for d in [
+        "etc/ssh",
+        "root/.ssh",
+        "usr/lib/systemd/system",
+        "etc/systemd/system",
+        "many",
+        "sbin",
+    ] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::write(
+        root.join("usr/lib/os-release"),
+        format!("ID=opensuse-tumbleweed\nPRETTY_NAME=\"{pretty}\"\n"),
+    )
+    .unwrap();
+    symlink("../usr/lib/os-release", root.join("etc/os-release")).unwrap();
+    symlink("/usr/lib/systemd/systemd", root.join("sbin/init")).unwrap();
+    fs::write(root.join("usr/lib/systemd/systemd"), "ELF").unwrap();
+    fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    fs::write(root.join("etc/shadow"), "root:$6$salt$hash:19000:0:99999:7:::\n").unwrap();
+    fs::write(root.join("etc/ssh/ssh_host_ed25519_key"), "KEY\n").unwrap();
+    fs::write(root.join("root/.ssh/authorized_keys"), "ssh-ed25519 AAAA x\n").unwrap();
+    fs::write(root.join("regular"), noise(100_000, 7)).unwrap();
+    fs::write(root.join("large"), noise((1 << 20) + 4321, 9)).unwrap();
+    fs::write(root.join("text"), "compressible text\n".repeat(20_000)).unwrap();
+    fs::write(root.join("words"), "zstd compresses these words\n".repeat(30_000)).unwrap();
+    for i in 0..MANY {
+        fs::write(root.join(format!("many/entry-{i:05}")), format!("{i}\n")).unwrap();
+    }
+    root
+}
+
+/// `mkfs.btrfs --rootdir ROOT` into a file of its own; its path.
+fn mkfs(dir: &Path, name: &str, root: &Path) -> PathBuf {
+    let fs = dir.join(format!("{name}.btrfs"));
+    run(Command::new("truncate").args(["-s", "200M"]).arg(&fs));
+    run(Command::new("mkfs.btrfs").args(["-q", "-r"]).arg(root).arg(&fs));
+    fs
+}
+
+/// A GPT disk: a FAT32 partition 1 and the Btrfs file `btrfs` as partition 2.
+fn disk(dir: &Path, name: &str, btrfs: &Path) -> PathBuf {
+    let mib = fs::metadata(btrfs).unwrap().len().div_ceil(1 << 20);
+    let copy = ["cp", "--sparse=always", btrfs.to_str().unwrap()];
+    build(
+        dir,
+        name,
+        "gpt",
+        &[Part::new(40, FAT32, None), Part::new(mib, &copy, None)],
+    )
+    .0
+}
+
+/// `image check --json`: the exit code and each check's (key, result, reason).
+fn check(img: &Path) -> (i32, Vec<(String, String, String)>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(["image", "check", "--json"])
+        .arg(img)
+        .output()
+        .unwrap();
+    let checks = checks_of(&out.stdout);
+    (
+        out.status.code().unwrap(),
+        checks,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn get<'a>(checks: &'a [(String, String, String)], key: &str) -> (&'a str, &'a str) {
+    let c = checks
+        .iter()
+        .find(|c| c.0 == key)
+        .unwrap_or_else(|| panic!("no {key}: {checks:?}"));
+    (&c.1, &c.2)
+}
+
+/// What the reader finds in partition 2 of `img` is what `root` holds: the files (inline, regular,
+/// large), the big directory, the links; and `image check` judges it as on ext.
+fn same_as_tree(img: &Path, root: &Path, pretty: &str, subvolume: &str) {
+    let image = Image::open(img).unwrap();
+    let v = image.partition(2).unwrap();
+    assert_eq!(v.fs.kind.name(), "btrfs");
+    assert_eq!(v.subvolume(), Some(subvolume));
+    for f in [
+        "usr/lib/os-release",
+        "etc/os-release",
+        "etc/shadow",
+        "regular",
+        "large",
+        "text",
+        "words",
+    ] {
+        let got = v.read_file(f).unwrap().unwrap_or_else(|| panic!("{f} absent"));
+        assert!(got == fs::read(root.join(f)).unwrap(), "{f} differs");
+    }
+    assert_eq!(
+        v.read_link("etc/os-release").unwrap().unwrap(),
+        b"../usr/lib/os-release"
+    );
+    let many = v.list_dir("many").unwrap().unwrap();
+    assert_eq!(many.len(), MANY);
+    assert!(many.iter().all(|e| e.file_type == FileType::File));
+    assert_eq!(v.read_file("many/entry-02999").unwrap().unwrap(), b"2999\n");
+    assert_eq!(
+        v.read_file("/../../many/../etc/passwd").unwrap().unwrap().len(),
+        30
+    );
+    assert!(v.read_file("absent/file").unwrap().is_none());
+    assert_eq!(image.damage(), None);
+
+    let (code, checks, stderr) = check(img);
+    assert_eq!(code, 1, "{checks:?} {stderr}");
+    let (r, why) = get(&checks, "root");
+    assert_eq!(r, "pass", "{why}");
+    assert!(
+        why.contains("partition 2 (btrfs") && why.contains(pretty),
+        "{why}"
+    );
+    assert!(why.contains(subvolume), "{why}");
+    assert_eq!(get(&checks, "ssh-host-keys").0, "fail");
+    assert_eq!(get(&checks, "root-authorized-keys").0, "fail");
+    assert_eq!(get(&checks, "root-password").0, "fail");
+    assert!(get(&checks, "agent").1.contains("no os.conf agent"), "{checks:?}");
+    assert_eq!(get(&checks, "init").0, "pass", "{checks:?}");
+    assert!(get(&checks, "init").1.contains("systemd"), "{checks:?}");
+}
+
+#[test]
+fn a_btrfs_root_made_by_mkfs_is_read_and_checked_as_ext_is() {
+    let test = "a_btrfs_root_made_by_mkfs_is_read_and_checked_as_ext_is";
+    if !have_tools(test, &TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = tree(dir.path(), "root", "openSUSE Tumbleweed");
+    let btrfs = mkfs(dir.path(), "plain", &root);
+    let img = disk(dir.path(), "plain", &btrfs);
+    same_as_tree(&img, &root, "openSUSE Tumbleweed", "subvolume 5");
+
+    // prepare does not write Btrfs: refused, named, the image unchanged.
+    let before = fs::read(&img).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(["image", "prepare"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("partition 2 is btrfs: prepare writes ext only"),
+        "{err}"
+    );
+    assert!(fs::read(&img).unwrap() == before);
+}
+
+/// Runs `script` (sh, `$1` the Btrfs file, `$2` a mount point) in a private mount namespace.
+fn in_namespace(dir: &Path, btrfs: &Path, script: &str) {
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let script = format!("set -e; mount -o loop,compress=zstd \"$1\" \"$2\"; {script}; umount \"$2\"");
+    run(Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(btrfs)
+        .arg(&mnt));
+}
+
+/// The layouts distributions use, made as root; `None` (SKIPPED) elsewhere.
+fn layout(dir: &Path, name: &str, root: &Path, script: &str) -> Option<PathBuf> {
+    let btrfs = dir.join(format!("{name}.btrfs"));
+    run(Command::new("truncate").args(["-s", "300M"]).arg(&btrfs));
+    run(Command::new("mkfs.btrfs").arg("-q").arg(&btrfs));
+    in_namespace(dir, &btrfs, &format!("S=\"{}\"; {script}", root.display()));
+    // Both compressions are really there (zlib: 1, zstd: 3).
+    let dump = run(Command::new("btrfs")
+        .args(["inspect-internal", "dump-tree"])
+        .arg(&btrfs));
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.contains("compression 1") && dump.contains("compression 3"),
+        "{name}"
+    );
+    Some(disk(dir, name, &btrfs))
+}
+
+#[test]
+fn distribution_subvolume_layouts_and_compressed_files_are_read() {
+    let test = "distribution_subvolume_layouts_and_compressed_files_are_read";
+    if !have_tools(test, &TOOLS) || !have_tools(test, &["btrfs", "unshare", "losetup"]) {
+        return;
+    }
+    if !rustix::process::geteuid().is_root() {
+        cannot_run(test, "needs root (a loop mount in a private mount namespace)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Files copied after a zstd mount are zstd-compressed; `text` is rewritten under zlib.
+    let copy = "cp -a \"$S/.\" \"$R/\"; rm \"$R/text\"; touch \"$R/text\"; \
+                btrfs property set \"$R/text\" compression zlib; cat \"$S/text\" > \"$R/text\"";
+    let cases = [
+        (
+            "opensuse",
+            "openSUSE Tumbleweed",
+            "subvolume 263",
+            format!(
+                "btrfs subvolume create \"$2/@\" >/dev/null; \
+                 for s in home opt root srv var; do btrfs subvolume create \"$2/@/$s\" >/dev/null; done; \
+                 btrfs subvolume create \"$2/@/.snapshots\" >/dev/null; mkdir \"$2/@/.snapshots/1\"; \
+                 btrfs subvolume create \"$2/@/.snapshots/1/snapshot\" >/dev/null; \
+                 R=\"$2/@/.snapshots/1/snapshot\"; {copy}; \
+                 btrfs subvolume set-default \"$R\"; sync"
+            ),
+        ),
+        (
+            "ubuntu",
+            "Ubuntu 24.04 LTS",
+            "subvolume @",
+            format!(
+                "btrfs subvolume create \"$2/@\" >/dev/null; btrfs subvolume create \"$2/@home\" >/dev/null; \
+                 R=\"$2/@\"; {copy}; sync"
+            ),
+        ),
+        (
+            "fedora",
+            "Fedora Linux 41",
+            "subvolume root",
+            format!(
+                "btrfs subvolume create \"$2/root\" >/dev/null; btrfs subvolume create \"$2/home\" >/dev/null; \
+                 R=\"$2/root\"; {copy}; sync"
+            ),
+        ),
+    ];
+    for (name, pretty, subvolume, script) in cases {
+        let root = tree(dir.path(), name, pretty);
+        let img = layout(dir.path(), name, &root, &script).unwrap();
+        same_as_tree(&img, &root, pretty, subvolume);
+    }
+}
