@@ -1,4 +1,4 @@
-//! Integration tests that run host programs beside osconf: mkfs.ext4/mkfs.vfat, debugfs, mtools,
+//! Integration tests that run host programs beside osconf: mkfs.ext4/mkfs.vfat/mkfs.btrfs, debugfs, mtools,
 //! sfdisk and qemu-img for disk images; groff, bash, zsh and fish for the generated docs; GNU diff and
 //! patch; python3 (glibc crypt, seccomp); strace (kills and faults injected at system calls); the
 //! release build. Any user; a missing program is a loud

@@ -275,12 +275,10 @@ impl<R: ReadAt> Space<R> {
     ) -> io::Result<bool> {
         let b = self.node(at, level)?;
         let n = le32(&b, 0x60) as usize;
-        if let Some(want) = first {
-            if n == 0 || Key::parse(&b[HEADER..]) != want {
-                return Err(damaged(format!(
-                    "the node at {at} does not start with its parent's key"
-                )));
-            }
+        if first.is_some_and(|want| n == 0 || Key::parse(&b[HEADER..]) != want) {
+            return Err(damaged(format!(
+                "the node at {at} does not start with its parent's key"
+            )));
         }
         if level == 0 {
             for i in 0..n {
