@@ -53,16 +53,11 @@ fn network(input: &Input) -> system::Result<Rendered> {
 }
 
 /// netplan renders its YAML for networkd in a systemd generator, before any unit runs: YAML osconf
-/// writes at boot would reach networkd only a boot later, so `netplan generate` renders it now
+/// writes at boot would reach networkd only a boot later, so netplan's generator renders it now
 /// (as cloud-init-local does), into the root's /run. A networkd or NetworkManager that runs already
 /// is then told as for its own stack (netplan names its NetworkManager profiles `netplan-ID`).
 fn activate(input: &Input) -> Vec<Run> {
-    let root = input.sys.root().to_string_lossy();
-    let mut runs = vec![Run::new(
-        "netplan",
-        &["generate", "--root-dir", &root],
-        "netplan renders YAML for networkd only in its boot-time generator, which ran before osconf",
-    )];
+    let mut runs = vec![generate(input.sys)];
     runs.extend(common::activate::networkd(input));
     let ids: Vec<String> = common::activate::names(input)
         .iter()
@@ -70,6 +65,40 @@ fn activate(input: &Input) -> Vec<Run> {
         .collect();
     runs.extend(common::activate::networkmanager(input, &ids));
     runs
+}
+
+/// Where netplan keeps its generator, a small C program: `/usr/libexec/netplan/generate`, and
+/// `/lib/netplan/generate` on releases before 0.103.
+const GENERATORS: [&str; 2] = ["/usr/libexec/netplan/generate", "/lib/netplan/generate"];
+
+/// The run that renders the YAML: netplan's C generator itself when the root holds one, else
+/// `netplan generate`. The Python `netplan generate --root-dir` does nothing but run that same
+/// generator with the same argument, after starting a Python interpreter: 0.2 s natively, 3.7–7.9 s
+/// of a boot under qemu TCG, against 0.02 s for the generator. The generator is looked for through
+/// `System`, inside the root as a chroot would see it (a link followed inside the root, a regular
+/// executable file only), because the root is the system whose netplan reads the YAML; the platform
+/// layer, which runs the plan's programs and never looks at the root's files, then runs the path
+/// the plan names (on `/`, that very file). A root it cannot read there is left to `netplan
+/// generate`, which finds the generator itself.
+fn generate(sys: &System) -> Run {
+    let root = sys.root().to_string_lossy();
+    let executable = |path: &str| {
+        sys.stat(path, true)
+            .is_ok_and(|st| st.is_some_and(|st| st.kind == system::Kind::File && st.mode & 0o111 != 0))
+    };
+    match GENERATORS.into_iter().find(|path| executable(path)) {
+        Some(generator) => Run::new(
+            generator,
+            &["--root-dir", &root],
+            "netplan renders YAML for networkd only in its boot-time generator, which ran before \
+             osconf: its C generator renders it now",
+        ),
+        None => Run::new(
+            "netplan",
+            &["generate", "--root-dir", &root],
+            "netplan renders YAML for networkd only in its boot-time generator, which ran before osconf",
+        ),
+    }
 }
 
 fn host(input: &Input) -> system::Result<Rendered> {
@@ -245,7 +274,7 @@ fn strip_comment(line: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::common::testing::{MAC0, nic, render_over};
+    use crate::render::common::testing::{MAC0, fake_root, nic, render_over};
 
     fn eth(id: &str, mac: Option<&str>, name: Option<&str>) -> Ethernet {
         Ethernet {
@@ -254,6 +283,47 @@ mod tests {
             name: name.map(Into::into),
             matched: mac.is_some() || name.is_some(),
         }
+    }
+
+    /// netplan's C generator is run where the root holds it (as an executable regular file, a link
+    /// followed inside the root), the newer place first; `netplan generate` otherwise.
+    #[test]
+    fn runs_the_c_generator_when_the_root_has_one() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let command = |root: &tempfile::TempDir| {
+            let run = generate(&System::probe(root.path()).unwrap());
+            let root = root.path().display().to_string();
+            (run.program, run.args.join(" ").replace(&root, "ROOT"))
+        };
+        let executable = |root: &tempfile::TempDir, path: &str| {
+            let host = root.path().join(path.trim_start_matches('/'));
+            std::fs::set_permissions(host, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        let python = ("netplan".to_owned(), "generate --root-dir ROOT".to_owned());
+        let c = |path: &str| (path.to_owned(), "--root-dir ROOT".to_owned());
+
+        assert_eq!(command(&fake_root(&[], &[])), python, "no generator");
+        // Debian 12 and Ubuntu ≥ 20.04: the generator in libexec, the old path a link to it.
+        let both = fake_root(
+            &[(GENERATORS[0], "ELF")],
+            &[(GENERATORS[1], "/usr/libexec/netplan/generate")],
+        );
+        executable(&both, GENERATORS[0]);
+        assert_eq!(command(&both), c(GENERATORS[0]));
+        // Ubuntu 18.04: only /lib/netplan/generate.
+        let old = fake_root(&[(GENERATORS[1], "ELF")], &[]);
+        executable(&old, GENERATORS[1]);
+        assert_eq!(command(&old), c(GENERATORS[1]));
+        // Not a program: not executable, a directory, a link leaving the root (resolved inside it,
+        // where nothing is), a dangling link.
+        let plain = fake_root(&[(GENERATORS[0], "ELF")], &[]);
+        assert_eq!(command(&plain), python, "mode 0644");
+        let dir = fake_root(&[("/usr/libexec/netplan/generate/x", "")], &[]);
+        assert_eq!(command(&dir), python, "a directory");
+        let outside = fake_root(&[], &[(GENERATORS[0], "/bin/sh")]);
+        assert_eq!(command(&outside), python, "a link out of the root");
+        let dangling = fake_root(&[], &[(GENERATORS[1], "/nowhere")]);
+        assert_eq!(command(&dangling), python, "a dangling link");
     }
 
     /// A file without `ethernets:` configures no NIC, even when a comment names the key; a

@@ -159,6 +159,10 @@ def check(setup, s, exp, disk, n, previous):
         expect(not failed, "no unit should have failed", failed)
     else:
         fails += order(setup, s.get("kmsg-order", ""))
+    if setup.log_shows and n != 2:
+        # This boot's lines only: the journal's (systemd), else the kernel log's.
+        log = s.get("osconf-journal") or s.get("kmsg-osconf", "")
+        expect(setup.log_shows in log, f"osconf's log should show {setup.log_shows!r}", log)
     ns = re.findall(r"^nameserver\s+(\S+)", s.get("resolv.conf", ""), re.M)
     expect(ns == exp.nameservers, f"resolv.conf should list {exp.nameservers}", s.get("resolv.conf", ""))
 

@@ -102,6 +102,8 @@ class Setup:
     # Debian's name of the guest's architecture. arm64 boots under UEFI: AAVMF → systemd-boot on
     # partition 1, the EFI System Partition (bootloader=True) → kernel.
     arch: str = "amd64"
+    # A line osconf's log must hold at each boot with os.conf (the tool it ran to take the files).
+    log_shows: str = ""
 
     @property
     def debian(self):
@@ -158,7 +160,9 @@ SETUPS = [
           ["ifupdown"], ifupdown, p1_uuid="0f5e2e00-0000-4000-8000-0000000000b2"),
     Setup("netplan", "systemd + netplan over networkd (installer YAML doing DHCP), ext4 /boot on GPT",
           "systemd", "gpt", "ext4", "/boot", VPC, ["netplan.io"], netplan,
-          p1_uuid="0f5e2e00-0000-4000-8000-0000000000b3"),
+          p1_uuid="0f5e2e00-0000-4000-8000-0000000000b3",
+          # netplan's C generator, not the Python `netplan generate` (seconds of a TCG boot).
+          log_shows="live: run `/usr/libexec/netplan/generate --root-dir /`"),
     Setup("networkmanager", "systemd + NetworkManager (cloud DHCP keyfile), FAT32 /boot on MBR", "systemd",
           "dos", "vfat", "/boot", CLASSIC, ["network-manager"], networkmanager, p1_uuid="E2E0-0004"),
     Setup("busybox", "busybox init + busybox ifup, ext2 /boot on MBR", "busybox", "dos", "ext2", "/boot", VPC,

@@ -101,8 +101,10 @@ fn systemd_unit_and_its_wants_link() {
         }
         assert!(unit.contains("\nTimeoutStartSec="), "{unit}");
         let before = unit.lines().find(|l| l.starts_with("Before=")).unwrap();
+        // netplan ≥ 1.2 configures in netplan-configure.service: osconf's YAML must be there first.
         for u in [
             "network-pre.target",
+            "netplan-configure.service",
             "sysinit.target",
             "sshd.service",
             "systemd-user-sessions.service",

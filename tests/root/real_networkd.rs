@@ -394,4 +394,21 @@ fn live_netplan_apply_generates_for_networkd_on_the_same_boot() {
     assert!(log.contains("live: run `netplan generate --root-dir"), "{log}");
     let file = fs::read_to_string(generated.join("10-netplan-ens5.network")).unwrap();
     assert!(file.contains("10.171.254.124"), "{file}");
+    // A root holding netplan's C generator gets it run itself, without the Python front end (on
+    // this root, the host's file at that path: the root's own is a stand-in); its output is what
+    // networkd reads.
+    let generator = "/usr/libexec/netplan/generate";
+    let planted = root.join(&generator[1..]);
+    fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    fs::write(&planted, "stand-in\n").unwrap();
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::remove_dir_all(&generated).unwrap();
+    let log = live_apply(&ns, &root, &classic, "");
+    assert!(
+        log.contains(&format!("live: run `{generator} --root-dir")),
+        "{log}"
+    );
+    assert!(!log.contains("netplan generate"), "{log}");
+    let file = fs::read_to_string(generated.join("10-netplan-ens5.network")).unwrap();
+    assert!(file.contains("10.171.254.123"), "{file}");
 }
