@@ -15,6 +15,7 @@ use crate::render;
 use crate::root::{self, ConfFile, Root};
 use crate::status;
 use crate::system::System;
+use crate::timing::Steps;
 
 /// Where ECS writes os.conf, relative to the root, in the order they are tried.
 const CONFIG_PATHS: [&str; 2] = ["boot/aliyun_custom_image/os.conf", "aliyun_custom_image/os.conf"];
@@ -29,12 +30,16 @@ pub fn run(command: Command) -> Result<(), Error> {
             print(&format!("{}: valid\n", file.display()))
         }
         Command::Detect(root) => detect(&root),
-        Command::Plan(target) => plan_or_apply(&target, false, &mut status::Run::default()),
+        Command::Plan(target) => {
+            plan_or_apply(&target, false, &mut status::Run::default(), &mut Steps::start())
+        }
         Command::Apply(target) => {
+            let mut steps = Steps::start();
             crate::log::start(&target.root);
             status::clean(&target.root);
             let mut run = status::Run::default();
-            let outcome = plan_or_apply(&target, true, &mut run);
+            let outcome = plan_or_apply(&target, true, &mut run, &mut steps);
+            run.timings = steps.list;
             run.finish(&target.root, &outcome);
             outcome
         }
@@ -181,8 +186,13 @@ fn detect(root: &Path) -> Result<(), Error> {
     survey.stack.map(drop).map_err(|e| Error::failed(None, e))
 }
 
-/// Plans or applies os.conf; `run` is filled in for the status record.
-fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<(), Error> {
+/// Plans or applies os.conf; `run` is filled in for the status record, `steps` timed.
+fn plan_or_apply(
+    target: &Target,
+    apply: bool,
+    run: &mut status::Run,
+    steps: &mut Steps,
+) -> Result<(), Error> {
     let root = Root::open(&target.root)
         .map_err(|e| Error::failed(Some(&target.root), format!("{e}; nothing was changed")))?;
     if apply {
@@ -209,6 +219,7 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
             .map_err(failed)?
             .into_iter()
             .for_each(say);
+        steps.lap("lock, roll back a run cut short");
     }
     // What apply would roll back first (a plan changes nothing, so the journal is still there).
     let cut_short = match apply {
@@ -226,6 +237,7 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
         }
         Err(Missing::Failed(e)) => return Err(e),
     };
+    steps.lap("find os.conf");
     let conf_path = source.conf.path.clone();
     // The finder's own account says which device and mount; a plain path says it all.
     // This run's record, replacing one of a run cut short that recovery completed.
@@ -241,7 +253,11 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
         .file
         .try_clone()
         .map_err(|e| Error::failed(Some(&conf_path), format!("{e}; nothing was changed")))?;
-    let config = crate::conf::load_from(&conf_path, file)?;
+    let bytes = crate::conf::read_from(&conf_path, file)?;
+    steps.lap("read os.conf");
+    let config = crate::conf::validate(&conf_path, bytes.expose())?;
+    drop(bytes);
+    steps.lap("validate os.conf");
     // The password files are read for the plan and rewritten by apply under their lock, as passwd
     // and chpasswd do.
     let mut pwd_lock = match apply && config.password.is_some() {
@@ -249,12 +265,15 @@ fn plan_or_apply(target: &Target, apply: bool, run: &mut status::Run) -> Result<
             .map_err(|e| Error::failed(Some(&conf_path), format!("cannot apply: {e}, os.conf kept")))?,
         false => None,
     };
+    if pwd_lock.is_some() {
+        steps.lap("lock the password files");
+    }
     let found = Found {
         source,
         config,
         cut_short,
     };
-    let outcome = plan_locked(target, apply, run, root, found, &mut pwd_lock);
+    let outcome = plan_locked(target, apply, run, root, found, &mut pwd_lock, steps);
     // A lock file this run created and could not remove is said, not hidden behind "nothing was
     // changed" (the next run removes it).
     match (pwd_lock.map(exec::PwdLock::release), outcome) {
@@ -290,6 +309,7 @@ fn plan_locked(
     root: Root,
     found: Found,
     pwd_lock: &mut Option<exec::PwdLock>,
+    steps: &mut Steps,
 ) -> Result<(), Error> {
     let Found {
         mut source,
@@ -302,7 +322,7 @@ fn plan_locked(
         Error::failed(Some(&conf_path), why)
     })?;
     let mut plan = fresh_env()
-        .and_then(|env| make_plan(&config, &sys, target, &env))
+        .and_then(|env| make_plan(&config, &sys, target, &env, steps))
         .map_err(|e| {
             let why = format!("cannot plan: {e}; nothing was changed, os.conf kept");
             Error::failed(Some(&conf_path), why)
@@ -332,6 +352,7 @@ fn plan_locked(
             )
         })?;
         done.into_iter().for_each(say);
+        steps.lap("make partition 1 writable");
     }
     let mut opts = exec::Options {
         live: target.is_live(),
@@ -342,7 +363,8 @@ fn plan_locked(
     let applied = exec::apply(&plan, &root, &opts);
     *pwd_lock = opts.pwd_lock.take();
     match applied {
-        Ok(report) => {
+        Ok(mut report) => {
+            steps.list.append(&mut report.timings.list);
             report.steps.iter().for_each(say);
             if let Some(dir) = report.backup_dir {
                 say(format!("originals backed up in {}", dir.display()));
@@ -352,7 +374,8 @@ fn plan_locked(
             say(&run.result);
             Ok(())
         }
-        Err(e) => {
+        Err(mut e) => {
+            steps.list.append(&mut e.timings);
             run.result = format!("failed {e}");
             say(&run.result);
             let why = match e.rollback_failures.len() {
@@ -376,8 +399,14 @@ fn fresh_env() -> Result<Env, String> {
 
 /// Chooses the stack (`--stack` or detection) and builds the plan, with the choice in its notes. A
 /// live run first asks the running system for the NICs' kernel names (waiting for late drivers up
-/// to `--wait`) and whether the stack runs.
-pub fn make_plan(config: &Config, sys: &System, target: &Target, env: &Env) -> Result<Plan, String> {
+/// to `--wait`) and whether the stack runs. Each of the three is a step of `steps`.
+pub fn make_plan(
+    config: &Config,
+    sys: &System,
+    target: &Target,
+    env: &Env,
+    steps: &mut Steps,
+) -> Result<Plan, String> {
     let (stack, mut notes) = match &target.stack {
         Some(name) => {
             let stack = render::find(name)?;
@@ -394,14 +423,20 @@ pub fn make_plan(config: &Config, sys: &System, target: &Target, env: &Env) -> R
             (d.stack, notes)
         }
     };
+    steps.lap("detect the stack");
     let running = match target.is_live() {
-        true => Some(plan::Running {
-            names: crate::platform::wait_for_nics(&config.nics, target.wait())?,
-            stack: crate::platform::stack_state(stack.services),
-        }),
+        true => {
+            let running = plan::Running {
+                names: crate::platform::wait_for_nics(&config.nics, target.wait())?,
+                stack: crate::platform::stack_state(stack.services),
+            };
+            steps.lap("find the NICs, ask whether the stack runs");
+            Some(running)
+        }
         false => None,
     };
     let mut plan = plan::build(config, sys, stack, &target.ifnames, running.as_ref(), env)?;
+    steps.lap("plan");
     notes.append(&mut plan.notes);
     plan.notes = notes;
     Ok(plan)

@@ -20,17 +20,16 @@ pub fn load(path: &Path) -> Result<Config, Error> {
     validate(path, bytes.expose())
 }
 
-/// Reads and validates os.conf from `file`, already open (found at `path`).
-pub fn load_from(path: &Path, file: File) -> Result<Config, Error> {
-    let bytes = reader::read_bytes(file).map_err(|e| invalid(path, &[e]))?;
-    validate(path, bytes.expose())
+/// The bytes of os.conf from `file`, already open (found at `path`), for [`validate`].
+pub fn read_from(path: &Path, file: File) -> Result<Secret<Vec<u8>>, Error> {
+    reader::read_bytes(file).map_err(|e| invalid(path, &[e]))
 }
 
 /// The bytes of the os.conf at `path` (at most `reader::MAX_SIZE`), for a caller that validates
 /// them with [`validate`] and then uses the very bytes it validated.
 pub fn read(path: &Path) -> Result<Secret<Vec<u8>>, Error> {
     let file = open(path).map_err(|e| Error::invalid(path, format!("{e}; nothing was changed")))?;
-    reader::read_bytes(file).map_err(|e| invalid(path, &[e]))
+    read_from(path, file)
 }
 
 /// Validates os.conf's bytes (read from `path`): the config, its warnings printed; or every error

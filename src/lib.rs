@@ -43,5 +43,6 @@ pub mod root;
 pub mod secret;
 pub mod status;
 pub mod system;
+pub mod timing;
 pub mod toolkit;
 pub mod walk;

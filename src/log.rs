@@ -97,6 +97,16 @@ pub fn before_log_daemon(journal_stream: bool, dev_log: bool) -> bool {
 /// Copies one message (as said on stderr, without its `osconf: ` prefix) to the open sinks, a
 /// line each for a message of several lines.
 pub fn tee(msg: &str) {
+    append(msg, true);
+}
+
+/// Appends one message to the log file only: detail read after the boot (each step's time), which
+/// would crowd the console and the kernel's log, whose lines the kernel rate-limits.
+pub fn record(msg: &str) {
+    append(msg, false);
+}
+
+fn append(msg: &str, everywhere: bool) {
     let Ok(mut sinks) = SINKS.lock() else { return };
     if sinks.kmsg.is_none() && sinks.file.is_none() && sinks.pending.is_none() {
         return;
@@ -106,7 +116,7 @@ pub fn tee(msg: &str) {
         if let Some((_, pending)) = &mut sinks.pending {
             pending.push_str(&format!("{stamp} osconf: {line}\n"));
         }
-        if let Some(kmsg) = &mut sinks.kmsg {
+        if let Some(kmsg) = sinks.kmsg.as_mut().filter(|_| everywhere) {
             // One write per record: the kernel takes each write as one log line.
             let _ = kmsg.write_all(format!("{KMSG_PREFIX}{line}\n").as_bytes());
         }

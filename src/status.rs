@@ -1,6 +1,7 @@
 //! Status: the record of the last `osconf apply` that found an os.conf — when, the exit code and a
 //! one-line result, where os.conf was, the stack, what changed (paths and live actions, never a
-//! value from a secret file), where the backup is — shown by `osconf status` as text or JSON. A run
+//! value from a secret file), where the backup is, and where the run's time went (each step timed,
+//! see `timing`) — shown by `osconf status` as text or JSON. A run
 //! that succeeded keeps it in `<root>/var/lib/osconf/last-run`; one that failed changes nothing in
 //! its root, so on `/` (at boot) its record goes to `/run/osconf/last-run` and elsewhere there is
 //! none (the caller has stderr). The record is a few lines of `key value`, replaced
@@ -19,6 +20,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use crate::error::Error;
 use crate::plan::{FileOp, Plan};
 use crate::root::Root;
+use crate::timing::{self, Step};
 
 /// Where the record of a run that succeeded is kept, in the target.
 pub const STATE_DIR: &str = "/var/lib/osconf";
@@ -41,6 +43,8 @@ pub struct Run {
     /// The live actions, as `plan` describes them.
     pub live: Vec<String>,
     pub backup: Option<String>,
+    /// Each step of the run, timed.
+    pub timings: Vec<Step>,
 }
 
 impl Run {
@@ -105,6 +109,10 @@ impl Run {
         self.backup.iter().for_each(|v| put("backup", v));
         self.files.iter().for_each(|v| put("file", v));
         self.live.iter().for_each(|v| put("live", v));
+        for step in &self.timings {
+            let value = format!("{} {} {}", step.took_us, step.at_us, step.name);
+            put("step", &value);
+        }
         out
     }
 
@@ -127,6 +135,7 @@ impl Run {
                 "backup" => run.backup = Some(value),
                 "file" => run.files.push(value),
                 "live" => run.live.push(value),
+                "step" => run.timings.push(parse_step(&value)?),
                 _ => {}
             }
         }
@@ -157,6 +166,15 @@ impl Run {
         }
         let backup = self.backup.as_deref().unwrap_or("none (nothing was replaced)");
         let _ = writeln!(out, "backup:   {}", printable(backup));
+        if !self.timings.is_empty() {
+            let shown: Vec<Step> = (self.timings.iter())
+                .map(|s| Step {
+                    name: printable(&s.name),
+                    ..s.clone()
+                })
+                .collect();
+            out.push_str(&timing::text(&shown));
+        }
         let _ = writeln!(out, "log:      {}", root.join(&crate::log::LOG[1..]).display());
         out
     }
@@ -167,9 +185,21 @@ impl Run {
             format!("[{}]", items.join(","))
         };
         let opt = |v: &Option<String>| v.as_deref().map_or("null".to_owned(), json_string);
+        let steps: Vec<String> = self
+            .timings
+            .iter()
+            .map(|s| {
+                format!(
+                    "{{\"step\":{},\"ms\":{},\"at_ms\":{}}}",
+                    json_string(&s.name),
+                    timing::ms(s.took_us),
+                    timing::ms(s.at_us)
+                )
+            })
+            .collect();
         format!(
             "{{\"recorded\":true,\"time\":{},\"exit\":{},\"result\":{},\"config\":{},\"stack\":{},\
-             \"files\":{},\"live\":{},\"backup\":{}}}\n",
+             \"files\":{},\"live\":{},\"backup\":{},\"steps\":[{}]}}\n",
             json_string(&self.time),
             self.exit,
             json_string(&self.result),
@@ -178,6 +208,7 @@ impl Run {
             strings(&self.files),
             strings(&self.live),
             opt(&self.backup),
+            steps.join(","),
         )
     }
 }
@@ -266,6 +297,23 @@ pub fn clean(root: &Path) {
     }
 }
 
+/// A `step` line's value: `TOOK_US AT_US NAME`.
+fn parse_step(value: &str) -> Result<Step, String> {
+    let mut words = value.splitn(3, ' ');
+    let mut number = || {
+        words
+            .next()
+            .and_then(|w| w.parse::<u64>().ok())
+            .ok_or_else(|| format!("{NAME}: step {value:?} is not `microseconds microseconds name`"))
+    };
+    let (took_us, at_us) = (number()?, number()?);
+    Ok(Step {
+        took_us,
+        at_us,
+        name: words.next().unwrap_or_default().to_owned(),
+    })
+}
+
 /// One line per value: backslash and newline escaped.
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('\n', "\\n")
@@ -338,6 +386,18 @@ mod tests {
             files: vec!["write /etc/hosts".into(), "link /a -> \"b\"\t".into()],
             live: vec!["set the kernel host name to h".into()],
             backup: None,
+            timings: vec![
+                Step {
+                    name: "read os.conf".into(),
+                    took_us: 1_042,
+                    at_us: 4_000_123,
+                },
+                Step {
+                    name: "live: configure ens5".into(),
+                    took_us: 3,
+                    at_us: 4_000_200,
+                },
+            ],
         }
     }
 
@@ -359,7 +419,8 @@ mod tests {
     fn record_round_trip() {
         let run = sample();
         assert_eq!(Run::parse(&run.render()).unwrap(), run);
-        assert_eq!(run.render().lines().count(), 9);
+        assert_eq!(run.render().lines().count(), 11);
+        assert!(Run::parse("step 12 x y\n").is_err());
     }
 
     #[test]
@@ -386,6 +447,9 @@ mod tests {
         assert_eq!(v["result"], run.result.as_str());
         assert_eq!(v["files"][1], "link /a -> \"b\"\t");
         assert_eq!(v["backup"], serde_json::Value::Null);
+        assert_eq!(v["steps"][0]["step"], "read os.conf");
+        assert_eq!(v["steps"][0]["ms"], 1.042);
+        assert_eq!(v["steps"][1]["at_ms"], 4000.2);
         let odd = "\u{1}\u{7f}é\r\"\\";
         let back: String = serde_json::from_str(&json_string(odd)).unwrap();
         assert_eq!(back, odd);

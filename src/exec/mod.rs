@@ -36,6 +36,7 @@ use std::path::PathBuf;
 use crate::plan::{FileOp, LiveAction, Mode, Plan};
 use crate::platform;
 use crate::root::{self, ConfFile, Entry, Root};
+use crate::timing::{Step, Steps};
 use durable::{Meta, Saved};
 pub(crate) use hooks::crash_point;
 use journal::{JOURNAL, Journal, Was};
@@ -64,6 +65,8 @@ pub struct ExecError {
     pub step: String,
     pub error: io::Error,
     pub rollback_failures: Vec<String>,
+    /// The steps that ended before the failure, timed.
+    pub timings: Vec<Step>,
 }
 
 impl fmt::Display for ExecError {
@@ -81,6 +84,8 @@ impl fmt::Display for ExecError {
 pub struct Report {
     pub backup_dir: Option<PathBuf>,
     pub steps: Vec<String>,
+    /// Where the time went: each part of the apply, timed (see `timing`).
+    pub timings: Steps,
 }
 
 /// One file of the plan (or os.conf), ready to be put in place: what was there, and the temp name
@@ -145,17 +150,22 @@ pub fn apply(plan: &Plan, root: &Root, opts: &Options) -> Result<Report, ExecErr
                 step: step.to_owned(),
                 error: io::Error::other(e),
                 rollback_failures: Vec::new(),
+                timings: Vec::new(),
             });
         }
     }
+    // The caller rolled back any run cut short and timed that: this run's steps begin here.
+    ex.report.timings.restart();
     match ex.run(plan, opts) {
         Ok(()) => Ok(ex.report),
         Err((step, error)) => {
             let rollback_failures = ex.rollback();
+            ex.report.timings.lap("roll back");
             Err(ExecError {
                 step,
                 error,
                 rollback_failures,
+                timings: ex.report.timings.list,
             })
         }
     }
@@ -193,6 +203,7 @@ impl Executor<'_> {
         }
         self.write_journal().map_err(at(step))?;
         crash_point(step);
+        self.report.timings.lap("write the journal");
         for d in &dirs[for_journal..] {
             let step = format!("creating {d}");
             self.make_dir(d).map_err(at(&step))?;
@@ -202,23 +213,30 @@ impl Executor<'_> {
             self.stage(i, op).map_err(at(&step))?;
             crash_point(&step);
         }
+        self.report.timings.lap("write new files and backups");
         let step = "flushing the new files and the backups";
         self.flush().map_err(at(step))?;
         crash_point(step);
+        self.report.timings.lap("flush new files and backups");
         for (i, op) in plan.ops.iter().enumerate() {
             let step = describe(op);
             self.commit(i).map_err(at(&step))?;
             crash_point(&step);
             self.report.steps.push(step);
         }
+        self.report.timings.lap("rename into place");
         let step = "flushing the renames";
         self.flush().map_err(at(step))?;
         crash_point(step);
+        self.report.timings.lap("flush the renames");
         if opts.live {
             for action in &plan.live {
                 let step = format!("live: {}", crate::plan::describe_live(action));
                 self.live(action).map_err(at(&step))?;
                 self.report.steps.push(step);
+                self.report
+                    .timings
+                    .lap(format!("live: {}", crate::plan::name_live(action)));
             }
         }
         if let Some(lock) = &opts.pwd_lock {
@@ -234,6 +252,7 @@ impl Executor<'_> {
                 self.remove_config(conf).map_err(at(&step))?;
                 crash_point(&step);
                 self.report.steps.push(step);
+                self.report.timings.lap("remove os.conf");
                 Some(conf.dir.try_clone().map_err(at("removing the journal"))?)
             }
             None => None,
@@ -244,6 +263,7 @@ impl Executor<'_> {
         let step = "flushing the removals";
         durable::sync_dir(&removal.unwrap_or(journal_dir)).map_err(at(step))?;
         crash_point(step);
+        self.report.timings.lap("remove the journal, flush");
         Ok(())
     }
 

@@ -7,7 +7,7 @@ mod mask;
 mod show;
 
 pub use build::{Env, LAST_APPLIED, build, live_nic};
-pub use show::{describe_live, show};
+pub use show::{describe_live, name_live, show};
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

@@ -59,6 +59,26 @@ pub fn show(plan: &Plan, sys: &System) -> system::Result<String> {
     Ok(out)
 }
 
+/// A live action in a few words, naming the NIC or program (for its time in the log and status).
+pub fn name_live(action: &LiveAction) -> String {
+    match action {
+        LiveAction::SetHostname(_) => "set the host name".to_owned(),
+        LiveAction::ConfigureNic(nic) => format!("configure {}", nic.name),
+        LiveAction::Run(run) => {
+            // The program and its first words (verb, NIC), up to an option or a path.
+            let mut words = vec![run.program.rsplit('/').next().unwrap_or(&run.program)];
+            words.extend(
+                run.args
+                    .iter()
+                    .take_while(|a| !a.starts_with(['-', '/']))
+                    .take(2)
+                    .map(String::as_str),
+            );
+            format!("run {}", words.join(" "))
+        }
+    }
+}
+
 pub fn describe_live(action: &LiveAction) -> String {
     match action {
         LiveAction::SetHostname(name) => format!("set the kernel host name to {name}"),

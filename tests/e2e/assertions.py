@@ -163,6 +163,11 @@ def check(setup, s, exp, disk, n, previous):
         # This boot's lines only: the journal's (systemd), else the kernel log's.
         log = s.get("osconf-journal") or s.get("kmsg-osconf", "")
         expect(setup.log_shows in log, f"osconf's log should show {setup.log_shows!r}", log)
+    if n != 2:
+        # Where the run's time went: `osconf status` lists each step timed.
+        shown = s.get("osconf-status", "")
+        expect(re.search(r"^time: .* ms in \d+ steps", shown, re.M) and "  validate os.conf " in shown,
+               "osconf status should show each step's time", shown)
     ns = re.findall(r"^nameserver\s+(\S+)", s.get("resolv.conf", ""), re.M)
     expect(ns == exp.nameservers, f"resolv.conf should list {exp.nameservers}", s.get("resolv.conf", ""))
 

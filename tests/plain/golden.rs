@@ -58,7 +58,14 @@ fn apply_conf(root: &Path, conf: &Path, settings: &BTreeMap<String, String>, sta
     }
     let handle = osconf::root::Root::open(root).unwrap();
     let sys = System::on(handle.clone()).unwrap();
-    let plan = osconf::app::make_plan(&config, &sys, &target, &test_env()).unwrap();
+    let plan = osconf::app::make_plan(
+        &config,
+        &sys,
+        &target,
+        &test_env(),
+        &mut osconf::timing::Steps::start(),
+    )
+    .unwrap();
     let opts = Options {
         live: false,
         config_file: None,

@@ -217,3 +217,80 @@ fn regression_status_text_escapes_control_characters_from_the_record() {
     );
     assert_eq!(json["result"], "applied \x1b]0;owned\x07\x1b[2J\rX");
 }
+
+/// Where a run's time went: every step of an apply is in the log with its duration and the
+/// monotonic clock's reading, and in `status` (text and JSON) in the order it ran. Presence and
+/// shape only: no duration is asserted.
+#[test]
+fn each_step_of_an_apply_is_timed_in_the_log_and_in_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = scratch(dir.path());
+    let out = apply(&root);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let steps = [
+        "lock, roll back a run cut short",
+        "find os.conf",
+        "read os.conf",
+        "validate os.conf",
+        "lock the password files",
+        "detect the stack",
+        "plan",
+        "write the journal",
+        "write new files and backups",
+        "flush new files and backups",
+        "rename into place",
+        "flush the renames",
+        "remove os.conf",
+        "remove the journal, flush",
+    ];
+    let (text, json) = status(&root);
+    let listed: Vec<&str> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, steps, "{json}");
+    let mut at = 0.0;
+    for step in json["steps"].as_array().unwrap() {
+        let (ms, at_ms) = (step["ms"].as_f64().unwrap(), step["at_ms"].as_f64().unwrap());
+        assert!(ms >= 0.0 && at_ms >= at, "{step}: steps end in order");
+        at = at_ms;
+    }
+    let log = fs::read_to_string(root.join("var/log/osconf.log")).unwrap();
+    let timed = logged_steps(&log);
+    assert_eq!(timed, steps, "{log}");
+    assert!(
+        text.contains(&format!("ms in {} steps, from ", steps.len())),
+        "{text}"
+    );
+    for step in steps {
+        let line = text.lines().find(|l| l.trim_start().starts_with(step));
+        assert!(
+            line.is_some_and(|l| l.ends_with(" ms")),
+            "{step} missing:\n{text}"
+        );
+    }
+    // The record keeps them (a status read later, by another osconf, shows the same).
+    let record = fs::read_to_string(root.join("var/lib/osconf/last-run")).unwrap();
+    assert_eq!(
+        record.lines().filter(|l| l.starts_with("step ")).count(),
+        steps.len()
+    );
+}
+
+/// The step names of the log's `step: NAME: D ms (at T ms)` lines, each checked for that shape.
+fn logged_steps(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter_map(|l| l.split_once(" osconf: step: ").map(|(_, rest)| rest))
+        .map(|rest| {
+            let (name, times) = rest.rsplit_once(": ").expect("NAME: times");
+            let (took, at) = times.split_once(" ms (at ").expect("D ms (at T ms)");
+            assert!(at.ends_with(" ms)"), "{rest}");
+            for n in [took, at.trim_end_matches(" ms)")] {
+                assert!(n.parse::<f64>().is_ok_and(|v| v >= 0.0), "{rest}");
+            }
+            name
+        })
+        .collect()
+}

@@ -52,6 +52,28 @@ fn live_apply_configures_nics_by_mac_and_sets_hostname() {
         ]
     );
     assert!(!root.path().join("boot/aliyun_custom_image/os.conf").exists());
+    // Each live action has its own time in the status record, each NIC by its kernel name.
+    let status = std::process::Command::new(OSCONF)
+        .args(["status", "--json", "--root"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let live: Vec<&str> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["step"].as_str().filter(|n| n.starts_with("live: ")))
+        .collect();
+    assert_eq!(
+        live,
+        [
+            "live: set the host name",
+            "live: configure ens5",
+            "live: configure ens6"
+        ],
+        "{json}"
+    );
 }
 
 #[test]
