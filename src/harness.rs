@@ -5,6 +5,7 @@
 //! The binary never calls this module. It writes only below its own scratch directory (in /dev/shm
 //! or the temporary directory: a copy of an example root whose foreign files it replaces).
 
+pub mod btrfs;
 pub mod images;
 
 use std::collections::BTreeMap;

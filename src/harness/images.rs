@@ -144,6 +144,7 @@ pub fn hostile(target: &str, ext: &[u8]) -> Vec<Vec<u8>> {
             }
             out
         }
+        "btrfs" => super::btrfs::hostile_seeds(),
         "table" => vec![
             gpt(&[(34, 63), ((1 << 55) + 64, (1 << 55) + 127)]),
             gpt(&[(34, 63), (64, 127)]),

@@ -101,6 +101,7 @@ fn image_reader_seeds_hold_and_the_hostile_images_are_refused() {
         ("walk", images::walk),
         ("undo", images::undo),
         ("disk", harness::disk),
+        ("btrfs", harness::btrfs::btrfs),
     ] {
         assert!(has_target(target), "no fuzz/fuzz_targets/{target}.rs");
         let hostile = images::hostile(target, &ext);
@@ -123,6 +124,25 @@ fn image_reader_seeds_hold_and_the_hostile_images_are_refused() {
     for s in images::hostile("table", &ext) {
         let read = osconf::disk::table::read(s.as_slice());
         assert_eq!(read.is_ok(), s == images::hostile("table", &ext)[1], "{read:?}");
+    }
+    // The Btrfs seed is the one the harness builds, and reads right; each hostile one is damage.
+    use osconf::harness::btrfs;
+    assert_eq!(seeds("btrfs"), [btrfs::seed()], "fuzz/corpus/btrfs/seed is stale");
+    let dev = btrfs::device(&btrfs::seed());
+    let v = osconf::disk::Volume::open(dev.as_slice(), 0).unwrap();
+    assert_eq!(v.read_file("etc/rel").unwrap().unwrap(), b"ID=debian\n");
+    assert_eq!(v.read_file("big").unwrap().unwrap(), btrfs::big());
+    for (img, says) in btrfs::hostile_seeds().iter().zip([
+        "past the end of the device",
+        "has level 1, where 0 is due",
+        "item 0 lies outside the leaf",
+    ]) {
+        let dev = btrfs::device(img);
+        let e = osconf::disk::Volume::open(dev.as_slice(), 0)
+            .and_then(|v| v.read_file("etc/os-release"))
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+        assert!(e.to_string().contains(says), "{e}");
     }
     assert!(
         seeds("ufs")

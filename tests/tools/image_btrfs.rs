@@ -14,7 +14,7 @@ use crate::common::images::{Part, build, checks_of};
 use crate::common::real::{cannot_run, have_tools, run};
 use osconf::disk::{FileType, Image};
 
-const TOOLS: [&str; 4] = ["mkfs.btrfs", "sfdisk", "mkfs.vfat", "truncate"];
+pub(crate) const TOOLS: [&str; 4] = ["mkfs.btrfs", "sfdisk", "mkfs.vfat", "truncate"];
 const FAT32: &[&str] = &["mkfs.vfat", "-F", "32"];
 const MANY: usize = 3000;
 
@@ -33,7 +33,7 @@ fn noise(n: usize, mut x: u64) -> Vec<u8> {
 /// A root tree: os-release as a link into usr/lib (as distributions ship it), a usable root
 /// password, an SSH host key, root's authorized_keys, a systemd layout, inline/regular/large files
 /// and a directory of `MANY` entries.
-fn tree(dir: &Path, name: &str, pretty: &str) -> PathBuf {
+pub(crate) fn tree(dir: &Path, name: &str, pretty: &str) -> PathBuf {
     let root = dir.join(name);
     for d in [
         "etc/ssh",
@@ -68,7 +68,7 @@ fn tree(dir: &Path, name: &str, pretty: &str) -> PathBuf {
 }
 
 /// `mkfs.btrfs --rootdir ROOT` into a file of its own; its path.
-fn mkfs(dir: &Path, name: &str, root: &Path) -> PathBuf {
+pub(crate) fn mkfs(dir: &Path, name: &str, root: &Path) -> PathBuf {
     let fs = dir.join(format!("{name}.btrfs"));
     run(Command::new("truncate").args(["-s", "200M"]).arg(&fs));
     run(Command::new("mkfs.btrfs").args(["-q", "-r"]).arg(root).arg(&fs));
@@ -76,7 +76,7 @@ fn mkfs(dir: &Path, name: &str, root: &Path) -> PathBuf {
 }
 
 /// A GPT disk: a FAT32 partition 1 and the Btrfs file `btrfs` as partition 2.
-fn disk(dir: &Path, name: &str, btrfs: &Path) -> PathBuf {
+pub(crate) fn disk(dir: &Path, name: &str, btrfs: &Path) -> PathBuf {
     let mib = fs::metadata(btrfs).unwrap().len().div_ceil(1 << 20);
     let copy = ["cp", "--sparse=always", btrfs.to_str().unwrap()];
     build(

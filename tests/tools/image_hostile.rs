@@ -1,7 +1,10 @@
 //! Hostile images (issue 17 §2), each crafted here from an image the real tools made (sfdisk,
 //! mkfs.ext4 -d, mkfs.vfat + mcopy), its bytes then changed as an attacker would: directory entries
 //! whose names hold `/` and `..`, a GPT start past 2^64 bytes, forged undo files, a directory linked
-//! to the root, a huge directory walked again and again through one long link. Each command ends in
+//! to the root, a huge directory walked again and again through one long link; Btrfs made by
+//! `mkfs.btrfs` with a chunk mapped past the device, a node whose child is itself, an item whose
+//! data lies outside its leaf (checksums made right again, found with btrfs-progs' own dump-tree
+//! and btrfs-map-logical). Each command ends in
 //! bounded time (a generous process-level timeout and a 2 GiB address-space limit, never a timed
 //! assertion) with "image damaged" (exit 2), the image as it was and nothing beside it created.
 
@@ -434,4 +437,108 @@ fn a_killed_inject_leaves_work_files_the_next_run_removes() {
     assert!(work.symlink_metadata().is_err(), "{said}");
     assert!(live.is_dir() && link.symlink_metadata().is_ok());
     assert!(dir.path().join("tree/etc/os-release").is_file());
+}
+
+/// The number after `word ` in the first line of `text` holding it.
+fn number_after(text: &str, word: &str) -> u64 {
+    let rest = &text[text.find(word).unwrap_or_else(|| panic!("no {word:?} in {text}")) + word.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap()
+}
+
+fn tool_out(args: &[&str], file: &Path) -> String {
+    String::from_utf8(run(Command::new(args[0]).args(&args[1..]).arg(file)).stdout).unwrap()
+}
+
+#[test]
+fn btrfs_chunks_past_the_device_node_loops_and_items_outside_leaves_are_damage() {
+    use crate::image_btrfs;
+    use osconf::harness::btrfs::checksum;
+    let test = "btrfs_chunks_past_the_device_node_loops_and_items_outside_leaves_are_damage";
+    if !have_tools(test, &image_btrfs::TOOLS) || !have_tools(test, &["btrfs", "btrfs-map-logical", "prlimit"])
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = image_btrfs::tree(dir.path(), "tree", "openSUSE Tumbleweed");
+    let good = image_btrfs::mkfs(dir.path(), "good", &tree);
+    let node_size = number_after(
+        &tool_out(&["btrfs", "inspect-internal", "dump-super"], &good),
+        "nodesize",
+    );
+    // Where a tree block lies on the device (the first copy: the one a reader takes).
+    let physical = |logical: u64| {
+        number_after(
+            &tool_out(&["btrfs-map-logical", "-l", &logical.to_string()], &good),
+            "physical",
+        )
+    };
+    let fs_root = number_after(
+        &tool_out(&["btrfs", "inspect-internal", "dump-tree", "-t", "5"], &good),
+        "node",
+    );
+    let fs_dump = tool_out(&["btrfs", "inspect-internal", "dump-tree", "-t", "5"], &good);
+    assert!(
+        fs_dump.contains(&format!("node {fs_root} level 1")),
+        "{fs_dump:.300}"
+    );
+    let root_leaf = number_after(
+        &tool_out(&["btrfs", "inspect-internal", "dump-super"], &good),
+        "\nroot\t",
+    );
+    // (name, block to change, byte in it, new bytes, what the error says)
+    let sys_stripe = 0x32b + 17 + 56;
+    let cases: [(&str, u64, usize, u64, &str); 3] = [
+        (
+            "chunk",
+            0x10000,
+            sys_stripe,
+            1 << 40,
+            "past the end of the device",
+        ),
+        (
+            "loop",
+            physical(fs_root),
+            0x65 + 17,
+            fs_root,
+            "has level 1, where 0 is due",
+        ),
+        (
+            "item",
+            physical(root_leaf),
+            0x65 + 17,
+            0xFFFF_FF00,
+            "item 0 lies outside the leaf",
+        ),
+    ];
+    for (name, block, at, value, says) in cases {
+        let file = dir.path().join(format!("{name}.btrfs"));
+        fs::copy(&good, &file).unwrap();
+        let len = if block == 0x10000 {
+            4096
+        } else {
+            node_size as usize
+        };
+        let mut b = vec![0u8; len];
+        {
+            use std::os::unix::fs::FileExt as _;
+            fs::File::open(&file)
+                .unwrap()
+                .read_exact_at(&mut b, block)
+                .unwrap();
+        }
+        let width = if name == "item" { 4 } else { 8 };
+        b[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+        checksum(&mut b);
+        write_at(&file, block, &b);
+        let img = image_btrfs::disk(dir.path(), name, &file);
+        let before = fs::read(&img).unwrap();
+        let out = image_cmd("check", &img, &[]);
+        refused_as_damaged(&out, name, says);
+        assert!(fs::read(&img).unwrap() == before, "{name}");
+    }
 }

@@ -219,7 +219,7 @@ fn dir_entry(b: &[u8]) -> io::Result<(Key, u8, &[u8], usize)> {
 }
 
 /// Btrfs's hash of a directory entry's name: CRC-32C from seed `!1`, not inverted.
-pub(super) fn name_hash(name: &[u8]) -> u32 {
+pub(crate) fn name_hash(name: &[u8]) -> u32 {
     crc32c_raw(!1, name)
 }
 

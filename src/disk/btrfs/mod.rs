@@ -14,6 +14,7 @@ mod data;
 mod files;
 
 pub use files::Btrfs;
+pub(crate) use files::name_hash;
 
 use std::io;
 
