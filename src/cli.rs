@@ -282,7 +282,10 @@ fn image_inject(m: &Matches) -> Result<Command, String> {
 }
 
 fn image_prepare(m: &Matches) -> Result<Command, String> {
-    Ok(Command::Image(image::Image::Prepare(disk(m))))
+    Ok(Command::Image(image::Image::Prepare {
+        disk: disk(m),
+        agent: m.last(&defs::AGENT).map(PathBuf::from),
+    }))
 }
 
 fn image_test(m: &Matches) -> Result<Command, String> {
@@ -304,6 +307,29 @@ fn image_test(m: &Matches) -> Result<Command, String> {
             other => return Err(format!("--accel {other:?}: expected kvm or tcg")),
         },
     };
+    let firmware = match m.last(&defs::FIRMWARE) {
+        None => None,
+        Some(v) => match utf8(&defs::FIRMWARE, v)? {
+            "bios" => Some(image::Firmware::Bios),
+            "uefi" => Some(image::Firmware::Uefi),
+            other => return Err(format!("--firmware {other:?}: expected bios or uefi")),
+        },
+    };
+    let boots = match m.last(&defs::BOOTS) {
+        None => 1,
+        Some(v) => {
+            let v = utf8(&defs::BOOTS, v)?;
+            match v.parse::<u32>() {
+                Ok(n) if (1..=image::MAX_BOOTS).contains(&n) => n,
+                _ => {
+                    return Err(format!(
+                        "--boots {v:?}: expected a whole number from 1 to {}",
+                        image::MAX_BOOTS
+                    ));
+                }
+            }
+        }
+    };
     Ok(Command::Image(image::Image::Test(image::Test {
         disk: disk(m),
         os_conf: m.last(&defs::OS_CONF).map(PathBuf::from),
@@ -313,6 +339,9 @@ fn image_test(m: &Matches) -> Result<Command, String> {
         work: m.last(&defs::WORK).map(PathBuf::from),
         accel,
         verbose: m.switch(&defs::VERBOSE).is_some(),
+        firmware,
+        boots,
+        json: m.switch(&defs::JSON).is_some(),
     })))
 }
 
@@ -448,6 +477,16 @@ mod tests {
         };
         assert_eq!(r.timeout.as_secs(), image::DEFAULT_TIMEOUT_SECS);
         assert!(!r.in_place && !r.keep && !r.verbose && r.accel.is_none() && r.os_conf.is_none());
+        assert!(r.firmware.is_none() && r.boots == 1 && !r.json);
+        let Command::Image(image::Image::Test(r)) =
+            parse_str("image test d.raw --firmware uefi --boots 3 --json").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (r.firmware, r.boots, r.json),
+            (Some(image::Firmware::Uefi), 3, true)
+        );
     }
 
     /// Each image command is a definition of its own; a group's flags may come before its action,
@@ -484,7 +523,20 @@ mod tests {
                     conf: "c".into(),
                 },
             ),
-            ("image prepare d", Image::Prepare("d".into())),
+            (
+                "image prepare d",
+                Image::Prepare {
+                    disk: "d".into(),
+                    agent: None,
+                },
+            ),
+            (
+                "image prepare d --agent /b/osconf",
+                Image::Prepare {
+                    disk: "d".into(),
+                    agent: Some("/b/osconf".into()),
+                },
+            ),
         ] {
             assert_eq!(parse_str(args).unwrap(), Command::Image(expected), "{args}");
         }
@@ -509,8 +561,8 @@ mod tests {
                 "unknown action \"frob\"; known: check, inject, prepare, test",
             ),
             (
-                "image --json test d",
-                "image test: --json is not an option of image test",
+                "image --firmware uefi check d",
+                "image check: --firmware is not an option of image check",
             ),
             ("image inject d", "image inject needs OS_CONF"),
             ("image check d c", "unexpected argument"),
@@ -592,8 +644,13 @@ mod tests {
             "install --json",
             "image check d --timeout 5",
             "image check d --verbose",
-            "image test d --json",
             "image test d --timeout 0",
+            "image test d --firmware efi",
+            "image test d --boots 0",
+            "image test d --boots 21",
+            "image test d --boots two",
+            "image check d --boots 2",
+            "image inject d c --agent a",
             "image test d --accel hvf",
             "image frob d",
         ] {

@@ -12,7 +12,9 @@ pub fn run(command: Command) -> Result<(), Error> {
     match command {
         Command::Image(Image::Check { disk, json }) => crate::image::run_check(&disk, json),
         Command::Image(Image::Inject { disk, conf }) => print(&crate::image::inject::run(&disk, &conf)?),
-        Command::Image(Image::Prepare(disk)) => print(&crate::image::prepare::run(&disk)?),
+        Command::Image(Image::Prepare { disk, agent }) => {
+            print(&crate::image::prepare::run(&disk, agent.as_deref())?)
+        }
         Command::Image(Image::Test(req)) => crate::imagetest::run(&req),
         Command::Help(text) => print(&text),
         Command::Version => print(&crate::cli::doc::version()),

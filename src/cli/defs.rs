@@ -314,6 +314,31 @@ pub static ACCEL: Flag = Flag::with_value(
     "qemu's accelerator, kvm or tcg (default: kvm when /dev/kvm works, else tcg)",
 );
 
+pub static FIRMWARE: Flag = Flag::with_value(
+    "firmware",
+    "NAME",
+    Complete::Words(&["bios", "uefi"]),
+    "the guest's firmware, bios (SeaBIOS) or uefi (OVMF; AAVMF on arm64, which boots UEFI only) \
+     (default: uefi when the image has an EFI System Partition and no boot code in its MBR)",
+);
+
+pub static BOOTS: Flag = Flag::with_value(
+    "boots",
+    "N",
+    Complete::Free,
+    "boot N times as an instance lives (default 1): 1 with os.conf, 2 a reboot without one (nothing \
+     may be rewritten), 3 a changed os.conf (new addresses, host name, password; two NICs' MACs \
+     swapped), then again without and changed (at most 20)",
+);
+
+pub static AGENT: Flag = Flag::with_value(
+    "agent",
+    "FILE",
+    Complete::File,
+    "the osconf agent binary to put in (default: the one beside osconf-image, when it is built for \
+     the image's architecture)",
+);
+
 pub static VERBOSE: Flag = Flag::switch(
     "verbose",
     "show every line of the guest's console, not only osconf's",
@@ -502,9 +527,12 @@ pub static COMMANDS: &[CommandDef] = &[
         name: "image prepare",
         summary: "install osconf into a raw disk image, to run at every boot",
         operands: &[DISK],
-        flags: &[],
+        flags: &[&AGENT],
         about: concat!(
-            "Installs osconf (the agent found beside osconf-image, not the toolkit) into the image's \
+            "Installs osconf (--agent, else the agent found beside osconf-image, not the toolkit; it \
+                must be built for the image's architecture, read from the ELF header of the root's \
+                /sbin/init or /bin/sh: an aarch64 image takes an aarch64 agent, which \
+                scripts/cargo-aarch64 builds) into the image's \
                 root partition (the first holding etc/os-release; it must be ext): the files osconf \
                 install --root writes, for the init system detected \
                 there, manifest included; and creates aliyun_custom_image/ on partition 1 (in the root \
@@ -517,8 +545,14 @@ pub static COMMANDS: &[CommandDef] = &[
         name: "image test",
         summary: "boot a raw disk image under qemu as ECS would and report what osconf configured",
         operands: &[DISK],
-        flags: &[&OS_CONF, &TIMEOUT, &IN_PLACE, &KEEP, &WORK, &ACCEL, &VERBOSE],
-        about: "Boots the image under qemu-system-x86_64 as ECS would start it: os.conf (--os-conf, or a \
+        flags: &[
+            &OS_CONF, &TIMEOUT, &IN_PLACE, &KEEP, &WORK, &ACCEL, &VERBOSE, &FIRMWARE, &BOOTS, &JSON,
+        ],
+        about: "Boots the image under qemu as ECS would start it — qemu-system-x86_64, or \
+                qemu-system-aarch64 -machine virt for an image whose root's binaries are aarch64 (read \
+                from their ELF headers); SeaBIOS or UEFI (--firmware; by default UEFI when the image has \
+                an EFI System Partition and no MBR boot code; UEFI's variables in a scratch copy): \
+                os.conf (--os-conf, or a \
                 generated one: a random root password, a host name, one or two NICs with fresh locally \
                 administered MACs and private addresses) written into aliyun_custom_image/ on partition \
                 1, virtio disk, one virtio NIC per os.conf NIC with its MAC, each alone on its own hub \
@@ -528,10 +562,13 @@ pub static COMMANDS: &[CommandDef] = &[
                 --timeout, then reads the image and reports each setting as pass or fail: osconf's \
                 report, os.conf removed from partition 1, the host name, each NIC's address, gateway \
                 and routes and the name servers in the network files, root's hash in etc/shadow against \
-                os.conf's password. It boots a scratch copy (a reflink, else a sparse copy) in the work \
+                os.conf's password. --boots N repeats an instance's life, each boot checked: a reboot \
+                without os.conf must rewrite nothing (the same files, no new backup), a changed os.conf \
+                must take effect. --json prints one object: per boot, per setting, expected, found, \
+                verdict, and the boot's timings. It boots a scratch copy (a reflink, else a sparse copy) in the work \
                 directory, removed after unless --keep; DISK itself is never changed unless --in-place. \
                 Exit 0 when everything took effect, 1 when something did not, 2 for a bad os.conf or \
-                image, 3 when qemu is not installed.",
+                image, 3 when qemu or the UEFI firmware is not installed.",
         build: super::image_test,
     },
     CommandDef {

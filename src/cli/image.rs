@@ -17,8 +17,9 @@ pub enum Image {
     Check { disk: PathBuf, json: bool },
     /// `image inject DISK OS_CONF`: write os.conf into partition 1 as ECS does.
     Inject { disk: PathBuf, conf: PathBuf },
-    /// `image prepare DISK`: install osconf into the image's root partition.
-    Prepare(PathBuf),
+    /// `image prepare DISK`: install osconf into the image's root partition; `agent`: `--agent`, the
+    /// agent binary to put in (default: the one beside the toolkit, when it matches the image).
+    Prepare { disk: PathBuf, agent: Option<PathBuf> },
     /// `image test DISK`: boot it under qemu and report what took effect.
     Test(Test),
 }
@@ -29,6 +30,27 @@ pub enum Accel {
     Kvm,
     Tcg,
 }
+
+/// `--firmware`: how the guest's firmware starts the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS (qemu's default on a PC): runs the MBR's boot code.
+    Bios,
+    /// UEFI (OVMF, AAVMF): runs the boot loader on the EFI System Partition.
+    Uefi,
+}
+
+impl Firmware {
+    pub fn name(self) -> &'static str {
+        match self {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        }
+    }
+}
+
+/// The most boots `--boots` takes: each may take minutes under TCG.
+pub const MAX_BOOTS: u32 = 20;
 
 /// What `image test` was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,4 +68,10 @@ pub struct Test {
     pub accel: Option<Accel>,
     /// Show every console line, not only osconf's.
     pub verbose: bool,
+    /// `None`: chosen from the image.
+    pub firmware: Option<Firmware>,
+    /// How many boots of the instance's life (1..=[`MAX_BOOTS`]).
+    pub boots: u32,
+    /// One JSON object on stdout instead of the text report.
+    pub json: bool,
 }

@@ -65,6 +65,14 @@ impl Image {
         })
     }
 
+    /// The MBR's boot code (the disk's first 440 bytes; zeros past a shorter file): all zero when
+    /// a BIOS has nothing to run, which is how `image test` tells a UEFI-only image.
+    pub fn boot_code(&self) -> io::Result<[u8; 440]> {
+        let mut code = [0u8; 440];
+        read_at(&self.file, 0, &mut code)?;
+        Ok(code)
+    }
+
     /// The work shared by every reader of this image (the staged copies of its partitions too).
     pub fn work(&self) -> &Work {
         &self.work

@@ -5,6 +5,7 @@
 //! It reads the image through `disk` only: a hostile image is never handed to the kernel; check
 //! never mounts, writes or runs a tool. `inject` (and `stage`) write into an image.
 
+pub mod arch;
 pub mod inject;
 pub mod prepare;
 mod root;

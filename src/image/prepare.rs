@@ -3,11 +3,13 @@
 //! the image's root itself, read through `disk` as a [`crate::system::System`] (`view`) — and
 //! creates `aliyun_custom_image/` on partition 1. The files go in as `inject`'s do: debugfs (the
 //! root must be ext) or mtools on staged copies, read back, then the changed bytes written with an
-//! undo file.
+//! undo file. The agent put in is built for the image's architecture (`arch`): `--agent`, else the
+//! one beside the toolkit.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::arch::{self, Arch};
 use super::inject::{CONF_DIR, apply, in_disk};
 use super::stage::{self, Staged};
 use super::view;
@@ -15,8 +17,8 @@ use crate::disk::{FileType, Image, Kind};
 use crate::error::Error;
 use crate::install;
 
-/// `osconf image prepare DISK`.
-pub fn run(disk: &Path) -> Result<String, Error> {
+/// `osconf image prepare DISK [--agent FILE]`.
+pub fn run(disk: &Path, asked: Option<&Path>) -> Result<String, Error> {
     let mut out = String::new();
     if let Some(note) = stage::recover(disk)? {
         out += &format!("{note}\n");
@@ -53,8 +55,7 @@ pub fn run(disk: &Path) -> Result<String, Error> {
     };
     let sys = view::system(disk, n, root).map_err(|e| failed(e.to_string()))?;
     let (init, why) = install::detect(&sys).map_err(failed)?;
-    // The agent, not the toolkit running this.
-    let agent = crate::programs::agent()?;
+    let (agent, chosen) = agent_for(arch::of_root(&sys), asked)?;
     let binary = fs::read(&agent).map_err(|e| failed(format!("reading {}: {e}", agent.display())))?;
     // One partition: aliyun_custom_image/ is in the root, recorded for uninstall as install does.
     let inside = format!("/{CONF_DIR}");
@@ -81,6 +82,7 @@ pub fn run(disk: &Path) -> Result<String, Error> {
         .chain(staged_first.as_ref())
         .collect();
     let changed = stage::commit(disk, &all).map_err(|e| Error::failed(Some(disk), e))?;
+    out += &format!("{chosen}\n");
     out += &format!("init {} detected in partition {n}: {why}\n", init.name);
     for note in &plan.notes {
         out += &format!("note: {note}\n");
@@ -99,4 +101,60 @@ pub fn run(disk: &Path) -> Result<String, Error> {
         disk.display()
     );
     Ok(out)
+}
+
+/// The agent for a root of architecture `root` (what [`arch::of_root`] read): `asked` (`--agent`)
+/// when it is built for it, else the agent beside the toolkit (never the toolkit itself) when it
+/// is; and the line saying which was taken and why. A root whose architecture could not be read
+/// takes the agent unchecked, said so in that line.
+fn agent_for(
+    root: Result<(Arch, &'static str), String>,
+    asked: Option<&Path>,
+) -> Result<(PathBuf, String), Error> {
+    let nothing = "; nothing was changed";
+    let (agent, built) = match asked {
+        Some(p) => {
+            let built = arch::of_file(p).map_err(|e| Error::invalid(p, format!("--agent: {e}{nothing}")))?;
+            (p.to_owned(), built)
+        }
+        None => {
+            let p = crate::programs::agent()?;
+            let built = arch::of_file(&p).map_err(|e| Error::failed(Some(&p), format!("{e}{nothing}")))?;
+            (p, built)
+        }
+    };
+    let shown = agent.display();
+    match root {
+        Ok((arch, from)) if arch == built => Ok((
+            agent.clone(),
+            format!(
+                "the image is {} ({from} is); agent {shown} is built for it",
+                arch.name()
+            ),
+        )),
+        Ok((arch, from)) if asked.is_some() => Err(Error::invalid(
+            &agent,
+            format!(
+                "--agent is built for {}, but the image is {} ({from} is){nothing}",
+                built.name(),
+                arch.name()
+            ),
+        )),
+        Ok((arch, from)) => Err(Error::no_tool(format!(
+            "the image is {} ({from} is), but the agent beside osconf-image, {shown}, is built for {}: \
+             pass one built for {} with --agent FILE (osconf's {} package or tarball has it; \
+             scripts/cargo-aarch64 build --release builds the aarch64 one){nothing}",
+            arch.name(),
+            built.name(),
+            arch.name(),
+            if arch == Arch::Aarch64 { "arm64" } else { "amd64" },
+        ))),
+        Err(why) => Ok((
+            agent.clone(),
+            format!(
+                "note: the image's architecture was not read ({why}); agent {shown} ({}) put in unchecked",
+                built.name()
+            ),
+        )),
+    }
 }

@@ -1,26 +1,32 @@
 //! `osconf image test DISK`: boots a disk image locally under qemu the way ECS starts an instance of
 //! it, with os.conf written into partition 1 (a generated one unless `--os-conf` gives it), then
-//! reads the image and reports setting by setting what took effect. By default it boots a scratch
-//! copy (the user's image is never changed); `--in-place` boots the image itself.
+//! reads the image and reports setting by setting what took effect; `--boots N` goes on through the
+//! instance's life (`life`). The machine — emulator for the image's architecture, BIOS or UEFI — is
+//! chosen in `machine`. By default it boots a scratch copy (the user's image is never changed);
+//! `--in-place` boots the image itself.
 //!
 //! It never touches the machine it runs on beyond its work directory: the guest's NICs reach no
 //! network (see `qemu`), the image is read and written as a file, nothing is mounted.
 
 pub mod conf;
 pub mod copy;
+mod life;
+pub mod machine;
 pub mod qemu;
 pub mod report;
 
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
+use crate::cli::image::{Accel, Test};
+use crate::disk::Image;
 use crate::error::Error;
-use crate::output::{print, say};
+use crate::image::arch::{self, Arch};
+use crate::output::say;
+use machine::{Firmware, Machine};
 
 /// The guest's memory.
 const MEMORY_MIB: u32 = 1024;
-
-use crate::cli::image::{Accel, Test};
 
 /// The work directory: `--work`, else `DISK.osconf-test` beside the image.
 fn work_dir(req: &Test) -> PathBuf {
@@ -31,22 +37,63 @@ fn work_dir(req: &Test) -> PathBuf {
     })
 }
 
-fn not_installed() -> Error {
+/// The emulator is missing: exit 3 naming its package.
+fn not_installed(arch: Arch) -> Error {
     Error::no_tool(format!(
-        "{} is not installed (Debian, Ubuntu: apt-get install qemu-system-x86; Fedora, RHEL: dnf install \
-         qemu-system-x86-core); nothing was booted",
-        qemu::PROGRAM
+        "{} is not installed ({}); nothing was booted",
+        machine::program(arch),
+        machine::program_package(arch)
     ))
 }
 
-/// `osconf image test`: exit 0 when every setting took effect, 1 when one did not.
-pub fn run(req: &Test) -> Result<(), Error> {
-    // Before copying a large image for nothing.
-    if crate::programs::in_path(qemu::PROGRAM).is_none() {
-        return Err(not_installed());
+/// The guest's architecture, from the ELF binaries of the image's root (`image::arch`), and how it
+/// was found; x86_64 when they cannot be read (the emulator every image boots on here).
+fn guest_arch(disk: &Path, image: &Image) -> (Arch, String) {
+    match report::root_system(disk, image).and_then(|(_, sys)| arch::of_root(&sys)) {
+        Ok((a, from)) => (a, format!("{from} is an {} binary", a.name())),
+        Err(why) => (Arch::X86_64, format!("x86_64 assumed: {why}")),
     }
+}
+
+/// `osconf image test`: exit 0 when every setting took effect at every boot, 1 when one did not.
+pub fn run(req: &Test) -> Result<(), Error> {
     // A file that is no raw image (qcow2, unreadable) is refused as image check refuses it.
     crate::image::check(&req.disk)?;
+    let image = Image::open(&req.disk).map_err(|e| Error::invalid(&req.disk, e.to_string()))?;
+    let (arch, arch_why) = guest_arch(&req.disk, &image);
+    // Before copying a large image for nothing.
+    if crate::programs::in_path(machine::program(arch)).is_none() {
+        return Err(not_installed(arch));
+    }
+    let boot_code = image
+        .boot_code()
+        .map_err(|e| Error::invalid(&req.disk, e.to_string()))?;
+    let (firmware, firmware_why) =
+        machine::choose_firmware(arch, req.firmware, image.table.as_ref(), &boot_code)
+            .map_err(|e| Error::invalid(&req.disk, e))?;
+    drop(image);
+    // KVM runs guests of the host's own architecture only.
+    let native = Arch::host() == Some(arch);
+    let kvm = match req.accel {
+        Some(Accel::Kvm) if !native => {
+            return Err(Error::invalid(
+                &req.disk,
+                format!(
+                    "--accel kvm: the image is {}, which KVM does not run on this {} machine; \
+                     nothing was booted",
+                    arch.name(),
+                    std::env::consts::ARCH
+                ),
+            ));
+        }
+        Some(a) => a == Accel::Kvm,
+        None => native && qemu::kvm_works(),
+    };
+    say(format!(
+        "guest: {} ({arch_why}); firmware: {} ({firmware_why})",
+        arch.name(),
+        firmware.name()
+    ));
     let work = work_dir(req);
     let fail = |what: String| Error::failed(Some(&work), what);
     std::fs::create_dir_all(&work).map_err(|e| fail(format!("creating the work directory: {e}")))?;
@@ -54,7 +101,7 @@ pub fn run(req: &Test) -> Result<(), Error> {
         Some(p) => p.clone(),
         None => {
             let path = work.join("os.conf");
-            write_private(&path, generated()?.as_bytes())
+            write_private(&path, conf::generate(&random()?).as_bytes())
                 .map_err(|e| fail(format!("writing os.conf: {e}")))?;
             say(format!(
                 "generated os.conf: {} (it holds the root password)",
@@ -64,6 +111,10 @@ pub fn run(req: &Test) -> Result<(), Error> {
         }
     };
     let config = crate::conf::load(&conf_path)?;
+    let uefi = match firmware {
+        Firmware::Uefi => Some(machine::uefi_firmware(arch, &work)?),
+        Firmware::Bios => None,
+    };
     let disk = if req.in_place {
         say(format!(
             "booting {} itself (--in-place): it is changed",
@@ -86,86 +137,32 @@ pub fn run(req: &Test) -> Result<(), Error> {
         ));
         copy
     };
-    let outcome = boot_and_report(req, &work, &disk, &config, &conf_path);
+    let mut machine = Machine {
+        arch,
+        uefi,
+        disk: disk.clone(),
+        macs: config.nics.iter().map(|n| n.mac).collect(),
+        kvm,
+        memory_mib: MEMORY_MIB,
+    };
+    let guest = life::Guest {
+        arch,
+        arch_why,
+        firmware,
+        firmware_why,
+    };
+    let outcome = life::run(req, &work, &mut machine, &guest, config, conf_path);
     if !req.in_place && !req.keep {
         let _ = std::fs::remove_file(&disk);
     }
     outcome
 }
 
-fn boot_and_report(
-    req: &Test,
-    work: &Path,
-    disk: &Path,
-    config: &crate::model::Config,
-    conf: &Path,
-) -> Result<(), Error> {
-    let fail = |what: String| Error::failed(Some(disk), what);
-    // As ECS does before a start.
-    let injected = crate::image::inject::run(disk, conf)?;
-    injected.lines().for_each(say);
-    let kvm = match req.accel {
-        Some(a) => a == Accel::Kvm,
-        None => qemu::kvm_works(),
-    };
-    let mut machine = qemu::Machine {
-        disk: disk.to_owned(),
-        macs: config.nics.iter().map(|n| n.mac).collect(),
-        kvm,
-        memory_mib: MEMORY_MIB,
-    };
-    let log = work.join("console.log");
-    let verbose = req.verbose;
-    // The kernel log repeats osconf's lines with a time stamp: each is shown once.
-    let mut last = String::new();
-    let mut show = |line: &str| {
-        let msg = line.find("osconf: ").map_or(line, |at| &line[at..]);
-        if (verbose || line.contains("osconf")) && msg != last {
-            say(format!("guest| {line}"));
-        }
-        msg.clone_into(&mut last);
-    };
-    let ended = loop {
-        say(format!(
-            "booting under qemu ({}), {} NIC(s) each alone on its hub, console in {}",
-            if machine.kvm { "KVM" } else { "TCG" },
-            machine.macs.len(),
-            log.display()
-        ));
-        match qemu::boot(&machine, &log, &work.join("qemu.log"), req.timeout, &mut show) {
-            Ok(e) => break e,
-            Err(qemu::BootError::NotInstalled) => return Err(not_installed()),
-            Err(qemu::BootError::Kvm(why)) if req.accel.is_none() => {
-                say(format!(
-                    "KVM failed before the guest printed anything ({why}); again under TCG"
-                ));
-                machine.kvm = false;
-            }
-            Err(qemu::BootError::Kvm(why) | qemu::BootError::Failed(why)) => return Err(fail(why)),
-        }
-    };
-    let image = crate::disk::Image::open(disk).map_err(|e| fail(format!("reading the image: {e}")))?;
-    let items = report::check(config, &ended, disk, &image);
-    print(&report::text(&items))?;
-    let failed = items
-        .iter()
-        .filter(|i| i.verdict == crate::image::Verdict::Fail)
-        .count();
-    match failed {
-        0 => Ok(()),
-        n => Err(fail(format!(
-            "{n} of {} checks failed; the console is in {}",
-            items.len(),
-            log.display()
-        ))),
-    }
-}
-
-/// A fresh os.conf (see `conf`).
-fn generated() -> Result<String, Error> {
+/// Random bytes for an os.conf (see `conf`).
+fn random() -> Result<[u8; conf::RANDOM_BYTES], Error> {
     let mut r = [0u8; conf::RANDOM_BYTES];
     crate::random::fill(&mut r).map_err(|e| Error::failed(None, e))?;
-    Ok(conf::generate(&r))
+    Ok(r)
 }
 
 /// Writes a file only its owner reads (it holds a password).

@@ -1,75 +1,21 @@
-//! Booting an image under qemu the way ECS starts an instance — the disk on virtio-blk, one virtio NIC
-//! per os.conf NIC with its MAC, no `-kernel` (the image's own boot loader must start it, as an
-//! uploaded image's does) — and following its serial console until osconf has reported.
+//! Booting an image under qemu the way ECS starts an instance (the machine, firmware and arguments:
+//! `machine`) and following its serial console until osconf has reported.
 //!
 //! qemu is run, not linked: a PC emulator is no library, and image builders have it (or install it)
 //! already. It must never reach a network: each NIC sits alone on its own `-netdev hubport` hub
 //! (no user-mode networking, no tap), so the guest's packets go nowhere.
 
-use std::ffi::OsString;
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::model::Mac;
+use super::machine::{self, Machine};
 
-/// The emulator, found on `PATH`.
-pub const PROGRAM: &str = "qemu-system-x86_64";
 /// After osconf's last line, how long the console is still followed (the status record, the log).
 const GRACE: Duration = Duration::from_secs(2);
 /// How long qemu gets to exit after SIGTERM before SIGKILL.
 const TERM_WAIT: Duration = Duration::from_secs(10);
-
-/// How the guest is run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Machine {
-    pub disk: PathBuf,
-    /// One NIC each; `None`: qemu's own MAC (os.conf gave none).
-    pub macs: Vec<Option<Mac>>,
-    pub kvm: bool,
-    pub memory_mib: u32,
-}
-
-/// qemu's arguments for `m`; the serial console on stdout.
-pub fn args(m: &Machine) -> Vec<OsString> {
-    let mut a: Vec<OsString> = [
-        "-nodefaults",
-        "-no-reboot",
-        "-display",
-        "none",
-        "-accel",
-        if m.kvm { "kvm" } else { "tcg" },
-        "-m",
-    ]
-    .map(OsString::from)
-    .into();
-    a.push(m.memory_mib.to_string().into());
-    // ECS instances: virtio disk and NICs.
-    let mut drive = OsString::from("file=");
-    // qemu's option syntax: a comma in a path is written twice.
-    drive.push(m.disk.as_os_str().to_string_lossy().replace(',', ",,"));
-    drive.push(",format=raw,if=none,id=disk,cache=writeback");
-    a.extend([
-        "-drive".into(),
-        drive,
-        "-device".into(),
-        "virtio-blk-pci,drive=disk".into(),
-        "-serial".into(),
-        "stdio".into(),
-    ]);
-    for (i, mac) in m.macs.iter().enumerate() {
-        let mac = mac.map(|m| format!(",mac={m}")).unwrap_or_default();
-        // One hub per NIC with nothing else on it; romfile= keeps SeaBIOS from trying a network boot.
-        a.extend([
-            "-netdev".into(),
-            format!("hubport,id=nic{i},hubid={i}").into(),
-            "-device".into(),
-            format!("virtio-net-pci,netdev=nic{i}{mac},romfile=").into(),
-        ]);
-    }
-    a
-}
 
 /// True when `/dev/kvm` opens read-write and answers with the stable API version (12), so that
 /// `-accel kvm` can start; otherwise the guest runs under TCG.
@@ -107,7 +53,7 @@ unsafe impl rustix::ioctl::Ioctl for ApiVersion {
 }
 
 /// How osconf's run ended, read from one console line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Applied,
     /// No os.conf found: nothing done.
@@ -173,8 +119,9 @@ pub fn boot(
         std::fs::File::create(p).map_err(|e| BootError::Failed(format!("creating {}: {e}", p.display())))
     };
     let (console_file, messages_file) = (create(log)?, create(messages)?);
-    let mut child = Command::new(PROGRAM)
-        .args(args(m))
+    let program = machine::program(m.arch);
+    let mut child = Command::new(program)
+        .args(machine::args(m))
         .stdin(Stdio::null())
         .stdout(
             console_file
@@ -189,7 +136,7 @@ pub fn boot(
         .spawn()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => BootError::NotInstalled,
-            _ => BootError::Failed(format!("starting {PROGRAM}: {e}")),
+            _ => BootError::Failed(format!("starting {program}: {e}")),
         })?;
     let started = Instant::now();
     let (mut console, mut qemu) = (Tail::open(log)?, Tail::open(messages)?);
@@ -239,8 +186,8 @@ pub fn boot(
     };
     let exited = match status {
         Some(s) if s.success() => "the guest powered off".to_owned(),
-        Some(s) => format!("{PROGRAM} exited ({s})"),
-        None => format!("{PROGRAM} could not be waited for"),
+        Some(s) => format!("{program} exited ({s})"),
+        None => format!("{program} could not be waited for"),
     };
     let errors = errors.join("; ");
     // qemu refusing its arguments or the image: no boot at all.
@@ -380,31 +327,5 @@ mod tests {
         assert_eq!(tail.lines(), ["one"]);
         f.write_all(b"o\n\nthree\n").unwrap();
         assert_eq!(tail.lines(), ["[0mtwo", "", "three"]);
-    }
-
-    #[test]
-    fn each_nic_on_its_own_hub_and_no_kernel() {
-        let m = Machine {
-            disk: "/img/a,b.raw".into(),
-            macs: vec![Some(Mac([2, 0, 0, 0, 0, 1])), Some(Mac([2, 0, 0, 0, 0, 2]))],
-            kvm: false,
-            memory_mib: 1024,
-        };
-        let a: Vec<String> = args(&m).iter().map(|s| s.to_string_lossy().into()).collect();
-        let joined = a.join(" ");
-        assert!(joined.contains("-accel tcg -m 1024"), "{joined}");
-        assert!(joined.contains("file=/img/a,,b.raw,format=raw"), "{joined}");
-        assert!(joined.contains("-netdev hubport,id=nic0,hubid=0 -device virtio-net-pci,netdev=nic0,mac=02:00:00:00:00:01,romfile="));
-        assert!(joined.contains(
-            "-netdev hubport,id=nic1,hubid=1 -device virtio-net-pci,netdev=nic1,mac=02:00:00:00:00:02,"
-        ));
-        for never in ["-kernel", "user", "tap", "-nic"] {
-            assert!(
-                !a.iter()
-                    .any(|x| x == never || x.starts_with(&format!("{never},"))),
-                "{never}: {joined}"
-            );
-        }
-        assert_eq!(a.iter().filter(|x| *x == "-netdev").count(), 2);
     }
 }

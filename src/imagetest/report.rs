@@ -1,8 +1,9 @@
-//! What took effect, read from the image after the boot, setting by setting: osconf's own report on
+//! What took effect, read from the image after a boot, setting by setting: osconf's own report on
 //! the console, os.conf gone from partition 1, the host name, each NIC's address, gateway and routes
 //! and the name servers in the files the network stacks read, the root hash against os.conf's
-//! password. Reads the image only (through `disk`'s reader); judges the files, not what osconf said
-//! it did.
+//! password; after a boot without os.conf, that nothing was rewritten. Reads the image only (through
+//! `disk`'s reader); judges the files, not what osconf said it did. Each check says what was
+//! expected and what was found (`--json` gives both).
 
 use std::fmt::Write as _;
 
@@ -29,6 +30,14 @@ const HOSTNAME_FILES: &[&str] = &[
     "etc/conf.d/hostname",
 ];
 
+/// One check: the verdict and its reason, what was expected and what was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub item: Item,
+    pub expected: String,
+    pub found: String,
+}
+
 /// The file at `path` in partition `n`; `None` when absent.
 fn read(image: &Image, n: u32, path: &str) -> Result<Option<Vec<u8>>, String> {
     image
@@ -37,40 +46,77 @@ fn read(image: &Image, n: u32, path: &str) -> Result<Option<Vec<u8>>, String> {
         .map_err(|e| e.to_string())
 }
 
-fn item(key: &'static str, ok: bool, reason: impl Into<String>) -> Item {
-    Item {
-        key,
-        verdict: if ok { Verdict::Pass } else { Verdict::Fail },
-        reason: reason.into(),
+fn item(
+    key: &'static str,
+    ok: bool,
+    expected: impl Into<String>,
+    found: impl Into<String>,
+    reason: impl Into<String>,
+) -> Check {
+    Check {
+        item: Item {
+            key,
+            verdict: if ok { Verdict::Pass } else { Verdict::Fail },
+            reason: reason.into(),
+        },
+        expected: expected.into(),
+        found: found.into(),
     }
 }
 
-/// The checks, in order; `ended` is how the boot ended; `disk` is the image's path, for messages.
-pub fn check(conf: &Config, ended: &Ended, disk: &Path, image: &Image) -> Vec<Item> {
-    let mut items = vec![boot_item(ended)];
+/// The image's root partition read as a `System`, as image check and prepare find it (as osconf
+/// read it at boot); the partition's number with it.
+pub fn root_system(disk: &Path, image: &Image) -> Result<(u32, System), String> {
+    let (n, v) = view::root_partition(image).map_err(|i| i.reason)?;
+    Ok((n, view::system(disk, n, v).map_err(|e| e.to_string())?))
+}
+
+/// The checks of a boot, in order: `conf` is the os.conf in effect (the one injected, or the last
+/// one for a boot without), `expect` how osconf's run should end, `ended` how the boot ended;
+/// `disk` is the image's path, for messages.
+pub fn check(conf: &Config, expect: Outcome, ended: &Ended, disk: &Path, image: &Image) -> Vec<Check> {
+    let mut items = vec![boot_item(ended, expect)];
+    let (absent, present) = ("absent", "present");
     items.push(match read(image, 1, OS_CONF) {
-        Ok(None) => item("os.conf", true, format!("removed from partition 1 ({OS_CONF})")),
+        Ok(None) => item(
+            "os.conf",
+            true,
+            absent,
+            absent,
+            match expect {
+                Outcome::NothingToDo => format!("not on partition 1 ({OS_CONF})"),
+                _ => format!("removed from partition 1 ({OS_CONF})"),
+            },
+        ),
         Ok(Some(_)) => item(
             "os.conf",
             false,
+            absent,
+            present,
             format!("still on partition 1 ({OS_CONF}): osconf did not run or did not finish"),
         ),
-        Err(e) => item("os.conf", false, format!("cannot read partition 1: {e}")),
+        Err(e) => item(
+            "os.conf",
+            false,
+            absent,
+            "unread",
+            format!("cannot read partition 1: {e}"),
+        ),
     });
-    // The root partition as image check and prepare find it, read as osconf read it at boot.
-    let found = view::root_partition(image).map_err(|i| i.reason);
-    let sys = match found.and_then(|(n, v)| Ok((n, view::system(disk, n, v).map_err(|e| e.to_string())?))) {
+    let (root, sys) = match root_system(disk, image) {
         Ok(found) => found,
         Err(why) => {
             items.push(item(
                 "root",
                 false,
+                "a readable root partition",
+                "none",
                 format!("the root partition was not read: {why}"),
             ));
             return items;
         }
     };
-    let (root, sys) = (sys.0, &sys.1);
+    let sys = &sys;
     let bytes = |path: &str| sys.read(path).ok().flatten();
     let text = |path: &str| bytes(path).map(|b| String::from_utf8_lossy(&b).into_owned());
     if let Some(name) = &conf.hostname {
@@ -78,21 +124,32 @@ pub fn check(conf: &Config, ended: &Ended, disk: &Path, image: &Image) -> Vec<It
     }
     if let Some(pw) = &conf.password {
         let hash = bytes("/etc/shadow").and_then(|s| shadow::root_hash(&s).map(str::to_owned));
+        let expected = "root's hash verifies os.conf's password";
         items.push(match hash {
             Some(h) if shadow::is_hash_of(pw.expose(), &h) => item(
                 "password",
                 true,
+                expected,
+                format!("{} hash that verifies", scheme(&h)),
                 format!("root's hash in etc/shadow (partition {root}) verifies os.conf's password"),
             ),
             Some(h) => item(
                 "password",
                 false,
+                expected,
+                format!("{} hash that does not verify", scheme(&h)),
                 format!(
                     "root's hash in etc/shadow ({}) does not verify os.conf's password",
                     scheme(&h)
                 ),
             ),
-            None => item("password", false, "no root line in etc/shadow"),
+            None => item(
+                "password",
+                false,
+                expected,
+                "no root line",
+                "no root line in etc/shadow",
+            ),
         });
     }
     let network = network_files(sys);
@@ -116,11 +173,19 @@ pub fn check(conf: &Config, ended: &Ended, disk: &Path, image: &Image) -> Vec<It
             .join(" ");
         items.push(if missing.is_empty() {
             let found = holders(&places, &conf.nameservers[0].to_string());
-            item("dns", true, format!("{all} in {found}"))
+            item(
+                "dns",
+                true,
+                &all,
+                format!("in {found}"),
+                format!("{all} in {found}"),
+            )
         } else {
             item(
                 "dns",
                 false,
+                &all,
+                format!("missing {}", missing.join(" ")),
                 format!(
                     "{} in neither etc/resolv.conf nor a network file",
                     missing.join(" ")
@@ -131,37 +196,61 @@ pub fn check(conf: &Config, ended: &Ended, disk: &Path, image: &Image) -> Vec<It
     items
 }
 
-fn boot_item(ended: &Ended) -> Item {
+/// What a boot's run should say, for the report.
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Applied => "applied",
+        Outcome::NothingToDo => "nothing to do",
+        Outcome::Failed => "failed",
+    }
+}
+
+fn boot_item(ended: &Ended, expect: Outcome) -> Check {
+    let expected = outcome_name(&expect);
     match ended {
         Ended::Reported(outcome, line, at) => item(
             "boot",
-            *outcome == Outcome::Applied,
+            *outcome == expect,
+            expected,
+            outcome_name(outcome),
             format!("osconf reported after {}: {}", seconds(*at), quote(line)),
         ),
-        Ended::Exited(how) => item("boot", false, format!("{how} before osconf reported")),
+        Ended::Exited(how) => item(
+            "boot",
+            false,
+            expected,
+            "no report",
+            format!("{how} before osconf reported"),
+        ),
         Ended::TimedOut { after, silent: false } => item(
             "boot",
             false,
+            expected,
+            "no report",
             format!(
                 "osconf did not report within {} s (--timeout); the guest was stopped",
                 after.as_secs()
             ),
         ),
         // What took effect is still read from the disk.
-        Ended::TimedOut { after, silent: true } => Item {
-            key: "boot",
-            verdict: Verdict::Warn,
-            reason: format!(
-                "the guest printed nothing on its serial console in {} s (no console=ttyS0 on its \
-                 kernel command line?); stopped at --timeout",
-                after.as_secs()
-            ),
+        Ended::TimedOut { after, silent: true } => Check {
+            item: Item {
+                key: "boot",
+                verdict: Verdict::Warn,
+                reason: format!(
+                    "the guest printed nothing on its serial console in {} s (no console= for its \
+                     serial port on its kernel command line?); stopped at --timeout",
+                    after.as_secs()
+                ),
+            },
+            expected: expected.to_owned(),
+            found: "a silent console".to_owned(),
         },
     }
 }
 
 /// `12.3 s`, in integers: formatting an `f64` costs the static binary 16 KB.
-fn seconds(d: std::time::Duration) -> String {
+pub fn seconds(d: std::time::Duration) -> String {
     let tenths = d.as_millis() / 100;
     format!("{}.{} s", tenths / 10, tenths % 10)
 }
@@ -171,17 +260,17 @@ fn quote(line: &str) -> &str {
     line.find("osconf: ").map_or(line, |at| &line[at..])
 }
 
-fn hostname_item(name: &str, text: &dyn Fn(&str) -> Option<String>) -> Item {
+fn hostname_item(name: &str, text: &dyn Fn(&str) -> Option<String>) -> Check {
     let etc = text("etc/hostname");
     let first = etc.as_deref().and_then(|t| t.lines().next()).unwrap_or("").trim();
     if first == name {
-        return item("hostname", true, format!("{name} in etc/hostname"));
+        return item("hostname", true, name, first, format!("{name} in etc/hostname"));
     }
     if let Some(path) = HOSTNAME_FILES
         .iter()
         .find(|p| text(p).is_some_and(|t| has_token(&t, name)))
     {
-        return item("hostname", true, format!("{name} in {path}"));
+        return item("hostname", true, name, name, format!("{name} in {path}"));
     }
     let got = match etc {
         Some(_) => format!("etc/hostname holds {first:?}"),
@@ -190,8 +279,76 @@ fn hostname_item(name: &str, text: &dyn Fn(&str) -> Option<String>) -> Item {
     item(
         "hostname",
         false,
+        name,
+        first,
         format!("{name} is in no host name file: {got}"),
     )
+}
+
+/// What a boot without os.conf must leave as it was, read before and after it: every file osconf
+/// writes that the image has (host name, password, resolver and network files; osconf's last-run
+/// record) with its bytes, and the names in osconf's backup directory (a rewrite leaves a backup
+/// there even when the bytes come out the same).
+pub fn snapshot(sys: &System) -> Vec<(String, Vec<u8>)> {
+    let mut paths: Vec<String> = network_files(sys).into_iter().map(|(p, _)| p).collect();
+    paths.extend(
+        [
+            "etc/hostname",
+            "etc/shadow",
+            "etc/resolv.conf",
+            "var/lib/osconf/last-run",
+        ]
+        .iter()
+        .chain(HOSTNAME_FILES)
+        .map(|p| (*p).to_owned()),
+    );
+    let mut files: Vec<(String, Vec<u8>)> = paths
+        .into_iter()
+        .filter_map(|p| Some((p.clone(), sys.read(&p).ok()??)))
+        .collect();
+    let backups = sys.list(crate::exec::BACKUP_DIR).unwrap_or_default();
+    files.extend(
+        backups
+            .into_iter()
+            .map(|n| (format!("{}/{n}", crate::exec::BACKUP_DIR), Vec::new())),
+    );
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// The check of a boot without os.conf: the snapshot after it is the one before.
+pub fn unchanged(before: &[(String, Vec<u8>)], after: &[(String, Vec<u8>)]) -> Check {
+    let changed: Vec<&str> = after
+        .iter()
+        .filter(|f| !before.contains(f))
+        .chain(before.iter().filter(|f| !after.iter().any(|a| a.0 == f.0)))
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let expected = "nothing rewritten";
+    if changed.is_empty() {
+        item(
+            "unchanged",
+            true,
+            expected,
+            format!("{} files and backups as before", after.len()),
+            format!(
+                "the {} files osconf writes and its backups are as before this boot",
+                after.len()
+            ),
+        )
+    } else {
+        item(
+            "unchanged",
+            false,
+            expected,
+            format!("changed: {}", changed.join(", ")),
+            format!(
+                "a boot without os.conf changed {} (a new backup is a rewrite)",
+                changed.join(", ")
+            ),
+        )
+    }
 }
 
 /// (path, text) of every network configuration file in the root partition: where each stack osconf
@@ -215,7 +372,7 @@ fn network_files(sys: &System) -> Vec<(String, String)> {
         .collect()
 }
 
-fn nic_item(nic: &crate::model::Nic, files: &[(String, String)]) -> Item {
+fn nic_item(nic: &crate::model::Nic, files: &[(String, String)]) -> Check {
     let key = match nic.index {
         0 => "eth0",
         1 => "eth1",
@@ -232,10 +389,17 @@ fn nic_item(nic: &crate::model::Nic, files: &[(String, String)]) -> Item {
         .collect();
     let name = nic.name();
     let mac = nic.mac.map(|m| format!(" (MAC {m})")).unwrap_or_default();
+    let what: Vec<String> = wanted.iter().map(|(w, v)| format!("{w} {v}")).collect();
+    let expected = format!("{name}{mac}: {}", what.join(", "));
     if missing.is_empty() {
         let found = holders(files, &nic.address.to_string());
-        let what: Vec<String> = wanted.iter().map(|(w, v)| format!("{w} {v}")).collect();
-        item(key, true, format!("{name}{mac}: {} in {found}", what.join(", ")))
+        item(
+            key,
+            true,
+            &expected,
+            format!("in {found}"),
+            format!("{expected} in {found}"),
+        )
     } else {
         let looked = if files.is_empty() {
             "there is no network configuration file".to_owned()
@@ -252,6 +416,8 @@ fn nic_item(nic: &crate::model::Nic, files: &[(String, String)]) -> Item {
         item(
             key,
             false,
+            expected,
+            format!("missing {}", missing.join(", ")),
             format!(
                 "{name}{mac}: {} in no network file ({looked})",
                 missing.join(", ")
@@ -297,9 +463,9 @@ fn scheme(hash: &str) -> String {
 }
 
 /// The report as text: one line per check.
-pub fn text(items: &[Item]) -> String {
+pub fn text(checks: &[Check]) -> String {
     let mut out = String::new();
-    for i in items {
+    for Check { item: i, .. } in checks {
         let _ = writeln!(out, "{:<5} {}: {}", i.verdict.name(), i.key, i.reason);
     }
     out

@@ -6,12 +6,18 @@ partition 1 -> the Debian kernel), built as tests/e2e builds its `syslinux` setu
      and what the report says is read back independently (perl's crypt, debugfs, mtools);
   2. the same image, --os-conf given, --in-place: exit 0, the image itself configured;
   3. an image without osconf (its init powers off after booting): exit 1, os.conf not removed;
-  4. qemu not on PATH: exit 3.
+  4. qemu not on PATH: exit 3;
+  5. a UEFI image (GPT, partition 1 the FAT32 EFI System Partition holding systemd-boot and no MBR
+     boot code): the firmware chosen from the image (OVMF), --boots 3 --json: the first boot, a
+     reboot without os.conf that rewrites nothing, a changed os.conf with the NICs' MACs swapped,
+     every check passing, the JSON read back.
 
 Usage: tests/e2e/run-image-test   (as root; CI=true turns skips into failures)
 """
 
+import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -30,8 +36,10 @@ POWEROFF = "#!/bin/sh\nsleep 1\npoweroff\n"
 TIMEOUT = "240"
 
 
-def build(setup, cache, work, with_osconf):
-    """A raw image of `setup` (p1 holding aliyun_custom_image/ but no os.conf) and its path."""
+def build(setup, cache, work, with_osconf, uefi=False):
+    """A raw image of `setup` (p1 holding aliyun_custom_image/ but no os.conf) and its path; `uefi`:
+    GPT, partition 1 the EFI System Partition with systemd-boot at the removable-media path and
+    nothing in the MBR, instead of syslinux."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     kernel = cache.kernel()
@@ -52,8 +60,19 @@ def build(setup, cache, work, with_osconf):
     (p1 / "aliyun_custom_image").mkdir(exist_ok=True)
     shutil.copy(kernel[0], p1 / "vmlinuz")
     shutil.copy(kernel[1], p1 / "initrd.img")
-    (p1 / "syslinux.cfg").write_text("DEFAULT linux\nTIMEOUT 0\nLABEL linux\n  KERNEL /vmlinuz\n"
-                                     "  INITRD /initrd.img\n  APPEND console=ttyS0 panic=-1\n")
+    if uefi:
+        (p1 / "EFI/BOOT").mkdir(parents=True)
+        efi = cache.package_file("systemd-boot-efi:amd64", "usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+        shutil.copy(efi, p1 / "EFI/BOOT/BOOTX64.EFI")
+        (p1 / "loader/entries").mkdir(parents=True)
+        (p1 / "loader/loader.conf").write_text("default osconf.conf\ntimeout 0\n")
+        (p1 / "loader/entries/osconf.conf").write_text("title osconf\nlinux /vmlinuz\ninitrd /initrd.img\n"
+                                                       "options console=ttyS0 panic=-1\n")
+        # No syslinux, no MBR code: Disk.build installs them only for a self-booting setup.
+        setup = dataclasses.replace(setup, table="gpt", bootloader=False)
+    else:
+        (p1 / "syslinux.cfg").write_text("DEFAULT linux\nTIMEOUT 0\nLABEL linux\n  KERNEL /vmlinuz\n"
+                                         "  INITRD /initrd.img\n  APPEND console=ttyS0 panic=-1\n")
     disk = e2e.Disk(work / "disk.raw", setup)
     disk.build(root, p1)
     shutil.rmtree(root)
@@ -132,6 +151,29 @@ def main():
     empty.mkdir(exist_ok=True)
     p = image_test(binary, bad, env={**os.environ, "PATH": str(empty)})
     expect(p.returncode == 3 and "qemu-system-x86_64 is not installed" in p.stderr, "4: no qemu: exit 3", p)
+
+    uefi = build(setup, cache, base / "uefi", True, uefi=True)
+    work = base / "uefi/work"
+    p = image_test(binary, uefi, "--work", str(work), "--boots", "3", "--json")
+    if expect(p.returncode == 0, "5: image test --boots 3 --json of a UEFI image should exit 0", p):
+        expect("firmware: uefi (partition 1 is an EFI System Partition and the MBR holds no boot code)"
+               in p.stderr, "5: UEFI chosen from the image, and why", p)
+        report = json.loads(p.stdout)
+        expect(report["firmware"] == "uefi" and report["verdict"] == "pass", "5: uefi, pass", p)
+        boots = report["boots"]
+        expect([b["step"] for b in boots] == ["first", "reboot without os.conf", "changed os.conf"],
+               "5: three boots: first, a reboot without os.conf, a changed os.conf", p)
+        for b in boots:
+            e2e.log(f"uefi boot {b['boot']}: osconf reported after {b['seconds']['osconf_reported']} s, "
+                    f"the boot took {b['seconds']['wall']} s")
+            expect(all(c["verdict"] == "pass" for c in b["checks"]), f"5: boot {b['boot']}: every check passes", p)
+        expect(any(c["key"] == "unchanged" for c in boots[1]["checks"]), "5: the reboot is checked unchanged", p)
+        # The third boot's os.conf: a new host name and password, the same MACs, read back here.
+        third = assertions.Expected.parse((work / "os.conf.3").read_text())
+        first = assertions.Expected.parse((work / "os.conf").read_text())
+        expect(third.hostname != first.hostname, "5: boot 3 has a new host name", p)
+        expect(not (work / "disk.raw").exists(), "5: the scratch copy is removed", p)
+        expect((work / "uefi-vars-x86_64.fd").exists(), "5: UEFI's variables in a scratch copy", p)
 
     shutil.rmtree(base, ignore_errors=True)
     for f in fails:
