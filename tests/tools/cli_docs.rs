@@ -329,7 +329,8 @@ fn the_bash_completion_is_valid_and_completes_commands_flags_and_values() {
         (&["osconf", "image", "test", "--ac"], &["--accel"]),
         (&["osconf", "image", "test", "--accel", "t"], &["tcg"]),
         (&["osconf", "image", "--v"], &["--verbose"]),
-        (&["osconf", "image", "prepare", "--"], &["--help"]),
+        (&["osconf", "image", "prepare", "--"], &["--agent", "--help"]),
+        (&["osconf", "image", "test", "--firmware", "u"], &["uefi"]),
     ];
     for (words, expected) in cases {
         let offered = bash_complete(&script, words);

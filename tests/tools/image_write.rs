@@ -21,7 +21,7 @@ const TOOLS: [&str; 7] = [
     "truncate",
 ];
 
-fn osconf(args: &[&std::ffi::OsStr]) -> Output {
+pub(crate) fn osconf(args: &[&std::ffi::OsStr]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_osconf"))
         .args(args)
         .output()
@@ -302,7 +302,7 @@ fn an_interrupted_write_is_put_back_by_the_next_inject() {
 
 /// A root tree whose init system install detects: systemd (merged /usr: `sbin -> usr/sbin`) or
 /// sysvinit (Debian's rcS.d).
-fn init_tree(dir: &Path, name: &str, init: &str) -> PathBuf {
+pub(crate) fn init_tree(dir: &Path, name: &str, init: &str) -> PathBuf {
     let root = dir.join(name);
     fs::create_dir_all(root.join("etc")).unwrap();
     fs::write(root.join("etc/os-release"), "ID=debian\nVERSION_ID=12\n").unwrap();

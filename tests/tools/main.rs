@@ -12,6 +12,7 @@ mod diff;
 mod disk;
 mod disk_files;
 mod image;
+mod image_arch;
 mod image_btrfs;
 mod image_hostile;
 mod image_root;
