@@ -4,16 +4,20 @@
 //!
 //! osconf owns only `/etc/network/interfaces.d/50-osconf`. In the files it does not own it never
 //! deletes a line: another stanza for the same NIC is commented out, and a missing `source` line for
-//! its file is added.
+//! its file is added. ifupdown-ng and ifupdown2 read the same files as Debian's ifupdown but for
+//! `source` lines (`reader.rs`): detection names which is installed, and the lines follow it.
+
+mod reader;
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::common::dns::{self, ResolvOwner};
-use super::common::{self, HEADER, glob};
+use super::common::{self, HEADER};
 use super::{Input, Rendered, Service, Stack};
 use crate::plan::{FileOp, Run};
 use crate::system::{self, System};
+use reader::Reader;
 
 pub const STACK: Stack = Stack {
     name: "ifupdown",
@@ -49,7 +53,11 @@ fn detect(sys: &System) -> system::Result<Option<String>> {
         };
         format!("{link} starts networking")
     };
-    Ok(Some(format!("{why} and {INTERFACES} exists")))
+    let read_by = match Reader::find(sys)? {
+        (reader, Some(path)) => format!("; read by {} ({path})", reader.name()),
+        (_, None) => String::new(),
+    };
+    Ok(Some(format!("{why} and {INTERFACES} exists{read_by}")))
 }
 
 /// True when Debian's resolvconf owns resolv.conf: it reads the servers from the stanzas'
@@ -79,7 +87,16 @@ fn network(input: &Input) -> system::Result<Rendered> {
         out.notes.push(disabled_note(&disabled, INTERFACES));
         text = new;
     }
-    if !sources_file(&text) {
+    let (reader, _) = Reader::find(sys)?;
+    if let Some((new, lines)) = reader::disable_unreadable(&text, reader) {
+        out.notes.push(format!(
+            "{INTERFACES}: commented out `{}`: {} cannot read it and would read no stanza at all",
+            lines.join("`, `"),
+            reader.name()
+        ));
+        text = new;
+    }
+    if !sources_file(&text, reader) {
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
@@ -293,23 +310,11 @@ pub(super) fn neutralise(text: &str, names: &[String], instead: &str) -> Option<
     (!disabled.is_empty()).then_some((out, disabled))
 }
 
-/// True when an interfaces text reads osconf's file: a `source` glob matching it or a
-/// `source-directory` of its directory (relative paths are relative to /etc/network).
-fn sources_file(text: &str) -> bool {
+/// True when an interfaces text makes `reader` read osconf's file.
+fn sources_file(text: &str, reader: Reader) -> bool {
     text.lines().any(|line| {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let absolute = |p: &str| {
-            if p.starts_with('/') {
-                p.to_owned()
-            } else {
-                format!("/etc/network/{p}")
-            }
-        };
-        match words.as_slice() {
-            ["source", pattern] => glob::matches(&absolute(pattern), FILE, true),
-            ["source-directory", d] => glob::matches(&absolute(d.trim_end_matches('/')), DIR, true),
-            _ => false,
-        }
+        reader.reads(&words, FILE, DIR)
     })
 }
 
@@ -407,6 +412,36 @@ mod tests {
         );
     }
 
+    /// Debian with ifupdown-ng installed: its installer's `source /etc/network/interfaces.d/*` fails
+    /// ng's whole file, so it is commented out and osconf's file sourced by its path; detection says
+    /// which ifup reads the files.
+    #[test]
+    fn ifupdown_ng_gets_a_source_line_it_can_read() {
+        let glob_line = "source /etc/network/interfaces.d/*\n";
+        let root = fake_root(
+            &[
+                (
+                    INTERFACES,
+                    &format!("{glob_line}auto lo\niface lo inet loopback\n"),
+                ),
+                ("/etc/network/ifupdown-ng.conf", ""),
+            ],
+            &[(NETWORKING, "/lib/systemd/system/networking.service")],
+        );
+        let sys = System::probe(root.path()).unwrap();
+        assert!(
+            detect(&sys)
+                .unwrap()
+                .unwrap()
+                .ends_with("; read by ifupdown-ng (/etc/network/ifupdown-ng.conf)")
+        );
+        let out = render(&STACK, &example("classic"), root.path());
+        let text = written(&out, INTERFACES).unwrap();
+        assert!(text.contains(&format!("\n# {glob_line}")), "{text}");
+        assert!(text.ends_with(&format!("\nsource {FILE}\n")), "{text}");
+        assert_eq!(reader::disable_unreadable(text, Reader::Ng), None);
+    }
+
     #[test]
     fn off_subnet_gateway_gets_a_device_route_before_the_default_route() {
         let mut config = example("vpc");
@@ -488,7 +523,7 @@ mod tests {
             ),
         ];
         for (text, want) in cases {
-            assert_eq!(sources_file(text), want, "{text}");
+            assert_eq!(sources_file(text, Reader::Ifupdown), want, "{text}");
         }
     }
 }

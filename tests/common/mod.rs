@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: copying trees and describing them as text.
 #![allow(dead_code)]
 
+pub mod debs;
 pub mod hooks;
 pub mod images;
 pub mod real;

@@ -174,14 +174,15 @@ impl Netns {
     }
 
     /// IPv4 routes of the main table as `dst via gw dev ifname` (`dst dev ifname` without gateway),
-    /// kernel-made subnet routes left out.
+    /// kernel-made subnet routes left out (a route with a gateway counts whatever its protocol:
+    /// ifupdown2 adds its default route as `proto kernel`).
     pub fn ipv4_routes(&self) -> Vec<String> {
         let v = self.json(&["-4", "route", "show", "table", "main"]);
         let mut routes: Vec<String> = v
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|r| r["protocol"] != "kernel")
+            .filter(|r| r["protocol"] != "kernel" || r["gateway"].is_string())
             .map(|r| {
                 let dst = r["dst"].as_str().unwrap();
                 let dev = r["dev"].as_str().unwrap_or("?");

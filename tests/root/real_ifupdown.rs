@@ -1,16 +1,23 @@
 //! Real consumers of the `ifupdown` and `busybox` renderings: osconf applies os.conf to a scratch copy
-//! of the debian11 or alpine3 example root, then Debian's `ifup -a` or busybox's `ifup -a` (with
-//! busybox's own `ip`) brings up veth NICs carrying the os.conf MACs in a network namespace, from the
-//! scratch /etc/network bind-mounted over /etc/network. Addresses and routes are read back from the
-//! kernel; then `ifdown -a` must run every `pre-down` line without an error and leave nothing behind.
+//! of the debian11 or alpine3 example root, then Debian's `ifup -a`, ifupdown-ng's, ifupdown2's or
+//! busybox's `ifup -a` (with busybox's own `ip`) brings up veth NICs carrying the os.conf MACs in a
+//! network namespace, from the scratch /etc/network bind-mounted over /etc/network. Addresses and
+//! routes are read back from the kernel; then `ifdown -a` must run every `pre-down` line without an
+//! error and leave nothing behind.
 //!
-//! The host's files are never touched: /etc/network, /etc/resolv.conf and /run are bind-mounted from
-//! the scratch directory inside the namespace's private mount namespace.
+//! ifupdown-ng and ifupdown2 replace ifupdown in dpkg, so their Debian packages are unpacked into a
+//! private prefix (`common::debs`) and run from there; the scratch root gets the files their packages
+//! put in /etc/network (how osconf tells which ifup reads the files).
+//!
+//! The host's files are never touched: /etc/network, /etc/resolv.conf, /run, /var/tmp (ifupdown2's
+//! state) and /dev/log are bind-mounted from the scratch directory inside the namespace's private
+//! mount namespace.
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use crate::common::debs::unpacked_debs;
 use crate::common::real::{
     CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, live_apply, live_apply_output, swap_macs,
 };
@@ -77,26 +84,100 @@ fn samples() -> Vec<Sample> {
     ]
 }
 
-/// Which ifup runs: Debian's on the debian11 root, busybox's on the alpine3 root.
-#[derive(Clone, Copy)]
+/// Which ifup runs: Debian's, ifupdown-ng's and ifupdown2's on the debian11 root (Debian with the
+/// package installed: the `ifupdown` stack), busybox's and ifupdown-ng's (Alpine's default since
+/// 3.13) on the alpine3 root (the `busybox` stack).
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Consumer {
     Debian,
     Busybox,
+    Ng,
+    Ifupdown2,
+    AlpineNg,
 }
 
 impl Consumer {
     fn rootfs(self) -> &'static str {
         match self {
-            Consumer::Debian => "debian11",
-            Consumer::Busybox => "alpine3",
+            Consumer::Debian | Consumer::Ng | Consumer::Ifupdown2 => "debian11",
+            Consumer::Busybox | Consumer::AlpineNg => "alpine3",
         }
     }
 
+    /// Where its Debian package is unpacked (`None` for the host's own ifup and busybox).
+    fn prefix(self) -> Result<Option<PathBuf>, String> {
+        match self {
+            Consumer::Debian | Consumer::Busybox => Ok(None),
+            Consumer::Ng | Consumer::AlpineNg => {
+                unpacked_debs("ifupdown-ng-debs", &["ifupdown-ng"], "sbin/ifupdown").map(Some)
+            }
+            Consumer::Ifupdown2 => unpacked_debs(
+                "ifupdown2-debs",
+                &["ifupdown2"],
+                "usr/share/ifupdown2/__main__.py",
+            )
+            .map(Some),
+        }
+    }
+
+    fn prefix_path(self) -> PathBuf {
+        self.prefix().unwrap().unwrap_or_default()
+    }
+
+    /// What the consumer needs on the host, or why it cannot run.
+    fn prerequisites(self) -> Result<(), String> {
+        let needed: &[&str] = match self {
+            Consumer::Debian => &["ifup", "ifdown", "run-parts", "mount"],
+            Consumer::Busybox => &["busybox", "run-parts", "mount"],
+            Consumer::Ng | Consumer::AlpineNg => &["apt-get", "dpkg-deb", "mount"],
+            Consumer::Ifupdown2 => &["apt-get", "dpkg-deb", "python3", "mount"],
+        };
+        check_prerequisites(needed)?;
+        self.prefix().map(|_| ())
+    }
+
     /// The command for `ifup -a` / `ifdown -a`, verbose so that the log shows each command run.
-    fn command(self, verb: &str) -> String {
+    fn command(self, verb: &str, scratch: &Path) -> String {
+        let s = scratch.display();
+        let p = self.prefix_path();
+        let p = p.display();
         match self {
             Consumer::Debian => format!("{verb} -v -a"),
             Consumer::Busybox => format!("busybox {verb} -v -a"),
+            Consumer::Ng | Consumer::AlpineNg => {
+                format!("{p}/sbin/{verb} -v -a -E {p}/usr/libexec/ifupdown-ng")
+            }
+            // ifupdown2 tells ifup from ifdown by the name it runs as. Its bond addon runs `modprobe
+            // bonding` as it starts: modprobe is /bin/false in this private mount namespace, so the
+            // host's kernel gets no module.
+            Consumer::Ifupdown2 => format!(
+                "if m=$(command -v modprobe); then mount --bind /bin/false \"$m\"; fi\n\
+                 ln -sf {p}/usr/share/ifupdown2/__main__.py {s}/{verb}\n\
+                 PYTHONPATH={p}/usr/share python3 {s}/{verb} -v -a"
+            ),
+        }
+    }
+
+    /// Puts the files the consumer's package installs in /etc/network into `root`: what osconf
+    /// detects it by, and (ifupdown2) its configuration.
+    fn install_config(self, root: &Path) {
+        let p = self.prefix_path();
+        match self {
+            Consumer::Debian | Consumer::Busybox => {}
+            Consumer::Ng | Consumer::AlpineNg => {
+                fs::copy(
+                    p.join("etc/network/ifupdown-ng.conf"),
+                    root.join("etc/network/ifupdown-ng.conf"),
+                )
+                .unwrap();
+            }
+            Consumer::Ifupdown2 => {
+                crate::common::copy_tree(
+                    &p.join("etc/network/ifupdown2"),
+                    &root.join("etc/network/ifupdown2"),
+                )
+                .unwrap();
+            }
         }
     }
 }
@@ -105,6 +186,7 @@ impl Consumer {
 fn applied_root(consumer: Consumer, conf: &str, extra_args: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = example_root(dir.path(), consumer.rootfs());
+    consumer.install_config(&root);
     crate::common::place_conf(&root, conf);
     let out = std::process::Command::new(OSCONF)
         .args(["apply", "--no-live", "--root"])
@@ -141,10 +223,14 @@ fn busybox() -> String {
 fn run_ifupdown(ns: &Netns, consumer: Consumer, scratch: &Path, verb: &str) -> String {
     let s = scratch.display();
     let path = match consumer {
-        Consumer::Debian => String::new(),
         Consumer::Busybox => format!("export PATH={s}/bin:$PATH\n"),
+        Consumer::Debian | Consumer::Ng | Consumer::Ifupdown2 | Consumer::AlpineNg => String::new(),
     };
-    let script = format!("{}\n{path}{} 2>&1", mounts(scratch), consumer.command(verb));
+    let script = format!(
+        "{}\n{path}{} 2>&1",
+        mounts(scratch),
+        consumer.command(verb, scratch)
+    );
     let out = ns.sh(&script);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -157,11 +243,7 @@ fn failed(log: &str) -> bool {
 }
 
 fn check(consumer: Consumer, test: &str) {
-    let needed: &[&str] = match consumer {
-        Consumer::Debian => &["ifup", "ifdown", "run-parts", "mount"],
-        Consumer::Busybox => &["busybox", "run-parts", "mount"],
-    };
-    if let Err(why) = check_prerequisites(needed) {
+    if let Err(why) = consumer.prerequisites() {
         return cannot_run(test, &why);
     }
     for sample in samples() {
@@ -219,6 +301,24 @@ fn busybox_ifup_brings_up_busybox_stanzas() {
 }
 
 #[test]
+fn ifupdown_ng_brings_up_ifupdown_stanzas() {
+    check(Consumer::Ng, "ifupdown_ng_brings_up_ifupdown_stanzas");
+}
+
+#[test]
+fn ifupdown_ng_brings_up_busybox_stanzas_on_alpine() {
+    check(
+        Consumer::AlpineNg,
+        "ifupdown_ng_brings_up_busybox_stanzas_on_alpine",
+    );
+}
+
+#[test]
+fn ifupdown2_brings_up_ifupdown_stanzas() {
+    check(Consumer::Ifupdown2, "ifupdown2_brings_up_ifupdown_stanzas");
+}
+
+#[test]
 fn ifname_overrides_reach_debian_ifup() {
     // ifupdown cannot match by MAC: `--ifname` is how an image builder names the kernel's NICs.
     let test = "ifname_overrides_reach_debian_ifup";
@@ -249,13 +349,16 @@ fn ifname_overrides_reach_debian_ifup() {
     );
 }
 
-/// What `mount`s the scratch /run, /etc/network and resolv.conf over the namespace's own. A host
-/// without /etc/network (no ifupdown: busybox alone) gets, in this private mount namespace only, a
-/// tmpfs /etc holding the two mount points: busybox's ifup and `ip` applet read nothing else there.
+/// What `mount`s the scratch /run, /etc/network, resolv.conf and /var/tmp over the namespace's own,
+/// and an empty file over /dev/log (ifupdown2 logs to syslog when there is one). A host without
+/// /etc/network (no ifupdown: busybox alone) gets, in this private mount namespace only, a tmpfs /etc
+/// holding the two mount points: busybox's ifup and `ip` applet read nothing else there.
 fn mounts(scratch: &Path) -> String {
     let s = scratch.display();
     format!(
         "[ -d /etc/network ] || {{ mount -t tmpfs tmpfs /etc; mkdir /etc/network; : > /etc/resolv.conf; }}\n\
+         if [ -e /dev/log ]; then : > {s}/dev-log; mount --bind {s}/dev-log /dev/log; fi\n\
+         mkdir -p {s}/var-tmp {s}/run/network\nmount --bind {s}/var-tmp /var/tmp\n\
          mount --bind {s}/run /run\nmount --bind {s}/root/etc/network /etc/network\n\
          mount --bind {s}/resolv.conf /etc/resolv.conf"
     )
@@ -272,7 +375,7 @@ impl Consumer {
     /// What osconf runs to take a NIC down whatever the state file says.
     fn force_down(self) -> &'static str {
         match self {
-            Consumer::Debian => "ifdown --force",
+            Consumer::Debian | Consumer::Ng | Consumer::Ifupdown2 | Consumer::AlpineNg => "ifdown --force",
             Consumer::Busybox => "ifdown -f",
         }
     }
@@ -281,7 +384,7 @@ impl Consumer {
     /// applets first on PATH (as `ifup`, `ifdown` and `ip`, as on a busybox-only system).
     fn setup(self, scratch: &Path) -> String {
         match self {
-            Consumer::Debian => mounts(scratch),
+            Consumer::Debian | Consumer::Ng | Consumer::Ifupdown2 | Consumer::AlpineNg => mounts(scratch),
             Consumer::Busybox => format!("{}\nexport PATH={}/bin:$PATH", mounts(scratch), scratch.display()),
         }
     }
@@ -291,11 +394,7 @@ impl Consumer {
 /// ens6, osconf run live as at boot: it writes stanzas with the kernel names found by MAC and sets
 /// no address (networking has not run: no state file); `ifup -a` then brings them up.
 fn first_boot(test: &str, consumer: Consumer) -> Option<(tempfile::TempDir, std::path::PathBuf, Netns)> {
-    let needed: &[&str] = match consumer {
-        Consumer::Debian => &["ifup", "ifdown", "run-parts", "mount"],
-        Consumer::Busybox => &["busybox", "run-parts", "mount"],
-    };
-    if let Err(why) = check_prerequisites(needed) {
+    if let Err(why) = consumer.prerequisites() {
         cannot_run(test, &why);
         return None;
     }

@@ -15,8 +15,9 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use crate::common::debs::{copy_libraries, output, unpacked_debs};
 use crate::common::real::cannot_run;
 use crate::common::{copy_tree, entries, example_root};
 
@@ -35,16 +36,6 @@ fn program(name: &str) -> Option<PathBuf> {
         .chain(["/usr/sbin".into(), "/sbin".into()])
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-}
-
-fn output(cmd: &mut Command) -> (bool, String) {
-    let out: Output = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]
@@ -309,46 +300,6 @@ fn every_boot_script_parses_with_sh() {
         osconf_install(&root, init);
         let (ok, said) = output(Command::new("sh").arg("-n").arg(root.join(script)));
         assert!(ok, "{init}: sh -n {script}: {said}");
-    }
-}
-
-/// Debian's `packages`, unpacked once into the test scratch directory `name` (their root), ready
-/// when it holds `probe`: installing openrc or runit would make them the host's init.
-fn unpacked_debs(name: &str, packages: &[&str], probe: &str) -> Result<PathBuf, String> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let unpacked = dir.join("root");
-    if unpacked.join(probe).is_file() {
-        return Ok(unpacked);
-    }
-    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let (ok, said) = output(
-        Command::new("apt-get")
-            .current_dir(&dir)
-            .args(["download", "-q"])
-            .args(packages),
-    );
-    if !ok {
-        return Err(format!("apt-get download {} failed: {said}", packages.join(" ")));
-    }
-    for deb in fs::read_dir(&dir).map_err(|e| e.to_string())? {
-        let deb = deb.map_err(|e| e.to_string())?.path();
-        if deb.extension().is_some_and(|e| e == "deb") {
-            let (ok, said) = output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked));
-            if !ok {
-                return Err(format!("dpkg-deb -x {}: {said}", deb.display()));
-            }
-        }
-    }
-    Ok(unpacked)
-}
-
-/// Copies `program`'s shared libraries (as ldd lists them) into `root`, at the same paths.
-fn copy_libraries(program: &Path, root: &Path) {
-    let (_, said) = output(Command::new("ldd").arg(program));
-    for word in said.split_whitespace().filter(|w| w.starts_with('/')) {
-        let dest = root.join(word.trim_start_matches('/'));
-        fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        fs::copy(word, dest).unwrap();
     }
 }
 
