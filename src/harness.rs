@@ -199,6 +199,7 @@ pub const FOREIGN: &[(&str, &str, &[&str])] = &[
         ],
     ),
     ("netifrc", "gentoo", &["/etc/conf.d/net"]),
+    ("openrc-network", "buildroot-openrc", &["/etc/conf.d/network"]),
     (
         "slackware",
         "slackware15",

@@ -210,6 +210,11 @@ fn each_stack_takes_the_files_its_own_way() {
             StackState::Running("net.lo"),
             n(&["rc-service net.ens5 restart", "rc-service net.ens6 restart"]),
         ),
+        (
+            "openrc-network",
+            StackState::Running("network"),
+            n(&["rc-service network restart"]),
+        ),
         ("slackware", StackState::Unknown, configure.clone()),
         ("openwrt", StackState::Unknown, configure.clone()),
         ("freebsd", StackState::Unknown, configure),

@@ -10,6 +10,7 @@ mod netifrc;
 mod netplan;
 mod networkd;
 mod networkmanager;
+mod openrc_network;
 mod openwrt;
 mod slackware;
 mod sysconfig;
@@ -140,13 +141,14 @@ impl Stack {
 
 /// Every stack, in detection order: the first whose probe matches is chosen, so a stack that sits on
 /// top of another (netplan over networkd or NetworkManager; RHEL 8's NetworkManager reading ifcfg
-/// files) comes before it. Order: openwrt, freebsd, slackware, netifrc, busybox, netplan, wicked,
-/// sysconfig, networkmanager, networkd, ifupdown.
+/// files) comes before it. Order: openwrt, freebsd, slackware, netifrc, openrc-network, busybox,
+/// netplan, wicked, sysconfig, networkmanager, networkd, ifupdown.
 pub static STACKS: &[Stack] = &[
     openwrt::STACK,
     freebsd::STACK,
     slackware::STACK,
     netifrc::STACK,
+    openrc_network::STACK,
     busybox::STACK,
     netplan::STACK,
     wicked::STACK,

@@ -60,7 +60,11 @@ fn network(input: &Input) -> system::Result<Rendered> {
     let names: Vec<String> = config.nics.iter().map(|n| input.ifname(n)).collect();
     let vars: Vec<String> = names.iter().map(|n| shell_var(n)).collect();
 
-    let (kept, disabled) = disable_assignments(&old, &vars);
+    let targets: Vec<String> = vars
+        .iter()
+        .flat_map(|v| CONFLICTING.iter().map(move |c| format!("{c}_{v}=")))
+        .collect();
+    let (kept, disabled) = disable_assignments(&old, &targets);
     for line in &disabled {
         out.notes.push(format!(
             "{NET}: commented out `{line}` so that osconf's static configuration wins"
@@ -108,8 +112,9 @@ fn activate(input: &Input) -> Vec<Run> {
 }
 
 /// /etc/conf.d/hostname (and /etc/hostname where there is one) and resolv.conf; the primary NIC's
-/// `dns_servers_*` in osconf's block carries the servers as well.
-fn host(input: &Input) -> system::Result<Rendered> {
+/// `dns_servers_*` in osconf's block carries the servers as well. OpenRC's own `hostname` service
+/// reads conf.d/hostname whatever configures the network, so the `openrc-network` stack shares this.
+pub(super) fn host(input: &Input) -> system::Result<Rendered> {
     let (config, sys) = (input.config, input.sys);
     let mut out = Rendered::default();
     if let Some(hostname) = &config.hostname {
@@ -134,7 +139,7 @@ fn host(input: &Input) -> system::Result<Rendered> {
 
 /// netifrc's variable suffix for an interface: every character but letters and digits becomes `_`
 /// (its `shell_var`), so `eth0.100` is configured as `config_eth0_100`.
-fn shell_var(name: &str) -> String {
+pub(super) fn shell_var(name: &str) -> String {
     name.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect()
@@ -172,14 +177,10 @@ fn route_lines(nic: &Nic) -> Vec<String> {
     default.into_iter().chain(others).collect()
 }
 
-/// Comments out, outside osconf's block, every assignment of a [`CONFLICTING`] variable of these
-/// interfaces, including the continuation lines of a quoted multi-line value. Returns the new text
-/// and the first line of each assignment disabled.
-fn disable_assignments(text: &str, vars: &[String]) -> (String, Vec<String>) {
-    let targets: Vec<String> = vars
-        .iter()
-        .flat_map(|v| CONFLICTING.iter().map(move |c| format!("{c}_{v}=")))
-        .collect();
+/// Comments out, outside osconf's block, every assignment that starts with one of `targets`
+/// (`config_eth0=`), including the continuation lines of a quoted multi-line value. Returns the new
+/// text and the first line of each assignment disabled.
+pub(super) fn disable_assignments(text: &str, targets: &[String]) -> (String, Vec<String>) {
     let mut out = String::new();
     let mut disabled = Vec::new();
     let mut inside_block = false;
@@ -263,7 +264,8 @@ mod tests {
     #[test]
     fn conflicting_assignments_disabled_with_continuations() {
         let old = "config_eth0=\"dhcp\"\nroutes_eth0=\"default via 1.1.1.1\n  10.0.0.0/8 via 1.1.1.2\"\nmtu_eth0=\"1400\"\nconfig_eth10=\"dhcp\"\n";
-        let (text, disabled) = disable_assignments(old, &["eth0".into()]);
+        let targets: Vec<String> = CONFLICTING.iter().map(|c| format!("{c}_eth0=")).collect();
+        let (text, disabled) = disable_assignments(old, &targets);
         assert_eq!(
             text,
             format!(

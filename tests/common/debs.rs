@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
+use super::copy_tree;
+use super::real::{cannot_run, is_program};
+
 /// Runs `cmd`; whether it succeeded, and its stdout and stderr together.
 pub fn output(cmd: &mut Command) -> (bool, String) {
     let out: Output = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -61,4 +64,44 @@ pub fn copy_libraries(program: &Path, root: &Path) {
         fs::create_dir_all(dest.parent().unwrap()).unwrap();
         fs::copy(word, dest).unwrap();
     }
+}
+
+/// The host's /bin/busybox when it is a static build (busybox-static), which runs in any chroot.
+pub fn static_busybox() -> Option<&'static Path> {
+    let busybox = Path::new("/bin/busybox");
+    let (_, ldd) = output(Command::new("ldd").arg(busybox));
+    (busybox.is_file() && ldd.contains("not a dynamic executable")).then_some(busybox)
+}
+
+/// Debian's openrc (and the libraries it needs) unpacked once, or `None` after the loud skip of
+/// `test` when that or the chroot it runs in cannot be.
+pub fn openrc_debs(test: &str) -> Option<PathBuf> {
+    if !rustix::process::geteuid().is_root() {
+        cannot_run(test, "needs root (chroot)");
+        return None;
+    }
+    if static_busybox().is_none() || !is_program("apt-get") || !is_program("ldd") {
+        cannot_run(test, "needs busybox-static, apt-get and ldd");
+        return None;
+    }
+    unpacked_debs(
+        "openrc-debs",
+        &["openrc", "librc1", "libeinfo1"],
+        "lib/rc/bin/rc-depend",
+    )
+    .map_err(|why| cannot_run(test, &why))
+    .ok()
+}
+
+/// Makes `root` a chroot OpenRC runs in: the unpacked `openrc`, the libraries of its `programs`,
+/// static busybox as /bin/busybox and /bin/sh, and an empty /run/openrc.
+pub fn openrc_in(root: &Path, openrc: &Path, programs: &[&str]) {
+    copy_tree(openrc, root).unwrap();
+    for program in programs {
+        copy_libraries(&openrc.join(program), root);
+    }
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    fs::create_dir_all(root.join("run/openrc")).unwrap();
 }

@@ -476,6 +476,7 @@ fn top_level_help_lists_every_stack_in_detection_order() {
         "freebsd",
         "slackware",
         "netifrc",
+        "openrc-network",
         "busybox",
         "netplan",
         "wicked",

@@ -18,5 +18,6 @@ mod real_naming;
 mod real_networkd;
 mod real_networkmanager;
 mod real_openrc;
+mod real_openrc_network;
 mod real_sysconfig;
 mod real_wicked;

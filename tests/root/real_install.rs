@@ -17,7 +17,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::debs::{copy_libraries, output, unpacked_debs};
+use crate::common::debs::{copy_libraries, openrc_debs, openrc_in, output, static_busybox, unpacked_debs};
 use crate::common::real::cannot_run;
 use crate::common::{copy_tree, entries, example_root};
 
@@ -303,38 +303,15 @@ fn every_boot_script_parses_with_sh() {
     }
 }
 
-/// Debian's openrc (and the libraries it needs) unpacked once, or `None` after the loud skip of
-/// `test` when that or the chroot cannot be.
-fn openrc_debs(test: &str) -> Option<PathBuf> {
-    if !rustix::process::geteuid().is_root() {
-        cannot_run(test, "needs root (chroot)");
-        return None;
-    }
-    if static_busybox().is_none() || program("apt-get").is_none() || program("ldd").is_none() {
-        cannot_run(test, "needs busybox-static, apt-get and ldd");
-        return None;
-    }
-    unpacked_debs(
-        "openrc-debs",
-        &["openrc", "librc1", "libeinfo1"],
-        "lib/rc/bin/rc-depend",
-    )
-    .map_err(|why| cannot_run(test, &why))
-    .ok()
-}
-
 /// Makes `root` a chroot holding OpenRC's programs with their libraries and busybox as /bin/sh,
 /// runs `rc-depend -u` there (OpenRC sources each script's depend(), or reads its LSB header with
 /// lsb2rcconf) and returns, per service name, its lines of the deptree.
 fn openrc_deptree(root: &Path, openrc: &Path) -> impl Fn(&str) -> Vec<String> {
-    copy_tree(openrc, root).unwrap();
-    for program in ["lib/rc/bin/rc-depend", "sbin/rc-update", "lib/rc/bin/lsb2rcconf"] {
-        copy_libraries(&openrc.join(program), root);
-    }
-    fs::create_dir_all(root.join("bin")).unwrap();
-    fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
-    fs::create_dir_all(root.join("run/openrc")).unwrap();
+    openrc_in(
+        root,
+        openrc,
+        &["lib/rc/bin/rc-depend", "sbin/rc-update", "lib/rc/bin/lsb2rcconf"],
+    );
     openrc_chroot(root, &["/lib/rc/bin/rc-depend", "-u"]);
     let deptree = fs::read_to_string(root.join("run/openrc/deptree")).unwrap();
     move |name: &str| -> Vec<String> {
@@ -583,13 +560,6 @@ fn busybox_init_root(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
 }
 
 const NO_STATIC_BUSYBOX: &str = "needs a static /bin/busybox (Debian package busybox-static)";
-
-/// `/bin/busybox` when it is static, so that it runs in a chroot holding nothing else.
-fn static_busybox() -> Option<&'static Path> {
-    let busybox = Path::new("/bin/busybox");
-    let (_, ldd) = output(Command::new("ldd").arg(busybox));
-    (busybox.is_file() && ldd.contains("not a dynamic executable")).then_some(busybox)
-}
 
 /// The real runit (Debian's package) as PID 1 of a PID namespace, with Debian's own stage 1, on a
 /// root where install found Debian's layout: stage 1 starts /etc/rcS.d's scripts, so osconf must
