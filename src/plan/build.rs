@@ -208,7 +208,13 @@ fn network_actions(input: &Input, stack: &Stack, state: StackState) -> (Vec<Live
 }
 
 fn service_names(stack: &Stack) -> String {
-    let names: Vec<&str> = stack.services.iter().map(|s| s.name).collect();
+    let mut names: Vec<&str> = Vec::new();
+    // One service may leave several traces (ifupdown's readers): named once.
+    for service in stack.services {
+        if !names.contains(&service.name) {
+            names.push(service.name);
+        }
+    }
     names.join(" or ")
 }
 

@@ -25,10 +25,22 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
-    services: &[Service {
-        name: "networking",
-        ran: Some("/run/network/ifstate"),
-    }],
+    // The trace a run of `ifup -a` leaves under inits that keep no service state: Debian's ifupdown's
+    // state file, ifupdown-ng's, and ifupdown2's lock (its state lies in /var/tmp, kept across boots).
+    services: &[
+        Service {
+            name: "networking",
+            ran: Some("/run/network/ifstate"),
+        },
+        Service {
+            name: "networking",
+            ran: Some("/run/ifstate"),
+        },
+        Service {
+            name: "networking",
+            ran: Some("/run/network/ifstatelock"),
+        },
+    ],
     activate,
     network_files: &[INTERFACES, "/etc/network/interfaces.d/"],
 };

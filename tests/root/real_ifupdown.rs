@@ -136,25 +136,54 @@ impl Consumer {
         self.prefix().map(|_| ())
     }
 
-    /// The command for `ifup -a` / `ifdown -a`, verbose so that the log shows each command run.
-    fn command(self, verb: &str, scratch: &Path) -> String {
-        let s = scratch.display();
+    /// The command for `ifup -a` / `ifdown -a`, verbose so that the log shows each command run
+    /// (after [`Consumer::setup`], which puts the consumer's own first on PATH).
+    fn command(self, verb: &str) -> String {
+        match self {
+            Consumer::Busybox => format!("busybox {verb} -v -a"),
+            _ => format!("{verb} -v -a"),
+        }
+    }
+
+    /// Puts in `<scratch>/bin` what the consumer runs as `ifup`, `ifdown` (and busybox as `ip`):
+    /// busybox's applets; ifupdown-ng's binary told where its executors are (`-E`: its package
+    /// puts them in /usr/libexec/ifupdown-ng); ifupdown2's Python program, which tells ifup from
+    /// ifdown by the name it runs as, with its modules' path. Debian's are the host's own.
+    fn install_tools(self, scratch: &Path) {
+        let bin = scratch.join("bin");
+        fs::create_dir_all(&bin).unwrap();
         let p = self.prefix_path();
         let p = p.display();
-        match self {
-            Consumer::Debian => format!("{verb} -v -a"),
-            Consumer::Busybox => format!("busybox {verb} -v -a"),
-            Consumer::Ng | Consumer::AlpineNg => {
-                format!("{p}/sbin/{verb} -v -a -E {p}/usr/libexec/ifupdown-ng")
-            }
-            // ifupdown2 tells ifup from ifdown by the name it runs as. Its bond addon runs `modprobe
-            // bonding` as it starts: modprobe is /bin/false in this private mount namespace, so the
-            // host's kernel gets no module.
-            Consumer::Ifupdown2 => format!(
-                "if m=$(command -v modprobe); then mount --bind /bin/false \"$m\"; fi\n\
-                 ln -sf {p}/usr/share/ifupdown2/__main__.py {s}/{verb}\n\
-                 PYTHONPATH={p}/usr/share python3 {s}/{verb} -v -a"
-            ),
+        for verb in ["ifup", "ifdown"] {
+            let wrapper = match self {
+                Consumer::Debian => continue,
+                Consumer::Busybox => {
+                    symlink(busybox(), bin.join(verb)).unwrap();
+                    continue;
+                }
+                Consumer::Ng | Consumer::AlpineNg => {
+                    format!("#!/bin/sh\nexec {p}/sbin/{verb} -E {p}/usr/libexec/ifupdown-ng \"$@\"\n")
+                }
+                Consumer::Ifupdown2 => {
+                    let named = scratch.join(format!("ifupdown2-{verb}"));
+                    fs::create_dir_all(&named).unwrap();
+                    symlink(format!("{p}/usr/share/ifupdown2/__main__.py"), named.join(verb)).unwrap();
+                    format!(
+                        "#!/bin/sh\nPYTHONPATH={p}/usr/share exec python3 {}/{verb} \"$@\"\n",
+                        named.display()
+                    )
+                }
+            };
+            fs::write(bin.join(verb), wrapper).unwrap();
+            fs::set_permissions(
+                bin.join(verb),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+        }
+        // Busybox's own `ip` applet, as on a busybox-only system.
+        if self == Consumer::Busybox {
+            symlink(busybox(), bin.join("ip")).unwrap();
         }
     }
 
@@ -205,9 +234,7 @@ fn applied_root(consumer: Consumer, conf: &str, extra_args: &[&str]) -> tempfile
     }
     fs::create_dir_all(dir.path().join("run/network")).unwrap();
     fs::write(dir.path().join("resolv.conf"), "").unwrap();
-    // Busybox's own `ip` applet, as on a busybox-only system.
-    fs::create_dir_all(dir.path().join("bin")).unwrap();
-    symlink(busybox(), dir.path().join("bin/ip")).unwrap();
+    consumer.install_tools(dir.path());
     dir
 }
 
@@ -221,16 +248,7 @@ fn busybox() -> String {
 
 /// Runs `ifup -a` or `ifdown -a` in the namespace with the scratch files mounted; returns its log.
 fn run_ifupdown(ns: &Netns, consumer: Consumer, scratch: &Path, verb: &str) -> String {
-    let s = scratch.display();
-    let path = match consumer {
-        Consumer::Busybox => format!("export PATH={s}/bin:$PATH\n"),
-        Consumer::Debian | Consumer::Ng | Consumer::Ifupdown2 | Consumer::AlpineNg => String::new(),
-    };
-    let script = format!(
-        "{}\n{path}{} 2>&1",
-        mounts(scratch),
-        consumer.command(verb, scratch)
-    );
+    let script = format!("{}\n{} 2>&1", consumer.setup(scratch), consumer.command(verb));
     let out = ns.sh(&script);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -380,12 +398,19 @@ impl Consumer {
         }
     }
 
-    /// What a shell needs before running osconf or ifup: the scratch mounts and, for busybox, its
-    /// applets first on PATH (as `ifup`, `ifdown` and `ip`, as on a busybox-only system).
+    /// What a shell needs before running osconf or ifup: the scratch mounts and the consumer's
+    /// commands first on PATH ([`Consumer::install_tools`]).
     fn setup(self, scratch: &Path) -> String {
+        let path = format!("export PATH={}/bin:$PATH", scratch.display());
         match self {
-            Consumer::Debian | Consumer::Ng | Consumer::Ifupdown2 | Consumer::AlpineNg => mounts(scratch),
-            Consumer::Busybox => format!("{}\nexport PATH={}/bin:$PATH", mounts(scratch), scratch.display()),
+            Consumer::Debian => mounts(scratch),
+            Consumer::Busybox | Consumer::Ng | Consumer::AlpineNg => format!("{}\n{path}", mounts(scratch)),
+            // ifupdown2's bond addon runs `modprobe bonding` as it starts: modprobe is /bin/false in
+            // this private mount namespace, so the host's kernel gets no module.
+            Consumer::Ifupdown2 => format!(
+                "{}\n{path}\nif m=$(command -v modprobe); then mount --bind /bin/false \"$m\"; fi",
+                mounts(scratch)
+            ),
         }
     }
 }
@@ -400,10 +425,8 @@ fn first_boot(test: &str, consumer: Consumer) -> Option<(tempfile::TempDir, std:
     }
     let scratch = tempfile::tempdir().unwrap();
     let root = example_root(scratch.path(), consumer.rootfs());
-    fs::create_dir_all(scratch.path().join("bin")).unwrap();
-    for applet in ["ip", "ifup", "ifdown"] {
-        symlink(busybox(), scratch.path().join("bin").join(applet)).unwrap();
-    }
+    consumer.install_config(&root);
+    consumer.install_tools(scratch.path());
     for hooks in ["if-pre-up.d", "if-up.d", "if-down.d", "if-post-down.d"] {
         fs::create_dir_all(root.join("etc/network").join(hooks)).unwrap();
     }
@@ -472,6 +495,16 @@ fn follows_the_macs_when_they_swap(test: &str, consumer: Consumer) {
 #[test]
 fn ifupdown_follows_the_macs_when_they_swap() {
     follows_the_macs_when_they_swap("ifupdown_follows_the_macs_when_they_swap", Consumer::Debian);
+}
+
+#[test]
+fn ifupdown_ng_follows_the_macs_when_they_swap() {
+    follows_the_macs_when_they_swap("ifupdown_ng_follows_the_macs_when_they_swap", Consumer::Ng);
+}
+
+#[test]
+fn ifupdown2_follows_the_macs_when_they_swap() {
+    follows_the_macs_when_they_swap("ifupdown2_follows_the_macs_when_they_swap", Consumer::Ifupdown2);
 }
 
 #[test]
