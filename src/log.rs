@@ -28,13 +28,45 @@ pub const LOG: &str = "/var/log/osconf.log";
 pub const MAX_BYTES: u64 = 256 * 1024;
 /// Kernel log priority of osconf's lines: informational.
 const KMSG_PREFIX: &str = "<6>osconf: ";
+/// The lines the kernel takes from one open /dev/kmsg before it drops the rest for 5 s (its
+/// per-open ratelimit, DEFAULT_RATELIMIT_BURST, unless the boot says `printk.devkmsg=on`): a run
+/// says more, and its last lines (the result) were lost. A fresh open gets a fresh allowance.
+const KMSG_BURST: u32 = 10;
 
 struct Sinks {
-    kmsg: Option<File>,
+    kmsg: Option<Kmsg>,
     file: Option<File>,
     /// For a root other than `/`: the lines, kept until the run has succeeded, so that a failed
     /// run leaves that root byte for byte as it was.
     pending: Option<(PathBuf, String)>,
+}
+
+/// The kernel log, opened again each [`KMSG_BURST`] lines.
+struct Kmsg {
+    file: File,
+    lines: u32,
+}
+
+impl Kmsg {
+    fn open() -> Option<Kmsg> {
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(open_flags().bits() as i32)
+            .open("/dev/kmsg")
+            .ok()?;
+        Some(Kmsg { file, lines: 0 })
+    }
+
+    /// One line, one record; an open that fails keeps the old file (its lines may be dropped).
+    fn write(&mut self, line: &str) {
+        if self.lines == KMSG_BURST
+            && let Some(fresh) = Kmsg::open()
+        {
+            *self = fresh;
+        }
+        self.lines = self.lines.saturating_add(1);
+        let _ = self.file.write_all(format!("{KMSG_PREFIX}{line}\n").as_bytes());
+    }
 }
 
 static SINKS: Mutex<Sinks> = Mutex::new(Sinks {
@@ -58,13 +90,7 @@ pub fn start(root: &Path) {
             std::env::var_os("JOURNAL_STREAM").is_some(),
             Path::new("/dev/log").symlink_metadata().is_ok(),
         ))
-    .then(|| {
-        OpenOptions::new()
-            .write(true)
-            .custom_flags(open_flags().bits() as i32)
-            .open("/dev/kmsg")
-            .ok()
-    })
+    .then(Kmsg::open)
     .flatten();
     let file = open_log(root);
     if let Ok(mut sinks) = SINKS.lock() {
@@ -118,7 +144,7 @@ fn append(msg: &str, everywhere: bool) {
         }
         if let Some(kmsg) = sinks.kmsg.as_mut().filter(|_| everywhere) {
             // One write per record: the kernel takes each write as one log line.
-            let _ = kmsg.write_all(format!("{KMSG_PREFIX}{line}\n").as_bytes());
+            kmsg.write(line);
         }
         if let Some(file) = &mut sinks.file {
             let _ = file.write_all(format!("{stamp} osconf: {line}\n").as_bytes());
