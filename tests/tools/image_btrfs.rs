@@ -172,7 +172,7 @@ fn a_btrfs_root_made_by_mkfs_is_read_and_checked_as_ext_is() {
     let root = tree(dir.path(), "root", "openSUSE Tumbleweed");
     let btrfs = mkfs(dir.path(), "plain", &root);
     let img = disk(dir.path(), "plain", &btrfs);
-    same_as_tree(&img, &root, "openSUSE Tumbleweed", "subvolume 5");
+    same_as_tree(&img, &root, "openSUSE Tumbleweed", "subvolume 5 (the top level)");
 
     // prepare does not write Btrfs: refused, named, the image unchanged.
     let before = fs::read(&img).unwrap();
@@ -237,7 +237,7 @@ fn distribution_subvolume_layouts_and_compressed_files_are_read() {
         (
             "opensuse",
             "openSUSE Tumbleweed",
-            "subvolume 263",
+            "subvolume @/.snapshots/1/snapshot",
             format!(
                 "btrfs subvolume create \"$2/@\" >/dev/null; \
                  for s in home opt root srv var; do btrfs subvolume create \"$2/@/$s\" >/dev/null; done; \

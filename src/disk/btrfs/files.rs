@@ -11,6 +11,8 @@ use crate::disk::tree::{self, Entry, FileType, Meta, Tree, check_name};
 use crate::disk::{ReadAt, Work, le16, le32, le64};
 
 const INODE_ITEM: u8 = 1;
+const INODE_REF: u8 = 12;
+const ROOT_BACKREF: u8 = 144;
 const DIR_ITEM: u8 = 84;
 const DIR_INDEX: u8 = 96;
 const ROOT_ITEM: u8 = 132;
@@ -26,6 +28,9 @@ const ROOT_SUBVOLUMES: [&str; 2] = ["@", "root"];
 const ROOT_MARKS: [&str; 3] = ["etc/os-release", "usr/lib/os-release", "etc/shadow"];
 /// Subvolumes kept resolved.
 const MAX_TREES: usize = 64;
+/// Subvolumes nested in one another, and directories nested in one subvolume, followed when a
+/// subvolume's path is named.
+const MAX_NESTING: usize = 256;
 
 /// An open Btrfs, rooted at the subvolume holding the root.
 pub struct Btrfs<R> {
@@ -74,26 +79,72 @@ impl<R: ReadAt> Btrfs<R> {
             Some(_) => return Err(damaged("the root tree's default entry names no subvolume")),
             None => FS_TREE,
         };
-        fs.top = (default, format!("subvolume {default}"));
-        if fs.holds_root()? {
-            return Ok(fs);
-        }
+        fs.top = (default, String::new());
+        let mut chosen = fs.holds_root()?.then_some(default);
         let top = fs.subvol(default)?;
         for name in ROOT_SUBVOLUMES {
+            if chosen.is_some() {
+                break;
+            }
             if let Some((loc, _)) = fs.dir_item(top.tree, top.dir, name.as_bytes())?
                 && loc.ty == ROOT_ITEM
             {
-                let was = std::mem::replace(&mut fs.top, (loc.id, format!("subvolume {name}")));
-                if fs.holds_root()? {
-                    return Ok(fs);
-                }
-                fs.top = was;
+                fs.top.0 = loc.id;
+                chosen = fs.holds_root()?.then_some(loc.id);
             }
         }
+        let id = chosen.unwrap_or(default);
+        fs.top = (id, fs.named(id)?);
         Ok(fs)
     }
 
-    /// Which subvolume is `/`, for messages: `subvolume 256`, `subvolume @`.
+    /// Subvolume `id` named for messages: `subvolume @/.snapshots/1/snapshot` by its path from the
+    /// top level (its `ROOT_BACKREF`, then the `INODE_REF`s of the directories it lies in).
+    fn named(&self, id: u64) -> io::Result<String> {
+        let mut parts: Vec<String> = Vec::new();
+        let mut sub = id;
+        for _ in 0..MAX_NESTING {
+            if sub == FS_TREE {
+                parts.reverse();
+                return Ok(match parts.is_empty() {
+                    true => "subvolume 5 (the top level)".to_owned(),
+                    false => format!("subvolume {}", parts.join("/")),
+                });
+            }
+            let Some((parent, b)) = self.first(self.root_tree, sub, ROOT_BACKREF)? else {
+                return Ok(format!("subvolume {id}"));
+            };
+            let name = named_at(&b, 16, "a subvolume's back reference")?;
+            parts.push(name);
+            let p = self.subvol(parent)?;
+            let mut dir = le64(&b, 0);
+            for _ in 0..MAX_NESTING {
+                if dir == p.dir {
+                    break;
+                }
+                let (up, b) = self
+                    .first(p.tree, dir, INODE_REF)?
+                    .ok_or_else(|| damaged(format!("directory {dir} has no reference to its parent")))?;
+                parts.push(named_at(&b, 8, "an inode reference")?);
+                dir = up;
+            }
+            sub = parent;
+        }
+        Err(damaged(format!("subvolume {id} lies more than {MAX_NESTING} levels deep")))
+    }
+
+    /// The first item of object `id` and type `ty` in `tree`: its key's offset and its data.
+    fn first(&self, tree: Root, id: u64, ty: u8) -> io::Result<Option<(u64, Vec<u8>)>> {
+        let mut found = None;
+        self.space
+            .items(tree, Key::new(id, ty, 0), Key::new(id, ty, u64::MAX), &mut |k, d| {
+                found = Some((k.off, d.to_vec()));
+                Ok(false)
+            })?;
+        Ok(found)
+    }
+
+    /// Which subvolume is `/`, for messages: `subvolume @`, `subvolume @/.snapshots/1/snapshot`.
     pub fn root_subvolume(&self) -> &str {
         &self.top.1
     }
@@ -117,13 +168,9 @@ impl<R: ReadAt> Btrfs<R> {
             return Ok(*s);
         }
         drop(trees);
-        let mut item = None;
-        let (lo, hi) = (Key::new(id, ROOT_ITEM, 0), Key::new(id, ROOT_ITEM, u64::MAX));
-        self.space.items(self.root_tree, lo, hi, &mut |_, data| {
-            item = Some(data.to_vec());
-            Ok(false)
-        })?;
-        let item = item.ok_or_else(|| damaged(format!("subvolume {id} has no root item")))?;
+        let (_, item) = self
+            .first(self.root_tree, id, ROOT_ITEM)?
+            .ok_or_else(|| damaged(format!("subvolume {id} has no root item")))?;
         if item.len() < 239 {
             return Err(damaged(format!("subvolume {id}: its root item is cut short")));
         }
@@ -216,6 +263,17 @@ fn dir_entry(b: &[u8]) -> io::Result<(Key, u8, &[u8], usize)> {
         ))
     })?;
     Ok((Key::parse(b), b[29], name, len))
+}
+
+/// The name stored at `at` of `b` as a 16-bit length and its bytes, checked (`what` holds it).
+fn named_at(b: &[u8], at: usize, what: &str) -> io::Result<String> {
+    let name = b
+        .get(at..at + 2)
+        .map(|l| usize::from(le16(l, 0)))
+        .and_then(|len| b.get(at + 2..at + 2 + len))
+        .ok_or_else(|| damaged(format!("{what} is cut short")))?;
+    check_name(name, false).map_err(|why| damaged(format!("{what}: a name that {why}")))?;
+    Ok(String::from_utf8_lossy(name).into_owned())
 }
 
 /// Btrfs's hash of a directory entry's name: CRC-32C from seed `!1`, not inverted.
