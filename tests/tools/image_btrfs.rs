@@ -188,6 +188,24 @@ fn a_btrfs_root_made_by_mkfs_is_read_and_checked_as_ext_is() {
         "{err}"
     );
     assert!(fs::read(&img).unwrap() == before);
+
+    // A filesystem over two devices (RAID1) is not read, and said so: a warning, not damage.
+    let (a, b) = (dir.path().join("raid-a"), dir.path().join("raid-b"));
+    for f in [&a, &b] {
+        run(Command::new("truncate").args(["-s", "200M"]).arg(f));
+    }
+    run(Command::new("mkfs.btrfs")
+        .args(["-q", "-d", "raid1", "-m", "raid1"])
+        .arg(&a)
+        .arg(&b));
+    let img = disk(dir.path(), "raid", &a);
+    let (code, checks, _) = check(&img);
+    let (r, why) = get(&checks, "root");
+    assert_eq!((code, r), (1, "warn"), "{why}");
+    assert!(
+        why.contains("spans 2 devices; osconf reads single-device btrfs only"),
+        "{why}"
+    );
 }
 
 /// Runs `script` (sh, `$1` the Btrfs file, `$2` a mount point) in a private mount namespace.
@@ -232,7 +250,8 @@ fn distribution_subvolume_layouts_and_compressed_files_are_read() {
     let dir = tempfile::tempdir().unwrap();
     // Files copied after a zstd mount are zstd-compressed; `text` is rewritten under zlib.
     let copy = "cp -a \"$S/.\" \"$R/\"; rm \"$R/text\"; touch \"$R/text\"; \
-                btrfs property set \"$R/text\" compression zlib; cat \"$S/text\" > \"$R/text\"";
+                btrfs property set \"$R/text\" compression zlib; cat \"$S/text\" > \"$R/text\"; \
+                touch \"$R/lzo\"; btrfs property set \"$R/lzo\" compression lzo; cat \"$S/text\" > \"$R/lzo\"";
     let cases = [
         (
             "opensuse",
@@ -270,5 +289,10 @@ fn distribution_subvolume_layouts_and_compressed_files_are_read() {
         let root = tree(dir.path(), name, pretty);
         let img = layout(dir.path(), name, &root, &script).unwrap();
         same_as_tree(&img, &root, pretty, subvolume);
+        // lzo is refused, named: not damage, a file this reader does not read.
+        let image = Image::open(&img).unwrap();
+        let e = image.partition(2).unwrap().read_file("lzo").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
+        assert!(e.to_string().contains("lzo-compressed extent"), "{e}");
     }
 }

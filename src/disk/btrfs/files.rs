@@ -130,17 +130,23 @@ impl<R: ReadAt> Btrfs<R> {
             }
             sub = parent;
         }
-        Err(damaged(format!("subvolume {id} lies more than {MAX_NESTING} levels deep")))
+        Err(damaged(format!(
+            "subvolume {id} lies more than {MAX_NESTING} levels deep"
+        )))
     }
 
     /// The first item of object `id` and type `ty` in `tree`: its key's offset and its data.
     fn first(&self, tree: Root, id: u64, ty: u8) -> io::Result<Option<(u64, Vec<u8>)>> {
         let mut found = None;
-        self.space
-            .items(tree, Key::new(id, ty, 0), Key::new(id, ty, u64::MAX), &mut |k, d| {
+        self.space.items(
+            tree,
+            Key::new(id, ty, 0),
+            Key::new(id, ty, u64::MAX),
+            &mut |k, d| {
                 found = Some((k.off, d.to_vec()));
                 Ok(false)
-            })?;
+            },
+        )?;
         Ok(found)
     }
 
