@@ -195,6 +195,23 @@ pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
+/// The byte-at-a-time table of a reflected CRC-32 polynomial (GPT's IEEE one, Btrfs's Castagnoli).
+pub(crate) const fn crc_table(poly: u32) -> [u32; 256] {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = (c >> 1) ^ (poly & (c & 1).wrapping_neg());
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+}
+
 /// A label field as blkid shows it: up to the first NUL, trailing blanks dropped; `None` if empty.
 pub(crate) fn label(raw: &[u8]) -> Option<String> {
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());

@@ -291,25 +291,7 @@ fn guid(b: &[u8]) -> String {
 
 /// CRC-32 (IEEE 802.3, reflected), as GPT uses.
 pub(crate) fn crc32(data: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut t = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            t[i] = c;
-            i += 1;
-        }
-        t
-    };
+    const TABLE: [u32; 256] = super::crc_table(0xEDB8_8320);
     !data.iter().fold(!0u32, |c, &b| {
         TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8)
     })

@@ -49,7 +49,7 @@ fn setup(test: &str) -> Option<tempfile::TempDir> {
 }
 
 /// `image check --json`: the exit code and each check's (result, reason) by key.
-fn check(img: &Path) -> (i32, Vec<(String, String, String)>) {
+pub(crate) fn check(img: &Path) -> (i32, Vec<(String, String, String)>) {
     let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
         .args(["image", "check", "--json"])
         .arg(img)
@@ -59,7 +59,7 @@ fn check(img: &Path) -> (i32, Vec<(String, String, String)>) {
     (out.status.code().unwrap(), checks)
 }
 
-fn get<'a>(checks: &'a [(String, String, String)], key: &str) -> (&'a str, &'a str) {
+pub(crate) fn get<'a>(checks: &'a [(String, String, String)], key: &str) -> (&'a str, &'a str) {
     let c = checks
         .iter()
         .find(|c| c.0 == key)

@@ -142,22 +142,8 @@ pub(crate) fn crc32c_raw(mut crc: u32, data: &[u8]) -> u32 {
     crc
 }
 
-/// The byte-at-a-time table of the reflected polynomial 0x82F63B78.
-const CRC_TABLE: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = (c >> 1) ^ (0x82F6_3B78 & (c & 1).wrapping_neg());
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
+/// The table of the reflected polynomial 0x82F63B78.
+const CRC_TABLE: [u32; 256] = crate::disk::crc_table(0x82F6_3B78);
 
 /// The CRC-32C of `data`, as stored in checksums.
 pub(crate) fn crc32c(data: &[u8]) -> u32 {
