@@ -279,7 +279,8 @@ impl fmt::Display for Refused {
 /// Whether `path` (absolute, clean) is a file osconf writes, the rule both the executor (a plan
 /// that writes elsewhere is a bug, refused before anything is written) and a journal's reader hold:
 /// `/etc` and `/usr/local/etc` (every renderer, the shared writers, each init system's files, the
-/// password files' lock), the binary install puts in place, and osconf's own state
+/// password files' lock), files directly in ConnMan's `/var/lib/connman` (its provisioning files
+/// live there, not in /etc), the binary install puts in place, and osconf's own state
 /// (`last-applied.conf`, install's manifest and its copies) — never the journal or a backup.
 pub fn manages(path: &str) -> bool {
     let below = |dir: &str| {
@@ -288,6 +289,10 @@ pub fn manages(path: &str) -> bool {
     };
     below("/etc")
         || below("/usr/local/etc")
+        || path
+            .strip_prefix(crate::render::connman::DIR)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
         || path == crate::install::BINARY
         || path == crate::plan::LAST_APPLIED
         || path == crate::install::MANIFEST

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::render::common::testing::{example, fake_root};
+use crate::render::common::testing::{example, fake_root, sample_for};
 use crate::render::{self, STACKS};
 use crate::system::System;
 
@@ -29,8 +29,10 @@ fn kernel_names() -> BTreeMap<u32, String> {
 fn plan_for(stack: &str, ifnames: &BTreeMap<u32, String>, running: Option<&Running>) -> Plan {
     let root = fake_root(&[], &[]);
     let stack = render::find(stack).unwrap();
+    let mut config = sample_for(stack, root.path());
+    config.password = None;
     build(
-        &classic(),
+        &config,
         &System::probe(root.path()).unwrap(),
         stack,
         ifnames,
@@ -214,6 +216,11 @@ fn each_stack_takes_the_files_its_own_way() {
             "openrc-network",
             StackState::Running("network"),
             n(&["rc-service network restart"]),
+        ),
+        (
+            "dhcpcd",
+            StackState::Running("dhcpcd"),
+            n(&["dhcpcd -n ens5", "dhcpcd -n ens6"]),
         ),
         ("slackware", StackState::Unknown, configure.clone()),
         ("openwrt", StackState::Unknown, configure.clone()),

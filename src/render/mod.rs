@@ -4,6 +4,8 @@
 
 mod busybox;
 pub mod common;
+pub mod connman;
+mod dhcpcd;
 mod freebsd;
 mod ifupdown;
 mod netifrc;
@@ -141,12 +143,16 @@ impl Stack {
 
 /// Every stack, in detection order: the first whose probe matches is chosen, so a stack that sits on
 /// top of another (netplan over networkd or NetworkManager; RHEL 8's NetworkManager reading ifcfg
-/// files) comes before it. Order: openwrt, freebsd, slackware, netifrc, openrc-network, busybox,
+/// files) comes before it. A daemon that runs the network alone (dhcpcd, ConnMan) is found by its
+/// enabled service, stronger evidence than os-release or a script's presence, so it comes before
+/// those. Order: openwrt, freebsd, slackware, dhcpcd, connman, netifrc, openrc-network, busybox,
 /// netplan, wicked, sysconfig, networkmanager, networkd, ifupdown.
 pub static STACKS: &[Stack] = &[
     openwrt::STACK,
     freebsd::STACK,
     slackware::STACK,
+    dhcpcd::STACK,
+    connman::STACK,
     netifrc::STACK,
     openrc_network::STACK,
     busybox::STACK,
@@ -211,7 +217,7 @@ pub fn detect(sys: &System) -> Result<Detection, String> {
 #[cfg(test)]
 mod tests {
     use super::STACKS;
-    use super::common::testing::{example, fake_root, render, written};
+    use super::common::testing::{fake_root, render, sample_for, written};
 
     const CLOUD_OFF: &str = "/etc/cloud/cloud.cfg.d/99-disable-network-config.cfg";
 
@@ -219,18 +225,18 @@ mod tests {
     fn every_stack_keeps_its_nics_where_its_network_files_say() {
         use crate::plan::FileOp;
         let root = fake_root(&[("/etc/shadow", "root:*:1::::::\n")], &[]);
-        let config = example("classic");
-        let tokens: Vec<String> = config
-            .nics
-            .iter()
-            .flat_map(|n| {
-                let mut t = vec![n.address.to_string()];
-                t.extend(n.gateway.map(|g| g.to_string()));
-                t.extend(n.routes.iter().map(|r| r.dest.addr.to_string()));
-                t
-            })
-            .collect();
         for stack in STACKS {
+            let config = sample_for(stack, root.path());
+            let tokens: Vec<String> = config
+                .nics
+                .iter()
+                .flat_map(|n| {
+                    let mut t = vec![n.address.to_string()];
+                    t.extend(n.gateway.map(|g| g.to_string()));
+                    t.extend(n.routes.iter().map(|r| r.dest.addr.to_string()));
+                    t
+                })
+                .collect();
             let out = render(stack, &config, root.path());
             let mut held = Vec::new();
             for op in &out.ops {
@@ -265,10 +271,10 @@ mod tests {
             ],
             &[],
         );
-        let with_nics = example("classic");
-        let mut without_nics = with_nics.clone();
-        without_nics.nics.clear();
         for stack in STACKS {
+            let with_nics = sample_for(stack, root.path());
+            let mut without_nics = with_nics.clone();
+            without_nics.nics.clear();
             let out = render(stack, &with_nics, root.path());
             assert!(
                 written(&out, CLOUD_OFF).is_some(),

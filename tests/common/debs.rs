@@ -26,7 +26,7 @@ static UNPACKING: Mutex<()> = Mutex::new(());
 
 /// Debian's `packages`, unpacked once into the test scratch directory `name` (their root), ready
 /// when it holds `probe`: installing openrc or runit would make them the host's init, ifupdown-ng or
-/// ifupdown2 would replace its ifupdown.
+/// ifupdown2 would replace its ifupdown, connman would start and take the host's network.
 pub fn unpacked_debs(name: &str, packages: &[&str], probe: &str) -> Result<PathBuf, String> {
     let _one = UNPACKING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);

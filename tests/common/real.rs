@@ -80,6 +80,24 @@ pub fn is_program(p: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A private system bus for a daemon under test (NetworkManager, connmand): it allows everything
+/// and activates nothing (no ModemManager, no polkit).
+pub const DBUS_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <pidfile>/run/dbus/pid</pidfile>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"#;
+
 /// The routes the classic sample gives NICs named eth0 and eth1, as [`Netns::ipv4_routes`] lists them.
 pub const CLASSIC_ROUTES: [&str; 3] = [
     "10.0.0.0/8 via 10.171.254.1 dev eth0",
@@ -143,6 +161,38 @@ impl Netns {
         run(Command::new("ip").args(["-n", &self.name, "link", "set", &peer, "up"]));
     }
 
+    /// Adds NIC `ifname` with `mac`, its veth peer `peer-IFNAME` up in `peers`, another namespace
+    /// the test made: what the NIC sends reaches only that namespace.
+    pub fn add_nic_peer_in(&self, ifname: &str, mac: &str, peers: &Netns) {
+        let peer = format!("peer-{ifname}");
+        run(Command::new("ip").args([
+            "-n",
+            &self.name,
+            "link",
+            "add",
+            ifname,
+            "address",
+            mac,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            &peers.name,
+        ]));
+        run(Command::new("ip").args(["-n", &peers.name, "link", "set", &peer, "up"]));
+    }
+
+    /// Ends every process left in the namespace (a daemon the test started), by id.
+    pub fn kill_all(&self) {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").arg(pid).status();
+            }
+        }
+    }
+
     /// Runs `sh -ec script` inside the namespace, in a private mount namespace (`ip netns exec`
     /// gives one, with mounts not propagating back to the host).
     pub fn sh(&self, script: &str) -> Output {
@@ -201,6 +251,37 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
+}
+
+/// Runs `sh -ec script` in `ns` in the background, as a daemon runs (stderr to `log`), until
+/// `done()` holds, 30 s have passed or it exits; then `read()` (while it still runs) and every
+/// process of the namespace is ended. Returns what `read` gave and the log.
+pub fn run_daemon_until<T>(
+    ns: &Netns,
+    script: &str,
+    log: &Path,
+    done: impl Fn() -> bool,
+    read: impl FnOnce() -> T,
+) -> (T, String) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "sh", "-ec", script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() && std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let got = read();
+    ns.kill_all();
+    let _ = child.wait();
+    (got, std::fs::read_to_string(log).unwrap_or_default())
+}
+
+/// The `nameserver` lines of a resolv.conf.
+pub fn nameserver_lines(resolv: &str) -> Vec<&str> {
+    resolv.lines().filter(|l| l.starts_with("nameserver")).collect()
 }
 
 /// os.conf's classic sample with the two MACs swapped: the elastic NICs moved between eth0 and eth1.

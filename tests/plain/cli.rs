@@ -475,6 +475,8 @@ fn top_level_help_lists_every_stack_in_detection_order() {
         "openwrt",
         "freebsd",
         "slackware",
+        "dhcpcd",
+        "connman",
         "netifrc",
         "openrc-network",
         "busybox",

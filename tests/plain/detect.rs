@@ -18,6 +18,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("rocky9", "networkmanager"),
     ("slackware15", "slackware"),
     ("ubuntu22", "netplan"),
+    ("void-dhcpcd", "dhcpcd"),
+    ("yocto-connman", "connman"),
 ];
 
 #[test]

@@ -8,6 +8,7 @@ mod common;
 
 mod cli;
 mod confinement;
+mod connman_limits;
 mod crash;
 mod detect;
 mod finder;

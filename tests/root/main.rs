@@ -1,5 +1,5 @@
 //! Integration tests that need root: network namespaces with veth NICs, private mount namespaces,
-//! loop devices, PID namespaces, and the real consumers run in them (ifup, systemd-networkd, netplan,
+//! loop devices, PID namespaces, and the real consumers run in them (ifup, dhcpcd, ConnMan, systemd-networkd, netplan,
 //! NetworkManager, wicked, OpenRC, busybox and runit init). Without root or a program they print
 //! `*** SKIPPED ***` loudly (a failure under `CI=true`). ARCHITECTURE.md's test table says which tests
 //! go here.
@@ -10,6 +10,8 @@ mod common;
 mod faults;
 mod harness_selftest;
 mod real_boot;
+mod real_connman;
+mod real_dhcpcd;
 mod real_ifupdown;
 mod real_install;
 mod real_live;

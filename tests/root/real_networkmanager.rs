@@ -13,7 +13,9 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::real::{CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, live_apply, swap_macs};
+use crate::common::real::{
+    CLASSIC_ROUTES, DBUS_CONF, Netns, cannot_run, check_prerequisites, live_apply, swap_macs,
+};
 use crate::common::{example_conf, example_root, osconf_apply};
 
 const ETH0_MAC: &str = "00:8c:fa:5e:14:23";
@@ -23,23 +25,6 @@ const ETH1_MAC: &str = "00:8c:fa:5e:14:24";
 /// veth peers left alone. Everything else is the target's (its conf.d and system-connections).
 const NM_CONF: &str = "[main]\nplugins=keyfile\nno-auto-default=*\nauth-polkit=false\n\n\
     [keyfile]\nunmanaged-devices=interface-name:peer-*\n";
-
-/// A system bus that allows everything and activates nothing (no ModemManager, no polkit).
-const DBUS_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=/run/dbus/system_bus_socket</listen>
-  <pidfile>/run/dbus/pid</pidfile>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"#;
 
 /// Applies each os.conf in turn to `root` with the real binary.
 fn apply(root: &Path, confs: &[&str]) {

@@ -272,3 +272,18 @@ fn backup_directory_names() {
         assert!(!is_stamp(no), "{no}");
     }
 }
+
+#[test]
+fn manages_connman_provisioning_files_but_nothing_else_of_var_lib() {
+    assert!(manages("/var/lib/connman/osconf.config"));
+    assert!(manages("/var/lib/connman/lan.config.osconf-disabled"));
+    for other in [
+        "/var/lib/connman",
+        "/var/lib/connman/",
+        "/var/lib/connman/ethernet_008cfa5e1423_cable/settings",
+        "/var/lib/connmanx/a.config",
+        "/var/lib/other/a.config",
+    ] {
+        assert!(!manages(other), "{other}");
+    }
+}

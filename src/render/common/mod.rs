@@ -72,6 +72,21 @@ pub fn remove_own(sys: &System, path: &str) -> system::Result<Option<FileOp>> {
         }))
 }
 
+/// Where `service` is enabled to start at boot, for whichever init the root has: a systemd
+/// `*.wants` link to `service.service`, a sysvinit or OpenRC runlevel link, or a runit service
+/// directory linked in `/etc/runit/runsvdir/default` (Void). The package's files alone prove
+/// nothing: an installed daemon may be left off.
+pub fn service_enabled(sys: &System, service: &str) -> system::Result<Option<String>> {
+    if let Some(link) = sys.systemd_unit_link(&format!("{service}.service"))? {
+        return Ok(Some(link));
+    }
+    if let Some(link) = sys.init_script_link(service)? {
+        return Ok(Some(link));
+    }
+    let runit = format!("/etc/runit/runsvdir/default/{service}");
+    Ok(sys.exists(&runit)?.then_some(runit))
+}
+
 /// The gateways a NIC uses that lie outside its subnet, each once: they need an on-link route.
 pub fn on_link_gateways(nic: &Nic) -> Vec<Ipv4Addr> {
     let mut out: Vec<Ipv4Addr> = Vec::new();

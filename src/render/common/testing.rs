@@ -33,6 +33,28 @@ pub fn example(name: &str) -> Config {
     from_text(&std::fs::read_to_string(path).unwrap())
 }
 
+/// The classic sample (two NICs, routes), or the VPC one for a stack that cannot hold classic
+/// (ConnMan refuses what it cannot express), over the target root `root`.
+pub fn sample_for(stack: &Stack, root: &Path) -> Config {
+    let classic = example("classic");
+    let input = Input {
+        config: &classic,
+        sys: &System::probe(root).unwrap(),
+        ifnames: &BTreeMap::new(),
+        running: None,
+    };
+    match stack.render(&input) {
+        Ok(_) => classic,
+        Err(_) => example("vpc"),
+    }
+}
+
+/// What `stack`'s probe says of a target root holding `files` and `links`.
+pub fn detected(stack: &Stack, files: &[(&str, &str)], links: &[(&str, &str)]) -> Option<String> {
+    let root = fake_root(files, links);
+    (stack.detect)(&System::probe(root.path()).unwrap()).unwrap()
+}
+
 /// The validated model of an os.conf text.
 pub fn from_text(text: &str) -> Config {
     let raw = crate::reader::parse(text.as_bytes()).unwrap();
