@@ -200,6 +200,8 @@ pub const FOREIGN: &[(&str, &str, &[&str])] = &[
     ),
     ("netifrc", "gentoo", &["/etc/conf.d/net"]),
     ("openrc-network", "buildroot-openrc", &["/etc/conf.d/network"]),
+    ("dhcpcd", "void-dhcpcd", &["/etc/dhcpcd.conf"]),
+    ("connman", "yocto-connman", &["/var/lib/connman/installer.config"]),
     (
         "slackware",
         "slackware15",
