@@ -39,15 +39,8 @@ fn connman_debs(test: &str) -> Option<PathBuf> {
         .ok()
 }
 
-/// Runs connmand on `root`'s provisioning files until eth0 has `address` and the main table
-/// `routes` (or 30 s passed); returns eth0's addresses, the routes, ConnMan's resolv.conf and its log.
-fn run_connman(
-    ns: &Netns,
-    debs: &Path,
-    root: &Path,
-    address: &str,
-    routes: &[&str],
-) -> (Vec<String>, Vec<String>, String, String) {
+/// The script that runs connmand on `root`'s provisioning files (see the module's comment).
+fn connman_script(debs: &Path, root: &Path) -> String {
     let dir = root.parent().unwrap();
     for sub in ["etc-upper", "etc-work"] {
         fs::create_dir_all(dir.join(sub)).unwrap();
@@ -55,7 +48,7 @@ fn run_connman(
     fs::write(dir.join("dbus.conf"), DBUS_CONF).unwrap();
     fs::write(dir.join("main.conf"), MAIN_CONF).unwrap();
     let (d, r, x) = (dir.display(), root.display(), debs.display());
-    let script = format!(
+    format!(
         r#"
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /var/lib
@@ -65,15 +58,32 @@ mount --bind '{r}/var/lib/connman' /var/lib/connman
 dbus-daemon --config-file='{d}/dbus.conf' --fork
 exec '{x}/usr/sbin/connmand' -n -r -d -c '{d}/main.conf'
 "#
-    );
-    let want = (
-        vec![address.to_owned()],
-        routes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-    );
-    let state = || (ns.ipv4_addrs("eth0"), ns.ipv4_routes());
-    let read = || (state(), read_resolv(ns));
+    )
+}
+
+/// eth0's addresses and the main table's routes, as [`Netns`] reads them.
+fn state(ns: &Netns) -> (Vec<String>, Vec<String>) {
+    (ns.ipv4_addrs("eth0"), ns.ipv4_routes())
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Runs connmand on `root`'s provisioning files until eth0 has `address` and the main table
+/// `routes` (or 30 s passed); returns eth0's addresses, the routes, ConnMan's resolv.conf and its log.
+fn run_connman(
+    ns: &Netns,
+    debs: &Path,
+    root: &Path,
+    address: &str,
+    routes: &[&str],
+) -> (Vec<String>, Vec<String>, String, String) {
+    let want = (vec![address.to_owned()], strings(routes));
+    let read = || (state(ns), read_resolv(ns));
+    let log = root.parent().unwrap().join("connmand.log");
     let (((addrs, routes), resolv), log) =
-        run_daemon_until(ns, &script, &dir.join("connmand.log"), || state() == want, read);
+        run_daemon_until(ns, &connman_script(debs, root), &log, || state(ns) == want, read);
     (addrs, routes, resolv, log)
 }
 
@@ -146,4 +156,52 @@ fn connmand_provisions_the_nic_with_one_default_route() {
             "{name}: resolv.conf\n{resolv}"
         );
     }
+}
+
+/// A running connmand takes the file osconf writes (under a temp name, then renamed) by itself:
+/// it watches /var/lib/connman, so `activate` asks nothing of it. Provisioned from the VPC sample,
+/// then osconf applies the on-link one while it runs: the NIC moves to the new address, gateway
+/// and routes, one default route throughout.
+#[test]
+fn running_connmand_reprovisions_from_the_file_osconf_rewrites() {
+    let test = "running_connmand_reprovisions_from_the_file_osconf_rewrites";
+    let Some(debs) = connman_debs(test) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let root = example_root(scratch.path(), "yocto-connman");
+    osconf_apply(&root, &example_conf("vpc"));
+    let ns = Netns::new("connman-re");
+    let peers = Netns::new("connman-re-peers");
+    ns.add_nic_peer_in("eth0", ETH0_MAC, &peers);
+    let first = (
+        strings(&["10.171.254.123/24"]),
+        strings(&[
+            "10.171.254.1 dev eth0",
+            "7.7.7.7 via 10.171.254.1 dev eth0",
+            "8.8.8.8 via 10.171.254.1 dev eth0",
+            "default via 10.171.254.1 dev eth0",
+        ]),
+    );
+    let second = (
+        strings(&["42.120.74.205/25"]),
+        strings(&[
+            "42.120.74.1 dev eth0",
+            "7.7.7.7 via 42.120.74.1 dev eth0",
+            "8.8.8.8 via 42.120.74.1 dev eth0",
+            "default via 42.120.74.1 dev eth0",
+        ]),
+    );
+    let saw_first = std::cell::Cell::new(false);
+    let done = || {
+        if !saw_first.get() && state(&ns) == first {
+            saw_first.set(true);
+            osconf_apply(&root, ON_LINK);
+        }
+        saw_first.get() && state(&ns) == second
+    };
+    let log = scratch.path().join("connmand.log");
+    let (got, log) = run_daemon_until(&ns, &connman_script(&debs, &root), &log, done, || state(&ns));
+    assert!(saw_first.get(), "never provisioned from the VPC sample:\n{log}");
+    assert_eq!(got, second, "{log}");
 }
