@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use crate::common::debs::unpacked_debs;
 use crate::common::real::{
-    CLASSIC_ON_LINK_ROUTES, CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, nameserver_lines,
-    run_daemon_until,
+    CLASSIC_ON_LINK_ROUTES, CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, live_apply,
+    nameserver_lines, run_daemon_until, swap_macs,
 };
 use crate::common::{CLASSIC_ON_LINK, example_conf, example_root, osconf_apply};
 
@@ -43,23 +43,18 @@ struct Outcome {
     log: String,
 }
 
-/// Runs dhcpcd on `root`'s configuration in `ns` until the kernel holds `want` (eth0's and
-/// eth1's addresses, the routes) or 30 s passed, reads the outcome, then stops it.
-fn run_dhcpcd(
-    ns: &Netns,
-    debs: &Path,
-    root: &Path,
-    want: &(Vec<String>, Vec<String>, Vec<String>),
-) -> Outcome {
+/// The script that runs dhcpcd on `root`'s dhcpcd.conf (see the module's comment); its /run is
+/// the scratch `run/` beside `root`, which a live osconf run binds too, to find and tell it.
+fn dhcpcd_script(debs: &Path, root: &Path) -> String {
     let dir = root.parent().unwrap();
-    for sub in ["etc-upper", "etc-work"] {
+    for sub in ["etc-upper", "etc-work", "run"] {
         fs::create_dir_all(dir.join(sub)).unwrap();
     }
     let (d, r, x) = (dir.display(), root.display(), debs.display());
     // --nodev: no udev runs in the namespace to announce the NICs, which dhcpcd would wait for.
-    let script = format!(
+    format!(
         r#"
-mount -t tmpfs tmpfs /run
+mount --bind '{d}/run' /run
 mount -t tmpfs tmpfs /var/lib
 mount -t overlay overlay -o lowerdir='{x}/usr/lib':/usr/lib /usr/lib
 mount -t overlay overlay -o lowerdir=/etc,upperdir='{d}/etc-upper',workdir='{d}/etc-work' /etc
@@ -69,10 +64,37 @@ if [ -e '{r}/etc/dhcpcd.exit-hook' ]; then cp '{r}/etc/dhcpcd.exit-hook' /etc/; 
 grep -q '^dhcpcd:' /etc/passwd || echo 'dhcpcd:x:990:65534:DHCP Client Daemon:/usr/lib/dhcpcd:/bin/false' >> /etc/passwd
 exec '{x}/usr/sbin/dhcpcd' --nodev -B -d -f '{r}/etc/dhcpcd.conf'
 "#
+    )
+}
+
+/// eth0's and eth1's addresses and the main table's routes but the loopback's: dhcpcd told to
+/// reload (`dhcpcd -n`) adds `127.0.0.0/8 dev lo` to the main table, which is none of os.conf's.
+fn state(ns: &Netns) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let routes = ns
+        .ipv4_routes()
+        .into_iter()
+        .filter(|r| !r.ends_with(" dev lo"))
+        .collect();
+    (ns.ipv4_addrs("eth0"), ns.ipv4_addrs("eth1"), routes)
+}
+
+/// Runs dhcpcd on `root`'s configuration in `ns` until the kernel holds `want` (eth0's and
+/// eth1's addresses, the routes) or 30 s passed, reads the outcome, then stops it.
+fn run_dhcpcd(
+    ns: &Netns,
+    debs: &Path,
+    root: &Path,
+    want: &(Vec<String>, Vec<String>, Vec<String>),
+) -> Outcome {
+    let dir = root.parent().unwrap();
+    let script = dhcpcd_script(debs, root);
+    let ((eth0, eth1, routes), log) = run_daemon_until(
+        ns,
+        &script,
+        &dir.join("dhcpcd.log"),
+        || state(ns) == *want,
+        || state(ns),
     );
-    let state = || (ns.ipv4_addrs("eth0"), ns.ipv4_addrs("eth1"), ns.ipv4_routes());
-    let ((eth0, eth1, routes), log) =
-        run_daemon_until(ns, &script, &dir.join("dhcpcd.log"), || state() == *want, state);
     let resolv = fs::read_to_string(dir.join("etc-upper/resolv.conf")).unwrap_or_default();
     Outcome {
         eth0,
@@ -172,4 +194,73 @@ fn dhcpcd_configures_every_sample_with_one_default_route() {
             got.resolv
         );
     }
+}
+
+/// dhcpcd, already running, is told its own way (`dhcpcd -n NAME`) to apply the file a live run
+/// rewrote: classic applied, dhcpcd up; then os.conf swaps the MACs and osconf, run live, finds
+/// dhcpcd's pid file and tells it: the addresses and routes follow the MACs, one default route.
+#[test]
+fn running_dhcpcd_takes_the_new_file_when_the_macs_swap() {
+    let test = "running_dhcpcd_takes_the_new_file_when_the_macs_swap";
+    let Some(debs) = dhcpcd_debs(test) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let root = example_root(scratch.path(), "void-dhcpcd");
+    let classic = example_conf("classic");
+    osconf_apply(&root, &classic);
+    let ns = Netns::new("dhcpcd-swap");
+    let peers = Netns::new("dhcpcd-swap-peers");
+    ns.add_nic_peer_in("eth0", ETH0_MAC, &peers);
+    ns.add_nic_peer_in("eth1", ETH1_MAC, &peers);
+    let sorted = |list: &[&str]| {
+        let mut all = strings(list);
+        all.sort();
+        all
+    };
+    let first = (
+        strings(&["10.171.254.123/24"]),
+        strings(&["42.120.74.105/24"]),
+        sorted(
+            &[
+                &CLASSIC_ROUTES[..],
+                &["10.171.254.0/24 dev eth0", "42.120.74.0/24 dev eth1"],
+            ]
+            .concat(),
+        ),
+    );
+    let swapped: Vec<String> = first
+        .2
+        .iter()
+        .map(|r| {
+            r.replace("eth0", "ethX")
+                .replace("eth1", "eth0")
+                .replace("ethX", "eth1")
+        })
+        .collect();
+    let second = (
+        first.1.clone(),
+        first.0.clone(),
+        sorted(&swapped.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    let setup = format!(
+        "mount --bind '{}' /run\nexport PATH='{}/usr/sbin':\"$PATH\"",
+        scratch.path().join("run").display(),
+        debs.display()
+    );
+    let osconf_log = std::cell::RefCell::new(String::new());
+    let done = || {
+        if osconf_log.borrow().is_empty() && state(&ns) == first {
+            *osconf_log.borrow_mut() = live_apply(&ns, &root, &swap_macs(&classic), &setup);
+        }
+        !osconf_log.borrow().is_empty() && state(&ns) == second
+    };
+    let log = scratch.path().join("dhcpcd.log");
+    let (got, log) = run_daemon_until(&ns, &dhcpcd_script(&debs, &root), &log, done, || state(&ns));
+    let said = osconf_log.borrow();
+    assert!(
+        said.contains("run `dhcpcd -n eth0`"),
+        "osconf:\n{said}\ndhcpcd:\n{log}"
+    );
+    assert_eq!(got, second, "osconf:\n{said}\ndhcpcd:\n{log}");
 }
