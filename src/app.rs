@@ -9,7 +9,7 @@ use crate::cli::{Command, Target};
 use crate::error::Error;
 use crate::exec;
 use crate::model::Config;
-use crate::output::{print, say};
+use crate::output::{Said, say};
 use crate::plan::{self, Env, Plan};
 use crate::render;
 use crate::root::{self, ConfFile, Root};
@@ -20,16 +20,17 @@ use crate::timing::Steps;
 /// Where ECS writes os.conf, relative to the root, in the order they are tried.
 const CONFIG_PATHS: [&str; 2] = ["boot/aliyun_custom_image/os.conf", "aliyun_custom_image/os.conf"];
 
-pub fn run(command: Command) -> Result<(), Error> {
+/// Runs `command`: what it has to say on stdout, for `output::finish` to print.
+pub fn run(command: Command) -> Result<Said, Error> {
     match command {
-        Command::Help(text) => print(&text),
-        Command::Generate(what) => print(&crate::cli::doc::generate(what)),
-        Command::Version => print(&crate::cli::doc::version()),
+        Command::Help(text) => Ok(Said::text(text)),
+        Command::Generate(what) => Ok(Said::text(crate::cli::doc::generate(what))),
+        Command::Version => Ok(Said::text(crate::cli::doc::version())),
         Command::Check(file) => {
             crate::conf::load(&file)?;
-            print(&format!("{}: valid\n", file.display()))
+            Ok(Said::text(format!("{}: valid\n", file.display())))
         }
-        Command::Detect(root) => detect(&root),
+        Command::Detect { root, json } => detect(&root, json),
         Command::Plan(target) => {
             plan_or_apply(&target, false, &mut status::Run::default(), &mut Steps::start())
         }
@@ -40,19 +41,15 @@ pub fn run(command: Command) -> Result<(), Error> {
             let mut run = status::Run::default();
             let outcome = plan_or_apply(&target, true, &mut run, &mut steps);
             run.timings = steps.list;
-            run.finish(&target.root, &outcome);
+            run.finish(&target.root, outcome.as_ref().err());
             outcome
         }
         Command::Status { root, json } => status::show(&root, json),
         // The image commands are the toolkit's, a program of its own (see `programs`).
         Command::Image(_) => Err(crate::programs::exec_toolkit(std::env::args_os().skip(2))),
-        Command::Install(req) => crate::install::run::install(&req, &|m| say(m)).map_err(failed),
-        Command::Uninstall(req) => crate::install::run::uninstall(&req, &|m| say(m)).map_err(failed),
+        Command::Install(req) => crate::install::run::install(&req).map(|()| Said::nothing()),
+        Command::Uninstall(req) => crate::install::run::uninstall(&req).map(|()| Said::nothing()),
     }
-}
-
-fn failed(message: String) -> Error {
-    Error::failed(None, message)
 }
 
 /// os.conf found: where, how, and (found by the partition finder) what keeps its filesystem mounted
@@ -86,10 +83,9 @@ fn find_config(target: &Target, root: &Root, writable: bool) -> Result<Source, M
         return match ConfFile::at(path).map_err(|e| Missing::Failed(conf_error(path, e)))? {
             Some(conf) => Ok(plain(conf, "given with --config".to_owned())),
             // Named on purpose: a typo must not pass for "nothing to do" (`check` says the same).
-            None => Err(Missing::Failed(Error::invalid(
-                path,
-                "no such file (given with --config); nothing was changed",
-            ))),
+            None => Err(Missing::Failed(
+                Error::invalid(path, "no such file (given with --config)").unchanged(),
+            )),
         };
     }
     let mut fallback = None;
@@ -116,9 +112,8 @@ fn find_config(target: &Target, root: &Root, writable: bool) -> Result<Source, M
             }
             Err(boot::FindError::NoPartition(why)) => fallback = Some(why),
             Err(boot::FindError::Failed(why)) => {
-                return Err(Missing::Failed(failed(format!(
-                    "cannot reach os.conf: {why}; nothing was changed"
-                ))));
+                let why = format!("cannot reach os.conf: {why}");
+                return Err(Missing::Failed(Error::failed(None, why).unchanged()));
             }
         }
     }
@@ -141,49 +136,63 @@ fn find_config(target: &Target, root: &Root, writable: bool) -> Result<Source, M
 /// os.conf could not be read: not a file at all is bad input (exit 2); a link refused or an I/O
 /// error is a failure (exit 1).
 fn conf_error(path: &Path, e: std::io::Error) -> Error {
-    let why = format!("cannot read os.conf: {e}; nothing was changed");
+    let why = format!("cannot read os.conf: {e}");
     match e.kind() {
-        std::io::ErrorKind::InvalidData => Error::invalid(path, why),
-        _ => Error::failed(Some(path), why),
+        std::io::ErrorKind::InvalidData => Error::invalid(path, why).unchanged(),
+        _ => Error::failed(Some(path), why).unchanged(),
     }
 }
 
 /// A file of the target that could not be read: applying fails, nothing changed.
 fn unreadable(e: root::Error) -> Error {
-    Error::failed(Some(&e.path), format!("{}; nothing was changed", e.error))
+    Error::from(e).unchanged()
 }
 
 /// `osconf detect`: the root's distribution, init system and network stack (`detect::Survey`, as
-/// `image check` says them of an image), who owns resolv.conf, and on `/` where os.conf is.
-fn detect(root: &Path) -> Result<(), Error> {
-    use std::fmt::Write as _;
+/// `image check` says them of an image), who owns resolv.conf, and on `/` where os.conf is; as
+/// text, or one JSON object.
+fn detect(root: &Path, json: bool) -> Result<Said, Error> {
     let sys = System::probe(root).map_err(unreadable)?;
     let survey = crate::detect::Survey::of(&sys);
-    let mut text = format!(
-        "root: {}\n{}resolv.conf: {:?}\n",
-        root.display(),
-        survey.text(),
+    let resolv = format!(
+        "{:?}",
         render::common::dns::resolv_owner(&sys).map_err(unreadable)?
     );
-    if root == Path::new("/") {
+    let conf = (root == Path::new("/")).then(|| {
         let opts = boot::Options {
             device: None,
             wait: std::time::Duration::ZERO,
             writable: false,
         };
-        let _ = match boot::survey(&boot::Roots::host(), &opts) {
-            Ok(line) => writeln!(text, "os.conf: {line}"),
+        match boot::survey(&boot::Roots::host(), &opts) {
+            Ok(line) => line,
             Err(boot::FindError::NoPartition(why)) => {
-                writeln!(
-                    text,
-                    "os.conf: no partition 1 ({why}); looked for under / instead"
-                )
+                format!("no partition 1 ({why}); looked for under / instead")
             }
-            Err(boot::FindError::Failed(why)) => writeln!(text, "os.conf: {why}"),
-        };
-    }
-    print(&text)?;
-    survey.stack.map(drop).map_err(|e| Error::failed(None, e))
+            Err(boot::FindError::Failed(why)) => why,
+        }
+    });
+    let root_shown = root.display().to_string();
+    let text = match json {
+        true => format!(
+            "{{\"root\":{},\"system\":{},\"resolv_conf\":{},\"os_conf\":{}}}\n",
+            crate::json::string(&root_shown),
+            survey.json(),
+            crate::json::string(&resolv),
+            crate::json::string_or_null(conf.as_deref()),
+        ),
+        false => {
+            let conf = conf.map(|c| format!("os.conf: {c}\n")).unwrap_or_default();
+            format!(
+                "root: {root_shown}\n{}resolv.conf: {resolv}\n{conf}",
+                survey.text()
+            )
+        }
+    };
+    Ok(match survey.stack {
+        Ok(_) => Said::text(text),
+        Err(e) => Said::failing(text, e),
+    })
 }
 
 /// Plans or applies os.conf; `run` is filled in for the status record, `steps` timed.
@@ -192,13 +201,12 @@ fn plan_or_apply(
     apply: bool,
     run: &mut status::Run,
     steps: &mut Steps,
-) -> Result<(), Error> {
-    let root = Root::open(&target.root)
-        .map_err(|e| Error::failed(Some(&target.root), format!("{e}; nothing was changed")))?;
+) -> Result<Said, Error> {
+    let root = Root::open(&target.root).map_err(|e| Error::io(&target.root, &e).unchanged())?;
     if apply {
         // One apply at a time; then a run cut short is rolled back before anything is read, so that
         // the plan is made against the configuration as it was.
-        exec::lock(&root, exec::WAIT).map_err(failed)?;
+        exec::lock(&root, exec::WAIT)?;
         match exec::recover(&root) {
             Ok(Some(exec::Recovered::Completed { text, files, backup })) => {
                 // Its record (cut off with it): kept unless this run makes its own.
@@ -213,18 +221,15 @@ fn plan_or_apply(
             }
             Ok(Some(done)) => say(done.to_string()),
             Ok(None) => {}
-            Err(e) => return Err(failed(format!("rolling back an interrupted run: {e}"))),
+            Err(e) => return Err(e.context(None, "rolling back an interrupted run")),
         }
-        exec::clean_pwd_leftovers(&root)
-            .map_err(failed)?
-            .into_iter()
-            .for_each(say);
+        exec::clean_pwd_leftovers(&root)?.into_iter().for_each(say);
         steps.lap("lock, roll back a run cut short");
     }
     // What apply would roll back first (a plan changes nothing, so the journal is still there).
     let cut_short = match apply {
         true => None,
-        false => exec::pending(&root).map_err(|e| Error::failed(Some(&target.root), e))?,
+        false => exec::pending(&root).map_err(|e| e.context(Some(&target.root), "the journal"))?,
     };
     let source = match find_config(target, &root, apply) {
         Ok(s) => s,
@@ -233,7 +238,7 @@ fn plan_or_apply(
                 Some(what) => say(format!("no os.conf found ({looked}); but {what}")),
                 None => say(format!("no os.conf found ({looked}); nothing to do")),
             }
-            return Ok(());
+            return Ok(Said::nothing());
         }
         Err(Missing::Failed(e)) => return Err(e),
     };
@@ -252,7 +257,7 @@ fn plan_or_apply(
         .conf
         .file
         .try_clone()
-        .map_err(|e| Error::failed(Some(&conf_path), format!("{e}; nothing was changed")))?;
+        .map_err(|e| Error::io(&conf_path, &e).unchanged())?;
     let bytes = crate::conf::read_from(&conf_path, file)?;
     steps.lap("read os.conf");
     let config = crate::conf::validate(&conf_path, bytes.expose())?;
@@ -261,8 +266,11 @@ fn plan_or_apply(
     // The password files are read for the plan and rewritten by apply under their lock, as passwd
     // and chpasswd do.
     let mut pwd_lock = match apply && config.password.is_some() {
-        true => exec::lock_passwords(&root, exec::PWD_WAIT)
-            .map_err(|e| Error::failed(Some(&conf_path), format!("cannot apply: {e}, os.conf kept")))?,
+        true => exec::lock_passwords(&root, exec::PWD_WAIT).map_err(|e| {
+            e.context(Some(&conf_path), "cannot apply")
+                .unchanged()
+                .conf_kept()
+        })?,
         false => None,
     };
     if pwd_lock.is_some() {
@@ -277,18 +285,11 @@ fn plan_or_apply(
     // A lock file this run created and could not remove is said, not hidden behind "nothing was
     // changed" (the next run removes it).
     match (pwd_lock.map(exec::PwdLock::release), outcome) {
-        (Some(Err(left)), Err(mut e)) => {
-            e.message = match e.message.contains("nothing was changed") {
-                true => e.message.replacen(
-                    "nothing was changed",
-                    &format!("nothing was changed but {left}"),
-                    1,
-                ),
-                false => format!("{}; {left}", e.message),
-            };
-            Err(e)
-        }
-        (Some(Err(left)), Ok(())) => Err(Error::failed(Some(&conf_path), left)),
+        (Some(Err(left)), Err(e)) => Err(e.leaving(left.message)),
+        (Some(Err(left)), Ok(_)) => Err(Error {
+            path: Some(conf_path),
+            ..left
+        }),
         (_, outcome) => outcome,
     }
 }
@@ -310,23 +311,18 @@ fn plan_locked(
     found: Found,
     pwd_lock: &mut Option<exec::PwdLock>,
     steps: &mut Steps,
-) -> Result<(), Error> {
+) -> Result<Said, Error> {
     let Found {
         mut source,
         config,
         cut_short,
     } = found;
     let conf_path = source.conf.path.clone();
-    let sys = System::on(root.clone()).map_err(|e| {
-        let why = format!("cannot plan: {e}; nothing was changed, os.conf kept");
-        Error::failed(Some(&conf_path), why)
-    })?;
+    let cannot_plan = |e: Error| e.context(Some(&conf_path), "cannot plan").unchanged().conf_kept();
+    let sys = System::on(root.clone()).map_err(|e| cannot_plan(e.into()))?;
     let mut plan = fresh_env()
         .and_then(|env| make_plan(&config, &sys, target, &env, steps))
-        .map_err(|e| {
-            let why = format!("cannot plan: {e}; nothing was changed, os.conf kept");
-            Error::failed(Some(&conf_path), why)
-        })?;
+        .map_err(cannot_plan)?;
     let mut notes: Vec<String> = cut_short
         .into_iter()
         .map(|what| format!("{what}; the plan below is against the files as they are now"))
@@ -337,19 +333,19 @@ fn plan_locked(
     plan.notes = notes;
     if !apply {
         let text = plan::show(&plan, &sys).map_err(|e| {
-            let why = format!("cannot show the plan: {e}; nothing was changed");
-            Error::failed(Some(&conf_path), why)
+            Error::from(e)
+                .context(Some(&conf_path), "cannot show the plan")
+                .unchanged()
         })?;
-        return print(&text);
+        return Ok(Said::text(text));
     }
     plan.notes.iter().for_each(|n| say(format!("note: {n}")));
     run.planned(&plan, target.is_live());
     if let Some(located) = &mut source.located {
         let done = located.make_writable(&boot::Roots::host()).map_err(|e| {
-            Error::failed(
-                Some(&conf_path),
-                format!("cannot apply: {e}; nothing was changed, os.conf kept"),
-            )
+            e.context(Some(&conf_path), "cannot apply")
+                .unchanged()
+                .conf_kept()
         })?;
         done.into_iter().for_each(say);
         steps.lap("make partition 1 writable");
@@ -372,23 +368,21 @@ fn plan_locked(
             }
             run.result = format!("applied {} with stack {}", conf_path.display(), plan.stack);
             say(&run.result);
-            Ok(())
+            Ok(Said::nothing())
         }
         Err(mut e) => {
             steps.list.append(&mut e.timings);
             run.result = format!("failed {e}");
             say(&run.result);
-            let why = match e.rollback_failures.len() {
-                0 => "not applied: every change was rolled back; os.conf kept".to_owned(),
-                n => format!("not applied: {n} change(s) could not be rolled back (see above); os.conf kept"),
-            };
-            Err(Error::failed(Some(&conf_path), why))
+            Err(Error::failed(Some(&conf_path), "not applied")
+                .with_outcome(e.outcome())
+                .conf_kept())
         }
     }
 }
 
 /// A fresh salt and today's date: what a real run plans with.
-fn fresh_env() -> Result<Env, String> {
+fn fresh_env() -> Result<Env, Error> {
     let mut salt = [0u8; render::common::shadow::SALT_BYTES];
     crate::random::fill(&mut salt)?;
     Ok(Env {
@@ -406,7 +400,7 @@ pub fn make_plan(
     target: &Target,
     env: &Env,
     steps: &mut Steps,
-) -> Result<Plan, String> {
+) -> Result<Plan, Error> {
     let (stack, mut notes) = match &target.stack {
         Some(name) => {
             let stack = render::find(name)?;

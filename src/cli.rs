@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
+use crate::error::Error;
 use defs::{CommandDef, Flag};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,7 +50,10 @@ pub enum Command {
     Apply(Target),
     Plan(Target),
     Check(PathBuf),
-    Detect(PathBuf),
+    Detect {
+        root: PathBuf,
+        json: bool,
+    },
     Install(crate::install::run::Request),
     Uninstall(crate::install::run::Request),
     Status {
@@ -100,12 +104,19 @@ impl Matches {
     }
 }
 
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    parse_inner(args).map_err(|e| e.to_string())
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, Error> {
+    parse_inner(args)
+}
+
+/// lexopt's account of a word it could not take (an unknown flag, a missing value).
+impl From<lexopt::Error> for Error {
+    fn from(e: lexopt::Error) -> Error {
+        Error::usage(e.to_string())
+    }
 }
 
 /// The toolkit's command line (`osconf-image ARGS`): `osconf image ARGS`, and `--version`.
-pub fn parse_toolkit(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+pub fn parse_toolkit(args: impl IntoIterator<Item = String>) -> Result<Command, Error> {
     let mut args = args.into_iter().peekable();
     if args.next_if(|a| a == "--version" || a == "-V").is_some() && args.peek().is_none() {
         return Ok(Command::Version);
@@ -114,13 +125,13 @@ pub fn parse_toolkit(args: impl IntoIterator<Item = String>) -> Result<Command, 
     parse(std::iter::once(group.to_owned()).chain(args))
 }
 
-fn parse_inner(args: impl IntoIterator<Item = String>) -> Result<Command, lexopt::Error> {
+fn parse_inner(args: impl IntoIterator<Item = String>) -> Result<Command, Error> {
     let mut p = lexopt::Parser::from_args(args);
     let name = match p.next()? {
         Some(Value(v)) => v.string()?,
         Some(Long("help") | Short('h')) | None => return Ok(Command::Help(doc::help())),
         Some(Long("version") | Short('V')) => return Ok(Command::Version),
-        Some(arg) => return Err(arg.unexpected()),
+        Some(arg) => return Err(arg.unexpected().into()),
     };
     // A group's command is known at its second word; flags may come before it (`image --json check
     // DISK`), checked against the command once it is known.
@@ -131,7 +142,7 @@ fn parse_inner(args: impl IntoIterator<Item = String>) -> Result<Command, lexopt
             defs::COMMANDS
                 .iter()
                 .find(|c| c.name == name)
-                .ok_or_else(|| format!("unknown command {name:?}; see osconf --help"))?,
+                .ok_or_else(|| Error::usage(format!("unknown command {name:?}; see osconf --help")))?,
         ),
     };
     let mut m = Matches::default();
@@ -144,7 +155,10 @@ fn parse_inner(args: impl IntoIterator<Item = String>) -> Result<Command, lexopt
                     .iter()
                     .find(|(f, _, _)| !found.all_flags().any(|g| g.long == f.long));
                 if let Some((f, _, _)) = foreign {
-                    return Err(format!("{}: --{} is not an option of {0}", found.name, f.long).into());
+                    return Err(Error::usage(format!(
+                        "{}: --{} is not an option of {0}",
+                        found.name, f.long
+                    )));
                 }
                 def = Some(found);
                 continue;
@@ -164,13 +178,13 @@ fn parse_inner(args: impl IntoIterator<Item = String>) -> Result<Command, lexopt
         let (flag, negated) = match &arg {
             Long(l) => match find_flag(&flags, l) {
                 Some(found) => found,
-                None => return Err(arg.unexpected()),
+                None => return Err(arg.unexpected().into()),
             },
             Short(c) => match flags.iter().find(|f| f.short == Some(*c)) {
                 Some(f) => (*f, false),
-                None => return Err(arg.unexpected()),
+                None => return Err(arg.unexpected().into()),
             },
-            Value(_) => return Err(arg.unexpected()),
+            Value(_) => return Err(arg.unexpected().into()),
         };
         if flag.long == defs::HELP.long {
             return Ok(Command::Help(match (def, group) {
@@ -186,19 +200,30 @@ fn parse_inner(args: impl IntoIterator<Item = String>) -> Result<Command, lexopt
     }
     let Some(def) = def else {
         let g = group.expect("a command or a group");
-        return Err(format!("{} needs an action: {}", g.name, actions(g)).into());
+        return Err(Error::usage(format!(
+            "{} needs an action: {}",
+            g.name,
+            actions(g)
+        )));
     };
     if let Some(missing) = def.operands.get(m.operands.len()).filter(|o| !o.optional) {
-        return Err(format!("{} needs {} ({})", def.name, missing.name, missing.help).into());
+        return Err(Error::usage(format!(
+            "{} needs {} ({})",
+            def.name, missing.name, missing.help
+        )));
     }
-    Ok((def.build)(&m)?)
+    (def.build)(&m)
 }
 
 /// The command of group `g` that `word` names.
-fn action(g: &defs::Group, word: &OsStr) -> Result<&'static CommandDef, String> {
-    g.commands()
-        .find(|c| word == c.action())
-        .ok_or_else(|| format!("{}: unknown action {word:?}; known: {}", g.name, actions(g)))
+fn action(g: &defs::Group, word: &OsStr) -> Result<&'static CommandDef, Error> {
+    g.commands().find(|c| word == c.action()).ok_or_else(|| {
+        Error::usage(format!(
+            "{}: unknown action {word:?}; known: {}",
+            g.name,
+            actions(g)
+        ))
+    })
 }
 
 /// `check, inject, prepare, test`.
@@ -217,12 +242,12 @@ fn find_flag(flags: &[&'static Flag], long: &str) -> Option<(&'static Flag, bool
     })
 }
 
-fn utf8<'a>(flag: &Flag, v: &'a OsStr) -> Result<&'a str, String> {
+fn utf8<'a>(flag: &Flag, v: &'a OsStr) -> Result<&'a str, Error> {
     v.to_str()
-        .ok_or_else(|| format!("--{} {v:?}: not valid UTF-8", flag.long))
+        .ok_or_else(|| Error::usage(format!("--{} {v:?}: not valid UTF-8", flag.long)))
 }
 
-fn target(m: &Matches) -> Result<Target, String> {
+fn target(m: &Matches) -> Result<Target, Error> {
     let mut t = Target {
         root: m
             .last(&defs::ROOT)
@@ -233,18 +258,18 @@ fn target(m: &Matches) -> Result<Target, String> {
     };
     for name in m.values(&defs::STACK) {
         let name = utf8(&defs::STACK, name)?;
-        crate::render::find(name).map_err(|e| format!("--stack: {e}"))?;
+        crate::render::find(name).map_err(|e| Error::usage(format!("--stack: {e}")))?;
         t.stack = Some(name.to_owned());
     }
     if let Some(v) = m.last(&defs::DEVICE) {
         let spec = crate::boot::DeviceSpec::parse(utf8(&defs::DEVICE, v)?);
-        t.device = Some(spec.map_err(|e| format!("--device {e}"))?);
+        t.device = Some(spec.map_err(|e| Error::usage(format!("--device {e}")))?);
     }
     if let Some(v) = m.last(&defs::WAIT) {
         let v = utf8(&defs::WAIT, v)?;
         let secs = v
             .parse()
-            .map_err(|_| format!("--wait {v:?}: expected whole seconds"))?;
+            .map_err(|_| Error::usage(format!("--wait {v:?}: expected whole seconds")))?;
         t.wait = Some(secs);
     }
     for v in m.values(&defs::IFNAME) {
@@ -254,15 +279,15 @@ fn target(m: &Matches) -> Result<Target, String> {
     Ok(t)
 }
 
-fn apply(m: &Matches) -> Result<Command, String> {
+fn apply(m: &Matches) -> Result<Command, Error> {
     target(m).map(Command::Apply)
 }
 
-fn plan(m: &Matches) -> Result<Command, String> {
+fn plan(m: &Matches) -> Result<Command, Error> {
     target(m).map(Command::Plan)
 }
 
-fn check(m: &Matches) -> Result<Command, String> {
+fn check(m: &Matches) -> Result<Command, Error> {
     Ok(Command::Check(m.operand(0).into()))
 }
 
@@ -271,30 +296,34 @@ fn disk(m: &Matches) -> PathBuf {
     m.operand(0).into()
 }
 
-fn image_check(m: &Matches) -> Result<Command, String> {
+fn image_check(m: &Matches) -> Result<Command, Error> {
     let json = m.switch(&defs::JSON).unwrap_or(false);
     Ok(Command::Image(image::Image::Check { disk: disk(m), json }))
 }
 
-fn image_inject(m: &Matches) -> Result<Command, String> {
+fn image_inject(m: &Matches) -> Result<Command, Error> {
     let conf = m.operand(1).into();
     Ok(Command::Image(image::Image::Inject { disk: disk(m), conf }))
 }
 
-fn image_prepare(m: &Matches) -> Result<Command, String> {
+fn image_prepare(m: &Matches) -> Result<Command, Error> {
     Ok(Command::Image(image::Image::Prepare {
         disk: disk(m),
         agent: m.last(&defs::AGENT).map(PathBuf::from),
     }))
 }
 
-fn image_test(m: &Matches) -> Result<Command, String> {
+fn image_test(m: &Matches) -> Result<Command, Error> {
     let timeout = match m.last(&defs::TIMEOUT) {
         Some(v) => {
             let v = utf8(&defs::TIMEOUT, v)?;
             match v.parse::<u64>() {
                 Ok(s) if s > 0 => s,
-                _ => return Err(format!("--timeout {v:?}: expected whole seconds, at least 1")),
+                _ => {
+                    return Err(Error::usage(format!(
+                        "--timeout {v:?}: expected whole seconds, at least 1"
+                    )));
+                }
             }
         }
         None => image::DEFAULT_TIMEOUT_SECS,
@@ -304,7 +333,7 @@ fn image_test(m: &Matches) -> Result<Command, String> {
         Some(v) => match utf8(&defs::ACCEL, v)? {
             "kvm" => Some(image::Accel::Kvm),
             "tcg" => Some(image::Accel::Tcg),
-            other => return Err(format!("--accel {other:?}: expected kvm or tcg")),
+            other => return Err(Error::usage(format!("--accel {other:?}: expected kvm or tcg"))),
         },
     };
     let firmware = match m.last(&defs::FIRMWARE) {
@@ -312,7 +341,11 @@ fn image_test(m: &Matches) -> Result<Command, String> {
         Some(v) => match utf8(&defs::FIRMWARE, v)? {
             "bios" => Some(image::Firmware::Bios),
             "uefi" => Some(image::Firmware::Uefi),
-            other => return Err(format!("--firmware {other:?}: expected bios or uefi")),
+            other => {
+                return Err(Error::usage(format!(
+                    "--firmware {other:?}: expected bios or uefi"
+                )));
+            }
         },
     };
     let boots = match m.last(&defs::BOOTS) {
@@ -322,10 +355,10 @@ fn image_test(m: &Matches) -> Result<Command, String> {
             match v.parse::<u32>() {
                 Ok(n) if (1..=image::MAX_BOOTS).contains(&n) => n,
                 _ => {
-                    return Err(format!(
+                    return Err(Error::usage(format!(
                         "--boots {v:?}: expected a whole number from 1 to {}",
                         image::MAX_BOOTS
-                    ));
+                    )));
                 }
             }
         }
@@ -345,18 +378,23 @@ fn image_test(m: &Matches) -> Result<Command, String> {
     })))
 }
 
-fn detect(m: &Matches) -> Result<Command, String> {
-    Ok(Command::Detect(target(m)?.root))
+fn detect(m: &Matches) -> Result<Command, Error> {
+    Ok(Command::Detect {
+        root: target(m)?.root,
+        json: m.switch(&defs::JSON).unwrap_or(false),
+    })
 }
 
 /// What install and uninstall were asked, `--init` checked against the known inits.
-fn install_request(m: &Matches) -> Result<crate::install::run::Request, String> {
+fn install_request(m: &Matches) -> Result<crate::install::run::Request, Error> {
     let mut init = None;
     if let Some(name) = m.last(&defs::INIT) {
         let name = utf8(&defs::INIT, name)?;
         if crate::install::find(name).is_none() {
             let known = crate::install::INIT_NAMES.join(", ");
-            return Err(format!("--init: unknown init {name:?}; known: {known}"));
+            return Err(Error::usage(format!(
+                "--init: unknown init {name:?}; known: {known}"
+            )));
         }
         init = Some(name.to_owned());
     }
@@ -367,22 +405,22 @@ fn install_request(m: &Matches) -> Result<crate::install::run::Request, String> 
     })
 }
 
-fn install(m: &Matches) -> Result<Command, String> {
+fn install(m: &Matches) -> Result<Command, Error> {
     install_request(m).map(Command::Install)
 }
 
-fn uninstall(m: &Matches) -> Result<Command, String> {
+fn uninstall(m: &Matches) -> Result<Command, Error> {
     install_request(m).map(Command::Uninstall)
 }
 
-fn status(m: &Matches) -> Result<Command, String> {
+fn status(m: &Matches) -> Result<Command, Error> {
     Ok(Command::Status {
         root: target(m)?.root,
         json: m.switch(&defs::JSON).unwrap_or(false),
     })
 }
 
-fn generate(m: &Matches) -> Result<Command, String> {
+fn generate(m: &Matches) -> Result<Command, Error> {
     let kind = m.operand(0);
     doc::Generated::ALL
         .into_iter()
@@ -390,16 +428,14 @@ fn generate(m: &Matches) -> Result<Command, String> {
         .find(|(_, name)| OsStr::new(name) == kind)
         .map(|(g, _)| Command::Generate(g))
         .ok_or_else(|| {
-            format!(
-                "generate {kind:?}: expected one of {}",
-                defs::GENERATED.join(", ")
-            )
+            let known = defs::GENERATED.join(", ");
+            Error::usage(format!("generate {kind:?}: expected one of {known}"))
         })
 }
 
 /// `ethN=NAME`, NAME a valid kernel interface name.
-fn ifname(v: &str) -> Result<(u32, String), String> {
-    let bad = || format!("--ifname {v:?}: expected ethN=NAME");
+fn ifname(v: &str) -> Result<(u32, String), Error> {
+    let bad = || Error::usage(format!("--ifname {v:?}: expected ethN=NAME"));
     let (eth, name) = v.split_once('=').ok_or_else(bad)?;
     let index = eth
         .strip_prefix("eth")
@@ -413,7 +449,9 @@ fn ifname(v: &str) -> Result<(u32, String), String> {
         && name != "."
         && name != "..";
     if !valid {
-        return Err(format!("--ifname {v:?}: {name:?} is not a valid interface name"));
+        return Err(Error::usage(format!(
+            "--ifname {v:?}: {name:?} is not a valid interface name"
+        )));
     }
     Ok((index, name.to_owned()))
 }
@@ -422,7 +460,7 @@ fn ifname(v: &str) -> Result<(u32, String), String> {
 mod tests {
     use super::*;
 
-    fn parse_str(s: &str) -> Result<Command, String> {
+    fn parse_str(s: &str) -> Result<Command, Error> {
         parse(s.split_whitespace().map(String::from))
     }
 
@@ -446,7 +484,12 @@ mod tests {
         };
         assert_eq!(t.device, Some(crate::boot::DeviceSpec::Label("BOOT".into())));
         assert_eq!(parse_str("check f").unwrap(), Command::Check("f".into()));
-        assert_eq!(parse_str("detect --root r").unwrap(), Command::Detect("r".into()));
+        let detect = |json| Command::Detect {
+            root: "r".into(),
+            json,
+        };
+        assert_eq!(parse_str("detect --root r").unwrap(), detect(false));
+        assert_eq!(parse_str("detect --root r --json").unwrap(), detect(true));
         assert_eq!(
             parse_str("plan --help").unwrap(),
             Command::Help(doc::command_help(&defs::COMMANDS[1]))
@@ -569,7 +612,7 @@ mod tests {
             ("image prepare d --json", "--json"),
         ] {
             let e = parse_str(bad).unwrap_err();
-            assert!(e.contains(why), "{bad}: {e}");
+            assert!(e.message.contains(why), "{bad}: {e}");
         }
     }
 

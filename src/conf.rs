@@ -28,7 +28,7 @@ pub fn read_from(path: &Path, file: File) -> Result<Secret<Vec<u8>>, Error> {
 /// The bytes of the os.conf at `path` (at most `reader::MAX_SIZE`), for a caller that validates
 /// them with [`validate`] and then uses the very bytes it validated.
 pub fn read(path: &Path) -> Result<Secret<Vec<u8>>, Error> {
-    let file = open(path).map_err(|e| Error::invalid(path, format!("{e}; nothing was changed")))?;
+    let file = open(path).map_err(|e| Error::invalid(path, e.to_string()).unchanged())?;
     read_from(path, file)
 }
 
@@ -51,10 +51,7 @@ fn invalid(path: &Path, errors: &[impl Display]) -> Error {
     errors
         .iter()
         .for_each(|e| say(format!("{}: {e}", path.display())));
-    Error::invalid(
-        path,
-        format!("invalid ({} errors); nothing was changed", errors.len()),
-    )
+    Error::invalid(path, format!("invalid ({} errors)", errors.len())).unchanged()
 }
 
 /// Opens os.conf without blocking (a FIFO planted there must not hang the boot) and only if it is a

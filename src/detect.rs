@@ -4,18 +4,25 @@
 
 use std::fmt::Write as _;
 
+use crate::error::Error;
 use crate::install::{self, Init};
+use crate::json;
 use crate::render::{self, Detection};
-use crate::status::json_string;
 use crate::system::{OsRelease, System};
+
+/// Whether osconf would configure a root, and why (or why not): `yes: …` or `no: …`.
+pub struct Configurable {
+    pub yes: bool,
+    pub why: String,
+}
 
 /// What detection found under a root; a probe that found nothing says what it looked at.
 pub struct Survey {
     pub os: OsRelease,
     /// The init system that would start osconf at boot, and why it is that one.
-    pub init: Result<(&'static Init, String), String>,
+    pub init: Result<(&'static Init, String), Error>,
     /// The network stack osconf would configure.
-    pub stack: Result<Detection, String>,
+    pub stack: Result<Detection, Error>,
 }
 
 impl Survey {
@@ -48,18 +55,20 @@ impl Survey {
     }
 
     /// Whether osconf would configure this system: it needs an init system to be started by at
-    /// boot and a network stack to write; `Err` says which is missing.
-    pub fn configurable(&self) -> Result<String, String> {
+    /// boot and a network stack to write; the verdict says which is missing.
+    pub fn configurable(&self) -> Configurable {
+        let no = |why: &str| Configurable {
+            yes: false,
+            why: format!("no: {why}"),
+        };
         match (&self.init, &self.stack) {
-            (Ok((init, _)), Ok(d)) => Ok(format!(
-                "yes: started by {}, configures {}",
-                init.name, d.stack.name
-            )),
-            (Err(_), Err(_)) => Err("no: neither its init system nor its network stack is known".to_owned()),
-            (Err(_), _) => {
-                Err("no: its init system is not known (osconf install --init chooses one)".to_owned())
-            }
-            (_, Err(_)) => Err("no: its network stack is not known (osconf --stack chooses one)".to_owned()),
+            (Ok((init, _)), Ok(d)) => Configurable {
+                yes: true,
+                why: format!("yes: started by {}, configures {}", init.name, d.stack.name),
+            },
+            (Err(_), Err(_)) => no("neither its init system nor its network stack is known"),
+            (Err(_), _) => no("its init system is not known (osconf install --init chooses one)"),
+            (_, Err(_)) => no("its network stack is not known (osconf --stack chooses one)"),
         }
     }
 
@@ -81,10 +90,7 @@ impl Survey {
                 let _ = writeln!(out, "stack: unknown ({e})");
             }
         }
-        let _ = match self.configurable() {
-            Ok(yes) => writeln!(out, "osconf: {yes}"),
-            Err(no) => writeln!(out, "osconf: {no}"),
-        };
+        let _ = writeln!(out, "osconf: {}", self.configurable().why);
         out
     }
 
@@ -92,23 +98,23 @@ impl Survey {
     /// "init":{"name","evidence"}|null,"stack":{"name","evidence"}|null,"configurable":bool,"why"}`.
     pub fn json(&self) -> String {
         let os = &self.os;
-        let ids: Vec<String> = os.id_like.iter().map(|l| json_string(l)).collect();
+        let ids = json::array(os.id_like.iter().map(|l| json::string(l)));
         let named = |found: Option<(&str, &str)>| match found {
             Some((name, why)) => format!(
                 "{{\"name\":{},\"evidence\":{}}}",
-                json_string(name),
-                json_string(why)
+                json::string(name),
+                json::string(why)
             ),
             None => "null".to_owned(),
         };
         let verdict = self.configurable();
         format!(
-            "{{\"distribution\":{{\"id\":{},\"id_like\":[{}],\"version_id\":{},\"pretty_name\":{}}},\
+            "{{\"distribution\":{{\"id\":{},\"id_like\":{},\"version_id\":{},\"pretty_name\":{}}},\
              \"init\":{},\"stack\":{},\"configurable\":{},\"why\":{}}}",
-            json_string(&os.id),
-            ids.join(","),
-            json_string(&os.version_id),
-            json_string(&os.pretty_name),
+            json::string(&os.id),
+            ids,
+            json::string(&os.version_id),
+            json::string(&os.pretty_name),
             named(self.init.as_ref().ok().map(|(i, why)| (i.name, why.as_str()))),
             named(
                 self.stack
@@ -116,8 +122,8 @@ impl Survey {
                     .ok()
                     .map(|d| (d.stack.name, d.evidence.as_str()))
             ),
-            verdict.is_ok(),
-            json_string(verdict.as_ref().unwrap_or_else(|e| e)),
+            verdict.yes,
+            json::string(&verdict.why),
         )
     }
 }

@@ -1,6 +1,7 @@
-//! The error of a run and the one place that says which outcome exits with which code (a contract image
-//! builders script against): 0 applied or nothing to do, 1 applying failed, 2 invalid input, 3 a
-//! program the command runs is not installed.
+//! The error of a run: its kind (the one place that says which outcome exits with which code, a
+//! contract image builders script against: 0 applied or nothing to do, 1 applying failed, 2 invalid
+//! input, 3 a program the command runs is not installed), the path it is about, and what became of
+//! the system — said once, by `Display`, at the end of the message.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -29,45 +30,76 @@ pub enum Kind {
     ClosedPipe,
 }
 
-/// What went wrong, about which path (if any), and of which kind.
-#[derive(Debug)]
+/// What became of the system when a command failed, so that a person (or a script reading the
+/// console) knows whether anything is left to repair.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Outcome {
+    /// Not said: the command changes nothing whatever happens (a usage error, `detect`, `status`,
+    /// `image check`), or the error is not yet at a command's boundary.
+    #[default]
+    Unsaid,
+    /// The command failed before it changed anything.
+    Unchanged,
+    /// It changed things and put every one of them back.
+    RolledBack,
+    /// It changed things and this many could not be put back, each named on a line of its own
+    /// before this one.
+    NotRolledBack(usize),
+}
+
+/// What went wrong, about which path (if any), of which kind, and what became of the system.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Error {
     pub kind: Kind,
     pub path: Option<PathBuf>,
     pub message: String,
+    pub outcome: Outcome,
+    /// What the run made and could not remove (the next run does), said with the outcome:
+    /// "nothing was changed but …".
+    pub left: Option<String>,
+    /// os.conf is still there, for the next run (apply, once os.conf was found).
+    pub conf_kept: bool,
 }
 
 impl Error {
-    pub fn usage(message: impl Into<String>) -> Error {
+    fn new(kind: Kind, path: Option<&Path>, message: String, outcome: Outcome) -> Error {
         Error {
-            kind: Kind::Usage,
-            path: None,
-            message: message.into(),
-        }
-    }
-
-    pub fn invalid(path: &Path, message: impl Into<String>) -> Error {
-        Error {
-            kind: Kind::Invalid,
-            path: Some(path.to_owned()),
-            message: message.into(),
-        }
-    }
-
-    pub fn failed(path: Option<&Path>, message: impl Into<String>) -> Error {
-        Error {
-            kind: Kind::Failed,
+            kind,
             path: path.map(Path::to_owned),
-            message: message.into(),
+            message,
+            outcome,
+            left: None,
+            conf_kept: false,
         }
     }
 
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::new(Kind::Usage, None, message.into(), Outcome::Unsaid)
+    }
+
+    /// Bad input; its outcome is said by the command that knows it ([`Error::unchanged`]).
+    pub fn invalid(path: &Path, message: impl Into<String>) -> Error {
+        Error::new(Kind::Invalid, Some(path), message.into(), Outcome::Unsaid)
+    }
+
+    /// Bad input whose place (a line, a key, a file) the caller adds: a parser's answer.
+    pub fn bad(message: impl Into<String>) -> Error {
+        Error::new(Kind::Invalid, None, message.into(), Outcome::Unsaid)
+    }
+
+    /// A failure; its outcome is said by the command that knows it ([`Error::unchanged`] …).
+    pub fn failed(path: Option<&Path>, message: impl Into<String>) -> Error {
+        Error::new(Kind::Failed, path, message.into(), Outcome::Unsaid)
+    }
+
+    /// A program is missing: found out before it was needed, so nothing was changed.
     pub fn no_tool(message: impl Into<String>) -> Error {
-        Error {
-            kind: Kind::NoTool,
-            path: None,
-            message: message.into(),
-        }
+        Error::new(Kind::NoTool, None, message.into(), Outcome::Unchanged)
+    }
+
+    /// An I/O error about `path`, failed.
+    pub fn io(path: &Path, e: &std::io::Error) -> Error {
+        Error::failed(Some(path), e.to_string())
     }
 
     /// Writing to stdout failed: a closed pipe ends quietly, anything else is a failure.
@@ -76,10 +108,55 @@ impl Error {
             std::io::ErrorKind::BrokenPipe => Kind::ClosedPipe,
             _ => Kind::Failed,
         };
+        Error::new(kind, None, format!("writing to stdout: {e}"), Outcome::Unsaid)
+    }
+
+    /// Nothing was changed.
+    pub fn unchanged(self) -> Error {
+        self.with_outcome(Outcome::Unchanged)
+    }
+
+    pub fn with_outcome(mut self, outcome: Outcome) -> Error {
+        self.outcome = outcome;
+        self
+    }
+
+    /// os.conf is kept for the next run.
+    pub fn conf_kept(mut self) -> Error {
+        self.conf_kept = true;
+        self
+    }
+
+    /// Adds what the run could not remove.
+    pub fn leaving(mut self, left: impl Into<String>) -> Error {
+        let left = left.into();
+        self.left = Some(match self.left.take() {
+            Some(before) => format!("{before}; {left}"),
+            None => left,
+        });
+        self
+    }
+
+    /// This error as the cause of a step of a larger one: `path: what: cause` (the cause's own path
+    /// and message), keeping its kind and outcome.
+    pub fn context(self, path: Option<&Path>, what: impl fmt::Display) -> Error {
+        let e = self.at(path);
         Error {
-            kind,
-            path: None,
-            message: format!("writing to stdout: {e}"),
+            message: format!("{what}: {}", e.message),
+            ..e
+        }
+    }
+
+    /// This error about `path`: its own path, if any, goes into the message.
+    pub fn at(self, path: Option<&Path>) -> Error {
+        let message = match &self.path {
+            Some(p) => format!("{}: {}", p.display(), self.message),
+            None => self.message.clone(),
+        };
+        Error {
+            path: path.map(Path::to_owned),
+            message,
+            ..self
         }
     }
 
@@ -93,16 +170,49 @@ impl Error {
     }
 }
 
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Unsaid => Ok(()),
+            Outcome::Unchanged => f.write_str("nothing was changed"),
+            Outcome::RolledBack => f.write_str("every change was rolled back"),
+            Outcome::NotRolledBack(n) => {
+                write!(f, "{n} change(s) could not be rolled back (see above)")
+            }
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.path {
-            Some(path) => write!(f, "{}: {}", path.display(), self.message),
-            None => f.write_str(&self.message),
+        if let Some(path) = &self.path {
+            write!(f, "{}: ", path.display())?;
+        }
+        f.write_str(&self.message)?;
+        let unchanged = self.outcome == Outcome::Unchanged;
+        if self.outcome != Outcome::Unsaid {
+            write!(f, "; {}", self.outcome)?;
+        }
+        match &self.left {
+            Some(left) if unchanged => write!(f, " but {left}")?,
+            Some(left) => write!(f, "; {left}")?,
+            None => {}
+        }
+        match (self.conf_kept, unchanged) {
+            (true, true) => f.write_str(", os.conf kept"),
+            (true, false) => f.write_str("; os.conf kept"),
+            (false, _) => Ok(()),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+impl From<crate::root::Error> for Error {
+    fn from(e: crate::root::Error) -> Error {
+        Error::io(&e.path, &e.error)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -122,6 +232,66 @@ mod tests {
         ] {
             assert_eq!(e.exit_code(), code, "{e:?}");
         }
-        assert_eq!(Error::invalid(Path::new("/c"), "bad").to_string(), "/c: bad");
+    }
+
+    /// Each kind says its path and what became of the system, once, at the end.
+    #[test]
+    fn every_kind_prints_its_path_and_outcome_once() {
+        let p = Path::new("/b/os.conf");
+        let said = [
+            (Error::usage("unknown flag --x"), "unknown flag --x"),
+            (
+                Error::invalid(p, "invalid (2 errors)").unchanged(),
+                "/b/os.conf: invalid (2 errors); nothing was changed",
+            ),
+            (
+                Error::no_tool("qemu is not installed"),
+                "qemu is not installed; nothing was changed",
+            ),
+            (
+                Error::failed(Some(p), "cannot plan: no NIC")
+                    .unchanged()
+                    .conf_kept(),
+                "/b/os.conf: cannot plan: no NIC; nothing was changed, os.conf kept",
+            ),
+            (
+                Error::failed(Some(p), "not applied")
+                    .with_outcome(Outcome::RolledBack)
+                    .conf_kept(),
+                "/b/os.conf: not applied; every change was rolled back; os.conf kept",
+            ),
+            (
+                Error::failed(None, "failed x").with_outcome(Outcome::NotRolledBack(2)),
+                "failed x; 2 change(s) could not be rolled back (see above)",
+            ),
+            (
+                Error::failed(Some(p), "cannot plan")
+                    .unchanged()
+                    .leaving("/etc/.pwd.lock left"),
+                "/b/os.conf: cannot plan; nothing was changed but /etc/.pwd.lock left",
+            ),
+            (
+                Error::failed(None, "disk full").context(Some(p), "writing"),
+                "/b/os.conf: writing: disk full",
+            ),
+        ];
+        for (e, text) in said {
+            let shown = e.to_string();
+            assert_eq!(shown, text);
+            for phrase in ["nothing was changed", "rolled back", "os.conf kept", "/b/os.conf"] {
+                assert!(shown.matches(phrase).count() <= 1, "{shown}");
+            }
+        }
+    }
+
+    /// An outcome given by the command replaces none said by the step that failed; a step's path
+    /// goes into the message of the command's error.
+    #[test]
+    fn context_keeps_the_cause_path_kind_and_outcome() {
+        let e = Error::invalid(Path::new("/j"), "line 3: bad")
+            .unchanged()
+            .context(None, "recovering");
+        assert_eq!(e.kind, Kind::Invalid);
+        assert_eq!(e.to_string(), "recovering: /j: line 3: bad; nothing was changed");
     }
 }

@@ -209,3 +209,73 @@ fn the_check_finds_a_cycle() {
     found.sort();
     assert_eq!(found, [vec![m("a"), m("b")], vec![m("c"), m("d"), m("e")]]);
 }
+
+/// Every `Result<T, String>` written in `text` (generics nested to any depth): an error that is
+/// only text, without the kind, path and outcome `error::Error` carries.
+fn string_errors(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices("Result<") {
+        let bytes = text.as_bytes();
+        let (mut depth, mut end, mut last_comma) = (0usize, None, None);
+        for (i, &b) in bytes.iter().enumerate().skip(at + 6) {
+            match b {
+                b'<' | b'(' | b'[' => depth += 1,
+                b'>' if i > 0 && bytes[i - 1] == b'-' => {}
+                b'>' | b')' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(i);
+                        break;
+                    }
+                }
+                b',' if depth == 1 => last_comma = Some(i),
+                _ => {}
+            }
+        }
+        // `io::Result<String>` and other one-argument aliases have no error type written.
+        let (Some(end), Some(comma)) = (end, last_comma) else {
+            continue;
+        };
+        if text[comma + 1..end].trim() == "String" {
+            found.push(text[at..=end].to_owned());
+        }
+    }
+    found
+}
+
+/// Issue 13 §3: no error in `src/` is a bare `String` (code and tests alike).
+#[test]
+fn no_result_with_a_string_error_in_src() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut dirs = vec![src];
+    let mut found = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("import_graph.rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                found.extend(
+                    string_errors(&text)
+                        .into_iter()
+                        .map(|r| format!("{}: {r}", path.display())),
+                );
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+/// The scan sees nested generics, and only a `String` in the error's place.
+#[test]
+fn the_scan_finds_string_errors_only() {
+    let text = "fn a() -> Result<Option<(u8, String)>, String> {} \
+                fn b() -> Result<BTreeMap<u32, String>, Error> {} \
+                fn c() -> io::Result<String> {} \
+                fn d(f: fn(&str) -> Result<T, String>) {}";
+    assert_eq!(
+        string_errors(text),
+        ["Result<Option<(u8, String)>, String>", "Result<T, String>"]
+    );
+}

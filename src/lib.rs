@@ -30,6 +30,7 @@ pub mod imagetest;
 #[cfg(test)]
 mod import_graph;
 pub mod install;
+pub mod json;
 pub mod log;
 pub mod model;
 pub mod output;

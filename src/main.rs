@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use osconf::error::Error;
-
 fn main() -> ExitCode {
     // The release binary aborts on a panic (Cargo.toml: 135 KB less unwinding code), so no
     // destructor runs then: the mounts osconf made or made writable are undone here, and the exit
@@ -19,9 +17,7 @@ fn main() -> ExitCode {
     // mounts are undone, as after a panic; the journal covers the files at the next run.
     on_signal(SIGTERM);
     on_signal(SIGINT);
-    let outcome = osconf::cli::parse(std::env::args().skip(1))
-        .map_err(Error::usage)
-        .and_then(osconf::app::run);
+    let outcome = osconf::cli::parse(std::env::args().skip(1)).and_then(osconf::app::run);
     osconf::output::finish(outcome, osconf::cli::doc::usage)
 }
 

@@ -1,5 +1,6 @@
-//! Where osconf's text goes: a command's product (help, plan, detect, generated files) to stdout,
-//! messages to stderr prefixed `osconf:`. Never panics: a failed stdout write is an `Error` (a closed
+//! Where osconf's text goes: a command's product (help, plan, detect, a report, JSON, generated
+//! files) to stdout — every command returns it as [`Said`] and [`finish`] alone prints it —, and
+//! messages (what a run does, step by step, for the console at boot) to stderr prefixed `osconf:`. Never panics: a failed stdout write is an `Error` (a closed
 //! pipe ends the run quietly); stderr is best effort, so a broken console never stops or changes a run
 //! — the exit code keeps telling what happened to the system.
 
@@ -8,8 +9,38 @@ use std::io::Write as _;
 
 use crate::error::{Error, Kind};
 
+/// What a command has to say on stdout, and how it ended after saying it (a report of failed
+/// checks is printed, then the command fails).
+#[derive(Debug)]
+pub struct Said {
+    pub text: String,
+    pub end: Result<(), Error>,
+}
+
+impl Said {
+    /// Nothing on stdout (apply, install: their messages went to stderr as they happened).
+    pub fn nothing() -> Said {
+        Said::text(String::new())
+    }
+
+    pub fn text(text: impl Into<String>) -> Said {
+        Said {
+            text: text.into(),
+            end: Ok(()),
+        }
+    }
+
+    /// `text`, then the command fails with `e`.
+    pub fn failing(text: impl Into<String>, e: Error) -> Said {
+        Said {
+            text: text.into(),
+            end: Err(e),
+        }
+    }
+}
+
 /// Writes `text` to stdout and flushes it, so that an error is seen here and not lost at exit.
-pub fn print(text: &str) -> Result<(), Error> {
+fn print(text: &str) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
@@ -23,9 +54,13 @@ pub fn say(msg: impl Display) {
     crate::log::tee(&msg);
 }
 
-/// The end of a run: the error said (with `usage` after a command-line error; nothing for a closed
-/// pipe) and the exit code its kind maps to.
-pub fn finish(outcome: Result<(), Error>, usage: fn() -> String) -> std::process::ExitCode {
+/// The end of a run: what the command has to say printed, then its error said (with `usage` after
+/// a command-line error; nothing for a closed pipe) and the exit code its kind maps to.
+pub fn finish(outcome: Result<Said, Error>, usage: fn() -> String) -> std::process::ExitCode {
+    let outcome = outcome.and_then(|said| match said.text.is_empty() {
+        true => said.end,
+        false => print(&said.text).and(said.end),
+    });
     let Err(e) = outcome else {
         return std::process::ExitCode::SUCCESS;
     };

@@ -27,9 +27,18 @@ fn executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// Where a program was looked for and not found, said inside the missing tool's error.
+struct Looked(String);
+
+impl std::fmt::Display for Looked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// `name` beside the running binary, else in `PATH`; where it was looked for, when nowhere. The
 /// running binary is `/proc/self/exe`, or where `argv[0]` says when there is no `/proc` (a chroot).
-fn sibling(name: &str) -> Result<PathBuf, String> {
+fn sibling(name: &str) -> Result<PathBuf, Looked> {
     let exe = std::env::current_exe().ok().or_else(|| {
         let argv0 = PathBuf::from(std::env::args_os().next()?);
         argv0
@@ -43,8 +52,8 @@ fn sibling(name: &str) -> Result<PathBuf, String> {
     }
     match (in_path(name), exe) {
         (Some(found), _) => Ok(found),
-        (None, Some(exe)) => Err(format!("looked beside {} and in PATH", exe.display())),
-        (None, None) => Err("looked in PATH".to_owned()),
+        (None, Some(exe)) => Err(Looked(format!("looked beside {} and in PATH", exe.display()))),
+        (None, None) => Err(Looked("looked in PATH".to_owned())),
     }
 }
 
@@ -53,7 +62,7 @@ pub fn agent() -> Result<PathBuf, Error> {
     sibling(AGENT).map_err(|looked| {
         Error::no_tool(format!(
             "the osconf agent is not installed ({looked}): image prepare puts it into the image; it \
-             ships beside {TOOLKIT} in the .deb, the .rpm and the tarball; nothing was changed"
+             ships beside {TOOLKIT} in the .deb, the .rpm and the tarball"
         ))
     })
 }
@@ -69,11 +78,11 @@ pub fn exec_toolkit(args: impl IntoIterator<Item = OsString>) -> Error {
             return Error::no_tool(format!(
                 "osconf image needs the image toolkit, {TOOLKIT}, which is not installed ({looked}): \
                  it ships beside {AGENT} in the .deb, the .rpm and the tarball (scripts/package); \
-                 osconf install puts only the agent into an image; nothing was done"
+                 osconf install puts only the agent into an image"
             ));
         }
     };
     // exec: the toolkit's exit code and output are the command's own.
     let e = std::process::Command::new(&program).args(args).exec();
-    Error::failed(Some(&program), format!("cannot run it: {e}; nothing was done"))
+    Error::failed(Some(&program), format!("cannot run it: {e}")).unchanged()
 }

@@ -9,15 +9,17 @@ use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use rustix::io::Errno;
 use rustix::rand::{GetRandomFlags, getrandom};
 
+use crate::error::Error;
+
 /// Fills `buf`, or says why it cannot.
-pub fn fill(buf: &mut [u8]) -> Result<(), String> {
+pub fn fill(buf: &mut [u8]) -> Result<(), Error> {
     let mut done = 0;
     while done < buf.len() {
         match getrandom(&mut buf[done..], GetRandomFlags::empty()) {
             Ok(n) => done += n,
             Err(Errno::INTR) => {}
             Err(Errno::NOSYS | Errno::PERM) => return urandom(&mut buf[done..]),
-            Err(e) => return Err(format!("getrandom: {e}")),
+            Err(e) => return Err(Error::failed(None, format!("getrandom: {e}"))),
         }
     }
     Ok(())
@@ -25,14 +27,15 @@ pub fn fill(buf: &mut [u8]) -> Result<(), String> {
 
 /// The kernel's random device 1:9: a regular file or another device in its place would give a
 /// salt anyone can know.
-fn urandom(buf: &mut [u8]) -> Result<(), String> {
+fn urandom(buf: &mut [u8]) -> Result<(), Error> {
     const PATH: &str = "/dev/urandom";
-    let fail = |e: std::io::Error| format!("getrandom is missing, reading {PATH}: {e}");
+    let fail = |e: std::io::Error| Error::failed(None, format!("getrandom is missing, reading {PATH}: {e}"));
     let mut file = File::open(PATH).map_err(fail)?;
     let meta = file.metadata().map_err(fail)?;
     if !meta.file_type().is_char_device() || meta.rdev() != rustix::fs::makedev(1, 9) {
-        return Err(format!(
-            "getrandom is missing and {PATH} is not the kernel's random device (1:9)"
+        return Err(Error::failed(
+            None,
+            format!("getrandom is missing and {PATH} is not the kernel's random device (1:9)"),
         ));
     }
     file.read_exact(buf).map_err(fail)

@@ -8,6 +8,7 @@ use std::fmt;
 use std::io::Read;
 use std::ops::Deref;
 
+use crate::error::Error;
 use crate::secret::{HIDDEN, Secret};
 
 /// os.conf is a handful of lines; anything larger is not what ECS wrote.
@@ -233,7 +234,7 @@ fn parse_line(text: &str) -> Result<Option<(&str, Value)>, LineError<'_>> {
         return Err((None, format!("{key:?}: {what}")));
     }
     let secret = key == "password";
-    let value = parse_value(rest, secret).map_err(|m| (Some(key), m))?;
+    let value = parse_value(rest, secret).map_err(|m| (Some(key), m.message))?;
     let value = if secret {
         Value::Secret(Secret::new(value.to_owned()))
     } else {
@@ -244,12 +245,12 @@ fn parse_line(text: &str) -> Result<Option<(&str, Value)>, LineError<'_>> {
 
 /// Unquotes a value. No escapes exist: a quote ends at the next quote of its kind. A `secret` value's
 /// text is never quoted in an error.
-fn parse_value(rest: &str, secret: bool) -> Result<&str, String> {
+fn parse_value(rest: &str, secret: bool) -> Result<&str, Error> {
     let (value, after) = match rest.chars().next() {
         Some(q @ ('"' | '\'')) => {
             let body = &rest[1..];
             let Some(end) = body.find(q) else {
-                return Err(format!("unterminated {q} quote"));
+                return Err(Error::bad(format!("unterminated {q} quote")));
             };
             (&body[..end], &body[end + 1..])
         }
@@ -267,12 +268,12 @@ fn parse_value(rest: &str, secret: bool) -> Result<&str, String> {
         } else {
             format!("{after:?}")
         };
-        return Err(format!(
+        return Err(Error::bad(format!(
             "unexpected text after the value: {shown} (quote values that hold blanks)"
-        ));
+        )));
     }
     if (after.starts_with('#') || value.is_empty()) && rest.starts_with(is_blank) {
-        return Err("blank after '=' (quote values that hold blanks)".into());
+        return Err(Error::bad("blank after '=' (quote values that hold blanks)"));
     }
     Ok(value)
 }
@@ -292,10 +293,10 @@ fn is_valid_key(key: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn one(line: &str) -> Result<Option<(String, String)>, String> {
+    fn one(line: &str) -> Result<Option<(String, String)>, Error> {
         parse_line(line)
             .map(|o| o.map(|(k, v)| (k.to_owned(), v.to_string())))
-            .map_err(|(_, m)| m)
+            .map_err(|(_, m)| Error::bad(m))
     }
 
     #[test]
@@ -347,7 +348,7 @@ mod tests {
         ];
         for (line, want) in table {
             let err = one(line).expect_err(line);
-            assert!(err.contains(want), "{line:?}: {err}");
+            assert!(err.message.contains(want), "{line:?}: {err}");
         }
     }
 

@@ -54,13 +54,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Until the one error type of the crate lands, callers that report with `String` take this too.
-impl From<Error> for String {
-    fn from(e: Error) -> String {
-        e.to_string()
-    }
-}
-
 /// A directory entry, for operations on the entry itself (rename, unlink, readlink, create): its
 /// directory, resolved inside the root and open, and its last name, not resolved.
 #[derive(Debug)]

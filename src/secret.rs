@@ -41,8 +41,13 @@ impl Wipe for String {
     }
 }
 
-/// What a secret shows wherever it is formatted.
+/// What a secret shows wherever it is formatted or displayed: the one spelling of a masked value
+/// (os.conf's password, a hash in `plan`'s diff, a Wi-Fi key in a file `plan` shows).
 pub const HIDDEN: &str = "(not shown)";
+
+/// A masked value the plan changes (a new password hash), so that `plan`'s diff still shows that
+/// it changes.
+pub const HIDDEN_NEW: &str = "(new, not shown)";
 
 /// A value that may hold a secret: masked when formatted, zeroed when dropped.
 #[derive(Clone, Default, PartialEq, Eq)]

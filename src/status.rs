@@ -18,6 +18,8 @@ use std::path::Path;
 use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::error::Error;
+use crate::json;
+use crate::output::Said;
 use crate::plan::{FileOp, Plan};
 use crate::root::Root;
 use crate::timing::{self, Step};
@@ -65,23 +67,23 @@ impl Run {
         }
     }
 
-    /// Records how the run ended (`outcome` as main will report it) and writes the record, when
+    /// Records how the run ended (its error, as main will report it) and writes the record, when
     /// the run found an os.conf. A record that cannot be written is said, never fatal.
-    pub fn finish(mut self, root: &Path, outcome: &Result<(), Error>) {
+    pub fn finish(mut self, root: &Path, failed: Option<&Error>) {
         // Before the record, whose own failure is logged.
-        crate::log::finish(outcome.is_ok() || root == Path::new("/"));
+        crate::log::finish(failed.is_none() || root == Path::new("/"));
         if self.config.is_none() {
             return;
         }
         self.time = crate::clock::stamp();
-        let written = match outcome {
-            Ok(()) => {
+        let written = match failed {
+            None => {
                 self.exit = crate::error::EXIT_OK;
                 write(root, STATE_DIR, &self.render())
             }
             // A failed run changes nothing in its root: at boot its record goes to /run.
-            Err(_) if root != Path::new("/") => return,
-            Err(e) => {
+            Some(_) if root != Path::new("/") => return,
+            Some(e) => {
                 self.exit = e.exit_code();
                 // The failed step, when there was one, then what main reports.
                 self.result = match self.result.as_str() {
@@ -117,7 +119,7 @@ impl Run {
     }
 
     /// Reads a record back; unknown keys are skipped (a newer osconf may add some).
-    pub fn parse(text: &str) -> Result<Run, String> {
+    pub fn parse(text: &str) -> Result<Run, Error> {
         let mut run = Run::default();
         for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
             let (key, value) = line.split_once(' ').unwrap_or((line, ""));
@@ -127,7 +129,7 @@ impl Run {
                 "exit" => {
                     run.exit = value
                         .parse()
-                        .map_err(|_| format!("{NAME}: exit {value:?} is not a number"))?
+                        .map_err(|_| Error::failed(None, format!("{NAME}: exit {value:?} is not a number")))?
                 }
                 "result" => run.result = value,
                 "config" => run.config = Some(value),
@@ -180,42 +182,35 @@ impl Run {
     }
 
     fn json(&self) -> String {
-        let strings = |v: &[String]| {
-            let items: Vec<String> = v.iter().map(|s| json_string(s)).collect();
-            format!("[{}]", items.join(","))
-        };
-        let opt = |v: &Option<String>| v.as_deref().map_or("null".to_owned(), json_string);
-        let steps: Vec<String> = self
-            .timings
-            .iter()
-            .map(|s| {
-                format!(
-                    "{{\"step\":{},\"ms\":{},\"at_ms\":{}}}",
-                    json_string(&s.name),
-                    timing::ms(s.took_us),
-                    timing::ms(s.at_us)
-                )
-            })
-            .collect();
+        let strings = |v: &[String]| json::array(v.iter().map(|s| json::string(s)));
+        let opt = |v: &Option<String>| json::string_or_null(v.as_deref());
+        let steps = json::array(self.timings.iter().map(|s| {
+            format!(
+                "{{\"step\":{},\"ms\":{},\"at_ms\":{}}}",
+                json::string(&s.name),
+                timing::ms(s.took_us),
+                timing::ms(s.at_us)
+            )
+        }));
         format!(
             "{{\"recorded\":true,\"time\":{},\"exit\":{},\"result\":{},\"config\":{},\"stack\":{},\
-             \"files\":{},\"live\":{},\"backup\":{},\"steps\":[{}]}}\n",
-            json_string(&self.time),
+             \"files\":{},\"live\":{},\"backup\":{},\"steps\":{}}}\n",
+            json::string(&self.time),
             self.exit,
-            json_string(&self.result),
+            json::string(&self.result),
             opt(&self.config),
             opt(&self.stack),
             strings(&self.files),
             strings(&self.live),
             opt(&self.backup),
-            steps.join(","),
+            steps,
         )
     }
 }
 
 /// `osconf status`: the last run's record, as text or JSON — on `/`, the newer of the last run
 /// that succeeded and this boot's failed one.
-pub fn show(root: &Path, json: bool) -> Result<(), Error> {
+pub fn show(root: &Path, json: bool) -> Result<Said, Error> {
     let unreadable = |e: crate::system::Error| Error::failed(Some(&e.path), e.error.to_string());
     let sys = crate::system::System::probe(root).map_err(unreadable)?;
     let dirs: &[&str] = if root == Path::new("/") {
@@ -226,17 +221,18 @@ pub fn show(root: &Path, json: bool) -> Result<(), Error> {
     let mut runs = Vec::new();
     for dir in dirs {
         if let Some(text) = sys.read_text(&format!("{dir}/{NAME}")).map_err(unreadable)? {
-            runs.push(Run::parse(&text).map_err(|e| Error::failed(None, e))?);
+            runs.push(Run::parse(&text)?);
         }
     }
-    match newest(runs) {
-        Some(run) => crate::output::print(&if json { run.json() } else { run.text(root) }),
-        None if json => crate::output::print("{\"recorded\":false}\n"),
-        None => crate::output::print(&format!(
+    Ok(Said::text(match newest(runs) {
+        Some(run) if json => run.json(),
+        Some(run) => run.text(root),
+        None if json => "{\"recorded\":false}\n".to_owned(),
+        None => format!(
             "no run of osconf apply that found an os.conf is recorded in {}\n",
             sys.host_path(STATE_DIR).display()
-        )),
-    }
+        ),
+    }))
 }
 
 /// The run with the latest time (stamps compare as text).
@@ -298,13 +294,15 @@ pub fn clean(root: &Path) {
 }
 
 /// A `step` line's value: `TOOK_US AT_US NAME`.
-fn parse_step(value: &str) -> Result<Step, String> {
+fn parse_step(value: &str) -> Result<Step, Error> {
     let mut words = value.splitn(3, ' ');
     let mut number = || {
-        words
-            .next()
-            .and_then(|w| w.parse::<u64>().ok())
-            .ok_or_else(|| format!("{NAME}: step {value:?} is not `microseconds microseconds name`"))
+        words.next().and_then(|w| w.parse::<u64>().ok()).ok_or_else(|| {
+            Error::failed(
+                None,
+                format!("{NAME}: step {value:?} is not `microseconds microseconds name`"),
+            )
+        })
     };
     let (took_us, at_us) = (number()?, number()?);
     Ok(Step {
@@ -348,27 +346,6 @@ fn printable(v: &str) -> String {
             c => out.push(c),
         }
     }
-    out
-}
-
-/// A JSON string literal (RFC 8259): quote, backslash and control characters escaped.
-pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
     out
 }
 
@@ -450,8 +427,5 @@ mod tests {
         assert_eq!(v["steps"][0]["step"], "read os.conf");
         assert_eq!(v["steps"][0]["ms"], 1.042);
         assert_eq!(v["steps"][1]["at_ms"], 4000.2);
-        let odd = "\u{1}\u{7f}é\r\"\\";
-        let back: String = serde_json::from_str(&json_string(odd)).unwrap();
-        assert_eq!(back, odd);
     }
 }

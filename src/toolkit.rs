@@ -5,19 +5,22 @@
 use crate::cli::Command;
 use crate::cli::image::Image;
 use crate::error::Error;
-use crate::output::print;
+use crate::output::Said;
 
-/// Runs what `cli::parse_toolkit` made of the toolkit's command line.
-pub fn run(command: Command) -> Result<(), Error> {
+/// Runs what `cli::parse_toolkit` made of the toolkit's command line: what it has to say on stdout,
+/// for `output::finish` to print.
+pub fn run(command: Command) -> Result<Said, Error> {
     match command {
         Command::Image(Image::Check { disk, json }) => crate::image::run_check(&disk, json),
-        Command::Image(Image::Inject { disk, conf }) => print(&crate::image::inject::run(&disk, &conf)?),
+        Command::Image(Image::Inject { disk, conf }) => {
+            crate::image::inject::run(&disk, &conf).map(Said::text)
+        }
         Command::Image(Image::Prepare { disk, agent }) => {
-            print(&crate::image::prepare::run(&disk, agent.as_deref())?)
+            crate::image::prepare::run(&disk, agent.as_deref()).map(Said::text)
         }
         Command::Image(Image::Test(req)) => crate::imagetest::run(&req),
-        Command::Help(text) => print(&text),
-        Command::Version => print(&crate::cli::doc::version()),
+        Command::Help(text) => Ok(Said::text(text)),
+        Command::Version => Ok(Said::text(crate::cli::doc::version())),
         other => Err(Error::usage(format!("{other:?} is not an image command"))),
     }
 }

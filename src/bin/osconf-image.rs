@@ -5,8 +5,6 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let outcome = osconf::cli::parse_toolkit(std::env::args().skip(1))
-        .map_err(osconf::error::Error::usage)
-        .and_then(osconf::toolkit::run);
+    let outcome = osconf::cli::parse_toolkit(std::env::args().skip(1)).and_then(osconf::toolkit::run);
     osconf::output::finish(outcome, osconf::cli::doc::toolkit_usage)
 }

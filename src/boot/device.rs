@@ -11,6 +11,7 @@ use super::Roots;
 use super::mountinfo::DevNum;
 use super::sysfs;
 use crate::disk::{self, Filesystem};
+use crate::error::Error;
 
 /// How often a missing device is looked for again while waiting.
 const POLL: Duration = Duration::from_millis(100);
@@ -23,7 +24,7 @@ pub enum DeviceSpec {
 }
 
 impl DeviceSpec {
-    pub fn parse(s: &str) -> Result<DeviceSpec, String> {
+    pub fn parse(s: &str) -> Result<DeviceSpec, Error> {
         let spec = if let Some(u) = s.strip_prefix("UUID=") {
             DeviceSpec::Uuid(u.to_owned())
         } else if let Some(l) = s.strip_prefix("LABEL=") {
@@ -31,7 +32,10 @@ impl DeviceSpec {
         } else if s.starts_with('/') {
             DeviceSpec::Path(s.into())
         } else {
-            return Err(format!("{s:?}: expected a device path, UUID=… or LABEL=…"));
+            return Err(Error::failed(
+                None,
+                format!("{s:?}: expected a device path, UUID=… or LABEL=…"),
+            ));
         };
         let bad = match &spec {
             DeviceSpec::Uuid(u) => u.is_empty() || !u.chars().all(|c| c.is_ascii_hexdigit() || c == '-'),
@@ -39,7 +43,7 @@ impl DeviceSpec {
             DeviceSpec::Path(_) => false,
         };
         if bad {
-            return Err(format!("{s:?}: an empty or malformed value"));
+            return Err(Error::failed(None, format!("{s:?}: an empty or malformed value")));
         }
         Ok(spec)
     }
@@ -64,7 +68,7 @@ pub struct Device {
 }
 
 /// The device `spec` names, waiting up to `wait` for it to appear.
-pub fn resolve(roots: &Roots, spec: &DeviceSpec, wait: Duration) -> Result<Device, String> {
+pub fn resolve(roots: &Roots, spec: &DeviceSpec, wait: Duration) -> Result<Device, Error> {
     poll(wait, &format!("device {spec}"), || find(roots, spec))
 }
 
@@ -72,8 +76,8 @@ pub fn resolve(roots: &Roots, spec: &DeviceSpec, wait: Duration) -> Result<Devic
 pub fn poll<T>(
     wait: Duration,
     what: &str,
-    mut look: impl FnMut() -> Result<Option<T>, String>,
-) -> Result<T, String> {
+    mut look: impl FnMut() -> Result<Option<T>, Error>,
+) -> Result<T, Error> {
     let deadline = Instant::now() + wait;
     loop {
         if let Some(found) = look()? {
@@ -81,9 +85,12 @@ pub fn poll<T>(
         }
         let now = Instant::now();
         if now >= deadline {
-            return Err(format!(
-                "{what} not found after waiting {} ms (see --wait)",
-                wait.as_millis()
+            return Err(Error::failed(
+                None,
+                format!(
+                    "{what} not found after waiting {} ms (see --wait)",
+                    wait.as_millis()
+                ),
             ));
         }
         std::thread::sleep(POLL.min(deadline - now));
@@ -91,7 +98,7 @@ pub fn poll<T>(
 }
 
 /// One look for the device, without waiting.
-fn find(roots: &Roots, spec: &DeviceSpec) -> Result<Option<Device>, String> {
+fn find(roots: &Roots, spec: &DeviceSpec) -> Result<Option<Device>, Error> {
     let link = match spec {
         DeviceSpec::Path(p) => return node(p),
         DeviceSpec::Uuid(u) => roots.dev.join("disk/by-uuid").join(u),
@@ -104,23 +111,27 @@ fn find(roots: &Roots, spec: &DeviceSpec) -> Result<Option<Device>, String> {
 }
 
 /// The block device at `path`, if it exists.
-pub fn node(path: &Path) -> Result<Option<Device>, String> {
+pub fn node(path: &Path) -> Result<Option<Device>, Error> {
     match std::fs::metadata(path) {
         Ok(m) if m.file_type().is_block_device() => Ok(Some(Device {
             node: path.to_owned(),
             dev: DevNum::from_rdev(m.rdev()),
             fs: None,
         })),
-        Ok(_) => Err(format!("{} is not a block device", path.display())),
+        Ok(_) => Err(Error::failed(
+            None,
+            format!("{} is not a block device", path.display()),
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(Error::failed(None, format!("{}: {e}", path.display()))),
     }
 }
 
 /// Reads the superblock of every block device that holds no partition table of its own and is not
 /// empty; more than one match is an error (a cloned disk attached twice).
-fn scan(roots: &Roots, spec: &DeviceSpec) -> Result<Option<Device>, String> {
-    let blocks = sysfs::all(&roots.sys).map_err(|e| format!("{}: {e}", roots.sys.display()))?;
+fn scan(roots: &Roots, spec: &DeviceSpec) -> Result<Option<Device>, Error> {
+    let blocks =
+        sysfs::all(&roots.sys).map_err(|e| Error::failed(None, format!("{}: {e}", roots.sys.display())))?;
     let mut found: Vec<Device> = Vec::new();
     for b in blocks {
         if b.sectors() == 0 || b.partitions().is_ok_and(|p| !p.is_empty()) {
@@ -148,13 +159,16 @@ fn scan(roots: &Roots, spec: &DeviceSpec) -> Result<Option<Device>, String> {
     }
     match found.len() {
         0 | 1 => Ok(found.pop()),
-        _ => Err(format!(
-            "{spec} names more than one device: {}",
-            found
-                .iter()
-                .map(|d| d.node.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+        _ => Err(Error::failed(
+            None,
+            format!(
+                "{spec} names more than one device: {}",
+                found
+                    .iter()
+                    .map(|d| d.node.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )),
     }
 }

@@ -20,6 +20,7 @@ use mount::{OwnMount, Remounted};
 use mountinfo::{DevNum, Mount};
 
 use crate::disk::{self, Filesystem};
+use crate::error::Error;
 
 /// The directory ECS writes at the root of partition 1, holding os.conf.
 pub const CONF_DIR: &str = "aliyun_custom_image";
@@ -56,9 +57,10 @@ impl Roots {
         self.fs.join(mount_point.strip_prefix("/").unwrap_or(mount_point))
     }
 
-    fn mounts(&self) -> Result<Vec<Mount>, String> {
+    fn mounts(&self) -> Result<Vec<Mount>, Error> {
         let path = self.proc.join("self/mountinfo");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::failed(None, format!("reading {}: {e}", path.display())))?;
         Ok(mountinfo::parse(&text))
     }
 }
@@ -295,7 +297,7 @@ impl Located {
 
     /// Makes the mount writable for the removal of os.conf when it is read-only (saying so); a clear
     /// error, before anything changed, when that is impossible.
-    pub fn make_writable(&mut self, roots: &Roots) -> Result<Option<String>, String> {
+    pub fn make_writable(&mut self, roots: &Roots) -> Result<Option<String>, Error> {
         match &self.existing {
             Some(m) if m.read_only() && self.remounted.is_none() => {
                 self.remounted = Some(Remounted::new(m, &roots.on_host(&m.mount_point))?);

@@ -14,6 +14,7 @@ use rustix::mount::{MountFlags, UnmountFlags};
 
 use super::mountinfo::{Mount, has_option};
 use crate::disk::{Filesystem, Kind, ufs};
+use crate::error::Error;
 
 /// What a guard undoes, listed from its making until its drop.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,12 +173,12 @@ pub struct OwnMount {
 impl OwnMount {
     /// Mounts `node` (holding `fs`) at `target`, read-write or read-only, never executable.
     /// `target` and its parent are created 0700 when missing.
-    pub fn new(node: &Path, fs: &Filesystem, target: &Path, writable: bool) -> Result<OwnMount, String> {
+    pub fn new(node: &Path, fs: &Filesystem, target: &Path, writable: bool) -> Result<OwnMount, Error> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(target)
-            .map_err(|e| format!("creating {}: {e}", target.display()))?;
+            .map_err(|e| Error::failed(None, format!("creating {}: {e}", target.display())))?;
         let mut flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC | MountFlags::SILENT;
         if !writable {
             flags |= MountFlags::RDONLY;
@@ -200,11 +201,14 @@ impl OwnMount {
             }),
             Err(e) => {
                 let _ = fs::remove_dir(target);
-                Err(format!(
-                    "mounting {} ({name}) on {} {}: {e}",
-                    node.display(),
-                    target.display(),
-                    if writable { "read-write" } else { "read-only" }
+                Err(Error::failed(
+                    None,
+                    format!(
+                        "mounting {} ({name}) on {} {}: {e}",
+                        node.display(),
+                        target.display(),
+                        if writable { "read-write" } else { "read-only" }
+                    ),
                 ))
             }
         }
@@ -226,7 +230,7 @@ pub struct Remounted {
 impl Remounted {
     /// Makes `m` writable: the filesystem itself when it is read-only (which also makes this mount
     /// writable), else only this mount.
-    pub fn new(m: &Mount, target: &Path) -> Result<Remounted, String> {
+    pub fn new(m: &Mount, target: &Path) -> Result<Remounted, Error> {
         let flags = mount_flags(&m.options);
         let super_ro = has_option(&m.super_options, "ro");
         // Listed before the remount: a failed one is undone as well, which leaves it as it was.
@@ -240,10 +244,11 @@ impl Remounted {
         };
         let how = if super_ro { flags } else { flags | MountFlags::BIND };
         remount(target, how).map_err(|e| {
-            format!(
+            let why = format!(
                 "{} is mounted read-only and cannot be made writable to remove os.conf: {e}",
                 target.display()
-            )
+            );
+            Error::failed(None, why)
         })?;
         Ok(r)
     }

@@ -3,6 +3,7 @@
 //! tables, so adding a flag here is the whole job. Names are a contract: add, never rename or drop.
 
 use super::{Command, Matches};
+use crate::error::Error;
 
 /// How a shell completes a flag's value or an operand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +85,7 @@ pub struct CommandDef {
     /// Paragraphs after the options (separated by blank lines).
     pub about: &'static str,
     /// Turns what the command line gave (already checked against this definition) into a `Command`.
-    pub build: fn(&Matches) -> Result<Command, String>,
+    pub build: fn(&Matches) -> Result<Command, Error>,
 }
 
 impl CommandDef {
@@ -435,8 +436,8 @@ pub static COMMANDS: &[CommandDef] = &[
         name: "detect",
         summary: "print the distribution and the network stack osconf would use",
         operands: &[],
-        flags: &[&ROOT],
-        about: "",
+        flags: &[&ROOT, &JSON],
+        about: "With --json: one object, {\"root\", \"system\": {distribution, init, stack,                 configurable, why} as image check --json gives it, \"resolv_conf\", \"os_conf\"}.",
         build: super::detect,
     },
     CommandDef {

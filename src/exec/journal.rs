@@ -18,6 +18,7 @@ use std::io;
 use sha2::{Digest as _, Sha256};
 
 use super::durable::{self, Saved};
+use crate::error::Error;
 use crate::root::Entry;
 
 /// Where the journal is, in the root.
@@ -162,7 +163,10 @@ impl Journal {
         let mut stage = 0;
         for (i, line) in lines.split('\n').enumerate() {
             let n = i + 1;
-            let bad = |why: String| Refused { line: n, why };
+            let bad = |why: Error| Refused {
+                line: n,
+                why: why.message,
+            };
             if stage == 0 {
                 if line != MAGIC {
                     return match line.strip_prefix("osconf-journal ") {
@@ -314,14 +318,14 @@ fn short(s: &str) -> String {
 }
 
 /// A word as [`enc`] writes it, decoded; any other spelling of the same bytes is refused.
-fn word(w: &str) -> Result<String, String> {
+fn word(w: &str) -> Result<String, Error> {
     dec_string(w)
         .filter(|s| enc(s.as_bytes()) == w)
-        .ok_or_else(|| format!("{:?} is not a name as osconf encodes it", short(w)))
+        .ok_or_else(|| Error::bad(format!("{:?} is not a name as osconf encodes it", short(w))))
 }
 
 /// An absolute path without `.`, `..`, empty components or a trailing `/`.
-fn path(w: &str) -> Result<String, String> {
+fn path(w: &str) -> Result<String, Error> {
     let p = word(w)?;
     let clean = p.len() <= MAX_PATH
         && p.strip_prefix('/').is_some_and(|rest| {
@@ -330,20 +334,23 @@ fn path(w: &str) -> Result<String, String> {
         });
     match clean {
         true => Ok(p),
-        false => Err(format!("{} is not an absolute path without . or ..", shown(&p))),
+        false => Err(Error::bad(format!(
+            "{} is not an absolute path without . or ..",
+            shown(&p)
+        ))),
     }
 }
 
 /// This run's backup directory: `/<BACKUP_DIR>/<UTC stamp>` or `…-<n>`, as the executor names it.
-fn backup_dir(w: &str) -> Result<String, String> {
+fn backup_dir(w: &str) -> Result<String, Error> {
     let p = path(w)?;
     match p.strip_prefix(&format!("/{}/", super::BACKUP_DIR)) {
         Some(stamp) if is_stamp(stamp) => Ok(p),
-        _ => Err(format!(
+        _ => Err(Error::bad(format!(
             "{} is not a backup directory osconf names (/{}/<time>)",
             shown(&p),
             super::BACKUP_DIR
-        )),
+        ))),
     }
 }
 
@@ -362,13 +369,16 @@ fn is_stamp(s: &str) -> bool {
 }
 
 /// A `file` line's five words, checked against each other as the executor writes them.
-fn file(words: &[&str], backup_dir: Option<&str>) -> Result<File, String> {
+fn file(words: &[&str], backup_dir: Option<&str>) -> Result<File, Error> {
     let [p, tmp, was, backup, becomes] = words else {
         unreachable!("five words")
     };
     let path = path(p)?;
     if !manages(&path) {
-        return Err(format!("{} is not a file osconf writes", shown(&path)));
+        return Err(Error::bad(format!(
+            "{} is not a file osconf writes",
+            shown(&path)
+        )));
     }
     let state = |w: &str| {
         Was::parse(w)
@@ -376,7 +386,7 @@ fn file(words: &[&str], backup_dir: Option<&str>) -> Result<File, String> {
                 s.render() == w
                     && !matches!(s, Was::Link(t) if t.len() > MAX_PATH || t.is_empty() || t.contains(&0))
             })
-            .ok_or_else(|| format!("{:?} is not a state osconf records", short(w)))
+            .ok_or_else(|| Error::bad(format!("{:?} is not a state osconf records", short(w))))
     };
     let (was, becomes) = (state(was)?, state(becomes)?);
     let name = path.rsplit('/').next().expect("a name");
@@ -388,22 +398,22 @@ fn file(words: &[&str], backup_dir: Option<&str>) -> Result<File, String> {
                 t if std::ffi::OsStr::new(&t) == want => Some(t),
                 t => {
                     let want = want.to_string_lossy();
-                    return Err(format!(
+                    return Err(Error::bad(format!(
                         "{} is not the temp name of {} ({})",
                         shown(&t),
                         shown(&path),
                         shown(&want)
-                    ));
+                    )));
                 }
             }
         }
     };
     // A removal has no temp file; everything else is written under one.
     if tmp.is_none() != (becomes == Was::Absent) {
-        return Err(format!(
+        return Err(Error::bad(format!(
             "{}: its temp name does not fit what the run leaves there",
             shown(&path)
-        ));
+        )));
     }
     let backup = match *backup {
         "-" => None,
@@ -415,13 +425,18 @@ fn file(words: &[&str], backup_dir: Option<&str>) -> Result<File, String> {
         (None, None) => {}
         (Some(b), Some(Some(w))) if *b == w => {}
         (Some(b), _) => {
-            return Err(format!(
+            return Err(Error::bad(format!(
                 "{} is not where the run backs {} up",
                 shown(b),
                 shown(&path)
-            ));
+            )));
         }
-        (None, Some(_)) => return Err(format!("{}: no backup of what was there", shown(&path))),
+        (None, Some(_)) => {
+            return Err(Error::bad(format!(
+                "{}: no backup of what was there",
+                shown(&path)
+            )));
+        }
     }
     Ok(File {
         path,

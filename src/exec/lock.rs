@@ -8,26 +8,28 @@ use std::time::{Duration, Instant};
 use rustix::fs::{FlockOperation, flock};
 use rustix::io::Errno;
 
+use crate::error::Error;
 use crate::root::Root;
 
 /// How long a second apply waits for the first.
 pub const WAIT: Duration = Duration::from_secs(5);
 
 /// Takes the lock, waiting up to `wait`.
-pub fn lock(root: &Root, wait: Duration) -> Result<(), String> {
+pub fn lock(root: &Root, wait: Duration) -> Result<(), Error> {
     let start = Instant::now();
     loop {
         match flock(root.fd(), FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => return Ok(()),
             Err(Errno::WOULDBLOCK) if start.elapsed() < wait => std::thread::sleep(Duration::from_millis(50)),
             Err(Errno::WOULDBLOCK) => {
-                return Err(format!(
-                    "another osconf is applying to {} (it holds the lock on that directory); waited {} s; nothing was changed",
+                let why = format!(
+                    "another osconf is applying to {} (it holds the lock on that directory); waited {} s",
                     root.path().display(),
                     wait.as_secs()
-                ));
+                );
+                return Err(Error::failed(None, why).unchanged());
             }
-            Err(e) => return Err(format!("locking {}: {e}", root.path().display())),
+            Err(e) => return Err(Error::failed(Some(root.path()), format!("locking: {e}"))),
         }
     }
 }

@@ -18,10 +18,10 @@ pub use journal::MAX_JOURNAL;
 /// Whether `bytes` is a journal osconf could have written (for the seed corpus' test): `Err` says
 /// which line and why not.
 #[doc(hidden)]
-pub fn journal_accepted(bytes: &[u8]) -> Result<(), String> {
+pub fn journal_accepted(bytes: &[u8]) -> Result<(), Error> {
     journal::Journal::parse(bytes)
         .map(drop)
-        .map_err(|r| r.to_string())
+        .map_err(|r| Error::bad(r.to_string()))
 }
 pub use lock::{WAIT, lock};
 pub use pwlock::{PWD_LOCK, PWD_WAIT, PwdLock, clean_leftovers as clean_pwd_leftovers, lock_passwords};
@@ -33,6 +33,8 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
+use crate::error::Error;
+use crate::error::Outcome;
 use crate::plan::{FileOp, LiveAction, Mode, Plan};
 use crate::platform;
 use crate::root::{self, ConfFile, Entry, Root};
@@ -76,6 +78,16 @@ impl fmt::Display for ExecError {
             write!(f, "\nrollback: {failure}")?;
         }
         Ok(())
+    }
+}
+
+impl ExecError {
+    /// What became of the system: every change put back, or how many could not be.
+    pub fn outcome(&self) -> Outcome {
+        match self.rollback_failures.len() {
+            0 => Outcome::RolledBack,
+            n => Outcome::NotRolledBack(n),
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::durable;
+use crate::error::Error;
 use crate::root::{self, Entry, Root};
 
 /// The lock file, in the root.
@@ -60,10 +61,11 @@ impl PwdLock {
 
     /// Ends a run that did not get to remove the lock file it created: removes it, or says why it
     /// could not (the next run removes it: its temp name marks it as osconf's).
-    pub fn release(self) -> Result<(), String> {
+    pub fn release(self) -> Result<(), Error> {
         self.remove_file().map_err(|e| {
             let shown = self.entry.name.to_string_lossy().into_owned();
-            format!("/etc/{shown}, which osconf created, could not be removed: {e}")
+            let left = format!("/etc/{shown}, which osconf created, could not be removed: {e}");
+            Error::failed(None, left)
         })
     }
 }
@@ -78,9 +80,9 @@ impl Drop for PwdLock {
 /// it is osconf's) and a temp name left alone; a lock file another program holds right now stays.
 /// Called once per apply, before this run takes the lock (never while it holds it: closing any
 /// descriptor of a file drops this process's `fcntl` locks on it). Says what it removed.
-pub fn clean_leftovers(root: &Root) -> Result<Option<String>, String> {
+pub fn clean_leftovers(root: &Root) -> Result<Option<String>, Error> {
     let shown = root.host_path(PWD_LOCK);
-    let why = |e: io::Error| format!("{}: {e}", shown.display());
+    let why = |e: io::Error| Error::io(&shown, &e);
     let Some(entry) = root::absent_as_none(root.entry(PWD_LOCK)).map_err(why)? else {
         return Ok(None);
     };
@@ -123,9 +125,9 @@ pub fn clean_leftovers(root: &Root) -> Result<Option<String>, String> {
 /// Takes the lock, waiting up to `wait` for another holder. `Ok(None)` when no process could be
 /// rewriting the password files there either: no `/etc`, or one osconf cannot write to (a read-only
 /// filesystem; a lock file it may not create), where its own writes will fail, cleanly, anyway.
-pub fn lock_passwords(root: &Root, wait: Duration) -> Result<Option<PwdLock>, String> {
+pub fn lock_passwords(root: &Root, wait: Duration) -> Result<Option<PwdLock>, Error> {
     let shown = root.host_path(PWD_LOCK);
-    let why = |e: io::Error| format!("locking {}: {e}; nothing was changed", shown.display());
+    let why = |e: io::Error| Error::failed(None, format!("locking {}: {e}", shown.display())).unchanged();
     let entry = match root::absent_as_none(root.entry(PWD_LOCK)).map_err(why)? {
         Some(entry) => entry,
         None => return Ok(None),
@@ -146,12 +148,13 @@ pub fn lock_passwords(root: &Root, wait: Duration) -> Result<Option<PwdLock>, St
                 std::thread::sleep(Duration::from_millis(50))
             }
             Err(Errno::AGAIN | Errno::ACCESS) => {
-                return Err(format!(
+                let why = format!(
                     "{} is locked by another program (passwd, chpasswd, useradd… hold it while they \
-                     rewrite /etc/shadow); waited {} s; nothing was changed",
+                     rewrite /etc/shadow); waited {} s",
                     shown.display(),
                     wait.as_secs()
-                ));
+                );
+                return Err(Error::failed(None, why).unchanged());
             }
             Err(e) => return Err(why(e.into())),
         }

@@ -22,6 +22,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use super::durable::{self, Saved};
 use super::journal::{self, File, JOURNAL, Journal, Parsed, Refused, Was, hash};
 use super::pwlock::PWD_LOCK;
+use crate::error::Error;
 use crate::root::{self, Entry, Root};
 
 /// The most bytes one recovery reads to hash: each listed file once, and each backup it restores.
@@ -78,8 +79,8 @@ struct Loaded {
 
 /// The prologue of [`recover`] and [`pending`]: `None` when no journal is there; `Err(Refused)`
 /// for one osconf could not have written; an I/O error reading the root is an error.
-fn load(root: &Root) -> Result<Option<Result<Loaded, Refused>>, String> {
-    let why = |e: io::Error| format!("reading the journal of an interrupted run: {e}");
+fn load(root: &Root) -> Result<Option<Result<Loaded, Refused>>, Error> {
+    let why = |e: io::Error| Error::failed(None, format!("reading the journal of an interrupted run: {e}"));
     let Some(bytes) = read_journal(root).map_err(why)? else {
         return Ok(None);
     };
@@ -91,9 +92,10 @@ fn load(root: &Root) -> Result<Option<Result<Loaded, Refused>>, String> {
     let mut now = Vec::new();
     for (f, &line) in parsed.journal.files.iter().zip(&parsed.lines) {
         let entry = root::absent_as_none(root.entry(&f.path))
-            .map_err(|e| format!("{}: {e}", shown(root, &f.path)))?;
+            .map_err(|e| Error::failed(None, format!("{}: {e}", shown(root, &f.path))))?;
         let state = match &entry {
-            Some(entry) => state(entry, &mut budget).map_err(|e| format!("{}: {e}", shown(root, &f.path)))?,
+            Some(entry) => state(entry, &mut budget)
+                .map_err(|e| Error::failed(None, format!("{}: {e}", shown(root, &f.path))))?,
             None => Some(Was::Absent),
         };
         match state {
@@ -255,14 +257,16 @@ fn bounded_save(entry: &Entry, budget: &mut u64) -> io::Result<Option<Option<Sav
 /// Rolls back (or forward) the run a journal left behind, if any; sets aside a journal osconf
 /// could not have written. An error is what could not be put back (the journal then stays, for the
 /// next try).
-pub fn recover(root: &Root) -> Result<Option<Recovered>, String> {
+pub fn recover(root: &Root) -> Result<Option<Recovered>, Error> {
     let loaded = match load(root)? {
         None => return Ok(None),
         Some(Err(refused)) => return set_aside(root, &refused).map(|s| Some(Recovered::Refused(s))),
         Some(Ok(loaded)) => loaded,
     };
     let journal = &loaded.parsed.journal;
-    let flush = |what: &str| rustix::fs::syncfs(root.fd()).map_err(|e| format!("flushing {what}: {e}"));
+    let flush = |what: &str| {
+        rustix::fs::syncfs(root.fd()).map_err(|e| Error::failed(None, format!("flushing {what}: {e}")))
+    };
     if loaded.finished {
         remove_journal(root)?;
         flush("the end of an interrupted run")?;
@@ -303,15 +307,16 @@ pub fn recover(root: &Root) -> Result<Option<Recovered>, String> {
         }
     }
     if !failures.is_empty() {
-        return Err(failures.join("; "));
+        return Err(Error::failed(None, failures.join("; ")));
     }
     flush("the rollback of an interrupted run")?;
     // Only what the run made: its backups, then (below) its directories when empty.
     for b in journal.files.iter().filter_map(|f| f.backup.as_deref()) {
-        if let Some(entry) =
-            root::absent_as_none(root.entry(b)).map_err(|e| format!("{}: {e}", shown(root, b)))?
+        if let Some(entry) = root::absent_as_none(root.entry(b))
+            .map_err(|e| Error::failed(None, format!("{}: {e}", shown(root, b))))?
         {
-            durable::remove(&entry).map_err(|e| format!("removing {}: {e}", shown(root, b)))?;
+            durable::remove(&entry)
+                .map_err(|e| Error::failed(None, format!("removing {}: {e}", shown(root, b))))?;
         }
     }
     remove_journal(root)?;
@@ -326,11 +331,12 @@ pub fn recover(root: &Root) -> Result<Option<Recovered>, String> {
     ))))
 }
 
-fn remove_journal(root: &Root) -> Result<(), String> {
+fn remove_journal(root: &Root) -> Result<(), Error> {
     let entry = root
         .entry(JOURNAL)
-        .map_err(|e| format!("{}: {e}", shown(root, JOURNAL)))?;
-    durable::remove(&entry).map_err(|e| format!("removing {}: {e}", shown(root, JOURNAL)))
+        .map_err(|e| Error::failed(None, format!("{}: {e}", shown(root, JOURNAL))))?;
+    durable::remove(&entry)
+        .map_err(|e| Error::failed(None, format!("removing {}: {e}", shown(root, JOURNAL))))
 }
 
 /// Puts one file back as it was; `true` when something had to be done. Its temp file goes, by the
@@ -365,29 +371,43 @@ fn aside_name(kept: &[std::ffi::OsString]) -> String {
     }
 }
 
-/// Moves a refused journal aside for a person (the oldest beyond [`KEEP_REFUSED`] removed) and
-/// returns the warning to give.
-fn set_aside(root: &Root, refused: &Refused) -> Result<String, String> {
-    let entry = root
-        .entry(JOURNAL)
-        .map_err(|e| format!("{}: {e}", shown(root, JOURNAL)))?;
-    let dir = JOURNAL.rsplit_once('/').expect("a directory").0;
+/// The journal's directory in the root.
+fn journal_dir() -> &'static str {
+    JOURNAL.rsplit_once('/').expect("a directory").0
+}
+
+/// The refused journals already kept, oldest first, and the name the next one gets: what
+/// [`set_aside`] does and what [`pending`] says it will do.
+fn aside(root: &Root) -> Result<(Vec<std::ffi::OsString>, String), Error> {
+    let dir = journal_dir();
     let mut kept: Vec<_> = root
         .list(dir)
-        .map_err(|e| format!("{}: {e}", shown(root, dir)))?
+        .map_err(|e| Error::io(&root.host_path(dir), &e))?
         .into_iter()
         .filter(|n| n.as_encoded_bytes().starts_with(b"journal.rejected."))
         .collect();
     kept.sort();
     let name = aside_name(&kept);
+    Ok((kept, name))
+}
+
+/// Moves a refused journal aside for a person (the oldest beyond [`KEEP_REFUSED`] removed) and
+/// returns the warning to give.
+fn set_aside(root: &Root, refused: &Refused) -> Result<String, Error> {
+    let entry = root
+        .entry(JOURNAL)
+        .map_err(|e| Error::failed(None, format!("{}: {e}", shown(root, JOURNAL))))?;
+    let dir = journal_dir();
+    let (kept, name) = aside(root)?;
     for old in kept.iter().take((kept.len() + 1).saturating_sub(KEEP_REFUSED)) {
         // A regular file osconf set aside; anything else planted there stays (unlinkat refuses a
         // directory).
         let _ = rustix::fs::unlinkat(&entry.dir, old.as_os_str(), AtFlags::empty());
     }
     rustix::fs::renameat(&entry.dir, &entry.name, &entry.dir, OsStr::new(&name))
-        .map_err(|e| format!("setting {} aside: {e}", shown(root, JOURNAL)))?;
-    rustix::fs::fsync(&entry.dir).map_err(|e| format!("flushing {}: {e}", shown(root, dir)))?;
+        .map_err(|e| Error::failed(None, format!("setting {} aside: {e}", shown(root, JOURNAL))))?;
+    rustix::fs::fsync(&entry.dir)
+        .map_err(|e| Error::failed(None, format!("flushing {}: {e}", shown(root, dir))))?;
     Ok(format!(
         "{} is not a journal osconf could have written ({refused}): nothing in it was done; it is kept \
          as {} for a person to read, and this run goes on against the files as they are",
@@ -398,7 +418,7 @@ fn set_aside(root: &Root, refused: &Refused) -> Result<String, String> {
 
 /// For `plan`: what the next apply's [`recover`] will do first, changing nothing; `None` when no
 /// run was cut short.
-pub fn pending(root: &Root) -> Result<Option<String>, String> {
+pub fn pending(root: &Root) -> Result<Option<String>, Error> {
     let journal = shown(root, JOURNAL);
     let loaded = match load(root)? {
         None => return Ok(None),
@@ -406,7 +426,7 @@ pub fn pending(root: &Root) -> Result<Option<String>, String> {
             return Ok(Some(format!(
                 "{journal} is not a journal osconf could have written ({refused}): the next apply does \
                  nothing it says, sets it aside as {} and warns",
-                shown(root, &format!("/var/lib/osconf/{}", aside_name(&[])))
+                shown(root, &format!("{}/{}", journal_dir(), aside(root)?.1))
             )));
         }
         Some(Ok(loaded)) => loaded,

@@ -7,6 +7,7 @@
 use std::io::Read as _;
 use std::path::Path;
 
+use crate::error::Error;
 use crate::system::System;
 
 /// The architectures osconf is built for (64-bit, little-endian).
@@ -53,25 +54,30 @@ const MACHINES: &[(u16, &str)] = &[
 pub const HEAD: usize = 20;
 
 /// The architecture an ELF file is for, from (at least) its first [`HEAD`] bytes.
-pub fn of_elf(head: &[u8]) -> Result<Arch, String> {
+pub fn of_elf(head: &[u8]) -> Result<Arch, Error> {
     if head.len() < 4 || head[..4] != *b"\x7fELF" {
-        return Err("not an ELF file".to_owned());
+        return Err(Error::failed(None, "not an ELF file"));
     }
     if head.len() < HEAD {
-        return Err(format!(
-            "a truncated ELF header ({} bytes, {HEAD} needed)",
-            head.len()
+        return Err(Error::failed(
+            None,
+            format!("a truncated ELF header ({} bytes, {HEAD} needed)", head.len()),
         ));
     }
     let bits = match head[4] {
         1 => 32,
         2 => 64,
-        c => return Err(format!("an ELF file of unknown class {c}")),
+        c => return Err(Error::failed(None, format!("an ELF file of unknown class {c}"))),
     };
     let machine = match head[5] {
         1 => u16::from_le_bytes([head[18], head[19]]),
         2 => u16::from_be_bytes([head[18], head[19]]),
-        d => return Err(format!("an ELF file of unknown byte order {d}")),
+        d => {
+            return Err(Error::failed(
+                None,
+                format!("an ELF file of unknown byte order {d}"),
+            ));
+        }
     };
     let name = MACHINES
         .iter()
@@ -80,9 +86,12 @@ pub fn of_elf(head: &[u8]) -> Result<Arch, String> {
     match (bits, head[5], machine) {
         (64, 1, 62) => Ok(Arch::X86_64),
         (64, 1, 183) => Ok(Arch::Aarch64),
-        (b, d, _) => Err(format!(
-            "a {b}-bit {} {name} ELF file: osconf is built for 64-bit x86_64 and aarch64 only",
-            if d == 1 { "little-endian" } else { "big-endian" }
+        (b, d, _) => Err(Error::failed(
+            None,
+            format!(
+                "a {b}-bit {} {name} ELF file: osconf is built for 64-bit x86_64 and aarch64 only",
+                if d == 1 { "little-endian" } else { "big-endian" }
+            ),
         )),
     }
 }
@@ -99,7 +108,7 @@ pub const PROBES: [&str; 5] = [
 
 /// The architecture of the root `sys`, and the file it was read from: the first of [`PROBES`] that
 /// is an ELF binary (links followed inside the root). An error names what each probe was.
-pub fn of_root(sys: &System) -> Result<(Arch, &'static str), String> {
+pub fn of_root(sys: &System) -> Result<(Arch, &'static str), Error> {
     let mut seen = Vec::new();
     for path in PROBES {
         let what = match sys.read(path) {
@@ -108,29 +117,32 @@ pub fn of_root(sys: &System) -> Result<(Arch, &'static str), String> {
                 Ok(arch) => return Ok((arch, path)),
                 // Another machine's ELF binary is an answer, not a reason to look further.
                 Err(e) if bytes.len() >= HEAD && bytes.starts_with(b"\x7fELF") => {
-                    return Err(format!("{path} is {e}"));
+                    return Err(Error::failed(None, format!("{path} is {e}")));
                 }
-                Err(e) => e,
+                Err(e) => e.message,
             },
             Err(e) => e.to_string(),
         };
         seen.push(format!("{path}: {what}"));
     }
-    Err(format!(
-        "no ELF binary found to read the architecture from ({})",
-        seen.join("; ")
+    Err(Error::failed(
+        None,
+        format!(
+            "no ELF binary found to read the architecture from ({})",
+            seen.join("; ")
+        ),
     ))
 }
 
 /// The architecture of the program at `path` on this machine (an agent binary).
-pub fn of_file(path: &Path) -> Result<Arch, String> {
+pub fn of_file(path: &Path) -> Result<Arch, Error> {
     let shown = path.display();
-    let file = std::fs::File::open(path).map_err(|e| format!("{shown}: {e}"))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::failed(None, format!("{shown}: {e}")))?;
     let mut head = Vec::with_capacity(HEAD);
     file.take(HEAD as u64)
         .read_to_end(&mut head)
-        .map_err(|e| format!("{shown}: {e}"))?;
-    of_elf(&head).map_err(|e| format!("{shown} is {e}"))
+        .map_err(|e| Error::failed(None, format!("{shown}: {e}")))?;
+    of_elf(&head).map_err(|e| Error::failed(None, format!("{shown} is {e}")))
 }
 
 #[cfg(test)]
@@ -184,7 +196,7 @@ mod tests {
             (header(2, 1, 9999), "a 64-bit little-endian machine 9999 ELF file"),
         ] {
             let got = of_elf(&bytes).expect_err(want);
-            assert!(got.contains(want), "{got:?} should say {want:?}");
+            assert!(got.message.contains(want), "{got:?} should say {want:?}");
         }
     }
 
@@ -193,6 +205,6 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         assert_eq!(of_file(&exe).ok(), Arch::host());
         let e = of_file(Path::new("/nonexistent/osconf")).unwrap_err();
-        assert!(e.starts_with("/nonexistent/osconf: "), "{e}");
+        assert!(e.to_string().starts_with("/nonexistent/osconf: "), "{e}");
     }
 }

@@ -13,6 +13,7 @@ use super::stage::{self, Staged};
 use crate::disk::{FileType, Image, Kind};
 use crate::error::Error;
 use crate::plan::{FileOp, Mode};
+use crate::secret::{Secret, Wipe as _};
 
 /// The directory ECS writes os.conf into, and os.conf's path inside partition 1.
 pub const CONF_DIR: &str = "aliyun_custom_image";
@@ -29,33 +30,24 @@ pub(super) fn tool(program: &str, args: &[&std::ffi::OsStr]) -> Result<String, E
             std::io::ErrorKind::NotFound => Error::no_tool(format!(
                 "{program} is not installed (mtools writes FAT, e2fsprogs' debugfs writes ext)"
             )),
-            _ => Error::failed(None, format!("running {program}: {e}; nothing was changed")),
+            _ => Error::failed(None, format!("running {program}: {e}")).unchanged(),
         })?;
     if !out.status.success() {
-        return Err(Error::failed(
-            None,
-            format!(
-                "{program} {}: {}; nothing was changed",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        ));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = format!("{program} {}: {}", out.status, stderr.trim());
+        return Err(Error::failed(None, why).unchanged());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn refused(what: String) -> Error {
-    Error::failed(None, format!("{what}; nothing was changed"))
+    Error::failed(None, what).unchanged()
 }
 
 /// A reader's error on the staged copy (the image's own bytes): damage is the image's.
 fn refused_io(path: &str, e: &std::io::Error) -> Error {
     match e.kind() {
-        std::io::ErrorKind::InvalidData => Error {
-            kind: crate::error::Kind::Invalid,
-            path: None,
-            message: format!("image damaged: {path}: {e}; nothing was changed"),
-        },
+        std::io::ErrorKind::InvalidData => Error::bad(format!("image damaged: {path}: {e}")).unchanged(),
         _ => refused(format!("{path}: {e}")),
     }
 }
@@ -126,7 +118,7 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
     for (i, op) in ops.iter().enumerate() {
         if let FileOp::Write { contents, .. } = op {
             let p = staged.scratch(&format!("file{i}"));
-            std::fs::write(&p, contents).map_err(|e| refused(format!("staging {}: {e}", op.path())))?;
+            stage_file(&p, contents).map_err(|e| refused(format!("staging {}: {e}", op.path())))?;
             sources.push(p);
         } else {
             sources.push(std::path::PathBuf::new());
@@ -199,7 +191,11 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
     for op in ops {
         let rel = op.path().trim_start_matches('/');
         let ok = match op {
-            FileOp::Write { contents, .. } => volume.read_file(rel).ok().flatten().as_ref() == Some(contents),
+            FileOp::Write { contents, .. } => {
+                // What was read back may be os.conf: wiped when dropped.
+                let back = volume.read_file(rel).ok().flatten().map(Secret::new);
+                back.as_ref().map(Secret::expose) == Some(contents)
+            }
             FileOp::Symlink { target, .. } => {
                 volume.read_link(rel).ok().flatten().as_deref() == Some(target.as_bytes())
             }
@@ -212,6 +208,30 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
     Ok(())
 }
 
+/// A file for the tool to copy into the image, readable by root only (it may be os.conf).
+fn stage_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents)
+}
+
+/// The write of os.conf that `apply` takes, its copy of the bytes (the password) wiped when it is
+/// dropped, whatever path the command takes. No `Debug`.
+struct ConfOp(FileOp);
+
+impl Drop for ConfOp {
+    fn drop(&mut self) {
+        if let FileOp::Write { contents, .. } = &mut self.0 {
+            contents.wipe();
+        }
+    }
+}
+
 /// `osconf image inject DISK OS_CONF`.
 pub fn run(disk: &Path, conf: &Path) -> Result<String, Error> {
     // The very bytes validated are the bytes written.
@@ -221,24 +241,22 @@ pub fn run(disk: &Path, conf: &Path) -> Result<String, Error> {
     if let Some(note) = super::stage::recover(disk)? {
         notes += &format!("{note}\n");
     }
-    let nothing = "; nothing was changed";
-    let image = Image::open(disk).map_err(|e| super::unreadable(disk, &e, nothing))?;
-    let volume = image
-        .partition(1)
-        .map_err(|e| super::unreadable(disk, &e, nothing))?;
+    // Until the commit, only a staged copy changes.
+    let unreadable = |e: std::io::Error| super::unreadable(disk, &e).unchanged();
+    let image = Image::open(disk).map_err(unreadable)?;
+    let volume = image.partition(1).map_err(unreadable)?;
     let kind = volume.fs.kind;
     let what = volume.fs.describe();
     drop(volume);
-    let staged = Staged::new(disk, &image, 1)
-        .map_err(|e| Error::failed(Some(disk), format!("{e}; nothing was changed")))?;
-    let op = FileOp::Write {
+    let staged = Staged::new(disk, &image, 1).map_err(|e| e.at(Some(disk)).unchanged())?;
+    let op = ConfOp(FileOp::Write {
         path: CONF_PATH.to_owned(),
         contents: bytes.expose().clone(),
         mode: Mode::Exact(0o600),
         secret: true,
-    };
-    apply(&staged, kind, &[], &[op]).map_err(|e| in_disk(e, disk))?;
-    let changed = stage::commit(disk, &[&staged]).map_err(|e| Error::failed(Some(disk), e))?;
+    });
+    apply(&staged, kind, &[], std::slice::from_ref(&op.0)).map_err(|e| in_disk(e, disk).unchanged())?;
+    let changed = stage::commit(disk, &[&staged]).map_err(|e| e.at(Some(disk)))?;
     Ok(format!(
         "{notes}wrote {CONF_PATH} ({} bytes) into partition 1 ({what}); {changed} bytes of the image changed\n",
         bytes.expose().len()

@@ -19,7 +19,8 @@ use std::path::Path;
 
 use crate::disk::{self, FileType, Image, Kind, Volume, fat};
 use crate::error::Error;
-use crate::status::json_string;
+use crate::json;
+use crate::output::Said;
 
 /// The import notes: "The size of the virtual file … must be larger than 5 GiB."
 const MIN_SIZE: u64 = 5 << 30;
@@ -81,29 +82,29 @@ fn requirements(path: &Path, system: &mut Option<crate::detect::Survey>) -> Resu
         io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => {
             Error::invalid(path, format!("cannot open: {e}"))
         }
-        _ => unreadable(path, &e, ""),
+        _ => unreadable(path, &e),
     })?;
     let items = check_image(path, &image, system)?;
     // A check that turned damage into a warning still owes "image damaged" (and exit 2).
     match image.damage() {
-        Some(d) => Err(damaged(path, &d, "")),
+        Some(d) => Err(damaged(path, &d)),
         None => Ok(items),
     }
 }
 
 /// An error of the image's readers as the command's: damage found (`InvalidData`: a number, a
 /// name or a walk that cannot be) is "image damaged: …", anything else the image cannot give is
-/// said as it is; both are bad input (exit 2). `then` follows the message.
-pub(crate) fn unreadable(disk: &Path, e: &io::Error, then: &str) -> Error {
+/// said as it is; both are bad input (exit 2).
+pub(crate) fn unreadable(disk: &Path, e: &io::Error) -> Error {
     match e.kind() {
-        io::ErrorKind::InvalidData => damaged(disk, e, then),
-        _ => Error::invalid(disk, format!("{e}{then}")),
+        io::ErrorKind::InvalidData => damaged(disk, e),
+        _ => Error::invalid(disk, e.to_string()),
     }
 }
 
 /// "image damaged: WHAT" about `disk` (exit 2).
-pub(crate) fn damaged(disk: &Path, what: &dyn std::fmt::Display, then: &str) -> Error {
-    Error::invalid(disk, format!("image damaged: {what}{then}"))
+pub(crate) fn damaged(disk: &Path, what: &dyn std::fmt::Display) -> Error {
+    Error::invalid(disk, format!("image damaged: {what}"))
 }
 
 fn check_image(
@@ -138,11 +139,11 @@ fn check_image(
         ));
         return Ok(items);
     }
-    let (offset, _) = image.extent(1).map_err(|e| unreadable(path, &e, ""))?;
+    let (offset, _) = image.extent(1).map_err(|e| unreadable(path, &e))?;
     let first = match image.partition(1) {
         Ok(v) => Some(v),
         Err(e) if e.kind() == io::ErrorKind::Unsupported => None,
-        Err(e) => return Err(unreadable(path, &e, "")),
+        Err(e) => return Err(unreadable(path, &e)),
     };
     let fs = match &first {
         Some(v) => v.fs.clone(),
@@ -261,7 +262,7 @@ fn gib(bytes: u64) -> String {
 }
 
 /// The report as text: one line per requirement.
-pub fn text(items: &[Item]) -> String {
+pub fn text<'a>(items: impl IntoIterator<Item = &'a Item>) -> String {
     let mut out = String::new();
     for i in items {
         let _ = writeln!(out, "{:<5} {}: {}", i.verdict.name(), i.key, i.reason);
@@ -273,26 +274,22 @@ pub fn text(items: &[Item]) -> String {
 /// "system":{…}|null}`, `system` being what `detect::Survey::json` says of the root partition.
 pub fn json(report: &Report) -> String {
     let items = &report.items;
-    let checks: Vec<String> = items
-        .iter()
-        .map(|i| {
-            format!(
-                "{{\"key\":{},\"result\":{},\"reason\":{}}}",
-                json_string(i.key),
-                json_string(i.verdict.name()),
-                json_string(&i.reason)
-            )
-        })
-        .collect();
+    let checks = json::array(items.iter().map(|i| {
+        format!(
+            "{{\"key\":{},\"result\":{},\"reason\":{}}}",
+            json::string(i.key),
+            json::string(i.verdict.name()),
+            json::string(&i.reason)
+        )
+    }));
     // `not_checked` stays (empty) for scripts written when some checks were not made yet.
     let system = report
         .system
         .as_ref()
         .map_or_else(|| "null".to_owned(), crate::detect::Survey::json);
     format!(
-        "{{\"pass\":{},\"checks\":[{}],\"not_checked\":[],\"system\":{system}}}\n",
-        passed(items),
-        checks.join(",")
+        "{{\"pass\":{},\"checks\":{checks},\"not_checked\":[],\"system\":{system}}}\n",
+        passed(items)
     )
 }
 
@@ -301,16 +298,19 @@ pub fn passed(items: &[Item]) -> bool {
     items.iter().all(|i| i.verdict != Verdict::Fail)
 }
 
-/// `osconf image check`: prints the report; exit 1 when a requirement fails.
-pub fn run_check(path: &Path, as_json: bool) -> Result<(), Error> {
+/// `osconf image check`: the report; exit 1 when a requirement fails.
+pub fn run_check(path: &Path, as_json: bool) -> Result<Said, Error> {
     let report = check(path)?;
     let items = &report.items;
-    crate::output::print(&if as_json { json(&report) } else { text(items) })?;
+    let text = if as_json { json(&report) } else { text(items) };
     if passed(items) {
-        return Ok(());
+        return Ok(Said::text(text));
     }
     let n = items.iter().filter(|i| i.verdict == Verdict::Fail).count();
-    Err(Error::failed(Some(path), format!("{n} requirement(s) fail")))
+    Ok(Said::failing(
+        text,
+        Error::failed(Some(path), format!("{n} requirement(s) fail")),
+    ))
 }
 
 #[cfg(test)]

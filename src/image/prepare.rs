@@ -23,12 +23,12 @@ pub fn run(disk: &Path, asked: Option<&Path>) -> Result<String, Error> {
     if let Some(note) = stage::recover(disk)? {
         out += &format!("{note}\n");
     }
-    let nothing = "; nothing was changed";
-    let bad = |e: String| Error::invalid(disk, format!("{e}{nothing}"));
-    let failed = |e: String| Error::failed(Some(disk), format!("{e}{nothing}"));
-    let image = Image::open(disk).map_err(|e| super::unreadable(disk, &e, nothing))?;
+    // Until the commit, only staged copies change.
+    let bad = |e: String| Error::invalid(disk, e).unchanged();
+    let unreadable = |e: std::io::Error| super::unreadable(disk, &e).unchanged();
+    let image = Image::open(disk).map_err(unreadable)?;
     let (n, root) = view::root_partition(&image).map_err(|i| match image.damage() {
-        Some(d) => super::damaged(disk, &d, nothing),
+        Some(d) => super::damaged(disk, &d).unchanged(),
         None => bad(i.reason),
     })?;
     if !matches!(root.fs.kind, Kind::Ext(..)) {
@@ -38,25 +38,24 @@ pub fn run(disk: &Path, asked: Option<&Path>) -> Result<String, Error> {
         )));
     }
     let root_kind = root.fs.kind;
-    let first = image
-        .partition(1)
-        .map_err(|e| super::unreadable(disk, &e, nothing))?;
+    let first = image.partition(1).map_err(unreadable)?;
     let first_kind = first.fs.kind;
     let has_dir = first
         .metadata(CONF_DIR)
-        .map_err(|e| super::unreadable(disk, &e, nothing))?
+        .map_err(unreadable)?
         .is_some_and(|m| m.file_type == FileType::Dir);
     drop(first);
 
     // Damage the readers met while install read the root is the image's, whatever install said.
-    let failed = |e: String| match image.damage() {
-        Some(d) => super::damaged(disk, &d, nothing),
-        None => failed(e),
+    let failed = |e: Error| match image.damage() {
+        Some(d) => super::damaged(disk, &d).unchanged(),
+        None => e.at(Some(disk)).unchanged(),
     };
-    let sys = view::system(disk, n, root).map_err(|e| failed(e.to_string()))?;
+    let sys = view::system(disk, n, root).map_err(|e| failed(e.into()))?;
     let (init, why) = install::detect(&sys).map_err(failed)?;
     let (agent, chosen) = agent_for(arch::of_root(&sys), asked)?;
-    let binary = fs::read(&agent).map_err(|e| failed(format!("reading {}: {e}", agent.display())))?;
+    let binary = fs::read(&agent)
+        .map_err(|e| failed(Error::failed(None, format!("reading {}: {e}", agent.display()))))?;
     // One partition: aliyun_custom_image/ is in the root, recorded for uninstall as install does.
     let inside = format!("/{CONF_DIR}");
     let config_dir = (n == 1 && !has_dir).then_some(inside.as_str());
@@ -70,10 +69,10 @@ pub fn run(disk: &Path, asked: Option<&Path>) -> Result<String, Error> {
         ));
     }
     let staged_root = Staged::new(disk, &image, n).map_err(failed)?;
-    apply(&staged_root, root_kind, root_dirs, &plan.ops).map_err(|e| in_disk(e, disk))?;
+    apply(&staged_root, root_kind, root_dirs, &plan.ops).map_err(|e| in_disk(e, disk).unchanged())?;
     let staged_first = if n != 1 && !has_dir {
         let s = Staged::new(disk, &image, 1).map_err(failed)?;
-        apply(&s, first_kind, &[CONF_DIR], &[]).map_err(|e| in_disk(e, disk))?;
+        apply(&s, first_kind, &[CONF_DIR], &[]).map_err(|e| in_disk(e, disk).unchanged())?;
         Some(s)
     } else {
         None
@@ -81,7 +80,7 @@ pub fn run(disk: &Path, asked: Option<&Path>) -> Result<String, Error> {
     let all: Vec<&Staged> = std::iter::once(&staged_root)
         .chain(staged_first.as_ref())
         .collect();
-    let changed = stage::commit(disk, &all).map_err(|e| Error::failed(Some(disk), e))?;
+    let changed = stage::commit(disk, &all).map_err(|e| e.at(Some(disk)))?;
     out += &format!("{chosen}\n");
     out += &format!("init {} detected in partition {n}: {why}\n", init.name);
     for note in &plan.notes {
@@ -108,18 +107,18 @@ pub fn run(disk: &Path, asked: Option<&Path>) -> Result<String, Error> {
 /// is; and the line saying which was taken and why. A root whose architecture could not be read
 /// takes the agent unchecked, said so in that line.
 fn agent_for(
-    root: Result<(Arch, &'static str), String>,
+    root: Result<(Arch, &'static str), Error>,
     asked: Option<&Path>,
 ) -> Result<(PathBuf, String), Error> {
-    let nothing = "; nothing was changed";
     let (agent, built) = match asked {
         Some(p) => {
-            let built = arch::of_file(p).map_err(|e| Error::invalid(p, format!("--agent: {e}{nothing}")))?;
+            let built =
+                arch::of_file(p).map_err(|e| Error::invalid(p, format!("--agent: {e}")).unchanged())?;
             (p.to_owned(), built)
         }
         None => {
             let p = crate::programs::agent()?;
-            let built = arch::of_file(&p).map_err(|e| Error::failed(Some(&p), format!("{e}{nothing}")))?;
+            let built = arch::of_file(&p).map_err(|e| e.at(Some(&p)).unchanged())?;
             (p, built)
         }
     };
@@ -135,15 +134,16 @@ fn agent_for(
         Ok((arch, from)) if asked.is_some() => Err(Error::invalid(
             &agent,
             format!(
-                "--agent is built for {}, but the image is {} ({from} is){nothing}",
+                "--agent is built for {}, but the image is {} ({from} is)",
                 built.name(),
                 arch.name()
             ),
-        )),
+        )
+        .unchanged()),
         Ok((arch, from)) => Err(Error::no_tool(format!(
             "the image is {} ({from} is), but the agent beside osconf-image, {shown}, is built for {}: \
              pass one built for {} with --agent FILE (osconf's {} package or tarball has it; \
-             scripts/cargo-aarch64 build --release builds the aarch64 one){nothing}",
+             scripts/cargo-aarch64 build --release builds the aarch64 one)",
             arch.name(),
             built.name(),
             arch.name(),

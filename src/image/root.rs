@@ -9,6 +9,7 @@ use std::path::Path;
 use super::{Item, Verdict, item, view};
 use crate::detect::Survey;
 use crate::disk::Image;
+use crate::error::Error;
 use crate::install::{self, Before, INSTALL_MARKERS, MANIFEST, Manifest};
 use crate::system::{self, Kind, System};
 
@@ -68,7 +69,7 @@ pub fn check(disk: &Path, image: &Image) -> (Vec<Item>, Option<Survey>) {
 /// and whether osconf would configure it. Not knowing the init or the stack is a warning: a
 /// vendor-style agent needs neither, and `--init`/`--stack` can say them.
 fn detected(s: &Survey) -> Vec<Item> {
-    let found = |key, r: Result<(&str, &str), &String>| match r {
+    let found = |key, r: Result<(&str, &str), &Error>| match r {
         Ok((name, why)) => item(key, Verdict::Pass, format!("{name} ({why})")),
         Err(e) => item(key, Verdict::Warn, format!("unknown: {e}")),
     };
@@ -80,8 +81,8 @@ fn detected(s: &Survey) -> Vec<Item> {
             s.stack.as_ref().map(|d| (d.stack.name, d.evidence.as_str())),
         ),
         match s.configurable() {
-            Ok(yes) => item("configurable", Verdict::Pass, yes),
-            Err(no) => item("configurable", Verdict::Warn, no),
+            c if c.yes => item("configurable", Verdict::Pass, c.why),
+            c => item("configurable", Verdict::Warn, c.why),
         },
     ]
 }

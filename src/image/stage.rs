@@ -17,7 +17,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::disk::{Image, Volume, Window, Work};
-use crate::error::Error;
+use crate::error::{Error, Outcome};
 
 /// Compared and copied in chunks of this size; changes are found to this granularity.
 const CHUNK: u64 = 64 << 10;
@@ -50,12 +50,12 @@ fn undo_path(disk: &Path) -> PathBuf {
 
 impl Staged {
     /// Copies partition `n` of `image` (opened from `disk`) into a work directory beside `disk`.
-    pub fn new(disk: &Path, image: &Image, n: u32) -> Result<Staged, String> {
-        let (offset, len) = image.extent(n).map_err(|e| e.to_string())?;
+    pub fn new(disk: &Path, image: &Image, n: u32) -> Result<Staged, Error> {
+        let (offset, len) = image.extent(n).map_err(|e| Error::io(disk, &e))?;
         let mut dir = disk.as_os_str().to_owned();
         dir.push(format!(".osconf-work.{}.p{n}", std::process::id()));
         let dir = PathBuf::from(dir);
-        fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        fs::create_dir(&dir).map_err(|e| Error::failed(None, format!("creating {}: {e}", dir.display())))?;
         let staged = Staged {
             disk: disk.to_owned(),
             copy: dir.join(format!("partition{n}")),
@@ -66,7 +66,7 @@ impl Staged {
         };
         staged
             .extract()
-            .map_err(|e| format!("copying partition {n} of {}: {e}", disk.display()))?;
+            .map_err(|e| Error::failed(None, format!("copying partition {n} of {}: {e}", disk.display())))?;
         crate::exec::crash_point("image-staged");
         Ok(staged)
     }
@@ -150,12 +150,12 @@ impl Staged {
 /// Writes the bytes that differ between each staged copy and the image back into the image (one
 /// undo file for all: they go in together), the old ones saved first; returns how many bytes
 /// changed. On failure the image is as it was, or the message says where its old bytes are.
-pub fn commit(disk: &Path, staged: &[&Staged]) -> Result<u64, String> {
+pub fn commit(disk: &Path, staged: &[&Staged]) -> Result<u64, Error> {
     let mut changes = Vec::new();
     for s in staged {
         changes.extend(
             s.changes()
-                .map_err(|e| format!("comparing the copy with the image: {e}; nothing was changed"))?,
+                .map_err(|e| Error::failed(None, format!("comparing the copy with the image: {e}")))?,
         );
     }
     if changes.is_empty() {
@@ -163,21 +163,24 @@ pub fn commit(disk: &Path, staged: &[&Staged]) -> Result<u64, String> {
     }
     let old: u64 = changes.iter().map(|c| 16 + c.old.len() as u64).sum();
     if old > MAX_UNDO {
-        return Err(format!(
-            "{old} bytes of the image would change, more than the {MAX_UNDO} an undo file holds; \
-             nothing was changed"
+        return Err(Error::failed(
+            None,
+            format!(
+                "{old} bytes of the image would change, more than the {MAX_UNDO} an undo file holds; \
+"
+            ),
         ));
     }
     let undo = undo_path(disk);
     let parts: Vec<(u64, u64)> = staged.iter().map(|s| (s.offset, s.len)).collect();
     write_undo(&undo, &parts, &changes).map_err(|e| {
         let _ = fs::remove_file(&undo);
-        format!("writing {}: {e}; nothing was changed", undo.display())
+        Error::failed(None, format!("writing {}: {e}", undo.display()))
     })?;
     let image = OpenOptions::new()
         .write(true)
         .open(disk)
-        .map_err(|e| format!("opening {} to write: {e}; nothing was changed", disk.display()))?;
+        .map_err(|e| Error::failed(None, format!("opening {} to write: {e}", disk.display())))?;
     let written = changes
         .iter()
         .try_for_each(|c| image.write_all_at(&c.new, c.at))
@@ -187,23 +190,20 @@ pub fn commit(disk: &Path, staged: &[&Staged]) -> Result<u64, String> {
             .iter()
             .try_for_each(|c| image.write_all_at(&c.old, c.at))
             .and_then(|()| image.sync_all());
+        let failed = Error::failed(None, format!("writing {}: {e}", disk.display()));
         return Err(match put_back {
             Ok(()) => {
                 let _ = fs::remove_file(&undo);
-                format!(
-                    "writing {}: {e}; the image was put back as it was",
-                    disk.display()
-                )
+                failed.with_outcome(Outcome::RolledBack)
             }
-            Err(e2) => format!(
-                "writing {}: {e}; putting it back failed too ({e2}): its old bytes are in {}, \
-                 which the next osconf image inject or prepare writes back",
-                disk.display(),
+            Err(e2) => failed.leaving(format!(
+                "putting it back failed too ({e2}): its old bytes are in {}, which the next osconf \
+                 image inject or prepare writes back",
                 undo.display()
-            ),
+            )),
         });
     }
-    fs::remove_file(&undo).map_err(|e| format!("removing {}: {e}", undo.display()))?;
+    fs::remove_file(&undo).map_err(|e| Error::failed(None, format!("removing {}: {e}", undo.display())))?;
     Ok(changes.iter().map(|c| c.new.len() as u64).sum())
 }
 
@@ -269,14 +269,12 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 pub fn recover(disk: &Path) -> Result<Option<String>, Error> {
     let mut notes = sweep(disk);
     let undo = undo_path(disk);
-    let refuse = |why: String| {
-        Error::invalid(
-            &undo,
-            format!(
-                "{why}: not applied and kept for a person to look at (remove it if no osconf image \
-                 command was cut short); nothing was changed"
-            ),
-        )
+    let refuse = |why: Error| {
+        let why = format!(
+            "{why}: not applied and kept for a person to look at (remove it if no osconf image \
+             command was cut short)"
+        );
+        Error::invalid(&undo, why).unchanged()
     };
     let Some(data) = read_undo(&undo).map_err(refuse)? else {
         return Ok((!notes.is_empty()).then(|| notes.join("\n")));
@@ -291,7 +289,7 @@ pub fn recover(disk: &Path) -> Result<Option<String>, Error> {
             "removed {}: an interrupted write that had not touched the image yet",
             undo.display()
         ))?,
-        Parsed::Foreign => return Err(refuse("not an undo file this osconf writes".into())),
+        Parsed::Foreign => return Err(refuse(Error::bad("not an undo file this osconf writes"))),
         Parsed::Complete { parts, records } => {
             check_undo(disk, &parts, &records).map_err(refuse)?;
             let image = OpenOptions::new()
@@ -316,7 +314,7 @@ pub fn recover(disk: &Path) -> Result<Option<String>, Error> {
 
 /// The undo file's bytes, `None` when there is none; refused (why) when it is a link, not a
 /// regular file, or larger than any undo file osconf writes. Never blocks, never follows a link.
-fn read_undo(undo: &Path) -> Result<Option<Vec<u8>>, String> {
+fn read_undo(undo: &Path) -> Result<Option<Vec<u8>>, Error> {
     use rustix::fs::OFlags;
     let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let f = match File::options()
@@ -327,34 +325,39 @@ fn read_undo(undo: &Path) -> Result<Option<Vec<u8>>, String> {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
-            return Err("a link, not the file osconf writes".into());
+            return Err(Error::bad("a link, not the file osconf writes"));
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(Error::bad(e.to_string())),
     };
-    let meta = f.metadata().map_err(|e| e.to_string())?;
+    let meta = f.metadata().map_err(|e| Error::bad(e.to_string()))?;
     if !meta.is_file() {
-        return Err(format!("not a regular file ({:?})", meta.file_type()));
+        return Err(Error::failed(
+            None,
+            format!("not a regular file ({:?})", meta.file_type()),
+        ));
     }
     if meta.len() > MAX_UNDO + 4096 {
-        return Err(format!(
-            "{} bytes, larger than any undo file osconf writes",
-            meta.len()
+        return Err(Error::failed(
+            None,
+            format!("{} bytes, larger than any undo file osconf writes", meta.len()),
         ));
     }
     let mut data = Vec::new();
     f.take(MAX_UNDO + 4097)
         .read_to_end(&mut data)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::bad(e.to_string()))?;
     if data.len() as u64 > MAX_UNDO + 4096 {
-        return Err("larger than any undo file osconf writes (it grew while read)".into());
+        return Err(Error::bad(
+            "larger than any undo file osconf writes (it grew while read)",
+        ));
     }
     Ok(Some(data))
 }
 
 /// Whether the partitions an undo file lists are partitions of the image's table, and its records
 /// lie inside them: only then may it write into the image.
-fn check_undo(disk: &Path, parts: &[(u64, u64)], records: &[(u64, &[u8])]) -> Result<(), String> {
-    let image = Image::open(disk).map_err(|e| format!("{}: {e}", disk.display()))?;
+fn check_undo(disk: &Path, parts: &[(u64, u64)], records: &[(u64, &[u8])]) -> Result<(), Error> {
+    let image = Image::open(disk).map_err(|e| Error::io(disk, &e))?;
     let table: Vec<(u64, u64)> = image
         .table
         .iter()
@@ -364,14 +367,13 @@ fn check_undo(disk: &Path, parts: &[(u64, u64)], records: &[(u64, &[u8])]) -> Re
 }
 
 /// [`check_undo`] against the image's partitions `table` (offset, length in bytes).
-pub(crate) fn vet(
-    table: &[(u64, u64)],
-    parts: &[(u64, u64)],
-    records: &[(u64, &[u8])],
-) -> Result<(), String> {
+pub(crate) fn vet(table: &[(u64, u64)], parts: &[(u64, u64)], records: &[(u64, &[u8])]) -> Result<(), Error> {
     for (at, len) in parts {
         if !table.contains(&(*at, *len)) {
-            return Err(format!("it lists bytes {at}+{len}, not a partition of the image"));
+            return Err(Error::failed(
+                None,
+                format!("it lists bytes {at}+{len}, not a partition of the image"),
+            ));
         }
     }
     for (at, old) in records {
@@ -380,9 +382,12 @@ pub(crate) fn vet(
             .iter()
             .any(|(p, len)| *at >= *p && end.is_some_and(|e| e <= p + len));
         if !inside {
-            return Err(format!(
-                "a record at byte {at} ({} bytes) lies outside the partitions it lists",
-                old.len()
+            return Err(Error::failed(
+                None,
+                format!(
+                    "a record at byte {at} ({} bytes) lies outside the partitions it lists",
+                    old.len()
+                ),
             ));
         }
     }

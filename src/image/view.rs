@@ -15,9 +15,18 @@ use crate::system::{self, Files, Kind, Stat, System};
 /// Where a root keeps its os-release, in the order `System` reads them.
 const OS_RELEASE: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
 
-/// What marks a root, strongest first: an os-release; on roots older than it (CentOS 6, busybox
-/// builds) the password file.
-const ROOT_MARKS: [&[&str]; 2] = [&OS_RELEASE, &["etc/shadow"]];
+/// What marks a root on systems older than os-release (CentOS 6, busybox builds).
+const SHADOW: [&str; 1] = ["etc/shadow"];
+
+/// Whether `v` holds one of `paths` (a link counts).
+fn holds(v: &Volume<File>, paths: &[&str]) -> std::io::Result<bool> {
+    for path in paths {
+        if v.symlink_metadata(path)?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
 
 /// The root partition: the first partition, in the table's order, whose filesystem holds an
 /// os-release (partition 1 itself on a one-partition image, or when the root is there), else the
@@ -32,31 +41,28 @@ pub fn root_partition(image: &Image) -> Result<(u32, Volume<File>), Item> {
         .filter(|p| !p.is_extended())
         .map(|p| p.number)
         .collect();
-    for (tier, marks) in ROOT_MARKS.iter().enumerate() {
-        for &n in &numbers {
-            let v = match image.partition(n) {
-                Ok(v) => v,
-                Err(e) => {
-                    if tier == 0 {
-                        unread.push(e.to_string());
-                    }
-                    continue;
-                }
-            };
-            let mut held = Ok(false);
-            for path in marks.iter() {
-                held = v.symlink_metadata(path).map(|m| m.is_some());
-                if !matches!(held, Ok(false)) {
-                    break;
-                }
+    // Each partition is opened once: the first holding the password file is kept in case none
+    // holds an os-release.
+    let mut by_shadow = None;
+    for &n in &numbers {
+        let v = match image.partition(n) {
+            Ok(v) => v,
+            Err(e) => {
+                unread.push(e.to_string());
+                continue;
             }
-            match held {
-                Ok(true) => return Ok((n, v)),
-                Ok(false) => {}
-                Err(e) if tier == 0 => unread.push(format!("partition {n} ({}): {e}", v.fs.kind.name())),
-                Err(_) => {}
-            }
+        };
+        match holds(&v, &OS_RELEASE) {
+            Ok(true) => return Ok((n, v)),
+            Ok(false) => {}
+            Err(e) => unread.push(format!("partition {n} ({}): {e}", v.fs.kind.name())),
         }
+        if by_shadow.is_none() && matches!(holds(&v, &SHADOW), Ok(true)) {
+            by_shadow = Some((n, v));
+        }
+    }
+    if let Some(found) = by_shadow {
+        return Ok(found);
     }
     Err(if unread.is_empty() {
         item(

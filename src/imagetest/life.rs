@@ -15,9 +15,9 @@ use crate::disk::Image;
 use crate::error::Error;
 use crate::image::Verdict;
 use crate::image::arch::Arch;
+use crate::json;
 use crate::model::Config;
-use crate::output::{print, say};
-use crate::status::json_string;
+use crate::output::{Said, say};
 
 /// What the guest is, for the report.
 pub struct Guest {
@@ -77,11 +77,12 @@ pub fn run(
     guest: &Guest,
     first: Config,
     first_path: PathBuf,
-) -> Result<(), Error> {
+) -> Result<Said, Error> {
     let disk = machine.disk.clone();
     let fail = |what: String| Error::failed(Some(&disk), what);
     let mut config = first;
     let mut boots: Vec<Boot> = Vec::new();
+    let mut out = String::new();
     for n in 1..=req.boots {
         let step = Step::of(n);
         let os_conf = match step {
@@ -128,11 +129,11 @@ pub fn run(
         };
         let stop = reported.is_none();
         if !req.json {
-            print(&format!(
+            out += &format!(
                 "boot {n}: {what}, {}\n{}",
                 timing(wall, reported),
                 report::text(&checks)
-            ))?;
+            );
         }
         boots.push(Boot {
             n,
@@ -158,16 +159,19 @@ pub fn run(
         .count();
     let total: usize = boots.iter().map(|b| b.checks.len()).sum();
     if req.json {
-        print(&json(&req.disk, guest, machine.kvm, req.boots, &boots))?;
+        out = json(&req.disk, guest, machine.kvm, req.boots, &boots);
     }
-    match failed {
-        0 => Ok(()),
-        n => Err(fail(format!(
-            "{n} of {total} checks failed over {} boot(s); the consoles are in {}",
-            boots.len(),
-            work.display()
-        ))),
-    }
+    Ok(match failed {
+        0 => Said::text(out),
+        n => Said::failing(
+            out,
+            fail(format!(
+                "{n} of {total} checks failed over {} boot(s); the consoles are in {}",
+                boots.len(),
+                work.display()
+            )),
+        ),
+    })
 }
 
 /// What a reboot must leave as it was, read from the image (see `report::snapshot`).
@@ -246,13 +250,13 @@ fn json(disk: &Path, guest: &Guest, kvm: bool, asked: u32, boots: &[Boot]) -> St
     let mut out = format!(
         "{{\"image\":{},\"arch\":{},\"arch_why\":{},\"firmware\":{},\"firmware_why\":{},\"accel\":{},\
          \"boots_asked\":{asked},\"verdict\":{},\"boots\":[",
-        json_string(&disk.to_string_lossy()),
-        json_string(guest.arch.name()),
-        json_string(&guest.arch_why),
-        json_string(guest.firmware.name()),
-        json_string(&guest.firmware_why),
-        json_string(if kvm { "kvm" } else { "tcg" }),
-        json_string(if failed || boots.len() < asked as usize {
+        json::string(&disk.to_string_lossy()),
+        json::string(guest.arch.name()),
+        json::string(&guest.arch_why),
+        json::string(guest.firmware.name()),
+        json::string(&guest.firmware_why),
+        json::string(if kvm { "kvm" } else { "tcg" }),
+        json::string(if failed || boots.len() < asked as usize {
             "fail"
         } else {
             "pass"
@@ -265,11 +269,11 @@ fn json(disk: &Path, guest: &Guest, kvm: bool, asked: u32, boots: &[Boot]) -> St
             .map(|c| {
                 format!(
                     "{{\"key\":{},\"expected\":{},\"found\":{},\"verdict\":{},\"reason\":{}}}",
-                    json_string(c.item.key),
-                    json_string(&c.expected),
-                    json_string(&c.found),
-                    json_string(c.item.verdict.name()),
-                    json_string(&c.item.reason)
+                    json::string(c.item.key),
+                    json::string(&c.expected),
+                    json::string(&c.found),
+                    json::string(c.item.verdict.name()),
+                    json::string(&c.item.reason)
                 )
             })
             .collect();
@@ -279,10 +283,10 @@ fn json(disk: &Path, guest: &Guest, kvm: bool, asked: u32, boots: &[Boot]) -> St
              \"checks\":[{}]}}",
             if i == 0 { "" } else { "," },
             b.n,
-            json_string(b.step.name()),
+            json::string(b.step.name()),
             b.os_conf
                 .as_ref()
-                .map_or("null".to_owned(), |p| json_string(&p.to_string_lossy())),
+                .map_or("null".to_owned(), |p| json::string(&p.to_string_lossy())),
             json_seconds(b.wall),
             b.reported.map_or("null".to_owned(), json_seconds),
             checks.join(",")

@@ -42,10 +42,13 @@ pub fn choose_firmware(
     asked: Option<Firmware>,
     table: Option<&crate::disk::PartitionTable>,
     boot_code: &[u8],
-) -> Result<(Firmware, String), String> {
+) -> Result<(Firmware, String), Error> {
     if arch == Arch::Aarch64 {
         return match asked {
-            Some(Firmware::Bios) => Err("--firmware bios: an aarch64 image boots under UEFI only".to_owned()),
+            Some(Firmware::Bios) => Err(Error::failed(
+                None,
+                "--firmware bios: an aarch64 image boots under UEFI only",
+            )),
             _ => Ok((
                 Firmware::Uefi,
                 "an aarch64 image boots under UEFI only".to_owned(),
@@ -116,7 +119,7 @@ pub fn uefi_firmware(arch: Arch, work: &Path) -> Result<(PathBuf, PathBuf), Erro
         };
         return Err(Error::no_tool(format!(
             "the UEFI firmware for {} is not installed (looked at {}): Debian, Ubuntu: apt-get install \
-             {debian}; Fedora, RHEL: dnf install {fedora}; nothing was booted",
+             {debian}; Fedora, RHEL: dnf install {fedora}",
             arch.name(),
             looked.join(", ")
         )));
@@ -268,7 +271,7 @@ mod tests {
             Firmware::Uefi
         );
         let e = choose_firmware(Arch::Aarch64, Some(Firmware::Bios), None, &[]).unwrap_err();
-        assert!(e.contains("UEFI only"), "{e}");
+        assert!(e.message.contains("UEFI only"), "{e}");
     }
 
     fn machine(arch: Arch, uefi: bool, kvm: bool) -> Vec<String> {

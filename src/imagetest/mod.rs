@@ -22,7 +22,7 @@ use crate::cli::image::{Accel, Test};
 use crate::disk::Image;
 use crate::error::Error;
 use crate::image::arch::{self, Arch};
-use crate::output::say;
+use crate::output::{Said, say};
 use machine::{Firmware, Machine};
 
 /// The guest's memory.
@@ -40,7 +40,7 @@ fn work_dir(req: &Test) -> PathBuf {
 /// The emulator is missing: exit 3 naming its package.
 fn not_installed(arch: Arch) -> Error {
     Error::no_tool(format!(
-        "{} is not installed ({}); nothing was booted",
+        "{} is not installed ({})",
         machine::program(arch),
         machine::program_package(arch)
     ))
@@ -56,7 +56,7 @@ fn guest_arch(disk: &Path, image: &Image) -> (Arch, String) {
 }
 
 /// `osconf image test`: exit 0 when every setting took effect at every boot, 1 when one did not.
-pub fn run(req: &Test) -> Result<(), Error> {
+pub fn run(req: &Test) -> Result<Said, Error> {
     // A file that is no raw image (qcow2, unreadable) is refused as image check refuses it.
     crate::image::check(&req.disk)?;
     let image = Image::open(&req.disk).map_err(|e| Error::invalid(&req.disk, e.to_string()))?;
@@ -70,7 +70,7 @@ pub fn run(req: &Test) -> Result<(), Error> {
         .map_err(|e| Error::invalid(&req.disk, e.to_string()))?;
     let (firmware, firmware_why) =
         machine::choose_firmware(arch, req.firmware, image.table.as_ref(), &boot_code)
-            .map_err(|e| Error::invalid(&req.disk, e))?;
+            .map_err(|e| Error::invalid(&req.disk, e.message))?;
     drop(image);
     // KVM runs guests of the host's own architecture only.
     let native = Arch::host() == Some(arch);
@@ -79,8 +79,7 @@ pub fn run(req: &Test) -> Result<(), Error> {
             return Err(Error::invalid(
                 &req.disk,
                 format!(
-                    "--accel kvm: the image is {}, which KVM does not run on this {} machine; \
-                     nothing was booted",
+                    "--accel kvm: the image is {}, which KVM does not run on this {} machine;",
                     arch.name(),
                     std::env::consts::ARCH
                 ),
@@ -161,7 +160,7 @@ pub fn run(req: &Test) -> Result<(), Error> {
 /// Random bytes for an os.conf (see `conf`).
 fn random() -> Result<[u8; conf::RANDOM_BYTES], Error> {
     let mut r = [0u8; conf::RANDOM_BYTES];
-    crate::random::fill(&mut r).map_err(|e| Error::failed(None, e))?;
+    crate::random::fill(&mut r)?;
     Ok(r)
 }
 

@@ -64,8 +64,8 @@ pub enum Outcome {
 
 /// osconf's last line of a run, as it reaches the console (its stderr, or the kernel log's copy
 /// with a time stamp, or journald's with the unit's name): `applied … with stack …`, `no os.conf
-/// found …; nothing to do`, or a failure ending in `nothing was changed` / `os.conf kept` (see
-/// `app::plan_or_apply` and `main`).
+/// found …; nothing to do`, or a failure ending in what became of the system (`error::Outcome`:
+/// nothing changed) or in `os.conf kept` (see `app::plan_or_apply` and `main`).
 pub fn outcome(line: &str) -> Option<Outcome> {
     let at = line.find("osconf: ")?;
     let msg = line[at + "osconf: ".len()..].trim_end();
@@ -73,7 +73,7 @@ pub fn outcome(line: &str) -> Option<Outcome> {
         Some(Outcome::Applied)
     } else if msg.starts_with("no os.conf found") && msg.ends_with("nothing to do") {
         Some(Outcome::NothingToDo)
-    } else if msg.ends_with("nothing was changed") || msg.ends_with("os.conf kept") {
+    } else if msg.ends_with(&crate::error::Outcome::Unchanged.to_string()) || msg.ends_with("os.conf kept") {
         Some(Outcome::Failed)
     } else {
         None
@@ -294,7 +294,7 @@ mod tests {
                 Some(Outcome::Failed),
             ),
             (
-                "osconf: /boot/aliyun_custom_image/os.conf: not applied: every change was rolled back; os.conf kept",
+                "osconf: /boot/aliyun_custom_image/os.conf: not applied; every change was rolled back; os.conf kept",
                 Some(Outcome::Failed),
             ),
             (

@@ -5,12 +5,11 @@
 //! `disk`'s reader); judges the files, not what osconf said it did. Each check says what was
 //! expected and what was found (`--json` gives both).
 
-use std::fmt::Write as _;
-
 use super::qemu::{Ended, Outcome};
 use std::path::Path;
 
 use crate::disk::Image;
+use crate::error::Error;
 use crate::image::view;
 use crate::image::{Item, Verdict};
 use crate::model::Config;
@@ -39,11 +38,11 @@ pub struct Check {
 }
 
 /// The file at `path` in partition `n`; `None` when absent.
-fn read(image: &Image, n: u32, path: &str) -> Result<Option<Vec<u8>>, String> {
+fn read(image: &Image, n: u32, path: &str) -> Result<Option<Vec<u8>>, Error> {
     image
         .partition(n)
         .and_then(|v| v.read_file(path))
-        .map_err(|e| e.to_string())
+        .map_err(|e| Error::io(Path::new(path), &e))
 }
 
 fn item(
@@ -66,9 +65,9 @@ fn item(
 
 /// The image's root partition read as a `System`, as image check and prepare find it (as osconf
 /// read it at boot); the partition's number with it.
-pub fn root_system(disk: &Path, image: &Image) -> Result<(u32, System), String> {
-    let (n, v) = view::root_partition(image).map_err(|i| i.reason)?;
-    Ok((n, view::system(disk, n, v).map_err(|e| e.to_string())?))
+pub fn root_system(disk: &Path, image: &Image) -> Result<(u32, System), Error> {
+    let (n, v) = view::root_partition(image).map_err(|i| Error::failed(Some(disk), i.reason))?;
+    Ok((n, view::system(disk, n, v)?))
 }
 
 /// The checks of a boot, in order: `conf` is the os.conf in effect (the one injected, or the last
@@ -462,13 +461,9 @@ fn scheme(hash: &str) -> String {
     }
 }
 
-/// The report as text: one line per check.
+/// The report as text: one line per check, as `image check` prints its items.
 pub fn text(checks: &[Check]) -> String {
-    let mut out = String::new();
-    for Check { item: i, .. } in checks {
-        let _ = writeln!(out, "{:<5} {}: {}", i.verdict.name(), i.key, i.reason);
-    }
-    out
+    crate::image::text(checks.iter().map(|c| &c.item))
 }
 
 #[cfg(test)]

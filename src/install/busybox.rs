@@ -7,6 +7,7 @@
 //! below the network script as a Buildroot package would install it.
 
 use super::{COMMAND, INSTALL_MARKERS, Init, OFF_SWITCH, Service, shell_run, sysv};
+use crate::error::Error;
 use crate::plan::{FileOp, Mode};
 use crate::render::common::blocks::{replace_block_with, split_block};
 use crate::system::System;
@@ -49,7 +50,7 @@ fn the_entry() -> String {
     )
 }
 
-fn files(sys: &System) -> Result<Service, String> {
+fn files(sys: &System) -> Result<Service, Error> {
     if sys.read_text(RCS)?.is_some_and(|t| {
         t.lines()
             .any(|l| !l.trim_start().starts_with('#') && l.contains("/etc/init.d/S??"))
@@ -57,9 +58,12 @@ fn files(sys: &System) -> Result<Service, String> {
         return Ok(numbered_script(sys)?);
     }
     let text = sys.read_text(INITTAB)?.ok_or_else(|| {
-        format!(
-            "{INITTAB} is missing: busybox init then uses its built-in table, which osconf cannot \
-             extend; write one (e.g. ::sysinit:/etc/init.d/rcS) and install again"
+        Error::failed(
+            None,
+            format!(
+                "{INITTAB} is missing: busybox init then uses its built-in table, which osconf \
+                 cannot extend; write one (e.g. ::sysinit:/etc/init.d/rcS) and install again"
+            ),
         )
     })?;
     let (new, note) = if split_block(&text, INSTALL_MARKERS).is_some() {

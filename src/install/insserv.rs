@@ -13,6 +13,7 @@
 //! byte, and the next insserv run (any `update-rc.d`) regenerates the file from the header alone,
 //! with the same order (tests/real_install.rs holds both to that).
 
+use crate::error::Error;
 use crate::system::System;
 
 /// The file for the boot (runlevel S) and for the multi-user runlevels.
@@ -43,14 +44,15 @@ pub fn makefile_boot(sys: &System) -> crate::system::Result<bool> {
 /// The lines of osconf's block in `depend` (a `.depend.*` file's text without that block): osconf
 /// as a target after the scripts providing `$local_fs`, and each of `network` (script names)
 /// listed there after osconf. `None` when insserv already lists osconf (it ran since install).
-pub fn block(sys: &System, depend: &str, network: &[&str]) -> Result<Option<String>, String> {
+pub fn block(sys: &System, depend: &str, network: &[&str]) -> Result<Option<String>, Error> {
     let targets = targets(depend);
     if targets.contains(&"osconf") {
         return Ok(None);
     }
     if targets.len() > MAX_TARGETS {
-        return Err(format!(
-            "{DEPEND_BOOT}: more than {MAX_TARGETS} targets; refusing to read their headers"
+        return Err(Error::failed(
+            None,
+            format!("{DEPEND_BOOT}: more than {MAX_TARGETS} targets; refusing to read their headers"),
         ));
     }
     let local_fs = local_fs(sys)?;
@@ -86,7 +88,7 @@ fn targets(depend: &str) -> Vec<&str> {
 
 /// The names insserv's configuration gives the `$local_fs` facility (`+name`: optional, as every
 /// Debian entry is); Debian's own list when no file defines it.
-pub fn local_fs(sys: &System) -> Result<Vec<String>, String> {
+pub fn local_fs(sys: &System) -> Result<Vec<String>, Error> {
     let mut files = vec![CONF.to_owned()];
     files.extend(sys.list(CONF_DIR)?.into_iter().map(|n| format!("{CONF_DIR}/{n}")));
     let mut names = Vec::new();

@@ -3,6 +3,8 @@
 //! it and nothing else to know what to take away. The target is hostile, so parsing is strict:
 //! absolute paths without `..`, known words only.
 
+use crate::error::Error;
+
 /// Where the manifest lives in the target.
 pub const MANIFEST: &str = "/var/lib/osconf/installed";
 
@@ -56,15 +58,15 @@ impl Manifest {
         out
     }
 
-    pub fn parse(text: &str) -> Result<Manifest, String> {
+    pub fn parse(text: &str) -> Result<Manifest, Error> {
         let mut m = Manifest::default();
         for (n, line) in text.lines().enumerate() {
-            let bad = |what: &str| format!("{MANIFEST}: line {}: {what}", n + 1);
+            let bad = |what: &str| Error::failed(None, format!("{MANIFEST}: line {}: {what}", n + 1));
             if line.starts_with('#') || line.trim().is_empty() {
                 continue;
             }
             let (word, rest) = line.split_once(' ').ok_or_else(|| bad("expected WORD VALUE"))?;
-            let path = |p: &str| checked_path(p).map_err(|e| bad(&e));
+            let path = |p: &str| checked_path(p).map_err(|e| bad(&e.message));
             match word {
                 "init" if m.init.is_empty() => m.init = rest.to_owned(),
                 "new" => m.paths.push((path(rest)?, Before::Absent)),
@@ -87,14 +89,14 @@ impl Manifest {
             }
         }
         if m.init.is_empty() {
-            return Err(format!("{MANIFEST}: no init line"));
+            return Err(Error::failed(None, format!("{MANIFEST}: no init line")));
         }
         Ok(m)
     }
 }
 
 /// An absolute path inside the root: no `..`, `.` or empty components, no whitespace.
-fn checked_path(p: &str) -> Result<String, String> {
+fn checked_path(p: &str) -> Result<String, Error> {
     let ok = p.starts_with('/')
         && p.len() > 1
         && !p.chars().any(char::is_whitespace)
@@ -102,7 +104,10 @@ fn checked_path(p: &str) -> Result<String, String> {
     if ok {
         Ok(p.to_owned())
     } else {
-        Err(format!("{p:?} is not an absolute path inside the root"))
+        Err(Error::failed(
+            None,
+            format!("{p:?} is not an absolute path inside the root"),
+        ))
     }
 }
 

@@ -13,6 +13,7 @@ mod runit;
 mod systemd;
 mod sysv;
 
+use crate::error::Error;
 use crate::plan::{FileOp, Mode, Plan};
 use crate::render::common::blocks::{Markers, replace_block_with};
 use crate::render::common::glob;
@@ -42,7 +43,7 @@ pub struct Init {
     pub systems: &'static str,
     /// The files and links that start osconf at boot on this target (shared files it edits, such
     /// as /etc/inittab, come whole with osconf's marked block in them).
-    pub files: fn(&System) -> Result<Service, String>,
+    pub files: fn(&System) -> Result<Service, Error>,
     /// Every path `files` can produce on any target, as path globs: a manifest naming anything
     /// else was not written by install and is refused ([`Init::owns`]).
     pub paths: &'static [&'static str],
@@ -91,7 +92,7 @@ pub const INIT_NAMES: [&str; INITS.len()] = {
 /// The init system of the target and the evidence, or an error listing what was probed. The
 /// program that /sbin/init is decides first; without one (an image root built in pieces, a
 /// sysvinit binary) the layout of /etc does.
-pub fn detect(sys: &System) -> Result<(&'static Init, String), String> {
+pub fn detect(sys: &System) -> Result<(&'static Init, String), Error> {
     let init_link = sys
         .link_target("/sbin/init")?
         .map(|t| t.to_string_lossy().into_owned());
@@ -167,14 +168,17 @@ pub fn detect(sys: &System) -> Result<(&'static Init, String), String> {
     found
         .map(|(init, why)| (init as &'static Init, why))
         .ok_or_else(|| {
-            format!(
-                "cannot tell the init system of {}: probed /sbin/init ({}), /etc/runit/1, \
-             /lib/systemd/systemd, /usr/lib/systemd/systemd, /etc/inittab (::sysinit: or \
-             initdefault entries, openrc), /etc/init.d/rcS (openrc), /etc/runlevels, /etc/systemd/system/*.wants, /etc/init.d \
-             with rc?.d; choose one with --init {}",
-                sys.root().display(),
-                init_link.map_or("no link".to_owned(), |t| format!("-> {t}")),
-                INIT_NAMES.join("|")
+            Error::failed(
+                None,
+                format!(
+                    "cannot tell the init system of {}: probed /sbin/init ({}), /etc/runit/1, \
+                     /lib/systemd/systemd, /usr/lib/systemd/systemd, /etc/inittab (::sysinit: or \
+                     initdefault entries, openrc), /etc/init.d/rcS (openrc), /etc/runlevels, \
+                     /etc/systemd/system/*.wants, /etc/init.d with rc?.d; choose one with --init {}",
+                    sys.root().display(),
+                    init_link.map_or("no link".to_owned(), |t| format!("-> {t}")),
+                    INIT_NAMES.join("|")
+                ),
             )
         })
 }
@@ -187,7 +191,7 @@ pub fn plan_install(
     init: &Init,
     binary: Vec<u8>,
     boot_dir: Option<&str>,
-) -> Result<Plan, String> {
+) -> Result<Plan, Error> {
     let previous = match sys.read_text(MANIFEST)? {
         Some(text) => Some(Manifest::parse(&text)?),
         None => None,
@@ -195,9 +199,12 @@ pub fn plan_install(
     if let Some(prev) = &previous
         && prev.init != init.name
     {
-        return Err(format!(
-            "osconf is installed for {} ({MANIFEST}); run osconf uninstall first",
-            prev.init
+        return Err(Error::failed(
+            None,
+            format!(
+                "osconf is installed for {} ({MANIFEST}); run osconf uninstall first",
+                prev.init
+            ),
         ));
     }
     let service = (init.files)(sys)?;
@@ -222,7 +229,10 @@ pub fn plan_install(
                 (Some(target), _) => {
                     let target = target.to_string_lossy().into_owned();
                     if target.contains('\n') {
-                        return Err(format!("{path} is a link whose target holds a newline; refusing"));
+                        return Err(Error::failed(
+                            None,
+                            format!("{path} is a link whose target holds a newline; refusing"),
+                        ));
                     }
                     Before::Link(target)
                 }
@@ -236,8 +246,9 @@ pub fn plan_install(
                     Before::File(sys.mode(path)?.unwrap_or(0o644))
                 }
                 (None, None) if sys.exists(path)? => {
-                    return Err(format!(
-                        "{path} exists and is not a file or a link; refusing to replace it"
+                    return Err(Error::failed(
+                        None,
+                        format!("{path} exists and is not a file or a link; refusing to replace it"),
                     ));
                 }
                 (None, None) => Before::Absent,
@@ -284,15 +295,19 @@ pub fn plan_install(
 
 /// The plan that takes away what the manifest says install added, putting back what was there,
 /// and the directories to remove afterwards when empty, innermost first.
-pub fn plan_uninstall(sys: &System, manifest: &Manifest) -> Result<(Plan, Vec<String>), String> {
-    let init = find(&manifest.init).ok_or_else(|| format!("{MANIFEST}: unknown init {:?}", manifest.init))?;
+pub fn plan_uninstall(sys: &System, manifest: &Manifest) -> Result<(Plan, Vec<String>), Error> {
+    let init = find(&manifest.init)
+        .ok_or_else(|| Error::failed(None, format!("{MANIFEST}: unknown init {:?}", manifest.init)))?;
     let mut ops = Vec::new();
     let mut copies = Vec::new();
     for (path, before) in &manifest.paths {
         if path != BINARY && !init.owns(path) {
-            return Err(format!(
-                "{MANIFEST}: {path} is not a file osconf install writes for {}; refusing to touch it",
-                init.name
+            return Err(Error::failed(
+                None,
+                format!(
+                    "{MANIFEST}: {path} is not a file osconf install writes for {}; refusing to touch it",
+                    init.name
+                ),
             ));
         }
         ops.push(match before {
@@ -303,9 +318,9 @@ pub fn plan_uninstall(sys: &System, manifest: &Manifest) -> Result<(Plan, Vec<St
             },
             Before::File(mode) => {
                 let copy = saved_copy(path);
-                let contents = sys
-                    .read_own(&copy)?
-                    .ok_or_else(|| format!("{copy}: the original of {path} is missing"))?;
+                let contents = sys.read_own(&copy)?.ok_or_else(|| {
+                    Error::failed(None, format!("{copy}: the original of {path} is missing"))
+                })?;
                 copies.push(FileOp::Remove { path: copy });
                 FileOp::Write {
                     path: path.clone(),
@@ -338,8 +353,9 @@ pub fn plan_uninstall(sys: &System, manifest: &Manifest) -> Result<(Plan, Vec<St
             || dir == SAVED
             || is_ancestor(SAVED, dir);
         if !holds_ours {
-            return Err(format!(
-                "{MANIFEST}: directory {dir} holds nothing install wrote; refusing"
+            return Err(Error::failed(
+                None,
+                format!("{MANIFEST}: directory {dir} holds nothing install wrote; refusing"),
             ));
         }
     }
@@ -527,7 +543,7 @@ mod tests {
         let empty = fake_root(&[("/etc/hostname", "x\n")], &[]);
         let err = detect(&System::probe(empty.path()).unwrap()).err().unwrap();
         assert!(
-            err.contains("probed /sbin/init (no link)") && err.contains("--init"),
+            err.message.contains("probed /sbin/init (no link)") && err.message.contains("--init"),
             "{err}"
         );
     }

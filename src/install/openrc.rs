@@ -10,6 +10,7 @@
 //!   `ifupdown` rather than `net`, starts in `sysinit`, before `boot`: osconf goes to `sysinit`.
 
 use super::{Init, Service, insserv, shell_run};
+use crate::error::Error;
 use crate::plan::{FileOp, Mode};
 use crate::system::System;
 
@@ -36,7 +37,7 @@ const NETWORK: [&str; 7] = [
     "connman",
 ];
 
-fn files(sys: &System) -> Result<Service, String> {
+fn files(sys: &System) -> Result<Service, Error> {
     let mut notes = Vec::new();
     let (link, level_why) = match network_in(sys, "sysinit")? {
         Some(name) => (
@@ -73,7 +74,7 @@ fn files(sys: &System) -> Result<Service, String> {
 }
 
 /// The network service linked in runlevel `level`, if any.
-fn network_in(sys: &System, level: &str) -> Result<Option<String>, String> {
+fn network_in(sys: &System, level: &str) -> Result<Option<String>, Error> {
     Ok(sys
         .list(&format!("/etc/runlevels/{level}"))?
         .into_iter()

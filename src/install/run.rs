@@ -13,7 +13,9 @@ use rustix::fs::FileType;
 
 use super::{MANIFEST, Manifest, detect, find, plan_install, plan_uninstall};
 use crate::boot;
+use crate::error::Error;
 use crate::exec;
+use crate::output::say;
 use crate::plan::Plan;
 use crate::root::Root;
 use crate::system::System;
@@ -27,49 +29,53 @@ pub struct Request {
     pub boot_dir: Option<PathBuf>,
 }
 
-/// Installs osconf into `req.root`; `say` gets one line per step.
-pub fn install(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
-    let (root, sys) = open(&req.root)?;
+/// Installs osconf into `req.root`, saying each step (`output::say`).
+pub fn install(req: &Request) -> Result<(), Error> {
+    // Until the plan is applied nothing has been changed.
+    let (root, sys) = open(&req.root).map_err(Error::unchanged)?;
     let init = match &req.init {
         Some(name) => {
-            let init = find(name).ok_or_else(|| format!("unknown init {name:?}"))?;
-            say(&format!("init {} chosen with --init", init.name));
+            let init = find(name).ok_or_else(|| Error::usage(format!("unknown init {name:?}")))?;
+            say(format!("init {} chosen with --init", init.name));
             init
         }
         None => {
-            let (init, why) = detect(&sys)?;
-            say(&format!("init {} detected: {why}", init.name));
+            let (init, why) = detect(&sys).map_err(Error::unchanged)?;
+            say(format!("init {} detected: {why}", init.name));
             init
         }
     };
-    let binary = std::fs::read("/proc/self/exe").map_err(|e| format!("reading /proc/self/exe: {e}"))?;
+    let binary = std::fs::read("/proc/self/exe")
+        .map_err(|e| Error::io(Path::new("/proc/self/exe"), &e).unchanged())?;
     // `_partition` keeps partition 1 mounted (and writable) until install is done.
-    let (boot, _partition) = boot_dir(req, &root, say)?;
+    let (boot, _partition) = boot_dir(req, &root).map_err(Error::unchanged)?;
     let config_dir = boot.host_path(boot::CONF_DIR);
-    let create = !exists(&boot, boot::CONF_DIR)?;
+    let create = !exists(&boot, boot::CONF_DIR).map_err(Error::unchanged)?;
     // Recorded for uninstall only inside an offline root: on `/` it is on partition 1, mounted
     // wherever the boot finder found it, and stays for ECS.
     let inside = target_path(&req.root, &config_dir).filter(|_| req.root != Path::new("/"));
-    let plan = plan_install(&sys, init, binary, inside.as_deref().filter(|_| create))?;
+    let plan =
+        plan_install(&sys, init, binary, inside.as_deref().filter(|_| create)).map_err(Error::unchanged)?;
     if create {
-        boot.dir(boot::CONF_DIR, true)
-            .map_err(|e| format!("creating {}: {e}; nothing was changed", config_dir.display()))?;
-        say(&format!("created {}", config_dir.display()));
+        boot.dir(boot::CONF_DIR, true).map_err(|e| {
+            Error::failed(None, format!("creating {}: {e}", config_dir.display())).unchanged()
+        })?;
+        say(format!("created {}", config_dir.display()));
     } else {
-        say(&format!("{} is there already", config_dir.display()));
+        say(format!("{} is there already", config_dir.display()));
     }
-    let applied = apply(&plan, &root, &sys, say);
+    let applied = apply(&plan, &root, &sys);
     if applied.is_err() && create {
         let _ = boot.remove_empty_dir(boot::CONF_DIR);
     }
     applied?;
     if create && inside.is_none() {
-        say(&format!(
+        say(format!(
             "{} is on the first partition, not in the root: uninstall leaves it in place",
             config_dir.display()
         ));
     }
-    say(&format!(
+    say(format!(
         "installed osconf for {} in {}",
         init.name,
         req.root.display()
@@ -78,34 +84,35 @@ pub fn install(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
 }
 
 /// Takes away what install added to `req.root`, as its manifest says.
-pub fn uninstall(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
-    let (root, sys) = open(&req.root)?;
-    let Some(text) = sys.read_text(MANIFEST)? else {
-        say(&format!(
+pub fn uninstall(req: &Request) -> Result<(), Error> {
+    let (root, sys) = open(&req.root).map_err(Error::unchanged)?;
+    let Some(text) = sys.read_text(MANIFEST).map_err(|e| Error::from(e).unchanged())? else {
+        say(format!(
             "osconf is not installed in {} (no {MANIFEST}); nothing to do",
             req.root.display()
         ));
         return Ok(());
     };
-    let manifest = Manifest::parse(&text)?;
+    let manifest = Manifest::parse(&text).map_err(Error::unchanged)?;
     if let Some(name) = &req.init
         && *name != manifest.init
     {
-        return Err(format!(
-            "osconf is installed for {}, not {name} ({MANIFEST}); nothing was changed",
+        let why = format!(
+            "osconf is installed for {}, not {name} ({MANIFEST})",
             manifest.init
-        ));
+        );
+        return Err(Error::failed(None, why).unchanged());
     }
-    let (plan, dirs) = plan_uninstall(&sys, &manifest)?;
-    apply(&plan, &root, &sys, say)?;
+    let (plan, dirs) = plan_uninstall(&sys, &manifest).map_err(Error::unchanged)?;
+    apply(&plan, &root, &sys)?;
     for dir in dirs {
         match root.remove_empty_dir(&dir) {
-            Ok(true) => say(&format!("removed directory {dir}")),
-            Ok(false) => say(&format!("kept directory {dir}: not empty")),
-            Err(e) => say(&format!("kept directory {dir}: {e}")),
+            Ok(true) => say(format!("removed directory {dir}")),
+            Ok(false) => say(format!("kept directory {dir}: not empty")),
+            Err(e) => say(format!("kept directory {dir}: {e}")),
         }
     }
-    say(&format!(
+    say(format!(
         "uninstalled osconf ({}) from {}",
         manifest.init,
         req.root.display()
@@ -114,15 +121,15 @@ pub fn uninstall(req: &Request, say: &dyn Fn(&str)) -> Result<(), String> {
 }
 
 /// The root at `path` on this machine, and the system under it.
-fn open(path: &Path) -> Result<(Root, System), String> {
-    let root = Root::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn open(path: &Path) -> Result<(Root, System), Error> {
+    let root = Root::open(path).map_err(|e| Error::io(path, &e))?;
     Ok((root.clone(), System::on(root)?))
 }
 
 /// Applies an install or uninstall plan; on success removes the run's backup and the directories
 /// that holding it needed.
-fn apply(plan: &Plan, root: &Root, sys: &System, say: &dyn Fn(&str)) -> Result<(), String> {
-    plan.notes.iter().for_each(|n| say(&format!("note: {n}")));
+fn apply(plan: &Plan, root: &Root, sys: &System) -> Result<(), Error> {
+    plan.notes.iter().for_each(|n| say(format!("note: {n}")));
     let backup_parents: Vec<String> = super::ancestors(&format!("/{}/x", exec::BACKUP_DIR))
         .into_iter()
         .filter(|d| sys.exists(d).is_ok_and(|there| !there))
@@ -133,11 +140,9 @@ fn apply(plan: &Plan, root: &Root, sys: &System, say: &dyn Fn(&str)) -> Result<(
         stamp: crate::clock::stamp(),
         pwd_lock: None,
     };
-    let report = exec::apply(plan, root, &opts).map_err(|e| match e.rollback_failures.len() {
-        0 => format!("failed {e}; every change was rolled back"),
-        n => format!("failed {e}; {n} change(s) could not be rolled back (see above)"),
-    })?;
-    report.steps.iter().for_each(|s| say(s));
+    let report = exec::apply(plan, root, &opts)
+        .map_err(|e| Error::failed(None, format!("failed {e}")).with_outcome(e.outcome()))?;
+    report.steps.iter().for_each(say);
     if let Some(dir) = report
         .backup_dir
         .as_deref()
@@ -156,8 +161,8 @@ fn apply(plan: &Plan, root: &Root, sys: &System, say: &dyn Fn(&str)) -> Result<(
 /// `/`, the root of partition 1 as the boot finder finds it (mounted by it while the returned guard
 /// lives, when nothing had it mounted), or /boot on a machine without partitions (a container);
 /// else the root's /boot, resolved inside the root.
-fn boot_dir(req: &Request, root: &Root, say: &dyn Fn(&str)) -> Result<(Root, Option<boot::Located>), String> {
-    let open = |dir: &Path| Root::open(dir).map_err(|e| format!("{}: {e}", dir.display()));
+fn boot_dir(req: &Request, root: &Root) -> Result<(Root, Option<boot::Located>), Error> {
+    let open = |dir: &Path| Root::open(dir).map_err(|e| Error::io(dir, &e));
     if req.boot_dir.is_none() && req.root == Path::new("/") {
         let roots = boot::Roots::host();
         let opts = boot::Options {
@@ -170,28 +175,25 @@ fn boot_dir(req: &Request, root: &Root, say: &dyn Fn(&str)) -> Result<(Root, Opt
                 if let Some(note) = located.make_writable(&roots)? {
                     say(&note);
                 }
-                say(&format!("first partition: {}", located.describe()));
+                say(format!("first partition: {}", located.describe()));
                 let mount = located
                     .dir
                     .parent()
                     .expect("aliyun_custom_image is in a directory");
                 return Ok((open(mount)?, Some(located)));
             }
-            Err(boot::FindError::NoPartition(why)) => say(&format!("{why}; using /boot")),
-            Err(boot::FindError::Failed(why)) => return Err(format!("{why}; nothing was changed")),
+            Err(boot::FindError::NoPartition(why)) => say(format!("{why}; using /boot")),
+            Err(boot::FindError::Failed(why)) => return Err(Error::failed(None, why)),
         }
     }
     let not_dir = |shown: &Path| {
-        format!(
-            "{} is not a directory (a link or a file); give the first partition's mount point with --boot-dir",
-            shown.display()
-        )
+        let why =
+            "not a directory (a link or a file); give the first partition's mount point with --boot-dir";
+        Error::failed(Some(shown), why)
     };
     let unusable = |shown: &Path, e: io::Error| {
-        format!(
-            "{}: {e}; mount the first partition there or give its mount point with --boot-dir",
-            shown.display()
-        )
+        let why = format!("{e}; mount the first partition there or give its mount point with --boot-dir");
+        Error::failed(Some(shown), why)
     };
     if let Some(dir) = &req.boot_dir {
         return match dir.symlink_metadata() {
@@ -214,13 +216,16 @@ fn boot_dir(req: &Request, root: &Root, say: &dyn Fn(&str)) -> Result<(Root, Opt
 
 /// True when `name` in `boot` is a directory, false when nothing is there; anything else (a link,
 /// a file, an error other than ENOENT) is refused.
-fn exists(boot: &Root, name: &str) -> Result<bool, String> {
+fn exists(boot: &Root, name: &str) -> Result<bool, Error> {
     let shown = || boot.host_path(name).display().to_string();
     match boot.lstat(name) {
         Ok(Some(st)) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => Ok(true),
-        Ok(Some(_)) => Err(format!("{} exists and is not a directory; refusing", shown())),
+        Ok(Some(_)) => Err(Error::failed(
+            None,
+            format!("{} exists and is not a directory; refusing", shown()),
+        )),
         Ok(None) => Ok(false),
-        Err(e) => Err(format!("{}: {e}", shown())),
+        Err(e) => Err(Error::io(&boot.host_path(name), &e)),
     }
 }
 

@@ -7,6 +7,7 @@
 //! in no order.
 
 use super::{Init, Service, shell_run, sysv};
+use crate::error::Error;
 use crate::plan::FileOp;
 use crate::system::System;
 
@@ -35,7 +36,7 @@ const STAGE_1: &str = "/etc/runit/1";
 /// Debian's stage 1 sources `/etc/runit/boot-run/*.sh` instead of `/etc/rcS.d` when this exists.
 const NATIVE_BOOT_RUN: &str = "/etc/runit/native.boot.run";
 
-fn files(sys: &System) -> Result<Service, String> {
+fn files(sys: &System) -> Result<Service, Error> {
     let emulates_sysv = sys
         .read_text(STAGE_1)?
         .is_some_and(|t| t.contains("/etc/rcS.d/S"))

@@ -5,6 +5,7 @@
 //! sysinit.target belongs there, as systemd's own early units do.
 
 use super::{BINARY, COMMAND, Init, OFF_SWITCH, Service};
+use crate::error::Error;
 use crate::plan::FileOp;
 use crate::system::System;
 
@@ -25,7 +26,7 @@ pub const WANTS: &str = "/etc/systemd/system/sysinit.target.wants/osconf.service
 /// still has not finished is killed and the boot goes on without it.
 const TIMEOUT_SECS: u32 = 180;
 
-fn files(_sys: &System) -> Result<Service, String> {
+fn files(_sys: &System) -> Result<Service, Error> {
     Ok(Service {
         ops: vec![
             FileOp::write(

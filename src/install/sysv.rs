@@ -10,6 +10,7 @@
 
 use super::insserv::{self, DEPEND_BOOT, DEPEND_START};
 use super::{INSTALL_MARKERS, Init, Service, shell_run};
+use crate::error::Error;
 use crate::plan::{FileOp, Mode};
 use crate::render::common::blocks::replace_block_with;
 use crate::system::System;
@@ -61,7 +62,7 @@ fn rc_base(sys: &System) -> crate::system::Result<Option<&'static str>> {
     Ok(None)
 }
 
-fn files(sys: &System) -> Result<Service, String> {
+fn files(sys: &System) -> Result<Service, Error> {
     let base = rc_base(sys)?.unwrap_or("/etc");
     let levels: &[&str] = if sys.is_dir(&format!("{base}/rcS.d"))? {
         &["S"]

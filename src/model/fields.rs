@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use base64ct::{Base64Unpadded, Encoding as _};
 
+use crate::error::Error;
 use crate::secret::Secret;
 
 /// A NIC hardware address, shown as lower-case `aa:bb:cc:dd:ee:ff` whatever form os.conf used.
@@ -61,21 +62,24 @@ impl fmt::Debug for Password {
     }
 }
 
-pub fn hostname(v: &str) -> Result<String, String> {
+pub fn hostname(v: &str) -> Result<String, Error> {
     if v.len() > 253 {
-        return Err(format!("is {} characters long; at most 253 are allowed", v.len()));
+        return Err(Error::bad(format!(
+            "is {} characters long; at most 253 are allowed",
+            v.len()
+        )));
     }
     for label in v.split('.') {
         let ok_chars = label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if label.is_empty() || label.len() > 63 || !ok_chars {
-            return Err(format!(
+            return Err(Error::bad(format!(
                 "{v:?} is not a valid host name (labels of 1-63 letters, digits or '-', separated by '.')"
-            ));
+            )));
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!(
+            return Err(Error::bad(format!(
                 "{v:?} is not a valid host name (a label starts or ends with '-')"
-            ));
+            )));
         }
     }
     Ok(v.to_owned())
@@ -88,81 +92,86 @@ pub const MAX_PASSWORD_BYTES: usize = 256;
 /// Base64 (standard alphabet, padding optional) → UTF-8, trailing newlines stripped as `$(…)` does.
 /// No message quotes any part of the value or of what it decodes to (not even where base64 breaks).
 /// The decoded bytes live only in buffers that are zeroed when dropped.
-pub fn password(v: &str) -> Result<Password, String> {
+pub fn password(v: &str) -> Result<Password, Error> {
     // Padding optional, as ECS's own decoding allows; when present, it is the canonical amount
     // (the text then a multiple of 4 long). base64ct: the crate sha-crypt already brings.
     let unpadded = v.trim_end_matches('=');
     let padding = v.len() - unpadded.len();
     if padding > 2 || (padding > 0 && !v.len().is_multiple_of(4)) {
-        return Err("not valid base64".to_owned());
+        return Err(Error::bad("not valid base64"));
     }
     let mut bytes = Secret::new(vec![0u8; unpadded.len() * 3 / 4]);
     let len = Base64Unpadded::decode(unpadded, bytes.as_mut_slice())
         .map(|decoded| decoded.len())
-        .map_err(|_| "not valid base64".to_owned())?;
+        .map_err(|_| Error::bad("not valid base64"))?;
     bytes.truncate(len);
-    let text = std::str::from_utf8(bytes.expose()).map_err(|_| "does not decode to UTF-8 text".to_owned())?;
+    let text =
+        std::str::from_utf8(bytes.expose()).map_err(|_| Error::bad("does not decode to UTF-8 text"))?;
     let text = text.trim_end_matches('\n');
     if text.is_empty() {
-        return Err("decodes to an empty password".into());
+        return Err(Error::bad("decodes to an empty password"));
     }
     if text.contains(['\0', '\n', '\r']) {
-        return Err("decodes to a password holding a NUL, newline or carriage return".into());
+        return Err(Error::bad(
+            "decodes to a password holding a NUL, newline or carriage return",
+        ));
     }
     if text.len() > MAX_PASSWORD_BYTES {
-        return Err(format!(
+        return Err(Error::bad(format!(
             "decodes to a password longer than {MAX_PASSWORD_BYTES} bytes"
-        ));
+        )));
     }
     Ok(Password(Secret::new(text.to_owned())))
 }
 
 /// Strict dotted quad: four decimal octets, no leading zeros (which some tools read as octal).
-pub fn ipv4(v: &str) -> Result<Ipv4Addr, String> {
+pub fn ipv4(v: &str) -> Result<Ipv4Addr, Error> {
     v.parse::<Ipv4Addr>()
-        .map_err(|_| format!("{v:?} is not an IPv4 address"))
+        .map_err(|_| Error::bad(format!("{v:?} is not an IPv4 address")))
 }
 
 /// An address a NIC may hold or route through: not 0.0.0.0, loopback, multicast or broadcast.
-pub fn unicast_ipv4(v: &str) -> Result<Ipv4Addr, String> {
+pub fn unicast_ipv4(v: &str) -> Result<Ipv4Addr, Error> {
     let ip = ipv4(v)?;
     if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || ip.is_broadcast() {
-        return Err(format!("{v:?} is not a usable unicast address"));
+        return Err(Error::bad(format!("{v:?} is not a usable unicast address")));
     }
     Ok(ip)
 }
 
 /// A contiguous dotted netmask → its prefix length (1..=32).
-pub fn netmask(v: &str) -> Result<u8, String> {
-    let bits = u32::from(ipv4(v).map_err(|_| format!("{v:?} is not a netmask"))?);
+pub fn netmask(v: &str) -> Result<u8, Error> {
+    let bits = u32::from(ipv4(v).map_err(|_| Error::bad(format!("{v:?} is not a netmask")))?);
     let len = bits.leading_ones();
     if bits.checked_shl(len).unwrap_or(0) != 0 {
-        return Err(format!("{v:?} is not a contiguous netmask"));
+        return Err(Error::bad(format!("{v:?} is not a contiguous netmask")));
     }
     if len == 0 {
-        return Err(format!("{v:?} leaves no network part"));
+        return Err(Error::bad(format!("{v:?} leaves no network part")));
     }
     Ok(len as u8)
 }
 
 /// Six octets separated by `:` or `-`, any case; must be a unicast, non-zero NIC address.
-pub fn mac(v: &str) -> Result<Mac, String> {
+pub fn mac(v: &str) -> Result<Mac, Error> {
     // Six two-digit octets and five separators.
-    let mac = Mac::parse(v)
-        .filter(|_| v.len() == 17)
-        .ok_or_else(|| format!("{v:?} is not a MAC address (six hex octets separated by ':' or '-')"))?;
+    let mac = Mac::parse(v).filter(|_| v.len() == 17).ok_or_else(|| {
+        Error::bad(format!(
+            "{v:?} is not a MAC address (six hex octets separated by ':' or '-')"
+        ))
+    })?;
     if mac.0 == [0; 6] || mac.0[0] & 1 == 1 {
-        return Err(format!("{v:?} is not a unicast NIC address"));
+        return Err(Error::bad(format!("{v:?} is not a unicast NIC address")));
     }
     Ok(mac)
 }
 
 /// Space-separated IPv4 or IPv6 addresses.
-pub fn nameservers(v: &str) -> Result<Vec<IpAddr>, String> {
+pub fn nameservers(v: &str) -> Result<Vec<IpAddr>, Error> {
     v.split_ascii_whitespace()
         .map(|s| match s.parse::<IpAddr>() {
             Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => Ok(ip),
-            _ => Err(format!("{s:?} is not a name server address")),
+            _ => Err(Error::bad(format!("{s:?} is not a name server address"))),
         })
         .collect()
 }
@@ -179,10 +188,21 @@ mod tests {
         assert!(
             netmask("255.0.255.0")
                 .unwrap_err()
+                .message
                 .contains("not a contiguous netmask")
         );
-        assert!(netmask("0.0.0.0").unwrap_err().contains("no network part"));
-        assert!(netmask("255.255.255").unwrap_err().contains("not a netmask"));
+        assert!(
+            netmask("0.0.0.0")
+                .unwrap_err()
+                .message
+                .contains("no network part")
+        );
+        assert!(
+            netmask("255.255.255")
+                .unwrap_err()
+                .message
+                .contains("not a netmask")
+        );
         assert!(netmask("24").is_err());
     }
 
@@ -198,11 +218,14 @@ mod tests {
             "0:8c:fa:5e:14:23",
             "+0:8c:fa:5e:14:23",
         ] {
-            assert!(mac(bad).unwrap_err().contains("not a MAC address"), "{bad}");
+            assert!(
+                mac(bad).unwrap_err().message.contains("not a MAC address"),
+                "{bad}"
+            );
         }
         assert!(mac("00:8c-fa:5e:14:23").is_err());
-        assert!(mac("01:00:5e:00:00:01").unwrap_err().contains("unicast"));
-        assert!(mac("00:00:00:00:00:00").unwrap_err().contains("unicast"));
+        assert!(mac("01:00:5e:00:00:01").unwrap_err().message.contains("unicast"));
+        assert!(mac("00:00:00:00:00:00").unwrap_err().message.contains("unicast"));
     }
 
     #[test]
@@ -214,7 +237,7 @@ mod tests {
             "padding is optional"
         );
         assert_eq!(password("YQoKCg==").unwrap().expose(), "a");
-        assert!(password("!!!").unwrap_err().contains("not valid base64"));
+        assert!(password("!!!").unwrap_err().message.contains("not valid base64"));
         // Where base64 breaks and with which symbol would tell what the password is around there.
         for bad in [
             "cXdlcjEyMzQK!",
@@ -227,18 +250,18 @@ mod tests {
             "YR==",
             "cXdl\ncjEy",
         ] {
-            assert_eq!(password(bad).unwrap_err(), "not valid base64", "{bad}");
+            assert_eq!(password(bad).unwrap_err().message, "not valid base64", "{bad}");
         }
         let long = "YWFh".repeat(100);
         assert_eq!(
-            password(&long).unwrap_err(),
+            password(&long).unwrap_err().message,
             "decodes to a password longer than 256 bytes"
         );
-        assert!(password("Cg==").unwrap_err().contains("empty"));
-        assert!(password("YQpi").unwrap_err().contains("newline"));
-        assert!(password("YQ1i").unwrap_err().contains("carriage return"));
-        assert!(password("YQBi").unwrap_err().contains("NUL"));
-        assert!(password("/w==").unwrap_err().contains("UTF-8"));
+        assert!(password("Cg==").unwrap_err().message.contains("empty"));
+        assert!(password("YQpi").unwrap_err().message.contains("newline"));
+        assert!(password("YQ1i").unwrap_err().message.contains("carriage return"));
+        assert!(password("YQBi").unwrap_err().message.contains("NUL"));
+        assert!(password("/w==").unwrap_err().message.contains("UTF-8"));
         assert_eq!(
             format!("{:?}", password("cXdlcjEyMzQK").unwrap()),
             "Password(<redacted>)"
@@ -264,7 +287,7 @@ mod tests {
             assert!(hostname(bad).is_err(), "{bad:?}");
         }
         let long = vec!["a".repeat(50); 6].join(".");
-        assert!(hostname(&long).unwrap_err().contains("at most 253"));
+        assert!(hostname(&long).unwrap_err().message.contains("at most 253"));
     }
 
     #[test]
@@ -274,6 +297,11 @@ mod tests {
         assert!(unicast_ipv4("127.0.0.1").is_err());
         assert!(unicast_ipv4("224.0.0.1").is_err());
         assert_eq!(nameservers(" 7.7.7.7\t2001:db8::1 ").unwrap().len(), 2);
-        assert!(nameservers("8.8.8.8 nope").unwrap_err().contains("\"nope\""));
+        assert!(
+            nameservers("8.8.8.8 nope")
+                .unwrap_err()
+                .message
+                .contains("\"nope\"")
+        );
     }
 }

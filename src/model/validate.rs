@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 
 use super::fields;
 use super::{Config, Ipv4Net, Nic, Route};
+use crate::error::Error;
 use crate::reader::{ConfError, Entry, RawConf};
 
 /// A valid config plus what was ignored (unknown keys), for the person reading the log.
@@ -31,12 +32,12 @@ impl<'a> Checker<'a> {
     }
 
     /// Parses `key` if present (an empty value counts as absent: ECS may write `key=""`).
-    fn field<T>(&mut self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+    fn field<T>(&mut self, key: &str, parse: impl FnOnce(&str) -> Result<T, Error>) -> Option<T> {
         let entry = *self.by_key.get(key)?;
         match parse(&entry.value) {
             Ok(v) => Some(v),
             Err(message) => {
-                self.fail(entry, message);
+                self.fail(entry, message.message);
                 None
             }
         }
@@ -204,23 +205,31 @@ fn nic<'a>(c: &mut Checker<'a>, index: u32) -> Option<(Nic, Vec<RouteItem<'a>>)>
 }
 
 /// `dst/len gw;dst/len gw;…` with blanks around items, empty items and a trailing `;` tolerated.
-fn route_list(v: &str) -> Result<Vec<Route>, String> {
+fn route_list(v: &str) -> Result<Vec<Route>, Error> {
     let mut routes = Vec::new();
     for item in v.split(';').map(str::trim).filter(|i| !i.is_empty()) {
         let parts: Vec<&str> = item.split_ascii_whitespace().collect();
         let [dest, via] = parts[..] else {
-            return Err(format!("route {item:?} is not \"destination/length gateway\""));
+            return Err(Error::bad(format!(
+                "route {item:?} is not \"destination/length gateway\""
+            )));
         };
         let (net, len) = dest
             .split_once('/')
-            .ok_or_else(|| format!("route destination {dest:?} has no /length"))?;
+            .ok_or_else(|| Error::bad(format!("route destination {dest:?} has no /length")))?;
         let addr = fields::ipv4(net)?;
         let len: u8 = match len.parse() {
             Ok(l) if l <= 32 && (len == "0" || !len.starts_with('0')) => l,
-            _ => return Err(format!("route destination {dest:?} has a bad prefix length")),
+            _ => {
+                return Err(Error::bad(format!(
+                    "route destination {dest:?} has a bad prefix length"
+                )));
+            }
         };
         if u32::from(addr) & !Ipv4Net::mask(len) != 0 {
-            return Err(format!("route destination {dest:?} has host bits set"));
+            return Err(Error::bad(format!(
+                "route destination {dest:?} has host bits set"
+            )));
         }
         let via = fields::unicast_ipv4(via)?;
         routes.push(Route {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{FileOp, LiveAction, LiveNic, Plan, Running, StackState};
 
+use crate::error::Error;
 use crate::model::{Config, Nic};
 use crate::platform;
 use crate::render::common::{self, shadow};
@@ -31,7 +32,7 @@ pub fn build(
     ifnames: &BTreeMap<u32, String>,
     running: Option<&Running>,
     env: &Env,
-) -> Result<Plan, String> {
+) -> Result<Plan, Error> {
     let (names, naming_notes) = names(config, ifnames, running);
     let input = Input {
         config,
@@ -42,10 +43,13 @@ pub fn build(
     let mut named = BTreeMap::new();
     for nic in &config.nics {
         if let Some(other) = named.insert(input.ifname(nic), nic.name()) {
-            return Err(format!(
-                "{other} and {} would both be written as interface {}; give each its own --ifname",
-                nic.name(),
-                input.ifname(nic)
+            return Err(Error::failed(
+                None,
+                format!(
+                    "{other} and {} would both be written as interface {}; give each its own --ifname",
+                    nic.name(),
+                    input.ifname(nic)
+                ),
             ));
         }
     }
@@ -61,9 +65,12 @@ pub fn build(
     ops.push(FileOp::write(LAST_APPLIED, record));
     if let Some(path) = first_repeated_path(&ops) {
         // Two steps on one file would back it up twice and leave the first step's text unseen.
-        return Err(format!(
-            "stack {} planned two changes to {path}; refusing to apply",
-            stack.name
+        return Err(Error::failed(
+            None,
+            format!(
+                "stack {} planned two changes to {path}; refusing to apply",
+                stack.name
+            ),
         ));
     }
     let mut kept = Vec::with_capacity(ops.len());
@@ -77,10 +84,11 @@ pub fn build(
             continue;
         }
         if loses_bytes(&op, old.as_deref()) {
-            return Err(format!(
+            let why = format!(
                 "{} is not valid UTF-8: rewriting it would replace its non-UTF-8 bytes",
                 op.path()
-            ));
+            );
+            return Err(Error::failed(None, why));
         }
         kept.push(op);
     }

@@ -1,13 +1,12 @@
 //! Masking for display: `plan` shows files osconf did not write (netplan YAML, NetworkManager
 //! profiles, interfaces stanzas it comments out, UCI, rc.inet1.conf), which may hold Wi-Fi, 802.1X,
 //! PPPoE or WireGuard secrets. Every line whose key names a secret is shown with its value replaced
-//! by [`HIDDEN_VALUE`], whatever the file; password hashes have their own masking
+//! by [`HIDDEN`], whatever the file; password hashes have their own masking
 //! (`render::common::shadow::mask`).
 //!
 //! It only changes what is shown, never what is written.
 
-/// What a secret value is shown as.
-pub const HIDDEN_VALUE: &str = "<hidden>";
+use crate::secret::HIDDEN;
 
 /// Words that name a secret in a key (`psk`, `wep-key0`, `PrivateKey`, `WLAN_WPAPSK[0]`,
 /// `private-key-password`, `option key`, `wpa-psk`), compared after splitting the key into words.
@@ -37,7 +36,7 @@ pub fn secrets(text: &str) -> String {
         match value_start(body) {
             Some(at) => {
                 out.push_str(&body[..at]);
-                out.push_str(HIDDEN_VALUE);
+                out.push_str(HIDDEN);
             }
             None => out.push_str(body),
         }
@@ -108,38 +107,38 @@ mod tests {
     fn secret_values_are_hidden_and_nothing_else() {
         let cases = [
             // netplan wifi and 802.1X
-            ("        password: \"hunter2\"", "        password: <hidden>"),
+            ("        password: \"hunter2\"", "        password: (not shown)"),
             (
                 "      auth: {key-management: psk, password: \"x\"}",
-                "      auth: <hidden>",
+                "      auth: (not shown)",
             ),
             (
                 "          client-key-password: y",
-                "          client-key-password: <hidden>",
+                "          client-key-password: (not shown)",
             ),
             // NetworkManager keyfiles
-            ("psk=hunter2", "psk=<hidden>"),
-            ("wep-key0=abc", "wep-key0=<hidden>"),
-            ("private-key-password=abc", "private-key-password=<hidden>"),
-            ("key-mgmt=wpa-psk", "key-mgmt=<hidden>"),
+            ("psk=hunter2", "psk=(not shown)"),
+            ("wep-key0=abc", "wep-key0=(not shown)"),
+            ("private-key-password=abc", "private-key-password=(not shown)"),
+            ("key-mgmt=wpa-psk", "key-mgmt=(not shown)"),
             // ifupdown, commented out or not
-            ("    wpa-psk hunter2", "    wpa-psk <hidden>"),
-            ("#    wpa-psk hunter2", "#    wpa-psk <hidden>"),
+            ("    wpa-psk hunter2", "    wpa-psk (not shown)"),
+            ("#    wpa-psk hunter2", "#    wpa-psk (not shown)"),
             // UCI, WireGuard, rc.inet1.conf, ifcfg
-            ("\toption password 'x'", "\toption password <hidden>"),
-            ("\toption private_key 'x'", "\toption private_key <hidden>"),
-            ("\toption key 'x'", "\toption key <hidden>"),
-            ("PrivateKey=abc", "PrivateKey=<hidden>"),
-            ("WLAN_WPAPSK[0]=\"x\"", "WLAN_WPAPSK[0]=<hidden>"),
+            ("\toption password 'x'", "\toption password (not shown)"),
+            ("\toption private_key 'x'", "\toption private_key (not shown)"),
+            ("\toption key 'x'", "\toption key (not shown)"),
+            ("PrivateKey=abc", "PrivateKey=(not shown)"),
+            ("WLAN_WPAPSK[0]=\"x\"", "WLAN_WPAPSK[0]=(not shown)"),
             (
                 "# Disabled by osconf: WLAN_WPAPSK[0]=\"x\"",
-                "# Disabled by osconf: WLAN_WPAPSK[0]=<hidden>",
+                "# Disabled by osconf: WLAN_WPAPSK[0]=(not shown)",
             ),
             (
                 "  # disabled by osconf: WIRELESS_WPA_PSK='x'",
-                "  # disabled by osconf: WIRELESS_WPA_PSK=<hidden>",
+                "  # disabled by osconf: WIRELESS_WPA_PSK=(not shown)",
             ),
-            ("WPA_PSK='x'", "WPA_PSK=<hidden>"),
+            ("WPA_PSK='x'", "WPA_PSK=(not shown)"),
             // not secrets
             ("    address 10.0.0.5", "    address 10.0.0.5"),
             ("\toption ipaddr '10.0.0.5'", "\toption ipaddr '10.0.0.5'"),

@@ -27,7 +27,8 @@ pub enum Mode {
 }
 
 /// One change to a file in the target root. Paths are absolute within the target (`/etc/hosts`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` never shows what a file holds (/etc/shadow's hashes, os.conf's password).
+#[derive(Clone, PartialEq, Eq)]
 pub enum FileOp {
     Write {
         path: String,
@@ -44,6 +45,31 @@ pub enum FileOp {
     Remove {
         path: String,
     },
+}
+
+impl std::fmt::Debug for FileOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileOp::Write {
+                path,
+                contents,
+                mode,
+                secret,
+            } => f
+                .debug_struct("Write")
+                .field("path", path)
+                .field("contents", &format_args!("{} bytes", contents.len()))
+                .field("mode", mode)
+                .field("secret", secret)
+                .finish(),
+            FileOp::Symlink { path, target } => f
+                .debug_struct("Symlink")
+                .field("path", path)
+                .field("target", target)
+                .finish(),
+            FileOp::Remove { path } => f.debug_struct("Remove").field("path", path).finish(),
+        }
+    }
 }
 
 impl FileOp {

@@ -308,3 +308,21 @@ fn no_network_step_without_a_network_change() {
     .unwrap();
     assert!(network_steps(&plan).is_empty(), "{:?}", plan.live);
 }
+
+/// Issue 13 §3: a write op (os.conf in `image inject`, /etc/shadow in a plan) never shows what it
+/// writes in `Debug`, so no log or panic message of a plan holds a password or a hash.
+#[test]
+fn debug_of_a_write_never_shows_its_contents() {
+    let op = FileOp::Write {
+        path: "/aliyun_custom_image/os.conf".into(),
+        contents: b"password=cXdlcjEyMzQ=\n".to_vec(),
+        mode: Mode::Exact(0o600),
+        secret: true,
+    };
+    let shown = format!("{op:?} {:?}", [&op]);
+    assert!(
+        !shown.contains("cXdlcjEyMzQ") && !shown.contains("112, 97"),
+        "{shown}"
+    );
+    assert!(shown.contains("22 bytes") && shown.contains("os.conf"), "{shown}");
+}

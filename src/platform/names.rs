@@ -6,14 +6,16 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::ifname_by_mac;
+use crate::error::Error;
 use crate::model::Nic;
+use std::path::Path;
 
 /// How often /sys/class/net is read again while a NIC is missing.
 const POLL: Duration = Duration::from_millis(100);
 
 /// The kernel name of every NIC of `nics` that has a MAC, by os.conf's N, waiting up to `bound`
 /// for the missing ones. The error names every MAC still missing, or the MAC that two NICs share.
-pub fn wait_for_nics(nics: &[Nic], bound: Duration) -> Result<BTreeMap<u32, String>, String> {
+pub fn wait_for_nics(nics: &[Nic], bound: Duration) -> Result<BTreeMap<u32, String>, Error> {
     let deadline = Instant::now() + bound;
     loop {
         let mut names = BTreeMap::new();
@@ -25,18 +27,19 @@ pub fn wait_for_nics(nics: &[Nic], bound: Duration) -> Result<BTreeMap<u32, Stri
                     names.insert(nic.index, name);
                 }
                 Ok(None) => missing.push(format!("no NIC with MAC {mac} (os.conf {})", nic.name())),
-                Err(e) => return Err(format!("/sys/class/net: {e}")),
+                Err(e) => return Err(Error::io(Path::new("/sys/class/net"), &e)),
             }
         }
         if missing.is_empty() {
             return Ok(names);
         }
         if Instant::now() >= deadline {
-            return Err(format!(
+            let why = format!(
                 "{} after waiting {} s (--wait)",
                 missing.join("; "),
                 bound.as_secs()
-            ));
+            );
+            return Err(Error::failed(None, why));
         }
         std::thread::sleep(POLL);
     }

@@ -6,6 +6,7 @@
 //! `linux/if_link.h`) as they stand since Linux 2.6, so that kernel 3.10 understands every request.
 //! Header fields are in host byte order, addresses in network order.
 
+use crate::error::Error;
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -106,14 +107,17 @@ pub struct Message<'a> {
 }
 
 /// Splits a datagram into messages; `Err` when a header's length does not fit.
-pub fn messages(mut buf: &[u8]) -> Result<Vec<Message<'_>>, String> {
+pub fn messages(mut buf: &[u8]) -> Result<Vec<Message<'_>>, Error> {
     let mut out = Vec::new();
     while buf.len() >= HEADER_LEN {
         let len = u32_at(buf, 0).unwrap_or(0) as usize;
         if len < HEADER_LEN || len > buf.len() {
-            return Err(format!(
-                "netlink message of {len} bytes in a datagram of {} bytes",
-                buf.len()
+            return Err(Error::failed(
+                None,
+                format!(
+                    "netlink message of {len} bytes in a datagram of {} bytes",
+                    buf.len()
+                ),
             ));
         }
         out.push(Message {

@@ -20,6 +20,7 @@ mod wicked;
 
 use std::collections::BTreeMap;
 
+use crate::error::Error;
 use crate::model::{Config, Nic};
 use crate::plan::{FileOp, Run, Running, StackState};
 use crate::system::{self, System};
@@ -166,11 +167,11 @@ pub static STACKS: &[Stack] = &[
 
 /// The stack called `name`; the error lists the known ones. The command line checks `--stack` with
 /// this, and library callers of `app::make_plan` get the same error.
-pub fn find(name: &str) -> Result<&'static Stack, String> {
-    STACKS
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| format!("unknown stack {name:?}; known: {}", names().join(", ")))
+pub fn find(name: &str) -> Result<&'static Stack, Error> {
+    STACKS.iter().find(|s| s.name == name).ok_or_else(|| {
+        let known = names().join(", ");
+        Error::usage(format!("unknown stack {name:?}; known: {known}"))
+    })
 }
 
 pub fn names() -> Vec<&'static str> {
@@ -186,7 +187,7 @@ pub struct Detection {
 
 /// Picks the stack the target enables; the error lists what was probed, or names the file that
 /// could not be read.
-pub fn detect(sys: &System) -> Result<Detection, String> {
+pub fn detect(sys: &System) -> Result<Detection, Error> {
     let mut found = Vec::new();
     for stack in STACKS {
         if let Some(evidence) = (stack.detect)(sys)? {
@@ -200,10 +201,13 @@ pub fn detect(sys: &System) -> Result<Detection, String> {
         } else {
             format!("ID={}", sys.os.id)
         };
-        return Err(format!(
-            "no known network stack found under {} ({os}); probed: {}; choose one with --stack",
-            sys.root().display(),
-            names().join(", ")
+        return Err(Error::failed(
+            None,
+            format!(
+                "no known network stack found under {} ({os}); probed: {}; choose one with --stack",
+                sys.root().display(),
+                names().join(", ")
+            ),
         ));
     };
     let also_matched = matches.map(|(s, e)| (s.name, e)).collect();

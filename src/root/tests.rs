@@ -6,6 +6,7 @@ use std::os::unix::fs::{MetadataExt as _, symlink};
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::error::Error;
 
 /// A scratch dir with `outside/` (must never be reached) and `root/` holding planted links.
 struct Tree {
@@ -83,10 +84,10 @@ fn both(t: &Tree) -> Vec<Root> {
         .collect()
 }
 
-fn text(root: &Root, path: &str) -> Result<Option<String>, String> {
+fn text(root: &Root, path: &str) -> Result<Option<String>, Error> {
     root.read(path)
         .map(|b| b.map(|b| String::from_utf8(b).unwrap()))
-        .map_err(|e| e.error.to_string())
+        .map_err(Error::from)
 }
 
 #[test]
@@ -130,7 +131,7 @@ fn what_is_not_a_regular_file_is_an_error_not_absent() {
     fs::write(t.root.join("etc/big"), vec![b'x'; MAX_READ as usize + 1]).unwrap();
     for root in both(&t) {
         let r = root.resolver();
-        let err = |p| text(&root, p).unwrap_err();
+        let err = |p| text(&root, p).unwrap_err().to_string();
         assert!(
             err("/etc/loop1").contains("symbolic links"),
             "{r:?}: {}",

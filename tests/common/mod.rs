@@ -4,7 +4,9 @@
 pub mod debs;
 pub mod hooks;
 pub mod images;
+pub mod journal;
 pub mod real;
+pub mod scratch;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -80,3 +80,29 @@ fn an_unknown_root_lists_what_was_probed() {
     }
     assert!(stderr.contains("--stack"), "{stderr}");
 }
+
+/// `detect --json` says what the text says, as one JSON object (issue 13: the flag `Survey::json`
+/// was written for).
+#[test]
+fn detect_json_is_the_text_as_one_object() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rootfs/debian12-networkd");
+    let run = |json: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_osconf"));
+        c.args(["detect", "--root"]).arg(&root);
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (text, json) = (run(false), run(true));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["root"], root.display().to_string());
+    assert_eq!(v["system"]["stack"]["name"], "networkd");
+    assert!(text.contains("stack: networkd ("), "{text}");
+    let why = v["system"]["why"].as_str().unwrap();
+    assert!(text.contains(&format!("osconf: {why}\n")), "{text}\n{json}");
+    assert!(text.contains(&format!("resolv.conf: {}\n", v["resolv_conf"].as_str().unwrap())));
+    assert_eq!(v["os_conf"], serde_json::Value::Null);
+}

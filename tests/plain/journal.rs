@@ -6,16 +6,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest as _, Sha256};
-
-use crate::common::real::{cannot_run, check_prerequisites};
+use crate::common::journal::{JOURNAL, STAMP, bounded, head, put_journal, sha, sha_of};
 use crate::common::{example_conf, fingerprint};
-
-const JOURNAL: &str = "var/lib/osconf/journal";
-const STAMP: &str = "20260101T000000Z";
 
 /// A scratch directory holding a centos7 root, `host/` (what must never change: files beside the
 /// root), and the classic os.conf.
@@ -45,9 +40,7 @@ fn scratch() -> Scratch {
 
 impl Scratch {
     fn put_journal(&self, text: &[u8]) {
-        let path = self.root.join(JOURNAL);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
+        put_journal(&self.root, text);
     }
 
     /// The tree around the root: everything in the scratch directory but the root and os.conf
@@ -85,36 +78,6 @@ impl Scratch {
         v.sort();
         v
     }
-}
-
-/// Runs `cmd` to its end, failing the test when it takes longer than `limit`.
-fn bounded(cmd: &mut Command, limit: Duration) -> Output {
-    let start = Instant::now();
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("{cmd:?} ran longer than {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn sha(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sha_of(root: &Path, path: &str) -> String {
-    sha(&fs::read(root.join(path)).unwrap())
-}
-
-/// The head of a journal as the executor writes it, with a backup directory.
-fn head() -> String {
-    format!(
-        "osconf-journal 1\nbackup /var/lib/osconf/backup/{STAMP}\ndir /var/lib/osconf/backup/{STAMP}\n\
-         dir /var/lib/osconf/backup/{STAMP}/etc\n"
-    )
 }
 
 /// A line osconf could have written for /etc/hostname, as the run found it (never renamed).
@@ -368,51 +331,46 @@ fn a_link_or_fifo_at_the_journal_is_refused_unread() {
     );
 }
 
-/// A genuine journal whose backup directory holds a mount: recovery removes only the backups it
-/// lists and the directories it made when empty, never what is on the mounted filesystem. Run in a
-/// private mount namespace (unshare), as root.
+/// `plan` names a refused journal by the very name apply then sets it aside under, counter
+/// included when one from the same second is kept already (it named it without the counter). A
+/// refused journal is planted for each of the next 60 seconds, so whichever second each run
+/// falls in, the name carries the counter.
 #[test]
-fn recovery_never_removes_below_a_mount_point() {
-    if let Err(why) = check_prerequisites(&["unshare", "mount"]) {
-        return cannot_run("recovery_never_removes_below_a_mount_point", &why);
-    }
+fn plan_names_the_aside_file_apply_uses() {
     let s = scratch();
-    let hostname = fs::read(s.root.join("etc/hostname")).unwrap();
-    let backup = s.root.join(format!("var/lib/osconf/backup/{STAMP}/etc"));
-    fs::create_dir_all(backup.join("mnt")).unwrap();
-    fs::write(backup.join("hostname"), &hostname).unwrap();
-    // The run had renamed its new /etc/hostname into place, not yet its /etc/passwd.
-    fs::write(s.root.join("etc/hostname"), "new\n").unwrap();
-    let journal = format!(
-        "{}file /etc/hostname .hostname.osconf-new file:{} /var/lib/osconf/backup/{STAMP}/etc/hostname file:{}\n\
-         file /etc/passwd .passwd.osconf-new file:{} /var/lib/osconf/backup/{STAMP}/etc/passwd file:{}\nend\n",
-        head(),
-        sha(&hostname),
-        sha(b"new\n"),
-        sha_of(&s.root, "etc/passwd"),
-        sha(b"x\n"),
-    );
-    s.put_journal(journal.as_bytes());
-    let script = format!(
-        "set -e; mount -t tmpfs none {mnt}; echo keep > {mnt}/file; \
-         {bin} apply --no-live --root {root} --config {conf}; cat {mnt}/file",
-        mnt = backup.join("mnt").display(),
-        bin = env!("CARGO_BIN_EXE_osconf"),
-        root = s.root.display(),
-        conf = s.conf.display(),
-    );
-    let out = bounded(
-        Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]),
-        Duration::from_secs(60),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && stderr.contains("unshare failed") {
-        return cannot_run("recovery_never_removes_below_a_mount_point", &stderr);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    fs::create_dir_all(s.root.join("var/lib/osconf")).unwrap();
+    for t in now..now + 60 {
+        let name = format!("var/lib/osconf/journal.rejected.{}", osconf::clock::stamp_at(t));
+        fs::write(s.root.join(name), "x\n").unwrap();
     }
-    assert!(out.status.success(), "{stderr}");
+    s.put_journal(b"osconf-journal 9x\n");
+    let plan = s.osconf(&["plan"]);
+    let text = String::from_utf8_lossy(&plan.stdout).into_owned();
+    let apply = s.osconf(&["apply"]);
     assert!(
-        stderr.contains("an interrupted run was rolled back (1 of 2 files put back)"),
-        "{stderr}"
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "keep\n", "{stderr}");
+    let named = text
+        .split("sets it aside as ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no name in:\n{text}"));
+    assert!(named.ends_with("-002"), "{named}");
+    let made: Vec<_> = s
+        .aside()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("-002"))
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    // The same second: the very same name.
+    let second = |p: &str| p.rsplit('.').next().unwrap().to_owned();
+    if second(named) == second(&made[0].to_string_lossy()) {
+        assert_eq!(Path::new(named), made[0]);
+    }
 }

@@ -13,42 +13,11 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::common::real::{cannot_run, check_prerequisites};
+use crate::common::scratch::{Scratch, scratch, scratch_at};
 use crate::common::{copy_tree, example_conf, fingerprint, hooks, repo};
 
-/// A copy of the centos7 root and the classic os.conf beside it (outside the root, as `--config`).
-struct Scratch {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    conf: PathBuf,
-}
-
-fn scratch() -> Scratch {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    scratch_at(dir, root)
-}
-
-/// The same with the root at `root` (on a filesystem of the test's).
-fn scratch_at(dir: tempfile::TempDir, root: PathBuf) -> Scratch {
-    copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
-    let conf = dir.path().join("os.conf");
-    fs::write(&conf, example_conf("classic")).unwrap();
-    Scratch {
-        _dir: dir,
-        root,
-        conf,
-    }
-}
-
 fn apply(bin: &Path, s: &Scratch, env: &[(&str, &str)]) -> Output {
-    Command::new(bin)
-        .args(["apply", "--no-live", "--root"])
-        .arg(&s.root)
-        .arg("--config")
-        .arg(&s.conf)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
+    s.apply_command(bin).envs(env.iter().copied()).output().unwrap()
 }
 
 /// Exit 1, `names` in stderr, nothing changed, os.conf kept.
@@ -114,24 +83,17 @@ fn at_most_three_flushes_per_apply() {
         return cannot_run("at_most_three_flushes_per_apply", &why);
     }
     let s = scratch();
-    let out = Command::new("strace")
-        .args([
-            "-f",
-            "-c",
-            "-e",
-            "trace=fsync,fdatasync,syncfs,sync,msync,sync_file_range",
-            "-o",
-        ])
-        .arg(s.root.with_extension("strace"))
-        .arg(env!("CARGO_BIN_EXE_osconf"))
-        .args(["apply", "--no-live", "--root"])
-        .arg(&s.root)
-        .arg("--config")
-        .arg(&s.conf)
-        .output()
-        .unwrap();
+    let table = s.root.with_extension("strace");
+    let out = s.strace_apply(&[
+        "-f",
+        "-c",
+        "-e",
+        "trace=fsync,fdatasync,syncfs,sync,msync,sync_file_range",
+        "-o",
+        table.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let table = fs::read_to_string(s.root.with_extension("strace")).unwrap();
+    let table = fs::read_to_string(&table).unwrap();
     let total: u32 = table
         .lines()
         .filter(|l| l.trim_end().ends_with("total"))

@@ -23,3 +23,4 @@ mod real_openrc;
 mod real_openrc_network;
 mod real_sysconfig;
 mod real_wicked;
+mod recovery;

@@ -317,7 +317,7 @@ fn the_bash_completion_is_valid_and_completes_commands_flags_and_values() {
         (&["osconf", "--v"], &["--version"]),
         (&["osconf", "apply", "--st"], &["--stack"]),
         (&["osconf", "plan", "--no"], &["--no-live"]),
-        (&["osconf", "detect", "--"], &["--root", "--help"]),
+        (&["osconf", "detect", "--"], &["--root", "--json", "--help"]),
         (&["osconf", "apply", "--stack", "netp"], &["netplan"]),
         (&["osconf", "apply", "--stack", "=", "netp"], &["netplan"]),
         (&["osconf", "apply", "--root", &sub], &[&format!("{sub}bdir")]),

@@ -4,73 +4,42 @@
 //! a run that says "every change was rolled back" or "nothing was changed" has changed nothing.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use crate::common::real::{cannot_run, check_prerequisites};
-use crate::common::{self, copy_tree, example_conf, fingerprint, repo};
-
-/// A centos7 root (which has no /var: the run makes its directories) and the classic os.conf
-/// (which sets the password: the run takes the password files' lock), on tmpfs when there is one.
-struct Scratch {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    conf: PathBuf,
-}
-
-fn scratch() -> Scratch {
-    let dir = match Path::new("/dev/shm").is_dir() {
-        true => tempfile::tempdir_in("/dev/shm").unwrap(),
-        false => tempfile::tempdir().unwrap(),
-    };
-    let root = dir.path().join("root");
-    copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
-    let conf = dir.path().join("os.conf");
-    fs::write(&conf, example_conf("classic")).unwrap();
-    Scratch {
-        _dir: dir,
-        root,
-        conf,
-    }
-}
+use crate::common::scratch::{Scratch, scratch_on_tmpfs};
+use crate::common::{self, example_conf, fingerprint};
 
 impl Scratch {
     /// `apply` of the plain binary, or under strace with `inject` (`SYSCALL:error=EIO:when=N`…).
     fn apply(&self, inject: Option<&str>) -> Output {
-        let bin = env!("CARGO_BIN_EXE_osconf");
-        let mut cmd = match inject {
+        match inject {
             Some(inject) => {
-                let mut c = Command::new("strace");
-                c.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=all", "-e"])
-                    .arg(format!("inject={inject}"))
-                    .arg(bin);
-                c
+                let inject = format!("inject={inject}");
+                self.strace_apply(&["-f", "-qq", "-o", "/dev/null", "-e", "trace=all", "-e", &inject])
             }
-            None => Command::new(bin),
-        };
-        cmd.args(["apply", "--no-live", "--root"])
-            .arg(&self.root)
-            .arg("--config")
-            .arg(&self.conf)
-            .output()
-            .unwrap()
+            None => self
+                .apply_command(Path::new(env!("CARGO_BIN_EXE_osconf")))
+                .output()
+                .unwrap(),
+        }
     }
 }
 
 /// How many times the plain run makes each of `calls`.
 fn counts(calls: &[&str]) -> Vec<(String, usize)> {
-    let s = scratch();
+    let s = scratch_on_tmpfs();
     let table = s.root.with_extension("strace");
-    let out = Command::new("strace")
-        .args(["-f", "-qq", "-c", "-U", "name,calls", "-o"])
-        .arg(&table)
-        .arg(env!("CARGO_BIN_EXE_osconf"))
-        .args(["apply", "--no-live", "--root"])
-        .arg(&s.root)
-        .arg("--config")
-        .arg(&s.conf)
-        .output()
-        .unwrap();
+    let out = s.strace_apply(&[
+        "-f",
+        "-qq",
+        "-c",
+        "-U",
+        "name,calls",
+        "-o",
+        table.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let table = fs::read_to_string(&table).unwrap();
     calls
@@ -116,7 +85,7 @@ fn regression_a_kill_at_any_system_call_leaves_nothing_after_the_next_run() {
     let mut failures = Vec::new();
     for (call, n) in counts(&calls) {
         for when in (1..=n).step_by(1 + n / 12) {
-            let s = scratch();
+            let s = scratch_on_tmpfs();
             let cut = s.apply(Some(&format!("{call}:signal=SIGKILL:when={when}")));
             if cut.status.success() {
                 continue;
@@ -158,7 +127,7 @@ fn regression_one_failed_call_never_makes_a_false_rollback_claim() {
     let mut failures = Vec::new();
     for (call, n) in counts(&calls) {
         for when in 1..=n {
-            let s = scratch();
+            let s = scratch_on_tmpfs();
             let before = fingerprint(&s.root);
             let out = s.apply(Some(&format!("{call}:error=EIO:when={when}")));
             let stderr = String::from_utf8_lossy(&out.stderr);
@@ -195,7 +164,7 @@ fn regression_a_temp_status_record_of_a_killed_run_goes_at_the_next_start() {
         return cannot_run(TEST, &why);
     }
     let (_, renames) = counts(&["renameat"]).remove(0);
-    let s = scratch();
+    let s = scratch_on_tmpfs();
     let cut = s.apply(Some(&format!("renameat:signal=SIGKILL:when={renames}")));
     assert!(!cut.status.success());
     let state = s.root.join("var/lib/osconf");

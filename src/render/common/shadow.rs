@@ -3,9 +3,11 @@
 
 use base64ct::{Base64ShaCrypt, Encoding as _};
 
+use crate::error::Error;
 use crate::model::Password;
 use crate::plan::{FileOp, Mode};
 use crate::render::Rendered;
+use crate::secret::{HIDDEN, HIDDEN_NEW};
 use crate::system::System;
 
 /// glibc's default; an explicit `rounds=` would only lengthen the line.
@@ -38,6 +40,10 @@ fn crypt_with(password: &str, salt_text: &str) -> String {
     format!("$6${salt_text}${hash}")
 }
 
+fn no_password(path: &str, why: &str) -> Error {
+    Error::failed(None, format!("cannot set the root password: {path} {why}"))
+}
+
 /// Sets root's hash: in /etc/shadow (with the last-change day), or where a system has no shadow file
 /// but a BSD /etc/master.passwd, there (its third field is the uid, so no day is written).
 pub fn render(
@@ -45,7 +51,7 @@ pub fn render(
     sys: &System,
     salt: &[u8; SALT_BYTES],
     today: u64,
-) -> Result<Rendered, String> {
+) -> Result<Rendered, Error> {
     let hash = sha512_crypt(password.expose(), salt);
     let mut out = Rendered::default();
     let (path, day) = if sys.exists("/etc/shadow")? || !sys.exists("/etc/master.passwd")? {
@@ -62,16 +68,13 @@ pub fn render(
         ));
         ("/etc/master.passwd", None)
     };
-    let old = sys
-        .read(path)?
-        .ok_or_else(|| format!("cannot set the root password: {path} is missing"))?;
+    let old = sys.read(path)?.ok_or_else(|| no_password(path, "is missing"))?;
     if root_hash(&old).is_some_and(|h| is_hash_of(password.expose(), h)) {
         // Already this password: the line (and its last-change day) stays, so applying the same
         // os.conf again (a run cut short after its commit, say) changes nothing.
         return Ok(out);
     }
-    let contents = set_root_hash(&old, &hash, day)
-        .ok_or_else(|| format!("cannot set the root password: {path} has no root line"))?;
+    let contents = set_root_hash(&old, &hash, day).ok_or_else(|| no_password(path, "has no root line"))?;
     out.ops.push(FileOp::Write {
         path: path.into(),
         contents,
@@ -160,7 +163,7 @@ fn set_root_hash(old: &[u8], hash: &str, day: Option<u64>) -> Option<Vec<u8>> {
 }
 
 /// Hides password hashes in a shadow file's old and new text for display: unchanged hashes show as
-/// `<hash>`, a hash the plan writes as `<new hash>`, so the change is visible and nothing secret is.
+/// [`HIDDEN`], a hash the plan writes as [`HIDDEN_NEW`], so the change is visible and nothing secret is.
 /// Every second field is a hash (locked `!$6$...`, DES, ...) except the empty field and the
 /// placeholders for "no password" and "locked".
 pub fn mask(old: &str, new: &str) -> (String, String) {
@@ -172,7 +175,7 @@ pub fn mask(old: &str, new: &str) -> (String, String) {
                 let mut f: Vec<&str> = l.split(':').collect();
                 if f.len() > 1 && !matches!(f[1], "" | "*" | "!" | "!!" | "x") {
                     let changed = is_new && !old_lines.contains(l);
-                    f[1] = if changed { "<new hash>" } else { "<hash>" };
+                    f[1] = if changed { HIDDEN_NEW } else { HIDDEN };
                 }
                 f.join(":") + "\n"
             })
@@ -227,11 +230,14 @@ mod tests {
             b"# $FreeBSD$\nroot:$6$s$h:0:0::0:0:Charlie &:/root:/bin/sh\n"
         );
         let (old, new) = mask("root:$6$s$h:1::\nbin:*:1\n", "root:$6$t$i:1::\nbin:*:1\n");
-        assert_eq!(old, "root:<hash>:1::\nbin:*:1\n");
-        assert_eq!(new, "root:<new hash>:1::\nbin:*:1\n");
+        assert_eq!(old, "root:(not shown):1::\nbin:*:1\n");
+        assert_eq!(new, "root:(new, not shown):1::\nbin:*:1\n");
         let old = "root:!$6$s$h:1::\nu:abDESdeshash:1\nv:!!:1\nw:x:1\nz::1\n";
         let (masked, _) = mask(old, old);
-        assert_eq!(masked, "root:<hash>:1::\nu:<hash>:1\nv:!!:1\nw:x:1\nz::1\n");
+        assert_eq!(
+            masked,
+            "root:(not shown):1::\nu:(not shown):1\nv:!!:1\nw:x:1\nz::1\n"
+        );
     }
 
     /// A shadow file of 100 000 users: each new line was looked up in the whole old text, a
@@ -243,7 +249,7 @@ mod tests {
             .collect();
         let new = old.replacen("u0:$6$s0$h", "u0:$6$t$i", 1);
         let (old, new) = mask(&old, &new);
-        assert!(new.starts_with("u0:<new hash>:1") && old.starts_with("u0:<hash>:1"));
-        assert_eq!(new.matches("<new hash>").count(), 1);
+        assert!(new.starts_with("u0:(new, not shown):1") && old.starts_with("u0:(not shown):1"));
+        assert_eq!(new.matches("(new, not shown)").count(), 1);
     }
 }
