@@ -94,9 +94,29 @@ fn network(input: &Input) -> system::Result<Rendered> {
     }
     out.ops
         .push(FileOp::write(CONF, replace_block(&kept, &block_text(input))));
+    if !has_ip(input.sys)? {
+        out.notes.push(format!(
+            "OpenRC's network service runs `ip` (iproute2 or busybox's applet) for {CONF}'s `ip_` values, \
+             and the root has none in {}",
+            IP.join(", ")
+        ));
+    }
     out.notes
         .extend(ifupdown::by_name_note(input, "OpenRC's network service"));
     Ok(out)
+}
+
+/// Where the script's `ip` is found on the systems it serves.
+const IP: [&str; 4] = ["/sbin/ip", "/bin/ip", "/usr/sbin/ip", "/usr/bin/ip"];
+
+/// True when the root has an `ip` (a link counts: busybox's applets are links, perhaps absolute).
+fn has_ip(sys: &System) -> system::Result<bool> {
+    for path in IP {
+        if sys.exists(path)? || sys.link_target(path)?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// osconf's block: per NIC, `ip_IFACE` holding the address and then, as `!` lines the script runs
@@ -185,5 +205,17 @@ mod tests {
             !ip route replace default via 42.120.74.1 dev eth1\"\n\
             # END osconf\n";
         assert_eq!(text, want);
+        assert!(
+            out.notes.iter().any(|n| n.contains("runs `ip`")),
+            "{:?}",
+            out.notes
+        );
+        let with_ip = fake_root(&[(CONF, old)], &[("/sbin/ip", "../bin/busybox")]);
+        let out = render(&STACK, &example("classic"), with_ip.path());
+        assert!(
+            !out.notes.iter().any(|n| n.contains("runs `ip`")),
+            "{:?}",
+            out.notes
+        );
     }
 }
