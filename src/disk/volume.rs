@@ -164,13 +164,14 @@ impl<R: ReadAt> Volume<R> {
     /// The filesystem that fills window `w`.
     pub fn on(w: Window<R>) -> io::Result<Volume<R>> {
         let work = w.work().clone();
-        // Btrfs is read here only, not by `probe`: the agent's boot path never reaches its reader.
-        if let Some(sb) = super::btrfs::superblock(&w)? {
-            let fs = sb.filesystem();
-            let inner = Inner::Btrfs(Box::new(Btrfs::open(w, work.clone(), sb)?));
-            return Ok(Volume { fs, inner, work });
-        }
         let Some(fs) = super::probe(&w, 0)? else {
+            // Btrfs is looked for here only, not by `probe`: the agent's boot path never reaches
+            // its reader.
+            if let Some(sb) = super::btrfs::superblock(&w)? {
+                let fs = sb.filesystem();
+                let inner = Inner::Btrfs(Box::new(Btrfs::open(w, work.clone(), sb)?));
+                return Ok(Volume { fs, inner, work });
+            }
             let what = match other(&w, 0)? {
                 Some(name) => format!("holds {name}, which osconf cannot read"),
                 None => "holds no filesystem osconf recognises".to_owned(),
