@@ -35,6 +35,8 @@ pub struct Meta {
     pub mode: u32,
     pub uid: u32,
     pub size: u64,
+    /// The modification time in seconds since the epoch, where the reader has it (ext).
+    pub mtime: Option<i64>,
 }
 
 /// One name in a directory (`.` and `..` left out).

@@ -175,12 +175,10 @@ pub fn run(
 }
 
 /// What a reboot must leave as it was, read from the image (see `report::snapshot`).
-fn snapshot(disk: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
+fn snapshot(disk: &Path) -> Result<Vec<report::Kept>, Error> {
     let fail = |what: String| Error::failed(Some(disk), what);
     let image = Image::open(disk).map_err(|e| fail(format!("reading the image: {e}")))?;
-    let (_, sys) =
-        report::root_system(disk, &image).map_err(|e| fail(format!("reading the root partition: {e}")))?;
-    Ok(report::snapshot(&sys))
+    report::snapshot(disk, &image).map_err(|e| fail(format!("reading the root partition: {e}")))
 }
 
 /// One boot, followed on the console (`log`); under TCG again when KVM failed before the guest

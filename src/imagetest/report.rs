@@ -284,12 +284,18 @@ fn hostname_item(name: &str, text: &dyn Fn(&str) -> Option<String>) -> Check {
     )
 }
 
+/// One file a reboot must leave as it was: its path, bytes and modification time (where the
+/// root's filesystem reader has one: ext).
+pub type Kept = (String, Vec<u8>, Option<i64>);
+
 /// What a boot without os.conf must leave as it was, read before and after it: every file osconf
-/// writes that the image has (host name, password, resolver and network files; osconf's last-run
-/// record) with its bytes, and the names in osconf's backup directory (a rewrite leaves a backup
-/// there even when the bytes come out the same).
-pub fn snapshot(sys: &System) -> Vec<(String, Vec<u8>)> {
-    let mut paths: Vec<String> = network_files(sys).into_iter().map(|(p, _)| p).collect();
+/// writes that the image's root has (host name, password, resolver and network files; osconf's
+/// last-run record) with its bytes and mtime, and the names in osconf's backup directory (a
+/// rewrite leaves a backup there even when the bytes come out the same).
+pub fn snapshot(disk: &Path, image: &Image) -> Result<Vec<Kept>, String> {
+    let (_, sys) = root_system(disk, image)?;
+    let (_, volume) = view::root_partition(image).map_err(|i| i.reason)?;
+    let mut paths: Vec<String> = network_files(&sys).into_iter().map(|(p, _)| p).collect();
     paths.extend(
         [
             "etc/hostname",
@@ -301,30 +307,45 @@ pub fn snapshot(sys: &System) -> Vec<(String, Vec<u8>)> {
         .chain(HOSTNAME_FILES)
         .map(|p| (*p).to_owned()),
     );
-    let mut files: Vec<(String, Vec<u8>)> = paths
-        .into_iter()
-        .filter_map(|p| Some((p.clone(), sys.read(&p).ok()??)))
-        .collect();
+    let mut files: Vec<Kept> = Vec::new();
+    for p in paths {
+        let Ok(Some(bytes)) = sys.read(&p) else {
+            continue;
+        };
+        let mtime = volume.metadata(&p).ok().flatten().and_then(|m| m.mtime);
+        files.push((p, bytes, mtime));
+    }
     let backups = sys.list(crate::exec::BACKUP_DIR).unwrap_or_default();
     files.extend(
         backups
             .into_iter()
-            .map(|n| (format!("{}/{n}", crate::exec::BACKUP_DIR), Vec::new())),
+            .map(|n| (format!("{}/{n}", crate::exec::BACKUP_DIR), Vec::new(), None)),
     );
     files.sort();
     files.dedup();
-    files
+    Ok(files)
 }
 
 /// The check of a boot without os.conf: the snapshot after it is the one before.
-pub fn unchanged(before: &[(String, Vec<u8>)], after: &[(String, Vec<u8>)]) -> Check {
-    let changed: Vec<&str> = after
-        .iter()
-        .filter(|f| !before.contains(f))
-        .chain(before.iter().filter(|f| !after.iter().any(|a| a.0 == f.0)))
-        .map(|(p, _)| p.as_str())
-        .collect();
+pub fn unchanged(before: &[Kept], after: &[Kept]) -> Check {
+    let find = |list: &[Kept], p: &str| list.iter().find(|k| k.0 == p).cloned();
+    let mut changed: Vec<String> = Vec::new();
+    for (path, bytes, mtime) in after {
+        match find(before, path) {
+            None => changed.push(format!("{path} (new)")),
+            Some((_, b, _)) if b != *bytes => changed.push(format!("{path} (its bytes)")),
+            Some((_, _, m)) if m != *mtime => changed.push(format!("{path} (its mtime)")),
+            Some(_) => {}
+        }
+    }
+    changed.extend(
+        before
+            .iter()
+            .filter(|k| find(after, &k.0).is_none())
+            .map(|k| format!("{} (gone)", k.0)),
+    );
     let expected = "nothing rewritten";
+    let timed = after.iter().filter(|k| k.2.is_some()).count();
     if changed.is_empty() {
         item(
             "unchanged",
@@ -332,7 +353,8 @@ pub fn unchanged(before: &[(String, Vec<u8>)], after: &[(String, Vec<u8>)]) -> C
             expected,
             format!("{} files and backups as before", after.len()),
             format!(
-                "the {} files osconf writes and its backups are as before this boot",
+                "the {} files osconf writes and its backups are as before this boot ({timed} with \
+                 the same mtime)",
                 after.len()
             ),
         )
@@ -485,6 +507,46 @@ mod tests {
             ("HOSTNAME=host", "host", true),
         ] {
             assert_eq!(has_token(text, word), want, "{word} in {text:?}");
+        }
+    }
+
+    #[test]
+    fn a_reboot_must_leave_bytes_mtimes_and_backups_as_they_were() {
+        let kept = |p: &str, b: &str, m: Option<i64>| (p.to_owned(), b.as_bytes().to_vec(), m);
+        let before = vec![
+            kept("etc/hostname", "a\n", Some(100)),
+            kept("etc/shadow", "root:x\n", Some(100)),
+            kept("var/lib/osconf/backup/1", "", None),
+        ];
+        let same = unchanged(&before, &before);
+        assert_eq!(same.item.verdict, Verdict::Pass, "{same:?}");
+        assert!(same.item.reason.contains("(2 with the same mtime)"), "{same:?}");
+        for (after, says) in [
+            (
+                vec![
+                    kept("etc/hostname", "a\n", Some(160)),
+                    before[1].clone(),
+                    before[2].clone(),
+                ],
+                "etc/hostname (its mtime)",
+            ),
+            (
+                vec![
+                    kept("etc/hostname", "b\n", Some(100)),
+                    before[1].clone(),
+                    before[2].clone(),
+                ],
+                "etc/hostname (its bytes)",
+            ),
+            (
+                [before.clone(), vec![kept("var/lib/osconf/backup/2", "", None)]].concat(),
+                "var/lib/osconf/backup/2 (new)",
+            ),
+            (before[1..].to_vec(), "etc/hostname (gone)"),
+        ] {
+            let c = unchanged(&before, &after);
+            assert_eq!(c.item.verdict, Verdict::Fail, "{says}");
+            assert!(c.found.contains(says) && c.item.reason.contains(says), "{c:?}");
         }
     }
 

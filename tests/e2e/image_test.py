@@ -12,7 +12,12 @@ partition 1 -> the Debian kernel), built as tests/e2e builds its `syslinux` setu
      reboot without os.conf that rewrites nothing, a changed os.conf with the NICs' MACs swapped,
      every check passing, the JSON read back.
 
-Usage: tests/e2e/run-image-test   (as root; CI=true turns skips into failures)
+`run-image-test arm64` (scripts/test-aarch64, with OSCONF_E2E_BINARY_ARM64 naming the aarch64 agent)
+instead makes tests/e2e's arm64 image without osconf (busybox arm64, systemd-boot on the FAT32 ESP,
+partition 1 on GPT), lets `image prepare` refuse the x86_64 agent (exit 3) and take `--agent`, then
+`image test --boots 3 --json` boots it on qemu-system-aarch64 (virt, AAVMF) under TCG.
+
+Usage: tests/e2e/run-image-test [arm64]   (as root; CI=true turns skips into failures)
 """
 
 import dataclasses
@@ -79,6 +84,58 @@ def build(setup, cache, work, with_osconf, uefi=False):
     return disk
 
 
+def build_arm64(cache, work):
+    """tests/e2e's arm64 image (busybox root, systemd-boot on the ESP booting the kernel with the
+    console on ttyAMA0) without osconf in it."""
+    setup = next(s for s in setups.SETUPS if s.name == "arm64")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    kernel = cache.kernel("arm64")
+    root, p1 = work / "root", work / "p1"
+    setups.busybox_root(root, cache.busybox("arm64"))
+    p1.mkdir()
+    install = setups.install_osconf
+    setups.install_osconf = lambda *_: None
+    try:
+        setups.prepare_root(setup, root, p1, kernel, e2e.REPO, e2e.HERE)
+    finally:
+        setups.install_osconf = install
+    setups.write(root, "/usr/local/sbin/e2e-report", POWEROFF, 0o755)
+    (p1 / "aliyun_custom_image").mkdir(exist_ok=True)
+    e2e.esp(setup, cache, kernel, p1)
+    (p1 / "loader/entries/e2e.conf").write_text("title e2e\nlinux /vmlinuz\ninitrd /initrd.img\n"
+                                                "options console=ttyAMA0 panic=-1\n")
+    disk = e2e.Disk(work / "disk.raw", setup)
+    disk.build(root, p1)
+    shutil.rmtree(root)
+    return disk
+
+
+def arm64(binary, cache, base, expect):
+    """`image prepare` picks the agent by the image's architecture; `image test` boots it arm64."""
+    agent = os.environ.get(setups.binary_variable("arm64"))
+    if not agent:
+        e2e.cannot_run(f"run-image-test arm64 needs {setups.binary_variable('arm64')} (scripts/test-aarch64)")
+    disk = build_arm64(cache, base / "arm64")
+    prepare = [str(binary), "image", "prepare", str(disk.path)]
+    p = subprocess.run(prepare, capture_output=True, text=True)
+    expect(p.returncode == 3 and "the image is aarch64" in p.stderr and "--agent FILE" in p.stderr,
+           "6: prepare refuses the x86_64 agent beside the toolkit (exit 3)", p)
+    p = subprocess.run(prepare + ["--agent", agent], capture_output=True, text=True)
+    if not expect(p.returncode == 0 and "the image is aarch64" in p.stdout, "6: prepare --agent AARCH64", p):
+        return
+    work = base / "arm64/work"
+    p = image_test(binary, disk, "--work", str(work), "--boots", "3", "--json")
+    if expect(p.returncode == 0, "6: image test --boots 3 of the arm64 image should exit 0", p):
+        expect("guest: aarch64 (/sbin/init is an aarch64 binary); firmware: uefi" in p.stderr,
+               "6: an aarch64 guest under UEFI, and why", p)
+        report = json.loads(p.stdout)
+        expect(report["arch"] == "aarch64" and report["verdict"] == "pass", "6: aarch64, pass", p)
+        for b in report["boots"]:
+            e2e.log(f"arm64 boot {b['boot']}: osconf reported after {b['seconds']['osconf_reported']} s, "
+                    f"the boot took {b['seconds']['wall']} s")
+
+
 def image_test(binary, disk, *args, env=None):
     cmd = [str(binary), "image", "test", str(disk.path), "--timeout", TIMEOUT, "--accel", "tcg", *args]
     e2e.log(" ".join(cmd[1:]))
@@ -98,7 +155,8 @@ def fingerprint(path: Path):
 
 def main():
     setup = next(s for s in setups.SETUPS if s.name == "syslinux")
-    e2e.prerequisites([setup])
+    only_arm64 = sys.argv[1:] == ["arm64"]
+    e2e.prerequisites([next(s for s in setups.SETUPS if s.name == "arm64")] if only_arm64 else [setup])
     binary = setups.osconf_binary(e2e.REPO)
     os.environ["OSCONF_E2E_BINARY"] = str(binary)
     cache = e2e.Cache(e2e.REPO / "target/e2e-cache")
@@ -109,6 +167,10 @@ def main():
         if not cond:
             fails.append(f"{what}\n--- stdout:\n{p.stdout}--- stderr:\n{p.stderr[-4000:]}")
         return cond
+
+    if only_arm64:
+        arm64(binary, cache, base, expect)
+        return finish(base, fails)
 
     good = build(setup, cache, base / "osconf", True)
     before = fingerprint(good.path)
@@ -175,6 +237,10 @@ def main():
         expect(not (work / "disk.raw").exists(), "5: the scratch copy is removed", p)
         expect((work / "uefi-vars-x86_64.fd").exists(), "5: UEFI's variables in a scratch copy", p)
 
+    return finish(base, fails)
+
+
+def finish(base, fails):
     shutil.rmtree(base, ignore_errors=True)
     for f in fails:
         print("FAIL " + f.replace("\n", "\n    "))

@@ -314,6 +314,7 @@ impl<R: ReadAt> Tree for Btrfs<R> {
             mode: n.mode & 0o7777,
             uid: n.uid,
             size: n.size,
+            mtime: None,
         }
     }
 

@@ -187,6 +187,7 @@ impl<R: ReadAt> Tree for Ext<R> {
             mode: u32::from(n.mode & 0o7777),
             uid: n.uid,
             size: n.size,
+            mtime: Some(i64::from(n.mtime)),
         }
     }
 

@@ -48,6 +48,8 @@ pub struct Inode {
     pub uid: u32,
     pub size: u64,
     pub flags: u32,
+    /// `i_mtime`: seconds since the epoch (signed, as the kernel reads it without `i_mtime_extra`).
+    pub mtime: i32,
     /// `i_block`: block map, extent tree root, fast link target or inline data.
     pub block: [u8; 60],
     /// The inode's in-body extended attribute area (after `i_extra_isize`), for inline data.
@@ -282,6 +284,7 @@ impl<R: ReadAt> Ext<R> {
             uid: u32::from(le16(&raw, 0x02)) | u32::from(le16(&raw, 0x78)) << 16,
             size: u64::from(le32(&raw, 0x04)) | high,
             flags,
+            mtime: le32(&raw, 0x10) as i32,
             block: raw[0x28..0x64].try_into().expect("60 bytes"),
             xattrs,
         })

@@ -310,6 +310,7 @@ impl<R: ReadAt> Tree for Fat<R> {
             mode: 0o755,
             uid: 0,
             size: n.size,
+            mtime: None,
         }
     }
 
