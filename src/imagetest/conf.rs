@@ -48,7 +48,8 @@ pub fn changed(r: &[u8; RANDOM_BYTES], before: &crate::model::Config) -> String 
     body(r, &macs)
 }
 
-/// The text for one NIC (a VPC instance) or two (classic), with these MACs (`None`: no MAC line).
+/// The text for one NIC (a VPC instance), two (classic) or none, with these MACs (`None`: no MAC
+/// line).
 fn body(r: &[u8; RANDOM_BYTES], macs: &[Option<String>]) -> String {
     let password: String = r[..PASSWORD_LEN]
         .iter()
@@ -71,11 +72,11 @@ fn body(r: &[u8; RANDOM_BYTES], macs: &[Option<String>]) -> String {
             out.push_str(&format!("eth{n}_mac_addr={mac}\n"));
         }
     };
-    if macs.len() < 2 {
+    if macs.len() == 1 {
         let net = format!("172.{}.{}", 16 + r[25] % 16, r[26]);
         nic(&mut out, 0, net.clone(), host(r[27]), 253);
         out.push_str(&format!("eth0_route=\"0.0.0.0/0 {net}.253\"\n"));
-    } else {
+    } else if macs.len() > 1 {
         let net0 = format!("10.{}.{}", r[25], r[26]);
         nic(&mut out, 0, net0.clone(), host(r[27]), 1);
         out.push_str(&format!(
@@ -151,6 +152,9 @@ mod tests {
                 assert_ne!(n.address, f.address);
             }
         }
+        // No NIC stays no NIC (the guest has none).
+        let none = validated("hostname=a\n");
+        assert!(validated(&changed(&b, &none)).nics.is_empty());
         // A NIC without a MAC stays without one.
         let plain = validated("eth0_ip_addr=10.0.0.5\neth0_netmask=255.0.0.0\n");
         let next = validated(&changed(&b, &plain));
