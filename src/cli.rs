@@ -247,6 +247,25 @@ fn utf8<'a>(flag: &Flag, v: &'a OsStr) -> Result<&'a str, Error> {
         .ok_or_else(|| Error::usage(format!("--{} {v:?}: not valid UTF-8", flag.long)))
 }
 
+/// The value of `flag`, one of `words` (as typed, what it means); `None` when the flag is absent.
+fn one_of<T: Copy>(m: &Matches, flag: &Flag, words: &[(&str, T)]) -> Result<Option<T>, Error> {
+    let Some(v) = m.last(flag) else {
+        return Ok(None);
+    };
+    let v = utf8(flag, v)?;
+    match words.iter().find(|(w, _)| *w == v) {
+        Some((_, t)) => Ok(Some(*t)),
+        None => {
+            let known: Vec<&str> = words.iter().map(|(w, _)| *w).collect();
+            Err(Error::usage(format!(
+                "--{} {v:?}: expected {}",
+                flag.long,
+                known.join(" or ")
+            )))
+        }
+    }
+}
+
 fn target(m: &Matches) -> Result<Target, Error> {
     let mut t = Target {
         root: m
@@ -328,26 +347,16 @@ fn image_test(m: &Matches) -> Result<Command, Error> {
         }
         None => image::DEFAULT_TIMEOUT_SECS,
     };
-    let accel = match m.last(&defs::ACCEL) {
-        None => None,
-        Some(v) => match utf8(&defs::ACCEL, v)? {
-            "kvm" => Some(image::Accel::Kvm),
-            "tcg" => Some(image::Accel::Tcg),
-            other => return Err(Error::usage(format!("--accel {other:?}: expected kvm or tcg"))),
-        },
-    };
-    let firmware = match m.last(&defs::FIRMWARE) {
-        None => None,
-        Some(v) => match utf8(&defs::FIRMWARE, v)? {
-            "bios" => Some(image::Firmware::Bios),
-            "uefi" => Some(image::Firmware::Uefi),
-            other => {
-                return Err(Error::usage(format!(
-                    "--firmware {other:?}: expected bios or uefi"
-                )));
-            }
-        },
-    };
+    let accel = one_of(
+        m,
+        &defs::ACCEL,
+        &[("kvm", image::Accel::Kvm), ("tcg", image::Accel::Tcg)],
+    )?;
+    let firmware = one_of(
+        m,
+        &defs::FIRMWARE,
+        &[("bios", image::Firmware::Bios), ("uefi", image::Firmware::Uefi)],
+    )?;
     let boots = match m.last(&defs::BOOTS) {
         None => 1,
         Some(v) => {

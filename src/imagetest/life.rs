@@ -178,7 +178,7 @@ pub fn run(
 fn snapshot(disk: &Path) -> Result<Vec<report::Kept>, Error> {
     let fail = |what: String| Error::failed(Some(disk), what);
     let image = Image::open(disk).map_err(|e| fail(format!("reading the image: {e}")))?;
-    report::snapshot(disk, &image).map_err(|e| fail(format!("reading the root partition: {e}")))
+    report::snapshot(disk, &image)
 }
 
 /// One boot, followed on the console (`log`); under TCG again when KVM failed before the guest

@@ -292,9 +292,9 @@ pub type Kept = (String, Vec<u8>, Option<i64>);
 /// writes that the image's root has (host name, password, resolver and network files; osconf's
 /// last-run record) with its bytes and mtime, and the names in osconf's backup directory (a
 /// rewrite leaves a backup there even when the bytes come out the same).
-pub fn snapshot(disk: &Path, image: &Image) -> Result<Vec<Kept>, String> {
+pub fn snapshot(disk: &Path, image: &Image) -> Result<Vec<Kept>, Error> {
     let (_, sys) = root_system(disk, image)?;
-    let (_, volume) = view::root_partition(image).map_err(|i| i.reason)?;
+    let (_, volume) = view::root_partition(image).map_err(|i| Error::failed(Some(disk), i.reason))?;
     let mut paths: Vec<String> = network_files(&sys).into_iter().map(|(p, _)| p).collect();
     paths.extend(
         [

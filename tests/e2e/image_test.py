@@ -41,6 +41,21 @@ POWEROFF = "#!/bin/sh\nsleep 1\npoweroff\n"
 TIMEOUT = "240"
 
 
+def prepared(setup, root, p1, kernel, with_osconf):
+    """tests/e2e's root as its builder leaves it (osconf installed only `with_osconf`), powering off
+    once booted (nobody reads e2e's second serial port here), and partition 1's directory."""
+    p1.mkdir()
+    install = setups.install_osconf
+    if not with_osconf:
+        setups.install_osconf = lambda *_: None
+    try:
+        setups.prepare_root(setup, root, p1, kernel, e2e.REPO, e2e.HERE)
+    finally:
+        setups.install_osconf = install
+    setups.write(root, "/usr/local/sbin/e2e-report", POWEROFF, 0o755)
+    (p1 / "aliyun_custom_image").mkdir(exist_ok=True)
+
+
 def build(setup, cache, work, with_osconf, uefi=False):
     """A raw image of `setup` (p1 holding aliyun_custom_image/ but no os.conf) and its path; `uefi`:
     GPT, partition 1 the EFI System Partition with systemd-boot at the removable-media path and
@@ -50,19 +65,7 @@ def build(setup, cache, work, with_osconf, uefi=False):
     kernel = cache.kernel()
     root, p1 = work / "root", work / "p1"
     setups.busybox_root(root)
-    p1.mkdir()
-    if with_osconf:
-        setups.prepare_root(setup, root, p1, kernel, e2e.REPO, e2e.HERE)
-    else:
-        install = setups.install_osconf
-        setups.install_osconf = lambda *_: None
-        try:
-            setups.prepare_root(setup, root, p1, kernel, e2e.REPO, e2e.HERE)
-        finally:
-            setups.install_osconf = install
-    # Nobody reads e2e's second serial port here: once booted, the guest powers off.
-    setups.write(root, "/usr/local/sbin/e2e-report", POWEROFF, 0o755)
-    (p1 / "aliyun_custom_image").mkdir(exist_ok=True)
+    prepared(setup, root, p1, kernel, with_osconf)
     shutil.copy(kernel[0], p1 / "vmlinuz")
     shutil.copy(kernel[1], p1 / "initrd.img")
     if uefi:
@@ -93,15 +96,7 @@ def build_arm64(cache, work):
     kernel = cache.kernel("arm64")
     root, p1 = work / "root", work / "p1"
     setups.busybox_root(root, cache.busybox("arm64"))
-    p1.mkdir()
-    install = setups.install_osconf
-    setups.install_osconf = lambda *_: None
-    try:
-        setups.prepare_root(setup, root, p1, kernel, e2e.REPO, e2e.HERE)
-    finally:
-        setups.install_osconf = install
-    setups.write(root, "/usr/local/sbin/e2e-report", POWEROFF, 0o755)
-    (p1 / "aliyun_custom_image").mkdir(exist_ok=True)
+    prepared(setup, root, p1, kernel, False)
     e2e.esp(setup, cache, kernel, p1)
     (p1 / "loader/entries/e2e.conf").write_text("title e2e\nlinux /vmlinuz\ninitrd /initrd.img\n"
                                                 "options console=ttyAMA0 panic=-1\n")
