@@ -108,7 +108,7 @@ class Cache:
         """(vmlinuz, initrd, modules dir, kernel version) from the linux-image-ARCH package."""
         with self.lock(f"kernel-{arch}"):
             # bump when build_initrd changes what it keeps
-            kdir = self.root / ("kernel-2" if arch == "amd64" else f"kernel-2-{arch}")
+            kdir = self.root / ("kernel-3" if arch == "amd64" else f"kernel-3-{arch}")
             done = kdir / "done"
             if not done.exists():
                 shutil.rmtree(kdir, ignore_errors=True)
