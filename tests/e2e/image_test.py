@@ -236,7 +236,11 @@ def main():
 
 
 def finish(base, fails):
-    shutil.rmtree(base, ignore_errors=True)
+    """The summary; the work directories (consoles, disks) are kept when something failed."""
+    if fails:
+        print(f"consoles and images kept in {base}")
+    else:
+        shutil.rmtree(base, ignore_errors=True)
     for f in fails:
         print("FAIL " + f.replace("\n", "\n    "))
     print(f"image test: {'0 passed, 1 failed' if fails else '1 passed, 0 failed'}")
