@@ -112,7 +112,8 @@ pub fn run(
             n => format!("console-{n}.log"),
         });
         let started = Instant::now();
-        let ended = boot(req, work, machine, &log)?;
+        let grace = if n < req.boots { qemu::SETTLE } else { qemu::GRACE };
+        let ended = boot(req, work, machine, &log, grace)?;
         let wall = started.elapsed();
         let image = Image::open(&disk).map_err(|e| fail(format!("reading the image: {e}")))?;
         let expect = match step {
@@ -181,9 +182,9 @@ fn snapshot(disk: &Path) -> Result<Vec<report::Kept>, Error> {
     report::snapshot(disk, &image)
 }
 
-/// One boot, followed on the console (`log`); under TCG again when KVM failed before the guest
+/// One boot, followed on the console (`log`) until osconf reported and `grace` passed; under TCG again when KVM failed before the guest
 /// printed anything and no accelerator was asked for.
-fn boot(req: &Test, work: &Path, machine: &mut Machine, log: &Path) -> Result<Ended, Error> {
+fn boot(req: &Test, work: &Path, machine: &mut Machine, log: &Path, grace: Duration) -> Result<Ended, Error> {
     let verbose = req.verbose;
     // The kernel log repeats osconf's lines with a time stamp: each is shown once.
     let mut last = String::new();
@@ -203,7 +204,7 @@ fn boot(req: &Test, work: &Path, machine: &mut Machine, log: &Path) -> Result<En
             log.display()
         ));
         let messages = work.join("qemu.log");
-        match qemu::boot(machine, log, &messages, req.timeout, &mut show) {
+        match qemu::boot(machine, log, &messages, req.timeout, grace, &mut show) {
             Ok(e) => return Ok(e),
             Err(qemu::BootError::NotInstalled) => return Err(super::not_installed(machine.arch)),
             Err(qemu::BootError::Kvm(why)) if req.accel.is_none() => {

@@ -12,8 +12,14 @@ use std::time::{Duration, Instant};
 
 use super::machine::{self, Machine};
 
-/// After osconf's last line, how long the console is still followed (the status record, the log).
-const GRACE: Duration = Duration::from_secs(2);
+/// After osconf's last line, how long the console is still followed (the status record, the log)
+/// before the guest is stopped, when no boot follows.
+pub const GRACE: Duration = Duration::from_secs(2);
+/// The same when the image is booted again: longer than the 5 s in which ext4 and XFS commit their
+/// journals by default, so the next boot finds the guest's writes as a running instance leaves
+/// them. (A guest stopped 2 s after osconf's "applied" had its next boot roll osconf's run back:
+/// osconf's journal removal was not yet on disk.)
+pub const SETTLE: Duration = Duration::from_secs(10);
 /// How long qemu gets to exit after SIGTERM before SIGKILL.
 const TERM_WAIT: Duration = Duration::from_secs(10);
 
@@ -104,7 +110,7 @@ pub enum BootError {
 /// How often the console and qemu's messages are looked at.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Boots `m` until osconf has reported (then the guest is stopped), the guest powered off, or
+/// Boots `m` until osconf has reported (then, `grace` later, the guest is stopped), the guest powered off, or
 /// `timeout` passed. qemu writes the console to `log` and its own messages to `messages`; both
 /// are followed as they grow, each new console line handed to `show`. (Files, not pipes: the copy
 /// is kept by construction, and following two files needs no thread.)
@@ -113,6 +119,7 @@ pub fn boot(
     log: &Path,
     messages: &Path,
     timeout: Duration,
+    grace: Duration,
     show: &mut dyn FnMut(&str),
 ) -> Result<Ended, BootError> {
     let create = |p: &Path| {
@@ -153,7 +160,7 @@ pub fn boot(
                 && let Some(o) = outcome(&line)
             {
                 reported = Some((o, line, started.elapsed()));
-                deadline = Instant::now() + GRACE;
+                deadline = Instant::now() + grace;
             }
         }
         for line in qemu.lines() {
