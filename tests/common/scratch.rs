@@ -51,6 +51,16 @@ impl Scratch {
         cmd
     }
 
+    /// The summary table (`strace -c`) of a successful apply under `strace ARGS`.
+    pub fn strace_table(&self, args: &[&str]) -> String {
+        let table = self.root.with_extension("strace");
+        let mut all = vec!["-c", "-o", table.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = self.strace_apply(&all);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        fs::read_to_string(&table).unwrap()
+    }
+
     /// The test build's osconf applying under `strace ARGS` (the caller checks that strace exists).
     pub fn strace_apply(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new("strace");

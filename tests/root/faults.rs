@@ -83,17 +83,11 @@ fn at_most_three_flushes_per_apply() {
         return cannot_run("at_most_three_flushes_per_apply", &why);
     }
     let s = scratch();
-    let table = s.root.with_extension("strace");
-    let out = s.strace_apply(&[
+    let table = s.strace_table(&[
         "-f",
-        "-c",
         "-e",
         "trace=fsync,fdatasync,syncfs,sync,msync,sync_file_range",
-        "-o",
-        table.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let table = fs::read_to_string(&table).unwrap();
     let total: u32 = table
         .lines()
         .filter(|l| l.trim_end().ends_with("total"))

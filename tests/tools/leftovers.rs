@@ -30,18 +30,7 @@ impl Scratch {
 /// How many times the plain run makes each of `calls`.
 fn counts(calls: &[&str]) -> Vec<(String, usize)> {
     let s = scratch_on_tmpfs();
-    let table = s.root.with_extension("strace");
-    let out = s.strace_apply(&[
-        "-f",
-        "-qq",
-        "-c",
-        "-U",
-        "name,calls",
-        "-o",
-        table.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let table = fs::read_to_string(&table).unwrap();
+    let table = s.strace_table(&["-f", "-qq", "-U", "name,calls"]);
     calls
         .iter()
         .map(|call| {
