@@ -1,8 +1,8 @@
 //! Disks as bytes: partition tables (MBR with extended partitions, GPT) and filesystem superblocks
-//! (ext2/3/4, FAT12/16/32, UFS1/2), read from any [`ReadAt`] at an offset — a block device and a
+//! (ext2/3/4, FAT12/16/32, UFS1/2, XFS v4/v5), read from any [`ReadAt`] at an offset — a block device and a
 //! partition inside an image file alike. It is the one reader of these formats: the partition finder
 //! at boot and the image tools both use it. The files inside ext2/3/4 and FAT filesystems are read
-//! too (`volume`: `Image`, `Volume`; `tree`: the path walk). It only reads; it never writes, mounts
+//! too, and inside XFS (`volume`: `Image`, `Volume`; `tree`: the path walk). It only reads; it never writes, mounts
 //! or runs a tool. Every byte is hostile: every number checked before it becomes an offset (`at`),
 //! every name checked before it is returned, every walk bounded per lookup and per command (`work`).
 //!
@@ -10,6 +10,7 @@
 //! administrator sees in `blkid` and `/dev/disk/by-*`.
 
 pub mod btrfs;
+mod crc;
 pub mod ext;
 pub mod fat;
 pub mod table;
@@ -17,6 +18,7 @@ pub mod tree;
 pub mod ufs;
 pub mod volume;
 pub mod work;
+pub mod xfs;
 
 use std::fs::File;
 use std::io;
@@ -45,6 +47,8 @@ pub enum Kind {
     Ufs(ufs::Version),
     /// Found by `Volume` only (the agent's `probe` does not look for it).
     Btrfs,
+    /// XFS, its superblock's version (4 or 5).
+    Xfs(u8),
 }
 
 impl Kind {
@@ -56,13 +60,14 @@ impl Kind {
             Kind::Fat(_) => "vfat",
             Kind::Ufs(_) => "ufs",
             Kind::Btrfs => "btrfs",
+            Kind::Xfs(_) => "xfs",
         }
     }
 
     /// What blkid prints as VERSION (FAT12/16/32, UFS 1/2); ext's revision is left out.
     pub fn version(&self) -> Option<&'static str> {
         match self {
-            Kind::Ext(..) | Kind::Btrfs => None,
+            Kind::Ext(..) | Kind::Btrfs | Kind::Xfs(_) => None,
             Kind::Fat(v) => Some(v.name()),
             Kind::Ufs(v) => Some(v.name()),
         }
@@ -86,7 +91,8 @@ impl Filesystem {
     }
 }
 
-/// The filesystem whose superblock starts the region at `offset`, if any of ext2/3/4, FAT or UFS.
+/// The filesystem whose superblock starts the region at `offset`, if any of ext2/3/4, FAT, UFS or
+/// XFS.
 /// A region too short to hold a superblock holds none; other read errors are errors.
 pub fn probe<R: ReadAt + ?Sized>(r: &R, offset: u64) -> io::Result<Option<Filesystem>> {
     if let Some(fs) = ext::probe(r, offset)? {
@@ -95,7 +101,10 @@ pub fn probe<R: ReadAt + ?Sized>(r: &R, offset: u64) -> io::Result<Option<Filesy
     if let Some(fs) = fat::probe(r, offset)? {
         return Ok(Some(fs));
     }
-    ufs::probe(r, offset)
+    if let Some(fs) = ufs::probe(r, offset)? {
+        return Ok(Some(fs));
+    }
+    xfs::probe(r, offset)
 }
 
 /// Damage found in an image (`InvalidData`), saying what.

@@ -6,6 +6,7 @@
 
 use std::io;
 
+pub(crate) use super::crc::crc32;
 use super::{ReadAt, le16, le32, le64, read_at};
 
 /// Logical partitions followed at most in an extended partition's chain (a loop ends it too).
@@ -287,14 +288,6 @@ fn guid(b: &[u8]) -> String {
         b[9],
         b[10..16].iter().map(|x| format!("{x:02x}")).collect::<String>()
     )
-}
-
-/// CRC-32 (IEEE 802.3, reflected), as GPT uses.
-pub(crate) fn crc32(data: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = super::crc_table(0xEDB8_8320);
-    !data.iter().fold(!0u32, |c, &b| {
-        TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8)
-    })
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! A raw disk image and the filesystems of its partitions, read without mounting anything:
 //! `Image::open(path)?.partition(n)?` gives a `Volume` whose files are read with `read_file`,
 //! `list_dir`, `metadata` and `read_link`, paths resolved inside that filesystem as a chroot would
-//! (see `tree`). ext2/3/4, FAT and Btrfs are read; for other filesystems the error names what is
-//! there (xfs, LVM, LUKS…). A hostile image gives errors, never a panic or a huge allocation, and
+//! (see `tree`). ext2/3/4, FAT, Btrfs and XFS are read; for other filesystems the error names
+//! what is there (LVM, LUKS…). A hostile image gives errors, never a panic or a huge allocation, and
 //! within the work one command may do over it (`work`): every partition of an `Image` shares it,
 //! and each filesystem is read through a window on its own partition.
 
@@ -15,6 +15,7 @@ use super::ext::Ext;
 use super::fat::Fat;
 use super::tree::{self, Entry, MAX_FILE, Meta};
 use super::work::{Window, Work};
+use super::xfs::Xfs;
 use super::{Filesystem, Kind, Partition, PartitionTable, ReadAt, read_at, table};
 
 /// qcow2's magic, "QFI\xfb".
@@ -136,6 +137,7 @@ enum Inner<R> {
     Ext(Ext<R>),
     Fat(Fat<R>),
     Btrfs(Box<Btrfs<R>>),
+    Xfs(Xfs<R>),
 }
 
 /// Calls the `tree` function `$f` on whichever reader the volume has, noting damage it finds.
@@ -146,6 +148,7 @@ macro_rules! on_tree {
             Inner::Ext(t) => tree::$f(t, work, $($a),*),
             Inner::Fat(t) => tree::$f(t, work, $($a),*),
             Inner::Btrfs(t) => tree::$f(&**t, work, $($a),*),
+            Inner::Xfs(t) => tree::$f(t, work, $($a),*),
         };
         if let Err(e) = &got {
             work.note(e);
@@ -155,8 +158,8 @@ macro_rules! on_tree {
 }
 
 impl<R: ReadAt> Volume<R> {
-    /// The filesystem at `offset` of `r` (to its end, with a work budget of its own): ext2/3/4, FAT
-    /// or Btrfs; anything else is `Unsupported`, named.
+    /// The filesystem at `offset` of `r` (to its end, with a work budget of its own): ext2/3/4, FAT,
+    /// Btrfs or XFS; anything else is `Unsupported`, named.
     pub fn open(r: R, offset: u64) -> io::Result<Volume<R>> {
         Volume::on(Window::rest(r, offset, Work::new())?)
     }
@@ -181,6 +184,7 @@ impl<R: ReadAt> Volume<R> {
         let inner = match fs.kind {
             Kind::Ext(..) => Ext::open(w, 0)?.map(Inner::Ext),
             Kind::Fat(_) => Fat::open(w, 0)?.map(Inner::Fat),
+            Kind::Xfs(_) => Xfs::open(w)?.map(Inner::Xfs),
             Kind::Ufs(_) | Kind::Btrfs => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
@@ -234,8 +238,7 @@ impl<R: ReadAt> Volume<R> {
 
 /// The name (blkid's TYPE) of a filesystem or volume this reader does not read, by its magic.
 fn other<R: ReadAt + ?Sized>(r: &R, offset: u64) -> io::Result<Option<&'static str>> {
-    const MAGICS: [(u64, &[u8], &str); 4] = [
-        (0, b"XFSB", "xfs"),
+    const MAGICS: [(u64, &[u8], &str); 3] = [
         (0x218, b"LVM2 001", "LVM2_member (LVM)"),
         (0, b"LUKS\xba\xbe", "crypto_LUKS (LUKS)"),
         (4086, b"SWAPSPACE2", "swap"),

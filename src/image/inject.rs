@@ -175,6 +175,7 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
         }
         Kind::Ufs(_) => return Err(refused("UFS is not written by osconf".into())),
         Kind::Btrfs => return Err(refused("Btrfs is not written by osconf".into())),
+        Kind::Xfs(_) => return Err(refused("XFS is not written by osconf (it is read only)".into())),
     }
     // The tools say little when they fail (debugfs exits 0): read it all back.
     let volume = staged.volume().map_err(|e| refused(e.to_string()))?;

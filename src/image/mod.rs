@@ -168,7 +168,7 @@ fn check_image(
             item("filesystem", Verdict::Pass, what)
         }
         Kind::Fat(_) => item("filesystem", Verdict::Fail, format!("{what}: FAT must be FAT32")),
-        Kind::Btrfs => item(
+        Kind::Btrfs | Kind::Xfs(_) => item(
             "filesystem",
             Verdict::Fail,
             format!("{what}: osconf finds os.conf on ext2/3/4, FAT or UFS only"),
@@ -212,7 +212,7 @@ fn writable(kind: &Kind) -> Item {
             ),
         },
         Kind::Fat(_) => item("writable", Verdict::Pass, "FAT has no read-only flag"),
-        Kind::Btrfs => item(
+        Kind::Btrfs | Kind::Xfs(_) => item(
             "writable",
             Verdict::Warn,
             "not judged: os.conf is not looked for on btrfs",

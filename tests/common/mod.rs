@@ -7,6 +7,7 @@ pub mod images;
 pub mod journal;
 pub mod real;
 pub mod scratch;
+pub mod xfs;
 
 use std::collections::BTreeMap;
 use std::fs;

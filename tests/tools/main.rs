@@ -11,6 +11,7 @@ mod cli_docs;
 mod diff;
 mod disk;
 mod disk_files;
+mod disk_xfs;
 mod image;
 mod image_arch;
 mod image_btrfs;
