@@ -1,6 +1,6 @@
 //! The CRCs disk formats carry, one table-driven implementation for all: CRC-32 (IEEE 802.3,
 //! reflected) as GPT uses it, with LVM2's own seed and no final inversion for its labels and
-//! metadata, and CRC-32C (Castagnoli) as XFS v5 uses it for every metadata block.
+//! metadata, and CRC-32C (Castagnoli) as XFS v5 and Btrfs use it for their metadata blocks.
 
 const IEEE: [u32; 256] = super::crc_table(0xEDB8_8320);
 const CASTAGNOLI: [u32; 256] = super::crc_table(0x82F6_3B78);
@@ -19,6 +19,16 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
 /// LVM2's `calc_crc`: the IEEE table from its own seed, without the final inversion.
 pub(crate) fn lvm(data: &[u8]) -> u32 {
     update(&IEEE, 0xF597_A6CF, data)
+}
+
+/// CRC-32C carried from `crc` over `data`, no inversion either side (Btrfs hashes names so).
+pub(crate) fn crc32c_raw(crc: u32, data: &[u8]) -> u32 {
+    update(&CASTAGNOLI, crc, data)
+}
+
+/// The CRC-32C of `data`, as Btrfs stores it.
+pub(crate) fn crc32c(data: &[u8]) -> u32 {
+    !crc32c_raw(!0, data)
 }
 
 /// CRC-32C of `data` with the four bytes at `hole` counted as zeros (where XFS keeps the CRC).

@@ -13,6 +13,7 @@ pub mod btrfs;
 mod crc;
 pub mod ext;
 pub mod fat;
+pub mod lvm;
 pub mod table;
 pub mod tree;
 pub mod ufs;
@@ -166,6 +167,17 @@ impl ReadAt for Vec<u8> {
 }
 
 impl<T: ReadAt + ?Sized> ReadAt for &T {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        (**self).read_at(buf, offset)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        (**self).size()
+    }
+}
+
+/// Shared (the physical volumes under several logical volumes).
+impl<T: ReadAt + ?Sized> ReadAt for std::sync::Arc<T> {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         (**self).read_at(buf, offset)
     }

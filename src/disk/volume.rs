@@ -102,17 +102,20 @@ impl Image {
         Ok(t.extent(p))
     }
 
+    /// The bytes of partition `n`, each read paid to the image's work.
+    pub fn window(&self, n: u32) -> io::Result<Window<File>> {
+        let (offset, len) = self.extent(n)?;
+        Window::new(self.file.try_clone()?, offset, len, self.work.clone())
+    }
+
     /// The filesystem of partition `n`, opened for reading. `NotFound`: no such partition;
     /// `Unsupported`: a filesystem this reader does not read (the message names it) or none.
     pub fn partition(&self, n: u32) -> io::Result<Volume<File>> {
-        let (offset, len) = self.extent(n)?;
-        Window::new(self.file.try_clone()?, offset, len, self.work.clone())
-            .and_then(Volume::on)
-            .map_err(|e| {
-                let e = io::Error::new(e.kind(), format!("partition {n}: {e}"));
-                self.work.note(&e);
-                e
-            })
+        self.window(n).and_then(Volume::on).map_err(|e| {
+            let e = io::Error::new(e.kind(), format!("partition {n}: {e}"));
+            self.work.note(&e);
+            e
+        })
     }
 }
 

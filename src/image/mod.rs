@@ -215,7 +215,7 @@ fn writable(kind: &Kind) -> Item {
         Kind::Btrfs | Kind::Xfs(_) => item(
             "writable",
             Verdict::Warn,
-            "not judged: os.conf is not looked for on btrfs",
+            "not judged: os.conf is not looked for on btrfs or xfs",
         ),
         Kind::Ufs(_) => item(
             "writable",

@@ -27,13 +27,16 @@ pub fn run(disk: &Path, asked: Option<&Path>) -> Result<String, Error> {
     let bad = |e: String| Error::invalid(disk, e).unchanged();
     let unreadable = |e: std::io::Error| super::unreadable(disk, &e).unchanged();
     let image = Image::open(disk).map_err(unreadable)?;
-    let (n, root) = view::root_partition(&image).map_err(|i| match image.damage() {
+    let root = view::root_partition(&image).map_err(|i| match image.damage() {
         Some(d) => super::damaged(disk, &d).unchanged(),
         None => bad(i.reason),
     })?;
-    if !matches!(root.fs.kind, Kind::Ext(..)) {
+    let n = root.n;
+    if !matches!(root.fs.kind, Kind::Ext(..)) || root.is_lv() {
+        let on = if root.is_lv() { " on LVM" } else { "" };
         return Err(bad(format!(
-            "the root partition {n} is {}: prepare writes ext only",
+            "the root ({}) is {}{on}: prepare writes only ext partitions",
+            root.place,
             root.fs.kind.name()
         )));
     }
@@ -51,7 +54,7 @@ pub fn run(disk: &Path, asked: Option<&Path>) -> Result<String, Error> {
         Some(d) => super::damaged(disk, &d).unchanged(),
         None => e.at(Some(disk)).unchanged(),
     };
-    let sys = view::system(disk, n, root).map_err(|e| failed(e.into()))?;
+    let sys = view::system(disk, root).map_err(|e| failed(e.into()))?;
     let (init, why) = install::detect(&sys).map_err(failed)?;
     let (agent, chosen) = agent_for(arch::of_root(&sys), asked)?;
     let binary = fs::read(&agent)

@@ -30,18 +30,19 @@ const MARK: &[u8] = b"aliyun_custom_image";
 
 /// The root-partition items of the image at `disk`, and what detection says of its root.
 pub fn check(disk: &Path, image: &Image) -> (Vec<Item>, Option<Survey>) {
-    let (n, v) = match view::root_partition(image) {
+    let root = match view::root_partition(image) {
         Ok(found) => found,
         Err(why) => return (vec![why], None),
     };
-    let fs = match v.subvolume() {
-        Some(sub) => format!("{}, {sub}", v.fs.describe()),
-        None => v.fs.describe(),
+    let fs = match root.subvolume() {
+        Some(sub) => format!("{}, {sub}", root.fs.describe()),
+        None => root.fs.describe(),
     };
-    let sys = match view::system(disk, n, v) {
+    let place = root.place.clone();
+    let sys = match view::system(disk, root) {
         Ok(sys) => sys,
         Err(e) => {
-            let why = format!("partition {n} ({fs}): {e}; the root-partition checks were not made");
+            let why = format!("{place} ({fs}): {e}; the root-partition checks were not made");
             return (vec![item("root", Verdict::Warn, why)], None);
         }
     };
@@ -49,11 +50,7 @@ pub fn check(disk: &Path, image: &Image) -> (Vec<Item>, Option<Survey>) {
         "" => "an os-release without PRETTY_NAME".to_owned(),
         pretty => pretty.to_owned(),
     };
-    let mut items = vec![item(
-        "root",
-        Verdict::Pass,
-        format!("partition {n} ({fs}): {name}"),
-    )];
+    let mut items = vec![item("root", Verdict::Pass, format!("{place} ({fs}): {name}"))];
     let survey = Survey::of(&sys);
     items.extend(detected(&survey));
     items.extend([

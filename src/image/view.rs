@@ -7,64 +7,100 @@ use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStringExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{Item, Verdict, item};
-use crate::disk::{FileType, Image, Volume};
+use crate::disk::lvm::{self, Lv};
+use crate::disk::{self, FileType, Filesystem, Image, Meta, ReadAt, Volume, Window};
 use crate::system::{self, Files, Kind, Stat, System};
 
 /// Where a root keeps its os-release, in the order `System` reads them.
 const OS_RELEASE: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
 
-/// What marks a root on systems older than os-release (CentOS 6, busybox builds).
-const SHADOW: [&str; 1] = ["etc/shadow"];
+/// What marks a root, strongest first: an os-release; on roots older than it (CentOS 6, busybox
+/// builds) the password file.
+const ROOT_MARKS: [&[&str]; 2] = [&OS_RELEASE, &["etc/shadow"]];
 
-/// Whether `v` holds one of `paths` (a link counts).
-fn holds(v: &Volume<File>, paths: &[&str]) -> std::io::Result<bool> {
-    for path in paths {
-        if v.symlink_metadata(path)?.is_some() {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+/// The root found: where it lies and its filesystem, opened.
+pub struct Root {
+    /// The partition holding it (a logical volume's: the partition of its VG's first PV).
+    pub n: u32,
+    /// How messages name it: `partition 2`, `LV rl/root (partition 3)`.
+    pub place: String,
+    pub fs: Filesystem,
+    volume: Opened,
 }
 
-/// The root partition: the first partition, in the table's order, whose filesystem holds an
-/// os-release (partition 1 itself on a one-partition image, or when the root is there), else the
-/// first holding `etc/shadow`. A partition the reader cannot read is skipped and named in the
-/// warning when none is found.
-pub fn root_partition(image: &Image) -> Result<(u32, Volume<File>), Item> {
-    let mut unread = Vec::new();
-    let numbers: Vec<u32> = image
-        .table
-        .iter()
-        .flat_map(|t| &t.partitions)
-        .filter(|p| !p.is_extended())
-        .map(|p| p.number)
-        .collect();
-    // Each partition is opened once: the first holding the password file is kept in case none
-    // holds an os-release.
-    let mut by_shadow = None;
-    for &n in &numbers {
-        let v = match image.partition(n) {
-            Ok(v) => v,
-            Err(e) => {
-                unread.push(e.to_string());
-                continue;
+/// A root's filesystem on a partition or on a logical volume.
+enum Opened {
+    Partition(Volume<File>),
+    Lv(String, Volume<Lv<Arc<Window<File>>>>),
+}
+
+impl Root {
+    /// Whether it lies on an LVM logical volume.
+    pub fn is_lv(&self) -> bool {
+        matches!(self.volume, Opened::Lv(..))
+    }
+
+    /// Which Btrfs subvolume is `/` (`subvolume @`); `None` elsewhere.
+    pub fn subvolume(&self) -> Option<&str> {
+        match &self.volume {
+            Opened::Partition(v) => v.subvolume(),
+            Opened::Lv(_, v) => v.subvolume(),
+        }
+    }
+
+    fn symlink_metadata(&self, path: &str) -> io::Result<Option<Meta>> {
+        match &self.volume {
+            Opened::Partition(v) => v.symlink_metadata(path),
+            Opened::Lv(_, v) => v.symlink_metadata(path),
+        }
+    }
+}
+
+/// The root: the first filesystem, in the table's order, that holds an os-release (partition 1
+/// itself on a one-partition image, or when the root is there), else the first holding
+/// `etc/shadow`. The logical volumes of an LVM volume group take the place of its first PV's
+/// partition, in their metadata's order. A filesystem the reader cannot read is skipped and named
+/// in the warning when none is found; an encrypted (LUKS) partition too, in a warning of its own.
+pub fn root_partition(image: &Image) -> Result<Root, Item> {
+    let (mut found, mut unread, encrypted) = candidates(image);
+    let mut pick = None;
+    'tiers: for (tier, marks) in ROOT_MARKS.iter().enumerate() {
+        for (i, root) in found.iter().enumerate() {
+            let mut held = Ok(false);
+            for path in marks.iter() {
+                held = root.symlink_metadata(path).map(|m| m.is_some());
+                if !matches!(held, Ok(false)) {
+                    break;
+                }
             }
-        };
-        match holds(&v, &OS_RELEASE) {
-            Ok(true) => return Ok((n, v)),
-            Ok(false) => {}
-            Err(e) => unread.push(format!("partition {n} ({}): {e}", v.fs.kind.name())),
-        }
-        if by_shadow.is_none() && matches!(holds(&v, &SHADOW), Ok(true)) {
-            by_shadow = Some((n, v));
+            match held {
+                Ok(true) => {
+                    pick = Some(i);
+                    break 'tiers;
+                }
+                Ok(false) => {}
+                Err(e) if tier == 0 => unread.push(format!("{} ({}): {e}", root.place, root.fs.kind.name())),
+                Err(_) => {}
+            }
         }
     }
-    if let Some(found) = by_shadow {
-        return Ok(found);
+    if let Some(i) = pick {
+        return Ok(found.swap_remove(i));
     }
-    Err(if unread.is_empty() {
+    Err(if !encrypted.is_empty() {
+        item(
+            "root",
+            Verdict::Warn,
+            format!(
+                "encrypted root: {} LUKS-encrypted: cannot check the agent, SSH host keys, root's \
+                 authorized_keys, root password, distribution, init or network stack",
+                encrypted.join(", ")
+            ),
+        )
+    } else if unread.is_empty() {
         item(
             "root",
             Verdict::Fail,
@@ -83,27 +119,122 @@ pub fn root_partition(image: &Image) -> Result<(u32, Volume<File>), Item> {
     })
 }
 
-/// The system in partition `n` of the image at `disk`, read through `volume`.
-pub fn system(disk: &Path, n: u32, volume: Volume<File>) -> system::Result<System> {
-    System::over(Box::new(Partition {
-        volume,
-        shown: PathBuf::from(format!("{}:{n}", disk.display())),
-    }))
+/// Every filesystem of the image that may be the root, in order; what could not be opened (why);
+/// the encrypted partitions (`partition N is`).
+fn candidates(image: &Image) -> (Vec<Root>, Vec<String>, Vec<String>) {
+    let (mut found, mut unread, mut encrypted) = (Vec::new(), Vec::new(), Vec::new());
+    let numbers: Vec<u32> = image
+        .table
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter(|p| !p.is_extended())
+        .map(|p| p.number)
+        .collect();
+    // Physical volumes first: a volume group may span several partitions.
+    let mut pvs = Vec::new();
+    for &n in &numbers {
+        let Ok(w) = image.window(n) else { continue };
+        match lvm::label(&w) {
+            Ok(Some(pv)) => pvs.push((n, pv, Arc::new(w))),
+            Ok(None) => {}
+            Err(e) => unread.push(format!("partition {n}: {e}")),
+        }
+    }
+    let texts: Vec<&[u8]> = pvs.iter().filter_map(|(_, pv, _)| pv.text.as_deref()).collect();
+    let groups = lvm::vg::groups(&texts).unwrap_or_else(|e| {
+        unread.push(format!("LVM: {e}"));
+        Vec::new()
+    });
+    let devices: Vec<(String, Arc<Window<File>>)> = pvs
+        .iter()
+        .map(|(_, pv, w)| (pv.uuid.clone(), w.clone()))
+        .collect();
+    let mut done = Vec::new();
+    for &n in &numbers {
+        if let Some((_, pv, _)) = pvs.iter().find(|(p, ..)| *p == n) {
+            let vg = groups.iter().find(|g| g.has_pv(&pv.uuid));
+            if vg.is_none() {
+                unread.push(format!(
+                    "partition {n}: an LVM PV of no volume group the image describes"
+                ));
+            }
+            if let Some(vg) = vg.filter(|g| !done.contains(&g.name)) {
+                done.push(vg.name.clone());
+                for lv in vg.lv_names() {
+                    let name = format!("{}/{lv}", vg.name);
+                    let place = format!("LV {name} (partition {n})");
+                    let opened = vg
+                        .open(lv, &devices)
+                        .and_then(|r| Window::rest(r, 0, image.work().clone()))
+                        .and_then(Volume::on);
+                    match opened {
+                        Ok(v) => found.push(Root {
+                            n,
+                            place,
+                            fs: v.fs.clone(),
+                            volume: Opened::Lv(name, v),
+                        }),
+                        Err(e) => {
+                            image.work().note(&e);
+                            unread.push(format!("{place}: {e}"));
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+        match image.partition(n) {
+            Ok(v) => found.push(Root {
+                n,
+                place: format!("partition {n}"),
+                fs: v.fs.clone(),
+                volume: Opened::Partition(v),
+            }),
+            Err(e) => {
+                if image.window(n).is_ok_and(|w| luks(&w)) {
+                    encrypted.push(format!("partition {n} is"));
+                }
+                unread.push(e.to_string());
+            }
+        }
+    }
+    (found, unread, encrypted)
 }
 
-/// A partition's filesystem as [`Files`]; shown as `DISK:N` (`DISK:N/etc/hosts`) in messages.
-struct Partition {
-    volume: Volume<File>,
+/// Whether `w` starts with a LUKS header (version 1 or 2).
+fn luks<R: ReadAt>(w: &R) -> bool {
+    let mut magic = [0u8; 6];
+    disk::read_at(w, 0, &mut magic).unwrap_or(false) && &magic == b"LUKS\xba\xbe"
+}
+
+/// The system of `root`, found in the image at `disk`.
+pub fn system(disk: &Path, root: Root) -> system::Result<System> {
+    match root.volume {
+        Opened::Partition(volume) => System::over(Box::new(Partition {
+            volume,
+            shown: PathBuf::from(format!("{}:{}", disk.display(), root.n)),
+        })),
+        Opened::Lv(name, volume) => System::over(Box::new(Partition {
+            volume,
+            shown: PathBuf::from(format!("{}:{name}", disk.display())),
+        })),
+    }
+}
+
+/// A partition's (or a logical volume's) filesystem as [`Files`]; shown as `DISK:N`
+/// (`DISK:N/etc/hosts`, `DISK:rl/root/etc/hosts`) in messages.
+struct Partition<R> {
+    volume: Volume<R>,
     shown: PathBuf,
 }
 
-impl std::fmt::Debug for Partition {
+impl<R> std::fmt::Debug for Partition<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({:?})", self.shown.display(), self.volume)
     }
 }
 
-impl Files for Partition {
+impl<R: ReadAt + Send + Sync + 'static> Files for Partition<R> {
     fn path(&self) -> &Path {
         &self.shown
     }

@@ -66,8 +66,8 @@ fn item(
 /// The image's root partition read as a `System`, as image check and prepare find it (as osconf
 /// read it at boot); the partition's number with it.
 pub fn root_system(disk: &Path, image: &Image) -> Result<(u32, System), Error> {
-    let (n, v) = view::root_partition(image).map_err(|i| Error::failed(Some(disk), i.reason))?;
-    Ok((n, view::system(disk, n, v)?))
+    let root = view::root_partition(image).map_err(|i| Error::failed(Some(disk), i.reason))?;
+    Ok((root.n, view::system(disk, root)?))
 }
 
 /// The checks of a boot, in order: `conf` is the os.conf in effect (the one injected, or the last

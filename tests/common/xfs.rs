@@ -14,7 +14,8 @@ use osconf::disk::{FileType, ReadAt, Volume};
 /// Entries of the directories made to be in block, leaf and node form (4 KiB directory blocks).
 pub const FORMS: [(&str, usize); 4] = [("short", 3), ("block", 40), ("leaf", 300), ("node", 3000)];
 
-/// A tree with an os-release, files of many sizes, the directories of [`FORMS`], and links: inline,
+/// A tree with an os-release, files of many sizes (one sparse, in 300 pieces), the directories of
+/// [`FORMS`], and links: inline,
 /// remote (a 600-byte target), absolute, climbing above the root, through a directory, a loop.
 pub fn tree(dir: &Path) -> PathBuf {
     let src = dir.join("xfs-src");
@@ -31,6 +32,11 @@ pub fn tree(dir: &Path) -> PathBuf {
         let p = src.join(path);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, data).unwrap();
+    }
+    // Data every other 8 KiB: written sparse (cp --sparse=always), 300 extents, a btree fork.
+    let frag = fs::File::create(src.join("fragmented")).unwrap();
+    for i in 0..300u64 {
+        std::os::unix::fs::FileExt::write_all_at(&frag, &[(i % 251 + 1) as u8; 4096], i * 8192).unwrap();
     }
     for (d, n) in FORMS {
         fs::create_dir(src.join(d)).unwrap();

@@ -9,6 +9,7 @@ mod common;
 
 mod faults;
 mod harness_selftest;
+mod image_lvm;
 mod real_boot;
 mod real_connman;
 mod real_dhcpcd;

@@ -97,3 +97,109 @@ fn xfs_filesystems_made_by_mkfs_read_as_the_tree_they_were_made_from() {
         fs::remove_file(&fs_file).unwrap();
     }
 }
+
+/// `xfs_db -x` on a copy of `base`: each damage alone.
+fn damaged(dir: &Path, base: &Path, name: &str, cmds: &[&str]) -> std::path::PathBuf {
+    let copy = dir.join(format!("{name}.xfs"));
+    fs::copy(base, &copy).unwrap();
+    xfs_db_write(&copy, cmds);
+    copy
+}
+
+/// The error reading `path` from `fs_file`: "image damaged" (InvalidData), never a panic.
+fn damage(fs_file: &Path, path: &str) -> String {
+    let v = Volume::open(File::open(fs_file).unwrap(), 0).unwrap();
+    let e = v.read_file(path).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidData, "{path}: {e}");
+    e.to_string()
+}
+
+#[test]
+fn damaged_xfs_images_are_errors_naming_the_damage() {
+    let test = "damaged_xfs_images_are_errors_naming_the_damage";
+    if !have_tools(test, &TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = d.join("src");
+    fs::create_dir_all(src.join("few")).unwrap();
+    fs::write(src.join("few/a"), "a\n").unwrap();
+    fs::write(src.join("big"), vec![7u8; 1 << 20]).unwrap();
+    fs::write(src.join("small"), "small\n").unwrap();
+    let base = mkfs(d, "base", &src, "300M", &[]);
+
+    // The root inode's number past the last allocation group.
+    let f = damaged(d, &base, "rootino", &["sb 0", "write rootino 4294967295"]);
+    assert!(damage(&f, "small").contains("inode number 4294967295 is past the filesystem's 4 groups"));
+    // A directory entry naming an inode past the groups.
+    let f = damaged(
+        d,
+        &base,
+        "entry",
+        &["path /few", "write u3.sfdir3.list[0].inumber.i4 4294967295"],
+    );
+    assert!(damage(&f, "few/a").contains("inode number 4294967295 is past"));
+    // An extent past the end of the filesystem.
+    let f = damaged(
+        d,
+        &base,
+        "extent",
+        &["path /big", "write u3.bmx[0].startblock 99999999"],
+    );
+    assert!(
+        damage(&f, "big").contains("block 99999999 (group 3051, block 24831) is past"),
+        "{}",
+        damage(&f, "big")
+    );
+    // A directory whose entry leads back to the root: every lookup through it is bounded.
+    let f = damaged(
+        d,
+        &base,
+        "loop",
+        &["path /few", "write u3.sfdir3.list[0].inumber.i4 128"],
+    );
+    let v = Volume::open(File::open(&f).unwrap(), 0).unwrap();
+    assert_eq!(
+        v.read_file("few/a/few/a/few/a/small").unwrap().unwrap(),
+        b"small\n"
+    );
+    let e = v.read_file(&"few/a/".repeat(3000)).unwrap_err();
+    assert!(e.to_string().contains("more than 4096 path components"), "{e}");
+    // A byte of an inode changed behind the filesystem's back: its CRC fails.
+    let at: u64 = {
+        let ino = xfs_db(&base, &["path /small", "print core.magic"]);
+        assert!(ino.contains("0x494e"));
+        let out = xfs_db(&base, &["path /small", "stack"]);
+        let number: u64 = out
+            .split("inode ")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let conv = xfs_db(&base, &[&format!("convert inode {number} byte")]);
+        let hex = conv.split_whitespace().next().unwrap().trim_start_matches("0x");
+        u64::from_str_radix(hex, 16).unwrap()
+    };
+    let f = d.join("flipped.xfs");
+    fs::copy(&base, &f).unwrap();
+    let file = fs::OpenOptions::new().read(true).write(true).open(&f).unwrap();
+    let mut b = [0u8; 1];
+    file.read_exact_at(&mut b, at + 40).unwrap();
+    file.write_all_at(&[b[0] ^ 0x55], at + 40).unwrap();
+    assert!(
+        damage(&f, "small").contains("checksum mismatch at inode"),
+        "{}",
+        damage(&f, "small")
+    );
+    // The superblock's own CRC.
+    file.write_all_at(b"X", 108).unwrap();
+    let e = Volume::open(File::open(&f).unwrap(), 0).unwrap_err();
+    assert!(
+        e.to_string().contains("checksum mismatch at the superblock"),
+        "{e}"
+    );
+}

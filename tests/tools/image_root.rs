@@ -4,7 +4,7 @@
 //! root's authorized_keys and password (locked, empty, a usable hash), one-partition and
 //! /boot+root layouts, a root in partition 3 beside a data partition (found by its os-release, by
 //! check and prepare alike), the distribution, init and stack as `osconf detect` says them, and
-//! roots the reader cannot read (xfs, LVM), which must be warnings.
+//! roots the reader cannot read (LUKS, an LVM signature without its label), which must be warnings.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -238,12 +238,16 @@ fn one_partition_images_and_roots_the_reader_cannot_read() {
     );
     assert_eq!(get(&checks, "custom-dir").0, "pass");
 
-    // xfs and LVM are recognised by their magic, and named.
+    // LUKS and LVM without a label are recognised by their magic, and named.
     let magic = |at: u64, bytes: &str| {
         format!("printf '{bytes}' | dd of=\"$0\" bs=1 seek={at} conv=notrunc status=none")
     };
     for (name, script, says) in [
-        ("xfs", magic(0, "XFSB"), "holds xfs, which osconf cannot read"),
+        (
+            "luks",
+            magic(0, "LUKS\\272\\276"),
+            "encrypted root: partition 2 is LUKS-encrypted: cannot check the agent",
+        ),
         (
             "lvm",
             magic(0x218, "LVM2 001"),

@@ -489,7 +489,11 @@ fn prepare_refuses_images_it_cannot_write_unchanged() {
     }
     let dir = tempfile::tempdir().unwrap();
     let fat32: &[&str] = &["mkfs.vfat", "-F", "32"];
-    let xfs: &[&str] = &["sh", "-c", "printf XFSB | dd of=\"$0\" conv=notrunc status=none"];
+    let luks: &[&str] = &[
+        "sh",
+        "-c",
+        "printf 'LUKS\\272\\276' | dd of=\"$0\" conv=notrunc status=none",
+    ];
     for (name, parts, says) in [
         (
             "no-root",
@@ -497,9 +501,9 @@ fn prepare_refuses_images_it_cannot_write_unchanged() {
             "no partition holds etc/os-release",
         ),
         (
-            "xfs-root",
-            vec![Part::new(40, fat32, None), Part::new(8, xfs, None)],
-            "holds xfs",
+            "luks-root",
+            vec![Part::new(40, fat32, None), Part::new(8, luks, None)],
+            "encrypted root: partition 2",
         ),
     ] {
         let (img, _) = build(dir.path(), name, "gpt", &parts);

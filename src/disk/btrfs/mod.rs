@@ -133,22 +133,9 @@ pub(crate) fn superblock<R: ReadAt + ?Sized>(r: &R) -> io::Result<Option<Super>>
     }))
 }
 
-/// CRC-32C (Castagnoli), as Btrfs checksums its superblock and tree blocks, and (unfinished, from
-/// seed `!1`) hashes directory entry names.
-pub(crate) fn crc32c_raw(mut crc: u32, data: &[u8]) -> u32 {
-    for &b in data {
-        crc = CRC_TABLE[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
-    }
-    crc
-}
-
-/// The table of the reflected polynomial 0x82F63B78.
-const CRC_TABLE: [u32; 256] = crate::disk::crc_table(0x82F6_3B78);
-
-/// The CRC-32C of `data`, as stored in checksums.
-pub(crate) fn crc32c(data: &[u8]) -> u32 {
-    !crc32c_raw(!0, data)
-}
+// CRC-32C (Castagnoli), as Btrfs checksums its superblock and tree blocks, and (unfinished, from
+// seed `!1`) hashes directory entry names: the one table code of `disk::crc`.
+pub(crate) use super::crc::{crc32c, crc32c_raw};
 
 #[cfg(test)]
 mod tests {
