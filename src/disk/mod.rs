@@ -10,7 +10,7 @@
 //! administrator sees in `blkid` and `/dev/disk/by-*`.
 
 pub mod btrfs;
-mod crc;
+pub(crate) mod crc;
 pub mod ext;
 pub mod fat;
 pub mod lvm;

@@ -35,7 +35,7 @@ pub fn run(disk: &Path, asked: Option<&Path>) -> Result<String, Error> {
     if !matches!(root.fs.kind, Kind::Ext(..)) || root.is_lv() {
         let on = if root.is_lv() { " on LVM" } else { "" };
         return Err(bad(format!(
-            "the root ({}) is {}{on}: prepare writes only ext partitions",
+            "the root {} is {}{on}: prepare writes ext only",
             root.place,
             root.fs.kind.name()
         )));

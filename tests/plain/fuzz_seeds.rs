@@ -102,6 +102,8 @@ fn image_reader_seeds_hold_and_the_hostile_images_are_refused() {
         ("undo", images::undo),
         ("disk", harness::disk),
         ("btrfs", harness::btrfs::btrfs),
+        ("xfs", harness::xfs_lvm::xfs),
+        ("lvm", harness::xfs_lvm::lvm),
     ] {
         assert!(has_target(target), "no fuzz/fuzz_targets/{target}.rs");
         let hostile = images::hostile(target, &ext);
@@ -149,4 +151,23 @@ fn image_reader_seeds_hold_and_the_hostile_images_are_refused() {
             .iter()
             .all(|s| osconf::disk::ufs::probe(s.as_slice(), 0).unwrap().is_some())
     );
+}
+
+/// The XFS seeds (v5 and v4 with 1 KiB blocks, made by `mkfs.xfs -p`, the filesystem's first 64 and
+/// 32 KiB: the rest is zeros) read right through the harness's device; the LVM seed (a PV's first
+/// bytes, made by pvcreate/vgcreate/lvcreate) holds the volume group `rl` and its two volumes.
+#[test]
+fn xfs_and_lvm_seeds_are_real_filesystems_and_volume_groups() {
+    use osconf::disk::{Volume, lvm};
+    use osconf::harness::xfs_lvm::{lvm_device, xfs_device};
+    for seed in seeds("xfs") {
+        let v = Volume::open(xfs_device(&seed), 0).unwrap();
+        assert_eq!(v.read_file("os-release").unwrap().unwrap(), b"ID=seed\n");
+        assert_eq!(v.read_file("lnk").unwrap().unwrap(), b"ID=seed\n");
+    }
+    let seed = &seeds("lvm")[0];
+    let pv = lvm::label(&lvm_device(seed)).unwrap().unwrap();
+    let groups = lvm::vg::groups(&[pv.text.as_deref().unwrap()]).unwrap();
+    assert_eq!(groups[0].name, "rl");
+    assert_eq!(groups[0].lv_names().collect::<Vec<_>>(), ["root", "swap"]);
 }
