@@ -500,8 +500,9 @@ pub static COMMANDS: &[CommandDef] = &[
                 aliyun_custom_image/os.conf, with its runlevel link or enabled unit), no SSH host keys \
                 (etc/ssh/ssh_host_*_key), no root authorized_keys, no usable root password in \
                 etc/shadow (locked * or ! passes; an empty field or a hash fails, named). Roots on ext, \
-                FAT and Btrfs are read (Btrfs: the default subvolume, else @, else root); a root \
-                filesystem it cannot read (xfs, LVM, LUKS) is a warning naming it. Everything is \
+                FAT, Btrfs and XFS are read (Btrfs: the default subvolume, else @, else root), also \
+                inside LVM2 logical volumes (linear, striped); a root filesystem it cannot read (a \
+                thin LV, an encrypted LUKS partition) is a warning naming it. Everything is \
                 read from the image file itself: nothing is mounted. A qcow2 image is refused with the \
                 qemu-img convert -O raw command to run. Exit 0 when nothing fails (warnings may \
                 remain), 1 when a requirement fails, 2 when the file cannot be read or is not raw.",

@@ -2,7 +2,7 @@
 //! which partition is the root: `view`): an os.conf agent installed and enabled (osconf, judged by what `osconf install` records
 //! in its manifest — the files each init system gets — or a vendor-style script that reads
 //! `aliyun_custom_image/os.conf`), no SSH host keys, no root `authorized_keys`, no usable root
-//! password. A root filesystem the reader cannot read (xfs, LVM…) is a warning naming it.
+//! password. A root filesystem the reader cannot read (a thin LV, LUKS…) is a warning naming it.
 
 use std::path::Path;
 
