@@ -51,6 +51,14 @@ impl Root {
         }
     }
 
+    /// What `path` is, links followed; `None` when absent.
+    pub fn metadata(&self, path: &str) -> io::Result<Option<Meta>> {
+        match &self.volume {
+            Opened::Partition(v) => v.metadata(path),
+            Opened::Lv(_, v) => v.metadata(path),
+        }
+    }
+
     fn symlink_metadata(&self, path: &str) -> io::Result<Option<Meta>> {
         match &self.volume {
             Opened::Partition(v) => v.symlink_metadata(path),

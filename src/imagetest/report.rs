@@ -294,7 +294,7 @@ pub type Kept = (String, Vec<u8>, Option<i64>);
 /// rewrite leaves a backup there even when the bytes come out the same).
 pub fn snapshot(disk: &Path, image: &Image) -> Result<Vec<Kept>, Error> {
     let (_, sys) = root_system(disk, image)?;
-    let (_, volume) = view::root_partition(image).map_err(|i| Error::failed(Some(disk), i.reason))?;
+    let volume = view::root_partition(image).map_err(|i| Error::failed(Some(disk), i.reason))?;
     let mut paths: Vec<String> = network_files(&sys).into_iter().map(|(p, _)| p).collect();
     paths.extend(
         [

@@ -412,6 +412,10 @@ fn a_rhel9_layout_with_the_root_in_lvm_on_xfs_is_checked_as_an_ext_root_is() {
     // Through the library: the whole tree, the btree fork and the remote link the kernel wrote.
     let v = osconf::disk::Volume::open(fs::File::open(&root_fs).unwrap(), 0).unwrap();
     check_tree(&v, &root, "rl/root", true);
+    // cp -a kept the tree's times: the reader's are the same (bigtime, on by default in v5).
+    use std::os::unix::fs::MetadataExt as _;
+    let want = fs::metadata(root.join("big")).unwrap().mtime();
+    assert_eq!(v.metadata("big").unwrap().unwrap().mtime, Some(want));
 }
 
 #[test]

@@ -280,6 +280,7 @@ impl<R: ReadAt> Tree for Xfs<R> {
             mode: u32::from(n.mode & 0o7777),
             uid: n.uid,
             size: n.size,
+            mtime: Some(n.mtime),
         }
     }
 

@@ -14,6 +14,10 @@ const CRC_AT: usize = 100;
 const INO_AT: usize = 152;
 /// `di_flags2`: the extent counters are the wide ones (nrext64).
 const FLAG2_NREXT64: u64 = 1 << 4;
+/// `di_flags2`: timestamps are nanoseconds since 1901-12-13 (bigtime), not seconds since 1970.
+const FLAG2_BIGTIME: u64 = 1 << 3;
+/// Seconds from bigtime's epoch (the least 32-bit time, 1901-12-13) to 1970.
+const BIGTIME_EPOCH: i64 = 1 << 31;
 
 /// How a fork holds its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +37,8 @@ pub struct Inode {
     pub mode: u16,
     pub uid: u32,
     pub size: u64,
+    /// Last modification, seconds since 1970.
+    pub mtime: i64,
     pub format: Format,
     /// Extent records in the data fork (extents form).
     pub extents: u64,
@@ -110,7 +116,13 @@ impl<R: ReadAt> Xfs<R> {
                 ));
             }
         };
-        let wide = self.nrext64 && version == 3 && be64(&b, 120) & FLAG2_NREXT64 != 0;
+        let flags2 = if version == 3 { be64(&b, 120) } else { 0 };
+        let mtime = if flags2 & FLAG2_BIGTIME != 0 {
+            (be64(&b, 40) / 1_000_000_000) as i64 - BIGTIME_EPOCH
+        } else {
+            i64::from(be32(&b, 40) as i32)
+        };
+        let wide = self.nrext64 && flags2 & FLAG2_NREXT64 != 0;
         let extents = if wide {
             be64(&b, 24)
         } else {
@@ -128,6 +140,7 @@ impl<R: ReadAt> Xfs<R> {
             mode,
             uid: be32(&b, 8),
             size,
+            mtime,
             format,
             extents,
             fork: b[core..core + fork_len].to_vec(),
