@@ -5,8 +5,9 @@
 //! resolv.conf NetworkManager generated.
 //!
 //! NetworkManager runs with a private /run (own D-Bus system bus, no service activation), the
-//! root's /etc/NetworkManager bind-mounted over the host's, and a read-only /sys so that it does
-//! not wait for udev; none of it reaches the host.
+//! root's /etc/NetworkManager bind-mounted over the host's, a scratch file over the host's
+//! /etc/resolv.conf (and `rc-manager=unmanaged`: it once rewrote the host's), and a read-only /sys
+//! so that it does not wait for udev; none of it reaches the host.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -23,7 +24,8 @@ const ETH1_MAC: &str = "00:8c:fa:5e:14:24";
 
 /// NetworkManager's own settings for the test: keyfiles only, no automatic DHCP profiles, the
 /// veth peers left alone. Everything else is the target's (its conf.d and system-connections).
-const NM_CONF: &str = "[main]\nplugins=keyfile\nno-auto-default=*\nauth-polkit=false\n\n\
+const NM_CONF: &str = "[main]\nplugins=keyfile\nno-auto-default=*\nauth-polkit=false\n\
+    rc-manager=unmanaged\n\n\
     [keyfile]\nunmanaged-devices=interface-name:peer-*\n";
 
 /// Applies each os.conf in turn to `root` with the real binary.
@@ -54,6 +56,8 @@ mount -t tmpfs tmpfs /run
 mount -o remount,bind,ro /sys
 mkdir -p /run/dbus /var/lib/NetworkManager
 mount --bind '{root}/etc/NetworkManager' /etc/NetworkManager
+: > '{d}/etc-resolv.conf'
+mount --bind '{d}/etc-resolv.conf' /etc/resolv.conf
 mount --bind '{d}/var-lib-nm' /var/lib/NetworkManager
 dbus-daemon --config-file='{d}/dbus.conf' --fork
 NetworkManager --no-daemon --debug --config='{d}/nm.conf' > '{d}/nm.log' 2>&1 &
@@ -74,7 +78,13 @@ kill $(cat /run/dbus/pid)
         root = root.display(),
         up = up.join(" "),
     );
+    let host_resolv = host_resolv_conf();
     let out = ns.sh_unchecked(&script);
+    assert_eq!(
+        host_resolv_conf(),
+        host_resolv,
+        "NetworkManager changed the host's /etc/resolv.conf"
+    );
     let log = fs::read_to_string(dir.join("nm.log")).unwrap_or_default();
     assert!(
         out.status.success(),
@@ -87,6 +97,12 @@ kill $(cat /run/dbus/pid)
         profiles: read("profiles").lines().map(str::to_owned).collect(),
         resolv: read("resolv"),
     }
+}
+
+/// The host's /etc/resolv.conf as it is now: its bytes and modification time.
+fn host_resolv_conf() -> Option<(Vec<u8>, std::time::SystemTime)> {
+    let meta = fs::metadata("/etc/resolv.conf").ok()?;
+    Some((fs::read("/etc/resolv.conf").ok()?, meta.modified().ok()?))
 }
 
 /// A scratch copy of the Rocky 9 example root, or `None` (with the reason printed) when this
@@ -221,6 +237,7 @@ fn running_networkmanager_takes_the_new_profiles_when_the_macs_swap() {
     fs::write(d.join("nm.conf"), NM_CONF).unwrap();
     fs::write(d.join("dbus.conf"), DBUS_CONF).unwrap();
     fs::create_dir_all(d.join("var-lib-nm")).unwrap();
+    let host_resolv = host_resolv_conf();
     let ns = Netns::new("nmswap");
     let _reaper = Reaper(&ns);
     ns.add_nic("ens5", ETH0_MAC);
@@ -242,6 +259,8 @@ fn running_networkmanager_takes_the_new_profiles_when_the_macs_swap() {
 mount -o remount,bind,ro /sys
 mkdir -p /run/dbus /var/lib/NetworkManager
 mount --bind '{root}/etc/NetworkManager' /etc/NetworkManager
+: > '{dd}/etc-resolv.conf'
+mount --bind '{dd}/etc-resolv.conf' /etc/resolv.conf
 mount --bind '{dd}/var-lib-nm' /var/lib/NetworkManager
 dbus-daemon --config-file='{dd}/dbus.conf' --fork
 NetworkManager --config='{dd}/nm.conf'
@@ -279,5 +298,10 @@ NetworkManager --config='{dd}/nm.conf'
             "default via 42.120.74.1 dev ens5",
         ],
         "{log}"
+    );
+    assert_eq!(
+        host_resolv_conf(),
+        host_resolv,
+        "NetworkManager changed the host's /etc/resolv.conf"
     );
 }
