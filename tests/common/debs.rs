@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use super::copy_tree;
 use super::real::{cannot_run, is_program};
 
 /// Runs `cmd`; whether it succeeded, and its stdout and stderr together.
@@ -56,13 +55,32 @@ pub fn unpacked_debs(name: &str, packages: &[&str], probe: &str) -> Result<PathB
     Ok(unpacked)
 }
 
+/// Copies the file `from` to `to` as `fs::copy` does (links followed), by `cp` in a child process,
+/// never in the test's own: a program written here stays open for writing in any child another
+/// test thread forks meanwhile (until that child execs), and running it then fails with ETXTBSY
+/// ("Text file busy").
+pub fn cp(from: &Path, to: &Path) {
+    run_cp(&["-L"], from, to);
+}
+
+/// Copies the tree `from` into the directory `to` (made if absent), links kept, as [`cp`] does.
+fn cp_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    run_cp(&["-a"], &from.join("."), to);
+}
+
+fn run_cp(flags: &[&str], from: &Path, to: &Path) {
+    let (ok, said) = output(Command::new("cp").args(flags).arg(from).arg(to));
+    assert!(ok, "cp {flags:?} {} {}: {said}", from.display(), to.display());
+}
+
 /// Copies `program`'s shared libraries (as ldd lists them) into `root`, at the same paths.
 pub fn copy_libraries(program: &Path, root: &Path) {
     let (_, said) = output(Command::new("ldd").arg(program));
     for word in said.split_whitespace().filter(|w| w.starts_with('/')) {
         let dest = root.join(word.trim_start_matches('/'));
         fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        fs::copy(word, dest).unwrap();
+        cp(Path::new(word), &dest);
     }
 }
 
@@ -96,12 +114,12 @@ pub fn openrc_debs(test: &str) -> Option<PathBuf> {
 /// Makes `root` a chroot OpenRC runs in: the unpacked `openrc`, the libraries of its `programs`,
 /// static busybox as /bin/busybox and /bin/sh, and an empty /run/openrc.
 pub fn openrc_in(root: &Path, openrc: &Path, programs: &[&str]) {
-    copy_tree(openrc, root).unwrap();
+    cp_tree(openrc, root);
     for program in programs {
         copy_libraries(&openrc.join(program), root);
     }
     fs::create_dir_all(root.join("bin")).unwrap();
-    fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    cp(Path::new("/bin/busybox"), &root.join("bin/busybox"));
     std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
     fs::create_dir_all(root.join("run/openrc")).unwrap();
 }

@@ -17,7 +17,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use crate::common::debs::unpacked_debs;
+use crate::common::debs::{cp, unpacked_debs};
 use crate::common::real::{
     CLASSIC_ROUTES, Netns, cannot_run, check_prerequisites, live_apply, live_apply_output, swap_macs,
 };
@@ -194,11 +194,10 @@ impl Consumer {
         match self {
             Consumer::Debian | Consumer::Busybox => {}
             Consumer::Ng | Consumer::AlpineNg => {
-                fs::copy(
-                    p.join("etc/network/ifupdown-ng.conf"),
-                    root.join("etc/network/ifupdown-ng.conf"),
-                )
-                .unwrap();
+                cp(
+                    &p.join("etc/network/ifupdown-ng.conf"),
+                    &root.join("etc/network/ifupdown-ng.conf"),
+                );
             }
             Consumer::Ifupdown2 => {
                 crate::common::copy_tree(

@@ -17,7 +17,9 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::debs::{copy_libraries, openrc_debs, openrc_in, output, static_busybox, unpacked_debs};
+use crate::common::debs::{
+    copy_libraries, cp, openrc_debs, openrc_in, output, static_busybox, unpacked_debs,
+};
 use crate::common::real::cannot_run;
 use crate::common::{copy_tree, entries, example_root};
 
@@ -139,11 +141,11 @@ fn insserv_and_startpar_boot_osconf_between_mountall_and_networking() {
     for d in ["etc/init.d", "boot", "sbin", "bin", "proc", "dev"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
-    fs::copy(&insserv, root.join("sbin/insserv")).unwrap();
+    cp(&insserv, &root.join("sbin/insserv"));
     copy_libraries(&insserv, &root);
-    fs::copy(&startpar, root.join("bin/startpar")).unwrap();
+    cp(&startpar, &root.join("bin/startpar"));
     copy_libraries(&startpar, &root);
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    cp(busybox, &root.join("bin/busybox"));
     std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
     fs::write(etc.join("inittab"), "id:2:initdefault:\n").unwrap();
     // The facilities ($local_fs…) as Debian's insserv package defines them.
@@ -553,7 +555,7 @@ fn busybox_init_root(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     for d in ["bin", "sbin", "etc", "usr/sbin", "boot", "proc"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    cp(busybox, &root.join("bin/busybox"));
     std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
     std::os::unix::fs::symlink("/bin/busybox", root.join("sbin/init")).unwrap();
     Some((dir, root))
@@ -593,13 +595,13 @@ fn runit_stage_1_runs_osconf_before_the_network_and_boots_on_when_it_fails() {
     ] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    cp(busybox, &root.join("bin/busybox"));
     for tool in ["sh", "cat", "realpath", "install"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
     }
-    fs::copy(runit.join("sbin/runit"), root.join("sbin/runit")).unwrap();
+    cp(&runit.join("sbin/runit"), &root.join("sbin/runit"));
     copy_libraries(&runit.join("sbin/runit"), &root);
-    fs::copy(runit.join("etc/runit/1"), root.join("etc/runit/1")).unwrap();
+    cp(&runit.join("etc/runit/1"), &root.join("etc/runit/1"));
     fs::write(root.join("dev/null"), "").unwrap();
     let script = |path: &str, text: &str| {
         fs::write(root.join(path), format!("#!/bin/sh\n{text}\n")).unwrap();
