@@ -16,15 +16,18 @@ const AGENT_MAX: u64 = 2 * 1024 * 1024;
 const TOOLKIT_MAX: u64 = 4 * 1024 * 1024;
 
 /// Text only the toolkit's code holds, one per part the agent must not carry: the qemu runner, the
-/// disk's file readers (ext, the volume, Btrfs and its zlib/zstd inflaters), the image writers
+/// disk's file readers (ext, the volume, Btrfs and its zlib/zstd inflaters, XFS, LVM's metadata
+/// parser and its CRC-32C), the image writers
 /// (mtools, inject). Help texts name the
 /// tools too, so these are arguments and messages, not tool names alone. A message reworded must be
 /// changed here as well: the toolkit is checked to hold each.
-const TOOLKIT_ONLY: [&str; 7] = [
+const TOOLKIT_ONLY: [&str; 9] = [
     "hubport",
     "ext: the root inode is not a directory",
     "btrfs: the superblock's checksum does not match",
     "zstd data does not inflate",
+    "xfs: the root inode is not a directory",
+    "LVM metadata line",
     "holds no filesystem osconf recognises",
     "mcopy",
     "did not come out as written",
