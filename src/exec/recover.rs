@@ -70,8 +70,11 @@ enum Fix {
 /// A journal left behind, read and checked, with what each of its files needs.
 struct Loaded {
     parsed: Parsed,
-    /// Every file listed is in its new state and the journal is whole: roll forward.
+    /// Every file listed is in its new state (osconf's own lock perhaps still there) and the
+    /// journal is whole: roll forward.
     finished: bool,
+    /// That lock, when rolling forward finds it still there: removed with the journal.
+    leftover_lock: Option<Entry>,
     /// Per file (in the journal's order): its entry, or `None` when its directory is gone (one the
     /// run made, so nothing was there), and the fix.
     fixes: Vec<Option<(Entry, Fix)>>,
@@ -103,13 +106,25 @@ fn load(root: &Root) -> Result<Option<Result<Loaded, Refused>>, Error> {
             None => return Ok(Some(Err(over_budget(line)))),
         }
     }
+    // osconf's own lock may still be there: its removal comes after the renames' flush, and a
+    // power cut can lose it while os.conf's removal (flushed on its own file system) holds.
     let finished = parsed.whole
         && parsed
             .journal
             .files
             .iter()
             .zip(&now)
-            .all(|(f, (_, s))| *s == f.becomes);
+            .all(|(f, (_, s))| *s == f.becomes || is_own_lock(f, s));
+    let mut leftover_lock = None;
+    if finished {
+        leftover_lock = parsed
+            .journal
+            .files
+            .iter()
+            .zip(&mut now)
+            .find(|(f, (_, s))| *s != f.becomes && is_own_lock(f, s))
+            .and_then(|(_, (entry, _))| entry.take());
+    }
     let mut fixes = Vec::new();
     if !finished {
         for ((f, &line), (entry, now)) in parsed.journal.files.iter().zip(&parsed.lines).zip(now) {
@@ -123,8 +138,14 @@ fn load(root: &Root) -> Result<Option<Result<Loaded, Refused>>, Error> {
     Ok(Some(Ok(Loaded {
         parsed,
         finished,
+        leftover_lock,
         fixes,
     })))
+}
+
+/// The lock file osconf made for the run: an empty file, until the run removed it.
+fn is_own_lock(f: &File, now: &Was) -> bool {
+    f.path == PWD_LOCK && *now == Was::File(hash(b""))
 }
 
 fn over_budget(line: usize) -> Refused {
@@ -206,8 +227,7 @@ fn assess(
             ))),
         };
     };
-    // The lock file osconf made for this run: an empty file, until the run removed it.
-    let own_lock = f.path == PWD_LOCK && *now == Was::File(hash(b""));
+    let own_lock = is_own_lock(f, now);
     let fix = match &f.was {
         was if was == now => Fix::Nothing,
         _ if *now != f.becomes && !own_lock => {
@@ -268,6 +288,10 @@ pub fn recover(root: &Root) -> Result<Option<Recovered>, Error> {
         rustix::fs::syncfs(root.fd()).map_err(|e| Error::failed(None, format!("flushing {what}: {e}")))
     };
     if loaded.finished {
+        if let Some(lock) = &loaded.leftover_lock {
+            durable::remove(lock)
+                .map_err(|e| Error::failed(None, format!("removing {}: {e}", shown(root, PWD_LOCK))))?;
+        }
         remove_journal(root)?;
         flush("the end of an interrupted run")?;
         let files = journal

@@ -276,3 +276,49 @@ fn regression_a_run_cut_after_removing_os_conf_is_recorded_by_the_next() {
         "{v}"
     );
 }
+
+/// A power cut after the renames were flushed but before the lock removal (and the journal's) reached
+/// the root's disk, while os.conf's removal on partition 1 did (a flush of its own file system): the
+/// journal and osconf's empty /etc/.pwd.lock are there, os.conf is not. The run had put every file in
+/// place, so the next start must complete it — a rollback would undo the configuration with no
+/// os.conf left to apply it again (seen in `image test`: a guest reset 2 s after "applied").
+#[test]
+fn regression_a_lost_lock_removal_still_rolls_forward() {
+    let bin = hooks::binary();
+    let plain = Path::new(env!("CARGO_BIN_EXE_osconf"));
+    let scratch = scratch();
+    let (root, conf) = (scratch.path().join("root"), scratch.path().join("os.conf"));
+    let cut = (1..80)
+        .find_map(|n| {
+            let _ = fs::remove_dir_all(&root);
+            copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
+            fs::copy(repo().join("examples/classic/os.conf"), &conf).unwrap();
+            let out = apply(&bin, &root, &conf, Some(n));
+            let said = String::from_utf8_lossy(&out.stderr).into_owned();
+            said.contains("(flushing the renames)").then_some(said)
+        })
+        .expect("a crash point after the renames' flush");
+    assert!(
+        root.join("etc/.pwd.lock").exists() && root.join("var/lib/osconf/journal").exists(),
+        "{cut}"
+    );
+    fs::remove_file(&conf).unwrap();
+    let again = apply(plain, &root, &conf, None);
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        again.status.success() && said.contains("completed (its journal removed)"),
+        "{said}"
+    );
+    assert!(!root.join("etc/.pwd.lock").exists(), "{said}");
+    let want = {
+        let golden = scratch.path().join("golden");
+        copy_tree(&repo().join("tests/cases/centos7-classic/expected"), &golden).unwrap();
+        normalized(&golden)
+    };
+    let got = normalized(&root);
+    assert!(
+        got == want,
+        "{}",
+        osconf::plan::diff::unified(&want, &got, "golden", "got")
+    );
+}
