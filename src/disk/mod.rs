@@ -13,6 +13,7 @@ pub mod btrfs;
 pub(crate) mod crc;
 pub mod ext;
 pub mod fat;
+pub mod format;
 pub mod lvm;
 pub mod table;
 pub mod tree;

@@ -1,4 +1,4 @@
-//! A raw disk image and the filesystems of its partitions, read without mounting anything:
+//! A disk image (raw, qcow2, VHD, VMDK: `format`) and the filesystems of its partitions, read without mounting anything:
 //! `Image::open(path)?.partition(n)?` gives a `Volume` whose files are read with `read_file`,
 //! `list_dir`, `metadata` and `read_link`, paths resolved inside that filesystem as a chroot would
 //! (see `tree`). ext2/3/4, FAT, Btrfs and XFS are read; for other filesystems the error names
@@ -6,62 +6,40 @@
 //! within the work one command may do over it (`work`): every partition of an `Image` shares it,
 //! and each filesystem is read through a window on its own partition.
 
-use std::fs::File;
 use std::io;
 use std::path::Path;
 
 use super::btrfs::Btrfs;
 use super::ext::Ext;
+use super::format::{self, Disk};
 use super::fat::Fat;
 use super::tree::{self, Entry, MAX_FILE, Meta};
 use super::work::{Window, Work};
 use super::xfs::Xfs;
 use super::{Filesystem, Kind, Partition, PartitionTable, ReadAt, read_at, table};
 
-/// qcow2's magic, "QFI\xfb".
-const QCOW2_MAGIC: [u8; 4] = *b"QFI\xfb";
-
-/// A raw disk image opened for reading.
+/// A disk image opened for reading: raw, qcow2, VHD or VMDK (`format`), read as its virtual disk.
 #[derive(Debug)]
 pub struct Image {
-    file: File,
+    disk: Disk,
     /// `None` for a disk without a partition table.
     pub table: Option<PartitionTable>,
-    /// The virtual size: the file's length.
+    /// The virtual size (a raw file's length).
     pub size: u64,
     /// What reading it has cost so far, shared by its partitions.
     work: Work,
 }
 
 impl Image {
-    /// Opens a raw image and reads its partition table. A qcow2 image is refused (`InvalidInput`)
-    /// with the `qemu-img convert` command that makes it raw.
+    /// Opens an image in any format `format` reads (told by its bytes) and reads its partition
+    /// table. A format osconf does not read is `Unsupported`, named.
     pub fn open(path: &Path) -> io::Result<Image> {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        // Non-blocking: a FIFO given as the image must not hang the open (it is refused below).
-        let file = File::options()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(path)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file (a raw image file is expected)",
-            ));
-        }
-        let mut magic = [0u8; 4];
-        if read_at(&file, 0, &mut magic)? && magic == QCOW2_MAGIC {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a qcow2 image; convert it first: qemu-img convert -O raw IMAGE.qcow2 IMAGE.raw",
-            ));
-        }
-        let table = table::read(&file)?;
+        let disk = format::open(path)?;
+        let table = table::read(&disk)?;
         Ok(Image {
-            file,
+            size: disk.size,
+            disk,
             table,
-            size: meta.len(),
             work: Work::new(),
         })
     }
@@ -70,8 +48,13 @@ impl Image {
     /// a BIOS has nothing to run, which is how `image test` tells a UEFI-only image.
     pub fn boot_code(&self) -> io::Result<[u8; 440]> {
         let mut code = [0u8; 440];
-        read_at(&self.file, 0, &mut code)?;
+        read_at(&self.disk, 0, &mut code)?;
         Ok(code)
+    }
+
+    /// The virtual disk, as read.
+    pub fn disk(&self) -> &Disk {
+        &self.disk
     }
 
     /// The work shared by every reader of this image (the staged copies of its partitions too).
@@ -103,14 +86,14 @@ impl Image {
     }
 
     /// The bytes of partition `n`, each read paid to the image's work.
-    pub fn window(&self, n: u32) -> io::Result<Window<File>> {
+    pub fn window(&self, n: u32) -> io::Result<Window<Disk>> {
         let (offset, len) = self.extent(n)?;
-        Window::new(self.file.try_clone()?, offset, len, self.work.clone())
+        Window::new(self.disk.clone(), offset, len, self.work.clone())
     }
 
     /// The filesystem of partition `n`, opened for reading. `NotFound`: no such partition;
     /// `Unsupported`: a filesystem this reader does not read (the message names it) or none.
-    pub fn partition(&self, n: u32) -> io::Result<Volume<File>> {
+    pub fn partition(&self, n: u32) -> io::Result<Volume<Disk>> {
         self.window(n).and_then(Volume::on).map_err(|e| {
             let e = io::Error::new(e.kind(), format!("partition {n}: {e}"));
             self.work.note(&e);

@@ -13,10 +13,10 @@ pub(crate) mod stage;
 pub mod view;
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use crate::disk::format::Disk;
 use crate::disk::{self, FileType, Image, Kind, Volume, fat};
 use crate::error::Error;
 use crate::json;
@@ -147,10 +147,7 @@ fn check_image(
     };
     let fs = match &first {
         Some(v) => v.fs.clone(),
-        None => match disk::probe(
-            &File::open(path).map_err(|e| Error::invalid(path, e.to_string()))?,
-            offset,
-        ) {
+        None => match disk::probe(image.disk(), offset) {
             Ok(Some(fs)) => fs,
             _ => {
                 items.push(item(
@@ -226,7 +223,7 @@ fn writable(kind: &Kind) -> Item {
 }
 
 /// `aliyun_custom_image/` at the root of partition 1 (FAT names match case-insensitively).
-fn custom_dir(v: &Volume<File>) -> Item {
+fn custom_dir(v: &Volume<Disk>) -> Item {
     match v.metadata(CUSTOM_DIR) {
         Ok(Some(m)) if m.file_type == FileType::Dir => item(
             "custom-dir",

@@ -3,7 +3,6 @@
 //! probes and install's planner run on an image exactly as on a directory.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStringExt as _;
 use std::path::{Path, PathBuf};
@@ -12,6 +11,7 @@ use std::sync::Arc;
 use super::{Item, Verdict, item};
 use crate::disk::lvm::{self, Lv};
 use crate::disk::{self, FileType, Filesystem, Image, Meta, ReadAt, Volume, Window};
+use crate::disk::format::Disk;
 use crate::system::{self, Files, Kind, Stat, System};
 
 /// Where a root keeps its os-release, in the order `System` reads them.
@@ -33,8 +33,8 @@ pub struct Root {
 
 /// A root's filesystem on a partition or on a logical volume.
 enum Opened {
-    Partition(Volume<File>),
-    Lv(String, Volume<Lv<Arc<Window<File>>>>),
+    Partition(Volume<Disk>),
+    Lv(String, Volume<Lv<Arc<Window<Disk>>>>),
 }
 
 impl Root {
@@ -153,7 +153,7 @@ fn candidates(image: &Image) -> (Vec<Root>, Vec<String>, Vec<String>) {
         unread.push(format!("LVM: {e}"));
         Vec::new()
     });
-    let devices: Vec<(String, Arc<Window<File>>)> = pvs
+    let devices: Vec<(String, Arc<Window<Disk>>)> = pvs
         .iter()
         .map(|(_, pv, w)| (pv.uuid.clone(), w.clone()))
         .collect();
