@@ -350,7 +350,7 @@ pub static VERBOSE: Flag = Flag::switch(
 /// The disk image every image command works on.
 const DISK: Operand = Operand {
     name: "DISK",
-    help: "the raw disk image file",
+    help: "the disk image file: raw, qcow2, VHD or VMDK (told by its bytes)",
     complete: Complete::File,
     optional: false,
 };
@@ -366,7 +366,7 @@ pub struct Group {
 
 pub static GROUPS: &[Group] = &[Group {
     name: "image",
-    summary: "work on a raw disk image before uploading it: check, inject, prepare, test",
+    summary: "work on a disk image before uploading it: check, inject, prepare, test",
     about: "check, inject and prepare read and write the image file itself: nothing is mounted and no \
             root is needed; test boots a scratch copy under qemu.
 
@@ -392,8 +392,13 @@ macro_rules! staged_write {
         "Inject and prepare edit a copy of the partition with mtools (FAT) or debugfs (ext), read it \
          back, then write only the bytes that changed, their old contents first saved to \
          DISK.osconf-undo: a failure leaves the image as it was, and an undo file left by a crash is \
-         put back by the next inject or prepare. No mount and no root needed. Exit 0 written, 1 \
-         failed (nothing changed), 2 bad os.conf or image, 3 mtools or debugfs not installed."
+         put back by the next inject or prepare. A qcow2, dynamic VHD or VMDK image keeps its \
+         format: qemu-img converts it to a sparse raw copy beside it, that copy is written as above, \
+         and qemu-img converts it back with the image's options (qcow2 compat, cluster size, \
+         compression, backing file; VHD and VMDK subformat) into a new file that qemu-img check \
+         passes before it replaces the image (a crash before that leaves the image as it was). No \
+         mount and no root needed. Exit 0 written, 1 failed (nothing changed), 2 bad os.conf or \
+         image, 3 mtools, debugfs or (for those formats) qemu-img not installed."
     };
 }
 
@@ -485,7 +490,7 @@ pub static COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: "image check",
-        summary: "check a raw disk image against the Customized Linux import requirements",
+        summary: "check a disk image against the Customized Linux import requirements",
         operands: &[DISK],
         flags: &[&JSON],
         about: "Reads the partition table (MBR or GPT) and partition 1's filesystem without mounting \
@@ -503,14 +508,16 @@ pub static COMMANDS: &[CommandDef] = &[
                 FAT, Btrfs and XFS are read (Btrfs: the default subvolume, else @, else root), also \
                 inside LVM2 logical volumes (linear, striped); a root filesystem it cannot read (a \
                 thin LV, an encrypted LUKS partition) is a warning naming it. Everything is \
-                read from the image file itself: nothing is mounted. A qcow2 image is refused with the \
-                qemu-img convert -O raw command to run. Exit 0 when nothing fails (warnings may \
-                remain), 1 when a requirement fails, 2 when the file cannot be read or is not raw.",
+                read from the image file itself: nothing is mounted. Raw, qcow2 (v2, v3, compressed \
+                clusters, a backing file beside it), VHD (fixed, dynamic) and VMDK \
+                (monolithicSparse, streamOptimized) are read by osconf itself, told apart by their \
+                bytes; other formats (VHDX, VDI) are refused by name. Exit 0 when nothing fails \
+                (warnings may remain), 1 when a requirement fails, 2 when the file cannot be read.",
         build: super::image_check,
     },
     CommandDef {
         name: "image inject",
-        summary: "write an os.conf into partition 1 of a raw disk image, as ECS does before a start",
+        summary: "write an os.conf into partition 1 of a disk image, as ECS does before a start",
         operands: &[
             DISK,
             Operand {
@@ -530,7 +537,7 @@ pub static COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: "image prepare",
-        summary: "install osconf into a raw disk image, to run at every boot",
+        summary: "install osconf into a disk image, to run at every boot",
         operands: &[DISK],
         flags: &[&AGENT],
         about: concat!(

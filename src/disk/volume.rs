@@ -11,8 +11,8 @@ use std::path::Path;
 
 use super::btrfs::Btrfs;
 use super::ext::Ext;
-use super::format::{self, Disk};
 use super::fat::Fat;
+use super::format::{self, Disk};
 use super::tree::{self, Entry, MAX_FILE, Meta};
 use super::work::{Window, Work};
 use super::xfs::Xfs;

@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use super::convert::Outcome;
 use super::stage::{self, Staged};
 use crate::disk::{FileType, Image, Kind};
 use crate::error::Error;
@@ -28,7 +29,12 @@ pub(super) fn tool(program: &str, args: &[&std::ffi::OsStr]) -> Result<String, E
         .output()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::no_tool(format!(
-                "{program} is not installed (mtools writes FAT, e2fsprogs' debugfs writes ext)"
+                "{program} is not installed ({})",
+                match program {
+                    "qemu-img" =>
+                        "Debian, Ubuntu: qemu-utils; Fedora, RHEL: qemu-img; it writes qcow2, VHD and VMDK",
+                    _ => "mtools writes FAT, e2fsprogs' debugfs writes ext",
+                }
             )),
             _ => Error::failed(None, format!("running {program}: {e}")).unchanged(),
         })?;
@@ -238,10 +244,11 @@ pub fn run(disk: &Path, conf: &Path) -> Result<String, Error> {
     // The very bytes validated are the bytes written.
     let bytes = crate::conf::read(conf)?;
     crate::conf::validate(conf, bytes.expose())?;
-    let mut notes = String::new();
-    if let Some(note) = super::stage::recover(disk)? {
-        notes += &format!("{note}\n");
-    }
+    super::convert::edit(disk, |raw| write_conf(raw, bytes.expose()))
+}
+
+/// Writes os.conf's `bytes` into partition 1 of the raw image `disk`.
+fn write_conf(disk: &Path, bytes: &[u8]) -> Result<Outcome, Error> {
     // Until the commit, only a staged copy changes.
     let unreadable = |e: std::io::Error| super::unreadable(disk, &e).unchanged();
     let image = Image::open(disk).map_err(unreadable)?;
@@ -252,16 +259,19 @@ pub fn run(disk: &Path, conf: &Path) -> Result<String, Error> {
     let staged = Staged::new(disk, &image, 1).map_err(|e| e.at(Some(disk)).unchanged())?;
     let op = ConfOp(FileOp::Write {
         path: CONF_PATH.to_owned(),
-        contents: bytes.expose().clone(),
+        contents: bytes.to_vec(),
         mode: Mode::Exact(0o600),
         secret: true,
     });
     apply(&staged, kind, &[], std::slice::from_ref(&op.0)).map_err(|e| in_disk(e, disk).unchanged())?;
     let changed = stage::commit(disk, &[&staged]).map_err(|e| e.at(Some(disk)))?;
-    Ok(format!(
-        "{notes}wrote {CONF_PATH} ({} bytes) into partition 1 ({what}); {changed} bytes of the image changed\n",
-        bytes.expose().len()
-    ))
+    Ok(Outcome {
+        text: format!(
+            "wrote {CONF_PATH} ({} bytes) into partition 1 ({what}); {changed} bytes of the image changed\n",
+            bytes.len()
+        ),
+        changed,
+    })
 }
 
 pub(super) fn in_disk(mut e: Error, disk: &Path) -> Error {

@@ -6,6 +6,7 @@
 //! never mounts, writes or runs a tool. `inject` (and `stage`) write into an image.
 
 pub mod arch;
+pub mod convert;
 pub mod inject;
 pub mod prepare;
 mod root;

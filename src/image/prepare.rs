@@ -10,6 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::arch::{self, Arch};
+use super::convert::Outcome;
 use super::inject::{CONF_DIR, apply, in_disk};
 use super::stage::{self, Staged};
 use super::view;
@@ -19,10 +20,12 @@ use crate::install;
 
 /// `osconf image prepare DISK [--agent FILE]`.
 pub fn run(disk: &Path, asked: Option<&Path>) -> Result<String, Error> {
+    super::convert::edit(disk, |raw| install(raw, asked))
+}
+
+/// Installs osconf into the raw image `disk`.
+fn install(disk: &Path, asked: Option<&Path>) -> Result<Outcome, Error> {
     let mut out = String::new();
-    if let Some(note) = stage::recover(disk)? {
-        out += &format!("{note}\n");
-    }
     // Until the commit, only staged copies change.
     let bad = |e: String| Error::invalid(disk, e).unchanged();
     let unreadable = |e: std::io::Error| super::unreadable(disk, &e).unchanged();
@@ -65,11 +68,14 @@ pub fn run(disk: &Path, asked: Option<&Path>) -> Result<String, Error> {
     let plan = install::plan_install(&sys, init, binary, config_dir).map_err(failed)?;
     let root_dirs: &[&str] = if config_dir.is_some() { &[CONF_DIR] } else { &[] };
     if plan.ops.is_empty() && has_dir {
-        return Ok(format!(
-            "{out}osconf is installed for {} in partition {n} already and {CONF_DIR}/ is on partition 1: \
-             nothing to do\n",
-            init.name
-        ));
+        return Ok(Outcome {
+            text: format!(
+                "osconf is installed for {} in partition {n} already and {CONF_DIR}/ is on partition 1: \
+                 nothing to do\n",
+                init.name
+            ),
+            changed: 0,
+        });
     }
     let staged_root = Staged::new(disk, &image, n).map_err(failed)?;
     apply(&staged_root, root_kind, root_dirs, &plan.ops).map_err(|e| in_disk(e, disk).unchanged())?;
@@ -102,7 +108,7 @@ pub fn run(disk: &Path, asked: Option<&Path>) -> Result<String, Error> {
         init.name,
         disk.display()
     );
-    Ok(out)
+    Ok(Outcome { text: out, changed })
 }
 
 /// The agent for a root of architecture `root` (what [`arch::of_root`] read): `asked` (`--agent`)

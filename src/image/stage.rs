@@ -254,7 +254,7 @@ fn write_undo(path: &Path, parts: &[(u64, u64)], changes: &[Change]) -> io::Resu
     sync_dir(path)
 }
 
-fn sync_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -453,7 +453,7 @@ pub(crate) fn parse_undo(data: &[u8]) -> Parsed<'_> {
     }
 }
 
-/// Removes the work directories (`DISK.osconf-work.PID.pN`) of runs that were killed, whose PID no
+/// Removes the work directories (`DISK.osconf-work.PID.pN`, `.convert`, and `.new` files) of runs that were killed, whose PID no
 /// process has any more; says what it removed. Another run's (a live PID, or the PID reused) are
 /// left alone; a link or a file of that name is not osconf's and is left alone too.
 fn sweep(disk: &Path) -> Vec<String> {
@@ -475,7 +475,11 @@ fn sweep(disk: &Path) -> Vec<String> {
         else {
             continue;
         };
-        let ours = part.strip_prefix('p').is_some_and(|n| n.parse::<u32>().is_ok());
+        // pN: a staged partition; convert: `convert`'s raw copy (directories); new: its new
+        // image not renamed into place yet (a file).
+        let file = part == "new";
+        let ours =
+            file || part == "convert" || part.strip_prefix('p').is_some_and(|n| n.parse::<u32>().is_ok());
         let Some(pid) = pid.parse::<i32>().ok().and_then(rustix::process::Pid::from_raw) else {
             continue;
         };
@@ -484,10 +488,16 @@ fn sweep(disk: &Path) -> Vec<String> {
             Err(rustix::io::Errno::SRCH)
         );
         let path = entry.path();
-        if !ours || !dead || !path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        let kind = path.symlink_metadata().map(|m| m.file_type());
+        if !ours || !dead || !kind.is_ok_and(|k| if file { k.is_file() } else { k.is_dir() }) {
             continue;
         }
-        notes.push(match fs::remove_dir_all(&path) {
+        let removed = if file {
+            fs::remove_file(&path)
+        } else {
+            fs::remove_dir_all(&path)
+        };
+        notes.push(match removed {
             Ok(()) => format!(
                 "removed {}: the work files of an osconf image run that was killed",
                 path.display()

@@ -454,7 +454,7 @@ fn partitioned(dir: &Path, fs_file: &Path) -> PathBuf {
 
 /// Reads everything reachable, as a caller exploring a hostile image would: returns how many reads
 /// failed. A panic fails the test.
-fn explore(v: &Volume<File>) -> usize {
+fn explore<R: osconf::disk::ReadAt>(v: &Volume<R>) -> usize {
     let mut errors = 0;
     let mut todo = vec![String::from("/")];
     let mut seen = 0;

@@ -239,13 +239,23 @@ fn no_table_no_filesystem_qcow2_and_missing_files() {
             .contains("holds no ext2/3/4, FAT or UFS")
     );
 
+    // A qcow2 is read (an empty one has no table); a VDI is named and refused.
     let qcow = dir.path().join("disk.qcow2");
-    run(Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&qcow)
-        .arg("6G"));
+    let vdi = dir.path().join("disk.vdi");
+    for (fmt, img) in [("qcow2", &qcow), ("vdi", &vdi)] {
+        run(Command::new("qemu-img")
+            .args(["create", "-q", "-f", fmt])
+            .arg(img)
+            .arg("6G"));
+    }
+    let (code, _, checks) = report(&qcow);
+    assert_eq!(code, 1);
+    assert_eq!(
+        result(&checks, "partition1"),
+        ("fail", "no MBR or GPT partition table")
+    );
     for (img, why) in [
-        (qcow, "a qcow2 image; convert it first: qemu-img convert -O raw"),
+        (vdi, "a VDI (VirtualBox) image, which osconf does not read"),
         (dir.path().join("missing.img"), "cannot open"),
     ] {
         let out = check(&img, true);

@@ -221,7 +221,7 @@ fn inject_changes_nothing_when_it_cannot_write() {
         "a refused inject changed the image"
     );
 
-    // Not an image, a qcow2 image, a missing OS_CONF operand.
+    // Not an image, a qcow2 header of a version that does not exist, a missing OS_CONF operand.
     let junk = dir.path().join("junk.img");
     fs::write(&junk, vec![0u8; 1 << 20]).unwrap();
     assert_eq!(inject(&junk, &vpc).status.code(), Some(2));
@@ -230,7 +230,7 @@ fn inject_changes_nothing_when_it_cannot_write() {
     fs::write(&junk, qcow).unwrap();
     let out = inject(&junk, &vpc);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("qemu-img convert -O raw"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a qcow2 image with version 0"));
     let out = osconf(&["image".as_ref(), "inject".as_ref(), img.as_os_str()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs OS_CONF"));

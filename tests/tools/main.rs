@@ -15,6 +15,7 @@ mod disk_xfs;
 mod image;
 mod image_arch;
 mod image_btrfs;
+mod image_formats;
 mod image_hostile;
 mod image_root;
 mod image_write;

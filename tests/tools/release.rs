@@ -17,11 +17,11 @@ const TOOLKIT_MAX: u64 = 4 * 1024 * 1024;
 
 /// Text only the toolkit's code holds, one per part the agent must not carry: the qemu runner, the
 /// disk's file readers (ext, the volume, Btrfs and its zlib/zstd inflaters, XFS, LVM's metadata
-/// parser and its CRC-32C), the image writers
-/// (mtools, inject). Help texts name the
-/// tools too, so these are arguments and messages, not tool names alone. A message reworded must be
-/// changed here as well: the toolkit is checked to hold each.
-const TOOLKIT_ONLY: [&str; 9] = [
+/// parser and its CRC-32C), the image writers (mtools, inject), the image formats' readers (qcow2,
+/// VHD, VMDK) and the write path through qemu-img. Help texts name the tools too, so these are
+/// arguments and messages, not tool names alone. A message reworded must be changed here as well:
+/// the toolkit is checked to hold each.
+const TOOLKIT_ONLY: [&str; 13] = [
     "hubport",
     "ext: the root inode is not a directory",
     "btrfs: the superblock's checksum does not match",
@@ -31,6 +31,10 @@ const TOOLKIT_ONLY: [&str; 9] = [
     "holds no filesystem osconf recognises",
     "mcopy",
     "did not come out as written",
+    "bytes, not a cluster",
+    "the VMDK footer's markers are not where they belong",
+    "a differencing VHD",
+    "written back as ",
 ];
 
 const PT_DYNAMIC: u32 = 2;

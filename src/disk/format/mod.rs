@@ -56,7 +56,11 @@ impl Format {
             Format::Vhd { dynamic } => format!("VHD ({})", if dynamic { "dynamic" } else { "fixed" }),
             Format::Vmdk { stream } => format!(
                 "VMDK ({})",
-                if stream { "streamOptimized" } else { "monolithicSparse" }
+                if stream {
+                    "streamOptimized"
+                } else {
+                    "monolithicSparse"
+                }
             ),
         }
     }
@@ -145,8 +149,14 @@ pub fn from_source(src: Source, backing: &mut Opener<'_>) -> io::Result<Disk> {
     let len = src.size()?;
     let mut head = [0u8; 512];
     read_at(&*src, 0, &mut head[..(len.min(512) as usize)])?;
-    let unsupported =
-        |what: &str| Err(io::Error::new(io::ErrorKind::Unsupported, format!("{what}, which osconf does not read; convert it first (qemu-img convert -O qcow2 IMAGE NEW.qcow2)")));
+    let unsupported = |what: &str| {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "{what}, which osconf does not read; convert it first (qemu-img convert -O qcow2 IMAGE NEW.qcow2)"
+            ),
+        ))
+    };
     if head.starts_with(qcow2::MAGIC) {
         return qcow2::open(src, backing);
     }
@@ -267,7 +277,9 @@ fn open_chain(file: File, path: &Path, seen: &mut Vec<(u64, u64)>) -> io::Result
 fn backing_path(dir: &Path, name: &[u8]) -> io::Result<PathBuf> {
     let shown = String::from_utf8_lossy(name);
     if name.is_empty() || name.contains(&0) {
-        return Err(corrupt(format!("backing file name {shown:?}: empty or holding NUL")));
+        return Err(corrupt(format!(
+            "backing file name {shown:?}: empty or holding NUL"
+        )));
     }
     let protocol = name
         .iter()
@@ -309,7 +321,12 @@ pub(crate) fn table(src: &dyn ReadAt, what: &str, offset: u64, len: u64) -> io::
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`, checked to lie inside the file (damage naming `what`).
-pub(crate) fn read_exact(src: &dyn ReadAt, what: &dyn std::fmt::Display, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+pub(crate) fn read_exact(
+    src: &dyn ReadAt,
+    what: &dyn std::fmt::Display,
+    offset: u64,
+    buf: &mut [u8],
+) -> io::Result<()> {
     inside(what, offset, buf.len() as u64, src.size()?)?;
     if !read_at(src, offset, buf)? {
         return Err(corrupt(format!("{what} is cut short")));
@@ -319,7 +336,12 @@ pub(crate) fn read_exact(src: &dyn ReadAt, what: &dyn std::fmt::Display, offset:
 
 /// Inflates one compressed cluster or grain into `out` (which it fills; what the stream does not
 /// give is zero): `zlib` for VMDK's zlib streams, raw deflate for qcow2's. Never more than `out`.
-pub(crate) fn inflate(input: &[u8], out: &mut [u8], zlib: bool, what: &dyn std::fmt::Display) -> io::Result<usize> {
+pub(crate) fn inflate(
+    input: &[u8],
+    out: &mut [u8],
+    zlib: bool,
+    what: &dyn std::fmt::Display,
+) -> io::Result<usize> {
     let n = miniz_oxide::inflate::decompress_slice_iter_to_slice(out, std::iter::once(input), zlib, false)
         .map_err(|e| corrupt(format!("{what} does not inflate ({e:?})")))?;
     out[n..].fill(0);

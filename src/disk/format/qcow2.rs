@@ -58,7 +58,9 @@ pub fn open(file: Source, backing: &mut Opener<'_>) -> io::Result<Disk> {
     }
     let cluster_bits = be32(&h, 20);
     if !(9..=21).contains(&cluster_bits) {
-        return Err(corrupt(format!("qcow2 cluster bits {cluster_bits} (9 to 21 exist)")));
+        return Err(corrupt(format!(
+            "qcow2 cluster bits {cluster_bits} (9 to 21 exist)"
+        )));
     }
     let cluster = 1u64 << cluster_bits;
     let size = be64(&h, 24);
@@ -79,20 +81,29 @@ pub fn open(file: Source, backing: &mut Opener<'_>) -> io::Result<Disk> {
         (0, 4, 72, 0)
     };
     if incompatible & 2 != 0 {
-        return Err(corrupt("qemu marked this qcow2 image corrupt (qemu-img check -r all repairs it)"));
+        return Err(corrupt(
+            "qemu marked this qcow2 image corrupt (qemu-img check -r all repairs it)",
+        ));
     }
     if incompatible & 4 != 0 {
         return Err(unsupported("an external data file".into()));
     }
     if incompatible & 8 != 0 && compression != 0 {
-        let name = if compression == 1 { "zstd".to_owned() } else { format!("type {compression}") };
+        let name = if compression == 1 {
+            "zstd".to_owned()
+        } else {
+            format!("type {compression}")
+        };
         return Err(unsupported(format!("{name} compression")));
     }
     if incompatible & 16 != 0 {
         return Err(unsupported("extended L2 entries (subclusters)".into()));
     }
     if incompatible & !0x1f != 0 {
-        return Err(unsupported(format!("incompatible features {:#x}", incompatible & !0x1f)));
+        return Err(unsupported(format!(
+            "incompatible features {:#x}",
+            incompatible & !0x1f
+        )));
     }
     if refcount_order > 6 {
         return Err(corrupt(format!("qcow2 refcount order {refcount_order}")));
@@ -111,8 +122,10 @@ pub fn open(file: Source, backing: &mut Opener<'_>) -> io::Result<Disk> {
             "its L1 table has {l1_size} entries, {needed} are needed for {size} bytes"
         )));
     }
-    if l1_offset % cluster != 0 {
-        return Err(corrupt(format!("its L1 table at byte {l1_offset} is not at a cluster boundary")));
+    if !l1_offset.is_multiple_of(cluster) {
+        return Err(corrupt(format!(
+            "its L1 table at byte {l1_offset} is not at a cluster boundary"
+        )));
     }
     // Only the entries the size needs are read: the others address nothing.
     let raw = table(&*file, "L1 table", l1_offset, needed * 8)?;
@@ -194,7 +207,9 @@ fn extensions(file: &dyn ReadAt, start: u64, cluster: u64) -> io::Result<Option<
         }
         let end = (at + 8).checked_add(len.div_ceil(8) * 8);
         if end.is_none_or(|e| e > cluster) {
-            return Err(corrupt(format!("a qcow2 header extension of {len} bytes at byte {at}")));
+            return Err(corrupt(format!(
+                "a qcow2 header extension of {len} bytes at byte {at}"
+            )));
         }
         if kind == 0xe279_2aca && len <= 16 {
             let mut name = vec![0u8; len as usize];
@@ -219,12 +234,19 @@ impl Qcow2 {
         if l2 == 0 {
             return Ok(0);
         }
-        if l2 % self.cluster() != 0 {
-            return Err(corrupt(format!("an L2 table at byte {l2} is not at a cluster boundary")));
+        if !l2.is_multiple_of(self.cluster()) {
+            return Err(corrupt(format!(
+                "an L2 table at byte {l2} is not at a cluster boundary"
+            )));
         }
         inside(&"an L2 table", l2, self.cluster(), self.file_len)?;
         let mut e = [0u8; 8];
-        read_exact(&*self.file, &"an L2 entry", l2 + (vc & ((1 << l2_bits) - 1)) * 8, &mut e)?;
+        read_exact(
+            &*self.file,
+            &"an L2 entry",
+            l2 + (vc & ((1 << l2_bits) - 1)) * 8,
+            &mut e,
+        )?;
         Ok(be64(&e, 0))
     }
 
@@ -280,7 +302,7 @@ impl ReadAt for Qcow2 {
             } else if host == 0 {
                 read_backing(self.backing.as_ref(), out, pos)?;
             } else {
-                if host % self.cluster() != 0 {
+                if !host.is_multiple_of(self.cluster()) {
                     return Err(corrupt(format!(
                         "cluster {vc} at byte {host} is not at a cluster boundary"
                     )));
@@ -300,7 +322,12 @@ impl ReadAt for Qcow2 {
 impl Reader for Qcow2 {
     /// Scans each distinct L2 table once (so at most the file's own bytes are read).
     fn compressed(&self) -> io::Result<bool> {
-        let mut tables: Vec<u64> = self.l1.iter().map(|e| e & OFFSET_MASK).filter(|&o| o != 0).collect();
+        let mut tables: Vec<u64> = self
+            .l1
+            .iter()
+            .map(|e| e & OFFSET_MASK)
+            .filter(|&o| o != 0)
+            .collect();
         tables.sort_unstable();
         tables.dedup();
         for l2 in tables {

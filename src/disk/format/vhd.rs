@@ -83,9 +83,7 @@ pub fn open(file: Source) -> io::Result<Disk> {
             size,
             dynamic,
         }),
-        format: Format::Vhd {
-            dynamic: is_dynamic,
-        },
+        format: Format::Vhd { dynamic: is_dynamic },
         size,
         options,
         backing: None,

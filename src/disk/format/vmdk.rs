@@ -82,7 +82,9 @@ pub fn open(file: Source) -> io::Result<Disk> {
         }
         h = header(&f[512..1024])?;
         if h.gd == GD_AT_END {
-            return Err(corrupt("the VMDK footer does not say where its grain directory is"));
+            return Err(corrupt(
+                "the VMDK footer does not say where its grain directory is",
+            ));
         }
     }
     let grain = h.grain;
@@ -101,12 +103,15 @@ pub fn open(file: Source) -> io::Result<Disk> {
         .ok_or_else(|| corrupt(format!("a VMDK capacity of {} sectors", h.capacity)))?;
     let stream = descriptor(&*file, h.descriptor)?;
     let needed = size.div_ceil(grain * gtes);
-    let gd_at = h
-        .gd
-        .checked_mul(512)
-        .ok_or_else(|| corrupt("the grain directory's sector is past 2^64 bytes"))?;
+    let gd_at =
+        h.gd.checked_mul(512)
+            .ok_or_else(|| corrupt("the grain directory's sector is past 2^64 bytes"))?;
     let raw = table(&*file, "grain directory", gd_at, needed * 4)?;
-    let subformat = if stream { "streamOptimized" } else { "monolithicSparse" };
+    let subformat = if stream {
+        "streamOptimized"
+    } else {
+        "monolithicSparse"
+    };
     let reader = Vmdk {
         file,
         file_len,
@@ -174,7 +179,12 @@ impl Vmdk {
         let at = u64::from(gt) * 512;
         inside(&"a grain table", at, self.gtes * 4, self.file_len)?;
         let mut e = [0u8; 4];
-        read_exact(&*self.file, &"a grain table entry", at + (g % self.gtes) * 4, &mut e)?;
+        read_exact(
+            &*self.file,
+            &"a grain table entry",
+            at + (g % self.gtes) * 4,
+            &mut e,
+        )?;
         Ok(le32(&e, 0))
     }
 
