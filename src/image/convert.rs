@@ -21,7 +21,7 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use super::inject::tool;
+use super::tool;
 use crate::disk::Image;
 use crate::disk::format::{Disk, Format};
 use crate::error::Error;

@@ -7,10 +7,10 @@
 //! copy of the partition (`stage`), read back through `disk` before anything goes into the image.
 
 use std::path::Path;
-use std::process::Command;
 
 use super::convert::Outcome;
 use super::stage::{self, Staged};
+use super::tool;
 use crate::disk::{FileType, Image, Kind};
 use crate::error::Error;
 use crate::plan::{FileOp, Mode};
@@ -19,32 +19,6 @@ use crate::secret::{Secret, Wipe as _};
 /// The directory ECS writes os.conf into, and os.conf's path inside partition 1.
 pub const CONF_DIR: &str = "aliyun_custom_image";
 const CONF_PATH: &str = "aliyun_custom_image/os.conf";
-
-/// Runs `program` (a filesystem tool: see the module's comment) with `args`; its stdout, or an
-/// error naming it and its stderr. A tool that is not installed is `Error::no_tool` (exit 3).
-pub(super) fn tool(program: &str, args: &[&std::ffi::OsStr]) -> Result<String, Error> {
-    // No environment of its own: setting one costs the binary a map of variables.
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::no_tool(format!(
-                "{program} is not installed ({})",
-                match program {
-                    "qemu-img" =>
-                        "Debian, Ubuntu: qemu-utils; Fedora, RHEL: qemu-img; it writes qcow2, VHD and VMDK",
-                    _ => "mtools writes FAT, e2fsprogs' debugfs writes ext",
-                }
-            )),
-            _ => Error::failed(None, format!("running {program}: {e}")).unchanged(),
-        })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let why = format!("{program} {}: {}", out.status, stderr.trim());
-        return Err(Error::failed(None, why).unchanged());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 fn refused(what: String) -> Error {
     Error::failed(None, what).unchanged()

@@ -296,6 +296,33 @@ pub fn passed(items: &[Item]) -> bool {
     items.iter().all(|i| i.verdict != Verdict::Fail)
 }
 
+/// Runs `program` (a filesystem tool: see `inject`; qemu-img: see `convert`) with `args`; its
+/// stdout, or an error naming it and its stderr. A tool that is not installed is `Error::no_tool`
+/// (exit 3).
+pub(crate) fn tool(program: &str, args: &[&std::ffi::OsStr]) -> Result<String, Error> {
+    // No environment of its own: setting one costs the binary a map of variables.
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::no_tool(format!(
+                "{program} is not installed ({})",
+                match program {
+                    "qemu-img" =>
+                        "Debian, Ubuntu: qemu-utils; Fedora, RHEL: qemu-img; it writes qcow2, VHD and VMDK",
+                    _ => "mtools writes FAT, e2fsprogs' debugfs writes ext",
+                }
+            )),
+            _ => Error::failed(None, format!("running {program}: {e}")).unchanged(),
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = format!("{program} {}: {}", out.status, stderr.trim());
+        return Err(Error::failed(None, why).unchanged());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// `osconf image check`: the report; exit 1 when a requirement fails.
 pub fn run_check(path: &Path, as_json: bool) -> Result<Said, Error> {
     let report = check(path)?;
