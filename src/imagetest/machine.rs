@@ -138,6 +138,8 @@ pub struct Machine {
     /// UEFI: the firmware's code (read-only) and the scratch copy of its variables; `None`: BIOS.
     pub uefi: Option<(PathBuf, PathBuf)>,
     pub disk: PathBuf,
+    /// The disk's format as qemu names it (`raw`; `qcow2` for the overlay on a qcow2, VHD or VMDK).
+    pub format: &'static str,
     /// One NIC each; `None`: qemu's own MAC (os.conf gave none).
     pub macs: Vec<Option<Mac>>,
     pub kvm: bool,
@@ -182,8 +184,9 @@ pub fn args(m: &Machine) -> Vec<OsString> {
     a.extend([
         "-drive".into(),
         format!(
-            "file={},format=raw,if=none,id=disk,cache=writeback",
-            option_path(&m.disk)
+            "file={},format={},if=none,id=disk,cache=writeback",
+            option_path(&m.disk),
+            m.format
         )
         .into(),
         "-device".into(),
@@ -279,6 +282,7 @@ mod tests {
             arch,
             uefi: uefi.then(|| ("/fw/CODE.fd".into(), "/w,x/VARS.fd".into())),
             disk: "/img/a,b.raw".into(),
+            format: "raw",
             macs: vec![Some(Mac([2, 0, 0, 0, 0, 1])), Some(Mac([2, 0, 0, 0, 0, 2]))],
             kvm,
             memory_mib: 1024,

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::image::{Accel, Test};
 use crate::disk::Image;
+use crate::disk::format::Format;
 use crate::error::Error;
 use crate::image::arch::{self, Arch};
 use crate::output::{Said, say};
@@ -57,7 +58,7 @@ fn guest_arch(disk: &Path, image: &Image) -> (Arch, String) {
 
 /// `osconf image test`: exit 0 when every setting took effect at every boot, 1 when one did not.
 pub fn run(req: &Test) -> Result<Said, Error> {
-    // A file that is no raw image (qcow2, unreadable) is refused as image check refuses it.
+    // A file no reader reads (a format osconf does not read, damage) is refused as check refuses it.
     crate::image::check(&req.disk)?;
     let image = Image::open(&req.disk).map_err(|e| Error::invalid(&req.disk, e.to_string()))?;
     let (arch, arch_why) = guest_arch(&req.disk, &image);
@@ -71,6 +72,7 @@ pub fn run(req: &Test) -> Result<Said, Error> {
     let (firmware, firmware_why) =
         machine::choose_firmware(arch, req.firmware, image.table.as_ref(), &boot_code)
             .map_err(|e| Error::invalid(&req.disk, e.message))?;
+    let format = image.disk().format;
     drop(image);
     // KVM runs guests of the host's own architecture only.
     let native = Arch::host() == Some(arch);
@@ -114,12 +116,22 @@ pub fn run(req: &Test) -> Result<Said, Error> {
         Firmware::Uefi => Some(machine::uefi_firmware(arch, &work)?),
         Firmware::Bios => None,
     };
-    let disk = if req.in_place {
+    let (disk, disk_format) = if req.in_place {
         say(format!(
             "booting {} itself (--in-place): it is changed",
             req.disk.display()
         ));
-        req.disk.clone()
+        (req.disk.clone(), format.name())
+    } else if format != Format::Raw {
+        let overlay = work.join("disk.qcow2");
+        copy::overlay(&req.disk, format, &overlay)?;
+        say(format!(
+            "booting a qcow2 overlay on {} ({}): {}",
+            req.disk.display(),
+            format.describe(),
+            overlay.display()
+        ));
+        (overlay, "qcow2")
     } else {
         let copy = work.join("disk.raw");
         let how = copy::scratch_copy(&req.disk, &copy).map_err(|e| {
@@ -134,12 +146,13 @@ pub fn run(req: &Test) -> Result<Said, Error> {
             req.disk.display(),
             copy.display()
         ));
-        copy
+        (copy, "raw")
     };
     let mut machine = Machine {
         arch,
         uefi,
         disk: disk.clone(),
+        format: disk_format,
         macs: config.nics.iter().map(|n| n.mac).collect(),
         kvm,
         memory_mib: MEMORY_MIB,

@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -196,6 +197,18 @@ def main():
         expect("pass  hostname: iZe2eVpcA in etc/hostname" in p.stdout, "2: the given os.conf's host name", p)
         expect(good.root_file("/etc/hostname").strip() == "iZe2eVpcA", "2: --in-place configured DISK", p)
         expect(not (base / "osconf/work2/disk.raw").exists(), "2: no scratch copy with --in-place", p)
+
+    # A qcow2 of the same image: booted through an overlay in the work directory, never copied whole.
+    qcow = base / "qcow2/disk.qcow2"
+    qcow.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(good.path), str(qcow)], check=True)
+    qcow_hash = hashlib.sha256(qcow.read_bytes()).hexdigest()
+    work = base / "qcow2/work"
+    p = image_test(binary, types.SimpleNamespace(path=qcow), "--work", str(work))
+    if expect(p.returncode == 0, "6: image test of a qcow2 should exit 0", p):
+        expect("booting a qcow2 overlay on " in p.stderr, "6: an overlay, not a copy", p)
+        expect(hashlib.sha256(qcow.read_bytes()).hexdigest() == qcow_hash, "6: the qcow2 must not change", p)
+        expect(not (work / "disk.qcow2").exists(), "6: the overlay is removed", p)
 
     bad = build(setup, cache, base / "no-osconf", False)
     p = image_test(binary, bad, "--work", str(base / "no-osconf/work"))
