@@ -6,6 +6,7 @@
 //! or the temporary directory: a copy of an example root whose foreign files it replaces).
 
 pub mod btrfs;
+pub mod formats;
 pub mod images;
 pub mod xfs_lvm;
 

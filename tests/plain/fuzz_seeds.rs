@@ -86,6 +86,52 @@ fn journal_seeds_hold_and_only_what_osconf_writes_is_accepted() {
     }
 }
 
+/// The image formats' targets: every seed (qcow2 v2, v3 and compressed, made by qemu-img; VHD
+/// dynamic with 4 KiB blocks and fixed, VMDK monolithicSparse and streamOptimized with 4 KiB grains,
+/// made by hand and read right by qemu-img) presents the same 48 KiB disk; the hostile variant of
+/// each (its first table entry past the end of the file) is damage. With `OSCONF_FUZZ_SEEDS=DIR`
+/// the hostile seeds are written to `DIR/<target>/` for `scripts/fuzz`.
+#[test]
+fn image_format_seeds_read_as_one_disk_and_the_hostile_ones_are_damage() {
+    use osconf::disk::ReadAt as _;
+    use osconf::harness::formats;
+    let out = std::env::var_os("OSCONF_FUZZ_SEEDS").map(PathBuf::from);
+    let mut disks = Vec::new();
+    for (target, run) in [
+        ("qcow2", formats::qcow2 as fn(&[u8])),
+        ("vhd", formats::vhd),
+        ("vmdk", formats::vmdk),
+    ] {
+        assert!(has_target(target), "no fuzz/fuzz_targets/{target}.rs");
+        for seed in seeds(target) {
+            run(&seed);
+            let disk = osconf::disk::format::from_bytes(seed.clone()).unwrap();
+            assert_eq!(disk.format.name(), if target == "vhd" { "vpc" } else { target });
+            let mut bytes = vec![0u8; 48 << 10];
+            assert_eq!(disk.read_at(&mut bytes, 0).unwrap(), bytes.len(), "{target}");
+            disks.push(bytes);
+            let hostile = formats::hostile(target, &seed);
+            for h in &hostile {
+                run(h);
+                let e = osconf::disk::format::from_bytes(h.clone())
+                    .and_then(|d| d.read_at(&mut [0u8; 4096], 0))
+                    .expect_err(target);
+                assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{target}: {e}");
+            }
+            if let Some(dir) = &out {
+                let dir = dir.join(target);
+                fs::create_dir_all(&dir).unwrap();
+                for (i, h) in hostile.iter().enumerate() {
+                    fs::write(dir.join(format!("hostile-{}-{i}", disks.len())), h).unwrap();
+                }
+            }
+        }
+    }
+    assert_eq!(disks.len(), 7);
+    assert!(disks.iter().all(|d| d == &disks[0]), "the seeds are not one disk");
+    assert!(disks[0].windows(16).any(|w| w == b"the end of disk!"));
+}
+
 /// The image readers' targets: the checked-in seeds and the hostile images of issue 17 (made in
 /// code from the `disk` corpus's ext4 image) through the harness; the hostile ones are refused by
 /// the readers. With `OSCONF_FUZZ_SEEDS=DIR` the generated seeds are written to `DIR/<target>/`,

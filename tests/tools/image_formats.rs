@@ -125,6 +125,16 @@ fn same_disk(a: &[u8], b: &[u8], what: &str) {
     );
 }
 
+/// The names in `dir` of what osconf's image commands make beside an image while they run.
+fn leftovers(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".osconf-"))
+        .collect()
+}
+
 #[test]
 fn every_format_reads_as_qemu_reads_it() {
     let test = "every_format_reads_as_qemu_reads_it";
@@ -232,11 +242,7 @@ fn inject_and_prepare_keep_the_format_and_write_what_raw_gets() {
             );
             let got = qemu_raw(&img, convert_args[1], &dir.path().join("got.raw"));
             same_disk(&got, &want, &format!("{verb} {name}"));
-            let left: Vec<_> = fs::read_dir(dir.path())
-                .unwrap()
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().contains(".osconf-"))
-                .collect();
+            let left = leftovers(dir.path());
             assert!(left.is_empty(), "{name}: left {left:?}");
         }
     }
@@ -397,11 +403,7 @@ fn hostile_backing_files_are_refused() {
     }
     refused(&d.join(last), &conf, "a chain of more than 8");
     // Nothing was made beside the images.
-    let made: Vec<_> = fs::read_dir(d)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains(".osconf-"))
-        .collect();
+    let made = leftovers(d);
     assert!(made.is_empty(), "{made:?}");
 }
 
@@ -520,12 +522,10 @@ fn a_run_killed_before_the_new_image_replaces_the_old_leaves_it_whole() {
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(fs::read(&img).unwrap() == before, "{step}: the image changed");
-        let left = fs::read_dir(dir.path())
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().contains(".osconf-work"))
-            .count();
-        assert!(left > 0, "{step}: the kill left nothing to sweep");
+        assert!(
+            !leftovers(dir.path()).is_empty(),
+            "{step}: the kill left nothing to sweep"
+        );
     }
     // The next run removes what the killed ones left, then writes.
     let out = osconf(
@@ -541,12 +541,7 @@ fn a_run_killed_before_the_new_image_replaces_the_old_leaves_it_whole() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(said.contains("removed") && said.contains(".new"), "{said}");
     qemu_check(&img);
-    let left = fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains(".osconf-"))
-        .count();
-    assert_eq!(left, 0);
+    assert_eq!(leftovers(dir.path()), Vec::<String>::new());
 }
 
 #[test]

@@ -348,6 +348,28 @@ pub(crate) fn inflate(
     Ok(n)
 }
 
+/// Reads `buf` at `offset` of a virtual disk of `size` bytes made of `unit`-byte blocks (clusters,
+/// grains): `block(position, offset within its block, piece)` fills each piece of `buf` that lies
+/// in one block. The bytes read: fewer than asked only at the end of the disk.
+pub(crate) fn by_block(
+    buf: &mut [u8],
+    offset: u64,
+    size: u64,
+    unit: u64,
+    mut block: impl FnMut(u64, u64, &mut [u8]) -> io::Result<()>,
+) -> io::Result<usize> {
+    let n = (buf.len() as u64).min(size.saturating_sub(offset)) as usize;
+    let mut done = 0;
+    while done < n {
+        let pos = offset + done as u64;
+        let within = pos % unit;
+        let len = ((unit - within) as usize).min(n - done);
+        block(pos, within, &mut buf[done..done + len])?;
+        done += len;
+    }
+    Ok(n)
+}
+
 /// Reads `buf` at `offset` of an optional backing disk: zeros where there is none or past its end.
 pub(crate) fn read_backing(backing: Option<&Disk>, buf: &mut [u8], offset: u64) -> io::Result<()> {
     buf.fill(0);

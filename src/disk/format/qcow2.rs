@@ -284,19 +284,13 @@ impl Qcow2 {
 
 impl ReadAt for Qcow2 {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let n = (buf.len() as u64).min(self.size.saturating_sub(offset)) as usize;
-        let mut done = 0;
-        while done < n {
-            let pos = offset + done as u64;
+        super::by_block(buf, offset, self.size, self.cluster(), |pos, within, out| {
             let vc = pos >> self.cluster_bits;
-            let within = pos & (self.cluster() - 1);
-            let len = ((self.cluster() - within) as usize).min(n - done);
-            let out = &mut buf[done..done + len];
             let l2e = self.l2_entry(vc)?;
             let host = l2e & OFFSET_MASK;
             if l2e & COMPRESSED != 0 {
                 let c = self.inflated(vc, l2e)?;
-                out.copy_from_slice(&c[within as usize..within as usize + len]);
+                out.copy_from_slice(&c[within as usize..within as usize + out.len()]);
             } else if self.version >= 3 && l2e & 1 != 0 {
                 out.fill(0);
             } else if host == 0 {
@@ -309,9 +303,8 @@ impl ReadAt for Qcow2 {
                 }
                 read_exact(&*self.file, &format!("cluster {vc}"), host + within, out)?;
             }
-            done += len;
-        }
-        Ok(n)
+            Ok(())
+        })
     }
 
     fn size(&self) -> io::Result<u64> {

@@ -133,31 +133,24 @@ fn bat(file: &dyn ReadAt, footer: &[u8], size: u64) -> io::Result<Bat> {
 
 impl ReadAt for Vhd {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let n = (buf.len() as u64).min(self.size.saturating_sub(offset)) as usize;
         let Some(bat) = &self.dynamic else {
+            let n = (buf.len() as u64).min(self.size.saturating_sub(offset)) as usize;
             read_exact(&*self.file, &"the fixed VHD's data", offset, &mut buf[..n])?;
             return Ok(n);
         };
-        let mut done = 0;
-        while done < n {
-            let pos = offset + done as u64;
+        super::by_block(buf, offset, self.size, bat.block, |pos, within, out| {
             let b = pos / bat.block;
-            let within = pos % bat.block;
-            let len = ((bat.block - within) as usize).min(n - done);
-            let out = &mut buf[done..done + len];
             let entry = bat.entries[b as usize];
             if entry == UNALLOCATED {
                 // A dynamic disk's unwritten block reads as zeros (its sector bitmap is not
                 // consulted: qemu does not either).
                 out.fill(0);
-            } else {
-                let start = u64::from(entry) * 512 + bat.bitmap;
-                inside(&format!("block {b}"), start, bat.block, self.file_len)?;
-                read_exact(&*self.file, &format!("block {b}"), start + within, out)?;
+                return Ok(());
             }
-            done += len;
-        }
-        Ok(n)
+            let start = u64::from(entry) * 512 + bat.bitmap;
+            inside(&format!("block {b}"), start, bat.block, self.file_len)?;
+            read_exact(&*self.file, &format!("block {b}"), start + within, out)
+        })
     }
 
     fn size(&self) -> io::Result<u64> {

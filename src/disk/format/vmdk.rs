@@ -219,27 +219,20 @@ impl Vmdk {
 
 impl ReadAt for Vmdk {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let n = (buf.len() as u64).min(self.size.saturating_sub(offset)) as usize;
-        let mut done = 0;
-        while done < n {
-            let pos = offset + done as u64;
+        super::by_block(buf, offset, self.size, self.grain, |pos, within, out| {
             let g = pos / self.grain;
-            let within = pos % self.grain;
-            let len = ((self.grain - within) as usize).min(n - done);
-            let out = &mut buf[done..done + len];
             let e = self.entry(g)?;
             if e == 0 || (e == 1 && self.zeroed) {
                 out.fill(0);
             } else if self.compressed {
                 let grain = self.inflated(g, u64::from(e))?;
-                out.copy_from_slice(&grain[within as usize..within as usize + len]);
+                out.copy_from_slice(&grain[within as usize..within as usize + out.len()]);
             } else {
                 let at = u64::from(e) * 512;
                 read_exact(&*self.file, &format!("grain {g}"), at + within, out)?;
             }
-            done += len;
-        }
-        Ok(n)
+            Ok(())
+        })
     }
 
     fn size(&self) -> io::Result<u64> {
