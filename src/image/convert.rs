@@ -49,23 +49,22 @@ impl Drop for Leftovers {
 /// is written in place, else on a raw copy converted back as the module says. Notes of an earlier
 /// run recovered come first in the report.
 pub fn edit(disk: &Path, write: impl FnOnce(&Path) -> Result<Outcome, Error>) -> Result<String, Error> {
-    let nothing = "; nothing was changed";
     let mut notes = String::new();
     if let Some(note) = super::stage::recover(disk)? {
         notes += &format!("{note}\n");
     }
-    let image = Image::open(disk).map_err(|e| super::unreadable(disk, &e, nothing))?;
+    // Until the rename, the image is not touched.
+    let unreadable = |e: std::io::Error| super::unreadable(disk, &e).unchanged();
+    let image = Image::open(disk).map_err(unreadable)?;
     let source = image.disk().clone();
     if source.format.in_place() {
         drop(image);
         return write(disk).map(|o| notes + &o.text);
     }
-    let failed = |e: String| Error::failed(Some(disk), format!("{e}{nothing}"));
-    let compressed = source
-        .compressed()
-        .map_err(|e| super::unreadable(disk, &e, nothing))?;
+    let failed = |e: String| Error::failed(Some(disk), e).unchanged();
+    let compressed = source.compressed().map_err(unreadable)?;
     if let Some(d) = image.damage() {
-        return Err(super::damaged(disk, &d, nothing));
+        return Err(super::damaged(disk, &d).unchanged());
     }
     drop(image);
     let name = disk
@@ -96,8 +95,7 @@ pub fn edit(disk: &Path, write: impl FnOnce(&Path) -> Result<Outcome, Error>) ->
     if outcome.changed == 0 {
         return Ok(notes + &text);
     }
-    let how = write_back(&source, compressed, &raw, &left.new, disk)
-        .map_err(|e| Error::failed(Some(disk), format!("{e}; the image was not changed")))?;
+    let how = write_back(&source, compressed, &raw, &left.new, disk)?;
     crate::exec::crash_point("image-converted");
     fs::rename(&left.new, disk)
         .and_then(|()| super::stage::sync_dir(disk))
@@ -107,13 +105,8 @@ pub fn edit(disk: &Path, write: impl FnOnce(&Path) -> Result<Outcome, Error>) ->
 
 /// Makes `new` from `raw` in the format of `source`, checks and flushes it, with `disk`'s mode and
 /// owner; says how.
-fn write_back(
-    source: &Disk,
-    compressed: bool,
-    raw: &Path,
-    new: &Path,
-    disk: &Path,
-) -> Result<String, String> {
+fn write_back(source: &Disk, compressed: bool, raw: &Path, new: &Path, disk: &Path) -> Result<String, Error> {
+    let failed = |e: String| Error::failed(Some(disk), e).unchanged();
     let fmt = source.format.name();
     let mut args: Vec<OsString> = ["convert", "-f", "raw", "-O", fmt].map(OsString::from).into();
     let options = source.options.join(",");
@@ -129,29 +122,34 @@ fn write_back(
         args.extend(["-B".into(), name, "-F".into(), b.format.name().into()]);
     }
     args.extend([raw.as_os_str().to_owned(), new.as_os_str().to_owned()]);
-    qemu_img(&args, &[]).map_err(|e| e.message)?;
+    qemu_img(&args, &[])?;
     if matches!(source.format, Format::Qcow2 { .. } | Format::Vmdk { .. }) {
         // vpc has no check in qemu-img; its footer and table are read back below.
-        qemu_img(&["check", "-q", "-f", fmt], &[new]).map_err(|e| format!("the new image: {}", e.message))?;
+        qemu_img(&["check", "-q", "-f", fmt], &[new])
+            .map_err(|e| failed(format!("the new image: {}", e.message)))?;
     }
-    let again = Image::open(new).map_err(|e| format!("reading the new image {}: {e}", new.display()))?;
+    let again =
+        Image::open(new).map_err(|e| failed(format!("reading the new image {}: {e}", new.display())))?;
     if again.size != source.size || again.disk().format.name() != fmt {
-        return Err(format!(
+        return Err(failed(format!(
             "the new image is {} of {} bytes, not {} of {}",
             again.disk().format.describe(),
             again.size,
             source.format.describe(),
             source.size
-        ));
+        )));
     }
-    let meta = fs::metadata(disk).map_err(|e| e.to_string())?;
-    let f = File::options().write(true).open(new).map_err(|e| e.to_string())?;
+    let meta = fs::metadata(disk).map_err(|e| failed(e.to_string()))?;
+    let f = File::options()
+        .write(true)
+        .open(new)
+        .map_err(|e| failed(format!("{}: {e}", new.display())))?;
     f.set_permissions(meta.permissions())
-        .map_err(|e| format!("giving {} the image's mode: {e}", new.display()))?;
+        .map_err(|e| failed(format!("giving {} the image's mode: {e}", new.display())))?;
     // The image's owner (root may run this on a user's image); a user can give only its own.
     let _ = std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()));
     f.sync_all()
-        .map_err(|e| format!("flushing {}: {e}", new.display()))?;
+        .map_err(|e| failed(format!("flushing {}: {e}", new.display())))?;
     let mut how = format!("written back as {} by qemu-img convert", source.format.describe());
     if compressed {
         how += ", compressed";
