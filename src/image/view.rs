@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Item, Verdict, item};
+use crate::disk::format::Disk;
 use crate::disk::lvm::{self, Lv};
 use crate::disk::{self, FileType, Filesystem, Image, Meta, ReadAt, Volume, Window};
-use crate::disk::format::Disk;
 use crate::system::{self, Files, Kind, Stat, System};
 
 /// Where a root keeps its os-release, in the order `System` reads them.
