@@ -79,10 +79,10 @@ pub fn xfs_device(data: &[u8]) -> Sparse {
             }
         }
         for at in (block..d.len()).step_by(block) {
-            let (crc_at, len) = match &d[at..at + 4] {
-                b"BMA3" => (64, block),
-                b"XDB3" | b"XDD3" => (4, dir_block),
-                b"XSLM" => (12, block),
+            let (crc_at, len) = match d.get(at..at + 4) {
+                Some(b"BMA3") => (64, block),
+                Some(b"XDB3" | b"XDD3") => (4, dir_block),
+                Some(b"XSLM") => (12, block),
                 _ => continue,
             };
             if d.len() >= at + len {
@@ -158,7 +158,8 @@ pub fn lvm_device(data: &[u8]) -> Sparse {
 
 /// Makes the metadata area at `start` hold right CRCs: its header's and its (unwrapped) text's.
 fn seal_mda(d: &mut [u8], start: u64, size: u64) {
-    let Some(h) = usize::try_from(start).ok().filter(|&h| h + 512 <= d.len()) else {
+    let fits = |h: usize| h.checked_add(512).is_some_and(|end| end <= d.len());
+    let Some(h) = usize::try_from(start).ok().filter(|&h| fits(h)) else {
         return;
     };
     let (offset, len) = (le64(d, h + 40), le64(d, h + 48));
