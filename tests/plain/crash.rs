@@ -30,6 +30,21 @@ fn apply(bin: &Path, root: &Path, conf: &Path, crash_after: Option<usize>) -> st
     cmd.output().unwrap()
 }
 
+/// The classic sample applied to a fresh copy of the CentOS 7 root at `root`, cut at the first crash
+/// point whose step `step` names (its stderr, returned).
+fn cut_at(bin: &Path, root: &Path, conf: &Path, step: &str) -> String {
+    (1..80)
+        .find_map(|n| {
+            let _ = fs::remove_dir_all(root);
+            copy_tree(&repo().join("examples/rootfs/centos7"), root).unwrap();
+            fs::copy(repo().join("examples/classic/os.conf"), conf).unwrap();
+            let out = apply(bin, root, conf, Some(n));
+            let said = String::from_utf8_lossy(&out.stderr).into_owned();
+            said.contains(step).then_some(said)
+        })
+        .unwrap_or_else(|| panic!("no crash point at {step}"))
+}
+
 /// A scratch directory on tmpfs where there is one: each apply flushes its filesystem twice, which
 /// on a shared disk waits for everything else written there.
 fn scratch() -> tempfile::TempDir {
@@ -223,17 +238,7 @@ fn regression_a_run_cut_after_removing_os_conf_is_recorded_by_the_next() {
     let plain = Path::new(env!("CARGO_BIN_EXE_osconf"));
     let scratch = scratch();
     let (root, conf) = (scratch.path().join("root"), scratch.path().join("os.conf"));
-    let cut = (1..60)
-        .find_map(|n| {
-            let _ = fs::remove_dir_all(&root);
-            copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
-            fs::copy(repo().join("examples/classic/os.conf"), &conf).unwrap();
-            let out = apply(&bin, &root, &conf, Some(n));
-            let said = String::from_utf8_lossy(&out.stderr).into_owned();
-            said.contains(&format!("(removing {})", conf.display()))
-                .then_some(said)
-        })
-        .expect("a crash point after os.conf's removal");
+    let cut = cut_at(&bin, &root, &conf, &format!("(removing {})", conf.display()));
     assert!(
         !conf.exists() && root.join("var/lib/osconf/journal").exists(),
         "{cut}"
@@ -288,16 +293,7 @@ fn regression_a_lost_lock_removal_still_rolls_forward() {
     let plain = Path::new(env!("CARGO_BIN_EXE_osconf"));
     let scratch = scratch();
     let (root, conf) = (scratch.path().join("root"), scratch.path().join("os.conf"));
-    let cut = (1..80)
-        .find_map(|n| {
-            let _ = fs::remove_dir_all(&root);
-            copy_tree(&repo().join("examples/rootfs/centos7"), &root).unwrap();
-            fs::copy(repo().join("examples/classic/os.conf"), &conf).unwrap();
-            let out = apply(&bin, &root, &conf, Some(n));
-            let said = String::from_utf8_lossy(&out.stderr).into_owned();
-            said.contains("(flushing the renames)").then_some(said)
-        })
-        .expect("a crash point after the renames' flush");
+    let cut = cut_at(&bin, &root, &conf, "(flushing the renames)");
     assert!(
         root.join("etc/.pwd.lock").exists() && root.join("var/lib/osconf/journal").exists(),
         "{cut}"
