@@ -15,6 +15,7 @@ pub mod ext;
 pub mod fat;
 pub mod format;
 pub mod lvm;
+pub mod recent;
 pub mod table;
 pub mod tree;
 pub mod ufs;

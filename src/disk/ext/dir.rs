@@ -22,6 +22,12 @@ const ROOT_INODE: u32 = 2;
 const KEPT_DIRS: usize = 32;
 const KEPT_BYTES: usize = 64 << 20;
 
+/// The cache of directories read (at most `KEPT_DIRS`, `KEPT_BYTES` of their bytes), for a new reader.
+pub(super) fn kept() -> crate::disk::recent::Recent<Listing> {
+    let bytes: fn(&Listing) -> usize = |l| l.data.len();
+    crate::disk::recent::Recent::new(KEPT_DIRS, Some((bytes, KEPT_BYTES)))
+}
+
 /// One directory as read: its bytes and its entries, in their order and sorted by name.
 pub(crate) struct Listing {
     data: Vec<u8>,
@@ -107,13 +113,8 @@ fn file_type(mode: u16) -> FileType {
 impl<R: ReadAt> Ext<R> {
     /// Directory `dir`'s entries (`.` and `..` included), read once and kept for later lookups.
     fn listing(&self, dir: &Inode) -> io::Result<Arc<Listing>> {
-        {
-            let mut kept = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(i) = kept.iter().position(|(n, _)| *n == dir.number) {
-                let hit = kept.remove(i);
-                kept.push(hit.clone());
-                return Ok(hit.1);
-            }
+        if let Some(hit) = self.dirs.get(u64::from(dir.number)) {
+            return Ok(hit);
         }
         if !dir.is_dir() {
             return Err(corrupt(format!("ext: inode {} is not a directory", dir.number)));
@@ -148,12 +149,7 @@ impl<R: ReadAt> Ext<R> {
         sorted.sort_by(|&a, &b| listing.name(a as usize).cmp(listing.name(b as usize)));
         listing.sorted = sorted;
         let listing = Arc::new(listing);
-        let mut kept = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
-        kept.push((dir.number, listing.clone()));
-        let mut bytes: usize = kept.iter().map(|(_, l)| l.data.len()).sum();
-        while kept.len() > KEPT_DIRS || (bytes > KEPT_BYTES && kept.len() > 1) {
-            bytes -= kept.remove(0).1.data.len();
-        }
+        self.dirs.put(u64::from(dir.number), listing.clone());
         Ok(listing)
     }
 

@@ -37,7 +37,7 @@ pub struct Ext<R> {
     first_meta_bg: u64,
     backup_bgs: [u64; 2],
     /// Directories read lately, by inode number, oldest first (`dir::Listing`).
-    pub(super) dirs: std::sync::Mutex<Vec<(u32, std::sync::Arc<super::Listing>)>>,
+    pub(super) dirs: crate::disk::recent::Recent<super::Listing>,
 }
 
 /// An inode as read: what the readers need of it.
@@ -115,7 +115,7 @@ impl<R: ReadAt> Ext<R> {
             compat: le32(&sb, 0x5C),
             first_meta_bg: u64::from(le32(&sb, 0x104)),
             backup_bgs: [u64::from(le32(&sb, 0x24C)), u64::from(le32(&sb, 0x250))],
-            dirs: Default::default(),
+            dirs: super::dir::kept(),
         };
         fs.checked().map(Some)
     }

@@ -21,6 +21,11 @@ const SYMLINK_MAGIC: u32 = 0x5853_4C4D; // XSLM
 const SYMLINK_HEADER: usize = 56;
 /// Directories kept read (a path walk passes through the same few again and again).
 const KEPT: usize = 16;
+
+/// The cache of directories read, for a new reader.
+pub(super) fn kept() -> crate::disk::recent::Recent<Listing> {
+    crate::disk::recent::Recent::new(KEPT, None)
+}
 /// The empty-space tag of a data block entry.
 const FREE_TAG: u16 = 0xFFFF;
 
@@ -53,13 +58,8 @@ impl Listing {
 impl<R: ReadAt> Xfs<R> {
     /// The entries of directory `dir`, from the kept ones when it was read lately.
     fn listing(&self, dir: &Inode) -> io::Result<Arc<Listing>> {
-        {
-            let mut kept = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(i) = kept.iter().position(|(n, _)| *n == dir.number) {
-                let hit = kept.remove(i);
-                kept.push(hit.clone());
-                return Ok(hit.1);
-            }
+        if let Some(hit) = self.dirs.get(dir.number) {
+            return Ok(hit);
         }
         if !dir.is_dir() {
             return Err(corrupt(format!("xfs: inode {} is not a directory", dir.number)));
@@ -74,11 +74,7 @@ impl<R: ReadAt> Xfs<R> {
                 )));
             }
         });
-        let mut kept = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.len() >= KEPT {
-            kept.remove(0);
-        }
-        kept.push((dir.number, listing.clone()));
+        self.dirs.put(dir.number, listing.clone());
         Ok(listing)
     }
 

@@ -78,7 +78,7 @@ pub struct Xfs<R> {
     dir_block_log: u32,
     root: u64,
     /// Directories read lately, by inode number, oldest first.
-    dirs: std::sync::Mutex<Vec<(u64, std::sync::Arc<dir::Listing>)>>,
+    dirs: super::recent::Recent<dir::Listing>,
 }
 
 impl<R: ReadAt> Xfs<R> {
@@ -145,7 +145,7 @@ impl<R: ReadAt> Xfs<R> {
             inodes_per_block_log: u32::from(sb[123]),
             dir_block_log: u32::from(sb[192]),
             root: be64(&sb, 56),
-            dirs: Default::default(),
+            dirs: dir::kept(),
         };
         let block = be32(&sb, 4);
         if !(9..=16).contains(&fs.block_log) || block != 1 << fs.block_log {
