@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::real::{have_tools, run, sfdisk};
+use crate::common::xfs::regular_files;
 use osconf::disk::{FileType, Image, Volume};
 
 const MANY: usize = 3000;
@@ -84,25 +85,6 @@ fn source(dir: &Path) -> PathBuf {
         symlink(target, src.join(link)).unwrap();
     }
     src
-}
-
-/// The regular files of the source tree, as paths from its root.
-fn regular_files(src: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut todo = vec![src.to_owned()];
-    while let Some(d) = todo.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let t = e.file_type().unwrap();
-            if t.is_dir() {
-                todo.push(e.path());
-            } else if t.is_file() {
-                out.push(e.path().strip_prefix(src).unwrap().to_str().unwrap().to_owned());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn debugfs(fs_file: &Path, request: &str) -> Vec<u8> {
