@@ -18,15 +18,6 @@ use crate::disk::tree::{Entry, FileType, MAX_DIR, Meta, Tree, check_name, corrup
 use crate::disk::{ReadAt, le16, le32};
 
 const ROOT_INODE: u32 = 2;
-/// Directories kept at most, and their bytes at most (a directory is at most 32 MiB).
-const KEPT_DIRS: usize = 32;
-const KEPT_BYTES: usize = 64 << 20;
-
-/// The cache of directories read (at most `KEPT_DIRS`, `KEPT_BYTES` of their bytes), for a new reader.
-pub(super) fn kept() -> crate::disk::recent::Recent<Listing> {
-    let bytes: fn(&Listing) -> usize = |l| l.data.len();
-    crate::disk::recent::Recent::new(KEPT_DIRS, Some((bytes, KEPT_BYTES)))
-}
 
 /// One directory as read: its bytes and its entries, in their order and sorted by name.
 pub(crate) struct Listing {
@@ -38,6 +29,11 @@ pub(crate) struct Listing {
 }
 
 impl Listing {
+    /// Its bytes as read: what the reader's cache of directories weighs it by.
+    pub(crate) fn size(&self) -> usize {
+        self.data.len()
+    }
+
     fn name(&self, i: usize) -> &[u8] {
         let (at, len, ..) = self.entries[i];
         &self.data[at..at + usize::from(len)]

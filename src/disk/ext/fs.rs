@@ -115,7 +115,7 @@ impl<R: ReadAt> Ext<R> {
             compat: le32(&sb, 0x5C),
             first_meta_bg: u64::from(le32(&sb, 0x104)),
             backup_bgs: [u64::from(le32(&sb, 0x24C)), u64::from(le32(&sb, 0x250))],
-            dirs: super::dir::kept(),
+            dirs: kept_dirs(),
         };
         fs.checked().map(Some)
     }
@@ -333,4 +333,14 @@ impl<R: ReadAt> Ext<R> {
         }
         Ok(Vec::new())
     }
+}
+
+/// Directories kept at most, and their bytes at most (a directory is at most 32 MiB).
+const KEPT_DIRS: usize = 32;
+const KEPT_BYTES: usize = 64 << 20;
+
+/// The cache of directories read, for a new reader.
+fn kept_dirs() -> crate::disk::recent::Recent<super::Listing> {
+    let bytes: fn(&super::Listing) -> usize = super::Listing::size;
+    crate::disk::recent::Recent::new(KEPT_DIRS, Some((bytes, KEPT_BYTES)))
 }
