@@ -35,7 +35,8 @@ pub struct Meta {
     pub mode: u32,
     pub uid: u32,
     pub size: u64,
-    /// The modification time in seconds since the epoch, where the reader has it (ext).
+    /// The modification time in seconds since the epoch (FAT's: its local time read as UTC, in
+    /// 2-second steps); `None` where there is none (FAT's root directory, a date no calendar has).
     pub mtime: Option<i64>,
 }
 

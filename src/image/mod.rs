@@ -131,7 +131,7 @@ fn check_image(
         items.push(item("partition1", Verdict::Fail, "no MBR or GPT partition table"));
         return Ok(items);
     };
-    if t.partition(1).is_none() {
+    let Some(p1) = t.partition(1) else {
         let kind = t.kind.name();
         items.push(item(
             "partition1",
@@ -139,29 +139,33 @@ fn check_image(
             format!("the {kind} table has no partition 1"),
         ));
         return Ok(items);
-    }
-    let (offset, _) = image.extent(1).map_err(|e| unreadable(path, &e))?;
+    };
+    let (offset, len) = image.extent(1).map_err(|e| unreadable(path, &e))?;
     let first = match image.partition(1) {
         Ok(v) => Some(v),
         Err(e) if e.kind() == io::ErrorKind::Unsupported => None,
         Err(e) => return Err(unreadable(path, &e)),
     };
     let fs = match &first {
-        Some(v) => v.fs.clone(),
-        None => match disk::probe(image.disk(), offset) {
-            Ok(Some(fs)) => fs,
-            _ => {
-                items.push(item(
-                    "filesystem",
-                    Verdict::Fail,
-                    format!("partition 1 (at byte {offset}) holds no ext2/3/4, FAT or UFS filesystem"),
-                ));
-                return Ok(items);
-            }
-        },
+        Some(v) => Some(v.fs.clone()),
+        None => disk::probe(image.disk(), offset).ok().flatten(),
     };
-    let what = format!("partition 1 ({} table): {}", t.kind.name(), fs.describe());
-    items.push(match fs.kind {
+    match fs {
+        Some(fs) => items.extend(first_filesystem(t.kind.name(), &fs, first.as_ref())),
+        // Still a root to check: the image may only need its partitions reordered.
+        None => items.push(no_filesystem(p1, offset, len)),
+    }
+    let (root_items, survey) = root::check(path, image);
+    items.extend(root_items);
+    *system = survey;
+    Ok(items)
+}
+
+/// Partition 1's filesystem `fs` (`first`, when its files can be read): a kind os.conf can be
+/// written to, writable by the guest's kernel, with `aliyun_custom_image/` at its root.
+fn first_filesystem(table: &str, fs: &disk::Filesystem, first: Option<&Volume<Disk>>) -> Vec<Item> {
+    let what = format!("partition 1 ({table} table): {}", fs.describe());
+    let mut items = vec![match fs.kind {
         Kind::Fat(fat::Version::Fat32) | Kind::Ext(..) | Kind::Ufs(_) => {
             item("filesystem", Verdict::Pass, what)
         }
@@ -171,7 +175,7 @@ fn check_image(
             Verdict::Fail,
             format!("{what}: osconf finds os.conf on ext2/3/4, FAT or UFS only"),
         ),
-    });
+    }];
     if let Kind::Ext(_, features) = fs.kind {
         items.push(if features.has_64bit() {
             item(
@@ -185,18 +189,45 @@ fn check_image(
     }
     items.push(writable(&fs.kind));
     items.push(match first {
-        Some(v) => custom_dir(&v),
+        Some(v) => custom_dir(v),
         None => item(
             "custom-dir",
             Verdict::Warn,
             format!("{CUSTOM_DIR}/: cannot tell without mounting (UFS directories are not read)"),
         ),
     });
-    let (root_items, survey) = root::check(path, image);
-    items.extend(root_items);
-    *system = survey;
-    Ok(items)
+    items
 }
+
+/// Partition 1 holds no filesystem: ECS cannot write os.conf there, said with what to do. A GPT
+/// BIOS boot partition (GRUB's core image; openSUSE and RHEL put one first on BIOS layouts) is
+/// named as such: moving it needs GRUB installed again, as its core image names its partitions.
+fn no_filesystem(p: &disk::Partition, offset: u64, len: u64) -> Item {
+    let size = match len >> 20 {
+        0 => format!("{} KiB", len >> 10),
+        mib => format!("{mib} MiB"),
+    };
+    let what = match p.type_id.as_str() {
+        BIOS_BOOT => format!(
+            "partition 1 is a BIOS boot partition (GPT type {BIOS_BOOT}, {size}: GRUB's core image), \
+             which holds no ext2/3/4, FAT or UFS filesystem"
+        ),
+        _ => format!("partition 1 (at byte {offset}, {size}) holds no ext2/3/4, FAT or UFS filesystem"),
+    };
+    item(
+        "filesystem",
+        Verdict::Fail,
+        format!(
+            "{what}: ECS writes os.conf on partition 1 and cannot write it there, so no os.conf \
+             reaches the instance; make partition 1 an ext4 (without 64bit) or FAT32 filesystem, \
+             e.g. renumber the table so /boot or the EFI System Partition comes first \
+             (sgdisk --transpose=1:N) and install the boot loader again"
+        ),
+    )
+}
+
+/// GPT's type GUID of a BIOS boot partition (where GRUB puts its core image on GPT disks).
+const BIOS_BOOT: &str = "21686148-6449-6e6f-744e-656564454649";
 
 /// Whether the guest's kernel would mount partition 1 writable, as removing os.conf needs.
 fn writable(kind: &Kind) -> Item {

@@ -284,8 +284,8 @@ fn hostname_item(name: &str, text: &dyn Fn(&str) -> Option<String>) -> Check {
     )
 }
 
-/// One file a reboot must leave as it was: its path, bytes and modification time (where the
-/// root's filesystem reader has one: ext).
+/// One file a reboot must leave as it was: its path, bytes and modification time (every root
+/// reader has one: ext, XFS, Btrfs, FAT).
 pub type Kept = (String, Vec<u8>, Option<i64>);
 
 /// What a boot without os.conf must leave as it was, read before and after it: every file osconf

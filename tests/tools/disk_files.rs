@@ -579,3 +579,62 @@ fn damaged_images_give_errors_never_panics() {
         assert!(err.contains(says), "{cluster} -> {value:#x}: {err}");
     }
 }
+
+/// FAT's write times as the reboot check reads them (`image test --boots`: "same mtimes"): what
+/// mcopy -m wrote from files `stat` gives a time, in FAT's 2-second steps (an odd second is
+/// floored, as mtools and the kernel store it), local time written under TZ=UTC and read as UTC;
+/// mdir shows the same minute. The root directory has none.
+#[test]
+fn fat_mtimes_are_the_seconds_mcopy_wrote() {
+    let test = "fat_mtimes_are_the_seconds_mcopy_wrote";
+    if !have_tools(test, &["mkfs.vfat", "mcopy", "mdir", "touch", "truncate"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fs_file = dir.path().join("times.fat");
+    run(Command::new("truncate").args(["-s", "64M"]).arg(&fs_file));
+    run(Command::new("mkfs.vfat").args(["-F", "32"]).arg(&fs_file));
+    let stamps = [
+        ("leap", "2024-02-29 23:59:59", 1_709_251_198),
+        ("even", "2007-07-01 12:34:56", 1_183_293_296),
+        ("early", "1980-01-01 00:00:01", 315_532_800),
+    ];
+    for (name, when, _) in stamps {
+        let f = dir.path().join(name);
+        fs::write(&f, name).unwrap();
+        run(Command::new("touch").args(["-d", &format!("{when} UTC")]).arg(&f));
+        run(Command::new("mcopy")
+            .env("TZ", "UTC")
+            .args(["-m", "-i"])
+            .arg(&fs_file)
+            .arg(&f)
+            .arg("::/"));
+    }
+    let v = Volume::open(File::open(&fs_file).unwrap(), 0).unwrap();
+    let listing = String::from_utf8_lossy(
+        &run(Command::new("mdir")
+            .env("TZ", "UTC")
+            .arg("-i")
+            .arg(&fs_file)
+            .arg("::/"))
+        .stdout,
+    )
+    .into_owned();
+    for (name, when, want) in stamps {
+        let stat = fs::metadata(dir.path().join(name)).unwrap();
+        use std::os::unix::fs::MetadataExt as _;
+        assert_eq!(stat.mtime() & !1, want, "{name}: stat");
+        let got = v.metadata(name).unwrap().unwrap().mtime;
+        assert_eq!(got, Some(want), "{name}");
+        // mdir: `leap  2024-02-29  23:59`, ` 0:00` (its date and minute, the hour space-padded).
+        let hour: u32 = when[11..13].parse().unwrap();
+        let (date, minute) = (&when[..10], format!("{hour:>2}:{}", &when[14..16]));
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains(date) && l.contains(&minute)),
+            "{name}: {listing}"
+        );
+    }
+    assert_eq!(v.metadata("/").unwrap().unwrap().mtime, None);
+}

@@ -203,3 +203,42 @@ fn damaged_xfs_images_are_errors_naming_the_damage() {
         "{e}"
     );
 }
+
+/// XFS's inode mtimes as the reboot check reads them (`image test --boots`: "same mtimes"), v5
+/// (bigtime) and v4: the seconds `xfs_db` prints for each file of a tree `mkfs.xfs -p` made.
+#[test]
+fn xfs_mtimes_are_what_xfs_db_prints() {
+    let test = "xfs_mtimes_are_what_xfs_db_prints";
+    if !have_tools(test, &TOOLS) || !have_tools(test, &["date"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = tree(dir.path());
+    for (name, args) in [("v5", &[][..]), ("v4", &["-m", "crc=0"][..])] {
+        let fs_file = mkfs(dir.path(), name, &src, "300M", args);
+        let v = Volume::open(File::open(&fs_file).unwrap(), 0).unwrap();
+        for path in ["etc/os-release", "etc"] {
+            // `core.mtime.sec = Sun Dec  6 22:30:00 2026` (ctime(3)'s text, in TZ).
+            let out = Command::new("xfs_db")
+                .env("TZ", "UTC")
+                .args(["-r", "-c", &format!("path /{path}"), "-c", "print core.mtime.sec"])
+                .arg(&fs_file)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let shown = text
+                .trim()
+                .split(" = ")
+                .nth(1)
+                .unwrap_or_else(|| panic!("{name}: {text}"));
+            let secs = run(Command::new("date").args(["-u", "-d", &format!("{shown} UTC"), "+%s"]));
+            let secs: i64 = String::from_utf8_lossy(&secs.stdout).trim().parse().unwrap();
+            assert_eq!(
+                v.metadata(path).unwrap().unwrap().mtime,
+                Some(secs),
+                "{name}: {path}"
+            );
+        }
+        fs::remove_file(&fs_file).unwrap();
+    }
+}

@@ -274,3 +274,43 @@ fn distribution_subvolume_layouts_and_compressed_files_are_read() {
         assert!(e.to_string().contains("lzo-compressed extent"), "{e}");
     }
 }
+
+/// Btrfs's inode mtimes as the reboot check reads them (`image test --boots`: "same mtimes"):
+/// `mkfs.btrfs --rootdir` keeps each file's time as `stat` gives it, `btrfs inspect-internal
+/// dump-tree` shows it in the inode item, and the reader says the same seconds.
+#[test]
+fn btrfs_mtimes_are_what_stat_and_dump_tree_say() {
+    let test = "btrfs_mtimes_are_what_stat_and_dump_tree_say";
+    if !have_tools(test, &["mkfs.btrfs", "btrfs", "touch", "truncate"]) {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("times");
+    fs::create_dir_all(root.join("etc")).unwrap();
+    let stamps = [
+        ("etc/hostname", "2024-02-29 23:59:59.75 UTC"),
+        ("etc/shadow", "1999-12-31 23:00:01 UTC"),
+        ("etc", "2010-06-15 08:30:00 UTC"),
+    ];
+    for (path, _) in &stamps[..2] {
+        fs::write(root.join(path), *path).unwrap();
+    }
+    for (path, when) in stamps {
+        run(Command::new("touch").args(["-d", when]).arg(root.join(path)));
+    }
+    let btrfs = mkfs(dir.path(), "times", &root);
+    let dump = run(Command::new("btrfs")
+        .args(["inspect-internal", "dump-tree", "-t", "5"])
+        .arg(&btrfs));
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    let v = osconf::disk::Volume::open(fs::File::open(&btrfs).unwrap(), 0).unwrap();
+    for (path, when) in stamps {
+        let want = fs::metadata(root.join(path)).unwrap().mtime();
+        assert!(
+            dump.contains(&format!("mtime {want}.")),
+            "{path} ({when}): {want} not in dump-tree"
+        );
+        assert_eq!(v.metadata(path).unwrap().unwrap().mtime, Some(want), "{path}");
+    }
+}

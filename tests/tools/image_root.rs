@@ -416,3 +416,72 @@ fn check_detects_what_osconf_detect_does_on_a_root_that_is_not_partition_2() {
     );
     assert_eq!(get(&checks, "configurable").0, "warn");
 }
+
+/// openSUSE's and RHEL's BIOS layouts on GPT put a BIOS boot partition first (GRUB's core image,
+/// no filesystem): ECS cannot write os.conf there, a failure saying what to do — and every root
+/// check still runs on the root found after it (they stopped at partition 1 before).
+#[test]
+fn a_bios_boot_partition_1_fails_and_the_root_behind_it_is_still_checked() {
+    let test = "a_bios_boot_partition_1_fails_and_the_root_behind_it_is_still_checked";
+    let Some(dir) = setup(test) else {
+        return;
+    };
+    if !have_tools(test, &["sgdisk"]) {
+        return;
+    }
+    let root = tree(dir.path(), "bios-boot", "$6$salt$hashhashhash");
+    fs::write(root.join("etc/ssh/ssh_host_ed25519_key"), "KEY\n").unwrap();
+    let empty: &[&str] = &["true"];
+    let (img, _) = build(
+        dir.path(),
+        "bios-boot",
+        "gpt",
+        &[
+            Part::new(2, empty, None),
+            Part::new(40, FAT32, None),
+            Part::new(48, EXT4, Some(&root)),
+        ],
+    );
+    // sgdisk's code EF02, as openSUSE's and RHEL's installers type it.
+    run(Command::new("sgdisk").args(["-t", "1:EF02"]).arg(&img));
+    let (code, checks) = check(&img);
+    assert_eq!(code, 1, "{checks:?}");
+    let (r, why) = get(&checks, "filesystem");
+    assert_eq!(r, "fail", "{why}");
+    assert!(
+        why.starts_with(
+            "partition 1 is a BIOS boot partition (GPT type 21686148-6449-6e6f-744e-656564454649, \
+             2 MiB: GRUB's core image), which holds no ext2/3/4, FAT or UFS filesystem: ECS writes \
+             os.conf on partition 1 and cannot write it there"
+        ) && why.contains("sgdisk --transpose=1:N"),
+        "{why}"
+    );
+    assert!(!checks.iter().any(|c| c.0 == "custom-dir"), "{checks:?}");
+    let (r, why) = get(&checks, "root");
+    assert_eq!(r, "pass", "{why}");
+    assert!(
+        why.contains("partition 3") && why.contains("Debian GNU/Linux 12"),
+        "{why}"
+    );
+    assert_eq!(get(&checks, "ssh-host-keys").0, "fail", "{checks:?}");
+    assert_eq!(get(&checks, "root-password").0, "fail", "{checks:?}");
+    assert_eq!(get(&checks, "agent").0, "fail", "{checks:?}");
+    assert_eq!(get(&checks, "distribution").0, "pass", "{checks:?}");
+
+    // Any other partition 1 without a filesystem (sfdisk's Linux type, zeros): said by its place.
+    run(Command::new("sfdisk")
+        .args(["-q", "--part-type"])
+        .arg(&img)
+        .args(["1", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"]));
+    let (_, checks) = check(&img);
+    let (r, why) = get(&checks, "filesystem");
+    assert_eq!(r, "fail", "{why}");
+    assert!(
+        why.starts_with(
+            "partition 1 (at byte 1048576, 2 MiB) holds no ext2/3/4, FAT or UFS filesystem: ECS \
+             writes os.conf on partition 1"
+        ),
+        "{why}"
+    );
+    assert_eq!(get(&checks, "root").0, "pass", "{checks:?}");
+}

@@ -57,6 +57,8 @@ pub struct Inode {
     pub(super) mode: u32,
     uid: u32,
     pub(super) size: u64,
+    /// `mtime`'s seconds (the inode item's timespec; its nanoseconds are left out, as ext's are).
+    mtime: i64,
 }
 
 impl<R: ReadAt> Btrfs<R> {
@@ -213,6 +215,7 @@ impl<R: ReadAt> Btrfs<R> {
             mode: le32(&item, 52),
             uid: le32(&item, 44),
             size: le64(&item, 16),
+            mtime: le64(&item, 136) as i64,
         })
     }
 
@@ -314,7 +317,7 @@ impl<R: ReadAt> Tree for Btrfs<R> {
             mode: n.mode & 0o7777,
             uid: n.uid,
             size: n.size,
-            mtime: None,
+            mtime: Some(n.mtime),
         }
     }
 

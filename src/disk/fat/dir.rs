@@ -20,14 +20,15 @@ pub struct Fat<R> {
     geo: Geometry,
 }
 
-/// A file or directory: its first cluster (0: FAT12/16's fixed root, or an empty file), its size
-/// and whether it is a directory.
+/// A file or directory: its first cluster (0: FAT12/16's fixed root, or an empty file), its size,
+/// whether it is a directory, and its modification time (`mtime`; none for the root directory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Node {
     cluster: u32,
     size: u64,
     dir: bool,
     root: bool,
+    mtime: Option<i64>,
 }
 
 impl<R: ReadAt> Fat<R> {
@@ -169,6 +170,7 @@ impl<R: ReadAt> Fat<R> {
             size: 0,
             dir: true,
             root: true,
+            mtime: None,
         }
     }
 
@@ -256,11 +258,34 @@ impl<R: ReadAt> Fat<R> {
                     size: if dir { 0 } else { u64::from(le32(e, 28)) },
                     dir,
                     root: false,
+                    mtime: mtime(le16(e, 24), le16(e, 22)),
                 },
             ));
         }
         Ok(out)
     }
+}
+
+/// A directory entry's write date and time as seconds since 1970: FAT keeps the local time of
+/// whoever wrote it, in 2-second steps and with no zone, read here as UTC (what Linux's vfat does
+/// with `tz=UTC`, and with its default when the kernel's zone is UTC, as on ECS instances). A date
+/// or time no calendar has (month 0, 25 o'clock) is no time; a date of 0 is "never set".
+fn mtime(date: u16, time: u16) -> Option<i64> {
+    let (year, month, day) = (
+        1980 + i64::from(date >> 9),
+        u32::from(date >> 5 & 15),
+        u32::from(date & 31),
+    );
+    let (hour, min, sec) = (
+        i64::from(time >> 11),
+        i64::from(time >> 5 & 63),
+        i64::from(time & 31) * 2,
+    );
+    if !(1..=12).contains(&month) || day == 0 || hour > 23 || min > 59 || sec > 58 {
+        return None;
+    }
+    let days = crate::clock::days_from_civil(year, month, day);
+    Some(days * 86_400 + hour * 3600 + min * 60 + sec)
 }
 
 /// The checksum of an 8.3 name that its long-name entries carry.
@@ -310,7 +335,7 @@ impl<R: ReadAt> Tree for Fat<R> {
             mode: 0o755,
             uid: 0,
             size: n.size,
-            mtime: None,
+            mtime: n.mtime,
         }
     }
 
@@ -350,5 +375,24 @@ mod tests {
         assert_eq!(short_name(b"\x05BC        ", 0), "\u{e5}BC");
         // The FAT specification's checksum of "OS      CON" (os.conf's 8.3 alias).
         assert_eq!(checksum(b"OS      CON"), 0x1b);
+    }
+
+    #[test]
+    fn write_times_in_two_second_steps_without_a_zone() {
+        // 2024-02-29 23:59:58, as FAT packs it: date (44 << 9 | 2 << 5 | 29), time (23:59:29×2).
+        assert_eq!(
+            mtime(44 << 9 | 2 << 5 | 29, 23 << 11 | 59 << 5 | 29),
+            Some(1_709_251_198)
+        );
+        assert_eq!(mtime(1 << 5 | 1, 0), Some(315_532_800));
+        for (date, time) in [
+            (0, 0),
+            (13 << 5 | 1, 0),
+            (1 << 5, 0),
+            (1 << 5 | 1, 24 << 11),
+            (1 << 5 | 1, 30),
+        ] {
+            assert_eq!(mtime(date, time), None, "{date:#x} {time:#x}");
+        }
     }
 }
