@@ -327,3 +327,64 @@ fn regression_a_host_name_longer_than_the_kernel_holds_gives_the_kernel_its_firs
     let plan = String::from_utf8_lossy(&plan.stdout);
     assert!(plan.contains(&format!("live, the kernel gets {first}")), "{plan}");
 }
+
+/// Under systemd a live run asks PID 1 whether the stack's services run with one `systemctl
+/// is-active` for all of them (each systemctl costs a second and more of a boot under qemu TCG),
+/// and reads which one runs from its output, whichever place that unit has. A fake systemctl on
+/// PATH, in a private /run that holds /run/systemd/system, logs each call and answers as the real
+/// one does (a state per unit, in order); the plan shows what osconf concluded: NetworkManager's
+/// reload, networkd's, or neither.
+#[test]
+fn live_run_asks_systemd_once_for_all_of_the_stacks_units() {
+    let name = "live_run_asks_systemd_once_for_all_of_the_stacks_units";
+    if let Err(why) = check_prerequisites(&[]) {
+        return cannot_run(name, &why);
+    }
+    let ns = Netns::new("liveunits");
+    ns.add_nic("eth0", "00:8c:fa:5e:14:23");
+    ns.add_nic("eth1", "00:8c:fa:5e:14:24");
+    for (states, running) in [
+        ("inactive\ninactive", None),
+        ("activating\nfailed", None),
+        ("inactive\nactive", Some("nmcli connection reload")),
+        ("active\ninactive", Some("networkctl reload")),
+    ] {
+        let scratch = tempfile::tempdir().unwrap();
+        let root = crate::common::example_root(scratch.path(), "ubuntu22");
+        crate::common::place_conf(&root, &example_conf("classic"));
+        let (bin, log) = (scratch.path().join("bin"), scratch.path().join("calls"));
+        std::fs::create_dir(&bin).unwrap();
+        let any = states.lines().any(|s| s == "active");
+        let fake = format!(
+            "#!/bin/sh\necho \"$*\" >>'{}'\nprintf '{}\\n'\nexit {}\n",
+            log.display(),
+            states.replace('\n', "\\n"),
+            if any { 0 } else { 3 }
+        );
+        std::fs::write(bin.join("systemctl"), fake).unwrap();
+        crate::common::real::run(
+            std::process::Command::new("chmod")
+                .arg("+x")
+                .arg(bin.join("systemctl")),
+        );
+        let out = ns.sh(&format!(
+            "mount -t tmpfs tmpfs /run\nmkdir -p /run/systemd/system\n\
+             PATH='{}':\"$PATH\" {OSCONF} plan --live --wait 5 --root '{}'",
+            bin.display(),
+            root.display()
+        ));
+        let plan = String::from_utf8_lossy(&out.stdout);
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            calls, "is-active systemd-networkd.service NetworkManager.service\n",
+            "{states:?}"
+        );
+        for tool in ["nmcli connection reload", "networkctl reload"] {
+            assert_eq!(
+                plan.contains(tool),
+                running == Some(tool),
+                "{states:?}: {tool}\n{plan}"
+            );
+        }
+    }
+}
