@@ -16,7 +16,7 @@ pub const INIT: Init = Init {
     name: "busybox",
     systems: "busybox init reading /etc/inittab (embedded and minimal images)",
     files,
-    paths: &[INITTAB, "/etc/init.d/S[0-9][0-9]osconf"],
+    paths: &[INITTAB, "/etc/init.d/S[0-9][0-9]osconf", "/etc/init.d/S00Aosconf"],
 };
 
 const INITTAB: &str = "/etc/inittab";
@@ -84,8 +84,8 @@ fn files(sys: &System) -> Result<Service, Error> {
 
 /// Buildroot's way: `/etc/init.d/SNNosconf`, started by rcS with `start` just before the network.
 fn numbered_script(sys: &System) -> crate::system::Result<Service> {
-    let (number, why) = sysv::start_number(&sys.list("/etc/init.d")?);
-    let path = format!("/etc/init.d/S{number:02}osconf");
+    let (link, why) = sysv::start_link(&sys.list("/etc/init.d")?);
+    let path = format!("/etc/init.d/{link}");
     let text = format!(
         "#!/bin/sh\n\
          # Installed by osconf install; osconf uninstall removes it. {RCS} starts it with `start`\n\

@@ -24,6 +24,8 @@ pub const INIT: Init = Init {
         sysv::PATHS[2],
         sysv::PATHS[3],
         sysv::PATHS[4],
+        sysv::PATHS[5],
+        sysv::PATHS[6],
     ],
 };
 

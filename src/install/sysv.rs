@@ -2,7 +2,7 @@
 //! and before the network scripts (`X-Start-Before`, not the vendor sample's `$network`, which
 //! would run it after the network it then reconfigures), enabled by start links as insserv or
 //! update-rc.d would make them: in rcS.d where the system has one (Debian), else in rc2.d–rc5.d
-//! (Red Hat's layout), numbered just below the first network script's link. Where `/lib/init/rc`
+//! (Red Hat's layout), numbered just below the first network script's link ([`start_link`]). Where `/lib/init/rc`
 //! boots makefile-style (Debian with insserv: `startpar -M` starts only what `.depend.boot` lists),
 //! osconf's lines go into that file too, as insserv would write them ([`super::insserv`]); Red
 //! Hat's rc (chkconfig, read from the `# chkconfig:` line) and Debian's `CONCURRENCY=none` start
@@ -23,11 +23,13 @@ pub const INIT: Init = Init {
 };
 
 /// The script, its start links as `files` makes them (in one of RC_BASES, runlevel S or 2-5, two
-/// digits) and insserv's dependency files (runit on Debian installs these too).
-pub const PATHS: [&str; 5] = [
+/// digits, or `S00Aosconf`) and insserv's dependency files (runit on Debian installs these too).
+pub const PATHS: [&str; 7] = [
     SCRIPT,
     "/etc/rc[S2345].d/S[0-9][0-9]osconf",
     "/etc/rc.d/rc[S2345].d/S[0-9][0-9]osconf",
+    "/etc/rc[S2345].d/S00Aosconf",
+    "/etc/rc.d/rc[S2345].d/S00Aosconf",
     DEPEND_BOOT,
     DEPEND_START,
 ];
@@ -78,10 +80,10 @@ fn files(sys: &System) -> Result<Service, Error> {
     }];
     for level in levels {
         let dir = format!("{base}/rc{level}.d");
-        let (number, why) = start_number(&sys.list(&dir)?);
-        notes.push(format!("{dir}/S{number:02}osconf: {why}"));
+        let (link, why) = start_link(&sys.list(&dir)?);
+        notes.push(format!("{dir}/{link}: {why}"));
         ops.push(FileOp::Symlink {
-            path: format!("{dir}/S{number:02}osconf"),
+            path: format!("{dir}/{link}"),
             target: "../init.d/osconf".to_owned(),
         });
     }
@@ -115,10 +117,14 @@ fn files(sys: &System) -> Result<Service, Error> {
     Ok(Service { ops, shared, notes })
 }
 
-/// The start number for osconf among the links `names` of a runlevel directory: one below the
-/// first network script's, so that it runs before it (links of one number run in name order).
-/// Buildroot's numbered scripts in /etc/init.d follow the same rule.
-pub fn start_number(names: &[String]) -> (u32, String) {
+/// The name of osconf's start link among the links `names` of a runlevel directory: numbered one
+/// below the first network script's, so that it runs before it. rc starts `S??*` in name order
+/// (dash and busybox sh glob in byte order), and Debian's rc starts the links of one number
+/// together (`CONCURRENCY=shell`): a lower number is the only order every rc keeps. Below `S00`
+/// there is none, so there osconf's link is `S00Aosconf`: a capital `A` sorts before every script
+/// name that starts with another letter, in byte order and in any locale's. Buildroot's numbered
+/// scripts in /etc/init.d follow the same rule.
+pub fn start_link(names: &[String]) -> (String, String) {
     let start = |n: &String| -> Option<(u32, String)> {
         let rest = n.strip_prefix('S')?;
         let number = rest.get(..2)?.parse().ok()?;
@@ -130,10 +136,16 @@ pub fn start_number(names: &[String]) -> (u32, String) {
         .filter(|(_, name)| NETWORK_SCRIPTS.contains(&name.as_str()))
         .min();
     match first_network {
-        Some((n, name)) if n > 0 => (n - 1, format!("just before S{n:02}{name}")),
-        Some((n, name)) => (n, format!("S{n:02}{name} is first: started in name order")),
+        Some((n, name)) if n > 0 => (
+            format!("S{:02}osconf", n - 1),
+            format!("just before S{n:02}{name}"),
+        ),
+        Some((n, name)) => (
+            "S00Aosconf".to_owned(),
+            format!("S{n:02}{name} is first: no number is lower, and S00A sorts before it"),
+        ),
         None => (
-            10,
+            "S10osconf".to_owned(),
             "no network script linked here; 10 as Red Hat's network uses".to_owned(),
         ),
     }
@@ -180,14 +192,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn start_numbers() {
-        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    fn start_links() {
+        let link = |v: &[&str]| start_link(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>()).0;
         assert_eq!(
-            start_number(&names(&["S01mountkernfs.sh", "S05mountall.sh", "S07networking"])).0,
-            6
+            link(&["S01mountkernfs.sh", "S05mountall.sh", "S07networking"]),
+            "S06osconf"
         );
-        assert_eq!(start_number(&names(&["S10network", "S25NetworkManager"])).0, 9);
-        assert_eq!(start_number(&names(&["S01networking"])).0, 0);
-        assert_eq!(start_number(&names(&[])).0, 10);
+        assert_eq!(link(&["S10network", "S25NetworkManager"]), "S09osconf");
+        assert_eq!(link(&["S01networking"]), "S00osconf");
+        assert_eq!(link(&[]), "S10osconf");
+    }
+
+    /// A network script at S00 left no lower number: `S00osconf` sorted after `S00networking`
+    /// (and `S00NetworkManager`), so osconf ran after the network it configures. The link osconf
+    /// takes there sorts first in byte order, as rc's glob runs the links.
+    #[test]
+    fn regression_a_network_script_at_s00_is_still_preceded_by_osconf() {
+        for network in ["networking", "NetworkManager", "connman", "dhcpcd"] {
+            let mut names = vec![format!("S00{network}"), "S00bootlogd".to_owned()];
+            let (link, _) = start_link(&names);
+            assert!(PATHS.iter().any(|p| crate::render::common::glob::matches(
+                p,
+                &format!("/etc/rcS.d/{link}"),
+                true
+            )));
+            names.push(link.clone());
+            names.sort();
+            let at = |n: &str| names.iter().position(|x| x == n).unwrap();
+            assert!(at(&link) < at(&format!("S00{network}")), "{names:?}");
+        }
     }
 }

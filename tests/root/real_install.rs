@@ -508,15 +508,36 @@ fn busybox_init_runs_the_entry_before_the_network_and_boots_on_when_it_fails() {
 /// (the network from S40network). busybox init itself boots it: osconf between the two.
 #[test]
 fn busybox_buildroot_rcs_starts_osconf_before_s40network_and_boots_on_when_it_fails() {
-    let Some((_dir, root)) =
-        busybox_init_root("busybox_buildroot_rcs_starts_osconf_before_s40network_and_boots_on_when_it_fails")
-    else {
+    buildroot_boot(
+        "busybox_buildroot_rcs_starts_osconf_before_s40network_and_boots_on_when_it_fails",
+        "S40network",
+        "S39osconf",
+    );
+}
+
+/// With the network at S00 no number is lower: osconf took `S00osconf`, which rcS's glob sorts
+/// after `S00network`, so it ran after the network it configures.
+#[test]
+fn regression_buildroot_rcs_with_the_network_at_s00_starts_osconf_first() {
+    buildroot_boot(
+        "regression_buildroot_rcs_with_the_network_at_s00_starts_osconf_first",
+        "S00network",
+        "S00Aosconf",
+    );
+}
+
+/// Boots a Buildroot-style root whose network script is /etc/init.d/`network`, after `osconf
+/// install` made `/etc/init.d/`osconf``: inittab's mounts, then rcS's scripts in name order,
+/// osconf just before the network.
+fn buildroot_boot(test: &str, network: &str, osconf: &str) {
+    let Some((_dir, root)) = busybox_init_root(test) else {
         return;
     };
     fs::create_dir_all(root.join("etc/init.d")).unwrap();
     fs::write(
         root.join("etc/inittab"),
-        "::sysinit:/bin/busybox mount -t proc proc /proc\n::sysinit:/etc/init.d/rcS\n::once:/bin/busybox poweroff\n",
+        "::sysinit:/bin/busybox mount -t proc proc /proc\n::sysinit:/bin/sh -c 'echo mounted >> /log'\n\
+         ::sysinit:/etc/init.d/rcS\n::once:/bin/busybox poweroff\n",
     )
     .unwrap();
     // Buildroot's skeleton rcS (its comments left out).
@@ -525,8 +546,8 @@ fn busybox_buildroot_rcs_starts_osconf_before_s40network_and_boots_on_when_it_fa
                \t*)\n\t    $i start\n\t    ;;\n    esac\ndone\n";
     for (name, text) in [
         ("rcS", rcs.to_owned()),
-        ("S01mount", "#!/bin/sh\necho mounted >> /log\n".to_owned()),
-        ("S40network", "#!/bin/sh\necho network >> /log\n".to_owned()),
+        ("S01misc", "#!/bin/sh\necho S01misc >> /log\n".to_owned()),
+        (network, "#!/bin/sh\necho network >> /log\n".to_owned()),
     ] {
         let path = root.join("etc/init.d").join(name);
         fs::write(&path, text).unwrap();
@@ -534,9 +555,13 @@ fn busybox_buildroot_rcs_starts_osconf_before_s40network_and_boots_on_when_it_fa
     }
     let inittab = fs::read_to_string(root.join("etc/inittab")).unwrap();
     osconf_install(&root, "busybox");
-    assert!(root.join("etc/init.d/S39osconf").is_file());
+    assert!(root.join("etc/init.d").join(osconf).is_file());
     assert_eq!(fs::read_to_string(root.join("etc/inittab")).unwrap(), inittab);
-    boot_failing_osconf(&root, "", "/sbin/init", &["mounted", "osconf apply", "network"]);
+    let order: &[&str] = match network < "S01misc" {
+        true => &["mounted", "osconf apply", "network", "S01misc"],
+        false => &["mounted", "S01misc", "osconf apply", "network"],
+    };
+    boot_failing_osconf(&root, "", "/sbin/init", order);
 }
 
 /// A scratch root whose /sbin/init is a static busybox (its scratch directory kept alive by the
