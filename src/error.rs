@@ -208,9 +208,28 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// What a stack cannot hold of a valid os.conf (ConnMan: static routes, a NIC without the default
+/// route). A renderer, whose errors are `root::Error`s, says it as this payload of its `io::Error`,
+/// which becomes an `Invalid` error: exit 2, as for os.conf that is wrong, because the way out is
+/// the same — another os.conf (or another stack in the image) — and no retry will do, where exit 1
+/// says a step failed on the way.
+#[derive(Debug)]
+pub struct Unfit(pub String);
+
+impl fmt::Display for Unfit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unfit {}
+
 impl From<crate::root::Error> for Error {
     fn from(e: crate::root::Error) -> Error {
-        Error::io(&e.path, &e.error)
+        match e.error.get_ref().and_then(|inner| inner.downcast_ref::<Unfit>()) {
+            Some(unfit) => Error::invalid(&e.path, unfit.0.clone()),
+            None => Error::io(&e.path, &e.error),
+        }
     }
 }
 
@@ -229,6 +248,20 @@ mod tests {
             (Error::no_tool("x"), 3),
             (Error::stdout(&full), 1),
             (Error::stdout(&pipe), 0),
+            (
+                Error::from(crate::root::Error {
+                    path: "/etc/x".into(),
+                    error: std::io::Error::other(Unfit("x".into())),
+                }),
+                2,
+            ),
+            (
+                Error::from(crate::root::Error {
+                    path: "/etc/x".into(),
+                    error: std::io::Error::other("x"),
+                }),
+                1,
+            ),
         ] {
             assert_eq!(e.exit_code(), code, "{e:?}");
         }

@@ -139,7 +139,8 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (
         crate::error::EXIT_INVALID,
         "os.conf (or the command line) invalid: every error listed with line and key, nothing changed, \
-         os.conf kept",
+         os.conf kept; also a valid os.conf the image's network stack cannot carry (ConnMan: static \
+         routes, a NIC without the default route), each key named",
     ),
     (
         crate::error::EXIT_NO_TOOL,

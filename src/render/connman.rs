@@ -3,7 +3,8 @@
 //! address/netmask/gateway`, `Nameservers`. connmand reads every `*.config` there at start and
 //! watches the directory, so a running ConnMan reprovisions the NICs by itself.
 //!
-//! What ConnMan cannot express, osconf refuses (the plan fails naming it; nothing is written):
+//! What ConnMan cannot express, osconf refuses (the plan fails naming it, exit 2 as for an os.conf
+//! this system cannot take: [`Unfit`]; nothing is written):
 //! - a route other than the default one: provisioning files have no routes, and nothing of
 //!   ConnMan's would put one back at the next boot;
 //! - a NIC that does not carry the default route: connmand (1.41) makes a connected service without
@@ -18,6 +19,7 @@ use std::io;
 
 use super::common::{self, HEADER, disable, dns, ini};
 use super::{Input, Rendered, Service, Stack};
+use crate::error::Unfit;
 use crate::model::Nic;
 use crate::plan::FileOp;
 use crate::system::{self, System};
@@ -55,12 +57,15 @@ fn network(input: &Input) -> system::Result<Rendered> {
     let unsupported = unsupported(&config.nics);
     if !unsupported.is_empty() {
         let why = format!(
-            "ConnMan cannot hold what this os.conf gives: {}; choose another stack with --stack, or give one NIC with its gateway and no other route",
+            "this image's network stack, ConnMan, cannot hold what this os.conf gives: {}; the os.conf \
+             is valid, the stack cannot carry it: give one NIC, with its gateway and no other \
+             route, or build the image with a stack that keeps routes (ifupdown, systemd-networkd, \
+             NetworkManager)",
             unsupported.join("; ")
         );
         return Err(system::Error {
             path: input.sys.host_path(CONFIG),
-            error: io::Error::other(why),
+            error: io::Error::other(Unfit(why)),
         });
     }
     let mut out = Rendered::default();
