@@ -190,6 +190,15 @@ impl<R: ReadAt> Volume<R> {
         }
     }
 
+    /// What was done about an ext journal that needed recovery (replayed into the view, or not at
+    /// hand); `None` for any other filesystem and for a clean one.
+    pub fn recovery(&self) -> Option<&super::ext::Recovery> {
+        match &self.inner {
+            Inner::Ext(t) => t.recovery(),
+            _ => None,
+        }
+    }
+
     /// The regular file at `path` (links followed inside the filesystem), `None` when a name on the
     /// way is absent; anything but a regular file, or one over 64 MiB, is an error.
     pub fn read_file(&self, path: &str) -> io::Result<Option<Vec<u8>>> {

@@ -11,6 +11,7 @@ mod cli_docs;
 mod diff;
 mod disk;
 mod disk_files;
+mod disk_journal;
 mod disk_xfs;
 mod image;
 mod image_arch;

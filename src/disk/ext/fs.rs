@@ -21,9 +21,9 @@ const FLAG_COMPRESSED: u32 = 0x0000_0004;
 /// An open ext filesystem on `r` at byte `offset`.
 pub struct Ext<R> {
     pub(super) r: R,
-    offset: u64,
+    pub(super) offset: u64,
     pub(super) block_size: u64,
-    blocks: u64,
+    pub(super) blocks: u64,
     first_data_block: u64,
     blocks_per_group: u64,
     inodes_per_group: u64,
@@ -38,6 +38,11 @@ pub struct Ext<R> {
     backup_bgs: [u64; 2],
     /// Directories read lately, by inode number, oldest first (`dir::Listing`).
     pub(super) dirs: crate::disk::recent::Recent<super::Listing>,
+    /// The journal replayed into what is read (`recover`): empty unless it needed recovery.
+    pub(super) replay: super::journal::Replay,
+    /// Where the journal's blocks are, sorted by journal block (for the replayed copies).
+    pub(super) journal: Vec<super::map::Run>,
+    pub(super) recovery: Option<super::Recovery>,
 }
 
 /// An inode as read: what the readers need of it.
@@ -65,13 +70,23 @@ impl Inode {
 impl<R: ReadAt> Ext<R> {
     /// Opens the ext filesystem at `offset`: `Ok(None)` without the magic, an error when its
     /// superblock is inconsistent or asks for features this reader cannot follow.
+    /// A journal that needs recovery is replayed into what is read (`recover`).
     pub fn open(r: R, offset: u64) -> io::Result<Option<Ext<R>>> {
         let mut sb = [0u8; 1024];
         if !read_at(&r, at(offset, SUPERBLOCK_AT, 1)?, &mut sb)? || le16(&sb, 0x38) != super::MAGIC {
             return Ok(None);
         }
-        let incompat = le32(&sb, 0x60);
-        let log_block = le32(&sb, 0x18);
+        let fs = Ext::from_superblock(r, offset, &sb)?;
+        if le32(&sb, 0x60) & super::INCOMPAT_RECOVER == 0 {
+            return Ok(Some(fs));
+        }
+        fs.recover(&sb).map(Some)
+    }
+
+    /// The filesystem the superblock `sb` describes.
+    pub(super) fn from_superblock(r: R, offset: u64, sb: &[u8]) -> io::Result<Ext<R>> {
+        let incompat = le32(sb, 0x60);
+        let log_block = le32(sb, 0x18);
         if log_block > 6 {
             return Err(corrupt(format!("ext: block size 2^{} KiB", log_block)));
         }
@@ -86,38 +101,41 @@ impl<R: ReadAt> Ext<R> {
         }
         let wide = incompat & INCOMPAT_64BIT != 0;
         let block_size = 1024u64 << log_block;
-        let blocks = u64::from(le32(&sb, 0x04))
+        let blocks = u64::from(le32(sb, 0x04))
             | if wide {
-                u64::from(le32(&sb, 0x150)) << 32
+                u64::from(le32(sb, 0x150)) << 32
             } else {
                 0
             };
-        let inode_size = if le32(&sb, 0x4C) == 0 {
+        let inode_size = if le32(sb, 0x4C) == 0 {
             128
         } else {
-            u64::from(le16(&sb, 0x58))
+            u64::from(le16(sb, 0x58))
         };
-        let desc_size = if wide { u64::from(le16(&sb, 0xFE)) } else { 32 };
+        let desc_size = if wide { u64::from(le16(sb, 0xFE)) } else { 32 };
         let fs = Ext {
             r,
             offset,
             block_size,
             blocks,
-            first_data_block: u64::from(le32(&sb, 0x14)),
-            blocks_per_group: u64::from(le32(&sb, 0x20)),
-            inodes_per_group: u64::from(le32(&sb, 0x28)),
-            inodes: u64::from(le32(&sb, 0x00)),
+            first_data_block: u64::from(le32(sb, 0x14)),
+            blocks_per_group: u64::from(le32(sb, 0x20)),
+            inodes_per_group: u64::from(le32(sb, 0x28)),
+            inodes: u64::from(le32(sb, 0x00)),
             inode_size,
             desc_size,
             groups: 0,
             incompat,
-            ro_compat: le32(&sb, 0x64),
-            compat: le32(&sb, 0x5C),
-            first_meta_bg: u64::from(le32(&sb, 0x104)),
-            backup_bgs: [u64::from(le32(&sb, 0x24C)), u64::from(le32(&sb, 0x250))],
+            ro_compat: le32(sb, 0x64),
+            compat: le32(sb, 0x5C),
+            first_meta_bg: u64::from(le32(sb, 0x104)),
+            backup_bgs: [u64::from(le32(sb, 0x24C)), u64::from(le32(sb, 0x250))],
             dirs: kept_dirs(),
+            replay: Default::default(),
+            journal: Vec::new(),
+            recovery: None,
         };
-        fs.checked().map(Some)
+        fs.checked()
     }
 
     /// The superblock's numbers, checked against each other.
@@ -155,6 +173,11 @@ impl<R: ReadAt> Ext<R> {
         self.incompat & INCOMPAT_FILETYPE != 0
     }
 
+    /// The filesystem's bytes from `byte` on as the image holds them; false past the image's end.
+    pub(super) fn read_raw(&self, byte: u64, buf: &mut [u8]) -> io::Result<bool> {
+        read_at(&self.r, at(self.offset, byte, 1)?, buf)
+    }
+
     /// Reads `buf.len()` bytes from block `block` on; the blocks must lie inside the filesystem.
     pub(super) fn read_blocks(&self, block: u64, buf: &mut [u8]) -> io::Result<()> {
         let count = (buf.len() as u64).div_ceil(self.block_size);
@@ -164,7 +187,7 @@ impl<R: ReadAt> Ext<R> {
                 self.blocks
             )));
         }
-        if !read_at(&self.r, at(self.offset, block, self.block_size)?, buf)? {
+        if !self.read(at(0, block, self.block_size)?, buf)? {
             return Err(corrupt(format!(
                 "ext: block {block} is beyond the end of the image"
             )));
@@ -224,8 +247,7 @@ impl<R: ReadAt> Ext<R> {
         let (g, index) = ((n - 1) / self.inodes_per_group, (n - 1) % self.inodes_per_group);
         let mut desc = [0u8; 64];
         let desc = &mut desc[..self.desc_size.min(64) as usize];
-        let desc_at = at(self.offset, 1, self.descriptor_at(g)?)?;
-        if !read_at(&self.r, desc_at, desc)? {
+        if !self.read(self.descriptor_at(g)?, desc)? {
             return Err(corrupt(format!(
                 "ext: group {g}'s descriptor is beyond the end of the image"
             )));
@@ -244,11 +266,7 @@ impl<R: ReadAt> Ext<R> {
                     "ext: group {g}'s inode table at block {table} is outside the filesystem"
                 ))
             })?;
-        if !read_at(
-            &self.r,
-            at(self.offset + byte % self.block_size, block, self.block_size)?,
-            &mut raw,
-        )? {
+        if !self.read(at(byte % self.block_size, block, self.block_size)?, &mut raw)? {
             return Err(corrupt(format!(
                 "ext: inode {number} is beyond the end of the image"
             )));

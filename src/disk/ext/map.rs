@@ -14,12 +14,12 @@ const MAX_DEPTH: u16 = 5;
 
 /// `len` blocks from logical block `logical` stored from physical block `physical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Run {
-    logical: u64,
-    physical: u64,
-    len: u64,
+pub(super) struct Run {
+    pub logical: u64,
+    pub physical: u64,
+    pub len: u64,
     /// Uninitialised (allocated, reads as zeros).
-    zero: bool,
+    pub zero: bool,
 }
 
 impl<R: ReadAt> Ext<R> {
@@ -51,14 +51,7 @@ impl<R: ReadAt> Ext<R> {
             return Ok(inode.block[..size].to_vec());
         }
         let blocks = inode.size.div_ceil(self.block_size);
-        let runs = if inode.flags & FLAG_EXTENTS != 0 {
-            let mut budget = 2 * blocks + 8;
-            let mut runs = Vec::new();
-            self.extents(inode, &inode.block, None, blocks, &mut budget, &mut runs)?;
-            runs
-        } else {
-            self.block_map(inode, blocks)?
-        };
+        let runs = self.runs(inode, blocks)?;
         let mut data = vec![0u8; size];
         let bs = self.block_size;
         for run in runs {
@@ -70,6 +63,18 @@ impl<R: ReadAt> Ext<R> {
             self.read_blocks(run.physical, &mut data[start as usize..end as usize])?;
         }
         Ok(data)
+    }
+
+    /// Where the inode's first `blocks` blocks are (extents or block map), in no promised order.
+    pub(super) fn runs(&self, inode: &Inode, blocks: u64) -> io::Result<Vec<Run>> {
+        if inode.flags & FLAG_EXTENTS != 0 {
+            let mut budget = 2 * blocks + 8;
+            let mut runs = Vec::new();
+            self.extents(inode, &inode.block, None, blocks, &mut budget, &mut runs)?;
+            Ok(runs)
+        } else {
+            self.block_map(inode, blocks)
+        }
     }
 
     /// Collects the leaves of the extent (sub)tree in `node`, `depth` being what its parent said

@@ -5,9 +5,12 @@
 
 mod dir;
 mod fs;
+mod journal;
 mod map;
+mod recover;
 
 pub use fs::{Ext, Inode};
+pub use recover::Recovery;
 
 use dir::Listing;
 

@@ -1,0 +1,169 @@
+//! The ext reader on filesystems whose journal needs recovery, made by the real tools: `mkfs.ext4`
+//! makes the filesystem, `debugfs -w` writes a file into a copy of it, and the blocks that write
+//! changed go into the original's journal as one committed transaction (`debugfs`'s own
+//! `journal_write`, jbd2 as the kernel writes it: 32- and 64-bit tags, no checksums or csum v3,
+//! escaped blocks). The reader's view must be what `e2fsck -fy` makes of the image, while the
+//! image's bytes stay as they were; revokes, a commit or a copy failing its checksum, and a journal
+//! made to point outside the filesystem are each seen. No root needed.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::real::{have_tools, run};
+use osconf::disk::Volume;
+use osconf::disk::ext::Recovery;
+
+/// jbd2's magic, which a block copied into the journal must not start with (it is escaped).
+const JBD2_MAGIC: [u8; 4] = [0xC0, 0x3B, 0x39, 0x98];
+
+fn debugfs(fs_file: &Path, commands: &str) -> String {
+    let script = fs_file.with_extension("cmd");
+    fs::write(&script, commands).unwrap();
+    let out = Command::new("debugfs")
+        .arg("-w")
+        .arg("-f")
+        .arg(&script)
+        .arg(fs_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "debugfs {commands}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn block_size(fs_file: &Path) -> usize {
+    let v = Volume::open(fs::read(fs_file).unwrap(), 0).unwrap();
+    v.fs.block_size.unwrap() as usize
+}
+
+/// A filesystem of `mkfs_args` holding `etc/os-release` and `etc/old` (`old`), then the same
+/// filesystem after `change` (debugfs commands run on a copy): (before, after, the blocks that
+/// differ).
+fn before_and_after(dir: &Path, name: &str, mkfs_args: &[&str], change: &str) -> (PathBuf, PathBuf, Vec<u64>) {
+    let src = dir.join(format!("{name}-src"));
+    fs::create_dir_all(src.join("etc")).unwrap();
+    fs::write(src.join("etc/os-release"), "ID=test\n").unwrap();
+    fs::write(src.join("etc/old"), "old data\n").unwrap();
+    let before = dir.join(format!("{name}.fs"));
+    run(Command::new("truncate").args(["-s", "16M"]).arg(&before));
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(&src)
+        .args(mkfs_args)
+        .arg(&before));
+    let after = dir.join(format!("{name}-after.fs"));
+    fs::copy(&before, &after).unwrap();
+    debugfs(&after, change);
+    let bs = block_size(&before);
+    let (a, b) = (fs::read(&before).unwrap(), fs::read(&after).unwrap());
+    let changed = (0..a.len() / bs)
+        .filter(|&i| a[i * bs..(i + 1) * bs] != b[i * bs..(i + 1) * bs])
+        .map(|i| i as u64)
+        .collect();
+    (before, after, changed)
+}
+
+/// Journals blocks `blocks` of `after` into `before` as one transaction (`jo -c`: csum v3 when
+/// `csum`), then `extra` debugfs journal commands; the journal is left needing recovery.
+fn journal_into(before: &Path, after: &Path, blocks: &[u64], csum: bool, extra: &str) {
+    let bs = block_size(before);
+    let b = fs::read(after).unwrap();
+    let data: Vec<u8> = blocks
+        .iter()
+        .flat_map(|&n| b[n as usize * bs..(n as usize + 1) * bs].to_vec())
+        .collect();
+    let copies = before.with_extension("blocks");
+    fs::write(&copies, data).unwrap();
+    let list: Vec<String> = blocks.iter().map(u64::to_string).collect();
+    let open = if csum { "jo -c" } else { "jo" };
+    debugfs(
+        before,
+        &format!(
+            "{open}\njw -b {} {}\n{extra}jc\n",
+            list.join(","),
+            copies.display()
+        ),
+    );
+}
+
+/// What `e2fsck -fy` makes of a copy of `fs_file`: the journal replayed into it for real.
+fn recovered_by_e2fsck(fs_file: &Path) -> PathBuf {
+    let copy = fs_file.with_extension("e2fsck");
+    fs::copy(fs_file, &copy).unwrap();
+    let out = Command::new("e2fsck").arg("-fy").arg(&copy).output().unwrap();
+    // 0: clean, 1: errors corrected (replaying a journal is one).
+    assert!(out.status.code().is_some_and(|c| c <= 1), "e2fsck: {out:?}");
+    copy
+}
+
+fn volume(fs_file: &Path) -> Volume<Vec<u8>> {
+    Volume::open(fs::read(fs_file).unwrap(), 0).unwrap()
+}
+
+fn have() -> bool {
+    have_tools("ext journal replay", &["mkfs.ext4", "debugfs", "e2fsck", "truncate"])
+}
+
+#[test]
+fn a_file_written_only_in_the_journal_reads_as_e2fsck_recovers_it() {
+    if !have() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The new file's first bytes are jbd2's magic, so its copy in the journal is escaped.
+    let new = dir.path().join("new");
+    let mut contents = JBD2_MAGIC.to_vec();
+    contents.extend(b" new file\n".repeat(300));
+    fs::write(&new, &contents).unwrap();
+    let change = format!("write {} etc/new\nrm etc/old\nmkdir etc/newdir\n", new.display());
+    let variants: &[(&str, &[&str], bool)] = &[
+        ("ext4-csum-v3", &["-t", "ext4"], true),
+        ("ext4-csum-v3-1k", &["-t", "ext4", "-b", "1024"], true),
+        ("ext4-32bit-plain", &["-t", "ext4", "-O", "^64bit,^metadata_csum"], false),
+        ("ext3-blockmap", &["-t", "ext3", "-b", "2048"], false),
+    ];
+    for (name, args, csum) in variants {
+        let (before, after, changed) = before_and_after(dir.path(), name, args, &change);
+        assert!(changed.len() > 3, "{name}: {changed:?}");
+        journal_into(&before, &after, &changed, *csum, "");
+        let image = fs::read(&before).unwrap();
+
+        let v = volume(&before);
+        let Some(Recovery::Replayed {
+            transactions: 1,
+            blocks,
+            notes,
+        }) = v.recovery()
+        else {
+            panic!("{name}: {:?}", v.recovery());
+        };
+        assert_eq!((*blocks, notes.len()), (changed.len(), 0), "{name}");
+        assert_eq!(v.read_file("etc/new").unwrap().unwrap(), contents, "{name}");
+        assert_eq!(v.read_file("etc/old").unwrap(), None, "{name}");
+        assert!(v.metadata("etc/newdir").unwrap().unwrap().file_type == osconf::disk::FileType::Dir);
+        assert!(v.recovery().unwrap().describe(2).contains("1 transactions replayed"));
+
+        // What e2fsck makes of it, for real, reads the same; the image is as it was.
+        let fixed = volume(&recovered_by_e2fsck(&before));
+        assert_eq!(fixed.recovery(), None);
+        for path in ["etc", "etc/new", "etc/os-release", "etc/newdir"] {
+            assert_eq!(
+                fixed.metadata(path).unwrap(),
+                v.metadata(path).unwrap(),
+                "{name}: {path}"
+            );
+        }
+        assert_eq!(fixed.list_dir("etc").unwrap(), v.list_dir("etc").unwrap());
+        assert_eq!(fixed.read_file("etc/new").unwrap().unwrap(), contents);
+        assert_eq!(fs::read(&before).unwrap(), image, "{name}: the image changed");
+
+        // Without the replay (the flag cleared), the old file is there and the new one is not.
+        let unreplayed = before.with_extension("unreplayed");
+        fs::copy(&before, &unreplayed).unwrap();
+        debugfs(&unreplayed, "feature -needs_recovery\n");
+        let raw = volume(&unreplayed);
+        assert_eq!(raw.recovery(), None);
+        assert_eq!(raw.read_file("etc/new").unwrap(), None, "{name}");
+        assert_eq!(raw.read_file("etc/old").unwrap().unwrap(), b"old data\n");
+    }
+}
