@@ -39,7 +39,12 @@ fn block_size(fs_file: &Path) -> usize {
 /// A filesystem of `mkfs_args` holding `etc/os-release` and `etc/old` (`old`), then the same
 /// filesystem after `change` (debugfs commands run on a copy): (before, after, the blocks that
 /// differ).
-fn before_and_after(dir: &Path, name: &str, mkfs_args: &[&str], change: &str) -> (PathBuf, PathBuf, Vec<u64>) {
+fn before_and_after(
+    dir: &Path,
+    name: &str,
+    mkfs_args: &[&str],
+    change: &str,
+) -> (PathBuf, PathBuf, Vec<u64>) {
     let src = dir.join(format!("{name}-src"));
     fs::create_dir_all(src.join("etc")).unwrap();
     fs::write(src.join("etc/os-release"), "ID=test\n").unwrap();
@@ -101,7 +106,10 @@ fn volume(fs_file: &Path) -> Volume<Vec<u8>> {
 }
 
 fn have() -> bool {
-    have_tools("ext journal replay", &["mkfs.ext4", "debugfs", "e2fsck", "truncate"])
+    have_tools(
+        "ext journal replay",
+        &["mkfs.ext4", "debugfs", "e2fsck", "truncate"],
+    )
 }
 
 #[test]
@@ -119,7 +127,11 @@ fn a_file_written_only_in_the_journal_reads_as_e2fsck_recovers_it() {
     let variants: &[(&str, &[&str], bool)] = &[
         ("ext4-csum-v3", &["-t", "ext4"], true),
         ("ext4-csum-v3-1k", &["-t", "ext4", "-b", "1024"], true),
-        ("ext4-32bit-plain", &["-t", "ext4", "-O", "^64bit,^metadata_csum"], false),
+        (
+            "ext4-32bit-plain",
+            &["-t", "ext4", "-O", "^64bit,^metadata_csum"],
+            false,
+        ),
         ("ext3-blockmap", &["-t", "ext3", "-b", "2048"], false),
     ];
     for (name, args, csum) in variants {
@@ -141,7 +153,12 @@ fn a_file_written_only_in_the_journal_reads_as_e2fsck_recovers_it() {
         assert_eq!(v.read_file("etc/new").unwrap().unwrap(), contents, "{name}");
         assert_eq!(v.read_file("etc/old").unwrap(), None, "{name}");
         assert!(v.metadata("etc/newdir").unwrap().unwrap().file_type == osconf::disk::FileType::Dir);
-        assert!(v.recovery().unwrap().describe(2).contains("1 transactions replayed"));
+        assert!(
+            v.recovery()
+                .unwrap()
+                .describe(2)
+                .contains("1 transactions replayed")
+        );
 
         // What e2fsck makes of it, for real, reads the same; the image is as it was.
         let fixed = volume(&recovered_by_e2fsck(&before));
@@ -166,4 +183,135 @@ fn a_file_written_only_in_the_journal_reads_as_e2fsck_recovers_it() {
         assert_eq!(raw.read_file("etc/new").unwrap(), None, "{name}");
         assert_eq!(raw.read_file("etc/old").unwrap().unwrap(), b"old data\n");
     }
+}
+
+/// Where the journal's block `n` lies in `fs_file`, in bytes.
+fn journal_byte(fs_file: &Path, n: u64) -> usize {
+    let out = debugfs(fs_file, &format!("bmap <8> {n}\n"));
+    let block: usize = out.lines().last().unwrap().trim().parse().unwrap();
+    block * block_size(fs_file)
+}
+
+/// The filesystem block holding `path`'s first byte.
+fn data_block(fs_file: &Path, path: &str) -> u64 {
+    let out = debugfs(fs_file, &format!("bmap {path} 0\n"));
+    out.lines().last().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn a_revoke_cancels_the_copies_before_it_and_the_last_copy_wins() {
+    if !have() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new");
+    fs::write(&new, "journaled\n".repeat(200)).unwrap();
+    let change = format!("write {} etc/new\n", new.display());
+    let (before, after, changed) = before_and_after(dir.path(), "revoke", &["-t", "ext4"], &change);
+    let data = data_block(&after, "etc/new");
+    assert!(changed.contains(&data));
+    let bs = block_size(&before);
+    // Transaction 2 writes the data block again, other bytes; transaction 3 revokes
+    // os-release's block, whose copy transaction 2 also holds.
+    let release = data_block(&before, "etc/os-release");
+    let again = dir.path().join("again");
+    let mut second = b"second copy\n".repeat(bs / 12);
+    second.resize(bs, b'.');
+    let mut bogus = b"ID=bogus\n".to_vec();
+    bogus.resize(bs, 0);
+    second.extend(&bogus);
+    fs::write(&again, &second).unwrap();
+    journal_into(
+        &before,
+        &after,
+        &changed,
+        true,
+        &format!("jw -b {data},{release} {}\njw -r {release}\n", again.display()),
+    );
+    let v = volume(&before);
+    assert!(
+        matches!(v.recovery(), Some(Recovery::Replayed { transactions: 3, .. })),
+        "{:?}",
+        v.recovery()
+    );
+    let got = v.read_file("etc/new").unwrap().unwrap();
+    let mut want = second[..bs].to_vec();
+    want.extend(&"journaled\n".repeat(200).as_bytes()[bs..]);
+    assert_eq!(got, want, "the last copy of the first block wins");
+    assert_eq!(
+        v.read_file("etc/os-release").unwrap().unwrap(),
+        b"ID=test\n",
+        "revoked"
+    );
+    // e2fsck replays it alike.
+    let fixed = volume(&recovered_by_e2fsck(&before));
+    assert_eq!(fixed.read_file("etc/new").unwrap().unwrap(), got);
+    assert_eq!(fixed.read_file("etc/os-release").unwrap().unwrap(), b"ID=test\n");
+}
+
+#[test]
+fn journal_checksum_failures_are_named_and_a_crafted_journal_is_refused() {
+    if !have() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new");
+    fs::write(&new, "journaled\n".repeat(200)).unwrap();
+    let change = format!("write {} etc/new\n", new.display());
+    let (before, after, changed) = before_and_after(dir.path(), "csum", &["-t", "ext4"], &change);
+    journal_into(&before, &after, &changed, true, "");
+    let image = fs::read(&before).unwrap();
+    // Block 0: the journal's superblock, 1: the descriptor, 2..: the copies, in `changed`'s order,
+    // then the commit block.
+    let data = data_block(&after, "etc/new");
+    let copy = 2 + changed.iter().position(|&b| b == data).unwrap() as u64;
+    let flipped = |n: u64, at: usize| {
+        let mut img = image.clone();
+        img[journal_byte(&before, n) + at] ^= 0x40;
+        img
+    };
+    // A copy failing its checksum: the read that takes it says which.
+    let v = Volume::open(flipped(copy, 100), 0).unwrap();
+    let e = v.read_file("etc/new").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+    let says = format!("journal block {copy}, the copy of block {data}, fails its checksum");
+    assert!(e.to_string().contains(&says), "{e}");
+    assert!(v.read_file("etc/os-release").is_ok());
+    // A commit block failing its checksum ends the log before its transaction, said so.
+    let commit = 2 + changed.len() as u64;
+    let v = Volume::open(flipped(commit, 0x40), 0).unwrap();
+    let Some(Recovery::Replayed {
+        transactions: 0,
+        notes,
+        ..
+    }) = v.recovery()
+    else {
+        panic!("{:?}", v.recovery());
+    };
+    assert!(
+        notes[0].contains("commit block") && notes[0].contains("checksum"),
+        "{notes:?}"
+    );
+    assert_eq!(v.read_file("etc/new").unwrap(), None);
+    // A descriptor failing its checksum in a committed transaction is damage.
+    let e = Volume::open(flipped(1, 20), 0).unwrap_err();
+    assert!(e.to_string().contains("descriptor block 1 fails"), "{e}");
+    // The journal's superblock too.
+    let e = Volume::open(flipped(0, 0x30), 0).unwrap_err();
+    assert!(e.to_string().contains("superblock checksum"), "{e}");
+
+    // Without checksums, a tag made to name a block past the filesystem's end is refused.
+    let (before, after, changed) = before_and_after(
+        dir.path(),
+        "plain",
+        &["-t", "ext4", "-O", "^metadata_csum"],
+        &change,
+    );
+    journal_into(&before, &after, &changed, false, "");
+    let mut img = fs::read(&before).unwrap();
+    let tag = journal_byte(&before, 1) + 12;
+    img[tag..tag + 4].copy_from_slice(&0x7FFF_FFF0u32.to_be_bytes());
+    let e = Volume::open(img, 0).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+    assert!(e.to_string().contains("outside the filesystem"), "{e}");
 }

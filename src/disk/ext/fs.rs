@@ -101,12 +101,7 @@ impl<R: ReadAt> Ext<R> {
         }
         let wide = incompat & INCOMPAT_64BIT != 0;
         let block_size = 1024u64 << log_block;
-        let blocks = u64::from(le32(sb, 0x04))
-            | if wide {
-                u64::from(le32(sb, 0x150)) << 32
-            } else {
-                0
-            };
+        let blocks = u64::from(le32(sb, 0x04)) | if wide { u64::from(le32(sb, 0x150)) << 32 } else { 0 };
         let inode_size = if le32(sb, 0x4C) == 0 {
             128
         } else {

@@ -213,7 +213,9 @@ pub(super) fn replay(
                     if stale {
                         break;
                     }
-                    return Err(bad(format!("transaction {seq}: the checksum of its {what} fails")));
+                    return Err(bad(format!(
+                        "transaction {seq}: the checksum of its {what} fails"
+                    )));
                 }
                 if sum_fails(&buf, 0x10) {
                     if !stale {
@@ -326,7 +328,9 @@ fn superblock(b: &[u8], blocks: u32) -> io::Result<Super> {
     }
     let start = be32(b, 0x1C);
     if start != 0 && (start < first || start >= last) {
-        return Err(bad(format!("the log starts at block {start}, outside {first}..{last}")));
+        return Err(bad(format!(
+            "the log starts at block {start}, outside {first}..{last}"
+        )));
     }
     Ok(Super {
         first,
@@ -365,7 +369,11 @@ impl Replay {
     pub fn restore(&self, fs_block: u64, copy: &Copy, buf: &mut [u8]) -> io::Result<()> {
         if let Some((seed, v3)) = self.csum {
             let c = crc32c_raw(crc32c_raw(seed, &copy.seq.to_be_bytes()), buf);
-            let (got, want) = if v3 { (c, copy.sum) } else { (c & 0xFFFF, copy.sum & 0xFFFF) };
+            let (got, want) = if v3 {
+                (c, copy.sum)
+            } else {
+                (c & 0xFFFF, copy.sum & 0xFFFF)
+            };
             if got != want {
                 return Err(bad(format!(
                     "transaction {}: journal block {}, the copy of block {fs_block}, fails its checksum \
@@ -384,6 +392,142 @@ impl Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BS: usize = 1024;
+
+    /// A journal of `n` blocks without checksums or 64-bit tags: superblock v2, log from block 1,
+    /// sequence 7.
+    fn journal(n: u32) -> Vec<u8> {
+        let mut j = vec![0u8; n as usize * BS];
+        for (at, v) in [
+            (0, MAGIC),
+            (4, SUPERBLOCK_V2),
+            (0xC, BS as u32),
+            (0x10, n),
+            (0x14, 1),
+            (0x18, 7),
+            (0x1C, 1),
+        ] {
+            j[at..at + 4].copy_from_slice(&v.to_be_bytes());
+        }
+        j
+    }
+
+    /// Makes block `n` a header of `kind` for transaction `seq`.
+    fn header(j: &mut [u8], n: usize, kind: u32, seq: u32) {
+        let b = &mut j[n * BS..];
+        b[..4].copy_from_slice(&MAGIC.to_be_bytes());
+        b[4..8].copy_from_slice(&kind.to_be_bytes());
+        b[8..12].copy_from_slice(&seq.to_be_bytes());
+    }
+
+    /// Tag `i` (8 bytes, the first carrying a UUID) of the descriptor in block `n`.
+    fn tag(j: &mut [u8], n: usize, i: usize, fs_block: u32, flags: u16) {
+        let at = n * BS + 12 + if i == 0 { 0 } else { 24 + 8 * (i - 1) };
+        let flags = if i == 0 { flags } else { flags | TAG_SAME_UUID };
+        j[at..at + 4].copy_from_slice(&fs_block.to_be_bytes());
+        j[at + 6..at + 8].copy_from_slice(&flags.to_be_bytes());
+    }
+
+    fn run(j: &[u8], fs_blocks: u64) -> io::Result<Replay> {
+        let n = (j.len() / BS) as u32;
+        let mut reads = 0;
+        let got = replay(n, BS, fs_blocks, &mut |b, buf: &mut [u8]| {
+            reads += 1;
+            buf.copy_from_slice(&j[b as usize * BS..(b as usize + 1) * BS]);
+            Ok(())
+        });
+        assert!(reads <= n + 1, "{reads} reads of {n} blocks");
+        got
+    }
+
+    #[test]
+    fn transactions_replay_in_order_and_revokes_cancel_earlier_copies() {
+        let mut j = journal(16);
+        // 7: blocks 100 and 101 (journal blocks 2, 3); 8: block 100 again (5) and revoke 101.
+        header(&mut j, 1, DESCRIPTOR, 7);
+        tag(&mut j, 1, 0, 100, 0);
+        tag(&mut j, 1, 1, 101, TAG_LAST | TAG_ESCAPE);
+        header(&mut j, 4, COMMIT, 7);
+        header(&mut j, 5, DESCRIPTOR, 8);
+        tag(&mut j, 5, 0, 100, TAG_LAST);
+        header(&mut j, 7, REVOKE, 8);
+        j[7 * BS + 12..7 * BS + 20].copy_from_slice(&[0, 0, 0, 20, 0, 0, 0, 101]);
+        header(&mut j, 8, COMMIT, 8);
+        // 9 is not committed: its copy of 102 is not replayed.
+        header(&mut j, 9, DESCRIPTOR, 9);
+        tag(&mut j, 9, 0, 102, TAG_LAST);
+        let r = run(&j, 1000).unwrap();
+        assert_eq!(r.transactions, 2);
+        let blocks: Vec<(u64, u32)> = {
+            let mut v: Vec<_> = r.copies.iter().map(|(k, c)| (*k, c.block)).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(blocks, [(100, 6)]);
+        let mut b = vec![0u8; BS];
+        r.restore(100, &r.copies[&100], &mut b).unwrap();
+        assert_eq!(b, vec![0u8; BS], "not escaped");
+    }
+
+    #[test]
+    fn a_crafted_journal_is_refused_in_bounded_work() {
+        // A descriptor whose tags claim more blocks than the log has.
+        let mut j = journal(8);
+        header(&mut j, 1, DESCRIPTOR, 7);
+        for i in 0..100 {
+            tag(&mut j, 1, i, 5, 0);
+        }
+        let e = run(&j, 1000).unwrap_err();
+        assert!(
+            e.to_string().contains("runs longer than the journal's 7 blocks"),
+            "{e}"
+        );
+        // A copy of a block outside the filesystem.
+        let mut j = journal(8);
+        header(&mut j, 1, DESCRIPTOR, 7);
+        tag(&mut j, 1, 0, 5000, TAG_LAST);
+        header(&mut j, 3, COMMIT, 7);
+        let e = run(&j, 1000).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("copy of block 5000, outside the filesystem's 1000"),
+            "{e}"
+        );
+        // A revoke block counting more bytes than it has.
+        let mut j = journal(8);
+        header(&mut j, 1, REVOKE, 7);
+        j[BS + 12..BS + 16].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(
+            run(&j, 1000)
+                .unwrap_err()
+                .to_string()
+                .contains("bytes of records")
+        );
+        // A log longer than the journal inode, or starting outside it.
+        let mut j = journal(8);
+        j[0x10..0x14].copy_from_slice(&9u32.to_be_bytes());
+        assert!(run(&j, 1000).unwrap_err().to_string().contains("log blocks 1..9"));
+        let mut j = journal(8);
+        j[0x1C..0x20].copy_from_slice(&8u32.to_be_bytes());
+        assert!(
+            run(&j, 1000)
+                .unwrap_err()
+                .to_string()
+                .contains("starts at block 8")
+        );
+        // A block size not the filesystem's, unknown features.
+        let mut j = journal(8);
+        j[0xC..0x10].copy_from_slice(&4096u32.to_be_bytes());
+        assert!(run(&j, 1000).is_err());
+        let mut j = journal(8);
+        j[0x28..0x2C].copy_from_slice(&0x100u32.to_be_bytes());
+        assert_eq!(run(&j, 1000).unwrap_err().kind(), io::ErrorKind::Unsupported);
+        // A clean log (s_start 0) replays nothing.
+        let mut j = journal(8);
+        j[0x1C..0x20].fill(0);
+        assert!(run(&j, 1000).unwrap().is_empty());
+    }
 
     #[test]
     fn tag_sizes_follow_the_features() {
