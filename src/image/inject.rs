@@ -32,6 +32,20 @@ fn refused_io(path: &str, e: &std::io::Error) -> Error {
     }
 }
 
+/// Why partition `n`, whose ext journal needs recovery, is not written (exit 2). debugfs writes
+/// blocks as the image holds them, beneath what the journal holds: the next mount's replay would
+/// overwrite what it wrote, or its writes would break what the journal's make. Replaying with
+/// `e2fsck -fy` on the staged copy would work, but would also repair whatever else it finds in an
+/// image the user asked only to add files to: that repair is the user's to run.
+pub(super) fn needs_recovery(n: u32) -> Error {
+    Error::bad(format!(
+        "partition {n}: the ext journal needs recovery (the image was cut without a clean unmount): \
+         writing into it now would lose what the journal holds; run e2fsck -fy on the partition first \
+         (losetup --find --show --partscan DISK, then e2fsck -fy /dev/loopNpN), then run this again"
+    ))
+    .unchanged()
+}
+
 /// `/a/b/c` → `a`, `a/b` (relative, outermost first).
 fn parents(path: &str) -> Vec<String> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
@@ -43,6 +57,9 @@ fn parents(path: &str) -> Vec<String> {
 /// directories only. Everything is read back before it counts.
 pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) -> Result<(), Error> {
     let volume = staged.volume().map_err(|e| refused_io("the staged copy", &e))?;
+    if volume.recovery().is_some() {
+        return Err(needs_recovery(staged.partition()));
+    }
     let img = staged.path().as_os_str();
     let mut new_dirs: Vec<String> = Vec::new();
     let wanted = ops

@@ -188,6 +188,9 @@ fn first_filesystem(table: &str, fs: &disk::Filesystem, first: Option<&Volume<Di
         });
     }
     items.push(writable(&fs.kind));
+    if let Some(r) = first.as_ref().and_then(|v| v.recovery()) {
+        items.push(item("journal", Verdict::Warn, r.describe("partition 1")));
+    }
     items.push(match first {
         Some(v) => custom_dir(v),
         None => item(

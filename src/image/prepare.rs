@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::arch::{self, Arch};
 use super::convert::Outcome;
-use super::inject::{CONF_DIR, apply, in_disk};
+use super::inject::{CONF_DIR, apply, in_disk, needs_recovery};
 use super::stage::{self, Staged};
 use super::view;
 use crate::disk::{FileType, Image, Kind};
@@ -42,6 +42,9 @@ fn install(disk: &Path, asked: Option<&Path>) -> Result<Outcome, Error> {
             root.place,
             root.fs.kind.name()
         )));
+    }
+    if root.recovery().is_some() {
+        return Err(needs_recovery(n).at(Some(disk)));
     }
     let root_kind = root.fs.kind;
     let first = image.partition(1).map_err(unreadable)?;

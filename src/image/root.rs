@@ -39,6 +39,11 @@ pub fn check(disk: &Path, image: &Image) -> (Vec<Item>, Option<Survey>) {
         None => root.fs.describe(),
     };
     let place = root.place.clone();
+    // Partition 1's journal is said by the check of partition 1.
+    let journal = root
+        .recovery()
+        .filter(|_| root.n != 1 || root.is_lv())
+        .map(|r| item("journal", Verdict::Warn, r.describe(&place)));
     let sys = match view::system(disk, root) {
         Ok(sys) => sys,
         Err(e) => {
@@ -51,6 +56,7 @@ pub fn check(disk: &Path, image: &Image) -> (Vec<Item>, Option<Survey>) {
         pretty => pretty.to_owned(),
     };
     let mut items = vec![item("root", Verdict::Pass, format!("{place} ({fs}): {name}"))];
+    items.extend(journal);
     let survey = Survey::of(&sys);
     items.extend(detected(&survey));
     items.extend([

@@ -40,6 +40,8 @@ pub struct Staged {
     len: u64,
     /// The image's work budget: reading the copy is reading the image.
     work: Work,
+    /// Which partition of the table it is.
+    n: u32,
 }
 
 fn undo_path(disk: &Path) -> PathBuf {
@@ -63,6 +65,7 @@ impl Staged {
             offset,
             len,
             work: image.work().clone(),
+            n,
         };
         staged
             .extract()
@@ -92,6 +95,11 @@ impl Staged {
     /// The copy, for a tool to edit (a whole filesystem: no offset needed).
     pub fn path(&self) -> &Path {
         &self.copy
+    }
+
+    /// Which partition of the image it is.
+    pub fn partition(&self) -> u32 {
+        self.n
     }
 
     /// A scratch file in the work directory (a tool's input).

@@ -51,6 +51,14 @@ impl Root {
         }
     }
 
+    /// What was done about an ext journal that needed recovery (`disk::Volume::recovery`).
+    pub fn recovery(&self) -> Option<&crate::disk::ext::Recovery> {
+        match &self.volume {
+            Opened::Partition(v) => v.recovery(),
+            Opened::Lv(_, v) => v.recovery(),
+        }
+    }
+
     /// What `path` is, links followed; `None` when absent.
     pub fn metadata(&self, path: &str) -> io::Result<Option<Meta>> {
         match &self.volume {

@@ -156,7 +156,7 @@ fn a_file_written_only_in_the_journal_reads_as_e2fsck_recovers_it() {
         assert!(
             v.recovery()
                 .unwrap()
-                .describe(2)
+                .describe("partition 2")
                 .contains("1 transactions replayed")
         );
 
@@ -314,4 +314,71 @@ fn journal_checksum_failures_are_named_and_a_crafted_journal_is_refused() {
     let e = Volume::open(img, 0).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
     assert!(e.to_string().contains("outside the filesystem"), "{e}");
+}
+
+/// `image check` reads partition 1 as the journal leaves it and says it was replayed; `inject` and
+/// `prepare` refuse to write into it (exit 2), naming e2fsck, and change nothing.
+#[test]
+fn check_says_the_journal_was_replayed_and_inject_and_prepare_refuse() {
+    if !have() || !have_tools("ext journal image", &["sfdisk", "dd"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // aliyun_custom_image/ is made only in the journal.
+    let (before, after, changed) =
+        before_and_after(dir.path(), "cut", &["-t", "ext4"], "mkdir aliyun_custom_image\n");
+    journal_into(&before, &after, &changed, true, "");
+    let place = format!("cp {} \"$0\"", before.display());
+    let mkfs: &[&str] = &["sh", "-c", &place];
+    let (img, _) = crate::common::images::build(
+        dir.path(),
+        "cut",
+        "gpt",
+        &[crate::common::images::Part::new(16, mkfs, None)],
+    );
+    let image = fs::read(&img).unwrap();
+    let osconf = crate::image_write::osconf;
+
+    let out = osconf(&[
+        "image".as_ref(),
+        "check".as_ref(),
+        "--json".as_ref(),
+        img.as_os_str(),
+    ]);
+    let checks = crate::common::images::checks_of(&out.stdout);
+    let find = |key: &str| checks.iter().find(|c| c.0 == key).cloned().unwrap();
+    let (_, verdict, reason) = find("journal");
+    assert_eq!(verdict, "warn");
+    assert_eq!(
+        reason,
+        format!(
+            "partition 1: journal needed recovery: 1 transactions replayed in the view read ({} blocks); \
+             the image itself is unchanged",
+            changed.len()
+        )
+    );
+    assert_eq!(find("custom-dir").1, "pass", "{checks:?}");
+
+    let conf = dir.path().join("os.conf");
+    fs::write(&conf, "hostname=cut\n").unwrap();
+    for args in [
+        vec![
+            "image".as_ref(),
+            "inject".as_ref(),
+            img.as_os_str(),
+            conf.as_os_str(),
+        ],
+        vec!["image".as_ref(), "prepare".as_ref(), img.as_os_str()],
+    ] {
+        let out = osconf(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("partition 1: the ext journal needs recovery")
+                && err.contains("e2fsck -fy")
+                && err.contains("nothing was changed"),
+            "{args:?}: {err}"
+        );
+        assert!(fs::read(&img).unwrap() == image, "{args:?} changed the image");
+    }
 }

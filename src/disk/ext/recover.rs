@@ -30,8 +30,8 @@ pub enum Recovery {
 }
 
 impl Recovery {
-    /// One line for a report about partition `n`.
-    pub fn describe(&self, n: u32) -> String {
+    /// One line for a report about the filesystem at `place` (`partition 2`).
+    pub fn describe(&self, place: &str) -> String {
         match self {
             Recovery::Replayed {
                 transactions,
@@ -39,7 +39,7 @@ impl Recovery {
                 notes,
             } => {
                 let mut s = format!(
-                    "partition {n}: journal needed recovery: {transactions} transactions replayed in the \
+                    "{place}: journal needed recovery: {transactions} transactions replayed in the \
                      view read ({blocks} blocks); the image itself is unchanged"
                 );
                 for note in notes {
@@ -48,7 +48,7 @@ impl Recovery {
                 s
             }
             Recovery::External => format!(
-                "partition {n}: journal needs recovery, but it is on an external device: cannot replay, \
+                "{place}: journal needs recovery, but it is on an external device: cannot replay, \
                  external journal; read as it is, which may miss the last writes"
             ),
         }
