@@ -1,7 +1,8 @@
 //! ext2/3/4 superblock (1024 bytes at byte 1024 of the filesystem): UUID, label, block size, the
 //! feature flags, and which of ext2, ext3 and ext4 it is — decided by the features as libblkid does,
 //! so that the name is also the one the kernel's driver of that name accepts. `Ext` reads files
-//! inside one (`fs`: geometry and inodes, `map`: where the data is, `dir`: directories).
+//! inside one (`fs`: geometry and inodes, `map`: where the data is, `dir`: directories,
+//! `journal` and `recover`: a journal that needs recovery replayed into what is read).
 
 mod dir;
 mod fs;
