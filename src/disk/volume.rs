@@ -120,7 +120,7 @@ impl<R> std::fmt::Debug for Volume<R> {
 }
 
 enum Inner<R> {
-    Ext(Ext<R>),
+    Ext(Box<Ext<R>>),
     Fat(Fat<R>),
     Btrfs(Box<Btrfs<R>>),
     Xfs(Xfs<R>),
@@ -131,7 +131,7 @@ macro_rules! on_tree {
     ($v:expr, $f:ident($($a:expr),*)) => {{
         let work = &$v.work;
         let got = match &$v.inner {
-            Inner::Ext(t) => tree::$f(t, work, $($a),*),
+            Inner::Ext(t) => tree::$f(&**t, work, $($a),*),
             Inner::Fat(t) => tree::$f(t, work, $($a),*),
             Inner::Btrfs(t) => tree::$f(&**t, work, $($a),*),
             Inner::Xfs(t) => tree::$f(t, work, $($a),*),
@@ -168,7 +168,7 @@ impl<R: ReadAt> Volume<R> {
             return Err(io::Error::new(io::ErrorKind::Unsupported, what));
         };
         let inner = match fs.kind {
-            Kind::Ext(..) => Ext::open(w, 0)?.map(Inner::Ext),
+            Kind::Ext(..) => Ext::open(w, 0)?.map(|e| Inner::Ext(Box::new(e))),
             Kind::Fat(_) => Fat::open(w, 0)?.map(Inner::Fat),
             Kind::Xfs(_) => Xfs::open(w)?.map(Inner::Xfs),
             Kind::Ufs(_) | Kind::Btrfs => {
