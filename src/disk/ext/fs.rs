@@ -40,8 +40,6 @@ pub struct Ext<R> {
     pub(super) dirs: crate::disk::recent::Recent<super::Listing>,
     /// The journal replayed into what is read (`recover`): empty unless it needed recovery.
     pub(super) replay: super::journal::Replay,
-    /// Where the journal's blocks are, sorted by journal block (for the replayed copies).
-    pub(super) journal: Vec<super::map::Run>,
     pub(super) recovery: Option<super::Recovery>,
 }
 
@@ -127,7 +125,6 @@ impl<R: ReadAt> Ext<R> {
             backup_bgs: [u64::from(le32(sb, 0x24C)), u64::from(le32(sb, 0x250))],
             dirs: kept_dirs(),
             replay: Default::default(),
-            journal: Vec::new(),
             recovery: None,
         };
         fs.checked()

@@ -69,6 +69,9 @@ pub(super) struct Replay {
     pub notes: Vec<String>,
     /// The checksum seed and whether tags carry 32 bits (v3) or 16 (v2); `None` without checksums.
     csum: Option<(u32, bool)>,
+    /// Where the journal's blocks are in the filesystem: (journal block, filesystem block, count)
+    /// sorted, set by the reader that replayed it.
+    pub places: Vec<(u64, u64, u64)>,
 }
 
 /// One transaction as the scan read it.

@@ -71,16 +71,17 @@ impl<R: ReadAt> Ext<R> {
         let blocks = inode.size / self.block_size;
         let blocks = u32::try_from(blocks)
             .map_err(|_| corrupt(format!("ext journal: inode {inum} holds {blocks} blocks")))?;
-        let mut runs = self
+        let mut places: Vec<(u64, u64, u64)> = self
             .runs(&inode, u64::from(blocks))
-            .map_err(|e| in_journal(inum, e))?;
-        runs.sort_by_key(|r| r.logical);
-        self.journal = runs;
-        let mut read = |n: u32, buf: &mut [u8]| {
-            let physical = self.journal_block(n)?;
-            self.read_blocks(physical, buf)
-        };
-        let replay = journal::replay(blocks, self.block_size as usize, self.blocks, &mut read)?;
+            .map_err(|e| in_journal(inum, e))?
+            .into_iter()
+            .filter(|r| !r.zero)
+            .map(|r| (r.logical, r.physical, r.len))
+            .collect();
+        places.sort_unstable();
+        let mut read = |n: u32, buf: &mut [u8]| self.read_blocks(journal_block(&places, n)?, buf);
+        let mut replay = journal::replay(blocks, self.block_size as usize, self.blocks, &mut read)?;
+        replay.places = places;
         let recovery = Recovery::Replayed {
             transactions: replay.transactions,
             blocks: replay.copies.len(),
@@ -93,27 +94,12 @@ impl<R: ReadAt> Ext<R> {
             return Err(corrupt("ext journal: the replayed superblock is not one"));
         }
         let Ext {
-            r,
-            offset,
-            replay,
-            journal,
-            ..
+            r, offset, replay, ..
         } = self;
         let mut fs = Ext::from_superblock(r, offset, &sb)?;
         fs.replay = replay;
-        fs.journal = journal;
         fs.recovery = Some(recovery);
         Ok(fs)
-    }
-
-    /// Where the journal's block `n` is in the filesystem.
-    fn journal_block(&self, n: u32) -> io::Result<u64> {
-        let n = u64::from(n);
-        let i = self.journal.partition_point(|r| r.logical + r.len <= n);
-        match self.journal.get(i) {
-            Some(r) if r.logical <= n && !r.zero => Ok(r.physical + (n - r.logical)),
-            _ => Err(corrupt(format!("ext journal: its block {n} is a hole"))),
-        }
     }
 
     /// The filesystem's bytes from `byte` on as the view has them: the image's, with the replayed
@@ -132,7 +118,7 @@ impl<R: ReadAt> Ext<R> {
             let Some(c) = self.replay.copies.get(&block) else {
                 continue;
             };
-            let physical = self.journal_block(c.block)?;
+            let physical = journal_block(&self.replay.places, c.block)?;
             if !self.read_raw(at(0, physical, bs)?, &mut copy)? {
                 return Err(corrupt(format!(
                     "ext journal: its block {} is beyond the end of the image",
@@ -151,6 +137,18 @@ impl<R: ReadAt> Ext<R> {
     /// What opening did about a journal that needed recovery; `None` when none did.
     pub fn recovery(&self) -> Option<&Recovery> {
         self.recovery.as_ref()
+    }
+}
+
+/// Where the journal's block `n` is in the filesystem, by its `places` (sorted runs).
+fn journal_block(places: &[(u64, u64, u64)], n: u32) -> io::Result<u64> {
+    let n = u64::from(n);
+    let i = places.partition_point(|&(logical, _, len)| logical.saturating_add(len) <= n);
+    match places.get(i) {
+        Some(&(logical, physical, _)) if logical <= n => physical
+            .checked_add(n - logical)
+            .ok_or_else(|| corrupt(format!("ext journal: its block {n} lies past 2^64"))),
+        _ => Err(corrupt(format!("ext journal: its block {n} is a hole"))),
     }
 }
 
