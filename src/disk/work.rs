@@ -116,6 +116,21 @@ impl<R: ReadAt> Window<R> {
     pub fn work(&self) -> &Work {
         &self.work
     }
+
+    /// The same bytes, bounded alike, paying nothing to this window's work: for a device read
+    /// only through another window that pays (an LVM PV under its LVs' windows), so that each
+    /// byte read is paid once.
+    pub fn unpaid(&self) -> Window<R>
+    where
+        R: Clone,
+    {
+        Window {
+            r: self.r.clone(),
+            start: self.start,
+            len: self.len,
+            work: Work::new(),
+        }
+    }
 }
 
 impl<R: ReadAt> ReadAt for Window<R> {

@@ -179,10 +179,7 @@ fn candidates(image: &Image) -> (Vec<Root>, Vec<String>, Vec<String>) {
                 for lv in vg.lv_names() {
                     let name = format!("{}/{lv}", vg.name);
                     let place = format!("LV {name} (partition {n})");
-                    let opened = vg
-                        .open(lv, &devices)
-                        .and_then(|r| Window::rest(r, 0, image.work().clone()))
-                        .and_then(Volume::on);
+                    let opened = lv_window(image, vg, lv, &devices).and_then(Volume::on);
                     match opened {
                         Ok(v) => found.push(Root {
                             n,
@@ -215,6 +212,22 @@ fn candidates(image: &Image) -> (Vec<Root>, Vec<String>, Vec<String>) {
         }
     }
     (found, unread, encrypted)
+}
+
+/// Logical volume `lv` of `vg` as a window paying `image`'s work: each byte read through it is
+/// paid there once, its PVs' windows (`pvs`, made by `image.window`) bounding the reads to their
+/// partitions without paying a second time.
+fn lv_window(
+    image: &Image,
+    vg: &lvm::VolumeGroup,
+    lv: &str,
+    pvs: &[(String, Arc<Window<Disk>>)],
+) -> io::Result<Window<Lv<Arc<Window<Disk>>>>> {
+    let unpaid: Vec<(String, Arc<Window<Disk>>)> = pvs
+        .iter()
+        .map(|(uuid, w)| (uuid.clone(), Arc::new(w.unpaid())))
+        .collect();
+    Window::rest(vg.open(lv, &unpaid)?, 0, image.work().clone())
 }
 
 /// Whether `w` starts with a LUKS header (version 1 or 2).
@@ -301,5 +314,41 @@ impl<R: ReadAt + Send + Sync + 'static> Files for Partition<R> {
             .into_iter()
             .map(|e| OsString::from(e.name))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A byte read through a logical volume is paid to the image's work once, not again through
+    /// its PV's window (a read budget then ran out at half the bytes it allows).
+    #[test]
+    fn a_read_through_a_logical_volume_is_paid_once() {
+        // An MBR whose partition 1 (type 8e, LVM) is the 32 MiB PV of vgcreate -s 1M rl with
+        // LV rl/root, its first bytes as LVM wrote them (the fuzz seed).
+        let pv = include_bytes!("../../fuzz/corpus/lvm/pv");
+        let (start, sectors) = (2048u32, 65536u32);
+        let mut bytes = vec![0u8; (start + sectors) as usize * 512];
+        bytes[450] = 0x8e;
+        bytes[454..458].copy_from_slice(&start.to_le_bytes());
+        bytes[458..462].copy_from_slice(&sectors.to_le_bytes());
+        bytes[510..512].copy_from_slice(&[0x55, 0xaa]);
+        let at = start as usize * 512;
+        bytes[at..at + pv.len()].copy_from_slice(pv);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lvm.raw");
+        std::fs::write(&path, &bytes).unwrap();
+
+        let image = Image::open(&path).unwrap();
+        let w = Arc::new(image.window(1).unwrap());
+        let label = lvm::label(&*w).unwrap().unwrap();
+        let text = label.text.unwrap();
+        let vg = lvm::vg::groups(&[&text]).unwrap().remove(0);
+        let lv = lv_window(&image, &vg, "root", &[(label.uuid, w)]).unwrap();
+        let before = image.work().spent().1;
+        let mut buf = vec![0u8; 1 << 20];
+        assert!(disk::read_at(&lv, 0, &mut buf).unwrap());
+        assert_eq!(image.work().spent().1 - before, 1 << 20);
     }
 }

@@ -311,6 +311,19 @@ mod tests {
             .collect()
     }
 
+    /// The PVs as `open` takes them.
+    fn refs(pvs: &[(String, Vec<u8>)]) -> Vec<(String, &Vec<u8>)> {
+        pvs.iter().map(|(u, b)| (u.clone(), b)).collect()
+    }
+
+    /// A one-stripe segment's body: `count` extents from `start`, on `stripes` (`"pv0", 0`).
+    fn striped(start: u64, count: u64, stripes: &str) -> String {
+        format!(
+            "start_extent = {start}\nextent_count = {count}\ntype = \"striped\"\nstripe_count = 1\n\
+             stripes = [{stripes}]\n"
+        )
+    }
+
     #[test]
     fn linear_and_striped_segments_map_as_the_device_mapper_does() {
         let g = group(&lv(
@@ -322,8 +335,7 @@ mod tests {
         assert_eq!(g.lv_names().collect::<Vec<_>>(), ["root"]);
         assert!(g.has_pv("aaaabbbb") && !g.has_pv("aaaa-bbbb"));
         let pvs = pvs();
-        let refs: Vec<(String, &Vec<u8>)> = pvs.iter().map(|(u, b)| (u.clone(), b)).collect();
-        let v = g.open("root", &refs).unwrap();
+        let v = g.open("root", &refs(&pvs)).unwrap();
         assert_eq!(v.size().unwrap(), 6 * 512);
         let mut buf = vec![0u8; 6 * 512];
         assert!(read_at(&v, 0, &mut buf).unwrap());
@@ -336,46 +348,35 @@ mod tests {
     #[test]
     fn thin_volumes_and_bad_maps_are_named() {
         let pvs = pvs();
-        let refs: Vec<(String, &Vec<u8>)> = pvs.iter().map(|(u, b)| (u.clone(), b)).collect();
+        let refs = refs(&pvs);
         let seg = |body: &str| lv("x", &format!("segment_count = 1\nsegment1 {{\n{body}}}\n"));
+        let bad = io::ErrorKind::InvalidData;
         for (body, kind, says) in [
             (
-                "start_extent = 0\nextent_count = 4\ntype = \"thin\"\nthin_pool = \"pool\"\n",
+                "start_extent = 0\nextent_count = 4\ntype = \"thin\"\nthin_pool = \"pool\"\n".to_owned(),
                 io::ErrorKind::Unsupported,
                 "LV vg/x: a thin volume (dm-thin metadata is not read)",
             ),
             (
-                "start_extent = 0\nextent_count = 4\ntype = \"raid1\"\n",
+                "start_extent = 0\nextent_count = 4\ntype = \"raid1\"\n".to_owned(),
                 io::ErrorKind::Unsupported,
                 "a \"raid1\" segment",
             ),
+            (striped(0, 4, "\"pv0\", 54"), bad, "extents 54+4 of pv0's 56"),
+            (striped(1, 4, "\"pv0\", 0"), bad, "4 extents from 1"),
+            (striped(0, 4, "\"pv9\", 0"), bad, "no PV pv9"),
             (
-                "start_extent = 0\nextent_count = 4\ntype = \"striped\"\nstripe_count = 1\nstripes = [\"pv0\", 54]\n",
-                io::ErrorKind::InvalidData,
-                "extents 54+4 of pv0's 56",
-            ),
-            (
-                "start_extent = 1\nextent_count = 4\ntype = \"striped\"\nstripe_count = 1\nstripes = [\"pv0\", 0]\n",
-                io::ErrorKind::InvalidData,
-                "4 extents from 1",
-            ),
-            (
-                "start_extent = 0\nextent_count = 4\ntype = \"striped\"\nstripe_count = 1\nstripes = [\"pv9\", 0]\n",
-                io::ErrorKind::InvalidData,
-                "no PV pv9",
-            ),
-            (
-                "start_extent = 0\nextent_count = 9223372036854775807\ntype = \"striped\"\nstripe_count = 1\nstripes = [\"pv0\", 0]\n",
-                io::ErrorKind::InvalidData,
+                striped(0, i64::MAX as u64, "\"pv0\", 0"),
+                bad,
                 "extents 0+9223372036854775807",
             ),
         ] {
-            let e = group(&seg(body)).open("x", &refs).unwrap_err();
+            let e = group(&seg(&body)).open("x", &refs).unwrap_err();
             assert_eq!(e.kind(), kind, "{e}");
             assert!(e.to_string().contains(says), "{e}");
         }
         // A PV the image lacks.
-        let e = group(&seg("start_extent = 0\nextent_count = 1\ntype = \"striped\"\nstripe_count = 1\nstripes = [\"pv1\", 0]\n"))
+        let e = group(&seg(&striped(0, 1, "\"pv1\", 0")))
             .open("x", &refs[..1])
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
