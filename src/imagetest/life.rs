@@ -112,8 +112,7 @@ pub fn run(
             n => format!("console-{n}.log"),
         });
         let started = Instant::now();
-        let grace = if n < req.boots { qemu::SETTLE } else { qemu::GRACE };
-        let ended = boot(req, work, machine, &log, grace)?;
+        let ended = boot(req, work, machine, &log)?;
         let wall = started.elapsed();
         let image = Image::open(&disk).map_err(|e| fail(format!("reading the image: {e}")))?;
         let expect = match step {
@@ -182,9 +181,9 @@ fn snapshot(disk: &Path) -> Result<Vec<report::Kept>, Error> {
     report::snapshot(disk, &image)
 }
 
-/// One boot, followed on the console (`log`) until osconf reported and `grace` passed; under TCG again when KVM failed before the guest
+/// One boot, followed on the console (`log`) until osconf reported and `qemu::GRACE` passed; under TCG again when KVM failed before the guest
 /// printed anything and no accelerator was asked for.
-fn boot(req: &Test, work: &Path, machine: &mut Machine, log: &Path, grace: Duration) -> Result<Ended, Error> {
+fn boot(req: &Test, work: &Path, machine: &mut Machine, log: &Path) -> Result<Ended, Error> {
     let verbose = req.verbose;
     // The kernel log repeats osconf's lines with a time stamp: each is shown once.
     let mut last = String::new();
@@ -204,7 +203,7 @@ fn boot(req: &Test, work: &Path, machine: &mut Machine, log: &Path, grace: Durat
             log.display()
         ));
         let messages = work.join("qemu.log");
-        match qemu::boot(machine, log, &messages, req.timeout, grace, &mut show) {
+        match qemu::boot(machine, log, &messages, req.timeout, qemu::GRACE, &mut show) {
             Ok(e) => return Ok(e),
             Err(qemu::BootError::NotInstalled) => return Err(super::not_installed(machine.arch)),
             Err(qemu::BootError::Kvm(why)) if req.accel.is_none() => {

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use super::machine::{self, Machine};
 
 /// After osconf's last line, how long the console is still followed (the status record, the log)
-/// before the guest is stopped, when no boot follows.
+/// before the guest is stopped — whether or not the image is booted again. What a stop this soon
+/// can leave unflushed is what a power cut leaves, and the next boot's apply completes it: every
+/// file osconf writes was flushed before its rename, a journal whose files are all in their new
+/// state is rolled forward, and the lock file of `/etc/.pwd.lock` is known as osconf's and removed
+/// (`exec/pwlock.rs`). (It was 10 s for a booted-again guest, past ext4's and XFS's 5 s journal
+/// commit, while that lock file still made the next boot roll the run back.)
 pub const GRACE: Duration = Duration::from_secs(2);
-/// The same when the image is booted again: longer than the 5 s in which ext4 and XFS commit their
-/// journals by default, so the next boot finds the guest's writes as a running instance leaves
-/// them. (A guest stopped 2 s after osconf's "applied" had its next boot roll osconf's run back:
-/// osconf's journal removal was not yet on disk.)
-pub const SETTLE: Duration = Duration::from_secs(10);
 /// How long qemu gets to exit after SIGTERM before SIGKILL.
 const TERM_WAIT: Duration = Duration::from_secs(10);
 
