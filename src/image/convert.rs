@@ -6,8 +6,9 @@
 //! image beside the original (`DISK.osconf-work.PID.new`) with the original's options — qcow2's
 //! compat level, cluster size and refcount width, compressed when it had compressed clusters, its
 //! backing file kept (`-B NAME -F FORMAT`: only what differs from the backing is written); VHD's
-//! and VMDK's subformat. `qemu-img check` passes on it, its virtual size is the original's, it is
-//! flushed, given the original's mode and owner, and only then renamed over the original. Killed
+//! and VMDK's subformat. `qemu-img check` passes on it (a VHD, which qemu-img does not check, is
+//! read back natively instead: every block table entry, both footers, every byte against the raw
+//! copy), its virtual size is the original's, it is flushed, given the original's mode and owner, and only then renamed over the original. Killed
 //! before the rename, the original is untouched and the next run removes the leftovers (`stage`'s
 //! sweep). Raw files and fixed VHDs (whose bytes are the disk's) are written in place by `stage`.
 //!
@@ -123,8 +124,8 @@ fn write_back(source: &Disk, compressed: bool, raw: &Path, new: &Path, disk: &Pa
     }
     args.extend([raw.as_os_str().to_owned(), new.as_os_str().to_owned()]);
     qemu_img(&args, &[])?;
-    if matches!(source.format, Format::Qcow2 { .. } | Format::Vmdk { .. }) {
-        // vpc has no check in qemu-img; its footer and table are read back below.
+    let checked = matches!(source.format, Format::Qcow2 { .. } | Format::Vmdk { .. });
+    if checked {
         qemu_img(&["check", "-q", "-f", fmt], &[new])
             .map_err(|e| failed(format!("the new image: {}", e.message)))?;
     }
@@ -138,6 +139,14 @@ fn write_back(source: &Disk, compressed: bool, raw: &Path, new: &Path, disk: &Pa
             source.format.describe(),
             source.size
         )));
+    }
+    if !checked {
+        // vpc has no check in qemu-img: its tables, footers and every byte are read back natively.
+        again
+            .disk()
+            .verify()
+            .and_then(|()| same_data(raw, again.disk()))
+            .map_err(|e| failed(format!("the new image {}: {e}", new.display())))?;
     }
     let meta = fs::metadata(disk).map_err(|e| failed(e.to_string()))?;
     let f = File::options()
@@ -158,6 +167,34 @@ fn write_back(source: &Disk, compressed: bool, raw: &Path, new: &Path, disk: &Pa
         how += &format!(", over its backing file {:?}", String::from_utf8_lossy(&b.name));
     }
     Ok(how)
+}
+
+/// Whether the virtual disk `new` holds the bytes of the raw file `raw`, read end to end; damage
+/// naming the first byte where they differ when not.
+fn same_data(raw: &Path, new: &Disk) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    const CHUNK: usize = 1 << 20;
+    let file = File::open(raw)?;
+    let (mut a, mut b) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    let mut at = 0u64;
+    while at < new.size {
+        let n = (new.size - at).min(CHUNK as u64) as usize;
+        file.read_exact_at(&mut a[..n], at)?;
+        if !crate::disk::read_at(new, at, &mut b[..n])? {
+            return Err(crate::disk::corrupt(format!(
+                "its virtual disk ends before byte {}",
+                at + n as u64
+            )));
+        }
+        if let Some(i) = (0..n).find(|&i| a[i] != b[i]) {
+            return Err(crate::disk::corrupt(format!(
+                "byte {} of its virtual disk is not the raw copy's",
+                at + i as u64
+            )));
+        }
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// Runs qemu-img with `args` then `paths`; a missing qemu-img is exit 3 naming its package.

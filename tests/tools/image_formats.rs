@@ -125,6 +125,32 @@ fn same_disk(a: &[u8], b: &[u8], what: &str) {
     );
 }
 
+/// `osconf image inject IMG CONF`.
+fn inject(img: &Path, conf: &Path) -> Output {
+    osconf(
+        &agent(),
+        &[
+            "image".as_ref(),
+            "inject".as_ref(),
+            img.as_os_str(),
+            conf.as_os_str(),
+        ],
+    )
+}
+
+/// What most tests start from, when `test` can run here: a scratch directory, the raw image
+/// [`base`] made in it and an os.conf setting the host name.
+fn setup(test: &str) -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
+    if !have_tools(test, &TOOLS) {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let raw = base(dir.path());
+    let conf = dir.path().join("os.conf");
+    fs::write(&conf, "hostname=formats\n").unwrap();
+    Some((dir, raw, conf))
+}
+
 /// The names in `dir` of what osconf's image commands make beside an image while they run.
 fn leftovers(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
@@ -188,14 +214,9 @@ fn every_format_reads_as_qemu_reads_it() {
 
 #[test]
 fn inject_and_prepare_keep_the_format_and_write_what_raw_gets() {
-    let test = "inject_and_prepare_keep_the_format_and_write_what_raw_gets";
-    if !have_tools(test, &TOOLS) {
+    let Some((dir, raw, conf)) = setup("inject_and_prepare_keep_the_format_and_write_what_raw_gets") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let raw = base(dir.path());
-    let conf = dir.path().join("os.conf");
-    fs::write(&conf, "hostname=formats\n").unwrap();
+    };
     for (verb, extra) in [("inject", Some(&conf)), ("prepare", None)] {
         let args = |img: &Path| {
             let mut a = vec!["image".into(), verb.into(), img.as_os_str().to_owned()];
@@ -250,26 +271,12 @@ fn inject_and_prepare_keep_the_format_and_write_what_raw_gets() {
 
 #[test]
 fn a_backing_chain_is_read_through_and_kept() {
-    let test = "a_backing_chain_is_read_through_and_kept";
-    if !have_tools(test, &TOOLS) {
+    let Some((dir, raw, conf)) = setup("a_backing_chain_is_read_through_and_kept") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let raw = base(dir.path());
-    let conf = dir.path().join("os.conf");
-    fs::write(&conf, "hostname=formats\n").unwrap();
+    };
     let expected = dir.path().join("expected.raw");
     run(Command::new("cp").arg("--sparse=always").arg(&raw).arg(&expected));
-    let out = osconf(
-        &agent(),
-        &[
-            "image".as_ref(),
-            "inject".as_ref(),
-            expected.as_os_str(),
-            conf.as_os_str(),
-        ],
-    );
-    assert!(out.status.success());
+    assert!(inject(&expected, &conf).status.success());
 
     let base_img = dir.path().join("base.qcow2");
     convert(&raw, &["-O", "qcow2"], &base_img);
@@ -294,15 +301,7 @@ fn a_backing_chain_is_read_through_and_kept() {
         said.contains("pass  root") && said.contains("pass  init: systemd"),
         "{said}"
     );
-    let out = osconf(
-        &agent(),
-        &[
-            "image".as_ref(),
-            "inject".as_ref(),
-            top.as_os_str(),
-            conf.as_os_str(),
-        ],
-    );
+    let out = inject(&top, &conf);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("over its backing file \"base.qcow2\""));
     qemu_check(&top);
@@ -413,15 +412,10 @@ fn be64(b: &[u8], at: usize) -> u64 {
 
 #[test]
 fn hostile_tables_are_damage() {
-    let test = "hostile_tables_are_damage";
-    if !have_tools(test, &TOOLS) {
+    let Some((dir, raw, conf)) = setup("hostile_tables_are_damage") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    };
     let d = dir.path();
-    let raw = base(d);
-    let conf = d.join("os.conf");
-    fs::write(&conf, "hostname=formats\n").unwrap();
     let made = |name: &str, args: &[&str]| {
         let p = d.join(name);
         convert(&raw, args, &p);
@@ -490,14 +484,10 @@ fn hostile_tables_are_damage() {
 
 #[test]
 fn a_run_killed_before_the_new_image_replaces_the_old_leaves_it_whole() {
-    let test = "a_run_killed_before_the_new_image_replaces_the_old_leaves_it_whole";
-    if !have_tools(test, &TOOLS) {
+    let Some((dir, raw, conf)) = setup("a_run_killed_before_the_new_image_replaces_the_old_leaves_it_whole")
+    else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let raw = base(dir.path());
-    let conf = dir.path().join("os.conf");
-    fs::write(&conf, "hostname=formats\n").unwrap();
+    };
     let img = dir.path().join("disk.qcow2");
     convert(&raw, &["-O", "qcow2"], &img);
     let before = fs::read(&img).unwrap();
@@ -528,15 +518,7 @@ fn a_run_killed_before_the_new_image_replaces_the_old_leaves_it_whole() {
         );
     }
     // The next run removes what the killed ones left, then writes.
-    let out = osconf(
-        &agent(),
-        &[
-            "image".as_ref(),
-            "inject".as_ref(),
-            img.as_os_str(),
-            conf.as_os_str(),
-        ],
-    );
+    let out = inject(&img, &conf);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(said.contains("removed") && said.contains(".new"), "{said}");
@@ -546,14 +528,9 @@ fn a_run_killed_before_the_new_image_replaces_the_old_leaves_it_whole() {
 
 #[test]
 fn without_qemu_img_a_qcow2_write_is_exit_3_naming_the_package() {
-    let test = "without_qemu_img_a_qcow2_write_is_exit_3_naming_the_package";
-    if !have_tools(test, &TOOLS) {
+    let Some((dir, raw, conf)) = setup("without_qemu_img_a_qcow2_write_is_exit_3_naming_the_package") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let raw = base(dir.path());
-    let conf = dir.path().join("os.conf");
-    fs::write(&conf, "hostname=formats\n").unwrap();
+    };
     let img = dir.path().join("disk.qcow2");
     convert(&raw, &["-O", "qcow2"], &img);
     let before = fs::read(&img).unwrap();
@@ -575,4 +552,181 @@ fn without_qemu_img_a_qcow2_write_is_exit_3_naming_the_package() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("qemu-utils"), "{err}");
     assert!(fs::read(&img).unwrap() == before);
+}
+
+/// What `qemu-img info` says of an image that a write must keep: all of it but the file's own
+/// size, the dirty flag and a VMDK's content ID (a new one for new contents).
+fn options(img: &Path) -> serde_json::Value {
+    let mut i = info(img);
+    let o = i.as_object_mut().unwrap();
+    o.remove("actual-size");
+    o.remove("dirty-flag");
+    if let Some(data) = o
+        .get_mut("format-specific")
+        .and_then(|f| f["data"].as_object_mut())
+    {
+        data.remove("cid");
+    }
+    i
+}
+
+/// A VMDK's header flags (zeroed grains, compression) and its descriptor's adapter type.
+fn vmdk_header(img: &Path) -> (u32, Option<String>) {
+    let b = fs::read(img).unwrap();
+    let flags = u32::from_le_bytes(b[8..12].try_into().unwrap());
+    let text = String::from_utf8_lossy(&b[512..512 + 20 * 512]).into_owned();
+    let adapter = text
+        .lines()
+        .find(|l| l.starts_with("ddb.adapterType"))
+        .map(str::to_owned);
+    (flags, adapter)
+}
+
+/// Gives a VHD (both footers: a dynamic one's copy at the start, its footer at the end) the
+/// creator `who`, checksums made right: Hyper-V's `win ` makes readers size it by the footer.
+fn vhd_creator(img: &Path, who: &[u8; 4]) {
+    let mut b = fs::read(img).unwrap();
+    let end = b.len() - 512;
+    for at in [0, end] {
+        let f = &mut b[at..at + 512];
+        f[28..32].copy_from_slice(who);
+        f[64..68].fill(0);
+        let sum = f.iter().fold(0u32, |s, &x| s.wrapping_add(u32::from(x)));
+        f[64..68].copy_from_slice(&(!sum).to_be_bytes());
+    }
+    fs::write(img, b).unwrap();
+}
+
+#[test]
+fn a_write_keeps_every_option_of_the_image() {
+    let Some((dir, raw, conf)) = setup("a_write_keeps_every_option_of_the_image") else {
+        return;
+    };
+    // Each with options no default gives, so that one not kept shows.
+    let made: [(&str, &[&str]); 7] = [
+        (
+            "qcow2-lazy",
+            &[
+                "-O",
+                "qcow2",
+                "-o",
+                "compat=1.1,lazy_refcounts=on,cluster_size=4096,refcount_bits=8",
+            ],
+        ),
+        (
+            "qcow2-v2",
+            &["-O", "qcow2", "-o", "compat=0.10,cluster_size=131072"],
+        ),
+        (
+            "vmdk-zeroed",
+            &[
+                "-O",
+                "vmdk",
+                "-o",
+                "subformat=monolithicSparse,zeroed_grain=on,adapter_type=lsilogic",
+            ],
+        ),
+        (
+            "vmdk-stream",
+            &[
+                "-O",
+                "vmdk",
+                "-o",
+                "subformat=streamOptimized,adapter_type=buslogic",
+            ],
+        ),
+        (
+            "vhd-exact",
+            &["-O", "vpc", "-o", "subformat=dynamic,force_size=on"],
+        ),
+        ("vhd-chs", &["-O", "vpc", "-o", "subformat=dynamic"]),
+        (
+            "vhd-hyperv",
+            &["-O", "vpc", "-o", "subformat=dynamic,force_size=on"],
+        ),
+    ];
+    for (name, args) in made {
+        let img = dir.path().join(name);
+        convert(&raw, args, &img);
+        if name == "vhd-hyperv" {
+            vhd_creator(&img, b"win ");
+        }
+        let before = (options(&img), vmdk_header(&img));
+        let size = format::open(&img).unwrap().size;
+        let out = inject(&img, &conf);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        qemu_check(&img);
+        let after = (options(&img), vmdk_header(&img));
+        if name.starts_with("vmdk") {
+            assert_eq!(after.1, before.1, "{name}: the VMDK's flags or adapter type");
+        }
+        assert_eq!(after.0, before.0, "{name}: qemu-img info");
+        assert_eq!(format::open(&img).unwrap().size, size, "{name}: virtual size");
+    }
+}
+
+/// A `qemu-img` before the real one on PATH that damages the VHD it writes, as `DAMAGE` says:
+/// `data` a byte of the first block's data, `table` the block table's entry 20 (past the end).
+fn damaging_qemu_img(bin: &Path) {
+    let real = run(Command::new("sh").args(["-c", "command -v qemu-img"])).stdout;
+    let script = format!(
+        "#!/bin/sh\n\
+         {} \"$@\" || exit\n\
+         case \"$*\" in *'-O vpc'*) ;; *) exit 0 ;; esac\n\
+         for new; do :; done\n\
+         # qemu puts the block table at byte 1536.\n\
+         set -- $(od -An -tu1 -j1536 -N4 \"$new\")\n\
+         case \"$DAMAGE\" in\n\
+         data) at=$(( (($1 << 24) | ($2 << 16) | ($3 << 8) | $4) * 512 + 512 + 100 )); byte='\\377' ;;\n\
+         table) at=$((1536 + 4 * 20)); byte='\\177' ;;\n\
+         esac\n\
+         printf \"$byte\" | dd of=\"$new\" bs=1 seek=$at conv=notrunc status=none\n",
+        String::from_utf8(real).unwrap().trim()
+    );
+    fs::create_dir(bin).unwrap();
+    let path = bin.join("qemu-img");
+    fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_vhd_written_back_damaged_is_refused_and_the_image_kept() {
+    let Some((dir, raw, conf)) = setup("a_vhd_written_back_damaged_is_refused_and_the_image_kept") else {
+        return;
+    };
+    if !have_tools(
+        "a_vhd_written_back_damaged_is_refused_and_the_image_kept",
+        &["od", "dd"],
+    ) {
+        return;
+    }
+    let img = dir.path().join("disk.vhd");
+    convert(&raw, &["-O", "vpc", "-o", "subformat=dynamic"], &img);
+    let before = fs::read(&img).unwrap();
+    let bin = dir.path().join("bin");
+    damaging_qemu_img(&bin);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    for (damage, says) in [
+        ("data", "byte 100 of its virtual disk is not the raw copy's"),
+        ("table", "block 20"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_osconf-image"))
+            .arg("inject")
+            .arg(&img)
+            .arg(&conf)
+            .env("PATH", &path)
+            .env("DAMAGE", damage)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{damage}: {err}");
+        assert!(err.contains(says), "{damage}: {err}");
+        assert!(fs::read(&img).unwrap() == before, "{damage}: the image changed");
+        assert_eq!(leftovers(dir.path()), Vec::<String>::new(), "{damage}");
+    }
 }

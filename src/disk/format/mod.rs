@@ -78,6 +78,12 @@ pub trait Reader: ReadAt + Send + Sync {
     fn compressed(&self) -> io::Result<bool> {
         Ok(false)
     }
+
+    /// Checks every table entry against the file, and what the format keeps twice (a reader checks
+    /// an entry only when it reads through it): for a written format no `qemu-img check` checks.
+    fn verify(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A file's bytes, shared by every reader of one chain.
@@ -122,6 +128,11 @@ impl Disk {
     /// Whether any cluster or grain of the image itself is compressed.
     pub fn compressed(&self) -> io::Result<bool> {
         self.reader.compressed()
+    }
+
+    /// See [`Reader::verify`] (the image itself, not its backing files).
+    pub fn verify(&self) -> io::Result<()> {
+        self.reader.verify()
     }
 }
 

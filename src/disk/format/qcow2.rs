@@ -15,6 +15,8 @@ pub const MAGIC: &[u8] = b"QFI\xfb";
 /// Bits 9–55 of an L1 or standard L2 entry: a cluster's host offset.
 const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
 const COMPRESSED: u64 = 1 << 62;
+/// Compatible feature bit 0 (v3): refcounts may lag behind, repaired when opened dirty.
+const LAZY_REFCOUNTS: u64 = 1;
 /// The largest backing file name qemu writes or reads.
 const MAX_BACKING_NAME: u32 = 1023;
 /// Header extensions read at most.
@@ -70,15 +72,15 @@ pub fn open(file: Source, backing: &mut Opener<'_>) -> io::Result<Disk> {
     if be32(&h, 32) != 0 {
         return Err(unsupported("encryption".into()));
     }
-    let (incompatible, refcount_order, header_len, compression) = if version == 3 {
+    let (incompatible, compatible, refcount_order, header_len, compression) = if version == 3 {
         if have < 104 {
             return Err(corrupt("the qcow2 v3 header is cut short"));
         }
         let header_len = be32(&h, 100);
         let compression = if header_len > 104 && have > 104 { h[104] } else { 0 };
-        (be64(&h, 72), be32(&h, 96), header_len, compression)
+        (be64(&h, 72), be64(&h, 80), be32(&h, 96), header_len, compression)
     } else {
-        (0, 4, 72, 0)
+        (0, 0, 4, 72, 0)
     };
     if incompatible & 2 != 0 {
         return Err(corrupt(
@@ -159,11 +161,14 @@ pub fn open(file: Source, backing: &mut Opener<'_>) -> io::Result<Disk> {
         None
     };
     let compat = if version == 2 { "0.10" } else { "1.1" };
-    let options = vec![
+    let mut options = vec![
         format!("compat={compat}"),
         format!("cluster_size={cluster}"),
         format!("refcount_bits={}", 1u32 << refcount_order),
     ];
+    if compatible & LAZY_REFCOUNTS != 0 {
+        options.push("lazy_refcounts=on".into());
+    }
     let info = backing.as_ref().map(|(name, d)| super::Backing {
         name: name.clone(),
         format: d.format,

@@ -51,21 +51,12 @@ pub fn open(file: Source) -> io::Result<Disk> {
     } else {
         chs * 512
     };
-    let mut options = Vec::new();
-    if creator == b"qem2" {
-        // qemu wrote it with force_size=on: the same keeps the size exact.
-        options.push("force_size=on".to_owned());
-    }
     let dynamic = match disk_type {
         2 => {
             inside(&"the fixed VHD's data", 0, size + 512, file_len)?;
-            options.insert(0, "subformat=fixed".into());
             None
         }
-        3 => {
-            options.insert(0, "subformat=dynamic".into());
-            Some(bat(&*file, &footer, size)?)
-        }
+        3 => Some(bat(&*file, &footer, size)?),
         4 => {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -75,6 +66,11 @@ pub fn open(file: Source) -> io::Result<Disk> {
         }
         other => return Err(corrupt(format!("VHD disk type {other}"))),
     };
+    // force_size: the size written is the raw copy's, exactly; without it qemu rounds it to a CHS
+    // geometry, which changes a disk sized by its footer (Hyper-V's) and any whose geometry
+    // another tool chose. qemu then marks it its own (creator `qem2`), read by the footer's size.
+    let subformat = if dynamic.is_some() { "dynamic" } else { "fixed" };
+    let options = vec![format!("subformat={subformat}"), "force_size=on".to_owned()];
     let is_dynamic = dynamic.is_some();
     Ok(Disk {
         reader: Arc::new(Vhd {
@@ -158,4 +154,32 @@ impl ReadAt for Vhd {
     }
 }
 
-impl Reader for Vhd {}
+impl Reader for Vhd {
+    /// Every allocated block (bitmap and data) inside the file, and a dynamic disk's two footers
+    /// alike, each with its checksum right.
+    fn verify(&self) -> io::Result<()> {
+        let Some(bat) = &self.dynamic else {
+            return Ok(());
+        };
+        for (b, &entry) in bat.entries.iter().enumerate() {
+            if entry != UNALLOCATED {
+                let what = format!("block {b}");
+                inside(
+                    &what,
+                    u64::from(entry) * 512,
+                    bat.bitmap + bat.block,
+                    self.file_len,
+                )?;
+            }
+        }
+        let (mut first, mut last) = ([0u8; 512], [0u8; 512]);
+        read_exact(&*self.file, &"the VHD footer's copy", 0, &mut first)?;
+        read_exact(&*self.file, &"the VHD footer", self.file_len - 512, &mut last)?;
+        check_sum(&first, 64, "footer's copy")?;
+        check_sum(&last, 64, "footer")?;
+        if first != last {
+            return Err(corrupt("the VHD footer and its copy at the start differ"));
+        }
+        Ok(())
+    }
+}

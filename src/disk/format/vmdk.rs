@@ -17,6 +17,8 @@ const COMPRESSED: u32 = 1 << 16;
 const ZEROED_GRAIN: u32 = 1 << 2;
 /// The largest embedded descriptor read.
 const MAX_DESCRIPTOR: u64 = 64 << 10;
+/// The adapter types qemu's `adapter_type` takes (it writes `ide` unless told).
+const ADAPTERS: [&str; 4] = ["ide", "buslogic", "lsilogic", "legacyESX"];
 
 /// A sparse extent's virtual disk.
 pub struct Vmdk {
@@ -101,7 +103,7 @@ pub fn open(file: Source) -> io::Result<Disk> {
         .checked_mul(512)
         .filter(|&s| s <= 1 << 56)
         .ok_or_else(|| corrupt(format!("a VMDK capacity of {} sectors", h.capacity)))?;
-    let stream = descriptor(&*file, h.descriptor)?;
+    let Described { stream, adapter } = descriptor(&*file, h.descriptor)?;
     let needed = size.div_ceil(grain * gtes);
     let gd_at =
         h.gd.checked_mul(512)
@@ -112,6 +114,14 @@ pub fn open(file: Source) -> io::Result<Disk> {
     } else {
         "monolithicSparse"
     };
+    let mut options = vec![format!("subformat={subformat}")];
+    if h.flags & ZEROED_GRAIN != 0 {
+        // Grain table entries of 1 read as zeros: qemu writes them only with this option.
+        options.push("zeroed_grain=on".into());
+    }
+    if let Some(a) = adapter {
+        options.push(format!("adapter_type={a}"));
+    }
     let reader = Vmdk {
         file,
         file_len,
@@ -127,16 +137,24 @@ pub fn open(file: Source) -> io::Result<Disk> {
         reader: Arc::new(reader),
         format: Format::Vmdk { stream },
         size,
-        options: vec![format!("subformat={subformat}")],
+        options,
         backing: None,
     })
 }
 
-/// The embedded descriptor (sector, sectors): whether it says streamOptimized; a parent or a create
-/// type osconf does not read is refused. No descriptor: monolithicSparse.
-fn descriptor(file: &dyn ReadAt, (sector, sectors): (u64, u64)) -> io::Result<bool> {
+/// What the embedded descriptor says of a sparse extent.
+#[derive(Default)]
+struct Described {
+    stream: bool,
+    /// `ddb.adapterType`, when it is one qemu writes (`adapter_type`).
+    adapter: Option<&'static str>,
+}
+
+/// The embedded descriptor (sector, sectors): whether it says streamOptimized, its adapter type; a
+/// parent or a create type osconf does not read is refused. No descriptor: monolithicSparse.
+fn descriptor(file: &dyn ReadAt, (sector, sectors): (u64, u64)) -> io::Result<Described> {
     if sector == 0 || sectors == 0 {
-        return Ok(false);
+        return Ok(Described::default());
     }
     let len = sectors.saturating_mul(512).min(MAX_DESCRIPTOR);
     let at = sector
@@ -159,14 +177,18 @@ fn descriptor(file: &dyn ReadAt, (sector, sectors): (u64, u64)) -> io::Result<bo
             "a VMDK delta disk (it has a parent), which osconf does not read; merge it first",
         ));
     }
-    match value("createType").as_deref() {
-        None | Some("monolithicSparse") => Ok(false),
-        Some("streamOptimized") => Ok(true),
-        Some(other) => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("a VMDK of createType {other:?}, which osconf does not read"),
-        )),
-    }
+    let stream = match value("createType").as_deref() {
+        None | Some("monolithicSparse") => false,
+        Some("streamOptimized") => true,
+        Some(other) => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("a VMDK of createType {other:?}, which osconf does not read"),
+            ));
+        }
+    };
+    let adapter = value("ddb.adapterType").and_then(|a| ADAPTERS.into_iter().find(|&known| known == a));
+    Ok(Described { stream, adapter })
 }
 
 impl Vmdk {
