@@ -420,9 +420,15 @@ pub fn make_plan(
     steps.lap("detect the stack");
     let running = match target.is_live() {
         true => {
+            let names = crate::platform::wait_for_nics(&config.nics, target.wait())?;
+            let nics: Vec<String> = config
+                .nics
+                .iter()
+                .map(|n| names.get(&n.index).cloned().unwrap_or_else(|| n.name()))
+                .collect();
             let running = plan::Running {
-                names: crate::platform::wait_for_nics(&config.nics, target.wait())?,
-                stack: crate::platform::stack_state(stack.services),
+                names,
+                stack: crate::platform::stack_state(stack.services, &nics),
             };
             steps.lap("find the NICs, ask whether the stack runs");
             Some(running)

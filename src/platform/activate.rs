@@ -16,27 +16,69 @@ use crate::render::Service;
 /// hung tool must not hang the boot.
 const TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Whether one of `services` runs now. A stack without services leaves nothing to ask.
-pub fn stack_state(services: &'static [Service]) -> StackState {
+/// Whether one of `services` runs now, or (for a service that runs per interface) its instance for
+/// one of `nics`, the kernel names of os.conf's NICs. A stack without services leaves nothing to ask.
+pub fn stack_state(services: &'static [Service], nics: &[String]) -> StackState {
     if services.is_empty() {
         return StackState::Unknown;
     }
+    let probes = probes(services, nics);
     // Under systemd (PID 1 made /run/systemd/system, as sd_booted(3) checks) the unit is active;
     // under OpenRC the service is in /run/openrc/started; under other inits the service's trace
     // file exists.
     let running = match Path::new("/run/systemd/system").is_dir() {
-        true => systemd_active(services),
-        false => services.iter().find(|s| runs(s)),
+        true => systemd_active(&probes),
+        false => probes.iter().find(|p| runs(p)),
     };
-    running.map_or(StackState::NotRunning, |s| StackState::Running(s.name))
+    running.map_or(StackState::NotRunning, |p| StackState::Running(p.service))
 }
 
-/// The first of `services` whose unit is active, asked of PID 1 by one `systemctl is-active A B …`
+/// One thing to ask about a stack's service: the whole service, or its instance for one NIC.
+#[derive(Debug, PartialEq)]
+struct Probe {
+    /// The service it stands for (`Service::name`).
+    service: &'static str,
+    /// The systemd unit without `.service`, and the OpenRC service: `dhcpcd`, `dhcpcd@eth0`.
+    unit: String,
+    ran: Option<String>,
+}
+
+/// The probes of `services`, in order, each service's instances right after it. An interface name
+/// that a unit name cannot hold as it is (systemd allows letters, digits and `:_.-` besides the
+/// escapes) gets no instance probe: asked unescaped, systemctl would refuse the whole call.
+fn probes(services: &'static [Service], nics: &[String]) -> Vec<Probe> {
+    let plain = |n: &&String| {
+        n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":_.-".contains(&b))
+    };
+    let mut out = Vec::new();
+    for s in services {
+        out.push(Probe {
+            service: s.name,
+            unit: s.name.to_owned(),
+            ran: s.ran.map(str::to_owned),
+        });
+        for (pattern, nic) in s
+            .per_nic
+            .iter()
+            .flat_map(|p| nics.iter().filter(plain).map(move |n| (p, n)))
+        {
+            out.push(Probe {
+                service: s.name,
+                unit: format!("{}@{nic}", s.name),
+                ran: Some(pattern.replace("{}", nic)),
+            });
+        }
+    }
+    out
+}
+
+/// The first of `probes` whose unit is active, asked of PID 1 by one `systemctl is-active A B …`
 /// for all of them. Unit states live in PID 1 and are read over D-Bus, whose client is systemctl: a
 /// D-Bus library would cost more than the whole binary's size budget allows. One process, not one
 /// per unit: under qemu TCG each systemctl costs a second and more of the boot.
-fn systemd_active(services: &'static [Service]) -> Option<&'static Service> {
-    let units: Vec<String> = services.iter().map(|s| format!("{}.service", s.name)).collect();
+fn systemd_active(probes: &[Probe]) -> Option<&Probe> {
+    let units: Vec<String> = probes.iter().map(|p| format!("{}.service", p.unit)).collect();
     // Its exit status says only whether any is active (0) or none (3); which one is in the output.
     let out = Command::new("systemctl")
         .arg("is-active")
@@ -45,29 +87,29 @@ fn systemd_active(services: &'static [Service]) -> Option<&'static Service> {
         .stderr(Stdio::null())
         .output()
         .ok()?;
-    first_active(services, &out.stdout)
+    first_active(probes, &out.stdout)
 }
 
 /// Reads `systemctl is-active`'s output, one state per unit in the order asked (`inactive` for a
 /// unit that does not exist): the first unit whose state is one `is-active` counts as running,
 /// `active` or `reloading` (activating, deactivating, failed, inactive are not). A line missing (an
 /// error on the bus) is a unit not running, as `is-active`'s failure always meant.
-fn first_active(services: &'static [Service], stdout: &[u8]) -> Option<&'static Service> {
+fn first_active<'a>(probes: &'a [Probe], stdout: &[u8]) -> Option<&'a Probe> {
     let text = String::from_utf8_lossy(stdout);
-    services
+    probes
         .iter()
         .zip(text.lines())
         .find(|(_, state)| matches!(state.trim(), "active" | "reloading"))
-        .map(|(service, _)| service)
+        .map(|(probe, _)| probe)
 }
 
 /// Under OpenRC the service is started; under other inits its trace file exists.
-fn runs(service: &Service) -> bool {
+fn runs(probe: &Probe) -> bool {
     let openrc = Path::new("/run/openrc/started");
     if openrc.is_dir() {
-        return openrc.join(service.name).exists();
+        return openrc.join(&probe.unit).exists();
     }
-    service.ran.is_some_and(ran)
+    probe.ran.as_deref().is_some_and(ran)
 }
 
 /// The trace file exists and, when it holds a pid (a pid file), that process lives.
@@ -144,21 +186,30 @@ mod tests {
         Service {
             name: "systemd-networkd",
             ran: None,
+            per_nic: None,
         },
         Service {
-            name: "NetworkManager",
-            ran: None,
+            name: "dhcpcd",
+            ran: Some("/run/dhcpcd/pid"),
+            per_nic: Some("/run/dhcpcd/{}.pid"),
         },
     ];
 
     /// The unit of the line that says `active` or `reloading` is the one that runs, whichever
-    /// place it has; every other state, and lines missing, mean not running.
+    /// place it has; every other state, and lines missing, mean not running. An instance counts as
+    /// its service.
     #[test]
     fn is_active_output_names_the_running_unit() {
-        let name = |out: &str| first_active(SERVICES, out.as_bytes()).map(|s| s.name);
+        let probes = probes(SERVICES, &["eth0".into(), "eth1".into()]);
+        let units: Vec<&str> = probes.iter().map(|p| p.unit.as_str()).collect();
+        assert_eq!(
+            units,
+            ["systemd-networkd", "dhcpcd", "dhcpcd@eth0", "dhcpcd@eth1"]
+        );
+        let name = |out: &str| first_active(&probes, out.as_bytes()).map(|p| p.service);
         assert_eq!(name("active\ninactive\n"), Some("systemd-networkd"));
-        assert_eq!(name("inactive\nactive\n"), Some("NetworkManager"));
-        assert_eq!(name("failed\nreloading\n"), Some("NetworkManager"));
+        assert_eq!(name("inactive\nactive\n"), Some("dhcpcd"));
+        assert_eq!(name("failed\ninactive\ninactive\nreloading\n"), Some("dhcpcd"));
         for none in [
             "inactive\ninactive\n",
             "activating\ndeactivating\n",
@@ -167,5 +218,24 @@ mod tests {
         ] {
             assert_eq!(name(none), None, "{none:?}");
         }
+    }
+
+    /// An instance's trace file is its pattern with the interface; a name systemd would refuse in a
+    /// unit gets no instance probe.
+    #[test]
+    fn instances_have_their_own_trace_file_and_plain_names_only() {
+        let probes = probes(&SERVICES[1..], &["eth0".into(), "a b".into(), "br-lan.5".into()]);
+        let got: Vec<(&str, Option<&str>)> = probes
+            .iter()
+            .map(|p| (p.unit.as_str(), p.ran.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("dhcpcd", Some("/run/dhcpcd/pid")),
+                ("dhcpcd@eth0", Some("/run/dhcpcd/eth0.pid")),
+                ("dhcpcd@br-lan.5", Some("/run/dhcpcd/br-lan.5.pid")),
+            ]
+        );
     }
 }

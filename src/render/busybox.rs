@@ -22,6 +22,7 @@ pub const STACK: Stack = Stack {
     services: &[Service {
         name: "networking",
         ran: Some("/run/ifstate"),
+        per_nic: None,
     }],
     activate,
     network_files: &[INTERFACES],

@@ -33,6 +33,7 @@ pub const STACK: Stack = Stack {
     services: &[Service {
         name: "connman",
         ran: Some("/run/connman/resolv.conf"),
+        per_nic: None,
     }],
     // connmand watches its directory (inotify) and reprovisions a service whose file changed.
     activate: common::activate::none,

@@ -30,10 +30,13 @@ pub const STACK: Stack = Stack {
     detect,
     network,
     host,
-    // dhcpcd 9's pid file (dhcpcd5's was /run/dhcpcd.pid) counts while its process lives.
+    // dhcpcd 9's pid file (dhcpcd5's was /run/dhcpcd.pid) counts while its process lives; one run
+    // for one interface (`dhcpcd -B eth0`: Debian's and Arch's dhcpcd@.service, Void's dhcpcd-eth0)
+    // keeps /run/dhcpcd/eth0.pid instead.
     services: &[Service {
         name: "dhcpcd",
         ran: Some("/run/dhcpcd/pid"),
+        per_nic: Some("/run/dhcpcd/{}.pid"),
     }],
     activate,
     network_files: &[CONF, EXIT_HOOK],
@@ -45,7 +48,8 @@ const EXIT_HOOK: &str = "/etc/dhcpcd.exit-hook";
 /// Where distributions put the daemon.
 const PROGRAMS: &[&str] = &["/usr/sbin/dhcpcd", "/sbin/dhcpcd", "/usr/bin/dhcpcd"];
 
-/// The program installed and its service enabled at boot, for whatever init the root has.
+/// The program installed and its service enabled at boot, for whatever init the root has: the
+/// whole service, or its instance for one interface.
 fn detect(sys: &System) -> system::Result<Option<String>> {
     let mut program = None;
     for p in PROGRAMS {
@@ -57,8 +61,11 @@ fn detect(sys: &System) -> system::Result<Option<String>> {
     let Some(program) = program else {
         return Ok(None);
     };
-    Ok(common::service_enabled(sys, "dhcpcd")?
-        .map(|link| format!("{link} starts dhcpcd ({program}) at boot")))
+    if let Some(link) = common::service_enabled(sys, "dhcpcd")? {
+        return Ok(Some(format!("{link} starts dhcpcd ({program}) at boot")));
+    }
+    Ok(common::instance_enabled(sys, "dhcpcd")?
+        .map(|(link, nic)| format!("{link} starts dhcpcd ({program}) for {nic} at boot")))
 }
 
 fn network(input: &Input) -> system::Result<Rendered> {
@@ -254,6 +261,48 @@ mod tests {
             None,
             "no program"
         );
+    }
+
+    /// Debian and Arch enable `dhcpcd@IFACE.service`, Void's runit `dhcpcd-IFACE`: each is found,
+    /// with its interface; a masked instance or template, or a link of another service, is not.
+    #[test]
+    fn detected_by_an_instance_for_one_interface() {
+        let sys = |files: &[(&str, &str)], links: &[(&str, &str)]| detected(&STACK, files, links);
+        let prog = ("/usr/sbin/dhcpcd", "");
+        let wants = "/etc/systemd/system/multi-user.target.wants/dhcpcd@eth0.service";
+        let unit = "/lib/systemd/system/dhcpcd@.service";
+        assert_eq!(
+            sys(&[prog], &[(wants, unit)]),
+            Some(format!(
+                "{wants} starts dhcpcd (/usr/sbin/dhcpcd) for eth0 at boot"
+            ))
+        );
+        for masked in [
+            "/etc/systemd/system/dhcpcd@eth0.service",
+            "/etc/systemd/system/dhcpcd@.service",
+        ] {
+            assert_eq!(
+                sys(&[prog], &[(wants, unit), (masked, "/dev/null")]),
+                None,
+                "{masked}"
+            );
+        }
+        for link in [
+            "/etc/systemd/system/multi-user.target.wants/dhcpcd@.service",
+            "/etc/systemd/system/multi-user.target.wants/dhcpcd-eth0.service",
+            "/etc/runit/runsvdir/default/dhcpcd-",
+        ] {
+            assert_eq!(sys(&[prog], &[(link, unit)]), None, "{link}");
+        }
+        for dir in ["/etc/runit/runsvdir/default", "/var/service"] {
+            let link = format!("{dir}/dhcpcd-eth1");
+            assert_eq!(
+                sys(&[prog], &[(&link, "/etc/sv/dhcpcd-eth1")]),
+                Some(format!(
+                    "{link} starts dhcpcd (/usr/sbin/dhcpcd) for eth1 at boot"
+                ))
+            );
+        }
     }
 
     #[test]

@@ -31,14 +31,17 @@ pub const STACK: Stack = Stack {
         Service {
             name: "networking",
             ran: Some("/run/network/ifstate"),
+            per_nic: None,
         },
         Service {
             name: "networking",
             ran: Some("/run/ifstate"),
+            per_nic: None,
         },
         Service {
             name: "networking",
             ran: Some("/run/network/ifstatelock"),
+            per_nic: None,
         },
     ],
     activate,

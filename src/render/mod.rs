@@ -69,6 +69,11 @@ pub struct Service {
     /// the service leaves (ifupdown's state file, initscripts' lock file); a pid file counts while
     /// its process lives.
     pub ran: Option<&'static str>,
+    /// A service that also runs as one instance per interface (dhcpcd's `dhcpcd@eth0.service`, Void's
+    /// runit service `dhcpcd-eth0`): the trace file of an instance, `{}` standing for the interface.
+    /// A live run asks for the instance of each os.conf NIC's kernel name too (under systemd the unit
+    /// `<name>@<interface>.service`); it counts as `name` running.
+    pub per_nic: Option<&'static str>,
 }
 
 /// A renderer's output: file operations plus notes for `plan`.

@@ -26,6 +26,7 @@ pub const STACK: Stack = Stack {
     services: &[Service {
         name: "net.lo",
         ran: None,
+        per_nic: None,
     }],
     activate,
     network_files: &[NET],

@@ -27,6 +27,7 @@ pub const STACK: Stack = Stack {
 pub(super) const NETWORKD: Service = Service {
     name: "systemd-networkd",
     ran: None,
+    per_nic: None,
 };
 
 const DIR: &str = "/etc/systemd/network";

@@ -32,6 +32,7 @@ pub const STACK: Stack = Stack {
     services: &[Service {
         name: "network",
         ran: None,
+        per_nic: None,
     }],
     activate,
     network_files: &[CONF],

@@ -24,6 +24,7 @@ pub const STACK: Stack = Stack {
         Service {
             name: "network",
             ran: Some("/var/lock/subsys/network"),
+            per_nic: None,
         },
     ],
     activate,

@@ -27,6 +27,7 @@ pub const STACK: Stack = Stack {
     services: &[Service {
         name: "wicked",
         ran: None,
+        per_nic: None,
     }],
     activate,
     network_files: &["/etc/sysconfig/network/"],

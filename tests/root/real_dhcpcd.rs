@@ -44,8 +44,10 @@ struct Outcome {
 }
 
 /// The script that runs dhcpcd on `root`'s dhcpcd.conf (see the module's comment); its /run is
-/// the scratch `run/` beside `root`, which a live osconf run binds too, to find and tell it.
-fn dhcpcd_script(debs: &Path, root: &Path) -> String {
+/// the scratch `run/` beside `root`, which a live osconf run binds too, to find and tell it. With
+/// `instances`, one dhcpcd per interface (`dhcpcd -B eth0`, as dhcpcd@eth0.service and Void's
+/// dhcpcd-eth0 run it), else one for all (master mode).
+fn dhcpcd_script(debs: &Path, root: &Path, instances: &[&str]) -> String {
     let dir = root.parent().unwrap();
     for sub in ["etc-upper", "etc-work", "run"] {
         fs::create_dir_all(dir.join(sub)).unwrap();
@@ -62,8 +64,17 @@ rm -f /etc/resolv.conf /etc/dhcpcd.exit-hook
 : > /etc/resolv.conf
 if [ -e '{r}/etc/dhcpcd.exit-hook' ]; then cp '{r}/etc/dhcpcd.exit-hook' /etc/; fi
 grep -q '^dhcpcd:' /etc/passwd || echo 'dhcpcd:x:990:65534:DHCP Client Daemon:/usr/lib/dhcpcd:/bin/false' >> /etc/passwd
-exec '{x}/usr/sbin/dhcpcd' --nodev -B -d -f '{r}/etc/dhcpcd.conf'
-"#
+{daemons}
+"#,
+        daemons = match instances {
+            [] => format!("exec '{x}/usr/sbin/dhcpcd' --nodev -B -d -f '{r}/etc/dhcpcd.conf'"),
+            _ => instances
+                .iter()
+                .map(|nic| format!("'{x}/usr/sbin/dhcpcd' --nodev -B -d -f '{r}/etc/dhcpcd.conf' {nic} &"))
+                .chain(["wait".to_owned()])
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
     )
 }
 
@@ -87,7 +98,7 @@ fn run_dhcpcd(
     want: &(Vec<String>, Vec<String>, Vec<String>),
 ) -> Outcome {
     let dir = root.parent().unwrap();
-    let script = dhcpcd_script(debs, root);
+    let script = dhcpcd_script(debs, root, &[]);
     let ((eth0, eth1, routes), log) = run_daemon_until(
         ns,
         &script,
@@ -201,7 +212,20 @@ fn dhcpcd_configures_every_sample_with_one_default_route() {
 /// dhcpcd's pid file and tells it: the addresses and routes follow the MACs, one default route.
 #[test]
 fn running_dhcpcd_takes_the_new_file_when_the_macs_swap() {
-    let test = "running_dhcpcd_takes_the_new_file_when_the_macs_swap";
+    macs_swap_under_running_dhcpcd("running_dhcpcd_takes_the_new_file_when_the_macs_swap", &[]);
+}
+
+/// The same with one dhcpcd per interface (dhcpcd@eth0.service, Void's dhcpcd-eth0): no
+/// /run/dhcpcd/pid, but eth0's and eth1's own pid files, which tell osconf that dhcpcd runs.
+#[test]
+fn running_dhcpcd_per_interface_takes_the_new_file_when_the_macs_swap() {
+    macs_swap_under_running_dhcpcd(
+        "running_dhcpcd_per_interface_takes_the_new_file_when_the_macs_swap",
+        &["eth0", "eth1"],
+    );
+}
+
+fn macs_swap_under_running_dhcpcd(test: &str, instances: &[&str]) {
     let Some(debs) = dhcpcd_debs(test) else {
         return;
     };
@@ -256,7 +280,9 @@ fn running_dhcpcd_takes_the_new_file_when_the_macs_swap() {
         !osconf_log.borrow().is_empty() && state(&ns) == second
     };
     let log = scratch.path().join("dhcpcd.log");
-    let (got, log) = run_daemon_until(&ns, &dhcpcd_script(&debs, &root), &log, done, || state(&ns));
+    let (got, log) = run_daemon_until(&ns, &dhcpcd_script(&debs, &root, instances), &log, done, || {
+        state(&ns)
+    });
     let said = osconf_log.borrow();
     assert!(
         said.contains("run `dhcpcd -n eth0`"),

@@ -87,6 +87,40 @@ pub fn service_enabled(sys: &System, service: &str) -> system::Result<Option<Str
     Ok(sys.exists(&runit)?.then_some(runit))
 }
 
+/// Where an instance of `service` for one interface is enabled: a systemd `*.wants` link to
+/// `service@IFACE.service` (Debian's and Arch's dhcpcd@.service), neither it nor the template
+/// masked, or a runit service `service-IFACE` linked in `/etc/runit/runsvdir/default` or in
+/// `/var/service`, the directory runsvdir watches (Void's dhcpcd-eth0). Gives the link and the
+/// interface.
+pub fn instance_enabled(sys: &System, service: &str) -> system::Result<Option<(String, String)>> {
+    let template = format!("{service}@.service");
+    for dir in sys.systemd_wants_dirs()? {
+        for name in sys.list(&dir)? {
+            let Some(nic) = name
+                .strip_prefix(&format!("{service}@"))
+                .and_then(|r| r.strip_suffix(".service"))
+                .filter(|nic| !nic.is_empty())
+            else {
+                continue;
+            };
+            if !sys.systemd_unit_masked(&name)? && !sys.systemd_unit_masked(&template)? {
+                return Ok(Some((format!("{dir}/{name}"), nic.to_owned())));
+            }
+        }
+    }
+    for dir in ["/etc/runit/runsvdir/default", "/var/service"] {
+        for name in sys.list(dir)? {
+            if let Some(nic) = name
+                .strip_prefix(&format!("{service}-"))
+                .filter(|n| !n.is_empty())
+            {
+                return Ok(Some((format!("{dir}/{name}"), nic.to_owned())));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// The gateways a NIC uses that lie outside its subnet, each once: they need an on-link route.
 pub fn on_link_gateways(nic: &Nic) -> Vec<Ipv4Addr> {
     let mut out: Vec<Ipv4Addr> = Vec::new();

@@ -28,6 +28,7 @@ pub const STACK: Stack = Stack {
 pub(super) const NETWORK_MANAGER: Service = Service {
     name: "NetworkManager",
     ran: Some("/run/NetworkManager/NetworkManager.pid"),
+    per_nic: None,
 };
 
 const CONNECTIONS: &str = "/etc/NetworkManager/system-connections";
