@@ -333,7 +333,8 @@ fn regression_a_host_name_longer_than_the_kernel_holds_gives_the_kernel_its_firs
 /// and reads which one runs from its output, whichever place that unit has. A fake systemctl on
 /// PATH, in a private /run that holds /run/systemd/system, logs each call and answers as the real
 /// one does (a state per unit, in order); the plan shows what osconf concluded: NetworkManager's
-/// reload, networkd's, or neither.
+/// reload, networkd's, dhcpcd's rebind (an instance for one NIC, `dhcpcd@eth1.service`, running),
+/// or nothing.
 #[test]
 fn live_run_asks_systemd_once_for_all_of_the_stacks_units() {
     let name = "live_run_asks_systemd_once_for_all_of_the_stacks_units";
@@ -343,14 +344,24 @@ fn live_run_asks_systemd_once_for_all_of_the_stacks_units() {
     let ns = Netns::new("liveunits");
     ns.add_nic("eth0", "00:8c:fa:5e:14:23");
     ns.add_nic("eth1", "00:8c:fa:5e:14:24");
-    for (states, running) in [
-        ("inactive\ninactive", None),
-        ("activating\nfailed", None),
-        ("inactive\nactive", Some("nmcli connection reload")),
-        ("active\ninactive", Some("networkctl reload")),
+    let netplan = "is-active systemd-networkd.service NetworkManager.service\n";
+    let dhcpcd = "is-active dhcpcd.service dhcpcd@eth0.service dhcpcd@eth1.service\n";
+    let tools = ["nmcli connection reload", "networkctl reload", "dhcpcd -n eth0"];
+    for (rootfs, asked, states, running) in [
+        ("ubuntu22", netplan, "inactive\ninactive", None),
+        ("ubuntu22", netplan, "activating\nfailed", None),
+        ("ubuntu22", netplan, "inactive\nactive", Some(tools[0])),
+        ("ubuntu22", netplan, "active\ninactive", Some(tools[1])),
+        ("void-dhcpcd", dhcpcd, "inactive\ninactive\ninactive", None),
+        (
+            "void-dhcpcd",
+            dhcpcd,
+            "inactive\ninactive\nactive",
+            Some(tools[2]),
+        ),
     ] {
         let scratch = tempfile::tempdir().unwrap();
-        let root = crate::common::example_root(scratch.path(), "ubuntu22");
+        let root = crate::common::example_root(scratch.path(), rootfs);
         crate::common::place_conf(&root, &example_conf("classic"));
         let (bin, log) = (scratch.path().join("bin"), scratch.path().join("calls"));
         std::fs::create_dir(&bin).unwrap();
@@ -375,15 +386,12 @@ fn live_run_asks_systemd_once_for_all_of_the_stacks_units() {
         ));
         let plan = String::from_utf8_lossy(&out.stdout);
         let calls = std::fs::read_to_string(&log).unwrap();
-        assert_eq!(
-            calls, "is-active systemd-networkd.service NetworkManager.service\n",
-            "{states:?}"
-        );
-        for tool in ["nmcli connection reload", "networkctl reload"] {
+        assert_eq!(calls, asked, "{rootfs}: {states:?}");
+        for tool in tools {
             assert_eq!(
                 plan.contains(tool),
                 running == Some(tool),
-                "{states:?}: {tool}\n{plan}"
+                "{rootfs}: {states:?}: {tool}\n{plan}"
             );
         }
     }
