@@ -64,8 +64,36 @@ fn detect(sys: &System) -> system::Result<Option<String>> {
     if let Some(link) = common::service_enabled(sys, "dhcpcd")? {
         return Ok(Some(format!("{link} starts dhcpcd ({program}) at boot")));
     }
-    Ok(common::instance_enabled(sys, "dhcpcd")?
+    Ok(common::instances_enabled(sys, "dhcpcd")?
+        .into_iter()
+        .next()
         .map(|(link, nic)| format!("{link} starts dhcpcd ({program}) for {nic} at boot")))
+}
+
+/// Where dhcpcd runs one instance per interface (and no instance for all), an os.conf NIC without
+/// its own instance gets no dhcpcd at boot: a note says so and what to enable. osconf does not
+/// enable it itself: which instances run is the image's choice, as is the service's.
+fn instances_note(input: &Input, names: &[String]) -> system::Result<Option<String>> {
+    let sys = input.sys;
+    if common::service_enabled(sys, "dhcpcd")?.is_some() {
+        return Ok(None);
+    }
+    let instances = common::instances_enabled(sys, "dhcpcd")?;
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !instances.iter().any(|(_, nic)| nic == *n))
+        .collect();
+    if instances.is_empty() || missing.is_empty() {
+        return Ok(None);
+    }
+    let links: Vec<&str> = instances.iter().map(|(link, _)| link.as_str()).collect();
+    let missing: Vec<&str> = missing.iter().map(|n| n.as_str()).collect();
+    Ok(Some(format!(
+        "dhcpcd runs one instance per interface here ({}); {} has none, so no dhcpcd configures it \
+         at boot: enable dhcpcd@NAME.service (runit: link /etc/sv/dhcpcd-NAME into the runsvdir) for it",
+        links.join(", "),
+        missing.join(", ")
+    )))
 }
 
 fn network(input: &Input) -> system::Result<Rendered> {
@@ -87,6 +115,7 @@ fn network(input: &Input) -> system::Result<Rendered> {
         out.ops.push(FileOp::write(CONF, new));
     }
     out.add(exit_hook(input)?);
+    out.notes.extend(instances_note(input, &names)?);
 
     out.notes.extend(ifupdown::by_name_note(input, "dhcpcd"));
     // A live run writes the kernel's names, which the next boot gives again: nothing renamed.
@@ -303,6 +332,31 @@ mod tests {
                 ))
             );
         }
+    }
+
+    /// With dhcpcd run per interface, an os.conf NIC without its instance is named in a note;
+    /// with dhcpcd run for all, or every NIC's instance enabled, there is no note.
+    #[test]
+    fn a_nic_without_its_instance_is_noted() {
+        let unit = "/usr/lib/systemd/system/dhcpcd@.service";
+        let wants = "/etc/systemd/system/multi-user.target.wants";
+        let note = |links: &[(&str, &str)]| {
+            let root = fake_root(&[], links);
+            let out = render(&STACK, &example("classic"), root.path());
+            out.notes
+                .into_iter()
+                .find(|n| n.contains("one instance per interface"))
+        };
+        let eth0 = format!("{wants}/dhcpcd@eth0.service");
+        let eth1 = format!("{wants}/dhcpcd@eth1.service");
+        let got = note(&[(&eth0, unit)]).expect("a note");
+        assert!(got.contains(&format!("({eth0}); eth1 has none")), "{got}");
+        assert_eq!(note(&[(&eth0, unit), (&eth1, unit)]), None);
+        let whole = format!("{wants}/dhcpcd.service");
+        assert_eq!(
+            note(&[(&eth0, unit), (&whole, "/usr/lib/systemd/system/dhcpcd.service")]),
+            None
+        );
     }
 
     #[test]

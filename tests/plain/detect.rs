@@ -6,6 +6,7 @@ use std::process::Command;
 
 const EXPECTED: &[(&str, &str)] = &[
     ("alpine3", "busybox"),
+    ("arch-dhcpcd", "dhcpcd"),
     ("buildroot-openrc", "openrc-network"),
     ("centos7", "sysconfig"),
     ("debian11", "ifupdown"),

@@ -87,12 +87,13 @@ pub fn service_enabled(sys: &System, service: &str) -> system::Result<Option<Str
     Ok(sys.exists(&runit)?.then_some(runit))
 }
 
-/// Where an instance of `service` for one interface is enabled: a systemd `*.wants` link to
-/// `service@IFACE.service` (Debian's and Arch's dhcpcd@.service), neither it nor the template
-/// masked, or a runit service `service-IFACE` linked in `/etc/runit/runsvdir/default` or in
-/// `/var/service`, the directory runsvdir watches (Void's dhcpcd-eth0). Gives the link and the
+/// Where instances of `service` for one interface each are enabled: systemd `*.wants` links to
+/// `service@IFACE.service` (Debian's and Arch's dhcpcd@.service), neither the instance nor the
+/// template masked, and runit services `service-IFACE` linked in `/etc/runit/runsvdir/default` or in
+/// `/var/service`, the directory runsvdir watches (Void's dhcpcd-eth0). Gives each link and its
 /// interface.
-pub fn instance_enabled(sys: &System, service: &str) -> system::Result<Option<(String, String)>> {
+pub fn instances_enabled(sys: &System, service: &str) -> system::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
     let template = format!("{service}@.service");
     for dir in sys.systemd_wants_dirs()? {
         for name in sys.list(&dir)? {
@@ -104,7 +105,7 @@ pub fn instance_enabled(sys: &System, service: &str) -> system::Result<Option<(S
                 continue;
             };
             if !sys.systemd_unit_masked(&name)? && !sys.systemd_unit_masked(&template)? {
-                return Ok(Some((format!("{dir}/{name}"), nic.to_owned())));
+                out.push((format!("{dir}/{name}"), nic.to_owned()));
             }
         }
     }
@@ -114,11 +115,11 @@ pub fn instance_enabled(sys: &System, service: &str) -> system::Result<Option<(S
                 .strip_prefix(&format!("{service}-"))
                 .filter(|n| !n.is_empty())
             {
-                return Ok(Some((format!("{dir}/{name}"), nic.to_owned())));
+                out.push((format!("{dir}/{name}"), nic.to_owned()));
             }
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// The gateways a NIC uses that lie outside its subnet, each once: they need an on-link route.
