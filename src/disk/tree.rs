@@ -185,7 +185,9 @@ pub(crate) fn read_file<T: Tree>(t: &T, work: &Work, path: &str, max: u64) -> io
             format!("{path}: {size} bytes, more than the {max} read"),
         ));
     }
-    t.read(&node, max).map(Some)
+    t.read(&node, max)
+        .map(Some)
+        .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
 }
 
 /// The entries of the directory at `path` (links followed), `None` when absent.

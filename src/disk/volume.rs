@@ -9,7 +9,7 @@
 use std::io;
 use std::path::Path;
 
-use super::btrfs::Btrfs;
+use super::btrfs::{Btrfs, Subvolume};
 use super::ext::Ext;
 use super::fat::Fat;
 use super::format::{self, Disk};
@@ -182,8 +182,8 @@ impl<R: ReadAt> Volume<R> {
         Ok(Volume { fs, inner, work })
     }
 
-    /// Which subvolume is `/` on Btrfs (`subvolume @`, `subvolume 256`); `None` elsewhere.
-    pub fn subvolume(&self) -> Option<&str> {
+    /// Which subvolume is `/` on Btrfs; `None` elsewhere.
+    pub fn subvolume(&self) -> Option<&Subvolume> {
         match &self.inner {
             Inner::Btrfs(t) => Some(t.root_subvolume()),
             _ => None,

@@ -3,11 +3,22 @@
 //! 64 KiB inputs), whose superblock and tree-block checksums are made right before it is read, so
 //! that the fuzzer's changes reach the chunk map, the nodes and the items. [`seed`] builds a small
 //! real Btrfs (one mixed chunk of 4 KiB nodes: chunk tree, root tree with the `default` entry, an FS
-//! tree holding a directory, inline and regular files and a link); [`hostile_seeds`] the damage of
-//! issue 17's rules: a chunk mapped past the device, a node whose child is itself, an item whose
-//! data lies outside its leaf.
+//! tree holding a directory, inline and regular files and a link, the checksum tree of the regular
+//! file's data); [`hostile_seeds`] the damage of issue 17's rules: a chunk mapped past the device, a
+//! node whose child is itself, an item whose data lies outside its leaf, a data sector that fails
+//! its checksum.
 
 use crate::disk::btrfs::{MAGIC, SUPERBLOCK_AT, crc32c, name_hash};
+
+/// What the seed's fault is: none, or one of issue 17's kinds of damage.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// The FS tree's first item's data lies outside its leaf.
+    Item,
+    /// A byte of the regular file's data differs from what its checksum says.
+    Data,
+}
 
 const NODE: usize = 4096;
 const FSID: [u8; 16] = [0x5e; 16];
@@ -16,12 +27,14 @@ const FSID: [u8; 16] = [0x5e; 16];
 const LOGICAL: u64 = 1 << 20;
 const CHUNK: u64 = 8 * NODE as u64;
 const PHYSICAL: u64 = SUPERBLOCK_AT + 4096;
-/// Node numbers in the chunk: the trees, the regular file's data (2 nodes), the looping node.
+/// Node numbers in the chunk: the trees, the regular file's data (2 nodes), the looping node, the
+/// checksum tree.
 const CHUNK_TREE: u64 = 0;
 const ROOT_TREE: u64 = 1;
 const FS_TREE: u64 = 2;
 const DATA: u64 = 3;
 const LOOP: u64 = 5;
+const CSUM_TREE: u64 = 6;
 /// The regular file's bytes.
 pub const BIG: usize = 2 * NODE;
 
@@ -194,7 +207,7 @@ pub fn big() -> Vec<u8> {
 /// A small Btrfs from its superblock on (the fuzz input form): `etc/os-release` inline
 /// (`ID=debian`), `etc/rel` a link to it, `big` a regular extent, the FS tree's root at `fs_level`
 /// (1: a node whose one child is itself), its leaf's items as given, the chunk at `physical`.
-fn build(physical: u64, fs_root: (u64, u8), bad_item: bool) -> Vec<u8> {
+fn build(physical: u64, fs_root: (u64, u8), fault: Fault) -> Vec<u8> {
     let mut sb = vec![0u8; 4096];
     sb[0x20..0x30].copy_from_slice(&FSID);
     sb[0x30..0x38].copy_from_slice(&SUPERBLOCK_AT.to_le_bytes());
@@ -234,6 +247,7 @@ fn build(physical: u64, fs_root: (u64, u8), bad_item: bool) -> Vec<u8> {
             0,
             vec![
                 (key(5, 132, 0), root_item(fs_root.0, fs_root.1)),
+                (key(7, 132, 0), root_item(CSUM_TREE, 0)),
                 (
                     key(6, 84, u64::from(name_hash(b"default"))),
                     dir_item(key(5, 132, u64::MAX), 2, b"default"),
@@ -255,12 +269,22 @@ fn build(physical: u64, fs_root: (u64, u8), bad_item: bool) -> Vec<u8> {
     items.extend(entries(256, &[(b"etc", 257, 2), (b"big", 260, 1)]));
     items.extend(entries(257, &[(b"os-release", 258, 1), (b"rel", 259, 7)]));
     let mut leaf = node(FS_TREE, 5, 0, items);
-    if bad_item {
+    if fault == Fault::Item {
         leaf[0x65 + 17..0x65 + 21].copy_from_slice(&0xFFFF_FF00u32.to_le_bytes());
         checksum(&mut leaf);
     }
     put(FS_TREE, &leaf);
-    put(DATA, &big());
+    // The checksum tree: one item of the CRC-32C of each sector of the regular file's data.
+    let sums: Vec<u8> = big().chunks(NODE).flat_map(|s| crc32c(s).to_le_bytes()).collect();
+    put(
+        CSUM_TREE,
+        &node(CSUM_TREE, 7, 0, vec![(key(-10i64 as u64, 128, addr(DATA)), sums)]),
+    );
+    let mut data = big();
+    if fault == Fault::Data {
+        data[NODE + 7] ^= 1;
+    }
+    put(DATA, &data);
     put(
         LOOP,
         &node(
@@ -275,15 +299,17 @@ fn build(physical: u64, fs_root: (u64, u8), bad_item: bool) -> Vec<u8> {
 
 /// The seed: a small Btrfs that reads right.
 pub fn seed() -> Vec<u8> {
-    build(PHYSICAL, (FS_TREE, 0), false)
+    build(PHYSICAL, (FS_TREE, 0), Fault::None)
 }
 
 /// Damaged seeds: the chunk mapped past the end of the device, the FS tree's root a node whose one
-/// child is itself (a level loop), an item whose data lies outside its leaf.
+/// child is itself (a level loop), an item whose data lies outside its leaf, a data sector that
+/// does not match its checksum.
 pub fn hostile_seeds() -> Vec<Vec<u8>> {
     vec![
-        build(1 << 40, (FS_TREE, 0), false),
-        build(PHYSICAL, (LOOP, 1), false),
-        build(PHYSICAL, (FS_TREE, 0), true),
+        build(1 << 40, (FS_TREE, 0), Fault::None),
+        build(PHYSICAL, (LOOP, 1), Fault::None),
+        build(PHYSICAL, (FS_TREE, 0), Fault::Item),
+        build(PHYSICAL, (FS_TREE, 0), Fault::Data),
     ]
 }

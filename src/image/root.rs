@@ -2,13 +2,15 @@
 //! which partition is the root: `view`): an os.conf agent installed and enabled (osconf, judged by what `osconf install` records
 //! in its manifest — the files each init system gets — or a vendor-style script that reads
 //! `aliyun_custom_image/os.conf`), no SSH host keys, no root `authorized_keys`, no usable root
-//! password. A root filesystem the reader cannot read (a thin LV, LUKS…) is a warning naming it.
+//! password; on Btrfs, whether `/etc/fstab` mounts `/` from the subvolume checked. A root
+//! filesystem the reader cannot read (a thin LV, LUKS…) is a warning naming it.
 
 use std::path::Path;
 
 use super::{Item, Verdict, item, view};
 use crate::detect::Survey;
 use crate::disk::Image;
+use crate::disk::btrfs::Subvolume;
 use crate::error::Error;
 use crate::install::{self, Before, INSTALL_MARKERS, MANIFEST, Manifest};
 use crate::system::{self, Kind, System};
@@ -34,8 +36,9 @@ pub fn check(disk: &Path, image: &Image) -> (Vec<Item>, Option<Survey>) {
         Ok(found) => found,
         Err(why) => return (vec![why], None),
     };
-    let fs = match root.subvolume() {
-        Some(sub) => format!("{}, {sub}", root.fs.describe()),
+    let subvolume = root.subvolume().cloned();
+    let fs = match &subvolume {
+        Some(sub) => format!("{}, {}", root.fs.describe(), sub.describe()),
         None => root.fs.describe(),
     };
     let place = root.place.clone();
@@ -57,6 +60,12 @@ pub fn check(disk: &Path, image: &Image) -> (Vec<Item>, Option<Survey>) {
     };
     let mut items = vec![item("root", Verdict::Pass, format!("{place} ({fs}): {name}"))];
     items.extend(journal);
+    if let Some(sub) = &subvolume {
+        items
+            .extend(subvolume_mounted(&sys, sub).unwrap_or_else(|e| {
+                Some(item("root-subvolume", Verdict::Warn, format!("cannot tell: {e}")))
+            }));
+    }
     let survey = Survey::of(&sys);
     items.extend(detected(&survey));
     items.extend([
@@ -66,6 +75,53 @@ pub fn check(disk: &Path, image: &Image) -> (Vec<Item>, Option<Survey>) {
         or_warn("root-password", password(&sys)),
     ]);
     (items, Some(survey))
+}
+
+/// Whether the root's `/etc/fstab` mounts `/` from the Btrfs subvolume `sub` the reader took for
+/// it (`subvol=` by its path, `subvolid=` by its id, neither: the default subvolume). Another one
+/// is a warning naming both: the image would boot a root other than the one checked. No item when
+/// fstab has no Btrfs entry for `/` (nothing to compare; systemd may find the root itself).
+fn subvolume_mounted(sys: &System, sub: &Subvolume) -> system::Result<Option<Item>> {
+    let Some(text) = sys.read_text("/etc/fstab")? else {
+        return Ok(None);
+    };
+    let Some(options) = text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let root = f.len() >= 4 && !f[0].starts_with('#') && f[1] == "/";
+        (root && matches!(f[2], "btrfs" | "auto")).then(|| f[3].to_owned())
+    }) else {
+        return Ok(None);
+    };
+    let option = |key: &str| options.split(',').find_map(|o| o.strip_prefix(key));
+    let checked = sub.describe();
+    let (named, same) = match (option("subvolid="), option("subvol=")) {
+        (Some(id), _) => (format!("subvolid={id}"), id.parse() == Ok(sub.id)),
+        (None, Some(path)) => (
+            format!("subvol={path}"),
+            sub.path.as_deref() == Some(path.trim_matches('/')),
+        ),
+        (None, None) => (
+            "the default subvolume (no subvol= option)".to_owned(),
+            sub.default,
+        ),
+    };
+    Ok(Some(if same {
+        item(
+            "root-subvolume",
+            Verdict::Pass,
+            format!("/etc/fstab mounts / from {named}: {checked}, the one checked"),
+        )
+    } else {
+        item(
+            "root-subvolume",
+            Verdict::Warn,
+            format!(
+                "/etc/fstab mounts / from {named}, but the root checked is {checked} (the default \
+                 subvolume when it holds a root, else @, else root): the image would boot a \
+                 different root than the one checked"
+            ),
+        )
+    }))
 }
 
 /// What `osconf detect` would say of the root: its distribution, init system and network stack,

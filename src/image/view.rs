@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Item, Verdict, item};
+use crate::disk::btrfs::Subvolume;
 use crate::disk::format::Disk;
 use crate::disk::lvm::{self, Lv};
 use crate::disk::{self, FileType, Filesystem, Image, Meta, ReadAt, Volume, Window};
@@ -43,8 +44,8 @@ impl Root {
         matches!(self.volume, Opened::Lv(..))
     }
 
-    /// Which Btrfs subvolume is `/` (`subvolume @`); `None` elsewhere.
-    pub fn subvolume(&self) -> Option<&str> {
+    /// Which Btrfs subvolume is `/`; `None` elsewhere.
+    pub fn subvolume(&self) -> Option<&Subvolume> {
         match &self.volume {
             Opened::Partition(v) => v.subvolume(),
             Opened::Lv(_, v) => v.subvolume(),

@@ -95,7 +95,7 @@ fn same_as_tree(img: &Path, root: &Path, pretty: &str, subvolume: &str) {
     let image = Image::open(img).unwrap();
     let v = image.partition(2).unwrap();
     assert_eq!(v.fs.kind.name(), "btrfs");
-    assert_eq!(v.subvolume(), Some(subvolume));
+    assert_eq!(v.subvolume().map(|s| s.describe()).as_deref(), Some(subvolume));
     for f in [
         "usr/lib/os-release",
         "etc/os-release",
@@ -263,10 +263,22 @@ fn distribution_subvolume_layouts_and_compressed_files_are_read() {
             ),
         ),
     ];
+    // Each distribution's fstab line for / (openSUSE mounts the default subvolume).
+    let fstab = [
+        ("opensuse", "defaults"),
+        ("ubuntu", "defaults,subvol=/@"),
+        ("fedora", "subvol=root,compress=zstd:1"),
+    ];
     for (name, pretty, subvolume, script) in cases {
         let root = tree(dir.path(), name, pretty);
+        let options = fstab.iter().find(|f| f.0 == name).unwrap().1;
+        fs::write(root.join("etc/fstab"), format!("UUID=1 / btrfs {options} 0 0\n")).unwrap();
         let img = layout(dir.path(), name, &root, &script).unwrap();
         same_as_tree(&img, &root, pretty, subvolume);
+        let (_, checks) = check(&img);
+        let (r, why) = get(&checks, "root-subvolume");
+        assert_eq!(r, "pass", "{name}: {why}");
+        assert!(why.ends_with(&format!("{subvolume}, the one checked")), "{why}");
         // lzo is refused, named: not damage, a file this reader does not read.
         let image = Image::open(&img).unwrap();
         let e = image.partition(2).unwrap().read_file("lzo").unwrap_err();
@@ -313,4 +325,246 @@ fn btrfs_mtimes_are_what_stat_and_dump_tree_say() {
         );
         assert_eq!(v.metadata(path).unwrap().unwrap().mtime, Some(want), "{path}");
     }
+}
+
+/// Where the first extent of file `name` (in subvolume 5's tree) lies on the filesystem `btrfs`:
+/// its logical byte as `btrfs inspect-internal dump-tree` shows it, and the physical byte of
+/// `sector` bytes after that as `btrfs-map-logical` maps it.
+fn data_at(btrfs: &Path, name: &str, sector: u64) -> (u64, u64) {
+    let dump = run(Command::new("btrfs")
+        .args(["inspect-internal", "dump-tree", "-t", "5"])
+        .arg(btrfs));
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    let (mut referring, mut ino) = (None, None);
+    let mut lines = dump.lines();
+    while let Some(l) = lines.next() {
+        let l = l.trim();
+        if let Some(rest) = l.split("key (").nth(1) {
+            let id = rest.split(' ').next().unwrap().to_owned();
+            referring = rest.contains("INODE_REF").then(|| id.clone());
+            if ino.as_deref() == Some(id.as_str()) && rest.contains("EXTENT_DATA 0)") {
+                let disk = lines.find(|l| l.contains("extent data disk byte")).unwrap();
+                let logical: u64 = disk.split_whitespace().nth(4).unwrap().parse().unwrap();
+                let at = logical + sector;
+                // It says the mapping, and exits 1 past a sector whose checksum fails.
+                let map = Command::new("btrfs-map-logical")
+                    .args(["-l", &at.to_string()])
+                    .arg(btrfs)
+                    .output()
+                    .unwrap();
+                let map = String::from_utf8_lossy(&map.stdout).into_owned();
+                let physical = map.split("physical ").nth(1).unwrap().split(' ').next().unwrap();
+                return (logical, physical.parse().unwrap());
+            }
+        } else if l.ends_with(&format!("name: {name}")) && referring.is_some() {
+            ino = referring.take();
+        }
+    }
+    panic!("no extent for {name} in {dump}")
+}
+
+/// Flips one byte at `at` of the file `f`.
+fn flip(f: &Path, at: u64) {
+    use std::os::unix::fs::FileExt as _;
+    let file = fs::OpenOptions::new().read(true).write(true).open(f).unwrap();
+    let mut b = [0u8];
+    file.read_exact_at(&mut b, at).unwrap();
+    file.write_all_at(&[!b[0]], at).unwrap();
+}
+
+/// A data block whose bytes no longer match the checksum tree is damage naming the file and the
+/// logical byte — where `btrfs check --check-data-csum` finds it too — and `image check` says
+/// "image damaged" (exit 2); before, the reader handed the corrupt bytes on as the file's.
+#[test]
+fn a_data_block_that_fails_its_checksum_is_damage_naming_the_file() {
+    let test = "a_data_block_that_fails_its_checksum_is_damage_naming_the_file";
+    if !have_tools(test, &TOOLS) || !have_tools(test, &["btrfs", "btrfs-map-logical"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = tree(dir.path(), "root", "openSUSE Tumbleweed");
+    let users: String = (1..200)
+        .map(|i| format!("user{i}:x:{i}:{i}::/home/user{i}:/bin/sh\n"))
+        .collect();
+    fs::write(
+        root.join("etc/passwd"),
+        format!("root:x:0:0:root:/root:/bin/sh\n{users}"),
+    )
+    .unwrap();
+    let btrfs = mkfs(dir.path(), "csum", &root);
+    // The second sector of `regular` (100 000 bytes, so a regular extent of 25 sectors).
+    let (logical, physical) = data_at(&btrfs, "regular", 4096);
+    flip(&btrfs, physical + 100);
+    let check = Command::new("btrfs")
+        .args(["check", "--check-data-csum"])
+        .arg(&btrfs)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success(), "{said}");
+    assert!(said.contains(&format!("bytenr {}", logical + 4096)), "{said}");
+
+    let v = osconf::disk::Volume::open(fs::File::open(&btrfs).unwrap(), 0).unwrap();
+    let e = v.read_file("regular").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+    let why = e.to_string();
+    assert!(
+        why.starts_with("regular: ")
+            && why.ends_with(&format!(
+                "the data at logical byte {} does not match its checksum",
+                logical + 4096
+            )),
+        "{why}"
+    );
+    // The other files read as before; so does the link to os-release (inline: no data checksum).
+    assert!(v.read_file("large").unwrap().unwrap() == fs::read(root.join("large")).unwrap());
+    assert!(v.read_file("etc/os-release").unwrap().is_some());
+
+    // In a root whose etc/passwd (a regular extent: past the inline bound) is damaged, image
+    // check fails as "image damaged", naming it.
+    let (_, physical) = data_at(&btrfs, "passwd", 0);
+    flip(&btrfs, physical + 10);
+    let img = disk(dir.path(), "csum", &btrfs);
+    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(["image", "check"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("image damaged")
+            && err.contains("etc/passwd: ")
+            && err.contains("does not match its checksum"),
+        "{err}"
+    );
+}
+
+/// As root (a loop mount in a private namespace): a compressed extent's checksums cover its
+/// compressed bytes — one flipped there is damage, as `btrfs check --check-data-csum` finds it —
+/// and a `chattr +C` file (`NODATASUM`: no checksums) is read as it is, damage and all, as the
+/// kernel reads it.
+#[test]
+fn compressed_extents_are_checked_and_nodatasum_files_are_not() {
+    let test = "compressed_extents_are_checked_and_nodatasum_files_are_not";
+    if !have_tools(test, &TOOLS) || !have_tools(test, &["btrfs", "btrfs-map-logical", "unshare", "chattr"]) {
+        return;
+    }
+    if !rustix::process::geteuid().is_root() {
+        cannot_run(test, "needs root (a loop mount in a private mount namespace)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = tree(dir.path(), "src", "openSUSE Tumbleweed");
+    let btrfs = dir.path().join("sums.btrfs");
+    run(Command::new("truncate").args(["-s", "300M"]).arg(&btrfs));
+    run(Command::new("mkfs.btrfs").arg("-q").arg(&btrfs));
+    in_namespace(
+        dir.path(),
+        &btrfs,
+        &format!(
+            "S=\"{}\"; cat \"$S/text\" > \"$2/packed\"; touch \"$2/nocow\"; chattr +C \"$2/nocow\"; \
+             cat \"$S/regular\" > \"$2/nocow\"; sync",
+            root.display()
+        ),
+    );
+    let dump = run(Command::new("btrfs")
+        .args(["inspect-internal", "dump-tree", "-t", "5"])
+        .arg(&btrfs));
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.contains("compression 3") && dump.contains("NODATASUM"),
+        "{dump}"
+    );
+    let (packed, physical) = data_at(&btrfs, "packed", 0);
+    flip(&btrfs, physical + 10);
+    let (_, physical) = data_at(&btrfs, "nocow", 4096);
+    flip(&btrfs, physical + 100);
+
+    let check = Command::new("btrfs")
+        .args(["check", "--check-data-csum"])
+        .arg(&btrfs)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(said.contains(&format!("bytenr {packed}")), "{said}");
+    let v = osconf::disk::Volume::open(fs::File::open(&btrfs).unwrap(), 0).unwrap();
+    let e = v.read_file("packed").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+    assert!(
+        e.to_string().ends_with(&format!(
+            "the data at logical byte {packed} does not match its checksum"
+        )),
+        "{e}"
+    );
+    let got = v.read_file("nocow").unwrap().unwrap();
+    let want = fs::read(root.join("regular")).unwrap();
+    let differ: Vec<usize> = (0..want.len()).filter(|&i| got[i] != want[i]).collect();
+    assert_eq!(differ, [4096 + 100]);
+}
+
+/// `image check` holds the root's `/etc/fstab` entry for `/` to the subvolume it checked: the one
+/// `subvol=` (a path, a leading `/` or not) or `subvolid=` names, else the default one. Another one
+/// is a warning naming both — the image would boot a root other than the one checked.
+#[test]
+fn fstab_subvol_of_the_root_is_held_to_the_subvolume_checked() {
+    let test = "fstab_subvol_of_the_root_is_held_to_the_subvolume_checked";
+    if !have_tools(test, &TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let top = "subvolume 5 (the top level)";
+    let cases = [
+        (
+            "defaults",
+            "pass",
+            "the default subvolume (no subvol= option): subvolume 5 (the top level), the one checked",
+        ),
+        (
+            "subvolid=5,compress=zstd:1",
+            "pass",
+            "subvolid=5: subvolume 5 (the top level), the one checked",
+        ),
+        (
+            "defaults,subvol=@",
+            "warn",
+            "/etc/fstab mounts / from subvol=@, but the root checked is subvolume 5 (the top level)",
+        ),
+        (
+            "subvolid=256",
+            "warn",
+            "from subvolid=256, but the root checked is subvolume 5 (the top level)",
+        ),
+    ];
+    for (i, (options, verdict, says)) in cases.iter().enumerate() {
+        let root = dir.path().join(format!("r{i}"));
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(
+            root.join("etc/os-release"),
+            "ID=opensuse-leap\nPRETTY_NAME=\"openSUSE Leap 15.6\"\n",
+        )
+        .unwrap();
+        fs::write(
+            root.join("etc/fstab"),
+            format!("# comment / btrfs subvol=x 0 0\nUUID=1234 / btrfs {options} 0 0\nUUID=1234 /home btrfs subvol=@/home 0 0\n"),
+        )
+        .unwrap();
+        let img = disk(
+            dir.path(),
+            &format!("fstab{i}"),
+            &mkfs(dir.path(), &format!("fstab{i}"), &root),
+        );
+        let (_, checks) = check(&img);
+        assert!(get(&checks, "root").1.contains(top), "{checks:?}");
+        let (r, why) = get(&checks, "root-subvolume");
+        assert_eq!((r, why.contains(says)), (*verdict, true), "{options}: {why}");
+    }
+    // No fstab entry for / (systemd finds the root itself): nothing to compare, no item.
+    let root = dir.path().join("none");
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::write(root.join("etc/os-release"), "ID=fedora\n").unwrap();
+    fs::write(root.join("etc/fstab"), "UUID=1 /boot ext4 defaults 0 0\n").unwrap();
+    let img = disk(dir.path(), "none", &mkfs(dir.path(), "none", &root));
+    let (_, checks) = check(&img);
+    assert!(!checks.iter().any(|c| c.0 == "root-subvolume"), "{checks:?}");
 }

@@ -7,10 +7,13 @@
 use std::io;
 
 use super::btree::{Key, damaged};
+use super::csum;
 use super::files::{Btrfs, Inode};
 use crate::disk::{ReadAt, le64};
 
 const EXTENT_DATA: u8 = 108;
+/// An inode flag: its data has no checksums (`chattr +C`, the `nodatasum` mount option).
+const NODATASUM: u64 = 1;
 /// Btrfs compresses at most 128 KiB of a file into one extent; a compressed extent is read whole.
 const MAX_COMPRESSED: u64 = 128 << 10;
 /// What an extent item's fixed part holds before inline data; a regular one's full size.
@@ -37,7 +40,7 @@ impl<R: ReadAt> Btrfs<R> {
                 return Ok(false);
             }
             let at = key.off as usize;
-            self.extent(n.number, item, &mut out[at..]).map_err(|e| {
+            self.extent(n, item, &mut out[at..]).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("inode {}, extent at {}: {e}", n.number, key.off),
@@ -48,8 +51,10 @@ impl<R: ReadAt> Btrfs<R> {
         Ok(out)
     }
 
-    /// Fills `out` (the file from the extent's offset on) from the extent item `item`.
-    fn extent(&self, number: u64, item: &[u8], out: &mut [u8]) -> io::Result<()> {
+    /// Fills `out` (the file from the extent's offset on) from the extent item `item` of inode
+    /// `n`, the bytes read from disk checked against their checksums unless `n` keeps none.
+    fn extent(&self, n: &Inode, item: &[u8], out: &mut [u8]) -> io::Result<()> {
+        let number = n.number;
         if item.len() < INLINE_AT {
             return Err(damaged("an extent item is cut short"));
         }
@@ -77,11 +82,35 @@ impl<R: ReadAt> Btrfs<R> {
             return Ok(());
         }
         let want = len.min(out.len() as u64) as usize;
+        let sums = n.flags & NODATASUM == 0;
         if compression == 0 {
+            if offset.checked_add(len).is_none_or(|e| e > disk_len) {
+                return Err(damaged(format!(
+                    "{len} bytes from {offset} of an extent of {disk_len}"
+                )));
+            }
+            // Whole sectors are read where checksums are checked: they cover sectors.
+            let sector = u64::from(self.space.sb.sector_size);
+            let (skip, whole) = match sums {
+                true => {
+                    let from = offset - offset % sector;
+                    let to = (offset + want as u64).div_ceil(sector) * sector;
+                    (offset - from, to.min(disk_len) - from)
+                }
+                false => (0, want as u64),
+            };
             let from = disk_at
-                .checked_add(offset)
+                .checked_add(offset - skip)
                 .ok_or_else(|| damaged("an extent's address is past 2^64"))?;
-            return self.space.read(from, &mut out[..want]);
+            if !sums {
+                return self.space.read(from, &mut out[..want]);
+            }
+            let mut bytes = vec![0u8; whole as usize];
+            self.space.read(from, &mut bytes)?;
+            csum::verify(&self.space, self.csum_tree, from, &bytes)?;
+            let skip = skip as usize;
+            out[..want].copy_from_slice(&bytes[skip..skip + want]);
+            return Ok(());
         }
         if disk_len > MAX_COMPRESSED || ram_bytes > MAX_COMPRESSED {
             return Err(damaged(format!(
@@ -90,6 +119,10 @@ impl<R: ReadAt> Btrfs<R> {
         }
         let mut packed = vec![0u8; disk_len as usize];
         self.space.read(disk_at, &mut packed)?;
+        // A compressed extent's checksums cover its compressed bytes.
+        if sums {
+            csum::verify(&self.space, self.csum_tree, disk_at, &packed)?;
+        }
         let plain = inflate(number, compression, &packed, ram_bytes)?;
         let part = usize::try_from(offset)
             .ok()

@@ -6,6 +6,7 @@ use std::io;
 use std::sync::Mutex;
 
 use super::btree::{Key, Root, Space, damaged};
+use super::csum::CSUM_TREE;
 use super::{Super, crc32c_raw};
 use crate::disk::tree::{self, Entry, FileType, Meta, Tree, check_name};
 use crate::disk::{ReadAt, Work, le16, le32, le64};
@@ -36,10 +37,42 @@ const MAX_NESTING: usize = 256;
 pub struct Btrfs<R> {
     pub(super) space: Space<R>,
     root_tree: Root,
-    /// The subvolume that is `/`, its name for messages.
-    top: (u64, String),
+    /// The checksum tree's root (`csum`), if the root tree has one.
+    pub(super) csum_tree: Option<Root>,
+    /// The subvolume that is `/`.
+    top: Subvolume,
     trees: Mutex<Vec<(u64, Subvol)>>,
     work: Work,
+}
+
+/// The subvolume a reader took for `/`, as `/etc/fstab`'s `subvol=` and `subvolid=` name one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subvolume {
+    pub id: u64,
+    /// Its path from the top level (`@/.snapshots/1/snapshot`; empty for the top level itself);
+    /// `None` when it has no back reference to say it.
+    pub path: Option<String>,
+    /// Whether it is the filesystem's default subvolume: what a mount without `subvol=` gives.
+    pub default: bool,
+}
+
+impl Subvolume {
+    fn at(id: u64) -> Subvolume {
+        Subvolume {
+            id,
+            path: None,
+            default: false,
+        }
+    }
+
+    /// For messages: `subvolume @`, `subvolume 5 (the top level)`, `subvolume 257`.
+    pub fn describe(&self) -> String {
+        match self.path.as_deref() {
+            _ if self.id == FS_TREE => "subvolume 5 (the top level)".to_owned(),
+            Some(p) if !p.is_empty() => format!("subvolume {p}"),
+            _ => format!("subvolume {}", self.id),
+        }
+    }
 }
 
 /// A subvolume: its tree and its root directory's inode.
@@ -57,6 +90,8 @@ pub struct Inode {
     pub(super) mode: u32,
     uid: u32,
     pub(super) size: u64,
+    /// The inode's flags: `NODATASUM` (1) says its data has no checksums.
+    pub(super) flags: u64,
     /// `mtime`'s seconds (the inode item's timespec; its nanoseconds are left out, as ext's are).
     mtime: i64,
 }
@@ -72,7 +107,8 @@ impl<R: ReadAt> Btrfs<R> {
         let mut fs = Btrfs {
             space,
             root_tree,
-            top: (FS_TREE, String::new()),
+            csum_tree: None,
+            top: Subvolume::at(FS_TREE),
             trees: Mutex::new(Vec::new()),
             work,
         };
@@ -81,7 +117,8 @@ impl<R: ReadAt> Btrfs<R> {
             Some(_) => return Err(damaged("the root tree's default entry names no subvolume")),
             None => FS_TREE,
         };
-        fs.top = (default, String::new());
+        fs.csum_tree = fs.root_item(CSUM_TREE)?.map(|(root, _)| root);
+        fs.top = Subvolume::at(default);
         let mut chosen = fs.holds_root()?.then_some(default);
         let top = fs.subvol(default)?;
         for name in ROOT_SUBVOLUMES {
@@ -91,30 +128,32 @@ impl<R: ReadAt> Btrfs<R> {
             if let Some((loc, _)) = fs.dir_item(top.tree, top.dir, name.as_bytes())?
                 && loc.ty == ROOT_ITEM
             {
-                fs.top.0 = loc.id;
+                fs.top.id = loc.id;
                 chosen = fs.holds_root()?.then_some(loc.id);
             }
         }
         let id = chosen.unwrap_or(default);
-        fs.top = (id, fs.named(id)?);
+        fs.top = Subvolume {
+            id,
+            path: fs.path(id)?,
+            default: id == default,
+        };
         Ok(fs)
     }
 
-    /// Subvolume `id` named for messages: `subvolume @/.snapshots/1/snapshot` by its path from the
-    /// top level (its `ROOT_BACKREF`, then the `INODE_REF`s of the directories it lies in).
-    fn named(&self, id: u64) -> io::Result<String> {
+    /// Subvolume `id`'s path from the top level (`@/.snapshots/1/snapshot`; empty for the top
+    /// level): its `ROOT_BACKREF`, then the `INODE_REF`s of the directories it lies in; `None`
+    /// when it has no back reference.
+    fn path(&self, id: u64) -> io::Result<Option<String>> {
         let mut parts: Vec<String> = Vec::new();
         let mut sub = id;
         for _ in 0..MAX_NESTING {
             if sub == FS_TREE {
                 parts.reverse();
-                return Ok(match parts.is_empty() {
-                    true => "subvolume 5 (the top level)".to_owned(),
-                    false => format!("subvolume {}", parts.join("/")),
-                });
+                return Ok(Some(parts.join("/")));
             }
             let Some((parent, b)) = self.first(self.root_tree, sub, ROOT_BACKREF)? else {
-                return Ok(format!("subvolume {id}"));
+                return Ok(None);
             };
             let name = named_at(&b, 16, "a subvolume's back reference")?;
             parts.push(name);
@@ -152,9 +191,9 @@ impl<R: ReadAt> Btrfs<R> {
         Ok(found)
     }
 
-    /// Which subvolume is `/`, for messages: `subvolume @`, `subvolume @/.snapshots/1/snapshot`.
-    pub fn root_subvolume(&self) -> &str {
-        &self.top.1
+    /// Which subvolume is `/`.
+    pub fn root_subvolume(&self) -> &Subvolume {
+        &self.top
     }
 
     fn holds_root(&self) -> io::Result<bool> {
@@ -176,28 +215,35 @@ impl<R: ReadAt> Btrfs<R> {
             return Ok(*s);
         }
         drop(trees);
-        let (_, item) = self
-            .first(self.root_tree, id, ROOT_ITEM)?
+        let (tree, dir) = self
+            .root_item(id)?
             .ok_or_else(|| damaged(format!("subvolume {id} has no root item")))?;
-        if item.len() < 239 {
-            return Err(damaged(format!("subvolume {id}: its root item is cut short")));
-        }
-        let s = Subvol {
-            tree: Root {
-                at: le64(&item, 176),
-                level: item[238],
-            },
-            dir: le64(&item, 168),
-        };
-        if s.tree.level >= super::btree::MAX_LEVEL {
-            return Err(damaged(format!("subvolume {id}: level {}", s.tree.level)));
-        }
+        let s = Subvol { tree, dir };
         let mut trees = self.trees.lock().unwrap_or_else(|p| p.into_inner());
         if trees.len() >= MAX_TREES {
             trees.remove(0);
         }
         trees.push((id, s));
         Ok(s)
+    }
+
+    /// Tree `id`'s root (from its `ROOT_ITEM`, whatever its offset) and root directory's inode;
+    /// `None` when the root tree has no such item.
+    fn root_item(&self, id: u64) -> io::Result<Option<(Root, u64)>> {
+        let Some((_, item)) = self.first(self.root_tree, id, ROOT_ITEM)? else {
+            return Ok(None);
+        };
+        if item.len() < 239 {
+            return Err(damaged(format!("tree {id}: its root item is cut short")));
+        }
+        let root = Root {
+            at: le64(&item, 176),
+            level: item[238],
+        };
+        if root.level >= super::btree::MAX_LEVEL {
+            return Err(damaged(format!("tree {id}: level {}", root.level)));
+        }
+        Ok(Some((root, le64(&item, 168))))
     }
 
     /// The inode `number` of the subvolume whose tree is `tree`.
@@ -215,6 +261,7 @@ impl<R: ReadAt> Btrfs<R> {
             mode: le32(&item, 52),
             uid: le32(&item, 44),
             size: le64(&item, 16),
+            flags: le64(&item, 64),
             mtime: le64(&item, 136) as i64,
         })
     }
@@ -303,10 +350,13 @@ impl<R: ReadAt> Tree for Btrfs<R> {
     type Node = Inode;
 
     fn root(&self) -> io::Result<Inode> {
-        let s = self.subvol(self.top.0)?;
+        let s = self.subvol(self.top.id)?;
         let root = self.inode(s.tree, s.dir)?;
         if file_type(root.mode) != FileType::Dir {
-            return Err(damaged(format!("the root of {} is not a directory", self.top.1)));
+            return Err(damaged(format!(
+                "the root of {} is not a directory",
+                self.top.describe()
+            )));
         }
         Ok(root)
     }

@@ -2,7 +2,8 @@
 //! superblock (primary copy at 64 KiB, its CRC-32C verified), the chunk map from its
 //! `sys_chunk_array` and the chunk tree (`btree`: logical → physical, single and DUP profiles on one
 //! device), the root tree and the subvolumes' FS trees walked as bounded B-trees, inodes,
-//! directories, inline and regular extents, zlib and zstd compressed ones (`files`, `data`).
+//! directories, inline and regular extents, zlib and zstd compressed ones (`files`, `data`), their
+//! sectors checked against the checksum tree (`csum`).
 //! Which subvolume is the root: the default one when it holds a root (an os-release or
 //! `etc/shadow`, as `image::view` marks one), else a subvolume named `@`, else `root`, directly in
 //! it (openSUSE sets its `@/.snapshots/N/snapshot` as default; Ubuntu keeps the top level as
@@ -10,11 +11,12 @@
 //! it becomes an offset; every node is checked (checksum, its own address, level, key order).
 
 mod btree;
+mod csum;
 mod data;
 mod files;
 
-pub use files::Btrfs;
 pub(crate) use files::name_hash;
+pub use files::{Btrfs, Subvolume};
 
 use std::io;
 
