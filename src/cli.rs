@@ -329,6 +329,10 @@ fn image_prepare(m: &Matches) -> Result<Command, Error> {
     Ok(Command::Image(image::Image::Prepare {
         disk: disk(m),
         agent: m.last(&defs::AGENT).map(PathBuf::from),
+        fixes: image::Fixes {
+            remove_host_keys: m.switch(&defs::REMOVE_HOST_KEYS).is_some(),
+            lock_root_password: m.switch(&defs::LOCK_ROOT_PASSWORD).is_some(),
+        },
     }))
 }
 
@@ -580,6 +584,7 @@ mod tests {
                 Image::Prepare {
                     disk: "d".into(),
                     agent: None,
+                    fixes: image::Fixes::default(),
                 },
             ),
             (
@@ -587,6 +592,29 @@ mod tests {
                 Image::Prepare {
                     disk: "d".into(),
                     agent: Some("/b/osconf".into()),
+                    fixes: image::Fixes::default(),
+                },
+            ),
+            (
+                "image prepare d --lock-root-password",
+                Image::Prepare {
+                    disk: "d".into(),
+                    agent: None,
+                    fixes: image::Fixes {
+                        remove_host_keys: false,
+                        lock_root_password: true,
+                    },
+                },
+            ),
+            (
+                "image prepare --remove-host-keys d --lock-root-password",
+                Image::Prepare {
+                    disk: "d".into(),
+                    agent: None,
+                    fixes: image::Fixes {
+                        remove_host_keys: true,
+                        lock_root_password: true,
+                    },
                 },
             ),
         ] {

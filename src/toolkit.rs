@@ -15,8 +15,8 @@ pub fn run(command: Command) -> Result<Said, Error> {
         Command::Image(Image::Inject { disk, conf }) => {
             crate::image::inject::run(&disk, &conf).map(Said::text)
         }
-        Command::Image(Image::Prepare { disk, agent }) => {
-            crate::image::prepare::run(&disk, agent.as_deref()).map(Said::text)
+        Command::Image(Image::Prepare { disk, agent, fixes }) => {
+            crate::image::prepare::run(&disk, agent.as_deref(), fixes).map(Said::text)
         }
         Command::Image(Image::Test(req)) => crate::imagetest::run(&req),
         Command::Help(text) => Ok(Said::text(text)),

@@ -343,6 +343,18 @@ pub static AGENT: Flag = Flag::with_value(
      the image's architecture)",
 );
 
+pub static REMOVE_HOST_KEYS: Flag = Flag::switch(
+    "remove-host-keys",
+    "remove the SSH host keys baked into the root (etc/ssh/ssh_host_*_key and .pub), one line per \
+     file, and say what makes new ones at first boot (a warning when nothing does)",
+);
+
+pub static LOCK_ROOT_PASSWORD: Flag = Flag::switch(
+    "lock-root-password",
+    "lock root's usable password in etc/shadow as passwd -l does (a leading !, the rest of the file \
+     unchanged); a password locked already is left as it is",
+);
+
 pub static VERBOSE: Flag = Flag::switch(
     "verbose",
     "show every line of the guest's console, not only osconf's",
@@ -540,7 +552,7 @@ pub static COMMANDS: &[CommandDef] = &[
         name: "image prepare",
         summary: "install osconf into a disk image, to run at every boot",
         operands: &[DISK],
-        flags: &[&AGENT],
+        flags: &[&AGENT, &REMOVE_HOST_KEYS, &LOCK_ROOT_PASSWORD],
         about: concat!(
             "Installs osconf (--agent, else the agent found beside osconf-image, not the toolkit; it \
                 must be built for the image's architecture, read from the ELF header of the root's \
@@ -549,7 +561,10 @@ pub static COMMANDS: &[CommandDef] = &[
                 root partition (the first holding etc/os-release; it must be ext): the files osconf \
                 install --root writes, for the init system detected \
                 there, manifest included; and creates aliyun_custom_image/ on partition 1 (in the root \
-                on one-partition images). ",
+                on one-partition images). Fixes what image check fails, each only when asked: \
+                --remove-host-keys, --lock-root-password (a line per change; they are done even when \
+                osconf is installed already). An ext4 partition 1 with the 64bit feature is reported \
+                with the commands that convert it; no filesystem is rewritten. ",
             staged_write!()
         ),
         build: super::image_prepare,

@@ -18,10 +18,24 @@ pub enum Image {
     /// `image inject DISK OS_CONF`: write os.conf into partition 1 as ECS does.
     Inject { disk: PathBuf, conf: PathBuf },
     /// `image prepare DISK`: install osconf into the image's root partition; `agent`: `--agent`, the
-    /// agent binary to put in (default: the one beside the toolkit, when it matches the image).
-    Prepare { disk: PathBuf, agent: Option<PathBuf> },
+    /// agent binary to put in (default: the one beside the toolkit, when it matches the image);
+    /// `fixes`: what else it was asked to fix.
+    Prepare {
+        disk: PathBuf,
+        agent: Option<PathBuf>,
+        fixes: Fixes,
+    },
     /// `image test DISK`: boot it under qemu and report what took effect.
     Test(Test),
+}
+
+/// What `image prepare` fixes besides installing the agent, each only when asked by its flag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fixes {
+    /// `--remove-host-keys`: remove the SSH host keys baked in.
+    pub remove_host_keys: bool,
+    /// `--lock-root-password`: lock root's usable password in /etc/shadow.
+    pub lock_root_password: bool,
 }
 
 /// `-accel`: which qemu accelerator.

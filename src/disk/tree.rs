@@ -34,6 +34,8 @@ pub struct Meta {
     /// Permission bits (FAT, which has none: 0o755, as Linux's vfat shows them by default).
     pub mode: u32,
     pub uid: u32,
+    /// The group (FAT, which has none: 0).
+    pub gid: u32,
     pub size: u64,
     /// The modification time in seconds since the epoch (FAT's: its local time read as UTC, in
     /// 2-second steps); `None` where there is none (FAT's root directory, a date no calendar has).

@@ -82,6 +82,8 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
         }
     }
     let mut modes = Vec::new();
+    // A file replaced keeps its owner (etc/shadow's group is shadow on Debian); a new one is root's.
+    let mut owners = Vec::new();
     for op in ops {
         let rel = op.path().trim_start_matches('/');
         let now = volume
@@ -90,6 +92,8 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
         if now.is_some_and(|m| m.file_type == FileType::Dir) {
             return Err(refused(format!("{} is a directory", op.path())));
         }
+        let replaced = now.filter(|n| n.file_type == FileType::File);
+        owners.push(replaced.map(|n| (n.uid, n.gid)));
         modes.push(match op {
             FileOp::Write {
                 mode: Mode::Exact(m), ..
@@ -138,7 +142,10 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
             }
         }
         Kind::Ext(..) => {
-            let owned = |p: &str| format!("sif \"{p}\" uid 0\nsif \"{p}\" gid 0\n");
+            let kept = kept_attributes(staged, ops, &owners)?;
+            let owned_by =
+                |p: &str, (u, g): (u32, u32)| format!("sif \"{p}\" uid {u}\nsif \"{p}\" gid {g}\n");
+            let owned = |p: &str| owned_by(p, (0, 0));
             let mut script = String::new();
             for d in &new_dirs {
                 script += &format!(
@@ -146,7 +153,7 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
                     owned(&format!("/{d}"))
                 );
             }
-            for ((op, src), mode) in ops.iter().zip(&sources).zip(&modes) {
+            for (i, ((op, src), mode)) in ops.iter().zip(&sources).zip(&modes).enumerate() {
                 let path = format!("/{}", op.path().trim_start_matches('/'));
                 let (dir, name) = path.rsplit_once('/').expect("absolute");
                 script += &format!(
@@ -159,8 +166,11 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
                             "write \"{}\" \"{name}\"\nsif \"{name}\" mode 0{:o}\n{}",
                             src.display(),
                             0o100000 | mode,
-                            owned(name)
+                            owned_by(name, owners[i].unwrap_or((0, 0)))
                         );
+                        for (attr, value) in &kept[i] {
+                            script += &format!("ea_set -f \"{}\" \"{name}\" {attr}\n", value.display());
+                        }
                     }
                     FileOp::Symlink { target, .. } => script += &format!("symlink \"{name}\" \"{target}\"\n"),
                     FileOp::Remove { .. } => {}
@@ -186,13 +196,15 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
             return Err(refused(format!("{d}/ did not come out as made")));
         }
     }
-    for op in ops {
+    for (op, owner) in ops.iter().zip(&owners) {
         let rel = op.path().trim_start_matches('/');
         let ok = match op {
             FileOp::Write { contents, .. } => {
                 // What was read back may be os.conf: wiped when dropped.
                 let back = volume.read_file(rel).ok().flatten().map(Secret::new);
+                let meta = volume.symlink_metadata(rel).ok().flatten();
                 back.as_ref().map(Secret::expose) == Some(contents)
+                    && meta.map(|m| (m.uid, m.gid)) == Some(owner.unwrap_or((0, 0)))
             }
             FileOp::Symlink { target, .. } => {
                 volume.read_link(rel).ok().flatten().as_deref() == Some(target.as_bytes())
@@ -204,6 +216,69 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
         }
     }
     Ok(())
+}
+
+/// The extended attributes (an SELinux label, ACLs) of each regular file a write of `ops` replaces
+/// in the staged ext filesystem, `owners` saying which those are: (name, a scratch file holding its
+/// value) per op, for `ea_set` to put on the new inode, which debugfs's `write` makes bare. Read by
+/// debugfs's own `ea_list` and `ea_get` (the ext reader does not read xattr blocks). A name that is
+/// not plain (letters, digits, `._-@`) is refused rather than passed to debugfs.
+fn kept_attributes(
+    staged: &Staged,
+    ops: &[FileOp],
+    owners: &[Option<(u32, u32)>],
+) -> Result<Vec<Vec<(String, std::path::PathBuf)>>, Error> {
+    let img = staged.path().as_os_str();
+    let replaced: Vec<usize> = (0..ops.len())
+        .filter(|&i| matches!(ops[i], FileOp::Write { .. }) && owners[i].is_some())
+        .collect();
+    let mut kept = vec![Vec::new(); ops.len()];
+    if replaced.is_empty() {
+        return Ok(kept);
+    }
+    let path = |i: usize| format!("/{}", ops[i].path().trim_start_matches('/'));
+    let list: String = replaced
+        .iter()
+        .map(|&i| format!("ea_list \"{}\"\n", path(i)))
+        .collect();
+    let cmds = staged.scratch("ea_list.cmds");
+    std::fs::write(&cmds, list).map_err(|e| refused(e.to_string()))?;
+    // debugfs echoes each command ("debugfs: ea_list …"), then one "  NAME (LEN)…" line per attribute.
+    let said = tool("debugfs", &["-f".as_ref(), cmds.as_os_str(), img])?;
+    let mut at = None;
+    let mut get = String::new();
+    for line in said.lines() {
+        if let Some(cmd) = line.strip_prefix("debugfs: ") {
+            at = replaced
+                .iter()
+                .copied()
+                .find(|&i| cmd == format!("ea_list \"{}\"", path(i)));
+        } else if let (Some(i), Some(rest)) = (at, line.strip_prefix("  ")) {
+            let name = rest.split(" (").next().unwrap_or_default();
+            let plain = |c: char| c.is_ascii_alphanumeric() || "._-@".contains(c);
+            if name.is_empty() || !name.chars().all(plain) {
+                return Err(refused(format!(
+                    "{}: an extended attribute osconf cannot carry over: {rest:?}",
+                    path(i)
+                )));
+            }
+            let value = staged.scratch(&format!("ea{i}.{}", kept[i].len()));
+            get += &format!("ea_get -f \"{}\" \"{}\" {name}\n", value.display(), path(i));
+            kept[i].push((name.to_owned(), value));
+        }
+    }
+    if !get.is_empty() {
+        let cmds = staged.scratch("ea_get.cmds");
+        std::fs::write(&cmds, get).map_err(|e| refused(e.to_string()))?;
+        tool("debugfs", &["-f".as_ref(), cmds.as_os_str(), img])?;
+        // debugfs exits 0 whatever failed: each value must be there.
+        for (name, value) in kept.iter().flatten() {
+            if !value.is_file() {
+                return Err(refused(format!("debugfs did not read extended attribute {name}")));
+            }
+        }
+    }
+    Ok(kept)
 }
 
 /// A file for the tool to copy into the image, readable by root only (it may be os.conf).

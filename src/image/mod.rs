@@ -7,7 +7,9 @@
 
 pub mod arch;
 pub mod convert;
+mod fix;
 pub mod inject;
+mod keygen;
 pub mod prepare;
 mod root;
 pub(crate) mod stage;
@@ -151,7 +153,12 @@ fn check_image(
         None => disk::probe(image.disk(), offset).ok().flatten(),
     };
     match fs {
-        Some(fs) => items.extend(first_filesystem(t.kind.name(), &fs, first.as_ref())),
+        Some(fs) => items.extend(first_filesystem(
+            (path, image, offset),
+            t.kind.name(),
+            &fs,
+            first.as_ref(),
+        )),
         // Still a root to check: the image may only need its partitions reordered.
         None => items.push(no_filesystem(p1, offset, len)),
     }
@@ -161,9 +168,15 @@ fn check_image(
     Ok(items)
 }
 
-/// Partition 1's filesystem `fs` (`first`, when its files can be read): a kind os.conf can be
-/// written to, writable by the guest's kernel, with `aliyun_custom_image/` at its root.
-fn first_filesystem(table: &str, fs: &disk::Filesystem, first: Option<&Volume<Disk>>) -> Vec<Item> {
+/// Partition 1's filesystem `fs` (`first`, when its files can be read; at `offset` of `image`, the
+/// file `path`): a kind os.conf can be written to, not ext4's `64bit`, writable by the guest's
+/// kernel, with `aliyun_custom_image/` at its root.
+fn first_filesystem(
+    (path, image, offset): (&Path, &Image, u64),
+    table: &str,
+    fs: &disk::Filesystem,
+    first: Option<&Volume<Disk>>,
+) -> Vec<Item> {
     let what = format!("partition 1 ({table} table): {}", fs.describe());
     let mut items = vec![match fs.kind {
         Kind::Fat(fat::Version::Fat32) | Kind::Ext(..) | Kind::Ufs(_) => {
@@ -176,16 +189,8 @@ fn first_filesystem(table: &str, fs: &disk::Filesystem, first: Option<&Volume<Di
             format!("{what}: osconf finds os.conf on ext2/3/4, FAT or UFS only"),
         ),
     }];
-    if let Kind::Ext(_, features) = fs.kind {
-        items.push(if features.has_64bit() {
-            item(
-                "ext4-64bit",
-                Verdict::Fail,
-                "the 64bit feature is set, which the import refuses (mkfs.ext4 -O ^64bit; resize2fs -s)",
-            )
-        } else {
-            item("ext4-64bit", Verdict::Pass, "the 64bit feature is not set")
-        });
+    if let Kind::Ext(..) = fs.kind {
+        items.push(ext_64bit(path, image, fs, offset));
     }
     items.push(writable(&fs.kind));
     if let Some(r) = first.as_ref().and_then(|v| v.recovery()) {
@@ -229,8 +234,72 @@ fn no_filesystem(p: &disk::Partition, offset: u64, len: u64) -> Item {
     )
 }
 
+/// Partition 1's ext `64bit` feature (an ext partition 1 at `offset` of the image at `disk`): ECS's
+/// writer of os.conf into partition 1 does not handle it. Failing, it gives the commands that
+/// clear it, tried with e2fsprogs 1.47: `resize2fs -s` converts the filesystem in place, its files,
+/// label and UUID kept (it must be unmounted and checked first); e2fsprogs' `NAME?offset=N` lets
+/// both work on the image file itself (on a raw copy of a qcow2, VHD or VMDK). `mkfs.ext4 -O
+/// ^64bit` with its label and UUID makes it anew, empty.
+pub(crate) fn ext_64bit(disk: &Path, image: &Image, fs: &disk::Filesystem, offset: u64) -> Item {
+    let Kind::Ext(_, features) = fs.kind else {
+        return item("ext4-64bit", Verdict::Pass, "partition 1 is not ext");
+    };
+    if !features.has_64bit() {
+        return item("ext4-64bit", Verdict::Pass, "the 64bit feature is not set");
+    }
+    let format = image.disk().format;
+    let (raw, before, after) = if format.in_place() {
+        (disk.to_owned(), String::new(), String::new())
+    } else {
+        let raw = disk.with_extension("raw");
+        let before = format!(
+            "on a raw copy, qemu-img convert -O raw {} {}, ",
+            sh_quote(&disk.to_string_lossy()),
+            sh_quote(&raw.to_string_lossy())
+        );
+        let after = format!(", then back with qemu-img convert -O {}", format.name());
+        (raw, before, after)
+    };
+    let at = sh_quote(&format!("{}?offset={offset}", raw.display()));
+    let label = fs
+        .label
+        .as_deref()
+        .filter(|l| !l.is_empty())
+        .map_or_else(String::new, |l| format!(" -L {}", sh_quote(l)));
+    let uuid = fs
+        .uuid
+        .as_deref()
+        .map_or_else(String::new, |u| format!(" -U {u}"));
+    item(
+        "ext4-64bit",
+        Verdict::Fail,
+        format!(
+            "the 64bit feature is set, which ECS's writer of partition 1 does not handle: convert \
+             it, its files kept ({before}unmounted, e2fsprogs 1.43 or later): e2fsck -f {at} && \
+             resize2fs -s {at}{after}; or make it anew and copy its files back: mkfs.ext4 -O \
+             ^64bit{label}{uuid} on partition 1"
+        ),
+    )
+}
+
 /// GPT's type GUID of a BIOS boot partition (where GRUB puts its core image on GPT disks).
 const BIOS_BOOT: &str = "21686148-6449-6e6f-744e-656564454649";
+/// `text` as one shell word: single-quoted unless it is plain; control characters (a label read
+/// from an image) as `?`, so the line printed is the command run.
+fn sh_quote(text: &str) -> String {
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c))
+    {
+        return text;
+    }
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
 
 /// Whether the guest's kernel would mount partition 1 writable, as removing os.conf needs.
 fn writable(kind: &Kind) -> Item {

@@ -4,7 +4,9 @@
 //! creates `aliyun_custom_image/` on partition 1. The files go in as `inject`'s do: debugfs (the
 //! root must be ext) or mtools on staged copies, read back, then the changed bytes written with an
 //! undo file. The agent put in is built for the image's architecture (`arch`): `--agent`, else the
-//! one beside the toolkit.
+//! one beside the toolkit. What the fix flags ask (`fix`: host keys removed, root's password
+//! locked) are ops of the same plan, written the same way; an ext4 partition 1 with the `64bit`
+//! feature is reported (`image check`'s item), never rewritten.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,18 +15,38 @@ use super::arch::{self, Arch};
 use super::convert::Outcome;
 use super::inject::{CONF_DIR, apply, in_disk, needs_recovery};
 use super::stage::{self, Staged};
-use super::view;
+use super::{Verdict, fix, view};
+use crate::cli::image::Fixes;
 use crate::disk::{FileType, Image, Kind};
 use crate::error::Error;
 use crate::install;
 
-/// `osconf image prepare DISK [--agent FILE]`.
-pub fn run(disk: &Path, asked: Option<&Path>) -> Result<String, Error> {
-    super::convert::edit(disk, |raw| install(raw, asked))
+/// `osconf image prepare DISK [--agent FILE] [--remove-host-keys] [--lock-root-password]`.
+pub fn run(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<String, Error> {
+    let text = super::convert::edit(disk, |raw| install(raw, asked, fixes))?;
+    Ok(text + &first_64bit(disk))
 }
 
-/// Installs osconf into the raw image `disk`.
-fn install(disk: &Path, asked: Option<&Path>) -> Result<Outcome, Error> {
+/// A warning line when partition 1 is ext with the `64bit` feature, with the commands that clear
+/// it (`image check`'s item, about the image as the user named it); else nothing.
+fn first_64bit(disk: &Path) -> String {
+    let Ok(image) = Image::open(disk) else {
+        return String::new();
+    };
+    let (Ok((offset, _)), Ok(first)) = (image.extent(1), image.partition(1)) else {
+        return String::new();
+    };
+    match super::ext_64bit(disk, &image, &first.fs, offset) {
+        i if i.verdict == Verdict::Fail => format!(
+            "warning: partition 1: {} (prepare rewrites no filesystem)\n",
+            i.reason
+        ),
+        _ => String::new(),
+    }
+}
+
+/// Installs osconf into the raw image `disk`, with the fixes asked.
+fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, Error> {
     let mut out = String::new();
     // Until the commit, only staged copies change.
     let bad = |e: String| Error::invalid(disk, e).unchanged();
@@ -69,19 +91,28 @@ fn install(disk: &Path, asked: Option<&Path>) -> Result<Outcome, Error> {
     let inside = format!("/{CONF_DIR}");
     let config_dir = (n == 1 && !has_dir).then_some(inside.as_str());
     let plan = install::plan_install(&sys, init, binary, config_dir).map_err(failed)?;
+    let place = format!("partition {n}");
+    let fixed = fix::plan(&sys, fixes, &place).map_err(|e| match e.kind {
+        crate::error::Kind::Invalid => e.unchanged(),
+        _ => failed(e),
+    })?;
+    let notes: String = fixed.notes.iter().map(|n| format!("{n}\n")).collect();
     let root_dirs: &[&str] = if config_dir.is_some() { &[CONF_DIR] } else { &[] };
-    if plan.ops.is_empty() && has_dir {
+    let installed = plan.ops.is_empty() && has_dir;
+    if installed && fixed.ops.is_empty() {
+        out += &format!(
+            "osconf is installed for {} in {place} already and {CONF_DIR}/ is on partition 1: \
+             nothing to do\n{notes}",
+            init.name
+        );
         return Ok(Outcome {
-            text: format!(
-                "osconf is installed for {} in partition {n} already and {CONF_DIR}/ is on partition 1: \
-                 nothing to do\n",
-                init.name
-            ),
+            text: out,
             changed: 0,
         });
     }
+    let ops: Vec<_> = plan.ops.iter().chain(&fixed.ops).cloned().collect();
     let staged_root = Staged::new(disk, &image, n).map_err(failed)?;
-    apply(&staged_root, root_kind, root_dirs, &plan.ops).map_err(|e| in_disk(e, disk).unchanged())?;
+    apply(&staged_root, root_kind, root_dirs, &ops).map_err(|e| in_disk(e, disk).unchanged())?;
     let staged_first = if n != 1 && !has_dir {
         let s = Staged::new(disk, &image, 1).map_err(failed)?;
         apply(&s, first_kind, &[CONF_DIR], &[]).map_err(|e| in_disk(e, disk).unchanged())?;
@@ -93,6 +124,14 @@ fn install(disk: &Path, asked: Option<&Path>) -> Result<Outcome, Error> {
         .chain(staged_first.as_ref())
         .collect();
     let changed = stage::commit(disk, &all).map_err(|e| e.at(Some(disk)))?;
+    let done: String = fixed.done.iter().map(|d| format!("{d}\n")).collect();
+    if installed {
+        out += &format!(
+            "osconf is installed for {} in {place} already\n{done}{notes}{changed} bytes of the image changed\n",
+            init.name
+        );
+        return Ok(Outcome { text: out, changed });
+    }
     out += &format!("{chosen}\n");
     out += &format!("init {} detected in partition {n}: {why}\n", init.name);
     for note in &plan.notes {
@@ -106,6 +145,8 @@ fn install(disk: &Path, asked: Option<&Path>) -> Result<Outcome, Error> {
         (false, 1) => format!("created {CONF_DIR}/ in partition 1 (the root)\n"),
         (false, _) => format!("created {CONF_DIR}/ on partition 1\n"),
     };
+    out += &done;
+    out += &notes;
     out += &format!(
         "installed osconf for {} into {}; {changed} bytes of the image changed\n",
         init.name,

@@ -302,13 +302,21 @@ fn started_by(sys: &System, path: &str) -> system::Result<Option<String>> {
     Ok(None)
 }
 
+/// Where sshd keeps its host keys.
+pub(super) const SSH_DIR: &str = "/etc/ssh";
+
+/// A private host key's name in [`SSH_DIR`]: `ssh_host_*_key`, or SSH 1's `ssh_host_key`.
+pub(super) fn is_host_key(name: &str) -> bool {
+    (name.starts_with("ssh_host_") && name.ends_with("_key")) || name == "ssh_host_key"
+}
+
 /// SSH host keys baked in: every instance made from the image would share them.
 fn host_keys(sys: &System) -> system::Result<Item> {
     let keys: Vec<String> = sys
-        .list("/etc/ssh")?
+        .list(SSH_DIR)?
         .into_iter()
-        .filter(|n| (n.starts_with("ssh_host_") && n.ends_with("_key")) || n == "ssh_host_key")
-        .map(|n| format!("/etc/ssh/{n}"))
+        .filter(|n| is_host_key(n))
+        .map(|n| format!("{SSH_DIR}/{n}"))
         .collect();
     Ok(if keys.is_empty() {
         item(
@@ -376,6 +384,12 @@ fn authorized_keys(sys: &System) -> system::Result<Item> {
     })
 }
 
+/// A password field no password can match: `!…` (`passwd -l`), `*…`, or `x` in the shadow file
+/// itself. An empty field is not: it lets anyone in.
+pub(super) fn is_locked(field: &str) -> bool {
+    field.starts_with('!') || field.starts_with('*') || field == "x"
+}
+
 /// root's password field: locked or absent is a pass; a usable hash or an empty field is a fail.
 fn password(sys: &System) -> system::Result<Item> {
     let (file, field) = match sys.read("/etc/shadow")?.and_then(|t| root_entry(&t)) {
@@ -400,7 +414,7 @@ fn password(sys: &System) -> system::Result<Item> {
                 "root's password in {file} is empty: anyone logs in as root without one; lock it (usermod -p '*' root)"
             ),
         )
-    } else if field.starts_with('!') || field.starts_with('*') || field == "x" {
+    } else if is_locked(&field) {
         item(
             key,
             Verdict::Pass,

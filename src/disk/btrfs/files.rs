@@ -89,6 +89,7 @@ pub struct Inode {
     pub(super) number: u64,
     pub(super) mode: u32,
     uid: u32,
+    gid: u32,
     pub(super) size: u64,
     /// The inode's flags: `NODATASUM` (1) says its data has no checksums.
     pub(super) flags: u64,
@@ -260,6 +261,7 @@ impl<R: ReadAt> Btrfs<R> {
             number,
             mode: le32(&item, 52),
             uid: le32(&item, 44),
+            gid: le32(&item, 48),
             size: le64(&item, 16),
             flags: le64(&item, 64),
             mtime: le64(&item, 136) as i64,
@@ -366,6 +368,7 @@ impl<R: ReadAt> Tree for Btrfs<R> {
             file_type: file_type(n.mode),
             mode: n.mode & 0o7777,
             uid: n.uid,
+            gid: n.gid,
             size: n.size,
             mtime: Some(n.mtime),
         }

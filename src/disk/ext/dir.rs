@@ -178,6 +178,7 @@ impl<R: ReadAt> Tree for Ext<R> {
             file_type: file_type(n.mode),
             mode: u32::from(n.mode & 0o7777),
             uid: n.uid,
+            gid: n.gid,
             size: n.size,
             mtime: Some(i64::from(n.mtime)),
         }

@@ -49,6 +49,7 @@ pub struct Inode {
     pub number: u32,
     pub mode: u16,
     pub uid: u32,
+    pub gid: u32,
     pub size: u64,
     pub flags: u32,
     /// `i_mtime`: seconds since the epoch (signed, as the kernel reads it without `i_mtime_extra`).
@@ -292,6 +293,7 @@ impl<R: ReadAt> Ext<R> {
             number,
             mode,
             uid: u32::from(le16(&raw, 0x02)) | u32::from(le16(&raw, 0x78)) << 16,
+            gid: u32::from(le16(&raw, 0x18)) | u32::from(le16(&raw, 0x7A)) << 16,
             size: u64::from(le32(&raw, 0x04)) | high,
             flags,
             mtime: le32(&raw, 0x10) as i32,

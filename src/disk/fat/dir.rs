@@ -334,6 +334,7 @@ impl<R: ReadAt> Tree for Fat<R> {
             file_type: if n.dir { FileType::Dir } else { FileType::File },
             mode: 0o755,
             uid: 0,
+            gid: 0,
             size: n.size,
             mtime: n.mtime,
         }

@@ -275,6 +275,7 @@ impl<R: ReadAt> Tree for Xfs<R> {
             file_type: file_type(n.mode),
             mode: u32::from(n.mode & 0o7777),
             uid: n.uid,
+            gid: n.gid,
             size: n.size,
             mtime: Some(n.mtime),
         }

@@ -36,6 +36,7 @@ pub struct Inode {
     pub number: u64,
     pub mode: u16,
     pub uid: u32,
+    pub gid: u32,
     pub size: u64,
     /// Last modification, seconds since 1970.
     pub mtime: i64,
@@ -139,6 +140,7 @@ impl<R: ReadAt> Xfs<R> {
             number,
             mode,
             uid: be32(&b, 8),
+            gid: be32(&b, 12),
             size,
             mtime,
             format,
