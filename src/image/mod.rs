@@ -237,7 +237,8 @@ fn no_filesystem(p: &disk::Partition, offset: u64, len: u64) -> Item {
 /// Partition 1's ext `64bit` feature (an ext partition 1 at `offset` of the image at `disk`): ECS's
 /// writer of os.conf into partition 1 does not handle it. Failing, it gives the commands that
 /// clear it, tried with e2fsprogs 1.47: `resize2fs -s` converts the filesystem in place, its files,
-/// label and UUID kept (it must be unmounted and checked first); e2fsprogs' `NAME?offset=N` lets
+/// label and UUID kept (it must be unmounted and checked first: `e2fsck -p`, since `-f` alone
+/// wants a terminal); e2fsprogs' `NAME?offset=N` lets
 /// both work on the image file itself (on a raw copy of a qcow2, VHD or VMDK). `mkfs.ext4 -O
 /// ^64bit` with its label and UUID makes it anew, empty.
 pub(crate) fn ext_64bit(disk: &Path, image: &Image, fs: &disk::Filesystem, offset: u64) -> Item {
@@ -275,7 +276,7 @@ pub(crate) fn ext_64bit(disk: &Path, image: &Image, fs: &disk::Filesystem, offse
         Verdict::Fail,
         format!(
             "the 64bit feature is set, which ECS's writer of partition 1 does not handle: convert \
-             it, its files kept ({before}unmounted, e2fsprogs 1.43 or later): e2fsck -f {at} && \
+             it, its files kept ({before}unmounted, e2fsprogs 1.43 or later): e2fsck -fp {at} && \
              resize2fs -s {at}{after}; or make it anew and copy its files back: mkfs.ext4 -O \
              ^64bit{label}{uuid} on partition 1"
         ),

@@ -329,7 +329,10 @@ fn the_bash_completion_is_valid_and_completes_commands_flags_and_values() {
         (&["osconf", "image", "test", "--ac"], &["--accel"]),
         (&["osconf", "image", "test", "--accel", "t"], &["tcg"]),
         (&["osconf", "image", "--v"], &["--verbose"]),
-        (&["osconf", "image", "prepare", "--"], &["--agent", "--help"]),
+        (
+            &["osconf", "image", "prepare", "--"],
+            &["--agent", "--remove-host-keys", "--lock-root-password", "--help"],
+        ),
         (&["osconf", "image", "test", "--firmware", "u"], &["uefi"]),
     ];
     for (words, expected) in cases {

@@ -12,7 +12,7 @@ use crate::image_write::{init_tree, osconf};
 
 /// The first 64 bytes of a 64-bit little-endian ELF executable for `machine` (62 x86_64, 183
 /// aarch64), then `body`.
-fn elf(machine: u16, body: &[u8]) -> Vec<u8> {
+pub(crate) fn elf(machine: u16, body: &[u8]) -> Vec<u8> {
     let mut h = b"\x7fELF\x02\x01\x01\x00".to_vec();
     h.resize(16, 0);
     h.extend(2u16.to_le_bytes());

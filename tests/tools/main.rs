@@ -16,6 +16,7 @@ mod disk_xfs;
 mod image;
 mod image_arch;
 mod image_btrfs;
+mod image_fixes;
 mod image_formats;
 mod image_hostile;
 mod image_root;
