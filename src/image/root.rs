@@ -329,8 +329,8 @@ fn host_keys(sys: &System) -> system::Result<Item> {
             "ssh-host-keys",
             Verdict::Fail,
             format!(
-                "SSH host keys baked in, which every instance would share: {}; remove them (sshd or \
-                 ssh-keygen -A makes new ones at first boot)",
+                "SSH host keys baked in, which every instance would share: {}; remove them (osconf \
+                 image prepare --remove-host-keys, which says what makes new ones at first boot)",
                 keys.join(", ")
             ),
         )
@@ -411,7 +411,7 @@ fn password(sys: &System) -> system::Result<Item> {
             key,
             Verdict::Fail,
             format!(
-                "root's password in {file} is empty: anyone logs in as root without one; lock it (usermod -p '*' root)"
+                "root's password in {file} is empty: anyone logs in as root without one; lock it (osconf image prepare --lock-root-password)"
             ),
         )
     } else if is_locked(&field) {
@@ -438,7 +438,7 @@ fn password(sys: &System) -> system::Result<Item> {
             Verdict::Fail,
             format!(
                 "root has a usable password baked in ({scheme} in {file}): every instance accepts it \
-                 until os.conf sets another; lock it (passwd -l root, or usermod -p '*' root)"
+                 until os.conf sets another; lock it (osconf image prepare --lock-root-password, or passwd -l root)"
             ),
         )
     })
