@@ -94,7 +94,7 @@ fn lock_password(sys: &System, place: &str, fixed: &mut Fixed) -> Result<(), Err
         .read(SHADOW)
         .map_err(|e| bad(e.error.to_string()))?
         .ok_or_else(|| bad("is missing".into()))?;
-    match lock_root(&text).map_err(bad)? {
+    match lock_root(&text).map_err(|e| e.at(Some(&at)))? {
         Lock::Locked(contents) => {
             fixed
                 .done
@@ -127,40 +127,40 @@ enum Lock {
 /// an empty field included (passwd -l makes it `!`, which nothing matches). Refused, saying the
 /// line: a CR or NUL anywhere (a file edited elsewhere, or crafted: which line counts is unclear),
 /// no root line, more than one, a root line without shadow's 9 fields.
-fn lock_root(text: &[u8]) -> Result<Lock, String> {
+fn lock_root(text: &[u8]) -> Result<Lock, Error> {
     let mut root = None;
     let mut at = 0;
     for (i, line) in text.split(|&b| b == b'\n').enumerate() {
         let n = i + 1;
         if line.contains(&b'\r') {
-            return Err(format!(
+            return Err(Error::bad(format!(
                 "line {n} holds a carriage return (CR): not a shadow file as passwd writes it"
-            ));
+            )));
         }
         if line.contains(&0) {
-            return Err(format!(
+            return Err(Error::bad(format!(
                 "line {n} holds a NUL byte: not a shadow file as passwd writes it"
-            ));
+            )));
         }
         if line.split(|&b| b == b':').next() == Some(b"root") {
             if let Some((first, _)) = root {
-                return Err(format!(
+                return Err(Error::bad(format!(
                     "lines {first} and {n} both are root's: which one counts is unclear"
-                ));
+                )));
             }
             root = Some((n, at));
         }
         at += line.len() + 1;
     }
     let Some((n, start)) = root else {
-        return Err("has no line for root".into());
+        return Err(Error::bad("has no line for root"));
     };
     let line = text[start..].split(|&b| b == b'\n').next().unwrap_or_default();
     let fields = line.split(|&b| b == b':').count();
     if fields != 9 {
-        return Err(format!(
+        return Err(Error::bad(format!(
             "line {n}: root's entry has not shadow's 9 colon-separated fields but {fields}"
-        ));
+        )));
     }
     // After "root:", up to the next colon.
     let from = start + 5;
@@ -240,7 +240,7 @@ mod tests {
             ),
             (b"root:$6$a$b:1:::::::\n", "but 10"),
         ] {
-            let err = lock_root(text).unwrap_err();
+            let err = lock_root(text).unwrap_err().message;
             assert!(err.contains(says), "{err}");
         }
         // A user whose name only starts with root is not root.
