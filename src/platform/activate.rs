@@ -79,6 +79,9 @@ fn probes(services: &'static [Service], nics: &[String]) -> Vec<Probe> {
 /// per unit: under qemu TCG each systemctl costs a second and more of the boot.
 fn systemd_active(probes: &[Probe]) -> Option<&Probe> {
     let units: Vec<String> = probes.iter().map(|p| format!("{}.service", p.unit)).collect();
+    if units.iter().all(|u| never_started(Path::new("/run/systemd"), u)) {
+        return None;
+    }
     // Its exit status says only whether any is active (0) or none (3); which one is in the output.
     let out = Command::new("systemctl")
         .arg("is-active")
@@ -88,6 +91,46 @@ fn systemd_active(probes: &[Probe]) -> Option<&Probe> {
         .output()
         .ok()?;
     first_active(probes, &out.stdout)
+}
+
+/// True when PID 1 shows that `unit` is neither active nor reloading without being asked: no
+/// `units/invocation:UNIT` link under `run` (`/run/systemd`). systemd (252's src/core/unit.c) makes
+/// that link when the unit's first process is forked (`unit_prepare_exec`) and removes it when the
+/// unit turns inactive or failed (`unit_notify`) or is freed; it survives a daemon-reload. So it is
+/// there while the unit is activating, active, reloading or deactivating, and a service without
+/// it runs nothing now — the case at every boot, where osconf runs before the stack's services, so
+/// no systemctl is started at all. Only where this cannot be read is systemctl asked: a systemd
+/// older than 232 keeps no `units/` directory, and the link carries the unit's own name, which an
+/// alias (a unit file that is a link to another name, or a mask) is not. (A oneshot service with
+/// no command to run turns active with no link: no stack's service is one.)
+fn never_started(run: &Path, unit: &str) -> bool {
+    let units = run.join("units");
+    if !units.is_dir() || aliased(unit) {
+        return false;
+    }
+    match std::fs::symlink_metadata(units.join(format!("invocation:{unit}"))) {
+        Ok(_) => false,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
+}
+
+/// True when a unit file of that name, in a directory systemd loads units from, is a link to a
+/// file of another name (an alias, or /dev/null for a masked unit).
+fn aliased(unit: &str) -> bool {
+    const DIRS: [&str; 8] = [
+        "/etc/systemd/system",
+        "/run/systemd/system",
+        "/run/systemd/generator",
+        "/run/systemd/generator.early",
+        "/run/systemd/generator.late",
+        "/usr/local/lib/systemd/system",
+        "/usr/lib/systemd/system",
+        "/lib/systemd/system",
+    ];
+    DIRS.iter().any(|dir| {
+        std::fs::read_link(Path::new(dir).join(unit))
+            .is_ok_and(|target| target.file_name() != Some(std::ffi::OsStr::new(unit)))
+    })
 }
 
 /// Reads `systemctl is-active`'s output, one state per unit in the order asked (`inactive` for a
@@ -218,6 +261,20 @@ mod tests {
         ] {
             assert_eq!(name(none), None, "{none:?}");
         }
+    }
+
+    /// No invocation link: not started, without asking; a link, or no `units/` directory (an old
+    /// systemd), leaves it to systemctl.
+    #[test]
+    fn a_unit_without_an_invocation_link_never_started() {
+        let run = tempfile::tempdir().unwrap();
+        let unit = "osconf-test-nonexistent.service";
+        assert!(!never_started(run.path(), unit), "no units/ directory");
+        std::fs::create_dir(run.path().join("units")).unwrap();
+        assert!(never_started(run.path(), unit));
+        let link = run.path().join(format!("units/invocation:{unit}"));
+        std::os::unix::fs::symlink("0123456789abcdef0123456789abcdef", &link).unwrap();
+        assert!(!never_started(run.path(), unit));
     }
 
     /// An instance's trace file is its pattern with the interface; a name systemd would refuse in a
