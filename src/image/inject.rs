@@ -310,11 +310,25 @@ pub fn run(disk: &Path, conf: &Path) -> Result<String, Error> {
     // The very bytes validated are the bytes written.
     let bytes = crate::conf::read(conf)?;
     crate::conf::validate(conf, bytes.expose())?;
-    super::convert::edit(disk, |raw| write_conf(raw, bytes.expose()))
+    super::convert::edit(disk, |raw| write_conf(raw, bytes.expose(), stage::commit))
 }
 
-/// Writes os.conf's `bytes` into partition 1 of the raw image `disk`.
-fn write_conf(disk: &Path, bytes: &[u8]) -> Result<Outcome, Error> {
+/// os.conf into `image test`'s own qcow2 overlay `disk`, as ECS writes it before a start: only the
+/// ranges of partition 1 that change are written into the overlay (`stage::commit_qcow2`), where
+/// [`run`] would copy the whole disk to raw and back to keep a user's image safe from a crash.
+pub fn into_overlay(disk: &Path, conf: &Path) -> Result<String, Error> {
+    let bytes = crate::conf::read(conf)?;
+    crate::conf::validate(conf, bytes.expose())?;
+    write_conf(disk, bytes.expose(), stage::commit_qcow2).map(|o| o.text)
+}
+
+/// Writes os.conf's `bytes` into partition 1 of the image `disk` (raw, or read by its format's
+/// reader) and has `commit` write what changed into it.
+fn write_conf(
+    disk: &Path,
+    bytes: &[u8],
+    commit: fn(&Path, &[&Staged]) -> Result<u64, Error>,
+) -> Result<Outcome, Error> {
     // Until the commit, only a staged copy changes.
     let unreadable = |e: std::io::Error| super::unreadable(disk, &e).unchanged();
     let image = Image::open(disk).map_err(unreadable)?;
@@ -330,7 +344,7 @@ fn write_conf(disk: &Path, bytes: &[u8]) -> Result<Outcome, Error> {
         secret: true,
     });
     apply(&staged, kind, &[], std::slice::from_ref(&op.0)).map_err(|e| in_disk(e, disk).unchanged())?;
-    let changed = stage::commit(disk, &[&staged]).map_err(|e| e.at(Some(disk)))?;
+    let changed = commit(disk, &[&staged]).map_err(|e| e.at(Some(disk)))?;
     Ok(Outcome {
         text: format!(
             "wrote {CONF_PATH} ({} bytes) into partition 1 ({what}); {changed} bytes of the image changed\n",

@@ -404,8 +404,17 @@ pub fn passed(items: &[Item]) -> bool {
 /// stdout, or an error naming it and its stderr. A tool that is not installed is `Error::no_tool`
 /// (exit 3).
 pub(crate) fn tool(program: &str, args: &[&std::ffi::OsStr]) -> Result<String, Error> {
+    tool_in(program, args, None)
+}
+
+/// [`tool`], run in the directory `dir` when one is given (for paths relative to it).
+pub(crate) fn tool_in(program: &str, args: &[&std::ffi::OsStr], dir: Option<&Path>) -> Result<String, Error> {
     // No environment of its own: setting one costs the binary a map of variables.
-    let out = std::process::Command::new(program)
+    let mut command = std::process::Command::new(program);
+    if let Some(d) = dir {
+        command.current_dir(d);
+    }
+    let out = command
         .args(args)
         .output()
         .map_err(|e| match e.kind() {
@@ -414,6 +423,8 @@ pub(crate) fn tool(program: &str, args: &[&std::ffi::OsStr]) -> Result<String, E
                 match program {
                     "qemu-img" =>
                         "Debian, Ubuntu: qemu-utils; Fedora, RHEL: qemu-img; it writes qcow2, VHD and VMDK",
+                    "qemu-io" =>
+                        "Debian, Ubuntu: qemu-utils; Fedora, RHEL: qemu-img; it writes into image test's qcow2 overlay",
                     _ => "mtools writes FAT, e2fsprogs' debugfs writes ext",
                 }
             )),

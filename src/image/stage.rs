@@ -13,15 +13,19 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, FileExt, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
+use crate::disk::format::Disk;
 use crate::disk::{Image, Volume, Window, Work};
 use crate::error::{Error, Outcome};
 
 /// Compared and copied in chunks of this size; changes are found to this granularity.
 const CHUNK: u64 = 64 << 10;
 const PAGE: usize = 4096;
+/// The most `write` commands given to one qemu-io (its command line stays far below the kernel's
+/// bound).
+const QEMU_IO_WRITES: usize = 256;
 /// Version 2 lists the partitions it may write (version 1, which did not, is not acted on).
 const UNDO_MAGIC: &[u8] = b"osconf-undo 2\n";
 const UNDO_END: &[u8] = b"end\n";
@@ -42,6 +46,9 @@ pub struct Staged {
     work: Work,
     /// Which partition of the table it is.
     n: u32,
+    /// The virtual disk, read through its format's reader, when the file's bytes are not the
+    /// disk's (a qcow2 written by [`commit_qcow2`]); `None`: the file is read at the same offsets.
+    virt: Option<Disk>,
 }
 
 fn undo_path(disk: &Path) -> PathBuf {
@@ -57,7 +64,11 @@ impl Staged {
         let mut dir = disk.as_os_str().to_owned();
         dir.push(format!(".osconf-work.{}.p{n}", std::process::id()));
         let dir = PathBuf::from(dir);
-        fs::create_dir(&dir).map_err(|e| Error::failed(None, format!("creating {}: {e}", dir.display())))?;
+        // Its own only: the copy may hold os.conf, with the root password.
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::failed(None, format!("creating {}: {e}", dir.display())))?;
         let staged = Staged {
             disk: disk.to_owned(),
             copy: dir.join(format!("partition{n}")),
@@ -66,6 +77,7 @@ impl Staged {
             len,
             work: image.work().clone(),
             n,
+            virt: (!image.disk().format.in_place()).then(|| image.disk().clone()),
         };
         staged
             .extract()
@@ -74,22 +86,43 @@ impl Staged {
         Ok(staged)
     }
 
+    /// Copies the partition's chunks that hold anything but zeros: so the copy's holes are zeros
+    /// in the image too.
     fn extract(&self) -> io::Result<()> {
-        let src = File::open(&self.disk)?;
         let out = File::create(&self.copy)?;
         out.set_len(self.len)?;
         let mut buf = vec![0u8; CHUNK as usize];
         let mut at = 0;
-        while let Some(start) = next_data(&src, self.offset + at, self.offset + self.len)? {
-            at = start - self.offset;
+        let src = File::open(&self.disk)?;
+        while at < self.len {
+            if self.virt.is_none() {
+                // A file's holes are skipped; a format's reader gives its unwritten clusters as
+                // zeros fast.
+                let Some(start) = next_data(&src, self.offset + at, self.offset + self.len)? else {
+                    break;
+                };
+                at = start - self.offset;
+            }
             let n = CHUNK.min(self.len - at) as usize;
-            src.read_exact_at(&mut buf[..n], start)?;
+            self.read_image(&src, &mut buf[..n], at)?;
             if buf[..n].iter().any(|&b| b != 0) {
                 out.write_all_at(&buf[..n], at)?;
             }
             at += n as u64;
         }
         Ok(())
+    }
+
+    /// Fills `buf` from the image at `at` of the partition: the file's bytes, or the virtual disk's.
+    fn read_image(&self, file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+        match &self.virt {
+            None => file.read_exact_at(buf, self.offset + at),
+            Some(d) if crate::disk::read_at(d, self.offset + at, buf)? => Ok(()),
+            Some(_) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the virtual disk ends inside the partition",
+            )),
+        }
     }
 
     /// The copy, for a tool to edit (a whole filesystem: no offset needed).
@@ -120,17 +153,19 @@ impl Staged {
         let (mut a, mut b) = (vec![0u8; CHUNK as usize], vec![0u8; CHUNK as usize]);
         let mut at = 0;
         while at < self.len {
-            // Skip what is a hole in both.
-            let next = [
-                next_data(&image, self.offset + at, self.offset + self.len)?.map(|d| d - self.offset),
-                next_data(&copy, at, self.len)?,
-            ];
+            // Skip what is a hole in both (a hole in the copy is zeros in a virtual disk: see
+            // `extract`; its file's holes say nothing of that).
+            let in_image = match self.virt {
+                None => next_data(&image, self.offset + at, self.offset + self.len)?.map(|d| d - self.offset),
+                Some(_) => None,
+            };
+            let next = [in_image, next_data(&copy, at, self.len)?];
             let Some(start) = next.into_iter().flatten().min() else {
                 break;
             };
             at = start - start % CHUNK;
             let n = CHUNK.min(self.len - at) as usize;
-            image.read_exact_at(&mut a[..n], self.offset + at)?;
+            self.read_image(&image, &mut a[..n], at)?;
             copy.read_exact_at(&mut b[..n], at)?;
             for (i, (old, new)) in a[..n].chunks(PAGE).zip(b[..n].chunks(PAGE)).enumerate() {
                 if old == new {
@@ -215,10 +250,69 @@ pub fn commit(disk: &Path, staged: &[&Staged]) -> Result<u64, Error> {
     Ok(changes.iter().map(|c| c.new.len() as u64).sum())
 }
 
+/// Writes the bytes that differ between each staged copy and the qcow2 image `disk` into it, by
+/// qemu-io (`write -s FILE OFFSET LENGTH`: qemu's own qcow2 writer allocates the clusters and keeps
+/// the refcounts, where a mistake would corrupt the image), then reads them back through osconf's
+/// reader; returns how many bytes changed. Only the changed ranges are written: no raw copy of the
+/// disk. No undo file either: this is for `image test`'s scratch overlay, which nobody keeps after
+/// a failed run (a user's image goes through `convert`, crash-safe).
+pub fn commit_qcow2(disk: &Path, staged: &[&Staged]) -> Result<u64, Error> {
+    let failed = |e: String| Error::failed(None, e);
+    let mut changed = 0;
+    for s in staged {
+        let changes = s
+            .changes()
+            .map_err(|e| failed(format!("comparing the copy with the image: {e}")))?;
+        let image = std::path::absolute(disk).map_err(|e| failed(format!("{}: {e}", disk.display())))?;
+        for (n, batch) in changes.chunks(QEMU_IO_WRITES).enumerate() {
+            // Named relative to the work directory: qemu-io splits its commands at spaces.
+            let mut args: Vec<String> = vec!["-f".into(), "qcow2".into()];
+            for (i, c) in batch.iter().enumerate() {
+                let name = format!("change{n}.{i}");
+                private_file(&s.dir.join(&name), &c.new)
+                    .map_err(|e| failed(format!("staging a change for qemu-io: {e}")))?;
+                args.extend([
+                    "-c".into(),
+                    format!("write -q -s {name} {} {}", c.at, c.new.len()),
+                ]);
+            }
+            let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+            all.push(image.as_os_str());
+            super::tool_in("qemu-io", &all, Some(&s.dir))?;
+        }
+        // qemu-io reports a failed command on stderr, not always in its exit status: read back.
+        let back = Image::open(disk).map_err(|e| failed(format!("reading {} again: {e}", disk.display())))?;
+        for c in &changes {
+            let mut got = vec![0u8; c.new.len()];
+            let read = crate::disk::read_at(back.disk(), c.at, &mut got);
+            if !read.is_ok_and(|full| full) || got != c.new {
+                return Err(failed(format!(
+                    "qemu-io did not write bytes {}+{} of {}",
+                    c.at,
+                    c.new.len(),
+                    disk.display()
+                )));
+            }
+            changed += c.new.len() as u64;
+        }
+    }
+    Ok(changed)
+}
+
 impl Drop for Staged {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A new file only its owner reads, holding `bytes` (a change may hold os.conf).
+fn private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(bytes)
 }
 
 struct Change {

@@ -79,6 +79,8 @@ pub fn run(
     first_path: PathBuf,
 ) -> Result<Said, Error> {
     let disk = machine.disk.clone();
+    // The qcow2 overlay `image test` made (not a user's image booted --in-place).
+    let overlay = machine.format == "qcow2" && !req.in_place;
     let fail = |what: String| Error::failed(Some(&disk), what);
     let mut config = first;
     let mut boots: Vec<Boot> = Vec::new();
@@ -103,8 +105,13 @@ pub fn run(
         };
         say(format!("boot {n} of {}: {what}", req.boots));
         if let Some(p) = &os_conf {
-            // As ECS does before a start.
-            crate::image::inject::run(&disk, p)?.lines().for_each(say);
+            // As ECS does before a start; into the overlay, only what changes.
+            let said = if overlay {
+                crate::image::inject::into_overlay(&disk, p)?
+            } else {
+                crate::image::inject::run(&disk, p)?
+            };
+            said.lines().for_each(say);
         }
         let before = (step == Step::Reboot).then(|| snapshot(&disk)).transpose()?;
         let log = work.join(match n {

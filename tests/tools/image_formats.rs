@@ -66,7 +66,7 @@ fn base(dir: &Path) -> PathBuf {
     .0
 }
 
-fn convert(from: &Path, args: &[&str], to: &Path) {
+pub(crate) fn convert(from: &Path, args: &[&str], to: &Path) {
     run(Command::new("qemu-img")
         .args(["convert", "-f", "raw"])
         .args(args)
@@ -75,7 +75,7 @@ fn convert(from: &Path, args: &[&str], to: &Path) {
 }
 
 /// The virtual disk as qemu reads it as format `fmt` (named: qemu probes a fixed VHD as raw).
-fn qemu_raw(img: &Path, fmt: &str, to: &Path) -> Vec<u8> {
+pub(crate) fn qemu_raw(img: &Path, fmt: &str, to: &Path) -> Vec<u8> {
     run(Command::new("qemu-img")
         .args(["convert", "-f", fmt, "-O", "raw"])
         .arg(img)
@@ -102,7 +102,7 @@ fn layout(img: &Path) -> String {
 }
 
 /// `qemu-img check` passes (vpc has no check: exit 63).
-fn qemu_check(img: &Path) {
+pub(crate) fn qemu_check(img: &Path) {
     let out = Command::new("qemu-img").arg("check").arg(img).output().unwrap();
     assert!(
         out.status.success() || out.status.code() == Some(63),
@@ -140,7 +140,7 @@ fn inject(img: &Path, conf: &Path) -> Output {
 
 /// What most tests start from, when `test` can run here: a scratch directory, the raw image
 /// [`base`] made in it and an os.conf setting the host name.
-fn setup(test: &str) -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
+pub(crate) fn setup(test: &str) -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
     if !have_tools(test, &TOOLS) {
         return None;
     }
@@ -152,7 +152,7 @@ fn setup(test: &str) -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
 }
 
 /// The names in `dir` of what osconf's image commands make beside an image while they run.
-fn leftovers(dir: &Path) -> Vec<String> {
+pub(crate) fn leftovers(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
         .unwrap()
         .flatten()

@@ -19,6 +19,7 @@ mod image_btrfs;
 mod image_fixes;
 mod image_formats;
 mod image_hostile;
+mod image_overlay;
 mod image_root;
 mod image_write;
 mod leftovers;
