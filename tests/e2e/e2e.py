@@ -39,6 +39,9 @@ BASE_PACKAGES = ["systemd-sysv", "udev", "iproute2", "kmod"]
 # Modules the guest needs before its root is mounted, and for its NICs and partition 1.
 MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "ext4", "crc32c_generic", "vfat", "nls_cp437",
            "nls_ascii", "nls_utf8"]
+# Kept beside them for the roots image_test.py lays out (XFS, Btrfs, LVM's device mapper), packed
+# only into the initramfs of a layout that needs them (Cache.initrd).
+ROOT_MODULES = ["xfs", "btrfs", "dm_mod"]
 MIB = 1024 * 1024
 P1_START, P1_SIZE = 1 * MIB, 64 * MIB
 P2_START, P2_SIZE = P1_START + P1_SIZE, 1536 * MIB
@@ -108,7 +111,7 @@ class Cache:
         """(vmlinuz, initrd, modules dir, kernel version) from the linux-image-ARCH package."""
         with self.lock(f"kernel-{arch}"):
             # bump when build_initrd changes what it keeps
-            kdir = self.root / ("kernel-3" if arch == "amd64" else f"kernel-3-{arch}")
+            kdir = self.root / ("kernel-4" if arch == "amd64" else f"kernel-4-{arch}")
             done = kdir / "done"
             if not done.exists():
                 shutil.rmtree(kdir, ignore_errors=True)
@@ -125,6 +128,20 @@ class Cache:
                 done.touch()
             version = (kdir / "version").read_text().strip()
             return kdir / "vmlinuz", kdir / "initrd.img", kdir / "modules", version
+
+    def initrd(self, name, modules, files=None):
+        """An initramfs of the amd64 kernel's, loading MODULES and `modules` (with what they depend
+        on) and holding `files` (pack_initrd's), built once as initrd-NAME.img."""
+        kdir = self.kernel()[2].parent
+        with self.lock(f"initrd-{name}"):
+            out = kdir / f"initrd-{name}.img"
+            if not out.exists():
+                mods = kdir / "modules"
+                builtin = module_paths(Path(line) for line in (mods / "modules.builtin").read_text().split())
+                order = load_order(module_paths(mods), builtin, MODULES + modules)
+                pack_initrd(out.with_suffix(".new"), mods, self.busybox("amd64"), order, files)
+                out.with_suffix(".new").rename(out)
+            return out
 
     def busybox(self, arch):
         """busybox-static for ARCH: the machine's own for amd64, else its Debian package's binary."""
@@ -203,17 +220,9 @@ def module_paths(paths):
     return {p.name[:-3].replace("-", "_"): p for p in paths}
 
 
-def build_initrd(kdir: Path, busybox: Path):
-    """vmlinuz, the modules MODULES need (dependencies from .modinfo, in load order; those built into
-    the kernel left out) and an initramfs of busybox-static, those modules and tests/e2e/guest/init."""
-    x = kdir / "x"
-    vmlinuz = next((x / "boot").glob("vmlinuz-*"))
-    version = vmlinuz.name[len("vmlinuz-"):]
-    shutil.copy(vmlinuz, kdir / "vmlinuz")
-    (kdir / "version").write_text(version + "\n")
-    found = module_paths(x / "lib/modules" / version)
-    builtin = module_paths(Path(line) for line in
-                           (x / "lib/modules" / version / "modules.builtin").read_text().split())
+def load_order(found, builtin, names):
+    """The modules `names` need, dependencies (from .modinfo) first, those built into the kernel
+    left out; `found`: name → path of the .ko files."""
     order = []
 
     def visit(name):
@@ -224,11 +233,25 @@ def build_initrd(kdir: Path, busybox: Path):
             visit(d.replace("-", "_"))
         order.append(name)
 
-    for m in MODULES:
+    for m in names:
         visit(m)
+    return order
+
+
+def build_initrd(kdir: Path, busybox: Path):
+    """vmlinuz, the modules MODULES and ROOT_MODULES need and an initramfs of busybox-static, the
+    modules of MODULES and tests/e2e/guest/init."""
+    x = kdir / "x"
+    vmlinuz = next((x / "boot").glob("vmlinuz-*"))
+    version = vmlinuz.name[len("vmlinuz-"):]
+    shutil.copy(vmlinuz, kdir / "vmlinuz")
+    (kdir / "version").write_text(version + "\n")
+    found = module_paths(x / "lib/modules" / version)
+    builtin = module_paths(Path(line) for line in
+                           (x / "lib/modules" / version / "modules.builtin").read_text().split())
     mods = kdir / "modules"
     mods.mkdir()
-    for m in order:
+    for m in load_order(found, builtin, MODULES + ROOT_MODULES):
         rel = found[m].relative_to(x / "lib/modules" / version)
         (mods / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(found[m], mods / rel)
@@ -236,20 +259,34 @@ def build_initrd(kdir: Path, busybox: Path):
     for f in ["modules.order", "modules.builtin", "modules.builtin.modinfo"]:
         shutil.copy(x / "lib/modules" / version / f, mods / f)
     shutil.rmtree(x)
+    pack_initrd(kdir / "initrd.img", mods, busybox, load_order(module_paths(mods), builtin, MODULES))
 
-    ird = kdir / "initrd"
+
+def pack_initrd(out: Path, mods: Path, busybox: Path, order, files=None):
+    """A newc cpio of busybox, the modules `order` (loaded in that order), `files` (its path → a
+    host file to copy or a text) and tests/e2e/guest/init."""
+    ird = out.parent / (out.name + ".d")
+    shutil.rmtree(ird, ignore_errors=True)
     for d in ["bin", "lib/modules"]:
         (ird / d).mkdir(parents=True)
     shutil.copy(busybox, ird / "bin/busybox")
     os.symlink("busybox", ird / "bin/sh")
+    found = module_paths(mods)
     for m in order:
-        shutil.copy(next(mods.rglob(f"{m}.ko")), ird / "lib/modules" / f"{m}.ko")
+        shutil.copy(found[m], ird / "lib/modules" / f"{m}.ko")
     (ird / "modules").write_text("\n".join(order) + "\n")
+    for path, what in (files or {}).items():
+        dest = ird / path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(what, Path):
+            shutil.copy(what, dest)
+        else:
+            dest.write_text(what)
     shutil.copy(HERE / "guest/init", ird / "init")
     (ird / "init").chmod(0o755)
-    files = run(["find", ".", "-mindepth", "1"], cwd=ird)
-    with open(kdir / "initrd.img", "wb") as out:
-        subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], input=files.encode(), stdout=out,
+    listing = run(["find", ".", "-mindepth", "1"], cwd=ird)
+    with open(out, "wb") as f:
+        subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], input=listing.encode(), stdout=f,
                        cwd=ird, check=True)
     shutil.rmtree(ird)
 
@@ -272,6 +309,15 @@ class Disk:
                   f"{', bootable' if s.table == 'dos' else ''}\n"
                   f"start={P2_START // 512}, size={P2_SIZE // 512}, type={'L' if s.table == 'gpt' else '83'}\n")
         run(["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", str(self.path)], input=layout)
+        self.fill_p1(p1_dir)
+        if s.bootloader and s.arch == "amd64":
+            self.install_syslinux(MBR_CODE)
+        run(["mkfs.ext4", "-q", "-F", "-U", s.root_uuid, "-L", "root", "-d", str(root),
+             "-E", f"offset={P2_START}", str(self.path), f"{P2_SIZE // 1024}k"])
+
+    def fill_p1(self, p1_dir: Path):
+        """Partition 1 (P1_START, P1_SIZE) made with its files, the table already written."""
+        s = self.setup
         if s.p1_fs == "vfat":
             run(["mkfs.vfat", "-F", "32", "-S", "512", "-s", "1", "-n", "OSCONF-P1", "-i", s.p1_uuid.replace("-", ""),
                  "--offset", str(P1_START // 512), str(self.path), str(P1_SIZE // 1024)])
@@ -286,14 +332,14 @@ class Disk:
             run([f"mkfs.{s.p1_fs}", "-q", "-F", "-U", s.p1_uuid, "-L", "osconf-p1", "-d", str(p1_dir)]
                 + (["-O", "^64bit"] if s.p1_fs == "ext4" else [])
                 + ["-E", f"offset={P1_START}", str(self.path), f"{P1_SIZE // 1024}k"])
-        if s.bootloader and s.arch == "amd64":
-            # syslinux writes its boot sector and ldlinux.sys through mtools (no mount); SeaBIOS runs
-            # the MBR code, which chains to the partition marked bootable.
-            run(["syslinux", "--install", "--offset", str(P1_START), str(self.path)])
-            with open(self.path, "r+b") as f:
-                f.write(MBR_CODE.read_bytes()[:440])
-        run(["mkfs.ext4", "-q", "-F", "-U", s.root_uuid, "-L", "root", "-d", str(root),
-             "-E", f"offset={P2_START}", str(self.path), f"{P2_SIZE // 1024}k"])
+
+    def install_syslinux(self, mbr_code: Path):
+        """syslinux writes its boot sector and ldlinux.sys into partition 1 through mtools (no
+        mount); SeaBIOS runs the MBR code, which chains to the partition marked bootable (MBR) or
+        legacy-BIOS-bootable (GPT, syslinux's gptmbr.bin)."""
+        run(["syslinux", "--install", "--offset", str(P1_START), str(self.path)])
+        with open(self.path, "r+b") as f:
+            f.write(mbr_code.read_bytes()[:440])
 
     def p1_image(self):
         return f"{self.path}@@{P1_START}"

@@ -20,6 +20,7 @@ partition 1 on GPT), lets `image prepare` refuse the x86_64 agent (exit 3) and t
 Usage: tests/e2e/run-image-test [arm64]   (as root; CI=true turns skips into failures)
 """
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -34,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import assertions  # noqa: E402
 import e2e  # noqa: E402
+import layouts  # noqa: E402
 import setups  # noqa: E402
 
 # What boots in the guest of the image without osconf instead of e2e's report: power off at once.
@@ -67,25 +69,32 @@ def build(setup, cache, work, with_osconf, uefi=False):
     root, p1 = work / "root", work / "p1"
     setups.busybox_root(root)
     prepared(setup, root, p1, kernel, with_osconf)
-    shutil.copy(kernel[0], p1 / "vmlinuz")
-    shutil.copy(kernel[1], p1 / "initrd.img")
+    layouts.boot_files(cache, p1, kernel[1], "console=ttyS0 panic=-1")
     if uefi:
-        (p1 / "EFI/BOOT").mkdir(parents=True)
-        efi = cache.package_file("systemd-boot-efi:amd64", "usr/lib/systemd/boot/efi/systemd-bootx64.efi")
-        shutil.copy(efi, p1 / "EFI/BOOT/BOOTX64.EFI")
-        (p1 / "loader/entries").mkdir(parents=True)
-        (p1 / "loader/loader.conf").write_text("default osconf.conf\ntimeout 0\n")
-        (p1 / "loader/entries/osconf.conf").write_text("title osconf\nlinux /vmlinuz\ninitrd /initrd.img\n"
-                                                       "options console=ttyS0 panic=-1\n")
         # No syslinux, no MBR code: Disk.build installs them only for a self-booting setup.
         setup = dataclasses.replace(setup, table="gpt", bootloader=False)
-    else:
-        (p1 / "syslinux.cfg").write_text("DEFAULT linux\nTIMEOUT 0\nLABEL linux\n  KERNEL /vmlinuz\n"
-                                         "  INITRD /initrd.img\n  APPEND console=ttyS0 panic=-1\n")
     disk = e2e.Disk(work / "disk.raw", setup)
     disk.build(root, p1)
     shutil.rmtree(root)
     return disk
+
+
+def build_layout(layout, setup, cache, work):
+    """The raw image of a root `layout` (layouts.py), osconf installed, partition 1 holding
+    aliyun_custom_image/ but no os.conf, bootable under BIOS and UEFI."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    setup = dataclasses.replace(setup, name=layout.name, table="gpt", p1_mount=layout.p1_mount)
+    root, p1 = work / "root", work / "p1"
+    setups.busybox_root(root)
+    prepared(setup, root, p1, cache.kernel(), True)
+    setups.write(root, "/etc/fstab", layout.fstab)
+    layouts.boot_files(cache, p1, layouts.initrd(cache, layout), f"console=ttyS0 panic=-1 {layout.kernel_args}")
+    path = work / "disk.raw"
+    layouts.build(layout, setup, root, p1, path)
+    shutil.rmtree(root)
+    shutil.rmtree(p1)
+    return path
 
 
 def build_arm64(cache, work):
@@ -149,10 +158,136 @@ def fingerprint(path: Path):
     return st.st_mtime_ns, st.st_size, head
 
 
+# The matrix: each root layout of layouts.py under each firmware (BIOS: chosen from the image, whose
+# MBR holds gptmbr.bin; UEFI: --firmware uefi), --boots 3, the formats ECS imports rotated so that each
+# is booted once (the raw one --in-place, its root then read back by the kernel).
+MATRIX = [("xfs", "bios", "raw"), ("xfs", "uefi", "vmdk-stream"), ("rhel9", "bios", "qcow2"),
+          ("rhel9", "uefi", "vhd-dynamic"), ("opensuse", "bios", "vhd-fixed"),
+          ("opensuse", "uefi", "vmdk-sparse")]
+# qemu-img convert's options for each format (a fixed VHD keeps the disk's exact size, as Azure's do).
+FORMATS = {"qcow2": ["-O", "qcow2"], "vhd-dynamic": ["-O", "vpc", "-o", "subformat=dynamic"],
+           "vhd-fixed": ["-O", "vpc", "-o", "subformat=fixed,force_size=on"],
+           "vmdk-sparse": ["-O", "vmdk", "-o", "subformat=monolithicSparse"],
+           "vmdk-stream": ["-O", "vmdk", "-o", "subformat=streamOptimized"]}
+# Layouts whose root filesystem reader gives mtimes (XFS): the reboot check must compare them.
+TIMED = {"xfs", "rhel9"}
+
+
+def sha256(path: Path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(4 * e2e.MIB):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def qemu_img_check(path: Path, fmt, what, expect):
+    """`qemu-img check` passes (qcow2, VMDK); vpc has no check, so a VHD must read as vpc at least."""
+    if fmt.startswith("vhd"):
+        p = subprocess.run(["qemu-img", "info", "--output=json", str(path)], capture_output=True, text=True)
+        return expect(p.returncode == 0 and json.loads(p.stdout)["format"] == "vpc", f"{what}: qemu-img info", p)
+    p = subprocess.run(["qemu-img", "check", str(path)], capture_output=True, text=True)
+    return expect(p.returncode == 0 and "No errors were found" in p.stdout, f"{what}: qemu-img check clean", p)
+
+
+def matrix_case(binary, base, raw, layout, firmware, fmt, expect):
+    """One case of MATRIX on a copy (raw) or conversion of the layout's raw image `raw`."""
+    name = f"{layout.name}-{firmware} ({fmt})"
+    case = base / f"{layout.name}-{firmware}"
+    shutil.rmtree(case, ignore_errors=True)
+    case.mkdir(parents=True)
+    if fmt == "raw":
+        disk = case / "disk.raw"
+        e2e.run(["cp", "--sparse=always", "--reflink=auto", str(raw), str(disk)])
+    else:
+        disk = case / f"disk.{fmt.split('-')[0]}"
+        e2e.run(["qemu-img", "convert", *FORMATS[fmt], str(raw), str(disk)])
+        if not qemu_img_check(disk, fmt, f"{name}: the converted image", expect):
+            return
+    before = sha256(disk)
+    conf = case / "os.conf"
+    conf.write_text(setups.CLASSIC[0])
+    work = case / "work"
+    p = image_test(binary, types.SimpleNamespace(path=disk), "--work", str(work), "--boots", "3", "--json",
+                   "--os-conf", str(conf), *(["--firmware", "uefi"] if firmware == "uefi" else []),
+                   *(["--in-place"] if fmt == "raw" else []))
+    if not expect(p.returncode == 0, f"{name}: image test --boots 3 should exit 0", p):
+        return
+    why = ("firmware: uefi (--firmware uefi)" if firmware == "uefi" else
+           "firmware: bios (the MBR holds boot code (partition 1 is an EFI System Partition")
+    expect(why in p.stderr, f"{name}: the firmware, and why", p)
+    expect((fmt == "raw") == ("overlay on " not in p.stderr), f"{name}: an overlay on a non-raw image only", p)
+    report = json.loads(p.stdout)
+    expect(report["firmware"] == firmware and report["verdict"] == "pass", f"{name}: {firmware}, pass", p)
+    boots = report["boots"]
+    expect([b["step"] for b in boots] == ["first", "reboot without os.conf", "changed os.conf"],
+           f"{name}: three boots", p)
+    for b in boots:
+        e2e.log(f"{name} boot {b['boot']}: osconf reported after {b['seconds']['osconf_reported']} s, "
+                f"the boot took {b['seconds']['wall']} s")
+        expect(all(c["verdict"] == "pass" for c in b["checks"]), f"{name}: boot {b['boot']}: every check passes", p)
+    for b in (boots[0], boots[2]):
+        keys = {c["key"] for c in b["checks"]}
+        expect({"hostname", "password", "eth0", "eth1", "dns"} <= keys, f"{name}: boot {b['boot']} checks "
+               f"the host name, password, both NICs and DNS (found {sorted(keys)})", p)
+    kept = next((c for c in boots[1]["checks"] if c["key"] == "unchanged"), None)
+    if expect(kept is not None, f"{name}: the reboot is checked unchanged", p):
+        timed = int(kept["reason"].rsplit("(", 1)[1].split()[0])
+        e2e.log(f"{name}: the reboot kept {kept['found']}, {timed} with the same mtime")
+        expect(timed > 0 or layout.name not in TIMED, f"{name}: the reboot compared mtimes ({kept['reason']})", p)
+    # Boot 3's os.conf: the two NICs' MACs swapped, a new host name.
+    third = assertions.Expected.parse((work / "os.conf.3").read_text())
+    first = assertions.Expected.parse(setups.CLASSIC[0])
+    expect(third.hostname != first.hostname and [n.mac for n in third.nics.values()]
+           == [n.mac for n in first.nics.values()][::-1], f"{name}: boot 3 has a new host name, the MACs swapped", p)
+    if fmt == "raw":
+        # --in-place: the image itself configured as boot 3's os.conf says, read by the kernel.
+        texts = layouts.readback(layout, disk, ["/etc/hostname", "/etc/shadow"], case / "readback")
+        expect(texts["/etc/hostname"].strip() == third.hostname, f"{name}: etc/hostname read back", p)
+        root_hash = next(line.split(":")[1] for line in texts["/etc/shadow"].splitlines()
+                         if line.startswith("root:"))
+        expect(setups.crypt(third.password, root_hash) == root_hash, f"{name}: perl's crypt verifies the hash", p)
+    else:
+        expect(sha256(disk) == before, f"{name}: the {fmt} image must not change", p)
+        qemu_img_check(disk, fmt, f"{name}: the image after the test", expect)
+        expect(not any(work.glob("*.qcow2")), f"{name}: the overlay is removed", p)
+
+
+def matrix(binary, cache, base, chosen, expect):
+    """The cases of MATRIX in `chosen`, two guests at a time (each TCG guest takes one core)."""
+    setup = next(s for s in setups.SETUPS if s.name == "syslinux")
+    needed = {n for n, f, _ in MATRIX if f"{n}-{f}" in chosen}
+    raws = {}
+    for layout in layouts.LAYOUTS:
+        if layout.name in needed:
+            started = time.monotonic()
+            raws[layout.name] = build_layout(layout, setup, cache, base / "layouts" / layout.name)
+            e2e.log(f"{layout.name}: built in {time.monotonic() - started:.0f} s")
+    cases = [(next(x for x in layouts.LAYOUTS if x.name == n), f, fmt) for n, f, fmt in MATRIX
+             if f"{n}-{f}" in chosen]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        for fut in [pool.submit(matrix_case, binary, base, raws[lay.name], lay, f, fmt, expect)
+                    for lay, f, fmt in cases]:
+            fut.result()
+
+
+CASES = ["basic"] + [f"{n}-{f}" for n, f, _ in MATRIX]
+
+
 def main():
     setup = next(s for s in setups.SETUPS if s.name == "syslinux")
     only_arm64 = sys.argv[1:] == ["arm64"]
+    chosen = [] if only_arm64 else (sys.argv[1:] or CASES)
+    if set(chosen) - set(CASES):
+        print(f"usage: run-image-test [arm64 | CASE...]; the cases: {' '.join(CASES)} (default: all)")
+        return 2
     e2e.prerequisites([next(s for s in setups.SETUPS if s.name == "arm64")] if only_arm64 else [setup])
+    if set(chosen) - {"basic"}:
+        for prog in layouts.PROGRAMS:
+            if shutil.which(prog) is None:
+                e2e.cannot_run(f"{prog} is not installed (.ci/packages.txt lists it)")
+        if not layouts.GPT_MBR_CODE.exists():
+            e2e.cannot_run(f"{layouts.GPT_MBR_CODE} is missing (syslinux-common)")
     binary = setups.osconf_binary(e2e.REPO)
     os.environ["OSCONF_E2E_BINARY"] = str(binary)
     cache = e2e.Cache(e2e.REPO / "target/e2e-cache")
@@ -168,6 +303,14 @@ def main():
         arm64(binary, cache, base, expect)
         return finish(base, fails)
 
+    matrix(binary, cache, base, chosen, expect)
+    if "basic" in chosen:
+        basic(binary, cache, base, setup, expect)
+    return finish(base, fails)
+
+
+def basic(binary, cache, base, setup, expect):
+    """Cases 1 to 6 of the docstring."""
     good = build(setup, cache, base / "osconf", True)
     before = fingerprint(good.path)
     work = base / "osconf/work"
@@ -244,8 +387,6 @@ def main():
         expect(third.hostname != first.hostname, "5: boot 3 has a new host name", p)
         expect(not (work / "disk.raw").exists(), "5: the scratch copy is removed", p)
         expect((work / "uefi-vars-x86_64.fd").exists(), "5: UEFI's variables in a scratch copy", p)
-
-    return finish(base, fails)
 
 
 def finish(base, fails):
