@@ -131,10 +131,13 @@ class Cache:
 
     def initrd(self, name, modules, files=None):
         """An initramfs of the amd64 kernel's, loading MODULES and `modules` (with what they depend
-        on) and holding `files` (pack_initrd's), built once as initrd-NAME.img."""
+        on) and holding `files` (pack_initrd's), built once as initrd-NAME-HASH.img (HASH: of what
+        goes in but the host's files)."""
         kdir = self.kernel()[2].parent
+        files = files or {}
+        what = repr((modules, sorted(files.items()), (HERE / "guest/init").read_text()))
         with self.lock(f"initrd-{name}"):
-            out = kdir / f"initrd-{name}.img"
+            out = kdir / f"initrd-{name}-{hashlib.sha256(what.encode()).hexdigest()[:12]}.img"
             if not out.exists():
                 mods = kdir / "modules"
                 builtin = module_paths(Path(line) for line in (mods / "modules.builtin").read_text().split())

@@ -93,7 +93,7 @@ def initrd(cache, layout: Layout):
             lib = line.split("=>")[-1].split("(")[0].strip()
             if lib.startswith("/"):
                 files[lib] = Path(lib)
-        files["/etc/lvm/lvm.conf"] = LVM_CONF % ""
+        files["/etc/lvm/lvm.conf"] = LVM_CONF % '"a|.*|", '
     return cache.initrd(layout.name, layout.modules, files)
 
 
