@@ -161,8 +161,9 @@ def rhel9(env, fill, parts, path: Path):
     (conf / "template").write_text(LVM_CONF % '"a|^PV$|", ')
     lvm = (f"export LVM_SYSTEM_DIR='{conf}' LVM_SUPPRESS_FD_WARNINGS=1; "
            f"loop {pstart} {psize}; pv=$dev; sed \"s|PV|$pv|\" '{conf}/template' >'{conf}/lvm.conf'; ")
+    # /boot holds what the root's /boot does (the mount point of the ESP, boot/efi).
     out = in_namespace(
-        env + f"loop {bstart} {bsize}; mkfs.xfs -q -f \"$dev\"; " + lvm +
+        env + f"loop {bstart} {bsize}; mkfs.xfs -q -f \"$dev\"; " + fill.replace('"$TREE"/.', '"$TREE"/boot/.') + lvm +
         "lvm pvcreate -q -y \"$pv\" >&2; lvm vgcreate -q rl \"$pv\" >&2; "
         "for lv in swap:8M root:304M; do "
         "lvm lvcreate -q --driverloaded n -an -Zn -L \"${lv#*:}\" -n \"${lv%:*}\" rl >&2; done; "
