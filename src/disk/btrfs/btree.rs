@@ -1,6 +1,6 @@
 //! Btrfs's B-trees and address space: the chunk map (logical → physical on the one device, from the
 //! superblock's `sys_chunk_array` and then the chunk tree; single and DUP profiles only) and the
-//! bounded walk of a tree's nodes. Each node is checked before a byte of it is used: its CRC-32C,
+//! bounded walk of a tree's nodes. Each node is checked before a byte of it is used: its checksum,
 //! its fsid, the address it names as its own, its level (one less than its parent's: a descent
 //! cannot loop), item counts and offsets inside the node, keys in increasing order, a child's first
 //! key the one its parent names. Every node visited is paid to the command's `Work`, so a tree whose
@@ -9,7 +9,7 @@
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use super::{Super, crc32c};
+use super::Super;
 use crate::disk::{ReadAt, Work, corrupt, le16, le32, le64, read_at};
 
 /// Levels a tree may have (`BTRFS_MAX_LEVEL`): 0 (leaves) to 7.
@@ -215,7 +215,7 @@ impl<R: ReadAt> Space<R> {
         drop(cache);
         let mut b = vec![0u8; self.sb.node_size as usize];
         self.read(at, &mut b)?;
-        if crc32c(&b[0x20..]) != le32(&b, 0) {
+        if !self.sb.sum.matches(&b[0x20..], &b) {
             return Err(damaged(format!("the node at {at}: checksum does not match")));
         }
         if b[0x20..0x30] != self.sb.meta_fsid || le64(&b, 0x30) != at {

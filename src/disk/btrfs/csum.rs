@@ -1,6 +1,6 @@
 //! Btrfs data checksums: each sector of a data extent has its checksum in the checksum tree (tree
 //! 7, `EXTENT_CSUM` items keyed by the logical byte of their first sector, one checksum per sector
-//! after it), computed over the bytes on disk — a compressed extent's compressed bytes. The reader
+//! after it, of the filesystem's kind: `sum`), computed over the bytes on disk — a compressed extent's compressed bytes. The reader
 //! checks every sector it reads of a file that keeps checksums (not `NODATASUM`, which `chattr +C`
 //! and the `nodatasum` mount option set): a sector whose checksum differs, or that has none (the
 //! kernel's "csum hole", an I/O error when it reads it), is damage naming the logical byte.
@@ -8,15 +8,12 @@
 use std::io;
 
 use super::btree::{Key, Root, Space, damaged};
-use super::crc32c;
-use crate::disk::{ReadAt, le32};
+use crate::disk::ReadAt;
 
 /// The checksum tree's id, and the object id and type of its items.
 pub(super) const CSUM_TREE: u64 = 7;
 const EXTENT_CSUM_ID: u64 = -10i64 as u64;
 const EXTENT_CSUM: u8 = 128;
-/// Bytes of one CRC-32C.
-const CSUM_SIZE: usize = 4;
 
 /// Checks `bytes`, read from logical byte `logical` of `space` (whole sectors from a sector's
 /// start), against the checksum tree `tree`.
@@ -36,45 +33,48 @@ pub(super) fn verify<R: ReadAt>(
         return Ok(());
     }
     let tree = tree.ok_or_else(|| damaged("a data extent, and no checksum tree"))?;
-    let mut want: Vec<Option<u32>> = vec![None; (len / sector) as usize];
+    let (sum, size) = (space.sb.sum, space.sb.sum.size());
+    // Each sector's checksum, in order, and whether the tree has it.
+    let sectors = (len / sector) as usize;
+    let (mut want, mut found) = (vec![0u8; sectors * size], vec![false; sectors]);
     // An item holds at most a leaf's worth of checksums: one that covers `logical` starts
     // no further back than that.
-    let span = u64::from(space.sb.node_size) / CSUM_SIZE as u64 * sector;
+    let span = u64::from(space.sb.node_size) / size as u64 * sector;
     let (lo, hi) = (
         Key::new(EXTENT_CSUM_ID, EXTENT_CSUM, logical.saturating_sub(span)),
         Key::new(EXTENT_CSUM_ID, EXTENT_CSUM, end - 1),
     );
     space.items(tree, lo, hi, &mut |key, sums| {
-        if !key.off.is_multiple_of(sector) || !sums.len().is_multiple_of(CSUM_SIZE) {
+        if !key.off.is_multiple_of(sector) || !sums.len().is_multiple_of(size) {
             return Err(damaged(format!(
                 "the checksums at logical byte {}: {} bytes, not whole sectors' worth",
                 key.off,
                 sums.len()
             )));
         }
-        for (i, sum) in sums.chunks_exact(CSUM_SIZE).enumerate() {
+        for (i, one) in sums.chunks_exact(size).enumerate() {
             let at = key.off.saturating_add(i as u64 * sector);
             if at >= end {
                 break;
             }
             if at >= logical {
-                want[((at - logical) / sector) as usize] = Some(le32(sum, 0));
+                let n = ((at - logical) / sector) as usize;
+                want[n * size..(n + 1) * size].copy_from_slice(one);
+                found[n] = true;
             }
         }
         Ok(true)
     })?;
-    for (i, (data, sum)) in bytes.chunks(sector as usize).zip(want).enumerate() {
+    let each = bytes.chunks(sector as usize).zip(want.chunks(size)).zip(found);
+    for (i, ((data, stored), found)) in each.enumerate() {
         let at = logical + i as u64 * sector;
-        match sum {
-            None => {
-                return Err(damaged(format!("the data at logical byte {at} has no checksum")));
-            }
-            Some(sum) if sum != crc32c(data) => {
-                return Err(damaged(format!(
-                    "the data at logical byte {at} does not match its checksum"
-                )));
-            }
-            Some(_) => {}
+        if !found {
+            return Err(damaged(format!("the data at logical byte {at} has no checksum")));
+        }
+        if !sum.matches(data, stored) {
+            return Err(damaged(format!(
+                "the data at logical byte {at} does not match its checksum"
+            )));
         }
     }
     Ok(())

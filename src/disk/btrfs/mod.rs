@@ -1,5 +1,5 @@
 //! Btrfs, read natively without mounting (toolkit only: the agent never reaches it): the
-//! superblock (primary copy at 64 KiB, its CRC-32C verified), the chunk map from its
+//! superblock (primary copy at 64 KiB, its checksum verified: CRC-32C, xxhash64 or SHA-256, `sum`), the chunk map from its
 //! `sys_chunk_array` and the chunk tree (`btree`: logical → physical, single and DUP profiles on one
 //! device), the root tree and the subvolumes' FS trees walked as bounded B-trees, inodes,
 //! directories, inline and regular extents, zlib and zstd compressed ones (`files`, `data`), their
@@ -14,6 +14,7 @@ mod btree;
 mod csum;
 mod data;
 mod files;
+mod sum;
 
 pub(crate) use files::name_hash;
 pub use files::{Btrfs, Subvolume};
@@ -22,6 +23,7 @@ use std::io;
 
 use super::{Filesystem, Kind, ReadAt, le16, le32, le64, read_at};
 use crate::disk::corrupt;
+use sum::Sum;
 
 /// The primary superblock's place and size.
 pub(crate) const SUPERBLOCK_AT: u64 = 0x10000;
@@ -51,6 +53,8 @@ pub(crate) struct Super {
     pub node_size: u32,
     pub devid: u64,
     pub sys_chunks: Vec<u8>,
+    /// How its superblock, nodes and data are checksummed.
+    pub sum: Sum,
     label: Option<String>,
 }
 
@@ -67,20 +71,15 @@ impl Super {
 
 /// The Btrfs superblock of `r` (its primary copy), if the magic is there; damage (a checksum that
 /// does not match, a size out of range) is an error, and so is what this reader does not follow
-/// (`Unsupported`: several devices, another checksum than CRC-32C, unknown features).
+/// (`Unsupported`: several devices, a BLAKE2b checksum, unknown features).
 pub(crate) fn superblock<R: ReadAt + ?Sized>(r: &R) -> io::Result<Option<Super>> {
     let mut sb = vec![0u8; SUPERBLOCK_LEN];
     if !read_at(r, SUPERBLOCK_AT, &mut sb)? || &sb[0x40..0x48] != MAGIC {
         return Ok(None);
     }
     let unsupported = |what: String| io::Error::new(io::ErrorKind::Unsupported, format!("btrfs: {what}"));
-    let csum_type = le16(&sb, 0xc4);
-    if csum_type != 0 {
-        return Err(unsupported(format!(
-            "checksum type {csum_type} (only CRC-32C, type 0, is verified)"
-        )));
-    }
-    if crc32c(&sb[0x20..]) != le32(&sb, 0) {
+    let sum = Sum::of_type(le16(&sb, 0xc4))?;
+    if !sum.matches(&sb[0x20..], &sb) {
         return Err(corrupt("btrfs: the superblock's checksum does not match"));
     }
     if le64(&sb, 0x30) != SUPERBLOCK_AT {
@@ -131,12 +130,13 @@ pub(crate) fn superblock<R: ReadAt + ?Sized>(r: &R) -> io::Result<Option<Super>>
         node_size,
         devid: le64(&sb, 0xc9),
         sys_chunks: sb[0x32b..0x32b + sys_len].to_vec(),
+        sum,
         label: super::label(&sb[0x12b..0x22b]),
     }))
 }
 
-// CRC-32C (Castagnoli), as Btrfs checksums its superblock and tree blocks, and (unfinished, from
-// seed `!1`) hashes directory entry names: the one table code of `disk::crc`.
+// CRC-32C (Castagnoli), as Btrfs checksums its superblock, tree blocks and data by default, and
+// (unfinished, from seed `!1`) hashes directory entry names: the one table code of `disk::crc`.
 pub(crate) use super::crc::{crc32c, crc32c_raw};
 
 #[cfg(test)]
