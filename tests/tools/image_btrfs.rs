@@ -3,7 +3,10 @@
 //! thousands of entries, links; as root, the layouts distributions use, made through a loop mount
 //! in a private mount namespace (btrfs-progs 6.2 has no `mkfs --subvol`): openSUSE (GPT, `@`
 //! subvolumes, default `@/.snapshots/1/snapshot`), Ubuntu (`@` under the top level), Fedora
-//! (`root`), with zstd- and zlib-compressed files. Then damaged ones: "image damaged", exit 2.
+//! (`root`), with zstd- and zlib-compressed files. Then damaged ones: "image damaged", exit 2 —
+//! data sectors that fail their checksums (CRC-32C, xxhash64, SHA-256; compressed extents;
+//! `NODATASUM` files read unchecked), found where `btrfs check --check-data-csum` finds them.
+//! Also: `/etc/fstab`'s `subvol=` held to the subvolume checked, inode mtimes as `dump-tree` says.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -363,6 +366,18 @@ fn data_at(btrfs: &Path, name: &str, sector: u64) -> (u64, u64) {
     panic!("no extent for {name} in {dump}")
 }
 
+/// What `btrfs check --check-data-csum` says of the filesystem `btrfs`, which must fail it.
+fn check_data_csum(btrfs: &Path) -> String {
+    let check = Command::new("btrfs")
+        .args(["check", "--check-data-csum"])
+        .arg(btrfs)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stderr).into_owned();
+    assert!(!check.status.success(), "{said}");
+    said
+}
+
 /// Flips one byte at `at` of the file `f`.
 fn flip(f: &Path, at: u64) {
     use std::os::unix::fs::FileExt as _;
@@ -395,13 +410,7 @@ fn a_data_block_that_fails_its_checksum_is_damage_naming_the_file() {
     // The second sector of `regular` (100 000 bytes, so a regular extent of 25 sectors).
     let (logical, physical) = data_at(&btrfs, "regular", 4096);
     flip(&btrfs, physical + 100);
-    let check = Command::new("btrfs")
-        .args(["check", "--check-data-csum"])
-        .arg(&btrfs)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&check.stderr);
-    assert!(!check.status.success(), "{said}");
+    let said = check_data_csum(&btrfs);
     assert!(said.contains(&format!("bytenr {}", logical + 4096)), "{said}");
 
     let v = osconf::disk::Volume::open(fs::File::open(&btrfs).unwrap(), 0).unwrap();
@@ -481,12 +490,7 @@ fn compressed_extents_are_checked_and_nodatasum_files_are_not() {
     let (_, physical) = data_at(&btrfs, "nocow", 4096);
     flip(&btrfs, physical + 100);
 
-    let check = Command::new("btrfs")
-        .args(["check", "--check-data-csum"])
-        .arg(&btrfs)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&check.stderr);
+    let said = check_data_csum(&btrfs);
     assert!(said.contains(&format!("bytenr {packed}")), "{said}");
     let v = osconf::disk::Volume::open(fs::File::open(&btrfs).unwrap(), 0).unwrap();
     let e = v.read_file("packed").unwrap_err();
