@@ -126,6 +126,9 @@ pub fn hostile(target: &str, ext: &[u8]) -> Vec<Vec<u8>> {
             (b"os-release", Some(2u32)),
         ] {
             let mut img = ext.to_vec();
+            // metadata_csum off (ro_compat bit 0x400 at byte 1024 + 0x64): the names must meet the
+            // reader's check of names, not the directory block's checksum, which they break.
+            img[1024 + 0x65] &= !0x04;
             img[at..at + 10].copy_from_slice(name);
             if let Some(inode) = inode {
                 img[at - 8..at - 4].copy_from_slice(&inode.to_le_bytes());

@@ -168,6 +168,7 @@ fn image_reader_seeds_hold_and_the_hostile_images_are_refused() {
         let v = osconf::disk::Volume::open(img.as_slice(), 0).unwrap();
         let e = v.list_dir("etc").unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+        assert!(e.to_string().contains("the name"), "{e}");
     }
     for s in images::hostile("table", &ext) {
         let read = osconf::disk::table::read(s.as_slice());

@@ -13,9 +13,10 @@
 use std::io;
 use std::sync::Arc;
 
+use super::csum;
 use super::fs::{Ext, FLAG_INLINE_DATA, Inode};
 use crate::disk::tree::{Entry, FileType, MAX_DIR, Meta, Tree, check_name, corrupt};
-use crate::disk::{ReadAt, le16, le32};
+use crate::disk::{ReadAt, le32};
 
 const ROOT_INODE: u32 = 2;
 
@@ -61,13 +62,7 @@ fn entries(
     let mut at = 0;
     let mut index = 0;
     while at + 8 <= b.len() {
-        let raw = usize::from(le16(b, at + 4));
-        // 64 KiB blocks store a whole-block record as 0 or 65535 (ext4_rec_len_from_disk).
-        let rec = if block_size == 65536 && (raw == 0 || raw == 65535) {
-            65536
-        } else {
-            raw
-        };
+        let rec = super::rec_len(b, at, block_size);
         let name_len = usize::from(b[at + 6]);
         if rec < 8 || rec % 4 != 0 || at + rec > b.len() || 8 + name_len > rec {
             return Err(corrupt(format!(
@@ -131,7 +126,17 @@ impl<R: ReadAt> Ext<R> {
             (data, regions)
         };
         let mut found = Vec::new();
+        let bs = self.block_size as usize;
         for region in regions {
+            if let (Some(seed), false, true) = (dir.seed, inline, region.1 - region.0 == bs) {
+                csum::dir_block(
+                    seed,
+                    dir.number,
+                    dir.flags,
+                    region.0 / bs,
+                    &data[region.0..region.1],
+                )?;
+            }
             // An inline directory stores no `.` and `..` at all (its parent is i_block's first word).
             let first = region.0 == 0 && !inline;
             entries(dir.number, &data, region, self.block_size, first, &mut found)?;

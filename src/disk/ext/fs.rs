@@ -1,9 +1,11 @@
 //! An ext2/3/4 filesystem opened for reading: the geometry from the superblock (checked before
 //! anything is computed from it), group descriptors (32 or 64 bytes, also under `meta_bg`) and
-//! inodes. Checksums are not verified: nothing here is trusted, every number is bounded where used.
+//! inodes, their `metadata_csum` checksums verified (`csum`): nothing here is trusted, every number
+//! is bounded where used.
 
 use std::io;
 
+use super::csum;
 use super::{INCOMPAT_64BIT, INCOMPAT_FILETYPE, INCOMPAT_META_BG, RO_COMPAT_SPARSE_SUPER, SUPERBLOCK_AT};
 use crate::disk::tree::corrupt;
 use crate::disk::{ReadAt, at, le16, le32, read_at};
@@ -41,6 +43,8 @@ pub struct Ext<R> {
     /// The journal replayed into what is read (`recover`): empty unless it needed recovery.
     pub(super) replay: super::journal::Replay,
     pub(super) recovery: Option<super::Recovery>,
+    /// The seed of its checksums under `metadata_csum`, which are then verified (`csum`).
+    pub(super) csum: Option<u32>,
 }
 
 /// An inode as read: what the readers need of it.
@@ -58,6 +62,8 @@ pub struct Inode {
     pub block: [u8; 60],
     /// The inode's in-body extended attribute area (after `i_extra_isize`), for inline data.
     pub xattrs: Vec<u8>,
+    /// The seed of its extent blocks' and directory blocks' checksums (`metadata_csum`).
+    pub(super) seed: Option<u32>,
 }
 
 impl Inode {
@@ -127,7 +133,11 @@ impl<R: ReadAt> Ext<R> {
             dirs: kept_dirs(),
             replay: Default::default(),
             recovery: None,
+            csum: csum::seed(sb),
         };
+        if fs.csum.is_some() {
+            csum::superblock(sb)?;
+        }
         fs.checked()
     }
 
@@ -238,16 +248,18 @@ impl<R: ReadAt> Ext<R> {
             )));
         }
         let (g, index) = ((n - 1) / self.inodes_per_group, (n - 1) % self.inodes_per_group);
-        let mut desc = [0u8; 64];
-        let desc = &mut desc[..self.desc_size.min(64) as usize];
-        if !self.read(self.descriptor_at(g)?, desc)? {
+        let mut desc = vec![0u8; self.desc_size as usize];
+        if !self.read(self.descriptor_at(g)?, &mut desc)? {
             return Err(corrupt(format!(
                 "ext: group {g}'s descriptor is beyond the end of the image"
             )));
         }
-        let mut table = u64::from(le32(desc, 0x08));
+        if let Some(seed) = self.csum {
+            csum::descriptor(seed, g, &desc)?;
+        }
+        let mut table = u64::from(le32(&desc, 0x08));
         if self.incompat & INCOMPAT_64BIT != 0 && desc.len() >= 64 {
-            table |= u64::from(le32(desc, 0x28)) << 32;
+            table |= u64::from(le32(&desc, 0x28)) << 32;
         }
         let byte = index * self.inode_size;
         let mut raw = vec![0u8; self.inode_size as usize];
@@ -268,6 +280,9 @@ impl<R: ReadAt> Ext<R> {
         let links = le16(&raw, 0x1A);
         if mode == 0 || (links == 0 && le32(&raw, 0x14) != 0) {
             return Err(corrupt(format!("ext: inode {number} is not in use")));
+        }
+        if let Some(seed) = self.csum {
+            csum::inode(seed, number, &raw)?;
         }
         let flags = le32(&raw, 0x20);
         if flags & (FLAG_ENCRYPT | FLAG_COMPRESSED) != 0 {
@@ -299,6 +314,7 @@ impl<R: ReadAt> Ext<R> {
             mtime: le32(&raw, 0x10) as i32,
             block: raw[0x28..0x64].try_into().expect("60 bytes"),
             xattrs,
+            seed: self.csum.map(|s| csum::inode_seed(s, number, &raw)),
         })
     }
 

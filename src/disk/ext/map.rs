@@ -5,6 +5,7 @@
 
 use std::io;
 
+use super::csum;
 use super::fs::{Ext, FLAG_EXTENTS, FLAG_INLINE_DATA, Inode};
 use crate::disk::tree::corrupt;
 use crate::disk::{ReadAt, le16, le32};
@@ -131,6 +132,10 @@ impl<R: ReadAt> Ext<R> {
             } else {
                 let child = u64::from(le16(e, 8)) << 32 | u64::from(le32(e, 4));
                 let block = self.block(child)?;
+                if let Some(seed) = inode.seed {
+                    let max = usize::from(le16(&block, 4));
+                    csum::extent_block(seed, inode.number, child, &block, max)?;
+                }
                 self.extents(inode, &block, Some(level - 1), blocks, budget, out)?;
             }
         }

@@ -4,6 +4,7 @@
 //! inside one (`fs`: geometry and inodes, `map`: where the data is, `dir`: directories,
 //! `journal` and `recover`: a journal that needs recovery replayed into what is read).
 
+mod csum;
 mod dir;
 mod fs;
 mod journal;
@@ -54,6 +55,17 @@ impl Flavour {
             Flavour::Ext3 => "ext3",
             Flavour::Ext4 => "ext4",
         }
+    }
+}
+
+/// The record length of the directory entry at `at` of `b`, in a filesystem of `block_size`
+/// blocks: 64 KiB blocks store a whole-block record as 0 or 65535 (ext4_rec_len_from_disk).
+fn rec_len(b: &[u8], at: usize, block_size: u64) -> usize {
+    let raw = usize::from(le16(b, at + 4));
+    if block_size == 65536 && (raw == 0 || raw == 65535) {
+        65536
+    } else {
+        raw
     }
 }
 
