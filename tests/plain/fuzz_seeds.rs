@@ -147,6 +147,7 @@ fn image_reader_seeds_hold_and_the_hostile_images_are_refused() {
         ("walk", images::walk),
         ("undo", images::undo),
         ("disk", harness::disk),
+        ("ext_journal", images::ext_journal),
         ("btrfs", harness::btrfs::btrfs),
         ("xfs", harness::xfs_lvm::xfs),
         ("lvm", harness::xfs_lvm::lvm),

@@ -7,7 +7,7 @@
 mod csum;
 mod dir;
 mod fs;
-mod journal;
+pub(crate) mod journal;
 mod map;
 mod recover;
 
