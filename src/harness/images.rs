@@ -193,27 +193,6 @@ fn gpt(parts: &[(u64, u64)]) -> Vec<u8> {
     with_gpt_crcs(&d)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_gpt_seeds_are_read_and_the_overflowing_one_is_damage() {
-        let good = gpt(&[(34, 63), (64, 127)]);
-        let t = disk::table::read(good.as_slice()).unwrap().unwrap();
-        assert_eq!(t.kind, disk::TableKind::Gpt);
-        assert_eq!(t.extent(&t.partitions[1]), (64 * 512, 64 * 512));
-        let bad = gpt(&[(34, 63), ((1 << 55) + 64, (1 << 55) + 127)]);
-        assert!(disk::table::read(bad.as_slice()).is_err());
-        hostile("table", &[]).iter().for_each(|s| table(s));
-        hostile("undo", &[]).iter().for_each(|s| undo(s));
-        assert!(matches!(
-            stage::parse_undo(&hostile("undo", &[])[0]),
-            Parsed::Complete { .. }
-        ));
-    }
-}
-
 /// An ext journal of 1 KiB blocks (jbd2: the input, its superblock's length and checksum made
 /// right by `journal::seal` so that mutations reach the log) replayed for a filesystem of 2^20
 /// blocks, then every copy restored from its journal block. Never a panic; no copy of a block
@@ -242,5 +221,26 @@ pub fn ext_journal(data: &[u8]) {
         assert!(fs_block < FS_BLOCKS);
         let mut b = block(copy.block).expect("a copy inside the journal").to_vec();
         let _ = replay.restore(fs_block, copy, &mut b);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gpt_seeds_are_read_and_the_overflowing_one_is_damage() {
+        let good = gpt(&[(34, 63), (64, 127)]);
+        let t = disk::table::read(good.as_slice()).unwrap().unwrap();
+        assert_eq!(t.kind, disk::TableKind::Gpt);
+        assert_eq!(t.extent(&t.partitions[1]), (64 * 512, 64 * 512));
+        let bad = gpt(&[(34, 63), ((1 << 55) + 64, (1 << 55) + 127)]);
+        assert!(disk::table::read(bad.as_slice()).is_err());
+        hostile("table", &[]).iter().for_each(|s| table(s));
+        hostile("undo", &[]).iter().for_each(|s| undo(s));
+        assert!(matches!(
+            stage::parse_undo(&hostile("undo", &[])[0]),
+            Parsed::Complete { .. }
+        ));
     }
 }

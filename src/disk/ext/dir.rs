@@ -64,7 +64,7 @@ fn entries(
     while at + 8 <= b.len() {
         let rec = super::rec_len(b, at, block_size);
         let name_len = usize::from(b[at + 6]);
-        if rec < 8 || rec % 4 != 0 || at + rec > b.len() || 8 + name_len > rec {
+        if rec < 8 || !rec.is_multiple_of(4) || at + rec > b.len() || 8 + name_len > rec {
             return Err(corrupt(format!(
                 "ext: directory inode {dir}: entry at byte {at}: record length {rec}, name length {name_len}"
             )));
