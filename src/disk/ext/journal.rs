@@ -272,7 +272,7 @@ pub(crate) fn replay(
 
 /// Makes the journal superblock `b` (block 0) say the journal has `blocks` blocks, its checksum
 /// (under csum v2/v3) made right again: how the fuzzer's mutations reach the log past the
-/// superblock's own checks (`crate::harness::images::ext_journal`).
+/// superblock's own checks (the fuzzing harness of ext journals).
 pub(crate) fn seal(b: &mut [u8], blocks: u32) {
     b[0x10..0x14].copy_from_slice(&blocks.to_be_bytes());
     if be32(b, 0x28) & (INCOMPAT_CSUM_V2 | INCOMPAT_CSUM_V3) != 0 {
