@@ -198,16 +198,25 @@ fn data_block(fs_file: &Path, path: &str) -> u64 {
     out.lines().last().unwrap().trim().parse().unwrap()
 }
 
+/// [`before_and_after`] writing `etc/new` ("journaled\n" 200 times).
+fn with_new_file(dir: &Path, name: &str, mkfs_args: &[&str]) -> (PathBuf, PathBuf, Vec<u64>) {
+    let new = dir.join(format!("{name}-new"));
+    fs::write(&new, "journaled\n".repeat(200)).unwrap();
+    before_and_after(
+        dir,
+        name,
+        mkfs_args,
+        &format!("write {} etc/new\n", new.display()),
+    )
+}
+
 #[test]
 fn a_revoke_cancels_the_copies_before_it_and_the_last_copy_wins() {
     if !have() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let new = dir.path().join("new");
-    fs::write(&new, "journaled\n".repeat(200)).unwrap();
-    let change = format!("write {} etc/new\n", new.display());
-    let (before, after, changed) = before_and_after(dir.path(), "revoke", &["-t", "ext4"], &change);
+    let (before, after, changed) = with_new_file(dir.path(), "revoke", &["-t", "ext4"]);
     let data = data_block(&after, "etc/new");
     assert!(changed.contains(&data));
     let bs = block_size(&before);
@@ -255,10 +264,7 @@ fn journal_checksum_failures_are_named_and_a_crafted_journal_is_refused() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let new = dir.path().join("new");
-    fs::write(&new, "journaled\n".repeat(200)).unwrap();
-    let change = format!("write {} etc/new\n", new.display());
-    let (before, after, changed) = before_and_after(dir.path(), "csum", &["-t", "ext4"], &change);
+    let (before, after, changed) = with_new_file(dir.path(), "csum", &["-t", "ext4"]);
     journal_into(&before, &after, &changed, true, "");
     let image = fs::read(&before).unwrap();
     // Block 0: the journal's superblock, 1: the descriptor, 2..: the copies, in `changed`'s order,
@@ -301,12 +307,8 @@ fn journal_checksum_failures_are_named_and_a_crafted_journal_is_refused() {
     assert!(e.to_string().contains("superblock checksum"), "{e}");
 
     // Without checksums, a tag made to name a block past the filesystem's end is refused.
-    let (before, after, changed) = before_and_after(
-        dir.path(),
-        "plain",
-        &["-t", "ext4", "-O", "^metadata_csum"],
-        &change,
-    );
+    let (before, after, changed) =
+        with_new_file(dir.path(), "plain", &["-t", "ext4", "-O", "^metadata_csum"]);
     journal_into(&before, &after, &changed, false, "");
     let mut img = fs::read(&before).unwrap();
     let tag = journal_byte(&before, 1) + 12;

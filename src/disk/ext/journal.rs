@@ -486,54 +486,40 @@ mod tests {
 
     #[test]
     fn a_crafted_journal_is_refused_in_bounded_work() {
+        let refused = |j: &[u8], says: &str| {
+            let e = run(j, 1000).unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
+        };
         // A descriptor whose tags claim more blocks than the log has.
         let mut j = journal(8);
         header(&mut j, 1, DESCRIPTOR, 7);
         for i in 0..100 {
             tag(&mut j, 1, i, 5, 0);
         }
-        let e = run(&j, 1000).unwrap_err();
-        assert!(
-            e.to_string().contains("runs longer than the journal's 7 blocks"),
-            "{e}"
-        );
+        refused(&j, "runs longer than the journal's 7 blocks");
         // A copy of a block outside the filesystem.
         let mut j = journal(8);
         header(&mut j, 1, DESCRIPTOR, 7);
         tag(&mut j, 1, 0, 5000, TAG_LAST);
         header(&mut j, 3, COMMIT, 7);
-        let e = run(&j, 1000).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("copy of block 5000, outside the filesystem's 1000"),
-            "{e}"
-        );
+        refused(&j, "copy of block 5000, outside the filesystem's 1000");
         // A revoke block counting more bytes than it has.
         let mut j = journal(8);
         header(&mut j, 1, REVOKE, 7);
         j[BS + 12..BS + 16].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(
-            run(&j, 1000)
-                .unwrap_err()
-                .to_string()
-                .contains("bytes of records")
-        );
-        // A log longer than the journal inode, or starting outside it.
-        let mut j = journal(8);
-        j[0x10..0x14].copy_from_slice(&9u32.to_be_bytes());
-        assert!(run(&j, 1000).unwrap_err().to_string().contains("log blocks 1..9"));
-        let mut j = journal(8);
-        j[0x1C..0x20].copy_from_slice(&8u32.to_be_bytes());
-        assert!(
-            run(&j, 1000)
-                .unwrap_err()
-                .to_string()
-                .contains("starts at block 8")
-        );
-        // A block size not the filesystem's, unknown features.
-        let mut j = journal(8);
-        j[0xC..0x10].copy_from_slice(&4096u32.to_be_bytes());
-        assert!(run(&j, 1000).is_err());
+        refused(&j, "bytes of records");
+        // A log longer than the journal inode, or starting outside it; a block size not the
+        // filesystem's.
+        for (at, value, says) in [
+            (0x10, 9u32, "log blocks 1..9"),
+            (0x1C, 8, "starts at block 8"),
+            (0xC, 4096, "block size 4096"),
+        ] {
+            let mut j = journal(8);
+            j[at..at + 4].copy_from_slice(&value.to_be_bytes());
+            refused(&j, says);
+        }
+        // Unknown features.
         let mut j = journal(8);
         j[0x28..0x2C].copy_from_slice(&0x100u32.to_be_bytes());
         assert_eq!(run(&j, 1000).unwrap_err().kind(), io::ErrorKind::Unsupported);
