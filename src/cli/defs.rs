@@ -145,9 +145,10 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (
         crate::error::EXIT_NO_TOOL,
         "a program the command runs is not installed (image test: qemu-system-x86_64, or \
-         qemu-system-aarch64 for an arm64 image, and the UEFI firmware when it boots UEFI; image inject \
-         and prepare: mtools or debugfs, and qemu-img for a qcow2, dynamic VHD or VMDK; image prepare: \
-         an agent built for the image's architecture); nothing was changed",
+         qemu-system-aarch64 for an arm64 image, the UEFI firmware when it boots UEFI, and qemu-io for a \
+         qcow2, VHD or VMDK; image inject and prepare: mtools or debugfs, and qemu-img for a qcow2, \
+         dynamic VHD or VMDK; image prepare: an agent built for the image's architecture); nothing was \
+         changed",
     ),
 ];
 
