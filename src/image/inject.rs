@@ -81,40 +81,10 @@ pub(super) fn apply(staged: &Staged, kind: Kind, dirs: &[&str], ops: &[FileOp]) 
             Err(e) => return Err(refused_io(&format!("/{dir}"), &e)),
         }
     }
-    let mut modes = Vec::new();
-    // A file replaced keeps its owner (etc/shadow's group is shadow on Debian); a new one is root's.
-    let mut owners = Vec::new();
-    for op in ops {
-        let rel = op.path().trim_start_matches('/');
-        let now = volume
-            .symlink_metadata(rel)
-            .map_err(|e| refused_io(op.path(), &e))?;
-        if now.is_some_and(|m| m.file_type == FileType::Dir) {
-            return Err(refused(format!("{} is a directory", op.path())));
-        }
-        let replaced = now.filter(|n| n.file_type == FileType::File);
-        owners.push(replaced.map(|n| (n.uid, n.gid)));
-        modes.push(match op {
-            FileOp::Write {
-                mode: Mode::Exact(m), ..
-            } => *m,
-            FileOp::Write {
-                mode: Mode::Default(m),
-                ..
-            } => now
-                .filter(|n| n.file_type == FileType::File)
-                .map_or(*m, |n| n.mode),
-            FileOp::Write {
-                mode: Mode::SameAs(other),
-                ..
-            } => volume
-                .metadata(other.trim_start_matches('/'))
-                .ok()
-                .flatten()
-                .map_or(0o600, |n| n.mode),
-            _ => 0,
-        });
-    }
+    let (modes, owners) = modes(ops, |p, follow| match follow {
+        true => volume.metadata(p),
+        false => volume.symlink_metadata(p),
+    })?;
     let mut sources = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         if let FileOp::Write { contents, .. } = op {
@@ -281,8 +251,49 @@ fn kept_attributes(
     Ok(kept)
 }
 
+/// The mode each of `ops` leaves its file with (0 for a link or a removal), as the executor
+/// gives them: an exact mode, a replaced file's own, or another file's; and the owner of each
+/// regular file a write replaces, which it keeps (etc/shadow's group is shadow on Debian; a new
+/// file is root's). `meta(path, follow)` reads the filesystem as it is. A directory where a file
+/// goes is refused.
+pub(super) type Owners = Vec<Option<(u32, u32)>>;
+pub(super) fn modes(
+    ops: &[FileOp],
+    meta: impl Fn(&str, bool) -> std::io::Result<Option<crate::disk::Meta>>,
+) -> Result<(Vec<u32>, Owners), Error> {
+    let mut modes = Vec::new();
+    let mut owners = Vec::new();
+    for op in ops {
+        let rel = op.path().trim_start_matches('/');
+        let now = meta(rel, false).map_err(|e| refused_io(op.path(), &e))?;
+        if now.is_some_and(|m| m.file_type == FileType::Dir) {
+            return Err(refused(format!("{} is a directory", op.path())));
+        }
+        let replaced = now.filter(|n| n.file_type == FileType::File);
+        owners.push(replaced.map(|n| (n.uid, n.gid)));
+        modes.push(match op {
+            FileOp::Write {
+                mode: Mode::Exact(m), ..
+            } => *m,
+            FileOp::Write {
+                mode: Mode::Default(m),
+                ..
+            } => replaced.map_or(*m, |n| n.mode),
+            FileOp::Write {
+                mode: Mode::SameAs(other),
+                ..
+            } => meta(other.trim_start_matches('/'), true)
+                .ok()
+                .flatten()
+                .map_or(0o600, |n| n.mode),
+            _ => 0,
+        });
+    }
+    Ok((modes, owners))
+}
+
 /// A file for the tool to copy into the image, readable by root only (it may be os.conf).
-fn stage_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(super) fn stage_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()

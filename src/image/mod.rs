@@ -8,10 +8,12 @@
 pub mod arch;
 pub mod convert;
 mod fix;
+pub mod guestfs;
 pub mod inject;
 mod keygen;
 pub mod prepare;
 mod root;
+pub mod scratch;
 pub(crate) mod stage;
 pub mod view;
 

@@ -13,13 +13,15 @@ use std::path::{Path, PathBuf};
 
 use super::arch::{self, Arch};
 use super::convert::Outcome;
-use super::inject::{CONF_DIR, apply, in_disk, needs_recovery};
+use super::guestfs;
+use super::inject::{self, CONF_DIR, apply, in_disk, needs_recovery};
 use super::stage::{self, Staged};
 use super::{Verdict, fix, view};
 use crate::cli::image::Fixes;
 use crate::disk::{FileType, Image, Kind};
 use crate::error::Error;
 use crate::install;
+use crate::plan::FileOp;
 
 /// `osconf image prepare DISK [--agent FILE] [--remove-host-keys] [--lock-root-password]`.
 pub fn run(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<String, Error> {
@@ -57,15 +59,17 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
         None => bad(i.reason),
     })?;
     let n = root.n;
-    if !matches!(root.fs.kind, Kind::Ext(..)) || root.is_lv() {
-        let on = if root.is_lv() { " on LVM" } else { "" };
-        return Err(bad(format!(
-            "the root {} is {}{on}: prepare writes ext only",
-            root.place,
-            root.fs.kind.name()
-        )));
-    }
-    if root.recovery().is_some() {
+    // ext on a partition is written by debugfs on a staged copy; anything else by libguestfs.
+    let target = (!matches!(root.fs.kind, Kind::Ext(..)) || root.is_lv()).then(|| guestfs::Target {
+        device: root
+            .lv()
+            .map_or_else(|| guestfs::partition_device(n), |lv| format!("/dev/{lv}")),
+        subvolume_id: root.subvolume_id(),
+        first_dir: None,
+        root_dir: None,
+    });
+    // debugfs would write beneath the journal; the appliance's kernel replays it when it mounts.
+    if target.is_none() && root.recovery().is_some() {
         return Err(needs_recovery(n).at(Some(disk)));
     }
     let root_kind = root.fs.kind;
@@ -90,7 +94,7 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
     // One partition: aliyun_custom_image/ is in the root, recorded for uninstall as install does.
     let inside = format!("/{CONF_DIR}");
     let config_dir = (n == 1 && !has_dir).then_some(inside.as_str());
-    let plan = install::plan_install(&sys, init, binary, config_dir).map_err(failed)?;
+    let plan = install::plan_install(&sys, init, binary.clone(), config_dir).map_err(failed)?;
     let place = format!("partition {n}");
     let fixed = fix::plan(&sys, fixes, &place).map_err(|e| match e.kind {
         crate::error::Kind::Invalid => e.unchanged(),
@@ -111,23 +115,72 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
         });
     }
     let ops: Vec<_> = plan.ops.iter().chain(&fixed.ops).cloned().collect();
-    let staged_root = Staged::new(disk, &image, n).map_err(failed)?;
-    apply(&staged_root, root_kind, root_dirs, &ops).map_err(|e| in_disk(e, disk).unchanged())?;
-    let staged_first = if n != 1 && !has_dir {
-        let s = Staged::new(disk, &image, 1).map_err(failed)?;
-        apply(&s, first_kind, &[CONF_DIR], &[]).map_err(|e| in_disk(e, disk).unchanged())?;
-        Some(s)
-    } else {
-        None
+    let (changed, how) = match target {
+        Some(mut target) => {
+            target.root_dir = config_dir.map(|_| CONF_DIR.to_owned());
+            target.first_dir = (n != 1 && !has_dir).then(|| CONF_DIR.to_owned());
+            let root = view::root_partition(&image).map_err(|i| bad(i.reason))?;
+            let (modes, owners) = inject::modes(&ops, |p, follow| match follow {
+                true => root.metadata(p),
+                false => root.symlink_metadata(p),
+            })
+            .map_err(|e| in_disk(e, disk).unchanged())?;
+            let steps: Vec<guestfs::Step> = ops
+                .iter()
+                .zip(modes)
+                .zip(owners)
+                .map(|((op, mode), owner)| guestfs::Step {
+                    op,
+                    mode,
+                    file_there: owner.is_some(),
+                    make_parent: op.path().trim_start_matches('/').rsplit_once('/').is_some_and(
+                        |(dir, _)| {
+                            root.metadata(dir)
+                                .ok()
+                                .flatten()
+                                .is_none_or(|m| m.file_type != FileType::Dir)
+                        },
+                    ),
+                })
+                .collect();
+            drop(root);
+            let (copy, how) = guestfs::write(disk, &target, &steps)?;
+            let redo = |sys: &crate::system::System| -> Result<Vec<FileOp>, Error> {
+                let mut left = install::plan_install(sys, init, binary.clone(), config_dir)?.ops;
+                left.extend(fix::plan(sys, fixes, &place)?.ops);
+                Ok(left)
+            };
+            written(&copy.path, redo).map_err(|e| {
+                Error::failed(Some(disk), format!("after libguestfs wrote it: {e}")).unchanged()
+            })?;
+            copy.replace(disk)?;
+            let bytes = ops.iter().map(|op| match op {
+                FileOp::Write { contents, .. } => contents.len() as u64,
+                _ => 0,
+            });
+            (bytes.sum::<u64>().max(1), how)
+        }
+        None => {
+            let staged_root = Staged::new(disk, &image, n).map_err(failed)?;
+            apply(&staged_root, root_kind, root_dirs, &ops).map_err(|e| in_disk(e, disk).unchanged())?;
+            let staged_first = if n != 1 && !has_dir {
+                let s = Staged::new(disk, &image, 1).map_err(failed)?;
+                apply(&s, first_kind, &[CONF_DIR], &[]).map_err(|e| in_disk(e, disk).unchanged())?;
+                Some(s)
+            } else {
+                None
+            };
+            let all: Vec<&Staged> = std::iter::once(&staged_root)
+                .chain(staged_first.as_ref())
+                .collect();
+            let changed = stage::commit(disk, &all).map_err(|e| e.at(Some(disk)))?;
+            (changed, format!("{changed} bytes of the image changed"))
+        }
     };
-    let all: Vec<&Staged> = std::iter::once(&staged_root)
-        .chain(staged_first.as_ref())
-        .collect();
-    let changed = stage::commit(disk, &all).map_err(|e| e.at(Some(disk)))?;
     let done: String = fixed.done.iter().map(|d| format!("{d}\n")).collect();
     if installed {
         out += &format!(
-            "osconf is installed for {} in {place} already\n{done}{notes}{changed} bytes of the image changed\n",
+            "osconf is installed for {} in {place} already\n{done}{notes}{how}\n",
             init.name
         );
         return Ok(Outcome { text: out, changed });
@@ -148,11 +201,33 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
     out += &done;
     out += &notes;
     out += &format!(
-        "installed osconf for {} into {}; {changed} bytes of the image changed\n",
+        "installed osconf for {} into {}; {how}\n",
         init.name,
         disk.display()
     );
     Ok(Outcome { text: out, changed })
+}
+
+/// Checks what a tool wrote into the raw image `disk`, read back by osconf's own readers: `redo`
+/// (install's plan and the fixes asked, made again on the image's root) finds nothing left to do,
+/// and `aliyun_custom_image/` is on partition 1.
+fn written(
+    disk: &Path,
+    redo: impl Fn(&crate::system::System) -> Result<Vec<FileOp>, Error>,
+) -> Result<(), Error> {
+    let image = Image::open(disk).map_err(|e| Error::io(disk, &e))?;
+    let root = view::root_partition(&image).map_err(|i| Error::bad(i.reason))?;
+    let sys = view::system(disk, root)?;
+    let left = redo(&sys)?;
+    if !left.is_empty() {
+        let paths: Vec<&str> = left.iter().map(FileOp::path).collect();
+        return Err(Error::bad(format!("not as written: {}", paths.join(", "))));
+    }
+    let first = image.partition(1).map_err(|e| Error::io(disk, &e))?;
+    match first.metadata(CONF_DIR) {
+        Ok(Some(m)) if m.file_type == FileType::Dir => Ok(()),
+        _ => Err(Error::bad(format!("{CONF_DIR}/ is not on partition 1"))),
+    }
 }
 
 /// The agent for a root of architecture `root` (what [`arch::of_root`] read): `asked` (`--agent`)

@@ -555,7 +555,7 @@ pub(crate) fn parse_undo(data: &[u8]) -> Parsed<'_> {
     }
 }
 
-/// Removes the work directories (`DISK.osconf-work.PID.pN`, `.convert`, and `.new` files) of runs that were killed, whose PID no
+/// Removes the work directories (`DISK.osconf-work.PID.pN`, `.convert`, `.guestfs`, and `.new` files) of runs that were killed, whose PID no
 /// process has any more; says what it removed. Another run's (a live PID, or the PID reused) are
 /// left alone; a link or a file of that name is not osconf's and is left alone too.
 fn sweep(disk: &Path) -> Vec<String> {
@@ -577,11 +577,13 @@ fn sweep(disk: &Path) -> Vec<String> {
         else {
             continue;
         };
-        // pN: a staged partition; convert: `convert`'s raw copy (directories); new: its new
-        // image not renamed into place yet (a file).
+        // pN: a staged partition; convert: `convert`'s raw copy; guestfs: the copy libguestfs
+        // writes (directories); new: `convert`'s new image not renamed into place yet (a file).
         let file = part == "new";
-        let ours =
-            file || part == "convert" || part.strip_prefix('p').is_some_and(|n| n.parse::<u32>().is_ok());
+        let ours = file
+            || part == "convert"
+            || part == "guestfs"
+            || part.strip_prefix('p').is_some_and(|n| n.parse::<u32>().is_ok());
         let Some(pid) = pid.parse::<i32>().ok().and_then(rustix::process::Pid::from_raw) else {
             continue;
         };

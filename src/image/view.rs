@@ -60,6 +60,22 @@ impl Root {
         }
     }
 
+    /// The id of the Btrfs subvolume that is `/`; `None` elsewhere.
+    pub fn subvolume_id(&self) -> Option<u64> {
+        match &self.volume {
+            Opened::Partition(v) => v.subvolume_id(),
+            Opened::Lv(_, v) => v.subvolume_id(),
+        }
+    }
+
+    /// The logical volume holding it, `VG/LV`; `None` on a partition.
+    pub fn lv(&self) -> Option<&str> {
+        match &self.volume {
+            Opened::Partition(_) => None,
+            Opened::Lv(name, _) => Some(name),
+        }
+    }
+
     /// What `path` is, links followed; `None` when absent.
     pub fn metadata(&self, path: &str) -> io::Result<Option<Meta>> {
         match &self.volume {
@@ -68,7 +84,7 @@ impl Root {
         }
     }
 
-    fn symlink_metadata(&self, path: &str) -> io::Result<Option<Meta>> {
+    pub fn symlink_metadata(&self, path: &str) -> io::Result<Option<Meta>> {
         match &self.volume {
             Opened::Partition(v) => v.symlink_metadata(path),
             Opened::Lv(_, v) => v.symlink_metadata(path),

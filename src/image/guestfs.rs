@@ -1,0 +1,386 @@
+//! Writing a plan's file operations into a root that osconf reads but does not write itself — XFS,
+//! Btrfs (the subvolume the reader chose), a filesystem on an LVM logical volume — through
+//! libguestfs's `guestfish`, on a copy of the raw image: the copy is made beside the image (a
+//! reflink or a sparse copy, `scratch`), guestfish edits it, the caller reads it back with osconf's
+//! own readers, and only then is it flushed and renamed over the image ([`Copy::replace`]). A kill
+//! or a failure anywhere before leaves the image as it was; the work directory
+//! (`DISK.osconf-work.PID.guestfs`) is removed on the way out, or by the next run's sweep.
+//!
+//! guestfish is run rather than a mount or a writer of our own: it mounts the hostile filesystem
+//! in its own appliance VM (never in the host's kernel, and as any user), its daemon resolves every
+//! path inside the guest's root as a chroot would (a link in the image cannot reach the host), it
+//! activates LVM (thin volumes too) and knows every filesystem's own tools — what image builders
+//! already trust (`virt-customize` works the same way). The commands go in a script file, each
+//! argument quoted guestfish's way; file contents are `upload`ed from the work directory (0700),
+//! never given on a command line; no shell runs.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::inject::stage_file;
+use crate::error::Error;
+use crate::plan::FileOp;
+
+/// How long one guestfish run may take (appliance start under TCG on a loaded machine, the agent
+/// uploaded, the filesystems flushed) before it is killed and the write fails.
+const LIMIT: Duration = Duration::from_secs(900);
+/// The last lines of guestfish's messages an error quotes.
+const LAST_LINES: usize = 8;
+/// What to install, said whenever guestfish is missing or cannot start its appliance.
+const PACKAGES: &str = "Debian, Ubuntu: guestfish and libguestfs-xfs (and a kernel in /boot, \
+     readable by the user: linux-image-amd64); Fedora, RHEL: guestfs-tools and libguestfs";
+
+/// Where the root lies for guestfish: its device and the Btrfs subvolume, by id.
+pub struct Target {
+    /// `/dev/sda2`, `/dev/rl/root`.
+    pub device: String,
+    pub subvolume_id: Option<u64>,
+    /// A directory to make on partition 1 (`aliyun_custom_image`), when it is not the root's.
+    pub first_dir: Option<String>,
+    /// A directory to make in the root itself (partition 1 is the root).
+    pub root_dir: Option<String>,
+}
+
+/// The guest device guestfish gives partition `n` of the one disk it is handed.
+pub fn partition_device(n: u32) -> String {
+    format!("/dev/sda{n}")
+}
+
+/// The copy of the image guestfish writes, in its work directory; removed unless renamed into place.
+pub struct Copy {
+    dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl Drop for Copy {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Copy {
+    /// Flushes the copy and renames it over `disk` (keeping `disk`'s mode), flushing the directory.
+    pub fn replace(self, disk: &Path) -> Result<(), Error> {
+        let failed = |e: String| Error::failed(Some(disk), e).unchanged();
+        let meta = fs::metadata(disk).map_err(|e| failed(e.to_string()))?;
+        let f = fs::File::options()
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| failed(format!("{}: {e}", self.path.display())))?;
+        f.set_permissions(meta.permissions())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| failed(format!("flushing {}: {e}", self.path.display())))?;
+        crate::exec::crash_point("image-guestfs-written");
+        fs::rename(&self.path, disk)
+            .and_then(|()| super::stage::sync_dir(disk))
+            .map_err(|e| failed(format!("renaming {} over it: {e}", self.path.display())))
+    }
+}
+
+/// One file operation as guestfish runs it: the mode it leaves (from `inject::modes`) and whether
+/// a regular file is there now (written in place, keeping its owner and attributes, as the
+/// executor keeps them; anything else there is removed first, so a link is replaced, not followed).
+pub struct Step<'a> {
+    pub op: &'a FileOp,
+    pub mode: u32,
+    pub file_there: bool,
+    /// Its directory is missing and is made (`mkdir -p`: guestfish's refuses a path through a
+    /// link, so a directory there, even through a link, is left alone).
+    pub make_parent: bool,
+}
+
+/// Copies the raw image `disk` and has guestfish run `steps` on the root `target` in the copy;
+/// the copy, and how it was made and the appliance ran.
+pub fn write(disk: &Path, target: &Target, steps: &[Step]) -> Result<(Copy, String), Error> {
+    let failed = |e: String| Error::failed(Some(disk), e).unchanged();
+    let mut dir = std::path::absolute(disk)
+        .map_err(|e| failed(e.to_string()))?
+        .into_os_string();
+    dir.push(format!(".osconf-work.{}.guestfs", std::process::id()));
+    let dir = PathBuf::from(dir);
+    // 0700: the files uploaded may be secret (a password file).
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
+    let copy = Copy {
+        path: dir.join("disk.raw"),
+        dir,
+    };
+    let how = super::scratch::scratch_copy(disk, &copy.path)
+        .map_err(|e| failed(format!("copying it to {}: {e}", copy.path.display())))?;
+    let mut sources = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let op = step.op;
+        let FileOp::Write { contents, .. } = op else {
+            sources.push(PathBuf::new());
+            continue;
+        };
+        let p = copy.dir.join(format!("file{i}"));
+        stage_file(&p, contents).map_err(|e| failed(format!("staging {}: {e}", op.path())))?;
+        sources.push(p);
+    }
+    let script = copy.dir.join("script");
+    fs::write(&script, script_for(&copy.path, target, steps, &sources))
+        .map_err(|e| failed(format!("writing {}: {e}", script.display())))?;
+    let ran = match run(&copy.dir, &script, None) {
+        Ok(()) => Ok(String::new()),
+        // A launch that failed under KVM (nested KVM refuses some CPU registers) is tried once
+        // under TCG, unless the user chose the backend's settings.
+        Err(Failure::Launch(why)) if std::env::var_os("LIBGUESTFS_BACKEND_SETTINGS").is_none() => {
+            run(&copy.dir, &script, Some("force_tcg")).map(|()| {
+                format!(
+                    "; the appliance did not start under KVM ({}), so under TCG",
+                    why.lines().next().unwrap_or("")
+                )
+            })
+        }
+        Err(other) => Err(other),
+    };
+    let ran = match ran {
+        Ok(note) => note,
+        Err(Failure::Error(e)) => return Err(e.at(Some(disk))),
+        Err(Failure::Launch(why)) => {
+            return Err(Error::no_tool(format!(
+                "libguestfs's appliance did not start: {why}\n(run libguestfs-test-tool to see why; {PACKAGES})"
+            ))
+            .unchanged());
+        }
+    };
+    Ok((copy, format!("written through libguestfs on {how}{ran}")))
+}
+
+/// How one guestfish run failed.
+enum Failure {
+    /// The appliance did not start: libguestfs's last lines.
+    Launch(String),
+    Error(Error),
+}
+
+/// Runs `guestfish --file script` in `dir` (its messages in files there), bounded by [`LIMIT`].
+fn run(dir: &Path, script: &Path, settings: Option<&str>) -> Result<(), Failure> {
+    let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+    let file = |p: &Path| fs::File::create(p).map_err(|e| Failure::Error(Error::failed(None, e.to_string())));
+    let mut cmd = Command::new("guestfish");
+    cmd.arg("--file")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(file(&out_path)?)
+        .stderr(file(&err_path)?)
+        // Its own group: a kill on time-out reaches qemu too.
+        .process_group(0);
+    // The direct backend runs qemu itself; libvirt's (RHEL's default) would need libvirtd.
+    if std::env::var_os("LIBGUESTFS_BACKEND").is_none() {
+        cmd.env("LIBGUESTFS_BACKEND", "direct");
+    }
+    if let Some(s) = settings {
+        cmd.env("LIBGUESTFS_BACKEND_SETTINGS", s);
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        Failure::Error(match e.kind() {
+            std::io::ErrorKind::NotFound => Error::no_tool(format!(
+                "guestfish is not installed ({PACKAGES}); it writes XFS, LVM and Btrfs roots"
+            )),
+            _ => Error::failed(None, format!("running guestfish: {e}")).unchanged(),
+        })
+    })?;
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if start.elapsed() < LIMIT => std::thread::sleep(Duration::from_millis(100)),
+            _ => {
+                if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                }
+                let _ = child.wait();
+                return Err(Failure::Error(
+                    Error::failed(None, format!("guestfish did not finish in {} s", LIMIT.as_secs()))
+                        .unchanged(),
+                ));
+            }
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let stderr = fs::read(&err_path).unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&stderr);
+    // libguestfs's error lines, without the advice on debugging it repeats after each.
+    // Each line starts with the script's name and line: said once, by the caller.
+    let prefix = format!("{}:", script.display());
+    let trimmed = |l: &'_ str| -> String {
+        let l = l.strip_prefix(&prefix).unwrap_or(l);
+        l.split_once(": ")
+            .filter(|(n, _)| n.parse::<u32>().is_ok())
+            .map_or(l, |(_, r)| r)
+            .to_owned()
+    };
+    let mut lines: Vec<String> = stderr
+        .lines()
+        .filter(|l| l.contains("error:"))
+        .map(trimmed)
+        .collect();
+    if lines.is_empty() {
+        lines = stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(trimmed)
+            .collect();
+    }
+    let last = lines[lines.len().saturating_sub(LAST_LINES)..].join("\n");
+    if stderr.contains("guestfs_launch failed") {
+        return Err(Failure::Launch(last));
+    }
+    Err(Failure::Error(
+        Error::failed(None, format!("guestfish {status}: {last}")).unchanged(),
+    ))
+}
+
+/// The guestfish commands that run `steps` on `target` in the raw image `disk`; the contents of
+/// each write are the file of the same index in `sources`. Parents are made as `mkdir -p` makes
+/// them (0755, root's); new files are root's.
+fn script_for(disk: &Path, target: &Target, steps: &[Step], sources: &[PathBuf]) -> String {
+    let q = |s: &str| quote(s.as_bytes());
+    let qp = |p: &Path| quote(p.as_os_str().as_encoded_bytes());
+    let mut s = String::new();
+    let _ = writeln!(s, "add-drive {} format:raw", qp(disk));
+    s += "run\n";
+    match target.subvolume_id {
+        Some(id) => {
+            let _ = writeln!(
+                s,
+                "mount-options {} {} /",
+                q(&format!("subvolid={id}")),
+                q(&target.device)
+            );
+        }
+        None => {
+            let _ = writeln!(s, "mount {} /", q(&target.device));
+        }
+    }
+    for (step, src) in steps.iter().zip(sources) {
+        let path = format!("/{}", step.op.path().trim_start_matches('/'));
+        let p = q(&path);
+        if let Some((parent, _)) = path
+            .rsplit_once('/')
+            .filter(|(p, _)| step.make_parent && !p.is_empty())
+        {
+            let _ = writeln!(s, "mkdir-p {}", q(parent));
+        }
+        match step.op {
+            FileOp::Write { .. } => {
+                if !step.file_there {
+                    let _ = writeln!(s, "rm-f {p}");
+                }
+                let _ = writeln!(s, "upload {} {p}", qp(src));
+                if !step.file_there {
+                    let _ = writeln!(s, "chown 0 0 {p}");
+                }
+                let _ = writeln!(s, "chmod 0{:o} {p}", step.mode);
+            }
+            FileOp::Symlink { target, .. } => {
+                let _ = writeln!(s, "rm-f {p}\nln-s {} {p}", q(target));
+            }
+            FileOp::Remove { .. } => {
+                let _ = writeln!(s, "rm-f {p}");
+            }
+        }
+    }
+    if let Some(d) = &target.root_dir {
+        let _ = writeln!(s, "mkdir-p {}", q(&format!("/{d}")));
+    }
+    if let Some(d) = &target.first_dir {
+        let _ = writeln!(
+            s,
+            "umount-all\nmount {} /\nmkdir-p {}",
+            q(&partition_device(1)),
+            q(&format!("/{d}"))
+        );
+    }
+    s += "umount-all\nsync\nshutdown\n";
+    s
+}
+
+/// `bytes` as one guestfish argument: in double quotes, `"` and `\` escaped, every byte outside
+/// printable ASCII as `\xHH` (guestfish's escapes), so no word splits, no `!` or `<!` shell escape,
+/// no tilde expansion.
+fn quote(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for &b in bytes {
+        match b {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Mode;
+
+    #[test]
+    fn every_argument_is_quoted_and_every_op_kind_scripted() {
+        assert_eq!(quote(b"/a b\"c\\d\n\xff"), "\"/a b\\\"c\\\\d\\x0a\\xff\"");
+        let target = Target {
+            device: "/dev/rl/root".into(),
+            subvolume_id: Some(257),
+            first_dir: Some("aliyun_custom_image".into()),
+            root_dir: None,
+        };
+        let ops = [
+            FileOp::Write {
+                path: "/usr/sbin/osconf".into(),
+                contents: b"ELF".to_vec(),
+                mode: Mode::Exact(0o755),
+                secret: false,
+            },
+            FileOp::Symlink {
+                path: "/etc/systemd/system/multi-user.target.wants/osconf.service".into(),
+                target: "/etc/systemd/system/osconf.service".into(),
+            },
+            FileOp::Remove {
+                path: "/etc/x".into(),
+            },
+        ];
+        let sources = [PathBuf::from("/w/file0"), PathBuf::new(), PathBuf::new()];
+        let steps: Vec<Step> = ops
+            .iter()
+            .zip([0o755, 0, 0])
+            .map(|(op, mode)| Step {
+                op,
+                mode,
+                file_there: false,
+                make_parent: op.path() != "/etc/x",
+            })
+            .collect();
+        let s = script_for(Path::new("/w/disk.raw"), &target, &steps, &sources);
+        assert_eq!(
+            s,
+            "add-drive \"/w/disk.raw\" format:raw\nrun\n\
+             mount-options \"subvolid=257\" \"/dev/rl/root\" /\n\
+             mkdir-p \"/usr/sbin\"\nrm-f \"/usr/sbin/osconf\"\nupload \"/w/file0\" \"/usr/sbin/osconf\"\n\
+             chown 0 0 \"/usr/sbin/osconf\"\nchmod 0755 \"/usr/sbin/osconf\"\n\
+             mkdir-p \"/etc/systemd/system/multi-user.target.wants\"\n\
+             rm-f \"/etc/systemd/system/multi-user.target.wants/osconf.service\"\n\
+             ln-s \"/etc/systemd/system/osconf.service\" \"/etc/systemd/system/multi-user.target.wants/osconf.service\"\n\
+             rm-f \"/etc/x\"\n\
+             umount-all\nmount \"/dev/sda1\" /\nmkdir-p \"/aliyun_custom_image\"\n\
+             umount-all\nsync\nshutdown\n"
+        );
+    }
+}
