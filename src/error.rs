@@ -13,7 +13,7 @@ pub const EXIT_FAILED: u8 = 1;
 /// os.conf or the command line is invalid; nothing was changed.
 pub const EXIT_INVALID: u8 = 2;
 /// A program the command runs is not installed (`image test`: qemu; `image inject` and `prepare`:
-/// mtools or debugfs; `osconf image`: the toolkit, osconf-image); nothing was changed.
+/// mtools or debugfs, guestfish; `osconf image`: the toolkit, osconf-image); nothing was changed.
 pub const EXIT_NO_TOOL: u8 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -199,14 +199,6 @@ impl<R: ReadAt> Volume<R> {
         }
     }
 
-    /// The id of the subvolume that is `/` on Btrfs; `None` elsewhere.
-    pub fn subvolume_id(&self) -> Option<u64> {
-        match &self.inner {
-            Inner::Btrfs(t) => Some(t.root_subvolume_id()),
-            _ => None,
-        }
-    }
-
     /// The regular file at `path` (links followed inside the filesystem), `None` when a name on the
     /// way is absent; anything but a regular file, or one over 64 MiB, is an error.
     pub fn read_file(&self, path: &str) -> io::Result<Option<Vec<u8>>> {

@@ -64,7 +64,7 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
         device: root
             .lv()
             .map_or_else(|| guestfs::partition_device(n), |lv| format!("/dev/{lv}")),
-        subvolume_id: root.subvolume_id(),
+        subvolume_id: root.subvolume().map(|s| s.id),
         first_dir: None,
         root_dir: None,
     });

@@ -60,19 +60,19 @@ impl Root {
         }
     }
 
-    /// The id of the Btrfs subvolume that is `/`; `None` elsewhere.
-    pub fn subvolume_id(&self) -> Option<u64> {
-        match &self.volume {
-            Opened::Partition(v) => v.subvolume_id(),
-            Opened::Lv(_, v) => v.subvolume_id(),
-        }
-    }
-
     /// The logical volume holding it, `VG/LV`; `None` on a partition.
     pub fn lv(&self) -> Option<&str> {
         match &self.volume {
             Opened::Partition(_) => None,
             Opened::Lv(name, _) => Some(name),
+        }
+    }
+
+    /// The regular file at `path` (links followed inside the filesystem), `None` when absent.
+    pub fn read_file(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
+        match &self.volume {
+            Opened::Partition(v) => v.read_file(path),
+            Opened::Lv(_, v) => v.read_file(path),
         }
     }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod debs;
+pub mod guestfs;
 pub mod hooks;
 pub mod images;
 pub mod journal;

@@ -238,14 +238,24 @@ fn disk(dir: &Path, name: &str, parts: &[(u64, &str, &Path)]) -> PathBuf {
     img
 }
 
-/// The root tree of the RHEL 9 image: the rocky9 example root with osconf installed, and the
-/// XFS tree's directories, files and links.
-fn rhel_root(dir: &Path) -> PathBuf {
+/// The XFS tree's directories, files and links with the rocky9 example root's /etc, systemd as
+/// /sbin/init.
+fn rocky_tree(dir: &Path) -> PathBuf {
     let root = tree(dir);
     run(Command::new("cp")
         .arg("-a")
         .arg(crate::common::repo().join("examples/rootfs/rocky9/etc"))
         .arg(&root));
+    fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
+    fs::write(root.join("usr/lib/systemd/systemd"), "ELF").unwrap();
+    fs::create_dir_all(root.join("sbin")).unwrap();
+    std::os::unix::fs::symlink("/usr/lib/systemd/systemd", root.join("sbin/init")).unwrap();
+    root
+}
+
+/// The root tree of the RHEL 9 image: [`rocky_tree`] with osconf installed.
+fn rhel_root(dir: &Path) -> PathBuf {
+    let root = rocky_tree(dir);
     let boot = dir.join("boot-staging");
     fs::create_dir_all(&boot).unwrap();
     run(Command::new(env!("CARGO_BIN_EXE_osconf"))
@@ -293,15 +303,11 @@ fn root_items(checks: &[(String, String, String)]) -> Vec<(String, String, Strin
         .collect()
 }
 
-#[test]
-fn a_rhel9_layout_with_the_root_in_lvm_on_xfs_is_checked_as_an_ext_root_is() {
-    let test = "a_rhel9_layout_with_the_root_in_lvm_on_xfs_is_checked_as_an_ext_root_is";
-    if !ready(test) {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let root = rhel_root(d);
+/// The RHEL 9 layout of `root` (GPT: ESP FAT32, /boot XFS, a PV holding VG `rl` with `swap` and
+/// `root` on XFS; sizes shrunk) in image `NAME.img` under `d`: the image and the root's XFS file.
+fn rhel9(d: &Path, name: &str, root: &Path) -> (PathBuf, PathBuf) {
+    let d = &d.join(name);
+    fs::create_dir_all(d).unwrap();
     // ESP (600 MiB in RHEL 9, 32 here), /boot on XFS (1 GiB, 300 here: mkfs.xfs's least), the PV.
     let esp = d.join("esp.fat");
     sparse(&esp, 32);
@@ -333,12 +339,12 @@ fn a_rhel9_layout_with_the_root_in_lvm_on_xfs_is_checked_as_an_ext_root_is() {
             ],
         );
     }
-    let root_fs = xfs_filled(d, "root", 304, &root, &[]);
+    let root_fs = xfs_filled(d, "root", 304, root, &[]);
     place(d, &[&lo], &[&pv], "rl/root", &root_fs);
     drop(lo);
     let img = disk(
         d,
-        "rhel9",
+        name,
         &[
             (32, "U", &esp),
             (300, "L", &boot),
@@ -346,6 +352,19 @@ fn a_rhel9_layout_with_the_root_in_lvm_on_xfs_is_checked_as_an_ext_root_is() {
         ],
     );
 
+    (img, root_fs)
+}
+
+#[test]
+fn a_rhel9_layout_with_the_root_in_lvm_on_xfs_is_checked_as_an_ext_root_is() {
+    let test = "a_rhel9_layout_with_the_root_in_lvm_on_xfs_is_checked_as_an_ext_root_is";
+    if !ready(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = rhel_root(d);
+    let (img, root_fs) = rhel9(d, "rhel9", &root);
     // The reader: every file of the tree through the LV, as the kernel wrote them.
     let image = Image::open(&img).unwrap();
     let found = osconf::image::view::root_partition(&image).unwrap_or_else(|i| panic!("{}", i.reason));
@@ -375,7 +394,11 @@ fn a_rhel9_layout_with_the_root_in_lvm_on_xfs_is_checked_as_an_ext_root_is() {
     let ext_img = disk(
         d,
         "rhel9-ext",
-        &[(32, "U", &esp), (300, "L", &boot), (340, "L", &ext)],
+        &[
+            (32, "U", &d.join("rhel9/esp.fat")),
+            (300, "L", &d.join("rhel9/boot.xfs")),
+            (340, "L", &ext),
+        ],
     );
     let (ext_code, ext_checks, _) = check(&ext_img);
     assert_eq!(root_items(&checks), root_items(&ext_checks));
@@ -391,23 +414,6 @@ fn a_rhel9_layout_with_the_root_in_lvm_on_xfs_is_checked_as_an_ext_root_is() {
             .any(|c| c.0 == "root-authorized-keys" && c.1 == "fail"),
         "{checks:?}"
     );
-
-    // prepare does not write XFS or LVM: refused, named, the image untouched.
-    let mtime = fs::metadata(&img).unwrap().modified().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_osconf"))
-        .args(["image", "prepare"])
-        .arg(&img)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains(
-            "the root LV rl/root (partition 3) is xfs on LVM: prepare writes ext only; nothing was changed"
-        ),
-        "{err}"
-    );
-    assert_eq!(fs::metadata(&img).unwrap().modified().unwrap(), mtime);
 
     // Through the library: the whole tree, the btree fork and the remote link the kernel wrote.
     let v = osconf::disk::Volume::open(fs::File::open(&root_fs).unwrap(), 0).unwrap();
@@ -499,5 +505,29 @@ fn a_volume_group_striped_over_two_partitions_is_read() {
     assert_eq!(
         sys.read("big").unwrap().unwrap(),
         fs::read(src.join("big")).unwrap()
+    );
+}
+
+#[test]
+fn prepare_installs_osconf_into_a_rhel9_layout_through_libguestfs() {
+    let test = "prepare_installs_osconf_into_a_rhel9_layout_through_libguestfs";
+    if !ready(test) || !crate::common::guestfs::ready(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = rocky_tree(d);
+    let (img, _) = rhel9(d, "bare", &root);
+    let t = std::time::Instant::now();
+    let read = |path: &str| {
+        let image = Image::open(&img).unwrap();
+        let found = osconf::image::view::root_partition(&image).unwrap_or_else(|i| panic!("{}", i.reason));
+        let mode = found.metadata(path).unwrap().unwrap().mode;
+        (found.read_file(path).unwrap().unwrap(), mode)
+    };
+    crate::common::guestfs::prepared(&img, "LV rl/root (partition 3) (xfs", "usr/sbin/osconf", read);
+    eprintln!(
+        "prepare, RHEL 9 layout (LVM, XFS), raw: {:.1} s",
+        t.elapsed().as_secs_f64()
     );
 }

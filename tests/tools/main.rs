@@ -18,6 +18,7 @@ mod image_arch;
 mod image_btrfs;
 mod image_fixes;
 mod image_formats;
+mod image_guestfs;
 mod image_hostile;
 mod image_overlay;
 mod image_root;

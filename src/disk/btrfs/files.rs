@@ -197,11 +197,6 @@ impl<R: ReadAt> Btrfs<R> {
         &self.top
     }
 
-    /// The id of the subvolume that is `/` (what `mount -o subvolid=` takes).
-    pub fn root_subvolume_id(&self) -> u64 {
-        self.top.id
-    }
-
     fn holds_root(&self) -> io::Result<bool> {
         for mark in ROOT_MARKS {
             if tree::resolve(self, &self.work, mark, false)?.is_some() {
