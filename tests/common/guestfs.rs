@@ -17,26 +17,28 @@ pub fn ready(test: &str) -> bool {
     have_tools(test, &TOOLS)
 }
 
-/// `osconf image prepare IMG`, the agent beside the toolkit (the test build's own).
-pub fn prepare(img: &Path) -> Output {
+/// `osconf image prepare IMG ARGS`, the agent beside the toolkit (the test build's own).
+pub fn prepare(img: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_osconf"))
         .args(["image", "prepare"])
         .arg(img)
+        .args(args)
         .output()
         .unwrap()
 }
 
-/// Prepares `img` and holds it to what a prepared image is: exit 0 and a report naming
+/// Prepares `img` (with the fix flags `args`) and holds it to what a prepared image is: exit 0 and a report naming
 /// libguestfs, `image check`'s agent and custom-dir pass (and `root_says` in its root line), the
 /// agent's bytes and 0755 at `agent_at` of the root read natively (`read(path) -> (bytes, mode)`);
 /// then a second run has nothing to do and leaves the file as it was. Returns the first report.
 pub fn prepared(
     img: &Path,
+    args: &[&str],
     root_says: &str,
     agent_at: &str,
     read: impl Fn(&str) -> (Vec<u8>, u32),
 ) -> String {
-    let out = prepare(img);
+    let out = prepare(img, args);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{said}{err}");
@@ -59,6 +61,12 @@ pub fn prepared(
     assert!(agent.2.contains("installed and enabled for systemd"), "{agent:?}");
     assert_eq!(get("custom-dir").1, "pass", "{checks:?}");
     assert!(get("root").2.contains(root_says), "{checks:?}");
+    if args.contains(&"--remove-host-keys") {
+        assert_eq!(get("ssh-host-keys").1, "pass", "{checks:?}");
+    }
+    if args.contains(&"--lock-root-password") {
+        assert_eq!(get("root-password").1, "pass", "{checks:?}");
+    }
     let (bytes, mode) = read(agent_at);
     assert!(
         bytes == std::fs::read(env!("CARGO_BIN_EXE_osconf")).unwrap(),
@@ -66,7 +74,7 @@ pub fn prepared(
     );
     assert_eq!(mode & 0o7777, 0o755);
     let before = std::fs::read(img).unwrap();
-    let again = prepare(img);
+    let again = prepare(img, args);
     let said_again = String::from_utf8_lossy(&again.stdout);
     assert_eq!(again.status.code(), Some(0), "{said_again}");
     assert!(said_again.contains("nothing to do"), "{said_again}");

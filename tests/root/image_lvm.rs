@@ -525,7 +525,13 @@ fn prepare_installs_osconf_into_a_rhel9_layout_through_libguestfs() {
         let mode = found.metadata(path).unwrap().unwrap().mode;
         (found.read_file(path).unwrap().unwrap(), mode)
     };
-    crate::common::guestfs::prepared(&img, "LV rl/root (partition 3) (xfs", "usr/sbin/osconf", read);
+    crate::common::guestfs::prepared(
+        &img,
+        &[],
+        "LV rl/root (partition 3) (xfs",
+        "usr/sbin/osconf",
+        read,
+    );
     eprintln!(
         "prepare, RHEL 9 layout (LVM, XFS), raw: {:.1} s",
         t.elapsed().as_secs_f64()

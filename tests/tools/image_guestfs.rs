@@ -1,6 +1,6 @@
 //! `osconf image prepare` on roots written through libguestfs: an XFS root made by `mkfs.xfs -p`
 //! (raw, and a qcow2 whose `/usr/sbin` is a link out of the root), an openSUSE Btrfs layout (the
-//! default subvolume `@/.snapshots/1/snapshot`, made as root). After each: `image check` passes the
+//! default subvolume `@/.snapshots/1/snapshot`, made as root; with the fix flags). After each: `image check` passes the
 //! agent and `aliyun_custom_image/`, the agent's bytes and mode read back natively, `xfs_repair -n`
 //! / `btrfs check` / `qemu-img check` clean, a second run has nothing to do. A guestfish killed
 //! half-way, or none installed, leaves the image byte for byte (exit 1, exit 3 naming packages).
@@ -62,7 +62,7 @@ fn prepare_writes_an_xfs_root_through_libguestfs_and_a_link_cannot_lead_it_out()
     let root = tree(d, "root", "openSUSE Tumbleweed");
     let img = xfs_image(d, "plain", &root);
     let t = Instant::now();
-    let said = prepared(&img, "partition 2 (xfs", "usr/sbin/osconf", |p| {
+    let said = prepared(&img, &[], "partition 2 (xfs", "usr/sbin/osconf", |p| {
         read_back(&img, p)
     });
     eprintln!(
@@ -95,7 +95,7 @@ fn prepare_writes_an_xfs_root_through_libguestfs_and_a_link_cannot_lead_it_out()
         .arg(&qcow2));
     let host_before = fs::symlink_metadata("/osconf").is_ok();
     let t = Instant::now();
-    prepared(&qcow2, "partition 2 (xfs", "osconf", |p| {
+    prepared(&qcow2, &[], "partition 2 (xfs", "osconf", |p| {
         let back = d.join("hostile-back.raw");
         run(Command::new("qemu-img")
             .args(["convert", "-f", "qcow2", "-O", "raw"])
@@ -132,8 +132,10 @@ fn prepare_writes_the_default_subvolume_of_an_opensuse_btrfs_layout() {
     let root = tree(d, "opensuse", "openSUSE Tumbleweed");
     let img = layout(d, "opensuse", &root, &opensuse()).unwrap();
     let t = Instant::now();
+    // The fix flags' ops (a removal, a rewrite of /etc/shadow) go through the same path.
     prepared(
         &img,
+        &["--remove-host-keys", "--lock-root-password"],
         "subvolume @/.snapshots/1/snapshot",
         "usr/sbin/osconf",
         |p| read_back(&img, p),
