@@ -74,6 +74,7 @@ timed() {
     status=$?
     set -e
     [[ " $ok " == *" $status "* ]] || { cat "$scratch/last.out" "$scratch/last.err" >&2; die "$label exited $status: $*"; }
+    tail -1 "$results" | awk '{ printf "   %s: %.3f s, peak RSS %d KiB\n", $1, $2 / 1e9, $3 }'
 }
 
 # verdicts FILE: "key verdict" per line of check's JSON.
@@ -104,7 +105,7 @@ for size in "${sizes[@]}"; do
         [[ $fails == "size agent root-password " ]] || die "$size $fmt: check fails $fails(expected: size agent root-password)"
         timed "$size/$fmt/prepare" "0" "$toolkit" prepare "$disk"
         timed "$size/$fmt/check-after" "1" "$toolkit" check "$disk" --json
-        verdicts "$scratch/last.out" | grep -qx "agent pass" || die "$size $fmt: prepare left no agent"
+        verdicts "$scratch/last.out" | grep -x "agent pass" >/dev/null || die "$size $fmt: prepare left no agent"
         if [[ $fmt == qcow2 || $fmt == vmdk-* ]]; then
             qemu-img check "$disk" >/dev/null || die "$size $fmt: qemu-img check after prepare"
         fi
