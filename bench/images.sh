@@ -3,7 +3,8 @@
 # check`, `prepare` and `test --boots N` on one image in each format ECS imports. A benchmark that
 # reports, not a timed test.
 #
-#   bash bench/images.sh [--boots N]   sizes 256 MiB and 2 GiB, `image test --boots N` (default 3)
+#   bash bench/images.sh [--boots N] [--size MIB] [--noboot]   sizes 256 MiB and 2 GiB (or MIB),
+#                                      `image test --boots N` (default 3; --noboot: none)
 #   bash bench/images.sh --smoke       256 MiB only, check and prepare only: proves the script works
 #
 # Needs root (tests/e2e's image builder), python3, gcc with a static libc, qemu-img, and for the test
@@ -21,13 +22,14 @@
 #             formats other than raw); it must pass
 set -euo pipefail
 
-me=images.sh usage_lines=6,7 number_opts=(boots) switch_opts=()
-boots=3
-sizes=(256 2048)
-smoke() { boots=0; sizes=(256); }
+me=images.sh usage_lines=6,8 number_opts=(boots size) switch_opts=(noboot)
+boots=3 size= noboot=
+smoke() { noboot=yes; size=256; }
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 bench_args "$@"
+[[ -z $noboot ]] || boots=0
+if [[ -n $size ]]; then sizes=("$size"); else sizes=(256 2048); fi
 ((EUID == 0)) || missing "needs root (tests/e2e's image builder)"
 need cargo gcc python3 qemu-img sfdisk mkfs.ext4 mkfs.vfat mcopy syslinux
 ((boots == 0)) || need qemu-system-x86_64
