@@ -322,7 +322,7 @@ fn journal_checksum_failures_are_named_and_a_crafted_journal_is_refused() {
 /// `prepare` refuse to write into it (exit 2), naming e2fsck, and change nothing.
 #[test]
 fn check_says_the_journal_was_replayed_and_inject_and_prepare_refuse() {
-    if !have() || !have_tools("ext journal image", &["sfdisk", "dd"]) {
+    if !have() || !have_tools("ext journal image", &["sfdisk", "dd", "mkfs.vfat"]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -360,6 +360,33 @@ fn check_says_the_journal_was_replayed_and_inject_and_prepare_refuse() {
         )
     );
     assert_eq!(find("custom-dir").1, "pass", "{checks:?}");
+
+    // The same filesystem as the root, partition 2 (a FAT partition 1): said of partition 2.
+    let fat32: &[&str] = &["mkfs.vfat", "-F", "32"];
+    let (two, _) = crate::common::images::build(
+        dir.path(),
+        "cut2",
+        "gpt",
+        &[
+            crate::common::images::Part::new(40, fat32, None),
+            crate::common::images::Part::new(16, mkfs, None),
+        ],
+    );
+    let out = osconf(&[
+        "image".as_ref(),
+        "check".as_ref(),
+        "--json".as_ref(),
+        two.as_os_str(),
+    ]);
+    let checks = crate::common::images::checks_of(&out.stdout);
+    let journal: Vec<_> = checks.iter().filter(|c| c.0 == "journal").collect();
+    assert_eq!(journal.len(), 1, "{checks:?}");
+    assert!(
+        journal[0]
+            .2
+            .starts_with("partition 2: journal needed recovery: 1 transactions"),
+        "{journal:?}"
+    );
 
     let conf = dir.path().join("os.conf");
     fs::write(&conf, "hostname=cut\n").unwrap();
