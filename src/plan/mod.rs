@@ -121,6 +121,8 @@ pub struct Run {
     /// The NICs whose addresses and routes the tool changes: recorded before it runs and put back
     /// if the apply fails later.
     pub nics: Vec<LiveNic>,
+    /// Run the way systemd runs a generator, rather than as a command.
+    pub generator: Option<AsGenerator>,
 }
 
 impl Run {
@@ -130,8 +132,21 @@ impl Run {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             why: why.to_owned(),
             nics: Vec::new(),
+            generator: None,
         }
     }
+}
+
+/// How systemd runs a generator (systemd.generator(7)): argv[0] is
+/// `/usr/lib/systemd/system-generators/NAME` and three output directories follow the arguments.
+/// netplan's generator, called so, renders its YAML and nothing more; called as a command during
+/// boot it also starts `udevadm` and five `systemctl`s, seconds of a boot under emulation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsGenerator {
+    pub name: String,
+    /// Made fresh by the platform, holding the `normal`, `early` and `late` output directories, and
+    /// removed after the run: what the generator would add to the boot's transaction is not wanted.
+    pub dir: String,
 }
 
 /// What a live run learnt from the running system before planning; an offline run has none.

@@ -98,7 +98,10 @@ pub fn describe_live(action: &LiveAction) -> String {
         LiveAction::Run(run) => {
             let mut argv = vec![run.program.as_str()];
             argv.extend(run.args.iter().map(String::as_str));
-            format!("run `{}` ({})", argv.join(" "), run.why)
+            let how = run.generator.as_ref().map_or(String::new(), |g| {
+                format!(" as systemd runs its generator {}, into {}", g.name, g.dir)
+            });
+            format!("run `{}`{how} ({})", argv.join(" "), run.why)
         }
     }
 }

@@ -3,7 +3,10 @@
 //! `LiveAction::Run` names. Never called unless `--live` is in force; runs nothing but the plan's
 //! programs, each bounded in time.
 
+use std::fs;
 use std::io::{self, Read as _};
+use std::os::unix::fs::DirBuilderExt as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -191,14 +194,47 @@ fn unread(pipe: std::process::ChildStderr) -> String {
 /// Runs the tool; a failure carries the command and what the tool printed on stderr (what fits in
 /// the pipe: a tool that writes more blocks, and is stopped at the time bound).
 pub fn run(run: &Run) -> io::Result<()> {
-    let command = format!("{} {}", run.program, run.args.join(" "));
-    let mut child = Command::new(&run.program)
-        .args(&run.args)
+    let shown = format!("{} {}", run.program, run.args.join(" "));
+    let mut command = Command::new(&run.program);
+    command.args(&run.args);
+    let Some(generator) = &run.generator else {
+        return wait(&mut command, &shown);
+    };
+    let dirs = generator_dirs(&generator.dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("{shown}: output directories in {}: {e}", generator.dir),
+        )
+    })?;
+    command
+        .arg0(format!("/usr/lib/systemd/system-generators/{}", generator.name))
+        .args(dirs);
+    let result = wait(&mut command, &shown);
+    let _ = fs::remove_dir_all(&generator.dir);
+    result
+}
+
+/// A generator's three output directories, fresh: `dir` loses what a run cut short left in it.
+fn generator_dirs(dir: &str) -> io::Result<[String; 3]> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let dirs = ["normal", "early", "late"].map(|d| format!("{dir}/{d}"));
+    for d in &dirs {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(d)?;
+    }
+    Ok(dirs)
+}
+
+/// Starts `command` and waits for it within the time bound.
+fn wait(command: &mut Command, shown: &str) -> io::Result<()> {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("{command}: {e}")))?;
+        .map_err(|e| io::Error::new(e.kind(), format!("{shown}: {e}")))?;
     let deadline = Instant::now() + TIMEOUT;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -208,7 +244,7 @@ pub fn run(run: &Run) -> io::Result<()> {
             let _ = child.kill();
             let _ = child.wait();
             return Err(io::Error::other(format!(
-                "{command}: still running after {} s; stopped",
+                "{shown}: still running after {} s; stopped",
                 TIMEOUT.as_secs()
             )));
         }
@@ -218,7 +254,7 @@ pub fn run(run: &Run) -> io::Result<()> {
         return Ok(());
     }
     let said = child.stderr.take().map(unread).unwrap_or_default();
-    Err(io::Error::other(format!("{command}: {status}: {}", said.trim())))
+    Err(io::Error::other(format!("{shown}: {status}: {}", said.trim())))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::networkd::{self, may_be_nic_name};
 use super::networkmanager::NETWORK_MANAGER;
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
-use crate::plan::{FileOp, Run};
+use crate::plan::{AsGenerator, FileOp, Run};
 use crate::system::{self, System};
 
 pub const STACK: Stack = Stack {
@@ -58,6 +58,7 @@ fn network(input: &Input) -> system::Result<Rendered> {
 /// is then told as for its own stack (netplan names its NetworkManager profiles `netplan-ID`).
 fn activate(input: &Input) -> Vec<Run> {
     let mut runs = vec![generate(input.sys)];
+    runs.extend(start_networkd(input));
     runs.extend(common::activate::networkd(input));
     let ids: Vec<String> = common::activate::names(input)
         .iter()
@@ -71,34 +72,102 @@ fn activate(input: &Input) -> Vec<Run> {
 /// `/lib/netplan/generate` on releases before 0.103.
 const GENERATORS: [&str; 2] = ["/usr/libexec/netplan/generate", "/lib/netplan/generate"];
 
-/// The run that renders the YAML: netplan's C generator itself when the root holds one, else
-/// `netplan generate`. The Python `netplan generate --root-dir` does nothing but run that same
-/// generator with the same argument, after starting a Python interpreter: 0.2 s natively, 3.7–7.9 s
-/// of a boot under qemu TCG, against 0.02 s for the generator. The generator is looked for through
-/// `System`, inside the root as a chroot would see it (a link followed inside the root, a regular
-/// executable file only), because the root is the system whose netplan reads the YAML; the platform
-/// layer, which runs the plan's programs and never looks at the root's files, then runs the path
-/// the plan names (on `/`, that very file). A root it cannot read there is left to `netplan
-/// generate`, which finds the generator itself.
+/// netplan ≥ 1.2 renders in its own program, run at boot by `netplan-configure.service` (after
+/// osconf); its generator then only checks.
+const CONFIGURE: &str = "/usr/libexec/netplan/configure";
+
+/// Why each of the runs below renders.
+const WHY: &str =
+    "netplan renders YAML for networkd only in its boot-time generator, which ran before osconf";
+
+/// The run that renders the YAML, with the root's own netplan: its `configure` (≥ 1.2), else its C
+/// generator run as systemd runs it, else `netplan generate`.
+///
+/// The generator is called the way systemd calls it, into output directories thrown away after: so
+/// called it renders and no more. Run as a command during boot it would also ask systemd whether
+/// the boot is under way and start networkd's units itself (`systemctl` five times), 1.3 s of a
+/// TCG boot; osconf starts networkd itself when the boot would not (see [`start_networkd`]). The
+/// Python `netplan generate` runs that same generator as a command after starting an interpreter:
+/// 3.7–7.9 s of a TCG boot.
+///
+/// The programs are looked for through `System`, inside the root as a chroot would see it (a link
+/// followed inside the root, a regular executable file only), because the root is the system whose
+/// netplan reads the YAML; the platform layer, which runs the plan's programs and never looks at
+/// the root's files, then runs the path the plan names (on `/`, that very file). A root it cannot
+/// read there is left to `netplan generate`, which finds the generator itself.
 fn generate(sys: &System) -> Run {
     let root = sys.root().to_string_lossy();
     let executable = |path: &str| {
         sys.stat(path, true)
             .is_ok_and(|st| st.is_some_and(|st| st.kind == system::Kind::File && st.mode & 0o111 != 0))
     };
-    match GENERATORS.into_iter().find(|path| executable(path)) {
-        Some(generator) => Run::new(
-            generator,
-            &["--root-dir", &root],
-            "netplan renders YAML for networkd only in its boot-time generator, which ran before \
-             osconf: its C generator renders it now",
-        ),
-        None => Run::new(
-            "netplan",
-            &["generate", "--root-dir", &root],
-            "netplan renders YAML for networkd only in its boot-time generator, which ran before osconf",
-        ),
+    if executable(CONFIGURE) {
+        return Run::new(CONFIGURE, &["--root-dir", &root], WHY);
     }
+    match GENERATORS.into_iter().find(|path| executable(path)) {
+        Some(generator) => Run {
+            generator: Some(AsGenerator {
+                name: "netplan".to_owned(),
+                dir: sys
+                    .root()
+                    .join("run/osconf/netplan-generator")
+                    .to_string_lossy()
+                    .into_owned(),
+            }),
+            ..Run::new(generator, &["--root-dir", &root], WHY)
+        },
+        None => Run::new("netplan", &["generate", "--root-dir", &root], WHY),
+    }
+}
+
+/// Where netplan's boot-time generator enables networkd for the boot it runs in.
+const GENERATED_WANTS: &str = "/run/systemd/generator/multi-user.target.wants/systemd-networkd.service";
+
+/// systemd-networkd started for this boot when nothing else starts it: not running, not enabled,
+/// not pulled in by netplan's boot-time generator (which had no YAML for it then), not masked, and
+/// no netplan file handing the NICs to NetworkManager. netplan's generator run as a command at boot
+/// starts networkd's units itself; run as a generator ([`generate`]) it leaves that to osconf.
+/// `--no-block`: osconf's own unit is ordered before networkd's, so waiting would never end.
+fn start_networkd(input: &Input) -> Option<Run> {
+    let sys = input.sys;
+    let networkd = "systemd-networkd.service";
+    let started_anyway = || -> system::Result<bool> {
+        Ok(sys.systemd_unit_enabled(networkd)?
+            || sys.systemd_unit_masked(networkd)?
+            || sys.exists(GENERATED_WANTS)?
+            || renders_for_network_manager(sys)?)
+    };
+    if input.running.is_none() || input.running_service().is_some() || started_anyway().unwrap_or(false) {
+        return None;
+    }
+    Some(Run::new(
+        "systemctl",
+        &[
+            "start",
+            "--no-block",
+            networkd,
+            "systemd-networkd-wait-online.service",
+        ],
+        "systemd-networkd is not enabled and netplan's boot-time generator, which had no YAML for it, \
+         did not start it: started for this boot, as netplan does when run during boot",
+    ))
+}
+
+/// True when a netplan file other than osconf's says `renderer: NetworkManager`: netplan then
+/// renders osconf's NICs for NetworkManager, not networkd.
+fn renders_for_network_manager(sys: &System) -> system::Result<bool> {
+    for name in sys.list(DIR)?.into_iter().filter(|n| n.ends_with(".yaml")) {
+        let bytes = sys.read(&format!("{DIR}/{name}"))?.unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let says = |line: &str| {
+            let (key, value) = strip_comment(line).split_once(':').unwrap_or(("", ""));
+            key.trim() == "renderer" && unquote(value.trim()) == "NetworkManager"
+        };
+        if !text.starts_with(HEADER) && text.lines().any(says) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn host(input: &Input) -> system::Result<Rendered> {
@@ -285,22 +354,32 @@ mod tests {
         }
     }
 
-    /// netplan's C generator is run where the root holds it (as an executable regular file, a link
-    /// followed inside the root), the newer place first; `netplan generate` otherwise.
+    /// netplan's own renderer is run where the root holds it (as an executable regular file, a
+    /// link followed inside the root): `configure` (≥ 1.2) first, else the C generator, the newer
+    /// place first, run as systemd runs a generator into a directory of osconf's in the root's /run;
+    /// `netplan generate` otherwise.
     #[test]
-    fn runs_the_c_generator_when_the_root_has_one() {
+    fn runs_netplans_own_renderer_when_the_root_has_one() {
         use std::os::unix::fs::PermissionsExt as _;
         let command = |root: &tempfile::TempDir| {
             let run = generate(&System::probe(root.path()).unwrap());
             let root = root.path().display().to_string();
-            (run.program, run.args.join(" ").replace(&root, "ROOT"))
+            let generator = run.generator.map(|g| (g.name, g.dir.replace(&root, "ROOT")));
+            (run.program, run.args.join(" ").replace(&root, "ROOT"), generator)
         };
         let executable = |root: &tempfile::TempDir, path: &str| {
             let host = root.path().join(path.trim_start_matches('/'));
             std::fs::set_permissions(host, std::fs::Permissions::from_mode(0o755)).unwrap();
         };
-        let python = ("netplan".to_owned(), "generate --root-dir ROOT".to_owned());
-        let c = |path: &str| (path.to_owned(), "--root-dir ROOT".to_owned());
+        let python = ("netplan".to_owned(), "generate --root-dir ROOT".to_owned(), None);
+        let c = |path: &str| {
+            let dir = "ROOT/run/osconf/netplan-generator".to_owned();
+            (
+                path.to_owned(),
+                "--root-dir ROOT".to_owned(),
+                Some(("netplan".to_owned(), dir)),
+            )
+        };
 
         assert_eq!(command(&fake_root(&[], &[])), python, "no generator");
         // Debian 12 and Ubuntu ≥ 20.04: the generator in libexec, the old path a link to it.
@@ -314,16 +393,77 @@ mod tests {
         let old = fake_root(&[(GENERATORS[1], "ELF")], &[]);
         executable(&old, GENERATORS[1]);
         assert_eq!(command(&old), c(GENERATORS[1]));
+        // netplan ≥ 1.2: configure renders, run as a command; its generator only checks.
+        let new = fake_root(&[(GENERATORS[0], "ELF"), (CONFIGURE, "ELF")], &[]);
+        executable(&new, GENERATORS[0]);
+        executable(&new, CONFIGURE);
+        let configure = (CONFIGURE.to_owned(), "--root-dir ROOT".to_owned(), None);
+        assert_eq!(command(&new), configure);
         // Not a program: not executable, a directory, a link leaving the root (resolved inside it,
         // where nothing is), a dangling link.
-        let plain = fake_root(&[(GENERATORS[0], "ELF")], &[]);
+        let plain = fake_root(&[(GENERATORS[0], "ELF"), (CONFIGURE, "ELF")], &[]);
         assert_eq!(command(&plain), python, "mode 0644");
         let dir = fake_root(&[("/usr/libexec/netplan/generate/x", "")], &[]);
         assert_eq!(command(&dir), python, "a directory");
-        let outside = fake_root(&[], &[(GENERATORS[0], "/bin/sh")]);
+        let outside = fake_root(&[], &[(GENERATORS[0], "/bin/sh"), (CONFIGURE, "/bin/sh")]);
         assert_eq!(command(&outside), python, "a link out of the root");
         let dangling = fake_root(&[], &[(GENERATORS[1], "/nowhere")]);
         assert_eq!(command(&dangling), python, "a dangling link");
+    }
+
+    /// networkd is started for this boot only when nothing else starts it: a live run, with no
+    /// service of the stack up, networkd neither enabled, masked, nor pulled in by netplan's
+    /// generator, and no netplan file handing the NICs to NetworkManager.
+    #[test]
+    fn networkd_is_started_only_when_the_boot_would_not_start_it() {
+        use crate::plan::{Running, StackState};
+        use std::collections::BTreeMap;
+        let starts = |root: &tempfile::TempDir, state: Option<StackState>| {
+            let sys = System::probe(root.path()).unwrap();
+            let config = crate::render::common::testing::example("classic");
+            let running = state.map(|stack| Running {
+                names: BTreeMap::new(),
+                stack,
+            });
+            let input = Input {
+                config: &config,
+                sys: &sys,
+                ifnames: &BTreeMap::new(),
+                running: running.as_ref(),
+            };
+            start_networkd(&input).map(|r| format!("{} {}", r.program, r.args.join(" ")))
+        };
+        let boot = Some(StackState::NotRunning);
+        let bare = fake_root(
+            &[("/etc/netplan/00-installer.yaml", "network:\n  version: 2\n")],
+            &[],
+        );
+        assert_eq!(
+            starts(&bare, boot).as_deref(),
+            Some("systemctl start --no-block systemd-networkd.service systemd-networkd-wait-online.service")
+        );
+        assert_eq!(starts(&bare, None), None, "offline");
+        assert_eq!(
+            starts(&bare, Some(StackState::Running("NetworkManager"))),
+            None,
+            "NetworkManager runs"
+        );
+        let wants = "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service";
+        let enabled = fake_root(&[], &[(wants, "/lib/systemd/system/systemd-networkd.service")]);
+        assert_eq!(starts(&enabled, boot), None, "enabled");
+        let generated = fake_root(&[], &[(GENERATED_WANTS, "../systemd-networkd.service")]);
+        assert_eq!(starts(&generated, boot), None, "pulled in by netplan's generator");
+        let masked = fake_root(
+            &[],
+            &[("/etc/systemd/system/systemd-networkd.service", "/dev/null")],
+        );
+        assert_eq!(starts(&masked, boot), None, "masked");
+        let desktop = "network:\n  version: 2\n  renderer: \"NetworkManager\" # desktop\n";
+        let nm = fake_root(&[("/etc/netplan/01-network-manager-all.yaml", desktop)], &[]);
+        assert_eq!(starts(&nm, boot), None, "NetworkManager renders");
+        let commented = "network:\n  version: 2\n  # renderer: NetworkManager\n";
+        let nm_off = fake_root(&[("/etc/netplan/01-network-manager-all.yaml", commented)], &[]);
+        assert!(starts(&nm_off, boot).is_some(), "a commented-out renderer");
     }
 
     /// A file without `ethernets:` configures no NIC, even when a comment names the key; a

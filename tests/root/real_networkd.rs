@@ -396,14 +396,37 @@ fn live_netplan_apply_generates_for_networkd_on_the_same_boot() {
     assert!(file.contains("10.171.254.124"), "{file}");
     // A root holding netplan's C generator gets it run itself, without the Python front end (on
     // this root, the host's file at that path: the root's own is a stand-in); its output is what
-    // networkd reads.
+    // networkd reads. It is run as systemd runs a generator: so called it starts no systemctl
+    // (run as a command during a boot it starts five), and its output directories, which would
+    // pull networkd into a boot, are thrown away. systemctl and udevadm are stand-ins that record
+    // their calls, bound over the host's in the test's own mount namespace.
     let generator = "/usr/libexec/netplan/generate";
     let planted = root.join(&generator[1..]);
     fs::create_dir_all(planted.parent().unwrap()).unwrap();
     fs::write(&planted, "stand-in\n").unwrap();
     fs::set_permissions(&planted, fs::Permissions::from_mode(0o755)).unwrap();
     fs::remove_dir_all(&generated).unwrap();
-    let log = live_apply(&ns, &root, &classic, "");
+    let (recorder, calls) = (scratch.path().join("recorder"), scratch.path().join("calls"));
+    fs::write(
+        &recorder,
+        format!("#!/bin/sh\necho \"${{0##*/}} $*\" >>'{}'\n", calls.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&recorder, fs::Permissions::from_mode(0o755)).unwrap();
+    let bind = [
+        "/bin/systemctl",
+        "/usr/bin/systemctl",
+        "/bin/udevadm",
+        "/usr/bin/udevadm",
+    ]
+    .map(|tool| {
+        format!(
+            "if [ -e {tool} ]; then mount --bind '{}' {tool}; fi",
+            recorder.display()
+        )
+    })
+    .join("\n");
+    let log = live_apply(&ns, &root, &classic, &bind);
     assert!(
         log.contains(&format!("live: run `{generator} --root-dir")),
         "{log}"
@@ -411,4 +434,11 @@ fn live_netplan_apply_generates_for_networkd_on_the_same_boot() {
     assert!(!log.contains("netplan generate"), "{log}");
     let file = fs::read_to_string(generated.join("10-netplan-ens5.network")).unwrap();
     assert!(file.contains("10.171.254.123"), "{file}");
+    let calls = fs::read_to_string(&calls).unwrap_or_default();
+    assert!(
+        !calls.contains("systemctl"),
+        "the generator asked systemd:\n{calls}"
+    );
+    let outputs = root.join("run/osconf/netplan-generator");
+    assert!(!outputs.exists(), "{} left behind", outputs.display());
 }
