@@ -19,5 +19,5 @@ smoke() { die "--smoke: this benchmark boots qemu for minutes and needs the netw
 . "$(dirname "$0")/lib.sh"
 bench_args "$@"
 ((EUID == 0)) || missing "needs root (debootstrap, chroot, images owned by root)"
-need python3 cargo
+need python3 cargo gcc
 exec python3 bench/cloud-init/bench.py --rounds "$rounds"
