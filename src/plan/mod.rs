@@ -140,13 +140,12 @@ impl Run {
 /// How systemd runs a generator (systemd.generator(7)): argv[0] is
 /// `/usr/lib/systemd/system-generators/NAME` and three output directories follow the arguments.
 /// netplan's generator, called so, renders its YAML and nothing more; called as a command during
-/// boot it also starts `udevadm` and five `systemctl`s, seconds of a boot under emulation.
+/// boot it also starts `udevadm` and five `systemctl`s, seconds of a boot under emulation. The
+/// platform makes the output directories fresh in its own `/run/osconf` and removes them after:
+/// what the generator would add to the boot's transaction is not wanted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AsGenerator {
     pub name: String,
-    /// Made fresh by the platform, holding the `normal`, `early` and `late` output directories, and
-    /// removed after the run: what the generator would add to the boot's transaction is not wanted.
-    pub dir: String,
 }
 
 /// What a live run learnt from the running system before planning; an offline run has none.

@@ -99,7 +99,7 @@ pub fn describe_live(action: &LiveAction) -> String {
             let mut argv = vec![run.program.as_str()];
             argv.extend(run.args.iter().map(String::as_str));
             let how = run.generator.as_ref().map_or(String::new(), |g| {
-                format!(" as systemd runs its generator {}, into {}", g.name, g.dir)
+                format!(" as systemd runs its generator {}", g.name)
             });
             format!("run `{}`{how} ({})", argv.join(" "), run.why)
         }

@@ -232,19 +232,24 @@ pub fn run(run: &Run) -> io::Result<()> {
     let Some(generator) = &run.generator else {
         return wait(&mut command, &shown);
     };
-    let dirs = generator_dirs(&generator.dir).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("{shown}: output directories in {}: {e}", generator.dir),
-        )
-    })?;
+    let dir = format!(
+        "{GENERATOR_DIRS}/{}-generator.{}",
+        generator.name,
+        std::process::id()
+    );
+    let dirs = generator_dirs(&dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("{shown}: output directories in {dir}: {e}")))?;
     command
         .arg0(format!("/usr/lib/systemd/system-generators/{}", generator.name))
         .args(dirs);
     let result = wait(&mut command, &shown);
-    let _ = fs::remove_dir_all(&generator.dir);
+    let _ = fs::remove_dir_all(&dir);
     result
 }
+
+/// Where a generator's output directories go: osconf's own runtime directory on the running system
+/// (never the root's, whose paths the platform does not resolve).
+const GENERATOR_DIRS: &str = "/run/osconf";
 
 /// A generator's three output directories, fresh: `dir` loses what a run cut short left in it.
 fn generator_dirs(dir: &str) -> io::Result<[String; 3]> {

@@ -108,11 +108,6 @@ fn generate(sys: &System) -> Run {
         Some(generator) => Run {
             generator: Some(AsGenerator {
                 name: "netplan".to_owned(),
-                dir: sys
-                    .root()
-                    .join("run/osconf/netplan-generator")
-                    .to_string_lossy()
-                    .into_owned(),
             }),
             ..Run::new(generator, &["--root-dir", &root], WHY)
         },
@@ -356,7 +351,7 @@ mod tests {
 
     /// netplan's own renderer is run where the root holds it (as an executable regular file, a
     /// link followed inside the root): `configure` (≥ 1.2) first, else the C generator, the newer
-    /// place first, run as systemd runs a generator into a directory of osconf's in the root's /run;
+    /// place first, run as systemd runs a generator;
     /// `netplan generate` otherwise.
     #[test]
     fn runs_netplans_own_renderer_when_the_root_has_one() {
@@ -364,7 +359,7 @@ mod tests {
         let command = |root: &tempfile::TempDir| {
             let run = generate(&System::probe(root.path()).unwrap());
             let root = root.path().display().to_string();
-            let generator = run.generator.map(|g| (g.name, g.dir.replace(&root, "ROOT")));
+            let generator = run.generator.map(|g| g.name);
             (run.program, run.args.join(" ").replace(&root, "ROOT"), generator)
         };
         let executable = |root: &tempfile::TempDir, path: &str| {
@@ -373,12 +368,8 @@ mod tests {
         };
         let python = ("netplan".to_owned(), "generate --root-dir ROOT".to_owned(), None);
         let c = |path: &str| {
-            let dir = "ROOT/run/osconf/netplan-generator".to_owned();
-            (
-                path.to_owned(),
-                "--root-dir ROOT".to_owned(),
-                Some(("netplan".to_owned(), dir)),
-            )
+            let generator = Some("netplan".to_owned());
+            (path.to_owned(), "--root-dir ROOT".to_owned(), generator)
         };
 
         assert_eq!(command(&fake_root(&[], &[])), python, "no generator");
