@@ -343,7 +343,7 @@ fn write_conf(
     // Until the commit, only a staged copy changes.
     let unreadable = |e: std::io::Error| super::unreadable(disk, &e).unchanged();
     let image = Image::open(disk).map_err(unreadable)?;
-    let volume = image.partition(1).map_err(unreadable)?;
+    let volume = super::first_volume(disk, &image).map_err(Error::unchanged)?;
     let kind = volume.fs.kind;
     let what = volume.fs.describe();
     drop(volume);

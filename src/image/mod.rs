@@ -209,6 +209,25 @@ fn first_filesystem(
     items
 }
 
+/// Partition 1 opened to be written (prepare, inject). One that holds no filesystem is refused
+/// with `check`'s account of it (a BIOS boot partition named as such, and what to do), not only
+/// "no filesystem".
+pub(crate) fn first_volume(disk: &Path, image: &Image) -> Result<Volume<Disk>, Error> {
+    let e = match image.partition(1) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let p1 = image.table.as_ref().and_then(|t| t.partition(1));
+    match (e.kind(), p1, image.extent(1)) {
+        (io::ErrorKind::Unsupported, Some(p1), Ok((offset, len)))
+            if matches!(disk::probe(image.disk(), offset), Ok(None)) =>
+        {
+            Err(Error::invalid(disk, no_filesystem(p1, offset, len).reason))
+        }
+        _ => Err(unreadable(disk, &e)),
+    }
+}
+
 /// Partition 1 holds no filesystem: ECS cannot write os.conf there, said with what to do. A GPT
 /// BIOS boot partition (GRUB's core image; openSUSE and RHEL put one first on BIOS layouts) is
 /// named as such: moving it needs GRUB installed again, as its core image names its partitions.

@@ -73,7 +73,7 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
         return Err(needs_recovery(n).at(Some(disk)));
     }
     let root_kind = root.fs.kind;
-    let first = image.partition(1).map_err(unreadable)?;
+    let first = super::first_volume(disk, &image).map_err(Error::unchanged)?;
     let first_kind = first.fs.kind;
     let has_dir = first
         .metadata(CONF_DIR)

@@ -419,7 +419,8 @@ fn check_detects_what_osconf_detect_does_on_a_root_that_is_not_partition_2() {
 
 /// openSUSE's and RHEL's BIOS layouts on GPT put a BIOS boot partition first (GRUB's core image,
 /// no filesystem): ECS cannot write os.conf there, a failure saying what to do — and every root
-/// check still runs on the root found after it (they stopped at partition 1 before).
+/// check still runs on the root found after it (they stopped at partition 1 before). prepare and
+/// inject refuse it with the same words.
 #[test]
 fn a_bios_boot_partition_1_fails_and_the_root_behind_it_is_still_checked() {
     let test = "a_bios_boot_partition_1_fails_and_the_root_behind_it_is_still_checked";
@@ -467,6 +468,24 @@ fn a_bios_boot_partition_1_fails_and_the_root_behind_it_is_still_checked() {
     assert_eq!(get(&checks, "root-password").0, "fail", "{checks:?}");
     assert_eq!(get(&checks, "agent").0, "fail", "{checks:?}");
     assert_eq!(get(&checks, "distribution").0, "pass", "{checks:?}");
+    // prepare and inject refuse it with the same account (exit 2), the image untouched.
+    let before = fs::read(&img).unwrap();
+    let conf = dir.path().join("os.conf");
+    fs::write(&conf, crate::common::example_conf("vpc")).unwrap();
+    for args in [vec!["prepare"], vec!["inject", conf.to_str().unwrap()]] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_osconf-image"));
+        cmd.arg(args[0]).arg(&img).args(&args[1..]);
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("partition 1 is a BIOS boot partition")
+                && stderr.contains("sgdisk --transpose=1:N")
+                && stderr.contains("nothing was changed"),
+            "{args:?}: {stderr}"
+        );
+        assert!(fs::read(&img).unwrap() == before, "{args:?} changed the image");
+    }
 
     // Any other partition 1 without a filesystem (sfdisk's Linux type, zeros): said by its place.
     run(Command::new("sfdisk")
