@@ -233,9 +233,19 @@ fn netplan_generates_and_networkd_applies_osconf_yaml() {
         let yaml = root.join("etc/netplan/50-osconf.yaml");
         let mode = fs::metadata(&yaml).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}: 50-osconf.yaml mode {mode:o}", sample.name);
-        let out = run(Command::new("netplan")
-            .arg("generate")
-            .arg("--root-dir")
+        // In a mount namespace of its own where systemctl and udevadm are `true`: run by hand,
+        // netplan's generator asks PID 1 and pokes udevd, and a test never touches the host's.
+        let quiet = [
+            "/usr/bin/systemctl",
+            "/usr/bin/udevadm",
+            "/bin/systemctl",
+            "/bin/udevadm",
+        ]
+        .map(|t| format!("if [ -e {t} ]; then mount --bind /bin/true {t}; fi; "))
+        .concat();
+        let out = run(Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-ec"])
+            .arg(format!("{quiet}exec netplan generate --root-dir \"$0\""))
             .arg(&root));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -359,7 +369,30 @@ fn live_netplan_apply_generates_for_networkd_on_the_same_boot() {
     let ns = Netns::new("netplanlive");
     ns.add_nic("ens5", MAC0);
     ns.add_nic("ens6", MAC1);
-    let log = live_apply(&ns, &root, &crate::common::example_conf("classic"), "");
+    // systemctl and udevadm, which netplan's generator may call, are stand-ins that record their
+    // calls, bound over the host's in the test's own mount namespace: the host's daemons are never
+    // asked.
+    let (recorder, calls) = (scratch.path().join("recorder"), scratch.path().join("calls"));
+    fs::write(
+        &recorder,
+        format!("#!/bin/sh\necho \"${{0##*/}} $*\" >>'{}'\n", calls.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&recorder, fs::Permissions::from_mode(0o755)).unwrap();
+    let bind = [
+        "/bin/systemctl",
+        "/usr/bin/systemctl",
+        "/bin/udevadm",
+        "/usr/bin/udevadm",
+    ]
+    .map(|tool| {
+        format!(
+            "if [ -e {tool} ]; then mount --bind '{}' {tool}; fi",
+            recorder.display()
+        )
+    })
+    .join("\n");
+    let log = live_apply(&ns, &root, &crate::common::example_conf("classic"), &bind);
     assert!(log.contains("live: run `netplan generate --root-dir"), "{log}");
     let generated = root.join("run/systemd/network");
     for (k, mac) in [("ens5", MAC0), ("ens6", MAC1)] {
@@ -383,49 +416,29 @@ fn live_netplan_apply_generates_for_networkd_on_the_same_boot() {
         if generated.exists() {
             fs::remove_dir_all(&generated).unwrap();
         }
-        let log = live_apply(&ns, &root, conf, "");
+        let log = live_apply(&ns, &root, conf, &bind);
         assert!(!log.contains("netplan generate"), "{what}:\n{log}");
         assert!(!generated.exists(), "{what}: netplan generate ran:\n{log}");
     }
     // A changed NIC is YAML to render again.
     let moved = classic.replace("10.171.254.123", "10.171.254.124");
     assert_ne!(moved, classic);
-    let log = live_apply(&ns, &root, &moved, "");
+    let log = live_apply(&ns, &root, &moved, &bind);
     assert!(log.contains("live: run `netplan generate --root-dir"), "{log}");
     let file = fs::read_to_string(generated.join("10-netplan-ens5.network")).unwrap();
     assert!(file.contains("10.171.254.124"), "{file}");
     // A root holding netplan's C generator gets it run itself, without the Python front end (on
     // this root, the host's file at that path: the root's own is a stand-in); its output is what
     // networkd reads. It is run as systemd runs a generator: so called it starts no systemctl
-    // (run as a command during a boot it starts five), and its output directories, which would
-    // pull networkd into a boot, are thrown away. systemctl and udevadm are stand-ins that record
-    // their calls, bound over the host's in the test's own mount namespace.
+    // (run as a command during a boot it starts five), into output directories thrown away after.
     let generator = "/usr/libexec/netplan/generate";
     let planted = root.join(&generator[1..]);
     fs::create_dir_all(planted.parent().unwrap()).unwrap();
     fs::write(&planted, "stand-in\n").unwrap();
     fs::set_permissions(&planted, fs::Permissions::from_mode(0o755)).unwrap();
     fs::remove_dir_all(&generated).unwrap();
-    let (recorder, calls) = (scratch.path().join("recorder"), scratch.path().join("calls"));
-    fs::write(
-        &recorder,
-        format!("#!/bin/sh\necho \"${{0##*/}} $*\" >>'{}'\n", calls.display()),
-    )
-    .unwrap();
-    fs::set_permissions(&recorder, fs::Permissions::from_mode(0o755)).unwrap();
-    let bind = [
-        "/bin/systemctl",
-        "/usr/bin/systemctl",
-        "/bin/udevadm",
-        "/usr/bin/udevadm",
-    ]
-    .map(|tool| {
-        format!(
-            "if [ -e {tool} ]; then mount --bind '{}' {tool}; fi",
-            recorder.display()
-        )
-    })
-    .join("\n");
+    // Only what the C generator calls counts (the Python front end's runs above called systemctl).
+    let _ = fs::remove_file(&calls);
     let log = live_apply(&ns, &root, &classic, &bind);
     assert!(
         log.contains(&format!("live: run `{generator} --root-dir")),
