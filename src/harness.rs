@@ -8,6 +8,7 @@
 pub mod btrfs;
 pub mod formats;
 pub mod images;
+pub mod thin;
 pub mod xfs_lvm;
 
 use std::collections::BTreeMap;

@@ -10,7 +10,10 @@
 //! in its own appliance VM (never in the host's kernel, and as any user), its daemon resolves every
 //! path inside the guest's root as a chroot would (a link in the image cannot reach the host), it
 //! activates LVM (thin volumes too) and knows every filesystem's own tools — what image builders
-//! already trust (`virt-customize` works the same way). The commands go in a script file, each
+//! already trust (`virt-customize` works the same way). A thin volume's volume group is activated
+//! by the script itself, LVM's `thin_check` off (the appliance has none: it is in no appliance
+//! package list), and deactivated after the write; osconf runs the host's `thin_check` on the pool's
+//! metadata read from the copy before the copy replaces the image ([`thin_check`]). The commands go in a script file, each
 //! argument quoted guestfish's way; file contents are `upload`ed from the work directory (0700),
 //! never given on a command line; no shell runs.
 
@@ -44,7 +47,61 @@ pub struct Target {
     pub first_dir: Option<String>,
     /// A directory to make in the root itself (partition 1 is the root).
     pub root_dir: Option<String>,
+    /// The volume group of a root on a thin volume, activated by the script (its name checked:
+    /// [`vg_name`]).
+    pub thin_vg: Option<String>,
 }
+
+/// Whether `name` is a volume group name as LVM allows it (letters, digits, `+_.-`, not starting
+/// with `-`): the only text of the image that reaches a shell, the appliance's.
+pub fn vg_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name.len() <= 127
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b))
+}
+
+/// Runs the host's `thin_check` on a thin pool's metadata, copied from `pool` (read from the copy
+/// libguestfs wrote) into `file` in the work directory: the pool the write left must be one LVM
+/// activates. `thin_check` is run because it is the one checker LVM itself trusts (it runs it
+/// before every activation), and walks every tree and space map, where osconf reads one path.
+pub fn thin_check(pool: &super::view::Pool, file: &Path) -> Result<(), Error> {
+    let failed = |e: String| Error::failed(None, format!("thin pool {}: {e}", pool.name)).unchanged();
+    let size = crate::disk::ReadAt::size(&pool.metadata).map_err(|e| failed(e.to_string()))?;
+    let mut out = fs::File::create(file).map_err(|e| failed(format!("{}: {e}", file.display())))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < size {
+        let n = (size - at).min(buf.len() as u64) as usize;
+        let ok = crate::disk::read_at(&pool.metadata, at, &mut buf[..n]).map_err(|e| failed(e.to_string()))?;
+        if !ok {
+            return Err(failed("its metadata LV ends early".into()));
+        }
+        std::io::Write::write_all(&mut out, &buf[..n]).map_err(|e| failed(format!("{}: {e}", file.display())))?;
+        at += n as u64;
+    }
+    drop(out);
+    let ran = Command::new("thin_check").arg(file).stdin(Stdio::null()).output();
+    let _ = fs::remove_file(file);
+    let ran = ran.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::no_tool(THIN_CHECK).unchanged(),
+        _ => failed(format!("running thin_check: {e}")),
+    })?;
+    if !ran.status.success() {
+        let said = String::from_utf8_lossy(&ran.stderr);
+        let last: Vec<&str> = said.lines().rev().take(LAST_LINES).collect();
+        let last: Vec<&str> = last.into_iter().rev().collect();
+        return Err(failed(format!(
+            "thin_check found its metadata damaged after libguestfs wrote it ({}): {}",
+            ran.status,
+            last.join("\n")
+        )));
+    }
+    Ok(())
+}
+
+/// What a root on a thin volume needs besides libguestfs, said when `thin_check` is missing.
+pub const THIN_CHECK: &str = "thin_check is not installed (Debian, Ubuntu: thin-provisioning-tools;      Fedora, RHEL: device-mapper-persistent-data); image prepare checks a thin pool's metadata with      it after libguestfs wrote a root on a thin volume";
 
 /// The guest device guestfish gives partition `n` of the one disk it is handed.
 pub fn partition_device(n: u32) -> String {
@@ -251,6 +308,15 @@ fn script_for(disk: &Path, target: &Target, steps: &[Step], sources: &[PathBuf])
     let mut s = String::new();
     let _ = writeln!(s, "add-drive {} format:raw", qp(disk));
     s += "run\n";
+    // LVM's default thin_check_executable is missing from the appliance: activation would fail.
+    let thin = |action: &str, vg: &str| {
+        q(&format!(
+            "lvm vgchange {action} --config 'global/thin_check_executable=\"\"' '{vg}'"
+        ))
+    };
+    if let Some(vg) = &target.thin_vg {
+        let _ = writeln!(s, "debug sh {}", thin("-ay", vg));
+    }
     match target.subvolume_id {
         Some(id) => {
             let _ = writeln!(
@@ -303,7 +369,11 @@ fn script_for(disk: &Path, target: &Target, steps: &[Step], sources: &[PathBuf])
             q(&format!("/{d}"))
         );
     }
-    s += "umount-all\nsync\nshutdown\n";
+    s += "umount-all\n";
+    if let Some(vg) = &target.thin_vg {
+        let _ = writeln!(s, "debug sh {}", thin("-an", vg));
+    }
+    s += "sync\nshutdown\n";
     s
 }
 
@@ -341,6 +411,7 @@ mod tests {
             subvolume_id: Some(257),
             first_dir: Some("aliyun_custom_image".into()),
             root_dir: None,
+            thin_vg: None,
         };
         let ops = [
             FileOp::Write {
@@ -382,5 +453,33 @@ mod tests {
              umount-all\nmount \"/dev/sda1\" /\nmkdir-p \"/aliyun_custom_image\"\n\
              umount-all\nsync\nshutdown\n"
         );
+    }
+
+    /// A thin root's volume group is activated right after the launch and deactivated after the
+    /// last unmount, LVM's thin_check off both times; a name LVM would not make never gets there.
+    #[test]
+    fn a_thin_roots_volume_group_is_activated_and_deactivated_around_the_write() {
+        let target = Target {
+            device: "/dev/vg/root".into(),
+            subvolume_id: None,
+            first_dir: None,
+            root_dir: None,
+            thin_vg: Some("vg".into()),
+        };
+        let s = script_for(Path::new("/w/disk.raw"), &target, &[], &[]);
+        let sh = |a: &str| {
+            format!("debug sh \"lvm vgchange {a} --config 'global/thin_check_executable=\\\"\\\"' 'vg'\"\n")
+        };
+        assert_eq!(
+            s,
+            format!(
+                "add-drive \"/w/disk.raw\" format:raw\nrun\n{}mount \"/dev/vg/root\" /\numount-all\n{}sync\nshutdown\n",
+                sh("-ay"),
+                sh("-an")
+            )
+        );
+        for (name, ok) in [("vg", true), ("rl_0.x+y-z", true), ("-vg", false), ("v'g", false), ("a b", false), ("", false)] {
+            assert_eq!(vg_name(name), ok, "{name}");
+        }
     }
 }

@@ -67,7 +67,15 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
         subvolume_id: root.subvolume().map(|s| s.id),
         first_dir: None,
         root_dir: None,
+        thin_vg: None,
     });
+    let target = match (target, &root.pool) {
+        (Some(t), Some(pool)) => Some(guestfs::Target {
+            thin_vg: Some(thin_vg(pool, &root.place).map_err(|e| e.at(Some(disk)))?),
+            ..t
+        }),
+        (t, _) => t,
+    };
     // debugfs would write beneath the journal; the appliance's kernel replays it when it mounts.
     if target.is_none() && root.recovery().is_some() {
         return Err(needs_recovery(n).at(Some(disk)));
@@ -208,15 +216,41 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
     Ok(Outcome { text: out, changed })
 }
 
+/// The volume group libguestfs must activate for a root on a thin volume of `pool`: refused when
+/// the kernel marked the pool's metadata as needing a check (LVM would not activate it), when its
+/// name is not one LVM allows (it reaches the appliance's shell), or when the host has no
+/// `thin_check` to check the pool after the write.
+fn thin_vg(pool: &view::Pool, place: &str) -> Result<String, Error> {
+    if pool.needs_check {
+        return Err(Error::bad(format!(
+            "{place}: its thin pool {}'s metadata is marked as needing a check (needs_check): run \
+             thin_check on it, then lvconvert --repair {}, before image prepare writes to it",
+            pool.name, pool.name
+        ))
+        .unchanged());
+    }
+    let vg = pool.name.split_once('/').map_or("", |(vg, _)| vg);
+    if !guestfs::vg_name(vg) {
+        return Err(Error::bad(format!("{place}: volume group name {vg:?} is not one LVM allows")).unchanged());
+    }
+    if crate::programs::in_path("thin_check").is_none() {
+        return Err(Error::no_tool(guestfs::THIN_CHECK).unchanged());
+    }
+    Ok(vg.to_owned())
+}
+
 /// Checks what a tool wrote into the raw image `disk`, read back by osconf's own readers: `redo`
 /// (install's plan and the fixes asked, made again on the image's root) finds nothing left to do,
-/// and `aliyun_custom_image/` is on partition 1.
+/// `aliyun_custom_image/` is on partition 1, and a thin root's pool passes `thin_check`.
 fn written(
     disk: &Path,
     redo: impl Fn(&crate::system::System) -> Result<Vec<FileOp>, Error>,
 ) -> Result<(), Error> {
     let image = Image::open(disk).map_err(|e| Error::io(disk, &e))?;
-    let root = view::root_partition(&image).map_err(|i| Error::bad(i.reason))?;
+    let mut root = view::root_partition(&image).map_err(|i| Error::bad(i.reason))?;
+    if let Some(pool) = root.pool.take() {
+        guestfs::thin_check(&pool, &disk.with_file_name("thin-metadata"))?;
+    }
     let sys = view::system(disk, root)?;
     let left = redo(&sys)?;
     if !left.is_empty() {

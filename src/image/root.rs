@@ -47,6 +47,11 @@ pub fn check(disk: &Path, image: &Image) -> (Vec<Item>, Option<Survey>) {
         .recovery()
         .filter(|_| root.n != 1 || root.is_lv())
         .map(|r| item("journal", Verdict::Warn, r.describe(&place)));
+    let lv_warnings: Vec<Item> = root
+        .warnings
+        .iter()
+        .map(|w| item("root-lv", Verdict::Warn, w.clone()))
+        .collect();
     let sys = match view::system(disk, root) {
         Ok(sys) => sys,
         Err(e) => {
@@ -60,6 +65,7 @@ pub fn check(disk: &Path, image: &Image) -> (Vec<Item>, Option<Survey>) {
     };
     let mut items = vec![item("root", Verdict::Pass, format!("{place} ({fs}): {name}"))];
     items.extend(journal);
+    items.extend(lv_warnings);
     if let Some(sub) = &subvolume {
         items
             .extend(subvolume_mounted(&sys, sub).unwrap_or_else(|e| {

@@ -29,7 +29,22 @@ pub struct Root {
     /// How messages name it: `partition 2`, `LV rl/root (partition 3)`.
     pub place: String,
     pub fs: Filesystem,
+    /// What its logical volume's reader warns of (a thin pool's metadata needing a check, an
+    /// external origin).
+    pub warnings: Vec<String>,
+    /// The thin pool of its logical volume, when it is a thin one.
+    pub pool: Option<Pool>,
     volume: Opened,
+}
+
+/// A thin volume's pool: `thin_check` is run on its metadata after libguestfs wrote the volume.
+pub struct Pool {
+    /// `VG/POOL`.
+    pub name: String,
+    /// Whether the kernel marked its metadata as needing a check.
+    pub needs_check: bool,
+    /// Its metadata LV.
+    pub metadata: Lv<Arc<Window<Disk>>>,
 }
 
 /// A root's filesystem on a partition or on a logical volume.
@@ -196,12 +211,15 @@ fn candidates(image: &Image) -> (Vec<Root>, Vec<String>, Vec<String>) {
                 for lv in vg.lv_names() {
                     let name = format!("{}/{lv}", vg.name);
                     let place = format!("LV {name} (partition {n})");
-                    let opened = lv_window(image, vg, lv, &devices).and_then(Volume::on);
+                    let opened = lv_window(image, vg, lv, &devices)
+                        .and_then(|(w, warnings, pool)| Ok((Volume::on(w)?, warnings, pool)));
                     match opened {
-                        Ok(v) => found.push(Root {
+                        Ok((v, warnings, pool)) => found.push(Root {
                             n,
                             place,
                             fs: v.fs.clone(),
+                            warnings,
+                            pool,
                             volume: Opened::Lv(name, v),
                         }),
                         Err(e) => {
@@ -218,6 +236,8 @@ fn candidates(image: &Image) -> (Vec<Root>, Vec<String>, Vec<String>) {
                 n,
                 place: format!("partition {n}"),
                 fs: v.fs.clone(),
+                warnings: Vec::new(),
+                pool: None,
                 volume: Opened::Partition(v),
             }),
             Err(e) => {
@@ -233,18 +253,26 @@ fn candidates(image: &Image) -> (Vec<Root>, Vec<String>, Vec<String>) {
 
 /// Logical volume `lv` of `vg` as a window paying `image`'s work: each byte read through it is
 /// paid there once, its PVs' windows (`pvs`, made by `image.window`) bounding the reads to their
-/// partitions without paying a second time.
+/// partitions without paying a second time (a thin volume's metadata reads: a few nodes per data
+/// block paid, each lookup bounded by the tree's depth); what its reader warns of; its thin pool.
 fn lv_window(
     image: &Image,
     vg: &lvm::VolumeGroup,
     lv: &str,
     pvs: &[(String, Arc<Window<Disk>>)],
-) -> io::Result<Window<Lv<Arc<Window<Disk>>>>> {
+) -> io::Result<(Window<Lv<Arc<Window<Disk>>>>, Vec<String>, Option<Pool>)> {
     let unpaid: Vec<(String, Arc<Window<Disk>>)> = pvs
         .iter()
         .map(|(uuid, w)| (uuid.clone(), Arc::new(w.unpaid())))
         .collect();
-    Window::rest(vg.open(lv, &unpaid)?, 0, image.work().clone())
+    let opened = vg.open(lv, &unpaid)?;
+    let warnings = vg.warnings(lv, &opened);
+    let pool = vg.thin_pool(lv, &unpaid)?.map(|(name, metadata)| Pool {
+        name: format!("{}/{name}", vg.name),
+        needs_check: opened.needs_check(),
+        metadata,
+    });
+    Ok((Window::rest(opened, 0, image.work().clone())?, warnings, pool))
 }
 
 /// Whether `w` starts with a LUKS header (version 1 or 2).
@@ -362,7 +390,7 @@ mod tests {
         let label = lvm::label(&*w).unwrap().unwrap();
         let text = label.text.unwrap();
         let vg = lvm::vg::groups(&[&text]).unwrap().remove(0);
-        let lv = lv_window(&image, &vg, "root", &[(label.uuid, w)]).unwrap();
+        let (lv, ..) = lv_window(&image, &vg, "root", &[(label.uuid, w)]).unwrap();
         let before = image.work().spent().1;
         let mut buf = vec![0u8; 1 << 20];
         assert!(disk::read_at(&lv, 0, &mut buf).unwrap());

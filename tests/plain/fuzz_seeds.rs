@@ -222,3 +222,13 @@ fn xfs_and_lvm_seeds_are_real_filesystems_and_volume_groups() {
     assert_eq!(groups[0].name, "rl");
     assert_eq!(groups[0].lv_names().collect::<Vec<_>>(), ["root", "swap"]);
 }
+
+/// The dm-thin seed is the pool the harness builds (two devices, one mapping through an internal
+/// node), and the harness reads it whole.
+#[test]
+fn the_thin_seed_is_the_harness_pool() {
+    use osconf::harness::thin;
+    assert!(has_target("thin"), "no fuzz/fuzz_targets/thin.rs");
+    assert_eq!(seeds("thin"), [thin::seed()], "fuzz/corpus/thin/seed is stale");
+    seeds("thin").iter().for_each(|s| thin::thin(s));
+}

@@ -22,6 +22,7 @@ mod image_guestfs;
 mod image_hostile;
 mod image_overlay;
 mod image_root;
+mod image_thin;
 mod image_write;
 mod leftovers;
 mod old_kernel;

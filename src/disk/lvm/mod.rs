@@ -2,10 +2,11 @@
 //! four sectors, its CRC checked), the PV header (UUID, metadata areas), the newest metadata text
 //! in the area's circular buffer (its header's and the text's CRCs checked), parsed (`text`) into
 //! volume groups whose logical volumes are read through a [`vg::Lv`]: linear and striped segments
-//! mapped onto the PVs' extents. Thin volumes (and RAID, mirrors, caches, snapshots) are named and
-//! refused: their data lies where only the device mapper's own metadata says.
+//! mapped onto the PVs' extents, thin volumes through their pool's dm-thin metadata (`thin`).
+//! RAID, mirrors, caches and old-style snapshots are named and refused.
 
 pub mod text;
+pub mod thin;
 pub mod vg;
 
 use std::io;

@@ -1,12 +1,14 @@
 //! A volume group as its metadata text describes it, and a logical volume read as a device of its
 //! own ([`Lv`]): each segment's bytes mapped onto the physical volumes' extents — one area for a
 //! linear segment, chunks dealt round the areas for a striped one, as the device mapper's `linear`
-//! and `striped` targets do. Every number of the text is checked before it becomes an offset:
-//! segments follow each other from extent 0, each area lies inside its PV's extents.
+//! and `striped` targets do — or, for a thin volume, its pool's data LV as the pool's metadata LV
+//! maps it (`thin`). Every number of the text is checked before it becomes an offset: segments
+//! follow each other from extent 0, each area lies inside its PV's extents.
 
 use std::io;
 
 use super::text::{self, Section, Value};
+use super::thin::Thin;
 use crate::disk::{ReadAt, corrupt};
 
 const SECTOR: u64 = 512;
@@ -23,16 +25,23 @@ pub struct VolumeGroup {
     extent: u64,
     /// (name in the text, UUID without dashes, first extent's byte offset, extent count).
     pvs: Vec<(String, String, u64, u64)>,
-    /// Visible logical volumes, in the text's order: (name, its section).
-    lvs: Vec<(String, Section)>,
+    /// Logical volumes, in the text's order: (name, its section, whether it is visible) — the
+    /// hidden ones are a thin pool's metadata and data.
+    lvs: Vec<(String, Section, bool)>,
 }
 
-/// A logical volume read as a device: its bytes, from the PVs its segments map.
+/// A logical volume read as a device: its bytes, from the PVs its segments map, or from its thin
+/// pool.
 #[derive(Debug)]
 pub struct Lv<R> {
     size: u64,
-    segments: Vec<Segment>,
-    pvs: Vec<R>,
+    map: Map<R>,
+}
+
+#[derive(Debug)]
+enum Map<R> {
+    Segments { segments: Vec<Segment>, pvs: Vec<R> },
+    Thin(Box<Thin<Lv<R>, Lv<R>>>),
 }
 
 #[derive(Debug)]
@@ -104,8 +113,7 @@ impl VolumeGroup {
             .section("logical_volumes")
             .into_iter()
             .flat_map(Section::sections)
-            .filter(|(_, s)| visible(s))
-            .map(|(n, s)| (n.to_owned(), s.clone()))
+            .map(|(n, s)| (n.to_owned(), s.clone(), visible(s)))
             .collect();
         Ok(VolumeGroup {
             name: name.to_owned(),
@@ -122,53 +130,152 @@ impl VolumeGroup {
         self.pvs.iter().any(|p| p.1 == uuid)
     }
 
-    /// The names of its visible logical volumes, in the text's order.
+    /// The names of its visible logical volumes that may hold a filesystem (not thin pools), in
+    /// the text's order.
     pub fn lv_names(&self) -> impl Iterator<Item = &str> {
-        self.lvs.iter().map(|(n, _)| n.as_str())
+        self.lvs
+            .iter()
+            .filter(|(_, s, visible)| *visible && first_type(s) != Some("thin-pool"))
+            .map(|(n, ..)| n.as_str())
+    }
+
+    /// The section of logical volume `lv`, visible or not.
+    fn lv(&self, lv: &str) -> io::Result<&Section> {
+        self.lvs
+            .iter()
+            .find(|(n, ..)| n == lv)
+            .map(|(_, s, _)| s)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no LV {}/{lv}", self.name)))
     }
 
     /// Logical volume `lv` read through `pvs` ((UUID as the label stores it, the PV's bytes), in
     /// any order). A PV the volume needs and `pvs` lacks is `NotFound`; a segment type other than
-    /// linear or striped is `Unsupported`, named.
+    /// linear, striped or thin is `Unsupported`, named.
     pub fn open<R: ReadAt + Clone>(&self, lv: &str, pvs: &[(String, R)]) -> io::Result<Lv<R>> {
+        let s = self.lv(lv)?;
+        if first_type(s) == Some("thin") {
+            return self.open_thin(lv, s, pvs);
+        }
+        self.open_mapped(lv, pvs)
+    }
+
+    /// `lv` when its segments map PV extents (linear, striped).
+    fn open_mapped<R: ReadAt + Clone>(&self, lv: &str, pvs: &[(String, R)]) -> io::Result<Lv<R>> {
         let vg = format!("{}/{lv}", self.name);
-        let s = &self
-            .lvs
-            .iter()
-            .find(|(n, _)| n == lv)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no LV {vg}")))?
-            .1;
+        let s = self.lv(lv)?;
         let count = usize::try_from(uint(s, "segment_count", &vg)?).unwrap_or(usize::MAX);
         if count == 0 || count > MAX_SEGMENTS {
             return Err(bad(&vg, format!("{count} segments")));
         }
-        let mut out = Lv {
-            size: 0,
-            segments: Vec::new(),
-            pvs: Vec::new(),
-        };
+        let (mut size, mut segments, mut devices) = (0, Vec::new(), Vec::new());
         for i in 1..=count {
             let seg = s
                 .section(&format!("segment{i}"))
                 .ok_or_else(|| bad(&vg, format!("segment{i} is missing")))?;
-            self.segment(&vg, i, seg, pvs, &mut out)?;
+            let made = self.segment(&vg, i, seg, pvs, size, &mut devices)?;
+            size = made.start + made.len;
+            segments.push(made);
         }
-        Ok(out)
+        Ok(Lv {
+            size,
+            map: Map::Segments {
+                segments,
+                pvs: devices,
+            },
+        })
     }
 
+    /// Thin volume `lv` (section `s`): its pool's metadata and data LVs (linear or striped) and
+    /// the device mapped in that metadata.
+    fn open_thin<R: ReadAt + Clone>(&self, lv: &str, s: &Section, pvs: &[(String, R)]) -> io::Result<Lv<R>> {
+        let vg = format!("{}/{lv}", self.name);
+        let seg = s
+            .section("segment1")
+            .filter(|_| s.int("segment_count") == Some(1))
+            .ok_or_else(|| bad(&vg, "a thin volume of other than one segment".into()))?;
+        let extents = uint(seg, "extent_count", &vg)?;
+        let size = extents
+            .checked_mul(self.extent)
+            .filter(|_| seg.int("start_extent") == Some(0))
+            .ok_or_else(|| bad(&vg, format!("a thin segment of {extents} extents")))?;
+        let device_id = uint(seg, "device_id", &vg)?;
+        let (pool_name, pool_seg) = self.pool_of(&vg, seg)?;
+        let part = |key: &str| {
+            pool_seg
+                .str(key)
+                .ok_or_else(|| bad(&vg, format!("its pool {pool_name} has no {key} LV")))
+        };
+        let (meta_name, data_name) = (part("metadata")?, part("pool")?);
+        let chunk = uint(pool_seg, "chunk_size", &vg)?;
+        // The pool's parts and an external origin are read through their PV extents only: a
+        // thin volume is never read through another thin one.
+        let origin = match seg.str("external_origin") {
+            Some(o) => Some(self.open_mapped(o, pvs)?),
+            None => None,
+        };
+        let thin = Thin::open(
+            format!("LV {}/{pool_name}'s metadata ({meta_name})", self.name),
+            self.open_mapped(meta_name, pvs)?,
+            self.open_mapped(data_name, pvs)?,
+            origin,
+            device_id,
+            chunk,
+            size,
+        )?;
+        Ok(Lv {
+            size,
+            map: Map::Thin(Box::new(thin)),
+        })
+    }
+
+    /// The pool of the thin segment `seg` of `vg`: its name and its segment.
+    fn pool_of<'a>(&'a self, vg: &str, seg: &Section) -> io::Result<(&'a str, &'a Section)> {
+        let name = seg
+            .str("thin_pool")
+            .ok_or_else(|| bad(vg, "its thin_pool is missing".into()))?;
+        let (name, pool, _) = self
+            .lvs
+            .iter()
+            .find(|(n, ..)| n == name)
+            .ok_or_else(|| bad(vg, format!("its pool {name} is not in the volume group")))?;
+        let seg = pool
+            .section("segment1")
+            .filter(|p| p.str("type") == Some("thin-pool"))
+            .ok_or_else(|| bad(vg, format!("its pool {name} is no thin pool")))?;
+        Ok((name, seg))
+    }
+
+    /// For thin volume `lv`: its pool's name and metadata LV (read through `pvs`); `None` for any
+    /// other volume. What `thin_check` is run on after a write.
+    pub fn thin_pool<R: ReadAt + Clone>(&self, lv: &str, pvs: &[(String, R)]) -> io::Result<Option<(String, Lv<R>)>> {
+        let vg = format!("{}/{lv}", self.name);
+        let Some(seg) = self.lv(lv)?.section("segment1").filter(|s| s.str("type") == Some("thin")) else {
+            return Ok(None);
+        };
+        let (name, pool) = self.pool_of(&vg, seg)?;
+        let meta = pool
+            .str("metadata")
+            .ok_or_else(|| bad(&vg, format!("its pool {name} has no metadata LV")))?;
+        Ok(Some((name.to_owned(), self.open_mapped(meta, pvs)?)))
+    }
+
+    /// One linear or striped segment, the areas it needs appended to `devices`; it must start at
+    /// byte `at`.
     fn segment<R: ReadAt + Clone>(
         &self,
         vg: &str,
         i: usize,
         seg: &Section,
         pvs: &[(String, R)],
-        lv: &mut Lv<R>,
-    ) -> io::Result<()> {
+        at_byte: u64,
+        devices: &mut Vec<R>,
+    ) -> io::Result<Segment> {
         let kind = seg.str("type").unwrap_or("");
         if kind != "striped" {
             let what = match kind {
-                "thin" | "thin-pool" => "a thin volume (dm-thin metadata is not read)".to_owned(),
-                k => format!("a {k:?} segment (only linear and striped ones are read)"),
+                "thin" => "a thin segment among others, or a thin pool's part".to_owned(),
+                "thin-pool" => "a thin pool (its thin volumes are read, not it)".to_owned(),
+                k => format!("a {k:?} segment (only linear, striped and thin ones are read)"),
             };
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -182,7 +289,7 @@ impl VolumeGroup {
         let (Some(len), Some(at)) = (len, at) else {
             return Err(bad(vg, format!("segment{i}: extents {start}+{extents}")));
         };
-        if at != lv.size || extents == 0 || stripes == 0 || stripes > 128 || !extents.is_multiple_of(stripes)
+        if at != at_byte || extents == 0 || stripes == 0 || stripes > 128 || !extents.is_multiple_of(stripes)
         {
             return Err(bad(
                 vg,
@@ -242,24 +349,59 @@ impl VolumeGroup {
             if end.is_none_or(|end| end > r.size().unwrap_or(0)) {
                 return Err(bad(vg, format!("segment{i}: {pv} ends before its extents do")));
             }
-            lv.pvs.push(r.clone());
-            let index = lv.pvs.len() - 1;
-            areas.push((index, offset));
+            devices.push(r.clone());
+            areas.push((devices.len() - 1, offset));
         }
-        lv.segments.push(Segment {
+        Ok(Segment {
             start: at,
             len,
             chunk,
             areas,
-        });
-        lv.size = at + len;
-        Ok(())
+        })
     }
+
+    /// Warnings about logical volume `lv` once opened: what a reader of it must know of its
+    /// pool — metadata the kernel marked as needing a check, an external origin.
+    pub fn warnings<R: ReadAt>(&self, lv: &str, opened: &Lv<R>) -> Vec<String> {
+        let Map::Thin(t) = &opened.map else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if t.needs_check {
+            out.push(format!(
+                "LV {}/{lv}: its thin pool's metadata is marked as needing a check (needs_check):                  what was read may be damaged; run thin_check, then lvconvert --repair on the pool",
+                self.name
+            ));
+        }
+        if t.has_origin() {
+            out.push(format!(
+                "LV {}/{lv}: a thin volume of an external origin: the blocks it never wrote were                  read from that origin",
+                self.name
+            ));
+        }
+        out
+    }
+}
+
+impl<R> Lv<R> {
+    /// Whether it is a thin volume whose pool's metadata the kernel marked as needing a check.
+    pub fn needs_check(&self) -> bool {
+        matches!(&self.map, Map::Thin(t) if t.needs_check)
+    }
+}
+
+/// The type of a logical volume's first segment.
+fn first_type(s: &Section) -> Option<&str> {
+    s.section("segment1")?.str("type")
 }
 
 impl<R: ReadAt> ReadAt for Lv<R> {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let Some(seg) = self.segments.iter().find(|s| offset < s.start + s.len) else {
+        let (segments, pvs) = match &self.map {
+            Map::Segments { segments, pvs } => (segments, pvs),
+            Map::Thin(t) => return t.read_at(buf, offset),
+        };
+        let Some(seg) = segments.iter().find(|s| offset < s.start + s.len) else {
             return Ok(0);
         };
         let rel = offset - seg.start;
@@ -269,7 +411,7 @@ impl<R: ReadAt> ReadAt for Lv<R> {
         // Checked when the segment was made: the area lies inside its PV.
         let at = base + (chunk_no / n) * seg.chunk + within;
         let len = (buf.len() as u64).min(seg.chunk - within) as usize;
-        self.pvs[pv].read_at(&mut buf[..len], at)
+        pvs[pv].read_at(&mut buf[..len], at)
     }
 
     fn size(&self) -> io::Result<u64> {
@@ -353,9 +495,10 @@ mod tests {
         let bad = io::ErrorKind::InvalidData;
         for (body, kind, says) in [
             (
-                "start_extent = 0\nextent_count = 4\ntype = \"thin\"\nthin_pool = \"pool\"\n".to_owned(),
-                io::ErrorKind::Unsupported,
-                "LV vg/x: a thin volume (dm-thin metadata is not read)",
+                "start_extent = 0\nextent_count = 4\ntype = \"thin\"\nthin_pool = \"pool\"\ndevice_id = 1\n"
+                    .to_owned(),
+                bad,
+                "vg/x: its pool pool is not in the volume group",
             ),
             (
                 "start_extent = 0\nextent_count = 4\ntype = \"raid1\"\n".to_owned(),
@@ -380,5 +523,43 @@ mod tests {
             .open("x", &refs[..1])
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+    }
+
+    /// A thin volume is read through its pool's hidden metadata and data LVs; the pool itself and
+    /// its parts are no filesystem to look in.
+    #[test]
+    fn a_thin_volume_opens_its_pools_metadata() {
+        let hidden = |name: &str, first: u64| {
+            format!(
+                "{name} {{\nstatus = [\"READ\"]\nsegment_count = 1\nsegment1 {{\n{}}}\n}}\n",
+                striped(0, 8, &format!("\"pv0\", {first}"))
+            )
+        };
+        let g = group(&format!(
+            "{}{}{}{}",
+            lv(
+                "pool",
+                "segment_count = 1\nsegment1 {\nstart_extent = 0\nextent_count = 8\ntype = \"thin-pool\"\n\
+                 metadata = \"pool_tmeta\"\npool = \"pool_tdata\"\nchunk_size = 128\n}\n"
+            ),
+            lv(
+                "thin",
+                "segment_count = 1\nsegment1 {\nstart_extent = 0\nextent_count = 40\ntype = \"thin\"\n\
+                 thin_pool = \"pool\"\ndevice_id = 1\n}\n"
+            ),
+            hidden("pool_tmeta", 0),
+            hidden("pool_tdata", 8),
+        ));
+        assert_eq!(g.lv_names().collect::<Vec<_>>(), ["thin"]);
+        let pvs = pvs();
+        let e = g.open("thin", &refs(&pvs)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("LV vg/pool's metadata (pool_tmeta): no dm-thin superblock"),
+            "{e}"
+        );
+        let (pool, meta) = g.thin_pool("thin", &refs(&pvs)).unwrap().unwrap();
+        assert_eq!((pool.as_str(), meta.size().unwrap()), ("pool", 8 * 512));
+        assert!(g.thin_pool("pool_tdata", &refs(&pvs)).unwrap().is_none());
     }
 }
