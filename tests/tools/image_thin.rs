@@ -36,7 +36,10 @@ fn thin_image(dir: &Path, name: &str, fs: &str, root: &Path, snapshot: bool) -> 
     run(Command::new("truncate").args(["-s", "300M"]).arg(&img));
     let tar = dir.join(format!("{name}.tar"));
     run(Command::new("tar").arg("-C").arg(root).arg("-cf").arg(&tar).arg("."));
-    let lvm = |args: &str| format!("debug sh \"lvm {} {args}\"\n", NO_CHECK.replace('"', "\\\""));
+    let lvm = |args: &str| {
+        let (cmd, rest) = args.split_once(' ').unwrap();
+        format!("debug sh \"lvm {cmd} {} {rest}\"\n", NO_CHECK.replace('"', "\\\""))
+    };
     let mut script = format!(
         "add-drive {} format:raw\nrun\npart-init /dev/sda gpt\npart-add /dev/sda p 2048 67583\n\
          part-add /dev/sda p 67584 -34\nmkfs vfat /dev/sda1\npvcreate /dev/sda2\nvgcreate vg /dev/sda2\n",

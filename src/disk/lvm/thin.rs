@@ -40,7 +40,6 @@ pub fn checksum(b: &[u8], xor: u32) -> u32 {
 }
 
 /// One thin device of a pool: its metadata (`M`), the pool's data (`D`), what it maps.
-#[derive(Debug)]
 pub struct Thin<M, D> {
     /// How messages name the pool's metadata: `LV vg/pool's metadata`.
     name: String,
@@ -61,6 +60,12 @@ pub struct Thin<M, D> {
     /// Whether the superblock says the metadata needs a check.
     pub needs_check: bool,
     cache: Mutex<Vec<(u64, Arc<[u8]>)>>,
+}
+
+impl<M, D> std::fmt::Debug for Thin<M, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "thin device of {}, mapping tree at block {}", self.name, self.root)
+    }
 }
 
 impl<M: ReadAt, D: ReadAt> Thin<M, D> {
