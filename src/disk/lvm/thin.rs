@@ -309,6 +309,14 @@ mod tests {
         assert!(e.to_string().contains("thin device 3 is not in its device details"), "{e}");
         let flagged = made::metadata(&[(1, vec![(0, 0)])], 4, 1);
         assert!(made::open(&flagged, &data, 1).unwrap().needs_check);
+        // An external origin: what the device never wrote reads from it, zeros past its end.
+        let origin = vec![0xeeu8; B as usize + 100];
+        let t = Thin::open("pool".into(), &m[..], &data[..], Some(&origin[..]), 2, 128, 1 << 30).unwrap();
+        assert!(t.has_origin());
+        assert_eq!(first_byte(&t, 7 * B), (301 % 251) as u8);
+        assert_eq!(first_byte(&t, B + 99), 0xee);
+        assert_eq!(first_byte(&t, B + 100), 0);
+        assert_eq!(first_byte(&t, 2 * B), 0);
     }
 
     /// Each node of the seed broken one way: the lookup that reaches it names the node and what is
