@@ -162,6 +162,10 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
                 Error::failed(Some(disk), format!("after libguestfs wrote it: {e}")).unchanged()
             })?;
             copy.replace(disk)?;
+            let how = match &target.thin_vg {
+                Some(_) => format!("{how}; its thin pool passed thin_check after the write"),
+                None => how,
+            };
             let bytes = ops.iter().map(|op| match op {
                 FileOp::Write { contents, .. } => contents.len() as u64,
                 _ => 0,

@@ -14,6 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use crate::common::guestfs::{self, prepared};
+use crate::common::osconf_in;
 use crate::common::images::checks_of;
 use crate::common::real::{have_tools, run};
 use crate::image_btrfs::tree;
@@ -135,11 +136,9 @@ fn an_xfs_root_in_a_thin_volume_is_checked_and_its_snapshot_reads_as_taken() {
     let root = tree(d, "root", "Thin XFS");
     let boot = d.join("boot-staging");
     fs::create_dir_all(&boot).unwrap();
-    run(Command::new(env!("CARGO_BIN_EXE_osconf"))
-        .args(["install", "--init", "systemd", "--root"])
-        .arg(&root)
-        .arg("--boot-dir")
-        .arg(&boot));
+    let boot = boot.to_str().unwrap();
+    let out = osconf_in(&["install", "--init", "systemd", "--boot-dir", boot], &root);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let t = std::time::Instant::now();
     let img = thin_image(d, "xfs", "xfs", &root, true);
     eprintln!("made the thin XFS image in {:.1} s", t.elapsed().as_secs_f64());
