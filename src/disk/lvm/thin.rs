@@ -121,7 +121,7 @@ impl<M: ReadAt, D: ReadAt> Thin<M, D> {
             return Err(bad(format!("{data_blocks} data blocks of {block} bytes, past the pool's data")));
         }
         let mut thin = Thin {
-            name,
+            name: name.clone(),
             meta,
             data,
             origin,
