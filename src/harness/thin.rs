@@ -148,7 +148,11 @@ pub fn thin(input: &[u8]) {
     let mut m = input.to_vec();
     m.resize(input.len().div_ceil(BLOCK).max(1) * BLOCK, 0);
     seal(&mut m);
-    let chunk = if m.len() >= BLOCK { u64::from(le32(&m, 336)) } else { 0 };
+    let chunk = if m.len() >= BLOCK {
+        u64::from(le32(&m, 336))
+    } else {
+        0
+    };
     let data = Zeros(le64(&m, 64).saturating_mul(chunk * 512).min(1 << 32));
     for id in 0..4 {
         let Ok(t) = Thin::open("fuzz".into(), m.as_slice(), &data, None, id, chunk, 1 << 30) else {

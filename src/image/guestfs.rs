@@ -58,7 +58,9 @@ pub fn vg_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('-')
         && name.len() <= 127
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b))
 }
 
 /// Runs the host's `thin_check` on a thin pool's metadata, copied from `pool` (read from the copy
@@ -73,11 +75,13 @@ pub fn thin_check(pool: &super::view::Pool, file: &Path) -> Result<(), Error> {
     let mut at = 0;
     while at < size {
         let n = (size - at).min(buf.len() as u64) as usize;
-        let ok = crate::disk::read_at(&pool.metadata, at, &mut buf[..n]).map_err(|e| failed(e.to_string()))?;
+        let ok =
+            crate::disk::read_at(&pool.metadata, at, &mut buf[..n]).map_err(|e| failed(e.to_string()))?;
         if !ok {
             return Err(failed("its metadata LV ends early".into()));
         }
-        std::io::Write::write_all(&mut out, &buf[..n]).map_err(|e| failed(format!("{}: {e}", file.display())))?;
+        std::io::Write::write_all(&mut out, &buf[..n])
+            .map_err(|e| failed(format!("{}: {e}", file.display())))?;
         at += n as u64;
     }
     drop(out);
@@ -308,14 +312,8 @@ fn script_for(disk: &Path, target: &Target, steps: &[Step], sources: &[PathBuf])
     let mut s = String::new();
     let _ = writeln!(s, "add-drive {} format:raw", qp(disk));
     s += "run\n";
-    // LVM's default thin_check_executable is missing from the appliance: activation would fail.
-    let thin = |action: &str, vg: &str| {
-        q(&format!(
-            "lvm vgchange {action} --config 'global/thin_check_executable=\"\"' '{vg}'"
-        ))
-    };
     if let Some(vg) = &target.thin_vg {
-        let _ = writeln!(s, "debug sh {}", thin("-ay", vg));
+        s += &lvm_line("vgchange", &format!("-ay {vg}"));
     }
     match target.subvolume_id {
         Some(id) => {
@@ -371,10 +369,20 @@ fn script_for(disk: &Path, target: &Target, steps: &[Step], sources: &[PathBuf])
     }
     s += "umount-all\n";
     if let Some(vg) = &target.thin_vg {
-        let _ = writeln!(s, "debug sh {}", thin("-an", vg));
+        s += &lvm_line("vgchange", &format!("-an {vg}"));
     }
     s += "sync\nshutdown\n";
     s
+}
+
+/// The guestfish line running `lvm COMMAND ARGS` in the appliance (`debug sh`: libguestfs has
+/// no call that passes LVM a configuration), LVM's `thin_check` off: the appliance has none, and
+/// LVM refuses to activate a thin pool it cannot check. guestfish splits the argument into words
+/// (quotes removed, backslashes kept) and the daemon joins them for `sh -c`, so the empty value
+/// reaches LVM as `\"\"`; `ARGS` must be words needing no quotes (a VG name: [`vg_name`]).
+pub fn lvm_line(command: &str, args: &str) -> String {
+    let sh = format!("lvm {command} --config global/thin_check_executable=\\\"\\\" {args}");
+    format!("debug sh {}\n", quote(sh.as_bytes()))
 }
 
 /// `bytes` as one guestfish argument: in double quotes, `"` and `\` escaped, every byte outside
@@ -468,7 +476,9 @@ mod tests {
         };
         let s = script_for(Path::new("/w/disk.raw"), &target, &[], &[]);
         let sh = |a: &str| {
-            format!("debug sh \"lvm vgchange {a} --config 'global/thin_check_executable=\\\"\\\"' 'vg'\"\n")
+            format!(
+                "debug sh \"lvm vgchange --config global/thin_check_executable=\\\\\\\"\\\\\\\" {a} vg\"\n"
+            )
         };
         assert_eq!(
             s,
@@ -478,7 +488,14 @@ mod tests {
                 sh("-an")
             )
         );
-        for (name, ok) in [("vg", true), ("rl_0.x+y-z", true), ("-vg", false), ("v'g", false), ("a b", false), ("", false)] {
+        for (name, ok) in [
+            ("vg", true),
+            ("rl_0.x+y-z", true),
+            ("-vg", false),
+            ("v'g", false),
+            ("a b", false),
+            ("", false),
+        ] {
             assert_eq!(vg_name(name), ok, "{name}");
         }
     }

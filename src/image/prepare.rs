@@ -235,7 +235,9 @@ fn thin_vg(pool: &view::Pool, place: &str) -> Result<String, Error> {
     }
     let vg = pool.name.split_once('/').map_or("", |(vg, _)| vg);
     if !guestfs::vg_name(vg) {
-        return Err(Error::bad(format!("{place}: volume group name {vg:?} is not one LVM allows")).unchanged());
+        return Err(
+            Error::bad(format!("{place}: volume group name {vg:?} is not one LVM allows")).unchanged(),
+        );
     }
     if crate::programs::in_path("thin_check").is_none() {
         return Err(Error::no_tool(guestfs::THIN_CHECK).unchanged());

@@ -44,13 +44,16 @@ pub struct Pool {
     /// Whether the kernel marked its metadata as needing a check.
     pub needs_check: bool,
     /// Its metadata LV.
-    pub metadata: Lv<Arc<Window<Disk>>>,
+    pub metadata: LvDevice,
 }
+
+/// A logical volume of the image, read through its PVs' windows.
+type LvDevice = Lv<Arc<Window<Disk>>>;
 
 /// A root's filesystem on a partition or on a logical volume.
 enum Opened {
     Partition(Volume<Disk>),
-    Lv(String, Volume<Lv<Arc<Window<Disk>>>>),
+    Lv(String, Volume<LvDevice>),
 }
 
 impl Root {
@@ -260,7 +263,7 @@ fn lv_window(
     vg: &lvm::VolumeGroup,
     lv: &str,
     pvs: &[(String, Arc<Window<Disk>>)],
-) -> io::Result<(Window<Lv<Arc<Window<Disk>>>>, Vec<String>, Option<Pool>)> {
+) -> io::Result<(Window<LvDevice>, Vec<String>, Option<Pool>)> {
     let unpaid: Vec<(String, Arc<Window<Disk>>)> = pvs
         .iter()
         .map(|(uuid, w)| (uuid.clone(), Arc::new(w.unpaid())))

@@ -64,7 +64,11 @@ pub struct Thin<M, D> {
 
 impl<M, D> std::fmt::Debug for Thin<M, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "thin device of {}, mapping tree at block {}", self.name, self.root)
+        write!(
+            f,
+            "thin device of {}, mapping tree at block {}",
+            self.name, self.root
+        )
     }
 }
 
@@ -107,18 +111,26 @@ impl<M: ReadAt, D: ReadAt> Thin<M, D> {
             )));
         }
         // Chunks of 64 KiB to 1 GiB, as dm-thin takes them.
-        if chunk < 128 || chunk > 1 << 21 || chunk % 128 != 0 {
+        if !(128..=1 << 21).contains(&chunk) || !chunk.is_multiple_of(128) {
             return Err(bad(format!("a chunk of {chunk} sectors")));
         }
         let block = chunk * 512;
         let meta_blocks = le64(&sb, 344);
         // The data space map's root starts with the number of data blocks.
         let data_blocks = le64(&sb, 64);
-        if meta_blocks.checked_mul(BLOCK as u64).is_none_or(|b| b > meta.size().unwrap_or(0)) {
+        if meta_blocks
+            .checked_mul(BLOCK as u64)
+            .is_none_or(|b| b > meta.size().unwrap_or(0))
+        {
             return Err(bad(format!("{meta_blocks} metadata blocks, past its end")));
         }
-        if data_blocks.checked_mul(block).is_none_or(|b| b > data.size().unwrap_or(0)) {
-            return Err(bad(format!("{data_blocks} data blocks of {block} bytes, past the pool's data")));
+        if data_blocks
+            .checked_mul(block)
+            .is_none_or(|b| b > data.size().unwrap_or(0))
+        {
+            return Err(bad(format!(
+                "{data_blocks} data blocks of {block} bytes, past the pool's data"
+            )));
         }
         let mut thin = Thin {
             name: name.clone(),
@@ -135,7 +147,9 @@ impl<M: ReadAt, D: ReadAt> Thin<M, D> {
         };
         let (mapping, details) = (le64(&sb, 320), le64(&sb, 328));
         if thin.lookup(details, device_id, 24)?.is_none() {
-            return Err(bad(format!("thin device {device_id} is not in its device details")));
+            return Err(bad(format!(
+                "thin device {device_id} is not in its device details"
+            )));
         }
         thin.root = thin
             .lookup(mapping, device_id, 8)?
@@ -224,14 +238,8 @@ impl<M: ReadAt, D: ReadAt> Thin<M, D> {
         )))
     }
 
-    /// Whether the device has an external origin.
-    pub fn has_origin(&self) -> bool {
-        self.origin.is_some()
-    }
-}
-
-impl<M: ReadAt, D: ReadAt> ReadAt for Thin<M, D> {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    /// Reads from `offset` to the end of its block at most.
+    fn read_block(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         if offset >= self.size || buf.is_empty() {
             return Ok(0);
         }
@@ -251,7 +259,10 @@ impl<M: ReadAt, D: ReadAt> ReadAt for Thin<M, D> {
                     )));
                 }
                 if !read_at(&self.data, data * self.block + within, buf)? {
-                    return Err(corrupt(format!("{}: data block {data} is past the data's end", self.name)));
+                    return Err(corrupt(format!(
+                        "{}: data block {data} is past the data's end",
+                        self.name
+                    )));
                 }
             }
             None => {
@@ -268,6 +279,27 @@ impl<M: ReadAt, D: ReadAt> ReadAt for Thin<M, D> {
         Ok(len)
     }
 
+    /// Whether the device has an external origin.
+    pub fn has_origin(&self) -> bool {
+        self.origin.is_some()
+    }
+}
+
+impl<M: ReadAt, D: ReadAt> ReadAt for Thin<M, D> {
+    /// Fills `buf` block by block (fewer bytes only at the device's end, as `ReadAt` promises: a
+    /// reader paying for each call's length would otherwise pay again for every block).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.read_block(&mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+
     fn size(&self) -> io::Result<u64> {
         Ok(self.size)
     }
@@ -279,6 +311,9 @@ mod tests {
     use crate::harness::thin::{self as made, CHUNK, seal, seed};
 
     const B: u64 = CHUNK as u64 * 512;
+
+    /// What a case changes in the seed's bytes.
+    type Change = fn(&mut Vec<u8>);
 
     fn first_byte<R: ReadAt>(t: &R, at: u64) -> u8 {
         let mut b = [9u8; 1];
@@ -297,21 +332,36 @@ mod tests {
         for v in [1u64, 3, 599, 600, 16383] {
             assert_eq!(first_byte(&one, v * B), 0, "block {v}");
         }
-        // A read stops at the end of a data block; the device's size bounds it.
+        // A read goes on across blocks, mapped or not, to the device's end.
         let mut buf = vec![7u8; 2 * B as usize];
-        assert_eq!(one.read_at(&mut buf, 4 * B + 10).unwrap(), B as usize - 10);
+        assert_eq!(one.read_at(&mut buf, 4 * B + 10).unwrap(), 2 * B as usize);
+        assert_eq!((buf[0], buf[B as usize - 10], buf[2 * B as usize - 1]), (2, 0, 3));
+        assert_eq!(one.read_at(&mut buf, (1 << 30) - 5).unwrap(), 5);
         assert_eq!(one.read_at(&mut buf, 1 << 30).unwrap(), 0);
         let two = made::open(&m, &data, 2).unwrap();
         assert_eq!(first_byte(&two, 7 * B), (301 % 251) as u8);
         assert_eq!(first_byte(&two, 0), (300 % 251) as u8);
         assert!(!two.needs_check);
         let e = made::open(&m, &data, 3).unwrap_err();
-        assert!(e.to_string().contains("thin device 3 is not in its device details"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("thin device 3 is not in its device details"),
+            "{e}"
+        );
         let flagged = made::metadata(&[(1, vec![(0, 0)])], 4, 1);
         assert!(made::open(&flagged, &data, 1).unwrap().needs_check);
         // An external origin: what the device never wrote reads from it, zeros past its end.
         let origin = vec![0xeeu8; B as usize + 100];
-        let t = Thin::open("pool".into(), &m[..], &data[..], Some(&origin[..]), 2, 128, 1 << 30).unwrap();
+        let t = Thin::open(
+            "pool".into(),
+            &m[..],
+            &data[..],
+            Some(&origin[..]),
+            2,
+            128,
+            1 << 30,
+        )
+        .unwrap();
         assert!(t.has_origin());
         assert_eq!(first_byte(&t, 7 * B), (301 % 251) as u8);
         assert_eq!(first_byte(&t, B + 99), 0xee);
@@ -325,9 +375,19 @@ mod tests {
     fn broken_nodes_are_named_and_a_looping_tree_ends() {
         let data = made::data(512);
         // Blocks: 0 superblock, 1 details, 2 and 3 device 1's leaves under 4, 5 device 2's leaf.
-        let breaks: [(&str, fn(&mut Vec<u8>), bool, &str); 7] = [
-            ("checksum", |m| m[5 * BLOCK + 100] ^= 1, false, "node at block 5: its checksum is wrong"),
-            ("blocknr", |m| m[5 * BLOCK + 8] = 3, true, "node at block 5: it says it is block 3"),
+        let breaks: [(&str, Change, bool, &str); 7] = [
+            (
+                "checksum",
+                |m| m[5 * BLOCK + 100] ^= 1,
+                false,
+                "node at block 5: its checksum is wrong",
+            ),
+            (
+                "blocknr",
+                |m| m[5 * BLOCK + 8] = 3,
+                true,
+                "node at block 5: it says it is block 3",
+            ),
             (
                 "nr_entries",
                 |m| m[5 * BLOCK + 16..5 * BLOCK + 20].copy_from_slice(&253u32.to_le_bytes()),
@@ -340,7 +400,12 @@ mod tests {
                 true,
                 "node at block 5: flags 0x2, 2 of 252 entries of 24-byte values",
             ),
-            ("keys", |m| m[5 * BLOCK + 40] = 0, true, "node at block 5: its keys are out of order"),
+            (
+                "keys",
+                |m| m[5 * BLOCK + 40] = 0,
+                true,
+                "node at block 5: its keys are out of order",
+            ),
             (
                 "loop",
                 |m| m[4 * BLOCK + 2056..4 * BLOCK + 2064].copy_from_slice(&4u64.to_le_bytes()),
@@ -372,12 +437,24 @@ mod tests {
     #[test]
     fn a_bad_superblock_or_mapping_is_refused() {
         let data = made::data(512);
-        let cases: [(fn(&mut Vec<u8>), &str); 5] = [
-            (|m| m[100] ^= 1, "the superblock's checksum or block number is wrong"),
+        let cases: [(Change, &str); 5] = [
+            (
+                |m| m[100] ^= 1,
+                "the superblock's checksum or block number is wrong",
+            ),
             (|m| m[32] ^= 1, "no dm-thin superblock"),
-            (|m| m[336] = 0, "blocks of 0 data and 8 metadata sectors, the volume group a chunk of 128"),
-            (|m| m[64..72].copy_from_slice(&513u64.to_le_bytes()), "513 data blocks of 65536 bytes"),
-            (|m| m[344..352].copy_from_slice(&8u64.to_le_bytes()), "8 metadata blocks, past its end"),
+            (
+                |m| m[336] = 0,
+                "blocks of 0 data and 8 metadata sectors, the volume group a chunk of 128",
+            ),
+            (
+                |m| m[64..72].copy_from_slice(&513u64.to_le_bytes()),
+                "513 data blocks of 65536 bytes",
+            ),
+            (
+                |m| m[344..352].copy_from_slice(&8u64.to_le_bytes()),
+                "8 metadata blocks, past its end",
+            ),
         ];
         for (change, says) in cases {
             let mut m = seed();
@@ -391,6 +468,9 @@ mod tests {
         // A data block past the pool's: named when read.
         let m = made::metadata(&[(1, vec![(0, 600)])], 512, 0);
         let e = read_at(&made::open(&m, &data, 1).unwrap(), 0, &mut [0]).unwrap_err();
-        assert!(e.to_string().contains("block 0 mapped to data block 600 of 512"), "{e}");
+        assert!(
+            e.to_string().contains("block 0 mapped to data block 600 of 512"),
+            "{e}"
+        );
     }
 }

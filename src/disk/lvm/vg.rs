@@ -247,9 +247,17 @@ impl VolumeGroup {
 
     /// For thin volume `lv`: its pool's name and metadata LV (read through `pvs`); `None` for any
     /// other volume. What `thin_check` is run on after a write.
-    pub fn thin_pool<R: ReadAt + Clone>(&self, lv: &str, pvs: &[(String, R)]) -> io::Result<Option<(String, Lv<R>)>> {
+    pub fn thin_pool<R: ReadAt + Clone>(
+        &self,
+        lv: &str,
+        pvs: &[(String, R)],
+    ) -> io::Result<Option<(String, Lv<R>)>> {
         let vg = format!("{}/{lv}", self.name);
-        let Some(seg) = self.lv(lv)?.section("segment1").filter(|s| s.str("type") == Some("thin")) else {
+        let Some(seg) = self
+            .lv(lv)?
+            .section("segment1")
+            .filter(|s| s.str("type") == Some("thin"))
+        else {
             return Ok(None);
         };
         let (name, pool) = self.pool_of(&vg, seg)?;
@@ -396,7 +404,28 @@ fn first_type(s: &Section) -> Option<&str> {
 }
 
 impl<R: ReadAt> ReadAt for Lv<R> {
+    /// Fills `buf` chunk by chunk: fewer bytes only at the volume's end, as `ReadAt` promises (a
+    /// window paying for each call's length would otherwise pay again for every stripe chunk).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.read_chunk(&mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.size)
+    }
+}
+
+impl<R: ReadAt> Lv<R> {
+    /// Reads from `offset` to the end of its stripe chunk (or segment) at most.
+    fn read_chunk(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let (segments, pvs) = match &self.map {
             Map::Segments { segments, pvs } => (segments, pvs),
             Map::Thin(t) => return t.read_at(buf, offset),
@@ -412,10 +441,6 @@ impl<R: ReadAt> ReadAt for Lv<R> {
         let at = base + (chunk_no / n) * seg.chunk + within;
         let len = (buf.len() as u64).min(seg.chunk - within) as usize;
         pvs[pv].read_at(&mut buf[..len], at)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        Ok(self.size)
     }
 }
 
@@ -485,6 +510,11 @@ mod tests {
         // pv1 sectors 13, 14; then chunks dealt: pv0 8, pv1 18, pv0 9, pv1 19.
         assert_eq!(sectors, [113, 114, 8, 118, 9, 119]);
         assert!(!read_at(&v, 6 * 512 - 1, &mut [0u8; 2]).unwrap());
+        // One call fills the buffer across chunks, so a window paying each call's length pays
+        // each byte once (it paid 6 + 5 + … + 1 sectors, one call per chunk).
+        let w = crate::disk::Window::rest(&v, 0, crate::disk::Work::new()).unwrap();
+        assert_eq!(w.read_at(&mut buf, 0).unwrap(), 6 * 512);
+        assert_eq!(w.work().spent(), (1, 6 * 512));
     }
 
     #[test]
