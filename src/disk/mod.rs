@@ -16,6 +16,7 @@ pub mod fat;
 pub mod format;
 pub mod lvm;
 pub mod recent;
+mod recovery;
 pub mod table;
 pub mod tree;
 pub mod ufs;
@@ -26,6 +27,7 @@ pub mod xfs;
 use std::fs::File;
 use std::io;
 
+pub use recovery::{Log, Recovery};
 pub use table::{Partition, PartitionTable, TableKind};
 pub use tree::{Entry, FileType, Meta};
 pub use volume::{Image, Volume};

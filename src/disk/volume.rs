@@ -190,11 +190,12 @@ impl<R: ReadAt> Volume<R> {
         }
     }
 
-    /// What was done about an ext journal that needed recovery (replayed into the view, or not at
-    /// hand); `None` for any other filesystem and for a clean one.
-    pub fn recovery(&self) -> Option<&super::ext::Recovery> {
+    /// What was done about an ext journal or an XFS log that needed recovery (replayed into the
+    /// view, or not at hand); `None` for any other filesystem and for a clean one.
+    pub fn recovery(&self) -> Option<&super::Recovery> {
         match &self.inner {
             Inner::Ext(t) => t.recovery(),
+            Inner::Xfs(t) => t.recovery(),
             _ => None,
         }
     }

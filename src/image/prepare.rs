@@ -80,6 +80,12 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
     if target.is_none() && root.recovery().is_some() {
         return Err(needs_recovery(n).at(Some(disk)));
     }
+    if target.is_some() && matches!(root.recovery(), Some(crate::disk::Recovery::Replayed { .. })) {
+        out += &format!(
+            "partition {n}: its log needed recovery: libguestfs's kernel replays it when it mounts the \
+             root, as osconf's reader did to read it\n"
+        );
+    }
     let root_kind = root.fs.kind;
     let first = super::first_volume(disk, &image).map_err(Error::unchanged)?;
     let first_kind = first.fs.kind;

@@ -70,8 +70,8 @@ impl Root {
         }
     }
 
-    /// What was done about an ext journal that needed recovery (`disk::Volume::recovery`).
-    pub fn recovery(&self) -> Option<&crate::disk::ext::Recovery> {
+    /// What was done about an ext journal or XFS log that needed recovery (`disk::Volume::recovery`).
+    pub fn recovery(&self) -> Option<&crate::disk::Recovery> {
         match &self.volume {
             Opened::Partition(v) => v.recovery(),
             Opened::Lv(_, v) => v.recovery(),

@@ -150,6 +150,7 @@ fn image_reader_seeds_hold_and_the_hostile_images_are_refused() {
         ("ext_journal", images::ext_journal),
         ("btrfs", harness::btrfs::btrfs),
         ("xfs", harness::xfs_lvm::xfs),
+        ("xfs_log", harness::xfs_lvm::xfs_log),
         ("lvm", harness::xfs_lvm::lvm),
     ] {
         assert!(has_target(target), "no fuzz/fuzz_targets/{target}.rs");

@@ -13,6 +13,7 @@ mod disk;
 mod disk_files;
 mod disk_journal;
 mod disk_xfs;
+mod disk_xfs_log;
 mod image;
 mod image_arch;
 mod image_btrfs;

@@ -42,7 +42,7 @@ pub struct Ext<R> {
     pub(super) dirs: crate::disk::recent::Recent<super::Listing>,
     /// The journal replayed into what is read (`recover`): empty unless it needed recovery.
     pub(super) replay: super::journal::Replay,
-    pub(super) recovery: Option<super::Recovery>,
+    pub(super) recovery: Option<crate::disk::Recovery>,
     /// The seed of its checksums under `metadata_csum`, which are then verified (`csum`).
     pub(super) csum: Option<u32>,
 }

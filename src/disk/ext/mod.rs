@@ -12,7 +12,6 @@ mod map;
 mod recover;
 
 pub use fs::{Ext, Inode};
-pub use recover::Recovery;
 
 use dir::Listing;
 

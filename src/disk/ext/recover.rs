@@ -12,48 +12,7 @@ use super::fs::Ext;
 use super::journal;
 use super::{COMPAT_HAS_JOURNAL, MAGIC, SUPERBLOCK_AT};
 use crate::disk::tree::corrupt;
-use crate::disk::{ReadAt, at, le16, le32};
-
-/// What opening a filesystem whose journal needed recovery did about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recovery {
-    /// The journal was replayed into the view read: `transactions` committed transactions, the
-    /// newest copies of `blocks` blocks; `notes` what the replay met (a commit that failed its
-    /// checksum ends the log before it, as the kernel ends it).
-    Replayed {
-        transactions: u32,
-        blocks: usize,
-        notes: Vec<String>,
-    },
-    /// The journal is on another device: nothing was replayed.
-    External,
-}
-
-impl Recovery {
-    /// One line for a report about the filesystem at `place` (`partition 2`).
-    pub fn describe(&self, place: &str) -> String {
-        match self {
-            Recovery::Replayed {
-                transactions,
-                blocks,
-                notes,
-            } => {
-                let mut s = format!(
-                    "{place}: journal needed recovery: {transactions} transactions replayed in the \
-                     view read ({blocks} blocks); the image itself is unchanged"
-                );
-                for note in notes {
-                    s.push_str(&format!("; {note}"));
-                }
-                s
-            }
-            Recovery::External => format!(
-                "{place}: journal needs recovery, but it is on an external device: cannot replay, \
-                 external journal; read as it is, which may miss the last writes"
-            ),
-        }
-    }
-}
+use crate::disk::{Log, ReadAt, Recovery, at, le16, le32};
 
 impl<R: ReadAt> Ext<R> {
     /// This filesystem (opened from the image's superblock `sb`, which says `needs_recovery`) with
@@ -64,7 +23,7 @@ impl<R: ReadAt> Ext<R> {
         }
         let inum = le32(sb, 0xE0);
         if inum == 0 {
-            self.recovery = Some(Recovery::External);
+            self.recovery = Some(Recovery::External(Log::ExtJournal));
             return Ok(self);
         }
         let inode = self.inode(inum).map_err(|e| in_journal(inum, e))?;
@@ -83,8 +42,9 @@ impl<R: ReadAt> Ext<R> {
         let mut replay = journal::replay(blocks, self.block_size as usize, self.blocks, &mut read)?;
         replay.places = places;
         let recovery = Recovery::Replayed {
+            log: Log::ExtJournal,
             transactions: replay.transactions,
-            blocks: replay.copies.len(),
+            copies: format!("{} blocks", replay.copies.len()),
             notes: replay.notes.clone(),
         };
         self.replay = replay;

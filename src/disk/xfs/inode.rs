@@ -5,8 +5,8 @@
 use std::io;
 
 use super::{Xfs, be16, be32, be64};
+use crate::disk::ReadAt;
 use crate::disk::tree::corrupt;
-use crate::disk::{ReadAt, read_at};
 
 const MAGIC: u16 = 0x494E;
 /// v3's CRC and its own inode number.
@@ -73,7 +73,7 @@ impl<R: ReadAt> Xfs<R> {
         }
         let (block, _) = self.block_at((ag << self.ag_block_log) | agb)?;
         let mut b = vec![0u8; self.inode_size as usize];
-        if !read_at(&self.r, block + slot * self.inode_size, &mut b)? {
+        if !self.read(block + slot * self.inode_size, &mut b)? {
             return Err(corrupt(format!(
                 "xfs: inode {number} is beyond the end of the device"
             )));

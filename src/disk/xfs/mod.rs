@@ -8,6 +8,8 @@
 mod dir;
 mod fork;
 mod inode;
+pub(crate) mod log;
+mod replay;
 
 pub use inode::Inode;
 
@@ -15,7 +17,7 @@ use std::io;
 
 use super::crc::crc32c_without;
 use super::tree::corrupt;
-use super::{Filesystem, Kind, ReadAt, read_at};
+use super::{Filesystem, Kind, Log, ReadAt, Recovery, read_at};
 
 const MAGIC: &[u8; 4] = b"XFSB";
 /// The superblock's CRC, v5.
@@ -24,6 +26,8 @@ const SB_CRC_AT: usize = 224;
 const V4_FTYPE: u32 = 0x0200;
 /// v4: version 2 directories; without it the directories are the pre-1998 v1 format.
 const V4_DIRV2: u16 = 0x2000;
+/// `sb_versionnum`: the log is v2 (always so on v5).
+const V4_LOGV2: u16 = 0x0400;
 /// v5 incompatible features: ftype, sparse inodes, meta_uuid, bigtime, needsrepair, nrext64 — the
 /// ones this reader follows (none but ftype and nrext64 changes what it reads).
 const V5_FTYPE: u32 = 0x01;
@@ -79,6 +83,9 @@ pub struct Xfs<R> {
     root: u64,
     /// Directories read lately, by inode number, oldest first.
     dirs: super::recent::Recent<dir::Listing>,
+    /// The log replayed into what is read (`replay`): empty unless it needed recovery.
+    overlay: replay::Overlay,
+    recovery: Option<Recovery>,
 }
 
 impl<R: ReadAt> Xfs<R> {
@@ -127,7 +134,7 @@ impl<R: ReadAt> Xfs<R> {
                 "xfs: version 1 directories are not read",
             ));
         }
-        let fs = Xfs {
+        let mut fs = Xfs {
             r,
             v5,
             ftype: if v5 {
@@ -146,6 +153,8 @@ impl<R: ReadAt> Xfs<R> {
             dir_block_log: u32::from(sb[192]),
             root: be64(&sb, 56),
             dirs: dir::kept(),
+            overlay: replay::Overlay::default(),
+            recovery: None,
         };
         let block = be32(&sb, 4);
         if !(9..=16).contains(&fs.block_log) || block != 1 << fs.block_log {
@@ -185,7 +194,31 @@ impl<R: ReadAt> Xfs<R> {
         if fs.block_log + fs.dir_block_log > 16 {
             return bad(format!("directory blocks of 2^{} blocks", fs.dir_block_log));
         }
+        fs.recover(&sb, v5 || version & V4_LOGV2 != 0)?;
         Ok(Some(fs))
+    }
+
+    /// Replays the internal log into the view when it needs recovery; an external one (the
+    /// superblock's `sb_logstart` 0) cannot be, and is said so.
+    fn recover(&mut self, sb: &[u8], v2: bool) -> io::Result<()> {
+        let (start, blocks) = (be64(sb, 48), u64::from(be32(sb, 96)));
+        if start == 0 {
+            self.recovery = Some(Recovery::External(Log::Xfs));
+            return Ok(());
+        }
+        let (at, room) = self.block_at(start)?;
+        if blocks == 0 || blocks > room {
+            return Err(corrupt(format!(
+                "xfs superblock: a log of {blocks} blocks from block {start}, {room} left in its group"
+            )));
+        }
+        self.recovery = self.replay(at, blocks << (self.block_log - 9), v2)?;
+        Ok(())
+    }
+
+    /// What opening did about a log that needed recovery; `None` when none did.
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
     }
 
     fn block_size(&self) -> u64 {
@@ -220,7 +253,7 @@ impl<R: ReadAt> Xfs<R> {
             )));
         }
         let mut buf = vec![0u8; (count << self.block_log) as usize];
-        if !read_at(&self.r, at, &mut buf)? {
+        if !self.read(at, &mut buf)? {
             return Err(corrupt(format!(
                 "xfs: block {fsb} is beyond the end of the device"
             )));
