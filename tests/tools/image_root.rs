@@ -73,7 +73,7 @@ fn boot_and_root(dir: &Path, name: &str, root: &Path) -> PathBuf {
         dir,
         name,
         "gpt",
-        &[Part::new(40, FAT32, None), Part::new(48, EXT4, Some(root))],
+        &[Part::new(40, FAT32, None), Part::new(64, EXT4, Some(root))],
     );
     let at = format!("{}@@{}", img.display(), offsets[0]);
     run(Command::new("mmd").args(["-i", &at, "::/aliyun_custom_image"]));
@@ -230,7 +230,7 @@ fn one_partition_images_and_roots_the_reader_cannot_read() {
     };
     let root = tree(dir.path(), "one", "*");
     fs::create_dir(root.join("aliyun_custom_image")).unwrap();
-    let (img, _) = build(dir.path(), "one", "dos", &[Part::new(48, EXT4, Some(&root))]);
+    let (img, _) = build(dir.path(), "one", "dos", &[Part::new(64, EXT4, Some(&root))]);
     let (_, checks) = check(&img);
     assert!(
         get(&checks, "root").1.starts_with("partition 1 (ext4"),
@@ -316,7 +316,7 @@ fn check_detects_what_osconf_detect_does_on_a_root_that_is_not_partition_2() {
         &[
             Part::new(40, FAT32, None),
             Part::new(16, EXT4, Some(&data)),
-            Part::new(48, EXT4, Some(&root)),
+            Part::new(64, EXT4, Some(&root)),
         ],
     );
     let at = format!("{}@@{}", img.display(), offsets[0]);
@@ -440,7 +440,7 @@ fn a_bios_boot_partition_1_fails_and_the_root_behind_it_is_still_checked() {
         &[
             Part::new(2, empty, None),
             Part::new(40, FAT32, None),
-            Part::new(48, EXT4, Some(&root)),
+            Part::new(64, EXT4, Some(&root)),
         ],
     );
     // sgdisk's code EF02, as openSUSE's and RHEL's installers type it.
