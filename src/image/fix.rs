@@ -11,6 +11,7 @@ use super::root::{SSH_DIR, is_host_key, is_locked};
 use crate::cli::image::Fixes;
 use crate::error::Error;
 use crate::plan::{FileOp, Mode};
+use crate::render::common::shadow;
 use crate::system::{Kind, System};
 
 const SHADOW: &str = "/etc/shadow";
@@ -124,59 +125,22 @@ enum Lock {
 }
 
 /// Locks root's password in the shadow file `text` as `passwd -l` does: a `!` before the field,
-/// an empty field included (passwd -l makes it `!`, which nothing matches). Refused, saying the
-/// line: a CR or NUL anywhere (a file edited elsewhere, or crafted: which line counts is unclear),
-/// no root line, more than one, a root line without shadow's 9 fields.
+/// an empty field included (passwd -l makes it `!`, which nothing matches). Root's line is read by
+/// the agent's own reading of it (`shadow::root_entry`), which refuses, naming the line, what is
+/// unclear.
 fn lock_root(text: &[u8]) -> Result<Lock, Error> {
-    let mut root = None;
-    let mut at = 0;
-    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-        let n = i + 1;
-        if line.contains(&b'\r') {
-            return Err(Error::bad(format!(
-                "line {n} holds a carriage return (CR): not a shadow file as passwd writes it"
-            )));
-        }
-        if line.contains(&0) {
-            return Err(Error::bad(format!(
-                "line {n} holds a NUL byte: not a shadow file as passwd writes it"
-            )));
-        }
-        if line.split(|&b| b == b':').next() == Some(b"root") {
-            if let Some((first, _)) = root {
-                return Err(Error::bad(format!(
-                    "lines {first} and {n} both are root's: which one counts is unclear"
-                )));
-            }
-            root = Some((n, at));
-        }
-        at += line.len() + 1;
-    }
-    let Some((n, start)) = root else {
-        return Err(Error::bad("has no line for root"));
-    };
-    let line = text[start..].split(|&b| b == b'\n').next().unwrap_or_default();
-    let fields = line.split(|&b| b == b':').count();
-    if fields != 9 {
-        return Err(Error::bad(format!(
-            "line {n}: root's entry has not shadow's 9 colon-separated fields but {fields}"
-        )));
-    }
-    // After "root:", up to the next colon.
-    let from = start + 5;
-    let field = line[5..].split(|&b| b == b':').next().unwrap_or_default();
-    let shown = String::from_utf8_lossy(field);
+    let entry = shadow::root_entry(text, shadow::SHADOW_FIELDS)?;
+    let shown = String::from_utf8_lossy(entry.fields[1]);
     if is_locked(&shown) {
         return Ok(Lock::Already(format!(
             "locked already ({})",
             &shown[..shown.len().min(2)]
         )));
     }
-    let mut locked = Vec::with_capacity(text.len() + 1);
-    locked.extend_from_slice(&text[..from]);
-    locked.push(b'!');
-    locked.extend_from_slice(&text[from..]);
-    Ok(Lock::Locked(locked))
+    let locked = [&b"!"[..], entry.fields[1]].concat();
+    let mut fields = entry.fields.clone();
+    fields[1] = locked.as_slice();
+    Ok(Lock::Locked(entry.replaced(text, &fields)))
 }
 
 #[cfg(test)]
@@ -224,21 +188,21 @@ mod tests {
                 "line 2 holds a carriage return",
             ),
             (b"root:$6$a\0$b:1::::::\n", "line 1 holds a NUL"),
-            (b"bin:*:1::::::\n", "no line for root"),
-            (b"", "no line for root"),
+            (b"bin:*:1::::::\n", "has no root line"),
+            (b"", "has no root line"),
             (
                 b"root:*:1::::::\nx:*:1::::::\nroot:$6$a$b:1::::::\n",
                 "lines 1 and 3 both are root's",
             ),
             (
                 b"root\n",
-                "line 1: root's entry has not shadow's 9 colon-separated fields but 1",
+                "line 1: root's entry has 1 colon-separated fields, not the 9",
             ),
             (
                 b"x:*:1::::::\nroot:$6$a$b\n",
-                "line 2: root's entry has not shadow's 9 colon-separated fields but 2",
+                "line 2: root's entry has 2 colon-separated fields, not the 9",
             ),
-            (b"root:$6$a$b:1:::::::\n", "but 10"),
+            (b"root:$6$a$b:1:::::::\n", "has 10 colon-separated"),
         ] {
             let err = lock_root(text).unwrap_err().message;
             assert!(err.contains(says), "{err}");

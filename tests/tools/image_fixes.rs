@@ -382,7 +382,7 @@ fn prepare_refuses_a_hostile_shadow_and_changes_nothing() {
         ("big", put(&big), "4800020 bytes, more than the 4194304 read"),
         ("cr", put(&cr), "line 2 holds a carriage return (CR)"),
         ("two", put(&two), "lines 1 and 2 both are root's"),
-        ("none", put(&none), "has no line for root"),
+        ("none", put(&none), "has no root line"),
     ] {
         let img = image(dir.path(), &format!("hostile-{case}"), &root);
         debugfs_w(&img, &script);

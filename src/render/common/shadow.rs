@@ -54,8 +54,8 @@ pub fn render(
 ) -> Result<Rendered, Error> {
     let hash = sha512_crypt(password.expose(), salt);
     let mut out = Rendered::default();
-    let (path, day) = if sys.exists("/etc/shadow")? || !sys.exists("/etc/master.passwd")? {
-        ("/etc/shadow", Some(today))
+    let (path, day, width) = if sys.exists("/etc/shadow")? || !sys.exists("/etc/master.passwd")? {
+        ("/etc/shadow", Some(today), SHADOW_FIELDS)
     } else {
         out.ops.push(FileOp::Write {
             path: PWD_MKDB_SCRIPT.into(),
@@ -66,15 +66,16 @@ pub fn render(
         out.notes.push(format!(
             "password: set in /etc/master.passwd, which FreeBSD reads only through the databases pwd_mkdb builds: {PWD_MKDB_SCRIPT} runs `pwd_mkdb -p /etc/master.passwd` at the next boot, before logins, and removes itself"
         ));
-        ("/etc/master.passwd", None)
+        ("/etc/master.passwd", None, MASTER_PASSWD_FIELDS)
     };
     let old = sys.read(path)?.ok_or_else(|| no_password(path, "is missing"))?;
-    if root_hash(&old).is_some_and(|h| is_hash_of(password.expose(), h)) {
+    let entry = root_entry(&old, width).map_err(|e| no_password(path, &e.message))?;
+    if std::str::from_utf8(entry.fields[1]).is_ok_and(|h| is_hash_of(password.expose(), h)) {
         // Already this password: the line (and its last-change day) stays, so applying the same
         // os.conf again (a run cut short after its commit, say) changes nothing.
         return Ok(out);
     }
-    let contents = set_root_hash(&old, &hash, day).ok_or_else(|| no_password(path, "has no root line"))?;
+    let contents = set_root_hash(&old, &entry, &hash, day);
     out.ops.push(FileOp::Write {
         path: path.into(),
         contents,
@@ -119,10 +120,80 @@ esac
     )
 }
 
-/// The hash field of the first `root:` line.
+/// Fields of an entry of /etc/shadow, and of FreeBSD's /etc/master.passwd.
+pub const SHADOW_FIELDS: usize = 9;
+const MASTER_PASSWD_FIELDS: usize = 10;
+
+/// Root's one entry in an account file, found by [`root_entry`].
+#[derive(Debug)]
+pub struct RootEntry<'a> {
+    /// Its line's number, from 1.
+    pub line: usize,
+    /// Its colon-separated fields: as many as the file's entries have.
+    pub fields: Vec<&'a [u8]>,
+    /// Where its line is in the file, the newline left out.
+    span: std::ops::Range<usize>,
+}
+
+/// Root's entry in `text`, an account file (/etc/shadow, BSD's /etc/master.passwd) whose entries
+/// have `width` colon-separated fields — the one reading of that line for the agent setting a hash
+/// and for `image prepare --lock-root-password` locking one, as the file is foreign input (an
+/// image's, a root's anyone may have edited). Refused ([`Error::bad`], the caller adds the path),
+/// naming the line: a CR or NUL anywhere (a file edited elsewhere, or crafted: which line counts is
+/// unclear), no root line, more than one, root's with another number of fields.
+pub fn root_entry(text: &[u8], width: usize) -> Result<RootEntry<'_>, Error> {
+    let mut root: Option<RootEntry> = None;
+    let mut at = 0;
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        let n = i + 1;
+        for (byte, name) in [(b'\r', "a carriage return (CR)"), (0, "a NUL byte")] {
+            if line.contains(&byte) {
+                return Err(Error::bad(format!(
+                    "line {n} holds {name}: not an account file as passwd writes it"
+                )));
+            }
+        }
+        let fields: Vec<&[u8]> = line.split(|&b| b == b':').collect();
+        if fields[0] == b"root" {
+            if let Some(first) = &root {
+                return Err(Error::bad(format!(
+                    "lines {} and {n} both are root's: which one counts is unclear",
+                    first.line
+                )));
+            }
+            if fields.len() != width {
+                return Err(Error::bad(format!(
+                    "line {n}: root's entry has {} colon-separated fields, not the {width} of this file's",
+                    fields.len()
+                )));
+            }
+            root = Some(RootEntry {
+                line: n,
+                fields,
+                span: at..at + line.len(),
+            });
+        }
+        at += line.len() + 1;
+    }
+    root.ok_or_else(|| Error::bad("has no root line"))
+}
+
+impl RootEntry<'_> {
+    /// `text` (the file this entry was found in) with root's line made of `fields`: every other
+    /// byte as it was, a missing final newline still missing.
+    pub fn replaced(&self, text: &[u8], fields: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(text.len() + 128);
+        out.extend_from_slice(&text[..self.span.start]);
+        out.extend_from_slice(&fields.join(&b':'));
+        out.extend_from_slice(&text[self.span.end..]);
+        out
+    }
+}
+
+/// The hash field of root's entry in a shadow file; `None` when [`root_entry`] refuses it.
 pub fn root_hash(old: &[u8]) -> Option<&str> {
-    let line = old.split(|&b| b == b'\n').find(|l| l.starts_with(b"root:"))?;
-    std::str::from_utf8(line.split(|&b| b == b':').nth(1)?).ok()
+    let entry = root_entry(old, SHADOW_FIELDS).ok()?;
+    std::str::from_utf8(entry.fields[1]).ok()
 }
 
 /// True when `hash` is the SHA-512 crypt of `password` with default rounds (what osconf writes).
@@ -138,28 +209,17 @@ pub fn is_hash_of(password: &str, hash: &str) -> bool {
     }
 }
 
-/// Replaces the second field of the first `root:` line, and the third with `day` when given. Day 0
-/// (a clock before 1970-01-02) is not written: it would mean "change the password at next login".
-fn set_root_hash(old: &[u8], hash: &str, day: Option<u64>) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(old.len() + hash.len());
-    let mut found = false;
-    for line in old.split_inclusive(|&b| b == b'\n') {
-        if !found && line.starts_with(b"root:") {
-            found = true;
-            let body = line.strip_suffix(b"\n").unwrap_or(line);
-            let mut fields: Vec<Vec<u8>> = body.split(|&b| b == b':').map(<[u8]>::to_vec).collect();
-            fields.resize(fields.len().max(3), Vec::new());
-            fields[1] = hash.as_bytes().to_vec();
-            if let Some(day) = day.filter(|&d| d > 0) {
-                fields[2] = day.to_string().into_bytes();
-            }
-            out.extend_from_slice(&fields.join(&b':'));
-            out.push(b'\n');
-        } else {
-            out.extend_from_slice(line);
-        }
+/// `old` with root's hash (`entry`, found in it) replaced, and the "last change" field with `day`
+/// when given. Day 0 (a clock before 1970-01-02) is not written: it would mean "change the password
+/// at next login".
+fn set_root_hash(old: &[u8], entry: &RootEntry, hash: &str, day: Option<u64>) -> Vec<u8> {
+    let mut fields = entry.fields.clone();
+    fields[1] = hash.as_bytes();
+    let day = day.filter(|&d| d > 0).map(|d| d.to_string());
+    if let Some(day) = &day {
+        fields[2] = day.as_bytes();
     }
-    found.then_some(out)
+    entry.replaced(old, &fields)
 }
 
 /// Hides password hashes in a shadow file's old and new text for display: unchanged hashes show as
@@ -206,25 +266,30 @@ mod tests {
         assert!(!is_hash_of("qwer12345", hash));
         assert!(!is_hash_of("qwer1234", "$6$rounds=5000$abc$x"));
         assert_eq!(
-            root_hash(format!("bin:*:1::\nroot:{hash}:19000::\n").as_bytes()),
+            root_hash(format!("bin:*:1::\nroot:{hash}:19000::::::\n").as_bytes()),
             Some(hash)
         );
+    }
+
+    /// `set_root_hash` on `old`, whose entries have `width` fields.
+    fn set(old: &[u8], width: usize, day: Option<u64>) -> Result<Vec<u8>, Error> {
+        let entry = root_entry(old, width)?;
+        Ok(set_root_hash(old, &entry, "$6$s$h", day))
     }
 
     #[test]
     fn only_root_line_changes() {
         let old = b"root:!:18000:0:99999:7:::\nbin:*:18000:0:99999:7:::\nroot2:x:1::::::\n";
-        let got = set_root_hash(old, "$6$s$h", Some(20000)).unwrap();
+        let got = set(old, 9, Some(20000)).unwrap();
         assert_eq!(
             got,
             b"root:$6$s$h:20000:0:99999:7:::\nbin:*:18000:0:99999:7:::\nroot2:x:1::::::\n"
         );
-        assert!(set_root_hash(b"bin:*:1::::::\n", "$6$s$h", Some(1)).is_none());
         // A clock before 1970-01-02 keeps the old day rather than forcing a password change.
-        let got = set_root_hash(old, "$6$s$h", Some(0)).unwrap();
+        let got = set(old, 9, Some(0)).unwrap();
         assert!(got.starts_with(b"root:$6$s$h:18000:0:"), "{got:?}");
         let bsd = b"# $FreeBSD$\nroot:$1$x$y:0:0::0:0:Charlie &:/root:/bin/sh\n";
-        let got = set_root_hash(bsd, "$6$s$h", None).unwrap();
+        let got = set(bsd, 10, None).unwrap();
         assert_eq!(
             got,
             b"# $FreeBSD$\nroot:$6$s$h:0:0::0:0:Charlie &:/root:/bin/sh\n"
@@ -238,6 +303,41 @@ mod tests {
             masked,
             "root:(not shown):1::\nu:(not shown):1\nv:!!:1\nw:x:1\nz::1\n"
         );
+    }
+
+    /// The agent wrote a newline after root's line where the file had none, and took a root line
+    /// of any shape (padding it to three fields, or the first of two): it keeps every other byte
+    /// now and refuses, naming the line, what `image prepare --lock-root-password` refuses.
+    #[test]
+    fn regression_a_missing_final_newline_is_kept_and_a_malformed_root_line_refused() {
+        assert_eq!(
+            set(b"bin:*:1::::::\nroot:*:1::::::", 9, Some(5)).unwrap(),
+            b"bin:*:1::::::\nroot:$6$s$h:5::::::"
+        );
+        for (text, says) in [
+            (
+                &b"bin:*:1::::::\nroot:$6$a$b\n"[..],
+                "line 2: root's entry has 2 colon-separated fields, not the 9",
+            ),
+            (
+                b"root:$6$a$b:1:::::::\n",
+                "line 1: root's entry has 10 colon-separated fields",
+            ),
+            (
+                b"root:*:1::::::\nroot:*:2::::::\n",
+                "lines 1 and 2 both are root's",
+            ),
+            (
+                b"bin:*:1::::::\r\nroot:*:1::::::\n",
+                "line 1 holds a carriage return",
+            ),
+            (b"bin:*:1::::::\n", "has no root line"),
+        ] {
+            let e = set(text, 9, Some(5)).unwrap_err();
+            assert!(e.message.contains(says), "{}", e.message);
+        }
+        assert_eq!(root_hash(b"root:$6$a$b\n"), None);
+        assert_eq!(root_hash(b"x:y\nroot:$6$a$b:1::::::"), Some("$6$a$b"));
     }
 
     /// A shadow file of 100 000 users: each new line was looked up in the whole old text, a
