@@ -305,6 +305,22 @@ impl System {
 /// Where systemd keeps the administrator's units and enablement links.
 const SYSTEMD_ETC: &str = "/etc/systemd/system";
 
+/// Where systemd loads system units from, in its order of precedence (systemd.unit(5)'s system
+/// search path, with `/lib/systemd/system` where /usr is not merged, as on Debian before 12): the
+/// one list for whoever asks where a unit's file is — the agent on the running system (whether a
+/// unit is an alias, `platform::activate`), the toolkit in an image (which unit makes host keys,
+/// `image::keygen`; the `/run` ones are empty there).
+pub const UNIT_DIRS: [&str; 8] = [
+    "/run/systemd/generator.early",
+    SYSTEMD_ETC,
+    "/run/systemd/system",
+    "/run/systemd/generator",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+    "/run/systemd/generator.late",
+];
+
 /// The sysvinit runlevel directories whose start links run at boot: single-user (S) and the multi-user
 /// runlevels 2 to 5, in Debian's place and Red Hat's.
 const RC_DIRS: [&str; 10] = [

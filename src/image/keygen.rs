@@ -16,7 +16,7 @@
 //! levels deep: the target, its template instances), any enabled unit, or an init script a
 //! runlevel starts, whose commands run a key maker; or cloud-init enabled with its ssh module.
 
-use crate::system::{self, System};
+use crate::system::{self, System, UNIT_DIRS};
 
 /// What a line runs when it makes host keys: ssh-keygen itself, RHEL's and openSUSE's wrappers,
 /// and Debian's way of rerunning openssh-server's postinst.
@@ -25,13 +25,6 @@ const MAKERS: [&str; 4] = [
     "sshd-keygen",
     "sshd-gen-keys-start",
     "dpkg-reconfigure openssh-server",
-];
-
-/// Where systemd finds units, the administrator's first.
-const UNIT_DIRS: [&str; 3] = [
-    "/etc/systemd/system",
-    "/usr/lib/systemd/system",
-    "/lib/systemd/system",
 ];
 
 /// sshd's units (Debian's `ssh.service` aliased `sshd.service`) and init scripts.
@@ -236,6 +229,28 @@ mod tests {
              (/usr/lib/systemd/system/sshd-keygen@.service) runs \
              ExecStart=/usr/libexec/openssh/sshd-keygen %i"
         );
+    }
+
+    /// The unit directories were a list of three here and one of eight for the agent: a key maker
+    /// in /usr/local/lib/systemd/system (where a locally built OpenSSH installs its units), which
+    /// systemd loads, was not found, and prepare warned that sshd would not start.
+    #[test]
+    fn regression_a_unit_in_usr_local_is_found_as_systemd_finds_it() {
+        let sshd = (
+            "usr/local/lib/systemd/system/sshd.service",
+            "[Service]\nExecStartPre=/usr/local/bin/ssh-keygen -A\nExecStart=/usr/local/sbin/sshd -D\n",
+        );
+        let how = found(&[sshd], &[]).unwrap();
+        assert!(
+            how.contains("/usr/local/lib/systemd/system/sshd.service"),
+            "{how}"
+        );
+        // The administrator's copy in /etc wins over it, as in systemd.
+        let overridden = (
+            "etc/systemd/system/sshd.service",
+            "[Service]\nExecStart=/usr/local/sbin/sshd -D\n",
+        );
+        assert_eq!(found(&[sshd, overridden], &[]), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use rustix::time::Timespec;
 use super::Previous;
 use crate::plan::{LiveAction, Run, StackState};
 use crate::render::Service;
+use crate::system::UNIT_DIRS;
 
 /// The longest a stack's tool may take (NetworkManager's `connection up` waits for the link): a
 /// hung tool must not hang the boot.
@@ -124,17 +125,7 @@ fn never_started(run: &Path, unit: &str) -> bool {
 /// True when a unit file of that name, in a directory systemd loads units from, is a link to a
 /// file of another name (an alias, or /dev/null for a masked unit).
 fn aliased(unit: &str) -> bool {
-    const DIRS: [&str; 8] = [
-        "/etc/systemd/system",
-        "/run/systemd/system",
-        "/run/systemd/generator",
-        "/run/systemd/generator.early",
-        "/run/systemd/generator.late",
-        "/usr/local/lib/systemd/system",
-        "/usr/lib/systemd/system",
-        "/lib/systemd/system",
-    ];
-    DIRS.iter().any(|dir| {
+    UNIT_DIRS.iter().any(|dir| {
         std::fs::read_link(Path::new(dir).join(unit))
             .is_ok_and(|target| target.file_name() != Some(std::ffi::OsStr::new(unit)))
     })
