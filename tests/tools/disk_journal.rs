@@ -39,7 +39,7 @@ fn block_size(fs_file: &Path) -> usize {
 /// A filesystem of `mkfs_args` holding `etc/os-release` and `etc/old` (`old`), then the same
 /// filesystem after `change` (debugfs commands run on a copy): (before, after, the blocks that
 /// differ).
-fn before_and_after(
+pub(crate) fn before_and_after(
     dir: &Path,
     name: &str,
     mkfs_args: &[&str],
@@ -70,7 +70,7 @@ fn before_and_after(
 
 /// Journals blocks `blocks` of `after` into `before` as one transaction (`jo -c`: csum v3 when
 /// `csum`), then `extra` debugfs journal commands; the journal is left needing recovery.
-fn journal_into(before: &Path, after: &Path, blocks: &[u64], csum: bool, extra: &str) {
+pub(crate) fn journal_into(before: &Path, after: &Path, blocks: &[u64], csum: bool, extra: &str) {
     let bs = block_size(before);
     let b = fs::read(after).unwrap();
     let data: Vec<u8> = blocks
@@ -92,7 +92,7 @@ fn journal_into(before: &Path, after: &Path, blocks: &[u64], csum: bool, extra: 
 }
 
 /// What `e2fsck -fy` makes of a copy of `fs_file`: the journal replayed into it for real.
-fn recovered_by_e2fsck(fs_file: &Path) -> PathBuf {
+pub(crate) fn recovered_by_e2fsck(fs_file: &Path) -> PathBuf {
     let copy = fs_file.with_extension("e2fsck");
     fs::copy(fs_file, &copy).unwrap();
     let out = Command::new("e2fsck").arg("-fy").arg(&copy).output().unwrap();
@@ -101,11 +101,11 @@ fn recovered_by_e2fsck(fs_file: &Path) -> PathBuf {
     copy
 }
 
-fn volume(fs_file: &Path) -> Volume<Vec<u8>> {
+pub(crate) fn volume(fs_file: &Path) -> Volume<Vec<u8>> {
     Volume::open(fs::read(fs_file).unwrap(), 0).unwrap()
 }
 
-fn have() -> bool {
+pub(crate) fn have() -> bool {
     have_tools(
         "ext journal replay",
         &["mkfs.ext4", "debugfs", "e2fsck", "truncate"],
@@ -191,20 +191,20 @@ fn a_file_written_only_in_the_journal_reads_as_e2fsck_recovers_it() {
 }
 
 /// Where the journal's block `n` lies in `fs_file`, in bytes.
-fn journal_byte(fs_file: &Path, n: u64) -> usize {
+pub(crate) fn journal_byte(fs_file: &Path, n: u64) -> usize {
     let out = debugfs(fs_file, &format!("bmap <8> {n}\n"));
     let block: usize = out.lines().last().unwrap().trim().parse().unwrap();
     block * block_size(fs_file)
 }
 
 /// The filesystem block holding `path`'s first byte.
-fn data_block(fs_file: &Path, path: &str) -> u64 {
+pub(crate) fn data_block(fs_file: &Path, path: &str) -> u64 {
     let out = debugfs(fs_file, &format!("bmap {path} 0\n"));
     out.lines().last().unwrap().trim().parse().unwrap()
 }
 
 /// [`before_and_after`] writing `etc/new` ("journaled\n" 200 times).
-fn with_new_file(dir: &Path, name: &str, mkfs_args: &[&str]) -> (PathBuf, PathBuf, Vec<u64>) {
+pub(crate) fn with_new_file(dir: &Path, name: &str, mkfs_args: &[&str]) -> (PathBuf, PathBuf, Vec<u64>) {
     let new = dir.join(format!("{name}-new"));
     fs::write(&new, "journaled\n".repeat(200)).unwrap();
     before_and_after(

@@ -10,6 +10,7 @@ mod common;
 mod cli_docs;
 mod diff;
 mod disk;
+mod disk_ext_old;
 mod disk_files;
 mod disk_journal;
 mod disk_xfs;

@@ -1,19 +1,25 @@
 //! ext4's `metadata_csum`: the CRC-32C (the kernel's: no final inversion) each metadata structure
-//! carries, verified as the reader meets it — the superblock, a group descriptor (16 bits of it),
-//! an inode (its extra part included), an extent tree block, a directory leaf block (its tail
-//! entry) and an htree index block (its `dx_tail`). The seed is `s_checksum_seed` under
-//! `metadata_csum_seed`, else the CRC of the UUID; an inode's structures are seeded further with
-//! its number and generation. A failure is damage naming the structure and where it is: what the
-//! kernel would refuse to read (EFSBADCRC) is not read here either.
+//! carries, verified as the reader meets it — the superblock, a group descriptor (16 bits of it)
+//! and the group's block and inode bitmaps (once per group, with its descriptor), an inode (its
+//! extra part included), an extent tree block, a directory leaf block (its tail entry) and an htree
+//! index block (its `dx_tail`). The seed is `s_checksum_seed` under `metadata_csum_seed`, else the
+//! CRC of the UUID; an inode's structures are seeded further with its number and generation.
+//! Without `metadata_csum`, the older `gdt_csum` (`uninit_bg`): a CRC-16 of the UUID, the group's
+//! number and its descriptor. A failure is damage naming the structure, where it is and which
+//! checksum: what the kernel would refuse to read (EFSBADCRC) is not read here either.
 
 use std::io;
 
 use super::rec_len;
-use crate::disk::crc::crc32c_raw;
+use crate::disk::crc::{crc16, crc32c_raw};
 use crate::disk::tree::corrupt;
 use crate::disk::{le16, le32};
 
+const RO_COMPAT_GDT_CSUM: u32 = 0x0010;
 const RO_COMPAT_METADATA_CSUM: u32 = 0x0400;
+/// `bg_flags`: the group's inode or block bitmap was never written (the kernel makes it in memory).
+const BG_INODE_UNINIT: u16 = 0x1;
+const BG_BLOCK_UNINIT: u16 = 0x2;
 const INCOMPAT_CSUM_SEED: u32 = 0x2000;
 /// The directory-entry type byte of a leaf block's checksum tail.
 const TAIL_TYPE: u8 = 0xDE;
@@ -43,9 +49,78 @@ fn crc(seed: u32, parts: &[Result<&[u8], usize>]) -> u32 {
 }
 
 fn fails(what: &str, stored: u32, counted: u32) -> io::Error {
+    fails_as("metadata_csum", what, stored, counted)
+}
+
+fn fails_as(sum: &str, what: &str, stored: u32, counted: u32) -> io::Error {
     corrupt(format!(
-        "ext: {what}: checksum fails (metadata_csum: {stored:#x} stored, {counted:#x} counted)"
+        "ext: {what}: checksum fails ({sum}: {stored:#x} stored, {counted:#x} counted)"
     ))
+}
+
+/// The UUID that seeds `gdt_csum`'s descriptor checksums, when that is the filesystem's
+/// descriptor checksum (`gdt_csum` without `metadata_csum`, which supersedes it).
+pub(super) fn gdt_uuid(sb: &[u8]) -> Option<[u8; 16]> {
+    let ro = le32(sb, 0x64);
+    (ro & RO_COMPAT_GDT_CSUM != 0 && ro & RO_COMPAT_METADATA_CSUM == 0)
+        .then(|| sb[0x68..0x78].try_into().expect("16 bytes"))
+}
+
+/// Group `g`'s descriptor `desc` under `gdt_csum`: the kernel's `crc16` from !0 over the UUID,
+/// the group's number, the descriptor without its checksum at 0x1E.
+pub(super) fn gdt_descriptor(uuid: &[u8; 16], g: u64, desc: &[u8]) -> io::Result<()> {
+    let c = crc16(!0, uuid);
+    let c = crc16(c, &(g as u32).to_le_bytes());
+    let c = crc16(c, &desc[..0x1E]);
+    let counted = u32::from(crc16(c, &desc[0x20..]));
+    let stored = u32::from(le16(desc, 0x1E));
+    if stored != counted {
+        return Err(fails_as(
+            "gdt_csum",
+            &format!("group {g}'s descriptor"),
+            stored,
+            counted,
+        ));
+    }
+    Ok(())
+}
+
+/// Whether group `g`'s descriptor `desc` says its inode (`inodes`) or block bitmap was ever
+/// written: an uninitialised one has no checksum to verify.
+pub(super) fn bitmap_written(desc: &[u8], inodes: bool) -> bool {
+    let uninit = if inodes { BG_INODE_UNINIT } else { BG_BLOCK_UNINIT };
+    le16(desc, 0x12) & uninit == 0
+}
+
+/// Group `g`'s inode (`inodes`) or block bitmap, at block `block`, its bits (one per inode or
+/// block of the group) `bits`, against its checksum in the descriptor `desc`: 16 bits at 0x1A
+/// (inodes) or 0x18 (blocks), 16 more at 0x3A or 0x38 in a 64-byte descriptor.
+pub(super) fn bitmap(
+    seed: u32,
+    g: u64,
+    desc: &[u8],
+    inodes: bool,
+    block: u64,
+    bits: &[u8],
+) -> io::Result<()> {
+    let (lo, hi, kind) = match inodes {
+        true => (0x1A, 0x3A, "inode"),
+        false => (0x18, 0x38, "block"),
+    };
+    let counted = crc32c_raw(seed, bits);
+    let (stored, counted) = if desc.len() >= 0x3C {
+        (
+            u32::from(le16(desc, lo)) | u32::from(le16(desc, hi)) << 16,
+            counted,
+        )
+    } else {
+        (u32::from(le16(desc, lo)), counted & 0xFFFF)
+    };
+    if stored != counted {
+        let what = format!("group {g}'s {kind} bitmap (block {block})");
+        return Err(fails(&what, stored, counted));
+    }
+    Ok(())
 }
 
 /// The superblock `sb` (1024 bytes), its checksum at 0x3FC.

@@ -1,7 +1,7 @@
 //! An ext2/3/4 filesystem opened for reading: the geometry from the superblock (checked before
 //! anything is computed from it), group descriptors (32 or 64 bytes, also under `meta_bg`) and
-//! inodes, their `metadata_csum` checksums verified (`csum`): nothing here is trusted, every number
-//! is bounded where used.
+//! inodes, their `metadata_csum` or `gdt_csum` checksums verified (`csum`; a group's bitmaps with
+//! its descriptor, once): nothing here is trusted, every number is bounded where used.
 
 use std::io;
 
@@ -28,6 +28,8 @@ pub struct Ext<R> {
     pub(super) blocks: u64,
     first_data_block: u64,
     blocks_per_group: u64,
+    /// Bits of a group's block bitmap (`s_clusters_per_group`: its blocks without `bigalloc`).
+    clusters_per_group: u64,
     inodes_per_group: u64,
     inodes: u64,
     inode_size: u64,
@@ -45,6 +47,13 @@ pub struct Ext<R> {
     pub(super) recovery: Option<crate::disk::Recovery>,
     /// The seed of its checksums under `metadata_csum`, which are then verified (`csum`).
     pub(super) csum: Option<u32>,
+    /// The UUID seeding its descriptors' checksums under `gdt_csum` without `metadata_csum`.
+    gdt_csum: Option<[u8; 16]>,
+    /// The groups whose bitmaps passed their `metadata_csum` checks (each is read once).
+    bitmaps_checked: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// Off while a journal that needs recovery is found: before the replay a bitmap and the
+    /// descriptor holding its checksum may be of two transactions (one checkpointed, one not).
+    pub(super) verify_bitmaps: bool,
 }
 
 /// An inode as read: what the readers need of it.
@@ -120,6 +129,7 @@ impl<R: ReadAt> Ext<R> {
             blocks,
             first_data_block: u64::from(le32(sb, 0x14)),
             blocks_per_group: u64::from(le32(sb, 0x20)),
+            clusters_per_group: u64::from(le32(sb, 0x24)),
             inodes_per_group: u64::from(le32(sb, 0x28)),
             inodes: u64::from(le32(sb, 0x00)),
             inode_size,
@@ -134,6 +144,9 @@ impl<R: ReadAt> Ext<R> {
             replay: Default::default(),
             recovery: None,
             csum: csum::seed(sb),
+            gdt_csum: csum::gdt_uuid(sb),
+            bitmaps_checked: Default::default(),
+            verify_bitmaps: true,
         };
         if fs.csum.is_some() {
             csum::superblock(sb)?;
@@ -146,6 +159,12 @@ impl<R: ReadAt> Ext<R> {
         let bad = |what: String| Err(corrupt(format!("ext superblock: {what}")));
         if self.blocks_per_group == 0 || self.blocks_per_group > 8 * self.block_size {
             return bad(format!("{} blocks per group", self.blocks_per_group));
+        }
+        // A group's block bitmap is one block.
+        if self.csum.is_some()
+            && (self.clusters_per_group == 0 || self.clusters_per_group > 8 * self.block_size)
+        {
+            return bad(format!("{} clusters per group", self.clusters_per_group));
         }
         if self.inodes_per_group == 0 || self.inodes_per_group > 8 * self.block_size {
             return bad(format!("{} inodes per group", self.inodes_per_group));
@@ -256,6 +275,11 @@ impl<R: ReadAt> Ext<R> {
         }
         if let Some(seed) = self.csum {
             csum::descriptor(seed, g, &desc)?;
+            if self.verify_bitmaps {
+                self.bitmaps(seed, g, &desc)?;
+            }
+        } else if let Some(uuid) = &self.gdt_csum {
+            csum::gdt_descriptor(uuid, g, &desc)?;
         }
         let mut table = u64::from(le32(&desc, 0x08));
         if self.incompat & INCOMPAT_64BIT != 0 && desc.len() >= 64 {
@@ -316,6 +340,32 @@ impl<R: ReadAt> Ext<R> {
             xattrs,
             seed: self.csum.map(|s| csum::inode_seed(s, number, &raw)),
         })
+    }
+
+    /// Group `g`'s block and inode bitmaps (`desc` its descriptor, checked) against their
+    /// `metadata_csum` checksums, the first time the group is met. The reader needs no bitmap, but
+    /// one that fails is a damaged filesystem as the kernel sees it (it refuses to allocate in that
+    /// group, e2fsck repairs it), so checking what the reader meets says so, as for the rest.
+    fn bitmaps(&self, seed: u32, g: u64, desc: &[u8]) -> io::Result<()> {
+        let lock = || self.bitmaps_checked.lock().unwrap_or_else(|p| p.into_inner());
+        if lock().contains(&g) {
+            return Ok(());
+        }
+        let wide = self.incompat & INCOMPAT_64BIT != 0 && desc.len() >= 64;
+        for (inodes, lo, hi, bits) in [
+            (false, 0x00, 0x20, self.clusters_per_group),
+            (true, 0x04, 0x24, self.inodes_per_group),
+        ] {
+            if !csum::bitmap_written(desc, inodes) {
+                continue;
+            }
+            let block = u64::from(le32(desc, lo)) | if wide { u64::from(le32(desc, hi)) << 32 } else { 0 };
+            let mut buf = vec![0u8; (bits / 8) as usize];
+            self.read_blocks(block, &mut buf)?;
+            csum::bitmap(seed, g, desc, inodes, block, &buf)?;
+        }
+        lock().insert(g);
+        Ok(())
     }
 
     /// The inode's inline data beyond `i_block`: the in-body extended attribute `system.data`.

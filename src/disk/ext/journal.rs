@@ -8,8 +8,11 @@
 //!
 //! The checksums of `csum_v2`/`csum_v3` journals are verified: the superblock's, each descriptor's,
 //! revoke's and commit's as the scan meets them, and a data block's when a read first takes it
-//! (`Replay::restore`), so only what is read is paid for. The old `checksum` (v1, CRC-32 of whole
-//! transactions) is not verified: the kernel writes v3 for `journal_checksum` since Linux 3.18.
+//! (`Replay::restore`), so only what is read is paid for. The old `checksum` feature (v1: the
+//! kernel's `crc32_be` over each descriptor block and the blocks it tags, in the commit block;
+//! what `journal_checksum` writes on a filesystem without `metadata_csum`) is verified as the
+//! kernel's scan does it, reading the tagged blocks then: a commit that fails it ends the log
+//! before its transaction, as a failed v2/v3 commit does.
 //! Fast commits (ext4's `fast_commit`) are not replayed: such a journal needing them is refused.
 //!
 //! Nothing here is trusted: the scan visits each log block at most once (a log running longer
@@ -19,7 +22,7 @@
 use std::collections::HashMap;
 use std::io;
 
-use crate::disk::crc::crc32c_raw;
+use crate::disk::crc::{crc32_be, crc32c_raw};
 use crate::disk::format::{be16, be32, be64};
 use crate::disk::tree::corrupt;
 
@@ -29,6 +32,12 @@ const COMMIT: u32 = 2;
 const SUPERBLOCK_V1: u32 = 3;
 const SUPERBLOCK_V2: u32 = 4;
 const REVOKE: u32 = 5;
+
+/// `s_feature_compat`: v1 checksums, one per transaction in its commit block.
+const COMPAT_CHECKSUM: u32 = 0x01;
+/// A v1 commit block's `h_chksum_type` and `h_chksum_size` for its CRC-32.
+const CRC32_CHKSUM: u8 = 1;
+const CRC32_CHKSUM_SIZE: u8 = 4;
 
 const INCOMPAT_64BIT: u32 = 0x02;
 const INCOMPAT_CSUM_V2: u32 = 0x08;
@@ -93,6 +102,8 @@ struct Super {
     start: u32,
     incompat: u32,
     csum: Option<(u32, bool)>,
+    /// Transactions carry v1 checksums (`COMPAT_CHECKSUM`).
+    v1: bool,
 }
 
 fn bad(what: String) -> io::Error {
@@ -135,6 +146,9 @@ pub(crate) fn replay(
     let mut committed: Vec<(u32, Transaction)> = Vec::new();
     let mut now = Transaction::default();
     let mut last_commit_time = 0u64;
+    // The v1 checksum of the transaction being read, and a buffer for the blocks it covers.
+    let mut v1_sum = !0u32;
+    let mut copy = vec![0u8; if sb.v1 { block_size } else { 0 }];
     // Moves to the log's next block; a log longer than the journal is one made to loop.
     let mut step = |pos: &mut u32| {
         visited += 1;
@@ -168,6 +182,7 @@ pub(crate) fn replay(
                 if sum_fails(&buf, block_size - 4) {
                     now.bad = Some(format!("descriptor block {at}"));
                 }
+                let first = now.tags.len();
                 let mut t = 12;
                 while t + tag_bytes <= block_size - tail {
                     let mut fs_block = u64::from(be32(&buf, t));
@@ -185,6 +200,13 @@ pub(crate) fn replay(
                     t += tag_bytes + if flags & TAG_SAME_UUID == 0 { 16 } else { 0 };
                     if flags & TAG_LAST != 0 {
                         break;
+                    }
+                }
+                if sb.v1 {
+                    v1_sum = crc32_be(v1_sum, &buf);
+                    for &(_, block, _, _) in &now.tags[first..] {
+                        read(block, &mut copy)?;
+                        v1_sum = crc32_be(v1_sum, &copy);
                     }
                 }
             }
@@ -220,7 +242,7 @@ pub(crate) fn replay(
                         "transaction {seq}: the checksum of its {what} fails"
                     )));
                 }
-                if sum_fails(&buf, 0x10) {
+                if sum_fails(&buf, 0x10) || (sb.v1 && !v1_holds(&buf, v1_sum)) {
                     if !stale {
                         out.notes.push(format!(
                             "transaction {seq}'s commit block {at} fails its checksum: the log ends before it, \
@@ -230,6 +252,7 @@ pub(crate) fn replay(
                     break;
                 }
                 last_commit_time = time;
+                v1_sum = !0;
                 committed.push((seq, std::mem::take(&mut now)));
                 seq = seq.wrapping_add(1);
             }
@@ -329,6 +352,11 @@ fn superblock(b: &[u8], blocks: u32) -> io::Result<Super> {
     } else {
         None
     };
+    let v1 = kind == SUPERBLOCK_V2 && be32(b, 0x24) & COMPAT_CHECKSUM != 0;
+    if v1 && csum.is_some() {
+        // The kernel refuses to load such a journal.
+        return Err(bad("checksums v1 and v2/v3 at once".into()));
+    }
     let mut last = maxlen;
     if incompat & INCOMPAT_FAST_COMMIT != 0 {
         let fc = match be32(b, 0x54) {
@@ -353,7 +381,15 @@ fn superblock(b: &[u8], blocks: u32) -> io::Result<Super> {
         start,
         incompat,
         csum,
+        v1,
     })
+}
+
+/// Whether the commit block `b` holds `sum`, its transaction's v1 checksum, as the kernel's scan
+/// asks: the CRC-32 with its type and size, or no checksum at all (type, size and value zero).
+fn v1_holds(b: &[u8], sum: u32) -> bool {
+    let (kind, size, stored) = (b[0x0C], b[0x0D], be32(b, 0x10));
+    (kind, size, stored) == (CRC32_CHKSUM, CRC32_CHKSUM_SIZE, sum) || (kind, size, stored) == (0, 0, 0)
 }
 
 /// Bytes of one descriptor tag (before its UUID): 16 under csum v3; else 8, with 4 more for the

@@ -26,6 +26,7 @@ impl<R: ReadAt> Ext<R> {
             self.recovery = Some(Recovery::External(Log::ExtJournal));
             return Ok(self);
         }
+        self.verify_bitmaps = false;
         let inode = self.inode(inum).map_err(|e| in_journal(inum, e))?;
         let blocks = inode.size / self.block_size;
         let blocks = u32::try_from(blocks)
