@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod ext_fast_commit;
 mod faults;
 mod harness_selftest;
 mod image_lvm;

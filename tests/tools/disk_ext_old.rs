@@ -1,9 +1,10 @@
 //! The ext reader's older checksums and journals, on filesystems the real tools made: `gdt_csum`
 //! (`mkfs.ext4 -O ^metadata_csum,uninit_bg`: a CRC-16 in each group descriptor), the block and
 //! inode bitmaps' checksums under `metadata_csum`, a jbd2 journal with v1 checksums (`debugfs`'s
-//! `jo -c` on a filesystem without `metadata_csum`, as the kernel's `journal_checksum` writes one).
-//! Each checksum broken by one byte in a copy is damage naming the structure and the checksum,
-//! and `e2fsck -fn` finds the same copy damaged; untouched, all reads. No root needed.
+//! `jo -c` on a filesystem without `metadata_csum`, as the kernel's `journal_checksum` writes one),
+//! and a `fast_commit` journal. Each checksum broken by one byte in a copy is damage naming the
+//! structure and the checksum, and `e2fsck -fn` finds the same copy damaged; untouched, all reads.
+//! No root needed.
 
 use std::fs;
 use std::path::Path;
@@ -11,7 +12,8 @@ use std::process::Command;
 
 use crate::common::real::run;
 use crate::disk_journal::{
-    data_block, have, journal_byte, journal_into, recovered_by_e2fsck, volume, with_new_file,
+    before_and_after, data_block, have, journal_byte, journal_into, recovered_by_e2fsck, volume,
+    with_new_file,
 };
 use osconf::disk::Volume;
 use osconf::disk::ext::Recovery;
@@ -157,5 +159,89 @@ fn a_journal_with_v1_checksums_is_verified_as_e2fsck_does() {
         volume(&broken).read_file("etc/new").unwrap(),
         None,
         "e2fsck replayed it"
+    );
+}
+
+/// A `fast_commit` journal (refused before) has its full commits replayed; when its fast-commit
+/// area opens with the head of the next transaction, the replay says those fast commits are not
+/// in the view and what to run — a warning in `image check`, which passes. `mkfs.ext4 -O
+/// fast_commit` reserves the journal's fast-commit blocks; the journal's own `fast_commit` feature
+/// is set here as the kernel sets it when it mounts the filesystem (without journal checksums, so
+/// that the superblock needs no new one; `tests/root/ext_fast_commit.rs` has the kernel write it).
+#[test]
+fn a_fast_commit_journal_replays_its_full_commits_and_says_what_it_leaves() {
+    if !have() || !crate::common::real::have_tools("fast_commit image", &["sfdisk", "dd"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (before, after, changed) = before_and_after(
+        dir.path(),
+        "fc",
+        &["-t", "ext4", "-O", "fast_commit,^metadata_csum"],
+        "mkdir aliyun_custom_image\n",
+    );
+    journal_into(&before, &after, &changed, false, "");
+    let sb = journal_byte(&before, 0);
+    let mut image = fs::read(&before).unwrap();
+    image[sb + 0x2B] |= 0x20;
+    fs::write(&before, &image).unwrap();
+    let be32 = |at: usize| u32::from_be_bytes(image[at..at + 4].try_into().unwrap());
+    let v = volume(&before);
+    assert_eq!(
+        v.recovery(),
+        Some(&Recovery::Replayed {
+            transactions: 1,
+            blocks: changed.len(),
+            notes: vec![]
+        })
+    );
+    assert!(v.metadata("aliyun_custom_image").unwrap().is_some());
+
+    // The fast-commit area's first block (the kernel's j_fc_first: one after the log's end) made
+    // to open transaction s_sequence + 1, the one after the full commit.
+    let num_fc = match be32(sb + 0x54) {
+        0 => 256,
+        n => n,
+    };
+    let fc_first = u64::from(be32(sb + 0x10) - num_fc + 1);
+    let next = be32(sb + 0x18) + 1;
+    let at = journal_byte(&before, fc_first);
+    let mut img = image.clone();
+    img[at..at + 12].copy_from_slice(&[[9u8, 0, 8, 0], [0; 4], next.to_le_bytes()].concat());
+    fs::write(&before, &img).unwrap();
+    let v = volume(&before);
+    let notes = replayed(&v, 1);
+    let says = format!("the fast commits of transaction {next} after them are not replayed");
+    assert!(
+        notes.len() == 1
+            && notes[0].contains(&says)
+            && notes[0].contains("e2fsck -fy")
+            && notes[0].contains("mounting it once"),
+        "{notes:?}"
+    );
+
+    // In an image, partition 1: check warns and passes.
+    let place = format!("cp {} \"$0\"", before.display());
+    let mkfs: &[&str] = &["sh", "-c", &place];
+    let (disk, _) = crate::common::images::build(
+        dir.path(),
+        "fc",
+        "gpt",
+        &[crate::common::images::Part::new(16, mkfs, None)],
+    );
+    let out = crate::image_write::osconf(&[
+        "image".as_ref(),
+        "check".as_ref(),
+        "--json".as_ref(),
+        disk.as_os_str(),
+    ]);
+    let checks = crate::common::images::checks_of(&out.stdout);
+    let journal = checks.iter().find(|c| c.0 == "journal").unwrap();
+    assert_eq!(journal.1, "warn", "{journal:?}");
+    assert!(journal.2.contains(&says), "{journal:?}");
+    assert_eq!(
+        checks.iter().find(|c| c.0 == "custom-dir").unwrap().1,
+        "pass",
+        "{checks:?}"
     );
 }
