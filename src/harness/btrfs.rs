@@ -1,14 +1,15 @@
 //! The Btrfs reader's fuzz entry point and its seeds, made in code: a fuzz input is a filesystem
 //! from its superblock on (the 64 KiB before it are zeros, so a whole filesystem fits the fuzzer's
-//! 64 KiB inputs), whose superblock and tree-block checksums are made right before it is read, so
-//! that the fuzzer's changes reach the chunk map, the nodes and the items. [`seed`] builds a small
-//! real Btrfs (one mixed chunk of 4 KiB nodes: chunk tree, root tree with the `default` entry, an FS
-//! tree holding a directory, inline and regular files and a link, the checksum tree of the regular
-//! file's data); [`hostile_seeds`] the damage of issue 17's rules: a chunk mapped past the device, a
-//! node whose child is itself, an item whose data lies outside its leaf, a data sector that fails
-//! its checksum.
+//! 64 KiB inputs), whose superblock and tree-block checksums are made right before it is read —
+//! with the checksum its superblock names (CRC-32C, xxhash64 or SHA-256), so that the fuzzer's
+//! changes reach the chunk map, the nodes and the items whatever the filesystem's checksum. [`seeds`]
+//! builds a small real Btrfs with each checksum (one mixed chunk of 4 KiB nodes: chunk tree, root
+//! tree with the `default` entry, an FS tree holding a directory, inline and regular files and a
+//! link, the checksum tree of the regular file's data); [`hostile_seeds`] the damage of issue 17's
+//! rules: a chunk mapped past the device, a node whose child is itself, an item whose data lies
+//! outside its leaf, a data sector that fails its checksum.
 
-use crate::disk::btrfs::{MAGIC, SUPERBLOCK_AT, crc32c, name_hash};
+use crate::disk::btrfs::{MAGIC, SUPERBLOCK_AT, Sum, name_hash};
 
 /// What the seed's fault is: none, or one of issue 17's kinds of damage.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -52,14 +53,18 @@ pub fn device(data: &[u8]) -> Vec<u8> {
     if d.len() < sb + 4096 || &d[sb + 0x40..sb + 0x48] != MAGIC {
         return d;
     }
+    // A type the reader refuses (BLAKE2b, undefined) is left for it to refuse.
+    let Ok(sum) = Sum::of_type(u16::from_le_bytes([d[sb + 0xc4], d[sb + 0xc5]])) else {
+        return d;
+    };
     let fsid: [u8; 16] = d[sb + 0x20..sb + 0x30].try_into().expect("16 bytes");
     let node = u32::from_le_bytes(d[sb + 0x94..sb + 0x98].try_into().expect("4 bytes")) as usize;
-    checksum(&mut d[sb..sb + 4096]);
+    checksum(&mut d[sb..sb + 4096], sum);
     if (NODE..=65536).contains(&node) {
         let mut at = sb + 4096;
         while at + node <= d.len() {
             if d[at + 0x20..at + 0x30] == fsid {
-                checksum(&mut d[at..at + node]);
+                checksum(&mut d[at..at + node], sum);
             }
             at += NODE;
         }
@@ -67,10 +72,11 @@ pub fn device(data: &[u8]) -> Vec<u8> {
     d
 }
 
-/// Writes the CRC-32C of a superblock or tree block's bytes after its checksum field into it.
-pub fn checksum(block: &mut [u8]) {
-    let crc = crc32c(&block[0x20..]);
-    block[..4].copy_from_slice(&crc.to_le_bytes());
+/// Writes the checksum `sum` of a superblock or tree block's bytes after its checksum field into
+/// it.
+pub fn checksum(block: &mut [u8], sum: Sum) {
+    let c = sum.of(&block[0x20..]);
+    block[..c.len()].copy_from_slice(&c);
 }
 
 /// A key's 17 bytes.
@@ -85,7 +91,7 @@ fn addr(n: u64) -> u64 {
 
 /// A tree block at node `n` owned by tree `owner`: a leaf of `items` (key, data), sorted here, or
 /// at `level` > 0 the key pointers `items` (key, child address).
-fn node(n: u64, owner: u64, level: u8, mut items: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<u8> {
+fn node(sum: Sum, n: u64, owner: u64, level: u8, mut items: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<u8> {
     let mut b = vec![0u8; NODE];
     b[0x20..0x30].copy_from_slice(&FSID);
     b[0x30..0x38].copy_from_slice(&addr(n).to_le_bytes());
@@ -118,7 +124,7 @@ fn node(n: u64, owner: u64, level: u8, mut items: Vec<(Vec<u8>, Vec<u8>)>) -> Ve
         b[p + 17..p + 21].copy_from_slice(&((end - 0x65) as u32).to_le_bytes());
         b[p + 21..p + 25].copy_from_slice(&(data.len() as u32).to_le_bytes());
     }
-    checksum(&mut b);
+    checksum(&mut b, sum);
     b
 }
 
@@ -204,10 +210,21 @@ pub fn big() -> Vec<u8> {
     (0..BIG).map(|i| (i % 251) as u8).collect()
 }
 
-/// A small Btrfs from its superblock on (the fuzz input form): `etc/os-release` inline
-/// (`ID=debian`), `etc/rel` a link to it, `big` a regular extent, the FS tree's root at `fs_level`
-/// (1: a node whose one child is itself), its leaf's items as given, the chunk at `physical`.
-fn build(physical: u64, fs_root: (u64, u8), fault: Fault) -> Vec<u8> {
+/// Btrfs's `csum_type` of each checksum the reader computes.
+fn csum_type(sum: Sum) -> u16 {
+    match sum {
+        Sum::Crc32c => 0,
+        Sum::Xxhash64 => 1,
+        Sum::Sha256 => 2,
+    }
+}
+
+/// A small Btrfs from its superblock on (the fuzz input form) whose checksum is `sum`:
+/// `etc/os-release` inline (`ID=debian`), `etc/rel` a link to it, `big` a regular extent, the FS
+/// tree's root at `fs_level` (1: a node whose one child is itself), its leaf's items as given, the
+/// chunk at `physical`.
+fn build(sum: Sum, physical: u64, fs_root: (u64, u8), fault: Fault) -> Vec<u8> {
+    let tree = |n, owner, level, items| node(sum, n, owner, level, items);
     let mut sb = vec![0u8; 4096];
     sb[0x20..0x30].copy_from_slice(&FSID);
     sb[0x30..0x38].copy_from_slice(&SUPERBLOCK_AT.to_le_bytes());
@@ -226,13 +243,14 @@ fn build(physical: u64, fs_root: (u64, u8), fault: Fault) -> Vec<u8> {
     sb[0xc9..0xd1].copy_from_slice(&1u64.to_le_bytes());
     sb[0x12b..0x12f].copy_from_slice(b"seed");
     sb[0x32b..0x32b + sys.len()].copy_from_slice(&sys);
-    checksum(&mut sb);
+    sb[0xc4..0xc6].copy_from_slice(&csum_type(sum).to_le_bytes());
+    checksum(&mut sb, sum);
 
     let mut chunk = vec![0u8; CHUNK as usize];
     let mut put = |n: u64, b: &[u8]| chunk[n as usize * NODE..n as usize * NODE + b.len()].copy_from_slice(b);
     put(
         CHUNK_TREE,
-        &node(
+        &tree(
             CHUNK_TREE,
             3,
             0,
@@ -241,7 +259,7 @@ fn build(physical: u64, fs_root: (u64, u8), fault: Fault) -> Vec<u8> {
     );
     put(
         ROOT_TREE,
-        &node(
+        &tree(
             ROOT_TREE,
             1,
             0,
@@ -268,17 +286,17 @@ fn build(physical: u64, fs_root: (u64, u8), fault: Fault) -> Vec<u8> {
     ];
     items.extend(entries(256, &[(b"etc", 257, 2), (b"big", 260, 1)]));
     items.extend(entries(257, &[(b"os-release", 258, 1), (b"rel", 259, 7)]));
-    let mut leaf = node(FS_TREE, 5, 0, items);
+    let mut leaf = tree(FS_TREE, 5, 0, items);
     if fault == Fault::Item {
         leaf[0x65 + 17..0x65 + 21].copy_from_slice(&0xFFFF_FF00u32.to_le_bytes());
-        checksum(&mut leaf);
+        checksum(&mut leaf, sum);
     }
     put(FS_TREE, &leaf);
-    // The checksum tree: one item of the CRC-32C of each sector of the regular file's data.
-    let sums: Vec<u8> = big().chunks(NODE).flat_map(|s| crc32c(s).to_le_bytes()).collect();
+    // The checksum tree: one item of the checksum of each sector of the regular file's data.
+    let sums: Vec<u8> = big().chunks(NODE).flat_map(|s| sum.of(s)).collect();
     put(
         CSUM_TREE,
-        &node(CSUM_TREE, 7, 0, vec![(key(-10i64 as u64, 128, addr(DATA)), sums)]),
+        &tree(CSUM_TREE, 7, 0, vec![(key(-10i64 as u64, 128, addr(DATA)), sums)]),
     );
     let mut data = big();
     if fault == Fault::Data {
@@ -287,7 +305,7 @@ fn build(physical: u64, fs_root: (u64, u8), fault: Fault) -> Vec<u8> {
     put(DATA, &data);
     put(
         LOOP,
-        &node(
+        &tree(
             LOOP,
             5,
             1,
@@ -297,19 +315,28 @@ fn build(physical: u64, fs_root: (u64, u8), fault: Fault) -> Vec<u8> {
     [sb, chunk].concat()
 }
 
-/// The seed: a small Btrfs that reads right.
-pub fn seed() -> Vec<u8> {
-    build(PHYSICAL, (FS_TREE, 0), Fault::None)
+/// The seeds: a small Btrfs that reads right, by its file name in `fuzz/corpus/btrfs/`, one per
+/// checksum the reader computes.
+pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    [
+        ("seed", Sum::Crc32c),
+        ("xxhash64", Sum::Xxhash64),
+        ("sha256", Sum::Sha256),
+    ]
+    .into_iter()
+    .map(|(name, sum)| (name, build(sum, PHYSICAL, (FS_TREE, 0), Fault::None)))
+    .collect()
 }
 
 /// Damaged seeds: the chunk mapped past the end of the device, the FS tree's root a node whose one
 /// child is itself (a level loop), an item whose data lies outside its leaf, a data sector that
 /// does not match its checksum.
 pub fn hostile_seeds() -> Vec<Vec<u8>> {
+    let sum = Sum::Crc32c;
     vec![
-        build(1 << 40, (FS_TREE, 0), Fault::None),
-        build(PHYSICAL, (LOOP, 1), Fault::None),
-        build(PHYSICAL, (FS_TREE, 0), Fault::Item),
-        build(PHYSICAL, (FS_TREE, 0), Fault::Data),
+        build(sum, 1 << 40, (FS_TREE, 0), Fault::None),
+        build(sum, PHYSICAL, (LOOP, 1), Fault::None),
+        build(sum, PHYSICAL, (FS_TREE, 0), Fault::Item),
+        build(sum, PHYSICAL, (FS_TREE, 0), Fault::Data),
     ]
 }

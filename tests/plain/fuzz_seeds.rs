@@ -176,13 +176,45 @@ fn image_reader_seeds_hold_and_the_hostile_images_are_refused() {
         let read = osconf::disk::table::read(s.as_slice());
         assert_eq!(read.is_ok(), s == images::hostile("table", &ext)[1], "{read:?}");
     }
-    // The Btrfs seed is the one the harness builds, and reads right; each hostile one is damage.
+    // The Btrfs seeds (CRC-32C, xxhash64, SHA-256) are the ones the harness builds, and read
+    // right, the checksums verified; each hostile one is damage.
     use osconf::harness::btrfs;
-    assert_eq!(seeds("btrfs"), [btrfs::seed()], "fuzz/corpus/btrfs/seed is stale");
-    let dev = btrfs::device(&btrfs::seed());
-    let v = osconf::disk::Volume::open(dev.as_slice(), 0).unwrap();
-    assert_eq!(v.read_file("etc/rel").unwrap().unwrap(), b"ID=debian\n");
-    assert_eq!(v.read_file("big").unwrap().unwrap(), btrfs::big());
+    let built = btrfs::seeds();
+    for (name, seed) in &built {
+        let file = repo().join("fuzz/corpus/btrfs").join(name);
+        assert!(
+            fs::read(&file).ok().as_ref() == Some(seed),
+            "{} is stale",
+            file.display()
+        );
+        let dev = btrfs::device(seed);
+        assert_eq!(
+            &dev[0x10000..],
+            &seed[..],
+            "{name}: its checksums were right already"
+        );
+        let v = osconf::disk::Volume::open(dev.as_slice(), 0).unwrap();
+        assert_eq!(v.read_file("etc/rel").unwrap().unwrap(), b"ID=debian\n");
+        assert_eq!(v.read_file("big").unwrap().unwrap(), btrfs::big(), "{name}");
+        // What the fuzzer changes inside a tree block is read, not refused as a checksum failure:
+        // the harness makes the block's checksum right with the filesystem's own (it wrote
+        // CRC-32C whatever the superblock named, so xxhash64 and SHA-256 inputs went no deeper).
+        let mut changed = seed.clone();
+        let at = changed.windows(10).position(|w| w == b"ID=debian\n").unwrap();
+        changed[at + 3] = b'D';
+        let dev = btrfs::device(&changed);
+        let v = osconf::disk::Volume::open(dev.as_slice(), 0).unwrap();
+        assert_eq!(
+            v.read_file("etc/os-release").unwrap().unwrap(),
+            b"ID=Debian\n",
+            "{name}"
+        );
+    }
+    assert_eq!(
+        seeds("btrfs").len(),
+        built.len(),
+        "a file in fuzz/corpus/btrfs no seed is"
+    );
     for (img, says) in btrfs::hostile_seeds().iter().zip([
         "past the end of the device",
         "has level 1, where 0 is due",

@@ -457,6 +457,7 @@ fn tool_out(args: &[&str], file: &Path) -> String {
 #[test]
 fn btrfs_chunks_past_the_device_node_loops_and_items_outside_leaves_are_damage() {
     use crate::image_btrfs;
+    use osconf::disk::btrfs::Sum;
     use osconf::harness::btrfs::checksum;
     let test = "btrfs_chunks_past_the_device_node_loops_and_items_outside_leaves_are_damage";
     if !have_tools(test, &image_btrfs::TOOLS) || !have_tools(test, &["btrfs", "btrfs-map-logical", "prlimit"])
@@ -533,7 +534,7 @@ fn btrfs_chunks_past_the_device_node_loops_and_items_outside_leaves_are_damage()
         }
         let width = if name == "item" { 4 } else { 8 };
         b[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
-        checksum(&mut b);
+        checksum(&mut b, Sum::Crc32c);
         write_at(&file, block, &b);
         let img = image_btrfs::disk(dir.path(), name, &file);
         let before = fs::read(&img).unwrap();

@@ -23,7 +23,7 @@ use std::io;
 
 use super::{Filesystem, Kind, ReadAt, le16, le32, le64, read_at};
 use crate::disk::corrupt;
-use sum::Sum;
+pub use sum::Sum;
 
 /// The primary superblock's place and size.
 pub(crate) const SUPERBLOCK_AT: u64 = 0x10000;

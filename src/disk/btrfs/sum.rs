@@ -12,7 +12,7 @@ use super::crc32c;
 
 /// A filesystem's checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Sum {
+pub enum Sum {
     Crc32c,
     Xxhash64,
     Sha256,
@@ -43,14 +43,18 @@ impl Sum {
         }
     }
 
+    /// The checksum of `data`, its `size()` bytes as Btrfs stores them.
+    pub fn of(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Sum::Crc32c => crc32c(data).to_le_bytes().to_vec(),
+            Sum::Xxhash64 => xxh64(data).to_le_bytes().to_vec(),
+            Sum::Sha256 => Sha256::digest(data).to_vec(),
+        }
+    }
+
     /// Whether `stored` (at least `size()` bytes) is the checksum of `data`.
     pub fn matches(self, data: &[u8], stored: &[u8]) -> bool {
-        let n = self.size();
-        match self {
-            Sum::Crc32c => stored[..n] == crc32c(data).to_le_bytes(),
-            Sum::Xxhash64 => stored[..n] == xxh64(data).to_le_bytes(),
-            Sum::Sha256 => stored[..n] == Sha256::digest(data)[..],
-        }
+        stored[..self.size()] == self.of(data)[..]
     }
 }
 
