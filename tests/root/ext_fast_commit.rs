@@ -9,8 +9,8 @@ use std::fs;
 use std::process::Command;
 
 use crate::common::real::{cannot_run, is_program, run};
+use osconf::disk::Recovery;
 use osconf::disk::Volume;
-use osconf::disk::ext::Recovery;
 
 #[test]
 fn a_fast_commit_the_kernel_wrote_is_said_not_replayed_and_e2fsck_replays_it() {

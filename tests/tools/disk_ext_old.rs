@@ -15,8 +15,8 @@ use crate::disk_journal::{
     before_and_after, data_block, have, journal_byte, journal_into, recovered_by_e2fsck, volume,
     with_new_file,
 };
+use osconf::disk::Recovery;
 use osconf::disk::Volume;
-use osconf::disk::ext::Recovery;
 
 /// An 8 MiB filesystem of 1 KiB blocks (one group: its descriptor at byte 2048) made by
 /// `mkfs.ext4 ARGS -d` from a tree holding `etc/os-release`.
@@ -190,8 +190,9 @@ fn a_fast_commit_journal_replays_its_full_commits_and_says_what_it_leaves() {
     assert_eq!(
         v.recovery(),
         Some(&Recovery::Replayed {
+            log: osconf::disk::Log::ExtJournal,
             transactions: 1,
-            blocks: changed.len(),
+            copies: format!("{} blocks", changed.len()),
             notes: vec![]
         })
     );
