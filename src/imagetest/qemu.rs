@@ -17,12 +17,12 @@ use super::machine::{self, Machine};
 /// booted again. What a stop leaves unflushed is what a power cut leaves, and the next boot's apply
 /// completes it: every file osconf writes was flushed before its rename, a journal whose files are
 /// all in their new state is rolled forward, and the lock file of `/etc/.pwd.lock` is known as
-/// osconf's and removed (`exec/pwlock.rs`). But the report reads the root on the host, and the XFS
-/// reader does not replay XFS's log: stopped 2 s after osconf's "applied", an XFS root still held
-/// the new files' inodes in its log only, and the report found them as they were before that boot
-/// (tests/e2e/run-image-test's XFS and LVM layouts). 10 s is past XFS's and ext4's 5 s commit;
-/// a guest that powers off by itself (the e2e images do) ends sooner.
-pub const GRACE: Duration = Duration::from_secs(10);
+/// osconf's and removed (`exec/pwlock.rs`). The report reads the root on the host, an XFS log or
+/// an ext journal that needs recovery replayed into the view it reads (`disk/xfs/replay.rs`,
+/// `disk/ext/recover.rs`): what osconf flushed is seen though the guest never wrote it in place.
+/// (It was 10 s while the XFS reader did not replay the log: stopped 2 s after osconf's "applied",
+/// an XFS root held the new files' inodes in its log only.)
+pub const GRACE: Duration = Duration::from_secs(2);
 /// How long qemu gets to exit after SIGTERM before SIGKILL.
 const TERM_WAIT: Duration = Duration::from_secs(10);
 
