@@ -11,6 +11,9 @@
 //! copy), its virtual size is the original's, it is flushed, given the original's mode and owner, and only then renamed over the original. Killed
 //! before the rename, the original is untouched and the next run removes the leftovers (`stage`'s
 //! sweep). Raw files and fixed VHDs (whose bytes are the disk's) are written in place by `stage`.
+//! A root libguestfs writes (`guestfs`) skips the raw copy: guestfish writes one copy of the
+//! image in its own format, checked here ([`checked`], [`settle`]) as a converted image is —
+//! except a stream-optimized VMDK, whose grains qemu will not rewrite.
 //!
 //! qemu-img is run, not reimplemented: writing these formats (allocation, refcounts, compression,
 //! footers) is where a mistake corrupts a user's image, and qemu's own writer is what every image
@@ -46,10 +49,15 @@ impl Drop for Leftovers {
     }
 }
 
-/// Runs `write` (the raw write path) on the image at `disk`: on the image itself when its format
-/// is written in place, else on a raw copy converted back as the module says. Notes of an earlier
-/// run recovered come first in the report.
-pub fn edit(disk: &Path, write: impl FnOnce(&Path) -> Result<Outcome, Error>) -> Result<String, Error> {
+/// Runs `write` on the image at `disk`: on the image itself when its format is written in place
+/// or when `as_is` says the writer takes it as it is (libguestfs writes a copy in the image's own
+/// format), else on a raw copy converted back as the module says (`write`'s second argument:
+/// the file is that copy). Notes of an earlier run recovered come first in the report.
+pub fn edit(
+    disk: &Path,
+    as_is: impl FnOnce(&Image) -> bool,
+    write: impl FnOnce(&Path, bool) -> Result<Outcome, Error>,
+) -> Result<String, Error> {
     let mut notes = String::new();
     if let Some(note) = super::stage::recover(disk)? {
         notes += &format!("{note}\n");
@@ -58,9 +66,9 @@ pub fn edit(disk: &Path, write: impl FnOnce(&Path) -> Result<Outcome, Error>) ->
     let unreadable = |e: std::io::Error| super::unreadable(disk, &e).unchanged();
     let image = Image::open(disk).map_err(unreadable)?;
     let source = image.disk().clone();
-    if source.format.in_place() {
+    if source.format.in_place() || as_is(&image) {
         drop(image);
-        return write(disk).map(|o| notes + &o.text);
+        return write(disk, false).map(|o| notes + &o.text);
     }
     let failed = |e: String| Error::failed(Some(disk), e).unchanged();
     let compressed = source.compressed().map_err(unreadable)?;
@@ -85,7 +93,7 @@ pub fn edit(disk: &Path, write: impl FnOnce(&Path) -> Result<Outcome, Error>) ->
     qemu_img(&["convert", "-f", fmt, "-O", "raw"], &[disk, &raw])?;
     // What the raw path says of the copy it says of the image.
     let (copy, shown) = (raw.display().to_string(), disk.display().to_string());
-    let outcome = write(&raw).map_err(|mut e| {
+    let outcome = write(&raw, true).map_err(|mut e| {
         if e.path.as_deref() == Some(raw.as_path()) {
             e.path = Some(disk.to_owned());
         }
@@ -124,8 +132,31 @@ fn write_back(source: &Disk, compressed: bool, raw: &Path, new: &Path, disk: &Pa
     }
     args.extend([raw.as_os_str().to_owned(), new.as_os_str().to_owned()]);
     qemu_img(&args, &[])?;
-    let checked = matches!(source.format, Format::Qcow2 { .. } | Format::Vmdk { .. });
-    if checked {
+    let again = checked(source, new, disk)?;
+    if !matches!(source.format, Format::Qcow2 { .. } | Format::Vmdk { .. }) {
+        // vpc has no check in qemu-img: every byte is read back natively too.
+        same_data(raw, again.disk()).map_err(|e| failed(format!("the new image {}: {e}", new.display())))?;
+    }
+    settle(new, disk)?;
+    let mut how = format!("written back as {} by qemu-img convert", source.format.describe());
+    if compressed {
+        how += ", compressed";
+    }
+    if let Some(b) = &source.backing {
+        how += &format!(", over its backing file {:?}", String::from_utf8_lossy(&b.name));
+    }
+    Ok(how)
+}
+
+/// Holds `new`, a file made to replace `disk` whose virtual disk is `source`, to what it must be
+/// before the rename: `qemu-img check` clean (qcow2, VMDK; a VHD, which qemu-img does not check,
+/// has every table entry and both footers read back natively instead), and read natively as
+/// `source`'s format at its virtual size; returns it opened.
+pub(super) fn checked(source: &Disk, new: &Path, disk: &Path) -> Result<Image, Error> {
+    let failed = |e: String| Error::failed(Some(disk), e).unchanged();
+    let fmt = source.format.name();
+    let by_qemu = matches!(source.format, Format::Qcow2 { .. } | Format::Vmdk { .. });
+    if by_qemu {
         qemu_img(&["check", "-q", "-f", fmt], &[new])
             .map_err(|e| failed(format!("the new image: {}", e.message)))?;
     }
@@ -140,14 +171,18 @@ fn write_back(source: &Disk, compressed: bool, raw: &Path, new: &Path, disk: &Pa
             source.size
         )));
     }
-    if !checked {
-        // vpc has no check in qemu-img: its tables, footers and every byte are read back natively.
+    if !by_qemu {
         again
             .disk()
             .verify()
-            .and_then(|()| same_data(raw, again.disk()))
             .map_err(|e| failed(format!("the new image {}: {e}", new.display())))?;
     }
+    Ok(again)
+}
+
+/// Gives `new` the mode and owner of `disk` and flushes it, before it is renamed over `disk`.
+pub(super) fn settle(new: &Path, disk: &Path) -> Result<(), Error> {
+    let failed = |e: String| Error::failed(Some(disk), e).unchanged();
     let meta = fs::metadata(disk).map_err(|e| failed(e.to_string()))?;
     let f = File::options()
         .write(true)
@@ -158,15 +193,7 @@ fn write_back(source: &Disk, compressed: bool, raw: &Path, new: &Path, disk: &Pa
     // The image's owner (root may run this on a user's image); a user can give only its own.
     let _ = std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()));
     f.sync_all()
-        .map_err(|e| failed(format!("flushing {}: {e}", new.display())))?;
-    let mut how = format!("written back as {} by qemu-img convert", source.format.describe());
-    if compressed {
-        how += ", compressed";
-    }
-    if let Some(b) = &source.backing {
-        how += &format!(", over its backing file {:?}", String::from_utf8_lossy(&b.name));
-    }
-    Ok(how)
+        .map_err(|e| failed(format!("flushing {}: {e}", new.display())))
 }
 
 /// Whether the virtual disk `new` holds the bytes of the raw file `raw`, read end to end; damage

@@ -1,10 +1,16 @@
 //! Writing a plan's file operations into a root that osconf reads but does not write itself — XFS,
 //! Btrfs (the subvolume the reader chose), a filesystem on an LVM logical volume — through
-//! libguestfs's `guestfish`, on a copy of the raw image: the copy is made beside the image (a
-//! reflink or a sparse copy, `scratch`), guestfish edits it, the caller reads it back with osconf's
-//! own readers, and only then is it flushed and renamed over the image ([`Copy::replace`]). A kill
-//! or a failure anywhere before leaves the image as it was; the work directory
-//! (`DISK.osconf-work.PID.guestfs`) is removed on the way out, or by the next run's sweep.
+//! libguestfs's `guestfish`, on one copy of the image in its own format: a reflink or a sparse
+//! copy (`scratch`) beside the image (`DISK.osconf-work.PID.new`, where a qcow2's backing file
+//! resolves as the image's does), opened by guestfish as `raw`, `qcow2`, `vpc` or `vmdk` so that
+//! qemu's own drivers write it; the caller reads it back with osconf's own readers, and only then
+//! is it checked (`qemu-img check`, or a VHD's tables read back natively), flushed and renamed
+//! over the image ([`Copy::replace`]). A stream-optimized VMDK, whose grains qemu will not
+//! rewrite, comes here as `convert`'s raw copy, written as it is ([`Drive::Scratch`]). A kill or a
+//! failure anywhere before leaves the image as it was; the copy and the work directory
+//! (`DISK.osconf-work.PID.guestfs`: the files uploaded, the script, guestfish's messages) are
+//! removed on the way out, or by the next run's sweep. The paths written get the SELinux labels
+//! the root's policy gives them (`selinux`), set in the same session.
 //!
 //! guestfish is run rather than a mount or a writer of our own: it mounts the hostile filesystem
 //! in its own appliance VM (never in the host's kernel, and as any user), its daemon resolves every
@@ -26,6 +32,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::inject::stage_file;
+use super::selinux::Label;
+use crate::disk::format::{Disk, Format};
 use crate::error::Error;
 use crate::plan::FileOp;
 
@@ -50,6 +58,8 @@ pub struct Target {
     /// The volume group of a root on a thin volume, activated by the script (its name checked:
     /// [`vg_name`]).
     pub thin_vg: Option<String>,
+    /// The SELinux labels of what is written in the root, set after the writes.
+    pub labels: Vec<Label>,
 }
 
 /// Whether `name` is a volume group name as LVM allows it (letters, digits, `+_.-`, not starting
@@ -112,34 +122,66 @@ pub fn partition_device(n: u32) -> String {
     format!("/dev/sda{n}")
 }
 
-/// The copy of the image guestfish writes, in its work directory; removed unless renamed into place.
+/// Whether guestfish writes a copy of an image in `format` itself: qemu's drivers rewrite raw,
+/// qcow2, VHD and monolithic sparse VMDK images in place, but refuse to rewrite a grain of a
+/// stream-optimized VMDK (which `convert` hands over as a raw copy instead).
+pub fn writes(format: Format) -> bool {
+    !matches!(format, Format::Vmdk { stream: true })
+}
+
+/// The drive guestfish writes.
+pub enum Drive<'a> {
+    /// A copy, made first, of the image (the virtual disk `source` reads).
+    Copy(&'a Disk),
+    /// A raw file osconf made itself (`convert`'s copy), written as it is.
+    Scratch,
+}
+
+/// The file guestfish wrote and its work directory; both removed unless the file is renamed into
+/// place (a scratch file is its maker's to remove).
 pub struct Copy {
     dir: PathBuf,
     pub path: PathBuf,
+    /// The image's virtual disk, when the file is a copy of it.
+    source: Option<Disk>,
 }
 
 impl Drop for Copy {
     fn drop(&mut self) {
+        if self.source.is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
 impl Copy {
-    /// Flushes the copy and renames it over `disk` (keeping `disk`'s mode), flushing the directory.
-    pub fn replace(self, disk: &Path) -> Result<(), Error> {
+    /// A file of that name in the work directory (0700, removed with it).
+    pub fn work_file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Checks a copy as `convert` checks a new image (`qemu-img check`, the format and virtual
+    /// size the image's), flushes it and renames it over `disk`, flushing the directory; a scratch
+    /// file is left where it is.
+    pub fn replace(mut self, disk: &Path) -> Result<(), Error> {
+        let Some(source) = self.source.take() else {
+            return Ok(());
+        };
         let failed = |e: String| Error::failed(Some(disk), e).unchanged();
-        let meta = fs::metadata(disk).map_err(|e| failed(e.to_string()))?;
-        let f = fs::File::options()
-            .write(true)
-            .open(&self.path)
-            .map_err(|e| failed(format!("{}: {e}", self.path.display())))?;
-        f.set_permissions(meta.permissions())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| failed(format!("flushing {}: {e}", self.path.display())))?;
-        crate::exec::crash_point("image-guestfs-written");
-        fs::rename(&self.path, disk)
-            .and_then(|()| super::stage::sync_dir(disk))
-            .map_err(|e| failed(format!("renaming {} over it: {e}", self.path.display())))
+        let renamed = super::convert::checked(&source, &self.path, disk)
+            .and_then(|_| super::convert::settle(&self.path, disk))
+            .and_then(|()| {
+                crate::exec::crash_point("image-guestfs-written");
+                fs::rename(&self.path, disk)
+                    .and_then(|()| super::stage::sync_dir(disk))
+                    .map_err(|e| failed(format!("renaming {} over it: {e}", self.path.display())))
+            });
+        if renamed.is_err() {
+            // Not renamed: removed with the work directory.
+            self.source = Some(source);
+        }
+        renamed
     }
 }
 
@@ -155,26 +197,49 @@ pub struct Step<'a> {
     pub make_parent: bool,
 }
 
-/// Copies the raw image `disk` and has guestfish run `steps` on the root `target` in the copy;
-/// the copy, and how it was made and the appliance ran.
-pub fn write(disk: &Path, target: &Target, steps: &[Step]) -> Result<(Copy, String), Error> {
+/// Has guestfish run `steps` on the root `target` of the image `disk`, into a copy of it or into
+/// the scratch file `disk` itself (`into`); the file written, and how it was made and the
+/// appliance ran.
+pub fn write(disk: &Path, into: Drive, target: &Target, steps: &[Step]) -> Result<(Copy, String), Error> {
     let failed = |e: String| Error::failed(Some(disk), e).unchanged();
-    let mut dir = std::path::absolute(disk)
-        .map_err(|e| failed(e.to_string()))?
-        .into_os_string();
-    dir.push(format!(".osconf-work.{}.guestfs", std::process::id()));
-    let dir = PathBuf::from(dir);
+    let abs = std::path::absolute(disk).map_err(|e| failed(e.to_string()))?;
+    let beside = |part: &str| {
+        let mut p = abs.clone().into_os_string();
+        p.push(format!(".osconf-work.{}.{part}", std::process::id()));
+        PathBuf::from(p)
+    };
+    let dir = beside("guestfs");
     // 0700: the files uploaded may be secret (a password file).
     fs::DirBuilder::new()
         .mode(0o700)
         .create(&dir)
         .map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
-    let copy = Copy {
-        path: dir.join("disk.raw"),
-        dir,
+    let (copy, how, format) = match into {
+        Drive::Copy(source) => {
+            let copy = Copy {
+                dir,
+                path: beside("new"),
+                source: Some(source.clone()),
+            };
+            let how = super::scratch::scratch_copy(disk, &copy.path)
+                .map_err(|e| failed(format!("copying it to {}: {e}", copy.path.display())))?;
+            // Raw, and a fixed VHD (its footer past the disk's last byte), as raw.
+            let format = match source.format.in_place() {
+                true => "raw",
+                false => source.format.name(),
+            };
+            let how = format!("{how} of the {} image", source.format.describe());
+            (copy, how, format)
+        }
+        Drive::Scratch => {
+            let copy = Copy {
+                dir,
+                path: disk.to_owned(),
+                source: None,
+            };
+            (copy, "a raw copy".to_owned(), "raw")
+        }
     };
-    let how = super::scratch::scratch_copy(disk, &copy.path)
-        .map_err(|e| failed(format!("copying it to {}: {e}", copy.path.display())))?;
     let mut sources = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let op = step.op;
@@ -187,7 +252,7 @@ pub fn write(disk: &Path, target: &Target, steps: &[Step]) -> Result<(Copy, Stri
         sources.push(p);
     }
     let script = copy.dir.join("script");
-    fs::write(&script, script_for(&copy.path, target, steps, &sources))
+    fs::write(&script, script_for((&copy.path, format), target, steps, &sources))
         .map_err(|e| failed(format!("writing {}: {e}", script.display())))?;
     let ran = match run(&copy.dir, &script, None) {
         Ok(()) => Ok(String::new()),
@@ -303,14 +368,14 @@ fn run(dir: &Path, script: &Path, settings: Option<&str>) -> Result<(), Failure>
     ))
 }
 
-/// The guestfish commands that run `steps` on `target` in the raw image `disk`; the contents of
+/// The guestfish commands that run `steps` on `target` in the image `disk` (of `format`); the contents of
 /// each write are the file of the same index in `sources`. Parents are made as `mkdir -p` makes
 /// them (0755, root's); new files are root's.
-fn script_for(disk: &Path, target: &Target, steps: &[Step], sources: &[PathBuf]) -> String {
+fn script_for((disk, format): (&Path, &str), target: &Target, steps: &[Step], sources: &[PathBuf]) -> String {
     let q = |s: &str| quote(s.as_bytes());
     let qp = |p: &Path| quote(p.as_os_str().as_encoded_bytes());
     let mut s = String::new();
-    let _ = writeln!(s, "add-drive {} format:raw", qp(disk));
+    let _ = writeln!(s, "add-drive {} format:{format}", qp(disk));
     s += "run\n";
     if let Some(vg) = &target.thin_vg {
         s += &lvm_line("vgchange", &format!("-ay {vg}"));
@@ -358,6 +423,17 @@ fn script_for(disk: &Path, target: &Target, steps: &[Step], sources: &[PathBuf])
     }
     if let Some(d) = &target.root_dir {
         let _ = writeln!(s, "mkdir-p {}", q(&format!("/{d}")));
+    }
+    for l in &target.labels {
+        // The value as setfiles stores it: the context and its NUL.
+        let _ = writeln!(
+            s,
+            "{} \"security.selinux\" {} {} {}",
+            if l.link { "lsetxattr" } else { "setxattr" },
+            q(&l.context),
+            l.context.len() + 1,
+            q(&l.path)
+        );
     }
     if let Some(d) = &target.first_dir {
         let _ = writeln!(
@@ -420,6 +496,18 @@ mod tests {
             first_dir: Some("aliyun_custom_image".into()),
             root_dir: None,
             thin_vg: None,
+            labels: vec![
+                Label {
+                    path: "/usr/sbin/osconf".into(),
+                    context: "system_u:object_r:bin_t:s0".into(),
+                    link: false,
+                },
+                Label {
+                    path: "/etc/systemd/system/multi-user.target.wants/osconf.service".into(),
+                    context: "system_u:object_r:systemd_unit_file_t:s0".into(),
+                    link: true,
+                },
+            ],
         };
         let ops = [
             FileOp::Write {
@@ -447,10 +535,10 @@ mod tests {
                 make_parent: op.path() != "/etc/x",
             })
             .collect();
-        let s = script_for(Path::new("/w/disk.raw"), &target, &steps, &sources);
+        let s = script_for((Path::new("/w/disk.qcow2"), "qcow2"), &target, &steps, &sources);
         assert_eq!(
             s,
-            "add-drive \"/w/disk.raw\" format:raw\nrun\n\
+            "add-drive \"/w/disk.qcow2\" format:qcow2\nrun\n\
              mount-options \"subvolid=257\" \"/dev/rl/root\" /\n\
              mkdir-p \"/usr/sbin\"\nrm-f \"/usr/sbin/osconf\"\nupload \"/w/file0\" \"/usr/sbin/osconf\"\n\
              chown 0 0 \"/usr/sbin/osconf\"\nchmod 0755 \"/usr/sbin/osconf\"\n\
@@ -458,6 +546,9 @@ mod tests {
              rm-f \"/etc/systemd/system/multi-user.target.wants/osconf.service\"\n\
              ln-s \"/etc/systemd/system/osconf.service\" \"/etc/systemd/system/multi-user.target.wants/osconf.service\"\n\
              rm-f \"/etc/x\"\n\
+             setxattr \"security.selinux\" \"system_u:object_r:bin_t:s0\" 27 \"/usr/sbin/osconf\"\n\
+             lsetxattr \"security.selinux\" \"system_u:object_r:systemd_unit_file_t:s0\" 41 \
+             \"/etc/systemd/system/multi-user.target.wants/osconf.service\"\n\
              umount-all\nmount \"/dev/sda1\" /\nmkdir-p \"/aliyun_custom_image\"\n\
              umount-all\nsync\nshutdown\n"
         );
@@ -473,8 +564,9 @@ mod tests {
             first_dir: None,
             root_dir: None,
             thin_vg: Some("vg".into()),
+            labels: Vec::new(),
         };
-        let s = script_for(Path::new("/w/disk.raw"), &target, &[], &[]);
+        let s = script_for((Path::new("/w/disk.raw"), "raw"), &target, &[], &[]);
         let sh = |a: &str| {
             format!(
                 "debug sh \"lvm vgchange --config global/thin_check_executable=\\\\\\\"\\\\\\\" {a} vg\"\n"

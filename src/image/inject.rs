@@ -321,7 +321,11 @@ pub fn run(disk: &Path, conf: &Path) -> Result<String, Error> {
     // The very bytes validated are the bytes written.
     let bytes = crate::conf::read(conf)?;
     crate::conf::validate(conf, bytes.expose())?;
-    super::convert::edit(disk, |raw| write_conf(raw, bytes.expose(), stage::commit))
+    super::convert::edit(
+        disk,
+        |_| false,
+        |raw, _| write_conf(raw, bytes.expose(), stage::commit),
+    )
 }
 
 /// os.conf into `image test`'s own qcow2 overlay `disk`, as ECS writes it before a start: only the

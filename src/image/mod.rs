@@ -14,6 +14,7 @@ mod keygen;
 pub mod prepare;
 mod root;
 pub mod scratch;
+pub mod selinux;
 pub(crate) mod stage;
 pub mod view;
 

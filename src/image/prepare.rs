@@ -1,10 +1,11 @@
 //! `osconf image prepare DISK`: installs osconf into the image's root partition — exactly the files
 //! `osconf install --root` would write there: `install::detect` and `install::plan_install` run on
 //! the image's root itself, read through `disk` as a [`crate::system::System`] (`view`) — and
-//! creates `aliyun_custom_image/` on partition 1. The files go in as `inject`'s do: debugfs (the
-//! root must be ext) or mtools on staged copies, read back, then the changed bytes written with an
-//! undo file. The agent put in is built for the image's architecture (`arch`): `--agent`, else the
-//! one beside the toolkit. What the fix flags ask (`fix`: host keys removed, root's password
+//! creates `aliyun_custom_image/` on partition 1. The files go in as `inject`'s do: debugfs (an
+//! ext root) or mtools on staged copies, read back, then the changed bytes written with an undo
+//! file; any other root through libguestfs (`guestfs`) on one copy of the image, the paths given
+//! their SELinux labels (`selinux`). The agent put in is built for the image's architecture
+//! (`arch`): `--agent`, else the one beside the toolkit. What the fix flags ask (`fix`: host keys removed, root's password
 //! locked) are ops of the same plan, written the same way; an ext4 partition 1 with the `64bit`
 //! feature is reported (`image check`'s item), never rewritten.
 
@@ -15,6 +16,7 @@ use super::arch::{self, Arch};
 use super::convert::Outcome;
 use super::guestfs;
 use super::inject::{self, CONF_DIR, apply, in_disk, needs_recovery};
+use super::selinux;
 use super::stage::{self, Staged};
 use super::{Verdict, fix, view};
 use crate::cli::image::Fixes;
@@ -22,10 +24,15 @@ use crate::disk::{FileType, Image, Kind};
 use crate::error::Error;
 use crate::install;
 use crate::plan::FileOp;
+use crate::system::Kind as Made;
 
 /// `osconf image prepare DISK [--agent FILE] [--remove-host-keys] [--lock-root-password]`.
 pub fn run(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<String, Error> {
-    let text = super::convert::edit(disk, |raw| install(raw, asked, fixes))?;
+    // A root libguestfs writes takes the image as it is when qemu can write its format.
+    let as_is = |image: &Image| {
+        guestfs::writes(image.disk().format) && view::root_partition(image).is_ok_and(|r| by_guestfs(&r))
+    };
+    let text = super::convert::edit(disk, as_is, |raw, scratch| install(raw, scratch, asked, fixes))?;
     Ok(text + &first_64bit(disk))
 }
 
@@ -47,8 +54,14 @@ fn first_64bit(disk: &Path) -> String {
     }
 }
 
-/// Installs osconf into the raw image `disk`, with the fixes asked.
-fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, Error> {
+/// Whether the root is written through libguestfs: anything but ext on a partition (debugfs).
+fn by_guestfs(root: &view::Root) -> bool {
+    !matches!(root.fs.kind, Kind::Ext(..)) || root.is_lv()
+}
+
+/// Installs osconf into the image `disk` (raw, or a format libguestfs writes; `scratch`: a raw
+/// copy of the image, `convert`'s), with the fixes asked.
+fn install(disk: &Path, scratch: bool, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, Error> {
     let mut out = String::new();
     // Until the commit, only staged copies change.
     let bad = |e: String| Error::invalid(disk, e).unchanged();
@@ -60,7 +73,7 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
     })?;
     let n = root.n;
     // ext on a partition is written by debugfs on a staged copy; anything else by libguestfs.
-    let target = (!matches!(root.fs.kind, Kind::Ext(..)) || root.is_lv()).then(|| guestfs::Target {
+    let target = by_guestfs(&root).then(|| guestfs::Target {
         device: root
             .lv()
             .map_or_else(|| guestfs::partition_device(n), |lv| format!("/dev/{lv}")),
@@ -68,6 +81,7 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
         first_dir: None,
         root_dir: None,
         thin_vg: None,
+        labels: Vec::new(),
     });
     let target = match (target, &root.pool) {
         (Some(t), Some(pool)) => Some(guestfs::Target {
@@ -129,11 +143,22 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
         });
     }
     let ops: Vec<_> = plan.ops.iter().chain(&fixed.ops).cloned().collect();
+    let mut selinux_note = None;
     let (changed, how) = match target {
         Some(mut target) => {
             target.root_dir = config_dir.map(|_| CONF_DIR.to_owned());
             target.first_dir = (n != 1 && !has_dir).then(|| CONF_DIR.to_owned());
             let root = view::root_partition(&image).map_err(|i| bad(i.reason))?;
+            let missing = |dir: &str| {
+                root.metadata(dir)
+                    .ok()
+                    .flatten()
+                    .is_none_or(|m| m.file_type != FileType::Dir)
+            };
+            let (labels, said) = selinux::labels(&sys, &written_paths(&ops, config_dir, missing))
+                .map_err(|e| failed(e.into()))?;
+            target.labels = labels;
+            selinux_note = said;
             let (modes, owners) = inject::modes(&ops, |p, follow| match follow {
                 true => root.metadata(p),
                 false => root.symlink_metadata(p),
@@ -147,24 +172,25 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
                     op,
                     mode,
                     file_there: owner.is_some(),
-                    make_parent: op.path().trim_start_matches('/').rsplit_once('/').is_some_and(
-                        |(dir, _)| {
-                            root.metadata(dir)
-                                .ok()
-                                .flatten()
-                                .is_none_or(|m| m.file_type != FileType::Dir)
-                        },
-                    ),
+                    make_parent: op
+                        .path()
+                        .trim_start_matches('/')
+                        .rsplit_once('/')
+                        .is_some_and(|(dir, _)| missing(dir)),
                 })
                 .collect();
             drop(root);
-            let (copy, how) = guestfs::write(disk, &target, &steps)?;
+            let into = match scratch {
+                true => guestfs::Drive::Scratch,
+                false => guestfs::Drive::Copy(image.disk()),
+            };
+            let (copy, how) = guestfs::write(disk, into, &target, &steps)?;
             let redo = |sys: &crate::system::System| -> Result<Vec<FileOp>, Error> {
                 let mut left = install::plan_install(sys, init, binary.clone(), config_dir)?.ops;
                 left.extend(fix::plan(sys, fixes, &place)?.ops);
                 Ok(left)
             };
-            written(&copy.path, redo).map_err(|e| {
+            written(&copy.path, &copy.work_file("thin-metadata"), redo).map_err(|e| {
                 Error::failed(Some(disk), format!("after libguestfs wrote it: {e}")).unchanged()
             })?;
             copy.replace(disk)?;
@@ -195,7 +221,8 @@ fn install(disk: &Path, asked: Option<&Path>, fixes: Fixes) -> Result<Outcome, E
             (changed, format!("{changed} bytes of the image changed"))
         }
     };
-    let done: String = fixed.done.iter().map(|d| format!("{d}\n")).collect();
+    let mut done: String = fixed.done.iter().map(|d| format!("{d}\n")).collect();
+    done.extend(selinux_note.map(|n| n + "\n"));
     if installed {
         out += &format!(
             "osconf is installed for {} in {place} already\n{done}{notes}{how}\n",
@@ -251,17 +278,51 @@ fn thin_vg(pool: &view::Pool, place: &str) -> Result<String, Error> {
     Ok(vg.to_owned())
 }
 
-/// Checks what a tool wrote into the raw image `disk`, read back by osconf's own readers: `redo`
-/// (install's plan and the fixes asked, made again on the image's root) finds nothing left to do,
-/// `aliyun_custom_image/` is on partition 1, and a thin root's pool passes `thin_check`.
+/// The paths `ops` leave in the root and what each is — the files written, the links made, the
+/// directories made on the way to them (those `missing` says are not there) and `config_dir` —
+/// for their SELinux labels.
+fn written_paths(
+    ops: &[FileOp],
+    config_dir: Option<&str>,
+    missing: impl Fn(&str) -> bool,
+) -> Vec<(String, Made)> {
+    let mut dirs = std::collections::BTreeSet::new();
+    let mut paths = Vec::new();
+    for op in ops {
+        let kind = match op {
+            FileOp::Write { .. } => Made::File,
+            FileOp::Symlink { .. } => Made::Link,
+            FileOp::Remove { .. } => continue,
+        };
+        let path = format!("/{}", op.path().trim_start_matches('/'));
+        let mut dir = path.as_str();
+        while let Some((parent, _)) = dir.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
+            if !missing(parent.trim_start_matches('/')) {
+                break;
+            }
+            dirs.insert(parent.to_owned());
+            dir = parent;
+        }
+        paths.push((path, kind));
+    }
+    dirs.extend(config_dir.map(str::to_owned));
+    paths.extend(dirs.into_iter().map(|d| (d, Made::Dir)));
+    paths
+}
+
+/// Checks what a tool wrote into the image `disk` (raw, or libguestfs's copy in its format), read
+/// back by osconf's own readers: `redo` (install's plan and the fixes asked, made again on the
+/// image's root) finds nothing left to do, `aliyun_custom_image/` is on partition 1, and a thin
+/// root's pool passes `thin_check` (its metadata copied to `scratch` for it).
 fn written(
     disk: &Path,
+    scratch: &Path,
     redo: impl Fn(&crate::system::System) -> Result<Vec<FileOp>, Error>,
 ) -> Result<(), Error> {
     let image = Image::open(disk).map_err(|e| Error::io(disk, &e))?;
     let mut root = view::root_partition(&image).map_err(|i| Error::bad(i.reason))?;
     if let Some(pool) = root.pool.take() {
-        guestfs::thin_check(&pool, &disk.with_file_name("thin-metadata"))?;
+        guestfs::thin_check(&pool, scratch)?;
     }
     let sys = view::system(disk, root)?;
     let left = redo(&sys)?;

@@ -577,8 +577,9 @@ fn sweep(disk: &Path) -> Vec<String> {
         else {
             continue;
         };
-        // pN: a staged partition; convert: `convert`'s raw copy; guestfs: the copy libguestfs
-        // writes (directories); new: `convert`'s new image not renamed into place yet (a file).
+        // pN: a staged partition; convert: `convert`'s raw copy; guestfs: the files libguestfs
+        // uploads (directories); new: `convert`'s new image or the copy libguestfs writes, not
+        // renamed into place yet (a file).
         let file = part == "new";
         let ours = file
             || part == "convert"

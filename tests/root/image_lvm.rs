@@ -517,6 +517,8 @@ fn prepare_installs_osconf_into_a_rhel9_layout_through_libguestfs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let root = rocky_tree(d);
+    // SELinux enforcing, as RHEL ships: what prepare writes gets the policy's labels.
+    let selinux = crate::common::guestfs::selinux_root(test, &root);
     let (img, _) = rhel9(d, "bare", &root);
     let t = std::time::Instant::now();
     let read = |path: &str| {
@@ -525,7 +527,7 @@ fn prepare_installs_osconf_into_a_rhel9_layout_through_libguestfs() {
         let mode = found.metadata(path).unwrap().unwrap().mode;
         (found.read_file(path).unwrap().unwrap(), mode)
     };
-    crate::common::guestfs::prepared(
+    let said = crate::common::guestfs::prepared(
         &img,
         &[],
         "LV rl/root (partition 3) (xfs",
@@ -536,4 +538,13 @@ fn prepare_installs_osconf_into_a_rhel9_layout_through_libguestfs() {
         "prepare, RHEL 9 layout (LVM, XFS), raw: {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    if selinux {
+        assert!(said.contains("SELinux (enforcing): "), "{said}");
+        let labels = crate::common::guestfs::labeled_as_policy_says(&img, "/dev/rl/root", &said, &[]);
+        eprintln!("labels: {labels:?}");
+        assert!(
+            labels.contains(&("/usr/sbin/osconf".into(), "system_u:object_r:bin_t:s0".into())),
+            "{labels:?}"
+        );
+    }
 }

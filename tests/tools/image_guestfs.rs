@@ -3,7 +3,9 @@
 //! default subvolume `@/.snapshots/1/snapshot`, made as root; with the fix flags). After each: `image check` passes the
 //! agent and `aliyun_custom_image/`, the agent's bytes and mode read back natively, `xfs_repair -n`
 //! / `btrfs check` / `qemu-img check` clean, a second run has nothing to do. A guestfish killed
-//! half-way, or none installed, leaves the image byte for byte (exit 1, exit 3 naming packages).
+//! half-way, or none installed, leaves the image byte for byte (exit 1, exit 3 naming packages) —
+//! for each format (qcow2, dynamic VHD, both VMDKs), whose data is copied once while guestfish
+//! writes (the copy in the image's own format; a streamOptimized VMDK's raw copy).
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -95,7 +97,7 @@ fn prepare_writes_an_xfs_root_through_libguestfs_and_a_link_cannot_lead_it_out()
         .arg(&qcow2));
     let host_before = fs::symlink_metadata("/osconf").is_ok();
     let t = Instant::now();
-    prepared(&qcow2, &[], "partition 2 (xfs", "osconf", |p| {
+    let said = prepared(&qcow2, &[], "partition 2 (xfs", "osconf", |p| {
         let back = d.join("hostile-back.raw");
         run(Command::new("qemu-img")
             .args(["convert", "-f", "qcow2", "-O", "raw"])
@@ -104,6 +106,9 @@ fn prepare_writes_an_xfs_root_through_libguestfs_and_a_link_cannot_lead_it_out()
         read_back(&back, p)
     });
     eprintln!("prepare, XFS root, qcow2: {:.1} s", t.elapsed().as_secs_f64());
+    // One copy, the qcow2's own, written by guestfish: no raw copy converted back.
+    assert!(said.contains("copy of the qcow2 (v3) image"), "{said}");
+    assert!(!said.contains("qemu-img convert"), "{said}");
     assert_eq!(
         fs::symlink_metadata("/osconf").is_ok(),
         host_before,
@@ -206,6 +211,22 @@ fn settled_guestfish(parent: u32, settled: Duration) -> u32 {
     }
 }
 
+/// `image prepare IMG` whose guestfish is killed (SIGKILL) once its appliance has run for 3 s:
+/// the copies of the image in the work files beside it at that moment, and the run's output.
+fn killed(img: &Path) -> (Vec<PathBuf>, std::process::Output) {
+    let child = Command::new(env!("CARGO_BIN_EXE_osconf"))
+        .args(["image", "prepare"])
+        .arg(img)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = settled_guestfish(child.id(), Duration::from_secs(3));
+    let staged = copies(img.parent().unwrap());
+    run(Command::new("kill").args(["-KILL", &pid.to_string()]));
+    (staged, child.wait_with_output().unwrap())
+}
+
 #[test]
 fn a_guestfish_killed_half_way_or_missing_leaves_the_image_as_it_was() {
     let test = "a_guestfish_killed_half_way_or_missing_leaves_the_image_as_it_was";
@@ -240,16 +261,8 @@ fn a_guestfish_killed_half_way_or_missing_leaves_the_image_as_it_was() {
     if !guestfs::ready(test) {
         return;
     }
-    let child = Command::new(env!("CARGO_BIN_EXE_osconf"))
-        .args(["image", "prepare"])
-        .arg(&img)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = settled_guestfish(child.id(), Duration::from_secs(3));
-    run(Command::new("kill").args(["-KILL", &pid.to_string()]));
-    let out = child.wait_with_output().unwrap();
+    let (staged, out) = killed(&img);
+    assert_eq!(staged.len(), 1, "{staged:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("guestfish"), "{err}");
@@ -259,4 +272,118 @@ fn a_guestfish_killed_half_way_or_missing_leaves_the_image_as_it_was() {
             .unwrap()
             .all(|e| !e.unwrap().file_name().to_string_lossy().contains("osconf-work"))
     );
+}
+
+/// The copies of an image in the work files beside it (`*.osconf-work.*`, walked): the files
+/// that start as a disk image does (qcow2, VMDK, VHD magic, or an MBR's 55 AA), not the files
+/// staged for upload.
+fn copies(dir: &Path) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(meta) = fs::symlink_metadata(p) else {
+            return;
+        };
+        if meta.is_dir() {
+            for e in fs::read_dir(p).into_iter().flatten().flatten() {
+                walk(&e.path(), out);
+            }
+            return;
+        }
+        let mut head = [0u8; 512];
+        let n = fs::File::open(p)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .unwrap_or(0);
+        if n == 512
+            && (head.starts_with(b"QFI\xfb")
+                || head.starts_with(b"KDMV")
+                || head.starts_with(b"conectix")
+                || head[510..] == [0x55, 0xaa])
+        {
+            out.push(p.to_owned());
+        }
+    }
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().contains(".osconf-work.") {
+            walk(&e.path(), &mut out);
+        }
+    }
+    out
+}
+
+#[test]
+fn each_format_is_written_on_one_copy_and_a_kill_leaves_it_as_it_was() {
+    let test = "each_format_is_written_on_one_copy_and_a_kill_leaves_it_as_it_was";
+    if !guestfs::ready(test) || !have_tools(test, &image_btrfs::TOOLS) || !have_tools(test, &["mkfs.xfs"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = tree(d, "root", "openSUSE Tumbleweed");
+    let raw = xfs_image(d, "formats", &root);
+    // (format, options, what the report says of the copy guestfish wrote, prepared to the end)
+    let formats = [
+        ("qcow2", "compat=0.10", "copy of the qcow2 (v2) image", false),
+        (
+            "vpc",
+            "subformat=dynamic",
+            "copy of the VHD (dynamic) image",
+            true,
+        ),
+        (
+            "vmdk",
+            "subformat=monolithicSparse",
+            "copy of the VMDK (monolithicSparse) image",
+            true,
+        ),
+        // qemu will not rewrite a stream-optimized grain: the raw copy, converted back.
+        ("vmdk", "subformat=streamOptimized", "on a raw copy", true),
+    ];
+    for (i, (format, options, copy_said, to_the_end)) in formats.into_iter().enumerate() {
+        let img = d.join(format!("image{i}.{format}"));
+        run(Command::new("qemu-img")
+            .args(["convert", "-f", "raw", "-O", format, "-o", options])
+            .arg(&raw)
+            .arg(&img));
+        let before = fs::read(&img).unwrap();
+        // While guestfish writes: the image's data is copied once.
+        let (staged, out) = killed(&img);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(staged.len(), 1, "{format} {options}: {staged:?}");
+        assert_eq!(out.status.code(), Some(1), "{format} {options}: {err}");
+        assert!(
+            fs::read(&img).unwrap() == before,
+            "{format} {options}: the image changed"
+        );
+        assert!(
+            copies(d).is_empty()
+                && !fs::read_dir(d)
+                    .unwrap()
+                    .any(|e| { e.unwrap().file_name().to_string_lossy().contains("osconf-work") })
+        );
+        if !to_the_end {
+            continue;
+        }
+        let t = Instant::now();
+        let said = prepared(&img, &[], "partition 2 (xfs", "usr/sbin/osconf", |p| {
+            let back = d.join(format!("back{i}.raw"));
+            run(Command::new("qemu-img")
+                .args(["convert", "-O", "raw"])
+                .arg(&img)
+                .arg(&back));
+            read_back(&back, p)
+        });
+        eprintln!(
+            "prepare, XFS root, {format} {options}: {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        assert!(said.contains(copy_said), "{said}");
+        let info = run(Command::new("qemu-img").args(["info", "--output=json"]).arg(&img));
+        let info = String::from_utf8_lossy(&info.stdout);
+        assert!(info.contains(&format!("\"format\": \"{format}\"")), "{info}");
+        if format == "vmdk" {
+            let sub = options.trim_start_matches("subformat=");
+            assert!(info.contains(&format!("\"create-type\": \"{sub}\"")), "{info}");
+            run(Command::new("qemu-img").args(["check", "-q"]).arg(&img));
+        }
+    }
 }
