@@ -148,7 +148,7 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
          qemu-system-aarch64 for an arm64 image, the UEFI firmware when it boots UEFI, and qemu-io for a \
          qcow2, VHD or VMDK; image inject and prepare: mtools or debugfs, and qemu-img for a qcow2, \
          dynamic VHD or VMDK; image prepare: guestfish for an XFS, Btrfs or LVM root (or its appliance \
-         did not start), and an agent built for the image's architecture); nothing was changed",
+         did not start), thin_check for a root on a thin LV, and an agent built for the image's architecture); nothing was changed",
     ),
 ];
 
