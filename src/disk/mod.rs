@@ -134,6 +134,25 @@ pub trait ReadAt {
     fn size(&self) -> io::Result<u64>;
 }
 
+/// Fills `buf` from `offset` with `piece`, which reads as far as one unit (a stripe chunk, a thin
+/// block) goes: fewer bytes only at the end, as `ReadAt` promises. A reader paying for each call's
+/// length (a `Window`) would otherwise pay again for every unit.
+pub fn fill(
+    buf: &mut [u8],
+    offset: u64,
+    mut piece: impl FnMut(&mut [u8], u64) -> io::Result<usize>,
+) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = piece(&mut buf[done..], offset + done as u64)?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    Ok(done)
+}
+
 impl ReadAt for File {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         std::os::unix::fs::FileExt::read_at(self, buf, offset)

@@ -286,18 +286,9 @@ impl<M: ReadAt, D: ReadAt> Thin<M, D> {
 }
 
 impl<M: ReadAt, D: ReadAt> ReadAt for Thin<M, D> {
-    /// Fills `buf` block by block (fewer bytes only at the device's end, as `ReadAt` promises: a
-    /// reader paying for each call's length would otherwise pay again for every block).
+    /// Fills `buf` block by block (`disk::fill`).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            let n = self.read_block(&mut buf[done..], offset + done as u64)?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        Ok(done)
+        crate::disk::fill(buf, offset, |b, at| self.read_block(b, at))
     }
 
     fn size(&self) -> io::Result<u64> {

@@ -404,18 +404,9 @@ fn first_type(s: &Section) -> Option<&str> {
 }
 
 impl<R: ReadAt> ReadAt for Lv<R> {
-    /// Fills `buf` chunk by chunk: fewer bytes only at the volume's end, as `ReadAt` promises (a
-    /// window paying for each call's length would otherwise pay again for every stripe chunk).
+    /// Fills `buf` chunk by chunk (`disk::fill`).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            let n = self.read_chunk(&mut buf[done..], offset + done as u64)?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        Ok(done)
+        crate::disk::fill(buf, offset, |b, at| self.read_chunk(b, at))
     }
 
     fn size(&self) -> io::Result<u64> {
