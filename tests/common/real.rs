@@ -28,6 +28,16 @@ pub fn cannot_run(test: &str, why: &str) {
     );
 }
 
+/// True when the test runs as root; else says why not through [`cannot_run`] (`why`: what root is
+/// needed for) and gives false.
+pub fn as_root(test: &str, why: &str) -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        cannot_run(test, &format!("needs root ({why})"));
+    }
+    root
+}
+
 /// `Err(reason)` unless running as root with `ip netns` and every program in `programs`.
 pub fn check_prerequisites(programs: &[&str]) -> Result<(), String> {
     if !rustix::process::geteuid().is_root() {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::guestfs;
-use crate::common::real::{cannot_run, have_tools, run};
+use crate::common::real::{as_root, have_tools, run};
 use crate::common::xfs::{check_tree, mkfs, tree};
 use osconf::disk::{Log, Recovery, Volume};
 
@@ -177,8 +177,7 @@ fn a_v5_log_needing_recovery_is_replayed_into_the_view_as_the_kernel_replays_it(
     if !have_tools(test, &TOOLS) {
         return;
     }
-    if !rustix::process::geteuid().is_root() {
-        cannot_run(test, "needs root (a loop mount in a private mount namespace)");
+    if !as_root(test, "a loop mount in a private mount namespace") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::images::{Part, build};
-use crate::common::real::{cannot_run, have_tools, run};
+use crate::common::real::{as_root, have_tools, run};
 use crate::image_root::{check, get};
 use osconf::disk::{FileType, Image};
 
@@ -228,8 +228,7 @@ fn distribution_subvolume_layouts_and_compressed_files_are_read() {
     if !have_tools(test, &TOOLS) || !have_tools(test, &["btrfs", "unshare", "losetup"]) {
         return;
     }
-    if !rustix::process::geteuid().is_root() {
-        cannot_run(test, "needs root (a loop mount in a private mount namespace)");
+    if !as_root(test, "a loop mount in a private mount namespace") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -453,8 +452,7 @@ fn compressed_extents_are_checked_and_nodatasum_files_are_not() {
     if !have_tools(test, &TOOLS) || !have_tools(test, &["btrfs", "btrfs-map-logical", "unshare", "chattr"]) {
         return;
     }
-    if !rustix::process::geteuid().is_root() {
-        cannot_run(test, "needs root (a loop mount in a private mount namespace)");
+    if !as_root(test, "a loop mount in a private mount namespace") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::guestfs::{self, prepared};
-use crate::common::real::{cannot_run, have_tools, run};
+use crate::common::real::{as_root, have_tools, run};
 use crate::common::xfs;
 use crate::image_btrfs::{self, disk, layout, opensuse, tree};
 use osconf::disk::Image;
@@ -128,8 +128,7 @@ fn prepare_writes_the_default_subvolume_of_an_opensuse_btrfs_layout() {
     {
         return;
     }
-    if !rustix::process::geteuid().is_root() {
-        cannot_run(test, "needs root (a loop mount in a private mount namespace)");
+    if !as_root(test, "a loop mount in a private mount namespace") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
