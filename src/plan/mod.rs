@@ -121,8 +121,13 @@ pub struct Run {
     /// The NICs whose addresses and routes the tool changes: recorded before it runs and put back
     /// if the apply fails later.
     pub nics: Vec<LiveNic>,
-    /// Run the way systemd runs a generator, rather than as a command.
-    pub generator: Option<AsGenerator>,
+    /// `Some(NAME)`: run the way systemd runs its generator NAME (systemd.generator(7)), not as a
+    /// command: argv[0] is `/usr/lib/systemd/system-generators/NAME` and three output directories
+    /// follow the arguments, made fresh by the platform in its own `/run/osconf` and removed after
+    /// (what the generator would add to the boot's transaction is not wanted). netplan's generator,
+    /// called so, renders its YAML and nothing more; called as a command during boot it also starts
+    /// five `systemctl`s, seconds of a boot under emulation.
+    pub generator: Option<String>,
 }
 
 impl Run {
@@ -135,17 +140,6 @@ impl Run {
             generator: None,
         }
     }
-}
-
-/// How systemd runs a generator (systemd.generator(7)): argv[0] is
-/// `/usr/lib/systemd/system-generators/NAME` and three output directories follow the arguments.
-/// netplan's generator, called so, renders its YAML and nothing more; called as a command during
-/// boot it also starts `udevadm` and five `systemctl`s, seconds of a boot under emulation. The
-/// platform makes the output directories fresh in its own `/run/osconf` and removes them after:
-/// what the generator would add to the boot's transaction is not wanted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AsGenerator {
-    pub name: String,
 }
 
 /// What a live run learnt from the running system before planning; an offline run has none.

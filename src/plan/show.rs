@@ -98,9 +98,10 @@ pub fn describe_live(action: &LiveAction) -> String {
         LiveAction::Run(run) => {
             let mut argv = vec![run.program.as_str()];
             argv.extend(run.args.iter().map(String::as_str));
-            let how = run.generator.as_ref().map_or(String::new(), |g| {
-                format!(" as systemd runs its generator {}", g.name)
-            });
+            let how = run
+                .generator
+                .as_ref()
+                .map_or(String::new(), |g| format!(" as systemd runs its generator {g}"));
             format!("run `{}`{how} ({})", argv.join(" "), run.why)
         }
     }

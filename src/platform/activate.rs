@@ -223,15 +223,11 @@ pub fn run(run: &Run) -> io::Result<()> {
     let Some(generator) = &run.generator else {
         return wait(&mut command, &shown);
     };
-    let dir = format!(
-        "{GENERATOR_DIRS}/{}-generator.{}",
-        generator.name,
-        std::process::id()
-    );
+    let dir = format!("{GENERATOR_DIRS}/{}-generator.{}", generator, std::process::id());
     let dirs = generator_dirs(&dir)
         .map_err(|e| io::Error::new(e.kind(), format!("{shown}: output directories in {dir}: {e}")))?;
     command
-        .arg0(format!("/usr/lib/systemd/system-generators/{}", generator.name))
+        .arg0(format!("/usr/lib/systemd/system-generators/{generator}"))
         .args(dirs);
     let result = wait(&mut command, &shown);
     let _ = fs::remove_dir_all(&dir);

@@ -12,7 +12,7 @@ use super::networkd::{self, may_be_nic_name};
 use super::networkmanager::NETWORK_MANAGER;
 use super::{Input, Rendered, Stack};
 use crate::model::Nic;
-use crate::plan::{AsGenerator, FileOp, Run};
+use crate::plan::{FileOp, Run};
 use crate::system::{self, System};
 
 pub const STACK: Stack = Stack {
@@ -106,9 +106,7 @@ fn generate(sys: &System) -> Run {
     }
     match GENERATORS.into_iter().find(|path| executable(path)) {
         Some(generator) => Run {
-            generator: Some(AsGenerator {
-                name: "netplan".to_owned(),
-            }),
+            generator: Some("netplan".to_owned()),
             ..Run::new(generator, &["--root-dir", &root], WHY)
         },
         None => Run::new("netplan", &["generate", "--root-dir", &root], WHY),
@@ -359,7 +357,7 @@ mod tests {
         let command = |root: &tempfile::TempDir| {
             let run = generate(&System::probe(root.path()).unwrap());
             let root = root.path().display().to_string();
-            let generator = run.generator.map(|g| g.name);
+            let generator = run.generator;
             (run.program, run.args.join(" ").replace(&root, "ROOT"), generator)
         };
         let executable = |root: &tempfile::TempDir, path: &str| {
